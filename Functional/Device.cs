@@ -1,0 +1,179 @@
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+using ILGPU.Runtime.OpenCL;
+
+namespace IlgpuTrain.Functional;
+
+/// <summary>
+/// One accelerator and everything that goes with it: the ILGPU context (built with
+/// EnableAlgorithms, without which PTX has no Exp), the accelerator, the kernel cache and
+/// launch policy (<see cref="Kernels"/>), the caching memory pool and the default stream.
+/// </summary>
+/// <remarks>
+/// <c>Device.Create()</c> picks CUDA, then OpenCL, then ILGPU's CPU accelerator;
+/// ILGPUTRAIN_DEVICE=cuda|opencl|cpu forces one. The CPU accelerator is built with one worker
+/// group per core so grid-stride kernels run as plain loops.
+/// </remarks>
+public sealed class Device : IDisposable
+{
+    private bool _disposed;
+
+    private Device(Context context, Accelerator accelerator, DeviceKind kind, DeviceOptions options)
+    {
+        Context = context;
+        Accelerator = accelerator;
+        Kind = kind;
+        Options = options;
+        Kernels = new KernelHost(accelerator, accelerator.DefaultStream, variant: options.Variant);
+        Pool = new MemoryPool(accelerator);
+    }
+
+    /// <summary>CUDA, OpenCL or CPU.</summary>
+    public DeviceKind Kind { get; }
+
+    /// <summary>The options the device was created with.</summary>
+    public DeviceOptions Options { get; }
+
+    /// <summary>The ILGPU context (owned).</summary>
+    public Context Context { get; }
+
+    /// <summary>The ILGPU accelerator (owned).</summary>
+    public Accelerator Accelerator { get; }
+
+    /// <summary>Kernel cache, launch policy and stream, as launchers need them.</summary>
+    public KernelHost Kernels { get; }
+
+    /// <summary>The caching allocator every tensor and temporary comes from.</summary>
+    public MemoryPool Pool { get; }
+
+    /// <summary>The default stream; every launch is queued on it, in order.</summary>
+    public AcceleratorStream Stream => Kernels.Stream;
+
+    /// <summary>Whether this is ILGPU's CPU accelerator (its buffers are host memory).</summary>
+    public bool IsCpu => Kind == DeviceKind.Cpu;
+
+    /// <summary>The accelerator's name.</summary>
+    public string Name => Accelerator.Name;
+
+    /// <summary>Creates the device chosen by ILGPUTRAIN_DEVICE, or the best available one.</summary>
+    /// <returns>The device; dispose it when done.</returns>
+    public static Device Create() => Create(DeviceOptions.FromEnvironment());
+
+    /// <summary>Creates a device of the given kind.</summary>
+    /// <param name="kind">CUDA, OpenCL, CPU, or Auto for the best available.</param>
+    /// <returns>The device.</returns>
+    public static Device Create(DeviceKind kind) => Create(new DeviceOptions { Kind = kind });
+
+    /// <summary>Creates a device with explicit options.</summary>
+    /// <param name="options">The options.</param>
+    /// <returns>The device.</returns>
+    /// <exception cref="DeviceUnavailableException">The requested kind is not available; the message says why.</exception>
+    public static Device Create(DeviceOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Ordinal < 0)
+            throw new ArgumentOutOfRangeException(nameof(options), options.Ordinal, "Device ordinal must be zero or more.");
+
+        if (options.Kind is DeviceKind.Cuda or DeviceKind.Auto)
+        {
+            var d = TryCreate(options, DeviceKind.Cuda);
+            if (d is not null)
+                return d;
+        }
+        if (options.Kind is DeviceKind.OpenCL or DeviceKind.Auto)
+        {
+            var d = TryCreate(options, DeviceKind.OpenCL);
+            if (d is not null)
+                return d;
+        }
+        if (options.Kind is DeviceKind.Cpu or DeviceKind.Auto)
+            return CreateCpu(options);
+
+        // Forced kind not available: explain why, from a full probe.
+        var report = DeviceReport.Probe();
+        DeviceReport.Pick(report.Found, report.Skipped, options.Kind, options.Ordinal);
+        throw new DeviceUnavailableException($"No usable {options.Kind} device #{options.Ordinal}. Run 'ilgpu-train devices' for details.");
+    }
+
+    /// <summary>Lists every device ILGPU found and every one skipped, with the reason.</summary>
+    /// <returns>The report.</returns>
+    public static DeviceReport Describe() => DeviceReport.Probe();
+
+    /// <summary>Opens a per-step arena: temporaries come from the pool and all return on dispose.</summary>
+    /// <returns>The scope.</returns>
+    public StepScope BeginStep()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return new StepScope(this);
+    }
+
+    /// <summary>Waits for every launch queued on the default stream.</summary>
+    public void Synchronize() => Stream.Synchronize();
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Kind.ToString().ToLowerInvariant()}: {Name}";
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        Accelerator.Synchronize();
+        Pool.Dispose();
+        Accelerator.Dispose();
+        Context.Dispose();
+    }
+
+    private static Device? TryCreate(DeviceOptions options, DeviceKind kind)
+    {
+        Context? context = null;
+        try
+        {
+            context = kind == DeviceKind.Cuda
+                ? Context.Create(b => b.Cuda().EnableAlgorithms())
+                : Context.Create(b => b.OpenCL().EnableAlgorithms());
+            Accelerator? acc = null;
+            if (kind == DeviceKind.Cuda && context.GetCudaDevices().Count > options.Ordinal)
+                acc = context.GetCudaDevices()[options.Ordinal].CreateAccelerator(context);
+            else if (kind == DeviceKind.OpenCL && context.GetCLDevices().Count > options.Ordinal)
+                acc = context.GetCLDevices()[options.Ordinal].CreateAccelerator(context);
+            if (acc is null)
+            {
+                context.Dispose();
+                return null;
+            }
+            return new Device(context, acc, kind, options);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            context?.Dispose();
+            if (options.Kind == kind)
+                throw new DeviceUnavailableException($"Creating the {kind} accelerator failed: {e.Message}. Run 'ilgpu-train devices' for details, or use --device cpu.", e);
+            return null;
+        }
+    }
+
+    private static Device CreateCpu(DeviceOptions options)
+    {
+        int cores = options.CpuCores ?? Environment.ProcessorCount;
+        int threads = options.CpuThreadsPerGroup;
+        if (cores < 1)
+            throw new ArgumentOutOfRangeException(nameof(options), cores, "CpuCores must be at least 1.");
+        if (threads < 2 || (threads & (threads - 1)) != 0)
+            throw new ArgumentOutOfRangeException(nameof(options), threads, "CpuThreadsPerGroup must be a power of two, at least 2.");
+        int warp = Math.Min(threads, 32);
+        var cpu = new CPUDevice(warp, threads / warp, cores);
+        var context = Context.Create(b => b.CPU(cpu).EnableAlgorithms());
+        try
+        {
+            var acc = context.GetCPUDevice(0).CreateCPUAccelerator(context);
+            return new Device(context, acc, DeviceKind.Cpu, options);
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
+    }
+}

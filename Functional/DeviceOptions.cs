@@ -1,0 +1,96 @@
+namespace IlgpuTrain.Functional;
+
+/// <summary>Which kind of accelerator a <see cref="Device"/> runs on.</summary>
+public enum DeviceKind
+{
+    /// <summary>The best available: CUDA, then OpenCL, then the CPU accelerator.</summary>
+    Auto,
+
+    /// <summary>An NVIDIA GPU through CUDA (PTX).</summary>
+    Cuda,
+
+    /// <summary>A GPU through OpenCL 2.0 (AMD, Intel).</summary>
+    OpenCL,
+
+    /// <summary>ILGPU's CPU accelerator, one worker per core.</summary>
+    Cpu,
+}
+
+/// <summary>How to create a <see cref="Device"/>.</summary>
+public sealed record DeviceOptions
+{
+    /// <summary>The environment variable that forces a device kind: cuda, opencl, cpu (or auto).</summary>
+    public const string EnvironmentVariable = "ILGPUTRAIN_DEVICE";
+
+    /// <summary>The kind of accelerator; <see cref="DeviceKind.Auto"/> picks CUDA, then OpenCL, then CPU.</summary>
+    public DeviceKind Kind { get; init; } = DeviceKind.Auto;
+
+    /// <summary>Index among the devices of <see cref="Kind"/> (for machines with several GPUs).</summary>
+    public int Ordinal { get; init; }
+
+    /// <summary>
+    /// CPU accelerator only: worker groups run in parallel (one per core by default,
+    /// <see cref="Environment.ProcessorCount"/>).
+    /// </summary>
+    public int? CpuCores { get; init; }
+
+    /// <summary>
+    /// CPU accelerator only: threads per group (a power of two, at least 2). The default (2)
+    /// keeps groups small because every simulated thread is an OS thread. Larger groups let
+    /// tests run the GPU (shared-memory) kernel variants on the CPU.
+    /// </summary>
+    public int CpuThreadsPerGroup { get; init; } = 2;
+
+    /// <summary>Forces a kernel variant; by default GPU variants on GPUs and CPU variants on the CPU accelerator.</summary>
+    public KernelVariant? Variant { get; init; }
+
+    /// <summary>Options from <see cref="EnvironmentVariable"/> (Auto when unset).</summary>
+    /// <returns>The options.</returns>
+    public static DeviceOptions FromEnvironment() =>
+        new() { Kind = ParseKind(Environment.GetEnvironmentVariable(EnvironmentVariable), EnvironmentVariable) };
+
+    /// <summary>Parses cuda, opencl, cpu or auto (case-insensitive); null or empty means auto.</summary>
+    /// <param name="text">The text.</param>
+    /// <param name="source">Where the text came from, for the error message.</param>
+    /// <returns>The kind.</returns>
+    public static DeviceKind ParseKind(string? text, string source = "device")
+    {
+        switch (text?.Trim().ToLowerInvariant())
+        {
+            case null or "" or "auto":
+                return DeviceKind.Auto;
+            case "cuda" or "gpu" or "nvidia":
+                return DeviceKind.Cuda;
+            case "opencl" or "cl":
+                return DeviceKind.OpenCL;
+            case "cpu":
+                return DeviceKind.Cpu;
+            default:
+                throw new ArgumentException($"{source}='{text}' is not a device kind; use one of cuda, opencl, cpu or auto.", nameof(text));
+        }
+    }
+}
+
+/// <summary>Thrown when the requested accelerator is not available; the message says why and what to do.</summary>
+public sealed class DeviceUnavailableException : InvalidOperationException
+{
+    /// <summary>Creates the exception.</summary>
+    /// <param name="message">What was asked for, why it is missing and what to do.</param>
+    public DeviceUnavailableException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public DeviceUnavailableException()
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    /// <param name="message">The message.</param>
+    /// <param name="inner">The cause.</param>
+    public DeviceUnavailableException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
+}

@@ -1,0 +1,253 @@
+using IlgpuTrain.Kernels.Runtime;
+
+namespace IlgpuTrain.Kernels;
+
+// Elementwise arithmetic over flat float buffers of n elements.
+//
+//   Add    y = a + b          reads 8 B, writes 4 B per element
+//   Sub    y = a - b          reads 8 B, writes 4 B
+//   Mul    y = a * b          reads 8 B, writes 4 B
+//   Scale  y = alpha * x      reads 4 B, writes 4 B
+//   Axpy   y = alpha * x + y  reads 8 B, writes 4 B   (accumulates into y, as BLAS saxpy)
+//   Fill   y = c              writes 4 B
+//
+// Every output may alias an input (in-place use is allowed): each element is read and written
+// by the same thread. Backward: d(a+b) = (dy, dy), d(a-b) = (dy, -dy), d(a*b) = (dy*b, dy*a),
+// d(alpha*x) = alpha*dy; the Functional layer composes those from these same kernels.
+
+/// <summary>Elementwise arithmetic: CPU references, ILGPU kernels and checked launchers.</summary>
+public static class Elementwise
+{
+    // ---------------------------------------------------------------- CPU reference (the spec)
+
+    /// <summary>Reference: y[i] = a[i] + b[i].</summary>
+    /// <param name="a">Left input.</param>
+    /// <param name="b">Right input.</param>
+    /// <param name="y">Output (may alias an input).</param>
+    public static void AddReference(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y)
+    {
+        for (int i = 0; i < y.Length; i++)
+            y[i] = a[i] + b[i];
+    }
+
+    /// <summary>Reference: y[i] = a[i] - b[i].</summary>
+    /// <param name="a">Left input.</param>
+    /// <param name="b">Right input.</param>
+    /// <param name="y">Output.</param>
+    public static void SubReference(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y)
+    {
+        for (int i = 0; i < y.Length; i++)
+            y[i] = a[i] - b[i];
+    }
+
+    /// <summary>Reference: y[i] = a[i] * b[i].</summary>
+    /// <param name="a">Left input.</param>
+    /// <param name="b">Right input.</param>
+    /// <param name="y">Output.</param>
+    public static void MulReference(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y)
+    {
+        for (int i = 0; i < y.Length; i++)
+            y[i] = a[i] * b[i];
+    }
+
+    /// <summary>Reference: y[i] = alpha * x[i].</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="alpha">Scale.</param>
+    /// <param name="y">Output.</param>
+    public static void ScaleReference(ReadOnlySpan<float> x, float alpha, Span<float> y)
+    {
+        for (int i = 0; i < y.Length; i++)
+            y[i] = alpha * x[i];
+    }
+
+    /// <summary>Reference: y[i] = alpha * x[i] + y[i].</summary>
+    /// <param name="alpha">Scale of x.</param>
+    /// <param name="x">Input.</param>
+    /// <param name="y">Accumulated output.</param>
+    public static void AxpyReference(float alpha, ReadOnlySpan<float> x, Span<float> y)
+    {
+        for (int i = 0; i < y.Length; i++)
+            y[i] = alpha * x[i] + y[i];
+    }
+
+    /// <summary>Reference: y[i] = value.</summary>
+    /// <param name="y">Output.</param>
+    /// <param name="value">The fill value.</param>
+    public static void FillReference(Span<float> y, float value) => y.Fill(value);
+
+    // ---------------------------------------------------------------- ILGPU kernels
+
+    /// <summary>Kernel: y[i] = op(x[i]) over y's length, grid-stride.</summary>
+    /// <typeparam name="TOp">The operator.</typeparam>
+    /// <param name="x">Input.</param>
+    /// <param name="y">Output.</param>
+    /// <param name="op">Operator value (carries parameters such as a scale).</param>
+    public static void MapKernel<TOp>(ArrayView<float> x, ArrayView<float> y, TOp op)
+        where TOp : struct, IUnaryOp
+    {
+        int n = y.IntLength;
+        // Grid and Group reads are thread-local on the CPU accelerator: read them once.
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+            y[i] = op.Apply(x[i]);
+    }
+
+    /// <summary>Kernel: y[i] = op(a[i], b[i]) over y's length, grid-stride.</summary>
+    /// <typeparam name="TOp">The operator.</typeparam>
+    /// <param name="a">Left input.</param>
+    /// <param name="b">Right input.</param>
+    /// <param name="y">Output.</param>
+    /// <param name="op">Operator value.</param>
+    public static void ZipKernel<TOp>(ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, TOp op)
+        where TOp : struct, IBinaryOp
+    {
+        int n = y.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+            y[i] = op.Apply(a[i], b[i]);
+    }
+
+    /// <summary>Kernel: y[i] += alpha * x[i].</summary>
+    /// <param name="alpha">Scale of x.</param>
+    /// <param name="x">Input.</param>
+    /// <param name="y">Accumulated output.</param>
+    public static void AxpyKernel(float alpha, ArrayView<float> x, ArrayView<float> y)
+    {
+        int n = y.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+            y[i] = alpha * x[i] + y[i];
+    }
+
+    /// <summary>Kernel: y[i] = value.</summary>
+    /// <param name="y">Output.</param>
+    /// <param name="value">Fill value.</param>
+    public static void FillKernel(ArrayView<float> y, float value)
+    {
+        int n = y.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+            y[i] = value;
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, AddOp>> AddDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, AddOp>(ZipKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, SubOp>> SubDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, SubOp>(ZipKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, MulOp>> MulDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, MulOp>(ZipKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ScaleOp>> ScaleDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ScaleOp>(MapKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, float, ArrayView<float>, ArrayView<float>>> AxpyDef =
+        KernelDef.Of<float, ArrayView<float>, ArrayView<float>>(AxpyKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, float>> FillDef =
+        KernelDef.Of<ArrayView<float>, float>(FillKernel);
+
+    // ---------------------------------------------------------------- launchers
+
+    /// <summary>y = a + b. Outputs may alias inputs.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="a">Left input (n).</param>
+    /// <param name="b">Right input (n).</param>
+    /// <param name="y">Output (n).</param>
+    public static void Add(KernelHost host, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) =>
+        Zip(host, AddDef, a, b, y, default(AddOp), nameof(Add));
+
+    /// <summary>y = a - b.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="a">Left input (n).</param>
+    /// <param name="b">Right input (n).</param>
+    /// <param name="y">Output (n).</param>
+    public static void Sub(KernelHost host, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) =>
+        Zip(host, SubDef, a, b, y, default(SubOp), nameof(Sub));
+
+    /// <summary>y = a * b, elementwise.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="a">Left input (n).</param>
+    /// <param name="b">Right input (n).</param>
+    /// <param name="y">Output (n).</param>
+    public static void Mul(KernelHost host, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) =>
+        Zip(host, MulDef, a, b, y, default(MulOp), nameof(Mul));
+
+    /// <summary>y = alpha * x.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Input (n).</param>
+    /// <param name="alpha">Scale.</param>
+    /// <param name="y">Output (n).</param>
+    public static void Scale(KernelHost host, ArrayView<float> x, float alpha, ArrayView<float> y)
+    {
+        Check.SameLength(nameof(Scale), x, nameof(x), y, nameof(y));
+        if (y.Length == 0)
+            return;
+        host.Load(ScaleDef)(host.Stream, host.Launch.GridStride(y.Length), x, y, new ScaleOp(alpha));
+    }
+
+    /// <summary>y = alpha * x + y (accumulates into y).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="alpha">Scale of x.</param>
+    /// <param name="x">Input (n).</param>
+    /// <param name="y">Accumulated output (n).</param>
+    public static void Axpy(KernelHost host, float alpha, ArrayView<float> x, ArrayView<float> y)
+    {
+        Check.SameLength(nameof(Axpy), x, nameof(x), y, nameof(y));
+        if (y.Length == 0)
+            return;
+        host.Load(AxpyDef)(host.Stream, host.Launch.GridStride(y.Length), alpha, x, y);
+    }
+
+    /// <summary>y = value everywhere.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="y">Output.</param>
+    /// <param name="value">Fill value.</param>
+    public static void Fill(KernelHost host, ArrayView<float> y, float value)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        Check.Fits32(nameof(Fill), y, nameof(y));
+        if (y.Length == 0)
+            return;
+        host.Load(FillDef)(host.Stream, host.Launch.GridStride(y.Length), y, value);
+    }
+
+    /// <summary>y = op(x) for any unary operator that has a kernel definition.</summary>
+    /// <typeparam name="TOp">The operator.</typeparam>
+    /// <param name="host">Where to run.</param>
+    /// <param name="def">The kernel definition instantiated for <typeparamref name="TOp"/>.</param>
+    /// <param name="x">Input (n).</param>
+    /// <param name="y">Output (n).</param>
+    /// <param name="op">Operator value.</param>
+    /// <param name="what">Name used in error messages.</param>
+    internal static void Map<TOp>(KernelHost host, KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, TOp>> def, ArrayView<float> x, ArrayView<float> y, TOp op, string what)
+        where TOp : struct, IUnaryOp
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        Check.SameLength(what, x, nameof(x), y, nameof(y));
+        if (y.Length == 0)
+            return;
+        host.Load(def)(host.Stream, host.Launch.GridStride(y.Length), x, y, op);
+    }
+
+    /// <summary>y = op(a, b) for any binary operator that has a kernel definition.</summary>
+    /// <typeparam name="TOp">The operator.</typeparam>
+    /// <param name="host">Where to run.</param>
+    /// <param name="def">The kernel definition instantiated for <typeparamref name="TOp"/>.</param>
+    /// <param name="a">Left input (n).</param>
+    /// <param name="b">Right input (n).</param>
+    /// <param name="y">Output (n).</param>
+    /// <param name="op">Operator value.</param>
+    /// <param name="what">Name used in error messages.</param>
+    internal static void Zip<TOp>(KernelHost host, KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, TOp>> def, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, TOp op, string what)
+        where TOp : struct, IBinaryOp
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        Check.SameLength(what, a, nameof(a), b, nameof(b));
+        Check.SameLength(what, a, nameof(a), y, nameof(y));
+        if (y.Length == 0)
+            return;
+        host.Load(def)(host.Stream, host.Launch.GridStride(y.Length), a, b, y, op);
+    }
+}

@@ -1,0 +1,99 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace IlgpuTrain.Kernels.Runtime;
+
+/// <summary>Which implementation a kernel with several variants runs.</summary>
+public enum KernelVariant
+{
+    /// <summary>Grid-stride variants without shared memory or barriers (the CPU accelerator).</summary>
+    Cpu,
+
+    /// <summary>Shared-memory, barrier-synchronized variants (CUDA and OpenCL).</summary>
+    Gpu,
+}
+
+/// <summary>
+/// What launchers need to run a kernel: the accelerator, the stream, the launch policy and a
+/// cache in which each kernel is compiled and loaded once. Owned by the Functional layer's
+/// <c>Device</c>; Kernels knows nothing of allocation.
+/// </summary>
+public sealed class KernelHost
+{
+    private readonly ConcurrentDictionary<KernelDef, Lazy<Delegate>> _cache = new();
+    private long _compileTicks;
+
+    /// <summary>Creates a host over an accelerator and a stream.</summary>
+    /// <param name="accelerator">The accelerator kernels run on.</param>
+    /// <param name="stream">The stream launches are queued on.</param>
+    /// <param name="policy">The launch policy; <see cref="LaunchPolicy.For"/> when null.</param>
+    /// <param name="variant">Forces a variant; by default GPU variants on GPUs and CPU variants on the CPU accelerator.</param>
+    public KernelHost(Accelerator accelerator, AcceleratorStream stream, LaunchPolicy? policy = null, KernelVariant? variant = null)
+    {
+        Accelerator = accelerator ?? throw new ArgumentNullException(nameof(accelerator));
+        Stream = stream ?? throw new ArgumentNullException(nameof(stream));
+        Launch = policy ?? LaunchPolicy.For(accelerator);
+        Variant = variant ?? (accelerator.AcceleratorType == AcceleratorType.CPU ? KernelVariant.Cpu : KernelVariant.Gpu);
+    }
+
+    /// <summary>The accelerator.</summary>
+    public Accelerator Accelerator { get; }
+
+    /// <summary>The stream every launch goes to.</summary>
+    public AcceleratorStream Stream { get; }
+
+    /// <summary>The launch-shape policy.</summary>
+    public LaunchPolicy Launch { get; }
+
+    /// <summary>The kernel variant launchers pick.</summary>
+    public KernelVariant Variant { get; }
+
+    /// <summary>Whether kernels run on ILGPU's CPU accelerator (its buffers are host memory).</summary>
+    public bool IsCpu => Accelerator.AcceleratorType == AcceleratorType.CPU;
+
+    /// <summary>Number of kernels compiled and loaded so far.</summary>
+    public int LoadedKernels => _cache.Count;
+
+    /// <summary>Total time spent compiling and loading kernels.</summary>
+    public TimeSpan CompileTime => TimeSpan.FromTicks(Interlocked.Read(ref _compileTicks));
+
+    /// <summary>Returns the launcher for <paramref name="def"/>, compiling it on first use only.</summary>
+    /// <typeparam name="TLauncher">The launcher delegate type.</typeparam>
+    /// <param name="def">The kernel definition.</param>
+    /// <returns>The loaded launcher, kept alive by this cache.</returns>
+    public TLauncher Load<TLauncher>(KernelDef<TLauncher> def)
+        where TLauncher : Delegate
+    {
+        ArgumentNullException.ThrowIfNull(def);
+        var lazy = _cache.GetOrAdd(def, d => new Lazy<Delegate>(() => Compile(d), LazyThreadSafetyMode.ExecutionAndPublication));
+        return (TLauncher)lazy.Value;
+    }
+
+    /// <summary>Compiles every given kernel now (in parallel), so later launches start at once.</summary>
+    /// <param name="defs">The kernels to warm up.</param>
+    public void Warm(IEnumerable<KernelDef> defs)
+    {
+        ArgumentNullException.ThrowIfNull(defs);
+        Parallel.ForEach(defs, d => _ = _cache.GetOrAdd(d, x => new Lazy<Delegate>(() => Compile(x), LazyThreadSafetyMode.ExecutionAndPublication)).Value);
+    }
+
+    /// <summary>Waits for every launch queued on <see cref="Stream"/>.</summary>
+    public void Synchronize() => Stream.Synchronize();
+
+    private Delegate Compile(KernelDef def)
+    {
+        var sw = Stopwatch.StartNew();
+        try
+        {
+            return def.Load(Accelerator);
+        }
+        catch (Exception e)
+        {
+            throw new InvalidOperationException($"Kernel {def.Name} failed to compile for {Accelerator.AcceleratorType} ({Accelerator.Name}): {e.Message}", e);
+        }
+        finally
+        {
+            Interlocked.Add(ref _compileTicks, sw.Elapsed.Ticks);
+        }
+    }
+}
