@@ -1,11 +1,11 @@
 namespace IlgpuTrain.Properties.Support;
 
 /// <summary>
-/// Every generator of the suite, in one place. Floats are finite and bounded (FsCheck's default
+/// Every generator of the suite, in one place (this folder; area-specific parts in Gens./// Every generator of the suite, in one place.lt;Area/// Every generator of the suite, in one place.gt;.cs). Floats are finite and bounded (FsCheck's default
 /// float generator yields NaN or infinity about one time in eight); lengths include 0, 1, a
 /// prime and group sizes plus or minus one.
 /// </summary>
-public static class Gens
+public static partial class Gens
 {
     /// <summary>Edge lengths: empty, one, primes and group-size boundaries of the CPU (1, 2) and GPU (16, 256) launch shapes.</summary>
     public static readonly int[] EdgeLengths = [0, 1, 2, 3, 7, 15, 16, 17, 31, 97, 255, 256, 257, 1009, 4099];
