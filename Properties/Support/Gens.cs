@@ -1,7 +1,8 @@
 namespace IlgpuTrain.Properties.Support;
 
 /// <summary>
-/// Every generator of the suite, in one place (this folder; area-specific parts in Gens./// Every generator of the suite, in one place.lt;Area/// Every generator of the suite, in one place.gt;.cs). Floats are finite and bounded (FsCheck's default
+/// Every generator of the suite, in one place: this folder (area-specific parts in
+/// Gens.&lt;Area&gt;.cs). Floats are finite and bounded (FsCheck's default
 /// float generator yields NaN or infinity about one time in eight); lengths include 0, 1, a
 /// prime and group sizes plus or minus one.
 /// </summary>
