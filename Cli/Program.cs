@@ -1,1 +1,8 @@
-﻿Console.WriteLine("Hello, World!");
+using System.CommandLine;
+using IlgpuTrain.Cli;
+
+var root = new RootCommand("ilgpu-train: train neural networks in pure C# on GPUs (CUDA, OpenCL) or the CPU, with ILGPU.")
+{
+    DevicesCommand.Create(),
+};
+return root.Parse(args).Invoke();

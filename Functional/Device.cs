@@ -71,6 +71,7 @@ public sealed class Device : IDisposable
     public static Device Create(DeviceOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        NativeLibraries.EnsureResolver();
         if (options.Ordinal < 0)
             throw new ArgumentOutOfRangeException(nameof(options), options.Ordinal, "Device ordinal must be zero or more.");
 

@@ -66,7 +66,7 @@ public sealed record DeviceOptions
             case "cpu":
                 return DeviceKind.Cpu;
             default:
-                throw new ArgumentException($"{source}='{text}' is not a device kind; use one of cuda, opencl, cpu or auto.", nameof(text));
+                throw new ArgumentException($"{source}='{text}' is not a device kind; use one of cuda, opencl, cpu or auto.");
         }
     }
 }

@@ -49,6 +49,7 @@ public sealed record DeviceReport(IReadOnlyList<DeviceEntry> Found, IReadOnlyLis
 
     internal static DeviceReport Probe()
     {
+        NativeLibraries.EnsureResolver();
         var found = new List<DeviceEntry>();
         var skipped = new List<SkippedDevice>();
 
