@@ -1,0 +1,80 @@
+using System.Reflection;
+using BenchmarkDotNet.Columns;
+using BenchmarkDotNet.Reports;
+using BenchmarkDotNet.Running;
+
+namespace IlgpuTrain.Bench.Support;
+
+/// <summary>Bytes a benchmark call moves: <see cref="PerElement"/> times the benchmark's <c>N</c> parameter (from the kernel's header comment).</summary>
+/// <param name="perElement">Bytes read plus written per element.</param>
+[AttributeUsage(AttributeTargets.Method)]
+public sealed class BytesAttribute(double perElement) : Attribute
+{
+    /// <summary>Bytes read plus written per element.</summary>
+    public double PerElement { get; } = perElement;
+}
+
+/// <summary>The call does 2*M*N*K floating-point operations (from the <c>Shape</c> parameter "MxNxK").</summary>
+[AttributeUsage(AttributeTargets.Method)]
+public sealed class GemmFlopsAttribute : Attribute
+{
+}
+
+/// <summary>Throughput from the median time: GB/s for <see cref="BytesAttribute"/> benchmarks, GFLOP/s for <see cref="GemmFlopsAttribute"/>.</summary>
+public sealed class ThroughputColumn : IColumn
+{
+    /// <summary>The single instance.</summary>
+    public static readonly ThroughputColumn Instance = new();
+
+    /// <inheritdoc/>
+    public string Id => nameof(ThroughputColumn);
+
+    /// <inheritdoc/>
+    public string ColumnName => "Throughput";
+
+    /// <inheritdoc/>
+    public bool AlwaysShow => true;
+
+    /// <inheritdoc/>
+    public ColumnCategory Category => ColumnCategory.Custom;
+
+    /// <inheritdoc/>
+    public int PriorityInCategory => 0;
+
+    /// <inheritdoc/>
+    public bool IsNumeric => false;
+
+    /// <inheritdoc/>
+    public UnitType UnitType => UnitType.Dimensionless;
+
+    /// <inheritdoc/>
+    public string Legend => "GB/s (bytes moved per call / median time) or GFLOP/s (2MNK / median time)";
+
+    /// <inheritdoc/>
+    public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
+
+    /// <inheritdoc/>
+    public bool IsAvailable(Summary summary) => true;
+
+    /// <inheritdoc/>
+    public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
+
+    /// <inheritdoc/>
+    public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
+    {
+        var report = summary[benchmarkCase];
+        var median = report?.ResultStatistics?.Median;
+        if (median is null or <= 0)
+            return "-";
+        double seconds = median.Value * 1e-9;
+        var method = benchmarkCase.Descriptor.WorkloadMethod;
+        if (method.GetCustomAttribute<BytesAttribute>() is { } bytes && benchmarkCase.Parameters["N"] is int n)
+            return $"{bytes.PerElement * n / seconds / 1e9:0.00} GB/s";
+        if (method.GetCustomAttribute<GemmFlopsAttribute>() is not null && benchmarkCase.Parameters["Shape"] is string shape)
+        {
+            var d = shape.Split('x').Select(double.Parse).ToArray();
+            return $"{2 * d[0] * d[1] * d[2] / seconds / 1e9:0.00} GFLOP/s";
+        }
+        return "-";
+    }
+}
