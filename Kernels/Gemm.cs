@@ -1,0 +1,445 @@
+using System.Runtime.CompilerServices;
+using ILGPU.Algorithms;
+using IlgpuTrain.Kernels.Runtime;
+using GemmLauncher = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, int, int, int, float, float>;
+
+namespace IlgpuTrain.Kernels;
+
+// General matrix multiply (BLAS sgemm), row-major, float32:
+//
+//   C = alpha * op(A) * op(B) + beta * C
+//   op(A) (M, K): A stored (M, K), or (K, M) when transA
+//   op(B) (K, N): B stored (K, N), or (N, K) when transB
+//   C     (M, N)
+//
+// FLOPs: 2MNK (benchmarks report GFLOP/s from this). Bytes: at least 4(MK + KN) read,
+// 4MN written, plus 4MN read when beta != 0.
+// BLAS semantics: beta == 0 means C is not read (NaN or garbage in C does not propagate);
+// alpha == 0 or K == 0 means C = beta * C and A, B are not read; M == 0 or N == 0 does nothing.
+// C must not alias A or B.
+// Backward of Y = X W (X (N, D), W (D, F)) is two more GEMMs: dX = dY W^T (transB) and
+// dW = X^T dY (transA). beta = 0 overwrites the gradient, beta = 1 accumulates into it.
+//
+// Two variants, picked by KernelHost.Variant:
+// - Tiled (GPU): square s x s groups, each owning an (sR, sR) tile of C with R x R elements per
+//   thread in registers; K is walked in slices of KTile staged through shared memory.
+// - Blocked (CPU accelerator): no shared memory or barriers; each work item owns an R x R block
+//   of C and walks all of K.
+// The four transpose cases are generic layout structs (one kernel instantiation each), so
+// the inner loops carry no branch on the layout.
+
+/// <summary>General matrix multiply C = alpha op(A) op(B) + beta C: CPU reference, ILGPU kernels and the checked launcher.</summary>
+public static class Gemm
+{
+    // Each thread (tiled) or work item (blocked) computes an R x R block of C: 2R loads feed R^2 FMAs.
+    private const int R = 4;
+
+    // Largest tiled group side: 16 x 16 = 256 threads, the GPU group size of LaunchPolicy.
+    private const int MaxSide = 16;
+
+    // K slice per barrier pair. 16 keeps both staged tiles at 8 KB, well under 48 KB per group.
+    private const int KTile = 16;
+
+    // Staged tiles are k-major, [kk * ld + row]; ld = sR + 1 rather than sR so the column-wise
+    // stores of a row-major A (or a transposed B) hit distinct shared-memory banks.
+    private const int MaxLd = (MaxSide * R) + 1;
+
+    private const int SharedLength = KTile * MaxLd;
+
+    // ---------------------------------------------------------------- CPU reference (the spec)
+
+    /// <summary>
+    /// Reference: c[i, j] = alpha * sum_p op(A)[i, p] * op(B)[p, j] + beta * c[i, j], a plain
+    /// triple loop with float64 accumulation. c is not read when beta == 0; a and b are not read
+    /// when alpha == 0.
+    /// </summary>
+    /// <param name="transA">Whether A is stored (K, M), i.e. op(A) = A^T.</param>
+    /// <param name="transB">Whether B is stored (N, K), i.e. op(B) = B^T.</param>
+    /// <param name="m">Rows of op(A) and C.</param>
+    /// <param name="n">Columns of op(B) and C.</param>
+    /// <param name="k">Reduction length: columns of op(A), rows of op(B).</param>
+    /// <param name="alpha">Scale of the product.</param>
+    /// <param name="a">A, M*K values, row-major (M, K) or (K, M) when <paramref name="transA"/>.</param>
+    /// <param name="b">B, K*N values, row-major (K, N) or (N, K) when <paramref name="transB"/>.</param>
+    /// <param name="beta">Scale of the prior C.</param>
+    /// <param name="c">C (M, N), row-major, updated.</param>
+    public static void GemmReference(bool transA, bool transB, int m, int n, int k, float alpha, ReadOnlySpan<float> a, ReadOnlySpan<float> b, float beta, Span<float> c)
+    {
+        for (int i = 0; i < m; i++)
+        {
+            for (int j = 0; j < n; j++)
+            {
+                double sum = 0;
+                if (alpha != 0f)
+                {
+                    for (int p = 0; p < k; p++)
+                    {
+                        double aip = transA ? a[(p * m) + i] : a[(i * k) + p];
+                        double bpj = transB ? b[(j * k) + p] : b[(p * n) + j];
+                        sum += aip * bpj;
+                    }
+                }
+                double prior = beta == 0f ? 0 : beta * (double)c[(i * n) + j];
+                c[(i * n) + j] = (float)((alpha * sum) + prior);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- ILGPU kernels
+
+    /// <summary>
+    /// Kernel (GPU variant): shared-memory tiled GEMM. Square groups of side s = Group.DimX
+    /// (at most 16); each group owns (sR, sR) tiles of C, grid-stride over the tiles by group
+    /// index, and each thread holds an R x R block in registers at rows ty + r*s and columns
+    /// tx + c*s of the tile (strided, so a warp's shared-memory reads and global stores are contiguous).
+    /// </summary>
+    /// <typeparam name="TA">Storage layout of A.</typeparam>
+    /// <typeparam name="TB">Storage layout of B.</typeparam>
+    /// <param name="a">A (M*K).</param>
+    /// <param name="b">B (K*N).</param>
+    /// <param name="c">C (M, N).</param>
+    /// <param name="m">M, at least 1.</param>
+    /// <param name="n">N, at least 1.</param>
+    /// <param name="k">K, at least 1.</param>
+    /// <param name="alpha">Scale of the product.</param>
+    /// <param name="beta">Scale of the prior C (0: C is not read).</param>
+    public static void TiledKernel<TA, TB>(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, int m, int n, int k, float alpha, float beta)
+        where TA : struct, IMatrixLayout
+        where TB : struct, IMatrixLayout
+    {
+        var sa = SharedMemory.Allocate<float>(SharedLength);
+        var sb = SharedMemory.Allocate<float>(SharedLength);
+        var la = default(TA);
+        var lb = default(TB);
+
+        int side = Group.DimX;
+        int tx = Group.IdxX;
+        int ty = Group.IdxY;
+        int threads = side * side;
+        int tid = (ty * side) + tx;
+        int tile = side * R;
+        int ld = tile + 1;
+        int tilesN = (n + tile - 1) / tile;
+        int tiles = ((m + tile - 1) / tile) * tilesN;
+        int gridStride = Grid.DimX;
+        int slice = tile * KTile;
+
+        // The tile loop depends on the group index only, so every thread of a group reaches the same barriers.
+        for (int t = Grid.IdxX; t < tiles; t += gridStride)
+        {
+            int i0 = (t / tilesN) * tile;
+            int j0 = (t % tilesN) * tile;
+            var acc = default(Block4x4);
+            for (int k0 = 0; k0 < k; k0 += KTile)
+            {
+                // Stage op(A)[i0.., k0..] (tile, KTile) and op(B)[k0.., j0..] (KTile, tile); the
+                // layout orders the elements so neighbouring threads read neighbouring addresses.
+                // Past the edges the stage holds zeros, which add nothing to the sums.
+                for (int e = tid; e < slice; e += threads)
+                {
+                    var rc = la.Split(e, tile, KTile);
+                    int i = i0 + rc.X;
+                    int p = k0 + rc.Y;
+                    sa[(rc.Y * ld) + rc.X] = i < m & p < k ? a[la.Offset(i, p, m, k)] : 0f;
+                }
+                for (int e = tid; e < slice; e += threads)
+                {
+                    var rc = lb.Split(e, KTile, tile);
+                    int p = k0 + rc.X;
+                    int j = j0 + rc.Y;
+                    sb[(rc.X * ld) + rc.Y] = p < k & j < n ? b[lb.Offset(p, j, k, n)] : 0f;
+                }
+                Group.Barrier();
+                for (int kk = 0; kk < KTile; kk++)
+                {
+                    int ra = (kk * ld) + ty;
+                    int rb = (kk * ld) + tx;
+                    acc.Add(
+                        sa[ra], sa[ra + side], sa[ra + (2 * side)], sa[ra + (3 * side)],
+                        sb[rb], sb[rb + side], sb[rb + (2 * side)], sb[rb + (3 * side)]);
+                }
+                Group.Barrier();
+            }
+            acc.Store(c, i0 + ty, j0 + tx, side, m, n, alpha, beta);
+        }
+    }
+
+    /// <summary>
+    /// Kernel (CPU variant): grid-stride over the R x R blocks of C, each walking all of K with
+    /// its block in registers. No shared memory or barriers.
+    /// </summary>
+    /// <typeparam name="TA">Storage layout of A.</typeparam>
+    /// <typeparam name="TB">Storage layout of B.</typeparam>
+    /// <param name="a">A (M*K).</param>
+    /// <param name="b">B (K*N).</param>
+    /// <param name="c">C (M, N).</param>
+    /// <param name="m">M, at least 1.</param>
+    /// <param name="n">N, at least 1.</param>
+    /// <param name="k">K, at least 1.</param>
+    /// <param name="alpha">Scale of the product.</param>
+    /// <param name="beta">Scale of the prior C (0: C is not read).</param>
+    public static void BlockedKernel<TA, TB>(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, int m, int n, int k, float alpha, float beta)
+        where TA : struct, IMatrixLayout
+        where TB : struct, IMatrixLayout
+    {
+        var la = default(TA);
+        var lb = default(TB);
+        int blocksN = (n + R - 1) / R;
+        int blocks = ((m + R - 1) / R) * blocksN;
+        int stride = Grid.DimX * Group.DimX;
+        for (int t = Grid.GlobalIndex.X; t < blocks; t += stride)
+        {
+            int i0 = (t / blocksN) * R;
+            int j0 = (t % blocksN) * R;
+            // Rows and columns past the edge read the last valid one instead: they are computed
+            // but never stored, and the K loop stays free of bounds branches.
+            int i1 = XMath.Min(i0 + 1, m - 1);
+            int i2 = XMath.Min(i0 + 2, m - 1);
+            int i3 = XMath.Min(i0 + 3, m - 1);
+            int j1 = XMath.Min(j0 + 1, n - 1);
+            int j2 = XMath.Min(j0 + 2, n - 1);
+            int j3 = XMath.Min(j0 + 3, n - 1);
+            var acc = default(Block4x4);
+            for (int p = 0; p < k; p++)
+            {
+                acc.Add(
+                    a[la.Offset(i0, p, m, k)], a[la.Offset(i1, p, m, k)], a[la.Offset(i2, p, m, k)], a[la.Offset(i3, p, m, k)],
+                    b[lb.Offset(p, j0, k, n)], b[lb.Offset(p, j1, k, n)], b[lb.Offset(p, j2, k, n)], b[lb.Offset(p, j3, k, n)]);
+            }
+            acc.Store(c, i0, j0, 1, m, n, alpha, beta);
+        }
+    }
+
+    private static readonly KernelDef<GemmLauncher> TiledNN = KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(TiledKernel<NormalLayout, NormalLayout>);
+    private static readonly KernelDef<GemmLauncher> TiledNT = KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(TiledKernel<NormalLayout, TransposedLayout>);
+    private static readonly KernelDef<GemmLauncher> TiledTN = KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(TiledKernel<TransposedLayout, NormalLayout>);
+    private static readonly KernelDef<GemmLauncher> TiledTT = KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(TiledKernel<TransposedLayout, TransposedLayout>);
+    private static readonly KernelDef<GemmLauncher> BlockedNN = KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(BlockedKernel<NormalLayout, NormalLayout>);
+    private static readonly KernelDef<GemmLauncher> BlockedNT = KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(BlockedKernel<NormalLayout, TransposedLayout>);
+    private static readonly KernelDef<GemmLauncher> BlockedTN = KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(BlockedKernel<TransposedLayout, NormalLayout>);
+    private static readonly KernelDef<GemmLauncher> BlockedTT = KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(BlockedKernel<TransposedLayout, TransposedLayout>);
+
+    // ---------------------------------------------------------------- launcher
+
+    /// <summary>
+    /// C = alpha * op(A) * op(B) + beta * C (BLAS sgemm, row-major). FLOPs: 2MNK.
+    /// </summary>
+    /// <remarks>
+    /// beta == 0: C is not read, so NaN in C does not propagate. alpha == 0 or K == 0: C = beta * C,
+    /// and A and B are not read. M == 0 or N == 0: nothing happens. C must not alias A or B.
+    /// </remarks>
+    /// <param name="host">Where to run.</param>
+    /// <param name="transA">Whether A is stored (K, M), i.e. op(A) = A^T.</param>
+    /// <param name="transB">Whether B is stored (N, K), i.e. op(B) = B^T.</param>
+    /// <param name="m">Rows of op(A) and C.</param>
+    /// <param name="n">Columns of op(B) and C.</param>
+    /// <param name="k">Reduction length: columns of op(A), rows of op(B).</param>
+    /// <param name="alpha">Scale of the product.</param>
+    /// <param name="a">A: exactly M*K elements.</param>
+    /// <param name="b">B: exactly K*N elements.</param>
+    /// <param name="beta">Scale of the prior C.</param>
+    /// <param name="c">C (M, N): exactly M*N elements, updated.</param>
+    public static void Run(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, ArrayView<float> b, float beta, ArrayView<float> c)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        Run(host, transA, transB, m, n, k, alpha, a, b, beta, c, host.Variant, GroupSide(host.Accelerator));
+    }
+
+    /// <summary>
+    /// As <see cref="Run(KernelHost, bool, bool, int, int, int, float, ArrayView{float}, ArrayView{float}, float, ArrayView{float})"/>
+    /// with the variant and the tiled group side forced (tests run the tiled kernel with every side).
+    /// </summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="transA">Whether A is stored (K, M).</param>
+    /// <param name="transB">Whether B is stored (N, K).</param>
+    /// <param name="m">Rows of C.</param>
+    /// <param name="n">Columns of C.</param>
+    /// <param name="k">Reduction length.</param>
+    /// <param name="alpha">Scale of the product.</param>
+    /// <param name="a">A (M*K).</param>
+    /// <param name="b">B (K*N).</param>
+    /// <param name="beta">Scale of the prior C.</param>
+    /// <param name="c">C (M*N).</param>
+    /// <param name="variant">Which kernel runs.</param>
+    /// <param name="groupSide">Side of the square groups of the tiled kernel, 1 to 16; side squared must fit the accelerator's groups.</param>
+    internal static void Run(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, ArrayView<float> b, float beta, ArrayView<float> c, KernelVariant variant, int groupSide)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string Op = nameof(Gemm);
+        Check.Dimension(Op, m, nameof(m));
+        Check.Dimension(Op, n, nameof(n));
+        Check.Dimension(Op, k, nameof(k));
+        Check.Length(Op, a, nameof(a), (long)m * k, transA ? $"op(A) (M, K) = ({m}, {k}) with transA, A stored (K, M) = ({k}, {m})," : $"op(A) (M, K) = ({m}, {k}) without transA");
+        Check.Length(Op, b, nameof(b), (long)k * n, transB ? $"op(B) (K, N) = ({k}, {n}) with transB, B stored (N, K) = ({n}, {k})," : $"op(B) (K, N) = ({k}, {n}) without transB");
+        Check.Length(Op, c, nameof(c), (long)m * n, $"C (M, N) = ({m}, {n})");
+        Check.Fits32(Op, a, nameof(a));
+        Check.Fits32(Op, b, nameof(b));
+        Check.Fits32(Op, c, nameof(c));
+        if (groupSide < 1 || groupSide > MaxSide || groupSide * groupSide > host.Accelerator.MaxNumThreadsPerGroup)
+            throw new ArgumentOutOfRangeException(nameof(groupSide), groupSide, $"{Op}: the tiled group side must be 1 to {MaxSide} with side^2 at most {host.Accelerator.MaxNumThreadsPerGroup} threads, got {groupSide}.");
+
+        if (m == 0 || n == 0)
+            return;
+        if (alpha == 0f || k == 0)
+        {
+            ScaleC(host, beta, c);
+            return;
+        }
+
+        if (variant == KernelVariant.Cpu)
+        {
+            long blocks = (long)((m + R - 1) / R) * ((n + R - 1) / R);
+            host.Load(Pick(transA, transB, BlockedNN, BlockedNT, BlockedTN, BlockedTT))(host.Stream, host.Launch.GridStride(blocks), a, b, c, m, n, k, alpha, beta);
+        }
+        else
+        {
+            int tile = groupSide * R;
+            long tiles = (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile);
+            var config = new KernelConfig(new Index2D((int)Math.Min(tiles, host.Launch.MaxGroups), 1), new Index2D(groupSide, groupSide));
+            host.Load(Pick(transA, transB, TiledNN, TiledNT, TiledTN, TiledTT))(host.Stream, config, a, b, c, m, n, k, alpha, beta);
+        }
+    }
+
+    /// <summary>The largest square group side the tiled kernel supports on <paramref name="accelerator"/>: 16 on GPUs, 4 for 16-thread CPU groups.</summary>
+    /// <param name="accelerator">The accelerator.</param>
+    /// <returns>The side, 1 to 16.</returns>
+    internal static int GroupSide(Accelerator accelerator)
+    {
+        int side = MaxSide;
+        while (side > 1 && side * side > accelerator.MaxNumThreadsPerGroup)
+            side--;
+        return side;
+    }
+
+    // C = beta * C without reading C when beta == 0 (0 * NaN would be NaN).
+    private static void ScaleC(KernelHost host, float beta, ArrayView<float> c)
+    {
+        if (beta == 0f)
+            Elementwise.Fill(host, c, 0f);
+        else if (beta != 1f)
+            Elementwise.Scale(host, c, beta, c);
+    }
+
+    private static KernelDef<GemmLauncher> Pick(bool transA, bool transB, KernelDef<GemmLauncher> nn, KernelDef<GemmLauncher> nt, KernelDef<GemmLauncher> tn, KernelDef<GemmLauncher> tt) =>
+        (transA, transB) switch
+        {
+            (false, false) => nn,
+            (false, true) => nt,
+            (true, false) => tn,
+            (true, true) => tt,
+        };
+
+    /// <summary>
+    /// R x R (4 x 4) accumulators of C in registers: field Crc is element (r, c) of the block.
+    /// Plain fields rather than an array so GPU backends keep them in registers.
+    /// </summary>
+    private struct Block4x4
+    {
+        public float C00, C01, C02, C03, C10, C11, C12, C13, C20, C21, C22, C23, C30, C31, C32, C33;
+
+        /// <summary>The rank-1 update C += a b^T of column a (4) of op(A) and row b (4) of op(B).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add(float a0, float a1, float a2, float a3, float b0, float b1, float b2, float b3)
+        {
+            C00 += a0 * b0;
+            C01 += a0 * b1;
+            C02 += a0 * b2;
+            C03 += a0 * b3;
+            C10 += a1 * b0;
+            C11 += a1 * b1;
+            C12 += a1 * b2;
+            C13 += a1 * b3;
+            C20 += a2 * b0;
+            C21 += a2 * b1;
+            C22 += a2 * b2;
+            C23 += a2 * b3;
+            C30 += a3 * b0;
+            C31 += a3 * b1;
+            C32 += a3 * b2;
+            C33 += a3 * b3;
+        }
+
+        /// <summary>Writes element (r, c) to C[i + r*step, j + c*step] as alpha * acc + beta * C, skipping those outside (m, n).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly void Store(ArrayView<float> c, int i, int j, int step, int m, int n, float alpha, float beta)
+        {
+            int i1 = i + step, i2 = i + (2 * step), i3 = i + (3 * step);
+            int j1 = j + step, j2 = j + (2 * step), j3 = j + (3 * step);
+            StoreOne(c, i, j, m, n, alpha, beta, C00);
+            StoreOne(c, i, j1, m, n, alpha, beta, C01);
+            StoreOne(c, i, j2, m, n, alpha, beta, C02);
+            StoreOne(c, i, j3, m, n, alpha, beta, C03);
+            StoreOne(c, i1, j, m, n, alpha, beta, C10);
+            StoreOne(c, i1, j1, m, n, alpha, beta, C11);
+            StoreOne(c, i1, j2, m, n, alpha, beta, C12);
+            StoreOne(c, i1, j3, m, n, alpha, beta, C13);
+            StoreOne(c, i2, j, m, n, alpha, beta, C20);
+            StoreOne(c, i2, j1, m, n, alpha, beta, C21);
+            StoreOne(c, i2, j2, m, n, alpha, beta, C22);
+            StoreOne(c, i2, j3, m, n, alpha, beta, C23);
+            StoreOne(c, i3, j, m, n, alpha, beta, C30);
+            StoreOne(c, i3, j1, m, n, alpha, beta, C31);
+            StoreOne(c, i3, j2, m, n, alpha, beta, C32);
+            StoreOne(c, i3, j3, m, n, alpha, beta, C33);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void StoreOne(ArrayView<float> c, int i, int j, int m, int n, float alpha, float beta, float acc)
+        {
+            if (i < m & j < n)
+            {
+                int idx = (i * n) + j;
+                // beta == 0 must not read C: 0 * NaN is NaN (BLAS semantics).
+                c[idx] = beta == 0f ? alpha * acc : (alpha * acc) + (beta * c[idx]);
+            }
+        }
+    }
+}
+
+/// <summary>
+/// How a logical (rows, cols) matrix op(X) is stored in a flat row-major buffer. Implementations
+/// are empty structs: GEMM kernels take them as generic arguments, so each layout gets its own
+/// compiled kernel with no branch on the layout.
+/// </summary>
+/// <remarks>Law: Offset is a bijection from [0, rows) x [0, cols) onto [0, rows*cols), and Split
+/// is a bijection from [0, tileRows*tileCols) onto the tile's (row, col) pairs.</remarks>
+public interface IMatrixLayout
+{
+    /// <summary>Where element (row, col) of the logical (rows, cols) matrix lives in storage.</summary>
+    /// <param name="row">Row, in [0, rows).</param>
+    /// <param name="col">Column, in [0, cols).</param>
+    /// <param name="rows">Logical rows.</param>
+    /// <param name="cols">Logical columns.</param>
+    /// <returns>The storage offset.</returns>
+    int Offset(int row, int col, int rows, int cols);
+
+    /// <summary>
+    /// The (row, col) in a (tileRows, tileCols) tile of the <paramref name="index"/>-th element in
+    /// storage order, so consecutive indices (neighbouring threads) read neighbouring addresses.
+    /// </summary>
+    /// <param name="index">Linear index, in [0, tileRows * tileCols).</param>
+    /// <param name="tileRows">Tile rows.</param>
+    /// <param name="tileCols">Tile columns.</param>
+    /// <returns>X = row, Y = column within the tile.</returns>
+    Index2D Split(int index, int tileRows, int tileCols);
+}
+
+/// <summary>op(X) = X: stored (rows, cols), offset = row * cols + col.</summary>
+public readonly struct NormalLayout : IMatrixLayout
+{
+    /// <inheritdoc/>
+    public int Offset(int row, int col, int rows, int cols) => (row * cols) + col;
+
+    /// <inheritdoc/>
+    public Index2D Split(int index, int tileRows, int tileCols) => new(index / tileCols, index % tileCols);
+}
+
+/// <summary>op(X) = X^T: X stored (cols, rows), offset = col * rows + row.</summary>
+public readonly struct TransposedLayout : IMatrixLayout
+{
+    /// <inheritdoc/>
+    public int Offset(int row, int col, int rows, int cols) => (col * rows) + row;
+
+    /// <inheritdoc/>
+    public Index2D Split(int index, int tileRows, int tileCols) => new(index % tileRows, index / tileRows);
+}
