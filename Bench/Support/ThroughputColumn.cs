@@ -70,7 +70,7 @@ public sealed class ThroughputColumn : IColumn
         var method = benchmarkCase.Descriptor.WorkloadMethod;
         if (method.GetCustomAttribute<BytesAttribute>() is { } bytes && benchmarkCase.Parameters["N"] is int n)
             return $"{bytes.PerElement * n / seconds / 1e9:0.00} GB/s";
-        if (method.GetCustomAttribute<GemmFlopsAttribute>() is not null && benchmarkCase.Parameters["Shape"] is string shape)
+        if (method.GetCustomAttribute<GemmFlopsAttribute>() is not null && benchmarkCase.Parameters["Shape"] is string shape && shape.Contains('x'))
         {
             var d = shape.Split('x').Select(double.Parse).ToArray();
             return $"{2 * d[0] * d[1] * d[2] / seconds / 1e9:0.00} GFLOP/s";
