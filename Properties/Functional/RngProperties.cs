@@ -83,7 +83,15 @@ public class RngProperties
     public Property Fold_and_Split_give_distinct_seeds() =>
         Prop.ForAll(AnyRng.ToArbitrary(), Gens.Word32.ToArbitrary(), (rng, data) =>
         {
-            var seeds = new List<ulong> { rng.Seed, rng.Fold(data).Seed, rng.Fold(data + 1).Seed, rng.At(rng.Counter + 1).Fold(data).Seed };
+            // Parents that differ only in stream or only in counter must give different children.
+            var seeds = new List<ulong>
+            {
+                rng.Seed,
+                rng.Fold(data).Seed,
+                rng.Fold(data + 1).Seed,
+                rng.At(rng.Counter + 1).Fold(data).Seed,
+                (rng with { Stream = rng.Stream + 1 }).Fold(data).Seed,
+            };
             seeds.AddRange(rng.Split(8).Select(c => c.Seed));
             seeds.Add(rng.Fold(data).Fold(data + 1).Seed);
             seeds.Add(rng.Fold(data + 1).Fold(data).Seed);
