@@ -23,6 +23,7 @@ namespace IlgpuTrain.Kernels;
 //                  u1 = ((word[j & ~1] >> 8) + 1) * 2^-24  in (0, 1], so log never sees 0
 //                  u2 = (word[j | 1] >> 8) * 2^-24          in [0, 1)
 //                  r = sqrt(-2 ln u1),  theta = 2 pi u2
+//                  (kernels take -ln u1 from its series for u1 > 1 - 2^-8: see NegLogOpenLeft)
 //                  even j: r cos(theta),  odd j: r sin(theta)
 //                  so elements 4b, 4b+1 share words 0, 1 and elements 4b+2, 4b+3 share words 2, 3;
 //                  |Normal| <= sqrt(-2 ln 2^-24) = 5.77.
@@ -266,6 +267,21 @@ public static class Philox
     /// <returns>The uniform, never 0.</returns>
     public static float ToUniformOpenLeft(uint word) => ((word >> 8) + 1) * Inv24;
 
+    /// <summary>-ln u1 for u1 = <see cref="ToUniformOpenLeft"/>(word), accurate to float rounding on every backend.</summary>
+    /// <param name="word">Random bits.</param>
+    /// <returns>-ln u1, zero or more.</returns>
+    public static float NegLogOpenLeft(uint word)
+    {
+        // Near u1 = 1 PTX's log (lg2.approx) is only accurate to ~2^-22 absolute, which can make
+        // -ln u1 negative and the radius NaN. There, with v = 1 - u1 (exact: the complement's top
+        // 24 bits), -ln(1 - v) = v + v^2/2 + v^3/3 + ... and the dropped v^4/4 is below float
+        // rounding for v < 2^-8.
+        float v = ToUniform(~word);
+        if (v < 1f / 256f)
+            return v * (1f + (v * (0.5f + (v * (1f / 3f)))));
+        return -XMath.Log(ToUniformOpenLeft(word));
+    }
+
     /// <summary>Box-Muller: two independent standard normals from two words.</summary>
     /// <param name="w1">Gives u1 in (0, 1], the radius.</param>
     /// <param name="w2">Gives u2 in [0, 1), the angle.</param>
@@ -273,7 +289,7 @@ public static class Philox
     /// <param name="z1">sqrt(-2 ln u1) sin(2 pi u2).</param>
     public static void BoxMuller(uint w1, uint w2, out float z0, out float z1)
     {
-        float r = XMath.Sqrt(-2f * XMath.Log(ToUniformOpenLeft(w1)));
+        float r = XMath.Sqrt(2f * NegLogOpenLeft(w1));
         float theta = TwoPi * ToUniform(w2);
         z0 = r * XMath.Cos(theta);
         z1 = r * XMath.Sin(theta);

@@ -279,6 +279,27 @@ public class PhiloxProperties
     }
 
     [Fact]
+    public void NegLog_is_accurate_on_both_sides_of_the_series_switch()
+    {
+        // Every 24-bit value in the series region (u1 > 1 - 2^-8) and 4096 past it on the log side,
+        // against float64 -ln(u1). Four float roundings: 4 * 2^-24 relative.
+        const double rtol = 4.0 / 16777216;
+        int worst = -1;
+        double worstErr = 0;
+        for (int t = (1 << 24) - (1 << 16) - 4096; t < 1 << 24; t++)
+        {
+            uint word = ((uint)t << 8) | 0x5Au;
+            double exact = -Math.Log((t + 1) / 16777216.0);
+            double err = exact == 0 ? Math.Abs(Philox.NegLogOpenLeft(word)) : Math.Abs(Philox.NegLogOpenLeft(word) - exact) / exact;
+            if (err > worstErr)
+                (worst, worstErr) = (t, err);
+        }
+        Assert.True(worstErr <= rtol, $"t = {worst}: relative error {worstErr:E3}");
+        Assert.Equal(0f, Philox.NegLogOpenLeft(0xFFFFFFFFu));
+        Assert.Equal(-Math.Log(1.0 / 16777216), Philox.NegLogOpenLeft(0u), 5);
+    }
+
+    [Fact]
     public void Bernoulli_edges_are_exact()
     {
         var k = new StreamKey(9, 9, 9);
