@@ -1,0 +1,527 @@
+using ILGPU.Algorithms;
+using IlgpuTrain.Kernels.Runtime;
+
+namespace IlgpuTrain.Kernels;
+
+// Counter-based random numbers: Philox4x32-10 (Salmon, Moraes, Dror, Shaw, "Parallel random
+// numbers: as easy as 1, 2, 3", SC'11; the Random123 library).
+//
+// Block function: 128-bit counter (c0, c1, c2, c3) and 64-bit key (k0, k1) -> 4 words. Ten rounds
+//   (hi0, lo0) = 0xD2511F53 * c0,  (hi1, lo1) = 0xCD9E8D57 * c2      (32x32 -> 64-bit products)
+//   (c0, c1, c2, c3) <- (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0)
+// with the key bumped by (0x9E3779B9, 0xBB67AE85) before every round but the first.
+//
+// Element mapping (the whole contract: the value of element i depends only on
+// (seed, stream, counter, i), never on the launch layout or the backend):
+//   key     = (seed & 0xFFFFFFFF, seed >> 32)
+//   block   = i / 4,  j = i % 4
+//   counter = (block & 0xFFFFFFFF, block >> 32, stream, counter)
+//   Bits(i)      = word j of Philox(counter, key)
+//   Uniform(i)   = (Bits(i) >> 8) * 2^-24                         in [0, 1), 24 random bits
+//   Bernoulli(i) = Uniform(i) < p                                   P = ceil(p * 2^24) / 2^24
+//   Normal(i)    = Box-Muller on the word pair (j & ~1, j | 1) of the same block:
+//                  u1 = ((word[j & ~1] >> 8) + 1) * 2^-24  in (0, 1], so log never sees 0
+//                  u2 = (word[j | 1] >> 8) * 2^-24          in [0, 1)
+//                  r = sqrt(-2 ln u1),  theta = 2 pi u2
+//                  (kernels take -ln u1 from its series for u1 > 1 - 2^-8: see NegLogOpenLeft)
+//                  even j: r cos(theta),  odd j: r sin(theta)
+//                  so elements 4b, 4b+1 share words 0, 1 and elements 4b+2, 4b+3 share words 2, 3;
+//                  |Normal| <= sqrt(-2 ln 2^-24) = 5.77.
+// Bits, Uniform and Bernoulli are integer-exact, hence bitwise identical on every backend. Normal
+// goes through float log, sqrt, sin and cos, which differ by backend (PTX uses the approximate
+// hardware instructions), so normals agree across backends to float tolerance, not bitwise.
+// Use different streams or counters for different purposes: Uniform, Bernoulli and Normal at the
+// same (seed, stream, counter) read the same words.
+//
+// Bytes per element: reads 0 B, writes 4 B (Bits, Uniform, Bernoulli, Normal); one block
+// function (20 32x32->64-bit multiplies) per 4 elements. No backward: these are sources.
+
+/// <summary>A Philox4x32 block: four 32-bit words (a counter, or the output of the block function).</summary>
+/// <param name="X0">Word 0.</param>
+/// <param name="X1">Word 1.</param>
+/// <param name="X2">Word 2.</param>
+/// <param name="X3">Word 3.</param>
+public readonly record struct PhiloxWords(uint X0, uint X1, uint X2, uint X3)
+{
+    /// <summary>Word <paramref name="j"/> (0..3; anything else reads word 3).</summary>
+    /// <param name="j">The word index.</param>
+    /// <returns>The word.</returns>
+    public uint Word(int j) => j == 0 ? X0 : (j == 1 ? X1 : (j == 2 ? X2 : X3));
+}
+
+/// <summary>
+/// Philox4x32-10 counter-based random numbers: device functions any kernel can call, CPU
+/// references, kernels and launchers. Element i of every output depends only on
+/// (seed, stream, counter, i); see the file header for the exact mapping.
+/// </summary>
+public static class Philox
+{
+    /// <summary>Multiplier of counter word 0 in each round.</summary>
+    public const uint M0 = 0xD2511F53;
+
+    /// <summary>Multiplier of counter word 2 in each round.</summary>
+    public const uint M1 = 0xCD9E8D57;
+
+    /// <summary>Weyl increment of key word 0 between rounds (the golden ratio).</summary>
+    public const uint W0 = 0x9E3779B9;
+
+    /// <summary>Weyl increment of key word 1 between rounds (sqrt(3) - 1).</summary>
+    public const uint W1 = 0xBB67AE85;
+
+    /// <summary>Number of rounds (Philox4x32-10).</summary>
+    public const int Rounds = 10;
+
+    // 2^-24: a 24-bit integer times this is exact in float.
+    private const float Inv24 = 1f / 16777216f;
+    private const float TwoPi = 6.28318530717958647692f;
+
+    // ---------------------------------------------------------------- CPU reference (the spec)
+
+    /// <summary>Reference: the Philox4x32-10 block function, written from the paper's round equations.</summary>
+    /// <param name="counter">Four counter words.</param>
+    /// <param name="key">Two key words.</param>
+    /// <param name="output">Four output words.</param>
+    public static void BlockReference(ReadOnlySpan<uint> counter, ReadOnlySpan<uint> key, Span<uint> output)
+    {
+        uint[] x = counter[..4].ToArray();
+        uint[] k = key[..2].ToArray();
+        for (int round = 0; round < Rounds; round++)
+        {
+            if (round > 0)
+            {
+                k[0] = unchecked(k[0] + W0);
+                k[1] = unchecked(k[1] + W1);
+            }
+            ulong p0 = Math.BigMul(M0, x[0]);
+            ulong p1 = Math.BigMul(M1, x[2]);
+            uint[] next =
+            [
+                (uint)(p1 >> 32) ^ x[1] ^ k[0],
+                (uint)p1,
+                (uint)(p0 >> 32) ^ x[3] ^ k[1],
+                (uint)p0,
+            ];
+            x = next;
+        }
+        x.CopyTo(output);
+    }
+
+    /// <summary>Reference: y[i] = word i % 4 of Philox((i / 4 low, i / 4 high, stream, counter), (seed low, seed high)).</summary>
+    /// <param name="y">Output.</param>
+    /// <param name="seed">The seed (the 64-bit key).</param>
+    /// <param name="stream">Counter word 2.</param>
+    /// <param name="counter">Counter word 3.</param>
+    public static void BitsReference(Span<uint> y, ulong seed, uint stream, uint counter)
+    {
+        uint[] key = [(uint)seed, (uint)(seed >> 32)];
+        var words = new uint[4];
+        for (int i = 0; i < y.Length; i++)
+        {
+            ulong block = (ulong)i / 4;
+            BlockReference([(uint)block, (uint)(block >> 32), stream, counter], key, words);
+            y[i] = words[i % 4];
+        }
+    }
+
+    /// <summary>Reference: y[i] = (Bits(i) &gt;&gt; 8) / 2^24, in [0, 1).</summary>
+    /// <param name="y">Output.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    public static void UniformReference(Span<float> y, ulong seed, uint stream, uint counter)
+    {
+        var bits = new uint[y.Length];
+        BitsReference(bits, seed, stream, counter);
+        for (int i = 0; i < y.Length; i++)
+            y[i] = (float)((bits[i] >> 8) / 16777216.0);
+    }
+
+    /// <summary>Reference: y[i] = 1 if Uniform(i) &lt; p, else 0.</summary>
+    /// <param name="y">Output.</param>
+    /// <param name="p">Probability of a 1, in [0, 1].</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    public static void BernoulliReference(Span<float> y, float p, ulong seed, uint stream, uint counter)
+    {
+        var bits = new uint[y.Length];
+        BitsReference(bits, seed, stream, counter);
+        for (int i = 0; i < y.Length; i++)
+            y[i] = (bits[i] >> 8) / 16777216.0 < p ? 1f : 0f;
+    }
+
+    /// <summary>Reference: y[i] = mean + std * z(i), with z(i) the Box-Muller normal of the header, in float64.</summary>
+    /// <param name="y">Output.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    /// <param name="mean">Mean.</param>
+    /// <param name="std">Standard deviation.</param>
+    public static void NormalReference(Span<float> y, ulong seed, uint stream, uint counter, float mean = 0f, float std = 1f)
+    {
+        // Whole blocks, so the pair partner of the last element exists even when it is not output.
+        int padded = (y.Length + 3) / 4 * 4;
+        var bits = new uint[padded];
+        BitsReference(bits, seed, stream, counter);
+        for (int i = 0; i < y.Length; i++)
+        {
+            int first = i & ~1;
+            double u1 = ((bits[first] >> 8) + 1) / 16777216.0;
+            double u2 = (bits[first + 1] >> 8) / 16777216.0;
+            double r = Math.Sqrt(-2.0 * Math.Log(u1));
+            double z = i % 2 == 0 ? r * Math.Cos(2.0 * Math.PI * u2) : r * Math.Sin(2.0 * Math.PI * u2);
+            y[i] = (float)(mean + (std * z));
+        }
+    }
+
+    // ---------------------------------------------------------------- device functions (any kernel may call these)
+
+    /// <summary>The Philox4x32-10 block function: ten rounds on <paramref name="counter"/> under key (k0, k1).</summary>
+    /// <param name="counter">The 128-bit counter.</param>
+    /// <param name="k0">Key word 0.</param>
+    /// <param name="k1">Key word 1.</param>
+    /// <returns>Four random words.</returns>
+    public static PhiloxWords Block(PhiloxWords counter, uint k0, uint k1)
+    {
+        uint c0 = counter.X0, c1 = counter.X1, c2 = counter.X2, c3 = counter.X3;
+        for (int round = 0; round < Rounds; round++)
+        {
+            // 32x32 -> 64-bit products in ulong: ILGPU has no mulhi intrinsic, and PTX and OpenCL
+            // both lower a widened multiply to a single wide multiply.
+            ulong p0 = (ulong)M0 * c0;
+            ulong p1 = (ulong)M1 * c2;
+            uint n0 = (uint)(p1 >> 32) ^ c1 ^ k0;
+            uint n2 = (uint)(p0 >> 32) ^ c3 ^ k1;
+            c0 = n0;
+            c1 = (uint)p1;
+            c2 = n2;
+            c3 = (uint)p0;
+            k0 += W0;
+            k1 += W1;
+        }
+        return new PhiloxWords(c0, c1, c2, c3);
+    }
+
+    /// <summary>Block <paramref name="block"/> of stream (seed, stream, counter): Philox((block low, block high, stream, counter), (seed low, seed high)).</summary>
+    /// <param name="seed">The seed (the key).</param>
+    /// <param name="stream">Counter word 2.</param>
+    /// <param name="counter">Counter word 3.</param>
+    /// <param name="block">Element index / 4.</param>
+    /// <returns>The words of elements 4 * block .. 4 * block + 3.</returns>
+    public static PhiloxWords BlockAt(ulong seed, uint stream, uint counter, ulong block) =>
+        Block(new PhiloxWords((uint)block, (uint)(block >> 32), stream, counter), (uint)seed, (uint)(seed >> 32));
+
+    /// <summary>The raw 32-bit word of element <paramref name="element"/>.</summary>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter (for example the training step).</param>
+    /// <param name="element">The element index (zero or more).</param>
+    /// <returns>Word element % 4 of block element / 4.</returns>
+    public static uint BitsAt(ulong seed, uint stream, uint counter, long element)
+    {
+        ulong e = (ulong)element;
+        return BlockAt(seed, stream, counter, e >> 2).Word((int)(e & 3));
+    }
+
+    /// <summary>A uniform float in [0, 1) for element <paramref name="element"/>: (Bits &gt;&gt; 8) * 2^-24.</summary>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    /// <param name="element">The element index.</param>
+    /// <returns>The uniform.</returns>
+    public static float UniformAt(ulong seed, uint stream, uint counter, long element) =>
+        ToUniform(BitsAt(seed, stream, counter, element));
+
+    /// <summary>A Bernoulli(p) bit for element <paramref name="element"/>: UniformAt(...) &lt; p.</summary>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    /// <param name="element">The element index.</param>
+    /// <param name="p">Probability of true; 0 never and 1 always gives true.</param>
+    /// <returns>Whether the element is a 1.</returns>
+    public static bool BernoulliAt(ulong seed, uint stream, uint counter, long element, float p) =>
+        UniformAt(seed, stream, counter, element) < p;
+
+    /// <summary>A standard normal for element <paramref name="element"/> (Box-Muller on a word pair; see the file header).</summary>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    /// <param name="element">The element index.</param>
+    /// <returns>The normal, finite, |z| &lt;= 5.77.</returns>
+    public static float NormalAt(ulong seed, uint stream, uint counter, long element)
+    {
+        ulong e = (ulong)element;
+        var w = BlockAt(seed, stream, counter, e >> 2);
+        int j = (int)(e & 3);
+        BoxMuller(w.Word(j & ~1), w.Word(j | 1), out float z0, out float z1);
+        return (j & 1) == 0 ? z0 : z1;
+    }
+
+    /// <summary>A word's top 24 bits as a float in [0, 1): (word &gt;&gt; 8) * 2^-24 (exact).</summary>
+    /// <param name="word">Random bits.</param>
+    /// <returns>The uniform.</returns>
+    public static float ToUniform(uint word) => (word >> 8) * Inv24;
+
+    /// <summary>A word's top 24 bits as a float in (0, 1]: ((word &gt;&gt; 8) + 1) * 2^-24 (exact), safe for log.</summary>
+    /// <param name="word">Random bits.</param>
+    /// <returns>The uniform, never 0.</returns>
+    public static float ToUniformOpenLeft(uint word) => ((word >> 8) + 1) * Inv24;
+
+    /// <summary>-ln u1 for u1 = <see cref="ToUniformOpenLeft"/>(word), accurate to float rounding on every backend.</summary>
+    /// <param name="word">Random bits.</param>
+    /// <returns>-ln u1, zero or more.</returns>
+    public static float NegLogOpenLeft(uint word)
+    {
+        // Near u1 = 1 PTX's log (lg2.approx) is only accurate to ~2^-22 absolute, which can make
+        // -ln u1 negative and the radius NaN. There, with v = 1 - u1 (exact: the complement's top
+        // 24 bits), -ln(1 - v) = v + v^2/2 + v^3/3 + ... and the dropped v^4/4 is below float
+        // rounding for v < 2^-8.
+        float v = ToUniform(~word);
+        if (v < 1f / 256f)
+            return v * (1f + (v * (0.5f + (v * (1f / 3f)))));
+        return -XMath.Log(ToUniformOpenLeft(word));
+    }
+
+    /// <summary>Box-Muller: two independent standard normals from two words.</summary>
+    /// <param name="w1">Gives u1 in (0, 1], the radius.</param>
+    /// <param name="w2">Gives u2 in [0, 1), the angle.</param>
+    /// <param name="z0">sqrt(-2 ln u1) cos(2 pi u2).</param>
+    /// <param name="z1">sqrt(-2 ln u1) sin(2 pi u2).</param>
+    public static void BoxMuller(uint w1, uint w2, out float z0, out float z1)
+    {
+        float r = XMath.Sqrt(2f * NegLogOpenLeft(w1));
+        float theta = TwoPi * ToUniform(w2);
+        z0 = r * XMath.Cos(theta);
+        z1 = r * XMath.Sin(theta);
+    }
+
+    // ---------------------------------------------------------------- ILGPU kernels
+
+    /// <summary>Kernel: y = Bits over y's length, grid-stride over blocks of 4 elements.</summary>
+    /// <param name="y">Output.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    public static void BitsKernel(ArrayView<uint> y, ulong seed, uint stream, uint counter)
+    {
+        int n = y.IntLength;
+        int blocks = BlockCount(n);
+        // Grid and Group reads are thread-local on the CPU accelerator: read them once.
+        int stride = Grid.DimX * Group.DimX;
+        for (int b = Grid.GlobalIndex.X; b < blocks; b += stride)
+        {
+            var w = BlockAt(seed, stream, counter, (ulong)b);
+            int i = b * 4;
+            y[i] = w.X0;
+            if (i + 1 < n)
+                y[i + 1] = w.X1;
+            if (i + 2 < n)
+                y[i + 2] = w.X2;
+            if (i + 3 < n)
+                y[i + 3] = w.X3;
+        }
+    }
+
+    /// <summary>Kernel: y = Uniform in [0, 1), grid-stride over blocks of 4 elements.</summary>
+    /// <param name="y">Output.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    public static void UniformKernel(ArrayView<float> y, ulong seed, uint stream, uint counter)
+    {
+        int n = y.IntLength;
+        int blocks = BlockCount(n);
+        int stride = Grid.DimX * Group.DimX;
+        for (int b = Grid.GlobalIndex.X; b < blocks; b += stride)
+        {
+            var w = BlockAt(seed, stream, counter, (ulong)b);
+            Store(y, b * 4, n, ToUniform(w.X0), ToUniform(w.X1), ToUniform(w.X2), ToUniform(w.X3));
+        }
+    }
+
+    /// <summary>Kernel: y = 1 where Uniform &lt; p, else 0.</summary>
+    /// <param name="y">Output.</param>
+    /// <param name="p">Probability of a 1.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    public static void BernoulliKernel(ArrayView<float> y, float p, ulong seed, uint stream, uint counter)
+    {
+        int n = y.IntLength;
+        int blocks = BlockCount(n);
+        int stride = Grid.DimX * Group.DimX;
+        for (int b = Grid.GlobalIndex.X; b < blocks; b += stride)
+        {
+            var w = BlockAt(seed, stream, counter, (ulong)b);
+            Store(
+                y,
+                b * 4,
+                n,
+                ToUniform(w.X0) < p ? 1f : 0f,
+                ToUniform(w.X1) < p ? 1f : 0f,
+                ToUniform(w.X2) < p ? 1f : 0f,
+                ToUniform(w.X3) < p ? 1f : 0f);
+        }
+    }
+
+    /// <summary>Kernel: y = mean + std * Normal, two Box-Muller pairs per block.</summary>
+    /// <param name="y">Output.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    /// <param name="mean">Mean.</param>
+    /// <param name="std">Standard deviation.</param>
+    public static void NormalKernel(ArrayView<float> y, ulong seed, uint stream, uint counter, float mean, float std)
+    {
+        int n = y.IntLength;
+        int blocks = BlockCount(n);
+        int stride = Grid.DimX * Group.DimX;
+        for (int b = Grid.GlobalIndex.X; b < blocks; b += stride)
+        {
+            var w = BlockAt(seed, stream, counter, (ulong)b);
+            BoxMuller(w.X0, w.X1, out float z0, out float z1);
+            BoxMuller(w.X2, w.X3, out float z2, out float z3);
+            Store(y, b * 4, n, mean + (std * z0), mean + (std * z1), mean + (std * z2), mean + (std * z3));
+        }
+    }
+
+    /// <summary>Kernel: the block function on explicit (counter, key) pairs; y[4b..4b+3] = Philox(counters[4b..4b+3], keys[2b..2b+1]).</summary>
+    /// <param name="counters">Four words per block.</param>
+    /// <param name="keys">Two words per block.</param>
+    /// <param name="y">Four words per block.</param>
+    public static void BlockKernel(ArrayView<uint> counters, ArrayView<uint> keys, ArrayView<uint> y)
+    {
+        int blocks = y.IntLength / 4;
+        int stride = Grid.DimX * Group.DimX;
+        for (int b = Grid.GlobalIndex.X; b < blocks; b += stride)
+        {
+            int c = b * 4;
+            var w = Block(new PhiloxWords(counters[c], counters[c + 1], counters[c + 2], counters[c + 3]), keys[b * 2], keys[(b * 2) + 1]);
+            y[c] = w.X0;
+            y[c + 1] = w.X1;
+            y[c + 2] = w.X2;
+            y[c + 3] = w.X3;
+        }
+    }
+
+    // Written without n + 3 so that n near int.MaxValue cannot overflow.
+    private static int BlockCount(int n) => (n >> 2) + ((n & 3) != 0 ? 1 : 0);
+
+    // The last block of a buffer whose length is not a multiple of 4 is partial.
+    private static void Store(ArrayView<float> y, int i, int n, float v0, float v1, float v2, float v3)
+    {
+        y[i] = v0;
+        if (i + 1 < n)
+            y[i + 1] = v1;
+        if (i + 2 < n)
+            y[i + 2] = v2;
+        if (i + 3 < n)
+            y[i + 3] = v3;
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<uint>, ulong, uint, uint>> BitsDef =
+        KernelDef.Of<ArrayView<uint>, ulong, uint, uint>(BitsKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ulong, uint, uint>> UniformDef =
+        KernelDef.Of<ArrayView<float>, ulong, uint, uint>(UniformKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, float, ulong, uint, uint>> BernoulliDef =
+        KernelDef.Of<ArrayView<float>, float, ulong, uint, uint>(BernoulliKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ulong, uint, uint, float, float>> NormalDef =
+        KernelDef.Of<ArrayView<float>, ulong, uint, uint, float, float>(NormalKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>>> BlockDef =
+        KernelDef.Of<ArrayView<uint>, ArrayView<uint>, ArrayView<uint>>(BlockKernel);
+
+    // ---------------------------------------------------------------- launchers
+
+    /// <summary>y[i] = the raw 32-bit word of element i of stream (seed, stream, counter).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="y">Output (n).</param>
+    /// <param name="seed">The seed (the Philox key).</param>
+    /// <param name="stream">The stream (counter word 2), e.g. one per layer or rank.</param>
+    /// <param name="counter">The counter (counter word 3), e.g. the training step.</param>
+    public static void Bits(KernelHost host, ArrayView<uint> y, ulong seed, uint stream, uint counter)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        Check.Fits32(nameof(Bits), y, nameof(y));
+        if (y.Length == 0)
+            return;
+        host.Load(BitsDef)(host.Stream, host.Launch.GridStride(BlockCount(y.IntLength)), y, seed, stream, counter);
+    }
+
+    /// <summary>y[i] = a uniform float in [0, 1) (24 random bits) for element i of stream (seed, stream, counter).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="y">Output (n).</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    public static void Uniform(KernelHost host, ArrayView<float> y, ulong seed, uint stream, uint counter)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        Check.Fits32(nameof(Uniform), y, nameof(y));
+        if (y.Length == 0)
+            return;
+        host.Load(UniformDef)(host.Stream, host.Launch.GridStride(BlockCount(y.IntLength)), y, seed, stream, counter);
+    }
+
+    /// <summary>y[i] = 1 with probability <paramref name="p"/>, else 0 (1 where Uniform(i) &lt; p).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="y">Output (n).</param>
+    /// <param name="p">Probability of a 1, in [0, 1]: 0 gives all zeros, 1 all ones.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    public static void Bernoulli(KernelHost host, ArrayView<float> y, float p, ulong seed, uint stream, uint counter)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        if (!(p >= 0f && p <= 1f))
+            throw new ArgumentOutOfRangeException(nameof(p), p, $"{nameof(Bernoulli)}: p is a probability and must be in [0, 1], got {p}.");
+        Check.Fits32(nameof(Bernoulli), y, nameof(y));
+        if (y.Length == 0)
+            return;
+        host.Load(BernoulliDef)(host.Stream, host.Launch.GridStride(BlockCount(y.IntLength)), y, p, seed, stream, counter);
+    }
+
+    /// <summary>y[i] = mean + std * z(i), z(i) a standard normal (Box-Muller) for element i of stream (seed, stream, counter).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="y">Output (n).</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    /// <param name="mean">Mean (finite).</param>
+    /// <param name="std">Standard deviation (finite, zero or more).</param>
+    public static void Normal(KernelHost host, ArrayView<float> y, ulong seed, uint stream, uint counter, float mean = 0f, float std = 1f)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        if (!float.IsFinite(mean))
+            throw new ArgumentOutOfRangeException(nameof(mean), mean, $"{nameof(Normal)}: mean must be finite, got {mean}.");
+        if (!(std >= 0f && float.IsFinite(std)))
+            throw new ArgumentOutOfRangeException(nameof(std), std, $"{nameof(Normal)}: std must be finite and zero or more, got {std}.");
+        Check.Fits32(nameof(Normal), y, nameof(y));
+        if (y.Length == 0)
+            return;
+        host.Load(NormalDef)(host.Stream, host.Launch.GridStride(BlockCount(y.IntLength)), y, seed, stream, counter, mean, std);
+    }
+
+    /// <summary>
+    /// The block function on explicit (counter, key) pairs, for known-answer tests and callers
+    /// with their own counter layout: y[4b..4b+3] = Philox(counters[4b..4b+3], keys[2b..2b+1]).
+    /// </summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="counters">4B counter words.</param>
+    /// <param name="keys">2B key words.</param>
+    /// <param name="y">4B output words.</param>
+    public static void Blocks(KernelHost host, ArrayView<uint> counters, ArrayView<uint> keys, ArrayView<uint> y)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        Check.SameLength(nameof(Blocks), counters, nameof(counters), y, nameof(y));
+        if (counters.Length % 4 != 0)
+            throw new ArgumentException($"{nameof(Blocks)}: {nameof(counters)} has {counters.Length} elements, not a multiple of 4 (four words per block).", nameof(counters));
+        Check.Length(nameof(Blocks), keys, nameof(keys), counters.Length / 2, $"B = {counters.Length / 4} blocks (2 words each)");
+        if (y.Length == 0)
+            return;
+        host.Load(BlockDef)(host.Stream, host.Launch.GridStride(y.Length / 4), counters, keys, y);
+    }
+}
