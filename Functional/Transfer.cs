@@ -10,14 +10,17 @@ public static class Transfer
     /// <param name="stream">The stream (ordered after earlier launches).</param>
     /// <param name="source">Host data.</param>
     /// <param name="target">Device view.</param>
-    public static void ToDevice<T>(AcceleratorStream stream, ReadOnlySpan<T> source, ArrayView<T> target)
+    public static unsafe void ToDevice<T>(AcceleratorStream stream, ReadOnlySpan<T> source, ArrayView<T> target)
         where T : unmanaged
     {
         if (source.Length != target.Length)
             throw new ArgumentException($"Host data has {source.Length} elements but the device view has {target.Length}.", nameof(source));
         if (source.Length == 0)
             return;
-        ((ArrayView1D<T, Stride1D.Dense>)target).CopyFromCPU(stream, ref MemoryMarshal.GetReference(source), source.Length);
+        // ILGPU turns the ref into a raw pointer (Unsafe.AsPointer) and allocates before it copies;
+        // without a pin the GC can move a managed array in between and the copy reads stale memory.
+        fixed (T* pinned = source)
+            ((ArrayView1D<T, Stride1D.Dense>)target).CopyFromCPU(stream, ref MemoryMarshal.GetReference(source), source.Length);
     }
 
     /// <summary>Copies a device view into host memory of the same length (waits for earlier launches).</summary>
@@ -25,14 +28,16 @@ public static class Transfer
     /// <param name="stream">The stream.</param>
     /// <param name="source">Device view.</param>
     /// <param name="target">Host span.</param>
-    public static void ToHost<T>(AcceleratorStream stream, ArrayView<T> source, Span<T> target)
+    public static unsafe void ToHost<T>(AcceleratorStream stream, ArrayView<T> source, Span<T> target)
         where T : unmanaged
     {
         if (source.Length != target.Length)
             throw new ArgumentException($"The device view has {source.Length} elements but the host span has {target.Length}.", nameof(target));
         if (target.Length == 0)
             return;
-        ((ArrayView1D<T, Stride1D.Dense>)source).CopyToCPU(stream, ref MemoryMarshal.GetReference(target), target.Length);
+        // Pinned for the same reason as in ToDevice: ILGPU writes through a raw pointer.
+        fixed (T* pinned = target)
+            ((ArrayView1D<T, Stride1D.Dense>)source).CopyToCPU(stream, ref MemoryMarshal.GetReference(target), target.Length);
     }
 
     /// <summary>Copies a device view to a new host array.</summary>
