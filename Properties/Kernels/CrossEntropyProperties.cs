@@ -50,6 +50,26 @@ public class CrossEntropyProperties
                 .Label(k.ToString());
         });
 
+    // Logits of magnitude 1e4 (exp overflows even float64 without the max shift). Row losses reach
+    // ~2e4; (m - x_y) rounds to ulp(2e4) and the float sum over C terms of (m - x_k) (each up to 2e4)
+    // loses a few ulp of its size, weighted by eps/C: about 1e-6 of the loss.
+    [Property(MaxTest = 30)]
+    public Property Forward_and_backward_are_stable_for_logits_of_magnitude_1e4() =>
+        Prop.ForAll(Gens.CrossEntropyCase(-1e4f, 1e4f).ToArbitrary(), k =>
+        {
+            var (losses, _) = Forward(k);
+            var dx = Backward(k);
+            var expected = new float[k.N];
+            CrossEntropy.ForwardReference(k.Logits, k.Targets, expected, k.N, k.C, k.Options);
+            var expectedDx = new float[k.N * k.C];
+            CrossEntropy.BackwardReference(k.Logits, k.Targets, k.DLoss, expectedDx, k.N, k.C, k.Options);
+            double gMax = k.DLoss.Select(v => Math.Abs((double)v)).DefaultIfEmpty(0).Max();
+            return (losses.All(float.IsFinite) && dx.All(float.IsFinite)).Label("all finite")
+                .And(Close.All(losses, expected, 1e-3, 2e-6, "row losses vs reference"))
+                .And(Close.All(dx, expectedDx, GradAtolPerUnitG * gMax, GradRtol, "dlogits vs reference"))
+                .Label(k.ToString());
+        });
+
     [Property(MaxTest = 50)]
     public Property Backward_equals_reference() =>
         Prop.ForAll(Gens.CrossEntropyCase().ToArbitrary(), k =>
