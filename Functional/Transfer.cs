@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using System.Runtime.CompilerServices;
 
 namespace IlgpuTrain.Functional;
 
@@ -17,10 +17,10 @@ public static class Transfer
             throw new ArgumentException($"Host data has {source.Length} elements but the device view has {target.Length}.", nameof(source));
         if (source.Length == 0)
             return;
-        // ILGPU turns the ref into a raw pointer (Unsafe.AsPointer) and allocates before it copies;
-        // without a pin the GC can move a managed array in between and the copy reads stale memory.
+        // ILGPU turns the reference into a raw pointer (Unsafe.AsPointer) without pinning it; a GC
+        // that moves the array mid-copy would read freed memory. Pin for the duration.
         fixed (T* pinned = source)
-            ((ArrayView1D<T, Stride1D.Dense>)target).CopyFromCPU(stream, ref MemoryMarshal.GetReference(source), source.Length);
+            ((ArrayView1D<T, Stride1D.Dense>)target).CopyFromCPU(stream, ref Unsafe.AsRef<T>(pinned), source.Length);
     }
 
     /// <summary>Copies a device view into host memory of the same length (waits for earlier launches).</summary>
@@ -35,9 +35,10 @@ public static class Transfer
             throw new ArgumentException($"The device view has {source.Length} elements but the host span has {target.Length}.", nameof(target));
         if (target.Length == 0)
             return;
-        // Pinned for the same reason as in ToDevice: ILGPU writes through a raw pointer.
+        // Pinned for the same reason as in ToDevice: an unpinned target that a GC moves would make
+        // the copy write into freed memory and leave the array unwritten.
         fixed (T* pinned = target)
-            ((ArrayView1D<T, Stride1D.Dense>)source).CopyToCPU(stream, ref MemoryMarshal.GetReference(target), target.Length);
+            ((ArrayView1D<T, Stride1D.Dense>)source).CopyToCPU(stream, ref Unsafe.AsRef<T>(pinned), target.Length);
     }
 
     /// <summary>Copies a device view to a new host array.</summary>
