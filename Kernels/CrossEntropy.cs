@@ -1,0 +1,591 @@
+using IlgpuTrain.Kernels.Runtime;
+using ILGPU.Algorithms;
+
+namespace IlgpuTrain.Kernels;
+
+// Fused cross-entropy on logits with integer targets and label smoothing (PyTorch's
+// F.cross_entropy(logits, target, reduction, ignore_index, label_smoothing)).
+//
+//   logits x (N, C) row-major, targets y (N) int, losses (N), loss (1), dLoss (1, or N for None)
+//
+//   log p_k  = x_k - m - lse,  m = max_j x_j,  lse = log sum_j exp(x_j - m)
+//   t_k      = smoothed one-hot of y (see SmoothedTargets):
+//                Uniform   (PyTorch/Optax default)  t = (1 - eps) onehot(y) + eps/C
+//                OffTarget                          t_y = 1 - eps, t_k = eps/(C-1) for k != y
+//   loss_i   = -sum_k t_k log p_k
+//            = (t_y - t_off) * (lse + m - x_y) + t_off * (C*lse + sum_k (m - x_k))
+//   (every bracket is a sum of non-negative terms, so the kernel never cancels large logits)
+//
+//   Mean  loss = sum_i loss_i / #{i : y_i != ignore_index}    (all ignored -> 0/0 = NaN, as PyTorch)
+//   Sum   loss = sum_i loss_i
+//   None  only the per-row losses
+//
+//   dlogits_ik = (softmax(x_i)_k - t_ik) * g_i,
+//   g_i = dLoss/count (Mean), dLoss (Sum), dLoss_i (None)
+//
+// ignore_index (default -100, checked before the class range, as PyTorch): the row's loss is 0,
+// its gradient row is 0 and it is not counted by Mean. A target that is neither ignore_index nor
+// in [0, C) cannot throw inside a kernel: its loss (and gradient row) is NaN, so NaN guards and
+// apply-if-finite catch it, and Forward counts such rows into an optional int counter. Host code
+// that has the targets can call ValidateTargets for a clear exception instead.
+//
+// Memory traffic per element of the logits (each row is re-read from cache):
+//   forward   reads 4 B (+4 B per row for the target), writes 4 B per row
+//   backward  reads 4 B, writes 4 B (dlogits)
+//   smoothed targets  writes 4 B
+// Backward OVERWRITES dlogits (which may alias the logits). The softmax is recomputed in backward
+// from the logits rather than stored, so forward writes N floats instead of N*C.
+//
+// Launch shape: one thread per row (see Softmax.cs for what a vocabulary-sized C would need).
+// The Mean/Sum finish is a single thread summing the N row losses in index order with Kahan
+// compensation: deterministic and exact enough, without float atomics. It is O(N) serial work,
+// negligible for classifier batches; a token-level loss over ~1e6 rows would instead use the
+// fixed-order two-pass tree reduction.
+
+/// <summary>How label smoothing spreads eps over the classes.</summary>
+public enum LabelSmoothing
+{
+    /// <summary>
+    /// PyTorch and Optax: target = (1 - eps) * onehot + eps / C over all C classes, so the true
+    /// class gets 1 - eps + eps / C and every other class eps / C.
+    /// </summary>
+    Uniform,
+
+    /// <summary>The true class gets 1 - eps and every other class eps / (C - 1). Needs C at least 2 when eps is positive.</summary>
+    OffTarget,
+}
+
+/// <summary>How per-row losses are reduced to the returned loss (PyTorch's <c>reduction</c>).</summary>
+public enum LossReduction
+{
+    /// <summary>Sum over non-ignored rows divided by their number (NaN when every row is ignored).</summary>
+    Mean,
+
+    /// <summary>Sum over all rows (ignored rows contribute 0).</summary>
+    Sum,
+
+    /// <summary>No reduction: the per-row losses are the result.</summary>
+    None,
+}
+
+/// <summary>Options of <see cref="CrossEntropy"/>, with PyTorch's defaults.</summary>
+public sealed record CrossEntropyOptions
+{
+    /// <summary>PyTorch's default ignore_index.</summary>
+    public const int DefaultIgnoreIndex = -100;
+
+    /// <summary>Mean reduction, no label smoothing, ignore_index -100.</summary>
+    public static CrossEntropyOptions Default { get; } = new();
+
+    /// <summary>The reduction; <see cref="LossReduction.Mean"/> by default.</summary>
+    public LossReduction Reduction { get; init; } = LossReduction.Mean;
+
+    /// <summary>Label smoothing eps in [0, 1]; 0 (none) by default.</summary>
+    public float Epsilon { get; init; }
+
+    /// <summary>How eps is spread; <see cref="LabelSmoothing.Uniform"/> (PyTorch) by default.</summary>
+    public LabelSmoothing Smoothing { get; init; } = LabelSmoothing.Uniform;
+
+    /// <summary>Target value whose rows contribute no loss and no gradient; -100 by default.</summary>
+    public int IgnoreIndex { get; init; } = DefaultIgnoreIndex;
+}
+
+/// <summary>
+/// One row of smoothed targets as kernels see it: weight <see cref="On"/> for the target class,
+/// <see cref="Off"/> for every other class, and the target value that marks an ignored row.
+/// </summary>
+/// <param name="Classes">C.</param>
+/// <param name="On">Weight of the target class: 1 - eps + eps/C (Uniform) or 1 - eps (OffTarget).</param>
+/// <param name="Off">Weight of every other class: eps/C (Uniform) or eps/(C-1) (OffTarget; 0 when C = 1).</param>
+/// <param name="IgnoreIndex">Target value of ignored rows.</param>
+public readonly record struct SmoothedOneHot(int Classes, float On, float Off, int IgnoreIndex)
+{
+    /// <summary>Validates eps and the convention, and computes the two weights in float64.</summary>
+    /// <param name="op">The operation, for messages.</param>
+    /// <param name="classes">C, at least 1.</param>
+    /// <param name="eps">Label smoothing in [0, 1].</param>
+    /// <param name="smoothing">The convention.</param>
+    /// <param name="ignoreIndex">Target value of ignored rows.</param>
+    /// <returns>The weights.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">eps is outside [0, 1] (or NaN), or C is below 1.</exception>
+    /// <exception cref="ArgumentException">OffTarget smoothing with C = 1 and eps &gt; 0: there is no other class to give eps to.</exception>
+    public static SmoothedOneHot Create(string op, int classes, float eps, LabelSmoothing smoothing, int ignoreIndex)
+    {
+        Check.Dimension(op, classes, "c", allowZero: false);
+        if (!(eps >= 0f && eps <= 1f))
+            throw new ArgumentOutOfRangeException(nameof(eps), eps, $"{op}: label smoothing eps must be in [0, 1], got {eps}.");
+        switch (smoothing)
+        {
+            case LabelSmoothing.Uniform:
+                return new SmoothedOneHot(classes, (float)(1.0 - eps + ((double)eps / classes)), (float)((double)eps / classes), ignoreIndex);
+            case LabelSmoothing.OffTarget:
+                if (classes == 1 && eps > 0f)
+                    throw new ArgumentException($"{op}: OffTarget label smoothing gives eps / (C - 1) to each of the other classes, but C = 1 leaves none; use eps = 0 or LabelSmoothing.Uniform (got eps = {eps}).", nameof(smoothing));
+                return new SmoothedOneHot(classes, 1f - eps, classes == 1 ? 0f : (float)((double)eps / (classes - 1)), ignoreIndex);
+            default:
+                throw new ArgumentOutOfRangeException(nameof(smoothing), smoothing, $"{op}: unknown label smoothing convention {smoothing}.");
+        }
+    }
+}
+
+/// <summary>Fused softmax cross-entropy with label smoothing and ignore_index: references, kernels and launchers.</summary>
+public static class CrossEntropy
+{
+    // ---------------------------------------------------------------- CPU reference (the spec)
+
+    /// <summary>
+    /// Reference: t[i, k] = (1 - eps) [k == y_i] + eps / C (Uniform) or 1 - eps for k == y_i and
+    /// eps / (C - 1) otherwise (OffTarget). Ignored rows are all zero; rows with an out-of-range
+    /// target are all NaN.
+    /// </summary>
+    /// <param name="targets">Class indices (N).</param>
+    /// <param name="t">Smoothed targets (N, C), overwritten.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Classes C.</param>
+    /// <param name="eps">Label smoothing in [0, 1].</param>
+    /// <param name="smoothing">The convention.</param>
+    /// <param name="ignoreIndex">Target value of ignored rows.</param>
+    public static void SmoothedTargetsReference(ReadOnlySpan<int> targets, Span<float> t, int n, int c, float eps, LabelSmoothing smoothing = LabelSmoothing.Uniform, int ignoreIndex = CrossEntropyOptions.DefaultIgnoreIndex)
+    {
+        _ = SmoothedOneHot.Create(nameof(SmoothedTargetsReference), c, eps, smoothing, ignoreIndex);
+        var row = new double[c];
+        for (int i = 0; i < n; i++)
+        {
+            TargetRowReference(targets[i], row, eps, smoothing, ignoreIndex);
+            for (int k = 0; k < c; k++)
+                t[(i * c) + k] = (float)row[k];
+        }
+    }
+
+    /// <summary>Reference: loss_i = -sum_k t[i, k] log softmax(x_i)_k in float64; 0 for ignored rows, NaN for out-of-range targets.</summary>
+    /// <param name="logits">Logits (N, C).</param>
+    /// <param name="targets">Class indices (N).</param>
+    /// <param name="losses">Per-row losses (N), overwritten.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Classes C.</param>
+    /// <param name="options">Smoothing and ignore_index (the reduction is not used here).</param>
+    public static void ForwardReference(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, int n, int c, CrossEntropyOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _ = SmoothedOneHot.Create(nameof(ForwardReference), c, options.Epsilon, options.Smoothing, options.IgnoreIndex);
+        var t = new double[c];
+        var logp = new double[c];
+        for (int i = 0; i < n; i++)
+        {
+            TargetRowReference(targets[i], t, options.Epsilon, options.Smoothing, options.IgnoreIndex);
+            LogSoftmaxRowReference(logits.Slice(i * c, c), logp);
+            double loss = 0;
+            for (int k = 0; k < c; k++)
+                loss -= t[k] == 0 ? 0 : t[k] * logp[k];
+            losses[i] = (float)loss;
+        }
+    }
+
+    /// <summary>Reference: the Mean or Sum of per-row losses, accumulated in float64.</summary>
+    /// <param name="losses">Per-row losses (N).</param>
+    /// <param name="targets">Class indices (N), to count the non-ignored rows for Mean.</param>
+    /// <param name="reduction">Mean or Sum.</param>
+    /// <param name="ignoreIndex">Target value of ignored rows.</param>
+    /// <returns>The reduced loss; NaN for Mean when every row is ignored (or N = 0).</returns>
+    public static float ReduceReference(ReadOnlySpan<float> losses, ReadOnlySpan<int> targets, LossReduction reduction, int ignoreIndex = CrossEntropyOptions.DefaultIgnoreIndex)
+    {
+        if (reduction == LossReduction.None)
+            throw new ArgumentException("ReduceReference: reduction None has no scalar loss.", nameof(reduction));
+        double sum = 0;
+        int kept = 0;
+        for (int i = 0; i < losses.Length; i++)
+        {
+            sum += losses[i];
+            if (targets[i] != ignoreIndex)
+                kept++;
+        }
+        return reduction == LossReduction.Sum ? (float)sum : (float)(sum / kept);
+    }
+
+    /// <summary>
+    /// Reference: dlogits[i, k] = (softmax(x_i)_k - t[i, k]) * g_i in float64, with g_i = dLoss[0] / count (Mean),
+    /// dLoss[0] (Sum) or dLoss[i] (None); 0 for ignored rows, NaN for out-of-range targets.
+    /// </summary>
+    /// <param name="logits">Logits (N, C).</param>
+    /// <param name="targets">Class indices (N).</param>
+    /// <param name="dLoss">Upstream gradient: 1 element, or N for None.</param>
+    /// <param name="dlogits">Gradient (N, C), overwritten.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Classes C.</param>
+    /// <param name="options">Reduction, smoothing and ignore_index.</param>
+    public static void BackwardReference(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, ReadOnlySpan<float> dLoss, Span<float> dlogits, int n, int c, CrossEntropyOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _ = SmoothedOneHot.Create(nameof(BackwardReference), c, options.Epsilon, options.Smoothing, options.IgnoreIndex);
+        int kept = 0;
+        for (int i = 0; i < n; i++)
+        {
+            if (targets[i] != options.IgnoreIndex)
+                kept++;
+        }
+
+        var t = new double[c];
+        var logp = new double[c];
+        for (int i = 0; i < n; i++)
+        {
+            double g = options.Reduction switch
+            {
+                LossReduction.Mean => (double)dLoss[0] / kept,
+                LossReduction.Sum => dLoss[0],
+                _ => dLoss[i],
+            };
+            TargetRowReference(targets[i], t, options.Epsilon, options.Smoothing, options.IgnoreIndex);
+            LogSoftmaxRowReference(logits.Slice(i * c, c), logp);
+            bool ignored = targets[i] == options.IgnoreIndex;
+            for (int k = 0; k < c; k++)
+                dlogits[(i * c) + k] = ignored ? 0f : (float)((Math.Exp(logp[k]) - t[k]) * g);
+        }
+    }
+
+    /// <summary>Throws if a target is neither <paramref name="ignoreIndex"/> nor a class in [0, C).</summary>
+    /// <param name="targets">Class indices (N), on the host.</param>
+    /// <param name="classes">C.</param>
+    /// <param name="ignoreIndex">Target value of ignored rows.</param>
+    /// <exception cref="ArgumentOutOfRangeException">Names the first bad index and its value.</exception>
+    public static void ValidateTargets(ReadOnlySpan<int> targets, int classes, int ignoreIndex = CrossEntropyOptions.DefaultIgnoreIndex)
+    {
+        for (int i = 0; i < targets.Length; i++)
+        {
+            int y = targets[i];
+            if (y != ignoreIndex && (y < 0 || y >= classes))
+                throw new ArgumentOutOfRangeException(nameof(targets), y, $"CrossEntropy: targets[{i}] = {y} is neither a class in [0, {classes}) nor ignore_index {ignoreIndex}.");
+        }
+    }
+
+    // ---------------------------------------------------------------- ILGPU kernels
+
+    /// <summary>Kernel: per-row smoothed cross-entropy losses, one thread per row, grid-stride over rows.</summary>
+    /// <param name="logits">Logits (N, C).</param>
+    /// <param name="targets">Class indices (N).</param>
+    /// <param name="losses">Per-row losses (N).</param>
+    /// <param name="errors">Empty, or one counter incremented (atomically) once per out-of-range target.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="t">Target weights, C and ignore_index.</param>
+    public static void ForwardKernel(ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> losses, ArrayView<int> errors, int n, SmoothedOneHot t)
+    {
+        int c = t.Classes;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        {
+            int y = targets[i];
+            if (y == t.IgnoreIndex)
+            {
+                losses[i] = 0f;
+                continue;
+            }
+
+            if (y < 0 || y >= c)
+            {
+                losses[i] = float.NaN;
+                if (errors.Length > 0)
+                    Atomic.Add(ref errors[0], 1);
+                continue;
+            }
+
+            int o = i * c;
+            float m = logits[o];
+            for (int k = 1; k < c; k++)
+                m = XMath.Max(m, logits[o + k]);
+            float s = 0f;
+            float gap = 0f;
+            for (int k = 0; k < c; k++)
+            {
+                float d = m - logits[o + k];
+                s += XMath.Exp(-d);
+                gap += d;
+            }
+
+            float lse = XMath.Log(s);
+            float nll = lse + (m - logits[o + y]);
+            float allNll = (c * lse) + gap;
+            losses[i] = ((t.On - t.Off) * nll) + (t.Off * allNll);
+        }
+    }
+
+    /// <summary>
+    /// Kernel: loss[0] = sum of losses (Kahan-compensated, index order), divided by the number of
+    /// non-ignored rows when <paramref name="divideByCount"/> is 1. Thread 0 does all the work, so
+    /// the result is the same for every launch shape.
+    /// </summary>
+    /// <param name="losses">Per-row losses (N).</param>
+    /// <param name="targets">Class indices (N).</param>
+    /// <param name="loss">The reduced loss (1).</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="ignoreIndex">Target value of ignored rows.</param>
+    /// <param name="divideByCount">1 for Mean, 0 for Sum.</param>
+    public static void ReduceKernel(ArrayView<float> losses, ArrayView<int> targets, ArrayView<float> loss, int n, int ignoreIndex, int divideByCount)
+    {
+        if (Grid.GlobalIndex.X != 0)
+            return;
+        float sum = 0f;
+        float compensation = 0f;
+        int kept = 0;
+        for (int i = 0; i < n; i++)
+        {
+            if (targets[i] != ignoreIndex)
+                kept++;
+            float v = losses[i] - compensation;
+            float next = sum + v;
+            compensation = (next - sum) - v;
+            sum = next;
+        }
+
+        loss[0] = divideByCount != 0 ? sum / kept : sum;
+    }
+
+    /// <summary>Kernel: scale[0] = dLoss[0] / (number of non-ignored rows), the Mean gradient of every row. Thread 0 only.</summary>
+    /// <param name="targets">Class indices (N).</param>
+    /// <param name="dLoss">Upstream gradient of the mean loss (1).</param>
+    /// <param name="scale">Output (1).</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="ignoreIndex">Target value of ignored rows.</param>
+    public static void MeanScaleKernel(ArrayView<int> targets, ArrayView<float> dLoss, ArrayView<float> scale, int n, int ignoreIndex)
+    {
+        if (Grid.GlobalIndex.X != 0)
+            return;
+        int kept = 0;
+        for (int i = 0; i < n; i++)
+        {
+            if (targets[i] != ignoreIndex)
+                kept++;
+        }
+
+        scale[0] = dLoss[0] / kept;
+    }
+
+    /// <summary>Kernel: dlogits[i, k] = (softmax(x_i)_k - t[i, k]) * g[i * gStride], one thread per row.</summary>
+    /// <param name="logits">Logits (N, C).</param>
+    /// <param name="targets">Class indices (N).</param>
+    /// <param name="g">Row gradient scales: one shared value (gStride 0) or one per row (gStride 1).</param>
+    /// <param name="gStride">0 or 1.</param>
+    /// <param name="dlogits">Gradient (N, C), overwritten; may alias logits.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="t">Target weights, C and ignore_index.</param>
+    public static void BackwardKernel(ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> g, int gStride, ArrayView<float> dlogits, int n, SmoothedOneHot t)
+    {
+        int c = t.Classes;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        {
+            int o = i * c;
+            int y = targets[i];
+            if (y == t.IgnoreIndex || y < 0 || y >= c)
+            {
+                float fill = y == t.IgnoreIndex ? 0f : float.NaN;
+                for (int k = 0; k < c; k++)
+                    dlogits[o + k] = fill;
+                continue;
+            }
+
+            float gi = g[i * gStride];
+            float m = logits[o];
+            for (int k = 1; k < c; k++)
+                m = XMath.Max(m, logits[o + k]);
+            float s = 0f;
+            for (int k = 0; k < c; k++)
+                s += XMath.Exp(logits[o + k] - m);
+            float inv = 1f / s;
+            for (int k = 0; k < c; k++)
+            {
+                float p = XMath.Exp(logits[o + k] - m) * inv;
+                dlogits[o + k] = (p - (k == y ? t.On : t.Off)) * gi;
+            }
+        }
+    }
+
+    /// <summary>Kernel: one row of smoothed targets per thread (zeros for ignored rows, NaN for out-of-range targets).</summary>
+    /// <param name="targets">Class indices (N).</param>
+    /// <param name="smoothed">Smoothed targets (N, C).</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="t">Target weights, C and ignore_index.</param>
+    public static void SmoothedTargetsKernel(ArrayView<int> targets, ArrayView<float> smoothed, int n, SmoothedOneHot t)
+    {
+        int c = t.Classes;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        {
+            int o = i * c;
+            int y = targets[i];
+            bool ignored = y == t.IgnoreIndex;
+            bool valid = y >= 0 && y < c;
+            for (int k = 0; k < c; k++)
+                smoothed[o + k] = ignored ? 0f : !valid ? float.NaN : k == y ? t.On : t.Off;
+        }
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, SmoothedOneHot>> ForwardDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, SmoothedOneHot>(ForwardKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>> ReduceDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>(ReduceKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int>> MeanScaleDef =
+        KernelDef.Of<ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int>(MeanScaleKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, ArrayView<float>, int, SmoothedOneHot>> BackwardDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<int>, ArrayView<float>, int, ArrayView<float>, int, SmoothedOneHot>(BackwardKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<float>, int, SmoothedOneHot>> SmoothedTargetsDef =
+        KernelDef.Of<ArrayView<int>, ArrayView<float>, int, SmoothedOneHot>(SmoothedTargetsKernel);
+
+    // A single thread: the serial finish kernels do all their work in thread 0.
+    private static readonly KernelConfig SingleThread = new(1, 1);
+
+    // ---------------------------------------------------------------- launchers
+
+    /// <summary>Scratch floats <see cref="Backward"/> needs: 1 for Mean (the shared row scale dLoss / count), else 0.</summary>
+    /// <param name="reduction">The reduction.</param>
+    /// <returns>The scratch length.</returns>
+    public static int BackwardScratchLength(LossReduction reduction) => reduction == LossReduction.Mean ? 1 : 0;
+
+    /// <summary>
+    /// Cross-entropy forward: per-row losses into <paramref name="losses"/> and, for Mean and Sum,
+    /// the reduced loss into <paramref name="loss"/>[0], all on the device.
+    /// </summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="logits">Logits (N, C), row-major.</param>
+    /// <param name="targets">Class indices (N): in [0, C) or the ignore index.</param>
+    /// <param name="losses">Per-row losses (N), overwritten; 0 for ignored rows, NaN for out-of-range targets.</param>
+    /// <param name="loss">The reduced loss (1) for Mean and Sum; unused (may be empty) for None.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Classes C, at least 1.</param>
+    /// <param name="options">Reduction, label smoothing and ignore_index; <see cref="CrossEntropyOptions.Default"/> when null.</param>
+    /// <param name="errors">Empty, or a 1-element counter to which the number of out-of-range targets is added (it is not reset).</param>
+    public static void Forward(KernelHost host, ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> losses, ArrayView<float> loss, int n, int c, CrossEntropyOptions? options = null, ArrayView<int> errors = default)
+    {
+        const string op = nameof(CrossEntropy) + "." + nameof(Forward);
+        options ??= CrossEntropyOptions.Default;
+        var t = CheckRows(host, op, logits, targets, nameof(logits), n, c, options);
+        Check.Length(op, losses, nameof(losses), n, $"N = {n}");
+        if (options.Reduction != LossReduction.None)
+            Check.Length(op, loss, nameof(loss), 1, $"reduction {options.Reduction}");
+        if (errors.Length > 1)
+            throw new ArgumentException($"{op}: errors has {errors.Length} elements but the error counter is empty (not counted) or 1 element.", nameof(errors));
+
+        if (n > 0)
+            host.Load(ForwardDef)(host.Stream, host.Launch.GridStride(n), logits, targets, losses, errors, n, t);
+        // The scalar is written even for N = 0: Sum of nothing is 0 and Mean of nothing is NaN, as PyTorch.
+        if (options.Reduction != LossReduction.None)
+            host.Load(ReduceDef)(host.Stream, SingleThread, losses, targets, loss, n, options.IgnoreIndex, options.Reduction == LossReduction.Mean ? 1 : 0);
+    }
+
+    /// <summary>
+    /// Cross-entropy backward: dlogits = (softmax(logits) - smoothed targets) * g, with g =
+    /// dLoss[0] / count (Mean), dLoss[0] (Sum) or dLoss[i] (None). Ignored rows get 0. Overwrites
+    /// dlogits; reads dLoss on the device, so no host round-trip is needed.
+    /// </summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="logits">Logits (N, C), the forward input.</param>
+    /// <param name="targets">Class indices (N).</param>
+    /// <param name="dLoss">Upstream gradient: 1 element for Mean and Sum, N for None.</param>
+    /// <param name="dlogits">Gradient (N, C), overwritten; may alias logits.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Classes C, at least 1.</param>
+    /// <param name="options">Reduction, label smoothing and ignore_index; <see cref="CrossEntropyOptions.Default"/> when null.</param>
+    /// <param name="scratch">At least <see cref="BackwardScratchLength"/> floats (1 for Mean; may be empty otherwise).</param>
+    public static void Backward(KernelHost host, ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> dLoss, ArrayView<float> dlogits, int n, int c, CrossEntropyOptions? options = null, ArrayView<float> scratch = default)
+    {
+        const string op = nameof(CrossEntropy) + "." + nameof(Backward);
+        options ??= CrossEntropyOptions.Default;
+        var t = CheckRows(host, op, logits, targets, nameof(logits), n, c, options);
+        Check.Length(op, dlogits, nameof(dlogits), (long)n * c, $"(N, C) = ({n}, {c})");
+        if (options.Reduction == LossReduction.None)
+            Check.Length(op, dLoss, nameof(dLoss), n, $"reduction None with N = {n}");
+        else
+            Check.Length(op, dLoss, nameof(dLoss), 1, $"reduction {options.Reduction}");
+        Check.AtLeast(op, scratch, nameof(scratch), BackwardScratchLength(options.Reduction), $"reduction {options.Reduction} (BackwardScratchLength)");
+        if (n == 0)
+            return;
+
+        var g = dLoss;
+        if (options.Reduction == LossReduction.Mean)
+        {
+            g = scratch.SubView(0, 1);
+            host.Load(MeanScaleDef)(host.Stream, SingleThread, targets, dLoss, g, n, options.IgnoreIndex);
+        }
+
+        int gStride = options.Reduction == LossReduction.None ? 1 : 0;
+        host.Load(BackwardDef)(host.Stream, host.Launch.GridStride(n), logits, targets, g, gStride, dlogits, n, t);
+    }
+
+    /// <summary>
+    /// Writes the smoothed one-hot targets (N, C): Uniform t = (1 - eps) onehot + eps / C, or
+    /// OffTarget 1 - eps on the true class and eps / (C - 1) elsewhere. Ignored rows are zero and
+    /// rows with an out-of-range target NaN. For soft-target losses and tests.
+    /// </summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="targets">Class indices (N).</param>
+    /// <param name="smoothed">Output (N, C), overwritten.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Classes C, at least 1.</param>
+    /// <param name="eps">Label smoothing in [0, 1].</param>
+    /// <param name="smoothing">The convention.</param>
+    /// <param name="ignoreIndex">Target value of ignored rows.</param>
+    public static void SmoothedTargets(KernelHost host, ArrayView<int> targets, ArrayView<float> smoothed, int n, int c, float eps, LabelSmoothing smoothing = LabelSmoothing.Uniform, int ignoreIndex = CrossEntropyOptions.DefaultIgnoreIndex)
+    {
+        const string op = nameof(CrossEntropy) + "." + nameof(SmoothedTargets);
+        ArgumentNullException.ThrowIfNull(host);
+        Check.Dimension(op, n, nameof(n));
+        var t = SmoothedOneHot.Create(op, c, eps, smoothing, ignoreIndex);
+        Check.Length(op, targets, nameof(targets), n, $"N = {n}");
+        Check.Length(op, smoothed, nameof(smoothed), (long)n * c, $"(N, C) = ({n}, {c})");
+        Check.Fits32(op, smoothed, nameof(smoothed));
+        if (n == 0)
+            return;
+        host.Load(SmoothedTargetsDef)(host.Stream, host.Launch.GridStride(n), targets, smoothed, n, t);
+    }
+
+    private static SmoothedOneHot CheckRows(KernelHost host, string op, ArrayView<float> logits, ArrayView<int> targets, string logitsName, int n, int c, CrossEntropyOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        Check.Dimension(op, n, nameof(n));
+        var t = SmoothedOneHot.Create(op, c, options.Epsilon, options.Smoothing, options.IgnoreIndex);
+        Check.Length(op, logits, logitsName, (long)n * c, $"(N, C) = ({n}, {c})");
+        Check.Fits32(op, logits, logitsName);
+        Check.Length(op, targets, nameof(targets), n, $"N = {n}");
+        return t;
+    }
+
+    // The smoothed target row of one target, straight from the definitions in SEMANTICS.md.
+    private static void TargetRowReference(int y, Span<double> row, float eps, LabelSmoothing smoothing, int ignoreIndex)
+    {
+        int c = row.Length;
+        if (y == ignoreIndex)
+        {
+            row.Clear();
+            return;
+        }
+
+        if (y < 0 || y >= c)
+        {
+            row.Fill(double.NaN);
+            return;
+        }
+
+        for (int k = 0; k < c; k++)
+        {
+            double onehot = k == y ? 1 : 0;
+            row[k] = smoothing == LabelSmoothing.Uniform
+                ? ((1 - (double)eps) * onehot) + ((double)eps / c)
+                : k == y ? 1 - (double)eps : (double)eps / (c - 1);
+        }
+    }
+
+    private static void LogSoftmaxRowReference(ReadOnlySpan<float> x, Span<double> logp)
+    {
+        double m = double.NegativeInfinity;
+        foreach (float v in x)
+            m = Math.Max(m, v);
+        double s = 0;
+        foreach (float v in x)
+            s += Math.Exp(v - m);
+        double lse = Math.Log(s);
+        for (int k = 0; k < x.Length; k++)
+            logp[k] = x[k] - m - lse;
+    }
+}

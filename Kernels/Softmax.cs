@@ -1,0 +1,320 @@
+using IlgpuTrain.Kernels.Runtime;
+using ILGPU.Algorithms;
+
+namespace IlgpuTrain.Kernels;
+
+// Row-wise softmax and log-softmax over a row-major (N, C) matrix, and their VJPs.
+//
+//   Softmax forward      m = max_j x_j,  y_j = exp(x_j - m) / sum_k exp(x_k - m)
+//   LogSoftmax forward   y_j = (x_j - m) - log(sum_k exp(x_k - m))
+//   Softmax backward     dx_j = y_j * (dy_j - sum_k dy_k y_k)            (y = softmax output)
+//   LogSoftmax backward  dx_j = dy_j - exp(y_j) * sum_k dy_k              (y = log-softmax output)
+//
+// Shapes: x, y, dy, dx are (N, C) row-major. Subtracting the row max keeps every exp argument
+// <= 0, so nothing overflows and the largest term is exactly 1; log-softmax never forms
+// log(softmax) and so stays finite for logits of any magnitude.
+//
+// Both backward passes take the forward OUTPUT y, not x (as PyTorch's autograd does): the
+// softmax VJP needs y itself, and the log-softmax VJP needs softmax(x) = exp(y). The input x
+// need not be kept alive for backward.
+//
+// Memory traffic per element (each row is read from cache after its first pass):
+//   forward   reads 4 B (x), writes 4 B (y)
+//   backward  reads 8 B (y, dy), writes 4 B (dx)
+// Backward OVERWRITES dx. Every output may alias its inputs (y = x, dx = dy or dx = y): a thread
+// owns its whole row and reads element j before it writes element j.
+//
+// Launch shape: one thread per row in a grid-stride loop, on the CPU accelerator and on GPUs.
+// Classifier rows are short (C = 10 .. 1000), so a row fits in L1 and the batch supplies the
+// parallelism. A large-C (vocabulary, C ~ 32k-256k) version would need one group (or warp) per
+// row: coalesced strided loads, a shared-memory or warp-shuffle tree reduction for the max and
+// the sum (or one online-softmax pass carrying (max, sum) pairs), a CPU variant without
+// barriers, and fixed reduction order for determinism.
+
+/// <summary>Row-wise softmax over (N, C): CPU references, ILGPU kernels and checked launchers.</summary>
+public static class Softmax
+{
+    // ---------------------------------------------------------------- CPU reference (the spec)
+
+    /// <summary>Reference: y[i, j] = exp(x[i, j] - max_k x[i, k]) / sum_k exp(x[i, k] - max_k x[i, k]), in float64.</summary>
+    /// <param name="x">Input (N, C), row-major.</param>
+    /// <param name="y">Output (N, C).</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Columns (classes) C.</param>
+    public static void ForwardReference(ReadOnlySpan<float> x, Span<float> y, int n, int c)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            var row = x.Slice(i * c, c);
+            double m = double.NegativeInfinity;
+            for (int j = 0; j < c; j++)
+                m = Math.Max(m, row[j]);
+            double s = 0;
+            for (int j = 0; j < c; j++)
+                s += Math.Exp(row[j] - m);
+            for (int j = 0; j < c; j++)
+                y[(i * c) + j] = (float)(Math.Exp(row[j] - m) / s);
+        }
+    }
+
+    /// <summary>Reference VJP: dx[i, j] = y[i, j] * (dy[i, j] - sum_k dy[i, k] y[i, k]), in float64.</summary>
+    /// <param name="y">Forward output softmax(x) (N, C).</param>
+    /// <param name="dy">Upstream gradient (N, C).</param>
+    /// <param name="dx">Gradient with respect to x (N, C), overwritten.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Columns C.</param>
+    public static void BackwardReference(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, int n, int c)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            int o = i * c;
+            double dot = 0;
+            for (int j = 0; j < c; j++)
+                dot += (double)dy[o + j] * y[o + j];
+            for (int j = 0; j < c; j++)
+                dx[o + j] = (float)(y[o + j] * (dy[o + j] - dot));
+        }
+    }
+
+    // ---------------------------------------------------------------- ILGPU kernels
+
+    /// <summary>Kernel: softmax of each row, one thread per row, grid-stride over rows.</summary>
+    /// <param name="x">Input (N, C).</param>
+    /// <param name="y">Output (N, C); may alias x.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Columns C (at least 1).</param>
+    public static void ForwardKernel(ArrayView<float> x, ArrayView<float> y, int n, int c)
+    {
+        // Grid and Group reads are thread-local on the CPU accelerator: read them once.
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        {
+            int o = i * c;
+            float m = x[o];
+            for (int j = 1; j < c; j++)
+                m = XMath.Max(m, x[o + j]);
+            float s = 0f;
+            for (int j = 0; j < c; j++)
+                s += XMath.Exp(x[o + j] - m);
+            float inv = 1f / s;
+            for (int j = 0; j < c; j++)
+                y[o + j] = XMath.Exp(x[o + j] - m) * inv;
+        }
+    }
+
+    /// <summary>Kernel: softmax VJP of each row from the forward output, one thread per row.</summary>
+    /// <param name="y">Forward output (N, C).</param>
+    /// <param name="dy">Upstream gradient (N, C).</param>
+    /// <param name="dx">Gradient (N, C), overwritten; may alias y or dy.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Columns C.</param>
+    public static void BackwardKernel(ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c)
+    {
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        {
+            int o = i * c;
+            float dot = 0f;
+            for (int j = 0; j < c; j++)
+                dot += dy[o + j] * y[o + j];
+            for (int j = 0; j < c; j++)
+                dx[o + j] = y[o + j] * (dy[o + j] - dot);
+        }
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int>> ForwardDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int, int>(ForwardKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>> BackwardDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(BackwardKernel);
+
+    // ---------------------------------------------------------------- launchers
+
+    /// <summary>y = softmax(x) along each row of the (N, C) matrix x, max subtracted for stability.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Input (N, C), row-major.</param>
+    /// <param name="y">Output (N, C); may alias x.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Columns (classes) C.</param>
+    public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c)
+    {
+        RowShapes.Require(host, nameof(Softmax) + "." + nameof(Forward), n, c, (x, nameof(x)), (y, nameof(y)));
+        if (n == 0 || c == 0)
+            return;
+        host.Load(ForwardDef)(host.Stream, host.Launch.GridStride(n), x, y, n, c);
+    }
+
+    /// <summary>
+    /// Softmax VJP: dx = y * (dy - rowsum(dy * y)), from the forward output y = softmax(x).
+    /// Overwrites dx.
+    /// </summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="y">Forward output softmax(x) (N, C).</param>
+    /// <param name="dy">Upstream gradient (N, C).</param>
+    /// <param name="dx">Gradient with respect to x (N, C), overwritten; may alias y or dy.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Columns C.</param>
+    public static void Backward(KernelHost host, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c)
+    {
+        RowShapes.Require(host, nameof(Softmax) + "." + nameof(Backward), n, c, (y, nameof(y)), (dy, nameof(dy)), (dx, nameof(dx)));
+        if (n == 0 || c == 0)
+            return;
+        host.Load(BackwardDef)(host.Stream, host.Launch.GridStride(n), y, dy, dx, n, c);
+    }
+}
+
+/// <summary>Row-wise log-softmax over (N, C): CPU references, ILGPU kernels and checked launchers.</summary>
+public static class LogSoftmax
+{
+    // ---------------------------------------------------------------- CPU reference (the spec)
+
+    /// <summary>Reference: y[i, j] = x[i, j] - m - log(sum_k exp(x[i, k] - m)), m = max_k x[i, k], in float64.</summary>
+    /// <param name="x">Input (N, C), row-major.</param>
+    /// <param name="y">Output (N, C).</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Columns C.</param>
+    public static void ForwardReference(ReadOnlySpan<float> x, Span<float> y, int n, int c)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            var row = x.Slice(i * c, c);
+            double m = double.NegativeInfinity;
+            for (int j = 0; j < c; j++)
+                m = Math.Max(m, row[j]);
+            double s = 0;
+            for (int j = 0; j < c; j++)
+                s += Math.Exp(row[j] - m);
+            double lse = Math.Log(s);
+            for (int j = 0; j < c; j++)
+                y[(i * c) + j] = (float)((row[j] - m) - lse);
+        }
+    }
+
+    /// <summary>Reference VJP: dx[i, j] = dy[i, j] - exp(y[i, j]) * sum_k dy[i, k], in float64.</summary>
+    /// <param name="y">Forward output log-softmax(x) (N, C).</param>
+    /// <param name="dy">Upstream gradient (N, C).</param>
+    /// <param name="dx">Gradient with respect to x (N, C), overwritten.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Columns C.</param>
+    public static void BackwardReference(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, int n, int c)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            int o = i * c;
+            double sum = 0;
+            for (int j = 0; j < c; j++)
+                sum += dy[o + j];
+            for (int j = 0; j < c; j++)
+                dx[o + j] = (float)(dy[o + j] - (Math.Exp(y[o + j]) * sum));
+        }
+    }
+
+    // ---------------------------------------------------------------- ILGPU kernels
+
+    /// <summary>Kernel: log-softmax of each row, one thread per row, grid-stride over rows.</summary>
+    /// <param name="x">Input (N, C).</param>
+    /// <param name="y">Output (N, C); may alias x.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Columns C (at least 1).</param>
+    public static void ForwardKernel(ArrayView<float> x, ArrayView<float> y, int n, int c)
+    {
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        {
+            int o = i * c;
+            float m = x[o];
+            for (int j = 1; j < c; j++)
+                m = XMath.Max(m, x[o + j]);
+            float s = 0f;
+            for (int j = 0; j < c; j++)
+                s += XMath.Exp(x[o + j] - m);
+            // s is in [1, C]: its log is well conditioned, and (x - m) is exact for nearby values.
+            float lse = XMath.Log(s);
+            for (int j = 0; j < c; j++)
+                y[o + j] = (x[o + j] - m) - lse;
+        }
+    }
+
+    /// <summary>Kernel: log-softmax VJP of each row from the forward output, one thread per row.</summary>
+    /// <param name="y">Forward output (N, C).</param>
+    /// <param name="dy">Upstream gradient (N, C).</param>
+    /// <param name="dx">Gradient (N, C), overwritten; may alias y or dy.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Columns C.</param>
+    public static void BackwardKernel(ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c)
+    {
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        {
+            int o = i * c;
+            float sum = 0f;
+            for (int j = 0; j < c; j++)
+                sum += dy[o + j];
+            for (int j = 0; j < c; j++)
+                dx[o + j] = dy[o + j] - (XMath.Exp(y[o + j]) * sum);
+        }
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int>> ForwardDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int, int>(ForwardKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>> BackwardDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(BackwardKernel);
+
+    // ---------------------------------------------------------------- launchers
+
+    /// <summary>y = log(softmax(x)) along each row of the (N, C) matrix x, computed as x - max - log-sum-exp.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Input (N, C), row-major.</param>
+    /// <param name="y">Output (N, C); may alias x.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Columns C.</param>
+    public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c)
+    {
+        RowShapes.Require(host, nameof(LogSoftmax) + "." + nameof(Forward), n, c, (x, nameof(x)), (y, nameof(y)));
+        if (n == 0 || c == 0)
+            return;
+        host.Load(ForwardDef)(host.Stream, host.Launch.GridStride(n), x, y, n, c);
+    }
+
+    /// <summary>
+    /// Log-softmax VJP: dx = dy - exp(y) * rowsum(dy), from the forward output y = log-softmax(x)
+    /// (exp(y) is softmax(x)). Overwrites dx.
+    /// </summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="y">Forward output log-softmax(x) (N, C).</param>
+    /// <param name="dy">Upstream gradient (N, C).</param>
+    /// <param name="dx">Gradient with respect to x (N, C), overwritten; may alias y or dy.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Columns C.</param>
+    public static void Backward(KernelHost host, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c)
+    {
+        RowShapes.Require(host, nameof(LogSoftmax) + "." + nameof(Backward), n, c, (y, nameof(y)), (dy, nameof(dy)), (dx, nameof(dx)));
+        if (n == 0 || c == 0)
+            return;
+        host.Load(BackwardDef)(host.Stream, host.Launch.GridStride(n), y, dy, dx, n, c);
+    }
+}
+
+/// <summary>Argument checks for row-wise (N, C) kernels.</summary>
+internal static class RowShapes
+{
+    /// <summary>Throws unless n, c are non-negative and every view holds exactly N * C floats.</summary>
+    /// <param name="host">The host (must not be null).</param>
+    /// <param name="op">The operation, for messages.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Columns C.</param>
+    /// <param name="views">The (N, C) views with their names.</param>
+    public static void Require(KernelHost host, string op, int n, int c, params ReadOnlySpan<(ArrayView<float> View, string Name)> views)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        Check.Dimension(op, n, nameof(n));
+        Check.Dimension(op, c, nameof(c));
+        long nc = (long)n * c;
+        foreach (var (view, name) in views)
+        {
+            Check.Length(op, view, name, nc, $"(N, C) = ({n}, {c})");
+            Check.Fits32(op, view, name);
+        }
+    }
+}
