@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace IlgpuTrain.Functional;
 
 /// <summary>Host/device copies on a stream. Each call waits for the copy to finish.</summary>
@@ -17,7 +15,9 @@ public static class Transfer
             throw new ArgumentException($"Host data has {source.Length} elements but the device view has {target.Length}.", nameof(source));
         if (source.Length == 0)
             return;
-        ((ArrayView1D<T, Stride1D.Dense>)target).CopyFromCPU(stream, ref MemoryMarshal.GetReference(source), source.Length);
+        // The span overload pins the host memory; the (ref T, length) one expects pinned memory, and
+        // the GC moving a managed array during the copy silently reads or writes the old location.
+        ((ArrayView1D<T, Stride1D.Dense>)target).CopyFromCPU(stream, source);
     }
 
     /// <summary>Copies a device view into host memory of the same length (waits for earlier launches).</summary>
@@ -32,7 +32,8 @@ public static class Transfer
             throw new ArgumentException($"The device view has {source.Length} elements but the host span has {target.Length}.", nameof(target));
         if (target.Length == 0)
             return;
-        ((ArrayView1D<T, Stride1D.Dense>)source).CopyToCPU(stream, ref MemoryMarshal.GetReference(target), target.Length);
+        // Pinned by the span overload, as in ToDevice.
+        ((ArrayView1D<T, Stride1D.Dense>)source).CopyToCPU(stream, target);
     }
 
     /// <summary>Copies a device view to a new host array.</summary>
