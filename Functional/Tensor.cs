@@ -84,11 +84,11 @@ public sealed class Tensor : IDisposable
             return Upload(device, data, shape, dtype);
         if (dtype == DType.Float16)
         {
-            // ILGPU.Half's host conversion truncates; System.Half rounds to nearest even, as
-            // PyTorch and the GPU's cvt.rn.f16.f32 do.
+            // ILGPU.Half's own conversion truncates on the host; Cast.FloatToHalf rounds to nearest
+            // even on every backend, as PyTorch and the GPU's cvt.rn.f16.f32 do.
             var h = new Half[data.Length];
             for (int i = 0; i < h.Length; i++)
-                h[i] = Interop.IntAsFloat(BitConverter.HalfToUInt16Bits((System.Half)data[i]));
+                h[i] = Cast.FloatToHalf(data[i]);
             return Upload<Half>(device, h, shape, dtype);
         }
         throw new ArgumentException($"FromHost: float data cannot become a {dtype} tensor; pass int[] for Int32.", nameof(dtype));
