@@ -5,7 +5,7 @@ using IlgpuTrain.Kernels;
 
 namespace IlgpuTrain.Bench.Kernels;
 
-/// <summary>Elementwise kernels against their CPU references, in GB/s (bytes from Kernels/Elementwise.cs).</summary>
+/// <summary>Elementwise kernels and an activation (GELU, erf form) against their CPU references, in GB/s (bytes from the kernels' header comments).</summary>
 [MemoryDiagnoser(false)]
 public class ElementwiseBench
 {
@@ -33,6 +33,7 @@ public class ElementwiseBench
         _z = Tensor.Zeros(_device, new Shape(N));
         Axpy();
         Add();
+        Gelu();
     }
 
     [GlobalCleanup]
@@ -61,6 +62,16 @@ public class ElementwiseBench
     public void Add()
     {
         Elementwise.Add(_device.Kernels, _x.View<float>(), _y.View<float>(), _z.View<float>());
+        _device.Synchronize();
+    }
+
+    [Benchmark(Baseline = true), BenchmarkCategory("Gelu"), Bytes(8)]
+    public void GeluReference() => Activations.GeluReference(_hx, _hz);
+
+    [Benchmark, BenchmarkCategory("Gelu"), Bytes(8)]
+    public void Gelu()
+    {
+        Activations.Gelu(_device.Kernels, _x.View<float>(), _z.View<float>());
         _device.Synchronize();
     }
 }
