@@ -1,0 +1,875 @@
+using IlgpuTrain.Kernels.Runtime;
+
+namespace IlgpuTrain.Kernels;
+
+// Reductions of float buffers: a flat buffer to one value, and the rows or columns of a
+// row-major (R, C) matrix to R or C values. Five operators (ReductionOps.cs):
+//
+//   Sum           Σ x            empty: 0
+//   Mean          Σ x / n        empty: NaN (0/0, as PyTorch)
+//   Max           max x          empty: the launcher throws (undefined; PyTorch raises too).
+//                                A NaN anywhere gives NaN.
+//   SumOfSquares  Σ x²           empty: 0
+//   L2Norm        √(Σ x²)        empty: 0
+//
+//   flat     x (n)    -> result (1)   reads 4 B per element, writes 4 B per partial + 4 B
+//   rows     x (R, C) -> result (R)   result[r] = reduce over c of x[r, c]; reads 4 B per element, writes 4 B per row
+//   columns  x (R, C) -> result (C)   result[c] = reduce over r of x[r, c]; reads 4 B per element, writes 4 B per column
+//
+// Every launcher overwrites its result. Column sums are BiasAdd's backward and BatchNorm's
+// statistics; the flat reductions give global norms and finite checks over a whole ParamTree
+// buffer in one launch. The result stays on the device (no host round-trip).
+//
+// Flat modes (ReductionMode):
+//   Deterministic (default): pass 1 writes one partial per group (GPU) or per thread (CPU) into
+//     scratch; pass 2, one group or one thread, combines the partials in a fixed order and
+//     applies Finish. No float atomics: the same input on the same device and launch policy
+//     gives the same bits every run.
+//   Atomic: one pass; each group combines its partial into the result (first filled with the
+//     identity) with a compare-and-swap loop (see AtomicCombine), then a one-thread
+//     launch applies Finish. Faster on GPUs, but the order of the atomic adds varies from run
+//     to run, so sums are not bitwise reproducible.
+// Rows and columns are deterministic by construction: each output is reduced by one thread or
+// one group in a fixed order.
+//
+// Variants (picked by host.Variant):
+//   Gpu: each thread accumulates a grid-stride slice, then the group combines its threads'
+//     values with a shared-memory tree (Group.Barrier). Correct for any group size up to
+//     LaunchPolicy.MaxReduceGroupSize (256); the launch uses ReduceGroupSize.
+//   Cpu: no shared memory or barriers (the CPU accelerator simulates them with OS threads):
+//     each thread accumulates a grid-stride slice and writes one value.
+//
+// Accuracy. On the CPU accelerator a handful of threads each accumulate millions of floats, so
+// the per-thread phase of the sum-like operators is compensated: a float-float accumulator
+// (Knuth's TwoSum, then a Fast2Sum that folds the carry back; see Accumulator). For a slice
+// of m terms with exact sum S and s = Σ|m(x_i)|, the slice's value is within u·|S| + 2m·u²·s of
+// S (u = 2^-24; Joldes, Muller and Popescu, ACM TOMS 2017, DWPlusFP), against (m−1)·u·s for a
+// plain loop: 1e6 terms of 0.1 come out correctly rounded, where a plain loop is 1% off.
+// Partials are then combined in float, a tree of depth log2(G) within a group and a compensated
+// second pass, so a deterministic flat sum is within (2 + 2·log2 G + 2m·u)·u·Σ|x| of the exact
+// sum (G = 1 on the CPU variant; 18u for G = 256 while m·u is small); Atomic mode adds up to
+// P·u·Σ|x| for its P atomic adds. Rows and columns: (1 + log2 G + 2m·u)·u·Σ|x| per output.
+// Squares are rounded once before they are summed (one more u; a backend that fuses x·x + s
+// into an FMA only removes that rounding). Every step is written out: nothing relies on the
+// compiler reassociating float additions (neither RyuJIT nor ILGPU does). A sum that
+// overflows, or meets ±∞ or NaN, is what float addition gives (±∞ or NaN).
+
+/// <summary>How a flat reduction combines its partial results.</summary>
+public enum ReductionMode
+{
+    /// <summary>
+    /// Two passes in a fixed order, no float atomics: bitwise-identical results run to run on the
+    /// same device and launch policy. Needs <see cref="Reductions.ScratchLength"/> scratch elements.
+    /// </summary>
+    Deterministic,
+
+    /// <summary>
+    /// One pass that combines group partials into the result with atomics. Faster on GPUs,
+    /// needs no scratch, but sums are not bitwise reproducible (the order of the atomic adds varies).
+    /// </summary>
+    Atomic,
+}
+
+/// <summary>Sum, mean, max, sum of squares and L2 norm of flat buffers and of matrix rows and columns.</summary>
+public static class Reductions
+{
+    // ---------------------------------------------------------------- CPU reference (the spec)
+
+    /// <summary>Reference: Σ x, accumulated in float64.</summary>
+    /// <param name="x">Input.</param>
+    /// <returns>The sum (0 when empty).</returns>
+    public static double SumReference(ReadOnlySpan<float> x)
+    {
+        double s = 0;
+        foreach (float v in x)
+            s += v;
+        return s;
+    }
+
+    /// <summary>Reference: Σ x / n in float64; NaN when empty.</summary>
+    /// <param name="x">Input.</param>
+    /// <returns>The mean.</returns>
+    public static double MeanReference(ReadOnlySpan<float> x) => SumReference(x) / x.Length;
+
+    /// <summary>Reference: max x; NaN if any element is NaN.</summary>
+    /// <param name="x">Input (at least one element).</param>
+    /// <returns>The maximum.</returns>
+    /// <exception cref="ArgumentException"><paramref name="x"/> is empty.</exception>
+    public static double MaxReference(ReadOnlySpan<float> x)
+    {
+        if (x.IsEmpty)
+            throw new ArgumentException("MaxReference: the max of an empty tensor is undefined.", nameof(x));
+        double m = double.NegativeInfinity;
+        foreach (float v in x)
+        {
+            if (float.IsNaN(v))
+                return double.NaN;
+            if (v > m)
+                m = v;
+        }
+        return m;
+    }
+
+    /// <summary>Reference: Σ x² in float64 (squares of the float inputs, taken in float64).</summary>
+    /// <param name="x">Input.</param>
+    /// <returns>The sum of squares (0 when empty).</returns>
+    public static double SumOfSquaresReference(ReadOnlySpan<float> x)
+    {
+        double s = 0;
+        foreach (float v in x)
+            s += (double)v * v;
+        return s;
+    }
+
+    /// <summary>Reference: √(Σ x²) in float64.</summary>
+    /// <param name="x">Input.</param>
+    /// <returns>The Euclidean norm (0 when empty).</returns>
+    public static double L2NormReference(ReadOnlySpan<float> x) => Math.Sqrt(SumOfSquaresReference(x));
+
+    /// <summary>Reference: result[r] = Σ_c x[r, c].</summary>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="rows">R.</param>
+    /// <param name="cols">C.</param>
+    /// <param name="result">Output (R).</param>
+    public static void SumRowsReference(ReadOnlySpan<float> x, int rows, int cols, Span<double> result) =>
+        RowsReference(x, rows, cols, result, SumReference);
+
+    /// <summary>Reference: result[r] = mean_c x[r, c] (NaN when C = 0).</summary>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="rows">R.</param>
+    /// <param name="cols">C.</param>
+    /// <param name="result">Output (R).</param>
+    public static void MeanRowsReference(ReadOnlySpan<float> x, int rows, int cols, Span<double> result) =>
+        RowsReference(x, rows, cols, result, MeanReference);
+
+    /// <summary>Reference: result[r] = max_c x[r, c] (throws when C = 0 and R &gt; 0).</summary>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="rows">R.</param>
+    /// <param name="cols">C.</param>
+    /// <param name="result">Output (R).</param>
+    public static void MaxRowsReference(ReadOnlySpan<float> x, int rows, int cols, Span<double> result) =>
+        RowsReference(x, rows, cols, result, MaxReference);
+
+    /// <summary>Reference: result[r] = Σ_c x[r, c]².</summary>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="rows">R.</param>
+    /// <param name="cols">C.</param>
+    /// <param name="result">Output (R).</param>
+    public static void SumOfSquaresRowsReference(ReadOnlySpan<float> x, int rows, int cols, Span<double> result) =>
+        RowsReference(x, rows, cols, result, SumOfSquaresReference);
+
+    /// <summary>Reference: result[r] = √(Σ_c x[r, c]²).</summary>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="rows">R.</param>
+    /// <param name="cols">C.</param>
+    /// <param name="result">Output (R).</param>
+    public static void L2NormRowsReference(ReadOnlySpan<float> x, int rows, int cols, Span<double> result) =>
+        RowsReference(x, rows, cols, result, L2NormReference);
+
+    /// <summary>Reference: result[c] = Σ_r x[r, c].</summary>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="rows">R.</param>
+    /// <param name="cols">C.</param>
+    /// <param name="result">Output (C).</param>
+    public static void SumColumnsReference(ReadOnlySpan<float> x, int rows, int cols, Span<double> result) =>
+        ColumnsReference(x, rows, cols, result, SumReference);
+
+    /// <summary>Reference: result[c] = mean_r x[r, c] (NaN when R = 0).</summary>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="rows">R.</param>
+    /// <param name="cols">C.</param>
+    /// <param name="result">Output (C).</param>
+    public static void MeanColumnsReference(ReadOnlySpan<float> x, int rows, int cols, Span<double> result) =>
+        ColumnsReference(x, rows, cols, result, MeanReference);
+
+    /// <summary>Reference: result[c] = max_r x[r, c] (throws when R = 0 and C &gt; 0).</summary>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="rows">R.</param>
+    /// <param name="cols">C.</param>
+    /// <param name="result">Output (C).</param>
+    public static void MaxColumnsReference(ReadOnlySpan<float> x, int rows, int cols, Span<double> result) =>
+        ColumnsReference(x, rows, cols, result, MaxReference);
+
+    /// <summary>Reference: result[c] = Σ_r x[r, c]².</summary>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="rows">R.</param>
+    /// <param name="cols">C.</param>
+    /// <param name="result">Output (C).</param>
+    public static void SumOfSquaresColumnsReference(ReadOnlySpan<float> x, int rows, int cols, Span<double> result) =>
+        ColumnsReference(x, rows, cols, result, SumOfSquaresReference);
+
+    /// <summary>Reference: result[c] = √(Σ_r x[r, c]²).</summary>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="rows">R.</param>
+    /// <param name="cols">C.</param>
+    /// <param name="result">Output (C).</param>
+    public static void L2NormColumnsReference(ReadOnlySpan<float> x, int rows, int cols, Span<double> result) =>
+        ColumnsReference(x, rows, cols, result, L2NormReference);
+
+    private delegate double FlatReference(ReadOnlySpan<float> x);
+
+    private static void RowsReference(ReadOnlySpan<float> x, int rows, int cols, Span<double> result, FlatReference reduce)
+    {
+        for (int r = 0; r < rows; r++)
+            result[r] = reduce(x.Slice(r * cols, cols));
+    }
+
+    private static void ColumnsReference(ReadOnlySpan<float> x, int rows, int cols, Span<double> result, FlatReference reduce)
+    {
+        var column = new float[rows];
+        for (int c = 0; c < cols; c++)
+        {
+            for (int r = 0; r < rows; r++)
+                column[r] = x[(r * cols) + c];
+            result[c] = reduce(column);
+        }
+    }
+
+    // ---------------------------------------------------------------- ILGPU kernels
+
+    /// <summary>
+    /// Kernel, GPU variant, deterministic pass 1: group g writes partials[g], the combination of
+    /// Map(x[i]) over its threads' grid-stride slices.
+    /// </summary>
+    /// <typeparam name="TOp">The operator.</typeparam>
+    /// <param name="x">Input (n).</param>
+    /// <param name="partials">One partial per group.</param>
+    public static void FlatPartialsGpuKernel<TOp>(ArrayView<float> x, ArrayView<float> partials)
+        where TOp : struct, IReduceOp
+    {
+        var shared = SharedMemory.Allocate<float>(LaunchPolicy.MaxReduceGroupSize);
+        int tid = Group.IdxX;
+        float total = GroupCombine<TOp>(shared, 0, tid, Group.DimX, 1, SliceOf<TOp>(x));
+        if (tid == 0)
+            partials[Grid.IdxX] = total;
+    }
+
+    /// <summary>Kernel, CPU variant, deterministic pass 1: thread t writes partials[t], its grid-stride slice combined.</summary>
+    /// <typeparam name="TOp">The operator.</typeparam>
+    /// <param name="x">Input (n).</param>
+    /// <param name="partials">One partial per thread.</param>
+    public static void FlatPartialsCpuKernel<TOp>(ArrayView<float> x, ArrayView<float> partials)
+        where TOp : struct, IReduceOp
+    {
+        partials[Grid.GlobalIndex.X] = SliceOf<TOp>(x);
+    }
+
+    /// <summary>
+    /// Kernel, GPU variant, deterministic pass 2 (one group): result[0] = Finish(partials
+    /// combined, count). Thread t takes partials t, t + G, ... in order, then the tree.
+    /// </summary>
+    /// <typeparam name="TOp">The operator.</typeparam>
+    /// <param name="partials">The partials of pass 1.</param>
+    /// <param name="result">Output (1).</param>
+    /// <param name="count">Number of input elements, for Finish.</param>
+    public static void FlatCombineGpuKernel<TOp>(ArrayView<float> partials, ArrayView<float> result, int count)
+        where TOp : struct, IReduceOp
+    {
+        var shared = SharedMemory.Allocate<float>(LaunchPolicy.MaxReduceGroupSize);
+        int tid = Group.IdxX;
+        int size = Group.DimX;
+        int p = partials.IntLength;
+        var acc = new Accumulator<TOp>(default(TOp).Identity);
+        for (int i = tid; i < p; i += size)
+            acc.Add(partials[i]);
+        float total = GroupCombine<TOp>(shared, 0, tid, size, 1, acc.Value);
+        if (tid == 0)
+            result[0] = default(TOp).Finish(total, count);
+    }
+
+    /// <summary>
+    /// Kernel, CPU variant, deterministic pass 2 (one thread): result[0] = Finish(partials
+    /// combined in index order, count). Also finishes an Atomic reduction in place
+    /// (partials = result).
+    /// </summary>
+    /// <typeparam name="TOp">The operator.</typeparam>
+    /// <param name="partials">The partials of pass 1.</param>
+    /// <param name="result">Output (1); may be <paramref name="partials"/> itself.</param>
+    /// <param name="count">Number of input elements, for Finish.</param>
+    public static void FlatCombineCpuKernel<TOp>(ArrayView<float> partials, ArrayView<float> result, int count)
+        where TOp : struct, IReduceOp
+    {
+        int p = partials.IntLength;
+        var acc = new Accumulator<TOp>(default(TOp).Identity);
+        for (int i = 0; i < p; i++)
+            acc.Add(partials[i]);
+        result[0] = default(TOp).Finish(acc.Value, count);
+    }
+
+    /// <summary>
+    /// Kernel, GPU variant, Atomic mode: each group combines its slice with the shared-memory
+    /// tree, then thread 0 combines that into result[0] atomically (result holds the identity first).
+    /// </summary>
+    /// <typeparam name="TOp">The operator.</typeparam>
+    /// <param name="x">Input (n).</param>
+    /// <param name="result">Accumulated output (1); Finish is applied by a later launch.</param>
+    public static void FlatAtomicGpuKernel<TOp>(ArrayView<float> x, ArrayView<float> result)
+        where TOp : struct, IReduceOp
+    {
+        var shared = SharedMemory.Allocate<float>(LaunchPolicy.MaxReduceGroupSize);
+        int tid = Group.IdxX;
+        float total = GroupCombine<TOp>(shared, 0, tid, Group.DimX, 1, SliceOf<TOp>(x));
+        if (tid == 0)
+            AtomicCombine<TOp>(result, total);
+    }
+
+    /// <summary>Kernel, CPU variant, Atomic mode: each thread combines its slice into result[0] atomically.</summary>
+    /// <typeparam name="TOp">The operator.</typeparam>
+    /// <param name="x">Input (n).</param>
+    /// <param name="result">Accumulated output (1); Finish is applied by a later launch.</param>
+    public static void FlatAtomicCpuKernel<TOp>(ArrayView<float> x, ArrayView<float> result)
+        where TOp : struct, IReduceOp
+    {
+        AtomicCombine<TOp>(result, SliceOf<TOp>(x));
+    }
+
+    /// <summary>
+    /// Kernel, GPU variant: one group per row (grid-stride over rows); thread t takes columns
+    /// t, t + G, ... of the row, then the group's tree gives result[r].
+    /// </summary>
+    /// <typeparam name="TOp">The operator.</typeparam>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="result">Output (R).</param>
+    /// <param name="cols">C.</param>
+    public static void RowsGpuKernel<TOp>(ArrayView<float> x, ArrayView<float> result, int cols)
+        where TOp : struct, IReduceOp
+    {
+        var shared = SharedMemory.Allocate<float>(LaunchPolicy.MaxReduceGroupSize);
+        int rows = result.IntLength;
+        int tid = Group.IdxX;
+        int size = Group.DimX;
+        int groups = Grid.DimX;
+        // r is the same for every thread of a group, so the barriers inside are uniform.
+        for (int r = Grid.IdxX; r < rows; r += groups)
+        {
+            int start = r * cols;
+            var acc = new Accumulator<TOp>(default(TOp).Identity);
+            for (int c = tid; c < cols; c += size)
+                acc.Add(default(TOp).Map(x[start + c]));
+            float total = GroupCombine<TOp>(shared, 0, tid, size, 1, acc.Value);
+            if (tid == 0)
+                result[r] = default(TOp).Finish(total, cols);
+        }
+    }
+
+    /// <summary>Kernel, CPU variant: one thread per row (grid-stride over rows), columns in order.</summary>
+    /// <typeparam name="TOp">The operator.</typeparam>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="result">Output (R).</param>
+    /// <param name="cols">C.</param>
+    public static void RowsCpuKernel<TOp>(ArrayView<float> x, ArrayView<float> result, int cols)
+        where TOp : struct, IReduceOp
+    {
+        int rows = result.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int r = Grid.GlobalIndex.X; r < rows; r += stride)
+        {
+            int start = r * cols;
+            var acc = new Accumulator<TOp>(default(TOp).Identity);
+            for (int c = 0; c < cols; c++)
+                acc.Add(default(TOp).Map(x[start + c]));
+            result[r] = default(TOp).Finish(acc.Value, cols);
+        }
+    }
+
+    /// <summary>
+    /// Kernel, GPU variant: a group of G threads is a tile of W column lanes by L = G / W row
+    /// lanes (W = G / 8 within [1, 32]: 32 x 8 for G = 256), and covers W adjacent columns
+    /// (grid-stride over column blocks). Lane (w, l) takes rows l, l + L, ... of column c0 + w,
+    /// so W neighbouring threads read W neighbouring floats (coalesced); a tree over the L row
+    /// lanes gives result[c].
+    /// </summary>
+    /// <typeparam name="TOp">The operator.</typeparam>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="result">Output (C).</param>
+    /// <param name="rows">R.</param>
+    public static void ColumnsGpuKernel<TOp>(ArrayView<float> x, ArrayView<float> result, int rows)
+        where TOp : struct, IReduceOp
+    {
+        var shared = SharedMemory.Allocate<float>(LaunchPolicy.MaxReduceGroupSize);
+        int cols = result.IntLength;
+        int tid = Group.IdxX;
+        int size = Group.DimX;
+        int lanes = ColumnLanes(size);
+        int rowLanes = size / lanes;
+        int w = tid % lanes;
+        int l = tid / lanes;
+        int blockStride = Grid.DimX * lanes;
+        // c0 is the same for every thread of a group, so the barriers inside are uniform.
+        for (int c0 = Grid.IdxX * lanes; c0 < cols; c0 += blockStride)
+        {
+            int c = c0 + w;
+            var acc = new Accumulator<TOp>(default(TOp).Identity);
+            if (c < cols)
+            {
+                // Threads past L * W (only when G is not a multiple of W) have l >= L and take no rows.
+                for (int r = l; r < rows && l < rowLanes; r += rowLanes)
+                    acc.Add(default(TOp).Map(x[(r * cols) + c]));
+            }
+            float total = GroupCombine<TOp>(shared, w, l, rowLanes, lanes, acc.Value);
+            if (l == 0 && c < cols)
+                result[c] = default(TOp).Finish(total, rows);
+        }
+    }
+
+    /// <summary>Kernel, CPU variant: one thread per column (grid-stride over columns), rows in order.</summary>
+    /// <typeparam name="TOp">The operator.</typeparam>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="result">Output (C).</param>
+    /// <param name="rows">R.</param>
+    public static void ColumnsCpuKernel<TOp>(ArrayView<float> x, ArrayView<float> result, int rows)
+        where TOp : struct, IReduceOp
+    {
+        int cols = result.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int c = Grid.GlobalIndex.X; c < cols; c += stride)
+        {
+            var acc = new Accumulator<TOp>(default(TOp).Identity);
+            for (int r = 0; r < rows; r++)
+                acc.Add(default(TOp).Map(x[(r * cols) + c]));
+            result[c] = default(TOp).Finish(acc.Value, rows);
+        }
+    }
+
+    /// <summary>Column lanes W of <see cref="ColumnsGpuKernel{TOp}"/> for a group of <paramref name="groupSize"/> threads.</summary>
+    private static int ColumnLanes(int groupSize)
+    {
+        // Eight row lanes per column keep a tree in every group (also the 16-thread groups the
+        // tests simulate); 32 lanes is one warp reading 128 contiguous bytes.
+        int lanes = groupSize / 8;
+        return lanes < 1 ? 1 : lanes > 32 ? 32 : lanes;
+    }
+
+    /// <summary>This thread's grid-stride slice of x, mapped and accumulated.</summary>
+    private static float SliceOf<TOp>(ArrayView<float> x)
+        where TOp : struct, IReduceOp
+    {
+        int n = x.IntLength;
+        // Grid and Group reads are thread-local on the CPU accelerator: read them once.
+        int stride = Grid.DimX * Group.DimX;
+        var acc = new Accumulator<TOp>(default(TOp).Identity);
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+            acc.Add(default(TOp).Map(x[i]));
+        return acc.Value;
+    }
+
+    /// <summary>
+    /// Combines one value per slot 0..count-1 with a shared-memory tree, in a fixed pairing
+    /// (slot s with slot s + half). Slot k of this thread lives at shared[offset + k * spacing].
+    /// Every thread of the group must call it (it has barriers); threads with slot &gt;= count
+    /// only take part in the barriers. The returned value is valid in slot 0 only. After the
+    /// last barrier each thread reads only its own cell, which only it writes next, so a caller
+    /// may loop and call again without another barrier.
+    /// </summary>
+    private static float GroupCombine<TOp>(ArrayView<float> shared, int offset, int slot, int count, int spacing, float value)
+        where TOp : struct, IReduceOp
+    {
+        int cell = offset + (slot * spacing);
+        shared[cell] = value;
+        Group.Barrier();
+        // Start at half the next power of two, so any count (not only powers of two) works.
+        int half = 1;
+        while (half < count)
+            half <<= 1;
+        for (half >>= 1; half > 0; half >>= 1)
+        {
+            if (slot < half && slot + half < count)
+                shared[cell] = default(TOp).Combine(shared[cell], shared[cell + (half * spacing)]);
+            Group.Barrier();
+        }
+        return shared[cell];
+    }
+
+    /// <summary>result[0] = Combine(result[0], value), atomically, with a compare-and-swap loop that compares bits.</summary>
+    /// <remarks>
+    /// Not <c>Atomic.Add</c>: on the CPU accelerator and on OpenCL, ILGPU 1.5.3 implements the
+    /// float atomic add as a compare-and-swap loop that compares values with ==, so once the
+    /// target holds NaN (NaN != NaN) it never exits. At most one atomic per group, so the loop
+    /// costs nothing measurable against the reads.
+    /// </remarks>
+    private static void AtomicCombine<TOp>(ArrayView<float> result, float value)
+        where TOp : struct, IReduceOp
+    {
+        float seen = result[0];
+        while (true)
+        {
+            float next = default(TOp).Combine(seen, value);
+            if (Interop.FloatAsInt(next) == Interop.FloatAsInt(seen))
+                return;
+            float old = Atomic.CompareExchange(ref result[0], seen, next);
+            if (Interop.FloatAsInt(old) == Interop.FloatAsInt(seen))
+                return;
+            seen = old;
+        }
+    }
+
+    /// <summary>
+    /// A running combination. For sums it is a compensated (float-float) sum: the exact value
+    /// _value + _carry is kept with |_carry| at most half an ulp of _value. Each step is Knuth's
+    /// branch-free TwoSum of _value and the new term, whose rounding error joins the carry, then
+    /// a Fast2Sum that folds the carry back (Joldes, Muller, Popescu 2017, DWPlusFP: relative
+    /// error at most 2u² per step). Neumaier's variant of Kahan's sum keeps a carry that is
+    /// never folded back: it grows like n·u·Σ|x| and its own rounding errors add up (measured:
+    /// 4e-5 relative error, about 650u, on 2e6 terms of 0.1, where this accumulator rounds
+    /// correctly).
+    /// </summary>
+    private struct Accumulator<TOp>
+        where TOp : struct, IReduceOp
+    {
+        private float _value;
+        private float _carry;
+
+        public Accumulator(float identity)
+        {
+            _value = identity;
+            _carry = 0f;
+        }
+
+        /// <summary>The combined value, rounded to float (the carry is below half an ulp of it).</summary>
+        public readonly float Value => _value;
+
+        /// <summary>Combines an already mapped value.</summary>
+        public void Add(float v)
+        {
+            if (default(TOp).IsSum)
+            {
+                float t = _value + v;
+                if (float.IsFinite(t))
+                {
+                    float bp = t - _value;
+                    float e = (_value - (t - bp)) + (v - bp) + _carry;
+                    _value = t + e;
+                    _carry = e - (_value - t);
+                }
+                else
+                {
+                    // ±∞ or NaN: TwoSum of it gives NaN, which would turn a +∞ sum into NaN.
+                    // Keep the plain float result; later terms cannot make it finite again.
+                    _value = t;
+                }
+            }
+            else
+            {
+                _value = default(TOp).Combine(_value, v);
+            }
+        }
+    }
+
+    // One set of definitions per operator (KernelCatalog compiles each for PTX and OpenCL).
+    internal static readonly ReduceKernels<SumOp> SumKernels = new();
+    internal static readonly ReduceKernels<MeanOp> MeanKernels = new();
+    internal static readonly ReduceKernels<MaxOp> MaxKernels = new();
+    internal static readonly ReduceKernels<SumOfSquaresOp> SumOfSquaresKernels = new();
+    internal static readonly ReduceKernels<L2NormOp> L2NormKernels = new();
+
+    // ---------------------------------------------------------------- launchers
+
+    /// <summary>
+    /// Scratch elements a <see cref="ReductionMode.Deterministic"/> flat reduction of
+    /// <paramref name="n"/> elements needs on <paramref name="host"/>: one partial per group
+    /// (GPU variant) or per thread (CPU variant), at most <see cref="LaunchPolicy.MaxReduceGroups"/>.
+    /// </summary>
+    /// <param name="host">Where the reduction will run.</param>
+    /// <param name="n">Number of input elements.</param>
+    /// <returns>The scratch length (0 for an empty input).</returns>
+    public static int ScratchLength(KernelHost host, long n)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        ArgumentOutOfRangeException.ThrowIfNegative(n);
+        if (n == 0)
+            return 0;
+        long perPartial = host.Variant == KernelVariant.Gpu ? host.Launch.ReduceGroupSize : 1;
+        return (int)Math.Min((n + perPartial - 1) / perPartial, Math.Max(1, host.Launch.MaxReduceGroups));
+    }
+
+    /// <summary>result[0] = Σ x (0 when x is empty).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Input (n).</param>
+    /// <param name="result">Output (1), overwritten; must not overlap x or scratch.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> elements in Deterministic mode; unused (may be empty) in Atomic mode.</param>
+    /// <param name="mode">Deterministic (default) or Atomic.</param>
+    public static void Sum(KernelHost host, ArrayView<float> x, ArrayView<float> result, ArrayView<float> scratch, ReductionMode mode = ReductionMode.Deterministic) =>
+        Flat(host, SumKernels, x, result, scratch, mode, nameof(Sum), emptyIsUndefined: false);
+
+    /// <summary>result[0] = Σ x / n (NaN when x is empty, as PyTorch).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Input (n).</param>
+    /// <param name="result">Output (1), overwritten; must not overlap x or scratch.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> elements in Deterministic mode; unused (may be empty) in Atomic mode.</param>
+    /// <param name="mode">Deterministic (default) or Atomic.</param>
+    public static void Mean(KernelHost host, ArrayView<float> x, ArrayView<float> result, ArrayView<float> scratch, ReductionMode mode = ReductionMode.Deterministic) =>
+        Flat(host, MeanKernels, x, result, scratch, mode, nameof(Mean), emptyIsUndefined: false);
+
+    /// <summary>result[0] = max x; NaN if any element is NaN (as PyTorch).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Input (n ≥ 1).</param>
+    /// <param name="result">Output (1), overwritten; must not overlap x or scratch.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> elements in Deterministic mode; unused (may be empty) in Atomic mode.</param>
+    /// <param name="mode">Deterministic (default) or Atomic. Max is exact, so both give the same bits.</param>
+    /// <exception cref="ArgumentException"><paramref name="x"/> is empty: the max of an empty tensor is undefined.</exception>
+    public static void Max(KernelHost host, ArrayView<float> x, ArrayView<float> result, ArrayView<float> scratch, ReductionMode mode = ReductionMode.Deterministic) =>
+        Flat(host, MaxKernels, x, result, scratch, mode, nameof(Max), emptyIsUndefined: true);
+
+    /// <summary>result[0] = Σ x² (0 when x is empty).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Input (n).</param>
+    /// <param name="result">Output (1), overwritten; must not overlap x or scratch.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> elements in Deterministic mode; unused (may be empty) in Atomic mode.</param>
+    /// <param name="mode">Deterministic (default) or Atomic.</param>
+    public static void SumOfSquares(KernelHost host, ArrayView<float> x, ArrayView<float> result, ArrayView<float> scratch, ReductionMode mode = ReductionMode.Deterministic) =>
+        Flat(host, SumOfSquaresKernels, x, result, scratch, mode, nameof(SumOfSquares), emptyIsUndefined: false);
+
+    /// <summary>result[0] = √(Σ x²) (0 when x is empty).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Input (n).</param>
+    /// <param name="result">Output (1), overwritten; must not overlap x or scratch.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> elements in Deterministic mode; unused (may be empty) in Atomic mode.</param>
+    /// <param name="mode">Deterministic (default) or Atomic.</param>
+    public static void L2Norm(KernelHost host, ArrayView<float> x, ArrayView<float> result, ArrayView<float> scratch, ReductionMode mode = ReductionMode.Deterministic) =>
+        Flat(host, L2NormKernels, x, result, scratch, mode, nameof(L2Norm), emptyIsUndefined: false);
+
+    /// <summary>result[r] = Σ_c x[r, c] (0 for every row when C = 0).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="rows">R.</param>
+    /// <param name="cols">C.</param>
+    /// <param name="result">Output (R), overwritten.</param>
+    public static void SumRows(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
+        Rows(host, SumKernels, x, rows, cols, result, nameof(SumRows), emptyIsUndefined: false);
+
+    /// <summary>result[r] = mean_c x[r, c] (NaN for every row when C = 0).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="rows">R.</param>
+    /// <param name="cols">C.</param>
+    /// <param name="result">Output (R), overwritten.</param>
+    public static void MeanRows(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
+        Rows(host, MeanKernels, x, rows, cols, result, nameof(MeanRows), emptyIsUndefined: false);
+
+    /// <summary>result[r] = max_c x[r, c], NaN-propagating.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="rows">R.</param>
+    /// <param name="cols">C (at least 1 when R &gt; 0).</param>
+    /// <param name="result">Output (R), overwritten.</param>
+    /// <exception cref="ArgumentException">C = 0 and R &gt; 0: the max of an empty row is undefined.</exception>
+    public static void MaxRows(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
+        Rows(host, MaxKernels, x, rows, cols, result, nameof(MaxRows), emptyIsUndefined: true);
+
+    /// <summary>result[r] = Σ_c x[r, c]².</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="rows">R.</param>
+    /// <param name="cols">C.</param>
+    /// <param name="result">Output (R), overwritten.</param>
+    public static void SumOfSquaresRows(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
+        Rows(host, SumOfSquaresKernels, x, rows, cols, result, nameof(SumOfSquaresRows), emptyIsUndefined: false);
+
+    /// <summary>result[r] = √(Σ_c x[r, c]²).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="rows">R.</param>
+    /// <param name="cols">C.</param>
+    /// <param name="result">Output (R), overwritten.</param>
+    public static void L2NormRows(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
+        Rows(host, L2NormKernels, x, rows, cols, result, nameof(L2NormRows), emptyIsUndefined: false);
+
+    /// <summary>result[c] = Σ_r x[r, c] (0 for every column when R = 0). BiasAdd's backward: dBias = SumColumns(dOut).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="rows">R.</param>
+    /// <param name="cols">C.</param>
+    /// <param name="result">Output (C), overwritten.</param>
+    public static void SumColumns(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
+        Columns(host, SumKernels, x, rows, cols, result, nameof(SumColumns), emptyIsUndefined: false);
+
+    /// <summary>result[c] = mean_r x[r, c] (NaN for every column when R = 0).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="rows">R.</param>
+    /// <param name="cols">C.</param>
+    /// <param name="result">Output (C), overwritten.</param>
+    public static void MeanColumns(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
+        Columns(host, MeanKernels, x, rows, cols, result, nameof(MeanColumns), emptyIsUndefined: false);
+
+    /// <summary>result[c] = max_r x[r, c], NaN-propagating.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="rows">R (at least 1 when C &gt; 0).</param>
+    /// <param name="cols">C.</param>
+    /// <param name="result">Output (C), overwritten.</param>
+    /// <exception cref="ArgumentException">R = 0 and C &gt; 0: the max of an empty column is undefined.</exception>
+    public static void MaxColumns(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
+        Columns(host, MaxKernels, x, rows, cols, result, nameof(MaxColumns), emptyIsUndefined: true);
+
+    /// <summary>result[c] = Σ_r x[r, c]².</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="rows">R.</param>
+    /// <param name="cols">C.</param>
+    /// <param name="result">Output (C), overwritten.</param>
+    public static void SumOfSquaresColumns(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
+        Columns(host, SumOfSquaresKernels, x, rows, cols, result, nameof(SumOfSquaresColumns), emptyIsUndefined: false);
+
+    /// <summary>result[c] = √(Σ_r x[r, c]²).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Row-major (R, C) input.</param>
+    /// <param name="rows">R.</param>
+    /// <param name="cols">C.</param>
+    /// <param name="result">Output (C), overwritten.</param>
+    public static void L2NormColumns(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
+        Columns(host, L2NormKernels, x, rows, cols, result, nameof(L2NormColumns), emptyIsUndefined: false);
+
+    private static void Flat<TOp>(KernelHost host, ReduceKernels<TOp> k, ArrayView<float> x, ArrayView<float> result, ArrayView<float> scratch, ReductionMode mode, string op, bool emptyIsUndefined)
+        where TOp : struct, IReduceOp
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        CheckMode(op, mode);
+        Check.Fits32(op, x, nameof(x));
+        Check.Length(op, result, nameof(result), 1, "a reduction to one value");
+        int n = (int)x.Length;
+        if (n == 0)
+        {
+            if (emptyIsUndefined)
+                throw new ArgumentException($"{op}: x has 0 elements; the {op.ToLowerInvariant()} of an empty tensor is undefined (PyTorch raises too).", nameof(x));
+            Elementwise.Fill(host, result, default(TOp).Finish(default(TOp).Identity, 0));
+            return;
+        }
+        CheckGroupSize(host, op);
+        bool gpu = host.Variant == KernelVariant.Gpu;
+        int partials = ScratchLength(host, n);
+        int group = host.Launch.ReduceGroupSize;
+        var pass1 = gpu ? new KernelConfig(partials, group) : new KernelConfig(partials, 1);
+        if (mode == ReductionMode.Atomic)
+        {
+            Elementwise.Fill(host, result, default(TOp).Identity);
+            host.Load(gpu ? k.FlatAtomicGpu : k.FlatAtomicCpu)(host.Stream, pass1, x, result);
+            host.Load(k.FlatCombineCpu)(host.Stream, new KernelConfig(1, 1), result, result, n);
+            return;
+        }
+        Check.AtLeast(op, scratch, nameof(scratch), partials, $"a deterministic reduction of {n} elements (Reductions.ScratchLength)");
+        var parts = scratch.SubView(0, partials);
+        host.Load(gpu ? k.FlatPartialsGpu : k.FlatPartialsCpu)(host.Stream, pass1, x, parts);
+        if (gpu)
+            host.Load(k.FlatCombineGpu)(host.Stream, new KernelConfig(1, group), parts, result, n);
+        else
+            host.Load(k.FlatCombineCpu)(host.Stream, new KernelConfig(1, 1), parts, result, n);
+    }
+
+    private static void Rows<TOp>(KernelHost host, ReduceKernels<TOp> k, ArrayView<float> x, int rows, int cols, ArrayView<float> result, string op, bool emptyIsUndefined)
+        where TOp : struct, IReduceOp
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        CheckMatrix(op, x, rows, cols);
+        Check.Length(op, result, nameof(result), rows, $"R = {rows} rows");
+        if (rows == 0)
+            return;
+        if (cols == 0)
+        {
+            if (emptyIsUndefined)
+                throw new ArgumentException($"{op}: each of the {rows} rows has C = 0 columns; the max of an empty row is undefined (PyTorch raises too).", nameof(cols));
+            Elementwise.Fill(host, result, default(TOp).Finish(default(TOp).Identity, 0));
+            return;
+        }
+        if (host.Variant == KernelVariant.Gpu)
+        {
+            CheckGroupSize(host, op);
+            var config = new KernelConfig(Math.Min(rows, host.Launch.MaxGroups), host.Launch.ReduceGroupSize);
+            host.Load(k.RowsGpu)(host.Stream, config, x, result, cols);
+        }
+        else
+        {
+            host.Load(k.RowsCpu)(host.Stream, host.Launch.GridStride(rows), x, result, cols);
+        }
+    }
+
+    private static void Columns<TOp>(KernelHost host, ReduceKernels<TOp> k, ArrayView<float> x, int rows, int cols, ArrayView<float> result, string op, bool emptyIsUndefined)
+        where TOp : struct, IReduceOp
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        CheckMatrix(op, x, rows, cols);
+        Check.Length(op, result, nameof(result), cols, $"C = {cols} columns");
+        if (cols == 0)
+            return;
+        if (rows == 0)
+        {
+            if (emptyIsUndefined)
+                throw new ArgumentException($"{op}: each of the {cols} columns has R = 0 rows; the max of an empty column is undefined (PyTorch raises too).", nameof(rows));
+            Elementwise.Fill(host, result, default(TOp).Finish(default(TOp).Identity, 0));
+            return;
+        }
+        if (host.Variant == KernelVariant.Gpu)
+        {
+            CheckGroupSize(host, op);
+            int group = host.Launch.ReduceGroupSize;
+            int lanes = ColumnLanes(group);
+            var config = new KernelConfig((int)Math.Min((cols + lanes - 1L) / lanes, host.Launch.MaxGroups), group);
+            host.Load(k.ColumnsGpu)(host.Stream, config, x, result, rows);
+        }
+        else
+        {
+            host.Load(k.ColumnsCpu)(host.Stream, host.Launch.GridStride(cols), x, result, rows);
+        }
+    }
+
+    private static void CheckMatrix(string op, ArrayView<float> x, int rows, int cols)
+    {
+        Check.Dimension(op, rows, nameof(rows));
+        Check.Dimension(op, cols, nameof(cols));
+        Check.Length(op, x, nameof(x), (long)rows * cols, $"(R, C) = ({rows}, {cols})");
+        Check.Fits32(op, x, nameof(x));
+    }
+
+    private static void CheckMode(string op, ReductionMode mode)
+    {
+        if (mode is not (ReductionMode.Deterministic or ReductionMode.Atomic))
+            throw new ArgumentOutOfRangeException(nameof(mode), mode, $"{op}: unknown reduction mode {(int)mode}.");
+    }
+
+    private static void CheckGroupSize(KernelHost host, string op)
+    {
+        int g = host.Launch.ReduceGroupSize;
+        if (g < 1 || g > LaunchPolicy.MaxReduceGroupSize)
+            throw new ArgumentOutOfRangeException(nameof(host), g, $"{op}: the launch policy's ReduceGroupSize is {g}, but the tree reductions hold at most LaunchPolicy.MaxReduceGroupSize = {LaunchPolicy.MaxReduceGroupSize} values in shared memory.");
+    }
+}
+
+/// <summary>The kernels of one reduction operator: flat (both passes, both modes), rows and columns, GPU and CPU variants.</summary>
+/// <typeparam name="TOp">The operator.</typeparam>
+internal sealed class ReduceKernels<TOp> : IKernelSet
+    where TOp : struct, IReduceOp
+{
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>>> FlatPartialsGpu =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>>(Reductions.FlatPartialsGpuKernel<TOp>);
+
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>>> FlatPartialsCpu =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>>(Reductions.FlatPartialsCpuKernel<TOp>);
+
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> FlatCombineGpu =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.FlatCombineGpuKernel<TOp>);
+
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> FlatCombineCpu =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.FlatCombineCpuKernel<TOp>);
+
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>>> FlatAtomicGpu =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>>(Reductions.FlatAtomicGpuKernel<TOp>);
+
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>>> FlatAtomicCpu =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>>(Reductions.FlatAtomicCpuKernel<TOp>);
+
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> RowsGpu =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.RowsGpuKernel<TOp>);
+
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> RowsCpu =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.RowsCpuKernel<TOp>);
+
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> ColumnsGpu =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.ColumnsGpuKernel<TOp>);
+
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> ColumnsCpu =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.ColumnsCpuKernel<TOp>);
+
+    /// <inheritdoc/>
+    public IEnumerable<KernelDef> Kernels =>
+        [FlatPartialsGpu, FlatPartialsCpu, FlatCombineGpu, FlatCombineCpu, FlatAtomicGpu, FlatAtomicCpu, RowsGpu, RowsCpu, ColumnsGpu, ColumnsCpu];
+}
