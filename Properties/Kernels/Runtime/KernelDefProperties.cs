@@ -1,0 +1,27 @@
+namespace IlgpuTrain.Properties.Kernels.Runtime;
+
+/// <summary>Kernel definitions: readable names and refusal of methods ILGPU cannot load.</summary>
+public class KernelDefProperties
+{
+    [Fact]
+    public void Names_show_the_class_the_method_and_the_operator()
+    {
+        Assert.Equal("Elementwise.ZipKernel<AddOp>", Elementwise.AddDef.Name);
+        Assert.Equal("Elementwise.AxpyKernel", Elementwise.AxpyDef.Name);
+        Assert.Equal(Elementwise.AxpyDef.Name, Elementwise.AxpyDef.ToString());
+    }
+
+    [Fact]
+    public void Instance_methods_are_refused()
+    {
+        var e = Assert.Throws<ArgumentException>(() => KernelDef.Of<ArrayView<float>>(new Holder().InstanceKernel));
+        Assert.Contains("static", e.Message);
+    }
+
+    private sealed class Holder
+    {
+        private readonly float _offset = 1f;
+
+        public void InstanceKernel(ArrayView<float> y) => y[0] = _offset;
+    }
+}
