@@ -1,4 +1,4 @@
 global using ILGPU;
 global using ILGPU.Runtime;
-// Kernels store half precision as ILGPU.Half; System.Half does not compile for GPUs.
+// Kernels store half precision as ILGPU.Half; the BCL's half type does not compile for GPUs.
 global using Half = ILGPU.Half;
