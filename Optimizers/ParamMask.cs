@@ -1,0 +1,159 @@
+using System.IO.Enumeration;
+
+namespace IlgpuTrain.Optimizers;
+
+/// <summary>
+/// Chooses parameters by path or shape: which ones weight decay applies to, which a
+/// <c>Masked</c> transformation updates, which are frozen. Evaluated once per layout.
+/// </summary>
+/// <example>
+/// <code>
+/// ParamMask.ByRank(minRank: 2)              // weights, not biases or norm scales (common for AdamW)
+/// ParamMask.ByName("*.weight", "fc.*")      // glob patterns over PyTorch-style paths
+/// ParamMask.Where(p => p.Length > 1000, "large tensors")
+/// </code>
+/// </example>
+public sealed class ParamMask
+{
+    private readonly Func<ParamInfo, bool> _predicate;
+
+    private ParamMask(Func<ParamInfo, bool> predicate, string description)
+    {
+        _predicate = predicate;
+        Description = description;
+    }
+
+    /// <summary>Every parameter.</summary>
+    public static ParamMask All { get; } = new(_ => true, "all");
+
+    /// <summary>No parameter.</summary>
+    public static ParamMask None { get; } = new(_ => false, "none");
+
+    /// <summary>What the mask selects, in words.</summary>
+    public string Description { get; }
+
+    /// <summary>Parameters whose path matches any glob pattern (<c>*</c> and <c>?</c>; case-sensitive).</summary>
+    /// <param name="patterns">Patterns such as <c>*.weight</c> or <c>0.*</c>.</param>
+    /// <returns>The mask.</returns>
+    public static ParamMask ByName(params string[] patterns)
+    {
+        ArgumentNullException.ThrowIfNull(patterns);
+        if (patterns.Length == 0 || patterns.Any(string.IsNullOrEmpty))
+            throw new ArgumentException("ParamMask.ByName needs at least one non-empty pattern, e.g. \"*.weight\".", nameof(patterns));
+        var copy = (string[])patterns.Clone();
+        return new(p => copy.Any(pat => FileSystemName.MatchesSimpleExpression(pat, p.Path, ignoreCase: false)), $"path matches {string.Join(" or ", copy)}");
+    }
+
+    /// <summary>Parameters of rank at least <paramref name="minRank"/> (2: matrices and kernels, not biases or norm scales).</summary>
+    /// <param name="minRank">Smallest rank selected.</param>
+    /// <returns>The mask.</returns>
+    public static ParamMask ByRank(int minRank = 2)
+    {
+        if (minRank < 0)
+            throw new ArgumentOutOfRangeException(nameof(minRank), minRank, "ParamMask.ByRank: minRank must be zero or more.");
+        return new(p => p.Shape.Rank >= minRank, $"rank >= {minRank}");
+    }
+
+    /// <summary>Parameters for which <paramref name="predicate"/> holds.</summary>
+    /// <param name="predicate">The test.</param>
+    /// <param name="description">What it selects, for messages and printing.</param>
+    /// <returns>The mask.</returns>
+    public static ParamMask Where(Func<ParamInfo, bool> predicate, string description = "predicate")
+    {
+        ArgumentNullException.ThrowIfNull(predicate);
+        return new(predicate, description);
+    }
+
+    /// <summary>The complement.</summary>
+    /// <returns>The mask.</returns>
+    public ParamMask Not() => new(p => !_predicate(p), $"not ({Description})");
+
+    /// <summary>Parameters selected by both masks.</summary>
+    /// <param name="other">The other mask.</param>
+    /// <returns>The mask.</returns>
+    public ParamMask And(ParamMask other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        return new(p => _predicate(p) && other._predicate(p), $"({Description}) and ({other.Description})");
+    }
+
+    /// <summary>Parameters selected by either mask.</summary>
+    /// <param name="other">The other mask.</param>
+    /// <returns>The mask.</returns>
+    public ParamMask Or(ParamMask other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        return new(p => _predicate(p) || other._predicate(p), $"({Description}) or ({other.Description})");
+    }
+
+    /// <summary>Whether the mask selects <paramref name="parameter"/>.</summary>
+    /// <param name="parameter">The parameter.</param>
+    /// <returns>True when selected.</returns>
+    public bool Selects(ParamInfo parameter) => _predicate(parameter);
+
+    /// <summary>The Float32 parameters of <paramref name="layout"/> the mask selects, in layout order.</summary>
+    /// <param name="layout">The layout.</param>
+    /// <returns>The selected parameters.</returns>
+    public IReadOnlyList<ParamInfo> Select(ParamLayout layout)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        return layout.Params.Where(p => p.DType == DType.Float32 && _predicate(p)).ToList();
+    }
+
+    /// <summary>
+    /// A device byte mask over the flat Float32 buffer (1 where selected), or null when the mask
+    /// selects every Float32 element (kernels then skip the mask read).
+    /// </summary>
+    /// <param name="parameters">The parameters whose layout and device are used.</param>
+    /// <returns>The buffer (dispose it with the state that holds it), or null.</returns>
+    public DeviceMask? ToDevice(ParamTree parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        var layout = parameters.Layout;
+        var bytes = new byte[layout.LengthOf(DType.Float32)];
+        bool all = true;
+        foreach (var p in layout.Params.Where(p => p.DType == DType.Float32))
+        {
+            bool on = _predicate(p);
+            all &= on;
+            if (on)
+                bytes.AsSpan((int)p.Offset, (int)p.Length).Fill(1);
+        }
+        if (all)
+            return null;
+        var buffer = parameters.Device.Pool.Rent(bytes.Length);
+        Transfer.ToDevice<byte>(parameters.Device.Stream, bytes, buffer.View<byte>(bytes.Length));
+        return new DeviceMask(buffer, bytes.Length, Description);
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => Description;
+}
+
+/// <summary>A per-element 0/1 byte mask over a flat Float32 parameter buffer, in device memory.</summary>
+public sealed class DeviceMask : IDisposable
+{
+    private readonly PooledBuffer _buffer;
+
+    internal DeviceMask(PooledBuffer buffer, long length, string description)
+    {
+        _buffer = buffer;
+        Length = length;
+        Description = description;
+    }
+
+    /// <summary>Elements (the flat Float32 buffer's length).</summary>
+    public long Length { get; }
+
+    /// <summary>What it selects.</summary>
+    public string Description { get; }
+
+    /// <summary>The bytes.</summary>
+    public ArrayView<byte> View => _buffer.View<byte>(Length);
+
+    /// <inheritdoc/>
+    public void Dispose() => _buffer.Dispose();
+
+    /// <inheritdoc/>
+    public override string ToString() => $"mask({Description})";
+}
