@@ -22,9 +22,11 @@ public class LossScaleProperties
             var s = s0;
             for (int i = 0; i < n; i++)
                 s = s.Adjust(true);
+            // Growths that would pass float32's largest value are dropped, so the count saturates.
             int growths = n / s0.GrowthInterval;
-            double expected = s0.Scale * Math.Pow(s0.GrowthFactor, growths);
-            return (s.Scale == expected).Label($"scale {s.Scale:R}, expected {s0.Scale} * {s0.GrowthFactor}^{growths} = {expected:R}")
+            int fit = (int)Math.Floor(Math.Log(float.MaxValue / (double)s0.Scale, s0.GrowthFactor));
+            double expected = s0.Scale * Math.Pow(s0.GrowthFactor, Math.Min(growths, fit));
+            return (s.Scale == expected).Label($"scale {s.Scale:R}, expected {s0.Scale} * {s0.GrowthFactor}^min({growths}, {fit}) = {expected:R}")
                 .And((s.GrowthTracker == n % s0.GrowthInterval).Label($"tracker {s.GrowthTracker}, expected {n % s0.GrowthInterval}"));
         });
 
