@@ -18,6 +18,8 @@ namespace IlgpuTrain.Optimizers;
 /// Through <see cref="Optimizer.Step"/> (<see cref="IFusedStep"/>, on by default) a skipped update
 /// leaves the parameters bitwise unchanged; through Update then ApplyUpdates they get θ + 0,
 /// which is bitwise θ except that −0 becomes +0.</para>
+/// <para>Wrap the whole optimizer, as Optax advises: a transformation chained after ApplyIfFinite
+/// still runs on the zero updates, so its own count (a learning-rate schedule's, say) moves.</para>
 /// <para>Counts saturate at <see cref="int.MaxValue"/> (Optax's safe_int32_increment).</para>
 /// </remarks>
 /// <param name="Inner">The transformation to protect.</param>

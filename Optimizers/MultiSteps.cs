@@ -25,6 +25,8 @@ namespace IlgpuTrain.Optimizers;
 /// <para>Optax's <c>should_skip_update_fn</c> is not offered: wrap the inner transformation in
 /// <see cref="ApplyIfFinite"/> to reject a non-finite mean, or wrap MultiSteps in it to reject
 /// non-finite micro-batches before they are accumulated.</para>
+/// <para>Wrap the whole optimizer: a transformation chained after MultiSteps runs on every
+/// micro-step's zero updates, so its own count moves k times per emitted update.</para>
 /// <para>Memory: one extra parameter-sized Float32 buffer (the accumulator) when k &gt; 1.</para>
 /// </remarks>
 /// <param name="Inner">The transformation run on the mean gradient.</param>
