@@ -33,18 +33,17 @@ public static class GradientClipping
         var device = grads.Device;
         using var normBuffer = device.Pool.Rent(sizeof(float));
         var norm = normBuffer.View<float>(1);
-        float total;
+        Measure(grads, norm, normType);
+        float total = float.NaN;
         if (errorIfNonfinite)
         {
-            Measure(grads, norm, normType);
+            // PyTorch checks before it scales: on error the gradients are left as they were.
             total = Transfer.ToHost(device.Stream, norm)[0];
             if (!float.IsFinite(total))
                 throw new InvalidOperationException($"ClipGradNorm: the total norm of order {normType} of the gradients is non-finite ({total}), so it cannot be clipped. To scale the gradients by the non-finite norm anyway, set errorIfNonfinite to false.");
-            Clip.ByNorm(device.Kernels, grads.Flat32, norm, (float)maxNorm);
-            return total;
         }
-        ClipInPlace(grads, norm, (float)maxNorm, normType);
-        return Transfer.ToHost(device.Stream, norm)[0];
+        Clip.ByNorm(device.Kernels, grads.Flat32, norm, (float)maxNorm);
+        return errorIfNonfinite ? total : Transfer.ToHost(device.Stream, norm)[0];
     }
 
     /// <summary>

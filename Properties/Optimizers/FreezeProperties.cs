@@ -5,14 +5,6 @@ namespace IlgpuTrain.Properties.Optimizers;
 /// <summary>Freeze: zero updates on exactly the selected ranges; frozen parameters keep their bits.</summary>
 public class FreezeProperties
 {
-    private static bool[] Selected(ParamLayout layout, ParamMask mask)
-    {
-        var on = new bool[layout.LengthOf(DType.Float32)];
-        foreach (var p in layout.Params.Where(mask.Selects))
-            on.AsSpan((int)p.Offset, (int)p.Length).Fill(true);
-        return on;
-    }
-
     [Property(MaxTest = 30)]
     public Property Freeze_zeroes_exactly_the_selected_ranges() =>
         Prop.ForAll(Trees.Layouts.ToArbitrary(), Gens.ParamMasks.ToArbitrary(), Gen.Choose(0, 10_000).ToArbitrary(), (layout, mask, seed) =>
@@ -21,7 +13,7 @@ public class FreezeProperties
             using var p = Trees.Random(d, layout, seed);
             var g = Trees.Random(d, layout, seed + 1);
             var host = g.Flat();
-            var on = Selected(p.Layout, mask);
+            var on = MaskedProperties.Selected(p.Layout, mask);
             var opt = new Freeze(mask);
             var (u, s) = opt.Update(g, opt.Init(p), p, UpdateContext.None);
             using (u)
@@ -39,7 +31,7 @@ public class FreezeProperties
             var d = Devices.Cpu;
             var p = Trees.Random(d, layout, seed);
             var p0 = p.Flat();
-            var on = Selected(p.Layout, mask);
+            var on = MaskedProperties.Selected(p.Layout, mask);
             var opt = new Chain(new Sgd(0.1, momentum: 0.9, weightDecay: 0.1), new Freeze(mask));
             var s = opt.Init(p);
             for (int t = 0; t < 3; t++)
@@ -62,7 +54,7 @@ public class FreezeProperties
             var opt = Freeze.AllExcept(trainable, sgd);
             var p = Trees.Random(d, layout, seed);
             var p0 = p.Flat();
-            var on = Selected(p.Layout, trainable);
+            var on = MaskedProperties.Selected(p.Layout, trainable);
             var sub = MaskedProperties.SubTree(d, p.Layout, trainable, p0);
             var s = opt.Init(p);
             var sSub = sgd.Init(sub);

@@ -10,7 +10,8 @@ public class MaskedProperties
         ParamTree.FromHost(d, mask.Select(layout).Select(p => new KeyValuePair<string, (int[] Shape, float[] Data)>(
             p.Path, (p.Shape.ToArray(), flat.AsSpan((int)p.Offset, (int)p.Length).ToArray()))));
 
-    private static bool[] Selected(ParamLayout layout, ParamMask mask)
+    /// <summary>Per element of the flat buffer: whether the mask selects it.</summary>
+    internal static bool[] Selected(ParamLayout layout, ParamMask mask)
     {
         var on = new bool[layout.LengthOf(DType.Float32)];
         foreach (var p in mask.Select(layout))
