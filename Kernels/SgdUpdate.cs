@@ -1,0 +1,208 @@
+using IlgpuTrain.Kernels.Runtime;
+
+namespace IlgpuTrain.Kernels;
+
+// SGD with momentum, dampening and Nesterov, as PyTorch's torch.optim.SGD, over flat float
+// buffers of n elements (one launch for a whole parameter tree).
+//
+// Momentum (the Trace transformation), in place on the gradients g and the momentum buffer b:
+//   first update (no buffer yet):  b = g                         PyTorch clones d_p, no dampening
+//   later updates:                 b = mu*b + (1 - dampening)*g
+//   g = g + mu*b  (nesterov)   or   g = b
+//   mu = 0 is PyTorch's "no momentum": g passes unchanged and b is not touched (not launched).
+//   Bytes per element: reads 8 (4 on the first update), writes 8.
+//
+// Step (the whole SGD step fused, what Sgd.FusedStep launches), in place on p and b:
+//   d = g + wd*mask*p                                             coupled L2, before the momentum
+//   if mu != 0:  b = d on the first update, else mu*b + (1 - dampening)*d
+//                d = d + mu*b (nesterov) or d = b
+//   p = p - lr*d
+//   Bytes per element: reads p, g, b (12; 8 without momentum or on the first update; +1 with a
+//   mask), writes p, b (8; 4 without momentum). The generic chain (AddDecayedWeights, Trace,
+//   ScaleByLearningRate, ApplyUpdates) moves 48 B per element with momentum and weight decay.
+//
+// Each element is computed with the chain's float operations in the chain's order, so on a
+// backend that does not contract a*b + c into an FMA the fused step equals the chain bitwise.
+// No backward: these act on gradients, not on the graph.
+
+/// <summary>SGD momentum (PyTorch semantics) and the fused whole SGD step: CPU references, ILGPU kernels and checked launchers.</summary>
+public static class SgdUpdate
+{
+    // ---------------------------------------------------------------- CPU reference (the spec)
+
+    /// <summary>
+    /// Reference: b = g on the first update, else b = mu*b + (1 − dampening)*g; then
+    /// g = g + mu*b with Nesterov, else g = b. Does nothing when mu = 0.
+    /// </summary>
+    /// <param name="g">Gradients (n), overwritten with the step direction.</param>
+    /// <param name="b">Momentum buffer (n), updated; not read on the first update.</param>
+    /// <param name="mu">Momentum.</param>
+    /// <param name="dampening">Dampening τ.</param>
+    /// <param name="nesterov">Nesterov's direction g + mu*b.</param>
+    /// <param name="first">No buffer yet (PyTorch's momentum_buffer is None).</param>
+    public static void MomentumReference(Span<float> g, Span<float> b, float mu, float dampening, bool nesterov, bool first)
+    {
+        if (mu == 0f)
+            return;
+        for (int i = 0; i < g.Length; i++)
+        {
+            b[i] = first ? g[i] : (mu * b[i]) + ((1f - dampening) * g[i]);
+            g[i] = nesterov ? g[i] + (mu * b[i]) : b[i];
+        }
+    }
+
+    /// <summary>
+    /// Reference: one SGD step, d = g + wd*mask*p, the momentum of <see cref="MomentumReference"/>
+    /// applied to d, then p = p − lr*d.
+    /// </summary>
+    /// <param name="p">Parameters (n), updated.</param>
+    /// <param name="g">Gradients (n), read.</param>
+    /// <param name="b">Momentum buffer (n) when mu ≠ 0, updated; empty when mu = 0.</param>
+    /// <param name="mask">Empty (decay everywhere) or n bytes of 0/1 selecting where weight decay applies.</param>
+    /// <param name="lr">Learning rate.</param>
+    /// <param name="weightDecay">Coupled weight decay wd.</param>
+    /// <param name="mu">Momentum (0: plain SGD, b unused).</param>
+    /// <param name="dampening">Dampening τ.</param>
+    /// <param name="nesterov">Nesterov's direction.</param>
+    /// <param name="first">No buffer yet.</param>
+    public static void StepReference(Span<float> p, ReadOnlySpan<float> g, Span<float> b, ReadOnlySpan<byte> mask, float lr, float weightDecay, float mu, float dampening, bool nesterov, bool first)
+    {
+        for (int i = 0; i < p.Length; i++)
+        {
+            float d = g[i];
+            if (weightDecay != 0f && (mask.IsEmpty || mask[i] != 0))
+                d += weightDecay * p[i];
+            if (mu != 0f)
+            {
+                b[i] = first ? d : (mu * b[i]) + ((1f - dampening) * d);
+                d = nesterov ? d + (mu * b[i]) : b[i];
+            }
+            p[i] += -lr * d;
+        }
+    }
+
+    // ---------------------------------------------------------------- ILGPU kernels
+
+    /// <summary>Kernel: the momentum update of <see cref="MomentumReference"/> (launched only when mu ≠ 0).</summary>
+    /// <param name="g">Gradients, overwritten with the direction.</param>
+    /// <param name="b">Momentum buffer, updated.</param>
+    /// <param name="mu">Momentum.</param>
+    /// <param name="dampening">Dampening.</param>
+    /// <param name="nesterov">1 for Nesterov.</param>
+    /// <param name="first">1 on the first update (b is written, not read).</param>
+    public static void MomentumKernel(ArrayView<float> g, ArrayView<float> b, float mu, float dampening, int nesterov, int first)
+    {
+        int n = g.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        float keep = 1f - dampening;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        {
+            float gi = g[i];
+            float bi = first != 0 ? gi : (mu * b[i]) + (keep * gi);
+            b[i] = bi;
+            g[i] = nesterov != 0 ? gi + (mu * bi) : bi;
+        }
+    }
+
+    /// <summary>Kernel: the fused SGD step of <see cref="StepReference"/>.</summary>
+    /// <param name="p">Parameters, updated.</param>
+    /// <param name="g">Gradients, read.</param>
+    /// <param name="b">Momentum buffer (read and written only when mu ≠ 0).</param>
+    /// <param name="mask">Weight-decay mask bytes (read only when useMask is 1).</param>
+    /// <param name="lr">Learning rate.</param>
+    /// <param name="weightDecay">Coupled weight decay.</param>
+    /// <param name="mu">Momentum.</param>
+    /// <param name="dampening">Dampening.</param>
+    /// <param name="nesterov">1 for Nesterov.</param>
+    /// <param name="first">1 on the first update.</param>
+    /// <param name="useMask">1 to read the mask.</param>
+    public static void StepKernel(ArrayView<float> p, ArrayView<float> g, ArrayView<float> b, ArrayView<byte> mask, float lr, float weightDecay, float mu, float dampening, int nesterov, int first, int useMask)
+    {
+        int n = p.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        float keep = 1f - dampening;
+        float minusLr = -lr;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        {
+            float pi = p[i];
+            float d = g[i];
+            // wd = 0 must not add 0*p: 0*inf would turn an infinite parameter's update into NaN.
+            if (weightDecay != 0f && (useMask == 0 || mask[i] != 0))
+                d += weightDecay * pi;
+            if (mu != 0f)
+            {
+                float bi = first != 0 ? d : (mu * b[i]) + (keep * d);
+                b[i] = bi;
+                d = nesterov != 0 ? d + (mu * bi) : bi;
+            }
+            p[i] = pi + (minusLr * d);
+        }
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, float, float, int, int>> MomentumDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, float, float, int, int>(MomentumKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<byte>, float, float, float, float, int, int, int>> StepDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<byte>, float, float, float, float, int, int, int>(StepKernel);
+
+    // ---------------------------------------------------------------- launchers
+
+    /// <summary>
+    /// The momentum update in place: b = g (first) or mu*b + (1 − dampening)*g, then
+    /// g = g + mu*b (Nesterov) or b. Nothing is launched when mu = 0 (PyTorch's plain SGD).
+    /// </summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="g">Gradients (n), overwritten with the step direction.</param>
+    /// <param name="b">Momentum buffer (n).</param>
+    /// <param name="mu">Momentum, finite and at least 0.</param>
+    /// <param name="dampening">Dampening, finite.</param>
+    /// <param name="nesterov">Nesterov's direction.</param>
+    /// <param name="first">No buffer yet: b is set to g.</param>
+    public static void Momentum(KernelHost host, ArrayView<float> g, ArrayView<float> b, float mu, float dampening, bool nesterov, bool first)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        Check.SameLength(nameof(Momentum), g, nameof(g), b, nameof(b));
+        CheckMomentum(nameof(Momentum), mu, dampening);
+        if (g.Length == 0 || mu == 0f)
+            return;
+        host.Load(MomentumDef)(host.Stream, host.Launch.GridStride(g.Length), g, b, mu, dampening, nesterov ? 1 : 0, first ? 1 : 0);
+    }
+
+    /// <summary>One fused SGD step in place on the parameters and the momentum buffer.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="p">Parameters (n), updated.</param>
+    /// <param name="g">Gradients (n), read.</param>
+    /// <param name="b">Momentum buffer (n) when mu ≠ 0; may be empty when mu = 0.</param>
+    /// <param name="mask">Empty (weight decay everywhere) or n bytes of 0/1.</param>
+    /// <param name="lr">Learning rate, finite.</param>
+    /// <param name="weightDecay">Coupled weight decay, finite.</param>
+    /// <param name="mu">Momentum, finite and at least 0 (0: plain SGD).</param>
+    /// <param name="dampening">Dampening, finite.</param>
+    /// <param name="nesterov">Nesterov's direction.</param>
+    /// <param name="first">No buffer yet: b is set to the decayed gradient.</param>
+    public static void Step(KernelHost host, ArrayView<float> p, ArrayView<float> g, ArrayView<float> b, ArrayView<byte> mask, float lr, float weightDecay, float mu, float dampening, bool nesterov, bool first)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        Check.SameLength(nameof(Step), p, nameof(p), g, nameof(g));
+        if (mu != 0f || b.Length != 0)
+            Check.SameLength(nameof(Step), p, nameof(p), b, nameof(b));
+        if (mask.Length != 0)
+            Check.SameLength(nameof(Step), p, nameof(p), mask, nameof(mask));
+        if (!float.IsFinite(lr))
+            throw new ArgumentOutOfRangeException(nameof(lr), lr, "SgdUpdate.Step: lr must be finite.");
+        if (!float.IsFinite(weightDecay))
+            throw new ArgumentOutOfRangeException(nameof(weightDecay), weightDecay, "SgdUpdate.Step: weightDecay must be finite.");
+        CheckMomentum(nameof(Step), mu, dampening);
+        if (p.Length == 0)
+            return;
+        host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p, g, b, mask, lr, weightDecay, mu, dampening, nesterov ? 1 : 0, first ? 1 : 0, mask.Length == 0 ? 0 : 1);
+    }
+
+    private static void CheckMomentum(string op, float mu, float dampening)
+    {
+        if (!(mu >= 0f) || float.IsInfinity(mu))
+            throw new ArgumentOutOfRangeException(nameof(mu), mu, $"SgdUpdate.{op}: mu (momentum) must be finite and at least 0.");
+        if (!float.IsFinite(dampening))
+            throw new ArgumentOutOfRangeException(nameof(dampening), dampening, $"SgdUpdate.{op}: dampening must be finite.");
+    }
+}
