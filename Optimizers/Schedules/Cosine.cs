@@ -27,7 +27,7 @@ public sealed record CosineAnnealingLR(double BaseLr, int TMax, double EtaMin = 
         CheckStep(step);
         Check(BaseLr, TMax, EtaMin);
         long t = Clamped ? Math.Min(step, TMax) : step;
-        return EtaMin + ((BaseLr - EtaMin) * (1 + Math.Cos(Math.PI * t / TMax)) / 2);
+        return HalfCosine(BaseLr, EtaMin, t, TMax);
     }
 
     private static bool Check(double baseLr, int tMax, double etaMin)
@@ -72,7 +72,7 @@ public sealed record CosineAnnealingWarmRestarts(double BaseLr, int T0, int TMul
                 period = period > long.MaxValue / TMult ? long.MaxValue : period * TMult;
             }
         }
-        return EtaMin + ((BaseLr - EtaMin) * (1 + Math.Cos(Math.PI * sinceRestart / period)) / 2);
+        return HalfCosine(BaseLr, EtaMin, sinceRestart, period);
     }
 
     private static bool Check(double baseLr, int t0, int tMult, double etaMin)

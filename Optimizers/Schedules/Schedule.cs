@@ -79,6 +79,18 @@ public abstract record Schedule
             throw new ArgumentOutOfRangeException(argument, value, rule + ".");
     }
 
+    /// <summary>
+    /// low + (high − low)·(1 + cos(π·t/period))/2: half a cosine from high at t = 0 to low at
+    /// t = period, in the operation order of PyTorch's CosineAnnealingLR closed form.
+    /// </summary>
+    /// <param name="high">The value at t = 0.</param>
+    /// <param name="low">The value at t = period.</param>
+    /// <param name="t">Steps into the half cosine.</param>
+    /// <param name="period">Its length.</param>
+    /// <returns>The value.</returns>
+    protected static double HalfCosine(double high, double low, double t, double period) =>
+        low + ((high - low) * (1 + Math.Cos(Math.PI * t / period)) / 2);
+
     /// <summary>Checks that a learning rate (or other scale) is finite and at least 0.</summary>
     /// <param name="value">The value.</param>
     /// <param name="argument">The argument's name.</param>

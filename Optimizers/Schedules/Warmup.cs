@@ -142,10 +142,9 @@ public sealed record WarmupPlateauDecay(double PeakLr, int WarmupSteps, int Stab
         t -= StableSteps;
         if (t >= DecaySteps)
             return floor;
-        double p = (double)t / DecaySteps;
         return Decay == AnnealStrategy.Cosine
-            ? floor + ((PeakLr - floor) * (1 + Math.Cos(Math.PI * p)) / 2)
-            : PeakLr + ((floor - PeakLr) * p);
+            ? HalfCosine(PeakLr, floor, t, DecaySteps)
+            : PeakLr + ((floor - PeakLr) * t / DecaySteps);
     }
 
     private static bool Check(double peakLr, int warmupSteps, int stableSteps, int decaySteps, double minLrRatio, AnnealStrategy decay)
