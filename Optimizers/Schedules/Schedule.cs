@@ -11,6 +11,18 @@ namespace IlgpuTrain.Optimizers;
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "type")]
 [JsonDerivedType(typeof(Constant), "constant")]
 [JsonDerivedType(typeof(InverseTimeDecay), "inverse_time_decay")]
+[JsonDerivedType(typeof(StepLR), "step_lr")]
+[JsonDerivedType(typeof(MultiStepLR), "multi_step_lr")]
+[JsonDerivedType(typeof(ExponentialLR), "exponential_lr")]
+[JsonDerivedType(typeof(CosineAnnealingLR), "cosine_annealing_lr")]
+[JsonDerivedType(typeof(CosineAnnealingWarmRestarts), "cosine_annealing_warm_restarts")]
+[JsonDerivedType(typeof(LinearLR), "linear_lr")]
+[JsonDerivedType(typeof(LinearWarmupDecay), "linear_warmup_decay")]
+[JsonDerivedType(typeof(Noam), "noam")]
+[JsonDerivedType(typeof(WarmupPlateauDecay), "warmup_plateau_decay")]
+[JsonDerivedType(typeof(OneCycleLR), "one_cycle_lr")]
+[JsonDerivedType(typeof(OneCycleMomentum), "one_cycle_momentum")]
+[JsonDerivedType(typeof(Join), "join")]
 public abstract record Schedule
 {
     private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = false };
@@ -51,6 +63,40 @@ public abstract record Schedule
         if (step < 0)
             throw new ArgumentOutOfRangeException(nameof(step), step, "Schedule steps count updates from 0.");
     }
+
+    /// <summary>
+    /// Throws an <see cref="ArgumentOutOfRangeException"/> carrying the argument's name and value
+    /// unless <paramref name="ok"/>. Schedules check their arguments on construction (JSON
+    /// included) and again in <see cref="At"/>, because <c>with</c> sets properties without a constructor.
+    /// </summary>
+    /// <param name="ok">Whether the argument is valid.</param>
+    /// <param name="argument">The argument's name.</param>
+    /// <param name="value">Its value.</param>
+    /// <param name="rule">The schedule, the valid range and the PyTorch name, e.g. "StepLR: gamma must be finite and greater than 0".</param>
+    protected static void Require(bool ok, string argument, object value, string rule)
+    {
+        if (!ok)
+            throw new ArgumentOutOfRangeException(argument, value, rule + ".");
+    }
+
+    /// <summary>
+    /// low + (high − low)·(1 + cos(π·t/period))/2: half a cosine from high at t = 0 to low at
+    /// t = period, in the operation order of PyTorch's CosineAnnealingLR closed form.
+    /// </summary>
+    /// <param name="high">The value at t = 0.</param>
+    /// <param name="low">The value at t = period.</param>
+    /// <param name="t">Steps into the half cosine.</param>
+    /// <param name="period">Its length.</param>
+    /// <returns>The value.</returns>
+    protected static double HalfCosine(double high, double low, double t, double period) =>
+        low + ((high - low) * (1 + Math.Cos(Math.PI * t / period)) / 2);
+
+    /// <summary>Checks that a learning rate (or other scale) is finite and at least 0.</summary>
+    /// <param name="value">The value.</param>
+    /// <param name="argument">The argument's name.</param>
+    /// <param name="schedule">The schedule's name and the PyTorch name, e.g. "StepLR: the base learning rate (PyTorch lr)".</param>
+    protected static void RequireRate(double value, string argument, string schedule) =>
+        Require(double.IsFinite(value) && value >= 0, argument, value, $"{schedule} must be finite and at least 0");
 }
 
 /// <summary>lr(t) = <paramref name="Value"/>.</summary>
@@ -82,4 +128,15 @@ public sealed record InverseTimeDecay(double Initial, double DecayRate) : Schedu
             throw new ArgumentOutOfRangeException(nameof(DecayRate), DecayRate, "InverseTimeDecay: the decay rate must be at least 0.");
         return Initial / (1 + (step * DecayRate));
     }
+}
+
+/// <summary>How a schedule moves between two values (PyTorch OneCycleLR's <c>anneal_strategy</c>).</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<AnnealStrategy>))]
+public enum AnnealStrategy
+{
+    /// <summary>Half a cosine: end + (start − end)·(1 + cos(π·p))/2 for progress p in [0, 1] (PyTorch "cos").</summary>
+    Cosine,
+
+    /// <summary>A straight line: start + (end − start)·p (PyTorch "linear").</summary>
+    Linear,
 }
