@@ -83,7 +83,7 @@ public sealed class Adagrad : Chain, IFusedStep
     private static IGradientTransformation[] Build(Schedule lr, double lrDecay, double weightDecay, double initialAccumulatorValue, double eps)
     {
         var adagrad = new ScaleByAdagrad(initialAccumulatorValue, eps);
-        AdaptiveChecks.Schedule(nameof(Adagrad), "lr", lr);
+        AdaptiveChecks.NonNegativeSchedule(nameof(Adagrad), "lr", lr);
         AdaptiveChecks.NonNegative(nameof(Adagrad), "lr_decay", lrDecay);
         AdaptiveChecks.NonNegative(nameof(Adagrad), "weight_decay", weightDecay);
         adagrad.Validate(nameof(Adagrad));

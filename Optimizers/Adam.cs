@@ -88,7 +88,7 @@ public sealed class Adam : Chain, IFusedStep
     private static IGradientTransformation[] Build(Schedule lr, Schedule beta1, double beta2, double eps, double weightDecay, bool amsgrad)
     {
         var adam = new ScaleByAdam(beta1, beta2, eps, epsRoot: 0, amsgrad);
-        AdaptiveChecks.Schedule(nameof(Adam), "lr", lr);
+        AdaptiveChecks.NonNegativeSchedule(nameof(Adam), "lr", lr);
         adam.Validate(nameof(Adam));
         AdaptiveChecks.NonNegative(nameof(Adam), "weight_decay", weightDecay);
         return weightDecay > 0

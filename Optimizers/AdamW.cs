@@ -96,7 +96,7 @@ public sealed class AdamW : Chain, IFusedStep
     private static IGradientTransformation[] Build(Schedule lr, Schedule beta1, double beta2, double eps, double weightDecay, bool amsgrad, ParamMask? mask)
     {
         var adam = new ScaleByAdam(beta1, beta2, eps, epsRoot: 0, amsgrad);
-        AdaptiveChecks.Schedule(nameof(AdamW), "lr", lr);
+        AdaptiveChecks.NonNegativeSchedule(nameof(AdamW), "lr", lr);
         adam.Validate(nameof(AdamW));
         AdaptiveChecks.NonNegative(nameof(AdamW), "weight_decay", weightDecay);
         return [adam, new AddDecayedWeights(weightDecay, mask), new ScaleByLearningRate(lr)];

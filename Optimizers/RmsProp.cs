@@ -86,7 +86,7 @@ public sealed class RmsProp : Chain, IFusedStep
     private static IGradientTransformation[] Build(Schedule lr, double alpha, double eps, double weightDecay, Schedule momentum, bool centered)
     {
         var rms = new ScaleByRms(alpha, eps, centered, momentum);
-        AdaptiveChecks.Schedule(nameof(RmsProp), "lr", lr);
+        AdaptiveChecks.NonNegativeSchedule(nameof(RmsProp), "lr", lr);
         rms.Validate(nameof(RmsProp));
         AdaptiveChecks.NonNegative(nameof(RmsProp), "weight_decay", weightDecay);
         return weightDecay > 0

@@ -159,7 +159,7 @@ internal static class AdaptiveChecks
     }
 
     /// <summary>Throws unless a constant schedule is finite and at least 0 (others are checked when read).</summary>
-    public static void Schedule(string op, string name, Schedule schedule)
+    public static void NonNegativeSchedule(string op, string name, Schedule schedule)
     {
         ArgumentNullException.ThrowIfNull(schedule, name);
         if (schedule is Constant c)

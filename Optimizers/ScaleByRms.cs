@@ -104,7 +104,7 @@ public sealed record ScaleByRms : IGradientTransformation
     {
         AdaptiveChecks.NonNegative(op, "alpha", Alpha);
         AdaptiveChecks.NonNegative(op, "eps", Eps);
-        AdaptiveChecks.Schedule(op, "momentum", Momentum);
+        AdaptiveChecks.NonNegativeSchedule(op, "momentum", Momentum);
     }
 }
 

@@ -162,20 +162,26 @@ public class AdamProperties
 
     [Property(MaxTest = 20)]
     public Property Update_is_invariant_to_scaling_the_gradient_up_to_eps() =>
-        Prop.ForAll((from layout in Trees.Layouts from seed in Gen.Choose(0, 10_000) from c in Gen.Elements(0.1, 3.0, 1000.0) from amsgrad in Gen.Elements(false, true) select (layout, seed, c, amsgrad)).ToArbitrary(), args =>
-        {
-            var (layout, seed, c, amsgrad) = args;
-            // |g| >= 0.1 keeps sqrt(v_hat) >= 0.1 c, so eps = 1e-8 moves the direction by at most
-            // 1e-8 / (0.1 c) relative: far below float rounding.
-            var d = Devices.Cpu;
-            using var p = Trees.Random(d, layout, seed);
-            var rnd = AdaptiveRuns.RandomGrad(seed);
-            Func<float[], int, float[]> grad = (x, t) => rnd(x, t).Select(v => MathF.CopySign(0.1f + Math.Abs(v), v)).ToArray();
-            var opt = new Adam(0.05, amsgrad: amsgrad);
-            var a = AdaptiveRuns.Final(opt, p, 4, grad, StepPath.Fused);
-            var b = AdaptiveRuns.Final(opt, p, 4, (x, t) => grad(x, t).Select(v => (float)(v * c)).ToArray(), StepPath.Fused);
-            return Close.All(b, a, PathAtol, PathRtol, $"gradient scaled by {c}");
-        });
+        Prop.ForAll(
+            (from layout in Trees.Layouts
+             from seed in Gen.Choose(0, 10_000)
+             from c in Gen.Elements(0.1, 3.0, 1000.0)
+             from amsgrad in Gen.Elements(false, true)
+             select (layout, seed, c, amsgrad)).ToArbitrary(),
+            args =>
+            {
+                var (layout, seed, c, amsgrad) = args;
+                // |g| >= 0.1 keeps sqrt(v_hat) >= 0.1 c, so eps = 1e-8 moves the direction by at most
+                // 1e-8 / (0.1 c) relative: far below float rounding.
+                var d = Devices.Cpu;
+                using var p = Trees.Random(d, layout, seed);
+                var rnd = AdaptiveRuns.RandomGrad(seed);
+                Func<float[], int, float[]> grad = (x, t) => rnd(x, t).Select(v => MathF.CopySign(0.1f + Math.Abs(v), v)).ToArray();
+                var opt = new Adam(0.05, amsgrad: amsgrad);
+                var a = AdaptiveRuns.Final(opt, p, 4, grad, StepPath.Fused);
+                var b = AdaptiveRuns.Final(opt, p, 4, (x, t) => grad(x, t).Select(v => (float)(v * c)).ToArray(), StepPath.Fused);
+                return Close.All(b, a, PathAtol, PathRtol, $"gradient scaled by {c}");
+            });
 
     [Fact]
     public void Step_and_update_consume_the_old_state_grads_and_parameters()

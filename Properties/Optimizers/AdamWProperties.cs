@@ -55,50 +55,62 @@ public class AdamWProperties
 
     [Property(MaxTest = 20)]
     public Property With_weight_decay_zero_it_equals_adam() =>
-        Prop.ForAll((from layout in Trees.Layouts from seed in Gen.Choose(0, 10_000) from c in AdamProperties.Configs from fused in Gen.Elements(false, true) select (layout, seed, c, fused)).ToArbitrary(), args =>
-        {
-            var (layout, seed, c, fused) = args;
-            var d = Devices.Cpu;
-            using var p = Trees.Random(d, layout, seed);
-            var path = fused ? StepPath.Fused : StepPath.Generic;
-            var adamW = AdaptiveRuns.Final(new AdamW(c.Lr, c.B1, c.B2, c.Eps, 0, c.Amsgrad), p, c.Steps, AdaptiveRuns.RandomGrad(seed), path);
-            var adam = AdaptiveRuns.Final(new Adam(c.Lr, c.B1, c.B2, c.Eps, 0, c.Amsgrad), p, c.Steps, AdaptiveRuns.RandomGrad(seed), path);
-            // Decay by a factor of exactly 1 (fused) or adding 0 * p (chain) changes no bit.
-            return Close.All(adamW, adam, 0, 0, $"{c} fused {fused}");
-        });
+        Prop.ForAll(
+            (from layout in Trees.Layouts
+             from seed in Gen.Choose(0, 10_000)
+             from c in AdamProperties.Configs
+             from fused in Gen.Elements(false, true)
+             select (layout, seed, c, fused)).ToArbitrary(),
+            args =>
+            {
+                var (layout, seed, c, fused) = args;
+                var d = Devices.Cpu;
+                using var p = Trees.Random(d, layout, seed);
+                var path = fused ? StepPath.Fused : StepPath.Generic;
+                var adamW = AdaptiveRuns.Final(new AdamW(c.Lr, c.B1, c.B2, c.Eps, 0, c.Amsgrad), p, c.Steps, AdaptiveRuns.RandomGrad(seed), path);
+                var adam = AdaptiveRuns.Final(new Adam(c.Lr, c.B1, c.B2, c.Eps, 0, c.Amsgrad), p, c.Steps, AdaptiveRuns.RandomGrad(seed), path);
+                // Decay by a factor of exactly 1 (fused) or adding 0 * p (chain) changes no bit.
+                return Close.All(adamW, adam, 0, 0, $"{c} fused {fused}");
+            });
 
     [Property(MaxTest = 20)]
     public Property The_decay_step_does_not_depend_on_the_gradient_scale() =>
-        Prop.ForAll((from layout in Trees.Layouts from seed in Gen.Choose(0, 10_000) from c in Gen.Elements(1e-4, 1.0, 1e4) from mask in Gens.DecayMask select (layout, seed, c, mask)).ToArbitrary(), args =>
-        {
-            var (layout, seed, c, mask) = args;
-            // u(lambda) - u(0) = -lr * lambda * mask * theta whatever the gradient's scale c; Adam's
-            // coupled decay would instead be normalized with the gradient.
-            const double lr = 0.1, wd = 0.3;
-            var d = Devices.Cpu;
-            using var p = Trees.Random(d, layout, seed);
-            var theta = p.Flat();
-            var g = Gens.Random(seed, theta.Length, -1f, 1f).Select(v => (float)(v * c)).ToArray();
-            float[] Update(double lambda)
+        Prop.ForAll(
+            (from layout in Trees.Layouts
+             from seed in Gen.Choose(0, 10_000)
+             from c in Gen.Elements(1e-4, 1.0, 1e4)
+             from mask in Gens.DecayMask
+             select (layout, seed, c, mask)).ToArbitrary(),
+            args =>
             {
-                var opt = new AdamW(lr, weightDecay: lambda, decayMask: mask);
-                var (u, s) = opt.Update(Trees.FromFlat(p, g), opt.Init(p), p, UpdateContext.None);
-                using (u)
-                using (s)
-                    return u.Flat();
-            }
-            var decayed = Update(wd);
-            var plain = Update(0);
-            var expected = new double[theta.Length];
-            foreach (var info in p.Layout.Params.Where(x => mask is null || mask.Selects(x)))
-            {
-                for (long i = info.Offset; i < info.Offset + info.Length; i++)
-                    expected[i] = -lr * wd * theta[i];
-            }
-            var diff = decayed.Select((x, i) => x - plain[i]).ToArray();
-            // The difference of two rounded updates of size up to lr*(1 + wd*|theta|).
-            return Close.All(diff, expected, 2e-7 * lr * (1 + wd * 3), 1e-6, $"gradient scale {c}, mask {mask?.Description ?? "all"}");
-        });
+                var (layout, seed, c, mask) = args;
+                // u(lambda) - u(0) = -lr * lambda * mask * theta whatever the gradient's scale c; Adam's
+                // coupled decay would instead be normalized with the gradient.
+                const double lr = 0.1, wd = 0.3;
+                var d = Devices.Cpu;
+                using var p = Trees.Random(d, layout, seed);
+                var theta = p.Flat();
+                var g = Gens.Random(seed, theta.Length, -1f, 1f).Select(v => (float)(v * c)).ToArray();
+                float[] Update(double lambda)
+                {
+                    var opt = new AdamW(lr, weightDecay: lambda, decayMask: mask);
+                    var (u, s) = opt.Update(Trees.FromFlat(p, g), opt.Init(p), p, UpdateContext.None);
+                    using (u)
+                    using (s)
+                        return u.Flat();
+                }
+                var decayed = Update(wd);
+                var plain = Update(0);
+                var expected = new double[theta.Length];
+                foreach (var info in p.Layout.Params.Where(x => mask is null || mask.Selects(x)))
+                {
+                    for (long i = info.Offset; i < info.Offset + info.Length; i++)
+                        expected[i] = -lr * wd * theta[i];
+                }
+                var diff = decayed.Select((x, i) => x - plain[i]).ToArray();
+                // The difference of two rounded updates of size up to lr*(1 + wd*|theta|).
+                return Close.All(diff, expected, 2e-7 * lr * (1 + wd * 3), 1e-6, $"gradient scale {c}, mask {mask?.Description ?? "all"}");
+            });
 
     [Property(MaxTest = 25)]
     public Property Alias_equals_its_explicit_chain() =>

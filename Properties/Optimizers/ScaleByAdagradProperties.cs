@@ -12,37 +12,44 @@ public class ScaleByAdagradProperties
 
     [Property(MaxTest = 25)]
     public Property Several_updates_follow_the_float64_recurrence() =>
-        Prop.ForAll((from layout in Trees.Layouts from seed in Gen.Choose(0, 10_000) from init in Gen.Elements(0.0, 0.1, 3.0) from eps in Gens.Eps from steps in Gen.Choose(1, 5) select (layout, seed, init, eps, steps)).ToArbitrary(), args =>
-        {
-            var (layout, seed, init, eps, steps) = args;
-            var d = Devices.Cpu;
-            using var p = Trees.Random(d, layout, seed);
-            var opt = new ScaleByAdagrad(init, eps);
-            var s = opt.Init(p);
-            int n = (int)p.Count;
-            var sum = Enumerable.Repeat((double)(float)init, n).ToArray();
-            var dir = new double[n];
-            float[] last = [];
-            for (int t = 0; t < steps; t++)
+        Prop.ForAll(
+            (from layout in Trees.Layouts
+             from seed in Gen.Choose(0, 10_000)
+             from init in Gen.Elements(0.0, 0.1, 3.0)
+             from eps in Gens.Eps
+             from steps in Gen.Choose(1, 5)
+             select (layout, seed, init, eps, steps)).ToArbitrary(),
+            args =>
             {
-                var g = AdaptiveRuns.RandomGrad(seed)(new float[n], t);
-                var (u, next) = opt.Update(Trees.FromFlat(p, g), s, p, UpdateContext.None);
-                last = u.Flat();
-                u.Dispose();
-                s = next;
-                for (int i = 0; i < n; i++)
+                var (layout, seed, init, eps, steps) = args;
+                var d = Devices.Cpu;
+                using var p = Trees.Random(d, layout, seed);
+                var opt = new ScaleByAdagrad(init, eps);
+                var s = opt.Init(p);
+                int n = (int)p.Count;
+                var sum = Enumerable.Repeat((double)(float)init, n).ToArray();
+                var dir = new double[n];
+                float[] last = [];
+                for (int t = 0; t < steps; t++)
                 {
-                    sum[i] += (double)g[i] * g[i];
-                    dir[i] = g[i] / (Math.Sqrt(sum[i]) + eps);
+                    var g = AdaptiveRuns.RandomGrad(seed)(new float[n], t);
+                    var (u, next) = opt.Update(Trees.FromFlat(p, g), s, p, UpdateContext.None);
+                    last = u.Flat();
+                    u.Dispose();
+                    s = next;
+                    for (int i = 0; i < n; i++)
+                    {
+                        sum[i] += (double)g[i] * g[i];
+                        dir[i] = g[i] / (Math.Sqrt(sum[i]) + eps);
+                    }
                 }
-            }
-            var st = s.Find<ScaleByAdagradState>();
-            var result = Close.All(last, dir, 1e-30, Rtol, "direction")
-                .And(Close.All(st.Sum.Flat(), sum, 1e-30, Rtol, "sum"))
-                .And((st.Count == steps).Label("count"));
-            s.Dispose();
-            return result.Label($"init {init}, eps {eps}, steps {steps}");
-        });
+                var st = s.Find<ScaleByAdagradState>();
+                var result = Close.All(last, dir, 1e-30, Rtol, "direction")
+                    .And(Close.All(st.Sum.Flat(), sum, 1e-30, Rtol, "sum"))
+                    .And((st.Count == steps).Label("count"));
+                s.Dispose();
+                return result.Label($"init {init}, eps {eps}, steps {steps}");
+            });
 
     [Property(MaxTest = 20)]
     public Property A_constant_gradient_gives_sign_g_over_sqrt_t() =>

@@ -12,52 +12,65 @@ public class ScaleByAdamProperties
 
     [Property(MaxTest = 25)]
     public Property First_update_has_magnitude_lr_abs_g_over_abs_g_plus_eps() =>
-        Prop.ForAll((from layout in Trees.Layouts from seed in Gen.Choose(0, 10_000) from b1 in Gens.Beta from b2 in Gens.Beta from eps in Gens.Eps select (layout, seed, b1, b2, eps)).ToArbitrary(), args =>
-        {
-            var (layout, seed, b1, b2, eps) = args;
-            // m1 = (1-b1) g and v1 = (1-b2) g^2, so m1 / (1-b1) = g and sqrt(v1 / (1-b2)) = |g|.
-            var d = Devices.Cpu;
-            using var p = Trees.Random(d, layout, seed);
-            var g = Trees.Random(d, layout, seed + 1);
-            var g0 = g.Flat();
-            const double lr = 0.01;
-            var opt = new Chain(new ScaleByAdam(b1, b2, eps), new ScaleByLearningRate(lr));
-            var (u, s) = opt.Update(g, opt.Init(p), p, UpdateContext.None);
-            using (u)
-            using (s)
+        Prop.ForAll(
+            (from layout in Trees.Layouts
+             from seed in Gen.Choose(0, 10_000)
+             from b1 in Gens.Beta
+             from b2 in Gens.Beta
+             from eps in Gens.Eps
+             select (layout, seed, b1, b2, eps)).ToArbitrary(),
+            args =>
             {
-                var expected = g0.Select(x => -lr * x / (Math.Abs(x) + eps)).ToArray();
-                return Close.All(u.Flat(), expected, 1e-30, Rtol, $"b1 {b1}, b2 {b2}, eps {eps}");
-            }
-        });
+                var (layout, seed, b1, b2, eps) = args;
+                // m1 = (1-b1) g and v1 = (1-b2) g^2, so m1 / (1-b1) = g and sqrt(v1 / (1-b2)) = |g|.
+                var d = Devices.Cpu;
+                using var p = Trees.Random(d, layout, seed);
+                var g = Trees.Random(d, layout, seed + 1);
+                var g0 = g.Flat();
+                const double lr = 0.01;
+                var opt = new Chain(new ScaleByAdam(b1, b2, eps), new ScaleByLearningRate(lr));
+                var (u, s) = opt.Update(g, opt.Init(p), p, UpdateContext.None);
+                using (u)
+                using (s)
+                {
+                    var expected = g0.Select(x => -lr * x / (Math.Abs(x) + eps)).ToArray();
+                    return Close.All(u.Flat(), expected, 1e-30, Rtol, $"b1 {b1}, b2 {b2}, eps {eps}");
+                }
+            });
 
     [Property(MaxTest = 20)]
     public Property With_a_constant_gradient_the_bias_corrected_moments_are_g_and_g_squared() =>
-        Prop.ForAll((from x in Gens.Vector(-3f, 3f) from b1 in Gens.Beta from b2 in Gens.Beta from steps in Gen.Choose(1, 8) select (x, b1, b2, steps)).ToArbitrary(), args =>
-        {
-            var (x, b1, b2, steps) = args;
-            var d = Devices.Cpu;
-            using var p = ParamTree.FromHost(d, new Dictionary<string, (int[] Shape, float[] Data)> { ["x"] = ([x.Length], x) });
-            var opt = new ScaleByAdam(b1, b2);
-            var s = opt.Init(p);
-            var result = true.Label("no steps");
-            for (int t = 1; t <= steps; t++)
+        Prop.ForAll(
+            (from x in Gens.Vector(-3f, 3f)
+             from b1 in Gens.Beta
+             from b2 in Gens.Beta
+             from steps in Gen.Choose(1, 8)
+             select (x, b1, b2, steps)).ToArbitrary(),
+            args =>
             {
-                var (u, next) = opt.Update(p.Clone(), s, p, UpdateContext.None);
-                u.Dispose();
-                s = next;
-                var st = s.Find<ScaleByAdamState>();
-                double bc1 = 1 - Math.Pow(b1, t), bc2 = 1 - Math.Pow(b2, t);
-                var mHat = st.Mu.Flat().Select(m => (float)(m / bc1)).ToArray();
-                var vHat = st.Nu.Flat().Select(v => (float)(v / bc2)).ToArray();
-                // Each step adds a rounding of 6e-8 relative; t steps and the division by a small bc amplify nothing else.
-                result = result.And(Close.All(mHat, x.Select(v => (double)v).ToArray(), 1e-30, Rtol * t, $"m/(1-b1^{t})"))
-                    .And(Close.All(vHat, x.Select(v => (double)v * v).ToArray(), 1e-30, Rtol * t, $"v/(1-b2^{t})"))
-                    .And((st.Count == t).Label($"count {st.Count} after {t} updates"));
-            }
-            s.Dispose();
-            return result.Label($"b1 {b1}, b2 {b2}");
-        });
+                var (x, b1, b2, steps) = args;
+                var d = Devices.Cpu;
+                using var p = ParamTree.FromHost(d, new Dictionary<string, (int[] Shape, float[] Data)> { ["x"] = ([x.Length], x) });
+                var opt = new ScaleByAdam(b1, b2);
+                var s = opt.Init(p);
+                var result = true.Label("no steps");
+                for (int t = 1; t <= steps; t++)
+                {
+                    var (u, next) = opt.Update(p.Clone(), s, p, UpdateContext.None);
+                    u.Dispose();
+                    s = next;
+                    var st = s.Find<ScaleByAdamState>();
+                    double bc1 = 1 - Math.Pow(b1, t), bc2 = 1 - Math.Pow(b2, t);
+                    var mHat = st.Mu.Flat().Select(m => (float)(m / bc1)).ToArray();
+                    var vHat = st.Nu.Flat().Select(v => (float)(v / bc2)).ToArray();
+                    // Each step adds a rounding of 6e-8 relative; t steps and the division by a small bc amplify nothing else.
+                    result = result.And(Close.All(mHat, x.Select(v => (double)v).ToArray(), 1e-30, Rtol * t, $"m/(1-b1^{t})"))
+                        .And(Close.All(vHat, x.Select(v => (double)v * v).ToArray(), 1e-30, Rtol * t, $"v/(1-b2^{t})"))
+                        .And((st.Count == t).Label($"count {st.Count} after {t} updates"));
+                }
+                s.Dispose();
+                return result.Label($"b1 {b1}, b2 {b2}");
+            });
 
     [Property(MaxTest = 50)]
     public Property Bias_correction_factors_lie_in_zero_one() =>
@@ -72,22 +85,28 @@ public class ScaleByAdamProperties
 
     [Property(MaxTest = 20)]
     public Property Direction_is_invariant_to_scaling_g_eps_and_eps_root_together() =>
-        Prop.ForAll((from layout in Trees.Layouts from seed in Gen.Choose(0, 10_000) from c in Gen.Elements(1e-3, 0.5, 7.0, 1e3) from amsgrad in Gen.Elements(false, true) select (layout, seed, c, amsgrad)).ToArbitrary(), args =>
-        {
-            var (layout, seed, c, amsgrad) = args;
-            // d(c g; c eps, c^2 eps_root) = d(g; eps, eps_root) exactly in real arithmetic: m and
-            // sqrt(v) scale by c, and so does the denominator. Powers of two would be exact in float;
-            // these are not, so allow the roundings.
-            var d = Devices.Cpu;
-            using var p = Trees.Random(d, layout, seed);
-            const int steps = 4;
-            var grad = AdaptiveRuns.RandomGrad(seed);
-            var baseOpt = new Chain(new ScaleByAdam(0.9, 0.99, 1e-3, 1e-4, amsgrad), new ScaleByLearningRate(0.1));
-            var scaledOpt = new Chain(new ScaleByAdam(0.9, 0.99, 1e-3 * c, 1e-4 * c * c, amsgrad), new ScaleByLearningRate(0.1));
-            var a = AdaptiveRuns.Final(baseOpt, p, steps, grad, StepPath.Generic);
-            var b = AdaptiveRuns.Final(scaledOpt, p, steps, (x, t) => grad(x, t).Select(v => (float)(v * c)).ToArray(), StepPath.Generic);
-            return Close.All(b, a, 1e-6, 1e-5, $"scaled by {c}");
-        });
+        Prop.ForAll(
+            (from layout in Trees.Layouts
+             from seed in Gen.Choose(0, 10_000)
+             from c in Gen.Elements(1e-3, 0.5, 7.0, 1e3)
+             from amsgrad in Gen.Elements(false, true)
+             select (layout, seed, c, amsgrad)).ToArbitrary(),
+            args =>
+            {
+                var (layout, seed, c, amsgrad) = args;
+                // d(c g; c eps, c^2 eps_root) = d(g; eps, eps_root) exactly in real arithmetic: m and
+                // sqrt(v) scale by c, and so does the denominator. Powers of two would be exact in float;
+                // these are not, so allow the roundings.
+                var d = Devices.Cpu;
+                using var p = Trees.Random(d, layout, seed);
+                const int steps = 4;
+                var grad = AdaptiveRuns.RandomGrad(seed);
+                var baseOpt = new Chain(new ScaleByAdam(0.9, 0.99, 1e-3, 1e-4, amsgrad), new ScaleByLearningRate(0.1));
+                var scaledOpt = new Chain(new ScaleByAdam(0.9, 0.99, 1e-3 * c, 1e-4 * c * c, amsgrad), new ScaleByLearningRate(0.1));
+                var a = AdaptiveRuns.Final(baseOpt, p, steps, grad, StepPath.Generic);
+                var b = AdaptiveRuns.Final(scaledOpt, p, steps, (x, t) => grad(x, t).Select(v => (float)(v * c)).ToArray(), StepPath.Generic);
+                return Close.All(b, a, 1e-6, 1e-5, $"scaled by {c}");
+            });
 
     [Property(MaxTest = 20)]
     public Property Amsgrad_keeps_the_running_max_of_the_raw_second_moment() =>

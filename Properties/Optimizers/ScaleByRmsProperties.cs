@@ -13,7 +13,14 @@ public class ScaleByRmsProperties
 
     [Property(MaxTest = 25)]
     public Property Several_updates_follow_the_float64_recurrence() =>
-        Prop.ForAll((from layout in Trees.Layouts from seed in Gen.Choose(0, 10_000) from alpha in Gen.Elements(0.5, 0.9, 0.99) from centered in Gen.Elements(false, true) from momentum in Gen.Elements<Schedule>(0.0, 0.9, new Ramp(0.5, 0.1)) select (layout, seed, alpha, centered, momentum)).ToArbitrary(), args =>
+        Prop.ForAll(
+            (from layout in Trees.Layouts
+             from seed in Gen.Choose(0, 10_000)
+             from alpha in Gen.Elements(0.5, 0.9, 0.99)
+             from centered in Gen.Elements(false, true)
+             from momentum in Gen.Elements<Schedule>(0.0, 0.9, new Ramp(0.5, 0.1))
+             select (layout, seed, alpha, centered, momentum)).ToArbitrary(),
+            args =>
             {
                 var (layout, seed, alpha, centered, momentum) = args;
                 const double eps = 1e-6;
