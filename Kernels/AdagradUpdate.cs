@@ -1,0 +1,134 @@
+using ILGPU.Algorithms;
+using IlgpuTrain.Kernels.Runtime;
+
+namespace IlgpuTrain.Kernels;
+
+// Adagrad over the flat parameter buffer (PyTorch torch.optim.Adagrad; Duchi, Hazan and Singer 2011):
+//
+//   s = s + g^2
+//   d = g / (sqrt(s) + eps)
+//
+// eps sits outside the sqrt (PyTorch's default 1e-10; Optax's adagrad adds eps inside).
+// Direction (the scale_by_adagrad primitive): g (n) is overwritten with d, s (n) accumulates.
+//   Reads 8 B, writes 8 B per element.
+// Step (the fused Adagrad step): g' = g + weightDecay * p (coupled L2, g is not written),
+//   s += g'^2, p = p - clr * g' / (sqrt(s) + eps), clr = lr / (1 + (t - 1) lr_decay) computed on
+//   the host. Reads p, g, s and writes p, s: 20 B per element.
+// s accumulates across steps by design (it is the optimizer's state); there is no backward.
+
+/// <summary>Adagrad's accumulator update and direction, and the fused Adagrad step: CPU references, ILGPU kernels and checked launchers.</summary>
+public static class AdagradUpdate
+{
+    // ---------------------------------------------------------------- CPU reference (the spec)
+
+    /// <summary>Reference: s += g^2, then g = g / (sqrt(s) + eps).</summary>
+    /// <param name="g">Gradients (n), overwritten with d.</param>
+    /// <param name="sum">Sum of squared gradients (n), accumulated.</param>
+    /// <param name="eps">eps, outside the sqrt.</param>
+    public static void DirectionReference(Span<float> g, Span<float> sum, float eps)
+    {
+        for (int i = 0; i < g.Length; i++)
+        {
+            sum[i] += g[i] * g[i];
+            g[i] /= MathF.Sqrt(sum[i]) + eps;
+        }
+    }
+
+    /// <summary>Reference: the fused Adagrad step.</summary>
+    /// <param name="p">Parameters (n), updated.</param>
+    /// <param name="g">Gradients (n), read.</param>
+    /// <param name="sum">Sum of squared gradients (n), accumulated.</param>
+    /// <param name="learningRate">clr of this step (lr_decay already applied).</param>
+    /// <param name="weightDecay">Coupled L2 lambda.</param>
+    /// <param name="eps">eps.</param>
+    public static void StepReference(Span<float> p, ReadOnlySpan<float> g, Span<float> sum, float learningRate, float weightDecay, float eps)
+    {
+        for (int i = 0; i < p.Length; i++)
+        {
+            Span<float> d = [g[i] + (weightDecay * p[i])];
+            DirectionReference(d, sum.Slice(i, 1), eps);
+            p[i] -= learningRate * d[0];
+        }
+    }
+
+    // ---------------------------------------------------------------- ILGPU kernels
+
+    /// <summary>Kernel: s += g^2; g = g / (sqrt(s) + eps).</summary>
+    /// <param name="g">Gradients, overwritten.</param>
+    /// <param name="sum">Accumulator.</param>
+    /// <param name="eps">eps.</param>
+    public static void DirectionKernel(ArrayView<float> g, ArrayView<float> sum, float eps)
+    {
+        int n = g.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        {
+            float gi = g[i];
+            float si = sum[i] + (gi * gi);
+            sum[i] = si;
+            g[i] = gi / (XMath.Sqrt(si) + eps);
+        }
+    }
+
+    /// <summary>Kernel: the fused Adagrad step.</summary>
+    /// <param name="p">Parameters, updated.</param>
+    /// <param name="g">Gradients, read.</param>
+    /// <param name="sum">Accumulator.</param>
+    /// <param name="learningRate">clr.</param>
+    /// <param name="weightDecay">Coupled L2 lambda.</param>
+    /// <param name="eps">eps.</param>
+    public static void StepKernel(ArrayView<float> p, ArrayView<float> g, ArrayView<float> sum, float learningRate, float weightDecay, float eps)
+    {
+        int n = p.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        {
+            float pi = p[i];
+            float gi = g[i] + (weightDecay * pi);
+            float si = sum[i] + (gi * gi);
+            sum[i] = si;
+            p[i] = pi - (learningRate * (gi / (XMath.Sqrt(si) + eps)));
+        }
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, float>> DirectionDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, float>(DirectionKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float>> StepDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float>(StepKernel);
+
+    // ---------------------------------------------------------------- launchers
+
+    /// <summary>Adagrad accumulator and direction over the flat buffer: g becomes d, sum accumulates g^2.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="g">Gradients (n), overwritten with the direction.</param>
+    /// <param name="sum">Sum of squared gradients (n).</param>
+    /// <param name="eps">eps (finite, at least 0).</param>
+    public static void Direction(KernelHost host, ArrayView<float> g, ArrayView<float> sum, float eps)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        Check.SameLength("AdagradUpdate.Direction", g, nameof(g), sum, nameof(sum));
+        if (g.Length == 0)
+            return;
+        host.Load(DirectionDef)(host.Stream, host.Launch.GridStride(g.Length), g, sum, eps);
+    }
+
+    /// <summary>The fused Adagrad step over the flat buffer: p and sum are updated in place; g is only read.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="p">Parameters (n).</param>
+    /// <param name="g">Gradients (n).</param>
+    /// <param name="sum">Sum of squared gradients (n).</param>
+    /// <param name="learningRate">clr of this step.</param>
+    /// <param name="weightDecay">Coupled L2 lambda.</param>
+    /// <param name="eps">eps.</param>
+    public static void Step(KernelHost host, ArrayView<float> p, ArrayView<float> g, ArrayView<float> sum, float learningRate, float weightDecay, float eps)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = "AdagradUpdate.Step";
+        Check.SameLength(op, p, nameof(p), g, nameof(g));
+        Check.SameLength(op, p, nameof(p), sum, nameof(sum));
+        if (p.Length == 0)
+            return;
+        host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p, g, sum, learningRate, weightDecay, eps);
+    }
+}

@@ -1,0 +1,241 @@
+using ILGPU.Algorithms;
+using IlgpuTrain.Kernels.Runtime;
+
+namespace IlgpuTrain.Kernels;
+
+// Adam over the flat parameter buffer (PyTorch torch.optim.Adam / AdamW, Kingma and Ba 2015),
+// t the 1-based step, bc1 = 1 - beta1^t, bc2 = 1 - beta2^t (computed on the host in float64):
+//
+//   m    = beta1 m + (1 - beta1) g
+//   v    = beta2 v + (1 - beta2) g^2
+//   vmax = max(vmax, v)                                   AMSGrad only (PyTorch: max of the raw v)
+//   d    = (m / bc1) / (sqrt(v' / bc2 + epsRoot) + eps)   v' = vmax with AMSGrad, else v
+//
+// eps sits outside the sqrt (PyTorch); epsRoot inside is Optax's eps_root (default 0).
+// Optax's AMSGrad takes the max of the bias-corrected v instead; PyTorch's form is used here.
+//
+// Direction (the scale_by_adam primitive): g (n) is overwritten with d; m, v (n) and, with
+//   AMSGrad, vmax (n) are updated in place. Reads 12 B, writes 12 B per element (AMSGrad: 16/16).
+// Step (the fused Adam/AdamW step): per element, in PyTorch's order,
+//   p    = p * decayFactor           where the mask allows  (AdamW: decayFactor = 1 - lr * lambda)
+//   g'   = g + weightDecay * p       where the mask allows  (Adam: coupled L2; g is not written)
+//   m, v, vmax as above with g', then  p = p - lr * d.
+//   AdamW reads p, g, m, v and writes p, m, v: 28 bytes per fp32 parameter (+1 B read with a
+//   mask; AMSGrad reads and writes vmax too: 36 B).
+// Every output is overwritten in place; nothing accumulates across launches except the moments,
+// which are the optimizer's state. There is no backward: these act on gradients, not on the graph.
+
+/// <summary>
+/// The per-step scalars of the Adam direction, computed on the host in float64 and rounded once
+/// to float (as PyTorch's Python-float scalars).
+/// </summary>
+/// <param name="Beta1">beta1 of this step.</param>
+/// <param name="OneMinusBeta1">1 - beta1, rounded from float64 (1 - 0.9f in float is off by 2.4e-7).</param>
+/// <param name="Beta2">beta2.</param>
+/// <param name="OneMinusBeta2">1 - beta2, rounded from float64 (1 - 0.999f in float is off by 5e-5 relative).</param>
+/// <param name="Eps">eps, added outside the sqrt.</param>
+/// <param name="EpsRoot">Optax's eps_root, added inside the sqrt.</param>
+/// <param name="BiasCorrection1">1 - beta1^t.</param>
+/// <param name="BiasCorrection2">1 - beta2^t.</param>
+public readonly record struct AdamScalars(float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float Eps, float EpsRoot, float BiasCorrection1, float BiasCorrection2)
+{
+    /// <summary>The scalars of step <paramref name="step"/> (1-based), bias corrections in float64.</summary>
+    /// <param name="beta1">beta1 in [0, 1).</param>
+    /// <param name="beta2">beta2 in [0, 1).</param>
+    /// <param name="eps">eps, at least 0.</param>
+    /// <param name="epsRoot">eps_root, at least 0.</param>
+    /// <param name="step">The step t, at least 1.</param>
+    /// <returns>The scalars.</returns>
+    public static AdamScalars For(double beta1, double beta2, double eps, double epsRoot, long step)
+    {
+        if (step < 1)
+            throw new ArgumentOutOfRangeException(nameof(step), step, "AdamScalars: the step t counts from 1.");
+        return new((float)beta1, (float)(1 - beta1), (float)beta2, (float)(1 - beta2), (float)eps, (float)epsRoot,
+            (float)BiasCorrection(beta1, step), (float)BiasCorrection(beta2, step));
+    }
+
+    /// <summary>1 - beta^t: in (0, 1] for beta in [0, 1) and t at least 1.</summary>
+    /// <param name="beta">The decay rate.</param>
+    /// <param name="step">t, 1-based.</param>
+    /// <returns>The bias-correction factor.</returns>
+    public static double BiasCorrection(double beta, long step) => 1 - Math.Pow(beta, step);
+}
+
+/// <summary>The scalars of the fused Adam/AdamW step.</summary>
+/// <param name="Adam">The direction's scalars.</param>
+/// <param name="LearningRate">lr of this step.</param>
+/// <param name="WeightDecay">Coupled L2 lambda (Adam): g' = g + lambda * p. 0 for AdamW.</param>
+/// <param name="DecayFactor">Decoupled decay (AdamW): p = p * factor with factor = 1 - lr * lambda, rounded from float64. 1 for Adam.</param>
+public readonly record struct AdamStepScalars(AdamScalars Adam, float LearningRate, float WeightDecay, float DecayFactor);
+
+/// <summary>Adam's moment update and direction, and the fused Adam/AdamW step: CPU references, ILGPU kernels and checked launchers.</summary>
+public static class AdamUpdate
+{
+    // ---------------------------------------------------------------- CPU reference (the spec)
+
+    /// <summary>Reference: moments updated in place and g overwritten with the Adam direction.</summary>
+    /// <param name="g">Gradients (n), overwritten with d.</param>
+    /// <param name="m">First moment (n).</param>
+    /// <param name="v">Second moment (n).</param>
+    /// <param name="vmax">Running max of v (n) for AMSGrad, or empty.</param>
+    /// <param name="s">Scalars.</param>
+    public static void DirectionReference(Span<float> g, Span<float> m, Span<float> v, Span<float> vmax, AdamScalars s)
+    {
+        for (int i = 0; i < g.Length; i++)
+        {
+            m[i] = (s.Beta1 * m[i]) + (s.OneMinusBeta1 * g[i]);
+            v[i] = (s.Beta2 * v[i]) + (s.OneMinusBeta2 * g[i] * g[i]);
+            float second = v[i];
+            if (!vmax.IsEmpty)
+            {
+                vmax[i] = float.IsNaN(v[i]) ? v[i] : MathF.Max(vmax[i], v[i]);
+                second = vmax[i];
+            }
+            float mHat = m[i] / s.BiasCorrection1;
+            float vHat = second / s.BiasCorrection2;
+            g[i] = mHat / (MathF.Sqrt(vHat + s.EpsRoot) + s.Eps);
+        }
+    }
+
+    /// <summary>Reference: the fused Adam/AdamW step (decay, moments, bias correction, lr, apply).</summary>
+    /// <param name="p">Parameters (n), updated.</param>
+    /// <param name="g">Gradients (n), read.</param>
+    /// <param name="m">First moment (n).</param>
+    /// <param name="v">Second moment (n).</param>
+    /// <param name="vmax">Running max of v (n) for AMSGrad, or empty.</param>
+    /// <param name="mask">Empty, or n bytes: 1 where weight decay applies.</param>
+    /// <param name="s">Scalars.</param>
+    public static void StepReference(Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v, Span<float> vmax, ReadOnlySpan<byte> mask, AdamStepScalars s)
+    {
+        for (int i = 0; i < p.Length; i++)
+        {
+            float gi = g[i];
+            if (mask.IsEmpty || mask[i] != 0)
+            {
+                p[i] *= s.DecayFactor;
+                gi += s.WeightDecay * p[i];
+            }
+            Span<float> d = [gi];
+            DirectionReference(d, m.Slice(i, 1), v.Slice(i, 1), vmax.IsEmpty ? [] : vmax.Slice(i, 1), s.Adam);
+            p[i] -= s.LearningRate * d[0];
+        }
+    }
+
+    // ---------------------------------------------------------------- ILGPU kernels
+
+    /// <summary>Kernel: Adam moments and direction; g is overwritten with d.</summary>
+    /// <param name="g">Gradients, overwritten.</param>
+    /// <param name="m">First moment.</param>
+    /// <param name="v">Second moment.</param>
+    /// <param name="vmax">Max of v (read only when amsgrad is 1).</param>
+    /// <param name="s">Scalars.</param>
+    /// <param name="amsgrad">1 for AMSGrad.</param>
+    public static void DirectionKernel(ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, AdamScalars s, int amsgrad)
+    {
+        int n = g.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        {
+            float gi = g[i];
+            float mi = (s.Beta1 * m[i]) + (s.OneMinusBeta1 * gi);
+            float vi = (s.Beta2 * v[i]) + (s.OneMinusBeta2 * gi * gi);
+            m[i] = mi;
+            v[i] = vi;
+            if (amsgrad != 0)
+                vi = vmax[i] = MaxKeepNaN(vmax[i], vi);
+            g[i] = Direction(mi, vi, s);
+        }
+    }
+
+    /// <summary>Kernel: the fused Adam/AdamW step.</summary>
+    /// <param name="p">Parameters, updated.</param>
+    /// <param name="g">Gradients, read.</param>
+    /// <param name="m">First moment.</param>
+    /// <param name="v">Second moment.</param>
+    /// <param name="vmax">Max of v (read only when amsgrad is 1).</param>
+    /// <param name="mask">Decay mask (read only when useMask is 1).</param>
+    /// <param name="s">Scalars.</param>
+    /// <param name="amsgrad">1 for AMSGrad.</param>
+    /// <param name="useMask">1 to read the mask.</param>
+    public static void StepKernel(ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, ArrayView<byte> mask, AdamStepScalars s, int amsgrad, int useMask)
+    {
+        int n = p.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        {
+            float pi = p[i], gi = g[i];
+            if (useMask == 0 || mask[i] != 0)
+            {
+                pi *= s.DecayFactor;
+                gi += s.WeightDecay * pi;
+            }
+            float mi = (s.Adam.Beta1 * m[i]) + (s.Adam.OneMinusBeta1 * gi);
+            float vi = (s.Adam.Beta2 * v[i]) + (s.Adam.OneMinusBeta2 * gi * gi);
+            m[i] = mi;
+            v[i] = vi;
+            if (amsgrad != 0)
+                vi = vmax[i] = MaxKeepNaN(vmax[i], vi);
+            p[i] = pi - (s.LearningRate * Direction(mi, vi, s.Adam));
+        }
+    }
+
+    // (m / bc1) / (sqrt(v / bc2 + epsRoot) + eps), v already the AMSGrad max where it applies.
+    private static float Direction(float m, float v, AdamScalars s) =>
+        (m / s.BiasCorrection1) / (XMath.Sqrt((v / s.BiasCorrection2) + s.EpsRoot) + s.Eps);
+
+    // torch.maximum semantics: a NaN in either operand wins (PTX max.f32 would drop it).
+    private static float MaxKeepNaN(float a, float b) => b > a || float.IsNaN(b) ? b : a;
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamScalars, int>> DirectionDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamScalars, int>(DirectionKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<byte>, AdamStepScalars, int, int>> StepDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<byte>, AdamStepScalars, int, int>(StepKernel);
+
+    // ---------------------------------------------------------------- launchers
+
+    /// <summary>Adam moments and direction over the flat buffer: g becomes d; m, v (and vmax) are updated in place.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="g">Gradients (n), overwritten with the direction.</param>
+    /// <param name="m">First moment (n).</param>
+    /// <param name="v">Second moment (n).</param>
+    /// <param name="vmax">Running max of v (n) for AMSGrad, or an empty view for plain Adam.</param>
+    /// <param name="s">Scalars (<see cref="AdamScalars.For"/>).</param>
+    public static void Direction(KernelHost host, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, AdamScalars s)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = "AdamUpdate.Direction";
+        Check.SameLength(op, g, nameof(g), m, nameof(m));
+        Check.SameLength(op, g, nameof(g), v, nameof(v));
+        if (vmax.Length != 0)
+            Check.SameLength(op, g, nameof(g), vmax, nameof(vmax));
+        if (g.Length == 0)
+            return;
+        host.Load(DirectionDef)(host.Stream, host.Launch.GridStride(g.Length), g, m, v, vmax, s, vmax.Length == 0 ? 0 : 1);
+    }
+
+    /// <summary>The fused Adam/AdamW step over the flat buffer: p, m, v (and vmax) are updated in place; g is only read.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="p">Parameters (n).</param>
+    /// <param name="g">Gradients (n).</param>
+    /// <param name="m">First moment (n).</param>
+    /// <param name="v">Second moment (n).</param>
+    /// <param name="vmax">Running max of v (n) for AMSGrad, or empty.</param>
+    /// <param name="mask">Empty (decay everywhere) or n bytes of 0/1.</param>
+    /// <param name="s">Scalars.</param>
+    public static void Step(KernelHost host, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, ArrayView<byte> mask, AdamStepScalars s)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = "AdamUpdate.Step";
+        Check.SameLength(op, p, nameof(p), g, nameof(g));
+        Check.SameLength(op, p, nameof(p), m, nameof(m));
+        Check.SameLength(op, p, nameof(p), v, nameof(v));
+        if (vmax.Length != 0)
+            Check.SameLength(op, p, nameof(p), vmax, nameof(vmax));
+        if (mask.Length != 0)
+            Check.SameLength(op, p, nameof(p), mask, nameof(mask));
+        if (p.Length == 0)
+            return;
+        host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p, g, m, v, vmax, mask, s, vmax.Length == 0 ? 0 : 1, mask.Length == 0 ? 0 : 1);
+    }
+}

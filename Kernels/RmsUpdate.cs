@@ -1,0 +1,208 @@
+using ILGPU.Algorithms;
+using IlgpuTrain.Kernels.Runtime;
+
+namespace IlgpuTrain.Kernels;
+
+// RMSProp over the flat parameter buffer (PyTorch torch.optim.RMSprop; Hinton's lecture 6e,
+// centered form from Graves 2013):
+//
+//   v   = alpha v + (1 - alpha) g^2
+//   mu  = alpha mu + (1 - alpha) g                     centered only
+//   den = sqrt(v - mu^2) + eps    (centered)   or   sqrt(v) + eps
+//   d   = g / den
+//   b   = momentum b + d,  d = b                       momentum buffer only (initially 0)
+//
+// eps sits outside the sqrt (PyTorch; Optax's scale_by_rms puts it inside). The centered
+// difference v - mu^2 is non-negative in exact arithmetic; like PyTorch, no clamp is applied, so
+// rounding can make it slightly negative (NaN) after many identical gradients.
+//
+// Direction (the scale_by_rms primitive): g (n) is overwritten with d; v (n), mu (n, centered)
+//   and b (n, momentum) are updated in place. Reads 8 B, writes 8 B per element, +8/+8 for each
+//   of mu and b.
+// Step (the fused RMSProp step): g' = g + weightDecay * p (coupled L2, g is not written), the
+//   same moments with g', then p = p - lr * d. Reads p, g, v and writes p, v: 20 B per element,
+//   +8 B for each of mu and b.
+// Everything is updated in place; there is no backward.
+
+/// <summary>The per-step scalars of the RMSProp direction (rounded once from float64).</summary>
+/// <param name="Alpha">Smoothing constant alpha.</param>
+/// <param name="OneMinusAlpha">1 - alpha, rounded from float64.</param>
+/// <param name="Eps">eps, added outside the sqrt.</param>
+/// <param name="Momentum">Momentum of the buffer b (used only when a buffer is given).</param>
+public readonly record struct RmsScalars(float Alpha, float OneMinusAlpha, float Eps, float Momentum)
+{
+    /// <summary>The scalars from float64 hyperparameters.</summary>
+    /// <param name="alpha">alpha.</param>
+    /// <param name="eps">eps.</param>
+    /// <param name="momentum">momentum.</param>
+    /// <returns>The scalars.</returns>
+    public static RmsScalars For(double alpha, double eps, double momentum) =>
+        new((float)alpha, (float)(1 - alpha), (float)eps, (float)momentum);
+}
+
+/// <summary>The scalars of the fused RMSProp step.</summary>
+/// <param name="Rms">The direction's scalars.</param>
+/// <param name="LearningRate">lr of this step.</param>
+/// <param name="WeightDecay">Coupled L2 lambda: g' = g + lambda * p.</param>
+public readonly record struct RmsStepScalars(RmsScalars Rms, float LearningRate, float WeightDecay);
+
+/// <summary>RMSProp's moment update and direction, and the fused RMSProp step: CPU references, ILGPU kernels and checked launchers.</summary>
+public static class RmsUpdate
+{
+    // ---------------------------------------------------------------- CPU reference (the spec)
+
+    /// <summary>Reference: moments updated in place and g overwritten with the RMSProp direction.</summary>
+    /// <param name="g">Gradients (n), overwritten with d.</param>
+    /// <param name="v">Running mean of g^2 (n).</param>
+    /// <param name="mu">Running mean of g (n) when centered, or empty.</param>
+    /// <param name="b">Momentum buffer (n), or empty for no momentum.</param>
+    /// <param name="s">Scalars.</param>
+    public static void DirectionReference(Span<float> g, Span<float> v, Span<float> mu, Span<float> b, RmsScalars s)
+    {
+        for (int i = 0; i < g.Length; i++)
+        {
+            v[i] = (s.Alpha * v[i]) + (s.OneMinusAlpha * g[i] * g[i]);
+            float variance = v[i];
+            if (!mu.IsEmpty)
+            {
+                mu[i] = (s.Alpha * mu[i]) + (s.OneMinusAlpha * g[i]);
+                variance -= mu[i] * mu[i];
+            }
+            float d = g[i] / (MathF.Sqrt(variance) + s.Eps);
+            if (!b.IsEmpty)
+            {
+                b[i] = (s.Momentum * b[i]) + d;
+                d = b[i];
+            }
+            g[i] = d;
+        }
+    }
+
+    /// <summary>Reference: the fused RMSProp step (coupled decay, moments, lr, apply).</summary>
+    /// <param name="p">Parameters (n), updated.</param>
+    /// <param name="g">Gradients (n), read.</param>
+    /// <param name="v">Running mean of g^2 (n).</param>
+    /// <param name="mu">Running mean of g (n) when centered, or empty.</param>
+    /// <param name="b">Momentum buffer (n), or empty.</param>
+    /// <param name="s">Scalars.</param>
+    public static void StepReference(Span<float> p, ReadOnlySpan<float> g, Span<float> v, Span<float> mu, Span<float> b, RmsStepScalars s)
+    {
+        for (int i = 0; i < p.Length; i++)
+        {
+            Span<float> d = [g[i] + (s.WeightDecay * p[i])];
+            DirectionReference(d, v.Slice(i, 1), mu.IsEmpty ? [] : mu.Slice(i, 1), b.IsEmpty ? [] : b.Slice(i, 1), s.Rms);
+            p[i] -= s.LearningRate * d[0];
+        }
+    }
+
+    // ---------------------------------------------------------------- ILGPU kernels
+
+    /// <summary>Kernel: RMSProp moments and direction; g is overwritten with d.</summary>
+    /// <param name="g">Gradients, overwritten.</param>
+    /// <param name="v">Running mean of g^2.</param>
+    /// <param name="mu">Running mean of g (read only when centered is 1).</param>
+    /// <param name="b">Momentum buffer (read only when useMomentum is 1).</param>
+    /// <param name="s">Scalars.</param>
+    /// <param name="centered">1 for the centered variant.</param>
+    /// <param name="useMomentum">1 to update and return the momentum buffer.</param>
+    public static void DirectionKernel(ArrayView<float> g, ArrayView<float> v, ArrayView<float> mu, ArrayView<float> b, RmsScalars s, int centered, int useMomentum)
+    {
+        int n = g.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+            g[i] = Moments(g[i], v, mu, b, i, s, centered, useMomentum);
+    }
+
+    /// <summary>Kernel: the fused RMSProp step.</summary>
+    /// <param name="p">Parameters, updated.</param>
+    /// <param name="g">Gradients, read.</param>
+    /// <param name="v">Running mean of g^2.</param>
+    /// <param name="mu">Running mean of g (read only when centered is 1).</param>
+    /// <param name="b">Momentum buffer (read only when useMomentum is 1).</param>
+    /// <param name="s">Scalars.</param>
+    /// <param name="centered">1 for the centered variant.</param>
+    /// <param name="useMomentum">1 to use the momentum buffer.</param>
+    public static void StepKernel(ArrayView<float> p, ArrayView<float> g, ArrayView<float> v, ArrayView<float> mu, ArrayView<float> b, RmsStepScalars s, int centered, int useMomentum)
+    {
+        int n = p.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        {
+            float pi = p[i];
+            float gi = g[i] + (s.WeightDecay * pi);
+            p[i] = pi - (s.LearningRate * Moments(gi, v, mu, b, i, s.Rms, centered, useMomentum));
+        }
+    }
+
+    // One element: updates v, mu, b at i and returns the direction.
+    private static float Moments(float g, ArrayView<float> v, ArrayView<float> mu, ArrayView<float> b, int i, RmsScalars s, int centered, int useMomentum)
+    {
+        float vi = (s.Alpha * v[i]) + (s.OneMinusAlpha * g * g);
+        v[i] = vi;
+        if (centered != 0)
+        {
+            float mi = (s.Alpha * mu[i]) + (s.OneMinusAlpha * g);
+            mu[i] = mi;
+            vi -= mi * mi;
+        }
+        float d = g / (XMath.Sqrt(vi) + s.Eps);
+        if (useMomentum != 0)
+        {
+            d = (s.Momentum * b[i]) + d;
+            b[i] = d;
+        }
+        return d;
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RmsScalars, int, int>> DirectionDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RmsScalars, int, int>(DirectionKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RmsStepScalars, int, int>> StepDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RmsStepScalars, int, int>(StepKernel);
+
+    // ---------------------------------------------------------------- launchers
+
+    /// <summary>RMSProp moments and direction over the flat buffer: g becomes d; v, mu and b are updated in place.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="g">Gradients (n), overwritten with the direction.</param>
+    /// <param name="v">Running mean of g^2 (n).</param>
+    /// <param name="mu">Running mean of g (n) for the centered variant, or empty.</param>
+    /// <param name="b">Momentum buffer (n), or empty for no momentum.</param>
+    /// <param name="s">Scalars.</param>
+    public static void Direction(KernelHost host, ArrayView<float> g, ArrayView<float> v, ArrayView<float> mu, ArrayView<float> b, RmsScalars s)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = "RmsUpdate.Direction";
+        Check.SameLength(op, g, nameof(g), v, nameof(v));
+        if (mu.Length != 0)
+            Check.SameLength(op, g, nameof(g), mu, nameof(mu));
+        if (b.Length != 0)
+            Check.SameLength(op, g, nameof(g), b, nameof(b));
+        if (g.Length == 0)
+            return;
+        host.Load(DirectionDef)(host.Stream, host.Launch.GridStride(g.Length), g, v, mu, b, s, mu.Length == 0 ? 0 : 1, b.Length == 0 ? 0 : 1);
+    }
+
+    /// <summary>The fused RMSProp step over the flat buffer: p, v, mu and b are updated in place; g is only read.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="p">Parameters (n).</param>
+    /// <param name="g">Gradients (n).</param>
+    /// <param name="v">Running mean of g^2 (n).</param>
+    /// <param name="mu">Running mean of g (n) for the centered variant, or empty.</param>
+    /// <param name="b">Momentum buffer (n), or empty.</param>
+    /// <param name="s">Scalars.</param>
+    public static void Step(KernelHost host, ArrayView<float> p, ArrayView<float> g, ArrayView<float> v, ArrayView<float> mu, ArrayView<float> b, RmsStepScalars s)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = "RmsUpdate.Step";
+        Check.SameLength(op, p, nameof(p), g, nameof(g));
+        Check.SameLength(op, p, nameof(p), v, nameof(v));
+        if (mu.Length != 0)
+            Check.SameLength(op, p, nameof(p), mu, nameof(mu));
+        if (b.Length != 0)
+            Check.SameLength(op, p, nameof(p), b, nameof(b));
+        if (p.Length == 0)
+            return;
+        host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p, g, v, mu, b, s, mu.Length == 0 ? 0 : 1, b.Length == 0 ? 0 : 1);
+    }
+}
