@@ -20,6 +20,21 @@ public sealed class GemmFlopsAttribute : Attribute
 {
 }
 
+/// <summary>
+/// Bytes of a fused optimizer step per parameter, from the <c>Optimizer</c> parameter's prefix:
+/// AdamW/Adam read p, g, m, v and write p, m, v (28 B); Sgd with momentum reads p, g, b and
+/// writes p, b (20 B). Times the <c>N</c> parameter.
+/// </summary>
+[AttributeUsage(AttributeTargets.Method)]
+public sealed class OptimizerBytesAttribute : Attribute
+{
+    /// <summary>Bytes per parameter for an optimizer name.</summary>
+    /// <param name="optimizer">E.g. "AdamW-fused".</param>
+    /// <returns>The bytes, or 0 when unknown.</returns>
+    public static double PerParameter(string optimizer) =>
+        optimizer.StartsWith("Adam", StringComparison.Ordinal) ? 28 : optimizer.StartsWith("Sgd", StringComparison.Ordinal) ? 20 : 0;
+}
+
 /// <summary>Throughput from the median time: GB/s for <see cref="BytesAttribute"/> benchmarks, GFLOP/s for <see cref="GemmFlopsAttribute"/>.</summary>
 public sealed class ThroughputColumn : IColumn
 {
@@ -70,6 +85,8 @@ public sealed class ThroughputColumn : IColumn
         var method = benchmarkCase.Descriptor.WorkloadMethod;
         if (method.GetCustomAttribute<BytesAttribute>() is { } bytes && benchmarkCase.Parameters["N"] is int n)
             return $"{bytes.PerElement * n / seconds / 1e9:0.00} GB/s";
+        if (method.GetCustomAttribute<OptimizerBytesAttribute>() is not null && benchmarkCase.Parameters["N"] is int np && benchmarkCase.Parameters["Optimizer"] is string opt)
+            return $"{OptimizerBytesAttribute.PerParameter(opt) * np / seconds / 1e9:0.00} GB/s";
         if (method.GetCustomAttribute<GemmFlopsAttribute>() is not null && benchmarkCase.Parameters["Shape"] is string shape && shape.Contains('x'))
         {
             var d = shape.Split('x').Select(double.Parse).ToArray();
