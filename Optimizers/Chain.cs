@@ -66,6 +66,38 @@ public class Chain : IGradientTransformation
         return new UpdateResult(updates, new ChainState(next));
     }
 
+    /// <summary>
+    /// One step where the last transformation applies itself in a fused kernel (e.g.
+    /// chain(ClipByGlobalNorm, AdamW)): the earlier transformations run their Update, the last its
+    /// FusedStep. <see cref="Optimizer.Step"/> uses it when the last child is an enabled
+    /// <see cref="IFusedStep"/>. Consumes parameters, gradients and state.
+    /// </summary>
+    /// <param name="parameters">Parameters. Consumed.</param>
+    /// <param name="grads">Gradients. Consumed.</param>
+    /// <param name="state">This chain's state. Consumed.</param>
+    /// <param name="context">Extras.</param>
+    /// <returns>New parameters and state.</returns>
+    public (ParamTree Parameters, OptState State) StepWithFusedTail(ParamTree parameters, ParamTree grads, OptState state, UpdateContext context)
+    {
+        var cs = Expect<ChainState>(state, this);
+        if (_children.Length == 0 || _children[^1] is not IFusedStep { Fused: true } tail)
+            throw new InvalidOperationException($"{Name}: the last transformation has no enabled fused step.");
+        if (cs.States.Count != _children.Length)
+            throw new ArgumentException($"Chain: the state has {cs.States.Count} parts but the chain has {_children.Length} transformations; use the state this chain's Init made.", nameof(state));
+        var updates = grads;
+        var next = new List<(string, OptState)>(_children.Length);
+        for (int i = 0; i < _children.Length - 1; i++)
+        {
+            var (u, s) = _children[i].Update(updates, cs.States[i].State, parameters, context);
+            updates = u;
+            next.Add((_names[i], s));
+        }
+        var (p, last) = tail.FusedStep(parameters, updates, cs.States[^1].State, context);
+        next.Add((_names[^1], last));
+        cs.MarkConsumed(Name + ".Step");
+        return (p, new ChainState(next));
+    }
+
     /// <summary>Checks that a state has the expected type and is alive, with a clear error.</summary>
     /// <typeparam name="T">The expected state type.</typeparam>
     /// <param name="state">The state.</param>

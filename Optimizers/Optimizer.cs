@@ -14,8 +14,8 @@ public static class Optimizer
     }
 
     /// <summary>
-    /// One optimizer step: the fused kernel when the transformation has one, otherwise
-    /// Update then ApplyUpdates. Consumes parameters, gradients and state.
+    /// One optimizer step: the fused kernel when the transformation (or the last transformation
+    /// of a chain, as in chain(ClipByGlobalNorm, AdamW)) has one, otherwise Update then ApplyUpdates. Consumes parameters, gradients and state.
     /// </summary>
     /// <param name="optimizer">The transformation.</param>
     /// <param name="parameters">Parameters. Consumed.</param>
@@ -31,6 +31,8 @@ public static class Optimizer
         context ??= UpdateContext.None;
         if (optimizer is IFusedStep { Fused: true } fused)
             return fused.FusedStep(parameters, grads, state, context);
+        if (optimizer is Chain chain && chain.Children.Count > 0 && chain.Children[^1] is IFusedStep { Fused: true })
+            return chain.StepWithFusedTail(parameters, grads, state, context);
         var (updates, next) = optimizer.Update(grads, state, parameters, context);
         using (updates)
             return (parameters.ApplyUpdates(updates), next);

@@ -93,4 +93,20 @@ public class ChainProperties
         p2.Dispose();
         s2.Dispose();
     }
+
+    [Fact]
+    public void Step_runs_the_fused_kernel_of_a_chain_tail()
+    {
+        var d = Devices.Cpu;
+        var p = Trees.Random(d, [([4, 3], "0.weight"), ([4], "0.bias")], 3);
+        var opt = new Chain(new ClipByGlobalNorm(0.5), new AdamW(0.01));
+        var s = opt.Init(p);
+        var (p2, s2) = opt.Step(p, Trees.Random(d, [([4, 3], "0.weight"), ([4], "0.bias")], 4), s);
+        var e = Assert.Throws<ConsumedValueException>(() => p.Flat32);
+        Assert.Contains("FusedStep", e.Message);
+        Assert.Equal(1, s2.Find<ScaleByAdamState>().Count);
+        Assert.Equal(1, s2.Find<ScaleByLearningRateState>().Count);
+        p2.Dispose();
+        s2.Dispose();
+    }
 }

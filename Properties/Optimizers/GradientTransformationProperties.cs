@@ -31,6 +31,7 @@ public class GradientTransformationProperties
         ["adamw"] = () => new AdamW(0.01, decayMask: ParamMask.ByRank(2)),
         ["rmsprop"] = () => new RmsProp(0.01, momentum: 0.5, centered: true),
         ["adagrad"] = () => new Adagrad(0.1, lrDecay: 0.01, weightDecay: 1e-3),
+        ["chain_clip_adamw"] = () => new Chain(new ClipByGlobalNorm(0.5), new AdamW(0.01)),
     };
 
     public static TheoryData<string> Names() => new(All().Keys);
