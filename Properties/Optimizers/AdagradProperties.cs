@@ -96,21 +96,7 @@ public class AdagradProperties
     [Property(MaxTest = 15)]
     public Property A_run_can_switch_between_fused_and_generic_steps() =>
         Prop.ForAll(Trees.Layouts.ToArbitrary(), Gen.Choose(0, 10_000).ToArbitrary(), Configs.ToArbitrary(), (layout, seed, c) =>
-        {
-            var d = Devices.Cpu;
-            using var p = Trees.Random(d, layout, seed);
-            var grad = AdaptiveRuns.RandomGrad(seed);
-            var (mixed, ms) = AdaptiveRuns.Run(c.Make(), p, c.Steps + 1, grad, StepPath.Alternate);
-            var (generic, gs) = AdaptiveRuns.Run(c.Make(), p, c.Steps + 1, grad, StepPath.Generic);
-            using (ms)
-            using (gs)
-            {
-                string a = AdaptiveRuns.Describe(ms), b = AdaptiveRuns.Describe(gs);
-                return (a == b).Label($"state shapes: {a} versus {b}")
-                    .And(Close.All(mixed, generic, PathAtol, PathRtol, "parameters"))
-                    .Label(c.ToString());
-            }
-        });
+            AdaptiveRuns.SwitchingEqualsGeneric(c.Make(), layout, seed, c.Steps + 1, PathAtol, PathRtol).Label(c.ToString()));
 
     [Fact]
     public void Step_consumes_the_old_state_grads_and_parameters()

@@ -141,24 +141,10 @@ public class AdamProperties
     [Property(MaxTest = 15)]
     public Property A_run_can_switch_between_fused_and_generic_steps() =>
         Prop.ForAll(Trees.Layouts.ToArbitrary(), Gen.Choose(0, 10_000).ToArbitrary(), Configs.ToArbitrary(), (layout, seed, c) =>
-        {
-            var d = Devices.Cpu;
-            using var p = Trees.Random(d, layout, seed);
-            var grad = AdaptiveRuns.RandomGrad(seed);
-            var opt = c.Make();
-            var (mixed, ms) = AdaptiveRuns.Run(opt, p, c.Steps + 1, grad, StepPath.Alternate);
-            var (generic, gs) = AdaptiveRuns.Run(opt, p, c.Steps + 1, grad, StepPath.Generic);
-            using (ms)
-            using (gs)
-            {
-                string a = AdaptiveRuns.Describe(ms), b = AdaptiveRuns.Describe(gs);
-                return (a == b).Label($"state shapes: {a} versus {b}")
-                    .And((ms.Find<ScaleByAdamState>().Count == c.Steps + 1).Label("adam count"))
-                    .And(Close.All(ms.Find<ScaleByAdamState>().Nu.Flat(), gs.Find<ScaleByAdamState>().Nu.Flat(), PathAtol, PathRtol, "v"))
-                    .And(Close.All(mixed, generic, PathAtol, PathRtol, "parameters"))
-                    .Label(c.ToString());
-            }
-        });
+            AdaptiveRuns.SwitchingEqualsGeneric(c.Make(), layout, seed, c.Steps + 1, PathAtol, PathRtol, (ms, gs) =>
+                (ms.Find<ScaleByAdamState>().Count == c.Steps + 1).Label("adam count")
+                    .And(Close.All(ms.Find<ScaleByAdamState>().Nu.Flat(), gs.Find<ScaleByAdamState>().Nu.Flat(), PathAtol, PathRtol, "v")))
+            .Label(c.ToString()));
 
     [Property(MaxTest = 20)]
     public Property Update_is_invariant_to_scaling_the_gradient_up_to_eps() =>

@@ -141,6 +141,34 @@ public static class AdaptiveRuns
         return p;
     }
 
+    /// <summary>
+    /// A run that alternates fused and generic steps ends where the generic run ends, with the same
+    /// state structure: the two paths are interchangeable mid-run (a property every alias keeps).
+    /// </summary>
+    /// <param name="opt">The optimizer (fresh state per run).</param>
+    /// <param name="layout">The parameter layout.</param>
+    /// <param name="seed">Seed for parameters and gradients.</param>
+    /// <param name="steps">Steps per run.</param>
+    /// <param name="atol">Absolute tolerance between the paths.</param>
+    /// <param name="rtol">Relative tolerance between the paths.</param>
+    /// <param name="extra">More checks on the two final states (mixed, generic), or null.</param>
+    /// <returns>The labelled property.</returns>
+    public static Property SwitchingEqualsGeneric(IGradientTransformation opt, (int[] Shape, string Path)[] layout, int seed, int steps, double atol, double rtol, Func<OptState, OptState, Property>? extra = null)
+    {
+        using var p = Trees.Random(Devices.Cpu, layout, seed);
+        var grad = RandomGrad(seed);
+        var (mixed, ms) = Run(opt, p, steps, grad, StepPath.Alternate);
+        var (generic, gs) = Run(opt, p, steps, grad, StepPath.Generic);
+        using (ms)
+        using (gs)
+        {
+            string a = Describe(ms), b = Describe(gs);
+            var prop = (a == b).Label($"state shapes: {a} versus {b}")
+                .And(Close.All(mixed, generic, atol, rtol, "parameters"));
+            return extra is null ? prop : prop.And(extra(ms, gs));
+        }
+    }
+
     /// <summary>The shape of a state: each node's path, type and count (where it has one), depth first.</summary>
     /// <param name="state">The state.</param>
     /// <returns>One line per node.</returns>
