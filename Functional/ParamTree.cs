@@ -352,9 +352,47 @@ public sealed class ParamTree : IDisposable
     /// <inheritdoc/>
     public override string ToString() => $"ParamTree({Layout.Count} tensors, {Count} float32 values) on {Device}";
 
+    /// <summary>
+    /// One entry as a tensor of <paramref name="step"/>, over this tree's memory (no copy): writes
+    /// through it change the tree. Valid while the tree is alive and not consumed.
+    /// </summary>
+    /// <param name="step">The step the view belongs to.</param>
+    /// <param name="path">The entry's path.</param>
+    /// <returns>The view.</returns>
+    public Tensor ViewIn(StepScope step, string path)
+    {
+        ArgumentNullException.ThrowIfNull(step);
+        var info = Layout[path];
+        var group = Groups[(int)info.DType];
+        if (group is null)
+            return step.Allocate(info.Shape, info.DType); // an empty parameter: no storage to share
+        return Tensor.Borrow(Device, group, info.Offset * info.DType.SizeInBytes(), info.Shape, info.DType, step);
+    }
+
+    /// <summary>The flat buffer holding every parameter of one dtype, or null when the layout has none.</summary>
+    /// <param name="dtype">The dtype.</param>
+    /// <returns>The buffer.</returns>
+    internal PooledBuffer? Group(DType dtype) => Groups[(int)dtype];
+
     private PooledBuffer?[] Groups => _groups ?? throw new ConsumedValueException(nameof(ParamTree), _consumedBy ?? "an earlier operation");
 
     private void EnsureAlive() => _ = Groups;
+
+    /// <summary>A tree with <paramref name="layout"/> whose float32 values are not initialized (every other dtype is zeroed); for outputs that are overwritten, such as gradients.</summary>
+    /// <param name="device">The device.</param>
+    /// <param name="layout">The layout.</param>
+    /// <returns>The tree.</returns>
+    internal static ParamTree Empty(Device device, ParamLayout layout)
+    {
+        var t = Allocate(device, layout);
+        foreach (var d in Enum.GetValues<DType>())
+        {
+            long bytes = layout.LengthOf(d) * d.SizeInBytes();
+            if (d != DType.Float32 && bytes > 0)
+                t.Groups[(int)d]!.View<byte>(bytes).MemSetToZero(device.Stream);
+        }
+        return t;
+    }
 
     private static ParamTree Allocate(Device device, ParamLayout layout)
     {

@@ -31,6 +31,46 @@ public sealed class StepScope : IDisposable
     /// <summary>Number of buffers this scope holds.</summary>
     public int BufferCount => _buffers.Count;
 
+    /// <summary>The tape recording this step's training-mode forward, or null when nothing records (evaluation, inference).</summary>
+    public Tape? Tape { get; internal set; }
+
+    /// <summary>Uploads host data into a tensor of this step (released when the step ends).</summary>
+    /// <param name="data">Values, row-major.</param>
+    /// <param name="shape">Their shape.</param>
+    /// <returns>The tensor.</returns>
+    public Tensor Upload(ReadOnlySpan<float> data, Shape shape)
+    {
+        var t = Allocate(shape);
+        if (data.Length != shape.Length)
+            throw new ArgumentException($"Upload: shape {shape} needs {shape.Length} elements but the data has {data.Length}.", nameof(shape));
+        Transfer.ToDevice(Device.Stream, data, t.View<float>());
+        return t;
+    }
+
+    /// <summary>Uploads host integers (class labels, token ids) into a tensor of this step.</summary>
+    /// <param name="data">Values.</param>
+    /// <param name="shape">Their shape.</param>
+    /// <returns>The tensor.</returns>
+    public Tensor Upload(ReadOnlySpan<int> data, Shape shape)
+    {
+        var t = Allocate(shape, DType.Int32);
+        if (data.Length != shape.Length)
+            throw new ArgumentException($"Upload: shape {shape} needs {shape.Length} elements but the data has {data.Length}.", nameof(shape));
+        Transfer.ToDevice(Device.Stream, data, t.View<int>());
+        return t;
+    }
+
+    /// <summary>Brings a tensor the caller owns into this step without copying: the result reads the same memory, and operations on it allocate in this step.</summary>
+    /// <param name="t">A tensor that outlives the step.</param>
+    /// <returns>A view of it in this step.</returns>
+    public Tensor Use(Tensor t)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        if (ReferenceEquals(t.Scope, this))
+            return t;
+        return Tensor.Borrow(t.Device, t.BufferForView, t.ByteOffset, t.Shape, t.DType, this);
+    }
+
     /// <summary>An uninitialized temporary tensor, released when the scope ends.</summary>
     /// <param name="shape">The shape.</param>
     /// <param name="dtype">The element type.</param>

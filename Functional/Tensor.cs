@@ -20,14 +20,23 @@ public sealed class Tensor : IDisposable
 {
     private PooledBuffer? _buffer;
     private string? _consumedBy;
+    private readonly long _byteOffset;
+    private readonly bool _borrowed;
 
     internal Tensor(Device device, Shape shape, DType dtype, PooledBuffer buffer, StepScope? scope)
+        : this(device, shape, dtype, buffer, scope, 0, borrowed: false)
+    {
+    }
+
+    private Tensor(Device device, Shape shape, DType dtype, PooledBuffer buffer, StepScope? scope, long byteOffset, bool borrowed)
     {
         Device = device;
         Shape = shape;
         DType = dtype;
         _buffer = buffer;
         Scope = scope;
+        _byteOffset = byteOffset;
+        _borrowed = borrowed;
     }
 
     /// <summary>The device that holds the data.</summary>
@@ -45,7 +54,14 @@ public sealed class Tensor : IDisposable
     /// <summary>Whether an operation consumed this tensor (or its scope ended).</summary>
     public bool IsConsumed => _consumedBy is not null;
 
-    internal StepScope? Scope { get; }
+    /// <summary>The step this tensor belongs to: its memory returns to the pool when the step ends, and operations on it record on the step's tape. Null for tensors the caller owns.</summary>
+    public StepScope? Scope { get; }
+
+    /// <summary>The tape entry that produced this tensor, or null for inputs, constants and untracked values.</summary>
+    internal TapeNode? Node { get; set; }
+
+    /// <summary>Whether gradients flow to this tensor: a trainable parameter, or a value computed from one on a recording tape.</summary>
+    public bool RequiresGrad => Node is not null;
 
     /// <summary>Allocates an uninitialized tensor from the device pool.</summary>
     /// <param name="device">The device.</param>
@@ -139,7 +155,7 @@ public sealed class Tensor : IDisposable
         var want = DTypeExtensions.Of<T>();
         if (want != DType)
             throw new InvalidOperationException($"Tensor of shape {Shape} has dtype {DType} but a {want} view was requested; cast it first.");
-        return Buffer.View<T>(Length);
+        return Buffer.View<T>(Length, _byteOffset);
     }
 
     /// <summary>Copies the elements to the host as float (Float16 is widened; Int32 is refused).</summary>
@@ -176,9 +192,8 @@ public sealed class Tensor : IDisposable
     /// <returns>The copy.</returns>
     public Tensor Clone()
     {
-        var src = Buffer;
         var copy = new Tensor(Device, Shape, DType, Device.Pool.Rent(Length * DType.SizeInBytes()), null);
-        Transfer.Copy(Device.Stream, src.View<byte>(Length * DType.SizeInBytes()), copy.Buffer.View<byte>(Length * DType.SizeInBytes()));
+        Transfer.Copy(Device.Stream, RawBytes, copy.RawBytes);
         return copy;
     }
 
@@ -190,9 +205,43 @@ public sealed class Tensor : IDisposable
         ArgumentNullException.ThrowIfNull(shape);
         if (shape.Length != Length)
             throw new ArgumentException($"Reshape: cannot view shape {Shape} ({Length} elements) as {shape} ({shape.Length} elements).", nameof(shape));
-        var buffer = Consume(nameof(Reshape));
-        var t = new Tensor(Device, shape, DType, buffer, Scope);
+        if (Node is not null)
+            throw new InvalidOperationException($"Reshape consumes its input, but this Tensor{Shape} is recorded on a tape; use F.Reshape, which keeps the gradient path.");
+        var buffer = Buffer;
+        _consumedBy = nameof(Reshape);
+        _buffer = null;
+        var t = new Tensor(Device, shape, DType, buffer, Scope, _byteOffset, _borrowed);
         Scope?.Track(t);
+        return t;
+    }
+
+    /// <summary>
+    /// A tensor of another shape over the same memory, without copying and without consuming this one.
+    /// The view lives in this tensor's step and is valid while this tensor is.
+    /// </summary>
+    /// <param name="shape">The new shape; it must have as many elements.</param>
+    /// <returns>The view.</returns>
+    internal Tensor ViewAs(Shape shape)
+    {
+        if (shape.Length != Length)
+            throw new ArgumentException($"Reshape: cannot view shape {Shape} ({Length} elements) as {shape} ({shape.Length} elements).", nameof(shape));
+        var t = new Tensor(Device, shape, DType, Buffer, Scope, _byteOffset, borrowed: true);
+        Scope?.Track(t);
+        return t;
+    }
+
+    /// <summary>A tensor over part of a buffer someone else owns (a parameter inside a ParamTree's flat buffer); disposing it releases nothing.</summary>
+    /// <param name="device">The device.</param>
+    /// <param name="buffer">The owner's buffer.</param>
+    /// <param name="byteOffset">Where the tensor starts.</param>
+    /// <param name="shape">Its shape.</param>
+    /// <param name="dtype">Its element type.</param>
+    /// <param name="scope">The step it belongs to.</param>
+    /// <returns>The borrowed tensor.</returns>
+    internal static Tensor Borrow(Device device, PooledBuffer buffer, long byteOffset, Shape shape, DType dtype, StepScope? scope)
+    {
+        var t = new Tensor(device, shape, dtype, buffer, scope, byteOffset, borrowed: true);
+        scope?.Track(t);
         return t;
     }
 
@@ -204,6 +253,8 @@ public sealed class Tensor : IDisposable
     /// <returns>The buffer, now owned by the caller.</returns>
     public PooledBuffer Consume(string consumer)
     {
+        if (_borrowed || _byteOffset != 0)
+            throw new InvalidOperationException($"{consumer}: Tensor{Shape} is a view of memory it does not own (a parameter or a reshaped view), so its buffer cannot be taken; Clone() it first.");
         var b = Buffer;
         _consumedBy = consumer;
         _buffer = null;
@@ -214,7 +265,7 @@ public sealed class Tensor : IDisposable
     public void ZeroInPlace()
     {
         if (Length > 0)
-            Buffer.View<byte>(Length * DType.SizeInBytes()).MemSetToZero(Device.Stream);
+            RawBytes.MemSetToZero(Device.Stream);
     }
 
     /// <summary>Returns the buffer to the pool. A consumed tensor has nothing to return.</summary>
@@ -222,7 +273,8 @@ public sealed class Tensor : IDisposable
     {
         var b = _buffer;
         _buffer = null;
-        b?.Dispose();
+        if (!_borrowed)
+            b?.Dispose();
         _consumedBy ??= "Dispose";
     }
 
@@ -234,6 +286,13 @@ public sealed class Tensor : IDisposable
         _buffer = null;
         _consumedBy ??= by;
     }
+
+    internal PooledBuffer BufferForView => Buffer;
+
+    internal long ByteOffset => _byteOffset;
+
+    /// <summary>The tensor's memory as bytes.</summary>
+    internal ArrayView<byte> RawBytes => Buffer.View<byte>(Length * DType.SizeInBytes(), _byteOffset);
 
     private PooledBuffer Buffer => _buffer ?? throw new ConsumedValueException($"Tensor{Shape}", _consumedBy ?? "an earlier operation");
 

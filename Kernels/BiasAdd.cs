@@ -8,6 +8,8 @@ namespace IlgpuTrain.Kernels;
 //   reads 4 B of x per element plus b (F floats, re-read from cache), writes 4 B per element
 //
 // y may alias x (in-place): each element is read and written by the same thread.
+//   y[n, c, s] = x[n, c, s] + b[c]    ForwardChannels: x (N,C,S) with S = H*W, a per-channel bias (convolutions)
+//
 // Backward: dx = dy (nothing to compute; pass dy on) and db[f] = sum over n of dy[n, f], the column
 // sum of dy, which the Reductions kernels provide. Neither is computed here.
 
@@ -31,6 +33,28 @@ public static class BiasAdd
         }
     }
 
+    /// <summary>Reference: y[n, c, s] = x[n, c, s] + b[c] over (N, C, S).</summary>
+    /// <param name="x">Input (N,C,S), row-major.</param>
+    /// <param name="b">Bias (C).</param>
+    /// <param name="y">Output (N,C,S) (may alias x).</param>
+    /// <param name="n">Batch N.</param>
+    /// <param name="c">Channels C.</param>
+    /// <param name="s">Inner size S (H*W).</param>
+    public static void ForwardChannelsReference(ReadOnlySpan<float> x, ReadOnlySpan<float> b, Span<float> y, int n, int c, int s)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            for (int ch = 0; ch < c; ch++)
+            {
+                for (int j = 0; j < s; j++)
+                {
+                    int at = (((i * c) + ch) * s) + j;
+                    y[at] = x[at] + b[ch];
+                }
+            }
+        }
+    }
+
     // ---------------------------------------------------------------- ILGPU kernels
 
     /// <summary>Kernel: y[i] = x[i] + b[i mod F] over the N*F elements of y, grid-stride.</summary>
@@ -49,6 +73,23 @@ public static class BiasAdd
 
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>> ForwardDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ForwardKernel);
+
+    /// <summary>Kernel: y[i] = x[i] + b[(i / S) mod C] over the N*C*S elements of y, grid-stride.</summary>
+    /// <param name="x">Input (N,C,S).</param>
+    /// <param name="b">Bias (C).</param>
+    /// <param name="y">Output (N,C,S).</param>
+    /// <param name="c">Channels C (at least 1).</param>
+    /// <param name="s">Inner size S (at least 1).</param>
+    public static void ForwardChannelsKernel(ArrayView<float> x, ArrayView<float> b, ArrayView<float> y, int c, int s)
+    {
+        int total = y.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+            y[i] = x[i] + b[(i / s) % c];
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>> ForwardChannelsDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(ForwardChannelsKernel);
 
     // ---------------------------------------------------------------- launchers
 
@@ -74,5 +115,31 @@ public static class BiasAdd
         if (total == 0)
             return;
         host.Load(ForwardDef)(host.Stream, host.Launch.GridStride(total), x, b, y, f);
+    }
+
+    /// <summary>y[n, c, s] = x[n, c, s] + b[c] for x (N, C, S): a per-channel bias over NCHW with S = H*W. y may alias x.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Input (N,C,S), row-major.</param>
+    /// <param name="b">Bias (C).</param>
+    /// <param name="y">Output (N,C,S).</param>
+    /// <param name="n">Batch N.</param>
+    /// <param name="c">Channels C.</param>
+    /// <param name="s">Inner size S.</param>
+    public static void ForwardChannels(KernelHost host, ArrayView<float> x, ArrayView<float> b, ArrayView<float> y, int n, int c, int s)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = nameof(BiasAdd) + "." + nameof(ForwardChannels);
+        Check.Dimension(op, n, nameof(n));
+        Check.Dimension(op, c, nameof(c));
+        Check.Dimension(op, s, nameof(s));
+        long total = (long)n * c * s;
+        string shape = $"(N, C, S) = ({n}, {c}, {s})";
+        Check.Length(op, x, nameof(x), total, shape);
+        Check.Length(op, b, nameof(b), c, $"(C) = ({c})");
+        Check.Length(op, y, nameof(y), total, shape);
+        Check.Fits32(op, y, nameof(y));
+        if (total == 0)
+            return;
+        host.Load(ForwardChannelsDef)(host.Stream, host.Launch.GridStride(total), x, b, y, c, s);
     }
 }

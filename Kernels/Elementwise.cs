@@ -10,6 +10,7 @@ namespace IlgpuTrain.Kernels;
 //   Scale  y = alpha * x      reads 4 B, writes 4 B
 //   Axpy   y = alpha * x + y  reads 8 B, writes 4 B   (accumulates into y, as BLAS saxpy)
 //   Fill   y = c              writes 4 B
+//   Broadcast y = alpha * s[0]  writes 4 B (s is a device scalar: the backward of a sum or mean)
 //
 // Every output may alias an input (in-place use is allowed): each element is read and written
 // by the same thread. Backward: d(a+b) = (dy, dy), d(a-b) = (dy, -dy), d(a*b) = (dy*b, dy*a),
@@ -49,6 +50,12 @@ public static class Elementwise
         for (int i = 0; i < y.Length; i++)
             y[i] = a[i] * b[i];
     }
+
+    /// <summary>Reference: y[i] = alpha * s[0].</summary>
+    /// <param name="s">A one-element scalar.</param>
+    /// <param name="alpha">Scale.</param>
+    /// <param name="y">Output.</param>
+    public static void BroadcastReference(ReadOnlySpan<float> s, float alpha, Span<float> y) => y.Fill(alpha * s[0]);
 
     /// <summary>Reference: y[i] = alpha * x[i].</summary>
     /// <param name="x">Input.</param>
@@ -144,6 +151,22 @@ public static class Elementwise
 
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, float, ArrayView<float>, ArrayView<float>>> AxpyDef =
         KernelDef.Of<float, ArrayView<float>, ArrayView<float>>(AxpyKernel);
+
+    /// <summary>Kernel: y[i] = alpha * s[0].</summary>
+    /// <param name="s">A one-element device scalar.</param>
+    /// <param name="alpha">Scale.</param>
+    /// <param name="y">Output.</param>
+    public static void BroadcastKernel(ArrayView<float> s, float alpha, ArrayView<float> y)
+    {
+        int n = y.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        float v = alpha * s[0];
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+            y[i] = v;
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, float, ArrayView<float>>> BroadcastDef =
+        KernelDef.Of<ArrayView<float>, float, ArrayView<float>>(BroadcastKernel);
 
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, float>> FillDef =
         KernelDef.Of<ArrayView<float>, float>(FillKernel);
@@ -249,5 +272,20 @@ public static class Elementwise
         if (y.Length == 0)
             return;
         host.Load(def)(host.Stream, host.Launch.GridStride(y.Length), a, b, y, op);
+    }
+
+    /// <summary>y = alpha * s[0] everywhere, reading the scalar on the device (no host round-trip).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="s">A one-element device scalar.</param>
+    /// <param name="alpha">Scale.</param>
+    /// <param name="y">Output.</param>
+    public static void Broadcast(KernelHost host, ArrayView<float> s, float alpha, ArrayView<float> y)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        Check.Length(nameof(Broadcast), s, nameof(s), 1, "a scalar");
+        Check.Fits32(nameof(Broadcast), y, nameof(y));
+        if (y.Length == 0)
+            return;
+        host.Load(BroadcastDef)(host.Stream, host.Launch.GridStride(y.Length), s, alpha, y);
     }
 }

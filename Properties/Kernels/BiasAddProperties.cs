@@ -37,6 +37,31 @@ public class BiasAddProperties
             Close.All(Run(Devices.Cpu, p.X, p.B, p.N, p.F, inPlace: true), Run(Devices.Cpu, p.X, p.B, p.N, p.F, inPlace: false), 0, 0, "y aliasing x")
                 .Label($"(N, F) = ({p.N}, {p.F})"));
 
+    [Property(MaxTest = 40)]
+    public Property Channel_bias_equals_reference_and_adds_b_of_the_channel() =>
+        Prop.ForAll(Gens.Dim.ToArbitrary(), Gens.Dim.ToArbitrary(), Gen.Choose(0, 20).ToArbitrary(), (n, c, s) =>
+        {
+            var x = Gens.ActivationValues(n + (31 * c) + (7 * s), n * c * s);
+            var b = Gens.ActivationValues(c + 1000, c);
+            var expected = new float[x.Length];
+            BiasAdd.ForwardChannelsReference(x, b, expected, n, c, s);
+            var result = true.Label($"(N, C, S) = ({n}, {c}, {s})");
+            foreach (var d in Devices.All)
+            {
+                using var xv = d.Upload(x);
+                using var bv = d.Upload(b);
+                using var yv = d.Upload(new float[x.Length]);
+                BiasAdd.ForwardChannels(d.Kernels, xv.View<float>(), bv.View<float>(), yv.View<float>(), n, c, s);
+                result = result.And(Close.All(yv.ToHost<float>(), expected, 0, 0, $"on {d.Kernels.Variant}"));
+            }
+
+            // Independent of the reference: the float64 sum rounded once, indexed by channel.
+            var exact = new double[x.Length];
+            for (int i = 0; i < x.Length; i++)
+                exact[i] = (float)((double)x[i] + b[(i / s) % c]);
+            return result.And(Close.All(expected, exact, 0, 0, "x + b[channel]"));
+        });
+
     [Fact]
     public void Zero_input_gives_the_bias_in_every_row()
     {

@@ -80,6 +80,24 @@ public class ElementwiseProperties
             return y.ToHost().All(v => v == value).Label($"n = {n}");
         });
 
+    [Property(MaxTest = 30)]
+    public Property Broadcast_equals_reference_and_is_alpha_times_the_scalar() =>
+        Prop.ForAll(Gens.Length.ToArbitrary(), Gens.Float().ToArbitrary(), Gens.Float().ToArbitrary(), (n, s, alpha) =>
+        {
+            var expected = new float[n];
+            Elementwise.BroadcastReference([s], alpha, expected);
+            var result = expected.All(v => v == (float)((double)alpha * s)).Label("reference is the rounded product");
+            foreach (var d in Devices.All)
+            {
+                using var scalar = d.Upload([s]);
+                using var y = d.Poisoned(n);
+                Elementwise.Broadcast(d.Kernels, scalar.View<float>(), alpha, y.View<float>());
+                result = result.And(Close.All(y.ToHost(), expected, 0, 0, $"on {d.Kernels.Variant}"));
+            }
+
+            return result.Label($"n = {n}");
+        });
+
     [Property(MaxTest = 20)]
     public Property In_place_add_equals_out_of_place() =>
         Prop.ForAll(Gens.VectorPair().ToArbitrary(), p =>

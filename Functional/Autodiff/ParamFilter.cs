@@ -1,0 +1,102 @@
+using System.Text.RegularExpressions;
+
+namespace IlgpuTrain.Functional;
+
+/// <summary>
+/// Chooses parameters by path: which ones train and which stay frozen (fine-tuning), or which ones
+/// a transformation touches. Patterns are globs over state_dict paths: <c>*</c> matches within one
+/// path segment, <c>**</c> across segments, <c>?</c> one character.
+/// </summary>
+public sealed record ParamFilter
+{
+    private readonly Func<string, bool> _predicate;
+
+    private ParamFilter(string description, Func<string, bool> predicate)
+    {
+        Description = description;
+        _predicate = predicate;
+    }
+
+    /// <summary>Every parameter.</summary>
+    public static ParamFilter All { get; } = new("all", _ => true);
+
+    /// <summary>No parameter.</summary>
+    public static ParamFilter None { get; } = new("none", _ => false);
+
+    /// <summary>How the filter was built, for messages.</summary>
+    public string Description { get; }
+
+    /// <summary>Parameters whose path matches any of the globs, such as <c>"0.*"</c> or <c>"**.bias"</c>.</summary>
+    /// <param name="globs">Patterns.</param>
+    /// <returns>The filter.</returns>
+    public static ParamFilter Glob(params string[] globs)
+    {
+        ArgumentNullException.ThrowIfNull(globs);
+        if (globs.Length == 0)
+            throw new ArgumentException("ParamFilter.Glob needs at least one pattern, such as \"0.*\" or \"**.bias\".", nameof(globs));
+        var regexes = globs.Select(ToRegex).ToArray();
+        return new ParamFilter("glob " + string.Join(" | ", globs), p => regexes.Any(r => r.IsMatch(p)));
+    }
+
+    /// <summary>Parameters for which <paramref name="predicate"/> holds.</summary>
+    /// <param name="description">What the predicate chooses, for messages.</param>
+    /// <param name="predicate">The test on the path.</param>
+    /// <returns>The filter.</returns>
+    public static ParamFilter Where(string description, Func<string, bool> predicate)
+    {
+        ArgumentNullException.ThrowIfNull(predicate);
+        return new ParamFilter(description, predicate);
+    }
+
+    /// <summary>Whether the parameter at <paramref name="path"/> is chosen.</summary>
+    /// <param name="path">A state_dict path.</param>
+    /// <returns>True when chosen.</returns>
+    public bool Matches(string path) => _predicate(path);
+
+    /// <summary>The complement.</summary>
+    /// <returns>A filter choosing what this one does not.</returns>
+    public ParamFilter Not() => new("not (" + Description + ")", p => !_predicate(p));
+
+    /// <summary>The union.</summary>
+    /// <param name="other">Another filter.</param>
+    /// <returns>A filter choosing what either chooses.</returns>
+    public ParamFilter Or(ParamFilter other) => new("(" + Description + ") or (" + other.Description + ")", p => _predicate(p) || other.Matches(p));
+
+    /// <summary>The paths of <paramref name="layout"/> this filter chooses.</summary>
+    /// <param name="layout">A layout.</param>
+    /// <returns>The chosen paths, in layout order.</returns>
+    public IReadOnlyList<string> Select(ParamLayout layout) => layout.Params.Select(p => p.Path).Where(Matches).ToList();
+
+    /// <inheritdoc/>
+    public override string ToString() => Description;
+
+    private static Regex ToRegex(string glob)
+    {
+        if (string.IsNullOrWhiteSpace(glob))
+            throw new ArgumentException("A parameter glob must not be empty; use \"**\" for every parameter.", nameof(glob));
+        var sb = new System.Text.StringBuilder("^");
+        for (int i = 0; i < glob.Length; i++)
+        {
+            char c = glob[i];
+            if (c == '*' && i + 1 < glob.Length && glob[i + 1] == '*')
+            {
+                sb.Append(".*");
+                i++;
+            }
+            else if (c == '*')
+            {
+                sb.Append("[^.]*");
+            }
+            else if (c == '?')
+            {
+                sb.Append("[^.]");
+            }
+            else
+            {
+                sb.Append(Regex.Escape(c.ToString()));
+            }
+        }
+
+        return new Regex(sb.Append('$').ToString(), RegexOptions.CultureInvariant);
+    }
+}
