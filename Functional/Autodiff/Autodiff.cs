@@ -49,6 +49,16 @@ public static class Autodiff
             var value = loss(Params.Record(parameters, step, tape, grads, options.Trainable));
             ArgumentNullException.ThrowIfNull(value, nameof(loss));
             tape.Backward(value, options.Seed);
+
+            // Parameters the loss does not read, frozen ones and those with no path to the loss get
+            // exactly zero: the buffer comes from the pool and holds whatever was there.
+            var written = tape.WrittenLeaves();
+            foreach (var info in parameters.Layout.Params)
+            {
+                if (info.DType == DType.Float32 && info.Length > 0 && !written.Contains(info.Path))
+                    grads.View<float>(info.Path).MemSetToZero(step.Device.Stream);
+            }
+
             return (value, grads);
         }
         catch

@@ -105,7 +105,7 @@ public sealed class Tape
 
     /// <summary>
     /// Runs the backward pass from <paramref name="loss"/> seeded with d loss = <paramref name="seed"/>,
-    /// writing every leaf's gradient into its slot (zero for leaves the loss does not depend on).
+    /// writing the gradient of every leaf the loss depends on into its slot; <see cref="WrittenLeaves"/> says which.
     /// The tape stops recording.
     /// </summary>
     /// <param name="loss">A one-element tensor recorded on this tape.</param>
@@ -136,12 +136,11 @@ public sealed class Tape
         }
 
         IsRecording = false;
-        foreach (var leaf in _leaves)
-        {
-            if (!leaf.HasGrad && leaf.LeafGrad.Length > 0)
-                leaf.LeafGrad.MemSetToZero(Scope.Device.Stream);
-        }
     }
+
+    /// <summary>The parameter paths whose gradient slot the backward wrote.</summary>
+    /// <returns>The paths.</returns>
+    internal HashSet<string> WrittenLeaves() => _leaves.Where(l => l.HasGrad).Select(l => l.Path!).ToHashSet(StringComparer.Ordinal);
 
     internal void StopRecording() => IsRecording = false;
 }

@@ -41,8 +41,8 @@ public class BiasAddProperties
     public Property Channel_bias_equals_reference_and_adds_b_of_the_channel() =>
         Prop.ForAll(Gens.Dim.ToArbitrary(), Gens.Dim.ToArbitrary(), Gen.Choose(0, 20).ToArbitrary(), (n, c, s) =>
         {
-            var x = Gens.ActivationValues(n + (31 * c) + (7 * s), n * c * s);
-            var b = Gens.ActivationValues(c + 1000, c);
+            var x = GradCheck.Values(n + (31 * c) + (7 * s), n * c * s, 100);
+            var b = GradCheck.Values(c + 1000, c, 100);
             var expected = new float[x.Length];
             BiasAdd.ForwardChannelsReference(x, b, expected, n, c, s);
             var result = true.Label($"(N, C, S) = ({n}, {c}, {s})");
