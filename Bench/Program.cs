@@ -3,8 +3,13 @@ using BenchmarkDotNet.Running;
 using IlgpuTrain.Bench.Support;
 
 // dotnet run -c Release --project Bench -- --filter '*Gemm*'
+// dotnet run -c Release --project Bench -- layers [reps]      (forward+backward next to PyTorch)
+if (args.Length > 0 && args[0] == "layers")
+    return IlgpuTrain.Bench.Layers.LayersPeer.Run(args[1..]);
+
 var config = DefaultConfig.Instance
     .AddColumn(ThroughputColumn.Instance)
     .WithOptions(ConfigOptions.JoinSummary)
     .AddLogicalGroupRules(BenchmarkLogicalGroupRule.ByCategory, BenchmarkLogicalGroupRule.ByParams);
 BenchmarkSwitcher.FromAssembly(typeof(ThroughputColumn).Assembly).Run(args, config);
+return 0;

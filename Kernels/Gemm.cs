@@ -20,7 +20,9 @@ namespace IlgpuTrain.Kernels;
 // Backward of Y = X W (X (N, D), W (D, F)) is two more GEMMs: dX = dY W^T (transB) and
 // dW = X^T dY (transA). beta = 0 overwrites the gradient, beta = 1 accumulates into it.
 //
-// Two variants, picked by KernelHost.Variant:
+// Three variants. On the CPU accelerator (KernelVariant.Cpu) the launcher runs CpuGemm, a managed
+// SIMD kernel on the buffers' host memory; the ILGPU kernels below are picked by KernelHost.Variant
+// otherwise (and by tests, through the internal overload):
 // - Tiled (GPU): square s x s groups, each owning an (sR, sR) tile of C with R x R elements per
 //   thread in registers; K is walked in slices of KTile staged through shared memory.
 // - Blocked (CPU accelerator): no shared memory or barriers; each work item owns an R x R block
@@ -242,7 +244,62 @@ public static class Gemm
     public static void Run(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, ArrayView<float> b, float beta, ArrayView<float> c)
     {
         ArgumentNullException.ThrowIfNull(host);
+        if (host.IsCpu && host.Variant == KernelVariant.Cpu && CpuGemm.IsSupported)
+        {
+            Validate(host, transA, transB, m, n, k, a, b, c);
+            if (m == 0 || n == 0)
+                return;
+            if (alpha == 0f || k == 0)
+            {
+                ScaleC(host, beta, c);
+                return;
+            }
+
+            RunManaged(host, transA, transB, m, n, k, alpha, a, b, beta, c);
+            return;
+        }
+
         Run(host, transA, transB, m, n, k, alpha, a, b, beta, c, host.Variant, GroupSide(host.Accelerator));
+    }
+
+    /// <summary>
+    /// The CPU accelerator's fast path: <see cref="CpuGemm"/> on the buffers' host memory, split
+    /// over the policy's groups (one per core). Arguments must already be checked and non-trivial.
+    /// </summary>
+    /// <param name="host">A CPU accelerator host.</param>
+    /// <param name="transA">Whether A is stored (K, M).</param>
+    /// <param name="transB">Whether B is stored (N, K).</param>
+    /// <param name="m">Rows of C.</param>
+    /// <param name="n">Columns of C.</param>
+    /// <param name="k">Reduction length.</param>
+    /// <param name="alpha">Scale of the product.</param>
+    /// <param name="a">A.</param>
+    /// <param name="b">B.</param>
+    /// <param name="beta">Scale of the prior C.</param>
+    /// <param name="c">C.</param>
+    internal static unsafe void RunManaged(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, ArrayView<float> b, float beta, ArrayView<float> c)
+    {
+        // Earlier kernels on the stream must have written A, B and C before host code reads them.
+        host.Stream.Synchronize();
+        CpuGemm.Run(
+            transA, transB, m, n, k, alpha,
+            (float*)a.LoadEffectiveAddressAsPtr(), (float*)b.LoadEffectiveAddressAsPtr(), beta, (float*)c.LoadEffectiveAddressAsPtr(),
+            host.Launch.MaxGroups);
+    }
+
+    private static void Validate(KernelHost host, bool transA, bool transB, int m, int n, int k, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string Op = nameof(Gemm);
+        Check.Dimension(Op, m, nameof(m));
+        Check.Dimension(Op, n, nameof(n));
+        Check.Dimension(Op, k, nameof(k));
+        Check.Length(Op, a, nameof(a), (long)m * k, transA ? $"op(A) (M, K) = ({m}, {k}) with transA, A stored (K, M) = ({k}, {m})," : $"op(A) (M, K) = ({m}, {k}) without transA");
+        Check.Length(Op, b, nameof(b), (long)k * n, transB ? $"op(B) (K, N) = ({k}, {n}) with transB, B stored (N, K) = ({n}, {k})," : $"op(B) (K, N) = ({k}, {n}) without transB");
+        Check.Length(Op, c, nameof(c), (long)m * n, $"C (M, N) = ({m}, {n})");
+        Check.Fits32(Op, a, nameof(a));
+        Check.Fits32(Op, b, nameof(b));
+        Check.Fits32(Op, c, nameof(c));
     }
 
     /// <summary>
@@ -264,17 +321,8 @@ public static class Gemm
     /// <param name="groupSide">Side of the square groups of the tiled kernel, 1 to 16; side squared must fit the accelerator's groups.</param>
     internal static void Run(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, ArrayView<float> b, float beta, ArrayView<float> c, KernelVariant variant, int groupSide)
     {
-        ArgumentNullException.ThrowIfNull(host);
         const string Op = nameof(Gemm);
-        Check.Dimension(Op, m, nameof(m));
-        Check.Dimension(Op, n, nameof(n));
-        Check.Dimension(Op, k, nameof(k));
-        Check.Length(Op, a, nameof(a), (long)m * k, transA ? $"op(A) (M, K) = ({m}, {k}) with transA, A stored (K, M) = ({k}, {m})," : $"op(A) (M, K) = ({m}, {k}) without transA");
-        Check.Length(Op, b, nameof(b), (long)k * n, transB ? $"op(B) (K, N) = ({k}, {n}) with transB, B stored (N, K) = ({n}, {k})," : $"op(B) (K, N) = ({k}, {n}) without transB");
-        Check.Length(Op, c, nameof(c), (long)m * n, $"C (M, N) = ({m}, {n})");
-        Check.Fits32(Op, a, nameof(a));
-        Check.Fits32(Op, b, nameof(b));
-        Check.Fits32(Op, c, nameof(c));
+        Validate(host, transA, transB, m, n, k, a, b, c);
         if (groupSide < 1 || groupSide > MaxSide || groupSide * groupSide > host.Accelerator.MaxNumThreadsPerGroup)
             throw new ArgumentOutOfRangeException(nameof(groupSide), groupSide, $"{Op}: the tiled group side must be 1 to {MaxSide} with side^2 at most {host.Accelerator.MaxNumThreadsPerGroup} threads, got {groupSide}.");
 

@@ -1,0 +1,147 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using IlgpuTrain.Bench.Support;
+using IlgpuTrain.Functional;
+using IlgpuTrain.Kernels;
+using IlgpuTrain.Layers;
+
+namespace IlgpuTrain.Bench.Layers;
+
+/// <summary>
+/// Forward+backward of the Fashion-MNIST layers and models (../shared/anchors/torch_fmnist.py) at
+/// batch 128, next to PyTorch's time for the same work in the same invocation
+/// (Bench/peer/torch_layers.py), as ratios IlgpuTrain / PyTorch.
+/// </summary>
+/// <remarks>
+/// <c>dotnet run -c Release --project Bench -- layers [reps]</c>. Each figure is the median over
+/// reps of one forward+backward, synchronized, after three warm-up runs (kernel compilation
+/// excluded). Dense and Conv2d layers are timed with the input gradient included, as PyTorch's
+/// with requires_grad input; the models with cross-entropy (label smoothing 0.1) and no input gradient.
+/// </remarks>
+public static class LayersPeer
+{
+    private const int Batch = 128;
+
+    /// <summary>Runs the comparison and prints the table.</summary>
+    /// <param name="args">Optional repetitions.</param>
+    /// <returns>The exit code.</returns>
+    public static int Run(string[] args)
+    {
+        int reps = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 20;
+        using var device = BenchDevice.Create();
+        var rows = new List<(string Name, double Ms, double Flops)>();
+        foreach (var (name, model, input, flops) in Cases())
+            rows.Add((name, Time(device, model, input, reps, name.StartsWith("dense", StringComparison.Ordinal) || name.StartsWith("conv", StringComparison.Ordinal)), flops));
+
+        var peer = Peer(reps);
+        Console.WriteLine();
+        Console.WriteLine($"forward+backward, batch {Batch}, median of {reps}; device {device}; peer {peer.Describe}");
+        Console.WriteLine($"{"case",-20} {"IlgpuTrain ms",14} {"GFLOP/s",9} {"PyTorch ms",11} {"ratio",7}");
+        foreach (var r in rows)
+        {
+            double? t = peer.Ms.TryGetValue(r.Name, out var v) ? v : null;
+            string gf = r.Flops > 0 ? (r.Flops / r.Ms / 1e6).ToString("F2", CultureInfo.InvariantCulture) : "-";
+            Console.WriteLine($"{r.Name,-20} {r.Ms,14:F3} {gf,9} {(t is null ? "-" : t.Value.ToString("F3", CultureInfo.InvariantCulture)),11} {(t is null ? "-" : (r.Ms / t.Value).ToString("F2", CultureInfo.InvariantCulture) + "x"),7}");
+        }
+
+        Console.WriteLine("ratio = IlgpuTrain time / PyTorch time (below 1: IlgpuTrain is faster)");
+        return 0;
+    }
+
+    private static IEnumerable<(string Name, Layer Model, Shape Input, double Flops)> Cases()
+    {
+        // FLOPs of forward + backward (dx and dW): 3 GEMMs of 2 M N K each.
+        yield return ("dense 784->256", new Dense(256), new Shape(784), 3.0 * 2 * Batch * 784 * 256);
+        yield return ("dense 256->10", new Dense(10), new Shape(256), 3.0 * 2 * Batch * 256 * 10);
+        foreach (var c in ExtraCases())
+            yield return c;
+        yield return ("mlp", new Dense(256) >> new ReLU() >> new Dense(10), new Shape(784), 0);
+    }
+
+    private static IEnumerable<(string Name, Layer Model, Shape Input, double Flops)> ExtraCases() => [];
+
+    private static double Time(Device device, Layer model, Shape input, int reps, bool inputGrad)
+    {
+        var (p, s) = model.Init(device, input, Rng.Create(0));
+        using var parameters = p;
+        using var state = s;
+        var inputDims = new[] { Batch }.Concat(input).ToArray();
+        var x = BenchDevice.Random((int)new Shape(inputDims).Length, 1);
+        var y = Enumerable.Range(0, Batch).Select(i => i % 10).ToArray();
+        var ce = new CrossEntropyOptions { Epsilon = 0.1f };
+        using var xParam = inputGrad ? ParamTree.FromHost(device, [KeyValuePair.Create("x", (inputDims, x))]) : null;
+
+        double Once(int step)
+        {
+            var sw = Stopwatch.StartNew();
+            using var scope = device.BeginStep();
+            ParamTree? newState = null;
+            if (inputGrad)
+            {
+                // Differentiate with respect to the input too, as PyTorch's requires_grad input.
+                var joint = Join(device, parameters, xParam!);
+                using (joint)
+                {
+                    var (_, g) = Autodiff.ValueAndGrad(scope, joint, q =>
+                    {
+                        var (outY, st) = model.Apply(q, state, q["x"], Mode.Train, Rng.Create(1).At((uint)step));
+                        newState = st;
+                        return F.Sum(outY);
+                    });
+                    g.Dispose();
+                }
+            }
+            else
+            {
+                var xs = scope.Upload(x, new Shape(inputDims));
+                var ys = scope.Upload(y, new Shape(Batch));
+                var (_, g) = Autodiff.ValueAndGrad(scope, parameters, q =>
+                {
+                    var (logits, st) = model.Apply(q, state, xs, Mode.Train, Rng.Create(1).At((uint)step));
+                    newState = st;
+                    return F.CrossEntropy(logits, ys, ce);
+                });
+                g.Dispose();
+            }
+
+            if (newState is not null && !ReferenceEquals(newState, state))
+                newState.Dispose();
+            device.Synchronize();
+            return sw.Elapsed.TotalMilliseconds;
+        }
+
+        for (int i = 0; i < 3; i++)
+            Once(i);
+        var times = Enumerable.Range(0, reps).Select(i => Once(i + 3)).OrderBy(t => t).ToArray();
+        return times[times.Length / 2];
+    }
+
+    private static ParamTree Join(Device device, ParamTree a, ParamTree b)
+    {
+        var all = a.ToHost().Concat(b.ToHost());
+        return ParamTree.FromHost(device, all);
+    }
+
+    private static (string Describe, Dictionary<string, double> Ms) Peer(int reps)
+    {
+        string script = Path.Combine(AppContext.BaseDirectory, "peer", "torch_layers.py");
+        if (!File.Exists(script) || !File.Exists("/usr/bin/python3"))
+            return ("not run (no /usr/bin/python3 or script)", new());
+        var psi = new ProcessStartInfo("/usr/bin/python3", [script, reps.ToString(CultureInfo.InvariantCulture)])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        psi.Environment["THREADS"] = Environment.GetEnvironmentVariable("THREADS") ?? "1";
+        using var proc = Process.Start(psi)!;
+        string output = proc.StandardOutput.ReadToEnd();
+        string err = proc.StandardError.ReadToEnd();
+        proc.WaitForExit();
+        if (proc.ExitCode != 0)
+            return ($"failed: {err.Split('\n').LastOrDefault(l => l.Length > 0)}", new());
+        using var doc = JsonDocument.Parse(output.Trim().Split('\n')[^1]);
+        var ms = doc.RootElement.GetProperty("ms").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetDouble());
+        return ($"PyTorch {doc.RootElement.GetProperty("torch").GetString()} {doc.RootElement.GetProperty("device").GetString()}, {doc.RootElement.GetProperty("threads").GetInt32()} thread(s)", ms);
+    }
+}
