@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
@@ -76,60 +77,72 @@ public static unsafe class CpuGemm
         threads = Math.Max(1, Math.Min(threads, (m + MR - 1) / MR));
         int lda = transA ? m : k, ldb = transB ? k : n;
         int ncMax = Math.Min(NC, RoundUp(n, nr));
-        var packedB = new float[KC * ncMax];
+
+        // Packing buffers come from the shared pool: a training step calls GEMM dozens of times.
+        var packedB = ArrayPool<float>.Shared.Rent(KC * ncMax);
         var packedA = new float[threads][];
-        for (int jc = 0; jc < n; jc += NC)
+        try
         {
-            int nc = Math.Min(NC, n - jc);
-            for (int pc = 0; pc < k; pc += KC)
+            for (int jc = 0; jc < n; jc += NC)
             {
-                int kc = Math.Min(KC, k - pc);
-                float betaHere = pc == 0 ? beta : 1f;
-                fixed (float* bp = packedB)
-                    PackB(transB, b, ldb, pc, jc, kc, nc, nr, bp);
+                int nc = Math.Min(NC, n - jc);
+                for (int pc = 0; pc < k; pc += KC)
+                {
+                    int kc = Math.Min(KC, k - pc);
+                    float betaHere = pc == 0 ? beta : 1f;
+                    fixed (float* bp = packedB)
+                        PackB(transB, b, ldb, pc, jc, kc, nc, nr, bp);
 
-                // Row blocks: MR-row micro-panels split evenly between threads.
-                int panels = (m + MR - 1) / MR;
-                int per = (panels + threads - 1) / threads;
-                int jcCopy = jc, pcCopy = pc;
-                if (threads == 1)
-                {
-                    Block(0);
-                }
-                else
-                {
-                    Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, Block);
-                }
-
-                void Block(int t)
-                {
-                    int i0 = t * per * MR, i1 = Math.Min(m, (t + 1) * per * MR);
-                    if (i0 >= i1)
-                        return;
-                    int mc = i1 - i0;
-                    var ap = packedA[t] ??= new float[KC * RoundUp(Math.Min(m, per * MR), MR)];
-                    if (ap.Length < kc * RoundUp(mc, MR))
-                        ap = packedA[t] = new float[kc * RoundUp(mc, MR)];
-                    fixed (float* apPtr = ap)
-                    fixed (float* bpPtr = packedB)
+                    // Row blocks: MR-row micro-panels split evenly between threads.
+                    int panels = (m + MR - 1) / MR;
+                    int per = (panels + threads - 1) / threads;
+                    int jcCopy = jc, pcCopy = pc;
+                    if (threads == 1)
                     {
-                        PackA(transA, a, lda, i0, pcCopy, mc, kc, apPtr);
-                        for (int jr = 0; jr < nc; jr += nr)
+                        Block(0);
+                    }
+                    else
+                    {
+                        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, Block);
+                    }
+
+                    void Block(int t)
+                    {
+                        int i0 = t * per * MR, i1 = Math.Min(m, (t + 1) * per * MR);
+                        if (i0 >= i1)
+                            return;
+                        int mc = i1 - i0;
+                        var ap = packedA[t] ??= ArrayPool<float>.Shared.Rent(KC * RoundUp(Math.Min(m, per * MR), MR));
+                        fixed (float* apPtr = ap)
+                        fixed (float* bpPtr = packedB)
                         {
-                            int nrHere = Math.Min(nr, nc - jr);
-                            float* bPanel = bpPtr + ((long)jr * kc);
-                            for (int ir = 0; ir < mc; ir += MR)
+                            PackA(transA, a, lda, i0, pcCopy, mc, kc, apPtr);
+                            for (int jr = 0; jr < nc; jr += nr)
                             {
-                                int mrHere = Math.Min(MR, mc - ir);
-                                float* cTile = c + ((long)(i0 + ir) * n) + jcCopy + jr;
-                                if (use512)
-                                    Micro512(kc, apPtr + ((long)ir * kc), bPanel, cTile, n, alpha, betaHere, mrHere, nrHere);
-                                else
-                                    Micro256(kc, apPtr + ((long)ir * kc), bPanel, cTile, n, alpha, betaHere, mrHere, nrHere);
+                                int nrHere = Math.Min(nr, nc - jr);
+                                float* bPanel = bpPtr + ((long)jr * kc);
+                                for (int ir = 0; ir < mc; ir += MR)
+                                {
+                                    int mrHere = Math.Min(MR, mc - ir);
+                                    float* cTile = c + ((long)(i0 + ir) * n) + jcCopy + jr;
+                                    if (use512)
+                                        Micro512(kc, apPtr + ((long)ir * kc), bPanel, cTile, n, alpha, betaHere, mrHere, nrHere);
+                                    else
+                                        Micro256(kc, apPtr + ((long)ir * kc), bPanel, cTile, n, alpha, betaHere, mrHere, nrHere);
+                                }
                             }
                         }
                     }
                 }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(packedB);
+            foreach (var ap in packedA)
+            {
+                if (ap is not null)
+                    ArrayPool<float>.Shared.Return(ap);
             }
         }
     }
