@@ -222,6 +222,52 @@ public static class Losses
         return (w * t * Softplus(-x)) + ((1 - t) * Softplus(x));
     }
 
+    /// <summary>Reference: d/dx (x - t)^2 = 2 (x - t). The target's derivative of MSE, L1, Huber and SmoothL1 is minus the input's.</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="t">Target.</param>
+    /// <returns>dl/dx.</returns>
+    public static double MseGradReference(double x, double t) => 2 * (x - t);
+
+    /// <summary>Reference: d/dx |x - t| = sign(x - t), with sign(0) = 0 (PyTorch's convention at the kink).</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="t">Target.</param>
+    /// <returns>dl/dx.</returns>
+    public static double L1GradReference(double x, double t) => Math.Sign(x - t);
+
+    /// <summary>Reference: d/dx Huber = clamp(x - t, -delta, delta).</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="t">Target.</param>
+    /// <param name="delta">The threshold.</param>
+    /// <returns>dl/dx.</returns>
+    public static double HuberGradReference(double x, double t, double delta) => Math.Clamp(x - t, -delta, delta);
+
+    /// <summary>Reference: d/dx SmoothL1 = clamp((x - t) / beta, -1, 1); sign(x - t) for beta = 0 (the L1 loss).</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="t">Target.</param>
+    /// <param name="beta">The threshold.</param>
+    /// <returns>dl/dx.</returns>
+    public static double SmoothL1GradReference(double x, double t, double beta) =>
+        beta == 0 ? Math.Sign(x - t) : Math.Clamp((x - t) / beta, -1, 1);
+
+    /// <summary>Reference: d/dx BCE = (1 + (w - 1) t) sigmoid(x) - w t.</summary>
+    /// <param name="x">The logit.</param>
+    /// <param name="t">The target.</param>
+    /// <param name="w">The positive-class weight.</param>
+    /// <returns>dl/dx.</returns>
+    public static double BceWithLogitsGradReference(double x, double t, double w = 1) =>
+        ((1 + ((w - 1) * t)) / (1 + Math.Exp(-x))) - (w * t);
+
+    /// <summary>Reference: d/dt BCE = w softplus(-x) - softplus(x) = -w log sigmoid(x) + log(1 - sigmoid(x)).</summary>
+    /// <param name="x">The logit.</param>
+    /// <param name="t">The target.</param>
+    /// <param name="w">The positive-class weight.</param>
+    /// <returns>dl/dt.</returns>
+    public static double BceWithLogitsTargetGradReference(double x, double t, double w = 1)
+    {
+        static double Softplus(double z) => z > 30 ? z + Math.Log(1 + Math.Exp(-z)) : Math.Log(1 + Math.Exp(z));
+        return (w * Softplus(-x)) - Softplus(x);
+    }
+
     /// <summary>Reference: losses[i] = loss(x[i], t[i], w[i % C]) (w = 1 when <paramref name="posWeight"/> is empty).</summary>
     /// <param name="loss">The pointwise loss (x, t, w).</param>
     /// <param name="input">x (n).</param>
