@@ -37,9 +37,8 @@ public static class Dropout
         CheckP(nameof(ForwardReference), p);
         var keep = new float[x.Length];
         Philox.BernoulliReference(keep, 1f - p, seed, stream, counter);
-        float scale = ScaleOf(p);
         for (int i = 0; i < x.Length; i++)
-            y[i] = keep[i] != 0f ? x[i] * scale : 0f;
+            y[i] = keep[i] != 0f ? x[i] * (1f / (1f - p)) : 0f;
     }
 
     /// <summary>Reference: dx[i] = dy[i] / (1 - p) where the forward kept element i, else 0.</summary>
