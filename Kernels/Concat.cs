@@ -1,0 +1,160 @@
+using IlgpuTrain.Kernels.Runtime;
+
+namespace IlgpuTrain.Kernels;
+
+// Concatenation along an axis (torch.cat) and its backward (the split of dy).
+//
+// Every tensor is seen as a row-major matrix around the axis: input k of shape
+// (outer, size_k, inner) is the matrix (outer, W_k) with W_k = size_k * inner, and the output
+// (outer, sum_k size_k, inner) is the matrix (outer, W) with W = sum_k W_k. Input k occupies
+// columns [offset_k, offset_k + W_k) of every output row, offset_k = (sum_{j<k} size_j) * inner.
+//
+//   forward   y[o, offset_k + j] = x_k[o, j]      one launch per input
+//   backward  dx_k[o, j] = dy[o, offset_k + j]    one launch per input that needs a gradient
+//
+// Bytes per element: reads 4 B, writes 4 B, both directions. Backward OVERWRITES dx_k. The
+// inputs' slices are disjoint, so the forward launches never write the same element twice.
+
+/// <summary>Concatenation along an axis and its split backward: references, kernels and checked launchers.</summary>
+public static class Concat
+{
+    // ---------------------------------------------------------------- CPU reference (the spec)
+
+    /// <summary>Reference: y (outer, sum W_k) = [x_0 | x_1 | ...], each x_k an (outer, W_k) matrix.</summary>
+    /// <param name="xs">The inputs, x_k of outer * widths[k] elements.</param>
+    /// <param name="widths">W_k = size_k * inner per input.</param>
+    /// <param name="outer">The product of the dimensions before the axis.</param>
+    /// <param name="y">Output (outer, sum W_k).</param>
+    public static void ForwardReference(IReadOnlyList<float[]> xs, IReadOnlyList<int> widths, int outer, Span<float> y)
+    {
+        ArgumentNullException.ThrowIfNull(xs);
+        ArgumentNullException.ThrowIfNull(widths);
+        int total = widths.Sum();
+        for (int o = 0; o < outer; o++)
+        {
+            int col = 0;
+            for (int k = 0; k < xs.Count; k++)
+            {
+                for (int j = 0; j < widths[k]; j++)
+                    y[(o * total) + col + j] = xs[k][(o * widths[k]) + j];
+                col += widths[k];
+            }
+        }
+    }
+
+    /// <summary>Reference: dx_k[o, j] = dy[o, offset_k + j].</summary>
+    /// <param name="dy">Output gradient (outer, sum W_k).</param>
+    /// <param name="widths">W_k per input.</param>
+    /// <param name="outer">The product of the dimensions before the axis.</param>
+    /// <returns>The input gradients, dx_k of outer * W_k elements.</returns>
+    public static float[][] BackwardReference(ReadOnlySpan<float> dy, IReadOnlyList<int> widths, int outer)
+    {
+        ArgumentNullException.ThrowIfNull(widths);
+        int total = widths.Sum();
+        var dxs = new float[widths.Count][];
+        int col = 0;
+        for (int k = 0; k < widths.Count; k++)
+        {
+            dxs[k] = new float[outer * widths[k]];
+            for (int o = 0; o < outer; o++)
+            {
+                for (int j = 0; j < widths[k]; j++)
+                    dxs[k][(o * widths[k]) + j] = dy[(o * total) + col + j];
+            }
+
+            col += widths[k];
+        }
+
+        return dxs;
+    }
+
+    // ---------------------------------------------------------------- ILGPU kernels
+
+    /// <summary>Kernel: y[o * yWidth + offset + j] = x[o * width + j] for every element of x, grid-stride.</summary>
+    /// <param name="x">One input (outer, width).</param>
+    /// <param name="y">The output (outer, yWidth).</param>
+    /// <param name="width">W_k (at least 1).</param>
+    /// <param name="yWidth">W.</param>
+    /// <param name="offset">The input's first column in y.</param>
+    public static void PlaceKernel(ArrayView<float> x, ArrayView<float> y, int width, int yWidth, int offset)
+    {
+        int n = x.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int e = Grid.GlobalIndex.X; e < n; e += stride)
+        {
+            int o = e / width;
+            y[(o * yWidth) + offset + (e - (o * width))] = x[e];
+        }
+    }
+
+    /// <summary>Kernel: dx[o * width + j] = dy[o * yWidth + offset + j] for every element of dx, grid-stride.</summary>
+    /// <param name="dy">The output gradient (outer, yWidth).</param>
+    /// <param name="dx">One input's gradient (outer, width).</param>
+    /// <param name="width">W_k (at least 1).</param>
+    /// <param name="yWidth">W.</param>
+    /// <param name="offset">The input's first column in dy.</param>
+    public static void TakeKernel(ArrayView<float> dy, ArrayView<float> dx, int width, int yWidth, int offset)
+    {
+        int n = dx.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int e = Grid.GlobalIndex.X; e < n; e += stride)
+        {
+            int o = e / width;
+            dx[e] = dy[(o * yWidth) + offset + (e - (o * width))];
+        }
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>> PlaceDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int, int, int>(PlaceKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>> TakeDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int, int, int>(TakeKernel);
+
+    // ---------------------------------------------------------------- launchers
+
+    /// <summary>Writes one input into its columns of the output: y[o, offset + j] = x[o, j].</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">The input (outer, width).</param>
+    /// <param name="y">The output (outer, yWidth); only the input's columns are written.</param>
+    /// <param name="outer">Rows: the product of the dimensions before the axis.</param>
+    /// <param name="width">The input's columns: its size along the axis times inner.</param>
+    /// <param name="yWidth">The output's columns.</param>
+    /// <param name="offset">The input's first column in y: the sizes of the inputs before it times inner.</param>
+    public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int outer, int width, int yWidth, int offset)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        CheckSlice("Concat.Forward", x, nameof(x), y, nameof(y), outer, width, yWidth, offset);
+        if (x.Length == 0)
+            return;
+        host.Load(PlaceDef)(host.Stream, host.Launch.GridStride(x.Length), x, y, width, yWidth, offset);
+    }
+
+    /// <summary>Copies one input's columns of dy back out: dx[o, j] = dy[o, offset + j] (overwrites dx).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="dy">The output gradient (outer, yWidth).</param>
+    /// <param name="dx">The input's gradient (outer, width), overwritten.</param>
+    /// <param name="outer">Rows.</param>
+    /// <param name="width">The input's columns.</param>
+    /// <param name="yWidth">The output's columns.</param>
+    /// <param name="offset">The input's first column in dy.</param>
+    public static void Backward(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, int outer, int width, int yWidth, int offset)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        CheckSlice("Concat.Backward", dx, nameof(dx), dy, nameof(dy), outer, width, yWidth, offset);
+        if (dx.Length == 0)
+            return;
+        host.Load(TakeDef)(host.Stream, host.Launch.GridStride(dx.Length), dy, dx, width, yWidth, offset);
+    }
+
+    private static void CheckSlice(string op, ArrayView<float> part, string partName, ArrayView<float> whole, string wholeName, int outer, int width, int yWidth, int offset)
+    {
+        Check.Dimension(op, outer, nameof(outer));
+        Check.Dimension(op, width, nameof(width));
+        Check.Dimension(op, offset, nameof(offset));
+        if ((long)offset + width > yWidth)
+            throw new ArgumentOutOfRangeException(nameof(offset), offset, $"{op}: columns [{offset}, {(long)offset + width}) of the slice do not fit in the {yWidth} columns of {wholeName}.");
+        Check.Length(op, part, partName, (long)outer * width, $"(outer, width) = ({outer}, {width})");
+        Check.Length(op, whole, wholeName, (long)outer * yWidth, $"(outer, yWidth) = ({outer}, {yWidth})");
+        Check.Fits32(op, whole, wholeName);
+    }
+}

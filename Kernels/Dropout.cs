@@ -1,0 +1,137 @@
+using IlgpuTrain.Kernels.Runtime;
+
+namespace IlgpuTrain.Kernels;
+
+// Inverted dropout with a counter-based mask (PyTorch's F.dropout in training mode).
+//
+//   x (n), y (n), dy (n), dx (n)
+//   keep_i = Uniform(seed, stream, counter, i) < 1 - p        (Philox, see Philox.cs)
+//   y_i    = keep_i ? x_i * s : 0,   s = 1 / (1 - p)           (s = 0 when p = 1)
+//   dx_i   = keep_i ? dy_i * s : 0
+//
+// The mask is never stored: backward recomputes keep_i from the same key, so forward and
+// backward are the same diagonal linear map, run by one kernel. Element i's mask depends only on
+// (seed, stream, counter, i), never on the launch layout or the backend (the comparison is on
+// 24-bit integers scaled exactly by 2^-24, so it is bitwise identical everywhere).
+// p = 0 keeps everything (Uniform < 1 always) and scales by 1; p = 1 keeps nothing and writes
+// zeros without dividing by zero. Dropped elements are written as 0 even when x is inf or NaN.
+//
+// Bytes per element: forward reads 4 B, writes 4 B; backward the same. One Philox block function
+// per 4 elements (each thread handles a whole block, so no random word is computed twice).
+// Backward OVERWRITES dx (which may alias dy).
+
+/// <summary>Inverted dropout with a recomputed Philox mask: references, the kernel and checked launchers.</summary>
+public static class Dropout
+{
+    // ---------------------------------------------------------------- CPU reference (the spec)
+
+    /// <summary>Reference: y[i] = x[i] / (1 - p) where Uniform(i) &lt; 1 - p, else 0 (mask from <see cref="Philox.BernoulliReference"/>).</summary>
+    /// <param name="x">Input (n).</param>
+    /// <param name="y">Output (n).</param>
+    /// <param name="p">Drop probability in [0, 1].</param>
+    /// <param name="seed">The Philox seed.</param>
+    /// <param name="stream">The Philox stream.</param>
+    /// <param name="counter">The Philox counter (the step).</param>
+    public static void ForwardReference(ReadOnlySpan<float> x, Span<float> y, float p, ulong seed, uint stream, uint counter)
+    {
+        CheckP(nameof(ForwardReference), p);
+        var keep = new float[x.Length];
+        Philox.BernoulliReference(keep, 1f - p, seed, stream, counter);
+        for (int i = 0; i < x.Length; i++)
+            y[i] = keep[i] != 0f ? x[i] * (1f / (1f - p)) : 0f;
+    }
+
+    /// <summary>Reference: dx[i] = dy[i] / (1 - p) where the forward kept element i, else 0.</summary>
+    /// <param name="dy">Output gradient (n).</param>
+    /// <param name="dx">Input gradient (n), overwritten.</param>
+    /// <param name="p">Drop probability in [0, 1].</param>
+    /// <param name="seed">The forward's seed.</param>
+    /// <param name="stream">The forward's stream.</param>
+    /// <param name="counter">The forward's counter.</param>
+    public static void BackwardReference(ReadOnlySpan<float> dy, Span<float> dx, float p, ulong seed, uint stream, uint counter) =>
+        ForwardReference(dy, dx, p, seed, stream, counter);
+
+    // ---------------------------------------------------------------- ILGPU kernels
+
+    /// <summary>Kernel: y[i] = keep(i) ? x[i] * scale : 0, grid-stride over blocks of 4 elements.</summary>
+    /// <param name="x">Input (forward) or output gradient (backward).</param>
+    /// <param name="y">Output (forward) or input gradient (backward).</param>
+    /// <param name="keep">Keep probability 1 - p.</param>
+    /// <param name="scale">1 / (1 - p), or 0 when p = 1.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    public static void MaskKernel(ArrayView<float> x, ArrayView<float> y, float keep, float scale, ulong seed, uint stream, uint counter)
+    {
+        int n = y.IntLength;
+        int blocks = (n >> 2) + ((n & 3) != 0 ? 1 : 0);
+        // Grid and Group reads are thread-local on the CPU accelerator: read them once.
+        int stride = Grid.DimX * Group.DimX;
+        for (int b = Grid.GlobalIndex.X; b < blocks; b += stride)
+        {
+            var w = Philox.BlockAt(seed, stream, counter, (ulong)b);
+            int i = b * 4;
+            y[i] = Philox.ToUniform(w.X0) < keep ? x[i] * scale : 0f;
+            if (i + 1 < n)
+                y[i + 1] = Philox.ToUniform(w.X1) < keep ? x[i + 1] * scale : 0f;
+            if (i + 2 < n)
+                y[i + 2] = Philox.ToUniform(w.X2) < keep ? x[i + 2] * scale : 0f;
+            if (i + 3 < n)
+                y[i + 3] = Philox.ToUniform(w.X3) < keep ? x[i + 3] * scale : 0f;
+        }
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, float, float, ulong, uint, uint>> MaskDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, float, float, ulong, uint, uint>(MaskKernel);
+
+    // ---------------------------------------------------------------- launchers
+
+    /// <summary>y = x * mask / (1 - p), mask ~ Bernoulli(1 - p) keyed by (seed, stream, counter, element). y may alias x.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Input (n).</param>
+    /// <param name="y">Output (n), overwritten.</param>
+    /// <param name="p">Drop probability in [0, 1]: 0 copies x, 1 writes zeros.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream (for example one per layer).</param>
+    /// <param name="counter">The counter (for example the training step).</param>
+    /// <exception cref="ArgumentOutOfRangeException">p is NaN or outside [0, 1].</exception>
+    public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, float p, ulong seed, uint stream, uint counter) =>
+        Launch(nameof(Forward), host, x, nameof(x), y, nameof(y), p, seed, stream, counter);
+
+    /// <summary>dx = dy * mask / (1 - p) with the forward's mask, recomputed from the same key (nothing stored). dx may alias dy.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="dy">Output gradient (n).</param>
+    /// <param name="dx">Input gradient (n), overwritten.</param>
+    /// <param name="p">The forward's drop probability.</param>
+    /// <param name="seed">The forward's seed.</param>
+    /// <param name="stream">The forward's stream.</param>
+    /// <param name="counter">The forward's counter.</param>
+    /// <exception cref="ArgumentOutOfRangeException">p is NaN or outside [0, 1].</exception>
+    public static void Backward(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, float p, ulong seed, uint stream, uint counter) =>
+        Launch(nameof(Backward), host, dy, nameof(dy), dx, nameof(dx), p, seed, stream, counter);
+
+    /// <summary>Throws unless <paramref name="p"/> is a probability in [0, 1] (NaN is rejected).</summary>
+    /// <param name="op">The operation, for the message.</param>
+    /// <param name="p">The drop probability.</param>
+    /// <exception cref="ArgumentOutOfRangeException">p is NaN or outside [0, 1].</exception>
+    public static void CheckP(string op, float p)
+    {
+        if (!(p >= 0f && p <= 1f))
+            throw new ArgumentOutOfRangeException(nameof(p), p, $"Dropout.{op}: the drop probability p must be in [0, 1], got {p}.");
+    }
+
+    // 1 / (1 - p) in float, as PyTorch's scale; p = 1 keeps nothing, so the scale is never used.
+    private static float ScaleOf(float p) => p >= 1f ? 0f : 1f / (1f - p);
+
+    private static void Launch(string op, KernelHost host, ArrayView<float> x, string xName, ArrayView<float> y, string yName, float p, ulong seed, uint stream, uint counter)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        CheckP(op, p);
+        Check.SameLength("Dropout." + op, x, xName, y, yName);
+        if (y.Length == 0)
+            return;
+        int n = y.IntLength;
+        int blocks = (n >> 2) + ((n & 3) != 0 ? 1 : 0);
+        host.Load(MaskDef)(host.Stream, host.Launch.GridStride(blocks), x, y, 1f - p, ScaleOf(p), seed, stream, counter);
+    }
+}

@@ -1,0 +1,237 @@
+using IlgpuTrain.Kernels.Runtime;
+
+namespace IlgpuTrain.Kernels;
+
+// Embedding lookup (PyTorch's F.embedding) and its deterministic backward.
+//
+//   indices (N) int, W (V, D), y (N, D), dy (N, D), dW (V, D), errors (2) int
+//   forward   y[n, :] = W[indices[n], :]
+//   backward  dW[v, :] = sum over n with indices[n] == v of dy[n, :]   (in increasing n)
+//             dW[padding_idx, :] = 0
+//
+// Out-of-range indices: kernels never read outside W. The check kernel counts indices outside
+// [0, V) into errors[0] and records the first offending position as errors[1] = N - n (0 when
+// none), with integer atomics only (Add, Max), so the flag is exact and deterministic. Forward
+// writes NaN rows for such indices, so a caller that ignores the flag still sees them; backward
+// gives them no row. The launchers only write the flag; F.Embedding reads it after the forward
+// (one 8-byte device-to-host read) and throws naming the position and the value.
+//
+// Bytes: forward reads 4 B of W and 4 B / D of indices, writes 4 B per output element.
+// Backward: one thread per element of dW loops over all N indices in order and reads its column of
+// dy where the index matches: O(V N D / threads) work, reading 4 B N per dW element (indices
+// are shared through the cache). That is fine for vocabularies and batches of a few thousand;
+// a large vocabulary would instead stable-sort (index, n) pairs by index (a radix sort, O(N)) and
+// reduce each run of equal indices in order, O(N log N + N D), still deterministic. Float atomics
+// would be O(N D) but not deterministic. Backward OVERWRITES dW.
+
+/// <summary>Embedding lookup and its deterministic scatter-add backward: references, kernels and checked launchers.</summary>
+public static class Embedding
+{
+    /// <summary>Length of the error flag the forward writes: [count of out-of-range indices, N - first such position (0 when none)].</summary>
+    public const int ErrorsLength = 2;
+
+    // ---------------------------------------------------------------- CPU reference (the spec)
+
+    /// <summary>Reference: y[n, :] = W[indices[n], :].</summary>
+    /// <param name="indices">Indices (N), each in [0, V).</param>
+    /// <param name="weight">W (V, D).</param>
+    /// <param name="y">Output (N, D).</param>
+    /// <param name="v">Vocabulary size V.</param>
+    /// <param name="d">Embedding dimension D.</param>
+    /// <exception cref="ArgumentOutOfRangeException">An index is outside [0, V).</exception>
+    public static void ForwardReference(ReadOnlySpan<int> indices, ReadOnlySpan<float> weight, Span<float> y, int v, int d)
+    {
+        for (int n = 0; n < indices.Length; n++)
+        {
+            int k = indices[n];
+            if (k < 0 || k >= v)
+                throw new ArgumentOutOfRangeException(nameof(indices), k, $"Embedding.ForwardReference: indices[{n}] = {k} is outside [0, {v}).");
+            for (int c = 0; c < d; c++)
+                y[(n * d) + c] = weight[(k * d) + c];
+        }
+    }
+
+    /// <summary>Reference: dW[v, :] = sum of dy[n, :] over n with indices[n] == v, in float64; the padding row is 0.</summary>
+    /// <param name="indices">Indices (N).</param>
+    /// <param name="dy">Output gradient (N, D).</param>
+    /// <param name="dWeight">dW (V, D), overwritten.</param>
+    /// <param name="v">Vocabulary size V.</param>
+    /// <param name="d">Embedding dimension D.</param>
+    /// <param name="paddingIdx">The row that gets no gradient, in [0, V), or null.</param>
+    public static void BackwardReference(ReadOnlySpan<int> indices, ReadOnlySpan<float> dy, Span<double> dWeight, int v, int d, int? paddingIdx = null)
+    {
+        dWeight[..(v * d)].Clear();
+        for (int n = 0; n < indices.Length; n++)
+        {
+            int k = indices[n];
+            if (k < 0 || k >= v || k == paddingIdx)
+                continue;
+            for (int c = 0; c < d; c++)
+                dWeight[(k * d) + c] += dy[(n * d) + c];
+        }
+    }
+
+    // ---------------------------------------------------------------- ILGPU kernels
+
+    /// <summary>Kernel: counts indices outside [0, V) into errors[0] and keeps N - (first such position) in errors[1].</summary>
+    /// <param name="indices">Indices (N).</param>
+    /// <param name="errors">The flag (2), zeroed before the launch.</param>
+    /// <param name="v">Vocabulary size V.</param>
+    public static void CheckKernel(ArrayView<int> indices, ArrayView<int> errors, int v)
+    {
+        int n = indices.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        {
+            int k = indices[i];
+            if (k < 0 || k >= v)
+            {
+                Atomic.Add(ref errors[0], 1);
+                Atomic.Max(ref errors[1], n - i);
+            }
+        }
+    }
+
+    /// <summary>Kernel: y[e] = W[indices[e / D], e % D], NaN for an out-of-range index; grid-stride over N D.</summary>
+    /// <param name="indices">Indices (N).</param>
+    /// <param name="weight">W (V, D).</param>
+    /// <param name="y">Output (N, D).</param>
+    /// <param name="v">V.</param>
+    /// <param name="d">D (at least 1).</param>
+    public static void ForwardKernel(ArrayView<int> indices, ArrayView<float> weight, ArrayView<float> y, int v, int d)
+    {
+        int total = y.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int e = Grid.GlobalIndex.X; e < total; e += stride)
+        {
+            int row = e / d;
+            int k = indices[row];
+            y[e] = k >= 0 && k < v ? weight[(k * d) + (e - (row * d))] : float.NaN;
+        }
+    }
+
+    /// <summary>Kernel: dW[e] = sum over n (in order) with indices[n] == e / D of dy[n, e % D]; 0 on the padding row.</summary>
+    /// <param name="indices">Indices (N).</param>
+    /// <param name="dy">Output gradient (N, D).</param>
+    /// <param name="dWeight">dW (V, D), overwritten.</param>
+    /// <param name="d">D (at least 1).</param>
+    /// <param name="paddingIdx">The padding row, or -1 for none.</param>
+    public static void BackwardKernel(ArrayView<int> indices, ArrayView<float> dy, ArrayView<float> dWeight, int d, int paddingIdx)
+    {
+        int total = dWeight.IntLength;
+        int n = indices.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int e = Grid.GlobalIndex.X; e < total; e += stride)
+        {
+            int v = e / d;
+            int c = e - (v * d);
+            float s = 0f;
+            if (v != paddingIdx)
+            {
+                for (int r = 0; r < n; r++)
+                {
+                    if (indices[r] == v)
+                        s += dy[(r * d) + c];
+                }
+            }
+
+            dWeight[e] = s;
+        }
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<int>, int>> CheckDef =
+        KernelDef.Of<ArrayView<int>, ArrayView<int>, int>(CheckKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int>> ForwardDef =
+        KernelDef.Of<ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int>(ForwardKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int>> BackwardDef =
+        KernelDef.Of<ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int>(BackwardKernel);
+
+    // ---------------------------------------------------------------- launchers
+
+    /// <summary>
+    /// y[n, :] = W[indices[n], :], and the out-of-range flag: errors[0] = number of indices outside
+    /// [0, V), errors[1] = N - (first such position), 0 when none. Rows of out-of-range indices are NaN.
+    /// Nothing is read back: call <see cref="DescribeErrors"/> on the flag's values to report them.
+    /// </summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="indices">Indices (N).</param>
+    /// <param name="weight">W (V, D).</param>
+    /// <param name="y">Output (N, D), overwritten.</param>
+    /// <param name="v">Vocabulary size V.</param>
+    /// <param name="d">Embedding dimension D.</param>
+    /// <param name="errors">The flag (<see cref="ErrorsLength"/> ints), overwritten.</param>
+    public static void Forward(KernelHost host, ArrayView<int> indices, ArrayView<float> weight, ArrayView<float> y, int v, int d, ArrayView<int> errors)
+    {
+        const string op = "Embedding.Forward";
+        ArgumentNullException.ThrowIfNull(host);
+        CheckShapes(op, indices, weight, nameof(weight), y, nameof(y), v, d);
+        Check.Length(op, errors, nameof(errors), ErrorsLength, "the error flag [count, N - first position]");
+        errors.MemSetToZero(host.Stream);
+        if (indices.Length == 0)
+            return;
+        host.Load(CheckDef)(host.Stream, host.Launch.GridStride(indices.Length), indices, errors, v);
+        if (y.Length == 0)
+            return;
+        host.Load(ForwardDef)(host.Stream, host.Launch.GridStride(y.Length), indices, weight, y, v, d);
+    }
+
+    /// <summary>
+    /// dW[v, :] = sum of dy[n, :] over n with indices[n] == v, summed in increasing n (deterministic);
+    /// the padding row and rows no index names get 0; out-of-range indices contribute nothing.
+    /// </summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="indices">Indices (N).</param>
+    /// <param name="dy">Output gradient (N, D).</param>
+    /// <param name="dWeight">dW (V, D), overwritten.</param>
+    /// <param name="v">Vocabulary size V.</param>
+    /// <param name="d">Embedding dimension D.</param>
+    /// <param name="paddingIdx">The row that gets no gradient, in [-V, V) (negative counts from the end, as PyTorch), or null.</param>
+    public static void Backward(KernelHost host, ArrayView<int> indices, ArrayView<float> dy, ArrayView<float> dWeight, int v, int d, int? paddingIdx = null)
+    {
+        const string op = "Embedding.Backward";
+        ArgumentNullException.ThrowIfNull(host);
+        CheckShapes(op, indices, dWeight, nameof(dWeight), dy, nameof(dy), v, d);
+        int padding = NormalizePadding(op, paddingIdx, v) ?? -1;
+        if (dWeight.Length == 0)
+            return;
+        host.Load(BackwardDef)(host.Stream, host.Launch.GridStride(dWeight.Length), indices, dy, dWeight, d, padding);
+    }
+
+    /// <summary>PyTorch's padding_idx rule: null stays null; p in [-V, V) becomes p, or V + p when negative.</summary>
+    /// <param name="op">The operation, for the message.</param>
+    /// <param name="paddingIdx">The padding index.</param>
+    /// <param name="v">Vocabulary size V.</param>
+    /// <returns>The row in [0, V), or null.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">paddingIdx is outside [-V, V).</exception>
+    public static int? NormalizePadding(string op, int? paddingIdx, int v)
+    {
+        if (paddingIdx is not int p)
+            return null;
+        if (p < -v || p >= v)
+            throw new ArgumentOutOfRangeException(nameof(paddingIdx), p, $"{op}: padding_idx must be in [-{v}, {v}) for a vocabulary of V = {v}, got {p}.");
+        return p < 0 ? v + p : p;
+    }
+
+    /// <summary>The message for a nonzero error flag, or null when every index was in range.</summary>
+    /// <param name="op">The operation.</param>
+    /// <param name="count">errors[0].</param>
+    /// <param name="firstFromEnd">errors[1] = N - first position.</param>
+    /// <param name="n">N.</param>
+    /// <param name="value">The index at the first position (read by the caller).</param>
+    /// <param name="v">V.</param>
+    /// <returns>The message, or null.</returns>
+    public static string? DescribeErrors(string op, int count, int firstFromEnd, int n, int value, int v) =>
+        count == 0 ? null : $"{op}: {count} of the {n} indices are outside [0, {v}) for a weight of V = {v} rows; the first is indices[{n - firstFromEnd}] (flat position) = {value}.";
+
+    private static void CheckShapes(string op, ArrayView<int> indices, ArrayView<float> weight, string weightName, ArrayView<float> rows, string rowsName, int v, int d)
+    {
+        Check.Dimension(op, v, nameof(v));
+        Check.Dimension(op, d, nameof(d));
+        Check.Fits32(op, indices, nameof(indices));
+        Check.Length(op, weight, weightName, (long)v * d, $"(V, D) = ({v}, {d})");
+        Check.Length(op, rows, rowsName, indices.Length * d, $"(N, D) = ({indices.Length}, {d})");
+        Check.Fits32(op, rows, rowsName);
+    }
+}

@@ -1,0 +1,477 @@
+using ILGPU.Algorithms;
+using IlgpuTrain.Kernels.Runtime;
+
+namespace IlgpuTrain.Kernels;
+
+// Pointwise regression and binary losses (PyTorch's mse_loss, l1_loss, huber_loss, smooth_l1_loss,
+// binary_cross_entropy_with_logits), with reductions Mean (default), Sum and None.
+//
+//   input x (n), target t (n), pos_weight w (C, broadcast over the last dimension; BCE only),
+//   losses (n), loss (1), dLoss (1, or n for None), dx (n), dt (n);   d = x - t
+//
+//   MSE        l = d^2                                              dl/dx = 2 d
+//   L1         l = |d|                                              dl/dx = sign(d), sign(0) = 0
+//   Huber      l = 0.5 d^2            if |d| < delta                dl/dx = clamp(d, -delta, delta)
+//                = delta (|d| - 0.5 delta) otherwise   (delta > 0, default 1)
+//   SmoothL1   l = 0.5 d^2 / beta     if |d| < beta                 dl/dx = clamp(d / beta, -1, 1)
+//                = |d| - 0.5 beta      otherwise       (beta >= 0, default 1; beta = 0 is L1)
+//   For these four dl/dt = -dl/dx. At |d| = delta (beta) both branches agree in value and slope.
+//   BCE with logits, lw = 1 + (w - 1) t:
+//              l = (1 - t) x + lw (log(1 + exp(-|x|)) + max(-x, 0))      (= max(x,0) - x t + log(1 + exp(-|x|)) for w = 1)
+//              dl/dx = lw sigmoid(x) - w t
+//              dl/dt = (w - 1) softplus(-x) - x
+//   Never exponentiates a positive number, so |x| = 100 gives finite, exact losses.
+//
+//   Mean  loss = sum_i l_i / n  (n = 0: NaN, as PyTorch)      dz_i = dl_i/dz * dLoss[0] / n
+//   Sum   loss = sum_i l_i                                    dz_i = dl_i/dz * dLoss[0]
+//   None  losses are the result                               dz_i = dl_i/dz * dLoss[i]
+// The upstream gradient is read on the device (no host round-trip). Mean and Sum reuse the
+// deterministic two-pass reduction of Reductions.cs.
+//
+// Bytes per element: forward reads 8 B (+4 B of w), writes 4 B (then the reduction reads them
+// again); backward reads 8 B (+4 B of w, +4 B of dLoss for None), writes 4 B. Backward
+// OVERWRITES dx (or dt).
+
+/// <summary>
+/// A pointwise loss l(x, t; w) of an input x, a target t and a per-element weight w (BCE's
+/// pos_weight; 1 for the others), with its two partial derivatives. Implementations are small
+/// <c>readonly struct</c>s; kernels are specialized per operator.
+/// </summary>
+public interface ILossOp
+{
+    /// <summary>l(x, t; w).</summary>
+    /// <param name="x">Input (prediction or logit).</param>
+    /// <param name="t">Target.</param>
+    /// <param name="w">Weight (BCE's pos_weight; ignored by the others).</param>
+    /// <returns>The loss.</returns>
+    float Loss(float x, float t, float w);
+
+    /// <summary>dl/dx, with PyTorch's conventions at kinks.</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="t">Target.</param>
+    /// <param name="w">Weight.</param>
+    /// <returns>The derivative.</returns>
+    float DInput(float x, float t, float w);
+
+    /// <summary>dl/dt.</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="t">Target.</param>
+    /// <param name="w">Weight.</param>
+    /// <returns>The derivative.</returns>
+    float DTarget(float x, float t, float w);
+}
+
+/// <summary>Squared error (x - t)^2.</summary>
+public readonly struct MseLossOp : ILossOp
+{
+    /// <inheritdoc/>
+    public float Loss(float x, float t, float w)
+    {
+        float d = x - t;
+        return d * d;
+    }
+
+    /// <inheritdoc/>
+    public float DInput(float x, float t, float w) => 2f * (x - t);
+
+    /// <inheritdoc/>
+    public float DTarget(float x, float t, float w) => -2f * (x - t);
+}
+
+/// <summary>Absolute error |x - t|; gradient sign(x - t) with sign(0) = 0, as PyTorch.</summary>
+public readonly struct L1LossOp : ILossOp
+{
+    /// <inheritdoc/>
+    public float Loss(float x, float t, float w) => XMath.Abs(x - t);
+
+    /// <inheritdoc/>
+    public float DInput(float x, float t, float w) => Sign(x - t);
+
+    /// <inheritdoc/>
+    public float DTarget(float x, float t, float w) => -Sign(x - t);
+
+    /// <summary>sign(d) with sign(0) = 0 (and NaN for NaN).</summary>
+    /// <param name="d">The difference.</param>
+    /// <returns>-1, 0, 1 or NaN.</returns>
+    public static float Sign(float d) => d > 0f ? 1f : (d < 0f ? -1f : d * 0f);
+}
+
+/// <summary>Huber loss: 0.5 d^2 for |d| &lt; delta, else delta (|d| - 0.5 delta).</summary>
+/// <param name="Delta">The threshold (positive; PyTorch's default 1).</param>
+public readonly record struct HuberLossOp(float Delta) : ILossOp
+{
+    /// <inheritdoc/>
+    public float Loss(float x, float t, float w)
+    {
+        float d = x - t;
+        float z = XMath.Abs(d);
+        return z < Delta ? 0.5f * d * d : Delta * (z - (0.5f * Delta));
+    }
+
+    /// <inheritdoc/>
+    public float DInput(float x, float t, float w)
+    {
+        float d = x - t;
+        return d <= -Delta ? -Delta : (d >= Delta ? Delta : d);
+    }
+
+    /// <inheritdoc/>
+    public float DTarget(float x, float t, float w) => -DInput(x, t, w);
+}
+
+/// <summary>Smooth L1 loss: 0.5 d^2 / beta for |d| &lt; beta, else |d| - 0.5 beta; beta = 0 is L1.</summary>
+/// <param name="Beta">The threshold (zero or more; PyTorch's default 1).</param>
+public readonly record struct SmoothL1LossOp(float Beta) : ILossOp
+{
+    /// <inheritdoc/>
+    public float Loss(float x, float t, float w)
+    {
+        float d = x - t;
+        float z = XMath.Abs(d);
+        return z < Beta ? 0.5f * d * d / Beta : z - (0.5f * Beta);
+    }
+
+    /// <inheritdoc/>
+    public float DInput(float x, float t, float w)
+    {
+        float d = x - t;
+        // PyTorch computes beta = 0 as l1_loss, whose gradient at d = 0 is 0, not -1.
+        if (Beta == 0f)
+            return L1LossOp.Sign(d);
+        return d <= -Beta ? -1f : (d >= Beta ? 1f : d / Beta);
+    }
+
+    /// <inheritdoc/>
+    public float DTarget(float x, float t, float w) => -DInput(x, t, w);
+}
+
+/// <summary>Binary cross-entropy on a logit x with a target probability t and positive-class weight w, computed stably.</summary>
+public readonly struct BceWithLogitsOp : ILossOp
+{
+    /// <inheritdoc/>
+    public float Loss(float x, float t, float w) => ((1f - t) * x) + ((1f + ((w - 1f) * t)) * SoftplusNeg(x));
+
+    /// <inheritdoc/>
+    public float DInput(float x, float t, float w) => ((1f + ((w - 1f) * t)) * Sigmoid(x)) - (w * t);
+
+    /// <inheritdoc/>
+    public float DTarget(float x, float t, float w) => ((w - 1f) * SoftplusNeg(x)) - x;
+
+    /// <summary>softplus(-x) = log(1 + exp(-x)) = log(1 + exp(-|x|)) + max(-x, 0): never exponentiates a positive number.</summary>
+    /// <param name="x">The logit.</param>
+    /// <returns>-log sigmoid(x).</returns>
+    public static float SoftplusNeg(float x) => XMath.Log(1f + XMath.Exp(-XMath.Abs(x))) + XMath.Max(-x, 0f);
+
+    /// <summary>sigmoid(x) = 1 / (1 + exp(-x)), through exp(-|x|) so it never overflows.</summary>
+    /// <param name="x">The logit.</param>
+    /// <returns>sigmoid(x).</returns>
+    public static float Sigmoid(float x)
+    {
+        float e = XMath.Exp(-XMath.Abs(x));
+        return x >= 0f ? 1f / (1f + e) : e / (1f + e);
+    }
+}
+
+/// <summary>Pointwise losses: float64 references, generic kernels per <see cref="ILossOp"/> and checked launchers.</summary>
+public static class Losses
+{
+    // ---------------------------------------------------------------- CPU reference (the spec)
+
+    /// <summary>Reference: (x - t)^2.</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="t">Target.</param>
+    /// <returns>The loss.</returns>
+    public static double MseReference(double x, double t) => (x - t) * (x - t);
+
+    /// <summary>Reference: |x - t|.</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="t">Target.</param>
+    /// <returns>The loss.</returns>
+    public static double L1Reference(double x, double t) => Math.Abs(x - t);
+
+    /// <summary>Reference: 0.5 d^2 if |d| &lt; delta else delta (|d| - 0.5 delta).</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="t">Target.</param>
+    /// <param name="delta">The threshold.</param>
+    /// <returns>The loss.</returns>
+    public static double HuberReference(double x, double t, double delta)
+    {
+        double d = x - t;
+        return Math.Abs(d) < delta ? 0.5 * d * d : delta * (Math.Abs(d) - (0.5 * delta));
+    }
+
+    /// <summary>Reference: 0.5 d^2 / beta if |d| &lt; beta else |d| - 0.5 beta.</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="t">Target.</param>
+    /// <param name="beta">The threshold.</param>
+    /// <returns>The loss.</returns>
+    public static double SmoothL1Reference(double x, double t, double beta)
+    {
+        double d = x - t;
+        return Math.Abs(d) < beta ? 0.5 * d * d / beta : Math.Abs(d) - (0.5 * beta);
+    }
+
+    /// <summary>Reference: -(w t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))) = w t softplus(-x) + (1 - t) softplus(x), in float64.</summary>
+    /// <param name="x">The logit.</param>
+    /// <param name="t">The target probability.</param>
+    /// <param name="w">The positive-class weight (1 for none).</param>
+    /// <returns>The loss.</returns>
+    public static double BceWithLogitsReference(double x, double t, double w = 1)
+    {
+        static double Softplus(double z) => z > 30 ? z + Math.Log(1 + Math.Exp(-z)) : Math.Log(1 + Math.Exp(z));
+        return (w * t * Softplus(-x)) + ((1 - t) * Softplus(x));
+    }
+
+    /// <summary>Reference: d/dx (x - t)^2 = 2 (x - t). The target's derivative of MSE, L1, Huber and SmoothL1 is minus the input's.</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="t">Target.</param>
+    /// <returns>dl/dx.</returns>
+    public static double MseGradReference(double x, double t) => 2 * (x - t);
+
+    /// <summary>Reference: d/dx |x - t| = sign(x - t), with sign(0) = 0 (PyTorch's convention at the kink).</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="t">Target.</param>
+    /// <returns>dl/dx.</returns>
+    public static double L1GradReference(double x, double t) => Math.Sign(x - t);
+
+    /// <summary>Reference: d/dx Huber = clamp(x - t, -delta, delta).</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="t">Target.</param>
+    /// <param name="delta">The threshold.</param>
+    /// <returns>dl/dx.</returns>
+    public static double HuberGradReference(double x, double t, double delta) => Math.Clamp(x - t, -delta, delta);
+
+    /// <summary>Reference: d/dx SmoothL1 = clamp((x - t) / beta, -1, 1); sign(x - t) for beta = 0 (the L1 loss).</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="t">Target.</param>
+    /// <param name="beta">The threshold.</param>
+    /// <returns>dl/dx.</returns>
+    public static double SmoothL1GradReference(double x, double t, double beta) =>
+        beta == 0 ? Math.Sign(x - t) : Math.Clamp((x - t) / beta, -1, 1);
+
+    /// <summary>Reference: d/dx BCE = (1 + (w - 1) t) sigmoid(x) - w t.</summary>
+    /// <param name="x">The logit.</param>
+    /// <param name="t">The target.</param>
+    /// <param name="w">The positive-class weight.</param>
+    /// <returns>dl/dx.</returns>
+    public static double BceWithLogitsGradReference(double x, double t, double w = 1) =>
+        ((1 + ((w - 1) * t)) / (1 + Math.Exp(-x))) - (w * t);
+
+    /// <summary>Reference: d/dt BCE = w softplus(-x) - softplus(x) = -w log sigmoid(x) + log(1 - sigmoid(x)).</summary>
+    /// <param name="x">The logit.</param>
+    /// <param name="t">The target.</param>
+    /// <param name="w">The positive-class weight.</param>
+    /// <returns>dl/dt.</returns>
+    public static double BceWithLogitsTargetGradReference(double x, double t, double w = 1)
+    {
+        static double Softplus(double z) => z > 30 ? z + Math.Log(1 + Math.Exp(-z)) : Math.Log(1 + Math.Exp(z));
+        return (w * Softplus(-x)) - Softplus(x);
+    }
+
+    /// <summary>Reference: losses[i] = loss(x[i], t[i], w[i % C]) (w = 1 when <paramref name="posWeight"/> is empty).</summary>
+    /// <param name="loss">The pointwise loss (x, t, w).</param>
+    /// <param name="input">x (n).</param>
+    /// <param name="target">t (n).</param>
+    /// <param name="posWeight">w (C), or empty.</param>
+    /// <param name="losses">Per-element losses (n).</param>
+    public static void ForwardReference(Func<double, double, double, double> loss, ReadOnlySpan<float> input, ReadOnlySpan<float> target, ReadOnlySpan<float> posWeight, Span<double> losses)
+    {
+        ArgumentNullException.ThrowIfNull(loss);
+        for (int i = 0; i < input.Length; i++)
+            losses[i] = loss(input[i], target[i], posWeight.Length == 0 ? 1.0 : posWeight[i % posWeight.Length]);
+    }
+
+    /// <summary>Reference: the Mean (sum / n, NaN for n = 0) or Sum of the losses, in float64.</summary>
+    /// <param name="losses">Per-element losses.</param>
+    /// <param name="reduction">Mean or Sum.</param>
+    /// <returns>The loss.</returns>
+    public static double ReduceReference(ReadOnlySpan<double> losses, LossReduction reduction)
+    {
+        double s = 0;
+        foreach (double l in losses)
+            s += l;
+        return reduction switch
+        {
+            LossReduction.Mean => s / losses.Length,
+            LossReduction.Sum => s,
+            _ => throw new ArgumentException($"ReduceReference: reduction {reduction} has no scalar loss.", nameof(reduction)),
+        };
+    }
+
+    /// <summary>Reference: dz[i] = grad(x[i], t[i], w[i % C]) * (dLoss[0] / n for Mean, dLoss[0] for Sum, dLoss[i] for None).</summary>
+    /// <param name="grad">The pointwise derivative (dl/dx or dl/dt) in float64.</param>
+    /// <param name="input">x (n).</param>
+    /// <param name="target">t (n).</param>
+    /// <param name="posWeight">w (C), or empty.</param>
+    /// <param name="dLoss">Upstream gradient (1, or n for None).</param>
+    /// <param name="reduction">The forward's reduction.</param>
+    /// <param name="dz">The gradient (n).</param>
+    public static void BackwardReference(Func<double, double, double, double> grad, ReadOnlySpan<float> input, ReadOnlySpan<float> target, ReadOnlySpan<float> posWeight, ReadOnlySpan<float> dLoss, LossReduction reduction, Span<double> dz)
+    {
+        ArgumentNullException.ThrowIfNull(grad);
+        int n = input.Length;
+        for (int i = 0; i < n; i++)
+        {
+            double g = reduction switch
+            {
+                LossReduction.None => dLoss[i],
+                LossReduction.Sum => dLoss[0],
+                _ => dLoss[0] / (double)n,
+            };
+            dz[i] = grad(input[i], target[i], posWeight.Length == 0 ? 1.0 : posWeight[i % posWeight.Length]) * g;
+        }
+    }
+
+    // ---------------------------------------------------------------- ILGPU kernels
+
+    /// <summary>Kernel: losses[i] = op.Loss(x[i], t[i], w[i % C]) (w = 1 when the weight view is empty), grid-stride.</summary>
+    /// <typeparam name="TOp">The loss.</typeparam>
+    /// <param name="input">x (n).</param>
+    /// <param name="target">t (n).</param>
+    /// <param name="weight">w (C) or empty.</param>
+    /// <param name="losses">Per-element losses (n).</param>
+    /// <param name="op">The operator.</param>
+    public static void ForwardKernel<TOp>(ArrayView<float> input, ArrayView<float> target, ArrayView<float> weight, ArrayView<float> losses, TOp op)
+        where TOp : struct, ILossOp
+    {
+        int n = losses.IntLength;
+        int c = weight.IntLength;
+        // Grid and Group reads are thread-local on the CPU accelerator: read them once.
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+            losses[i] = op.Loss(input[i], target[i], c == 0 ? 1f : weight[i % c]);
+    }
+
+    /// <summary>Kernel: dz[i] = (wrtTarget ? dl/dt : dl/dx)(x[i], t[i], w[i % C]) * g_i * scale, g_i = dLoss[i] (perElement) or dLoss[0].</summary>
+    /// <typeparam name="TOp">The loss.</typeparam>
+    /// <param name="input">x (n).</param>
+    /// <param name="target">t (n).</param>
+    /// <param name="weight">w (C) or empty.</param>
+    /// <param name="dLoss">Upstream gradient (n when perElement, else 1).</param>
+    /// <param name="dz">The gradient (n), overwritten.</param>
+    /// <param name="scale">1 / n for Mean, else 1.</param>
+    /// <param name="perElement">1 for reduction None.</param>
+    /// <param name="wrtTarget">1 for the target's gradient, 0 for the input's.</param>
+    /// <param name="op">The operator.</param>
+    public static void BackwardKernel<TOp>(ArrayView<float> input, ArrayView<float> target, ArrayView<float> weight, ArrayView<float> dLoss, ArrayView<float> dz, float scale, int perElement, int wrtTarget, TOp op)
+        where TOp : struct, ILossOp
+    {
+        int n = dz.IntLength;
+        int c = weight.IntLength;
+        float g0 = perElement != 0 ? 0f : dLoss[0] * scale;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        {
+            float x = input[i], t = target[i];
+            float w = c == 0 ? 1f : weight[i % c];
+            float d = wrtTarget != 0 ? op.DTarget(x, t, w) : op.DInput(x, t, w);
+            dz[i] = d * (perElement != 0 ? dLoss[i] * scale : g0);
+        }
+    }
+
+    internal static readonly LossKernels<MseLossOp> MseKernels = LossKernels<MseLossOp>.Instance;
+    internal static readonly LossKernels<L1LossOp> L1Kernels = LossKernels<L1LossOp>.Instance;
+    internal static readonly LossKernels<HuberLossOp> HuberKernels = LossKernels<HuberLossOp>.Instance;
+    internal static readonly LossKernels<SmoothL1LossOp> SmoothL1Kernels = LossKernels<SmoothL1LossOp>.Instance;
+    internal static readonly LossKernels<BceWithLogitsOp> BceWithLogitsKernels = LossKernels<BceWithLogitsOp>.Instance;
+
+    // ---------------------------------------------------------------- launchers
+
+    /// <summary>Scratch elements <see cref="Forward{TOp}"/> needs for <paramref name="reduction"/> over n elements (0 for None).</summary>
+    /// <param name="host">Where it will run.</param>
+    /// <param name="n">Number of elements.</param>
+    /// <param name="reduction">The reduction.</param>
+    /// <returns>The scratch length.</returns>
+    public static int ScratchLength(KernelHost host, long n, LossReduction reduction) =>
+        reduction == LossReduction.None || n == 0 ? 0 : Reductions.ScratchLength(host, n);
+
+    /// <summary>
+    /// Per-element losses l_i = op(x_i, t_i, w_{i mod C}) into <paramref name="losses"/>, then for
+    /// Mean or Sum their deterministic reduction into <paramref name="result"/> (Mean of 0 elements is NaN).
+    /// </summary>
+    /// <typeparam name="TOp">The loss; the five built-in operators have catalogued kernels.</typeparam>
+    /// <param name="host">Where to run.</param>
+    /// <param name="op">The operator (carries delta or beta).</param>
+    /// <param name="input">x (n).</param>
+    /// <param name="target">t (n).</param>
+    /// <param name="posWeight">w (C, with n a multiple of C), or empty for w = 1.</param>
+    /// <param name="losses">Per-element losses (n), overwritten.</param>
+    /// <param name="result">The loss (1) for Mean and Sum, overwritten; unused (may be empty) for None.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/> elements.</param>
+    /// <param name="reduction">Mean, Sum or None.</param>
+    public static void Forward<TOp>(KernelHost host, TOp op, ArrayView<float> input, ArrayView<float> target, ArrayView<float> posWeight, ArrayView<float> losses, ArrayView<float> result, ArrayView<float> scratch, LossReduction reduction)
+        where TOp : struct, ILossOp
+    {
+        string name = $"Losses.Forward<{typeof(TOp).Name}>";
+        ArgumentNullException.ThrowIfNull(host);
+        CheckOperands(name, input, target, posWeight, reduction);
+        Check.SameLength(name, input, nameof(input), losses, nameof(losses));
+        if (reduction != LossReduction.None)
+            Check.Length(name, result, nameof(result), 1, $"reduction {reduction}");
+        if (input.Length > 0)
+            host.Load(LossKernels<TOp>.Instance.Forward)(host.Stream, host.Launch.GridStride(input.Length), input, target, posWeight, losses, op);
+        if (reduction == LossReduction.Mean)
+            Reductions.Mean(host, losses, result, scratch);
+        else if (reduction == LossReduction.Sum)
+            Reductions.Sum(host, losses, result, scratch);
+    }
+
+    /// <summary>
+    /// dz_i = dl/dz(x_i, t_i, w) times the upstream gradient read on the device: dLoss[0] / n
+    /// (Mean), dLoss[0] (Sum) or dLoss[i] (None); z is the input, or the target when
+    /// <paramref name="wrtTarget"/>. Overwrites dz.
+    /// </summary>
+    /// <typeparam name="TOp">The loss.</typeparam>
+    /// <param name="host">Where to run.</param>
+    /// <param name="op">The operator.</param>
+    /// <param name="input">x (n).</param>
+    /// <param name="target">t (n).</param>
+    /// <param name="posWeight">w (C) or empty.</param>
+    /// <param name="dLoss">Upstream gradient: 1 element for Mean and Sum, n for None.</param>
+    /// <param name="dz">The gradient (n), overwritten.</param>
+    /// <param name="reduction">The forward's reduction.</param>
+    /// <param name="wrtTarget">Whether to differentiate with respect to the target instead of the input.</param>
+    public static void Backward<TOp>(KernelHost host, TOp op, ArrayView<float> input, ArrayView<float> target, ArrayView<float> posWeight, ArrayView<float> dLoss, ArrayView<float> dz, LossReduction reduction, bool wrtTarget = false)
+        where TOp : struct, ILossOp
+    {
+        string name = $"Losses.Backward<{typeof(TOp).Name}>";
+        ArgumentNullException.ThrowIfNull(host);
+        CheckOperands(name, input, target, posWeight, reduction);
+        Check.SameLength(name, input, nameof(input), dz, nameof(dz));
+        long n = input.Length;
+        if (reduction == LossReduction.None)
+            Check.Length(name, dLoss, nameof(dLoss), n, $"reduction None over n = {n} elements");
+        else
+            Check.Length(name, dLoss, nameof(dLoss), 1, $"reduction {reduction}");
+        if (n == 0)
+            return;
+        float scale = reduction == LossReduction.Mean ? (float)(1.0 / n) : 1f;
+        host.Load(LossKernels<TOp>.Instance.Backward)(host.Stream, host.Launch.GridStride(n), input, target, posWeight, dLoss, dz, scale, reduction == LossReduction.None ? 1 : 0, wrtTarget ? 1 : 0, op);
+    }
+
+    private static void CheckOperands(string name, ArrayView<float> input, ArrayView<float> target, ArrayView<float> posWeight, LossReduction reduction)
+    {
+        if (reduction is not (LossReduction.Mean or LossReduction.Sum or LossReduction.None))
+            throw new ArgumentOutOfRangeException(nameof(reduction), reduction, $"{name}: unknown reduction {(int)reduction}.");
+        Check.SameLength(name, input, nameof(input), target, nameof(target));
+        if (posWeight.Length > 0 && input.Length % posWeight.Length != 0)
+            throw new ArgumentException($"{name}: posWeight has {posWeight.Length} elements, which must divide the {input.Length} elements of input (it broadcasts over the last dimension).", nameof(posWeight));
+    }
+}
+
+/// <summary>The forward and backward kernels of one loss operator.</summary>
+/// <typeparam name="TOp">The operator.</typeparam>
+internal sealed class LossKernels<TOp> : IKernelSet
+    where TOp : struct, ILossOp
+{
+    public static readonly LossKernels<TOp> Instance = new();
+
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TOp>> Forward =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TOp>(Losses.ForwardKernel<TOp>);
+
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, int, int, TOp>> Backward =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, int, int, TOp>(Losses.BackwardKernel<TOp>);
+
+    /// <inheritdoc/>
+    public IEnumerable<KernelDef> Kernels => [Forward, Backward];
+}
