@@ -49,6 +49,7 @@ public static class Autodiff
             var value = loss(Params.Record(parameters, step, tape, grads, options.Trainable));
             ArgumentNullException.ThrowIfNull(value, nameof(loss));
             tape.Backward(value, options.Seed);
+            tape.ZeroUnowned(grads);
             return (value, grads);
         }
         catch
