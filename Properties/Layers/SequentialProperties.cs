@@ -106,7 +106,7 @@ public class SequentialProperties
     public Property Apply_never_changes_its_parameters_or_state() =>
         Prop.ForAll(Triple.ToArbitrary(), t =>
         {
-            var model = new Dense(t.D) >> new Tanh() >> t.A >> new Dense(2);
+            var model = new Dense(t.D) >> new Tanh() >> new Residual(new Dense(t.D) >> new Tanh()) >> new Dense(2) >> t.A;
             var sample = new Shape(3);
             var (p, s) = model.Init(Devices.Cpu, sample, Rng.Create((ulong)t.Seed));
             using (p)
