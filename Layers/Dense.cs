@@ -39,7 +39,14 @@ public sealed record Dense(int Features, bool UseBias = true, WeightInit WeightI
     public override Tensor Forward(LayerContext ctx, Tensor x)
     {
         ArgumentNullException.ThrowIfNull(ctx);
-        return F.Linear(x, ctx.Param("weight"), UseBias ? ctx.Param("bias") : null);
+        var weight = ctx.Param("weight");
+        if (weight.Shape.Rank != 2 || weight.Shape[0] != Features || weight.Shape[1] != x.Shape[-1])
+        {
+            var sample = new Shape(x.Shape.ToArray()[1..]);
+            throw ShapeError(sample, $"(..., {(weight.Shape.Rank == 2 ? weight.Shape[1] : -1)}) features, the width its weight {weight.Shape} was initialized for");
+        }
+
+        return F.Linear(x, weight, UseBias ? ctx.Param("bias") : null);
     }
 
     private int InFeatures(Shape input)

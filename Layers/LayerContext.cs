@@ -143,7 +143,17 @@ public sealed class LayerContext
             throw new LayerShapeException($"In {Position}: {e.Message} (batch input {x.Shape})", e);
         }
 
-        var y = layer.Forward(this, x);
+        Tensor y;
+        try
+        {
+            y = layer.Forward(this, x);
+        }
+        catch (LayerShapeException e) when (Position.Length > 0 && !e.Message.StartsWith("In ", StringComparison.Ordinal))
+        {
+            // A mismatch only the parameters reveal (a Dense weight made for another width) gets the same position as a shape error.
+            throw new LayerShapeException($"In {Position}: {e.Message} (batch input {x.Shape})", e);
+        }
+
         var got = Sample(y.Shape);
         if (y.Shape[0] != x.Shape[0] || got != expected)
             throw new InvalidOperationException($"{Name()} produced {y.Shape} but its OutputShape says (N, {string.Join(", ", expected)}) for input {x.Shape}; the layer's OutputShape and Forward disagree.");

@@ -64,6 +64,19 @@ public sealed class ParamMask
         return new(predicate, description);
     }
 
+    /// <summary>
+    /// The parameters a path filter chooses, such as the trainable filter of a fine-tuning run
+    /// (<c>Freezing.Frozen("0.*")</c>): the gradient side and the optimizer side then agree.
+    /// The filter's globs are segment-aware (<c>*</c> stops at a dot), unlike <see cref="ByName"/>.
+    /// </summary>
+    /// <param name="filter">The filter.</param>
+    /// <returns>The mask.</returns>
+    public static ParamMask From(ParamFilter filter)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        return new(p => filter.Matches(p.Path), filter.Description);
+    }
+
     /// <summary>The complement.</summary>
     /// <returns>The mask.</returns>
     public ParamMask Not() => new(p => !_predicate(p), $"not ({Description})");

@@ -52,13 +52,7 @@ public static class Autodiff
 
             // Parameters the loss does not read, frozen ones and those with no path to the loss get
             // exactly zero: the buffer comes from the pool and holds whatever was there.
-            var written = tape.WrittenLeaves();
-            foreach (var info in parameters.Layout.Params)
-            {
-                if (info.DType == DType.Float32 && info.Length > 0 && !written.Contains(info.Path))
-                    grads.View<float>(info.Path).MemSetToZero(step.Device.Stream);
-            }
-
+            tape.ZeroUnowned(grads);
             return (value, grads);
         }
         catch

@@ -143,6 +143,50 @@ public sealed class Tape
     internal HashSet<string> WrittenLeaves() => _leaves.Where(l => l.HasGrad).Select(l => l.Path!).ToHashSet(StringComparer.Ordinal);
 
     internal void StopRecording() => IsRecording = false;
+
+    /// <summary>
+    /// Zeroes the Float32 slots of <paramref name="grads"/> that the backward did not write: frozen
+    /// parameters, parameters the forward never read, and those with no path to the loss. Their gradient is exactly 0, and the
+    /// tree was allocated without clearing, so without this they would hold stale pool memory.
+    /// </summary>
+    /// <param name="grads">The gradient tree the leaves write into.</param>
+    internal void ZeroUnowned(ParamTree grads)
+    {
+        var owned = WrittenLeaves();
+        var flat = grads.Flat32;
+        long start = -1, end = -1;
+        foreach (var p in grads.Layout.Params)
+        {
+            if (p.DType != DType.Float32 || p.Length == 0)
+                continue;
+            if (owned.Contains(p.Path))
+            {
+                Flush();
+                continue;
+            }
+
+            // Adjacent unowned slots merge into one memset.
+            if (start >= 0 && p.Offset == end)
+            {
+                end += p.Length;
+            }
+            else
+            {
+                Flush();
+                start = p.Offset;
+                end = p.Offset + p.Length;
+            }
+        }
+
+        Flush();
+
+        void Flush()
+        {
+            if (start >= 0)
+                flat.SubView(start, end - start).MemSetToZero(Scope.Device.Stream);
+            start = -1;
+        }
+    }
 }
 
 /// <summary>

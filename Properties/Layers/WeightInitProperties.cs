@@ -1,0 +1,74 @@
+using IlgpuTrain.Layers;
+
+namespace IlgpuTrain.Properties.Layers;
+
+/// <summary>
+/// Each WeightInit scheme on a Dense weight: PyTorch's default bounds (every weight and bias within
+/// 1/sqrt(fan_in), variance bound^2/3), Kaiming and Xavier statistics; two layers of one shape get
+/// different draws.
+/// </summary>
+public class WeightInitProperties
+{
+    // About 32k to 65k draws per weight: see InitializerProperties for the 3 % variance tolerance.
+    private const double VarianceRtol = 0.03;
+
+    private static Gen<(WeightInit Scheme, int D, int F, int Seed)> Case =>
+        from scheme in Gen.Elements(Enum.GetValues<WeightInit>())
+        from d in Gen.Elements(128, 256, 300)
+        from f in Gen.Elements(128, 217)
+        from seed in Gens.LayerSeed
+        select (scheme, d, f, seed);
+
+    [Property(MaxTest = 15)]
+    public Property Dense_weights_follow_their_scheme() =>
+        Prop.ForAll(Case.ToArbitrary(), c =>
+        {
+            var (p, s) = new Dense(c.F, WeightInit: c.Scheme).Init(Devices.Cpu, new Shape(c.D), Rng.Create((ulong)c.Seed));
+            using (p)
+            using (s)
+            {
+                var host = p.ToHost();
+                var w = host["weight"].Data;
+                var b = host["bias"].Data;
+                var (_, variance) = InitializerProperties.Moments(w);
+                double fanIn = c.D, fanOut = c.F;
+                double biasBound = 1 / Math.Sqrt(fanIn);
+                var biasOk = b.All(v => Math.Abs(v) <= biasBound).Label("bias within 1/sqrt(fan_in) (PyTorch's default for every scheme)");
+                Property Uniform(double bound) =>
+                    w.All(v => Math.Abs(v) <= bound).Label($"weights within {bound}")
+                        .And(Close.Scalar(variance, bound * bound / 3, 0, VarianceRtol, "variance bound^2/3"));
+                var weights = c.Scheme switch
+                {
+                    WeightInit.Default => Uniform(1 / Math.Sqrt(fanIn)),
+                    WeightInit.KaimingUniform => Uniform(Math.Sqrt(6 / fanIn)),
+                    WeightInit.XavierUniform => Uniform(Math.Sqrt(6 / (fanIn + fanOut))),
+                    WeightInit.KaimingNormal => Close.Scalar(variance, 2 / fanIn, 0, VarianceRtol, "variance 2/fan_in"),
+                    WeightInit.XavierNormal => Close.Scalar(variance, 2 / (fanIn + fanOut), 0, VarianceRtol, "variance 2/(fan_in + fan_out)"),
+                    _ => false.Label($"untested scheme {c.Scheme}"),
+                };
+                return weights.And(biasOk).Label($"{c.Scheme} on ({c.F}, {c.D})");
+            }
+        });
+
+    [Property(MaxTest = 20)]
+    public Property Every_dense_of_a_model_is_within_its_fan_in_bound_and_twins_differ() =>
+        Prop.ForAll((from d in Gens.Width from h in Gens.Width from seed in Gens.LayerSeed select (d, h, seed)).ToArbitrary(), c =>
+        {
+            var model = new Dense(c.h) >> new ReLU() >> new Dense(c.h) >> new ReLU() >> new Dense(c.h);
+            var (p, s) = model.Init(Devices.Cpu, new Shape(c.d), Rng.Create((ulong)c.seed));
+            using (p)
+            using (s)
+            {
+                var host = p.ToHost();
+                var result = true.Label($"D {c.d}, H {c.h}");
+                foreach (var (path, (shape, data)) in host)
+                {
+                    int fanIn = path.EndsWith(".weight", StringComparison.Ordinal) ? shape[1] : host[path.Replace(".bias", ".weight", StringComparison.Ordinal)].Shape[1];
+                    result = result.And(data.All(v => Math.Abs(v) <= 1 / Math.Sqrt(fanIn)).Label($"{path} within 1/sqrt({fanIn})"));
+                }
+
+                // Layers 2 and 4 have the same shapes; they must not be initialized alike.
+                return result.And((!host["2.weight"].Data.SequenceEqual(host["4.weight"].Data)).Label("same-shaped layers get different draws"));
+            }
+        });
+}
