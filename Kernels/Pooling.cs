@@ -13,7 +13,9 @@ namespace IlgpuTrain.Kernels;
 //               row-major window order (PyTorch CPU's return_indices; a NaN wins, the last one).
 //               reads KH KW x 4 B, writes 4 B of y + 4 B of argmax per output.
 //   MaxPool2d backward (gather): dx[i] = Σ dy[o] over the outputs o whose window contains i and
-//               whose argmax is i. reads at most KH KW (4 B dy + 4 B argmax), writes 4 B per input.
+//               whose argmax is i. (A window whose taps all miss the plane, possible with dilation,
+//               outputs a constant -inf and passes no gradient back.)
+//               reads at most KH KW (4 B dy + 4 B argmax), writes 4 B per input.
 //   AvgPool2d   y = Σ window / divisor, divisor = KH KW (count_include_pad, the default) or the
 //               number of taps inside the plane. Dilation 1 (PyTorch has none for average pooling).
 //               reads KH KW x 4 B, writes 4 B per output.
@@ -182,7 +184,12 @@ public static class Pooling
         }
     }
 
-    /// <summary>Reference max-pool backward, as a scatter: dx = 0, then dx[argmax[o]] += dy[o] for every output o in order.</summary>
+    /// <summary>
+    /// Reference max-pool backward, as a scatter: dx = 0, then dx[argmax[o]] += dy[o] for every
+    /// output o in row-major order whose argmax is a tap of its window. A window whose taps all
+    /// miss the plane (dilation can jump over it) outputs the constant -inf and passes nothing back;
+    /// PyTorch would add its dy at the reported index, which can alias a real element.
+    /// </summary>
     /// <param name="dy">Output gradient (N,C,OH,OW).</param>
     /// <param name="argmax">Indices from the forward (N,C,OH,OW).</param>
     /// <param name="dx">Input gradient (N,C,H,W), overwritten.</param>
@@ -190,12 +197,23 @@ public static class Pooling
     public static void MaxPool2dBackwardReference(ReadOnlySpan<float> dy, ReadOnlySpan<int> argmax, Span<float> dx, Pool2dGeometry g)
     {
         dx.Clear();
-        int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
-        for (int o = 0; o < dy.Length; o++)
+        int o = 0;
+        for (int p = 0; p < g.N * g.C; p++)
         {
-            int at = argmax[o];
-            if (at >= 0 && at < inPlane)
-                dx[((o / outPlane) * inPlane) + at] += dy[o];
+            for (int oh = 0; oh < g.OutH; oh++)
+            {
+                for (int ow = 0; ow < g.OutW; ow++, o++)
+                {
+                    int at = argmax[o];
+                    if (at < 0 || at >= g.H * g.W)
+                        continue;
+                    int r = (at / g.W) - ((oh * g.StrideH) - g.PadH), s = (at % g.W) - ((ow * g.StrideW) - g.PadW);
+                    bool tap = r >= 0 && r % g.DilationH == 0 && r / g.DilationH < g.KernelH
+                        && s >= 0 && s % g.DilationW == 0 && s / g.DilationW < g.KernelW;
+                    if (tap)
+                        dx[(p * g.H * g.W) + at] += dy[o];
+                }
+            }
         }
     }
 

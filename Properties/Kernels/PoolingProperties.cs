@@ -325,6 +325,27 @@ public class PoolingProperties
         Assert.Equal([0f], MaxBackward(d, [5f], i, g));
     }
 
+    [Fact]
+    public void A_window_whose_taps_all_miss_the_plane_passes_no_gradient_even_when_its_index_aliases_an_element()
+    {
+        // Found by MaxPool2d_backward_equals_scatter_reference (seed (10746808884568661584,11716946700384250411,97)):
+        // (N, C, H, W) = (2, 1, 15, 1), kernel (4, 2), stride (3, 2), padding (1, 1), dilation (1, 2).
+        // Every window's columns are -1 and 1, outside the 1-wide plane, so y = -inf and PyTorch's
+        // index (first tap past the border) is ih W + 1: a real element of the next row. A scatter
+        // by index would credit it; the gradient of a constant is 0.
+        var d = Devices.Cpu;
+        var g = Pool2dGeometry.Create("test", 2, 1, 15, 1, (4, 2), (3, 2), (1, 1), (1, 2));
+        var (y, idx) = MaxForward(d, Gens.Random(1, 30), g);
+        Assert.All(y, v => Assert.True(float.IsNegativeInfinity(v)));
+        Assert.Contains(idx, i => i > 0 && i < 15);
+        var dy = Gens.Random(2, (int)g.OutputLength, 1f, 2f);
+        var expected = new float[30];
+        Pooling.MaxPool2dBackwardReference(dy, idx, expected, g);
+        Assert.All(expected, v => Assert.Equal(0f, v));
+        foreach (var dev in Devices.All)
+            Assert.All(MaxBackward(dev, dy, idx, g), v => Assert.Equal(0f, v));
+    }
+
     // ---------------------------------------------------------------- shape errors
 
     [Fact]
