@@ -35,7 +35,7 @@ public class PoolingProperties
 
     // ---------------------------------------------------------------- kernels equal references
 
-    [Property(MaxTest = 60)]
+    [Property(MaxTest = 100)]
     public Property MaxPool2d_forward_equals_reference_values_and_argmax() =>
         Prop.ForAll(MaxCases, c =>
         {
@@ -53,7 +53,7 @@ public class PoolingProperties
             return result;
         });
 
-    [Property(MaxTest = 60)]
+    [Property(MaxTest = 100)]
     public Property MaxPool2d_backward_equals_scatter_reference() =>
         Prop.ForAll(MaxCases, c =>
         {
@@ -67,7 +67,7 @@ public class PoolingProperties
             return result;
         });
 
-    [Property(MaxTest = 60)]
+    [Property(MaxTest = 100)]
     public Property AvgPool2d_forward_and_backward_equal_references() =>
         Prop.ForAll(AvgCases, c =>
         {
