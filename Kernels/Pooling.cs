@@ -1,0 +1,659 @@
+using ILGPU.Algorithms;
+using IlgpuTrain.Kernels.Runtime;
+
+namespace IlgpuTrain.Kernels;
+
+// 2-D pooling over NCHW planes, PyTorch semantics (ceil_mode false).
+//
+//   x (N,C,H,W), y (N,C,OH,OW), OH = floor((H + 2 PH - DH (KH - 1) - 1) / SH) + 1 (OW alike).
+//   Window of output (oh, ow): rows oh SH - PH + r DH for r < KH, columns ow SW - PW + s DW for s < KW;
+//   taps outside the plane are padding (-inf for max, 0 for average).
+//
+//   MaxPool2d   y = max over the window; argmax = flat index ih W + iw of the first maximum in
+//               row-major window order (PyTorch CPU's return_indices; a NaN wins, the last one).
+//               reads KH KW x 4 B, writes 4 B of y + 4 B of argmax per output.
+//   MaxPool2d backward (gather): dx[i] = Σ dy[o] over the outputs o whose window contains i and
+//               whose argmax is i. (A window whose taps all miss the plane, possible with dilation,
+//               outputs a constant -inf and passes no gradient back.)
+//               reads at most KH KW (4 B dy + 4 B argmax), writes 4 B per input.
+//   AvgPool2d   y = Σ window / divisor, divisor = KH KW (count_include_pad, the default) or the
+//               number of taps inside the plane. Dilation 1 (PyTorch has none for average pooling).
+//               reads KH KW x 4 B, writes 4 B per output.
+//   AvgPool2d backward (gather): dx[i] = Σ dy[o] / divisor(o) over the windows that contain i.
+//   GlobalAvgPool  y[n, c] = mean over H W of x[n, c]; x (N,C,S) with S = H W, y (N,C).
+//               reads S x 4 B, writes 4 B per output; backward dx[n, c, s] = dy[n, c] / S, 4 B each way.
+//
+// Every backward OVERWRITES dx. The max and average backwards gather instead of scattering: each
+// input element sums its own contributions, so no two threads write one address, nothing needs
+// float atomics, and the sum runs in a fixed order (outputs in row-major order, as the scatter
+// references add them), so the result is deterministic and equals the reference bit for bit.
+
+/// <summary>
+/// The geometry of a 2-D pooling over NCHW: sizes, window, stride, padding and dilation, with the
+/// output size they imply. Built and validated by <see cref="Create"/>; passed to kernels as is.
+/// </summary>
+/// <param name="N">Batch N.</param>
+/// <param name="C">Channels C.</param>
+/// <param name="H">Input height H.</param>
+/// <param name="W">Input width W.</param>
+/// <param name="OutH">Output height OH.</param>
+/// <param name="OutW">Output width OW.</param>
+/// <param name="KernelH">Window height KH.</param>
+/// <param name="KernelW">Window width KW.</param>
+/// <param name="StrideH">Vertical stride SH.</param>
+/// <param name="StrideW">Horizontal stride SW.</param>
+/// <param name="PadH">Implicit padding PH on the top and bottom.</param>
+/// <param name="PadW">Implicit padding PW on the left and right.</param>
+/// <param name="DilationH">Vertical spacing DH of the window taps.</param>
+/// <param name="DilationW">Horizontal spacing DW of the window taps.</param>
+public readonly record struct Pool2dGeometry(
+    int N, int C, int H, int W, int OutH, int OutW, int KernelH, int KernelW,
+    int StrideH, int StrideW, int PadH, int PadW, int DilationH, int DilationW)
+{
+    /// <summary>Elements of the input, N C H W.</summary>
+    public long InputLength => (long)N * C * H * W;
+
+    /// <summary>Elements of the output, N C OH OW.</summary>
+    public long OutputLength => (long)N * C * OutH * OutW;
+
+    /// <summary>PyTorch's output size (ceil_mode false): floor((size + 2 pad - dilation (kernel - 1) - 1) / stride) + 1.</summary>
+    /// <param name="size">Input size along one axis.</param>
+    /// <param name="kernel">Window size.</param>
+    /// <param name="stride">Stride (at least 1).</param>
+    /// <param name="padding">Padding on each side.</param>
+    /// <param name="dilation">Tap spacing.</param>
+    /// <returns>The output size; less than 1 when the window does not fit.</returns>
+    public static int OutputSize(int size, int kernel, int stride, int padding, int dilation)
+    {
+        long span = (long)size + (2L * padding) - ((long)dilation * (kernel - 1)) - 1;
+        // Floor division: a negative span means not even one window fits.
+        return span < 0 ? 0 : checked((int)((span / stride) + 1));
+    }
+
+    /// <summary>
+    /// Throws unless the window hyperparameters are valid for PyTorch: kernel, stride and dilation
+    /// at least 1, padding at least 0 and at most half the kernel.
+    /// </summary>
+    /// <param name="op">The operation, for messages.</param>
+    /// <param name="kernel">Window (KH, KW).</param>
+    /// <param name="stride">Stride (SH, SW).</param>
+    /// <param name="padding">Padding (PH, PW).</param>
+    /// <param name="dilation">Dilation (DH, DW).</param>
+    public static void CheckWindow(string op, (int H, int W) kernel, (int H, int W) stride, (int H, int W) padding, (int H, int W) dilation)
+    {
+        if (kernel.H < 1 || kernel.W < 1)
+            throw new ArgumentOutOfRangeException(nameof(kernel), kernel, $"{op}: kernel size must be at least 1, got {kernel}.");
+        if (stride.H < 1 || stride.W < 1)
+            throw new ArgumentOutOfRangeException(nameof(stride), stride, $"{op}: stride must be at least 1, got {stride}.");
+        if (dilation.H < 1 || dilation.W < 1)
+            throw new ArgumentOutOfRangeException(nameof(dilation), dilation, $"{op}: dilation must be at least 1, got {dilation}.");
+        if (padding.H < 0 || padding.W < 0)
+            throw new ArgumentOutOfRangeException(nameof(padding), padding, $"{op}: padding must be zero or more, got {padding}.");
+        if (padding.H > kernel.H / 2 || padding.W > kernel.W / 2)
+            throw new ArgumentOutOfRangeException(nameof(padding), padding, $"{op}: padding {padding} must be at most half the kernel size {kernel} (as PyTorch requires), i.e. at most ({kernel.H / 2}, {kernel.W / 2}).");
+    }
+
+    /// <summary>The geometry of pooling an (N, C, H, W) input; throws on invalid hyperparameters or when no window fits.</summary>
+    /// <param name="op">The operation, for messages.</param>
+    /// <param name="n">Batch N (0 or more).</param>
+    /// <param name="c">Channels C (0 or more).</param>
+    /// <param name="h">Height H (at least 1).</param>
+    /// <param name="w">Width W (at least 1).</param>
+    /// <param name="kernel">Window (KH, KW).</param>
+    /// <param name="stride">Stride (SH, SW).</param>
+    /// <param name="padding">Padding (PH, PW).</param>
+    /// <param name="dilation">Dilation (DH, DW).</param>
+    /// <returns>The validated geometry.</returns>
+    public static Pool2dGeometry Create(string op, int n, int c, int h, int w, (int H, int W) kernel, (int H, int W) stride, (int H, int W) padding, (int H, int W) dilation)
+    {
+        Check.Dimension(op, n, nameof(n));
+        Check.Dimension(op, c, nameof(c));
+        Check.Dimension(op, h, nameof(h), allowZero: false);
+        Check.Dimension(op, w, nameof(w), allowZero: false);
+        CheckWindow(op, kernel, stride, padding, dilation);
+        int oh = OutputSize(h, kernel.H, stride.H, padding.H, dilation.H);
+        int ow = OutputSize(w, kernel.W, stride.W, padding.W, dilation.W);
+        if (oh < 1 || ow < 1)
+            throw new ArgumentException($"{op}: input (H, W) = ({h}, {w}) with kernel {kernel}, stride {stride}, padding {padding}, dilation {dilation} gives output (OH, OW) = ({oh}, {ow}); the output must be at least (1, 1).", nameof(h));
+        return new Pool2dGeometry(n, c, h, w, oh, ow, kernel.H, kernel.W, stride.H, stride.W, padding.H, padding.W, dilation.H, dilation.W);
+    }
+
+    /// <summary>Throws unless this geometry is one <see cref="Create"/> would return (launchers re-check hand-built values).</summary>
+    /// <param name="op">The operation, for messages.</param>
+    public void Validate(string op)
+    {
+        var again = Create(op, N, C, H, W, (KernelH, KernelW), (StrideH, StrideW), (PadH, PadW), (DilationH, DilationW));
+        if (again.OutH != OutH || again.OutW != OutW)
+            throw new ArgumentException($"{op}: the geometry says output (OH, OW) = ({OutH}, {OutW}) but its input and window give ({again.OutH}, {again.OutW}).");
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() =>
+        $"(N, C, H, W) = ({N}, {C}, {H}, {W}) -> (OH, OW) = ({OutH}, {OutW}), kernel ({KernelH}, {KernelW}), stride ({StrideH}, {StrideW}), padding ({PadH}, {PadW}), dilation ({DilationH}, {DilationW})";
+}
+
+/// <summary>Max, average and global average pooling over NCHW: CPU references, ILGPU kernels and checked launchers.</summary>
+public static class Pooling
+{
+    // ---------------------------------------------------------------- CPU reference (the spec)
+
+    /// <summary>Reference max pooling: y = window max, argmax = flat in-plane index of the first maximum (a NaN wins).</summary>
+    /// <param name="x">Input (N,C,H,W).</param>
+    /// <param name="y">Output (N,C,OH,OW).</param>
+    /// <param name="argmax">Index ih W + iw of each output's maximum (N,C,OH,OW).</param>
+    /// <param name="g">The geometry.</param>
+    public static void MaxPool2dForwardReference(ReadOnlySpan<float> x, Span<float> y, Span<int> argmax, Pool2dGeometry g)
+    {
+        for (int p = 0; p < g.N * g.C; p++)
+        {
+            for (int oh = 0; oh < g.OutH; oh++)
+            {
+                for (int ow = 0; ow < g.OutW; ow++)
+                {
+                    // When every tap is -inf or padding, PyTorch reports the first tap at or past
+                    // the top-left border (possibly outside the plane when dilation jumps over it).
+                    int h0 = (oh * g.StrideH) - g.PadH, w0 = (ow * g.StrideW) - g.PadW;
+                    int fh = h0, fw = w0;
+                    while (fh < 0)
+                        fh += g.DilationH;
+                    while (fw < 0)
+                        fw += g.DilationW;
+                    float best = float.NegativeInfinity;
+                    int bestAt = (fh * g.W) + fw;
+                    for (int r = 0; r < g.KernelH; r++)
+                    {
+                        for (int s = 0; s < g.KernelW; s++)
+                        {
+                            int ih = h0 + (r * g.DilationH), iw = w0 + (s * g.DilationW);
+                            if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W)
+                                continue;
+                            float v = x[(p * g.H * g.W) + (ih * g.W) + iw];
+                            if (v > best || float.IsNaN(v))
+                            {
+                                best = v;
+                                bestAt = (ih * g.W) + iw;
+                            }
+                        }
+                    }
+
+                    int o = (((p * g.OutH) + oh) * g.OutW) + ow;
+                    y[o] = best;
+                    argmax[o] = bestAt;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Reference max-pool backward, as a scatter: dx = 0, then dx[argmax[o]] += dy[o] for every
+    /// output o in row-major order whose argmax is a tap of its window. A window whose taps all
+    /// miss the plane (dilation can jump over it) outputs the constant -inf and passes nothing back;
+    /// PyTorch would add its dy at the reported index, which can alias a real element.
+    /// </summary>
+    /// <param name="dy">Output gradient (N,C,OH,OW).</param>
+    /// <param name="argmax">Indices from the forward (N,C,OH,OW).</param>
+    /// <param name="dx">Input gradient (N,C,H,W), overwritten.</param>
+    /// <param name="g">The geometry.</param>
+    public static void MaxPool2dBackwardReference(ReadOnlySpan<float> dy, ReadOnlySpan<int> argmax, Span<float> dx, Pool2dGeometry g)
+    {
+        dx.Clear();
+        int o = 0;
+        for (int p = 0; p < g.N * g.C; p++)
+        {
+            for (int oh = 0; oh < g.OutH; oh++)
+            {
+                for (int ow = 0; ow < g.OutW; ow++, o++)
+                {
+                    int at = argmax[o];
+                    if (at < 0 || at >= g.H * g.W)
+                        continue;
+                    int r = (at / g.W) - ((oh * g.StrideH) - g.PadH), s = (at % g.W) - ((ow * g.StrideW) - g.PadW);
+                    bool tap = r >= 0 && r % g.DilationH == 0 && r / g.DilationH < g.KernelH
+                        && s >= 0 && s % g.DilationW == 0 && s / g.DilationW < g.KernelW;
+                    if (tap)
+                        dx[(p * g.H * g.W) + at] += dy[o];
+                }
+            }
+        }
+    }
+
+    /// <summary>Reference average pooling: y = Σ window / divisor (KH KW, or the in-plane tap count when not counting padding).</summary>
+    /// <param name="x">Input (N,C,H,W).</param>
+    /// <param name="y">Output (N,C,OH,OW).</param>
+    /// <param name="g">The geometry (dilation 1).</param>
+    /// <param name="countIncludePad">Whether padding taps count in the divisor (PyTorch's default, true).</param>
+    public static void AvgPool2dForwardReference(ReadOnlySpan<float> x, Span<float> y, Pool2dGeometry g, bool countIncludePad = true)
+    {
+        for (int p = 0; p < g.N * g.C; p++)
+        {
+            for (int oh = 0; oh < g.OutH; oh++)
+            {
+                for (int ow = 0; ow < g.OutW; ow++)
+                {
+                    int h0 = (oh * g.StrideH) - g.PadH, w0 = (ow * g.StrideW) - g.PadW;
+                    float sum = 0;
+                    int inside = 0;
+                    for (int ih = h0; ih < h0 + g.KernelH; ih++)
+                    {
+                        for (int iw = w0; iw < w0 + g.KernelW; iw++)
+                        {
+                            if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W)
+                                continue;
+                            sum += x[(p * g.H * g.W) + (ih * g.W) + iw];
+                            inside++;
+                        }
+                    }
+
+                    y[(((p * g.OutH) + oh) * g.OutW) + ow] = sum / (countIncludePad ? g.KernelH * g.KernelW : inside);
+                }
+            }
+        }
+    }
+
+    /// <summary>Reference average-pool backward, as a scatter: dx = 0, then every in-plane tap of output o gets dy[o] / divisor(o).</summary>
+    /// <param name="dy">Output gradient (N,C,OH,OW).</param>
+    /// <param name="dx">Input gradient (N,C,H,W), overwritten.</param>
+    /// <param name="g">The geometry (dilation 1).</param>
+    /// <param name="countIncludePad">As the forward.</param>
+    public static void AvgPool2dBackwardReference(ReadOnlySpan<float> dy, Span<float> dx, Pool2dGeometry g, bool countIncludePad = true)
+    {
+        dx.Clear();
+        for (int p = 0; p < g.N * g.C; p++)
+        {
+            for (int oh = 0; oh < g.OutH; oh++)
+            {
+                for (int ow = 0; ow < g.OutW; ow++)
+                {
+                    int h0 = (oh * g.StrideH) - g.PadH, w0 = (ow * g.StrideW) - g.PadW;
+                    int hs = Math.Max(h0, 0), he = Math.Min(h0 + g.KernelH, g.H);
+                    int ws = Math.Max(w0, 0), we = Math.Min(w0 + g.KernelW, g.W);
+                    int divisor = countIncludePad ? g.KernelH * g.KernelW : (he - hs) * (we - ws);
+                    float share = dy[(((p * g.OutH) + oh) * g.OutW) + ow] / divisor;
+                    for (int ih = hs; ih < he; ih++)
+                    {
+                        for (int iw = ws; iw < we; iw++)
+                            dx[(p * g.H * g.W) + (ih * g.W) + iw] += share;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Reference global average pooling: y[p] = (Σ_s x[p, s]) / S, summed in float64.</summary>
+    /// <param name="x">Input (N C, S), S = H W.</param>
+    /// <param name="y">Output (N C).</param>
+    /// <param name="s">Spatial size S.</param>
+    public static void GlobalAvgPoolForwardReference(ReadOnlySpan<float> x, Span<float> y, int s)
+    {
+        for (int p = 0; p < y.Length; p++)
+        {
+            double sum = 0;
+            for (int j = 0; j < s; j++)
+                sum += x[(p * s) + j];
+            y[p] = (float)(sum / s);
+        }
+    }
+
+    /// <summary>Reference global average-pool backward: dx[p, s] = dy[p] / S.</summary>
+    /// <param name="dy">Output gradient (N C).</param>
+    /// <param name="dx">Input gradient (N C, S), overwritten.</param>
+    /// <param name="s">Spatial size S.</param>
+    public static void GlobalAvgPoolBackwardReference(ReadOnlySpan<float> dy, Span<float> dx, int s)
+    {
+        for (int p = 0; p < dy.Length; p++)
+        {
+            for (int j = 0; j < s; j++)
+                dx[(p * s) + j] = dy[p] / s;
+        }
+    }
+
+    // ---------------------------------------------------------------- ILGPU kernels
+
+    /// <summary>Kernel: one output (and its argmax) per work item, grid-stride over N C OH OW.</summary>
+    /// <param name="x">Input (N,C,H,W).</param>
+    /// <param name="y">Output (N,C,OH,OW).</param>
+    /// <param name="argmax">Argmax (N,C,OH,OW).</param>
+    /// <param name="g">The geometry.</param>
+    public static void MaxPool2dForwardKernel(ArrayView<float> x, ArrayView<float> y, ArrayView<int> argmax, Pool2dGeometry g)
+    {
+        int total = y.IntLength;
+        int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
+        // Grid and Group reads are thread-local on the CPU accelerator: read them once.
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+        {
+            int plane = i / outPlane;
+            int rest = i - (plane * outPlane);
+            int oh = rest / g.OutW;
+            int ow = rest - (oh * g.OutW);
+            int h0 = (oh * g.StrideH) - g.PadH, w0 = (ow * g.StrideW) - g.PadW;
+            // The first tap at or past the border (ceil(-h0 / DH) steps of DH), PyTorch's argmax of an all -inf window.
+            int fh = h0 < 0 ? h0 + ((-h0 + g.DilationH - 1) / g.DilationH * g.DilationH) : h0;
+            int fw = w0 < 0 ? w0 + ((-w0 + g.DilationW - 1) / g.DilationW * g.DilationW) : w0;
+            float best = float.NegativeInfinity;
+            int bestAt = (fh * g.W) + fw;
+            int xBase = plane * inPlane;
+            for (int r = 0; r < g.KernelH; r++)
+            {
+                int ih = h0 + (r * g.DilationH);
+                if (ih < 0 || ih >= g.H)
+                    continue;
+                for (int s = 0; s < g.KernelW; s++)
+                {
+                    int iw = w0 + (s * g.DilationW);
+                    if (iw < 0 || iw >= g.W)
+                        continue;
+                    int at = (ih * g.W) + iw;
+                    float v = x[xBase + at];
+                    // Strict > keeps the first maximum; a NaN always wins, as PyTorch propagates it.
+                    if (v > best || float.IsNaN(v))
+                    {
+                        best = v;
+                        bestAt = at;
+                    }
+                }
+            }
+
+            y[i] = best;
+            argmax[i] = bestAt;
+        }
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, Pool2dGeometry>> MaxPool2dForwardDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<int>, Pool2dGeometry>(MaxPool2dForwardKernel);
+
+    /// <summary>Kernel: one input element per work item, gathering dy of the windows whose argmax it is, grid-stride over N C H W.</summary>
+    /// <param name="dy">Output gradient (N,C,OH,OW).</param>
+    /// <param name="argmax">Argmax from the forward (N,C,OH,OW).</param>
+    /// <param name="dx">Input gradient (N,C,H,W), overwritten.</param>
+    /// <param name="g">The geometry.</param>
+    public static void MaxPool2dBackwardKernel(ArrayView<float> dy, ArrayView<int> argmax, ArrayView<float> dx, Pool2dGeometry g)
+    {
+        int total = dx.IntLength;
+        int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+        {
+            int plane = i / inPlane;
+            int at = i - (plane * inPlane);
+            int ih = at / g.W;
+            int iw = at - (ih * g.W);
+            int yBase = plane * outPlane;
+            float acc = 0;
+            // Tap r of output oh covers ih when oh SH = ih + PH - r DH. Walking r downwards walks oh
+            // upwards, so the sum runs over outputs in row-major order, as the scatter reference.
+            for (int r = g.KernelH - 1; r >= 0; r--)
+            {
+                int th = ih + g.PadH - (r * g.DilationH);
+                if (th < 0 || th % g.StrideH != 0 || th / g.StrideH >= g.OutH)
+                    continue;
+                int oh = th / g.StrideH;
+                for (int s = g.KernelW - 1; s >= 0; s--)
+                {
+                    int tw = iw + g.PadW - (s * g.DilationW);
+                    if (tw < 0 || tw % g.StrideW != 0 || tw / g.StrideW >= g.OutW)
+                        continue;
+                    int o = yBase + (oh * g.OutW) + (tw / g.StrideW);
+                    if (argmax[o] == at)
+                        acc += dy[o];
+                }
+            }
+
+            dx[i] = acc;
+        }
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, Pool2dGeometry>> MaxPool2dBackwardDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<int>, ArrayView<float>, Pool2dGeometry>(MaxPool2dBackwardKernel);
+
+    /// <summary>Kernel: one output per work item, the window sum over its divisor, grid-stride over N C OH OW.</summary>
+    /// <param name="x">Input (N,C,H,W).</param>
+    /// <param name="y">Output (N,C,OH,OW).</param>
+    /// <param name="g">The geometry (dilation 1).</param>
+    /// <param name="countIncludePad">1 to divide by KH KW, 0 to divide by the in-plane tap count.</param>
+    public static void AvgPool2dForwardKernel(ArrayView<float> x, ArrayView<float> y, Pool2dGeometry g, int countIncludePad)
+    {
+        int total = y.IntLength;
+        int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+        {
+            int plane = i / outPlane;
+            int rest = i - (plane * outPlane);
+            int oh = rest / g.OutW;
+            int ow = rest - (oh * g.OutW);
+            int h0 = (oh * g.StrideH) - g.PadH, w0 = (ow * g.StrideW) - g.PadW;
+            int hs = XMath.Max(h0, 0), he = XMath.Min(h0 + g.KernelH, g.H);
+            int ws = XMath.Max(w0, 0), we = XMath.Min(w0 + g.KernelW, g.W);
+            int xBase = plane * inPlane;
+            float sum = 0;
+            for (int ih = hs; ih < he; ih++)
+            {
+                for (int iw = ws; iw < we; iw++)
+                    sum += x[xBase + (ih * g.W) + iw];
+            }
+
+            y[i] = sum / (countIncludePad != 0 ? g.KernelH * g.KernelW : (he - hs) * (we - ws));
+        }
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, Pool2dGeometry, int>> AvgPool2dForwardDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, Pool2dGeometry, int>(AvgPool2dForwardKernel);
+
+    /// <summary>Kernel: one input element per work item, gathering dy / divisor of every window that contains it, grid-stride over N C H W.</summary>
+    /// <param name="dy">Output gradient (N,C,OH,OW).</param>
+    /// <param name="dx">Input gradient (N,C,H,W), overwritten.</param>
+    /// <param name="g">The geometry (dilation 1).</param>
+    /// <param name="countIncludePad">As the forward.</param>
+    public static void AvgPool2dBackwardKernel(ArrayView<float> dy, ArrayView<float> dx, Pool2dGeometry g, int countIncludePad)
+    {
+        int total = dx.IntLength;
+        int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+        {
+            int plane = i / inPlane;
+            int at = i - (plane * inPlane);
+            int ih = at / g.W;
+            int iw = at - (ih * g.W);
+            int yBase = plane * outPlane;
+            float acc = 0;
+            // r downwards is oh upwards: outputs in row-major order, as the scatter reference adds them.
+            for (int r = g.KernelH - 1; r >= 0; r--)
+            {
+                int th = ih + g.PadH - r;
+                if (th < 0 || th % g.StrideH != 0 || th / g.StrideH >= g.OutH)
+                    continue;
+                int oh = th / g.StrideH;
+                int h0 = (oh * g.StrideH) - g.PadH;
+                int rows = XMath.Min(h0 + g.KernelH, g.H) - XMath.Max(h0, 0);
+                for (int s = g.KernelW - 1; s >= 0; s--)
+                {
+                    int tw = iw + g.PadW - s;
+                    if (tw < 0 || tw % g.StrideW != 0 || tw / g.StrideW >= g.OutW)
+                        continue;
+                    int ow = tw / g.StrideW;
+                    int w0 = (ow * g.StrideW) - g.PadW;
+                    int cols = XMath.Min(w0 + g.KernelW, g.W) - XMath.Max(w0, 0);
+                    acc += dy[yBase + (oh * g.OutW) + ow] / (countIncludePad != 0 ? g.KernelH * g.KernelW : rows * cols);
+                }
+            }
+
+            dx[i] = acc;
+        }
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, Pool2dGeometry, int>> AvgPool2dBackwardDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, Pool2dGeometry, int>(AvgPool2dBackwardKernel);
+
+    /// <summary>Kernel: one (n, c) plane per work item, its mean over S, grid-stride over N C.</summary>
+    /// <param name="x">Input (N C, S).</param>
+    /// <param name="y">Output (N C).</param>
+    /// <param name="s">Spatial size S (at least 1).</param>
+    public static void GlobalAvgPoolForwardKernel(ArrayView<float> x, ArrayView<float> y, int s)
+    {
+        int total = y.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int p = Grid.GlobalIndex.X; p < total; p += stride)
+        {
+            // A plane is small (7x7 to 32x32 in CNNs): a float sum loses at most S ulps, and one
+            // thread per plane keeps the launch free of shared memory.
+            float sum = 0;
+            int start = p * s;
+            for (int j = 0; j < s; j++)
+                sum += x[start + j];
+            y[p] = sum / s;
+        }
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> GlobalAvgPoolForwardDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(GlobalAvgPoolForwardKernel);
+
+    /// <summary>Kernel: dx[i] = dy[i / S] / S, grid-stride over N C S.</summary>
+    /// <param name="dy">Output gradient (N C).</param>
+    /// <param name="dx">Input gradient (N C, S), overwritten.</param>
+    /// <param name="s">Spatial size S (at least 1).</param>
+    public static void GlobalAvgPoolBackwardKernel(ArrayView<float> dy, ArrayView<float> dx, int s)
+    {
+        int total = dx.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+            dx[i] = dy[i / s] / s;
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> GlobalAvgPoolBackwardDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(GlobalAvgPoolBackwardKernel);
+
+    // ---------------------------------------------------------------- launchers
+
+    /// <summary>Max pooling: y = window max and argmax = flat in-plane index of the first maximum (PyTorch's return_indices).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Input (N,C,H,W).</param>
+    /// <param name="y">Output (N,C,OH,OW).</param>
+    /// <param name="argmax">Argmax (N,C,OH,OW), kept for the backward.</param>
+    /// <param name="g">The geometry, from <see cref="Pool2dGeometry.Create"/>.</param>
+    public static void MaxPool2dForward(KernelHost host, ArrayView<float> x, ArrayView<float> y, ArrayView<int> argmax, Pool2dGeometry g)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = nameof(Pooling) + "." + nameof(MaxPool2dForward);
+        CheckViews(op, g, x, nameof(x), y, nameof(y));
+        Check.Length(op, argmax, nameof(argmax), g.OutputLength, OutputLegend(g));
+        if (g.OutputLength == 0)
+            return;
+        host.Load(MaxPool2dForwardDef)(host.Stream, host.Launch.GridStride(g.OutputLength), x, y, argmax, g);
+    }
+
+    /// <summary>Max-pool backward: dx[i] = Σ dy[o] over the outputs o whose argmax is i. Overwrites dx.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="dy">Output gradient (N,C,OH,OW).</param>
+    /// <param name="argmax">Argmax from <see cref="MaxPool2dForward"/> (N,C,OH,OW).</param>
+    /// <param name="dx">Input gradient (N,C,H,W), overwritten.</param>
+    /// <param name="g">The forward's geometry.</param>
+    public static void MaxPool2dBackward(KernelHost host, ArrayView<float> dy, ArrayView<int> argmax, ArrayView<float> dx, Pool2dGeometry g)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = nameof(Pooling) + "." + nameof(MaxPool2dBackward);
+        CheckViews(op, g, dx, nameof(dx), dy, nameof(dy));
+        Check.Length(op, argmax, nameof(argmax), g.OutputLength, OutputLegend(g));
+        if (g.InputLength == 0)
+            return;
+        host.Load(MaxPool2dBackwardDef)(host.Stream, host.Launch.GridStride(g.InputLength), dy, argmax, dx, g);
+    }
+
+    /// <summary>Average pooling: y = Σ window / divisor (KH KW with <paramref name="countIncludePad"/>, else the in-plane tap count).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Input (N,C,H,W).</param>
+    /// <param name="y">Output (N,C,OH,OW).</param>
+    /// <param name="g">The geometry (dilation 1).</param>
+    /// <param name="countIncludePad">Whether padding counts in the divisor (PyTorch's default, true).</param>
+    public static void AvgPool2dForward(KernelHost host, ArrayView<float> x, ArrayView<float> y, Pool2dGeometry g, bool countIncludePad = true)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = nameof(Pooling) + "." + nameof(AvgPool2dForward);
+        CheckViews(op, g, x, nameof(x), y, nameof(y));
+        CheckNoDilation(op, g);
+        if (g.OutputLength == 0)
+            return;
+        host.Load(AvgPool2dForwardDef)(host.Stream, host.Launch.GridStride(g.OutputLength), x, y, g, countIncludePad ? 1 : 0);
+    }
+
+    /// <summary>Average-pool backward: dx[i] = Σ dy[o] / divisor(o) over the windows that contain i. Overwrites dx.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="dy">Output gradient (N,C,OH,OW).</param>
+    /// <param name="dx">Input gradient (N,C,H,W), overwritten.</param>
+    /// <param name="g">The forward's geometry (dilation 1).</param>
+    /// <param name="countIncludePad">As the forward.</param>
+    public static void AvgPool2dBackward(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, Pool2dGeometry g, bool countIncludePad = true)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = nameof(Pooling) + "." + nameof(AvgPool2dBackward);
+        CheckViews(op, g, dx, nameof(dx), dy, nameof(dy));
+        CheckNoDilation(op, g);
+        if (g.InputLength == 0)
+            return;
+        host.Load(AvgPool2dBackwardDef)(host.Stream, host.Launch.GridStride(g.InputLength), dy, dx, g, countIncludePad ? 1 : 0);
+    }
+
+    /// <summary>Global average pooling: y[n, c] = mean over S of x[n, c, :] for x (N, C, S), S = H W.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Input (N,C,S).</param>
+    /// <param name="y">Output (N,C).</param>
+    /// <param name="n">Batch N.</param>
+    /// <param name="c">Channels C.</param>
+    /// <param name="s">Spatial size S = H W (at least 1).</param>
+    public static void GlobalAvgPoolForward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c, int s)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = nameof(Pooling) + "." + nameof(GlobalAvgPoolForward);
+        CheckGlobal(op, x, nameof(x), y, nameof(y), n, c, s);
+        if (y.Length == 0)
+            return;
+        host.Load(GlobalAvgPoolForwardDef)(host.Stream, host.Launch.GridStride(y.Length), x, y, s);
+    }
+
+    /// <summary>Global average-pool backward: dx[n, c, s] = dy[n, c] / S. Overwrites dx.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="dy">Output gradient (N,C).</param>
+    /// <param name="dx">Input gradient (N,C,S), overwritten.</param>
+    /// <param name="n">Batch N.</param>
+    /// <param name="c">Channels C.</param>
+    /// <param name="s">Spatial size S (at least 1).</param>
+    public static void GlobalAvgPoolBackward(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, int n, int c, int s)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = nameof(Pooling) + "." + nameof(GlobalAvgPoolBackward);
+        CheckGlobal(op, dx, nameof(dx), dy, nameof(dy), n, c, s);
+        if (dx.Length == 0)
+            return;
+        host.Load(GlobalAvgPoolBackwardDef)(host.Stream, host.Launch.GridStride(dx.Length), dy, dx, s);
+    }
+
+    private static string InputLegend(Pool2dGeometry g) => $"(N, C, H, W) = ({g.N}, {g.C}, {g.H}, {g.W})";
+
+    private static string OutputLegend(Pool2dGeometry g) => $"(N, C, OH, OW) = ({g.N}, {g.C}, {g.OutH}, {g.OutW})";
+
+    private static void CheckViews(string op, Pool2dGeometry g, ArrayView<float> input, string inputName, ArrayView<float> output, string outputName)
+    {
+        g.Validate(op);
+        Check.Length(op, input, inputName, g.InputLength, InputLegend(g));
+        Check.Length(op, output, outputName, g.OutputLength, OutputLegend(g));
+        Check.Fits32(op, input, inputName);
+        Check.Fits32(op, output, outputName);
+    }
+
+    private static void CheckNoDilation(string op, Pool2dGeometry g)
+    {
+        if (g.DilationH != 1 || g.DilationW != 1)
+            throw new ArgumentException($"{op}: average pooling has no dilation (as PyTorch), but the geometry has dilation ({g.DilationH}, {g.DilationW}).", nameof(g));
+    }
+
+    private static void CheckGlobal(string op, ArrayView<float> planes, string planesName, ArrayView<float> means, string meansName, int n, int c, int s)
+    {
+        Check.Dimension(op, n, nameof(n));
+        Check.Dimension(op, c, nameof(c));
+        Check.Dimension(op, s, nameof(s), allowZero: false);
+        Check.Length(op, planes, planesName, (long)n * c * s, $"(N, C, S) = ({n}, {c}, {s})");
+        Check.Length(op, means, meansName, (long)n * c, $"(N, C) = ({n}, {c})");
+        Check.Fits32(op, planes, planesName);
+    }
+}
