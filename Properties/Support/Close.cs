@@ -34,6 +34,8 @@ public static class Close
         for (int i = 0; i < actual.Length; i++)
         {
             double err = Math.Abs(actual[i] - expected[i]);
+            if (actual[i] == expected[i])
+                continue; // also equal infinities, where err would be NaN
             if (!(err <= atol + (rtol * Math.Abs(expected[i]))) && !(double.IsNaN(actual[i]) && double.IsNaN(expected[i])))
                 return false.Label($"{what}[{i}] = {actual[i]:R} but expected {expected[i]:R} (|err| {err:E3} > {atol} + {rtol}*|r|)");
         }
