@@ -334,13 +334,17 @@ public static class Conv2d
         int stride = Grid.DimX * Group.DimX;
         for (int e = Grid.GlobalIndex.X; e < total; e += stride)
         {
-            int pix = e % p;
-            int row = (e / p) % k;
-            int n = e / (p * k);
+            // Integer division dominates this kernel on the CPU accelerator: one per index, remainders by multiply-subtract.
+            int q = e / p;
+            int pix = e - (q * p);
+            int n = q / k;
+            int row = q - (n * k);
             int c = row / taps;
-            int tap = row % taps;
-            int iy = ((pix / g.WO) * g.SH) - g.PH + ((tap / g.KW) * g.DH);
-            int ix = ((pix % g.WO) * g.SW) - g.PW + ((tap % g.KW) * g.DW);
+            int tap = row - (c * taps);
+            int oy = pix / g.WO;
+            int i = tap / g.KW;
+            int iy = (oy * g.SH) - g.PH + (i * g.DH);
+            int ix = ((pix - (oy * g.WO)) * g.SW) - g.PW + ((tap - (i * g.KW)) * g.DW);
             bool inside = iy >= 0 & iy < g.H & ix >= 0 & ix < g.W;
             cols[e] = inside ? x[((((n * g.C) + c) * g.H) + iy) * g.W + ix] : 0f;
         }
@@ -361,11 +365,12 @@ public static class Conv2d
         int stride = Grid.DimX * Group.DimX;
         for (int e = Grid.GlobalIndex.X; e < total; e += stride)
         {
-            int ix = e % g.W;
-            int iy = (e / g.W) % g.H;
-            int nc = e / (g.W * g.H);
-            int c = nc % g.C;
+            int q = e / g.W;
+            int ix = e - (q * g.W);
+            int nc = q / g.H;
+            int iy = q - (nc * g.H);
             int n = nc / g.C;
+            int c = nc - (n * g.C);
             int rowBase = (n * k) + (c * g.KH * g.KW);
             float sum = 0f;
             for (int i = 0; i < g.KH; i++)
