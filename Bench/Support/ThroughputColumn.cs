@@ -21,6 +21,20 @@ public sealed class GemmFlopsAttribute : Attribute
 }
 
 /// <summary>
+/// The call does <see cref="Passes"/> times 2*N*O*S*S*C*k*k floating-point operations: a 2-D
+/// convolution with stride 1 and "same" padding, from the <c>Batch</c> parameter N and the
+/// <c>Layer</c> parameter "CxOxSxk" (input channels, output channels, side, kernel side).
+/// Forward is 1 pass; forward + backward (dW and dx) is 3.
+/// </summary>
+/// <param name="passes">Forward-sized passes per call.</param>
+[AttributeUsage(AttributeTargets.Method)]
+public sealed class ConvFlopsAttribute(double passes) : Attribute
+{
+    /// <summary>Forward-sized passes per call.</summary>
+    public double Passes { get; } = passes;
+}
+
+/// <summary>
 /// Bytes of a fused optimizer step per parameter, from the <c>Optimizer</c> parameter's prefix:
 /// AdamW/Adam read p, g, m, v and write p, m, v (28 B); Sgd with momentum reads p, g, b and
 /// writes p, b (20 B). Times the <c>N</c> parameter.
@@ -63,7 +77,7 @@ public sealed class ThroughputColumn : IColumn
     public UnitType UnitType => UnitType.Dimensionless;
 
     /// <inheritdoc/>
-    public string Legend => "GB/s (bytes moved per call / median time) or GFLOP/s (2MNK / median time)";
+    public string Legend => "GB/s (bytes moved per call / median time) or GFLOP/s (2MNK, or the convolution's FLOPs, / median time)";
 
     /// <inheritdoc/>
     public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
@@ -91,6 +105,11 @@ public sealed class ThroughputColumn : IColumn
         {
             var d = shape.Split('x').Select(double.Parse).ToArray();
             return $"{2 * d[0] * d[1] * d[2] / seconds / 1e9:0.00} GFLOP/s";
+        }
+        if (method.GetCustomAttribute<ConvFlopsAttribute>() is { } conv && benchmarkCase.Parameters["Batch"] is int batch && benchmarkCase.Parameters["Layer"] is string layer)
+        {
+            var d = layer.Split('x').Select(double.Parse).ToArray();
+            return $"{conv.Passes * 2 * batch * d[1] * d[2] * d[2] * d[0] * d[3] * d[3] / seconds / 1e9:0.00} GFLOP/s";
         }
         return "-";
     }

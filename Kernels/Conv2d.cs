@@ -1,0 +1,542 @@
+using IlgpuTrain.Kernels.Runtime;
+
+namespace IlgpuTrain.Kernels;
+
+// 2-D convolution (cross-correlation, as PyTorch), NCHW, groups = 1, zero padding:
+//
+//   y[n, o, oy, ox] = b[o] + sum_{c, i, j} w[o, c, i, j] * x[n, c, oy*sh - ph + i*dh, ox*sw - pw + j*dw]
+//   x (N, C, H, W), w (O, C, kh, kw), b (O), y (N, O, Ho, Wo)
+//   Ho = floor((H + 2 ph - dh (kh - 1) - 1) / sh) + 1, Wo likewise (PyTorch's formula)
+//
+// It runs as im2col + GEMM. With K = C kh kw and P = Ho Wo, image n's columns are the (K, P)
+// matrix cols[n, k, p] = x[n, c, oy*sh - ph + i*dh, ox*sw - pw + j*dw] (0 in the padding), with
+// k = (c kh + i) kw + j and p = oy Wo + ox. Then y_n (O, P) = w (O, K) cols_n (K, P): one GEMM per
+// image, written straight into y's NCHW slice (no transpose).
+//   Im2Col  reads 4 B of x per column entry (each x element about kh kw / (sh sw) times), writes 4 B per entry: N K P entries.
+//   Col2Im  reads 4 B per column entry, writes 4 B per x element: N C H W outputs.
+// FLOPs: 2 N O P K forward; backward 2 N O P K for dW plus 2 N O P K for dX.
+//
+// Backward (every output is OVERWRITTEN):
+//   dW (O, K)   = sum_n dy_n (O, P) cols_n^T (P, K)  (GEMM with beta 0 for n = 0, beta 1 after: one sum inside one call)
+//   dcols_n     = w^T (K, O) dy_n (O, P)
+//   dx          = col2im(dcols): a GATHER. Each x element sums the column entries that copied it,
+//                 in the fixed order (i, j), so the result is deterministic and needs no atomics.
+//   db[o]       = sum over n, oy, ox of dy (Reductions, in the Functional layer as F.BiasAdd does).
+//
+// Why one GEMM per image rather than one batched GEMM over (K, N P): on the CPU accelerator both
+// ran the 32->64, 14x14, batch-128 forward GEMMs at about 1 GFLOP/s (966 vs 964 ms, a noisy shared
+// machine), so the GEMM kernel, not the split, sets the speed; per image, y_n lands in NCHW order
+// with no permute and the (K, P) operand of one image (225 KB there) stays in cache. On a GPU a
+// batched GEMM (then a permute) would fill more groups for small images; not measured here.
+
+/// <summary>
+/// The geometry of a 2-D convolution: input (N, C, H, W), kernel (kh, kw), stride, padding,
+/// dilation, and the output size (Ho, Wo) PyTorch gives. A kernel argument (plain int fields).
+/// </summary>
+public readonly struct Conv2dGeometry
+{
+    /// <summary>Batch N.</summary>
+    public readonly int N;
+
+    /// <summary>Input channels C.</summary>
+    public readonly int C;
+
+    /// <summary>Input height H.</summary>
+    public readonly int H;
+
+    /// <summary>Input width W.</summary>
+    public readonly int W;
+
+    /// <summary>Kernel height kh.</summary>
+    public readonly int KH;
+
+    /// <summary>Kernel width kw.</summary>
+    public readonly int KW;
+
+    /// <summary>Vertical stride sh.</summary>
+    public readonly int SH;
+
+    /// <summary>Horizontal stride sw.</summary>
+    public readonly int SW;
+
+    /// <summary>Zero padding at the top and bottom, ph.</summary>
+    public readonly int PH;
+
+    /// <summary>Zero padding at the left and right, pw.</summary>
+    public readonly int PW;
+
+    /// <summary>Vertical dilation dh.</summary>
+    public readonly int DH;
+
+    /// <summary>Horizontal dilation dw.</summary>
+    public readonly int DW;
+
+    /// <summary>Output height Ho = floor((H + 2 ph - dh (kh - 1) - 1) / sh) + 1.</summary>
+    public readonly int HO;
+
+    /// <summary>Output width Wo = floor((W + 2 pw - dw (kw - 1) - 1) / sw) + 1.</summary>
+    public readonly int WO;
+
+    /// <summary>Creates a geometry and computes the output size; throws when it is invalid.</summary>
+    /// <param name="n">Batch N (0 or more).</param>
+    /// <param name="c">Input channels C (0 or more).</param>
+    /// <param name="h">Input height H (0 or more).</param>
+    /// <param name="w">Input width W (0 or more).</param>
+    /// <param name="kh">Kernel height (at least 1).</param>
+    /// <param name="kw">Kernel width (at least 1).</param>
+    /// <param name="sh">Vertical stride (at least 1).</param>
+    /// <param name="sw">Horizontal stride (at least 1).</param>
+    /// <param name="ph">Vertical padding (0 or more).</param>
+    /// <param name="pw">Horizontal padding (0 or more).</param>
+    /// <param name="dh">Vertical dilation (at least 1).</param>
+    /// <param name="dw">Horizontal dilation (at least 1).</param>
+    /// <exception cref="ArgumentOutOfRangeException">A size is negative, a kernel side, stride or dilation is below 1.</exception>
+    /// <exception cref="ArgumentException">The dilated kernel is larger than the padded input (output size below 1).</exception>
+    public Conv2dGeometry(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw)
+    {
+        const string op = nameof(Conv2d);
+        Check.Dimension(op, n, nameof(n));
+        Check.Dimension(op, c, nameof(c));
+        Check.Dimension(op, h, nameof(h));
+        Check.Dimension(op, w, nameof(w));
+        Check.Dimension(op, kh, nameof(kh), allowZero: false);
+        Check.Dimension(op, kw, nameof(kw), allowZero: false);
+        Check.Dimension(op, sh, "stride.H", allowZero: false);
+        Check.Dimension(op, sw, "stride.W", allowZero: false);
+        Check.Dimension(op, ph, "padding.H");
+        Check.Dimension(op, pw, "padding.W");
+        Check.Dimension(op, dh, "dilation.H", allowZero: false);
+        Check.Dimension(op, dw, "dilation.W", allowZero: false);
+        long spanH = ((long)dh * (kh - 1)) + 1, spanW = ((long)dw * (kw - 1)) + 1;
+        long ho = ((h + (2L * ph) - spanH) / sh) + 1, wo = ((w + (2L * pw) - spanW) / sw) + 1;
+        // Compare before dividing: C# division truncates toward zero, so a slightly negative numerator would give 1.
+        if (h + (2L * ph) < spanH || w + (2L * pw) < spanW)
+            throw new ArgumentException($"{op}: the dilated kernel covers (H, W) = ({spanH}, {spanW}) (kernel ({kh}, {kw}), dilation ({dh}, {dw})) but the padded input is only ({h + (2L * ph)}, {w + (2L * pw)}) (input ({h}, {w}), padding ({ph}, {pw})); the output would be empty.");
+        (N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW) = (n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw);
+        HO = checked((int)ho);
+        WO = checked((int)wo);
+    }
+
+    /// <summary>Rows of one image's column matrix: K = C kh kw.</summary>
+    public int K => C * KH * KW;
+
+    /// <summary>Output pixels per channel: P = Ho Wo.</summary>
+    public int P => HO * WO;
+
+    /// <summary>Elements of x: N C H W.</summary>
+    public long InputLength => (long)N * C * H * W;
+
+    /// <summary>Elements of the column buffer of the whole batch: N K P.</summary>
+    public long ColumnsLength => (long)N * C * KH * KW * HO * WO;
+
+    /// <summary>Elements of y for <paramref name="outChannels"/> output channels: N O Ho Wo.</summary>
+    /// <param name="outChannels">Output channels O.</param>
+    /// <returns>The length.</returns>
+    public long OutputLength(int outChannels) => (long)N * outChannels * HO * WO;
+
+    /// <inheritdoc/>
+    public override string ToString() =>
+        $"x (N, C, H, W) = ({N}, {C}, {H}, {W}), kernel ({KH}, {KW}), stride ({SH}, {SW}), padding ({PH}, {PW}), dilation ({DH}, {DW}), output ({HO}, {WO})";
+}
+
+/// <summary>2-D convolution (NCHW, groups 1) by im2col + GEMM: CPU references (the spec), ILGPU kernels and checked launchers.</summary>
+public static class Conv2d
+{
+    // ---------------------------------------------------------------- CPU reference (the spec)
+
+    /// <summary>
+    /// Reference forward: y[n, o, oy, ox] = b[o] + sum_{c,i,j} w[o, c, i, j] x[n, c, oy sh - ph + i dh, ox sw - pw + j dw],
+    /// zero outside the input; naive nested loops with float64 accumulation.
+    /// </summary>
+    /// <param name="x">x (N, C, H, W).</param>
+    /// <param name="weight">w (O, C, kh, kw).</param>
+    /// <param name="bias">b (O), or empty for no bias.</param>
+    /// <param name="y">y (N, O, Ho, Wo), overwritten.</param>
+    /// <param name="g">The geometry.</param>
+    /// <param name="outChannels">O.</param>
+    public static void ForwardReference(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, Span<float> y, Conv2dGeometry g, int outChannels)
+    {
+        for (int n = 0; n < g.N; n++)
+        {
+            for (int o = 0; o < outChannels; o++)
+            {
+                for (int oy = 0; oy < g.HO; oy++)
+                {
+                    for (int ox = 0; ox < g.WO; ox++)
+                    {
+                        double s = bias.IsEmpty ? 0 : bias[o];
+                        for (int c = 0; c < g.C; c++)
+                        {
+                            for (int i = 0; i < g.KH; i++)
+                            {
+                                int iy = (oy * g.SH) - g.PH + (i * g.DH);
+                                if (iy < 0 || iy >= g.H)
+                                    continue;
+                                for (int j = 0; j < g.KW; j++)
+                                {
+                                    int ix = (ox * g.SW) - g.PW + (j * g.DW);
+                                    if (ix < 0 || ix >= g.W)
+                                        continue;
+                                    s += (double)weight[(((o * g.C) + c) * g.KH + i) * g.KW + j] * x[(((n * g.C) + c) * g.H + iy) * g.W + ix];
+                                }
+                            }
+                        }
+
+                        y[(((n * outChannels) + o) * g.HO + oy) * g.WO + ox] = (float)s;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Reference backward, naive loops in float64: dx = sum over the taps that read x of w dy,
+    /// dW[o, c, i, j] = sum over n, oy, ox of dy x at the tap, db[o] = sum over n, oy, ox of dy.
+    /// Every output is overwritten; pass an empty span to skip one.
+    /// </summary>
+    /// <param name="x">x (N, C, H, W).</param>
+    /// <param name="weight">w (O, C, kh, kw).</param>
+    /// <param name="dy">dL/dy (N, O, Ho, Wo).</param>
+    /// <param name="dx">dL/dx (N, C, H, W), or empty.</param>
+    /// <param name="dw">dL/dw (O, C, kh, kw), or empty.</param>
+    /// <param name="db">dL/db (O), or empty.</param>
+    /// <param name="g">The geometry.</param>
+    /// <param name="outChannels">O.</param>
+    public static void BackwardReference(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, Span<float> db, Conv2dGeometry g, int outChannels)
+    {
+        var sx = new double[dx.Length];
+        var sw = new double[dw.Length];
+        var sb = new double[db.Length];
+        for (int n = 0; n < g.N; n++)
+        {
+            for (int o = 0; o < outChannels; o++)
+            {
+                for (int oy = 0; oy < g.HO; oy++)
+                {
+                    for (int ox = 0; ox < g.WO; ox++)
+                    {
+                        double d = dy[(((n * outChannels) + o) * g.HO + oy) * g.WO + ox];
+                        if (sb.Length > 0)
+                            sb[o] += d;
+                        for (int c = 0; c < g.C; c++)
+                        {
+                            for (int i = 0; i < g.KH; i++)
+                            {
+                                int iy = (oy * g.SH) - g.PH + (i * g.DH);
+                                if (iy < 0 || iy >= g.H)
+                                    continue;
+                                for (int j = 0; j < g.KW; j++)
+                                {
+                                    int ix = (ox * g.SW) - g.PW + (j * g.DW);
+                                    if (ix < 0 || ix >= g.W)
+                                        continue;
+                                    int xi = (((n * g.C) + c) * g.H + iy) * g.W + ix;
+                                    int wi = (((o * g.C) + c) * g.KH + i) * g.KW + j;
+                                    if (sx.Length > 0)
+                                        sx[xi] += weight[wi] * d;
+                                    if (sw.Length > 0)
+                                        sw[wi] += x[xi] * d;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        for (int i = 0; i < sx.Length; i++)
+            dx[i] = (float)sx[i];
+        for (int i = 0; i < sw.Length; i++)
+            dw[i] = (float)sw[i];
+        for (int i = 0; i < sb.Length; i++)
+            db[i] = (float)sb[i];
+    }
+
+    /// <summary>Reference im2col: cols[n, (c kh + i) kw + j, oy Wo + ox] = x[n, c, oy sh - ph + i dh, ox sw - pw + j dw], 0 in the padding.</summary>
+    /// <param name="x">x (N, C, H, W).</param>
+    /// <param name="cols">cols (N, K, P), overwritten.</param>
+    /// <param name="g">The geometry.</param>
+    public static void Im2ColReference(ReadOnlySpan<float> x, Span<float> cols, Conv2dGeometry g)
+    {
+        for (int n = 0; n < g.N; n++)
+        {
+            for (int c = 0; c < g.C; c++)
+            {
+                for (int i = 0; i < g.KH; i++)
+                {
+                    for (int j = 0; j < g.KW; j++)
+                    {
+                        int k = (((c * g.KH) + i) * g.KW) + j;
+                        for (int oy = 0; oy < g.HO; oy++)
+                        {
+                            for (int ox = 0; ox < g.WO; ox++)
+                            {
+                                int iy = (oy * g.SH) - g.PH + (i * g.DH);
+                                int ix = (ox * g.SW) - g.PW + (j * g.DW);
+                                bool inside = iy >= 0 && iy < g.H && ix >= 0 && ix < g.W;
+                                cols[(((n * g.K) + k) * g.P) + (oy * g.WO) + ox] = inside ? x[(((n * g.C) + c) * g.H + iy) * g.W + ix] : 0f;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Reference col2im, the adjoint of im2col: x[n, c, iy, ix] = sum of the column entries im2col copied from it (float64 scatter-add, rounded once).</summary>
+    /// <param name="cols">cols (N, K, P).</param>
+    /// <param name="x">x (N, C, H, W), overwritten.</param>
+    /// <param name="g">The geometry.</param>
+    public static void Col2ImReference(ReadOnlySpan<float> cols, Span<float> x, Conv2dGeometry g)
+    {
+        var s = new double[x.Length];
+        for (int n = 0; n < g.N; n++)
+        {
+            for (int c = 0; c < g.C; c++)
+            {
+                for (int i = 0; i < g.KH; i++)
+                {
+                    for (int j = 0; j < g.KW; j++)
+                    {
+                        int k = (((c * g.KH) + i) * g.KW) + j;
+                        for (int oy = 0; oy < g.HO; oy++)
+                        {
+                            for (int ox = 0; ox < g.WO; ox++)
+                            {
+                                int iy = (oy * g.SH) - g.PH + (i * g.DH);
+                                int ix = (ox * g.SW) - g.PW + (j * g.DW);
+                                if (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W)
+                                    s[(((n * g.C) + c) * g.H + iy) * g.W + ix] += cols[(((n * g.K) + k) * g.P) + (oy * g.WO) + ox];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        for (int e = 0; e < s.Length; e++)
+            x[e] = (float)s[e];
+    }
+
+    // ---------------------------------------------------------------- ILGPU kernels
+
+    /// <summary>Kernel: im2col, one column entry per work item, grid-stride over the N K P entries of cols.</summary>
+    /// <param name="x">x (N, C, H, W).</param>
+    /// <param name="cols">cols (N, K, P).</param>
+    /// <param name="g">The geometry.</param>
+    public static void Im2ColKernel(ArrayView<float> x, ArrayView<float> cols, Conv2dGeometry g)
+    {
+        int total = cols.IntLength;
+        int p = g.HO * g.WO;
+        int taps = g.KH * g.KW;
+        int k = g.C * taps;
+        // Grid and Group reads are thread-local on the CPU accelerator: read them once.
+        int stride = Grid.DimX * Group.DimX;
+        for (int e = Grid.GlobalIndex.X; e < total; e += stride)
+        {
+            // Integer division dominates this kernel on the CPU accelerator: one per index, remainders by multiply-subtract.
+            int q = e / p;
+            int pix = e - (q * p);
+            int n = q / k;
+            int row = q - (n * k);
+            int c = row / taps;
+            int tap = row - (c * taps);
+            int oy = pix / g.WO;
+            int i = tap / g.KW;
+            int iy = (oy * g.SH) - g.PH + (i * g.DH);
+            int ix = ((pix - (oy * g.WO)) * g.SW) - g.PW + ((tap - (i * g.KW)) * g.DW);
+            bool inside = iy >= 0 & iy < g.H & ix >= 0 & ix < g.W;
+            cols[e] = inside ? x[((((n * g.C) + c) * g.H) + iy) * g.W + ix] : 0f;
+        }
+    }
+
+    /// <summary>
+    /// Kernel: col2im as a gather, one x element per work item, grid-stride over N C H W. Each
+    /// element sums its column entries in the fixed order (i, j): deterministic, no atomics.
+    /// </summary>
+    /// <param name="cols">cols (N, K, P).</param>
+    /// <param name="x">x (N, C, H, W), overwritten.</param>
+    /// <param name="g">The geometry.</param>
+    public static void Col2ImKernel(ArrayView<float> cols, ArrayView<float> x, Conv2dGeometry g)
+    {
+        int total = x.IntLength;
+        int p = g.HO * g.WO;
+        int k = g.C * g.KH * g.KW;
+        int stride = Grid.DimX * Group.DimX;
+        for (int e = Grid.GlobalIndex.X; e < total; e += stride)
+        {
+            int q = e / g.W;
+            int ix = e - (q * g.W);
+            int nc = q / g.H;
+            int iy = q - (nc * g.H);
+            int n = nc / g.C;
+            int c = nc - (n * g.C);
+            int rowBase = (n * k) + (c * g.KH * g.KW);
+            float sum = 0f;
+            for (int i = 0; i < g.KH; i++)
+            {
+                // Tap i reads x row iy from output row oy = (iy + ph - i dh) / sh when that divides exactly and lands inside.
+                int ty = iy + g.PH - (i * g.DH);
+                if (ty < 0)
+                    break;
+                int oy = ty / g.SH;
+                if (oy * g.SH != ty || oy >= g.HO)
+                    continue;
+                for (int j = 0; j < g.KW; j++)
+                {
+                    int tx = ix + g.PW - (j * g.DW);
+                    if (tx < 0)
+                        break;
+                    int ox = tx / g.SW;
+                    if (ox * g.SW != tx || ox >= g.WO)
+                        continue;
+                    sum += cols[((rowBase + (i * g.KW) + j) * p) + (oy * g.WO) + ox];
+                }
+            }
+
+            x[e] = sum;
+        }
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, Conv2dGeometry>> Im2ColDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, Conv2dGeometry>(Im2ColKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, Conv2dGeometry>> Col2ImDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, Conv2dGeometry>(Col2ImKernel);
+
+    // ---------------------------------------------------------------- launchers
+
+    /// <summary>cols (N, K, P) = im2col(x (N, C, H, W)); padding entries are 0.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">x: exactly N C H W elements.</param>
+    /// <param name="cols">cols: exactly <see cref="Conv2dGeometry.ColumnsLength"/> elements, overwritten.</param>
+    /// <param name="g">The geometry.</param>
+    public static void Im2Col(KernelHost host, ArrayView<float> x, ArrayView<float> cols, Conv2dGeometry g)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = nameof(Conv2d) + "." + nameof(Im2Col);
+        CheckIo(op, x, nameof(x), cols, nameof(cols), g);
+        if (g.ColumnsLength == 0)
+            return;
+        host.Load(Im2ColDef)(host.Stream, host.Launch.GridStride(g.ColumnsLength), x, cols, g);
+    }
+
+    /// <summary>x (N, C, H, W) = col2im(cols (N, K, P)), overwritten: each element is the sum of the column entries im2col copies from it (0 where none does).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="cols">cols: exactly <see cref="Conv2dGeometry.ColumnsLength"/> elements.</param>
+    /// <param name="x">x: exactly N C H W elements, overwritten.</param>
+    /// <param name="g">The geometry.</param>
+    public static void Col2Im(KernelHost host, ArrayView<float> cols, ArrayView<float> x, Conv2dGeometry g)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = nameof(Conv2d) + "." + nameof(Col2Im);
+        CheckIo(op, x, nameof(x), cols, nameof(cols), g);
+        if (g.InputLength == 0)
+            return;
+        if (g.ColumnsLength == 0)
+        {
+            Elementwise.Fill(host, x, 0f);
+            return;
+        }
+
+        host.Load(Col2ImDef)(host.Stream, host.Launch.GridStride(g.InputLength), cols, x, g);
+    }
+
+    /// <summary>
+    /// y (N, O, Ho, Wo) = conv2d(x, w) + b: im2col into <paramref name="cols"/>, then one GEMM per
+    /// image, then the channel bias. <paramref name="cols"/> keeps the columns for the backward.
+    /// </summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">x (N, C, H, W).</param>
+    /// <param name="weight">w (O, C, kh, kw).</param>
+    /// <param name="bias">b (O), or an empty view for no bias.</param>
+    /// <param name="y">y (N, O, Ho, Wo), overwritten; must not overlap the other views.</param>
+    /// <param name="cols">Workspace of <see cref="Conv2dGeometry.ColumnsLength"/> elements, overwritten with the columns.</param>
+    /// <param name="g">The geometry.</param>
+    /// <param name="outChannels">O.</param>
+    public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias, ArrayView<float> y, ArrayView<float> cols, Conv2dGeometry g, int outChannels)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = nameof(Conv2d) + "." + nameof(Forward);
+        CheckIo(op, x, nameof(x), cols, nameof(cols), g);
+        CheckWeight(op, weight, y, nameof(y), g, outChannels);
+        if (bias.Length != 0)
+            Check.Length(op, bias, nameof(bias), outChannels, $"(O) = ({outChannels})");
+        long perY = (long)outChannels * g.P;
+        if (perY == 0 || g.N == 0)
+            return;
+        Im2Col(host, x, cols, g);
+        int k = g.K;
+        long perCols = (long)k * g.P;
+        for (int n = 0; n < g.N; n++)
+            Gemm.Run(host, false, false, outChannels, g.P, k, 1f, weight, cols.SubView(n * perCols, perCols), 0f, y.SubView(n * perY, perY));
+        if (bias.Length != 0)
+            BiasAdd.ForwardChannels(host, y, bias, y, g.N, outChannels, g.P);
+    }
+
+    /// <summary>dW (O, C, kh, kw) = sum over n of dy_n cols_n^T, overwritten (the first image's GEMM has beta 0).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="dy">dL/dy (N, O, Ho, Wo).</param>
+    /// <param name="cols">The columns of x (from <see cref="Forward"/> or <see cref="Im2Col"/>).</param>
+    /// <param name="dw">dL/dw (O, C, kh, kw), overwritten.</param>
+    /// <param name="g">The geometry.</param>
+    /// <param name="outChannels">O.</param>
+    public static void BackwardWeight(KernelHost host, ArrayView<float> dy, ArrayView<float> cols, ArrayView<float> dw, Conv2dGeometry g, int outChannels)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = nameof(Conv2d) + "." + nameof(BackwardWeight);
+        Check.Length(op, cols, nameof(cols), g.ColumnsLength, $"cols (N, K, P) = ({g.N}, {g.K}, {g.P})");
+        CheckWeight(op, dw, dy, nameof(dy), g, outChannels);
+        int k = g.K;
+        long perY = (long)outChannels * g.P, perCols = (long)k * g.P;
+        if (g.N == 0 || g.P == 0)
+        {
+            Elementwise.Fill(host, dw, 0f);
+            return;
+        }
+
+        for (int n = 0; n < g.N; n++)
+            Gemm.Run(host, false, true, outChannels, k, g.P, 1f, dy.SubView(n * perY, perY), cols.SubView(n * perCols, perCols), n == 0 ? 0f : 1f, dw);
+    }
+
+    /// <summary>dx (N, C, H, W) = col2im(w^T dy_n for each image), overwritten.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="weight">w (O, C, kh, kw).</param>
+    /// <param name="dy">dL/dy (N, O, Ho, Wo).</param>
+    /// <param name="dcols">Workspace of <see cref="Conv2dGeometry.ColumnsLength"/> elements, overwritten.</param>
+    /// <param name="dx">dL/dx (N, C, H, W), overwritten.</param>
+    /// <param name="g">The geometry.</param>
+    /// <param name="outChannels">O.</param>
+    public static void BackwardInput(KernelHost host, ArrayView<float> weight, ArrayView<float> dy, ArrayView<float> dcols, ArrayView<float> dx, Conv2dGeometry g, int outChannels)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = nameof(Conv2d) + "." + nameof(BackwardInput);
+        CheckIo(op, dx, nameof(dx), dcols, nameof(dcols), g);
+        CheckWeight(op, weight, dy, nameof(dy), g, outChannels);
+        int k = g.K;
+        long perY = (long)outChannels * g.P, perCols = (long)k * g.P;
+        if (perCols != 0)
+        {
+            for (int n = 0; n < g.N; n++)
+                Gemm.Run(host, true, false, k, g.P, outChannels, 1f, weight, dy.SubView(n * perY, perY), 0f, dcols.SubView(n * perCols, perCols));
+        }
+
+        Col2Im(host, dcols, dx, g);
+    }
+
+    private static void CheckIo(string op, ArrayView<float> x, string xName, ArrayView<float> cols, string colsName, Conv2dGeometry g)
+    {
+        Check.Length(op, x, xName, g.InputLength, $"(N, C, H, W) = ({g.N}, {g.C}, {g.H}, {g.W})");
+        Check.Length(op, cols, colsName, g.ColumnsLength, $"(N, C kh kw, Ho Wo) = ({g.N}, {g.K}, {g.P}) for {g}");
+        Check.Fits32(op, x, xName);
+        Check.Fits32(op, cols, colsName);
+    }
+
+    private static void CheckWeight(string op, ArrayView<float> weight, ArrayView<float> y, string yName, Conv2dGeometry g, int outChannels)
+    {
+        Check.Dimension(op, outChannels, nameof(outChannels));
+        Check.Length(op, weight, nameof(weight), (long)outChannels * g.K, $"(O, C, kh, kw) = ({outChannels}, {g.C}, {g.KH}, {g.KW})");
+        Check.Length(op, y, yName, g.OutputLength(outChannels), $"(N, O, Ho, Wo) = ({g.N}, {outChannels}, {g.HO}, {g.WO})");
+        Check.Fits32(op, y, yName);
+    }
+}
