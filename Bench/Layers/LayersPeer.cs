@@ -56,7 +56,7 @@ public static class LayersPeer
         yield return ("dense 256->10", new Dense(10), new Shape(256), 3.0 * 2 * Batch * 256 * 10);
         foreach (var c in ExtraCases())
             yield return c;
-        yield return ("mlp", new Dense(256) >> new ReLU() >> new Dropout(0.2f) >> new Dense(10), new Shape(784), 0);
+        yield return ("mlp", new Dense(256) >> new ReLU() >> new IlgpuTrain.Layers.Dropout(0.2f) >> new Dense(10), new Shape(784), 0);
     }
 
     private static IEnumerable<(string Name, Layer Model, Shape Input, double Flops)> ExtraCases() => [];
