@@ -136,7 +136,7 @@ public static partial class F
         _ = ScopeOf(op, x, t);
         RequireFloat(op, t, name);
         if (t.Shape.Rank != 1 || t.Shape[0] != c)
-            throw new ArgumentException($"{op}: {name} is {t.Shape} but x {x.Shape} has C = {c} channels in dimension 1; {name} must be ({c}).", name);
+            throw new ArgumentException($"{op}: {name} is {t.Shape} but x {x.Shape} has C = {c} channels in dimension 1; {name} must be {new Shape(c)}.", name);
     }
 
     private static void Stats(string op, BatchNormStats stats, string name, Tensor x, int c)
