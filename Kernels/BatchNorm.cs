@@ -40,9 +40,10 @@ namespace IlgpuTrain.Kernels;
 //     MaxGroupSize. Channel counts are small (C <= a few thousand), so groups are plentiful.
 // Normalize, InputGrad and Running are elementwise grid-stride kernels on both variants.
 //
-// Accuracy: float accumulation of m terms per channel (per thread on the CPU variant, then a tree
-// of depth log2 G on the GPU variant): error up to about m u Σ|x| / m = u Σ|x| relative to the
-// mean's scale, well under 1e-5 for the batch sizes of training. The references sum in float64.
+// Accuracy: plain float sums of m terms per channel (one thread's loop on the CPU variant; m/G
+// terms per thread, then a tree of depth log2 G, on the GPU variant), so the mean is within about
+// (m - 1) u mean|x| of exact on the CPU variant (m/G + log2 G instead of m - 1 on the GPU), and
+// x̂ inherits that divided by the channel's std. The references sum in float64.
 
 /// <summary>Batch normalization over (N, C, S): CPU references, ILGPU kernels and checked launchers.</summary>
 public static class BatchNorm
