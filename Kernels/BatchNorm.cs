@@ -1,0 +1,707 @@
+using IlgpuTrain.Kernels.Runtime;
+using ILGPU.Algorithms;
+
+namespace IlgpuTrain.Kernels;
+
+// Batch normalization over (N, C, S): S = H*W for images, 1 for (N, C) features. Statistics are
+// per channel c, over the m = N*S values x[n, c, s] (index (n*C + c)*S + s).
+//
+//   Statistics   mean[c] = (1/m) Σ x,  var[c] = (1/m) Σ (x - mean[c])²     (BIASED; two passes)
+//   Normalize    x̂ = (x - mean[c]) / sqrt(var[c] + eps),  y = gamma[c] x̂ + beta[c]
+//                (training passes the batch statistics, evaluation the running ones)
+//   Running      running_mean' = (1 - momentum) running_mean + momentum mean
+//                running_var'  = (1 - momentum) running_var  + momentum var m/(m - 1)   (UNBIASED, PyTorch)
+//                num_batches_tracked' = num_batches_tracked + 1
+//   Backward     dbeta[c] = Σ dy,  dgamma[c] = Σ dy x̂             (ParamGrads, both modes)
+//                training:   dx = gamma invstd / m (m dy - dbeta - x̂ dgamma)   (mean and var depend on x)
+//                evaluation: dx = gamma invstd dy                                (running stats are constants)
+//
+// Shapes: x, y, dy, dx (N, C, S); mean, var, gamma, beta, dgamma, dbeta and the running buffers (C);
+// num_batches_tracked is one Int32.
+// Only mean and var (C floats each) are saved for the backward: invstd = 1/sqrt(var + eps) is
+// recomputed per channel, which costs nothing against the m reads per channel.
+//
+// Memory traffic per element of x:
+//   Statistics   reads 8 B (x twice: the second pass centers on the first pass's mean, which avoids
+//                the cancellation of E[x²] - E[x]²)
+//   Normalize    reads 4 B, writes 4 B
+//   ParamGrads   reads 8 B (x, dy)
+//   InputGrad    reads 8 B (x, dy), writes 4 B
+// Every output is OVERWRITTEN, never accumulated. y may alias x and dx may alias dy (elementwise,
+// each element read and written by one thread). No float atomics anywhere: the per-channel sums
+// run in a fixed order, so results are bitwise reproducible on a device and launch policy.
+//
+// Launch shape of the per-channel reductions (Statistics, ParamGrads), picked by host.Variant:
+//   Cpu: one thread per channel, grid-stride over channels; it reads its channel's m values in
+//     order (each (n, c) row of S values is contiguous).
+//   Gpu: one group per channel, grid-stride over channels by group. Thread t takes values
+//     t, t + G, ... of the channel, so a group reads S-contiguous runs together (coalesced), then
+//     a shared-memory tree combines the G partial sums. Correct for any group size up to
+//     MaxGroupSize. Channel counts are small (C <= a few thousand), so groups are plentiful.
+// Normalize, InputGrad and Running are elementwise grid-stride kernels on both variants.
+//
+// Accuracy: plain float sums of m terms per channel (one thread's loop on the CPU variant; m/G
+// terms per thread, then a tree of depth log2 G, on the GPU variant), so the mean is within about
+// (m - 1) u mean|x| of exact on the CPU variant (m/G + log2 G instead of m - 1 on the GPU), and
+// x̂ inherits that divided by the channel's std. The references sum in float64.
+
+/// <summary>Batch normalization over (N, C, S): CPU references, ILGPU kernels and checked launchers.</summary>
+public static class BatchNorm
+{
+    /// <summary>Shared-memory capacity of the GPU-variant reductions: the largest group they accept.</summary>
+    public const int MaxGroupSize = 256;
+
+    // ---------------------------------------------------------------- CPU reference (the spec)
+
+    /// <summary>Reference: per channel mean and BIASED variance of x (N, C, S), in float64, two passes.</summary>
+    /// <param name="x">Input (N, C, S), row-major.</param>
+    /// <param name="n">Batch N.</param>
+    /// <param name="c">Channels C.</param>
+    /// <param name="s">Inner size S.</param>
+    /// <param name="mean">Output (C).</param>
+    /// <param name="var">Output (C): (1/m) Σ (x - mean)², m = N S (NaN when m = 0).</param>
+    public static void StatisticsReference(ReadOnlySpan<float> x, int n, int c, int s, Span<float> mean, Span<float> var)
+    {
+        int m = n * s;
+        for (int ch = 0; ch < c; ch++)
+        {
+            double sum = 0;
+            for (int i = 0; i < n; i++)
+            {
+                for (int j = 0; j < s; j++)
+                    sum += x[(((i * c) + ch) * s) + j];
+            }
+
+            double mu = sum / m;
+            double sq = 0;
+            for (int i = 0; i < n; i++)
+            {
+                for (int j = 0; j < s; j++)
+                {
+                    double d = x[(((i * c) + ch) * s) + j] - mu;
+                    sq += d * d;
+                }
+            }
+
+            mean[ch] = (float)mu;
+            var[ch] = (float)(sq / m);
+        }
+    }
+
+    /// <summary>Reference: y = gamma (x - mean) / sqrt(var + eps) + beta per channel, in float64.</summary>
+    /// <param name="x">Input (N, C, S).</param>
+    /// <param name="mean">Mean (C): the batch's in training, the running one in evaluation.</param>
+    /// <param name="var">Variance (C).</param>
+    /// <param name="gamma">Scale (C), or empty for 1.</param>
+    /// <param name="beta">Shift (C), or empty for 0.</param>
+    /// <param name="y">Output (N, C, S).</param>
+    /// <param name="n">Batch N.</param>
+    /// <param name="c">Channels C.</param>
+    /// <param name="s">Inner size S.</param>
+    /// <param name="eps">Added to the variance.</param>
+    public static void NormalizeReference(ReadOnlySpan<float> x, ReadOnlySpan<float> mean, ReadOnlySpan<float> var, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y, int n, int c, int s, float eps)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            for (int ch = 0; ch < c; ch++)
+            {
+                double invstd = 1 / Math.Sqrt((double)var[ch] + eps);
+                double g = gamma.IsEmpty ? 1 : gamma[ch];
+                double b = beta.IsEmpty ? 0 : beta[ch];
+                for (int j = 0; j < s; j++)
+                {
+                    int at = (((i * c) + ch) * s) + j;
+                    y[at] = (float)((g * (x[at] - mean[ch]) * invstd) + b);
+                }
+            }
+        }
+    }
+
+    /// <summary>Reference: the running statistics after one training batch of m values per channel (PyTorch's update, unbiased variance).</summary>
+    /// <param name="mean">Batch mean (C).</param>
+    /// <param name="var">Batch BIASED variance (C).</param>
+    /// <param name="m">Values per channel (at least 2).</param>
+    /// <param name="momentum">Weight of the batch statistics.</param>
+    /// <param name="runningMean">Running mean (C).</param>
+    /// <param name="runningVar">Running variance (C).</param>
+    /// <param name="newRunningMean">Output (C).</param>
+    /// <param name="newRunningVar">Output (C).</param>
+    public static void RunningReference(ReadOnlySpan<float> mean, ReadOnlySpan<float> var, int m, float momentum, ReadOnlySpan<float> runningMean, ReadOnlySpan<float> runningVar, Span<float> newRunningMean, Span<float> newRunningVar)
+    {
+        for (int ch = 0; ch < mean.Length; ch++)
+        {
+            newRunningMean[ch] = (float)(((1 - (double)momentum) * runningMean[ch]) + ((double)momentum * mean[ch]));
+            newRunningVar[ch] = (float)(((1 - (double)momentum) * runningVar[ch]) + ((double)momentum * var[ch] * m / (m - 1)));
+        }
+    }
+
+    /// <summary>Reference: dbeta[c] = Σ dy and dgamma[c] = Σ dy x̂ with x̂ = (x - mean) / sqrt(var + eps), in float64.</summary>
+    /// <param name="x">Forward input (N, C, S).</param>
+    /// <param name="dy">Upstream gradient (N, C, S).</param>
+    /// <param name="mean">The mean the forward used (C).</param>
+    /// <param name="var">The variance the forward used (C).</param>
+    /// <param name="dgamma">Output (C).</param>
+    /// <param name="dbeta">Output (C).</param>
+    /// <param name="n">Batch N.</param>
+    /// <param name="c">Channels C.</param>
+    /// <param name="s">Inner size S.</param>
+    /// <param name="eps">Added to the variance.</param>
+    public static void ParamGradsReference(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> mean, ReadOnlySpan<float> var, Span<float> dgamma, Span<float> dbeta, int n, int c, int s, float eps)
+    {
+        for (int ch = 0; ch < c; ch++)
+        {
+            double invstd = 1 / Math.Sqrt((double)var[ch] + eps);
+            double sg = 0, sb = 0;
+            for (int i = 0; i < n; i++)
+            {
+                for (int j = 0; j < s; j++)
+                {
+                    int at = (((i * c) + ch) * s) + j;
+                    sb += dy[at];
+                    sg += dy[at] * (x[at] - mean[ch]) * invstd;
+                }
+            }
+
+            dgamma[ch] = (float)sg;
+            dbeta[ch] = (float)sb;
+        }
+    }
+
+    /// <summary>
+    /// Reference: dx. Training: gamma invstd / m (m dy - dbeta - x̂ dgamma); evaluation: gamma invstd dy. In float64.
+    /// </summary>
+    /// <param name="x">Forward input (N, C, S).</param>
+    /// <param name="dy">Upstream gradient (N, C, S).</param>
+    /// <param name="mean">The mean the forward used (C).</param>
+    /// <param name="var">The variance the forward used (C).</param>
+    /// <param name="gamma">Scale (C), or empty for 1.</param>
+    /// <param name="dgamma">Σ dy x̂ per channel (C); read in training only.</param>
+    /// <param name="dbeta">Σ dy per channel (C); read in training only.</param>
+    /// <param name="dx">Output (N, C, S).</param>
+    /// <param name="n">Batch N.</param>
+    /// <param name="c">Channels C.</param>
+    /// <param name="s">Inner size S.</param>
+    /// <param name="eps">Added to the variance.</param>
+    /// <param name="training">Whether mean and var were the batch's (functions of x).</param>
+    public static void InputGradReference(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> mean, ReadOnlySpan<float> var, ReadOnlySpan<float> gamma, ReadOnlySpan<float> dgamma, ReadOnlySpan<float> dbeta, Span<float> dx, int n, int c, int s, float eps, bool training)
+    {
+        double m = (double)n * s;
+        for (int i = 0; i < n; i++)
+        {
+            for (int ch = 0; ch < c; ch++)
+            {
+                double invstd = 1 / Math.Sqrt((double)var[ch] + eps);
+                double g = gamma.IsEmpty ? 1 : gamma[ch];
+                for (int j = 0; j < s; j++)
+                {
+                    int at = (((i * c) + ch) * s) + j;
+                    if (training)
+                    {
+                        double xhat = (x[at] - mean[ch]) * invstd;
+                        dx[at] = (float)(g * invstd / m * ((m * dy[at]) - dbeta[ch] - (xhat * dgamma[ch])));
+                    }
+                    else
+                    {
+                        dx[at] = (float)(g * invstd * dy[at]);
+                    }
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- ILGPU kernels
+
+    /// <summary>Kernel, CPU variant: one thread per channel (grid-stride over channels) writes its mean and biased variance, two passes.</summary>
+    /// <param name="x">Input (N, C, S).</param>
+    /// <param name="mean">Output (C).</param>
+    /// <param name="var">Output (C).</param>
+    /// <param name="n">Batch N.</param>
+    /// <param name="s">Inner size S.</param>
+    public static void StatisticsCpuKernel(ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, int n, int s)
+    {
+        int c = mean.IntLength;
+        int m = n * s;
+        // Grid and Group reads are thread-local on the CPU accelerator: read them once.
+        int stride = Grid.DimX * Group.DimX;
+        for (int ch = Grid.GlobalIndex.X; ch < c; ch += stride)
+        {
+            float sum = 0f;
+            for (int i = 0; i < n; i++)
+            {
+                int row = ((i * c) + ch) * s;
+                for (int j = 0; j < s; j++)
+                    sum += x[row + j];
+            }
+
+            float mu = sum / m;
+            float sq = 0f;
+            for (int i = 0; i < n; i++)
+            {
+                int row = ((i * c) + ch) * s;
+                for (int j = 0; j < s; j++)
+                {
+                    float d = x[row + j] - mu;
+                    sq += d * d;
+                }
+            }
+
+            mean[ch] = mu;
+            var[ch] = sq / m;
+        }
+    }
+
+    /// <summary>Kernel, GPU variant: one group per channel (grid-stride over channels by group), two passes, shared-memory trees.</summary>
+    /// <param name="x">Input (N, C, S).</param>
+    /// <param name="mean">Output (C).</param>
+    /// <param name="var">Output (C).</param>
+    /// <param name="n">Batch N.</param>
+    /// <param name="s">Inner size S.</param>
+    public static void StatisticsGpuKernel(ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, int n, int s)
+    {
+        var shared = SharedMemory.Allocate<float>(MaxGroupSize);
+        int c = mean.IntLength;
+        int m = n * s;
+        int tid = Group.IdxX;
+        int size = Group.DimX;
+        int groups = Grid.DimX;
+        // ch is the same for every thread of a group, so the barriers inside are uniform.
+        for (int ch = Grid.IdxX; ch < c; ch += groups)
+        {
+            float sum = 0f;
+            for (int k = tid; k < m; k += size)
+                sum += x[At(k, ch, c, s)];
+            float mu = GroupSum(shared, tid, size, sum) / m;
+            float sq = 0f;
+            for (int k = tid; k < m; k += size)
+            {
+                float d = x[At(k, ch, c, s)] - mu;
+                sq += d * d;
+            }
+
+            float total = GroupSum(shared, tid, size, sq);
+            if (tid == 0)
+            {
+                mean[ch] = mu;
+                var[ch] = total / m;
+            }
+        }
+    }
+
+    /// <summary>Kernel: y = gamma (x - mean) rsqrt(var + eps) + beta, grid-stride over the N*C*S elements.</summary>
+    /// <param name="x">Input (N, C, S).</param>
+    /// <param name="mean">Mean (C).</param>
+    /// <param name="var">Variance (C).</param>
+    /// <param name="gamma">Scale (C); read only when <paramref name="hasGamma"/> is 1.</param>
+    /// <param name="beta">Shift (C); read only when <paramref name="hasBeta"/> is 1.</param>
+    /// <param name="y">Output (N, C, S); may alias x.</param>
+    /// <param name="s">Inner size S (at least 1).</param>
+    /// <param name="eps">Added to the variance.</param>
+    /// <param name="hasGamma">1 to scale by gamma, 0 for gamma = 1.</param>
+    /// <param name="hasBeta">1 to add beta, 0 for beta = 0.</param>
+    public static void NormalizeKernel(ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> y, int s, float eps, int hasGamma, int hasBeta)
+    {
+        int total = y.IntLength;
+        int c = mean.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+        {
+            int ch = (i / s) % c;
+            float scale = XMath.Rsqrt(var[ch] + eps);
+            if (hasGamma != 0)
+                scale *= gamma[ch];
+            float v = (x[i] - mean[ch]) * scale;
+            y[i] = hasBeta != 0 ? v + beta[ch] : v;
+        }
+    }
+
+    /// <summary>Kernel: the running statistics' update per channel, grid-stride over C.</summary>
+    /// <param name="mean">Batch mean (C).</param>
+    /// <param name="var">Batch biased variance (C).</param>
+    /// <param name="runningMean">Running mean (C).</param>
+    /// <param name="runningVar">Running variance (C).</param>
+    /// <param name="newRunningMean">Output (C); may alias runningMean.</param>
+    /// <param name="newRunningVar">Output (C); may alias runningVar.</param>
+    /// <param name="momentum">Weight of the batch statistics.</param>
+    /// <param name="unbias">m / (m - 1): turns the biased variance into the unbiased one.</param>
+    public static void RunningKernel(ArrayView<float> mean, ArrayView<float> var, ArrayView<float> runningMean, ArrayView<float> runningVar, ArrayView<float> newRunningMean, ArrayView<float> newRunningVar, float momentum, float unbias)
+    {
+        int c = mean.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        float keep = 1f - momentum;
+        for (int ch = Grid.GlobalIndex.X; ch < c; ch += stride)
+        {
+            newRunningMean[ch] = (keep * runningMean[ch]) + (momentum * mean[ch]);
+            newRunningVar[ch] = (keep * runningVar[ch]) + (momentum * var[ch] * unbias);
+        }
+    }
+
+    /// <summary>Kernel: counter'[0] = counter[0] + 1 (num_batches_tracked), one thread.</summary>
+    /// <param name="counter">The count (1).</param>
+    /// <param name="next">Output (1); may alias counter.</param>
+    public static void IncrementKernel(ArrayView<int> counter, ArrayView<int> next)
+    {
+        if (Grid.GlobalIndex.X == 0)
+            next[0] = counter[0] + 1;
+    }
+
+    /// <summary>Kernel, CPU variant: one thread per channel writes dgamma = Σ dy x̂ and dbeta = Σ dy.</summary>
+    /// <param name="x">Forward input (N, C, S).</param>
+    /// <param name="dy">Upstream gradient (N, C, S).</param>
+    /// <param name="mean">Mean the forward used (C).</param>
+    /// <param name="var">Variance the forward used (C).</param>
+    /// <param name="dgamma">Output (C).</param>
+    /// <param name="dbeta">Output (C).</param>
+    /// <param name="n">Batch N.</param>
+    /// <param name="s">Inner size S.</param>
+    /// <param name="eps">Added to the variance.</param>
+    public static void ParamGradsCpuKernel(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> dgamma, ArrayView<float> dbeta, int n, int s, float eps)
+    {
+        int c = mean.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int ch = Grid.GlobalIndex.X; ch < c; ch += stride)
+        {
+            float mu = mean[ch];
+            float sg = 0f, sb = 0f;
+            for (int i = 0; i < n; i++)
+            {
+                int row = ((i * c) + ch) * s;
+                for (int j = 0; j < s; j++)
+                {
+                    float g = dy[row + j];
+                    sb += g;
+                    sg += g * (x[row + j] - mu);
+                }
+            }
+
+            // Σ dy (x - mean) invstd: one multiply by invstd per channel instead of per element.
+            dgamma[ch] = sg * XMath.Rsqrt(var[ch] + eps);
+            dbeta[ch] = sb;
+        }
+    }
+
+    /// <summary>Kernel, GPU variant: one group per channel writes dgamma = Σ dy x̂ and dbeta = Σ dy through shared-memory trees.</summary>
+    /// <param name="x">Forward input (N, C, S).</param>
+    /// <param name="dy">Upstream gradient (N, C, S).</param>
+    /// <param name="mean">Mean the forward used (C).</param>
+    /// <param name="var">Variance the forward used (C).</param>
+    /// <param name="dgamma">Output (C).</param>
+    /// <param name="dbeta">Output (C).</param>
+    /// <param name="n">Batch N.</param>
+    /// <param name="s">Inner size S.</param>
+    /// <param name="eps">Added to the variance.</param>
+    public static void ParamGradsGpuKernel(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> dgamma, ArrayView<float> dbeta, int n, int s, float eps)
+    {
+        var shared = SharedMemory.Allocate<float>(MaxGroupSize);
+        int c = mean.IntLength;
+        int m = n * s;
+        int tid = Group.IdxX;
+        int size = Group.DimX;
+        int groups = Grid.DimX;
+        for (int ch = Grid.IdxX; ch < c; ch += groups)
+        {
+            float mu = mean[ch];
+            float sg = 0f, sb = 0f;
+            for (int k = tid; k < m; k += size)
+            {
+                int at = At(k, ch, c, s);
+                float g = dy[at];
+                sb += g;
+                sg += g * (x[at] - mu);
+            }
+
+            float tg = GroupSum(shared, tid, size, sg);
+            float tb = GroupSum(shared, tid, size, sb);
+            if (tid == 0)
+            {
+                dgamma[ch] = tg * XMath.Rsqrt(var[ch] + eps);
+                dbeta[ch] = tb;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Kernel: dx per element, grid-stride. Training: gamma invstd / m (m dy - dbeta - x̂ dgamma);
+    /// evaluation: gamma invstd dy.
+    /// </summary>
+    /// <param name="x">Forward input (N, C, S).</param>
+    /// <param name="dy">Upstream gradient (N, C, S).</param>
+    /// <param name="mean">Mean the forward used (C).</param>
+    /// <param name="var">Variance the forward used (C).</param>
+    /// <param name="gamma">Scale (C); read only when <paramref name="hasGamma"/> is 1.</param>
+    /// <param name="dgamma">Σ dy x̂ (C); read only in training.</param>
+    /// <param name="dbeta">Σ dy (C); read only in training.</param>
+    /// <param name="dx">Output (N, C, S); may alias dy.</param>
+    /// <param name="s">Inner size S (at least 1).</param>
+    /// <param name="eps">Added to the variance.</param>
+    /// <param name="hasGamma">1 to scale by gamma, 0 for gamma = 1.</param>
+    /// <param name="training">1 when mean and var were the batch's, 0 for running statistics.</param>
+    public static void InputGradKernel(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> gamma, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dx, int s, float eps, int hasGamma, int training)
+    {
+        int total = dx.IntLength;
+        int c = mean.IntLength;
+        float m = total / c;
+        float invM = 1f / m;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+        {
+            int ch = (i / s) % c;
+            float invstd = XMath.Rsqrt(var[ch] + eps);
+            float scale = hasGamma != 0 ? gamma[ch] * invstd : invstd;
+            if (training != 0)
+            {
+                float xhat = (x[i] - mean[ch]) * invstd;
+                dx[i] = scale * (dy[i] - (invM * (dbeta[ch] + (xhat * dgamma[ch]))));
+            }
+            else
+            {
+                dx[i] = scale * dy[i];
+            }
+        }
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>> StatisticsCpuDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(StatisticsCpuKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>> StatisticsGpuDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(StatisticsGpuKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>> NormalizeDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>(NormalizeKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float>> RunningDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float>(RunningKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<int>>> IncrementDef =
+        KernelDef.Of<ArrayView<int>, ArrayView<int>>(IncrementKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>> ParamGradsCpuDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(ParamGradsCpuKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>> ParamGradsGpuDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(ParamGradsGpuKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>> InputGradDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>(InputGradKernel);
+
+    /// <summary>Index of value k (k = n S + s) of channel ch in (N, C, S).</summary>
+    private static int At(int k, int ch, int c, int s)
+    {
+        int i = k / s;
+        return (((i * c) + ch) * s) + (k - (i * s));
+    }
+
+    /// <summary>
+    /// The sum of one value per thread of the group, returned to EVERY thread. A fixed pairing
+    /// (slot t with t + half, starting at half the next power of two, so any group size works),
+    /// hence deterministic. Every thread of the group must call it (barriers).
+    /// </summary>
+    private static float GroupSum(ArrayView<float> shared, int tid, int size, float value)
+    {
+        shared[tid] = value;
+        Group.Barrier();
+        int half = 1;
+        while (half < size)
+            half <<= 1;
+        for (half >>= 1; half > 0; half >>= 1)
+        {
+            if (tid < half && tid + half < size)
+                shared[tid] += shared[tid + half];
+            Group.Barrier();
+        }
+
+        float total = shared[0];
+        // Everyone reads slot 0 before the next call overwrites it.
+        Group.Barrier();
+        return total;
+    }
+
+    // ---------------------------------------------------------------- launchers
+
+    /// <summary>Per channel mean and BIASED variance of x (N, C, S), two passes, deterministic. Overwrites mean and var.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Input (N, C, S), row-major.</param>
+    /// <param name="mean">Output (C); NaN when N S = 0.</param>
+    /// <param name="var">Output (C).</param>
+    /// <param name="n">Batch N.</param>
+    /// <param name="c">Channels C.</param>
+    /// <param name="s">Inner size S (H W, or 1).</param>
+    public static void Statistics(KernelHost host, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, int n, int c, int s)
+    {
+        const string op = nameof(BatchNorm) + "." + nameof(Statistics);
+        Shapes(host, op, n, c, s, [(x, nameof(x))], [(mean, nameof(mean)), (var, nameof(var))]);
+        if (c == 0)
+            return;
+        if (n == 0)
+        {
+            // The mean of no values is 0/0 (as PyTorch's); kernels never see empty views.
+            Elementwise.Fill(host, mean, float.NaN);
+            Elementwise.Fill(host, var, float.NaN);
+            return;
+        }
+
+        if (host.Variant == KernelVariant.Gpu)
+            host.Load(StatisticsGpuDef)(host.Stream, PerChannel(host, c), x, mean, var, n, s);
+        else
+            host.Load(StatisticsCpuDef)(host.Stream, host.Launch.GridStride(c), x, mean, var, n, s);
+    }
+
+    /// <summary>
+    /// y = gamma (x - mean) / sqrt(var + eps) + beta per channel. Training passes the batch
+    /// statistics from <see cref="Statistics"/>, evaluation the running ones. y may alias x.
+    /// </summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Input (N, C, S).</param>
+    /// <param name="mean">Mean (C).</param>
+    /// <param name="var">Variance (C).</param>
+    /// <param name="gamma">Scale (C), or null for 1.</param>
+    /// <param name="beta">Shift (C), or null for 0.</param>
+    /// <param name="y">Output (N, C, S).</param>
+    /// <param name="n">Batch N.</param>
+    /// <param name="c">Channels C.</param>
+    /// <param name="s">Inner size S.</param>
+    /// <param name="eps">Added to the variance.</param>
+    public static void Normalize(KernelHost host, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, ArrayView<float>? gamma, ArrayView<float>? beta, ArrayView<float> y, int n, int c, int s, float eps)
+    {
+        const string op = nameof(BatchNorm) + "." + nameof(Normalize);
+        Shapes(host, op, n, c, s, [(x, nameof(x)), (y, nameof(y))], [(mean, nameof(mean)), (var, nameof(var))]);
+        Optional(op, gamma, nameof(gamma), c);
+        Optional(op, beta, nameof(beta), c);
+        if (y.Length == 0)
+            return;
+        host.Load(NormalizeDef)(host.Stream, host.Launch.GridStride(y.Length), x, mean, var, gamma ?? mean, beta ?? mean, y, s, eps, gamma.HasValue ? 1 : 0, beta.HasValue ? 1 : 0);
+    }
+
+    /// <summary>
+    /// The running statistics after a training batch of m values per channel:
+    /// new mean = (1 - momentum) mean + momentum batch mean, new var = (1 - momentum) var + momentum
+    /// batch var m / (m - 1). Overwrites the new buffers (they may alias the old ones).
+    /// </summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="mean">Batch mean (C).</param>
+    /// <param name="var">Batch BIASED variance (C).</param>
+    /// <param name="m">Values per channel, N S (at least 2: the unbiased variance divides by m - 1).</param>
+    /// <param name="momentum">Weight of the batch statistics (PyTorch's default 0.1).</param>
+    /// <param name="runningMean">Running mean (C).</param>
+    /// <param name="runningVar">Running variance (C).</param>
+    /// <param name="newRunningMean">Output (C).</param>
+    /// <param name="newRunningVar">Output (C).</param>
+    public static void Running(KernelHost host, ArrayView<float> mean, ArrayView<float> var, int m, float momentum, ArrayView<float> runningMean, ArrayView<float> runningVar, ArrayView<float> newRunningMean, ArrayView<float> newRunningVar)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = nameof(BatchNorm) + "." + nameof(Running);
+        if (m < 2)
+            throw new ArgumentOutOfRangeException(nameof(m), m, $"{op}: the unbiased variance needs at least 2 values per channel, got m = {m}.");
+        Check.SameLength(op, mean, nameof(mean), var, nameof(var));
+        Check.SameLength(op, mean, nameof(mean), runningMean, nameof(runningMean));
+        Check.SameLength(op, mean, nameof(mean), runningVar, nameof(runningVar));
+        Check.SameLength(op, mean, nameof(mean), newRunningMean, nameof(newRunningMean));
+        Check.SameLength(op, mean, nameof(mean), newRunningVar, nameof(newRunningVar));
+        if (mean.Length == 0)
+            return;
+        host.Load(RunningDef)(host.Stream, host.Launch.GridStride(mean.Length), mean, var, runningMean, runningVar, newRunningMean, newRunningVar, momentum, (float)((double)m / (m - 1)));
+    }
+
+    /// <summary>next[0] = counter[0] + 1: num_batches_tracked after a training batch. next may alias counter.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="counter">The count (1).</param>
+    /// <param name="next">Output (1).</param>
+    public static void Increment(KernelHost host, ArrayView<int> counter, ArrayView<int> next)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = nameof(BatchNorm) + "." + nameof(Increment);
+        Check.Length(op, counter, nameof(counter), 1, "a scalar count");
+        Check.Length(op, next, nameof(next), 1, "a scalar count");
+        host.Load(IncrementDef)(host.Stream, host.Launch.GridStride(1), counter, next);
+    }
+
+    /// <summary>dgamma = Σ dy x̂ and dbeta = Σ dy per channel, x̂ from the mean and var the forward used. Overwrites both.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Forward input (N, C, S).</param>
+    /// <param name="dy">Upstream gradient (N, C, S).</param>
+    /// <param name="mean">Mean the forward used (C).</param>
+    /// <param name="var">Variance the forward used (C).</param>
+    /// <param name="dgamma">Output (C).</param>
+    /// <param name="dbeta">Output (C).</param>
+    /// <param name="n">Batch N.</param>
+    /// <param name="c">Channels C.</param>
+    /// <param name="s">Inner size S.</param>
+    /// <param name="eps">Added to the variance.</param>
+    public static void ParamGrads(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> dgamma, ArrayView<float> dbeta, int n, int c, int s, float eps)
+    {
+        const string op = nameof(BatchNorm) + "." + nameof(ParamGrads);
+        Shapes(host, op, n, c, s, [(x, nameof(x)), (dy, nameof(dy))], [(mean, nameof(mean)), (var, nameof(var)), (dgamma, nameof(dgamma)), (dbeta, nameof(dbeta))]);
+        if (c == 0)
+            return;
+        if (n == 0)
+        {
+            dgamma.MemSetToZero(host.Stream);
+            dbeta.MemSetToZero(host.Stream);
+            return;
+        }
+
+        if (host.Variant == KernelVariant.Gpu)
+            host.Load(ParamGradsGpuDef)(host.Stream, PerChannel(host, c), x, dy, mean, var, dgamma, dbeta, n, s, eps);
+        else
+            host.Load(ParamGradsCpuDef)(host.Stream, host.Launch.GridStride(c), x, dy, mean, var, dgamma, dbeta, n, s, eps);
+    }
+
+    /// <summary>
+    /// dx of batch normalization. Training (mean and var are the batch's, so functions of x):
+    /// dx = gamma invstd / m (m dy - dbeta - x̂ dgamma), with dgamma and dbeta from
+    /// <see cref="ParamGrads"/>. Evaluation: dx = gamma invstd dy. Overwrites dx (it may alias dy).
+    /// </summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Forward input (N, C, S).</param>
+    /// <param name="dy">Upstream gradient (N, C, S).</param>
+    /// <param name="mean">Mean the forward used (C).</param>
+    /// <param name="var">Variance the forward used (C).</param>
+    /// <param name="gamma">Scale (C), or null for 1.</param>
+    /// <param name="dgamma">Σ dy x̂ (C); read in training only.</param>
+    /// <param name="dbeta">Σ dy (C); read in training only.</param>
+    /// <param name="dx">Output (N, C, S).</param>
+    /// <param name="n">Batch N.</param>
+    /// <param name="c">Channels C.</param>
+    /// <param name="s">Inner size S.</param>
+    /// <param name="eps">Added to the variance.</param>
+    /// <param name="training">Whether the forward used batch statistics.</param>
+    public static void InputGrad(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float>? gamma, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dx, int n, int c, int s, float eps, bool training)
+    {
+        const string op = nameof(BatchNorm) + "." + nameof(InputGrad);
+        Shapes(host, op, n, c, s, [(x, nameof(x)), (dy, nameof(dy)), (dx, nameof(dx))], [(mean, nameof(mean)), (var, nameof(var)), (dgamma, nameof(dgamma)), (dbeta, nameof(dbeta))]);
+        Optional(op, gamma, nameof(gamma), c);
+        if (dx.Length == 0)
+            return;
+        host.Load(InputGradDef)(host.Stream, host.Launch.GridStride(dx.Length), x, dy, mean, var, gamma ?? mean, dgamma, dbeta, dx, s, eps, gamma.HasValue ? 1 : 0, training ? 1 : 0);
+    }
+
+    /// <summary>Groups for a group-per-channel launch: one per channel up to the policy's cap.</summary>
+    private static KernelConfig PerChannel(KernelHost host, int c)
+    {
+        int group = Math.Min(host.Launch.ReduceGroupSize, MaxGroupSize);
+        return new KernelConfig(Math.Min(c, host.Launch.MaxGroups), group);
+    }
+
+    private static void Shapes(KernelHost host, string op, int n, int c, int s, ReadOnlySpan<(ArrayView<float> View, string Name)> full, ReadOnlySpan<(ArrayView<float> View, string Name)> perChannel)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        Check.Dimension(op, n, nameof(n));
+        Check.Dimension(op, c, nameof(c));
+        Check.Dimension(op, s, nameof(s), allowZero: false);
+        long total = (long)n * c * s;
+        string shape = $"(N, C, S) = ({n}, {c}, {s})";
+        foreach (var (view, name) in full)
+        {
+            Check.Length(op, view, name, total, shape);
+            Check.Fits32(op, view, name);
+        }
+
+        foreach (var (view, name) in perChannel)
+            Check.Length(op, view, name, c, $"(C) = ({c})");
+    }
+
+    private static void Optional(string op, ArrayView<float>? view, string name, int c)
+    {
+        if (view is { } v)
+            Check.Length(op, v, name, c, $"(C) = ({c})");
+    }
+}
