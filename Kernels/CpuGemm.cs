@@ -91,7 +91,7 @@ public static unsafe class CpuGemm
                     int kc = Math.Min(KC, k - pc);
                     float betaHere = pc == 0 ? beta : 1f;
                     fixed (float* bp = packedB)
-                        PackB(transB, b, ldb, pc, jc, kc, nc, nr, bp);
+                        PackB(transB, b, ldb, pc, jc, kc, nc, nr, bp, threads);
 
                     // Row blocks: MR-row micro-panels split evenly between threads.
                     int panels = (m + MR - 1) / MR;
@@ -149,32 +149,49 @@ public static unsafe class CpuGemm
 
     // Packs op(B)[pc .. pc+kc, jc .. jc+nc] into micro-panels of nr columns: panel j holds
     // kc rows of nr floats, zero-padded past nc.
-    private static void PackB(bool transB, float* b, int ldb, int pc, int jc, int kc, int nc, int nr, float* dst)
+    private static void PackB(bool transB, float* b, int ldb, int pc, int jc, int kc, int nc, int nr, float* dst, int threads)
     {
-        for (int jr = 0; jr < nc; jr += nr)
+        int panels = (nc + nr - 1) / nr;
+        if (threads > 1 && panels > 1 && (long)kc * nc >= 32768)
+            Parallel.For(0, panels, new ParallelOptions { MaxDegreeOfParallelism = threads }, q => PackBPanel(transB, b, ldb, pc, jc, kc, nc, nr, dst, q * nr));
+        else
         {
-            int w = Math.Min(nr, nc - jr);
-            float* panel = dst + ((long)jr * kc);
+            for (int jr = 0; jr < nc; jr += nr)
+                PackBPanel(transB, b, ldb, pc, jc, kc, nc, nr, dst, jr);
+        }
+    }
+
+    private static void PackBPanel(bool transB, float* b, int ldb, int pc, int jc, int kc, int nc, int nr, float* dst, int jr)
+    {
+        int w = Math.Min(nr, nc - jr);
+        float* panel = dst + ((long)jr * kc);
+        if (!transB)
+        {
             for (int p = 0; p < kc; p++)
             {
                 float* row = panel + ((long)p * nr);
-                if (!transB)
-                {
-                    float* src = b + ((long)(pc + p) * ldb) + jc + jr;
-                    for (int j = 0; j < w; j++)
-                        row[j] = src[j];
-                }
-                else
-                {
-                    // B stored (N, K): op(B)[p, j] = B[j, p].
-                    float* src = b + ((long)(jc + jr) * ldb) + pc + p;
-                    for (int j = 0; j < w; j++)
-                        row[j] = src[(long)j * ldb];
-                }
-
+                float* src = b + ((long)(pc + p) * ldb) + jc + jr;
+                for (int j = 0; j < w; j++)
+                    row[j] = src[j];
                 for (int j = w; j < nr; j++)
                     row[j] = 0f;
             }
+
+            return;
+        }
+
+        // B stored (N, K): op(B)[p, j] = B[j, p]. Read each stored row contiguously along p.
+        for (int j = 0; j < w; j++)
+        {
+            float* src = b + ((long)(jc + jr + j) * ldb) + pc;
+            for (int p = 0; p < kc; p++)
+                panel[((long)p * nr) + j] = src[p];
+        }
+
+        for (int j = w; j < nr; j++)
+        {
+            for (int p = 0; p < kc; p++)
+                panel[((long)p * nr) + j] = 0f;
         }
     }
 

@@ -5,6 +5,7 @@ using IlgpuTrain.Bench.Support;
 using IlgpuTrain.Functional;
 using IlgpuTrain.Kernels;
 using IlgpuTrain.Layers;
+using Conv2d = IlgpuTrain.Layers.Conv2d;
 
 namespace IlgpuTrain.Bench.Layers;
 
@@ -59,7 +60,20 @@ public static class LayersPeer
         yield return ("mlp", new Dense(256) >> new ReLU() >> new IlgpuTrain.Layers.Dropout(0.2f) >> new Dense(10), new Shape(784), 0);
     }
 
-    private static IEnumerable<(string Name, Layer Model, Shape Input, double Flops)> ExtraCases() => [];
+    private static IEnumerable<(string Name, Layer Model, Shape Input, double Flops)> ExtraCases()
+    {
+        // Convolution FLOPs: 2 N Cout Ho Wo Cin kh kw forward, twice that for dx and dW.
+        yield return ("conv 1->32 28x28", new Conv2d(32, 3, Padding: 1), new Shape(1, 28, 28), 3.0 * 2 * Batch * 32 * 28 * 28 * 1 * 9);
+        yield return ("conv 32->64 14x14", new Conv2d(64, 3, Padding: 1), new Shape(32, 14, 14), 3.0 * 2 * Batch * 64 * 14 * 14 * 32 * 9);
+        yield return ("cnn", Cnn(), new Shape(1, 28, 28), 0);
+    }
+
+    /// <summary>The CNN of ../shared/anchors/torch_fmnist.py.</summary>
+    /// <returns>The model.</returns>
+    public static Layer Cnn() =>
+        new Conv2d(32, 3, Padding: 1) >> new BatchNorm2d() >> new ReLU() >> new MaxPool2d(2)
+        >> new Conv2d(64, 3, Padding: 1) >> new BatchNorm2d() >> new ReLU() >> new MaxPool2d(2)
+        >> new Flatten() >> new IlgpuTrain.Layers.Dropout(0.25f) >> new Dense(128) >> new ReLU() >> new Dense(10);
 
     private static double Time(Device device, Layer model, Shape input, int reps, bool inputGrad)
     {
@@ -70,7 +84,8 @@ public static class LayersPeer
         var x = BenchDevice.Random((int)new Shape(inputDims).Length, 1);
         var y = Enumerable.Range(0, Batch).Select(i => i % 10).ToArray();
         var ce = new CrossEntropyOptions { Epsilon = 0.1f };
-        using var xParam = inputGrad ? ParamTree.FromHost(device, [KeyValuePair.Create("x", (inputDims, x))]) : null;
+        // Differentiating with respect to the input too (as PyTorch's requires_grad input) makes x a parameter.
+        using var joint = inputGrad ? ParamTree.FromHost(device, parameters.ToHost().Append(KeyValuePair.Create("x", (inputDims, x)))) : null;
 
         double Once(int step)
         {
@@ -79,18 +94,13 @@ public static class LayersPeer
             ParamTree? newState = null;
             if (inputGrad)
             {
-                // Differentiate with respect to the input too, as PyTorch's requires_grad input.
-                var joint = Join(device, parameters, xParam!);
-                using (joint)
+                var (_, g) = Autodiff.ValueAndGrad(scope, joint!, q =>
                 {
-                    var (_, g) = Autodiff.ValueAndGrad(scope, joint, q =>
-                    {
-                        var (outY, st) = model.Apply(q, state, q["x"], Mode.Train, Rng.Create(1).At((uint)step));
-                        newState = st;
-                        return F.Sum(outY);
-                    });
-                    g.Dispose();
-                }
+                    var (outY, st) = model.Apply(q, state, q["x"], Mode.Train, Rng.Create(1).At((uint)step));
+                    newState = st;
+                    return F.Sum(outY);
+                });
+                g.Dispose();
             }
             else
             {
@@ -115,12 +125,6 @@ public static class LayersPeer
             Once(i);
         var times = Enumerable.Range(0, reps).Select(i => Once(i + 3)).OrderBy(t => t).ToArray();
         return times[times.Length / 2];
-    }
-
-    private static ParamTree Join(Device device, ParamTree a, ParamTree b)
-    {
-        var all = a.ToHost().Concat(b.ToHost());
-        return ParamTree.FromHost(device, all);
     }
 
     private static (string Describe, Dictionary<string, double> Ms) Peer(int reps)
