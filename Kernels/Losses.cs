@@ -239,7 +239,7 @@ public static class Losses
     /// <param name="t">Target.</param>
     /// <param name="delta">The threshold.</param>
     /// <returns>dl/dx.</returns>
-    public static double HuberGradReference(double x, double t, double delta) => Math.Clamp(x - t, -delta, delta);
+    public static double HuberGradReference(double x, double t, double delta) => Math.Min(Math.Max(x - t, -delta), delta);
 
     /// <summary>Reference: d/dx SmoothL1 = clamp((x - t) / beta, -1, 1); sign(x - t) for beta = 0 (the L1 loss).</summary>
     /// <param name="x">Input.</param>
@@ -247,7 +247,7 @@ public static class Losses
     /// <param name="beta">The threshold.</param>
     /// <returns>dl/dx.</returns>
     public static double SmoothL1GradReference(double x, double t, double beta) =>
-        beta == 0 ? Math.Sign(x - t) : Math.Clamp((x - t) / beta, -1, 1);
+        beta == 0 ? Math.Sign(x - t) : Math.Min(Math.Max((x - t) / beta, -1), 1);
 
     /// <summary>Reference: d/dx BCE = (1 + (w - 1) t) sigmoid(x) - w t.</summary>
     /// <param name="x">The logit.</param>
