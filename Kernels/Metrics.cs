@@ -1,0 +1,116 @@
+using IlgpuTrain.Kernels.Runtime;
+
+namespace IlgpuTrain.Kernels;
+
+// Classification metrics over a batch of logits, on the device.
+//
+//   TopKHits  hit[n] = 1 when fewer than k classes have a logit strictly greater than the
+//             target's, else 0        logits (N, C), targets (N), hit (N)
+//             reads 4C + 4 B, writes 4 B per row
+//
+// k = 1 is accuracy. A tie with the target's logit counts as a hit (the target is among the
+// maxima); PyTorch's argmax would pick the first maximum, so the two differ only on exact ties.
+// A NaN logit for the target, or a target outside [0, C), is a miss. No backward: metrics are not
+// differentiated. Summing hit (Reductions.Sum) gives the number of correct samples.
+
+/// <summary>Top-k hits of a batch of logits: CPU reference, ILGPU kernel and checked launcher.</summary>
+public static class Metrics
+{
+    // ---------------------------------------------------------------- CPU reference (the spec)
+
+    /// <summary>Reference: hit[n] = 1 when fewer than k logits of row n exceed the target's.</summary>
+    /// <param name="logits">Logits (N, C).</param>
+    /// <param name="targets">Targets (N).</param>
+    /// <param name="hit">Output (N): 1 or 0.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Classes C.</param>
+    /// <param name="k">k, at least 1.</param>
+    public static void TopKHitsReference(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> hit, int n, int c, int k)
+    {
+        for (int row = 0; row < n; row++)
+        {
+            int t = targets[row];
+            if (t < 0 || t >= c || float.IsNaN(logits[(row * c) + t]))
+            {
+                hit[row] = 0;
+                continue;
+            }
+
+            float v = logits[(row * c) + t];
+            int greater = 0;
+            for (int j = 0; j < c; j++)
+            {
+                if (logits[(row * c) + j] > v)
+                    greater++;
+            }
+
+            hit[row] = greater < k ? 1 : 0;
+        }
+    }
+
+    // ---------------------------------------------------------------- ILGPU kernels
+
+    /// <summary>Kernel: one row per thread, grid-stride.</summary>
+    /// <param name="logits">Logits (N, C).</param>
+    /// <param name="targets">Targets (N).</param>
+    /// <param name="hit">Output (N).</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Classes C.</param>
+    /// <param name="k">k.</param>
+    public static void TopKHitsKernel(ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> hit, int n, int c, int k)
+    {
+        int stride = Grid.DimX * Group.DimX;
+        for (int row = Grid.GlobalIndex.X; row < n; row += stride)
+        {
+            int t = targets[row];
+            float result = 0f;
+            if (t >= 0 && t < c)
+            {
+                float v = logits[(row * c) + t];
+                if (v == v)
+                {
+                    int greater = 0;
+                    for (int j = 0; j < c; j++)
+                    {
+                        if (logits[(row * c) + j] > v)
+                            greater++;
+                    }
+
+                    result = greater < k ? 1f : 0f;
+                }
+            }
+
+            hit[row] = result;
+        }
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>> TopKHitsDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>(TopKHitsKernel);
+
+    // ---------------------------------------------------------------- launchers
+
+    /// <summary>hit[n] = 1 when the target of row n is among the k largest logits (ties count as hits), else 0.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="logits">Logits (N, C).</param>
+    /// <param name="targets">Targets (N).</param>
+    /// <param name="hit">Output (N), overwritten.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Classes C.</param>
+    /// <param name="k">k, at least 1.</param>
+    public static void TopKHits(KernelHost host, ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> hit, int n, int c, int k)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = nameof(Metrics) + "." + nameof(TopKHits);
+        Check.Dimension(op, n, nameof(n));
+        Check.Dimension(op, c, nameof(c));
+        if (k < 1)
+            throw new ArgumentOutOfRangeException(nameof(k), k, $"{op}: k must be at least 1, got {k}.");
+        Check.Length(op, logits, nameof(logits), (long)n * c, $"(N, C) = ({n}, {c})");
+        Check.Length(op, targets, nameof(targets), n, $"(N) = ({n})");
+        Check.Length(op, hit, nameof(hit), n, $"(N) = ({n})");
+        Check.Fits32(op, logits, nameof(logits));
+        if (n == 0)
+            return;
+        host.Load(TopKHitsDef)(host.Stream, host.Launch.GridStride(n), logits, targets, hit, n, c, k);
+    }
+}
