@@ -96,15 +96,16 @@ public abstract record Layer
     /// <param name="x">Input (N, ...), a tensor of the step.</param>
     /// <param name="mode">Train or Eval.</param>
     /// <param name="rng">Randomness for this step (dropout); fold the step number in so every step differs.</param>
+    /// <param name="observe">Called with (path, layer, output) after each layer's forward (the NaN diagnosis uses it); null normally.</param>
     /// <returns>The output and the new state: <paramref name="state"/> itself when nothing changed (evaluation, or no buffers), otherwise a new tree the caller owns.</returns>
-    public (Tensor Y, ParamTree State) Apply(Params parameters, ParamTree state, Tensor x, Mode mode, Rng rng)
+    public (Tensor Y, ParamTree State) Apply(Params parameters, ParamTree state, Tensor x, Mode mode, Rng rng, Action<string, Layer, Tensor>? observe = null)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(state);
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(rng);
         var states = new StateView(state, parameters.Scope);
-        var ctx = new LayerContext(parameters, states, string.Empty, mode, rng, Describe(), string.Empty);
+        var ctx = new LayerContext(parameters, states, string.Empty, mode, rng, Describe(), string.Empty) { Observer = observe };
         try
         {
             var y = ctx.Run(this, x);

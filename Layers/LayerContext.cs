@@ -71,6 +71,9 @@ public sealed class LayerContext
         Position = position;
     }
 
+    /// <summary>Called with (path, layer, output) after every layer's forward, parents after their children; null normally (the NaN diagnosis uses it).</summary>
+    public Action<string, Layer, Tensor>? Observer { get; init; }
+
     /// <summary>This layer's parameters (names relative to its prefix).</summary>
     public Params Params { get; }
 
@@ -124,7 +127,7 @@ public sealed class LayerContext
     {
         ArgumentNullException.ThrowIfNull(child);
         string where = $"layer \"{Prefix}{name}\" ({child.Describe()}){(Position.Length > 0 ? " in " + Position : string.Empty)}";
-        var ctx = new LayerContext(Params.Sub(name), State, Prefix + name + ".", Mode, Rng.Fold(0x10000u + rngSalt), child.Describe(), where);
+        var ctx = new LayerContext(Params.Sub(name), State, Prefix + name + ".", Mode, Rng.Fold(0x10000u + rngSalt), child.Describe(), where) { Observer = Observer };
         return ctx.Run(child, x);
     }
 
@@ -157,6 +160,7 @@ public sealed class LayerContext
         var got = Sample(y.Shape);
         if (y.Shape[0] != x.Shape[0] || got != expected)
             throw new InvalidOperationException($"{Name()} produced {y.Shape} but its OutputShape says (N, {string.Join(", ", expected)}) for input {x.Shape}; the layer's OutputShape and Forward disagree.");
+        Observer?.Invoke(Prefix.TrimEnd('.'), layer, y);
         return y;
     }
 
