@@ -1,0 +1,76 @@
+using System.CommandLine;
+using System.Globalization;
+using IlgpuTrain.Training;
+
+namespace IlgpuTrain.Cli;
+
+/// <summary>
+/// <c>ilgpu-train compare-optimizers</c>: the same model, data, seed and schedule trained with SGD,
+/// momentum, Adam and AdamW; a table of final accuracy and time, and one plot of the curves.
+/// </summary>
+internal static class CompareCommand
+{
+    public static Command Create()
+    {
+        var o = new TrainOptions();
+        var lrs = new Option<string>("--lrs") { Description = "Peak learning rates per optimizer, name=value (defaults: sgd=0.1, momentum=0.05, adam=0.003, adamw=0.003).", DefaultValueFactory = _ => "sgd=0.1,momentum=0.05,adam=0.003,adamw=0.003" };
+        var command = new Command("compare-optimizers", "Train the same model with SGD, momentum, Adam and AdamW and compare their curves.");
+        o.AddTo(command);
+        command.Options.Add(lrs);
+        command.SetAction(parse => Run(o.Read(parse), parse.GetValue(lrs)!));
+        return command;
+    }
+
+    private static int Run(TrainConfig baseConfig, string lrSpec)
+    {
+        var lrs = new Dictionary<string, double>();
+        var problems = new List<string>(baseConfig.Problems());
+        foreach (var part in lrSpec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var kv = part.Split('=');
+            if (kv.Length != 2 || !new[] { "sgd", "momentum", "adam", "adamw" }.Contains(kv[0]) || !double.TryParse(kv[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) || !(v > 0))
+                problems.Add($"--lrs {part}: expected optimizer=learning_rate with optimizer one of sgd, momentum, adam, adamw and a positive rate.");
+            else
+                lrs[kv[0]] = v;
+        }
+
+        if (Cli.Fail(problems))
+            return 2;
+        return Cli.Guard(() =>
+        {
+            Directory.CreateDirectory(baseConfig.Output);
+            var data = Runs.Load(baseConfig);
+            using var device = Runs.CreateDevice(baseConfig);
+            var runs = new Dictionary<string, History>();
+            var rows = new List<(string Name, double Acc, double Loss, double Seconds)>();
+            foreach (var name in new[] { "sgd", "momentum", "adam", "adamw" })
+            {
+                var c = baseConfig with
+                {
+                    Optimizer = name,
+                    LearningRate = lrs.GetValueOrDefault(name, name.StartsWith("adam", StringComparison.Ordinal) ? 3e-3 : name == "sgd" ? 0.1 : 0.05),
+                    WeightDecay = name == "adamw" ? baseConfig.WeightDecay : 0,
+                };
+                using var progress = new ConsoleProgress();
+                progress.Message($"== {name}: {Recipes.Describe(c)}");
+                var (trainer, _, _) = Runs.Build(c, device, data.Train, [], progress);
+                var (result, seconds) = Runs.Timed(() => trainer.Fit(data.Train, data.Validation));
+                using var final = result.State;
+                var test = trainer.Evaluate(final.Params, final.State, data.Test);
+                runs[name] = final.History;
+                rows.Add((name, test.Accuracy, test.Loss, seconds));
+            }
+
+            Console.WriteLine();
+            Console.WriteLine($"{"optimizer",-10} {"test acc",9} {"test loss",10} {"time s",8}");
+            foreach (var r in rows)
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{r.Name,-10} {r.Acc,9:F4} {r.Loss,10:F4} {r.Seconds,8:F1}"));
+            string png = Path.Combine(baseConfig.Output, "compare-optimizers.png");
+            Plots.SaveComparison(runs, png, $"{baseConfig.Model} on {baseConfig.Dataset}: optimizers");
+            foreach (var (name, h) in runs)
+                MetricsLog.Write(Path.Combine(baseConfig.Output, $"metrics-{name}.csv"), h);
+            Console.WriteLine($"wrote {png}");
+            return 0;
+        });
+    }
+}
