@@ -25,6 +25,8 @@ public sealed record IdxArray(int[] Dimensions, byte[] Data)
 /// Memory is bounded: the byte count the header claims is checked against
 /// <see cref="MaxBytes"/> (and, for a raw file, against the file's length) before anything is
 /// allocated, and a gzip stream's buffer grows only with the bytes actually decompressed.</para>
+/// <para>A gzip file is a single gzip member whose trailer is checked (GZipStream verifies the
+/// CRC; the length field catches a file cut inside the trailer).</para>
 /// <para>Format: http://yann.lecun.com/exdb/mnist/ (the "IDX file format" section).</para>
 /// </remarks>
 public static class Idx
@@ -86,7 +88,27 @@ public static class Idx
         using Stream raw = new ConcatStream(prefix, stream);
         using Stream input = gzip ? new GZipStream(raw, CompressionMode.Decompress, leaveOpen: true) : raw;
         long? available = !gzip && stream.CanSeek ? stream.Length - stream.Position + got : null;
-        return Parse(input, name, expectedMagic, gzip, available);
+        var array = Parse(input, name, expectedMagic, gzip, available);
+        if (gzip && stream.CanSeek)
+            CheckGzipTrailer(stream, name, 4L + (4L * array.Dimensions.Length) + array.Data.Length);
+        return array;
+    }
+
+    // GZipStream verifies the CRC and length trailer when it is there, but a stream cut inside
+    // the 8-byte trailer reads back complete and silently. The trailer's last 4 bytes are the
+    // uncompressed length mod 2^32 (RFC 1952, ISIZE): compare them with what was read.
+    private static void CheckGzipTrailer(Stream stream, string name, long decompressed)
+    {
+        var isize = new byte[4];
+        if (stream.Length >= 18)
+        {
+            stream.Seek(-4, SeekOrigin.End);
+            stream.ReadExactly(isize);
+        }
+
+        uint found = BinaryPrimitives.ReadUInt32LittleEndian(isize);
+        if (stream.Length < 18 || found != (uint)decompressed)
+            throw DataFormat.Error(name, $"the gzip stream decompressed to {decompressed} bytes but its trailer {(stream.Length < 18 ? "is missing" : $"says {found}")}; the file is truncated, download it again.");
     }
 
     /// <summary>Writes an IDX file of unsigned bytes (magic 00 00 08 rank), optionally gzip-compressed.</summary>
