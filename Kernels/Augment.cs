@@ -1,0 +1,535 @@
+using ILGPU.Algorithms;
+using IlgpuTrain.Kernels.Runtime;
+
+namespace IlgpuTrain.Kernels;
+
+// On-device data augmentation over NCHW float batches, x (N, C, H, W) -> y. Out of place: y must
+// not alias x (flip, crop and rotation read other positions).
+//
+// Randomness: sample n draws the four Philox words w0..w3 of block n of (seed, stream, counter),
+// i.e. words 4n..4n+3 of Philox.Bits(seed, stream, counter); u(w) = (w >> 8) * 2^-24 in [0, 1).
+// So a sample's transform depends only on (seed, stream, counter, n): the same on every backend
+// and launch layout. Use a different stream per transform.
+//
+//   Flip    (torchvision RandomHorizontalFlip(p)): flip iff u(w0) < p;  y[n,c,i,j] = x[n,c,i,W-1-j].
+//   Crop    (RandomCrop(size, padding), zero fill): pad x by P on each side, take the OH x OW window
+//           at top = floor(w0 * (H+2P-OH+1) / 2^32), left = floor(w1 * (W+2P-OW+1) / 2^32);
+//           y[n,c,i,j] = x[n,c,i+top-P,j+left-P], 0 outside x. (Multiply-shift bias <= range / 2^32.)
+//   Rotate  (RandomRotation(degrees) with interpolation BILINEAR, fill 0, expand False; torchvision's
+//           default interpolation is NEAREST): angle a = lo + u(w0) (hi - lo) degrees, counter-
+//           clockwise as displayed, about the center (cx, cy) = ((W-1)/2, (H-1)/2). Output pixel
+//           (i, j), with (dx, dy) = (j - cx, i - cy), samples x at
+//             sx = cx + dx cos a - dy sin a,   sy = cy + dx sin a + dy cos a
+//           bilinearly, each of the four neighbours outside the image counting as 0
+//           (grid_sample, padding zeros, align_corners False, in pixel units).
+//   Jitter  (ColorJitter brightness then contrast, in that fixed order; torchvision shuffles the
+//           order per call): fb = bLo + u(w0)(bHi - bLo), fc = cLo + u(w1)(cHi - cLo),
+//             m = fb * mean of the image's gray (0.2989 R + 0.587 G + 0.114 B for C = 3, the mean
+//                 over all channels otherwise),
+//             y = x fb                       when fc = 1 (exactly: brightness 1 is the identity)
+//             y = (x fb - m) fc + m          otherwise.
+//           No clamping: the values are whatever the caller gives (normalized, usually), so
+//           brightness scales the distance from 0 of the normalized value, not of the pixel; see
+//           Training/Augmentation.cs.
+//
+// Bytes per element: flip, crop, jitter read 4 B and write 4 B; rotation reads up to 16 B (four
+// neighbours) and writes 4 B; the gray mean reads each element once more. One Philox block
+// (10 rounds) per output element: cheap next to the model. No backward: inputs are data.
+
+/// <summary>On-device augmentation of NCHW batches: CPU references, ILGPU kernels and checked launchers.</summary>
+public static class Augment
+{
+    /// <summary>Luma weights of ITU-R 601-2, as torchvision's rgb_to_grayscale.</summary>
+    public const float GrayR = 0.2989f;
+
+    /// <summary>Green weight.</summary>
+    public const float GrayG = 0.587f;
+
+    /// <summary>Blue weight.</summary>
+    public const float GrayB = 0.114f;
+
+    // ---------------------------------------------------------------- CPU reference (the spec)
+
+    /// <summary>Reference: the four words of sample n, words 4n..4n+3 of Philox.Bits(seed, stream, counter).</summary>
+    /// <param name="n">Number of samples.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    /// <returns>4n words.</returns>
+    public static uint[] WordsReference(int n, ulong seed, uint stream, uint counter)
+    {
+        var bits = new uint[4 * n];
+        Philox.BitsReference(bits, seed, stream, counter);
+        return bits;
+    }
+
+    private static double U(uint w) => (w >> 8) / 16777216.0;
+
+    /// <summary>Reference: horizontal flip of sample n iff u(w0) &lt; p.</summary>
+    /// <param name="x">Input (N, C, H, W).</param>
+    /// <param name="y">Output (N, C, H, W).</param>
+    /// <param name="n">N.</param>
+    /// <param name="c">C.</param>
+    /// <param name="h">H.</param>
+    /// <param name="w">W.</param>
+    /// <param name="p">Flip probability.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    public static void FlipReference(ReadOnlySpan<float> x, Span<float> y, int n, int c, int h, int w, float p, ulong seed, uint stream, uint counter)
+    {
+        var words = WordsReference(n, seed, stream, counter);
+        for (int s = 0; s < n; s++)
+        {
+            bool flip = U(words[4 * s]) < p;
+            for (int ch = 0; ch < c; ch++)
+            {
+                for (int i = 0; i < h; i++)
+                {
+                    for (int j = 0; j < w; j++)
+                        y[(((s * c) + ch) * h + i) * w + j] = x[(((s * c) + ch) * h + i) * w + (flip ? w - 1 - j : j)];
+                }
+            }
+        }
+    }
+
+    /// <summary>Reference: zero-padded random crop to (oh, ow).</summary>
+    /// <param name="x">Input (N, C, H, W).</param>
+    /// <param name="y">Output (N, C, OH, OW).</param>
+    /// <param name="n">N.</param>
+    /// <param name="c">C.</param>
+    /// <param name="h">H.</param>
+    /// <param name="w">W.</param>
+    /// <param name="oh">Output height, at most H + 2 pad.</param>
+    /// <param name="ow">Output width, at most W + 2 pad.</param>
+    /// <param name="pad">Zero padding on each side.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    public static void CropReference(ReadOnlySpan<float> x, Span<float> y, int n, int c, int h, int w, int oh, int ow, int pad, ulong seed, uint stream, uint counter)
+    {
+        var words = WordsReference(n, seed, stream, counter);
+        for (int s = 0; s < n; s++)
+        {
+            int top = (int)(((ulong)words[4 * s] * (ulong)(h + (2 * pad) - oh + 1)) >> 32);
+            int left = (int)(((ulong)words[(4 * s) + 1] * (ulong)(w + (2 * pad) - ow + 1)) >> 32);
+            for (int ch = 0; ch < c; ch++)
+            {
+                for (int i = 0; i < oh; i++)
+                {
+                    for (int j = 0; j < ow; j++)
+                    {
+                        int si = i + top - pad, sj = j + left - pad;
+                        bool inside = si >= 0 && si < h && sj >= 0 && sj < w;
+                        y[(((s * c) + ch) * oh + i) * ow + j] = inside ? x[(((s * c) + ch) * h + si) * w + sj] : 0f;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Reference: rotation by a uniform angle in [lo, hi] degrees, bilinear, zero fill, in float64.</summary>
+    /// <param name="x">Input (N, C, H, W).</param>
+    /// <param name="y">Output (N, C, H, W).</param>
+    /// <param name="n">N.</param>
+    /// <param name="c">C.</param>
+    /// <param name="h">H.</param>
+    /// <param name="w">W.</param>
+    /// <param name="loDegrees">Smallest angle.</param>
+    /// <param name="hiDegrees">Largest angle.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    public static void RotateReference(ReadOnlySpan<float> x, Span<float> y, int n, int c, int h, int w, float loDegrees, float hiDegrees, ulong seed, uint stream, uint counter)
+    {
+        var words = WordsReference(n, seed, stream, counter);
+        double cx = (w - 1) / 2.0, cy = (h - 1) / 2.0;
+        for (int s = 0; s < n; s++)
+        {
+            double a = (loDegrees + (U(words[4 * s]) * (hiDegrees - loDegrees))) * Math.PI / 180.0;
+            double cos = Math.Cos(a), sin = Math.Sin(a);
+            for (int ch = 0; ch < c; ch++)
+            {
+                int plane = ((s * c) + ch) * h * w;
+                for (int i = 0; i < h; i++)
+                {
+                    for (int j = 0; j < w; j++)
+                    {
+                        double dx = j - cx, dy = i - cy;
+                        double sx = cx + (dx * cos) - (dy * sin), sy = cy + (dx * sin) + (dy * cos);
+                        int j0 = (int)Math.Floor(sx), i0 = (int)Math.Floor(sy);
+                        double fx = sx - j0, fy = sy - i0;
+                        double v = ((1 - fy) * (((1 - fx) * At(x, plane, i0, j0, h, w)) + (fx * At(x, plane, i0, j0 + 1, h, w))))
+                                 + (fy * (((1 - fx) * At(x, plane, i0 + 1, j0, h, w)) + (fx * At(x, plane, i0 + 1, j0 + 1, h, w))));
+                        y[plane + (i * w) + j] = (float)v;
+                    }
+                }
+            }
+        }
+    }
+
+    private static double At(ReadOnlySpan<float> x, int plane, int i, int j, int h, int w) =>
+        i >= 0 && i < h && j >= 0 && j < w ? x[plane + (i * w) + j] : 0.0;
+
+    /// <summary>Reference: brightness then contrast jitter, in float64.</summary>
+    /// <param name="x">Input (N, C, H, W).</param>
+    /// <param name="y">Output (N, C, H, W).</param>
+    /// <param name="n">N.</param>
+    /// <param name="c">C.</param>
+    /// <param name="h">H.</param>
+    /// <param name="w">W.</param>
+    /// <param name="brightnessLo">Smallest brightness factor.</param>
+    /// <param name="brightnessHi">Largest brightness factor.</param>
+    /// <param name="contrastLo">Smallest contrast factor.</param>
+    /// <param name="contrastHi">Largest contrast factor.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    public static void JitterReference(ReadOnlySpan<float> x, Span<float> y, int n, int c, int h, int w, float brightnessLo, float brightnessHi, float contrastLo, float contrastHi, ulong seed, uint stream, uint counter)
+    {
+        var words = WordsReference(n, seed, stream, counter);
+        int hw = h * w, sample = c * hw;
+        for (int s = 0; s < n; s++)
+        {
+            double fb = brightnessLo + (U(words[4 * s]) * (brightnessHi - brightnessLo));
+            double fc = contrastLo + (U(words[(4 * s) + 1]) * (contrastHi - contrastLo));
+            double gray = 0;
+            for (int k = 0; k < hw; k++)
+            {
+                if (c == 3)
+                {
+                    gray += (GrayR * x[(s * sample) + k]) + (GrayG * x[(s * sample) + hw + k]) + (GrayB * x[(s * sample) + (2 * hw) + k]);
+                }
+                else
+                {
+                    for (int ch = 0; ch < c; ch++)
+                        gray += (double)x[(s * sample) + (ch * hw) + k] / c;
+                }
+            }
+
+            double m = hw > 0 ? fb * gray / hw : 0;
+            for (int k = 0; k < sample; k++)
+            {
+                double v = x[(s * sample) + k] * fb;
+                y[(s * sample) + k] = (float)((float)fc == 1f ? v : ((v - m) * fc) + m);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- ILGPU kernels
+
+    // floor(word * range / 2^32): an index in [0, range).
+    private static int Bounded(uint word, int range) => (int)(((ulong)word * (ulong)(uint)range) >> 32);
+
+    /// <summary>Kernel: horizontal flip per sample, grid-stride over N C H W.</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="y">Output.</param>
+    /// <param name="sample">C H W.</param>
+    /// <param name="w">W.</param>
+    /// <param name="p">Flip probability.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    public static void FlipKernel(ArrayView<float> x, ArrayView<float> y, int sample, int w, float p, ulong seed, uint stream, uint counter)
+    {
+        int total = y.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+        {
+            int s = i / sample;
+            int j = i % w;
+            bool flip = Philox.ToUniform(Philox.BlockAt(seed, stream, counter, (ulong)s).X0) < p;
+            y[i] = x[flip ? i - j + (w - 1 - j) : i];
+        }
+    }
+
+    /// <summary>Kernel: zero-padded random crop, grid-stride over N C OH OW.</summary>
+    /// <param name="x">Input (N, C, H, W).</param>
+    /// <param name="y">Output (N, C, OH, OW).</param>
+    /// <param name="c">C.</param>
+    /// <param name="h">H.</param>
+    /// <param name="w">W.</param>
+    /// <param name="oh">OH.</param>
+    /// <param name="ow">OW.</param>
+    /// <param name="pad">Padding.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    public static void CropKernel(ArrayView<float> x, ArrayView<float> y, int c, int h, int w, int oh, int ow, int pad, ulong seed, uint stream, uint counter)
+    {
+        int total = y.IntLength;
+        int outPlane = oh * ow;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+        {
+            int plane = i / outPlane;
+            int s = plane / c;
+            int r = i - (plane * outPlane);
+            int oi = r / ow, oj = r - (oi * ow);
+            var words = Philox.BlockAt(seed, stream, counter, (ulong)s);
+            int si = oi + Bounded(words.X0, h + (2 * pad) - oh + 1) - pad;
+            int sj = oj + Bounded(words.X1, w + (2 * pad) - ow + 1) - pad;
+            y[i] = si >= 0 && si < h && sj >= 0 && sj < w ? x[(((long)plane * h) + si) * w + sj] : 0f;
+        }
+    }
+
+    /// <summary>Kernel: bilinear rotation with zero fill, grid-stride over N C H W.</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="y">Output.</param>
+    /// <param name="c">C.</param>
+    /// <param name="h">H.</param>
+    /// <param name="w">W.</param>
+    /// <param name="loDegrees">Smallest angle.</param>
+    /// <param name="hiDegrees">Largest angle.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    public static void RotateKernel(ArrayView<float> x, ArrayView<float> y, int c, int h, int w, float loDegrees, float hiDegrees, ulong seed, uint stream, uint counter)
+    {
+        int total = y.IntLength;
+        int planeSize = h * w;
+        float cx = (w - 1) * 0.5f, cy = (h - 1) * 0.5f;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+        {
+            int plane = i / planeSize;
+            int s = plane / c;
+            int r = i - (plane * planeSize);
+            int oi = r / w, oj = r - (oi * w);
+            float u = Philox.ToUniform(Philox.BlockAt(seed, stream, counter, (ulong)s).X0);
+            float a = (loDegrees + (u * (hiDegrees - loDegrees))) * (XMath.PI / 180f);
+            float cos = XMath.Cos(a), sin = XMath.Sin(a);
+            float dx = oj - cx, dy = oi - cy;
+            float sx = cx + (dx * cos) - (dy * sin);
+            float sy = cy + (dx * sin) + (dy * cos);
+            float fj = XMath.Floor(sx), fi = XMath.Floor(sy);
+            float fx = sx - fj, fy = sy - fi;
+            // Far outside, the float-to-int conversion would be undefined; such samples are zero anyway.
+            float v = 0f;
+            if (fj > -2f && fj < w + 1f && fi > -2f && fi < h + 1f)
+            {
+                int j0 = (int)fj, i0 = (int)fi;
+                int basePlane = plane * planeSize;
+                float v00 = Pixel(x, basePlane, i0, j0, h, w), v01 = Pixel(x, basePlane, i0, j0 + 1, h, w);
+                float v10 = Pixel(x, basePlane, i0 + 1, j0, h, w), v11 = Pixel(x, basePlane, i0 + 1, j0 + 1, h, w);
+                v = ((1f - fy) * (((1f - fx) * v00) + (fx * v01))) + (fy * (((1f - fx) * v10) + (fx * v11)));
+            }
+
+            y[i] = v;
+        }
+    }
+
+    private static float Pixel(ArrayView<float> x, int basePlane, int i, int j, int h, int w) =>
+        i >= 0 && i < h && j >= 0 && j < w ? x[basePlane + (i * w) + j] : 0f;
+
+    /// <summary>Kernel: means[n] = the mean gray value of sample n (see the header), one thread per sample.</summary>
+    /// <param name="x">Input (N, C, H, W).</param>
+    /// <param name="means">Output (N).</param>
+    /// <param name="c">C.</param>
+    /// <param name="hw">H W.</param>
+    public static void GrayMeanKernel(ArrayView<float> x, ArrayView<float> means, int c, int hw)
+    {
+        int n = means.IntLength;
+        int sample = c * hw;
+        int stride = Grid.DimX * Group.DimX;
+        for (int s = Grid.GlobalIndex.X; s < n; s += stride)
+        {
+            float sum = 0f;
+            long b = (long)s * sample;
+            if (c == 3)
+            {
+                for (int k = 0; k < hw; k++)
+                    sum += (GrayR * x[b + k]) + (GrayG * x[b + hw + k]) + (GrayB * x[b + (2 * hw) + k]);
+                means[s] = sum / hw;
+            }
+            else
+            {
+                for (int k = 0; k < sample; k++)
+                    sum += x[b + k];
+                means[s] = sum / sample;
+            }
+        }
+    }
+
+    /// <summary>Kernel: brightness then contrast, grid-stride over N C H W.</summary>
+    /// <param name="x">Input.</param>
+    /// <param name="y">Output.</param>
+    /// <param name="means">Per-sample gray means of x (N).</param>
+    /// <param name="sample">C H W.</param>
+    /// <param name="brightnessLo">Smallest brightness factor.</param>
+    /// <param name="brightnessHi">Largest brightness factor.</param>
+    /// <param name="contrastLo">Smallest contrast factor.</param>
+    /// <param name="contrastHi">Largest contrast factor.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    public static void JitterKernel(ArrayView<float> x, ArrayView<float> y, ArrayView<float> means, int sample, float brightnessLo, float brightnessHi, float contrastLo, float contrastHi, ulong seed, uint stream, uint counter)
+    {
+        int total = y.IntLength;
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+        {
+            int s = i / sample;
+            var words = Philox.BlockAt(seed, stream, counter, (ulong)s);
+            float fb = brightnessLo + (Philox.ToUniform(words.X0) * (brightnessHi - brightnessLo));
+            float fc = contrastLo + (Philox.ToUniform(words.X1) * (contrastHi - contrastLo));
+            float v = x[i] * fb;
+            if (fc != 1f)
+            {
+                float m = means[s] * fb;
+                v = ((v - m) * fc) + m;
+            }
+
+            y[i] = v;
+        }
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, float, ulong, uint, uint>> FlipDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int, int, float, ulong, uint, uint>(FlipKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, ulong, uint, uint>> CropDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, ulong, uint, uint>(CropKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, float, float, ulong, uint, uint>> RotateDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int, int, int, float, float, ulong, uint, uint>(RotateKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int>> GrayMeanDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int, int>(GrayMeanKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float, float, float, ulong, uint, uint>> JitterDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float, float, float, ulong, uint, uint>(JitterKernel);
+
+    // ---------------------------------------------------------------- launchers
+
+    /// <summary>Random horizontal flip of each sample with probability <paramref name="p"/>.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Input (N, C, H, W).</param>
+    /// <param name="y">Output (N, C, H, W), not aliasing x.</param>
+    /// <param name="n">N.</param>
+    /// <param name="c">C.</param>
+    /// <param name="h">H.</param>
+    /// <param name="w">W.</param>
+    /// <param name="p">Flip probability in [0, 1] (torchvision's default 0.5).</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    public static void Flip(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c, int h, int w, float p, ulong seed, uint stream, uint counter)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        long len = Nchw(nameof(Flip), x, y, n, c, h, w);
+        if (!(p >= 0f && p <= 1f))
+            throw new ArgumentOutOfRangeException(nameof(p), p, $"{nameof(Flip)}: p is a probability and must be in [0, 1], got {p}.");
+        if (len == 0)
+            return;
+        host.Load(FlipDef)(host.Stream, host.Launch.GridStride((int)len), x, y, c * h * w, w, p, seed, stream, counter);
+    }
+
+    /// <summary>Random crop of an (oh, ow) window from each sample padded with <paramref name="pad"/> zeros on every side (torchvision RandomCrop(size, padding)).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Input (N, C, H, W).</param>
+    /// <param name="y">Output (N, C, OH, OW), not aliasing x.</param>
+    /// <param name="n">N.</param>
+    /// <param name="c">C.</param>
+    /// <param name="h">H.</param>
+    /// <param name="w">W.</param>
+    /// <param name="oh">Output height, 1 to H + 2 pad.</param>
+    /// <param name="ow">Output width, 1 to W + 2 pad.</param>
+    /// <param name="pad">Zero padding, zero or more.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    public static void Crop(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c, int h, int w, int oh, int ow, int pad, ulong seed, uint stream, uint counter)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        Check.Dimension(nameof(Crop), pad, nameof(pad));
+        Check.Dimension(nameof(Crop), oh, nameof(oh));
+        Check.Dimension(nameof(Crop), ow, nameof(ow));
+        Nchw(nameof(Crop), x, x, n, c, h, w);
+        if (oh > h + (2L * pad) || ow > w + (2L * pad))
+            throw new ArgumentOutOfRangeException(nameof(oh), $"{nameof(Crop)}: window (oh, ow) = ({oh}, {ow}) does not fit in the padded image ({h} + 2*{pad}, {w} + 2*{pad}).");
+        long outLen = (long)n * c * oh * ow;
+        Check.Length(nameof(Crop), y, nameof(y), outLen, $"(N, C, OH, OW) = ({n}, {c}, {oh}, {ow})");
+        Check.Fits32(nameof(Crop), y, nameof(y));
+        if (outLen == 0)
+            return;
+        host.Load(CropDef)(host.Stream, host.Launch.GridStride((int)outLen), x, y, c, h, w, oh, ow, pad, seed, stream, counter);
+    }
+
+    /// <summary>Random rotation of each sample by a uniform angle in [<paramref name="loDegrees"/>, <paramref name="hiDegrees"/>] degrees (counter-clockwise), bilinear, zero fill, about the center.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Input (N, C, H, W).</param>
+    /// <param name="y">Output (N, C, H, W), not aliasing x.</param>
+    /// <param name="n">N.</param>
+    /// <param name="c">C.</param>
+    /// <param name="h">H.</param>
+    /// <param name="w">W.</param>
+    /// <param name="loDegrees">Smallest angle (finite, at most hiDegrees).</param>
+    /// <param name="hiDegrees">Largest angle (finite).</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    public static void Rotate(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c, int h, int w, float loDegrees, float hiDegrees, ulong seed, uint stream, uint counter)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        long len = Nchw(nameof(Rotate), x, y, n, c, h, w);
+        Range(nameof(Rotate), loDegrees, hiDegrees, "degrees", float.NegativeInfinity);
+        if (len == 0)
+            return;
+        host.Load(RotateDef)(host.Stream, host.Launch.GridStride((int)len), x, y, c, h, w, loDegrees, hiDegrees, seed, stream, counter);
+    }
+
+    /// <summary>Scratch floats that <see cref="Jitter"/> needs: one gray mean per sample.</summary>
+    /// <param name="n">N.</param>
+    /// <returns>N.</returns>
+    public static int JitterScratchLength(int n) => n;
+
+    /// <summary>Random brightness then contrast per sample (ColorJitter semantics without clamping; see the file header).</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">Input (N, C, H, W).</param>
+    /// <param name="y">Output (N, C, H, W); may alias x.</param>
+    /// <param name="scratch">At least <see cref="JitterScratchLength"/> floats.</param>
+    /// <param name="n">N.</param>
+    /// <param name="c">C.</param>
+    /// <param name="h">H.</param>
+    /// <param name="w">W.</param>
+    /// <param name="brightnessLo">Smallest brightness factor (0 or more).</param>
+    /// <param name="brightnessHi">Largest brightness factor.</param>
+    /// <param name="contrastLo">Smallest contrast factor (0 or more).</param>
+    /// <param name="contrastHi">Largest contrast factor.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The stream.</param>
+    /// <param name="counter">The counter.</param>
+    public static void Jitter(KernelHost host, ArrayView<float> x, ArrayView<float> y, ArrayView<float> scratch, int n, int c, int h, int w, float brightnessLo, float brightnessHi, float contrastLo, float contrastHi, ulong seed, uint stream, uint counter)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        long len = Nchw(nameof(Jitter), x, y, n, c, h, w);
+        Range(nameof(Jitter), brightnessLo, brightnessHi, "brightness", 0f);
+        Range(nameof(Jitter), contrastLo, contrastHi, "contrast", 0f);
+        Check.AtLeast(nameof(Jitter), scratch, nameof(scratch), JitterScratchLength(n), $"N = {n} samples (one gray mean each)");
+        if (len == 0)
+            return;
+        var means = scratch.SubView(0, n);
+        host.Load(GrayMeanDef)(host.Stream, host.Launch.GridStride(n), x, means, c, h * w);
+        host.Load(JitterDef)(host.Stream, host.Launch.GridStride((int)len), x, y, means, c * h * w, brightnessLo, brightnessHi, contrastLo, contrastHi, seed, stream, counter);
+    }
+
+    private static long Nchw(string op, ArrayView<float> x, ArrayView<float> y, int n, int c, int h, int w)
+    {
+        Check.Dimension(op, n, nameof(n));
+        Check.Dimension(op, c, nameof(c));
+        Check.Dimension(op, h, nameof(h));
+        Check.Dimension(op, w, nameof(w));
+        long len = (long)n * c * h * w;
+        string shape = $"(N, C, H, W) = ({n}, {c}, {h}, {w})";
+        Check.Length(op, x, nameof(x), len, shape);
+        Check.Length(op, y, nameof(y), len, shape);
+        Check.Fits32(op, x, nameof(x));
+        return len;
+    }
+
+    private static void Range(string op, float lo, float hi, string what, float min)
+    {
+        if (!(float.IsFinite(lo) && float.IsFinite(hi) && lo <= hi && lo >= min))
+            throw new ArgumentOutOfRangeException(what, $"{op}: the {what} range [{lo}, {hi}] must be finite, ordered{(min > float.NegativeInfinity ? $" and at least {min}" : string.Empty)}.");
+    }
+}
