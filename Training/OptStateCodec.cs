@@ -330,10 +330,10 @@ public static class OptStateCodec
             if (i >= entries.Count)
                 throw Mismatch(ctx, path, $"{what}: the model has parameter {i} \"{info.Path}\" {info.Shape} but the checkpoint's state stops after {entries.Count} parameters");
             if (savedPath != info.Path)
-                throw Mismatch(ctx, path, $"{what}: parameter {i} is \"{savedPath}\" in the checkpoint but \"{info.Path}\" {info.Shape} in the model");
+                throw Mismatch(ctx, path, $"{what}: parameter {i} is \"{savedPath}\" in the checkpoint but \"{info.Path}\" [{string.Join(", ", info.Shape)}] in the model");
             var st = Find(ctx, $"{path}/{info.Path}", what);
             if (st.DType != SafeDType(info.DType) || !st.Shape.SequenceEqual(info.Shape.Select(d => (long)d)))
-                throw Mismatch(ctx, path, $"{what}: parameter \"{info.Path}\" is {SafeTensors.DTypeName(st.DType)} [{string.Join(", ", st.Shape)}] in the checkpoint but {info.DType} {info.Shape} in the model");
+                throw Mismatch(ctx, path, $"{what}: parameter \"{info.Path}\" is {SafeTensors.DTypeName(st.DType)} [{string.Join(", ", st.Shape)}] in the checkpoint but {DTypeName(info.DType)} [{string.Join(", ", info.Shape)}] in the model");
             found[i] = st;
         }
         if (entries.Count > layout.Count)
@@ -384,7 +384,10 @@ public static class OptStateCodec
     {
         string saved = ctx.Root["description"]?.GetValueKind() == JsonValueKind.String ? ctx.Root["description"]!.GetValue<string>() : "an unknown optimizer";
         string mine = Describe(ctx.Template);
-        return new CheckpointMismatchException(ctx.Source, $"the checkpoint has optimizer state for {saved} but the optimizer{(ctx.OptimizerName is null ? string.Empty : $" ({ctx.OptimizerName})")} is {mine}. First difference at {path}: {detail}.");
+        string head = saved == mine
+            ? $"the checkpoint's optimizer state ({saved}) does not fit this model"
+            : $"the checkpoint has optimizer state for {saved} but the optimizer{(ctx.OptimizerName is null ? string.Empty : $" ({ctx.OptimizerName})")} is {mine}";
+        return new CheckpointMismatchException(ctx.Source, $"{head}. First difference at {path}: {detail}.");
     }
 
     // ---- reflection ----

@@ -309,6 +309,9 @@ public static class SafeTensors
         if (headerLength == 0 || bytes[8] != (byte)'{')
             throw Bad(source, "the header does not start with '{'; this is not a safetensors file.");
 
+        // JsonDocument checks UTF-8 only when a string is read; check it all up front.
+        if (!System.Text.Unicode.Utf8.IsValid(bytes.AsSpan(8, headerLength)))
+            throw Bad(source, "the header is not valid UTF-8.");
         JsonDocument doc;
         try
         {
