@@ -9,7 +9,7 @@
 //   Overfitting: V reaches its minimum at epoch m, at least OverfitEpochs epochs follow it,
 //     V_n > V_m (1 + OverfitRise), and training loss kept falling: L_n < L_m (1 - Noise).
 //   LearningRateTooLow: n >= 3; over the last SlowWindow differences L fell every epoch, by a mean
-//     relative drop below SlowDropPerEpoch; and L is far from converged: L_n > FarLossFraction ln C
+//     relative drop in [FlatDropPerEpoch, SlowDropPerEpoch) (below it the loss is flat); and L is far from converged: L_n > FarLossFraction ln C
 //     when C is known, else training accuracy < FarAccuracy.
 //   Underfitting (only when neither learning-rate rule fired): the final training loss is high,
 //     L_n > UnderfitLossFraction ln C (C known) or training accuracy < UnderfitAccuracy (C unknown),
@@ -94,6 +94,9 @@ public static class CurveDiagnosis
 
     /// <summary>Mean relative drop per epoch below which a steady decrease is too slow.</summary>
     public const double SlowDropPerEpoch = 0.02;
+
+    /// <summary>Mean relative drop per epoch below which the loss is flat (a plateau), not slowly falling.</summary>
+    public const double FlatDropPerEpoch = 0.001;
 
     /// <summary>With C known, a training loss above this fraction of ln C is far from converged.</summary>
     public const double FarLossFraction = 0.4;
@@ -312,7 +315,7 @@ public static class CurveDiagnosis
         (bool far, string why) = classes is int c
             ? (last.TrainLoss > FarLossFraction * Math.Log(c), $"training loss {F(last.TrainLoss)} is {F(last.TrainLoss / Math.Log(c))} x ln {c}")
             : (last.TrainAccuracy < FarAccuracy, $"training accuracy {F(last.TrainAccuracy)}");
-        if (mean >= SlowDropPerEpoch || !far)
+        if (mean >= SlowDropPerEpoch || mean < FlatDropPerEpoch || !far)
         {
             return null;
         }

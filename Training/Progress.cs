@@ -143,8 +143,8 @@ public sealed class RecordingProgress : IProgressSink
 /// </summary>
 public sealed class ConsoleProgress : IProgressSink, IDisposable
 {
-    /// <summary>Plain mode logs a batch line every this fraction of an epoch.</summary>
-    public const double PlainLineFraction = 0.1;
+    /// <summary>Plain mode logs this many batch lines per epoch (one per tenth), fewer if the epoch has fewer batches.</summary>
+    public const int PlainLines = 10;
 
     private readonly IAnsiConsole console;
     private readonly object gate = new();
@@ -157,7 +157,6 @@ public sealed class ConsoleProgress : IProgressSink, IDisposable
     private double loss = double.NaN;
     private double lr = double.NaN;
     private double samplesPerSecond;
-    private int plainEvery = 1;
     private Thread? live;
     private ManualResetEventSlim? stopLive;
 
@@ -190,7 +189,6 @@ public sealed class ConsoleProgress : IProgressSink, IDisposable
             loss = double.NaN;
             lr = double.NaN;
             samplesPerSecond = 0;
-            plainEvery = Math.Max(1, (int)Math.Ceiling(batches * PlainLineFraction));
         }
 
         epochClock.Restart();
@@ -211,7 +209,8 @@ public sealed class ConsoleProgress : IProgressSink, IDisposable
             this.samplesPerSecond = samplesPerSecond;
         }
 
-        if (!Interactive && (batch % plainEvery == 0 || batch == batches))
+        // A line each time the epoch crosses a tenth: exactly min(batches, 10) lines, the last at 100%.
+        if (!Interactive && batches > 0 && (long)PlainLines * batch / batches > (long)PlainLines * (batch - 1) / batches)
         {
             console.WriteLine(BatchLine());
         }
