@@ -101,6 +101,16 @@ public static class Plots
         plot.ShowLegend();
     }
 
+    // ScottPlot clears the canvas before drawing a figure: clip to the panel so it clears only its own part.
+    private static void RenderPanel(SKCanvas canvas, Plot plot, int x, int width, int height)
+    {
+        canvas.Save();
+        canvas.ClipRect(new SKRect(x, 0, x + width, height));
+        canvas.Translate(x, 0);
+        plot.Render(canvas, width, height);
+        canvas.Restore();
+    }
+
     private static void Save(string pngPath, int width, int height, Plot left, Plot right)
     {
         ArgumentNullException.ThrowIfNull(pngPath);
@@ -121,8 +131,8 @@ public static class Plots
         SKCanvas canvas = surface.Canvas;
         canvas.Clear(SKColors.White);
         int half = width / 2;
-        left.Render(canvas, new PixelRect(0, half, height, 0));
-        right.Render(canvas, new PixelRect(half, width, height, 0));
+        RenderPanel(canvas, left, 0, half, height);
+        RenderPanel(canvas, right, half, width - half, height);
         canvas.Flush();
 
         using SKImage image = surface.Snapshot();

@@ -52,7 +52,7 @@ public sealed class PlotsProperties : IDisposable
     }
 
     // PNG: signature, IHDR width and height (big-endian at bytes 16 and 20); not blank; with data,
-    // some saturated (line) pixels, which axes, grid and text (greys) never have.
+    // some saturated (line) pixels in each panel, which axes, grid and text (greys) never have.
     private static bool Check(string path, int width, int height, bool expectLines)
     {
         byte[] bytes = File.ReadAllBytes(path);
@@ -70,16 +70,19 @@ public sealed class PlotsProperties : IDisposable
             }
         }
 
-        int colored = Colored(bmp).Count();
+        int half = bmp.Width / 2;
+        int coloredLeft = Colored(bmp, 0, half).Count();
+        int coloredRight = Colored(bmp, half, bmp.Width).Count();
         return signature && w == width && h == height && bmp.Width == width && bmp.Height == height
-            && differing > 100 && (!expectLines || colored > 50) && !File.Exists(path + ".tmp");
+            && differing > 100 && (!expectLines || (coloredLeft > 50 && coloredRight > 50)) && !File.Exists(path + ".tmp");
     }
 
-    private static IEnumerable<SKColor> Colored(SKBitmap bmp)
+    // Saturated pixels in columns [x0, x1) (the whole width by default).
+    private static IEnumerable<SKColor> Colored(SKBitmap bmp, int x0 = 0, int x1 = int.MaxValue)
     {
         for (int y = 0; y < bmp.Height; y++)
         {
-            for (int x = 0; x < bmp.Width; x++)
+            for (int x = x0; x < Math.Min(x1, bmp.Width); x++)
             {
                 SKColor c = bmp.GetPixel(x, y);
                 int max = Math.Max(c.Red, Math.Max(c.Green, c.Blue));
