@@ -74,6 +74,16 @@ public class CurveDiagnosisProperties
             return Kinds(h).SequenceEqual([FindingKind.LearningRateTooHigh]).Label(CurveDiagnosis.Format(CurveDiagnosis.Diagnose(h, C)));
         });
 
+    // At the thresholds: two rises and two sign changes fire; one rise does not.
+    [Fact]
+    public void Oscillation_fires_at_exactly_its_thresholds()
+    {
+        double[] two = [1.0, 0.7, 0.8, 0.9, 0.6];
+        Assert.Equal([FindingKind.LearningRateTooHigh], Kinds(Gens.Curves(two.Length, i => two[i], _ => null)));
+        double[] one = [1.0, 0.7, 0.8, 0.6, 0.5];
+        Assert.DoesNotContain(FindingKind.LearningRateTooHigh, Kinds(Gens.Curves(one.Length, i => one[i], _ => null)));
+    }
+
     [Property(MaxTest = 30)]
     public Property A_loss_above_its_first_epoch_is_a_learning_rate_too_high() =>
         Prop.ForAll(Gen.Choose(2, 10).ToArbitrary(), Gen.Choose(2, 50).ToArbitrary(), (n, pct) =>
