@@ -12,6 +12,7 @@ public static partial class F
     /// Defaults: stride (1, 1), padding (0, 0), dilation (1, 1); PyTorch's page: torch.nn.functional.conv2d.
     /// Runs as im2col + one GEMM per image; the columns (N, C kh kw, Ho Wo) come from the step and
     /// are kept for the backward.
+    /// Under <see cref="Precision.Float16"/>: y = round16(half(W) half(cols)) + b per image, and the backward GEMMs take half operands (see <see cref="Precision"/>).
     /// </remarks>
     /// <param name="x">Input (N, C, H, W).</param>
     /// <param name="weight">w (O, C, kh, kw).</param>

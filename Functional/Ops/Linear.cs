@@ -5,6 +5,7 @@ public static partial class F
     /// <summary>
     /// Matrix product C = op(A) op(B), with op(X) = X or X^T.
     /// Backward: dA = dC op(B)^T (transposed back when A is), dB = op(A)^T dC.
+    /// Under <see cref="Precision.Float16"/>: C = round16(half(op(A)) half(op(B))) and the backward GEMMs take half operands (see <see cref="Precision"/>).
     /// </summary>
     /// <param name="a">A: (M, K), or (K, M) when <paramref name="transA"/>.</param>
     /// <param name="b">B: (K, N), or (N, K) when <paramref name="transB"/>.</param>
@@ -61,6 +62,7 @@ public static partial class F
     /// PyTorch's linear: y = x W^T + b, with W stored (F, D) as nn.Linear's weight.
     /// Leading dimensions of x are batch: x (..., D) gives y (..., F).
     /// Backward: dx = dy W, dW = dy^T x, db = sum over rows of dy.
+    /// Under <see cref="Precision.Float16"/>: y = round16(half(x) half(W)^T) + b and the backward GEMMs take half operands (see <see cref="Precision"/>).
     /// </summary>
     /// <param name="x">Input (..., D).</param>
     /// <param name="weight">W (F, D).</param>
