@@ -31,6 +31,13 @@ public sealed class StepScope : IDisposable
     /// <summary>Number of buffers this scope holds.</summary>
     public int BufferCount => _buffers.Count;
 
+    /// <summary>
+    /// The numeric policy F ops consult: <see cref="Functional.Precision.Float32"/> (the default) or
+    /// <see cref="Functional.Precision.Float16"/> mixed precision (see <see cref="Functional.Precision"/>
+    /// for which ops change). Set it before the forward; the backward uses what each op recorded.
+    /// </summary>
+    public Precision Precision { get; set; } = Precision.Float32;
+
     /// <summary>The tape recording this step's training-mode forward, or null when nothing records (evaluation, inference).</summary>
     public Tape? Tape { get; internal set; }
 

@@ -21,6 +21,8 @@ namespace IlgpuTrain.Kernels;
 // for each k. Transposes are handled by the packing, so one micro-kernel serves all four cases.
 // Summation order is fixed (k ascending within a KC slice, slices in order), so results are
 // deterministic and independent of the thread count. beta == 0 never reads C.
+// Mixed precision (GemmHalf): A and B may be binary16; packing widens them to float (exact), so
+// the same float micro-kernels run and accumulation stays in float.
 
 /// <summary>Managed, cache-blocked, register-tiled SIMD sgemm on host memory: the CPU accelerator's GEMM.</summary>
 public static unsafe class CpuGemm
@@ -58,6 +60,26 @@ public static unsafe class CpuGemm
     public static void Run(bool transA, bool transB, int m, int n, int k, float alpha, float* a, float* b, float beta, float* c, int threads) =>
         Run(transA, transB, m, n, k, alpha, a, b, beta, c, threads, Vector512.IsHardwareAccelerated);
 
+    /// <summary>
+    /// C = alpha op(A) op(B) + beta C with binary16 operands over host memory: the packing
+    /// converts each half to float (exactly), so the float micro-kernels accumulate in float.
+    /// Arguments are not checked here; <see cref="GemmHalf.Run(KernelHost, bool, bool, int, int, int, float, ArrayView{Half}, ArrayView{Half}, float, ArrayView{float})"/>
+    /// checks them and calls this on the CPU accelerator.
+    /// </summary>
+    /// <param name="transA">Whether A is stored (K, M).</param>
+    /// <param name="transB">Whether B is stored (N, K).</param>
+    /// <param name="m">Rows of C.</param>
+    /// <param name="n">Columns of C.</param>
+    /// <param name="k">Reduction length (at least 1).</param>
+    /// <param name="alpha">Scale of the product.</param>
+    /// <param name="a">A, binary16.</param>
+    /// <param name="b">B, binary16.</param>
+    /// <param name="beta">Scale of the prior C; 0 means C is not read.</param>
+    /// <param name="c">C (M, N), float.</param>
+    /// <param name="threads">Threads to split the rows over.</param>
+    public static void Run(bool transA, bool transB, int m, int n, int k, float alpha, Half* a, Half* b, float beta, float* c, int threads) =>
+        Run(transA, transB, m, n, k, alpha, a, b, beta, c, threads, Vector512.IsHardwareAccelerated);
+
     /// <summary>As the public overload, with the micro-kernel width forced (tests run the 256-bit one on AVX-512 machines too).</summary>
     /// <param name="transA">Whether A is stored (K, M).</param>
     /// <param name="transB">Whether B is stored (N, K).</param>
@@ -71,7 +93,29 @@ public static unsafe class CpuGemm
     /// <param name="c">C (M, N).</param>
     /// <param name="threads">Threads.</param>
     /// <param name="use512">Vector512 (6 x 32 tiles) or Vector256 (6 x 16 tiles).</param>
-    internal static void Run(bool transA, bool transB, int m, int n, int k, float alpha, float* a, float* b, float beta, float* c, int threads, bool use512)
+    internal static void Run(bool transA, bool transB, int m, int n, int k, float alpha, float* a, float* b, float beta, float* c, int threads, bool use512) =>
+        RunPacked(transA, transB, m, n, k, alpha, a, b, beta, c, threads, use512);
+
+    /// <summary>As the public binary16 overload, with the micro-kernel width forced.</summary>
+    /// <param name="transA">Whether A is stored (K, M).</param>
+    /// <param name="transB">Whether B is stored (N, K).</param>
+    /// <param name="m">Rows of C.</param>
+    /// <param name="n">Columns of C.</param>
+    /// <param name="k">Reduction length (at least 1).</param>
+    /// <param name="alpha">Scale of the product.</param>
+    /// <param name="a">A, binary16.</param>
+    /// <param name="b">B, binary16.</param>
+    /// <param name="beta">Scale of the prior C.</param>
+    /// <param name="c">C (M, N).</param>
+    /// <param name="threads">Threads.</param>
+    /// <param name="use512">Vector512 (6 x 32 tiles) or Vector256 (6 x 16 tiles).</param>
+    internal static void Run(bool transA, bool transB, int m, int n, int k, float alpha, Half* a, Half* b, float beta, float* c, int threads, bool use512) =>
+        RunPacked(transA, transB, m, n, k, alpha, a, b, beta, c, threads, use512);
+
+    // One driver for both operand types: T is float or ILGPU.Half, and only the packing reads T
+    // (the JIT specializes per value type, so the float path keeps its plain loads).
+    private static void RunPacked<T>(bool transA, bool transB, int m, int n, int k, float alpha, T* a, T* b, float beta, float* c, int threads, bool use512)
+        where T : unmanaged
     {
         int nr = use512 ? 32 : 16;
         threads = Math.Max(1, Math.Min(threads, (m + MR - 1) / MR));
@@ -149,7 +193,8 @@ public static unsafe class CpuGemm
 
     // Packs op(B)[pc .. pc+kc, jc .. jc+nc] into micro-panels of nr columns: panel j holds
     // kc rows of nr floats, zero-padded past nc.
-    private static void PackB(bool transB, float* b, int ldb, int pc, int jc, int kc, int nc, int nr, float* dst, int threads)
+    private static void PackB<T>(bool transB, T* b, int ldb, int pc, int jc, int kc, int nc, int nr, float* dst, int threads)
+        where T : unmanaged
     {
         int panels = (nc + nr - 1) / nr;
         if (threads > 1 && panels > 1 && (long)kc * nc >= 32768)
@@ -161,7 +206,8 @@ public static unsafe class CpuGemm
         }
     }
 
-    private static void PackBPanel(bool transB, float* b, int ldb, int pc, int jc, int kc, int nc, int nr, float* dst, int jr)
+    private static void PackBPanel<T>(bool transB, T* b, int ldb, int pc, int jc, int kc, int nc, int nr, float* dst, int jr)
+        where T : unmanaged
     {
         int w = Math.Min(nr, nc - jr);
         float* panel = dst + ((long)jr * kc);
@@ -170,9 +216,9 @@ public static unsafe class CpuGemm
             for (int p = 0; p < kc; p++)
             {
                 float* row = panel + ((long)p * nr);
-                float* src = b + ((long)(pc + p) * ldb) + jc + jr;
+                T* src = b + ((long)(pc + p) * ldb) + jc + jr;
                 for (int j = 0; j < w; j++)
-                    row[j] = src[j];
+                    row[j] = Load(src + j);
                 for (int j = w; j < nr; j++)
                     row[j] = 0f;
             }
@@ -183,9 +229,9 @@ public static unsafe class CpuGemm
         // B stored (N, K): op(B)[p, j] = B[j, p]. Read each stored row contiguously along p.
         for (int j = 0; j < w; j++)
         {
-            float* src = b + ((long)(jc + jr + j) * ldb) + pc;
+            T* src = b + ((long)(jc + jr + j) * ldb) + pc;
             for (int p = 0; p < kc; p++)
-                panel[((long)p * nr) + j] = src[p];
+                panel[((long)p * nr) + j] = Load(src + p);
         }
 
         for (int j = w; j < nr; j++)
@@ -197,7 +243,8 @@ public static unsafe class CpuGemm
 
     // Packs op(A)[i0 .. i0+mc, pc .. pc+kc] into micro-panels of MR rows: panel i holds kc
     // columns of MR floats (one broadcast per row per k), zero-padded past mc.
-    private static void PackA(bool transA, float* a, int lda, int i0, int pc, int mc, int kc, float* dst)
+    private static void PackA<T>(bool transA, T* a, int lda, int i0, int pc, int mc, int kc, float* dst)
+        where T : unmanaged
     {
         for (int ir = 0; ir < mc; ir += MR)
         {
@@ -207,9 +254,9 @@ public static unsafe class CpuGemm
             {
                 for (int r = 0; r < h; r++)
                 {
-                    float* src = a + ((long)(i0 + ir + r) * lda) + pc;
+                    T* src = a + ((long)(i0 + ir + r) * lda) + pc;
                     for (int p = 0; p < kc; p++)
-                        panel[(p * MR) + r] = src[p];
+                        panel[(p * MR) + r] = Load(src + p);
                 }
             }
             else
@@ -217,9 +264,9 @@ public static unsafe class CpuGemm
                 // A stored (K, M): op(A)[i, p] = A[p, i]; rows of A are contiguous in i.
                 for (int p = 0; p < kc; p++)
                 {
-                    float* src = a + ((long)(pc + p) * lda) + i0 + ir;
+                    T* src = a + ((long)(pc + p) * lda) + i0 + ir;
                     for (int r = 0; r < h; r++)
-                        panel[(p * MR) + r] = src[r];
+                        panel[(p * MR) + r] = Load(src + r);
                 }
             }
 
@@ -362,4 +409,11 @@ public static unsafe class CpuGemm
     }
 
     private static int RoundUp(int x, int m) => (x + m - 1) / m * m;
+
+    // An operand element as float: a plain load for float; for binary16 the BCL's exact widening
+    // (ILGPU.Half and System.Half share the IEEE bit layout, so the bits are reinterpreted).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Load<T>(T* p)
+        where T : unmanaged =>
+        typeof(T) == typeof(float) ? *(float*)p : (float)*(System.Half*)p;
 }

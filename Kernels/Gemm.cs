@@ -379,9 +379,10 @@ public static class Gemm
 
     /// <summary>
     /// R x R (4 x 4) accumulators of C in registers: field Crc is element (r, c) of the block.
-    /// Plain fields rather than an array so GPU backends keep them in registers.
+    /// Plain fields rather than an array so GPU backends keep them in registers. Shared with
+    /// <see cref="GemmHalf"/>, whose kernels stage halves as floats into the same accumulators.
     /// </summary>
-    private struct Block4x4
+    internal struct Block4x4
     {
         public float C00, C01, C02, C03, C10, C11, C12, C13, C20, C21, C22, C23, C30, C31, C32, C33;
 

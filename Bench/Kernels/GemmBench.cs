@@ -5,13 +5,19 @@ using IlgpuTrain.Kernels;
 
 namespace IlgpuTrain.Bench.Kernels;
 
-/// <summary>GEMM C = op(A) op(B) against the float64 triple-loop reference, in GFLOP/s (2MNK per call).</summary>
+/// <summary>
+/// GEMM C = op(A) op(B) against the float64 triple-loop reference, in GFLOP/s (2MNK per call):
+/// float operands (Gemm) and binary16 operands with float accumulation (GemmHalf, the
+/// Precision.Float16 path of MatMul, Linear and Conv2d).
+/// </summary>
 public class GemmBench
 {
     private Device _device = null!;
     private Tensor _a = null!;
     private Tensor _b = null!;
     private Tensor _c = null!;
+    private Tensor _ah = null!;
+    private Tensor _bh = null!;
     private float[] _ha = null!;
     private float[] _hb = null!;
     private float[] _hc = null!;
@@ -43,7 +49,10 @@ public class GemmBench
         _a = Tensor.FromHost(_device, _ha, _ha.Length);
         _b = Tensor.FromHost(_device, _hb, _hb.Length);
         _c = Tensor.Zeros(_device, new IlgpuTrain.Functional.Shape(_m * _n));
+        _ah = Tensor.FromHost(_device, _ha.Select(Cast.ToHalfReference).ToArray().AsSpan(), new IlgpuTrain.Functional.Shape(_ha.Length));
+        _bh = Tensor.FromHost(_device, _hb.Select(Cast.ToHalfReference).ToArray().AsSpan(), new IlgpuTrain.Functional.Shape(_hb.Length));
         Kernel();
+        KernelHalf();
     }
 
     [GlobalCleanup]
@@ -52,6 +61,8 @@ public class GemmBench
         _a.Dispose();
         _b.Dispose();
         _c.Dispose();
+        _ah.Dispose();
+        _bh.Dispose();
         _device.Dispose();
     }
 
@@ -62,6 +73,14 @@ public class GemmBench
     public void Kernel()
     {
         Gemm.Run(_device.Kernels, TransA, TransB, _m, _n, _k, 1f, _a.View<float>(), _b.View<float>(), 0f, _c.View<float>());
+        _device.Synchronize();
+    }
+
+    /// <summary>The same product with binary16 A and B (half the operand bytes), float accumulation and float C.</summary>
+    [Benchmark, GemmFlops]
+    public void KernelHalf()
+    {
+        GemmHalf.Run(_device.Kernels, TransA, TransB, _m, _n, _k, 1f, _ah.View<ILGPU.Half>(), _bh.View<ILGPU.Half>(), 0f, _c.View<float>());
         _device.Synchronize();
     }
 }

@@ -5,6 +5,7 @@ public static partial class F
     /// <summary>
     /// Matrix product C = op(A) op(B), with op(X) = X or X^T.
     /// Backward: dA = dC op(B)^T (transposed back when A is), dB = op(A)^T dC.
+    /// Under <see cref="Precision.Float16"/>: C = round16(half(op(A)) half(op(B))) and the backward GEMMs take half operands (see <see cref="Precision"/>).
     /// </summary>
     /// <param name="a">A: (M, K), or (K, M) when <paramref name="transA"/>.</param>
     /// <param name="b">B: (K, N), or (N, K) when <paramref name="transB"/>.</param>
@@ -26,6 +27,12 @@ public static partial class F
 
         var c = scope.Allocate(new Shape(m, n));
         var host = scope.Device.Kernels;
+        if (scope.Precision == Precision.Float16)
+        {
+            MatMulHalf(op, scope, a, b, c, transA, transB, m, n, k);
+            return c;
+        }
+
         Gemm.Run(host, transA, transB, m, n, k, 1f, a.View<float>(), b.View<float>(), 0f, c.View<float>());
         Record(op, c, [a, b], g =>
         {
@@ -55,6 +62,7 @@ public static partial class F
     /// PyTorch's linear: y = x W^T + b, with W stored (F, D) as nn.Linear's weight.
     /// Leading dimensions of x are batch: x (..., D) gives y (..., F).
     /// Backward: dx = dy W, dW = dy^T x, db = sum over rows of dy.
+    /// Under <see cref="Precision.Float16"/>: y = round16(half(x) half(W)^T) + b and the backward GEMMs take half operands (see <see cref="Precision"/>).
     /// </summary>
     /// <param name="x">Input (..., D).</param>
     /// <param name="weight">W (F, D).</param>
@@ -81,6 +89,12 @@ public static partial class F
         var xv = x.View<float>();
         var wv = weight.View<float>();
         var yv = y.View<float>();
+        if (scope.Precision == Precision.Float16)
+        {
+            LinearHalf(op, scope, x, weight, bias, y, n, d, f);
+            return y;
+        }
+
         Gemm.Run(host, false, true, n, f, d, 1f, xv, wv, 0f, yv);
         if (bias is not null)
             IlgpuTrain.Kernels.BiasAdd.Forward(host, yv, bias.View<float>(), yv, n, f);
@@ -152,6 +166,73 @@ public static partial class F
             }
         });
         return y;
+    }
+
+    // Precision.Float16 MatMul: C = round16(half(op(A)) half(op(B))); the VJP's GEMMs take the
+    // half copies of A, B and dC and write float gradients.
+    private static void MatMulHalf(string op, StepScope scope, Tensor a, Tensor b, Tensor c, bool transA, bool transB, int m, int n, int k)
+    {
+        var host = scope.Device.Kernels;
+        var ah = HalfCopy(scope, a.View<float>());
+        var bh = HalfCopy(scope, b.View<float>());
+        GemmHalf.Run(host, transA, transB, m, n, k, 1f, ah, bh, 0f, c.View<float>());
+        GemmHalf.RoundToHalfInPlace(host, c.View<float>());
+        Record(op, c, [a, b], g =>
+        {
+            // dC in fp16: gradients below 2^-25 flush to 0 unless the loss scale lifts them.
+            var dch = HalfCopy(g.Scope, g.OutputGrad);
+            if (g.Needs(a))
+            {
+                if (!transA)
+                    GemmHalf.Run(g.Kernels, false, !transB, m, k, n, 1f, dch, bh, 0f, g.Into(a));
+                else
+                    GemmHalf.Run(g.Kernels, transB, true, k, m, n, 1f, bh, dch, 0f, g.Into(a));
+            }
+
+            if (g.Needs(b))
+            {
+                if (!transB)
+                    GemmHalf.Run(g.Kernels, !transA, false, k, n, m, 1f, ah, dch, 0f, g.Into(b));
+                else
+                    GemmHalf.Run(g.Kernels, true, transA, n, k, m, 1f, dch, ah, 0f, g.Into(b));
+            }
+        });
+    }
+
+    // Precision.Float16 Linear: y = round16(half(x) half(W)^T) + b, the bias in fp32; the VJP's
+    // GEMMs take half(dy), half(x), half(W) and write float dx and dW; db sums the float dy.
+    private static void LinearHalf(string op, StepScope scope, Tensor x, Tensor weight, Tensor? bias, Tensor y, int n, int d, int f)
+    {
+        var host = scope.Device.Kernels;
+        var xh = HalfCopy(scope, x.View<float>());
+        var wh = HalfCopy(scope, weight.View<float>());
+        var yv = y.View<float>();
+        GemmHalf.Run(host, false, true, n, f, d, 1f, xh, wh, 0f, yv);
+        GemmHalf.RoundToHalfInPlace(host, yv);
+        if (bias is not null)
+            IlgpuTrain.Kernels.BiasAdd.Forward(host, yv, bias.View<float>(), yv, n, f);
+
+        Record(op, y, [x, weight, bias], g =>
+        {
+            var dy = g.OutputGrad;
+            bool gemms = g.Needs(x) || g.Needs(weight);
+            var dyh = gemms ? HalfCopy(g.Scope, dy) : default;
+            if (g.Needs(x))
+                GemmHalf.Run(g.Kernels, false, false, n, d, f, 1f, dyh, wh, 0f, g.Into(x));
+            if (g.Needs(weight))
+                GemmHalf.Run(g.Kernels, true, false, f, d, n, 1f, dyh, xh, 0f, g.Into(weight));
+            if (bias is not null && g.Needs(bias))
+                Reductions.SumColumns(g.Kernels, dy, n, f, g.Into(bias));
+        });
+    }
+
+    // A binary16 copy of x in the step arena (round to nearest even, +-inf from 65520): x itself,
+    // a master weight included, stays float32.
+    private static ArrayView<Half> HalfCopy(StepScope scope, ArrayView<float> x)
+    {
+        var h = scope.Scratch<Half>(x.Length);
+        Cast.ToHalf(scope.Device.Kernels, x, h);
+        return h;
     }
 
     private static long ProductOfLeading(Shape s)
