@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using IlgpuTrain.Functional;
+using IlgpuTrain.Kernels;
 using IlgpuTrain.Layers;
 using IlgpuTrain.Optimizers;
 using IlgpuTrain.Training;

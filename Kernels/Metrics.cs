@@ -1,3 +1,4 @@
+using ILGPU.Algorithms;
 using IlgpuTrain.Kernels.Runtime;
 
 namespace IlgpuTrain.Kernels;
@@ -67,7 +68,7 @@ public static class Metrics
             if (t >= 0 && t < c)
             {
                 float v = logits[(row * c) + t];
-                if (v == v)
+                if (!XMath.IsNaN(v))
                 {
                     int greater = 0;
                     for (int j = 0; j < c; j++)

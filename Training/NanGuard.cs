@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 
 namespace IlgpuTrain.Training;
 
@@ -8,35 +7,21 @@ namespace IlgpuTrain.Training;
 /// <param name="Step">Training batches processed before this one.</param>
 /// <param name="Batch">0-based batch in the epoch.</param>
 /// <param name="LearningRate">The learning rate the failing update would have used.</param>
-/// <param name="Source">The first non-finite source: "input batch", "parameter 3.weight", "output of layer 2 (Dense(10))", "loss", "gradient of 0.weight".</param>
+/// <param name="Source">The first non-finite source: "input batch", "parameter 3.weight", "output of layer \"2\" (Dense(10))", "loss", "gradient of 0.weight".</param>
 /// <param name="Detail">What was found there (counts, largest magnitude).</param>
+/// <param name="MaxAbs">The largest finite magnitude in the source.</param>
 /// <param name="Loss">The loss value of the step.</param>
 /// <param name="ConsecutiveSkips">Loss-scaling skips in a row that preceded it (0 without loss scaling).</param>
-public sealed record NanReport(int Epoch, long Step, int Batch, double LearningRate, string Source, string Detail, double Loss, int ConsecutiveSkips)
+/// <param name="LossScale">The loss scale under mixed precision, else null.</param>
+public sealed record NanReport(int Epoch, long Step, int Batch, double LearningRate, string Source, string Detail, double MaxAbs, double Loss, int ConsecutiveSkips, double? LossScale)
 {
-    /// <summary>The diagnosis as a message with the likely fixes.</summary>
+    /// <summary>The diagnosis with the likely fixes (<see cref="NanDiagnosis.Format"/>).</summary>
     /// <returns>The multi-line message.</returns>
     public override string ToString()
     {
-        var sb = new StringBuilder();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"Training stopped: a non-finite value (NaN or inf) at epoch {Epoch}, batch {Batch} (step {Step}), learning rate {LearningRate:G4}, loss {Loss:G6}.");
-        if (ConsecutiveSkips > 0)
-            sb.AppendLine(CultureInfo.InvariantCulture, $"The loss scale skipped {ConsecutiveSkips} steps in a row: the gradients stay non-finite at every scale, so the run has diverged.");
-        sb.AppendLine(CultureInfo.InvariantCulture, $"First non-finite source: {Source} ({Detail}).");
-        sb.AppendLine("Likely fixes:");
-        if (Source.StartsWith("input", StringComparison.Ordinal))
-        {
-            sb.AppendLine("  - check the input data for NaN or huge values (and its normalization: mean/std per channel);");
-        }
-        else
-        {
-            sb.AppendLine("  - lower the learning rate (try 10x lower), or add warmup;");
-            sb.AppendLine("  - clip gradients (--clip 1.0, ClipByGlobalNorm);");
-            sb.AppendLine("  - check the input data for NaN or huge values;");
-            sb.AppendLine("  - under fp16, use a dynamic loss scale (--mixed-precision does) and keep losses in fp32.");
-        }
-
-        return sb.ToString().TrimEnd();
+        string skips = ConsecutiveSkips > 0 ? $"; the loss scale skipped {ConsecutiveSkips} steps in a row, so the gradients stay non-finite at every scale" : string.Empty;
+        string where = string.Create(CultureInfo.InvariantCulture, $"{Source} at batch {Batch} ({Detail}); loss {Loss:G6}{skips}");
+        return new NanDiagnosis(Step, Epoch, LearningRate, where, MaxAbs, LossScale).Format();
     }
 }
 
@@ -83,20 +68,22 @@ public static class NanGuard
         ArgumentNullException.ThrowIfNull(s);
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(grads);
-        NanReport At(string source, string detail) => new(epoch, s.Step, batch.Index, s.NextLearningRate, source, detail, loss, consecutiveSkips);
+        double? scale = s.LossScale is DynamicLossScale d ? d.Scale : null;
+        NanReport At(string source, Scanned? f, string? detail = null) =>
+            new(epoch, s.Step, batch.Index, s.NextLearningRate, source, detail ?? f?.Describe() ?? string.Empty, f?.MaxAbs ?? double.NaN, loss, consecutiveSkips, scale);
 
         var input = Scan(batch.X);
         if (input.NonFinite > 0 || input.MaxAbs > HugeInput)
-            return At("input batch", input.Describe());
+            return At("input batch", input);
 
         var parameters = s.Params.ToHost();
         foreach (var info in s.Params.Layout.Params)
         {
             if (parameters.TryGetValue(info.Path, out var p) && Scan(p.Data) is { NonFinite: > 0 } bad)
-                return At("parameter " + info.Path, bad.Describe());
+                return At("parameter " + info.Path, bad);
         }
 
-        (string Path, string Layer, Finding Found)? layer = null;
+        (string Path, string Layer, Scanned Found)? layer = null;
         using (var step = device.BeginStep())
         {
             var x = step.Upload(batch.X, batch.Shape);
@@ -110,21 +97,21 @@ public static class NanGuard
         }
 
         if (layer is { } found)
-            return At($"output of layer \"{found.Path}\" ({found.Layer})", found.Found.Describe());
+            return At($"output of layer \"{found.Path}\" ({found.Layer})", found.Found);
         if (!float.IsFinite(loss))
-            return At("loss", "the model's outputs are finite, so the loss itself overflowed (logits too large for the loss, or label smoothing on bad targets)");
+            return At("loss", null, "the model's outputs are finite, so the loss itself overflowed (logits too large for the loss, or label smoothing on bad targets)");
 
         var g = grads.ToHost();
         foreach (var info in grads.Layout.Params)
         {
             if (g.TryGetValue(info.Path, out var v) && Scan(v.Data) is { NonFinite: > 0 } bad)
-                return At("gradient of " + info.Path, bad.Describe());
+                return At("gradient of " + info.Path, bad);
         }
 
-        return At("unknown", "every value checked was finite on the second look; the failure may depend on timing or atomics");
+        return At("unknown", null, "every value checked was finite on the second look; the failure may depend on timing or atomics");
     }
 
-    private static Finding Scan(ReadOnlySpan<float> values)
+    private static Scanned Scan(ReadOnlySpan<float> values)
     {
         int nan = 0, inf = 0;
         float max = 0;
@@ -138,10 +125,10 @@ public static class NanGuard
                 max = Math.Max(max, Math.Abs(v));
         }
 
-        return new Finding(nan, inf, max, values.Length);
+        return new Scanned(nan, inf, max, values.Length);
     }
 
-    private readonly record struct Finding(int Nan, int Inf, float MaxAbs, int Count)
+    private readonly record struct Scanned(int Nan, int Inf, float MaxAbs, int Count)
     {
         public int NonFinite => Nan + Inf;
 

@@ -181,6 +181,7 @@ public sealed class Trainer
         foreach (var batch in loader.Epoch(1))
         {
             using var step = _device.BeginStep();
+            step.Precision = _options.Precision;
             var x = step.Upload(batch.X, batch.Shape);
             var y = step.Upload(batch.Labels, new Shape(batch.Count));
             var logits = _model.Predict(parameters, state, x);
@@ -197,6 +198,7 @@ public sealed class Trainer
     private TrainState TrainStep(TrainState s, HostBatch batch, int epoch, UpdateContext context, EpochTally tally)
     {
         using var step = _device.BeginStep();
+        step.Precision = _options.Precision;
         var rng = Rng.Create(_options.Seed).At(checked((uint)s.Step));
         var x = _options.Augmentation.Apply(step, step.Upload(batch.X, batch.Shape), rng.Fold(AugmentPurpose));   // batch -> device -> augment
         var y = step.Upload(batch.Labels, new Shape(batch.Count));

@@ -42,6 +42,13 @@ public sealed record TrainerOptions
     /// </summary>
     public ILossScale? LossScale { get; init; }
 
+    /// <summary>
+    /// The numeric policy of forward and backward: <see cref="Precision.Float32"/>, or
+    /// <see cref="Precision.Float16"/> mixed precision (fp16 GEMM operands and outputs, fp32 master
+    /// weights, moments, losses and reductions); pair Float16 with a <see cref="DynamicLossScale"/>.
+    /// </summary>
+    public Precision Precision { get; init; } = Precision.Float32;
+
     /// <summary>Which parameters train; the others are frozen (fine-tuning). All by default.</summary>
     public ParamFilter? Trainable { get; init; }
 
