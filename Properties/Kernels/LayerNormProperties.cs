@@ -42,12 +42,16 @@ public class LayerNormProperties
             var mean = new float[b.N];
             var rstd = new float[b.N];
             Kernel.ForwardReference(b.X, gamma, beta, y, mean, rstd, b.N, b.D, Eps);
+            // The kernel's float row sums err by up to about D u sum|x| / D = D u max|x| in the mean,
+            // which x̂ = (x - mean) rstd and gamma (|gamma| <= 2) amplify; the fixed ForwardAtol
+            // alone is too tight for D = 257 with a large rstd (seen: 7.9e-5 at D = 257).
+            double yAtol = ForwardAtol + (b.D * Math.Pow(2, -23) * 5 * (rstd.Length > 0 ? rstd.Max() : 0) * 2);
             var result = true.Label($"{b}, gamma {gamma.Length > 0}, beta {beta.Length > 0}");
             foreach (var d in Devices.All)
             {
                 var (ty, tm, tr) = RunForward(d, b, gamma, beta);
                 result = result
-                    .And(Close.All(ty, y, ForwardAtol, ForwardRtol, $"y on {d.Kernels.Variant}"))
+                    .And(Close.All(ty, y, yAtol, ForwardRtol, $"y on {d.Kernels.Variant}"))
                     .And(Close.All(tm, mean, ForwardAtol, ForwardRtol, $"mean on {d.Kernels.Variant}"))
                     // rstd reaches 1/sqrt(eps) ~ 316 for D = 1 (var 0): relative tolerance only.
                     .And(Close.All(tr, rstd, 1e-6, ForwardRtol, $"rstd on {d.Kernels.Variant}"));
