@@ -168,9 +168,13 @@ public sealed class ConsoleProgress : IProgressSink, IDisposable
     /// </param>
     public ConsoleProgress(IAnsiConsole? console = null, bool? interactive = null)
     {
-        this.console = console ?? AnsiConsole.Console;
+        this.console = console ?? AnsiConsole.Create(new AnsiConsoleSettings());
         Interactive = interactive
             ?? (this.console.Profile.Capabilities.Interactive && (console is not null || !Console.IsOutputRedirected));
+
+        // A redirected console reports 80 columns and Spectre wraps there; log lines must stay whole.
+        if (console is null && !Interactive)
+            this.console.Profile.Width = 1000;
     }
 
     /// <summary>Whether this sink draws a live bar (else plain lines).</summary>
