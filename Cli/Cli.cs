@@ -26,6 +26,16 @@ internal static class Cli
             Console.Error.WriteLine($"error: {e.Message}");
             return 3;
         }
+        catch (CheckpointFormatException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 3;
+        }
+        catch (CheckpointMismatchException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 3;
+        }
         catch (InvalidDataException e)
         {
             Console.Error.WriteLine($"error: {e.Message}");

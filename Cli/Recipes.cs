@@ -20,7 +20,7 @@ internal static class Recipes
             "onecycle" => new OneCycleLR(c.LearningRate, total),
             "cosine" => new CosineAnnealingLR(c.LearningRate, total),
             "step" => new StepLR(c.LearningRate, Math.Max(1, total / 3)),
-            "constant" => new Constant(c.LearningRate),
+            "constant" or "plateau" => new Constant(c.LearningRate),
             "warmup-cosine" => new WarmupPlateauDecay(c.LearningRate, warmup, 0, Math.Max(1, total - warmup)),
             "wsd" => new WarmupPlateauDecay(c.LearningRate, warmup, (total - warmup) * 7 / 10, Math.Max(1, total - warmup - ((total - warmup) * 7 / 10))),
             _ => throw new ArgumentException($"Unknown schedule {c.Schedule}."),
@@ -35,7 +35,15 @@ internal static class Recipes
             "adamw" => new AdamW(lr, beta1: cycled, weightDecay: c.WeightDecay),
             _ => throw new ArgumentException($"Unknown optimizer {c.Optimizer}."),
         };
-        var chain = c.Clip > 0 ? new Chain(new ClipByGlobalNorm(c.Clip), core) : core;
+        // plateau: PyTorch's ReduceLROnPlateau on the validation loss (factor 0.1, patience 2 epochs,
+        // shorter than PyTorch's 10 to act within a short run), after the optimizer's own scaling.
+        var steps = new List<IGradientTransformation>();
+        if (c.Clip > 0)
+            steps.Add(new ClipByGlobalNorm(c.Clip));
+        steps.Add(core);
+        if (c.Schedule == "plateau")
+            steps.Add(ReduceOnPlateau.ForLearningRate(c.LearningRate, patience: 2));
+        var chain = steps.Count == 1 ? core : new Chain([.. steps]);
         return c.Accumulate > 1 ? new MultiSteps(chain, c.Accumulate) : chain;
     }
 

@@ -28,6 +28,8 @@ internal static class Resuming
         var stored = ReadConfig(path);
         if (stored.Model != config.Model || stored.Dataset != config.Dataset)
             throw new ArgumentException($"--resume {path}: the checkpoint is {stored.Model} on {stored.Dataset}, but this run is {config.Model} on {config.Dataset}; pass the same --model and --dataset.");
+        if (stored.Epochs != config.Epochs && (stored.Schedule != "constant" || config.Schedule != "constant"))
+            throw new ArgumentException($"--resume {path}: the run was for {stored.Epochs} epochs and its {stored.Schedule} schedule spans them all, so it continues exactly only with --epochs {stored.Epochs}. To train longer, use --schedule constant for both runs or start a new run.");
         if (stored with { Epochs = config.Epochs, Output = config.Output, Device = config.Device, DataDir = config.DataDir } != config)
             progress.Message("note: options differ from the checkpoint's run; the run continues with the new ones (the schedule and optimizer state come from the checkpoint).");
         var c = Checkpoint.Load(path, device, optimizer);

@@ -87,7 +87,7 @@ internal sealed class TrainOptions
 
     public Option<double> Momentum { get; } = new("--momentum") { Description = "Momentum of momentum/nesterov SGD (one-cycle cycles it between 0.85 and 0.95).", DefaultValueFactory = _ => D.Momentum };
 
-    public Option<string> Schedule { get; } = new("--schedule") { Description = "onecycle, cosine, step, constant, warmup-cosine or wsd.", DefaultValueFactory = _ => D.Schedule };
+    public Option<string> Schedule { get; } = new("--schedule") { Description = "onecycle, cosine, step, constant, warmup-cosine, wsd (warmup-stable-decay) or plateau (reduce on validation-loss plateau).", DefaultValueFactory = _ => D.Schedule };
 
     public Option<int> Warmup { get; } = new("--warmup") { Description = "Warmup steps of warmup-cosine and wsd (default 5% of the run).", DefaultValueFactory = _ => 0 };
 

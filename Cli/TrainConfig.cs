@@ -58,7 +58,7 @@ internal sealed record TrainConfig
 
     public static readonly string[] Optimizers = ["sgd", "momentum", "nesterov", "adam", "adamw"];
 
-    public static readonly string[] Schedules = ["onecycle", "cosine", "step", "constant", "warmup-cosine", "wsd"];
+    public static readonly string[] Schedules = ["onecycle", "cosine", "step", "constant", "warmup-cosine", "wsd", "plateau"];
 
     public static readonly string[] Datasets = ["fashion-mnist", "mnist", "cifar10"];
 

@@ -55,6 +55,36 @@ public class TrainerProperties
     }
 
     [Fact]
+    public void Mixed_precision_trains_to_within_one_point_of_fp32_accuracy_on_a_fashion_mnist_subset()
+    {
+        if (!File.Exists(Path.Combine(FashionMnist.DefaultDirectory, "train-images-idx3-ubyte.gz")) && Environment.GetEnvironmentVariable(FashionMnist.EnvironmentVariable) is null)
+            Assert.Fail($"Fashion-MNIST is not installed: `apt-get install dataset-fashion-mnist` (CI does), or set {FashionMnist.EnvironmentVariable}.");
+        var (train, test) = FashionMnist.Load();
+        var small = train.Take(2000);
+        var check = test.Take(1000);
+        EvalResult Run(Precision precision, ILossScale? scale, out History history)
+        {
+            var model = new Flatten() >> new Dense(64) >> new ReLU() >> new Dense(10);
+            var options = new TrainerOptions { Epochs = 3, BatchSize = 64, Seed = 4, Precision = precision, LossScale = scale };
+            var trainer = new Trainer(Devices.Cpu, model, small.SampleShape, new AdamW(new OneCycleLR(3e-3, 3 * 32)), options);
+            var result = trainer.Fit(small, check);
+            using var final = result.State;
+            history = final.History;
+            return trainer.Evaluate(final.Params, final.State, check);
+        }
+
+        var fp32 = Run(Precision.Float32, null, out var h32);
+        var fp16 = Run(Precision.Float16, new DynamicLossScale(), out var h16);
+        // The fp16 path really ran: its rounding changes the losses.
+        Assert.NotEqual(h32.Epochs.Select(e => e.TrainLoss), h16.Epochs.Select(e => e.TrainLoss));
+        Assert.True(Math.Abs(fp32.Accuracy - fp16.Accuracy) <= 0.01, $"fp32 accuracy {fp32.Accuracy:F4}, fp16 {fp16.Accuracy:F4}");
+        Assert.True(fp32.Accuracy > 0.7, $"fp32 accuracy {fp32.Accuracy:F4}");
+        // The loss scale and the skipped steps are part of the history.
+        Assert.All(h16.Epochs, e => Assert.NotNull(e.LossScale));
+        Assert.True(h16.Epochs.Sum(e => e.Steps + e.SkippedSteps) == 3 * 32);
+    }
+
+    [Fact]
     public void A_run_resumed_from_a_checkpoint_ends_with_bitwise_the_same_parameters()
     {
         var d = Devices.Cpu;

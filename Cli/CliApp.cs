@@ -1,0 +1,15 @@
+using System.CommandLine;
+
+namespace IlgpuTrain.Cli;
+
+/// <summary>The <c>ilgpu-train</c> command tree.</summary>
+internal static class CliApp
+{
+    public static RootCommand Root() => new("ilgpu-train: train neural networks in pure C# on GPUs (CUDA, OpenCL) or the CPU, with ILGPU.")
+    {
+        TrainCommand.Create(),
+        EvaluateCommand.Create(),
+        CompareCommand.Create(),
+        DevicesCommand.Create(),
+    };
+}
