@@ -1,0 +1,392 @@
+using System.Diagnostics;
+using IlgpuTrain.Functional;
+using IlgpuTrain.Kernels;
+using IlgpuTrain.Layers;
+using IlgpuTrain.Optimizers;
+
+namespace IlgpuTrain.Cli.Benchmarks;
+
+/// <summary>What one <c>bench</c> run measures and how long it may take.</summary>
+/// <param name="Kind">The device kind (Auto: the best available).</param>
+/// <param name="Quick">A short run: fewer repetitions, smaller sizes, no 4096^3 GEMM and no 25M-parameter step.</param>
+/// <param name="Families">The row families to run (copy always runs when elementwise or reductions do: their ratios need it).</param>
+internal sealed record BenchPlan(DeviceKind Kind, bool Quick, IReadOnlySet<string> Families)
+{
+    /// <summary>Every row family, in the order they run and print.</summary>
+    public static readonly string[] AllFamilies = ["startup", "copy", "elementwise", "reductions", "gemm", "optimizer", "models"];
+
+    /// <summary>Elements of the elementwise, reduction and copy rows: large enough to leave the caches.</summary>
+    public int Elements => Quick ? 1 << 20 : 1 << 22;
+
+    /// <summary>Timed repetitions per row (a row also stops after <see cref="BudgetSeconds"/>).</summary>
+    public int Reps => Quick ? 5 : 20;
+
+    /// <summary>Seconds of timed calls per row before it stops early (at least three calls).</summary>
+    public double BudgetSeconds => Quick ? 0.5 : 3;
+
+    /// <summary>The optimizer sizes: 1M and 25M parameters (a ResNet-50-sized model).</summary>
+    public int[] OptimizerSizes => Quick ? [1 << 20] : [1 << 20, 25_000_000];
+
+    /// <summary>GEMM shapes M x N x K.</summary>
+    public static readonly (int M, int N, int K)[] GemmShapes = [(256, 784, 256), (1024, 1024, 1024), (4096, 4096, 4096)];
+
+    /// <summary>The batch of the model rows (torch_fmnist.py's).</summary>
+    public const int Batch = 128;
+
+    /// <summary>Whether the family runs.</summary>
+    public bool Has(string family) => Families.Contains(family);
+}
+
+/// <summary>
+/// The measurements of <c>ilgpu-train bench</c>. Every time is the median of synchronized calls after
+/// warm-up calls (kernel compilation excluded), except the startup rows, which time the first
+/// step of a fresh <see cref="Device"/> on purpose.
+/// </summary>
+internal static class BenchRunner
+{
+    // Bytes per element, as the kernel files' header comments count them.
+    private const double CopyBytes = 8;      // read 4 B, write 4 B
+    private const double AxpyBytes = 12;     // Elementwise.cs: Axpy reads 8 B, writes 4 B
+    private const double AddBytes = 12;      // Elementwise.cs: Add reads 8 B, writes 4 B
+    private const double ReluBytes = 8;      // Activations.cs: a map reads 4 B, writes 4 B
+    private const double ReduceBytes = 4;    // Reductions.cs: flat reductions read 4 B per element
+    private const double AdamWBytes = 28;    // OptimizersBench.cs: reads p, g, m, v, writes p, m, v
+
+    /// <summary>GEMM calls predicted to take longer than this on the CPU are skipped.</summary>
+    private const double CpuGemmLimitSeconds = 20;
+
+    /// <summary>Runs the plan and returns the rows in print order; <paramref name="log"/> hears progress.</summary>
+    public static List<BenchRow> Run(BenchPlan plan, Action<string> log, out string deviceName)
+    {
+        var rows = new List<BenchRow>();
+
+        // First, before anything else compiles in this process: time to first step of a fresh device.
+        if (plan.Has("startup"))
+        {
+            foreach (var model in new[] { "mlp", "cnn" })
+            {
+                log($"startup {model}");
+                rows.AddRange(FirstStep(plan, model));
+            }
+        }
+
+        using var device = Device.Create(plan.Kind);
+        deviceName = device.ToString();
+        double? copyGbs = null;
+        if (plan.Has("copy") || plan.Has("elementwise") || plan.Has("reductions"))
+        {
+            log("copy");
+            var copy = Copy(plan, device);
+            copyGbs = copy.Value;
+            rows.Add(copy);
+        }
+
+        if (plan.Has("elementwise"))
+        {
+            log("elementwise");
+            rows.AddRange(Elementwise(plan, device).Select(r => r with { VsCopy = r.Value / copyGbs }));
+        }
+
+        if (plan.Has("reductions"))
+        {
+            log("reductions");
+            rows.AddRange(Reductions(plan, device).Select(r => r with { VsCopy = r.Value / copyGbs }));
+        }
+
+        if (plan.Has("gemm"))
+        {
+            log("gemm");
+            rows.AddRange(Gemms(plan, device, log));
+        }
+
+        if (plan.Has("optimizer"))
+        {
+            log("optimizer");
+            rows.AddRange(plan.OptimizerSizes.Select(n => AdamWStep(plan, device, n)));
+        }
+
+        if (plan.Has("models"))
+        {
+            foreach (var model in new[] { "mlp", "cnn" })
+            {
+                log($"models {model}");
+                rows.AddRange(ModelRows(plan, device, model));
+            }
+        }
+
+        return rows;
+    }
+
+    /// <summary>The median milliseconds of <paramref name="run"/>; <paramref name="setup"/> runs before each call, untimed.</summary>
+    public static double Median(BenchPlan plan, Device device, Action run, Action? setup = null, int warmup = 2)
+    {
+        for (int i = 0; i < warmup; i++)
+        {
+            setup?.Invoke();
+            run();
+            device.Synchronize();
+        }
+
+        var times = new List<double>();
+        var total = Stopwatch.StartNew();
+        while (times.Count < plan.Reps && (times.Count < 3 || total.Elapsed.TotalSeconds < plan.BudgetSeconds))
+        {
+            setup?.Invoke();
+            device.Synchronize();
+            long t0 = Stopwatch.GetTimestamp();
+            run();
+            device.Synchronize();
+            times.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+        }
+
+        times.Sort();
+        return times.Count % 2 == 1 ? times[times.Count / 2] : (times[(times.Count / 2) - 1] + times[times.Count / 2]) / 2;
+    }
+
+    private static Dictionary<string, object> Spec(string kind, params (string Key, object Value)[] sizes)
+    {
+        var d = new Dictionary<string, object> { ["kind"] = kind };
+        foreach (var (key, value) in sizes)
+            d[key] = value;
+        return d;
+    }
+
+    private static double GbPerS(double bytes, double ms) => bytes / (ms * 1e6);
+
+    private static float[] Random(int n, int seed)
+    {
+        var r = new Random(seed);
+        var v = new float[n];
+        for (int i = 0; i < n; i++)
+            v[i] = (float)((r.NextDouble() * 2) - 1);
+        return v;
+    }
+
+    private static BenchRow Copy(BenchPlan plan, Device device)
+    {
+        int n = plan.Elements;
+        using var x = Tensor.FromHost(device, Random(n, 1), n);
+        using var y = Tensor.Zeros(device, new Shape(n));
+        double ms = Median(plan, device, () => Transfer.Copy(device.Stream, x.View<float>(), y.View<float>()));
+        return new BenchRow("copy", $"copy {n}", ms, GbPerS(CopyBytes * n, ms), "GB/s", "device-to-device copy, 8 B/elem (read + write): the reference") { PeerSpec = Spec("copy", ("n", n)) };
+    }
+
+    private static IEnumerable<BenchRow> Elementwise(BenchPlan plan, Device device)
+    {
+        int n = plan.Elements;
+        var host = device.Kernels;
+        using var x = Tensor.FromHost(device, Random(n, 1), n);
+        using var y = Tensor.FromHost(device, Random(n, 2), n);
+        using var z = Tensor.Zeros(device, new Shape(n));
+        double axpy = Median(plan, device, () => Kernels.Elementwise.Axpy(host, 1e-6f, x.View<float>(), y.View<float>()));
+        double add = Median(plan, device, () => Kernels.Elementwise.Add(host, x.View<float>(), y.View<float>(), z.View<float>()));
+        double relu = Median(plan, device, () => Activations.Relu(host, x.View<float>(), z.View<float>()));
+        return
+        [
+            new BenchRow("elementwise", $"axpy {n}", axpy, GbPerS(AxpyBytes * n, axpy), "GB/s", "12 B/elem") { PeerSpec = Spec("axpy", ("n", n)) },
+            new BenchRow("elementwise", $"add {n}", add, GbPerS(AddBytes * n, add), "GB/s", "12 B/elem") { PeerSpec = Spec("add", ("n", n)) },
+            new BenchRow("elementwise", $"relu {n}", relu, GbPerS(ReluBytes * n, relu), "GB/s", "8 B/elem") { PeerSpec = Spec("relu", ("n", n)) },
+        ];
+    }
+
+    private static IEnumerable<BenchRow> Reductions(BenchPlan plan, Device device)
+    {
+        int n = plan.Elements;
+        var host = device.Kernels;
+        using var x = Tensor.FromHost(device, Random(n, 3), n);
+        using var result = Tensor.Zeros(device, new Shape(1));
+        using var scratch = Tensor.Zeros(device, new Shape(Math.Max(1, Kernels.Reductions.ScratchLength(host, n))));
+        double sum = Median(plan, device, () => Kernels.Reductions.Sum(host, x.View<float>(), result.View<float>(), scratch.View<float>()));
+        double l2 = Median(plan, device, () => Kernels.Reductions.L2Norm(host, x.View<float>(), result.View<float>(), scratch.View<float>()));
+        return
+        [
+            new BenchRow("reductions", $"sum {n}", sum, GbPerS(ReduceBytes * n, sum), "GB/s", "4 B/elem, deterministic") { PeerSpec = Spec("sum", ("n", n)) },
+            new BenchRow("reductions", $"l2norm {n}", l2, GbPerS(ReduceBytes * n, l2), "GB/s", "4 B/elem, deterministic") { PeerSpec = Spec("l2norm", ("n", n)) },
+        ];
+    }
+
+    private static IEnumerable<BenchRow> Gemms(BenchPlan plan, Device device, Action<string> log)
+    {
+        double? gflops = null; // the last measured rate predicts the next shape's time
+        foreach (var (m, n, k) in BenchPlan.GemmShapes)
+        {
+            string name = $"gemm {m}x{n}x{k}";
+            double flops = 2.0 * m * n * k;
+            long bytes = 4L * ((long)m * k + (long)k * n + (long)m * n);
+            if (plan.Quick && m == 4096)
+            {
+                yield return BenchRow.Skip("gemm", name, "GFLOP/s", "--quick");
+                continue;
+            }
+
+            if (device.IsCpu && gflops is { } rate && flops / (rate * 1e9) > CpuGemmLimitSeconds)
+            {
+                yield return BenchRow.Skip("gemm", name, "GFLOP/s", $"about {flops / (rate * 1e9):F0} s a call at {rate:F1} GFLOP/s on the CPU (limit {CpuGemmLimitSeconds:F0} s)");
+                continue;
+            }
+
+            if (!device.IsCpu && bytes > device.Accelerator.MemorySize / 2)
+            {
+                yield return BenchRow.Skip("gemm", name, "GFLOP/s", $"needs {bytes >> 20} MiB of {device.Accelerator.MemorySize >> 20} MiB device memory");
+                continue;
+            }
+
+            log(name);
+            using var a = Tensor.FromHost(device, Random(m * k, 1), m * k);
+            using var b = Tensor.FromHost(device, Random(k * n, 2), k * n);
+            using var c = Tensor.Zeros(device, new Shape(m * n));
+            var host = device.Kernels;
+            bool big = flops > 1e10;
+            double ms = Median(plan, device, () => Gemm.Run(host, false, false, m, n, k, 1f, a.View<float>(), b.View<float>(), 0f, c.View<float>()), warmup: big ? 1 : 2);
+            gflops = flops / (ms * 1e6);
+            yield return new BenchRow("gemm", name, ms, gflops, "GFLOP/s", "C = A B, fp32, 2MNK flops") { PeerSpec = Spec("gemm", ("m", m), ("n", n), ("k", k)) };
+        }
+    }
+
+    private static BenchRow AdamWStep(BenchPlan plan, Device device, int n)
+    {
+        using var grads = ParamTree.FromHost(device, new Dictionary<string, (int[] Shape, float[] Data)> { ["w"] = ([n], Random(n, 2)) });
+        var parameters = ParamTree.FromHost(device, new Dictionary<string, (int[] Shape, float[] Data)> { ["w"] = ([n], Random(n, 1)) });
+        var opt = new AdamW(1e-3);
+        var state = opt.Init(parameters);
+        ParamTree? fresh = null;
+        try
+        {
+            // The step consumes its gradients (donation): a fresh copy, made untimed, stands in for the backward pass.
+            double ms = Median(plan, device, () => (parameters, state) = opt.Step(parameters, fresh!, state), () => fresh = grads.Clone());
+            return new BenchRow("optimizer", $"adamw {FormatCount(n)}", ms, GbPerS(AdamWBytes * n, ms), "GB/s", "fused AdamW step, 28 B/param") { PeerSpec = Spec("adamw", ("n", n)) };
+        }
+        finally
+        {
+            parameters.Dispose();
+            state.Dispose();
+        }
+    }
+
+    private static string FormatCount(int n) => n % 1_000_000 == 0 ? $"{n / 1_000_000}M" : n == 1 << 20 ? "1M" : n.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>A model with its parameters, optimizer (clip at 1, then AdamW, as the trainer's default) and a synthetic batch.</summary>
+    private sealed class ModelRig : IDisposable
+    {
+        private readonly Device _device;
+        private readonly Layer _model;
+        private readonly float[] _x;
+        private readonly int[] _y;
+        private readonly Shape _xShape;
+        private readonly IGradientTransformation _opt;
+        private readonly CrossEntropyOptions _ce = new() { Epsilon = 0.1f };
+        private ParamTree _params;
+        private ParamTree _state;
+        private OptState _optState;
+        private uint _step;
+
+        public ModelRig(Device device, string name)
+        {
+            _device = device;
+            var sample = new Shape(1, 28, 28);
+            _model = Models.Build(name, sample, 10, Models.DefaultDropout(name));
+            (_params, _state) = _model.Init(device, sample, Rng.Create(0));
+            _opt = new Chain(new ClipByGlobalNorm(1.0), new AdamW(1e-3));
+            _optState = _opt.Init(_params);
+            _xShape = new Shape(BenchPlan.Batch, 1, 28, 28);
+            _x = new float[_xShape.Length];
+            var r = new Random(1);
+            for (int i = 0; i < _x.Length; i++)
+                _x[i] = (float)r.NextDouble();
+            _y = Enumerable.Range(0, BenchPlan.Batch).Select(i => r.Next(10)).ToArray();
+        }
+
+        /// <summary>Forward, loss and backward; the gradients are dropped.</summary>
+        public void ForwardBackward() => Step(update: false);
+
+        /// <summary>What Trainer.TrainStep does: upload, forward, loss, backward, loss to the host, clip, AdamW.</summary>
+        public void TrainStep() => Step(update: true);
+
+        private void Step(bool update)
+        {
+            using var scope = _device.BeginStep();
+            var x = scope.Upload(_x, _xShape);
+            var y = scope.Upload(_y, new Shape(BenchPlan.Batch));
+            ParamTree? newState = null;
+            var rng = Rng.Create(1).At(_step++);
+            var (loss, grads) = Autodiff.ValueAndGrad(scope, _params, p =>
+            {
+                var (logits, st) = _model.Apply(p, _state, x, Mode.Train, rng);
+                newState = st;
+                return F.CrossEntropy(logits, y, _ce);
+            });
+            if (update)
+            {
+                _ = loss.ToHost()[0];
+                (_params, _optState) = _opt.Step(_params, grads, _optState);
+            }
+            else
+            {
+                grads.Dispose();
+            }
+
+            if (newState is not null && !ReferenceEquals(newState, _state))
+            {
+                if (update)
+                {
+                    _state.Dispose();
+                    _state = newState;
+                }
+                else
+                {
+                    newState.Dispose();
+                }
+            }
+        }
+
+        public void Dispose()
+        {
+            _params.Dispose();
+            _state.Dispose();
+            _optState.Dispose();
+        }
+    }
+
+    private static IEnumerable<BenchRow> FirstStep(BenchPlan plan, string name)
+    {
+        var total = Stopwatch.StartNew();
+        using var device = Device.Create(plan.Kind);
+        using var rig = new ModelRig(device, name);
+        device.Synchronize();
+        double setupMs = total.Elapsed.TotalMilliseconds;
+        long t0 = Stopwatch.GetTimestamp();
+        rig.TrainStep();
+        device.Synchronize();
+        double firstMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        double steady = Median(plan, device, rig.TrainStep, warmup: 1);
+        return
+        [
+            new BenchRow("startup", $"{name} first step", firstMs, firstMs / 1000, "s", $"fresh device, kernel compilation included; device + init {setupMs:F0} ms before it; steady step {steady:F2} ms"),
+        ];
+    }
+
+    private static IEnumerable<BenchRow> ModelRows(BenchPlan plan, Device device, string name)
+    {
+        using var rig = new ModelRig(device, name);
+        double fb = Median(plan, device, rig.ForwardBackward, warmup: 3);
+        double step = Median(plan, device, rig.TrainStep, warmup: 3);
+        var pool = device.Pool;
+        long reservedBefore = pool.Stats.PeakBytesReserved;
+        pool.ResetPeak();
+        rig.TrainStep();
+        device.Synchronize();
+        var stats = pool.Stats;
+        for (int i = 0; i < 5; i++)
+            rig.TrainStep();
+        device.Synchronize();
+        long reservedAfter = pool.Stats.PeakBytesReserved;
+        const double MiB = 1 << 20;
+        return
+        [
+            new BenchRow("models", $"{name} fwd+bwd", fb, BenchPlan.Batch / (fb / 1000), "samples/s", "batch 128, cross-entropy with label smoothing 0.1") { PeerSpec = Spec("fwdbwd", ("model", name)) },
+            new BenchRow("models", $"{name} train step", step, BenchPlan.Batch / (step / 1000), "samples/s", "batch 128: upload, fwd+bwd, loss to host, clip 1, AdamW") { PeerSpec = Spec("step", ("model", name)) },
+            new BenchRow("memory", $"{name} peak per step", null, stats.PeakBytesInUse / MiB, "MiB", "MemoryPool PeakBytesInUse over one train step"),
+            new BenchRow("memory", $"{name} pool high-water", null, reservedAfter / MiB, "MiB", reservedAfter == reservedBefore ? "PeakBytesReserved, flat over the last 6 steps" : $"PeakBytesReserved grew from {reservedBefore / MiB:F1} MiB over the last 6 steps"),
+        ];
+    }
+}
