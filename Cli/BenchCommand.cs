@@ -17,7 +17,7 @@ namespace IlgpuTrain.Cli;
 /// </summary>
 internal static class BenchCommand
 {
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>The ratio's meaning, printed in the header and stored in the JSON.</summary>
     public const string RatioNote = "ratio = IlgpuTrain time / PyTorch time for the same work (below 1: IlgpuTrain is faster)";
