@@ -11,5 +11,6 @@ internal static class CliApp
         EvaluateCommand.Create(),
         CompareCommand.Create(),
         DevicesCommand.Create(),
+        CheckCommand.Create(),
     };
 }
