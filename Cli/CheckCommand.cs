@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text.Json;
 using IlgpuTrain.Cli.Conformance;
 using IlgpuTrain.Functional;
+using IlgpuTrain.Kernels.Runtime;
 
 namespace IlgpuTrain.Cli;
 
@@ -28,18 +29,28 @@ internal static class CheckCommand
         var device = new Option<string?>("--device") { Description = "cuda, opencl or cpu (default: $ILGPUTRAIN_DEVICE, else the best available)." };
         var json = new Option<string?>("--json") { Description = "Also write the results as JSON to this path." };
         var quick = new Option<bool>("--quick") { Description = "Small sizes only (seconds on the CPU accelerator)." };
+        var gpuVariants = new Option<bool>("--gpu-variants") { Description = "On the CPU device: run the GPU kernel variants (shared memory, barriers) in 16-thread groups, as the properties do." };
         var seed = new Option<int>("--seed") { Description = "Seed of the random inputs.", DefaultValueFactory = _ => 1234 };
-        var command = new Command("check", "Backend conformance: every kernel family against its CPU reference on random inputs, on the chosen device.") { device, json, quick, seed };
-        command.SetAction(parse => Run(parse.GetValue(device), parse.GetValue(json), parse.GetValue(quick), parse.GetValue(seed)));
+        var command = new Command("check", "Backend conformance: every kernel family against its CPU reference on random inputs, on the chosen device.") { device, json, quick, gpuVariants, seed };
+        command.SetAction(parse => Run(parse.GetValue(device), parse.GetValue(json), parse.GetValue(quick), parse.GetValue(gpuVariants), parse.GetValue(seed)));
         return command;
     }
 
-    private static int Run(string? deviceName, string? jsonPath, bool quick, int seed)
+    private static int Run(string? deviceName, string? jsonPath, bool quick, bool gpuVariants, int seed)
     {
         Device dev;
         try
         {
-            dev = deviceName is null ? Device.Create() : Device.Create(DeviceOptions.ParseKind(deviceName, "--device"));
+            var kind = deviceName is null ? DeviceKind.Auto : DeviceOptions.ParseKind(deviceName, "--device");
+            if (gpuVariants && deviceName is not null && kind != DeviceKind.Cpu)
+            {
+                Console.Error.WriteLine($"check: --gpu-variants simulates GPU kernels on the CPU accelerator; it runs with --device cpu only (not {deviceName}).");
+                return 2;
+            }
+
+            dev = gpuVariants
+                ? Device.Create(new DeviceOptions { Kind = DeviceKind.Cpu, CpuCores = 2, CpuThreadsPerGroup = 16, Variant = KernelVariant.Gpu })
+                : deviceName is null ? Device.Create() : Device.Create(kind);
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or NotSupportedException)
         {
@@ -50,7 +61,7 @@ internal static class CheckCommand
         using (dev)
         {
             var sw = Stopwatch.StartNew();
-            Console.WriteLine($"check on {dev} ({(quick ? "quick" : "full")} sizes, seed {seed})");
+            Console.WriteLine($"check on {dev}, {dev.Kernels.Variant} kernel variants ({(quick ? "quick" : "full")} sizes, seed {seed})");
             using var harness = new Harness(dev.Kernels, quick, seed, CorruptReferenceFamily);
             Suite.RunAll(harness);
             var results = harness.Results;
@@ -71,6 +82,7 @@ internal static class CheckCommand
                 File.WriteAllText(jsonPath, JsonSerializer.Serialize(new
                 {
                     device = dev.ToString(),
+                    variant = dev.Kernels.Variant.ToString(),
                     quick,
                     seed,
                     seconds = sw.Elapsed.TotalSeconds,

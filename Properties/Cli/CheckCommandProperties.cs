@@ -47,6 +47,16 @@ public class CheckCommandProperties
         }
     }
 
+    [Fact]
+    public void Quick_check_of_the_gpu_variants_on_the_cpu_passes_every_family()
+    {
+        var (code, output, err) = Run("check", "--device", "cpu", "--gpu-variants", "--quick");
+        Assert.True(code == 0, output + err);
+        Assert.Contains("Gpu kernel variants", output);
+        foreach (var family in Suite.Families)
+            Assert.Matches($@"(?m)^pass  {family}\s", output);
+    }
+
     [Theory]
     [InlineData("Gemm")]
     [InlineData("CrossEntropy")]
