@@ -12,5 +12,6 @@ internal static class CliApp
         CompareCommand.Create(),
         DevicesCommand.Create(),
         BenchCommand.Create(),
+        CheckCommand.Create(),
     };
 }

@@ -65,7 +65,12 @@ public sealed class Trainer
         if (output.Rank != 1)
             throw new LayerShapeException($"Trainer: the model maps {inputShape} to {output}, but a classifier must output (classes); end it with Flatten and Dense(classes).");
         Classes = output[0];
+        if (_options.WarmKernels)
+            KernelWarmup = device.Kernels.WarmInBackground(StepKernels.For(model, device.Kernels));
     }
+
+    /// <summary>The background compilation of the step's kernels (<see cref="TrainerOptions.WarmKernels"/>), or null.</summary>
+    public Task? KernelWarmup { get; }
 
     /// <summary>The number of classes (the model's output width).</summary>
     public int Classes { get; }

@@ -10,6 +10,13 @@ public sealed record TrainerOptions
     /// <summary>Epochs to train (5).</summary>
     public int Epochs { get; init; } = 5;
 
+    /// <summary>
+    /// Compiles the kernels a training step uses on a background thread from the trainer's
+    /// construction on (true), so compilation overlaps parameter initialization and data loading
+    /// instead of delaying the first step.
+    /// </summary>
+    public bool WarmKernels { get; init; } = true;
+
     /// <summary>Samples per training batch (128).</summary>
     public int BatchSize { get; init; } = 128;
 

@@ -77,6 +77,41 @@ public sealed class KernelHost
         Parallel.ForEach(defs, d => _ = _cache.GetOrAdd(d, x => new Lazy<Delegate>(() => Compile(x), LazyThreadSafetyMode.ExecutionAndPublication)).Value);
     }
 
+    /// <summary>
+    /// Starts compiling the given kernels, in order, on one background thread, and returns at once;
+    /// a launch that needs a kernel still being compiled waits for that compilation only.
+    /// </summary>
+    /// <remarks>
+    /// One thread, not many: ILGPU 1.5.3 compiles and loads a kernel under its accelerator's lock
+    /// (KernelCache.LoadCachedKernel), so loads on one accelerator never run in parallel. A kernel
+    /// that fails to compile here fails again, with the same message, at the launch that needs it.
+    /// </remarks>
+    /// <param name="defs">The kernels, in the order they will first be launched.</param>
+    /// <returns>The task that ends when every kernel is compiled (or has failed to).</returns>
+    public Task WarmInBackground(IEnumerable<KernelDef> defs)
+    {
+        ArgumentNullException.ThrowIfNull(defs);
+        var list = defs.ToList();
+        return Task.Factory.StartNew(
+            () =>
+            {
+                foreach (var d in list)
+                {
+                    try
+                    {
+                        _ = _cache.GetOrAdd(d, x => new Lazy<Delegate>(() => Compile(x), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+                    }
+                    catch (InvalidOperationException)
+                    {
+                        // Cached in the Lazy: the launch that needs this kernel reports it.
+                    }
+                }
+            },
+            CancellationToken.None,
+            TaskCreationOptions.LongRunning,
+            TaskScheduler.Default);
+    }
+
     /// <summary>Waits for every launch queued on <see cref="Stream"/>.</summary>
     public void Synchronize() => Stream.Synchronize();
 

@@ -1,0 +1,106 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using IlgpuTrain.Cli.Conformance;
+using IlgpuTrain.Functional;
+using IlgpuTrain.Kernels.Runtime;
+
+namespace IlgpuTrain.Cli;
+
+/// <summary>
+/// <c>ilgpu-train check</c>: the backend-conformance suite. Every kernel family runs on the chosen
+/// device against its CPU reference on random inputs; one line per check, a summary, and a
+/// non-zero exit when any check fails. This is what shows a CUDA or OpenCL backend computes what
+/// the CPU does, on a machine that has the published CLI but no .NET SDK.
+/// </summary>
+internal static class CheckCommand
+{
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+
+    /// <summary>
+    /// Test hook: the family whose reference is perturbed, so a test can see the suite fail.
+    /// Null in every real run.
+    /// </summary>
+    internal static string? CorruptReferenceFamily { get; set; }
+
+    public static Command Create()
+    {
+        var device = new Option<string?>("--device") { Description = "cuda, opencl or cpu (default: $ILGPUTRAIN_DEVICE, else the best available)." };
+        var json = new Option<string?>("--json") { Description = "Also write the results as JSON to this path." };
+        var quick = new Option<bool>("--quick") { Description = "Small sizes only (seconds on the CPU accelerator)." };
+        var gpuVariants = new Option<bool>("--gpu-variants") { Description = "On the CPU device: run the GPU kernel variants (shared memory, barriers) in 16-thread groups, as the properties do." };
+        var seed = new Option<int>("--seed") { Description = "Seed of the random inputs.", DefaultValueFactory = _ => 1234 };
+        var command = new Command("check", "Backend conformance: every kernel family against its CPU reference on random inputs, on the chosen device.") { device, json, quick, gpuVariants, seed };
+        command.SetAction(parse => Run(parse.GetValue(device), parse.GetValue(json), parse.GetValue(quick), parse.GetValue(gpuVariants), parse.GetValue(seed)));
+        return command;
+    }
+
+    private static int Run(string? deviceName, string? jsonPath, bool quick, bool gpuVariants, int seed)
+    {
+        Device dev;
+        try
+        {
+            var kind = deviceName is null ? DeviceKind.Auto : DeviceOptions.ParseKind(deviceName, "--device");
+            if (gpuVariants && deviceName is not null && kind != DeviceKind.Cpu)
+            {
+                Console.Error.WriteLine($"check: --gpu-variants simulates GPU kernels on the CPU accelerator; it runs with --device cpu only (not {deviceName}).");
+                return 2;
+            }
+
+            dev = gpuVariants
+                ? Device.Create(new DeviceOptions { Kind = DeviceKind.Cpu, CpuCores = 2, CpuThreadsPerGroup = 16, Variant = KernelVariant.Gpu })
+                : deviceName is null ? Device.Create() : Device.Create(kind);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or NotSupportedException)
+        {
+            Console.Error.WriteLine($"check: {e.Message}");
+            return 2;
+        }
+
+        using (dev)
+        {
+            var sw = Stopwatch.StartNew();
+            Console.WriteLine($"check on {dev}, {dev.Kernels.Variant} kernel variants ({(quick ? "quick" : "full")} sizes, seed {seed})");
+            using var harness = new Harness(dev.Kernels, quick, seed, CorruptReferenceFamily);
+            Suite.RunAll(harness);
+            var results = harness.Results;
+            foreach (var r in results)
+            {
+                string err = double.IsNaN(r.MaxError) ? "NaN" : r.MaxError.ToString("0.###E+0", CultureInfo.InvariantCulture);
+                string tol = double.IsNaN(r.Tolerance) ? "-" : r.Tolerance.ToString("0.###E+0", CultureInfo.InvariantCulture);
+                Console.WriteLine($"{(r.Passed ? "pass" : "FAIL")}  {r.Family,-13} {r.Name,-36} max err {err,-10} tol {tol,-10}{(r.Passed ? "" : "  " + r.Detail)}");
+            }
+
+            int failed = results.Count(r => !r.Passed);
+            var families = results.Select(r => r.Family).Distinct().ToList();
+            var missing = Suite.Families.Except(families).ToList();
+            Console.WriteLine($"{results.Count - failed}/{results.Count} checks passed in {families.Count} families on {dev} in {sw.Elapsed.TotalSeconds:0.0} s; {failed} failed"
+                + (missing.Count > 0 ? $"; families without checks: {string.Join(", ", missing)}" : ""));
+            if (jsonPath is not null)
+            {
+                File.WriteAllText(jsonPath, JsonSerializer.Serialize(new
+                {
+                    device = dev.ToString(),
+                    variant = dev.Kernels.Variant.ToString(),
+                    quick,
+                    seed,
+                    seconds = sw.Elapsed.TotalSeconds,
+                    passed = results.Count - failed,
+                    failed,
+                    checks = results.Select(r => new
+                    {
+                        r.Family,
+                        r.Name,
+                        maxError = double.IsFinite(r.MaxError) ? r.MaxError : (double?)null,
+                        tolerance = double.IsFinite(r.Tolerance) ? r.Tolerance : (double?)null,
+                        r.Passed,
+                        r.Detail,
+                    }),
+                }, Json));
+            }
+
+            return failed == 0 && missing.Count == 0 ? 0 : 1;
+        }
+    }
+}

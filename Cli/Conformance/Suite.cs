@@ -1,0 +1,925 @@
+using ILGPU;
+using ILGPU.Runtime;
+using IlgpuTrain.Kernels;
+using IlgpuTrain.Kernels.Runtime;
+using Half = ILGPU.Half;
+
+namespace IlgpuTrain.Cli.Conformance;
+
+/// <summary>
+/// The backend-conformance suite: every kernel family against its CPU reference on random inputs,
+/// on whichever accelerator the harness's host runs. Tolerances are those of the family's
+/// properties (Properties/Kernels), widened only where a GPU may reorder sums or use its own
+/// transcendental functions (noted per check).
+/// </summary>
+internal static class Suite
+{
+    /// <summary>Every family the suite covers, in the order it runs them.</summary>
+    public static readonly string[] Families =
+    [
+        "Elementwise", "Activations", "BiasAdd", "Cast", "Reductions", "Gemm", "GemmHalf", "Softmax", "LogSoftmax",
+        "CrossEntropy", "Philox", "Adam", "Sgd", "Rms", "Adagrad", "WeightDecay", "Clip", "LossScale", "Conv2d", "Pooling",
+        "BatchNorm", "LayerNorm", "Dropout", "Embedding", "Concat", "Losses", "Augment", "Metrics",
+    ];
+
+    // Elementwise: one rounding each side; a GPU may fuse a multiply-add (one rounding fewer).
+    private const double SameAtol = 1e-6;
+    private const double SameRtol = 2.5e-7;
+
+    // Transcendentals: XMath on a GPU is a few ulps from the CPU's.
+    private const double MathAtol = 1e-6;
+    private const double MathRtol = 1e-5;
+
+    // Sums of n terms in another order: the error grows with n (per-term atol).
+    private const double SumAtolPerTerm = 2e-6;
+    private const double SumRtol = 2e-5;
+
+    public static void RunAll(Harness h)
+    {
+        int n = h.Quick ? 257 : 65_537;
+        Run(h, "Elementwise", () => Elementwise(h, n));
+        Run(h, "Activations", () => Activations(h, n));
+        Run(h, "BiasAdd", () => BiasAdd(h));
+        Run(h, "Cast", () => Cast(h, n));
+        Run(h, "Reductions", () => Reductions(h, n));
+        Run(h, "Gemm", () => Gemm(h));
+        Run(h, "GemmHalf", () => GemmHalf(h));
+        Run(h, "Softmax", () => Softmax(h));
+        Run(h, "LogSoftmax", () => LogSoftmax(h));
+        Run(h, "CrossEntropy", () => CrossEntropy(h));
+        Run(h, "Philox", () => Philox(h, n));
+        Run(h, "Adam", () => Adam(h, n));
+        Run(h, "Sgd", () => Sgd(h, n));
+        Run(h, "Rms", () => Rms(h, n));
+        Run(h, "Adagrad", () => Adagrad(h, n));
+        Run(h, "WeightDecay", () => WeightDecay(h, n));
+        Run(h, "Clip", () => Clip(h, n));
+        Run(h, "LossScale", () => LossScale(h, n));
+        Run(h, "Conv2d", () => Conv2d(h));
+        Run(h, "Pooling", () => Pooling(h));
+        Run(h, "BatchNorm", () => BatchNorm(h));
+        Run(h, "LayerNorm", () => LayerNorm(h));
+        Run(h, "Dropout", () => Dropout(h, n));
+        Run(h, "Embedding", () => Embedding(h));
+        Run(h, "Concat", () => Concat(h));
+        Run(h, "Losses", () => Losses(h, n));
+        Run(h, "Augment", () => Augment(h));
+        Run(h, "Metrics", () => Metrics(h));
+    }
+
+    private static void Run(Harness h, string family, Action body)
+    {
+        h.Family = family;
+        body();
+    }
+
+    private static void Elementwise(Harness h, int n)
+    {
+        var a = h.Floats(n);
+        var b = h.Floats(n);
+        void Binary(string name, Action<KernelHost, ArrayView<float>, ArrayView<float>, ArrayView<float>> kernel, SpanAction reference) =>
+            h.Run(name, () =>
+            {
+                var y = h.Zeros<float>(n);
+                kernel(h.Host, h.Up(a), h.Up(b), y);
+                var r = new float[n];
+                reference(a, b, r);
+                h.Compare(name, h.Down(y), r, SameAtol, SameRtol);
+            });
+        Binary("add", Kernels.Elementwise.Add, Kernels.Elementwise.AddReference);
+        Binary("sub", Kernels.Elementwise.Sub, Kernels.Elementwise.SubReference);
+        Binary("mul", Kernels.Elementwise.Mul, Kernels.Elementwise.MulReference);
+        h.Run("scale", () =>
+        {
+            var y = h.Zeros<float>(n);
+            Kernels.Elementwise.Scale(h.Host, h.Up(a), 0.37f, y);
+            var r = new float[n];
+            Kernels.Elementwise.ScaleReference(a, 0.37f, r);
+            h.Compare("scale", h.Down(y), r, SameAtol, SameRtol);
+        });
+        h.Run("axpy", () =>
+        {
+            var y = h.Up(b);
+            Kernels.Elementwise.Axpy(h.Host, -1.5f, h.Up(a), y);
+            var r = (float[])b.Clone();
+            Kernels.Elementwise.AxpyReference(-1.5f, a, r);
+            h.Compare("axpy", h.Down(y), r, SameAtol, SameRtol);
+        });
+        h.Run("fill", () =>
+        {
+            var y = h.Zeros<float>(n);
+            Kernels.Elementwise.Fill(h.Host, y, 2.5f);
+            var r = new float[n];
+            Kernels.Elementwise.FillReference(r, 2.5f);
+            h.Compare("fill", h.Down(y), r, 0, 0);
+        });
+        h.Run("broadcast", () =>
+        {
+            var y = h.Zeros<float>(n);
+            Kernels.Elementwise.Broadcast(h.Host, h.Up(new[] { 0.75f }), 2f, y);
+            var r = new float[n];
+            Kernels.Elementwise.BroadcastReference([0.75f], 2f, r);
+            h.Compare("broadcast", h.Down(y), r, SameAtol, SameRtol);
+        });
+    }
+
+    private delegate void SpanAction(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y);
+
+    private delegate void UnaryRef(ReadOnlySpan<float> x, Span<float> y);
+
+    private static void Activations(Harness h, int n)
+    {
+        var x = h.Floats(n, -6f, 6f);
+        var dy = h.Floats(n);
+        void Pair(string name, Action<KernelHost, ArrayView<float>, ArrayView<float>> fwd, UnaryRef fwdRef, Action<KernelHost, ArrayView<float>, ArrayView<float>, ArrayView<float>> bwd, SpanAction bwdRef)
+        {
+            h.Run(name, () =>
+            {
+                var y = h.Zeros<float>(n);
+                fwd(h.Host, h.Up(x), y);
+                var r = new float[n];
+                fwdRef(x, r);
+                h.Compare(name, h.Down(y), r, MathAtol, MathRtol);
+            });
+            h.Run(name + " backward", () =>
+            {
+                var dx = h.Zeros<float>(n);
+                bwd(h.Host, h.Up(x), h.Up(dy), dx);
+                var r = new float[n];
+                bwdRef(x, dy, r);
+                h.Compare(name + " backward", h.Down(dx), r, MathAtol, MathRtol);
+            });
+        }
+
+        Pair("relu", Kernels.Activations.Relu, Kernels.Activations.ReluReference, Kernels.Activations.ReluBackward, Kernels.Activations.ReluBackwardReference);
+        Pair("leaky_relu", (k, a, b) => Kernels.Activations.LeakyRelu(k, a, b), (a, b) => Kernels.Activations.LeakyReluReference(a, b), (k, a, b, c) => Kernels.Activations.LeakyReluBackward(k, a, b, c), (a, b, c) => Kernels.Activations.LeakyReluBackwardReference(a, b, c));
+        Pair("gelu", (k, a, b) => Kernels.Activations.Gelu(k, a, b), (a, b) => Kernels.Activations.GeluReference(a, b), (k, a, b, c) => Kernels.Activations.GeluBackward(k, a, b, c), (a, b, c) => Kernels.Activations.GeluBackwardReference(a, b, c));
+        Pair("gelu_tanh", (k, a, b) => Kernels.Activations.Gelu(k, a, b, GeluApproximation.Tanh), (a, b) => Kernels.Activations.GeluReference(a, b, GeluApproximation.Tanh), (k, a, b, c) => Kernels.Activations.GeluBackward(k, a, b, c, GeluApproximation.Tanh), (a, b, c) => Kernels.Activations.GeluBackwardReference(a, b, c, GeluApproximation.Tanh));
+        Pair("tanh", Kernels.Activations.Tanh, Kernels.Activations.TanhReference, Kernels.Activations.TanhBackward, Kernels.Activations.TanhBackwardReference);
+        Pair("sigmoid", Kernels.Activations.Sigmoid, Kernels.Activations.SigmoidReference, Kernels.Activations.SigmoidBackward, Kernels.Activations.SigmoidBackwardReference);
+        Pair("silu", Kernels.Activations.Silu, Kernels.Activations.SiluReference, Kernels.Activations.SiluBackward, Kernels.Activations.SiluBackwardReference);
+    }
+
+    private static void BiasAdd(Harness h)
+    {
+        int rows = h.Quick ? 17 : 257, f = h.Quick ? 33 : 129, s = h.Quick ? 15 : 49;
+        h.Run("features", () =>
+        {
+            var x = h.Floats(rows * f);
+            var b = h.Floats(f);
+            var y = h.Zeros<float>(x.Length);
+            Kernels.BiasAdd.Forward(h.Host, h.Up(x), h.Up(b), y, rows, f);
+            var r = new float[x.Length];
+            Kernels.BiasAdd.ForwardReference(x, b, r, rows, f);
+            h.Compare("features", h.Down(y), r, 0, 0);
+        });
+        h.Run("channels", () =>
+        {
+            var x = h.Floats(rows * f * s);
+            var b = h.Floats(f);
+            var y = h.Zeros<float>(x.Length);
+            Kernels.BiasAdd.ForwardChannels(h.Host, h.Up(x), h.Up(b), y, rows, f, s);
+            var r = new float[x.Length];
+            Kernels.BiasAdd.ForwardChannelsReference(x, b, r, rows, f, s);
+            h.Compare("channels", h.Down(y), r, 0, 0);
+        });
+    }
+
+    private static void Cast(Harness h, int n)
+    {
+        var x = h.Floats(n, -70000f, 70000f);
+        x[0] = 1e-6f; // subnormal half
+        x[1] = float.NaN;
+        x[2] = float.NegativeInfinity;
+        h.Run("to_half", () =>
+        {
+            var y = h.Zeros<Half>(n);
+            Kernels.Cast.ToHalf(h.Host, h.Up(x), y);
+            var r = new Half[n];
+            Kernels.Cast.ToHalfReference(x, r);
+            h.Compare("to_half", Widen(h.Down(y)), Widen(r), 0, 0);
+        });
+        h.Run("to_float", () =>
+        {
+            var hx = new Half[n];
+            Kernels.Cast.ToHalfReference(h.Floats(n, -100f, 100f), hx);
+            var y = h.Zeros<float>(n);
+            Kernels.Cast.ToFloat(h.Host, h.Up(hx), y);
+            var r = new float[n];
+            Kernels.Cast.ToFloatReference(hx, r);
+            h.Compare("to_float", h.Down(y), r, 0, 0);
+        });
+    }
+
+    private static float[] Widen(Half[] a)
+    {
+        var f = new float[a.Length];
+        Kernels.Cast.ToFloatReference(a, f);
+        return f;
+    }
+
+    private static void Reductions(Harness h, int n)
+    {
+        var x = h.Floats(n);
+        foreach (var mode in new[] { ReductionMode.Deterministic, ReductionMode.Atomic })
+        {
+            void Whole(string name, Action<KernelHost, ArrayView<float>, ArrayView<float>, ArrayView<float>, ReductionMode> kernel, Func<float[], double> reference, double atol) =>
+                h.Run($"{name} {mode}", () =>
+                {
+                    var result = h.Zeros<float>(1);
+                    kernel(h.Host, h.Up(x), result, h.Zeros<float>(Math.Max(1, Kernels.Reductions.ScratchLength(h.Host, n))), mode);
+                    h.Compare($"{name} {mode}", h.Down(result), new[] { reference(x) }, atol, SumRtol);
+                });
+            Whole("sum", Kernels.Reductions.Sum, a => Kernels.Reductions.SumReference(a), SumAtolPerTerm * n);
+            Whole("mean", Kernels.Reductions.Mean, a => Kernels.Reductions.MeanReference(a), SumAtolPerTerm);
+            Whole("max", Kernels.Reductions.Max, a => Kernels.Reductions.MaxReference(a), 0);
+            Whole("sum_of_squares", Kernels.Reductions.SumOfSquares, a => Kernels.Reductions.SumOfSquaresReference(a), SumAtolPerTerm * n);
+            Whole("l2_norm", Kernels.Reductions.L2Norm, a => Kernels.Reductions.L2NormReference(a), SumAtolPerTerm * Math.Sqrt(n));
+        }
+
+        int rows = h.Quick ? 17 : 129, cols = h.Quick ? 33 : 257;
+        var m = h.Floats(rows * cols);
+        void Axis(string name, Action<KernelHost, ArrayView<float>, int, int, ArrayView<float>> kernel, RowsRef reference, int outLength, int terms) =>
+            h.Run(name, () =>
+            {
+                var result = h.Zeros<float>(outLength);
+                kernel(h.Host, h.Up(m), rows, cols, result);
+                var r = new double[outLength];
+                reference(m, rows, cols, r);
+                h.Compare(name, h.Down(result), r, SumAtolPerTerm * terms, SumRtol);
+            });
+        Axis("sum rows", Kernels.Reductions.SumRows, Kernels.Reductions.SumRowsReference, rows, cols);
+        Axis("mean rows", Kernels.Reductions.MeanRows, Kernels.Reductions.MeanRowsReference, rows, 1);
+        Axis("max rows", Kernels.Reductions.MaxRows, Kernels.Reductions.MaxRowsReference, rows, 1);
+        Axis("sum_of_squares rows", Kernels.Reductions.SumOfSquaresRows, Kernels.Reductions.SumOfSquaresRowsReference, rows, cols);
+        Axis("l2_norm rows", Kernels.Reductions.L2NormRows, Kernels.Reductions.L2NormRowsReference, rows, cols);
+        Axis("sum columns", Kernels.Reductions.SumColumns, Kernels.Reductions.SumColumnsReference, cols, rows);
+        Axis("mean columns", Kernels.Reductions.MeanColumns, Kernels.Reductions.MeanColumnsReference, cols, 1);
+        Axis("max columns", Kernels.Reductions.MaxColumns, Kernels.Reductions.MaxColumnsReference, cols, 1);
+        Axis("sum_of_squares columns", Kernels.Reductions.SumOfSquaresColumns, Kernels.Reductions.SumOfSquaresColumnsReference, cols, rows);
+        Axis("l2_norm columns", Kernels.Reductions.L2NormColumns, Kernels.Reductions.L2NormColumnsReference, cols, rows);
+    }
+
+    private delegate void RowsRef(ReadOnlySpan<float> x, int rows, int cols, Span<double> result);
+
+    private static (int M, int N, int K) GemmShape(Harness h) => h.Quick ? (17, 33, 65) : (129, 257, 300);
+
+    private static void Gemm(Harness h)
+    {
+        var (m, n, k) = GemmShape(h);
+        foreach (var (ta, tb) in new[] { (false, false), (true, false), (false, true), (true, true) })
+        {
+            string name = $"{(ta ? "T" : "N")}{(tb ? "T" : "N")} {m}x{n}x{k}";
+            h.Run(name, () =>
+            {
+                var a = h.Floats(m * k);
+                var b = h.Floats(k * n);
+                var c = h.Floats(m * n);
+                var dc = h.Up(c);
+                Kernels.Gemm.Run(h.Host, ta, tb, m, n, k, 0.5f, h.Up(a), h.Up(b), 0.25f, dc);
+                var r = (float[])c.Clone();
+                Kernels.Gemm.GemmReference(ta, tb, m, n, k, 0.5f, a, b, 0.25f, r);
+                // Dot products of k terms summed in tiles: the property's 1e-4, scaled with k.
+                h.Compare(name, h.Down(dc), r, 1e-4 * Math.Max(1, k / 64.0), 1e-4);
+            });
+        }
+    }
+
+    private static void GemmHalf(Harness h)
+    {
+        var (m, n, k) = GemmShape(h);
+        foreach (var (ta, tb) in new[] { (false, false), (true, false), (false, true), (true, true) })
+        {
+            string name = $"{(ta ? "T" : "N")}{(tb ? "T" : "N")} {m}x{n}x{k}";
+            h.Run(name, () =>
+            {
+                var a = new Half[m * k];
+                var b = new Half[k * n];
+                Kernels.Cast.ToHalfReference(h.Floats(m * k), a);
+                Kernels.Cast.ToHalfReference(h.Floats(k * n), b);
+                var c = h.Floats(m * n);
+                var dc = h.Up(c);
+                Kernels.GemmHalf.Run(h.Host, ta, tb, m, n, k, 1f, h.Up(a), h.Up(b), 0.5f, dc);
+                var r = (float[])c.Clone();
+                Kernels.GemmHalf.GemmHalfReference(ta, tb, m, n, k, 1f, a, b, 0.5f, r);
+                h.Compare(name, h.Down(dc), r, 1e-4 * Math.Max(1, k / 64.0), 1e-4);
+            });
+        }
+
+        h.Run("round_to_half", () =>
+        {
+            var x = h.Floats(1000, -1000f, 1000f);
+            var dx = h.Up(x);
+            Kernels.GemmHalf.RoundToHalfInPlace(h.Host, dx);
+            var r = (float[])x.Clone();
+            Kernels.GemmHalf.RoundToHalfReference(r);
+            h.Compare("round_to_half", h.Down(dx), r, 0, 0);
+        });
+    }
+
+    private static (int N, int C) RowsShape(Harness h) => h.Quick ? (17, 257) : (129, 1000);
+
+    private static void Softmax(Harness h)
+    {
+        var (n, c) = RowsShape(h);
+        var x = h.Floats(n * c, -10f, 10f);
+        var dy = h.Floats(n * c);
+        h.Run("forward", () =>
+        {
+            var y = h.Zeros<float>(n * c);
+            Kernels.Softmax.Forward(h.Host, h.Up(x), y, n, c);
+            var r = new float[n * c];
+            Kernels.Softmax.ForwardReference(x, r, n, c);
+            h.Compare("forward", h.Down(y), r, MathAtol, MathRtol);
+        });
+        h.Run("backward", () =>
+        {
+            var y = new float[n * c];
+            Kernels.Softmax.ForwardReference(x, y, n, c);
+            var dx = h.Zeros<float>(n * c);
+            Kernels.Softmax.Backward(h.Host, h.Up(y), h.Up(dy), dx, n, c);
+            var r = new float[n * c];
+            Kernels.Softmax.BackwardReference(y, dy, r, n, c);
+            h.Compare("backward", h.Down(dx), r, MathAtol, MathRtol);
+        });
+    }
+
+    private static void LogSoftmax(Harness h)
+    {
+        var (n, c) = RowsShape(h);
+        var x = h.Floats(n * c, -10f, 10f);
+        var dy = h.Floats(n * c);
+        h.Run("forward", () =>
+        {
+            var y = h.Zeros<float>(n * c);
+            Kernels.LogSoftmax.Forward(h.Host, h.Up(x), y, n, c);
+            var r = new float[n * c];
+            Kernels.LogSoftmax.ForwardReference(x, r, n, c);
+            h.Compare("forward", h.Down(y), r, 1e-5, MathRtol);
+        });
+        h.Run("backward", () =>
+        {
+            var y = new float[n * c];
+            Kernels.LogSoftmax.ForwardReference(x, y, n, c);
+            var dx = h.Zeros<float>(n * c);
+            Kernels.LogSoftmax.Backward(h.Host, h.Up(y), h.Up(dy), dx, n, c);
+            var r = new float[n * c];
+            Kernels.LogSoftmax.BackwardReference(y, dy, r, n, c);
+            h.Compare("backward", h.Down(dx), r, SumAtolPerTerm * c, MathRtol);
+        });
+    }
+
+    private static void CrossEntropy(Harness h)
+    {
+        var (n, c) = h.Quick ? (17, 10) : (257, 1000);
+        var logits = h.Floats(n * c, -8f, 8f);
+        var targets = h.Ints(n, 0, c);
+        foreach (var options in new[] { new CrossEntropyOptions(), new CrossEntropyOptions { Epsilon = 0.1f }, new CrossEntropyOptions { Reduction = LossReduction.Sum } })
+        {
+            string tag = $"{options.Reduction.ToString().ToLowerInvariant()} eps {options.Epsilon}";
+            h.Run("forward " + tag, () =>
+            {
+                var losses = h.Zeros<float>(n);
+                var loss = h.Zeros<float>(1);
+                Kernels.CrossEntropy.Forward(h.Host, h.Up(logits), h.Up(targets), losses, loss, n, c, options);
+                var r = new float[n];
+                Kernels.CrossEntropy.ForwardReference(logits, targets, r, n, c, options);
+                h.Compare("forward " + tag, h.Down(losses), r, 2e-5, 2e-6);
+                h.Compare("reduced " + tag, h.Down(loss), new[] { Kernels.CrossEntropy.ReduceReference(r, targets, options.Reduction) }, 1e-5 * n, 1e-5);
+            });
+            h.Run("backward " + tag, () =>
+            {
+                var dLoss = new[] { 0.7f };
+                var dlogits = h.Zeros<float>(n * c);
+                Kernels.CrossEntropy.Backward(h.Host, h.Up(logits), h.Up(targets), h.Up(dLoss), dlogits, n, c, options, h.Zeros<float>(1));
+                var r = new float[n * c];
+                Kernels.CrossEntropy.BackwardReference(logits, targets, dLoss, r, n, c, options);
+                h.Compare("backward " + tag, h.Down(dlogits), r, 1e-6, 4e-6);
+            });
+        }
+    }
+
+    private static void Philox(Harness h, int n)
+    {
+        // Random123's known-answer vectors for Philox4x32-10.
+        h.Run("known_answers", () =>
+        {
+            uint[] counters = [0u, 0u, 0u, 0u, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u];
+            uint[] keys = [0u, 0u, 0xffffffffu, 0xffffffffu, 0xa4093822u, 0x299f31d0u];
+            uint[] expected = [0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u, 0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu, 0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u];
+            var y = h.Zeros<uint>(12);
+            Kernels.Philox.Blocks(h.Host, h.Up(counters), h.Up(keys), y);
+            h.Compare("known_answers", ToDouble(h.Down(y)), ToDouble(expected), 0, 0);
+        });
+        h.Run("bits", () =>
+        {
+            var y = h.Zeros<uint>(n);
+            Kernels.Philox.Bits(h.Host, y, 0xC0FFEE, 3, 7);
+            var r = new uint[n];
+            Kernels.Philox.BitsReference(r, 0xC0FFEE, 3, 7);
+            h.Compare("bits", ToDouble(h.Down(y)), ToDouble(r), 0, 0);
+        });
+        h.Run("uniform", () =>
+        {
+            var y = h.Zeros<float>(n);
+            Kernels.Philox.Uniform(h.Host, y, 42, 1, 2);
+            var r = new float[n];
+            Kernels.Philox.UniformReference(r, 42, 1, 2);
+            h.Compare("uniform", h.Down(y), r, 0, 0);
+        });
+        h.Run("bernoulli", () =>
+        {
+            var y = h.Zeros<float>(n);
+            Kernels.Philox.Bernoulli(h.Host, y, 0.3f, 42, 1, 2);
+            var r = new float[n];
+            Kernels.Philox.BernoulliReference(r, 0.3f, 42, 1, 2);
+            h.Compare("bernoulli", h.Down(y), r, 0, 0);
+        });
+        h.Run("normal", () =>
+        {
+            var y = h.Zeros<float>(n);
+            Kernels.Philox.Normal(h.Host, y, 42, 1, 2, 0.5f, 2f);
+            var r = new float[n];
+            Kernels.Philox.NormalReference(r, 42, 1, 2, 0.5f, 2f);
+            // Box-Muller through log, sqrt, sin and cos: a GPU's are a few ulps from the CPU's.
+            h.Compare("normal", h.Down(y), r, 1e-5, 1e-5);
+        });
+    }
+
+    private static double[] ToDouble(uint[] a) => Array.ConvertAll(a, v => (double)v);
+
+    // Optimizer updates: a handful of roundings per element, sqrt and division on a GPU.
+    private const double UpdateAtol = 1e-6;
+    private const double UpdateRtol = 1e-5;
+
+    private static void Adam(Harness h, int n)
+    {
+        foreach (var amsgrad in new[] { false, true })
+        {
+            string name = amsgrad ? "amsgrad step" : "adamw step";
+            h.Run(name, () =>
+            {
+                var p = h.Floats(n);
+                var g = h.Floats(n);
+                var m = h.Floats(n, -0.1f, 0.1f);
+                var v = h.Floats(n, 0f, 0.01f);
+                var vmax = amsgrad ? h.Floats(n, 0f, 0.02f) : [];
+                var mask = new byte[n];
+                for (int i = 0; i < n; i++)
+                    mask[i] = (byte)(i % 3 == 0 ? 0 : 1);
+                var s = new AdamStepScalars(AdamScalars.For(0.9, 0.999, 1e-8, 0, 5), 1e-3f, 0f, 1f - (1e-3f * 0.01f));
+                var (dp, dm, dv) = (h.Up(p), h.Up(m), h.Up(v));
+                var dvmax = amsgrad ? h.Up(vmax) : default;
+                Kernels.AdamUpdate.Step(h.Host, dp, h.Up(g), dm, dv, dvmax, h.Up(mask), s);
+                Kernels.AdamUpdate.StepReference(p, g, m, v, vmax, mask, s);
+                h.Compare(name + " p", h.Down(dp), p, UpdateAtol, UpdateRtol);
+                h.Compare(name + " m", h.Down(dm), m, UpdateAtol, UpdateRtol);
+                h.Compare(name + " v", h.Down(dv), v, UpdateAtol, UpdateRtol);
+                if (amsgrad)
+                    h.Compare(name + " vmax", h.Down(dvmax), vmax, UpdateAtol, UpdateRtol);
+            });
+        }
+    }
+
+    private static void Sgd(Harness h, int n)
+    {
+        foreach (var (nesterov, first) in new[] { (false, true), (false, false), (true, false) })
+        {
+            string name = $"step nesterov {nesterov} first {first}";
+            h.Run(name, () =>
+            {
+                var p = h.Floats(n);
+                var g = h.Floats(n);
+                var b = h.Floats(n);
+                var mask = new byte[n];
+                Array.Fill(mask, (byte)1);
+                var (dp, db) = (h.Up(p), h.Up(b));
+                Kernels.SgdUpdate.Step(h.Host, dp, h.Up(g), db, h.Up(mask), 0.1f, 1e-4f, 0.9f, nesterov ? 0f : 0.1f, nesterov, first);
+                Kernels.SgdUpdate.StepReference(p, g, b, mask, 0.1f, 1e-4f, 0.9f, nesterov ? 0f : 0.1f, nesterov, first);
+                h.Compare(name + " p", h.Down(dp), p, UpdateAtol, UpdateRtol);
+                h.Compare(name + " buffer", h.Down(db), b, UpdateAtol, UpdateRtol);
+            });
+        }
+    }
+
+    private static void Rms(Harness h, int n)
+    {
+        h.Run("step", () =>
+        {
+            var p = h.Floats(n);
+            var g = h.Floats(n);
+            var v = h.Floats(n, 0f, 0.01f);
+            var mu = h.Floats(n, -0.1f, 0.1f);
+            var b = h.Floats(n, -0.1f, 0.1f);
+            var s = new RmsStepScalars(RmsScalars.For(0.99, 1e-8, 0.9), 1e-2f, 1e-4f);
+            var (dp, dv, dmu, db) = (h.Up(p), h.Up(v), h.Up(mu), h.Up(b));
+            Kernels.RmsUpdate.Step(h.Host, dp, h.Up(g), dv, dmu, db, s);
+            Kernels.RmsUpdate.StepReference(p, g, v, mu, b, s);
+            h.Compare("step p", h.Down(dp), p, UpdateAtol, UpdateRtol);
+            h.Compare("step v", h.Down(dv), v, UpdateAtol, UpdateRtol);
+            h.Compare("step b", h.Down(db), b, UpdateAtol, UpdateRtol);
+        });
+    }
+
+    private static void Adagrad(Harness h, int n)
+    {
+        h.Run("step", () =>
+        {
+            var p = h.Floats(n);
+            var g = h.Floats(n);
+            var sum = h.Floats(n, 0f, 1f);
+            var (dp, ds) = (h.Up(p), h.Up(sum));
+            Kernels.AdagradUpdate.Step(h.Host, dp, h.Up(g), ds, 1e-2f, 1e-4f, 1e-10f);
+            Kernels.AdagradUpdate.StepReference(p, g, sum, 1e-2f, 1e-4f, 1e-10f);
+            h.Compare("step p", h.Down(dp), p, UpdateAtol, UpdateRtol);
+            h.Compare("step sum", h.Down(ds), sum, UpdateAtol, UpdateRtol);
+        });
+    }
+
+    private static void WeightDecay(Harness h, int n)
+    {
+        h.Run("add", () =>
+        {
+            var u = h.Floats(n);
+            var p = h.Floats(n);
+            var mask = new byte[n];
+            for (int i = 0; i < n; i++)
+                mask[i] = (byte)(i % 2);
+            var du = h.Up(u);
+            Kernels.WeightDecay.Add(h.Host, du, h.Up(p), 0.01f, h.Up(mask));
+            Kernels.WeightDecay.AddReference(u, p, 0.01f, mask);
+            h.Compare("add", h.Down(du), u, SameAtol, SameRtol);
+        });
+    }
+
+    private static void Clip(Harness h, int n)
+    {
+        var g = h.Floats(n, -3f, 3f);
+        h.Run("by_norm", () =>
+        {
+            float norm = (float)Kernels.Reductions.L2NormReference(g);
+            var dg = h.Up(g);
+            Kernels.Clip.ByNorm(h.Host, dg, h.Up(new[] { norm }), 1f);
+            var r = (float[])g.Clone();
+            Kernels.Clip.ByNormReference(r, norm, 1f);
+            h.Compare("by_norm", h.Down(dg), r, SameAtol, SameRtol);
+        });
+        h.Run("by_value", () =>
+        {
+            var dg = h.Up(g);
+            Kernels.Clip.ByValue(h.Host, dg, -0.5f, 1f);
+            var r = (float[])g.Clone();
+            Kernels.Clip.ByValueReference(r, -0.5f, 1f);
+            h.Compare("by_value", h.Down(dg), r, 0, 0);
+        });
+        h.Run("abs_max", () =>
+        {
+            var result = h.Zeros<float>(1);
+            Kernels.Clip.AbsMax(h.Host, h.Up(g), result);
+            h.Compare("abs_max", h.Down(result), new[] { Kernels.Clip.AbsMaxReference(g) }, 0, 0);
+        });
+    }
+
+    private static void LossScale(Harness h, int n)
+    {
+        foreach (var poison in new[] { false, true })
+        {
+            string name = poison ? "unscale with inf" : "unscale";
+            h.Run(name, () =>
+            {
+                var g = h.Floats(n, -1000f, 1000f);
+                if (poison)
+                    g[n / 2] = float.PositiveInfinity;
+                var (dg, found) = (h.Up(g), h.Zeros<int>(1));
+                Kernels.LossScale.Unscale(h.Host, dg, 1f / 1024f, found);
+                bool r = !Kernels.LossScale.UnscaleReference(g, 1f / 1024f); // the reference says all finite; the kernel flags non-finite
+                h.Compare(name, h.Down(dg), g, 0, 1.5e-7);
+                h.Compare(name + " found", new[] { h.Down(found)[0] != 0 ? 1f : 0f }, new[] { r ? 1f : 0f }, 0, 0);
+            });
+        }
+    }
+
+    private static void Conv2d(Harness h)
+    {
+        var g = h.Quick ? new Conv2dGeometry(2, 3, 9, 8, 3, 3, 2, 1, 1, 1, 1, 2) : new Conv2dGeometry(8, 16, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1);
+        int o = h.Quick ? 5 : 32;
+        var x = h.Floats((int)g.InputLength);
+        var w = h.Floats(o * g.K);
+        var bias = h.Floats(o);
+        var dy = h.Floats((int)g.OutputLength(o));
+        h.Run("im2col", () =>
+        {
+            var cols = h.Zeros<float>(g.ColumnsLength);
+            Kernels.Conv2d.Im2Col(h.Host, h.Up(x), cols, g);
+            var r = new float[g.ColumnsLength];
+            Kernels.Conv2d.Im2ColReference(x, r, g);
+            h.Compare("im2col", h.Down(cols), r, 0, 0);
+        });
+        h.Run("col2im", () =>
+        {
+            var c = h.Floats((int)g.ColumnsLength);
+            var dx = h.Zeros<float>(g.InputLength);
+            Kernels.Conv2d.Col2Im(h.Host, h.Up(c), dx, g);
+            var r = new float[g.InputLength];
+            Kernels.Conv2d.Col2ImReference(c, r, g);
+            h.Compare("col2im", h.Down(dx), r, SumAtolPerTerm * g.KH * g.KW, SumRtol);
+        });
+        h.Run("forward + backward", () =>
+        {
+            var y = h.Zeros<float>(g.OutputLength(o));
+            var cols = h.Zeros<float>(g.ColumnsLength);
+            var (dx, dw) = (h.Zeros<float>(g.InputLength), h.Zeros<float>(w.Length));
+            var dw0 = h.Up(w);
+            Kernels.Conv2d.Forward(h.Host, h.Up(x), dw0, h.Up(bias), y, cols, g, o);
+            var ddy = h.Up(dy);
+            Kernels.Conv2d.BackwardWeight(h.Host, ddy, cols, dw, g, o);
+            Kernels.Conv2d.BackwardInput(h.Host, dw0, ddy, h.Zeros<float>(g.ColumnsLength), dx, g, o);
+            var ry = new float[g.OutputLength(o)];
+            Kernels.Conv2d.ForwardReference(x, w, bias, ry, g, o);
+            var (rdx, rdw) = (new float[g.InputLength], new float[w.Length]);
+            Kernels.Conv2d.BackwardReference(x, w, dy, rdx, rdw, [], g, o);
+            // Sums of K (forward, input) and N*P (weight) products: the properties' GEMM tolerance, scaled.
+            h.Compare("forward", h.Down(y), ry, 1e-4 * Math.Max(1, g.K / 64.0), 1e-4);
+            h.Compare("backward input", h.Down(dx), rdx, 1e-4 * Math.Max(1, o * g.KH * g.KW / 64.0), 1e-4);
+            h.Compare("backward weight", h.Down(dw), rdw, 1e-4 * Math.Max(1, g.N * g.P / 64.0), 1e-4);
+        });
+    }
+
+    private static void Pooling(Harness h)
+    {
+        var g = Pool2dGeometry.Create("check", h.Quick ? 2 : 8, h.Quick ? 3 : 16, h.Quick ? 9 : 28, h.Quick ? 8 : 28, (3, 2), (2, 2), (1, 0), (1, 1));
+        var x = h.Floats((int)g.InputLength);
+        var dy = h.Floats((int)g.OutputLength);
+        h.Run("max forward + backward", () =>
+        {
+            var (y, arg, dx) = (h.Zeros<float>(g.OutputLength), h.Zeros<int>(g.OutputLength), h.Zeros<float>(g.InputLength));
+            Kernels.Pooling.MaxPool2dForward(h.Host, h.Up(x), y, arg, g);
+            Kernels.Pooling.MaxPool2dBackward(h.Host, h.Up(dy), arg, dx, g);
+            var (ry, rarg, rdx) = (new float[g.OutputLength], new int[g.OutputLength], new float[g.InputLength]);
+            Kernels.Pooling.MaxPool2dForwardReference(x, ry, rarg, g);
+            Kernels.Pooling.MaxPool2dBackwardReference(dy, rarg, rdx, g);
+            h.Compare("max forward", h.Down(y), ry, 0, 0);
+            h.Compare("max argmax", Array.ConvertAll(h.Down(arg), v => (float)v), Array.ConvertAll(rarg, v => (float)v), 0, 0);
+            h.Compare("max backward", h.Down(dx), rdx, SameAtol, SameRtol);
+        });
+        foreach (var include in new[] { true, false })
+        {
+            h.Run($"avg include_pad {include}", () =>
+            {
+                var (y, dx) = (h.Zeros<float>(g.OutputLength), h.Zeros<float>(g.InputLength));
+                Kernels.Pooling.AvgPool2dForward(h.Host, h.Up(x), y, g, include);
+                Kernels.Pooling.AvgPool2dBackward(h.Host, h.Up(dy), dx, g, include);
+                var (ry, rdx) = (new float[g.OutputLength], new float[g.InputLength]);
+                Kernels.Pooling.AvgPool2dForwardReference(x, ry, g, include);
+                Kernels.Pooling.AvgPool2dBackwardReference(dy, rdx, g, include);
+                h.Compare($"avg forward include_pad {include}", h.Down(y), ry, SameAtol, 1e-6);
+                h.Compare($"avg backward include_pad {include}", h.Down(dx), rdx, SameAtol, 1e-6);
+            });
+        }
+
+        h.Run("global avg", () =>
+        {
+            int s = g.H * g.W;
+            var (y, dx) = (h.Zeros<float>(g.N * g.C), h.Zeros<float>(g.InputLength));
+            var dyg = h.Floats(g.N * g.C);
+            Kernels.Pooling.GlobalAvgPoolForward(h.Host, h.Up(x), y, g.N, g.C, s);
+            Kernels.Pooling.GlobalAvgPoolBackward(h.Host, h.Up(dyg), dx, g.N, g.C, s);
+            var (ry, rdx) = (new float[g.N * g.C], new float[g.InputLength]);
+            Kernels.Pooling.GlobalAvgPoolForwardReference(x, ry, s);
+            Kernels.Pooling.GlobalAvgPoolBackwardReference(dyg, rdx, s);
+            h.Compare("global avg forward", h.Down(y), ry, SumAtolPerTerm, SumRtol);
+            h.Compare("global avg backward", h.Down(dx), rdx, SameAtol, SameRtol);
+        });
+    }
+
+    private static void BatchNorm(Harness h)
+    {
+        int n = h.Quick ? 4 : 32, c = h.Quick ? 3 : 16, s = h.Quick ? 17 : 196;
+        const float eps = 1e-5f;
+        var x = h.Floats(n * c * s, -2f, 3f);
+        var dy = h.Floats(n * c * s);
+        var gamma = h.Floats(c, 0.5f, 1.5f);
+        var beta = h.Floats(c);
+        h.Run("forward + backward", () =>
+        {
+            var (mean, var) = (h.Zeros<float>(c), h.Zeros<float>(c));
+            var dx0 = h.Up(x);
+            Kernels.BatchNorm.Statistics(h.Host, dx0, mean, var, n, c, s);
+            var (rm, rv) = (new float[c], new float[c]);
+            Kernels.BatchNorm.StatisticsReference(x, n, c, s, rm, rv);
+            h.Compare("mean", h.Down(mean), rm, 2e-5, 2e-5);
+            h.Compare("var", h.Down(var), rv, 2e-5, 2e-5);
+
+            // The later stages take the reference statistics, so each is checked on its own.
+            var (um, uv) = (h.Up(rm), h.Up(rv));
+            var y = h.Zeros<float>(x.Length);
+            Kernels.BatchNorm.Normalize(h.Host, dx0, um, uv, h.Up(gamma), h.Up(beta), y, n, c, s, eps);
+            var ry = new float[x.Length];
+            Kernels.BatchNorm.NormalizeReference(x, rm, rv, gamma, beta, ry, n, c, s, eps);
+            h.Compare("normalize", h.Down(y), ry, 2e-5, 2e-5);
+
+            var (dgamma, dbeta) = (h.Zeros<float>(c), h.Zeros<float>(c));
+            var ddy = h.Up(dy);
+            Kernels.BatchNorm.ParamGrads(h.Host, dx0, ddy, um, uv, dgamma, dbeta, n, c, s, eps);
+            var (rdg, rdb) = (new float[c], new float[c]);
+            Kernels.BatchNorm.ParamGradsReference(x, dy, rm, rv, rdg, rdb, n, c, s, eps);
+            h.Compare("dgamma", h.Down(dgamma), rdg, SumAtolPerTerm * n * s, SumRtol);
+            h.Compare("dbeta", h.Down(dbeta), rdb, SumAtolPerTerm * n * s, SumRtol);
+
+            var dx = h.Zeros<float>(x.Length);
+            Kernels.BatchNorm.InputGrad(h.Host, dx0, ddy, um, uv, h.Up(gamma), h.Up(rdg), h.Up(rdb), dx, n, c, s, eps, true);
+            var rdx = new float[x.Length];
+            Kernels.BatchNorm.InputGradReference(x, dy, rm, rv, gamma, rdg, rdb, rdx, n, c, s, eps, true);
+            h.Compare("input grad", h.Down(dx), rdx, 2e-4, 2e-3);
+        });
+    }
+
+    private static void LayerNorm(Harness h)
+    {
+        int n = h.Quick ? 17 : 257, d = h.Quick ? 33 : 768;
+        const float eps = 1e-5f;
+        var x = h.Floats(n * d, -2f, 3f);
+        var dy = h.Floats(n * d);
+        var gamma = h.Floats(d, 0.5f, 1.5f);
+        var beta = h.Floats(d);
+        h.Run("forward + backward", () =>
+        {
+            var (y, mean, rstd) = (h.Zeros<float>(x.Length), h.Zeros<float>(n), h.Zeros<float>(n));
+            var dx0 = h.Up(x);
+            Kernels.LayerNorm.Forward(h.Host, dx0, h.Up(gamma), h.Up(beta), y, mean, rstd, n, d, eps);
+            var (ry, rm, rr) = (new float[x.Length], new float[n], new float[n]);
+            Kernels.LayerNorm.ForwardReference(x, gamma, beta, ry, rm, rr, n, d, eps);
+            h.Compare("forward", h.Down(y), ry, 3e-5 * Math.Max(1, d / 64.0), 2e-5);
+            h.Compare("mean", h.Down(mean), rm, SumAtolPerTerm, SumRtol);
+            h.Compare("rstd", h.Down(rstd), rr, 3e-5, 3e-5 * Math.Max(1, d / 64.0));
+
+            var (um, ur, ddy) = (h.Up(rm), h.Up(rr), h.Up(dy));
+            var dx = h.Zeros<float>(x.Length);
+            Kernels.LayerNorm.InputGrad(h.Host, dx0, ddy, h.Up(gamma), um, ur, dx, n, d);
+            var rdx = new float[x.Length];
+            Kernels.LayerNorm.InputGradReference(x, dy, gamma, rm, rr, rdx, n, d);
+            h.Compare("input grad", h.Down(dx), rdx, 5e-5 * Math.Max(1, d / 64.0), 5e-5);
+
+            var (dgamma, dbeta) = (h.Zeros<float>(d), h.Zeros<float>(d));
+            Kernels.LayerNorm.ParamGrads(h.Host, dx0, ddy, um, ur, dgamma, dbeta, n, d);
+            var (rdg, rdb) = (new float[d], new float[d]);
+            Kernels.LayerNorm.ParamGradsReference(x, dy, rm, rr, rdg, rdb, n, d);
+            h.Compare("dgamma", h.Down(dgamma), rdg, SumAtolPerTerm * n, SumRtol);
+            h.Compare("dbeta", h.Down(dbeta), rdb, SumAtolPerTerm * n, SumRtol);
+        });
+    }
+
+    private static void Dropout(Harness h, int n)
+    {
+        var x = h.Floats(n);
+        h.Run("forward + backward", () =>
+        {
+            var (y, dx) = (h.Zeros<float>(n), h.Zeros<float>(n));
+            var dx0 = h.Up(x);
+            Kernels.Dropout.Forward(h.Host, dx0, y, 0.3f, 99, 4, 5);
+            Kernels.Dropout.Backward(h.Host, dx0, dx, 0.3f, 99, 4, 5);
+            var (ry, rdx) = (new float[n], new float[n]);
+            Kernels.Dropout.ForwardReference(x, ry, 0.3f, 99, 4, 5);
+            Kernels.Dropout.BackwardReference(x, rdx, 0.3f, 99, 4, 5);
+            h.Compare("forward", h.Down(y), ry, 0, SameRtol);
+            h.Compare("backward", h.Down(dx), rdx, 0, SameRtol);
+        });
+    }
+
+    private static void Embedding(Harness h)
+    {
+        int v = h.Quick ? 17 : 1000, d = h.Quick ? 15 : 128, count = h.Quick ? 33 : 4096;
+        var weight = h.Floats(v * d);
+        var idx = h.Ints(count, 0, v);
+        var dy = h.Floats(count * d);
+        h.Run("forward", () =>
+        {
+            var y = h.Zeros<float>(count * d);
+            Kernels.Embedding.Forward(h.Host, h.Up(idx), h.Up(weight), y, v, d, h.Zeros<int>(2));
+            var r = new float[count * d];
+            Kernels.Embedding.ForwardReference(idx, weight, r, v, d);
+            h.Compare("forward", h.Down(y), r, 0, 0);
+        });
+        h.Run("backward", () =>
+        {
+            var dw = h.Zeros<float>(v * d);
+            Kernels.Embedding.Backward(h.Host, h.Up(idx), h.Up(dy), dw, v, d, 0);
+            var r = new double[v * d];
+            Kernels.Embedding.BackwardReference(idx, dy, r, v, d, 0);
+            h.Compare("backward", h.Down(dw), r, SumAtolPerTerm * Math.Max(1, count / v), SumRtol);
+        });
+    }
+
+    private static void Concat(Harness h)
+    {
+        int outer = h.Quick ? 5 : 64;
+        int[] widths = h.Quick ? [3, 1, 7] : [100, 1, 257];
+        int yWidth = widths.Sum();
+        var xs = widths.Select(w => h.Floats(outer * w)).ToArray();
+        h.Run("forward + backward", () =>
+        {
+            var y = h.Zeros<float>(outer * yWidth);
+            int offset = 0;
+            for (int i = 0; i < widths.Length; i++)
+            {
+                Kernels.Concat.Forward(h.Host, h.Up(xs[i]), y, outer, widths[i], yWidth, offset);
+                offset += widths[i];
+            }
+
+            var ry = new float[outer * yWidth];
+            Kernels.Concat.ForwardReference(xs, widths, outer, ry);
+            h.Compare("forward", h.Down(y), ry, 0, 0);
+
+            var dy = h.Floats(outer * yWidth);
+            var ddy = h.Up(dy);
+            var rdx = Kernels.Concat.BackwardReference(dy, widths, outer);
+            offset = 0;
+            for (int i = 0; i < widths.Length; i++)
+            {
+                var dx = h.Zeros<float>(outer * widths[i]);
+                Kernels.Concat.Backward(h.Host, ddy, dx, outer, widths[i], yWidth, offset);
+                h.Compare($"backward part {i}", h.Down(dx), rdx[i], 0, 0);
+                offset += widths[i];
+            }
+        });
+    }
+
+    private static void Losses(Harness h, int n)
+    {
+        var x = h.Floats(n, -3f, 3f);
+        var t = h.Floats(n, -3f, 3f);
+        var p01 = h.Floats(n, 0f, 1f);
+        Loss(h, "mse", new MseLossOp(), Kernels.Losses.MseReference, Kernels.Losses.MseGradReference, x, t);
+        Loss(h, "l1", new L1LossOp(), Kernels.Losses.L1Reference, Kernels.Losses.L1GradReference, x, t);
+        Loss(h, "huber", new HuberLossOp(1.5f), (a, b) => Kernels.Losses.HuberReference(a, b, 1.5), (a, b) => Kernels.Losses.HuberGradReference(a, b, 1.5), x, t);
+        Loss(h, "smooth_l1", new SmoothL1LossOp(0.5f), (a, b) => Kernels.Losses.SmoothL1Reference(a, b, 0.5), (a, b) => Kernels.Losses.SmoothL1GradReference(a, b, 0.5), x, t);
+        Loss(h, "bce_with_logits", new BceWithLogitsOp(), (a, b) => Kernels.Losses.BceWithLogitsReference(a, b), (a, b) => Kernels.Losses.BceWithLogitsGradReference(a, b), x, p01);
+    }
+
+    private static void Loss<TOp>(Harness h, string name, TOp op, Func<double, double, double> loss, Func<double, double, double> grad, float[] x, float[] t)
+        where TOp : struct, ILossOp
+    {
+        int n = x.Length;
+        foreach (var reduction in new[] { LossReduction.Mean, LossReduction.Sum, LossReduction.None })
+        {
+            string tag = $"{name} {reduction.ToString().ToLowerInvariant()}";
+            h.Run(tag, () =>
+            {
+                var (dxx, dt) = (h.Up(x), h.Up(t));
+                var losses = h.Zeros<float>(n);
+                var result = h.Zeros<float>(1);
+                var scratch = h.Zeros<float>(Math.Max(1, Kernels.Losses.ScratchLength(h.Host, n, reduction)));
+                Kernels.Losses.Forward(h.Host, op, dxx, dt, default, losses, result, scratch, reduction);
+                var rl = new double[n];
+                Kernels.Losses.ForwardReference((a, b, _) => loss(a, b), x, t, [], rl);
+                h.Compare(tag + " losses", h.Down(losses), rl, 2e-6, 4e-6);
+                if (reduction != LossReduction.None)
+                    h.Compare(tag + " reduced", h.Down(result), new[] { Kernels.Losses.ReduceReference(rl, reduction) }, 1e-5 * (reduction == LossReduction.Sum ? n : 1), 1e-5);
+
+                var dLoss = reduction == LossReduction.None ? h.Floats(n) : [0.7f];
+                var dz = h.Zeros<float>(n);
+                Kernels.Losses.Backward(h.Host, op, dxx, dt, default, h.Up(dLoss), dz, reduction);
+                var rdz = new double[n];
+                Kernels.Losses.BackwardReference((a, b, _) => grad(a, b), x, t, [], dLoss, reduction, rdz);
+                h.Compare(tag + " backward", h.Down(dz), rdz, 1e-6, 4e-6);
+            });
+        }
+    }
+
+    private static void Augment(Harness h)
+    {
+        int n = h.Quick ? 3 : 64, c = 3, hh = h.Quick ? 9 : 32, w = h.Quick ? 8 : 32;
+        var x = h.Floats(n * c * hh * w);
+        void One(string name, int outLength, Action<ArrayView<float>, ArrayView<float>> kernel, Action<float[], float[]> reference, double atol, double rtol) =>
+            h.Run(name, () =>
+            {
+                var y = h.Zeros<float>(outLength);
+                kernel(h.Up(x), y);
+                var r = new float[outLength];
+                reference(x, r);
+                h.Compare(name, h.Down(y), r, atol, rtol);
+            });
+        One("flip", x.Length, (a, y) => Kernels.Augment.Flip(h.Host, a, y, n, c, hh, w, 0.5f, 7, 1, 2), (a, r) => Kernels.Augment.FlipReference(a, r, n, c, hh, w, 0.5f, 7, 1, 2), 0, 0);
+        One("crop", n * c * (hh - 1) * (w - 2), (a, y) => Kernels.Augment.Crop(h.Host, a, y, n, c, hh, w, hh - 1, w - 2, 2, 7, 1, 2), (a, r) => Kernels.Augment.CropReference(a, r, n, c, hh, w, hh - 1, w - 2, 2, 7, 1, 2), 0, 0);
+        One("rotate", x.Length, (a, y) => Kernels.Augment.Rotate(h.Host, a, y, n, c, hh, w, -15f, 15f, 7, 1, 2), (a, r) => Kernels.Augment.RotateReference(a, r, n, c, hh, w, -15f, 15f, 7, 1, 2), 2e-5, 0);
+        One("jitter", x.Length, (a, y) => Kernels.Augment.Jitter(h.Host, a, y, h.Zeros<float>(Kernels.Augment.JitterScratchLength(n)), n, c, hh, w, 0.8f, 1.2f, 0.8f, 1.2f, 7, 1, 2), (a, r) => Kernels.Augment.JitterReference(a, r, n, c, hh, w, 0.8f, 1.2f, 0.8f, 1.2f, 7, 1, 2), 1e-5, 1e-5);
+    }
+
+    private static void Metrics(Harness h)
+    {
+        int n = h.Quick ? 33 : 1024, c = h.Quick ? 10 : 1000;
+        var logits = h.Floats(n * c, -5f, 5f);
+        var targets = h.Ints(n, 0, c);
+        foreach (int k in new[] { 1, 5 })
+        {
+            h.Run($"top{k}", () =>
+            {
+                var hit = h.Zeros<float>(n);
+                Kernels.Metrics.TopKHits(h.Host, h.Up(logits), h.Up(targets), hit, n, c, k);
+                var r = new float[n];
+                Kernels.Metrics.TopKHitsReference(logits, targets, r, n, c, k);
+                h.Compare($"top{k}", h.Down(hit), r, 0, 0);
+            });
+        }
+    }
+}

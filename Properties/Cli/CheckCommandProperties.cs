@@ -1,0 +1,87 @@
+using IlgpuTrain.Cli;
+using IlgpuTrain.Cli.Conformance;
+
+namespace IlgpuTrain.Properties.Cli;
+
+/// <summary>
+/// <c>ilgpu-train check</c> on the CPU accelerator: every family is present and passes, and a
+/// deliberately wrong reference makes the command fail, so a green run on a GPU means something.
+/// </summary>
+public class CheckCommandProperties
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        var (o, e) = (new StringWriter(), new StringWriter());
+        Console.SetOut(o);
+        Console.SetError(e);
+        try
+        {
+            int code = CliApp.Root().Parse(args).Invoke();
+            return (code, o.ToString(), e.ToString());
+        }
+        finally
+        {
+            Console.SetOut(oldOut);
+            Console.SetError(oldErr);
+        }
+    }
+
+    [Fact]
+    public void Quick_check_on_the_cpu_passes_every_family()
+    {
+        string json = Path.Combine(Path.GetTempPath(), $"check-{Guid.NewGuid():N}.json");
+        try
+        {
+            var (code, output, err) = Run("check", "--device", "cpu", "--quick", "--json", json);
+            Assert.True(code == 0, output + err);
+            Assert.DoesNotContain("FAIL", output);
+            foreach (var family in Suite.Families)
+                Assert.Matches($@"(?m)^pass  {family}\s", output);
+            Assert.Contains($"in {Suite.Families.Length} families", output);
+            Assert.Contains("\"failed\": 0", File.ReadAllText(json));
+        }
+        finally
+        {
+            File.Delete(json);
+        }
+    }
+
+    [Fact]
+    public void Quick_check_of_the_gpu_variants_on_the_cpu_passes_every_family()
+    {
+        var (code, output, err) = Run("check", "--device", "cpu", "--gpu-variants", "--quick");
+        Assert.True(code == 0, output + err);
+        Assert.Contains("Gpu kernel variants", output);
+        foreach (var family in Suite.Families)
+            Assert.Matches($@"(?m)^pass  {family}\s", output);
+    }
+
+    [Theory]
+    [InlineData("Gemm")]
+    [InlineData("CrossEntropy")]
+    [InlineData("Philox")]
+    public void A_wrong_reference_fails_the_check(string family)
+    {
+        CheckCommand.CorruptReferenceFamily = family;
+        try
+        {
+            var (code, output, _) = Run("check", "--device", "cpu", "--quick");
+            Assert.Equal(1, code);
+            Assert.Matches($@"(?m)^FAIL  {family}\s", output);
+            Assert.DoesNotMatch(@"(?m)^FAIL  Elementwise\s", output);
+        }
+        finally
+        {
+            CheckCommand.CorruptReferenceFamily = null;
+        }
+    }
+
+    [Fact]
+    public void An_unknown_device_is_refused()
+    {
+        var (code, _, err) = Run("check", "--device", "tpu", "--quick");
+        Assert.NotEqual(0, code);
+        Assert.Contains("tpu", err);
+    }
+}
