@@ -180,4 +180,47 @@ public class CpuLoopsProperties
             return Same($"AdamUpdate.Step {c}", inputs, (h, v) => AdamUpdate.Step(h, v[0], v[1], v[2], v[3], v[4], mask, s))
                 .And(Same($"AdamUpdate.Direction {c}", inputs[1..], (h, v) => AdamUpdate.Direction(h, v[0], v[1], v[2], v[3], adam)));
         });
+
+    private static readonly (string Name, Action<KernelHost, ArrayView<float>, ArrayView<float>, ArrayView<float>> Flat, Action<KernelHost, ArrayView<float>, int, int, ArrayView<float>> Rows, Action<KernelHost, ArrayView<float>, int, int, ArrayView<float>> Columns)[] Reducers =
+    [
+        ("Sum", (h, x, r, s) => Reductions.Sum(h, x, r, s), Reductions.SumRows, Reductions.SumColumns),
+        ("Mean", (h, x, r, s) => Reductions.Mean(h, x, r, s), Reductions.MeanRows, Reductions.MeanColumns),
+        ("Max", (h, x, r, s) => Reductions.Max(h, x, r, s), Reductions.MaxRows, Reductions.MaxColumns),
+        ("SumOfSquares", (h, x, r, s) => Reductions.SumOfSquares(h, x, r, s), Reductions.SumOfSquaresRows, Reductions.SumOfSquaresColumns),
+        ("L2Norm", (h, x, r, s) => Reductions.L2Norm(h, x, r, s), Reductions.L2NormRows, Reductions.L2NormColumns),
+    ];
+
+    private static Gen<(int N, int Seed, int Which, bool Specials)> FlatCases { get; } =
+        from n in Lengths.Select(n => Math.Max(1, n))
+        from seed in Gen.Choose(0, 1_000_000)
+        from which in Gen.Choose(0, Reducers.Length - 1)
+        from specials in Gen.Elements(false, true)
+        select (n, seed, which, specials);
+
+    [Property(MaxTest = 30)]
+    public Property Flat_reductions_managed_equal_kernels() =>
+        Prop.ForAll(FlatCases.ToArbitrary(), c =>
+        {
+            var (name, flat, _, _) = Reducers[c.Which];
+            int partials = Reductions.ScratchLength(Devices.Cpu.Kernels, c.N);
+            return Same($"{name} {c}", [Values(c.Seed, c.N, -8, 8, c.Specials), [0f], new float[partials]], (h, v) => flat(h, v[0], v[1], v[2]));
+        });
+
+    private static Gen<(int Rows, int Cols, int Seed, int Which, bool Specials)> Matrices { get; } =
+        from rows in Gen.OneOf(Gens.PositiveDim, Gen.Elements(300, 1100))
+        from cols in Gen.OneOf(Gens.PositiveDim, Gen.Elements(255, 257, 600))
+        from seed in Gen.Choose(0, 1_000_000)
+        from which in Gen.Choose(0, Reducers.Length - 1)
+        from specials in Gen.Elements(false, true)
+        select (rows, cols, seed, which, specials);
+
+    [Property(MaxTest = 40)]
+    public Property Row_and_column_reductions_managed_equal_kernels() =>
+        Prop.ForAll(Matrices.ToArbitrary(), c =>
+        {
+            var (name, _, rowsOp, columnsOp) = Reducers[c.Which];
+            float[] x = Values(c.Seed, c.Rows * c.Cols, -8, 8, c.Specials);
+            return Same($"{name}Rows {c}", [x, new float[c.Rows]], (h, v) => rowsOp(h, v[0], c.Rows, c.Cols, v[1]))
+                .And(Same($"{name}Columns {c}", [x, new float[c.Cols]], (h, v) => columnsOp(h, v[0], c.Rows, c.Cols, v[1])));
+        });
 }
