@@ -223,4 +223,85 @@ public class CpuLoopsProperties
             return Same($"{name}Rows {c}", [x, new float[c.Rows]], (h, v) => rowsOp(h, v[0], c.Rows, c.Cols, v[1]))
                 .And(Same($"{name}Columns {c}", [x, new float[c.Cols]], (h, v) => columnsOp(h, v[0], c.Rows, c.Cols, v[1])));
         });
+
+    private static Gen<(int N, int Seed, bool Mask, float Lr, float Wd, float Mu, float Dampening, bool Nesterov, bool First)> SgdCases { get; } =
+        from n in Lengths
+        from seed in Gen.Choose(0, 1_000_000)
+        from mask in Gen.Elements(false, true)
+        from lr in Gens.Float(0f, 0.5f)
+        from wd in Gen.OneOf(Gen.Constant(0f), Gens.Float(0f, 0.3f))
+        from mu in Gen.OneOf(Gen.Constant(0f), Gens.Float(0f, 0.99f))
+        from dampening in Gen.OneOf(Gen.Constant(0f), Gens.Float(0f, 0.5f))
+        from nesterov in Gen.Elements(false, true)
+        from first in Gen.Elements(false, true)
+        select (n, seed, mask, lr, wd, mu, dampening, nesterov && dampening == 0f, first);
+
+    private static byte[] Mask(int seed, int n) => Gens.Random(seed, n, 0, 1).Select(x => (byte)(x < 0.5f ? 0 : 1)).ToArray();
+
+    // Runs body with a device copy of mask bytes (an empty view when there are none).
+    private static Property WithMask(byte[] bytes, Func<ArrayView<byte>, Property> body)
+    {
+        var d = Devices.Cpu;
+        using var mb = d.Pool.Rent(Math.Max(1, bytes.Length));
+        var mask = bytes.Length == 0 ? default : mb.View<byte>(bytes.Length);
+        if (bytes.Length > 0)
+            Transfer.ToDevice<byte>(d.Stream, bytes, mask);
+        return body(mask);
+    }
+
+    [Property(MaxTest = 30)]
+    public Property SgdUpdate_managed_equals_kernel() =>
+        Prop.ForAll(SgdCases.ToArbitrary(), c => WithMask(c.Mask ? Mask(c.Seed + 9, c.N) : [], mask =>
+        {
+            float[][] inputs = [Values(c.Seed, c.N, -3, 3), Values(c.Seed + 1, c.N, -2, 2), Values(c.Seed + 2, c.N, -1, 1)];
+            return Same($"SgdUpdate.Step {c}", inputs, (h, v) => SgdUpdate.Step(h, v[0], v[1], v[2], mask, c.Lr, c.Wd, c.Mu, c.Dampening, c.Nesterov, c.First))
+                .And(Same($"SgdUpdate.Momentum {c}", inputs[1..], (h, v) => SgdUpdate.Momentum(h, v[0], v[1], c.Mu, c.Dampening, c.Nesterov, c.First)));
+        }));
+
+    [Property(MaxTest = 30)]
+    public Property WeightDecay_managed_equals_kernel() =>
+        Prop.ForAll(Lengths.ToArbitrary(), Gen.Choose(0, 1_000_000).ToArbitrary(), Gen.Elements(false, true).ToArbitrary(), (n, seed, useMask) =>
+            WithMask(useMask ? Mask(seed + 9, n) : [], mask =>
+                Same($"WeightDecay.Add n = {n} mask = {useMask}", [Values(seed, n, -3, 3), Values(seed + 1, n, -3, 3)], (h, v) => WeightDecay.Add(h, v[0], v[1], 0.05f, mask))));
+
+    private static Gen<(int N, int Seed, float Norm, float MaxNorm)> ClipCases { get; } =
+        from n in Lengths
+        from seed in Gen.Choose(0, 1_000_000)
+        from norm in Gen.OneOf(Gens.Float(0f, 20f), Gen.Elements(float.NaN, float.PositiveInfinity))
+        from maxNorm in Gen.Elements(0f, 1f, 5f, float.PositiveInfinity)
+        select (n, seed, norm, maxNorm);
+
+    [Property(MaxTest = 30)]
+    public Property Clip_managed_equals_kernel() =>
+        Prop.ForAll(ClipCases.ToArbitrary(), c =>
+            Same($"Clip.ByNorm {c}", [Values(c.Seed, c.N, -8, 8), [c.Norm]], (h, v) => Clip.ByNorm(h, v[0], v[1], c.MaxNorm))
+                .And(Same($"Clip.ByValue {c}", [Values(c.Seed, c.N, -8, 8)], (h, v) => Clip.ByValue(h, v[0], -2.5f, 4f))));
+
+    private static Gen<(int N, int Seed, bool Specials, float InvScale)> UnscaleCases { get; } =
+        from n in Lengths
+        from seed in Gen.Choose(0, 1_000_000)
+        from specials in Gen.Elements(false, true)
+        from invScale in Gen.Elements(1f, 1f / 1024, 1f / 65536)
+        select (n, seed, specials, invScale);
+
+    [Property(MaxTest = 30)]
+    public Property LossScale_Unscale_managed_equals_kernel() =>
+        Prop.ForAll(UnscaleCases.ToArbitrary(), c =>
+        {
+            var d = Devices.Cpu;
+            var grads = Values(c.Seed, c.N, -8000, 8000, c.Specials);
+            int FoundOf(bool kernels)
+            {
+                using var g = d.Upload(grads);
+                using var found = d.Upload(new int[1]);
+                using (kernels ? CpuLoops.KernelsOnly() : null)
+                    LossScale.Unscale(d.Kernels, g.View<float>(), c.InvScale, found.View<int>());
+                return found.ToHost<int>()[0];
+            }
+
+            using var scratchFlag = d.Upload(new int[1]);
+            int managed = FoundOf(false), kernel = FoundOf(true), expected = grads.Any(x => !float.IsFinite(x * c.InvScale)) ? 1 : 0;
+            return Same($"LossScale.Unscale {c}", [grads], (h, v) => LossScale.Unscale(h, v[0], c.InvScale, scratchFlag.View<int>()))
+                .And((managed == kernel && managed == expected).Label($"found flag: managed {managed}, kernel {kernel}, data says {expected}"));
+        });
 }
