@@ -25,7 +25,8 @@ internal static unsafe class CpuLoops
     // Chunks are a multiple of 64 floats (whole cache lines, whole vectors).
     private const int ChunkAlign = 64;
 
-    private static int _kernelsOnly;
+    // ILGPUTRAIN_CPU_KERNELS=1 starts with the managed paths off (before/after measurements).
+    private static int _kernelsOnly = Environment.GetEnvironmentVariable("ILGPUTRAIN_CPU_KERNELS") == "1" ? 1 : 0;
 
     /// <summary>A body over an index range [start, end).</summary>
     internal interface IRange

@@ -304,4 +304,17 @@ public class CpuLoopsProperties
             return Same($"LossScale.Unscale {c}", [grads], (h, v) => LossScale.Unscale(h, v[0], c.InvScale, scratchFlag.View<int>()))
                 .And((managed == kernel && managed == expected).Label($"found flag: managed {managed}, kernel {kernel}, data says {expected}"));
         });
+
+    private static Gen<(int N, int Seed, float P, bool InPlace)> DropoutCases { get; } =
+        from n in Lengths
+        from seed in Gen.Choose(0, 1_000_000)
+        from p in Gen.OneOf(Gen.Elements(0f, 1f, 0.5f), Gens.Float(0f, 1f))
+        from inPlace in Gen.Elements(false, true)
+        select (n, seed, p, inPlace);
+
+    [Property(MaxTest = 30)]
+    public Property Dropout_managed_equals_kernel() =>
+        Prop.ForAll(DropoutCases.ToArbitrary(), c =>
+            Same($"Dropout.Forward {c}", [Values(c.Seed, c.N, -8, 8), new float[c.N]], (h, v) => Dropout.Forward(h, v[0], c.InPlace ? v[0] : v[1], c.P, (ulong)c.Seed, 3, 7))
+                .And(Same($"Dropout.Backward {c}", [Values(c.Seed, c.N, -8, 8), new float[c.N]], (h, v) => Dropout.Backward(h, v[0], v[1], c.P, (ulong)c.Seed, 3, 7))));
 }
