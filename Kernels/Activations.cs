@@ -16,7 +16,8 @@ namespace IlgpuTrain.Kernels;
 //   Silu       f = x sigmoid(x)
 //
 // Backward takes the forward INPUT x, not the output. Outputs may alias inputs (y = x, dx = dy):
-// each element is read and written by the same thread.
+// each element is read and written by the same thread. On the CPU accelerator both directions run
+// CpuLoops (managed loops calling the same operator structs, so bitwise equal to the kernels).
 //
 // References are the spec: float64 math rounded once to float, with a float64 erf of our own
 // (series, continued fraction). Kernels compute in float through ActivationMath, which uses only
@@ -414,6 +415,12 @@ public static class Activations
         Check.SameLength(what, x, nameof(x), dx, nameof(dx));
         if (dx.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            CpuLoops.ActivationBackward(host, x, dy, dx, op);
+            return;
+        }
+
         host.Load(def)(host.Stream, host.Launch.GridStride(dx.Length), x, dy, dx, op);
     }
 

@@ -211,6 +211,12 @@ public static class AdamUpdate
             Check.SameLength(op, g, nameof(g), vmax, nameof(vmax));
         if (g.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            DirectionManaged(host, g, m, v, vmax, s);
+            return;
+        }
+
         host.Load(DirectionDef)(host.Stream, host.Launch.GridStride(g.Length), g, m, v, vmax, s, vmax.Length == 0 ? 0 : 1);
     }
 
@@ -236,6 +242,60 @@ public static class AdamUpdate
             Check.SameLength(op, p, nameof(p), mask, nameof(mask));
         if (p.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            StepManaged(host, p, g, m, v, vmax, mask, s);
+            return;
+        }
+
         host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p, g, m, v, vmax, mask, s, vmax.Length == 0 ? 0 : 1, mask.Length == 0 ? 0 : 1);
+    }
+
+    // CPU accelerator: the kernels' loop bodies, verbatim, as managed code on host memory.
+    private static unsafe void StepManaged(KernelHost host, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, ArrayView<byte> mask, AdamStepScalars s) =>
+        CpuLoops.For(host, p.Length, new StepBody(CpuLoops.Ptr(p), CpuLoops.Ptr(g), CpuLoops.Ptr(m), CpuLoops.Ptr(v), CpuLoops.Ptr(vmax), CpuLoops.Ptr(mask), s));
+
+    private static unsafe void DirectionManaged(KernelHost host, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, AdamScalars s) =>
+        CpuLoops.For(host, g.Length, new DirectionBody(CpuLoops.Ptr(g), CpuLoops.Ptr(m), CpuLoops.Ptr(v), CpuLoops.Ptr(vmax), s));
+
+    private readonly unsafe struct StepBody(float* p, float* g, float* m, float* v, float* vmax, byte* mask, AdamStepScalars s) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            for (int i = start; i < end; i++)
+            {
+                float pi = p[i], gi = g[i];
+                if (mask == null || mask[i] != 0)
+                {
+                    pi *= s.DecayFactor;
+                    gi += s.WeightDecay * pi;
+                }
+                float mi = (s.Adam.Beta1 * m[i]) + (s.Adam.OneMinusBeta1 * gi);
+                float vi = (s.Adam.Beta2 * v[i]) + (s.Adam.OneMinusBeta2 * gi * gi);
+                m[i] = mi;
+                v[i] = vi;
+                if (vmax != null)
+                    vi = vmax[i] = MaxKeepNaN(vmax[i], vi);
+                p[i] = pi - (s.LearningRate * Direction(mi, vi, s.Adam));
+            }
+        }
+    }
+
+    private readonly unsafe struct DirectionBody(float* g, float* m, float* v, float* vmax, AdamScalars s) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            for (int i = start; i < end; i++)
+            {
+                float gi = g[i];
+                float mi = (s.Beta1 * m[i]) + (s.OneMinusBeta1 * gi);
+                float vi = (s.Beta2 * v[i]) + (s.OneMinusBeta2 * gi * gi);
+                m[i] = mi;
+                v[i] = vi;
+                if (vmax != null)
+                    vi = vmax[i] = MaxKeepNaN(vmax[i], vi);
+                g[i] = Direction(mi, vi, s);
+            }
+        }
     }
 }

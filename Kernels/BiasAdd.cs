@@ -7,7 +7,8 @@ namespace IlgpuTrain.Kernels;
 //   y[n, f] = x[n, f] + b[f]       x (N,F), b (F), y (N,F)
 //   reads 4 B of x per element plus b (F floats, re-read from cache), writes 4 B per element
 //
-// y may alias x (in-place): each element is read and written by the same thread.
+// y may alias x (in-place): each element is read and written by the same thread. On the CPU
+// accelerator the launchers run CpuLoops (row by row, x + b in the kernel's order: bitwise equal).
 //   y[n, c, s] = x[n, c, s] + b[c]    ForwardChannels: x (N,C,S) with S = H*W, a per-channel bias (convolutions)
 //
 // Backward: dx = dy (nothing to compute; pass dy on) and db[f] = sum over n of dy[n, f], the column
@@ -114,6 +115,12 @@ public static class BiasAdd
         Check.Fits32(op, y, nameof(y));
         if (total == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            CpuLoops.BiasRows(host, x, b, y, f);
+            return;
+        }
+
         host.Load(ForwardDef)(host.Stream, host.Launch.GridStride(total), x, b, y, f);
     }
 
@@ -140,6 +147,12 @@ public static class BiasAdd
         Check.Fits32(op, y, nameof(y));
         if (total == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            CpuLoops.BiasPlanes(host, x, b, y, c, s);
+            return;
+        }
+
         host.Load(ForwardChannelsDef)(host.Stream, host.Launch.GridStride(total), x, b, y, c, s);
     }
 }

@@ -156,6 +156,12 @@ public static class Clip
             throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, "Clip.ByNorm: maxNorm must be at least 0.");
         if (g.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            ByNormManaged(host, g, norm, maxNorm);
+            return;
+        }
+
         host.Load(ByNormDef)(host.Stream, host.Launch.GridStride(g.Length), g, norm, maxNorm);
     }
 
@@ -172,6 +178,12 @@ public static class Clip
             throw new ArgumentOutOfRangeException(nameof(hi), hi, $"Clip.ByValue: the bounds must satisfy lo <= hi, got lo = {lo} and hi = {hi}.");
         if (g.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            ByValueManaged(host, g, lo, hi);
+            return;
+        }
+
         host.Load(ByValueDef)(host.Stream, host.Launch.GridStride(g.Length), g, lo, hi);
     }
 
@@ -189,5 +201,30 @@ public static class Clip
         if (x.Length == 0)
             return;
         host.Load(AbsMaxDef)(host.Stream, host.Launch.GridStride(x.Length), x, bits);
+    }
+
+    // CPU accelerator: the kernels' loops as managed code on host memory (the factor computed
+    // with the same float operations, after the stream has produced the norm).
+    private static unsafe void ByNormManaged(KernelHost host, ArrayView<float> g, ArrayView<float> norm, float maxNorm)
+    {
+        host.Stream.Synchronize();
+        float factor = maxNorm * (1f / (CpuLoops.Ptr(norm)[0] + NormEpsilon));
+        factor = factor > 1f ? 1f : factor;
+        CpuLoops.Map(host, g, g, new ScaleOp(factor));
+    }
+
+    private static unsafe void ByValueManaged(KernelHost host, ArrayView<float> g, float lo, float hi) =>
+        CpuLoops.For(host, g.Length, new ByValueBody(CpuLoops.Ptr(g), lo, hi));
+
+    private readonly unsafe struct ByValueBody(float* g, float lo, float hi) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            for (int i = start; i < end; i++)
+            {
+                float v = g[i];
+                g[i] = v < lo ? lo : v > hi ? hi : v;
+            }
+        }
     }
 }

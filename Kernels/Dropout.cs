@@ -132,6 +132,36 @@ public static class Dropout
             return;
         int n = y.IntLength;
         int blocks = (n >> 2) + ((n & 3) != 0 ? 1 : 0);
+        if (CpuLoops.Applies(host))
+        {
+            MaskManaged(host, x, y, 1f - p, ScaleOf(p), seed, stream, counter, blocks);
+            return;
+        }
+
         host.Load(MaskDef)(host.Stream, host.Launch.GridStride(blocks), x, y, 1f - p, ScaleOf(p), seed, stream, counter);
+    }
+
+    // CPU accelerator: the kernel's loop over blocks of 4 as managed code on host memory (the same
+    // Philox words and comparisons, so the same mask and values bit for bit).
+    private static unsafe void MaskManaged(KernelHost host, ArrayView<float> x, ArrayView<float> y, float keep, float scale, ulong seed, uint stream, uint counter, int blocks) =>
+        CpuLoops.For(host, blocks, new MaskBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), y.IntLength, keep, scale, seed, stream, counter), 4);
+
+    private readonly unsafe struct MaskBody(float* x, float* y, int n, float keep, float scale, ulong seed, uint stream, uint counter) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            for (int b = start; b < end; b++)
+            {
+                var w = Philox.BlockAt(seed, stream, counter, (ulong)b);
+                int i = b * 4;
+                y[i] = Philox.ToUniform(w.X0) < keep ? x[i] * scale : 0f;
+                if (i + 1 < n)
+                    y[i + 1] = Philox.ToUniform(w.X1) < keep ? x[i + 1] * scale : 0f;
+                if (i + 2 < n)
+                    y[i + 2] = Philox.ToUniform(w.X2) < keep ? x[i + 2] * scale : 0f;
+                if (i + 3 < n)
+                    y[i + 3] = Philox.ToUniform(w.X3) < keep ? x[i + 3] * scale : 0f;
+            }
+        }
     }
 }

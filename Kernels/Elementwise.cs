@@ -15,6 +15,8 @@ namespace IlgpuTrain.Kernels;
 // Every output may alias an input (in-place use is allowed): each element is read and written
 // by the same thread. Backward: d(a+b) = (dy, dy), d(a-b) = (dy, -dy), d(a*b) = (dy*b, dy*a),
 // d(alpha*x) = alpha*dy; the Functional layer composes those from these same kernels.
+// On the CPU accelerator (KernelVariant.Cpu) the launchers run CpuLoops instead: the same float
+// operations per element as the kernels, as managed (partly Vector256) loops on host memory.
 
 /// <summary>Elementwise arithmetic: CPU references, ILGPU kernels and checked launchers.</summary>
 public static class Elementwise
@@ -207,6 +209,12 @@ public static class Elementwise
         Check.SameLength(nameof(Scale), x, nameof(x), y, nameof(y));
         if (y.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            CpuLoops.Map(host, x, y, new ScaleOp(alpha));
+            return;
+        }
+
         host.Load(ScaleDef)(host.Stream, host.Launch.GridStride(y.Length), x, y, new ScaleOp(alpha));
     }
 
@@ -220,6 +228,12 @@ public static class Elementwise
         Check.SameLength(nameof(Axpy), x, nameof(x), y, nameof(y));
         if (y.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            CpuLoops.Axpy(host, alpha, x, y);
+            return;
+        }
+
         host.Load(AxpyDef)(host.Stream, host.Launch.GridStride(y.Length), alpha, x, y);
     }
 
@@ -233,6 +247,12 @@ public static class Elementwise
         Check.Fits32(nameof(Fill), y, nameof(y));
         if (y.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            CpuLoops.Fill(host, y, value);
+            return;
+        }
+
         host.Load(FillDef)(host.Stream, host.Launch.GridStride(y.Length), y, value);
     }
 
@@ -251,6 +271,12 @@ public static class Elementwise
         Check.SameLength(what, x, nameof(x), y, nameof(y));
         if (y.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            CpuLoops.Map(host, x, y, op);
+            return;
+        }
+
         host.Load(def)(host.Stream, host.Launch.GridStride(y.Length), x, y, op);
     }
 
@@ -271,6 +297,12 @@ public static class Elementwise
         Check.SameLength(what, a, nameof(a), y, nameof(y));
         if (y.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            CpuLoops.Zip(host, a, b, y, op);
+            return;
+        }
+
         host.Load(def)(host.Stream, host.Launch.GridStride(y.Length), a, b, y, op);
     }
 
@@ -286,6 +318,17 @@ public static class Elementwise
         Check.Fits32(nameof(Broadcast), y, nameof(y));
         if (y.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            host.Stream.Synchronize();
+            unsafe
+            {
+                CpuLoops.Fill(host, y, alpha * CpuLoops.Ptr(s)[0]);
+            }
+
+            return;
+        }
+
         host.Load(BroadcastDef)(host.Stream, host.Launch.GridStride(y.Length), s, alpha, y);
     }
 }

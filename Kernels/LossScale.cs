@@ -100,6 +100,12 @@ public static class LossScale
             throw new ArgumentOutOfRangeException(nameof(invScale), invScale, $"{op}: invScale (1 / scale) must be positive and finite, got {invScale}; a loss scale of 0 or one so small that 1 / scale overflows cannot be undone.");
         if (grads.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            UnscaleManaged(host, grads, invScale, found);
+            return;
+        }
+
         host.Load(UnscaleDef)(host.Stream, host.Launch.GridStride(grads.Length), grads, invScale, found);
     }
 
@@ -109,4 +115,30 @@ public static class LossScale
     /// <param name="found">One int: the sticky non-finite flag (not reset).</param>
     public static void CheckFinite(KernelHost host, ArrayView<float> values, ArrayView<int> found) =>
         Unscale(host, values, 1f, found);
+
+    // CPU accelerator: the kernel's loop as managed code on host memory; a chunk that saw a
+    // non-finite value sets the flag (every writer writes 1, so the race is harmless).
+    private static unsafe void UnscaleManaged(KernelHost host, ArrayView<float> grads, float invScale, ArrayView<int> found) =>
+        CpuLoops.For(host, grads.Length, new UnscaleBody(CpuLoops.Ptr(grads), invScale, CpuLoops.Ptr(found)));
+
+    private readonly unsafe struct UnscaleBody(float* grads, float invScale, int* found) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            bool write = invScale != 1f;
+            bool bad = false;
+            for (int i = start; i < end; i++)
+            {
+                float v = grads[i];
+                if (write)
+                {
+                    v *= invScale;
+                    grads[i] = v;
+                }
+                bad |= !float.IsFinite(v);
+            }
+            if (bad)
+                Volatile.Write(ref *found, 1);
+        }
+    }
 }

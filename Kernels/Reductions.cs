@@ -37,7 +37,11 @@ namespace IlgpuTrain.Kernels;
 //     values with a shared-memory tree (Group.Barrier). Correct for any group size up to
 //     LaunchPolicy.MaxReduceGroupSize (256); the launch uses ReduceGroupSize.
 //   Cpu: no shared memory or barriers (the CPU accelerator simulates them with OS threads):
-//     each thread accumulates a grid-stride slice and writes one value.
+//     each thread accumulates a grid-stride slice and writes one value. On the CPU accelerator
+//     itself the launchers run managed loops instead (CpuLoops.Applies): the same accumulators
+//     fed the same values in the same order (partial t still takes elements t, t + P, ...; each
+//     column still takes rows in order), only visited in a cache-friendly order, so the results
+//     are bitwise those of the Cpu kernels (Deterministic mode; Atomic mode keeps its kernels).
 //
 // Accuracy. On the CPU accelerator a handful of threads each accumulate millions of floats, so
 // the per-thread phase of the sum-like operators is compensated: a float-float accumulator
@@ -513,6 +517,93 @@ public static class Reductions
     /// 4e-5 relative error, about 650u, on 2e6 terms of 0.1, where this accumulator rounds
     /// correctly).
     /// </summary>
+    // ---------------------------------------------------------------- CPU-accelerator managed paths
+
+    // Deterministic flat pass 1 and 2 of the Cpu kernels: partial t accumulates x[t], x[t + P], ...
+    // in order. Walking x in blocks of P feeds every partial's accumulator the same sequence as
+    // the strided kernel loop, reading memory contiguously.
+    private static unsafe void FlatManaged<TOp>(KernelHost host, ArrayView<float> x, ArrayView<float> parts, ArrayView<float> result, int n)
+        where TOp : struct, IReduceOp
+    {
+        host.Stream.Synchronize();
+        float* px = CpuLoops.Ptr(x), pp = CpuLoops.Ptr(parts);
+        int count = (int)parts.Length;
+        var accs = new Accumulator<TOp>[count];
+        for (int t = 0; t < count; t++)
+            accs[t] = new Accumulator<TOp>(default(TOp).Identity);
+        for (int b = 0; b < n; b += count)
+        {
+            int m = Math.Min(count, n - b);
+            for (int t = 0; t < m; t++)
+                accs[t].Add(default(TOp).Map(px[b + t]));
+        }
+
+        var total = new Accumulator<TOp>(default(TOp).Identity);
+        for (int t = 0; t < count; t++)
+        {
+            pp[t] = accs[t].Value;
+            total.Add(pp[t]);
+        }
+
+        CpuLoops.Ptr(result)[0] = default(TOp).Finish(total.Value, n);
+    }
+
+    private static unsafe void RowsManaged<TOp>(KernelHost host, ArrayView<float> x, ArrayView<float> result, int cols)
+        where TOp : struct, IReduceOp =>
+        CpuLoops.For(host, result.Length, new RowsBody<TOp>(CpuLoops.Ptr(x), CpuLoops.Ptr(result), cols), cols);
+
+    // Column c accumulates rows 0, 1, ... in order, as ColumnsCpuKernel; a block of columns is
+    // walked row by row so each row segment is read contiguously.
+    private static unsafe void ColumnsManaged<TOp>(KernelHost host, ArrayView<float> x, ArrayView<float> result, int rows)
+        where TOp : struct, IReduceOp
+    {
+        int cols = (int)result.Length;
+        int blocks = (cols + ColumnBlock - 1) / ColumnBlock;
+        CpuLoops.For(host, blocks, new ColumnsBody<TOp>(CpuLoops.Ptr(x), CpuLoops.Ptr(result), rows, cols), rows * Math.Min(cols, ColumnBlock));
+    }
+
+    private const int ColumnBlock = 256;
+
+    private readonly unsafe struct RowsBody<TOp>(float* x, float* result, int cols) : CpuLoops.IRange
+        where TOp : struct, IReduceOp
+    {
+        public void Run(int start, int end)
+        {
+            for (int r = start; r < end; r++)
+            {
+                float* row = x + ((long)r * cols);
+                var acc = new Accumulator<TOp>(default(TOp).Identity);
+                for (int c = 0; c < cols; c++)
+                    acc.Add(default(TOp).Map(row[c]));
+                result[r] = default(TOp).Finish(acc.Value, cols);
+            }
+        }
+    }
+
+    private readonly unsafe struct ColumnsBody<TOp>(float* x, float* result, int rows, int cols) : CpuLoops.IRange
+        where TOp : struct, IReduceOp
+    {
+        public void Run(int start, int end)
+        {
+            Span<Accumulator<TOp>> accs = stackalloc Accumulator<TOp>[ColumnBlock];
+            for (int blk = start; blk < end; blk++)
+            {
+                int c0 = blk * ColumnBlock, w = Math.Min(ColumnBlock, cols - c0);
+                for (int j = 0; j < w; j++)
+                    accs[j] = new Accumulator<TOp>(default(TOp).Identity);
+                for (int r = 0; r < rows; r++)
+                {
+                    float* row = x + ((long)r * cols) + c0;
+                    for (int j = 0; j < w; j++)
+                        accs[j].Add(default(TOp).Map(row[j]));
+                }
+
+                for (int j = 0; j < w; j++)
+                    result[c0 + j] = default(TOp).Finish(accs[j].Value, rows);
+            }
+        }
+    }
+
     private struct Accumulator<TOp>
         where TOp : struct, IReduceOp
     {
@@ -749,6 +840,12 @@ public static class Reductions
         }
         Check.AtLeast(op, scratch, nameof(scratch), partials, $"a deterministic reduction of {n} elements (Reductions.ScratchLength)");
         var parts = scratch.SubView(0, partials);
+        if (CpuLoops.Applies(host))
+        {
+            FlatManaged<TOp>(host, x, parts, result, n);
+            return;
+        }
+
         host.Load(gpu ? k.FlatPartialsGpu : k.FlatPartialsCpu)(host.Stream, pass1, x, parts);
         if (gpu)
             host.Load(k.FlatCombineGpu)(host.Stream, new KernelConfig(1, group), parts, result, n);
@@ -776,6 +873,10 @@ public static class Reductions
             CheckGroupSize(host, op);
             var config = new KernelConfig(Math.Min(rows, host.Launch.MaxGroups), host.Launch.ReduceGroupSize);
             host.Load(k.RowsGpu)(host.Stream, config, x, result, cols);
+        }
+        else if (CpuLoops.Applies(host))
+        {
+            RowsManaged<TOp>(host, x, result, cols);
         }
         else
         {
@@ -805,6 +906,10 @@ public static class Reductions
             int lanes = ColumnLanes(group);
             var config = new KernelConfig((int)Math.Min((cols + lanes - 1L) / lanes, host.Launch.MaxGroups), group);
             host.Load(k.ColumnsGpu)(host.Stream, config, x, result, rows);
+        }
+        else if (CpuLoops.Applies(host))
+        {
+            ColumnsManaged<TOp>(host, x, result, rows);
         }
         else
         {

@@ -165,6 +165,12 @@ public static class SgdUpdate
         CheckMomentum(nameof(Momentum), mu, dampening);
         if (g.Length == 0 || mu == 0f)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            MomentumManaged(host, g, b, mu, dampening, nesterov, first);
+            return;
+        }
+
         host.Load(MomentumDef)(host.Stream, host.Launch.GridStride(g.Length), g, b, mu, dampening, nesterov ? 1 : 0, first ? 1 : 0);
     }
 
@@ -195,6 +201,12 @@ public static class SgdUpdate
         CheckMomentum(nameof(Step), mu, dampening);
         if (p.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            StepManaged(host, p, g, b, mask, lr, weightDecay, mu, dampening, nesterov, first);
+            return;
+        }
+
         host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p, g, b, mask, lr, weightDecay, mu, dampening, nesterov ? 1 : 0, first ? 1 : 0, mask.Length == 0 ? 0 : 1);
     }
 
@@ -204,5 +216,50 @@ public static class SgdUpdate
             throw new ArgumentOutOfRangeException(nameof(mu), mu, $"SgdUpdate.{op}: mu (momentum) must be finite and at least 0.");
         if (!float.IsFinite(dampening))
             throw new ArgumentOutOfRangeException(nameof(dampening), dampening, $"SgdUpdate.{op}: dampening must be finite.");
+    }
+
+    // CPU accelerator: the kernels' loop bodies, verbatim, as managed code on host memory.
+    private static unsafe void MomentumManaged(KernelHost host, ArrayView<float> g, ArrayView<float> b, float mu, float dampening, bool nesterov, bool first) =>
+        CpuLoops.For(host, g.Length, new MomentumBody(CpuLoops.Ptr(g), CpuLoops.Ptr(b), mu, dampening, nesterov, first));
+
+    private static unsafe void StepManaged(KernelHost host, ArrayView<float> p, ArrayView<float> g, ArrayView<float> b, ArrayView<byte> mask, float lr, float weightDecay, float mu, float dampening, bool nesterov, bool first) =>
+        CpuLoops.For(host, p.Length, new StepBody(CpuLoops.Ptr(p), CpuLoops.Ptr(g), CpuLoops.Ptr(b), CpuLoops.Ptr(mask), lr, weightDecay, mu, dampening, nesterov, first));
+
+    private readonly unsafe struct MomentumBody(float* g, float* b, float mu, float dampening, bool nesterov, bool first) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            float keep = 1f - dampening;
+            for (int i = start; i < end; i++)
+            {
+                float gi = g[i];
+                float bi = first ? gi : (mu * b[i]) + (keep * gi);
+                b[i] = bi;
+                g[i] = nesterov ? gi + (mu * bi) : bi;
+            }
+        }
+    }
+
+    private readonly unsafe struct StepBody(float* p, float* g, float* b, byte* mask, float lr, float weightDecay, float mu, float dampening, bool nesterov, bool first) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            float keep = 1f - dampening;
+            float minusLr = -lr;
+            for (int i = start; i < end; i++)
+            {
+                float pi = p[i];
+                float d = g[i];
+                if (weightDecay != 0f && (mask == null || mask[i] != 0))
+                    d += weightDecay * pi;
+                if (mu != 0f)
+                {
+                    float bi = first ? d : (mu * b[i]) + (keep * d);
+                    b[i] = bi;
+                    d = nesterov ? d + (mu * bi) : bi;
+                }
+                p[i] = pi + (minusLr * d);
+            }
+        }
     }
 }

@@ -65,6 +65,28 @@ public static class WeightDecay
             throw new ArgumentOutOfRangeException(nameof(lambda), lambda, "WeightDecay: lambda must be finite.");
         if (updates.Length == 0 || lambda == 0f)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            AddManaged(host, updates, parameters, mask, lambda);
+            return;
+        }
+
         host.Load(AddDef)(host.Stream, host.Launch.GridStride(updates.Length), updates, parameters, mask, lambda, mask.Length == 0 ? 0 : 1);
+    }
+
+    // CPU accelerator: the kernel's loop body as managed code on host memory.
+    private static unsafe void AddManaged(KernelHost host, ArrayView<float> updates, ArrayView<float> parameters, ArrayView<byte> mask, float lambda) =>
+        CpuLoops.For(host, updates.Length, new AddBody(CpuLoops.Ptr(updates), CpuLoops.Ptr(parameters), CpuLoops.Ptr(mask), lambda));
+
+    private readonly unsafe struct AddBody(float* updates, float* parameters, byte* mask, float lambda) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            for (int i = start; i < end; i++)
+            {
+                if (mask == null || mask[i] != 0)
+                    updates[i] += lambda * parameters[i];
+            }
+        }
     }
 }

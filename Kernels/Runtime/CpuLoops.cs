@@ -1,0 +1,329 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace IlgpuTrain.Kernels.Runtime;
+
+// Managed fast paths for flat, per-element kernels on ILGPU's CPU accelerator.
+//
+// A CPU-accelerator launch costs ~60-140 us and its grid-stride loop runs 5-8x slower than a plain
+// C# loop (PERFORMANCE.md), so on KernelVariant.Cpu the launchers call these loops on the buffers'
+// host memory instead, after synchronizing the stream (as Gemm does with CpuGemm).
+//
+// Every element gets the same float operations in the same order as the ILGPU kernel (the scalar
+// loops call the very operator structs the kernels call; the few Vector256 loops use only IEEE
+// add/sub/mul/compare, never FMA, since neither the kernels nor the JIT contract a*b+c), so the
+// managed path is bitwise equal to the kernel. Work is split over threads only from
+// ParallelThreshold elements (Parallel.For costs microseconds), in fixed chunks independent of
+// thread timing.
+
+/// <summary>Managed loops that replace per-element kernels on the CPU accelerator.</summary>
+internal static unsafe class CpuLoops
+{
+    /// <summary>Below this many elements the loop runs on the calling thread.</summary>
+    internal const int ParallelThreshold = 1 << 16;
+
+    // Chunks are a multiple of 64 floats (whole cache lines, whole vectors).
+    private const int ChunkAlign = 64;
+
+    // ILGPUTRAIN_CPU_KERNELS=1 starts with the managed paths off (before/after measurements).
+    private static int _kernelsOnly = Environment.GetEnvironmentVariable("ILGPUTRAIN_CPU_KERNELS") == "1" ? 1 : 0;
+
+    /// <summary>A body over an index range [start, end).</summary>
+    internal interface IRange
+    {
+        /// <summary>Runs indices start (inclusive) to end (exclusive).</summary>
+        /// <param name="start">First index.</param>
+        /// <param name="end">One past the last index.</param>
+        void Run(int start, int end);
+    }
+
+    /// <summary>
+    /// Whether a launcher on <paramref name="host"/> should run the managed loop: the CPU
+    /// accelerator with its CPU variant, and no <see cref="KernelsOnly"/> scope open.
+    /// </summary>
+    /// <param name="host">Where the launcher runs.</param>
+    /// <returns>True to run managed code on host memory.</returns>
+    internal static bool Applies(KernelHost host) =>
+        host.IsCpu && host.Variant == KernelVariant.Cpu && Volatile.Read(ref _kernelsOnly) == 0;
+
+    /// <summary>Forces the ILGPU kernels (tests compare them with the managed loops) until disposed.</summary>
+    /// <returns>The scope; dispose it to restore the managed paths.</returns>
+    internal static IDisposable KernelsOnly()
+    {
+        Interlocked.Increment(ref _kernelsOnly);
+        return new Scope();
+    }
+
+    /// <summary>Host address of a CPU-accelerator view.</summary>
+    /// <typeparam name="T">Element type.</typeparam>
+    /// <param name="view">The view (CPU accelerator memory).</param>
+    /// <returns>The pointer to its first element.</returns>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static T* Ptr<T>(ArrayView<T> view)
+        where T : unmanaged => view.Length == 0 ? null : (T*)view.LoadEffectiveAddressAsPtr();
+
+    /// <summary>Waits for queued kernels, then runs body over [0, n), split over threads for large n.</summary>
+    /// <typeparam name="TBody">The loop body.</typeparam>
+    /// <param name="host">The host (its stream is synchronized; MaxGroups caps the threads).</param>
+    /// <param name="n">Length.</param>
+    /// <param name="body">The body.</param>
+    /// <param name="grain">Elements per index (a row's width), so the split depends on the work, not the index count.</param>
+    internal static void For<TBody>(KernelHost host, long n, TBody body, int grain = 1)
+        where TBody : struct, IRange
+    {
+        host.Stream.Synchronize();
+        int len = checked((int)n);
+        long work = (long)len * grain;
+        int threads = (int)Math.Min(Math.Min(Environment.ProcessorCount, host.Launch.MaxGroups), Math.Min(len, work / (ParallelThreshold / 2)));
+        if (threads <= 1)
+        {
+            body.Run(0, len);
+            return;
+        }
+
+        int align = grain == 1 ? ChunkAlign : 1;
+        int chunk = (((len + threads - 1) / threads) + align - 1) / align * align;
+        int chunks = (len + chunk - 1) / chunk;
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c =>
+            body.Run(c * chunk, Math.Min(len, (c + 1) * chunk)));
+    }
+
+    /// <summary>y = op(x) elementwise (Elementwise.MapKernel).</summary>
+    /// <typeparam name="TOp">The operator.</typeparam>
+    /// <param name="host">The host.</param>
+    /// <param name="x">Input.</param>
+    /// <param name="y">Output (may alias x).</param>
+    /// <param name="op">The operator.</param>
+    internal static void Map<TOp>(KernelHost host, ArrayView<float> x, ArrayView<float> y, TOp op)
+        where TOp : struct, IUnaryOp =>
+        For(host, y.Length, new MapBody<TOp>(Ptr(x), Ptr(y), op));
+
+    /// <summary>y = op(a, b) elementwise (Elementwise.ZipKernel).</summary>
+    /// <typeparam name="TOp">The operator.</typeparam>
+    /// <param name="host">The host.</param>
+    /// <param name="a">Left input.</param>
+    /// <param name="b">Right input.</param>
+    /// <param name="y">Output (may alias an input).</param>
+    /// <param name="op">The operator.</param>
+    internal static void Zip<TOp>(KernelHost host, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, TOp op)
+        where TOp : struct, IBinaryOp =>
+        For(host, y.Length, new ZipBody<TOp>(Ptr(a), Ptr(b), Ptr(y), op));
+
+    /// <summary>dx = dy * op.Derivative(x) (Activations.BackwardKernel).</summary>
+    /// <typeparam name="TOp">The activation.</typeparam>
+    /// <param name="host">The host.</param>
+    /// <param name="x">Forward input.</param>
+    /// <param name="dy">Output gradient.</param>
+    /// <param name="dx">Input gradient (may alias dy).</param>
+    /// <param name="op">The activation.</param>
+    internal static void ActivationBackward<TOp>(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx, TOp op)
+        where TOp : struct, IActivationOp =>
+        For(host, dx.Length, new BackwardBody<TOp>(Ptr(x), Ptr(dy), Ptr(dx), op));
+
+    /// <summary>y = alpha * x + y (Elementwise.AxpyKernel).</summary>
+    /// <param name="host">The host.</param>
+    /// <param name="alpha">Scale.</param>
+    /// <param name="x">Input.</param>
+    /// <param name="y">Accumulated output.</param>
+    internal static void Axpy(KernelHost host, float alpha, ArrayView<float> x, ArrayView<float> y) =>
+        For(host, y.Length, new AxpyBody(alpha, Ptr(x), Ptr(y)));
+
+    /// <summary>y = value (Elementwise.FillKernel, Broadcast).</summary>
+    /// <param name="host">The host.</param>
+    /// <param name="y">Output.</param>
+    /// <param name="value">Value.</param>
+    internal static void Fill(KernelHost host, ArrayView<float> y, float value)
+    {
+        host.Stream.Synchronize();
+        new Span<float>(Ptr(y), checked((int)y.Length)).Fill(value);
+    }
+
+    /// <summary>y[r, j] = x[r, j] + b[j] over rows of width f (BiasAdd.ForwardKernel); also per-channel planes.</summary>
+    /// <param name="host">The host.</param>
+    /// <param name="x">Input (rows * f).</param>
+    /// <param name="b">Bias (f).</param>
+    /// <param name="y">Output (may alias x).</param>
+    /// <param name="f">Row width.</param>
+    internal static void BiasRows(KernelHost host, ArrayView<float> x, ArrayView<float> b, ArrayView<float> y, int f) =>
+        For(host, y.Length / f, new BiasRowsBody(Ptr(x), Ptr(b), Ptr(y), f), f);
+
+    /// <summary>y[p, s] = x[p, s] + b[p % c] over planes of s (BiasAdd.ForwardChannelsKernel).</summary>
+    /// <param name="host">The host.</param>
+    /// <param name="x">Input (n * c * s).</param>
+    /// <param name="b">Bias (c).</param>
+    /// <param name="y">Output (may alias x).</param>
+    /// <param name="c">Channels.</param>
+    /// <param name="s">Plane size.</param>
+    internal static void BiasPlanes(KernelHost host, ArrayView<float> x, ArrayView<float> b, ArrayView<float> y, int c, int s) =>
+        For(host, y.Length / s, new BiasPlanesBody(Ptr(x), Ptr(b), Ptr(y), c, s), s);
+
+    // Vector256 loops for the hot simple operators; the tail (and machines without AVX) runs the
+    // scalar operator. Each lane does exactly the scalar operation.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool TryVectorMap<TOp>(float* x, float* y, int start, int end, TOp op, out int done)
+        where TOp : struct, IUnaryOp
+    {
+        done = start;
+        if (!Vector256.IsHardwareAccelerated)
+            return false;
+        int i = start;
+        if (typeof(TOp) == typeof(ReluOp))
+        {
+            // x <= 0 ? 0 : x: NaN compares false and passes through, -0 becomes +0.
+            for (; i <= end - 8; i += 8)
+            {
+                var v = Vector256.Load(x + i);
+                Vector256.AndNot(v, Vector256.LessThanOrEqual(v, Vector256<float>.Zero)).Store(y + i);
+            }
+        }
+        else if (typeof(TOp) == typeof(ScaleOp))
+        {
+            var alpha = Vector256.Create(((ScaleOp)(object)op).Alpha);
+            for (; i <= end - 8; i += 8)
+                (alpha * Vector256.Load(x + i)).Store(y + i);
+        }
+        else
+        {
+            return false;
+        }
+
+        done = i;
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int VectorZip<TOp>(float* a, float* b, float* y, int start, int end)
+        where TOp : struct, IBinaryOp
+    {
+        int i = start;
+        if (!Vector256.IsHardwareAccelerated)
+            return i;
+        if (typeof(TOp) == typeof(AddOp))
+        {
+            for (; i <= end - 8; i += 8)
+                (Vector256.Load(a + i) + Vector256.Load(b + i)).Store(y + i);
+        }
+        else if (typeof(TOp) == typeof(SubOp))
+        {
+            for (; i <= end - 8; i += 8)
+                (Vector256.Load(a + i) - Vector256.Load(b + i)).Store(y + i);
+        }
+        else if (typeof(TOp) == typeof(MulOp))
+        {
+            for (; i <= end - 8; i += 8)
+                (Vector256.Load(a + i) * Vector256.Load(b + i)).Store(y + i);
+        }
+
+        return i;
+    }
+
+    private sealed class Scope : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+                Interlocked.Decrement(ref _kernelsOnly);
+        }
+    }
+
+    private readonly struct MapBody<TOp>(float* x, float* y, TOp op) : IRange
+        where TOp : struct, IUnaryOp
+    {
+        public void Run(int start, int end)
+        {
+            TryVectorMap(x, y, start, end, op, out int i);
+            for (; i < end; i++)
+                y[i] = op.Apply(x[i]);
+        }
+    }
+
+    private readonly struct ZipBody<TOp>(float* a, float* b, float* y, TOp op) : IRange
+        where TOp : struct, IBinaryOp
+    {
+        public void Run(int start, int end)
+        {
+            int i = VectorZip<TOp>(a, b, y, start, end);
+            for (; i < end; i++)
+                y[i] = op.Apply(a[i], b[i]);
+        }
+    }
+
+    private readonly struct BackwardBody<TOp>(float* x, float* dy, float* dx, TOp op) : IRange
+        where TOp : struct, IActivationOp
+    {
+        public void Run(int start, int end)
+        {
+            int i = start;
+            if (typeof(TOp) == typeof(ReluOp) && Vector256.IsHardwareAccelerated)
+            {
+                // dy * (x <= 0 ? 0 : 1), multiplied as the kernel does (so inf * 0 is NaN, -g * 0 is -0).
+                var one = Vector256.Create(1f);
+                for (; i <= end - 8; i += 8)
+                {
+                    var v = Vector256.Load(x + i);
+                    var d = Vector256.AndNot(one, Vector256.LessThanOrEqual(v, Vector256<float>.Zero));
+                    (Vector256.Load(dy + i) * d).Store(dx + i);
+                }
+            }
+
+            for (; i < end; i++)
+                dx[i] = dy[i] * op.Derivative(x[i]);
+        }
+    }
+
+    private readonly struct AxpyBody(float alpha, float* x, float* y) : IRange
+    {
+        public void Run(int start, int end)
+        {
+            int i = start;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                // Multiply, then add: two roundings, as the kernel (no FMA).
+                var va = Vector256.Create(alpha);
+                for (; i <= end - 8; i += 8)
+                    ((va * Vector256.Load(x + i)) + Vector256.Load(y + i)).Store(y + i);
+            }
+
+            for (; i < end; i++)
+                y[i] = (alpha * x[i]) + y[i];
+        }
+    }
+
+    private readonly struct BiasRowsBody(float* x, float* b, float* y, int f) : IRange
+    {
+        public void Run(int start, int end)
+        {
+            for (int r = start; r < end; r++)
+            {
+                long o = (long)r * f;
+                int i = VectorZip<AddOp>(x + o, b, y + o, 0, f);
+                for (; i < f; i++)
+                    y[o + i] = x[o + i] + b[i];
+            }
+        }
+    }
+
+    private readonly struct BiasPlanesBody(float* x, float* b, float* y, int c, int s) : IRange
+    {
+        public void Run(int start, int end)
+        {
+            for (int p = start; p < end; p++)
+            {
+                long o = (long)p * s;
+                float bias = b[p % c];
+                int i = 0;
+                if (Vector256.IsHardwareAccelerated)
+                {
+                    var vb = Vector256.Create(bias);
+                    for (; i <= s - 8; i += 8)
+                        (Vector256.Load(x + o + i) + vb).Store(y + o + i);
+                }
+
+                for (; i < s; i++)
+                    y[o + i] = x[o + i] + bias;
+            }
+        }
+    }
+}
