@@ -190,9 +190,10 @@ public sealed class Trainer
             var x = step.Upload(batch.X, batch.Shape);
             var y = step.Upload(batch.Labels, new Shape(batch.Count));
             var logits = _model.Predict(parameters, state, x);
-            loss += F.CrossEntropy(logits, y, sumLoss).ToHost()[0];
-            top1 += CountHits(step, logits, y, 1);
-            topk += CountHits(step, logits, y, k);
+            var m = ReadLossAndHits(step, F.CrossEntropy(logits, y, sumLoss), logits, y, 1, k);
+            loss += m[0];
+            top1 += m[1];
+            topk += m[2];
             n += batch.Count;
         }
 
@@ -209,10 +210,11 @@ public sealed class Trainer
         var y = step.Upload(batch.Labels, new Shape(batch.Count));
         var lossScale = s.LossScale ?? NoScale;
         var (loss, logits, grads, modelState) = ForwardBackward(step, s, x, y, rng.Fold(DropoutPurpose), lossScale.Scale); // forward -> loss -> backward
-        float lossValue = loss.ToHost()[0];
+        var metrics = ReadLossAndHits(step, loss, logits, y, 1);                                                   // metrics
+        float lossValue = metrics[0];
         bool finite = lossScale.UnscaleInPlace(grads) && float.IsFinite(lossValue);                               // unscale + finite check
         var nextScale = s.LossScale?.Adjust(finite);
-        tally.Record(lossValue, CountHits(step, logits, y, 1), batch.Count, stepped: finite);                      // metrics
+        tally.Record(lossValue, metrics[1], batch.Count, stepped: finite);
 
         if (!finite)
         {
@@ -257,15 +259,26 @@ public sealed class Trainer
 
     private static readonly StaticLossScale NoScale = new(1f);
 
-    private static float CountHits(StepScope step, Tensor logits, Tensor y, int k)
+    /// <summary>
+    /// The loss and the number of top-k hits for each k, gathered on the device and read in one
+    /// host transfer (one synchronization per step instead of one per value).
+    /// </summary>
+    private static float[] ReadLossAndHits(StepScope step, Tensor loss, Tensor logits, Tensor y, params int[] ks)
     {
         int n = logits.Shape[0], c = logits.Shape[1];
-        var hits = step.Scratch<float>(Math.Max(n, 1)).SubView(0, n);
         var host = step.Device.Kernels;
-        Metrics.TopKHits(host, logits.View<float>(), y.View<int>(), hits, n, c, k);
-        var sum = step.Allocate(Shape.Scalar);
-        Reductions.Sum(host, hits, sum.View<float>(), step.Scratch<float>(Math.Max(1, Reductions.ScratchLength(host, n))));
-        return sum.ToHost()[0];
+        var values = step.Allocate(new Shape(1 + ks.Length));
+        var view = values.View<float>();
+        Transfer.Copy(host.Stream, loss.View<float>(), view.SubView(0, 1));
+        var hits = step.Scratch<float>(Math.Max(n, 1)).SubView(0, n);
+        var scratch = step.Scratch<float>(Math.Max(1, Reductions.ScratchLength(host, n)));
+        for (int i = 0; i < ks.Length; i++)
+        {
+            Metrics.TopKHits(host, logits.View<float>(), y.View<int>(), hits, n, c, ks[i]);
+            Reductions.Sum(host, hits, view.SubView(1 + i, 1), scratch);
+        }
+
+        return values.ToHost();
     }
 
     private static void DisposeIfNew(ParamTree candidate, ParamTree original)
