@@ -467,6 +467,12 @@ public static class CrossEntropy
         if (errors.Length > 1)
             throw new ArgumentException($"{op}: errors has {errors.Length} elements but the error counter is empty (not counted) or 1 element.", nameof(errors));
 
+        if (CpuLoops.Applies(host))
+        {
+            ForwardManaged(host, logits, targets, losses, loss, errors, n, t, options);
+            return;
+        }
+
         if (n > 0)
             host.Load(ForwardDef)(host.Stream, host.Launch.GridStride(n), logits, targets, losses, errors, n, t);
         // The scalar is written even for N = 0: Sum of nothing is 0 and Mean of nothing is NaN, as PyTorch.
@@ -501,6 +507,11 @@ public static class CrossEntropy
         Check.AtLeast(op, scratch, nameof(scratch), BackwardScratchLength(options.Reduction), $"reduction {options.Reduction} (BackwardScratchLength)");
         if (n == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            BackwardManaged(host, logits, targets, dLoss, dlogits, n, t, options);
+            return;
+        }
 
         var g = dLoss;
         if (options.Reduction == LossReduction.Mean)
@@ -538,6 +549,139 @@ public static class CrossEntropy
         if (n == 0)
             return;
         host.Load(SmoothedTargetsDef)(host.Stream, host.Launch.GridStride(n), targets, smoothed, n, t);
+    }
+
+    // ---------------------------------------------------------------- managed CPU-accelerator paths
+    //
+    // The same float operations per row, in the same order, as ForwardKernel/ReduceKernel and
+    // MeanScaleKernel/BackwardKernel (XMath is the very code the CPU accelerator runs), so the
+    // results are bitwise equal; each launcher's kernels become one managed call.
+
+    private static unsafe void ForwardManaged(KernelHost host, ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> losses, ArrayView<float> loss, ArrayView<int> errors, int n, SmoothedOneHot t, CrossEntropyOptions options)
+    {
+        host.Stream.Synchronize();
+        float* px = CpuLoops.Ptr(logits), pl = CpuLoops.Ptr(losses);
+        int* py = CpuLoops.Ptr(targets), pe = CpuLoops.Ptr(errors);
+        if (n > 0)
+            CpuLoops.For(host, n, new ForwardRows(px, py, pl, pe, t), t.Classes);
+        if (options.Reduction == LossReduction.None)
+            return;
+
+        float sum = 0f;
+        float compensation = 0f;
+        int kept = 0;
+        for (int i = 0; i < n; i++)
+        {
+            if (py[i] != options.IgnoreIndex)
+                kept++;
+            float v = pl[i] - compensation;
+            float next = sum + v;
+            compensation = (next - sum) - v;
+            sum = next;
+        }
+
+        CpuLoops.Ptr(loss)[0] = options.Reduction == LossReduction.Mean ? sum / kept : sum;
+    }
+
+    private static unsafe void BackwardManaged(KernelHost host, ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> dLoss, ArrayView<float> dlogits, int n, SmoothedOneHot t, CrossEntropyOptions options)
+    {
+        host.Stream.Synchronize();
+        int* py = CpuLoops.Ptr(targets);
+        float* g = CpuLoops.Ptr(dLoss);
+        float mean = 0f;
+        if (options.Reduction == LossReduction.Mean)
+        {
+            int kept = 0;
+            for (int i = 0; i < n; i++)
+            {
+                if (py[i] != options.IgnoreIndex)
+                    kept++;
+            }
+
+            mean = g[0] / kept;
+            g = &mean;
+        }
+
+        int gStride = options.Reduction == LossReduction.None ? 1 : 0;
+        CpuLoops.For(host, n, new BackwardRows(CpuLoops.Ptr(logits), py, g, gStride, CpuLoops.Ptr(dlogits), t), t.Classes);
+    }
+
+    private readonly unsafe struct ForwardRows(float* logits, int* targets, float* losses, int* errors, SmoothedOneHot t) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            int c = t.Classes;
+            for (int i = start; i < end; i++)
+            {
+                int y = targets[i];
+                if (y == t.IgnoreIndex)
+                {
+                    losses[i] = 0f;
+                    continue;
+                }
+
+                if (y < 0 || y >= c)
+                {
+                    losses[i] = float.NaN;
+                    if (errors != null)
+                        Interlocked.Increment(ref errors[0]);
+                    continue;
+                }
+
+                float* row = logits + ((long)i * c);
+                float m = row[0];
+                for (int k = 1; k < c; k++)
+                    m = XMath.Max(m, row[k]);
+                float s = 0f;
+                float gap = 0f;
+                for (int k = 0; k < c; k++)
+                {
+                    float d = m - row[k];
+                    s += XMath.Exp(-d);
+                    gap += d;
+                }
+
+                float lse = XMath.Log(s);
+                float nll = lse + (m - row[y]);
+                float allNll = (c * lse) + gap;
+                losses[i] = ((t.On - t.Off) * nll) + (t.Off * allNll);
+            }
+        }
+    }
+
+    private readonly unsafe struct BackwardRows(float* logits, int* targets, float* g, int gStride, float* dlogits, SmoothedOneHot t) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            int c = t.Classes;
+            for (int i = start; i < end; i++)
+            {
+                float* row = logits + ((long)i * c);
+                float* drow = dlogits + ((long)i * c);
+                int y = targets[i];
+                if (y == t.IgnoreIndex || y < 0 || y >= c)
+                {
+                    float fill = y == t.IgnoreIndex ? 0f : float.NaN;
+                    for (int k = 0; k < c; k++)
+                        drow[k] = fill;
+                    continue;
+                }
+
+                float gi = g[i * gStride];
+                float m = row[0];
+                for (int k = 1; k < c; k++)
+                    m = XMath.Max(m, row[k]);
+                float s = 0f;
+                for (int k = 0; k < c; k++)
+                    s += XMath.Exp(row[k] - m);
+                float inv = 1f / s;
+                for (int k = 0; k < c; k++)
+                {
+                    float p = XMath.Exp(row[k] - m) * inv;
+                    drow[k] = (p - (k == y ? t.On : t.Off)) * gi;
+                }
+            }
+        }
     }
 
     private static SmoothedOneHot CheckRows(KernelHost host, string op, ArrayView<float> logits, ArrayView<int> targets, string logitsName, int n, int c, CrossEntropyOptions options)

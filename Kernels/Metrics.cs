@@ -112,6 +112,47 @@ public static class Metrics
         Check.Fits32(op, logits, nameof(logits));
         if (n == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            // TopKHitsKernel's comparisons, row by row on host memory (bitwise the same hits).
+            unsafe
+            {
+                CpuLoops.For(host, n, new TopKRows(CpuLoops.Ptr(logits), CpuLoops.Ptr(targets), CpuLoops.Ptr(hit), c, k), c);
+            }
+
+            return;
+        }
+
         host.Load(TopKHitsDef)(host.Stream, host.Launch.GridStride(n), logits, targets, hit, n, c, k);
+    }
+
+    private readonly unsafe struct TopKRows(float* logits, int* targets, float* hit, int c, int k) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            for (int row = start; row < end; row++)
+            {
+                int t = targets[row];
+                float result = 0f;
+                if (t >= 0 && t < c)
+                {
+                    float* x = logits + ((long)row * c);
+                    float v = x[t];
+                    if (!float.IsNaN(v))
+                    {
+                        int greater = 0;
+                        for (int j = 0; j < c; j++)
+                        {
+                            if (x[j] > v)
+                                greater++;
+                        }
+
+                        result = greater < k ? 1f : 0f;
+                    }
+                }
+
+                hit[row] = result;
+            }
+        }
     }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using IlgpuTrain.Kernels.Runtime;
 
 namespace IlgpuTrain.Kernels;
@@ -522,30 +523,95 @@ public static class Reductions
     // Deterministic flat pass 1 and 2 of the Cpu kernels: partial t accumulates x[t], x[t + P], ...
     // in order. Walking x in blocks of P feeds every partial's accumulator the same sequence as
     // the strided kernel loop, reading memory contiguously.
+    // Partial t combines elements t, t + P, t + 2P, ... (P = parts.Length), exactly as the CPU
+    // kernel's thread t walks its grid-stride slice, and the partials are then combined in index
+    // order, so the result is bitwise the kernel's. Lanes are independent chains: a Vector256
+    // holds eight of them (the same IEEE adds, subtractions and compare per lane as Accumulator),
+    // and threads take disjoint lane ranges, so neither vectors nor threads change a single
+    // rounding.
     private static unsafe void FlatManaged<TOp>(KernelHost host, ArrayView<float> x, ArrayView<float> parts, ArrayView<float> result, int n)
         where TOp : struct, IReduceOp
     {
         host.Stream.Synchronize();
         float* px = CpuLoops.Ptr(x), pp = CpuLoops.Ptr(parts);
         int count = (int)parts.Length;
-        var accs = new Accumulator<TOp>[count];
-        for (int t = 0; t < count; t++)
-            accs[t] = new Accumulator<TOp>(default(TOp).Identity);
-        for (int b = 0; b < n; b += count)
-        {
-            int m = Math.Min(count, n - b);
-            for (int t = 0; t < m; t++)
-                accs[t].Add(default(TOp).Map(px[b + t]));
-        }
+        const int W = 8;
+        if (Vector256.IsHardwareAccelerated && default(TOp).IsSum && count % W == 0)
+            CpuLoops.For(host, count / W, new FlatLanesVector<TOp>(px, pp, n, count), (int)Math.Min(int.MaxValue, (long)n * W / count));
+        else
+            CpuLoops.For(host, count, new FlatLanes<TOp>(px, pp, n, count), Math.Max(1, n / count));
 
         var total = new Accumulator<TOp>(default(TOp).Identity);
         for (int t = 0; t < count; t++)
-        {
-            pp[t] = accs[t].Value;
             total.Add(pp[t]);
-        }
-
         CpuLoops.Ptr(result)[0] = default(TOp).Finish(total.Value, n);
+    }
+
+    // Lanes [start, end) of P, element by element.
+    private readonly unsafe struct FlatLanes<TOp>(float* x, float* parts, int n, int count) : CpuLoops.IRange
+        where TOp : struct, IReduceOp
+    {
+        public void Run(int start, int end)
+        {
+            var accs = new Accumulator<TOp>[end - start];
+            for (int t = 0; t < accs.Length; t++)
+                accs[t] = new Accumulator<TOp>(default(TOp).Identity);
+            for (long b = 0; b < n; b += count)
+            {
+                int m = (int)Math.Min(end, n - b);
+                for (int t = start; t < m; t++)
+                    accs[t - start].Add(default(TOp).Map(x[b + t]));
+            }
+
+            for (int t = start; t < end; t++)
+                parts[t] = accs[t - start].Value;
+        }
+    }
+
+    // Units [start, end) of eight lanes each; only for sums (IsSum), whose Map is x or x * x.
+    private readonly unsafe struct FlatLanesVector<TOp>(float* x, float* parts, int n, int count) : CpuLoops.IRange
+        where TOp : struct, IReduceOp
+    {
+        public void Run(int start, int end)
+        {
+            int units = end - start;
+            var value = new Vector256<float>[units];
+            var carry = new Vector256<float>[units];
+            value.AsSpan().Fill(Vector256.Create(default(TOp).Identity));
+            bool square = typeof(TOp) == typeof(SumOfSquaresOp) || typeof(TOp) == typeof(L2NormOp);
+            var infinity = Vector256.Create(float.PositiveInfinity);
+            long b = 0;
+            for (; b + count <= n; b += count)
+            {
+                float* block = x + b + (start * 8);
+                for (int u = 0; u < units; u++)
+                {
+                    var v = Vector256.Load(block + (u * 8));
+                    if (square)
+                        v *= v;
+                    var a = value[u];
+                    var t = a + v;
+                    var bp = t - a;
+                    var e = ((a - (t - bp)) + (v - bp)) + carry[u];
+                    var next = t + e;
+                    var finite = Vector256.LessThan(Vector256.Abs(t), infinity);
+                    carry[u] = Vector256.ConditionalSelect(finite, e - (next - t), carry[u]);
+                    value[u] = Vector256.ConditionalSelect(finite, next, t);
+                }
+            }
+
+            for (int u = 0; u < units; u++)
+            {
+                for (int l = 0; l < 8; l++)
+                {
+                    int lane = ((start + u) * 8) + l;
+                    var acc = new Accumulator<TOp>(value[u].GetElement(l), carry[u].GetElement(l));
+                    if (b + lane < n)
+                        acc.Add(default(TOp).Map(x[b + lane]));
+                    parts[lane] = acc.Value;
+                }
+            }
+        }
     }
 
     private static unsafe void RowsManaged<TOp>(KernelHost host, ArrayView<float> x, ArrayView<float> result, int cols)
@@ -614,6 +680,13 @@ public static class Reductions
         {
             _value = identity;
             _carry = 0f;
+        }
+
+        /// <summary>Resumes a sum from its value and carry.</summary>
+        public Accumulator(float value, float carry)
+        {
+            _value = value;
+            _carry = carry;
         }
 
         /// <summary>The combined value, rounded to float (the carry is below half an ulp of it).</summary>

@@ -20,6 +20,9 @@ public sealed record LaunchPolicy(int GroupSize, int MaxGroups, int ReduceGroupS
     /// <summary>Shared-memory capacity of the tree reduction kernels, in elements.</summary>
     public const int MaxReduceGroupSize = 256;
 
+    /// <summary>Partial results of a deterministic flat reduction on the CPU accelerator (its <see cref="MaxReduceGroups"/>).</summary>
+    public const int CpuReducePartials = 256;
+
     /// <summary>The policy for <paramref name="accelerator"/>.</summary>
     /// <param name="accelerator">The accelerator kernels will run on.</param>
     /// <returns>A policy that fills the GPU, or runs one thread per core on the CPU accelerator.</returns>
@@ -31,8 +34,10 @@ public sealed record LaunchPolicy(int GroupSize, int MaxGroups, int ReduceGroupS
             int cores = Math.Max(1, accelerator.NumMultiprocessors);
             // Tree reductions need real groups; on the CPU accelerator they are simulated with
             // OS-thread barriers, so the CPU variant (one partial per thread) is used instead.
+            // A fixed partial count (not the core count) gives the same deterministic sums on every
+            // CPU, and 256 independent chains let the managed path vectorize and split them.
             int reduceGroup = LargestPowerOfTwoAtMost(Math.Min(accelerator.MaxNumThreadsPerGroup, MaxReduceGroupSize));
-            return new LaunchPolicy(1, cores, reduceGroup, cores);
+            return new LaunchPolicy(1, cores, reduceGroup, CpuReducePartials);
         }
 
         int group = Math.Min(256, accelerator.MaxNumThreadsPerGroup);

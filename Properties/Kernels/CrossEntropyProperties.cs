@@ -406,6 +406,43 @@ public class CrossEntropyProperties
         };
     }
 
+    // Shapes of the managed-vs-kernel property: the usual edges, and now and then enough rows
+    // (N * C past CpuLoops' threshold) for the managed path to split them over threads.
+    private static Gen<(int N, int C)> ManagedShapes { get; } =
+        Gen.OneOf(
+            from n in Gens.Dim from c in Gen.Choose(1, 40) select (n, c),
+            Gen.Elements((4099, 10), (1031, 257)));
+
+    [Property(MaxTest = 40)]
+    public Property Managed_CPU_path_equals_the_kernels_bitwise() =>
+        Prop.ForAll(Gens.CrossEntropyCase(ManagedShapes).ToArbitrary(), Gen.Choose(0, 3).ToArbitrary(), (k0, bad) =>
+        {
+            // Now and then out-of-range targets, which must give NaN rows and count the same.
+            var k = bad == 0 ? k0 with { Targets = k0.Targets.Select((y, i) => i % 7 == 3 ? k0.C + i : y).ToArray() } : k0;
+            var managed = Outputs(k);
+            (float[] Losses, float Loss, int Errors, float[] Dx) kernel;
+            using (CpuLoops.KernelsOnly())
+                kernel = Outputs(k);
+            return Bits.Same(managed.Losses, kernel.Losses, "row losses")
+                .And(Bits.Same([managed.Loss], [kernel.Loss], "reduced loss"))
+                .And((managed.Errors == kernel.Errors).Label($"errors {managed.Errors} vs {kernel.Errors}"))
+                .And(Bits.Same(managed.Dx, kernel.Dx, "dlogits"))
+                .Label(k.ToString());
+        });
+
+    private static (float[] Losses, float Loss, int Errors, float[] Dx) Outputs(CrossEntropyCase k)
+    {
+        var d = Devices.Cpu;
+        using var x = d.Upload(k.Logits);
+        using var t = d.Upload(k.Targets);
+        using var losses = d.Poisoned(k.N);
+        using var loss = d.Poisoned(1);
+        using var errors = d.Upload([5]);
+        CrossEntropy.Forward(d.Kernels, x.View<float>(), t.View<int>(), losses.View<float>(), loss.View<float>(), k.N, k.C, k.Options, errors.View<int>());
+        float reduced = k.Options.Reduction == LossReduction.None ? 0f : loss.ToHost()[0];
+        return (losses.ToHost(), reduced, errors.ToHost<int>()[0], Backward(k));
+    }
+
     private static (float[] Losses, float Loss) Forward(CrossEntropyCase k)
     {
         var d = Devices.Cpu;
