@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace IlgpuTrain.Kernels;
 
@@ -10,10 +11,11 @@ namespace IlgpuTrain.Kernels;
 // ILGPU's CPU accelerator runs kernels as ordinary managed code without vectorizing them, so its
 // blocked GEMM reaches 3-4 GFLOP/s on a core; a BLIS-style kernel reaches most of the FMA peak:
 //
-//   for jc in N step NC:            B panel (KC x NC) packed once, NR columns per micro-panel
-//     for pc in K step KC:
-//       pack B[pc.., jc..]           zero-padded to NR columns, row p of a micro-panel contiguous
-//       parallel over row blocks:    each thread packs its A block (MR rows per micro-panel)
+//   parallel over regions of C:     a grid of row blocks x column blocks, one per thread
+//     for jc in region's N step NC:  B panel (KC x NC) packed by the thread, NR columns per micro-panel
+//       for pc in K step KC:
+//         pack B[pc.., jc..]         zero-padded to NR columns, row p of a micro-panel contiguous
+//         pack A[rows, pc..]         MR rows per micro-panel
 //         for each (MR x NR) tile:  micro-kernel, MR x NR accumulators in registers, K-loop of FMAs
 //
 // The micro-kernel keeps MR = 6 rows by NR = 2 vectors of C in 12 registers (Vector512: 6 x 32
@@ -114,96 +116,108 @@ public static unsafe class CpuGemm
 
     // One driver for both operand types: T is float or ILGPU.Half, and only the packing reads T
     // (the JIT specializes per value type, so the float path keeps its plain loads).
+    //
+    // The threads split C into a grid of regions (row blocks of MR-multiples by column blocks of
+    // NR-multiples) and each runs the whole blocked loop over its region with its own packed
+    // panels: one fork-join per call instead of two per K slice, which dominates the small GEMMs
+    // of a training step. The grid minimizes what each thread packs, (M / tr) K + K (N / tc):
+    // a batch of 128 rows against 256 columns splits the columns, a 4096^3 product the rows.
     private static void RunPacked<T>(bool transA, bool transB, int m, int n, int k, float alpha, T* a, T* b, float beta, float* c, int threads, bool use512)
         where T : unmanaged
     {
         int nr = use512 ? 32 : 16;
-        threads = Math.Max(1, Math.Min(threads, (m + MR - 1) / MR));
-        int lda = transA ? m : k, ldb = transB ? k : n;
-        int ncMax = Math.Min(NC, RoundUp(n, nr));
-
-        // Packing buffers come from the shared pool: a training step calls GEMM dozens of times.
-        var packedB = ArrayPool<float>.Shared.Rent(KC * ncMax);
-        var packedA = new float[threads][];
-        try
+        int rowPanels = (m + MR - 1) / MR, colPanels = (n + nr - 1) / nr;
+        threads = Math.Max(1, Math.Min(threads, rowPanels * colPanels));
+        int tr = 1, tc = 1;
+        long best = long.MaxValue;
+        for (int r = 1; r <= threads; r++)
         {
-            for (int jc = 0; jc < n; jc += NC)
+            if (threads % r != 0 || r > rowPanels || threads / r > colPanels)
+                continue;
+            long cost = ((long)((rowPanels + r - 1) / r) * MR * k) + ((long)k * ((colPanels + (threads / r) - 1) / (threads / r)) * nr);
+            if (cost < best)
             {
-                int nc = Math.Min(NC, n - jc);
-                for (int pc = 0; pc < k; pc += KC)
+                (best, tr, tc) = (cost, r, threads / r);
+            }
+        }
+
+        if (best == long.MaxValue)
+        {
+            // A prime thread count larger than both panel counts: fewer threads, rows only.
+            tr = Math.Min(threads, rowPanels);
+            tc = 1;
+        }
+
+        int rowsPer = (rowPanels + tr - 1) / tr * MR, colsPer = (colPanels + tc - 1) / tc * nr;
+        int lda = transA ? m : k, ldb = transB ? k : n;
+        if (tr * tc == 1)
+        {
+            Region(0);
+        }
+        else
+        {
+            Parallel.For(0, tr * tc, new ParallelOptions { MaxDegreeOfParallelism = tr * tc }, Region);
+        }
+
+        void Region(int t)
+        {
+            int i0 = t / tc * rowsPer, j0 = t % tc * colsPer;
+            int i1 = Math.Min(m, i0 + rowsPer), j1 = Math.Min(n, j0 + colsPer);
+            if (i0 >= i1 || j0 >= j1)
+                return;
+            int mc = i1 - i0;
+            int ncMax = Math.Min(NC, RoundUp(j1 - j0, nr));
+
+            // Packing buffers come from the shared pool: a training step calls GEMM dozens of times.
+            var packedB = ArrayPool<float>.Shared.Rent(KC * ncMax);
+            var packedA = ArrayPool<float>.Shared.Rent(KC * RoundUp(mc, MR));
+            try
+            {
+                fixed (float* bp = packedB)
+                fixed (float* ap = packedA)
                 {
-                    int kc = Math.Min(KC, k - pc);
-                    float betaHere = pc == 0 ? beta : 1f;
-                    fixed (float* bp = packedB)
-                        PackB(transB, b, ldb, pc, jc, kc, nc, nr, bp, threads);
-
-                    // Row blocks: MR-row micro-panels split evenly between threads.
-                    int panels = (m + MR - 1) / MR;
-                    int per = (panels + threads - 1) / threads;
-                    int jcCopy = jc, pcCopy = pc;
-                    if (threads == 1)
+                    for (int jc = j0; jc < j1; jc += NC)
                     {
-                        Block(0);
-                    }
-                    else
-                    {
-                        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, Block);
-                    }
-
-                    void Block(int t)
-                    {
-                        int i0 = t * per * MR, i1 = Math.Min(m, (t + 1) * per * MR);
-                        if (i0 >= i1)
-                            return;
-                        int mc = i1 - i0;
-                        var ap = packedA[t] ??= ArrayPool<float>.Shared.Rent(KC * RoundUp(Math.Min(m, per * MR), MR));
-                        fixed (float* apPtr = ap)
-                        fixed (float* bpPtr = packedB)
+                        int nc = Math.Min(NC, j1 - jc);
+                        for (int pc = 0; pc < k; pc += KC)
                         {
-                            PackA(transA, a, lda, i0, pcCopy, mc, kc, apPtr);
+                            int kc = Math.Min(KC, k - pc);
+                            float betaHere = pc == 0 ? beta : 1f;
+                            PackB(transB, b, ldb, pc, jc, kc, nc, nr, bp);
+                            PackA(transA, a, lda, i0, pc, mc, kc, ap);
                             for (int jr = 0; jr < nc; jr += nr)
                             {
                                 int nrHere = Math.Min(nr, nc - jr);
-                                float* bPanel = bpPtr + ((long)jr * kc);
+                                float* bPanel = bp + ((long)jr * kc);
                                 for (int ir = 0; ir < mc; ir += MR)
                                 {
                                     int mrHere = Math.Min(MR, mc - ir);
-                                    float* cTile = c + ((long)(i0 + ir) * n) + jcCopy + jr;
+                                    float* cTile = c + ((long)(i0 + ir) * n) + jc + jr;
                                     if (use512)
-                                        Micro512(kc, apPtr + ((long)ir * kc), bPanel, cTile, n, alpha, betaHere, mrHere, nrHere);
+                                        Micro512(kc, ap + ((long)ir * kc), bPanel, cTile, n, alpha, betaHere, mrHere, nrHere);
                                     else
-                                        Micro256(kc, apPtr + ((long)ir * kc), bPanel, cTile, n, alpha, betaHere, mrHere, nrHere);
+                                        Micro256(kc, ap + ((long)ir * kc), bPanel, cTile, n, alpha, betaHere, mrHere, nrHere);
                                 }
                             }
                         }
                     }
                 }
             }
-        }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(packedB);
-            foreach (var ap in packedA)
+            finally
             {
-                if (ap is not null)
-                    ArrayPool<float>.Shared.Return(ap);
+                ArrayPool<float>.Shared.Return(packedB);
+                ArrayPool<float>.Shared.Return(packedA);
             }
         }
     }
 
     // Packs op(B)[pc .. pc+kc, jc .. jc+nc] into micro-panels of nr columns: panel j holds
     // kc rows of nr floats, zero-padded past nc.
-    private static void PackB<T>(bool transB, T* b, int ldb, int pc, int jc, int kc, int nc, int nr, float* dst, int threads)
+    private static void PackB<T>(bool transB, T* b, int ldb, int pc, int jc, int kc, int nc, int nr, float* dst)
         where T : unmanaged
     {
-        int panels = (nc + nr - 1) / nr;
-        if (threads > 1 && panels > 1 && (long)kc * nc >= 32768)
-            Parallel.For(0, panels, new ParallelOptions { MaxDegreeOfParallelism = threads }, q => PackBPanel(transB, b, ldb, pc, jc, kc, nc, nr, dst, q * nr));
-        else
-        {
-            for (int jr = 0; jr < nc; jr += nr)
-                PackBPanel(transB, b, ldb, pc, jc, kc, nc, nr, dst, jr);
-        }
+        for (int jr = 0; jr < nc; jr += nr)
+            PackBPanel(transB, b, ldb, pc, jc, kc, nc, nr, dst, jr);
     }
 
     private static void PackBPanel<T>(bool transB, T* b, int ldb, int pc, int jc, int kc, int nc, int nr, float* dst, int jr)
@@ -226,11 +240,24 @@ public static unsafe class CpuGemm
             return;
         }
 
-        // B stored (N, K): op(B)[p, j] = B[j, p]. Read each stored row contiguously along p.
+        // B stored (N, K): op(B)[p, j] = B[j, p]. Whole 8 x 8 float blocks go through an AVX
+        // register transpose (exact: a packing only moves bits); the rest is read along p.
+        int p8 = 0;
+        if (typeof(T) == typeof(float) && Avx.IsSupported && w % 8 == 0)
+        {
+            p8 = kc / 8 * 8;
+            for (int j = 0; j < w; j += 8)
+            {
+                float* src = (float*)b + ((long)(jc + jr + j) * ldb) + pc;
+                for (int p = 0; p < p8; p += 8)
+                    Transpose8x8(src + p, ldb, panel + ((long)p * nr) + j, nr);
+            }
+        }
+
         for (int j = 0; j < w; j++)
         {
             T* src = b + ((long)(jc + jr + j) * ldb) + pc;
-            for (int p = 0; p < kc; p++)
+            for (int p = p8; p < kc; p++)
                 panel[((long)p * nr) + j] = Load(src + p);
         }
 
@@ -239,6 +266,44 @@ public static unsafe class CpuGemm
             for (int p = 0; p < kc; p++)
                 panel[((long)p * nr) + j] = 0f;
         }
+    }
+
+    // dst[r * ldd + c] = src[c * lds + r] for an 8 x 8 block: unpack pairs, shuffle quads, swap halves.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(float* src, int lds, float* dst, int ldd)
+    {
+        var r0 = Avx.LoadVector256(src);
+        var r1 = Avx.LoadVector256(src + lds);
+        var r2 = Avx.LoadVector256(src + (2 * lds));
+        var r3 = Avx.LoadVector256(src + (3 * lds));
+        var r4 = Avx.LoadVector256(src + (4 * lds));
+        var r5 = Avx.LoadVector256(src + (5 * lds));
+        var r6 = Avx.LoadVector256(src + (6 * lds));
+        var r7 = Avx.LoadVector256(src + (7 * lds));
+        var t0 = Avx.UnpackLow(r0, r1);
+        var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3);
+        var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5);
+        var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7);
+        var t7 = Avx.UnpackHigh(r6, r7);
+        var s0 = Avx.Shuffle(t0, t2, 0x44);
+        var s1 = Avx.Shuffle(t0, t2, 0xEE);
+        var s2 = Avx.Shuffle(t1, t3, 0x44);
+        var s3 = Avx.Shuffle(t1, t3, 0xEE);
+        var s4 = Avx.Shuffle(t4, t6, 0x44);
+        var s5 = Avx.Shuffle(t4, t6, 0xEE);
+        var s6 = Avx.Shuffle(t5, t7, 0x44);
+        var s7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(s0, s4, 0x20));
+        Avx.Store(dst + ldd, Avx.Permute2x128(s1, s5, 0x20));
+        Avx.Store(dst + (2 * ldd), Avx.Permute2x128(s2, s6, 0x20));
+        Avx.Store(dst + (3 * ldd), Avx.Permute2x128(s3, s7, 0x20));
+        Avx.Store(dst + (4 * ldd), Avx.Permute2x128(s0, s4, 0x31));
+        Avx.Store(dst + (5 * ldd), Avx.Permute2x128(s1, s5, 0x31));
+        Avx.Store(dst + (6 * ldd), Avx.Permute2x128(s2, s6, 0x31));
+        Avx.Store(dst + (7 * ldd), Avx.Permute2x128(s3, s7, 0x31));
     }
 
     // Packs op(A)[i0 .. i0+mc, pc .. pc+kc] into micro-panels of MR rows: panel i holds kc
