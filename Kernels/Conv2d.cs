@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Runtime.Intrinsics;
 using IlgpuTrain.Kernels.Runtime;
 
 namespace IlgpuTrain.Kernels;
@@ -23,11 +25,26 @@ namespace IlgpuTrain.Kernels;
 //                 in the fixed order (i, j), so the result is deterministic and needs no atomics.
 //   db[o]       = sum over n, oy, ox of dy (Reductions, in the Functional layer as F.BiasAdd does).
 //
-// Why one GEMM per image rather than one batched GEMM over (K, N P): on the CPU accelerator both
-// ran the 32->64, 14x14, batch-128 forward GEMMs at about 1 GFLOP/s (966 vs 964 ms, a noisy shared
-// machine), so the GEMM kernel, not the split, sets the speed; per image, y_n lands in NCHW order
-// with no permute and the (K, P) operand of one image (225 KB there) stays in cache. On a GPU a
-// batched GEMM (then a permute) would fill more groups for small images; not measured here.
+// Why one GEMM per image rather than one batched GEMM over (K, N P): per image, y_n lands in NCHW
+// order with no permute, the (K, P) operand of one image (225 KB at 32->64, 14x14) stays in L2
+// between its im2col and its GEMM, and the cols layout stays (N, K, P) for every backend. The
+// CPU accelerator (CpuLoops.Applies) runs the images in parallel instead of each GEMM: one image
+// per task, im2col (or col2im) and a single-threaded CpuGemm fused per image. CpuGemm's result
+// does not depend on its thread count, so Forward and BackwardInput equal the kernel path (Im2Col
+// kernel, then per-image multithreaded GEMMs) bitwise. CpuGemm alone at batch 128 on 2 cores (best
+// of 7, a loaded machine): 32->64 14x14 forward 24 ms per image in parallel, 26-29 ms per image in
+// sequence, 15-25 ms as one (O, N P, K) GEMM that would still need a permute; 1->32 28x28 forward
+// 2.6 / 8.4 / 4.1 ms. One GEMM would need permutes of y and dy and a (K, N P) layout on every
+// backend for no clear gain, so the GEMMs stay per image. Whole launchers, same harness, before ->
+// after: 1->32 28x28 forward 17.4 -> 3.4 ms, dW 19.4 -> 8.3 ms; 32->64 14x14 forward 142 -> 29 ms,
+// dW 21 -> 20 ms, dX 63 -> 26 ms (im2col alone 73 -> 3.5 ms, col2im 35 -> 2.6 ms).
+// dW sums over images, so the CPU path splits the batch into DwGroups fixed image groups (by N
+// alone, never by thread count): each group accumulates its images' GEMMs in order into its own
+// partial (the first into dW), then the partials are added in group order. Deterministic, but not
+// bitwise equal to the kernel path's one running sum over all images.
+// Managed Im2Col/Col2Im copy/add the same floats in the same order as the kernels (bitwise equal):
+// col2im zeroes each x plane and adds the taps (i, j) in ascending order, so each x element still
+// sums its own contributions in the kernel's fixed order.
 
 /// <summary>
 /// The geometry of a 2-D convolution: input (N, C, H, W), kernel (kh, kw), stride, padding,
@@ -142,6 +159,9 @@ public readonly struct Conv2dGeometry
 /// <summary>2-D convolution (NCHW, groups 1) by im2col + GEMM: CPU references (the spec), ILGPU kernels and checked launchers.</summary>
 public static class Conv2d
 {
+    // Fixed image groups of the CPU path's dW (by N alone, so the sum's order never depends on the thread count).
+    private const int DwGroups = 8;
+
     // ---------------------------------------------------------------- CPU reference (the spec)
 
     /// <summary>
@@ -411,13 +431,19 @@ public static class Conv2d
     /// <param name="x">x: exactly N C H W elements.</param>
     /// <param name="cols">cols: exactly <see cref="Conv2dGeometry.ColumnsLength"/> elements, overwritten.</param>
     /// <param name="g">The geometry.</param>
-    public static void Im2Col(KernelHost host, ArrayView<float> x, ArrayView<float> cols, Conv2dGeometry g)
+    public static unsafe void Im2Col(KernelHost host, ArrayView<float> x, ArrayView<float> cols, Conv2dGeometry g)
     {
         ArgumentNullException.ThrowIfNull(host);
         const string op = nameof(Conv2d) + "." + nameof(Im2Col);
         CheckIo(op, x, nameof(x), cols, nameof(cols), g);
         if (g.ColumnsLength == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            CpuLoops.For(host, (long)g.N * g.C, new Im2ColBody(CpuLoops.Ptr(x), CpuLoops.Ptr(cols), g), g.KH * g.KW * g.P);
+            return;
+        }
+
         host.Load(Im2ColDef)(host.Stream, host.Launch.GridStride(g.ColumnsLength), x, cols, g);
     }
 
@@ -426,7 +452,7 @@ public static class Conv2d
     /// <param name="cols">cols: exactly <see cref="Conv2dGeometry.ColumnsLength"/> elements.</param>
     /// <param name="x">x: exactly N C H W elements, overwritten.</param>
     /// <param name="g">The geometry.</param>
-    public static void Col2Im(KernelHost host, ArrayView<float> cols, ArrayView<float> x, Conv2dGeometry g)
+    public static unsafe void Col2Im(KernelHost host, ArrayView<float> cols, ArrayView<float> x, Conv2dGeometry g)
     {
         ArgumentNullException.ThrowIfNull(host);
         const string op = nameof(Conv2d) + "." + nameof(Col2Im);
@@ -436,6 +462,12 @@ public static class Conv2d
         if (g.ColumnsLength == 0)
         {
             Elementwise.Fill(host, x, 0f);
+            return;
+        }
+
+        if (CpuLoops.Applies(host))
+        {
+            CpuLoops.For(host, (long)g.N * g.C, new Col2ImBody(CpuLoops.Ptr(cols), CpuLoops.Ptr(x), g), g.KH * g.KW * g.P);
             return;
         }
 
@@ -454,7 +486,7 @@ public static class Conv2d
     /// <param name="cols">Workspace of <see cref="Conv2dGeometry.ColumnsLength"/> elements, overwritten with the columns.</param>
     /// <param name="g">The geometry.</param>
     /// <param name="outChannels">O.</param>
-    public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias, ArrayView<float> y, ArrayView<float> cols, Conv2dGeometry g, int outChannels)
+    public static unsafe void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias, ArrayView<float> y, ArrayView<float> cols, Conv2dGeometry g, int outChannels)
     {
         ArgumentNullException.ThrowIfNull(host);
         const string op = nameof(Conv2d) + "." + nameof(Forward);
@@ -465,6 +497,12 @@ public static class Conv2d
         long perY = (long)outChannels * g.P;
         if (perY == 0 || g.N == 0)
             return;
+        if (Managed(host, g, outChannels))
+        {
+            CpuLoops.For(host, g.N, new ForwardBody(CpuLoops.Ptr(x), CpuLoops.Ptr(weight), CpuLoops.Ptr(bias), CpuLoops.Ptr(y), CpuLoops.Ptr(cols), g, outChannels), ImageWork(g, outChannels));
+            return;
+        }
+
         Im2Col(host, x, cols, g);
         int k = g.K;
         long perCols = (long)k * g.P;
@@ -495,6 +533,12 @@ public static class Conv2d
             return;
         }
 
+        if (Managed(host, g, outChannels))
+        {
+            BackwardWeightManaged(host, dy, cols, dw, g, outChannels);
+            return;
+        }
+
         for (int n = 0; n < g.N; n++)
             Gemm.Run(host, false, true, outChannels, k, g.P, 1f, dy.SubView(n * perY, perY), cols.SubView(n * perCols, perCols), n == 0 ? 0f : 1f, dw);
     }
@@ -507,7 +551,7 @@ public static class Conv2d
     /// <param name="dx">dL/dx (N, C, H, W), overwritten.</param>
     /// <param name="g">The geometry.</param>
     /// <param name="outChannels">O.</param>
-    public static void BackwardInput(KernelHost host, ArrayView<float> weight, ArrayView<float> dy, ArrayView<float> dcols, ArrayView<float> dx, Conv2dGeometry g, int outChannels)
+    public static unsafe void BackwardInput(KernelHost host, ArrayView<float> weight, ArrayView<float> dy, ArrayView<float> dcols, ArrayView<float> dx, Conv2dGeometry g, int outChannels)
     {
         ArgumentNullException.ThrowIfNull(host);
         const string op = nameof(Conv2d) + "." + nameof(BackwardInput);
@@ -515,6 +559,12 @@ public static class Conv2d
         CheckWeight(op, weight, dy, nameof(dy), g, outChannels);
         int k = g.K;
         long perY = (long)outChannels * g.P, perCols = (long)k * g.P;
+        if (Managed(host, g, outChannels))
+        {
+            CpuLoops.For(host, g.N, new BackwardInputBody(CpuLoops.Ptr(weight), CpuLoops.Ptr(dy), CpuLoops.Ptr(dcols), CpuLoops.Ptr(dx), g, outChannels), ImageWork(g, outChannels));
+            return;
+        }
+
         if (perCols != 0)
         {
             for (int n = 0; n < g.N; n++)
@@ -522,6 +572,219 @@ public static class Conv2d
         }
 
         Col2Im(host, dcols, dx, g);
+    }
+
+    // The CPU accelerator's per-image path needs a non-degenerate GEMM (CpuGemm takes K >= 1);
+    // degenerate shapes take the kernel path, whose launchers handle them.
+    private static bool Managed(KernelHost host, Conv2dGeometry g, int outChannels) =>
+        CpuLoops.Applies(host) && CpuGemm.IsSupported && g.N > 0 && g.K > 0 && g.P > 0 && outChannels > 0;
+
+    // Work of one image (GEMM multiply-adds plus the columns), so CpuLoops.For splits only batches worth a thread.
+    private static int ImageWork(Conv2dGeometry g, int outChannels) =>
+        (int)Math.Min(int.MaxValue, ((long)g.K * g.P * outChannels) + ((long)g.K * g.P));
+
+    private static unsafe void BackwardWeightManaged(KernelHost host, ArrayView<float> dy, ArrayView<float> cols, ArrayView<float> dw, Conv2dGeometry g, int outChannels)
+    {
+        int groups = Math.Min(g.N, DwGroups);
+        int len = outChannels * g.K;
+        var partials = groups > 1 ? ArrayPool<float>.Shared.Rent((groups - 1) * len) : [];
+        try
+        {
+            fixed (float* pp = partials)
+            {
+                float* dwp = CpuLoops.Ptr(dw);
+                CpuLoops.For(host, groups, new WeightGroupBody(CpuLoops.Ptr(dy), CpuLoops.Ptr(cols), dwp, pp, groups, g, outChannels), (int)Math.Min(int.MaxValue, ImageWork(g, outChannels) * (long)(g.N / groups)));
+                for (int q = 1; q < groups; q++)
+                    AddInto(dwp, pp + ((long)(q - 1) * len), len);
+            }
+        }
+        finally
+        {
+            if (groups > 1)
+                ArrayPool<float>.Shared.Return(partials);
+        }
+    }
+
+    // y += x, one IEEE add per element (so the lane width does not matter).
+    private static unsafe void AddInto(float* y, float* x, int len)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= len - 8; i += 8)
+                (Vector256.Load(y + i) + Vector256.Load(x + i)).Store(y + i);
+        }
+
+        for (; i < len; i++)
+            y[i] += x[i];
+    }
+
+    // Output pixels ox in [lo, hi) of tap column offset off = j dw - pw read input columns ix = ox sw + off inside [0, W).
+    private static (int Lo, int Hi) InsideColumns(Conv2dGeometry g, int j)
+    {
+        int off = (j * g.DW) - g.PW;
+        int lo = off >= 0 ? 0 : (-off + g.SW - 1) / g.SW;
+        int last = g.W - 1 - off;
+        int hi = last < 0 ? 0 : Math.Min(g.WO, (last / g.SW) + 1);
+        return (Math.Min(lo, hi), hi);
+    }
+
+    // im2col of the planes [start, end) of x (plane q = n C + c): the kernel's copies, with the padding ranges as 0.
+    private readonly unsafe struct Im2ColBody(float* x, float* cols, Conv2dGeometry g) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            int p = g.P, k = g.K, plane = g.H * g.W;
+            for (int q = start; q < end; q++)
+            {
+                int n = q / g.C, c = q - (n * g.C);
+                float* xp = x + ((long)q * plane);
+                for (int i = 0; i < g.KH; i++)
+                {
+                    for (int j = 0; j < g.KW; j++)
+                    {
+                        float* dst = cols + ((((long)n * k) + (((c * g.KH) + i) * g.KW) + j) * p);
+                        var (lo, hi) = InsideColumns(g, j);
+                        int off = (j * g.DW) - g.PW;
+                        for (int oy = 0; oy < g.HO; oy++)
+                        {
+                            int iy = (oy * g.SH) - g.PH + (i * g.DH);
+                            float* d = dst + ((long)oy * g.WO);
+                            if (iy < 0 || iy >= g.H || lo >= hi)
+                            {
+                                new Span<float>(d, g.WO).Clear();
+                                continue;
+                            }
+
+                            new Span<float>(d, lo).Clear();
+                            float* src = xp + ((long)iy * g.W) + off;
+                            if (g.SW == 1)
+                            {
+                                new ReadOnlySpan<float>(src + lo, hi - lo).CopyTo(new Span<float>(d + lo, hi - lo));
+                            }
+                            else
+                            {
+                                for (int ox = lo; ox < hi; ox++)
+                                    d[ox] = src[ox * g.SW];
+                            }
+
+                            new Span<float>(d + hi, g.WO - hi).Clear();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // col2im of the planes [start, end) of x: zero the plane, then add tap (i, j) after tap (i, j)
+    // in ascending order. For one tap each x element gets at most one entry (ox -> ix is one to
+    // one), so every element sums its entries in the kernel's (i, j) order, starting from 0.
+    private readonly unsafe struct Col2ImBody(float* cols, float* x, Conv2dGeometry g) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            int p = g.P, k = g.K, plane = g.H * g.W;
+            for (int q = start; q < end; q++)
+            {
+                int n = q / g.C, c = q - (n * g.C);
+                float* xp = x + ((long)q * plane);
+                new Span<float>(xp, plane).Clear();
+                for (int i = 0; i < g.KH; i++)
+                {
+                    for (int j = 0; j < g.KW; j++)
+                    {
+                        float* src = cols + ((((long)n * k) + (((c * g.KH) + i) * g.KW) + j) * p);
+                        var (lo, hi) = InsideColumns(g, j);
+                        if (lo >= hi)
+                            continue;
+                        int off = (j * g.DW) - g.PW;
+                        for (int oy = 0; oy < g.HO; oy++)
+                        {
+                            int iy = (oy * g.SH) - g.PH + (i * g.DH);
+                            if (iy < 0 || iy >= g.H)
+                                continue;
+                            float* s = src + ((long)oy * g.WO);
+                            float* d = xp + ((long)iy * g.W) + off;
+                            if (g.SW == 1)
+                            {
+                                AddInto(d + lo, s + lo, hi - lo);
+                            }
+                            else
+                            {
+                                for (int ox = lo; ox < hi; ox++)
+                                    d[ox * g.SW] += s[ox];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Images [start, end): im2col of image n, y_n = w cols_n (a single-threaded CpuGemm), then the channel bias.
+    private readonly unsafe struct ForwardBody(float* x, float* w, float* bias, float* y, float* cols, Conv2dGeometry g, int outChannels) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
+            var im2col = new Im2ColBody(x, cols, g);
+            for (int n = start; n < end; n++)
+            {
+                im2col.Run(n * g.C, (n + 1) * g.C);
+                float* yn = y + (n * perY);
+                CpuGemm.Run(false, false, outChannels, g.P, g.K, 1f, w, cols + (n * perCols), 0f, yn, 1);
+                if (bias == null)
+                    continue;
+                for (int o = 0; o < outChannels; o++)
+                {
+                    // y + b, as BiasAdd.ForwardChannels.
+                    float* row = yn + ((long)o * g.P);
+                    float b = bias[o];
+                    int i = 0;
+                    if (Vector256.IsHardwareAccelerated)
+                    {
+                        var vb = Vector256.Create(b);
+                        for (; i <= g.P - 8; i += 8)
+                            (Vector256.Load(row + i) + vb).Store(row + i);
+                    }
+
+                    for (; i < g.P; i++)
+                        row[i] += b;
+                }
+            }
+        }
+    }
+
+    // Images [start, end): dcols_n = w^T dy_n (a single-threaded CpuGemm), then col2im of image n.
+    private readonly unsafe struct BackwardInputBody(float* w, float* dy, float* dcols, float* dx, Conv2dGeometry g, int outChannels) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
+            var col2im = new Col2ImBody(dcols, dx, g);
+            for (int n = start; n < end; n++)
+            {
+                CpuGemm.Run(true, false, g.K, g.P, outChannels, 1f, w, dy + (n * perY), 0f, dcols + (n * perCols), 1);
+                col2im.Run(n * g.C, (n + 1) * g.C);
+            }
+        }
+    }
+
+    // Image groups [start, end) of dW: group q sums images [q N / groups, (q + 1) N / groups) in
+    // order (the first GEMM with beta 0) into dW for q = 0 and into partial q - 1 otherwise.
+    private readonly unsafe struct WeightGroupBody(float* dy, float* cols, float* dw, float* partials, int groups, Conv2dGeometry g, int outChannels) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P, len = (long)outChannels * g.K;
+            for (int q = start; q < end; q++)
+            {
+                float* into = q == 0 ? dw : partials + ((q - 1) * len);
+                int n0 = (int)((long)q * g.N / groups), n1 = (int)((long)(q + 1) * g.N / groups);
+                for (int n = n0; n < n1; n++)
+                    CpuGemm.Run(false, true, outChannels, g.K, g.P, 1f, dy + (n * perY), cols + (n * perCols), n == n0 ? 0f : 1f, into, 1);
+            }
+        }
     }
 
     private static void CheckIo(string op, ArrayView<float> x, string xName, ArrayView<float> cols, string colsName, Conv2dGeometry g)

@@ -19,6 +19,21 @@ public static partial class Gens
         Gen.Choose(1, 3));
 
     /// <summary>
+    /// A convolution case for the CPU accelerator's per-image paths: batch 0 to 20 (more than the
+    /// 8 fixed dW image groups, and enough work to split over threads), channels 0 to 4, output
+    /// channels 0 to 6, sides 1 to 17, kernels 1 to 3, strides 1 to 2, padding 0 to 2, dilation 1 to 2.
+    /// </summary>
+    public static Gen<ConvCase> ConvBatchCase { get; } = ConvCaseOf(
+        Gen.OneOf(Gen.Elements(0, 1, 8, 9, 17), Gen.Choose(0, 20)),
+        Gen.Choose(0, 4),
+        Gen.Choose(0, 6),
+        Gen.OneOf(Gen.Elements(1, 15, 16, 17), Gen.Choose(1, 17)),
+        Gen.Choose(1, 3),
+        Gen.Choose(1, 2),
+        Gen.Choose(0, 2),
+        Gen.Choose(1, 2));
+
+    /// <summary>
     /// A small convolution case for gradient checks (finite differences cost two reference
     /// forwards per input element): batch 1 to 2, channels 1 to 3, output channels 1 to 3, sides
     /// 1 to 7, kernels 1 to 3, strides 1 to 2, padding 0 to 2, dilation 1 to 2.
