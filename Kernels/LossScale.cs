@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using IlgpuTrain.Kernels.Runtime;
 using ILGPU.Algorithms;
 
@@ -127,7 +128,29 @@ public static class LossScale
         {
             bool write = invScale != 1f;
             bool bad = false;
-            for (int i = start; i < end; i++)
+            int i = start;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                // The same multiply per element; |v| < inf is false exactly for inf and NaN.
+                var inv = Vector256.Create(invScale);
+                var infinity = Vector256.Create(float.PositiveInfinity);
+                var notFinite = Vector256<float>.Zero;
+                for (; i + 8 <= end; i += 8)
+                {
+                    var v = Vector256.Load(grads + i);
+                    if (write)
+                    {
+                        v *= inv;
+                        v.Store(grads + i);
+                    }
+
+                    notFinite |= ~Vector256.LessThan(Vector256.Abs(v), infinity);
+                }
+
+                bad = notFinite != Vector256<float>.Zero;
+            }
+
+            for (; i < end; i++)
             {
                 float v = grads[i];
                 if (write)
