@@ -156,7 +156,7 @@ public static unsafe class CpuGemm
         }
         else
         {
-            Parallel.For(0, tr * tc, new ParallelOptions { MaxDegreeOfParallelism = tr * tc }, Region);
+            Runtime.CpuWorkers.For(tr * tc, tr * tc, Region);
         }
 
         void Region(int t)

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Runtime.ExceptionServices;
 
 namespace IlgpuTrain.Training;
@@ -156,7 +155,7 @@ public sealed class DataLoader : IDisposable
     private IEnumerable<HostBatch> Prefetched(int epoch, int startBatch, int batches)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(_disposed.Token);
-        using var queue = new BlockingCollection<HostBatch>(Prefetch);
+        using var queue = new Handoff(Prefetch, stop.Token);
         ExceptionDispatchInfo? failure = null;
         var worker = new Thread(() =>
         {
@@ -164,7 +163,7 @@ public sealed class DataLoader : IDisposable
             {
                 var order = Order(epoch);
                 for (int b = startBatch; b < batches; b++)
-                    queue.Add(Make(order, b), stop.Token);
+                    queue.Add(Make(order, b));
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
@@ -191,7 +190,7 @@ public sealed class DataLoader : IDisposable
                 HostBatch batch;
                 try
                 {
-                    if (!queue.TryTake(out batch!, Timeout.Infinite, _disposed.Token))
+                    if (!queue.TryTake(out batch!, _disposed.Token))
                         break;
                 }
                 catch (OperationCanceledException)
@@ -220,5 +219,85 @@ public sealed class DataLoader : IDisposable
         var labels = new int[count];
         Data.Gather(order.AsSpan(start, count), x, labels);
         return new HostBatch(b, count, new Shape([count, .. Data.SampleShape.ToArray()]), x, labels);
+    }
+
+    // A bounded hand-off between the prefetch thread and the consumer that blocks without
+    // spinning: BlockingCollection's SemaphoreSlim spins and yields before it sleeps, and on a
+    // two-core machine a producer that waits on a full queue once per batch then competes with
+    // the training thread and the kernels' workers for the cores.
+    private sealed class Handoff : IDisposable
+    {
+        private readonly Queue<HostBatch> _items = new();
+        private readonly int _capacity;
+        private readonly CancellationToken _stop;
+        private readonly CancellationTokenRegistration _wakeOnStop;
+        private bool _completed;
+
+        public Handoff(int capacity, CancellationToken stop)
+        {
+            _capacity = capacity;
+            _stop = stop;
+            _wakeOnStop = stop.Register(Wake);
+        }
+
+        /// <summary>Waits for room, then enqueues; throws OperationCanceledException once stopped.</summary>
+        public void Add(HostBatch item)
+        {
+            lock (_items)
+            {
+                while (_items.Count >= _capacity)
+                {
+                    _stop.ThrowIfCancellationRequested();
+                    Monitor.Wait(_items);
+                }
+
+                _stop.ThrowIfCancellationRequested();
+                _items.Enqueue(item);
+                Monitor.PulseAll(_items);
+            }
+        }
+
+        /// <summary>Waits for an item; false once adding completed and the queue is empty.</summary>
+        public bool TryTake(out HostBatch? item, CancellationToken cancel)
+        {
+            // As BlockingCollection: a cancelled take throws even when items are queued.
+            cancel.ThrowIfCancellationRequested();
+            using var wakeOnCancel = cancel.Register(Wake);
+            lock (_items)
+            {
+                while (_items.Count == 0)
+                {
+                    if (_completed)
+                    {
+                        item = null;
+                        return false;
+                    }
+
+                    cancel.ThrowIfCancellationRequested();
+                    Monitor.Wait(_items);
+                }
+
+                item = _items.Dequeue();
+                Monitor.PulseAll(_items);
+                return true;
+            }
+        }
+
+        public void CompleteAdding()
+        {
+            lock (_items)
+            {
+                _completed = true;
+                Monitor.PulseAll(_items);
+            }
+        }
+
+        public void Dispose() => _wakeOnStop.Dispose();
+
+        private void Wake()
+        {
+            lock (_items)
+                Monitor.PulseAll(_items);
+        }
     }
 }

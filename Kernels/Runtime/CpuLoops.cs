@@ -13,7 +13,7 @@ namespace IlgpuTrain.Kernels.Runtime;
 // loops call the very operator structs the kernels call; the few Vector256 loops use only IEEE
 // add/sub/mul/compare, never FMA, since neither the kernels nor the JIT contract a*b+c), so the
 // managed path is bitwise equal to the kernel. Work is split over threads only from
-// ParallelThreshold elements (Parallel.For costs microseconds), in fixed chunks independent of
+// ParallelThreshold elements (a fork-join on CpuWorkers costs microseconds), in fixed chunks independent of
 // thread timing.
 
 /// <summary>Managed loops that replace per-element kernels on the CPU accelerator.</summary>
@@ -84,8 +84,7 @@ internal static unsafe class CpuLoops
         int align = grain == 1 ? ChunkAlign : 1;
         int chunk = (((len + threads - 1) / threads) + align - 1) / align * align;
         int chunks = (len + chunk - 1) / chunk;
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c =>
-            body.Run(c * chunk, Math.Min(len, (c + 1) * chunk)));
+        CpuWorkers.For(chunks, threads, c => body.Run(c * chunk, Math.Min(len, (c + 1) * chunk)));
     }
 
     /// <summary>y = op(x) elementwise (Elementwise.MapKernel).</summary>
