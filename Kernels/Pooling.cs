@@ -524,6 +524,218 @@ public static class Pooling
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> GlobalAvgPoolBackwardDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(GlobalAvgPoolBackwardKernel);
 
+    // ---------------------------------------------------------------- managed CPU paths
+    // On the CPU accelerator (CpuLoops.Applies) the launchers run these on the buffers' host memory,
+    // threads splitting the N C planes. Every output gets the kernel's float operations in the
+    // kernel's order, so the results are bitwise equal to the ILGPU kernels:
+    // - the forwards are the kernels' loops, one plane at a time, without the per-element divisions;
+    // - the max and average backwards SCATTER within a plane (clear it, then add each output's
+    //   share in row-major output order, as the references): each input receives the same terms
+    //   in the same order, from the same 0f, as the kernels' gathers, so the sums are identical,
+    //   and one thread owns a plane, so it stays deterministic;
+    // - GlobalAvgPool sums 4 planes side by side (4 independent add chains, each in order).
+
+    private static unsafe void MaxPool2dForwardManaged(KernelHost host, ArrayView<float> x, ArrayView<float> y, ArrayView<int> argmax, Pool2dGeometry g) =>
+        CpuLoops.For(host, (long)g.N * g.C, new MaxForwardBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), CpuLoops.Ptr(argmax), g), g.OutH * g.OutW * g.KernelH * g.KernelW);
+
+    private static unsafe void MaxPool2dBackwardManaged(KernelHost host, ArrayView<float> dy, ArrayView<int> argmax, ArrayView<float> dx, Pool2dGeometry g) =>
+        CpuLoops.For(host, (long)g.N * g.C, new MaxBackwardBody(CpuLoops.Ptr(dy), CpuLoops.Ptr(argmax), CpuLoops.Ptr(dx), g), (g.H * g.W) + (g.OutH * g.OutW));
+
+    private static unsafe void AvgPool2dForwardManaged(KernelHost host, ArrayView<float> x, ArrayView<float> y, Pool2dGeometry g, bool countIncludePad) =>
+        CpuLoops.For(host, (long)g.N * g.C, new AvgForwardBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), g, countIncludePad), g.OutH * g.OutW * g.KernelH * g.KernelW);
+
+    private static unsafe void AvgPool2dBackwardManaged(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, Pool2dGeometry g, bool countIncludePad) =>
+        CpuLoops.For(host, (long)g.N * g.C, new AvgBackwardBody(CpuLoops.Ptr(dy), CpuLoops.Ptr(dx), g, countIncludePad), (g.H * g.W) + (g.OutH * g.OutW * g.KernelH * g.KernelW));
+
+    private static unsafe void GlobalAvgPoolForwardManaged(KernelHost host, ArrayView<float> x, ArrayView<float> y, int s) =>
+        CpuLoops.For(host, y.Length, new GlobalForwardBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), s), s);
+
+    private static unsafe void GlobalAvgPoolBackwardManaged(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, int s) =>
+        CpuLoops.For(host, dy.Length, new GlobalBackwardBody(CpuLoops.Ptr(dy), CpuLoops.Ptr(dx), s), s);
+
+    private readonly unsafe struct MaxForwardBody(float* x, float* y, int* argmax, Pool2dGeometry g) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
+            for (int p = start; p < end; p++)
+            {
+                float* xp = x + ((long)p * inPlane);
+                long o = (long)p * outPlane;
+                for (int oh = 0; oh < g.OutH; oh++)
+                {
+                    int h0 = (oh * g.StrideH) - g.PadH;
+                    int fh = h0 < 0 ? h0 + ((-h0 + g.DilationH - 1) / g.DilationH * g.DilationH) : h0;
+                    for (int ow = 0; ow < g.OutW; ow++, o++)
+                    {
+                        int w0 = (ow * g.StrideW) - g.PadW;
+                        int fw = w0 < 0 ? w0 + ((-w0 + g.DilationW - 1) / g.DilationW * g.DilationW) : w0;
+                        float best = float.NegativeInfinity;
+                        int bestAt = (fh * g.W) + fw;
+                        for (int r = 0; r < g.KernelH; r++)
+                        {
+                            int ih = h0 + (r * g.DilationH);
+                            if (ih < 0 || ih >= g.H)
+                                continue;
+                            for (int s = 0; s < g.KernelW; s++)
+                            {
+                                int iw = w0 + (s * g.DilationW);
+                                if (iw < 0 || iw >= g.W)
+                                    continue;
+                                int at = (ih * g.W) + iw;
+                                float v = xp[at];
+                                if (v > best || float.IsNaN(v))
+                                {
+                                    best = v;
+                                    bestAt = at;
+                                }
+                            }
+                        }
+
+                        y[o] = best;
+                        argmax[o] = bestAt;
+                    }
+                }
+            }
+        }
+    }
+
+    private readonly unsafe struct MaxBackwardBody(float* dy, int* argmax, float* dx, Pool2dGeometry g) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
+            for (int p = start; p < end; p++)
+            {
+                float* dxp = dx + ((long)p * inPlane);
+                new Span<float>(dxp, inPlane).Clear();
+                long o = (long)p * outPlane;
+                for (int oh = 0; oh < g.OutH; oh++)
+                {
+                    int h0 = (oh * g.StrideH) - g.PadH;
+                    for (int ow = 0; ow < g.OutW; ow++, o++)
+                    {
+                        int at = argmax[o];
+                        if ((uint)at >= (uint)inPlane)
+                            continue;
+                        // The kernel gathers dy[o] into at only when at is a tap of o's window.
+                        int ih = at / g.W;
+                        int r = ih - h0, s = at - (ih * g.W) - ((ow * g.StrideW) - g.PadW);
+                        if (r >= 0 && r % g.DilationH == 0 && r / g.DilationH < g.KernelH
+                            && s >= 0 && s % g.DilationW == 0 && s / g.DilationW < g.KernelW)
+                            dxp[at] += dy[o];
+                    }
+                }
+            }
+        }
+    }
+
+    private readonly unsafe struct AvgForwardBody(float* x, float* y, Pool2dGeometry g, bool countIncludePad) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
+            for (int p = start; p < end; p++)
+            {
+                float* xp = x + ((long)p * inPlane);
+                long o = (long)p * outPlane;
+                for (int oh = 0; oh < g.OutH; oh++)
+                {
+                    int h0 = (oh * g.StrideH) - g.PadH;
+                    int hs = Math.Max(h0, 0), he = Math.Min(h0 + g.KernelH, g.H);
+                    for (int ow = 0; ow < g.OutW; ow++, o++)
+                    {
+                        int w0 = (ow * g.StrideW) - g.PadW;
+                        int ws = Math.Max(w0, 0), we = Math.Min(w0 + g.KernelW, g.W);
+                        float sum = 0;
+                        for (int ih = hs; ih < he; ih++)
+                        {
+                            float* row = xp + (ih * g.W);
+                            for (int iw = ws; iw < we; iw++)
+                                sum += row[iw];
+                        }
+
+                        y[o] = sum / (countIncludePad ? g.KernelH * g.KernelW : (he - hs) * (we - ws));
+                    }
+                }
+            }
+        }
+    }
+
+    private readonly unsafe struct AvgBackwardBody(float* dy, float* dx, Pool2dGeometry g, bool countIncludePad) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
+            for (int p = start; p < end; p++)
+            {
+                float* dxp = dx + ((long)p * inPlane);
+                new Span<float>(dxp, inPlane).Clear();
+                long o = (long)p * outPlane;
+                for (int oh = 0; oh < g.OutH; oh++)
+                {
+                    int h0 = (oh * g.StrideH) - g.PadH;
+                    int hs = Math.Max(h0, 0), he = Math.Min(h0 + g.KernelH, g.H);
+                    for (int ow = 0; ow < g.OutW; ow++, o++)
+                    {
+                        int w0 = (ow * g.StrideW) - g.PadW;
+                        int ws = Math.Max(w0, 0), we = Math.Min(w0 + g.KernelW, g.W);
+                        float share = dy[o] / (countIncludePad ? g.KernelH * g.KernelW : (he - hs) * (we - ws));
+                        for (int ih = hs; ih < he; ih++)
+                        {
+                            float* row = dxp + (ih * g.W);
+                            for (int iw = ws; iw < we; iw++)
+                                row[iw] += share;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private readonly unsafe struct GlobalForwardBody(float* x, float* y, int s) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            int p = start;
+            for (; p <= end - 4; p += 4)
+            {
+                float* x0 = x + ((long)p * s), x1 = x0 + s, x2 = x1 + s, x3 = x2 + s;
+                float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+                for (int j = 0; j < s; j++)
+                {
+                    s0 += x0[j];
+                    s1 += x1[j];
+                    s2 += x2[j];
+                    s3 += x3[j];
+                }
+
+                y[p] = s0 / s;
+                y[p + 1] = s1 / s;
+                y[p + 2] = s2 / s;
+                y[p + 3] = s3 / s;
+            }
+
+            for (; p < end; p++)
+            {
+                float* xp = x + ((long)p * s);
+                float sum = 0;
+                for (int j = 0; j < s; j++)
+                    sum += xp[j];
+                y[p] = sum / s;
+            }
+        }
+    }
+
+    private readonly unsafe struct GlobalBackwardBody(float* dy, float* dx, int s) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            for (int p = start; p < end; p++)
+                new Span<float>(dx + ((long)p * s), s).Fill(dy[p] / s);
+        }
+    }
+
     // ---------------------------------------------------------------- launchers
 
     /// <summary>Max pooling: y = window max and argmax = flat in-plane index of the first maximum (PyTorch's return_indices).</summary>
@@ -540,6 +752,12 @@ public static class Pooling
         Check.Length(op, argmax, nameof(argmax), g.OutputLength, OutputLegend(g));
         if (g.OutputLength == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            MaxPool2dForwardManaged(host, x, y, argmax, g);
+            return;
+        }
+
         host.Load(MaxPool2dForwardDef)(host.Stream, host.Launch.GridStride(g.OutputLength), x, y, argmax, g);
     }
 
@@ -557,6 +775,12 @@ public static class Pooling
         Check.Length(op, argmax, nameof(argmax), g.OutputLength, OutputLegend(g));
         if (g.InputLength == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            MaxPool2dBackwardManaged(host, dy, argmax, dx, g);
+            return;
+        }
+
         host.Load(MaxPool2dBackwardDef)(host.Stream, host.Launch.GridStride(g.InputLength), dy, argmax, dx, g);
     }
 
@@ -574,6 +798,12 @@ public static class Pooling
         CheckNoDilation(op, g);
         if (g.OutputLength == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            AvgPool2dForwardManaged(host, x, y, g, countIncludePad);
+            return;
+        }
+
         host.Load(AvgPool2dForwardDef)(host.Stream, host.Launch.GridStride(g.OutputLength), x, y, g, countIncludePad ? 1 : 0);
     }
 
@@ -591,6 +821,12 @@ public static class Pooling
         CheckNoDilation(op, g);
         if (g.InputLength == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            AvgPool2dBackwardManaged(host, dy, dx, g, countIncludePad);
+            return;
+        }
+
         host.Load(AvgPool2dBackwardDef)(host.Stream, host.Launch.GridStride(g.InputLength), dy, dx, g, countIncludePad ? 1 : 0);
     }
 
@@ -608,6 +844,12 @@ public static class Pooling
         CheckGlobal(op, x, nameof(x), y, nameof(y), n, c, s);
         if (y.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            GlobalAvgPoolForwardManaged(host, x, y, s);
+            return;
+        }
+
         host.Load(GlobalAvgPoolForwardDef)(host.Stream, host.Launch.GridStride(y.Length), x, y, s);
     }
 
@@ -625,6 +867,12 @@ public static class Pooling
         CheckGlobal(op, dx, nameof(dx), dy, nameof(dy), n, c, s);
         if (dx.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            GlobalAvgPoolBackwardManaged(host, dy, dx, s);
+            return;
+        }
+
         host.Load(GlobalAvgPoolBackwardDef)(host.Stream, host.Launch.GridStride(dx.Length), dy, dx, s);
     }
 
