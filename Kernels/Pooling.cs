@@ -557,6 +557,12 @@ public static class Pooling
     {
         public void Run(int start, int end)
         {
+            if (IsPlain2x2(g))
+            {
+                Plain2x2(start, end);
+                return;
+            }
+
             int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
             for (int p = start; p < end; p++)
             {
@@ -598,12 +604,61 @@ public static class Pooling
                 }
             }
         }
+
+        // The CNN's MaxPool2d(2): every window lies inside the plane, so its taps are at, at + 1,
+        // at + W, at + W + 1, compared in the kernel's order with the kernel's test.
+        private void Plain2x2(int start, int end)
+        {
+            int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W, w = g.W;
+            for (int p = start; p < end; p++)
+            {
+                float* xp = x + ((long)p * inPlane);
+                long o = (long)p * outPlane;
+                for (int oh = 0; oh < g.OutH; oh++)
+                {
+                    int rowAt = 2 * oh * w;
+                    for (int ow = 0; ow < g.OutW; ow++, o++)
+                    {
+                        int at = rowAt + (2 * ow);
+                        // The kernel's test (v > best || NaN v; the first tap always passes it or
+                        // ties -inf), evaluated without branches: random data mispredicts them.
+                        float best = xp[at];
+                        int bestAt = at;
+                        float v = xp[at + 1];
+                        bool take = (v > best) | float.IsNaN(v);
+                        best = take ? v : best;
+                        bestAt = take ? at + 1 : bestAt;
+                        v = xp[at + w];
+                        take = (v > best) | float.IsNaN(v);
+                        best = take ? v : best;
+                        bestAt = take ? at + w : bestAt;
+                        v = xp[at + w + 1];
+                        take = (v > best) | float.IsNaN(v);
+                        best = take ? v : best;
+                        bestAt = take ? at + w + 1 : bestAt;
+                        y[o] = best;
+                        argmax[o] = bestAt;
+                    }
+                }
+            }
+        }
     }
+
+    // Window 2x2, stride 2, no padding, no dilation: the common max pooling, whose windows all lie
+    // inside the plane and do not overlap.
+    private static bool IsPlain2x2(Pool2dGeometry g) =>
+        g.KernelH == 2 && g.KernelW == 2 && g.StrideH == 2 && g.StrideW == 2 && g.PadH == 0 && g.PadW == 0 && g.DilationH == 1 && g.DilationW == 1;
 
     private readonly unsafe struct MaxBackwardBody(float* dy, int* argmax, float* dx, Pool2dGeometry g) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
+            if (IsPlain2x2(g))
+            {
+                Plain2x2(start, end);
+                return;
+            }
+
             int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
             for (int p = start; p < end; p++)
             {
@@ -624,6 +679,31 @@ public static class Pooling
                         if (r >= 0 && r % g.DilationH == 0 && r / g.DilationH < g.KernelH
                             && s >= 0 && s % g.DilationW == 0 && s / g.DilationW < g.KernelW)
                             dxp[at] += dy[o];
+                    }
+                }
+            }
+        }
+
+        // Window o's taps are base, base + 1, base + W, base + W + 1 (W >= 2, all inside the
+        // plane): the tap test without divisions. Windows do not overlap, so each dx gets at most
+        // one term, added to 0f as the kernel's gather does.
+        private void Plain2x2(int start, int end)
+        {
+            int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W, w = g.W;
+            for (int p = start; p < end; p++)
+            {
+                float* dxp = dx + ((long)p * inPlane);
+                new Span<float>(dxp, inPlane).Clear();
+                long o = (long)p * outPlane;
+                for (int oh = 0; oh < g.OutH; oh++)
+                {
+                    int rowAt = 2 * oh * w;
+                    for (int ow = 0; ow < g.OutW; ow++, o++)
+                    {
+                        int bas = rowAt + (2 * ow);
+                        int off = argmax[o] - bas;
+                        if (off == 0 || off == 1 || off == w || off == w + 1)
+                            dxp[bas + off] += dy[o];
                     }
                 }
             }
