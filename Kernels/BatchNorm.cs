@@ -40,6 +40,8 @@ namespace IlgpuTrain.Kernels;
 //     a shared-memory tree combines the G partial sums. Correct for any group size up to
 //     MaxGroupSize. Channel counts are small (C <= a few thousand), so groups are plentiful.
 // Normalize, InputGrad and Running are elementwise grid-stride kernels on both variants.
+// On the CPU accelerator every launcher runs managed code instead (see "managed CPU paths"),
+// bitwise equal to the CPU-variant kernels.
 //
 // Accuracy: plain float sums of m terms per channel (one thread's loop on the CPU variant; m/G
 // terms per thread, then a tree of depth log2 G, on the GPU variant), so the mean is within about

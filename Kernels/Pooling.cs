@@ -27,6 +27,8 @@ namespace IlgpuTrain.Kernels;
 // input element sums its own contributions, so no two threads write one address, nothing needs
 // float atomics, and the sum runs in a fixed order (outputs in row-major order, as the scatter
 // references add them), so the result is deterministic and equals the reference bit for bit.
+// On the CPU accelerator every launcher runs managed code instead (see "managed CPU paths"),
+// bitwise equal to the kernels.
 
 /// <summary>
 /// The geometry of a 2-D pooling over NCHW: sizes, window, stride, padding and dilation, with the
