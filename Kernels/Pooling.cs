@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using ILGPU.Algorithms;
 using IlgpuTrain.Kernels.Runtime;
 
@@ -535,7 +538,9 @@ public static class Pooling
     //   share in row-major output order, as the references): each input receives the same terms
     //   in the same order, from the same 0f, as the kernels' gathers, so the sums are identical,
     //   and one thread owns a plane, so it stays deterministic;
-    // - GlobalAvgPool sums 4 planes side by side (4 independent add chains, each in order).
+    // - GlobalAvgPool sums 4 planes side by side (4 independent add chains, each in order);
+    // - MaxPool2d(2) (2x2 window, stride 2, no padding or dilation) takes 4 or 8 outputs per
+    //   Vector128/Vector256 step forward, and writes its backward's taps with masks, not branches.
 
     private static unsafe void MaxPool2dForwardManaged(KernelHost host, ArrayView<float> x, ArrayView<float> y, ArrayView<int> argmax, Pool2dGeometry g) =>
         CpuLoops.For(host, (long)g.N * g.C, new MaxForwardBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), CpuLoops.Ptr(argmax), g), g.OutH * g.OutW * g.KernelH * g.KernelW);
@@ -619,7 +624,32 @@ public static class Pooling
                 for (int oh = 0; oh < g.OutH; oh++)
                 {
                     int rowAt = 2 * oh * w;
-                    for (int ow = 0; ow < g.OutW; ow++, o++)
+                    int ow = 0;
+                    if (Sse.IsSupported && g.OutW is >= 4 and < 8)
+                    {
+                        Four(xp, rowAt, w, 0, o, y, argmax);
+                        Four(xp, rowAt, w, g.OutW - 4, o + g.OutW - 4, y, argmax);
+                        o += g.OutW;
+                        continue;
+                    }
+
+                    if (Avx2.IsSupported && g.OutW >= 8)
+                    {
+                        // 8 outputs at a time; the last block may overlap the one before (it
+                        // rewrites the same values), so the whole row is vectorized.
+                        for (int ow0 = 0; ; ow0 += 8)
+                        {
+                            ow0 = Math.Min(ow0, g.OutW - 8);
+                            Eight(xp, rowAt, w, ow0, o + ow0, y, argmax);
+                            if (ow0 == g.OutW - 8)
+                                break;
+                        }
+
+                        o += g.OutW;
+                        continue;
+                    }
+
+                    for (; ow < g.OutW; ow++, o++)
                     {
                         int at = rowAt + (2 * ow);
                         // The kernel's test (v > best || NaN v; the first tap always passes it or
@@ -644,6 +674,62 @@ public static class Pooling
                 }
             }
         }
+    }
+
+    // Outputs ow0 .. ow0 + 7 of one output row of a plain 2x2 pooling: the even and odd columns of
+    // the two input rows are the four taps; each lane runs the kernel's test in its order.
+    // Avx.Shuffle picks within 128-bit halves, so lanes hold outputs 0 1 4 5 2 3 6 7 until
+    // Permute4x64 puts them back in order.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Eight(float* xp, int rowAt, int w, int ow0, long o, float* y, int* argmax)
+    {
+        int at = rowAt + (2 * ow0);
+        float* r0 = xp + at, r1 = r0 + w;
+        Vector256<float> a0 = Avx.LoadVector256(r0), a1 = Avx.LoadVector256(r0 + 8);
+        Vector256<float> b0 = Avx.LoadVector256(r1), b1 = Avx.LoadVector256(r1 + 8);
+        var idx = Vector256.Create(at) + Vector256.Create(0, 2, 8, 10, 4, 6, 12, 14);
+        var best = Avx.Shuffle(a0, a1, 0b10_00_10_00);
+        var bestAt = idx;
+        Take(ref best, ref bestAt, Avx.Shuffle(a0, a1, 0b11_01_11_01), idx + Vector256.Create(1));
+        Take(ref best, ref bestAt, Avx.Shuffle(b0, b1, 0b10_00_10_00), idx + Vector256.Create(w));
+        Take(ref best, ref bestAt, Avx.Shuffle(b0, b1, 0b11_01_11_01), idx + Vector256.Create(w + 1));
+        Avx2.Permute4x64(best.AsDouble(), 0b11_01_10_00).AsSingle().Store(y + o);
+        Avx2.Permute4x64(bestAt.AsInt64(), 0b11_01_10_00).AsInt32().Store(argmax + o);
+    }
+
+    // Outputs ow0 .. ow0 + 3, as Eight with 128-bit vectors (lanes in order: no permute).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Four(float* xp, int rowAt, int w, int ow0, long o, float* y, int* argmax)
+    {
+        int at = rowAt + (2 * ow0);
+        float* r0 = xp + at, r1 = r0 + w;
+        Vector128<float> a0 = Sse.LoadVector128(r0), a1 = Sse.LoadVector128(r0 + 4);
+        Vector128<float> b0 = Sse.LoadVector128(r1), b1 = Sse.LoadVector128(r1 + 4);
+        var idx = Vector128.Create(at) + Vector128.Create(0, 2, 4, 6);
+        var best = Sse.Shuffle(a0, a1, 0b10_00_10_00);
+        var bestAt = idx;
+        Take(ref best, ref bestAt, Sse.Shuffle(a0, a1, 0b11_01_11_01), idx + Vector128.Create(1));
+        Take(ref best, ref bestAt, Sse.Shuffle(b0, b1, 0b10_00_10_00), idx + Vector128.Create(w));
+        Take(ref best, ref bestAt, Sse.Shuffle(b0, b1, 0b11_01_11_01), idx + Vector128.Create(w + 1));
+        best.Store(y + o);
+        bestAt.Store(argmax + o);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Take(ref Vector128<float> best, ref Vector128<int> bestAt, Vector128<float> v, Vector128<int> at)
+    {
+        var take = Vector128.GreaterThan(v, best) | ~Vector128.Equals(v, v);
+        best = Vector128.ConditionalSelect(take, v, best);
+        bestAt = Vector128.ConditionalSelect(take.AsInt32(), at, bestAt);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Take(ref Vector256<float> best, ref Vector256<int> bestAt, Vector256<float> v, Vector256<int> at)
+    {
+        // v > best || NaN v, per lane.
+        var take = Vector256.GreaterThan(v, best) | ~Vector256.Equals(v, v);
+        best = Vector256.ConditionalSelect(take, v, best);
+        bestAt = Vector256.ConditionalSelect(take.AsInt32(), at, bestAt);
     }
 
     // Window 2x2, stride 2, no padding, no dilation: the common max pooling, whose windows all lie
@@ -687,8 +773,9 @@ public static class Pooling
         }
 
         // Window o's taps are base, base + 1, base + W, base + W + 1 (W >= 2, all inside the
-        // plane): the tap test without divisions. Windows do not overlap, so each dx gets at most
-        // one term, added to 0f as the kernel's gather does.
+        // plane): the tap test without divisions. Windows do not overlap, so each dx of a window
+        // gets at most one term, added to 0f as the kernel's gather does; the plane is cleared
+        // first for the odd last row and column that no window covers.
         private void Plain2x2(int start, int end)
         {
             int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W, w = g.W;
@@ -702,10 +789,15 @@ public static class Pooling
                     int rowAt = 2 * oh * w;
                     for (int ow = 0; ow < g.OutW; ow++, o++)
                     {
+                        // Each tap is written once, with the kernel's 0f + dy or its 0f (+0: all
+                        // bits clear), masked without branches (the argmax is random).
                         int bas = rowAt + (2 * ow);
                         int off = argmax[o] - bas;
-                        if (off == 0 || off == 1 || off == w || off == w + 1)
-                            dxp[bas + off] += dy[o];
+                        int share = BitConverter.SingleToInt32Bits(0f + dy[o]);
+                        dxp[bas] = BitConverter.Int32BitsToSingle(share & -(off == 0 ? 1 : 0));
+                        dxp[bas + 1] = BitConverter.Int32BitsToSingle(share & -(off == 1 ? 1 : 0));
+                        dxp[bas + w] = BitConverter.Int32BitsToSingle(share & -(off == w ? 1 : 0));
+                        dxp[bas + w + 1] = BitConverter.Int32BitsToSingle(share & -(off == w + 1 ? 1 : 0));
                     }
                 }
             }
