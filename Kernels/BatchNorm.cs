@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using IlgpuTrain.Kernels.Runtime;
 using ILGPU.Algorithms;
 
@@ -39,6 +40,8 @@ namespace IlgpuTrain.Kernels;
 //     a shared-memory tree combines the G partial sums. Correct for any group size up to
 //     MaxGroupSize. Channel counts are small (C <= a few thousand), so groups are plentiful.
 // Normalize, InputGrad and Running are elementwise grid-stride kernels on both variants.
+// On the CPU accelerator every launcher runs managed code instead (see "managed CPU paths"),
+// bitwise equal to the CPU-variant kernels.
 //
 // Accuracy: plain float sums of m terms per channel (one thread's loop on the CPU variant; m/G
 // terms per thread, then a tree of depth log2 G, on the GPU variant), so the mean is within about
@@ -515,6 +518,287 @@ public static class BatchNorm
         return total;
     }
 
+    // ---------------------------------------------------------------- managed CPU paths
+    // On the CPU accelerator (CpuLoops.Applies) the launchers run these on the buffers' host memory.
+    // Each output gets the CPU kernels' float operations in their order: the per-channel sums
+    // run over n, then s, in order from 0f, as StatisticsCpuKernel and ParamGradsCpuKernel, and
+    // invstd is XMath.Rsqrt, the very method the kernels call; so the results are bitwise equal.
+    // A float sum is a chain of dependent adds (4 cycles each), so the reductions walk 4
+    // channels side by side: 4 (ParamGrads: 8) independent chains, each in its own channel's
+    // order. The elementwise passes walk one (n, c) plane at a time with the per-channel
+    // constants hoisted and Vector256 sub/mul/add (never FMA, as the kernels), lane = element.
+    // Threads split channels (reductions) or planes (elementwise), never one sum.
+
+    private static unsafe void StatisticsManaged(KernelHost host, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, int n, int c, int s) =>
+        CpuLoops.For(host, c, new StatisticsBody(CpuLoops.Ptr(x), CpuLoops.Ptr(mean), CpuLoops.Ptr(var), n, c, s), n * s);
+
+    private static unsafe void NormalizeManaged(KernelHost host, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, ArrayView<float>? gamma, ArrayView<float>? beta, ArrayView<float> y, int n, int c, int s, float eps) =>
+        CpuLoops.For(host, (long)n * c, new NormalizeBody(CpuLoops.Ptr(x), CpuLoops.Ptr(mean), CpuLoops.Ptr(var), gamma is { } g ? CpuLoops.Ptr(g) : null, beta is { } b ? CpuLoops.Ptr(b) : null, CpuLoops.Ptr(y), c, s, eps), s);
+
+    private static unsafe void ParamGradsManaged(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> dgamma, ArrayView<float> dbeta, int n, int c, int s, float eps) =>
+        CpuLoops.For(host, c, new ParamGradsBody(CpuLoops.Ptr(x), CpuLoops.Ptr(dy), CpuLoops.Ptr(mean), CpuLoops.Ptr(var), CpuLoops.Ptr(dgamma), CpuLoops.Ptr(dbeta), n, c, s, eps), n * s);
+
+    private static unsafe void InputGradManaged(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float>? gamma, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dx, int n, int c, int s, float eps, bool training) =>
+        CpuLoops.For(host, (long)n * c, new InputGradBody(CpuLoops.Ptr(x), CpuLoops.Ptr(dy), CpuLoops.Ptr(mean), CpuLoops.Ptr(var), gamma is { } g ? CpuLoops.Ptr(g) : null, CpuLoops.Ptr(dgamma), CpuLoops.Ptr(dbeta), CpuLoops.Ptr(dx), dx.IntLength, c, s, eps, training), s);
+
+    private static unsafe void RunningManaged(KernelHost host, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> runningMean, ArrayView<float> runningVar, ArrayView<float> newRunningMean, ArrayView<float> newRunningVar, float momentum, float unbias)
+    {
+        host.Stream.Synchronize();
+        float* mu = CpuLoops.Ptr(mean), v = CpuLoops.Ptr(var), rm = CpuLoops.Ptr(runningMean), rv = CpuLoops.Ptr(runningVar);
+        float* nm = CpuLoops.Ptr(newRunningMean), nv = CpuLoops.Ptr(newRunningVar);
+        float keep = 1f - momentum;
+        for (int ch = 0; ch < mean.IntLength; ch++)
+        {
+            nm[ch] = (keep * rm[ch]) + (momentum * mu[ch]);
+            nv[ch] = (keep * rv[ch]) + (momentum * v[ch] * unbias);
+        }
+    }
+
+    private static unsafe void IncrementManaged(KernelHost host, ArrayView<int> counter, ArrayView<int> next)
+    {
+        host.Stream.Synchronize();
+        CpuLoops.Ptr(next)[0] = CpuLoops.Ptr(counter)[0] + 1;
+    }
+
+    private readonly unsafe struct StatisticsBody(float* x, float* mean, float* var, int n, int c, int s) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            int ch = start;
+            for (; ch <= end - 4; ch += 4)
+                Four(ch);
+            for (; ch < end; ch++)
+                One(ch);
+        }
+
+        private float* Row(int i, int ch) => x + ((((long)i * c) + ch) * s);
+
+        private void One(int ch)
+        {
+            int m = n * s;
+            float sum = 0f;
+            for (int i = 0; i < n; i++)
+            {
+                float* r = Row(i, ch);
+                for (int j = 0; j < s; j++)
+                    sum += r[j];
+            }
+
+            float mu = sum / m;
+            float sq = 0f;
+            for (int i = 0; i < n; i++)
+            {
+                float* r = Row(i, ch);
+                for (int j = 0; j < s; j++)
+                {
+                    float d = r[j] - mu;
+                    sq += d * d;
+                }
+            }
+
+            mean[ch] = mu;
+            var[ch] = sq / m;
+        }
+
+        private void Four(int ch)
+        {
+            int m = n * s;
+            float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
+            for (int i = 0; i < n; i++)
+            {
+                float* r0 = Row(i, ch), r1 = r0 + s, r2 = r1 + s, r3 = r2 + s;
+                for (int j = 0; j < s; j++)
+                {
+                    s0 += r0[j];
+                    s1 += r1[j];
+                    s2 += r2[j];
+                    s3 += r3[j];
+                }
+            }
+
+            float mu0 = s0 / m, mu1 = s1 / m, mu2 = s2 / m, mu3 = s3 / m;
+            float q0 = 0f, q1 = 0f, q2 = 0f, q3 = 0f;
+            for (int i = 0; i < n; i++)
+            {
+                float* r0 = Row(i, ch), r1 = r0 + s, r2 = r1 + s, r3 = r2 + s;
+                for (int j = 0; j < s; j++)
+                {
+                    float d0 = r0[j] - mu0, d1 = r1[j] - mu1, d2 = r2[j] - mu2, d3 = r3[j] - mu3;
+                    q0 += d0 * d0;
+                    q1 += d1 * d1;
+                    q2 += d2 * d2;
+                    q3 += d3 * d3;
+                }
+            }
+
+            mean[ch] = mu0;
+            mean[ch + 1] = mu1;
+            mean[ch + 2] = mu2;
+            mean[ch + 3] = mu3;
+            var[ch] = q0 / m;
+            var[ch + 1] = q1 / m;
+            var[ch + 2] = q2 / m;
+            var[ch + 3] = q3 / m;
+        }
+    }
+
+    private readonly unsafe struct ParamGradsBody(float* x, float* dy, float* mean, float* var, float* dgamma, float* dbeta, int n, int c, int s, float eps) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            int ch = start;
+            for (; ch <= end - 4; ch += 4)
+                Four(ch);
+            for (; ch < end; ch++)
+                One(ch);
+        }
+
+        private long Row(int i, int ch) => (((long)i * c) + ch) * s;
+
+        private void One(int ch)
+        {
+            float mu = mean[ch];
+            float sg = 0f, sb = 0f;
+            for (int i = 0; i < n; i++)
+            {
+                long row = Row(i, ch);
+                float* xr = x + row, gr = dy + row;
+                for (int j = 0; j < s; j++)
+                {
+                    float g = gr[j];
+                    sb += g;
+                    sg += g * (xr[j] - mu);
+                }
+            }
+
+            dgamma[ch] = sg * XMath.Rsqrt(var[ch] + eps);
+            dbeta[ch] = sb;
+        }
+
+        private void Four(int ch)
+        {
+            float mu0 = mean[ch], mu1 = mean[ch + 1], mu2 = mean[ch + 2], mu3 = mean[ch + 3];
+            float g0 = 0f, g1 = 0f, g2 = 0f, g3 = 0f, b0 = 0f, b1 = 0f, b2 = 0f, b3 = 0f;
+            for (int i = 0; i < n; i++)
+            {
+                long row = Row(i, ch);
+                float* x0 = x + row, x1 = x0 + s, x2 = x1 + s, x3 = x2 + s;
+                float* d0 = dy + row, d1 = d0 + s, d2 = d1 + s, d3 = d2 + s;
+                for (int j = 0; j < s; j++)
+                {
+                    float e0 = d0[j], e1 = d1[j], e2 = d2[j], e3 = d3[j];
+                    b0 += e0;
+                    b1 += e1;
+                    b2 += e2;
+                    b3 += e3;
+                    g0 += e0 * (x0[j] - mu0);
+                    g1 += e1 * (x1[j] - mu1);
+                    g2 += e2 * (x2[j] - mu2);
+                    g3 += e3 * (x3[j] - mu3);
+                }
+            }
+
+            dgamma[ch] = g0 * XMath.Rsqrt(var[ch] + eps);
+            dgamma[ch + 1] = g1 * XMath.Rsqrt(var[ch + 1] + eps);
+            dgamma[ch + 2] = g2 * XMath.Rsqrt(var[ch + 2] + eps);
+            dgamma[ch + 3] = g3 * XMath.Rsqrt(var[ch + 3] + eps);
+            dbeta[ch] = b0;
+            dbeta[ch + 1] = b1;
+            dbeta[ch + 2] = b2;
+            dbeta[ch + 3] = b3;
+        }
+    }
+
+    // gamma and beta are null when absent (the kernel's hasGamma / hasBeta = 0).
+    private readonly unsafe struct NormalizeBody(float* x, float* mean, float* var, float* gamma, float* beta, float* y, int c, int s, float eps) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            for (int p = start; p < end; p++)
+            {
+                int ch = p % c;
+                float scale = XMath.Rsqrt(var[ch] + eps);
+                if (gamma != null)
+                    scale *= gamma[ch];
+                float mu = mean[ch];
+                float* xp = x + ((long)p * s), yp = y + ((long)p * s);
+                int j = 0;
+                if (Vector256.IsHardwareAccelerated)
+                {
+                    var vmu = Vector256.Create(mu);
+                    var vscale = Vector256.Create(scale);
+                    if (beta != null)
+                    {
+                        var vb = Vector256.Create(beta[ch]);
+                        for (; j <= s - 8; j += 8)
+                            (((Vector256.Load(xp + j) - vmu) * vscale) + vb).Store(yp + j);
+                    }
+                    else
+                    {
+                        for (; j <= s - 8; j += 8)
+                            ((Vector256.Load(xp + j) - vmu) * vscale).Store(yp + j);
+                    }
+                }
+
+                for (; j < s; j++)
+                {
+                    float v = (xp[j] - mu) * scale;
+                    yp[j] = beta != null ? v + beta[ch] : v;
+                }
+            }
+        }
+    }
+
+    // InputGradKernel per element, with its invM = 1f / (float)(total / c) (int division, as the kernel).
+    private readonly unsafe struct InputGradBody(float* x, float* dy, float* mean, float* var, float* gamma, float* dgamma, float* dbeta, float* dx, int total, int c, int s, float eps, bool training) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            float m = total / c;
+            float invM = 1f / m;
+            for (int p = start; p < end; p++)
+            {
+                int ch = p % c;
+                float invstd = XMath.Rsqrt(var[ch] + eps);
+                float scale = gamma != null ? gamma[ch] * invstd : invstd;
+                float* xp = x + ((long)p * s), gp = dy + ((long)p * s), dp = dx + ((long)p * s);
+                int j = 0;
+                if (training)
+                {
+                    float mu = mean[ch], db = dbeta[ch], dg = dgamma[ch];
+                    if (Vector256.IsHardwareAccelerated)
+                    {
+                        Vector256<float> vmu = Vector256.Create(mu), vinv = Vector256.Create(invstd), vscale = Vector256.Create(scale);
+                        Vector256<float> vdb = Vector256.Create(db), vdg = Vector256.Create(dg), vm = Vector256.Create(invM);
+                        for (; j <= s - 8; j += 8)
+                        {
+                            var xhat = (Vector256.Load(xp + j) - vmu) * vinv;
+                            (vscale * (Vector256.Load(gp + j) - (vm * (vdb + (xhat * vdg))))).Store(dp + j);
+                        }
+                    }
+
+                    for (; j < s; j++)
+                    {
+                        float xhat = (xp[j] - mu) * invstd;
+                        dp[j] = scale * (gp[j] - (invM * (db + (xhat * dg))));
+                    }
+                }
+                else
+                {
+                    if (Vector256.IsHardwareAccelerated)
+                    {
+                        var vscale = Vector256.Create(scale);
+                        for (; j <= s - 8; j += 8)
+                            (vscale * Vector256.Load(gp + j)).Store(dp + j);
+                    }
+
+                    for (; j < s; j++)
+                        dp[j] = scale * gp[j];
+                }
+            }
+        }
+    }
+
     // ---------------------------------------------------------------- launchers
 
     /// <summary>Per channel mean and BIASED variance of x (N, C, S), two passes, deterministic. Overwrites mean and var.</summary>
@@ -541,6 +825,8 @@ public static class BatchNorm
 
         if (host.Variant == KernelVariant.Gpu)
             host.Load(StatisticsGpuDef)(host.Stream, PerChannel(host, c), x, mean, var, n, s);
+        else if (CpuLoops.Applies(host))
+            StatisticsManaged(host, x, mean, var, n, c, s);
         else
             host.Load(StatisticsCpuDef)(host.Stream, host.Launch.GridStride(c), x, mean, var, n, s);
     }
@@ -568,6 +854,12 @@ public static class BatchNorm
         Optional(op, beta, nameof(beta), c);
         if (y.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            NormalizeManaged(host, x, mean, var, gamma, beta, y, n, c, s, eps);
+            return;
+        }
+
         host.Load(NormalizeDef)(host.Stream, host.Launch.GridStride(y.Length), x, mean, var, gamma ?? mean, beta ?? mean, y, s, eps, gamma.HasValue ? 1 : 0, beta.HasValue ? 1 : 0);
     }
 
@@ -598,7 +890,11 @@ public static class BatchNorm
         Check.SameLength(op, mean, nameof(mean), newRunningVar, nameof(newRunningVar));
         if (mean.Length == 0)
             return;
-        host.Load(RunningDef)(host.Stream, host.Launch.GridStride(mean.Length), mean, var, runningMean, runningVar, newRunningMean, newRunningVar, momentum, (float)((double)m / (m - 1)));
+        float unbias = (float)((double)m / (m - 1));
+        if (CpuLoops.Applies(host))
+            RunningManaged(host, mean, var, runningMean, runningVar, newRunningMean, newRunningVar, momentum, unbias);
+        else
+            host.Load(RunningDef)(host.Stream, host.Launch.GridStride(mean.Length), mean, var, runningMean, runningVar, newRunningMean, newRunningVar, momentum, unbias);
     }
 
     /// <summary>next[0] = counter[0] + 1: num_batches_tracked after a training batch. next may alias counter.</summary>
@@ -611,7 +907,10 @@ public static class BatchNorm
         const string op = nameof(BatchNorm) + "." + nameof(Increment);
         Check.Length(op, counter, nameof(counter), 1, "a scalar count");
         Check.Length(op, next, nameof(next), 1, "a scalar count");
-        host.Load(IncrementDef)(host.Stream, host.Launch.GridStride(1), counter, next);
+        if (CpuLoops.Applies(host))
+            IncrementManaged(host, counter, next);
+        else
+            host.Load(IncrementDef)(host.Stream, host.Launch.GridStride(1), counter, next);
     }
 
     /// <summary>dgamma = Σ dy x̂ and dbeta = Σ dy per channel, x̂ from the mean and var the forward used. Overwrites both.</summary>
@@ -641,6 +940,8 @@ public static class BatchNorm
 
         if (host.Variant == KernelVariant.Gpu)
             host.Load(ParamGradsGpuDef)(host.Stream, PerChannel(host, c), x, dy, mean, var, dgamma, dbeta, n, s, eps);
+        else if (CpuLoops.Applies(host))
+            ParamGradsManaged(host, x, dy, mean, var, dgamma, dbeta, n, c, s, eps);
         else
             host.Load(ParamGradsCpuDef)(host.Stream, host.Launch.GridStride(c), x, dy, mean, var, dgamma, dbeta, n, s, eps);
     }
@@ -671,6 +972,12 @@ public static class BatchNorm
         Optional(op, gamma, nameof(gamma), c);
         if (dx.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            InputGradManaged(host, x, dy, mean, var, gamma, dgamma, dbeta, dx, n, c, s, eps, training);
+            return;
+        }
+
         host.Load(InputGradDef)(host.Stream, host.Launch.GridStride(dx.Length), x, dy, mean, var, gamma ?? mean, dgamma, dbeta, dx, s, eps, gamma.HasValue ? 1 : 0, training ? 1 : 0);
     }
 

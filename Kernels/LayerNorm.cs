@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using IlgpuTrain.Kernels.Runtime;
 using ILGPU.Algorithms;
 
@@ -24,7 +25,8 @@ namespace IlgpuTrain.Kernels;
 // does: rows of D = 64 .. 4096 fit in L1 and the batch (times the sequence) gives the parallelism.
 // ParamGrads runs one thread per column, over the rows in order: the column sums are deterministic
 // (no float atomics), and neighbouring threads read neighbouring columns (coalesced on GPUs).
-// No shared memory, so one variant serves every accelerator.
+// No shared memory, so one variant serves every accelerator. On the CPU accelerator the launchers
+// run managed code instead (see "managed CPU paths"), bitwise equal to the kernels.
 
 /// <summary>Layer normalization over the rows of (N, D): CPU references, ILGPU kernels and checked launchers.</summary>
 public static class LayerNorm
@@ -247,6 +249,243 @@ public static class LayerNorm
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>> ParamGradsDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ParamGradsKernel);
 
+    // ---------------------------------------------------------------- managed CPU paths
+    // On the CPU accelerator (CpuLoops.Applies) the launchers run these on the buffers' host memory,
+    // with each output's float operations in the kernels' order, so bitwise equal to them:
+    // - Forward and InputGrad: a row's sums run over j in order from 0f, as the kernels' one
+    //   thread per row; 4 rows go side by side (4 independent add chains), then the elementwise
+    //   part is Vector256 sub/mul/add (never FMA), lane = element. Threads split the rows.
+    // - ParamGrads: column j sums rows 0, 1, ... in order, as the kernel's thread per column; a
+    //   Vector256 lane per column, 16 columns (one cache line of a row) per block, threads split blocks.
+
+    private const int ColumnBlock = 16;
+
+    private static unsafe void ForwardManaged(KernelHost host, ArrayView<float> x, ArrayView<float>? gamma, ArrayView<float>? beta, ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, int n, int d, float eps) =>
+        CpuLoops.For(host, n, new ForwardBody(CpuLoops.Ptr(x), gamma is { } g ? CpuLoops.Ptr(g) : null, beta is { } b ? CpuLoops.Ptr(b) : null, CpuLoops.Ptr(y), CpuLoops.Ptr(mean), CpuLoops.Ptr(rstd), d, eps), d);
+
+    private static unsafe void InputGradManaged(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float>? gamma, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> dx, int n, int d) =>
+        CpuLoops.For(host, n, new InputGradBody(CpuLoops.Ptr(x), CpuLoops.Ptr(dy), gamma is { } g ? CpuLoops.Ptr(g) : null, CpuLoops.Ptr(mean), CpuLoops.Ptr(rstd), CpuLoops.Ptr(dx), d), d);
+
+    private static unsafe void ParamGradsManaged(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> dgamma, ArrayView<float> dbeta, int n, int d) =>
+        CpuLoops.For(host, (d + ColumnBlock - 1) / ColumnBlock, new ParamGradsBody(CpuLoops.Ptr(x), CpuLoops.Ptr(dy), CpuLoops.Ptr(mean), CpuLoops.Ptr(rstd), CpuLoops.Ptr(dgamma), CpuLoops.Ptr(dbeta), n, d), n * Math.Min(d, ColumnBlock));
+
+    // gamma and beta are null when absent (the kernel's hasGamma / hasBeta = 0).
+    private readonly unsafe struct ForwardBody(float* x, float* gamma, float* beta, float* y, float* mean, float* rstd, int d, float eps) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            int i = start;
+            for (; i <= end - 4; i += 4)
+            {
+                float* x0 = x + ((long)i * d), x1 = x0 + d, x2 = x1 + d, x3 = x2 + d;
+                float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
+                for (int j = 0; j < d; j++)
+                {
+                    s0 += x0[j];
+                    s1 += x1[j];
+                    s2 += x2[j];
+                    s3 += x3[j];
+                }
+
+                float mu0 = s0 / d, mu1 = s1 / d, mu2 = s2 / d, mu3 = s3 / d;
+                float q0 = 0f, q1 = 0f, q2 = 0f, q3 = 0f;
+                for (int j = 0; j < d; j++)
+                {
+                    float v0 = x0[j] - mu0, v1 = x1[j] - mu1, v2 = x2[j] - mu2, v3 = x3[j] - mu3;
+                    q0 += v0 * v0;
+                    q1 += v1 * v1;
+                    q2 += v2 * v2;
+                    q3 += v3 * v3;
+                }
+
+                Finish(i, mu0, q0);
+                Finish(i + 1, mu1, q1);
+                Finish(i + 2, mu2, q2);
+                Finish(i + 3, mu3, q3);
+            }
+
+            for (; i < end; i++)
+            {
+                float* xr = x + ((long)i * d);
+                float sum = 0f;
+                for (int j = 0; j < d; j++)
+                    sum += xr[j];
+                float mu = sum / d;
+                float sq = 0f;
+                for (int j = 0; j < d; j++)
+                {
+                    float v = xr[j] - mu;
+                    sq += v * v;
+                }
+
+                Finish(i, mu, sq);
+            }
+        }
+
+        // y of row i from its mean and Σ (x - mean)², then the saved statistics.
+        private void Finish(int i, float mu, float sq)
+        {
+            float r = XMath.Rsqrt((sq / d) + eps);
+            float* xr = x + ((long)i * d), yr = y + ((long)i * d);
+            int j = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                Vector256<float> vmu = Vector256.Create(mu), vr = Vector256.Create(r);
+                for (; j <= d - 8; j += 8)
+                {
+                    var v = (Vector256.Load(xr + j) - vmu) * vr;
+                    if (gamma != null)
+                        v *= Vector256.Load(gamma + j);
+                    if (beta != null)
+                        v += Vector256.Load(beta + j);
+                    v.Store(yr + j);
+                }
+            }
+
+            for (; j < d; j++)
+            {
+                float v = (xr[j] - mu) * r;
+                if (gamma != null)
+                    v *= gamma[j];
+                yr[j] = beta != null ? v + beta[j] : v;
+            }
+
+            mean[i] = mu;
+            rstd[i] = r;
+        }
+    }
+
+    private readonly unsafe struct InputGradBody(float* x, float* dy, float* gamma, float* mean, float* rstd, float* dx, int d) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            int i = start;
+            for (; i <= end - 4; i += 4)
+            {
+                long o = (long)i * d;
+                float* x0 = x + o, x1 = x0 + d, x2 = x1 + d, x3 = x2 + d;
+                float* d0 = dy + o, d1 = d0 + d, d2 = d1 + d, d3 = d2 + d;
+                float mu0 = mean[i], mu1 = mean[i + 1], mu2 = mean[i + 2], mu3 = mean[i + 3];
+                float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f, b0 = 0f, b1 = 0f, b2 = 0f, b3 = 0f;
+                for (int j = 0; j < d; j++)
+                {
+                    float gm = gamma != null ? gamma[j] : 1f;
+                    float g0 = gamma != null ? d0[j] * gm : d0[j];
+                    float g1 = gamma != null ? d1[j] * gm : d1[j];
+                    float g2 = gamma != null ? d2[j] * gm : d2[j];
+                    float g3 = gamma != null ? d3[j] * gm : d3[j];
+                    a0 += g0;
+                    a1 += g1;
+                    a2 += g2;
+                    a3 += g3;
+                    b0 += g0 * (x0[j] - mu0);
+                    b1 += g1 * (x1[j] - mu1);
+                    b2 += g2 * (x2[j] - mu2);
+                    b3 += g3 * (x3[j] - mu3);
+                }
+
+                Finish(i, a0, b0);
+                Finish(i + 1, a1, b1);
+                Finish(i + 2, a2, b2);
+                Finish(i + 3, a3, b3);
+            }
+
+            for (; i < end; i++)
+            {
+                float* xr = x + ((long)i * d), gr = dy + ((long)i * d);
+                float mu = mean[i];
+                float a = 0f, b = 0f;
+                for (int j = 0; j < d; j++)
+                {
+                    float g = gamma != null ? gr[j] * gamma[j] : gr[j];
+                    a += g;
+                    b += g * (xr[j] - mu);
+                }
+
+                Finish(i, a, b);
+            }
+        }
+
+        // dx of row i from a = Σ g and b = Σ g (x - mean), scaled as the kernel does.
+        private void Finish(int i, float a, float b)
+        {
+            float invD = 1f / d;
+            float mu = mean[i];
+            float r = rstd[i];
+            a *= invD;
+            b *= r * invD;
+            float* xr = x + ((long)i * d), gr = dy + ((long)i * d), dr = dx + ((long)i * d);
+            int j = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                Vector256<float> vmu = Vector256.Create(mu), vr = Vector256.Create(r), va = Vector256.Create(a), vb = Vector256.Create(b);
+                for (; j <= d - 8; j += 8)
+                {
+                    var g = Vector256.Load(gr + j);
+                    if (gamma != null)
+                        g *= Vector256.Load(gamma + j);
+                    var xhat = (Vector256.Load(xr + j) - vmu) * vr;
+                    (vr * ((g - va) - (xhat * vb))).Store(dr + j);
+                }
+            }
+
+            for (; j < d; j++)
+            {
+                float g = gamma != null ? gr[j] * gamma[j] : gr[j];
+                float xhat = (xr[j] - mu) * r;
+                dr[j] = r * (g - a - (xhat * b));
+            }
+        }
+    }
+
+    private readonly unsafe struct ParamGradsBody(float* x, float* dy, float* mean, float* rstd, float* dgamma, float* dbeta, int n, int d) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            for (int blk = start; blk < end; blk++)
+            {
+                int j0 = blk * ColumnBlock, w = Math.Min(ColumnBlock, d - j0);
+                int j = j0;
+                if (Vector256.IsHardwareAccelerated && w == ColumnBlock)
+                {
+                    Vector256<float> sg0 = default, sg1 = default, sb0 = default, sb1 = default;
+                    for (int i = 0; i < n; i++)
+                    {
+                        long at = ((long)i * d) + j0;
+                        Vector256<float> mu = Vector256.Create(mean[i]), r = Vector256.Create(rstd[i]);
+                        var g0 = Vector256.Load(dy + at);
+                        var g1 = Vector256.Load(dy + at + 8);
+                        sb0 += g0;
+                        sb1 += g1;
+                        sg0 += g0 * (Vector256.Load(x + at) - mu) * r;
+                        sg1 += g1 * (Vector256.Load(x + at + 8) - mu) * r;
+                    }
+
+                    sg0.Store(dgamma + j0);
+                    sg1.Store(dgamma + j0 + 8);
+                    sb0.Store(dbeta + j0);
+                    sb1.Store(dbeta + j0 + 8);
+                    continue;
+                }
+
+                for (; j < j0 + w; j++)
+                {
+                    float sg = 0f, sb = 0f;
+                    for (int i = 0; i < n; i++)
+                    {
+                        long at = ((long)i * d) + j;
+                        float g = dy[at];
+                        sb += g;
+                        sg += g * (x[at] - mean[i]) * rstd[i];
+                    }
+
+                    dgamma[j] = sg;
+                    dbeta[j] = sb;
+                }
+            }
+        }
+    }
+
     // ---------------------------------------------------------------- launchers
 
     /// <summary>
@@ -269,6 +508,12 @@ public static class LayerNorm
         Shapes(host, op, n, d, [(x, nameof(x)), (y, nameof(y))], [(mean, nameof(mean)), (rstd, nameof(rstd))], [(gamma, nameof(gamma)), (beta, nameof(beta))]);
         if (n == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            ForwardManaged(host, x, gamma, beta, y, mean, rstd, n, d, eps);
+            return;
+        }
+
         host.Load(ForwardDef)(host.Stream, host.Launch.GridStride(n), x, gamma ?? x, beta ?? x, y, mean, rstd, d, eps, gamma.HasValue ? 1 : 0, beta.HasValue ? 1 : 0);
     }
 
@@ -288,6 +533,12 @@ public static class LayerNorm
         Shapes(host, op, n, d, [(x, nameof(x)), (dy, nameof(dy)), (dx, nameof(dx))], [(mean, nameof(mean)), (rstd, nameof(rstd))], [(gamma, nameof(gamma))]);
         if (n == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            InputGradManaged(host, x, dy, gamma, mean, rstd, dx, n, d);
+            return;
+        }
+
         host.Load(InputGradDef)(host.Stream, host.Launch.GridStride(n), x, dy, gamma ?? x, mean, rstd, dx, d, gamma.HasValue ? 1 : 0);
     }
 
@@ -313,7 +564,10 @@ public static class LayerNorm
             return;
         }
 
-        host.Load(ParamGradsDef)(host.Stream, host.Launch.GridStride(d), x, dy, mean, rstd, dgamma, dbeta);
+        if (CpuLoops.Applies(host))
+            ParamGradsManaged(host, x, dy, mean, rstd, dgamma, dbeta, n, d);
+        else
+            host.Load(ParamGradsDef)(host.Stream, host.Launch.GridStride(d), x, dy, mean, rstd, dgamma, dbeta);
     }
 
     private static void Shapes(KernelHost host, string op, int n, int d, ReadOnlySpan<(ArrayView<float> View, string Name)> full, ReadOnlySpan<(ArrayView<float> View, string Name)> perRow, ReadOnlySpan<(ArrayView<float>? View, string Name)> perColumn)

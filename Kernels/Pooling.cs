@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using ILGPU.Algorithms;
 using IlgpuTrain.Kernels.Runtime;
 
@@ -27,6 +30,8 @@ namespace IlgpuTrain.Kernels;
 // input element sums its own contributions, so no two threads write one address, nothing needs
 // float atomics, and the sum runs in a fixed order (outputs in row-major order, as the scatter
 // references add them), so the result is deterministic and equals the reference bit for bit.
+// On the CPU accelerator every launcher runs managed code instead (see "managed CPU paths"),
+// bitwise equal to the kernels.
 
 /// <summary>
 /// The geometry of a 2-D pooling over NCHW: sizes, window, stride, padding and dilation, with the
@@ -524,6 +529,387 @@ public static class Pooling
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> GlobalAvgPoolBackwardDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(GlobalAvgPoolBackwardKernel);
 
+    // ---------------------------------------------------------------- managed CPU paths
+    // On the CPU accelerator (CpuLoops.Applies) the launchers run these on the buffers' host memory,
+    // threads splitting the N C planes. Every output gets the kernel's float operations in the
+    // kernel's order, so the results are bitwise equal to the ILGPU kernels:
+    // - the forwards are the kernels' loops, one plane at a time, without the per-element divisions;
+    // - the max and average backwards SCATTER within a plane (clear it, then add each output's
+    //   share in row-major output order, as the references): each input receives the same terms
+    //   in the same order, from the same 0f, as the kernels' gathers, so the sums are identical,
+    //   and one thread owns a plane, so it stays deterministic;
+    // - GlobalAvgPool sums 4 planes side by side (4 independent add chains, each in order);
+    // - MaxPool2d(2) (2x2 window, stride 2, no padding or dilation) takes 4 or 8 outputs per
+    //   Vector128/Vector256 step forward, and writes its backward's taps with masks, not branches.
+
+    private static unsafe void MaxPool2dForwardManaged(KernelHost host, ArrayView<float> x, ArrayView<float> y, ArrayView<int> argmax, Pool2dGeometry g) =>
+        CpuLoops.For(host, (long)g.N * g.C, new MaxForwardBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), CpuLoops.Ptr(argmax), g), g.OutH * g.OutW * g.KernelH * g.KernelW);
+
+    private static unsafe void MaxPool2dBackwardManaged(KernelHost host, ArrayView<float> dy, ArrayView<int> argmax, ArrayView<float> dx, Pool2dGeometry g) =>
+        CpuLoops.For(host, (long)g.N * g.C, new MaxBackwardBody(CpuLoops.Ptr(dy), CpuLoops.Ptr(argmax), CpuLoops.Ptr(dx), g), (g.H * g.W) + (g.OutH * g.OutW));
+
+    private static unsafe void AvgPool2dForwardManaged(KernelHost host, ArrayView<float> x, ArrayView<float> y, Pool2dGeometry g, bool countIncludePad) =>
+        CpuLoops.For(host, (long)g.N * g.C, new AvgForwardBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), g, countIncludePad), g.OutH * g.OutW * g.KernelH * g.KernelW);
+
+    private static unsafe void AvgPool2dBackwardManaged(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, Pool2dGeometry g, bool countIncludePad) =>
+        CpuLoops.For(host, (long)g.N * g.C, new AvgBackwardBody(CpuLoops.Ptr(dy), CpuLoops.Ptr(dx), g, countIncludePad), (g.H * g.W) + (g.OutH * g.OutW * g.KernelH * g.KernelW));
+
+    private static unsafe void GlobalAvgPoolForwardManaged(KernelHost host, ArrayView<float> x, ArrayView<float> y, int s) =>
+        CpuLoops.For(host, y.Length, new GlobalForwardBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), s), s);
+
+    private static unsafe void GlobalAvgPoolBackwardManaged(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, int s) =>
+        CpuLoops.For(host, dy.Length, new GlobalBackwardBody(CpuLoops.Ptr(dy), CpuLoops.Ptr(dx), s), s);
+
+    private readonly unsafe struct MaxForwardBody(float* x, float* y, int* argmax, Pool2dGeometry g) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            if (IsPlain2x2(g))
+            {
+                Plain2x2(start, end);
+                return;
+            }
+
+            int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
+            for (int p = start; p < end; p++)
+            {
+                float* xp = x + ((long)p * inPlane);
+                long o = (long)p * outPlane;
+                for (int oh = 0; oh < g.OutH; oh++)
+                {
+                    int h0 = (oh * g.StrideH) - g.PadH;
+                    int fh = h0 < 0 ? h0 + ((-h0 + g.DilationH - 1) / g.DilationH * g.DilationH) : h0;
+                    for (int ow = 0; ow < g.OutW; ow++, o++)
+                    {
+                        int w0 = (ow * g.StrideW) - g.PadW;
+                        int fw = w0 < 0 ? w0 + ((-w0 + g.DilationW - 1) / g.DilationW * g.DilationW) : w0;
+                        float best = float.NegativeInfinity;
+                        int bestAt = (fh * g.W) + fw;
+                        for (int r = 0; r < g.KernelH; r++)
+                        {
+                            int ih = h0 + (r * g.DilationH);
+                            if (ih < 0 || ih >= g.H)
+                                continue;
+                            for (int s = 0; s < g.KernelW; s++)
+                            {
+                                int iw = w0 + (s * g.DilationW);
+                                if (iw < 0 || iw >= g.W)
+                                    continue;
+                                int at = (ih * g.W) + iw;
+                                float v = xp[at];
+                                if (v > best || float.IsNaN(v))
+                                {
+                                    best = v;
+                                    bestAt = at;
+                                }
+                            }
+                        }
+
+                        y[o] = best;
+                        argmax[o] = bestAt;
+                    }
+                }
+            }
+        }
+
+        // The CNN's MaxPool2d(2): every window lies inside the plane, so its taps are at, at + 1,
+        // at + W, at + W + 1, compared in the kernel's order with the kernel's test.
+        private void Plain2x2(int start, int end)
+        {
+            int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W, w = g.W;
+            for (int p = start; p < end; p++)
+            {
+                float* xp = x + ((long)p * inPlane);
+                long o = (long)p * outPlane;
+                for (int oh = 0; oh < g.OutH; oh++)
+                {
+                    int rowAt = 2 * oh * w;
+                    int ow = 0;
+                    if (Sse.IsSupported && g.OutW is >= 4 and < 8)
+                    {
+                        Four(xp, rowAt, w, 0, o, y, argmax);
+                        Four(xp, rowAt, w, g.OutW - 4, o + g.OutW - 4, y, argmax);
+                        o += g.OutW;
+                        continue;
+                    }
+
+                    if (Avx2.IsSupported && g.OutW >= 8)
+                    {
+                        // 8 outputs at a time; the last block may overlap the one before (it
+                        // rewrites the same values), so the whole row is vectorized.
+                        for (int ow0 = 0; ; ow0 += 8)
+                        {
+                            ow0 = Math.Min(ow0, g.OutW - 8);
+                            Eight(xp, rowAt, w, ow0, o + ow0, y, argmax);
+                            if (ow0 == g.OutW - 8)
+                                break;
+                        }
+
+                        o += g.OutW;
+                        continue;
+                    }
+
+                    for (; ow < g.OutW; ow++, o++)
+                    {
+                        int at = rowAt + (2 * ow);
+                        // The kernel's test (v > best || NaN v; the first tap always passes it or
+                        // ties -inf), evaluated without branches: random data mispredicts them.
+                        float best = xp[at];
+                        int bestAt = at;
+                        float v = xp[at + 1];
+                        bool take = (v > best) | float.IsNaN(v);
+                        best = take ? v : best;
+                        bestAt = take ? at + 1 : bestAt;
+                        v = xp[at + w];
+                        take = (v > best) | float.IsNaN(v);
+                        best = take ? v : best;
+                        bestAt = take ? at + w : bestAt;
+                        v = xp[at + w + 1];
+                        take = (v > best) | float.IsNaN(v);
+                        best = take ? v : best;
+                        bestAt = take ? at + w + 1 : bestAt;
+                        y[o] = best;
+                        argmax[o] = bestAt;
+                    }
+                }
+            }
+        }
+    }
+
+    // Outputs ow0 .. ow0 + 7 of one output row of a plain 2x2 pooling: the even and odd columns of
+    // the two input rows are the four taps; each lane runs the kernel's test in its order.
+    // Avx.Shuffle picks within 128-bit halves, so lanes hold outputs 0 1 4 5 2 3 6 7 until
+    // Permute4x64 puts them back in order.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Eight(float* xp, int rowAt, int w, int ow0, long o, float* y, int* argmax)
+    {
+        int at = rowAt + (2 * ow0);
+        float* r0 = xp + at, r1 = r0 + w;
+        Vector256<float> a0 = Avx.LoadVector256(r0), a1 = Avx.LoadVector256(r0 + 8);
+        Vector256<float> b0 = Avx.LoadVector256(r1), b1 = Avx.LoadVector256(r1 + 8);
+        var idx = Vector256.Create(at) + Vector256.Create(0, 2, 8, 10, 4, 6, 12, 14);
+        var best = Avx.Shuffle(a0, a1, 0b10_00_10_00);
+        var bestAt = idx;
+        Take(ref best, ref bestAt, Avx.Shuffle(a0, a1, 0b11_01_11_01), idx + Vector256.Create(1));
+        Take(ref best, ref bestAt, Avx.Shuffle(b0, b1, 0b10_00_10_00), idx + Vector256.Create(w));
+        Take(ref best, ref bestAt, Avx.Shuffle(b0, b1, 0b11_01_11_01), idx + Vector256.Create(w + 1));
+        Avx2.Permute4x64(best.AsDouble(), 0b11_01_10_00).AsSingle().Store(y + o);
+        Avx2.Permute4x64(bestAt.AsInt64(), 0b11_01_10_00).AsInt32().Store(argmax + o);
+    }
+
+    // Outputs ow0 .. ow0 + 3, as Eight with 128-bit vectors (lanes in order: no permute).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Four(float* xp, int rowAt, int w, int ow0, long o, float* y, int* argmax)
+    {
+        int at = rowAt + (2 * ow0);
+        float* r0 = xp + at, r1 = r0 + w;
+        Vector128<float> a0 = Sse.LoadVector128(r0), a1 = Sse.LoadVector128(r0 + 4);
+        Vector128<float> b0 = Sse.LoadVector128(r1), b1 = Sse.LoadVector128(r1 + 4);
+        var idx = Vector128.Create(at) + Vector128.Create(0, 2, 4, 6);
+        var best = Sse.Shuffle(a0, a1, 0b10_00_10_00);
+        var bestAt = idx;
+        Take(ref best, ref bestAt, Sse.Shuffle(a0, a1, 0b11_01_11_01), idx + Vector128.Create(1));
+        Take(ref best, ref bestAt, Sse.Shuffle(b0, b1, 0b10_00_10_00), idx + Vector128.Create(w));
+        Take(ref best, ref bestAt, Sse.Shuffle(b0, b1, 0b11_01_11_01), idx + Vector128.Create(w + 1));
+        best.Store(y + o);
+        bestAt.Store(argmax + o);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Take(ref Vector128<float> best, ref Vector128<int> bestAt, Vector128<float> v, Vector128<int> at)
+    {
+        var take = Vector128.GreaterThan(v, best) | ~Vector128.Equals(v, v);
+        best = Vector128.ConditionalSelect(take, v, best);
+        bestAt = Vector128.ConditionalSelect(take.AsInt32(), at, bestAt);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Take(ref Vector256<float> best, ref Vector256<int> bestAt, Vector256<float> v, Vector256<int> at)
+    {
+        // v > best || NaN v, per lane.
+        var take = Vector256.GreaterThan(v, best) | ~Vector256.Equals(v, v);
+        best = Vector256.ConditionalSelect(take, v, best);
+        bestAt = Vector256.ConditionalSelect(take.AsInt32(), at, bestAt);
+    }
+
+    // Window 2x2, stride 2, no padding, no dilation: the common max pooling, whose windows all lie
+    // inside the plane and do not overlap.
+    private static bool IsPlain2x2(Pool2dGeometry g) =>
+        g.KernelH == 2 && g.KernelW == 2 && g.StrideH == 2 && g.StrideW == 2 && g.PadH == 0 && g.PadW == 0 && g.DilationH == 1 && g.DilationW == 1;
+
+    private readonly unsafe struct MaxBackwardBody(float* dy, int* argmax, float* dx, Pool2dGeometry g) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            if (IsPlain2x2(g))
+            {
+                Plain2x2(start, end);
+                return;
+            }
+
+            int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
+            for (int p = start; p < end; p++)
+            {
+                float* dxp = dx + ((long)p * inPlane);
+                new Span<float>(dxp, inPlane).Clear();
+                long o = (long)p * outPlane;
+                for (int oh = 0; oh < g.OutH; oh++)
+                {
+                    int h0 = (oh * g.StrideH) - g.PadH;
+                    for (int ow = 0; ow < g.OutW; ow++, o++)
+                    {
+                        int at = argmax[o];
+                        if ((uint)at >= (uint)inPlane)
+                            continue;
+                        // The kernel gathers dy[o] into at only when at is a tap of o's window.
+                        int ih = at / g.W;
+                        int r = ih - h0, s = at - (ih * g.W) - ((ow * g.StrideW) - g.PadW);
+                        if (r >= 0 && r % g.DilationH == 0 && r / g.DilationH < g.KernelH
+                            && s >= 0 && s % g.DilationW == 0 && s / g.DilationW < g.KernelW)
+                            dxp[at] += dy[o];
+                    }
+                }
+            }
+        }
+
+        // Window o's taps are base, base + 1, base + W, base + W + 1 (W >= 2, all inside the
+        // plane): the tap test without divisions. Windows do not overlap, so each dx of a window
+        // gets at most one term, added to 0f as the kernel's gather does; the plane is cleared
+        // first for the odd last row and column that no window covers.
+        private void Plain2x2(int start, int end)
+        {
+            int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W, w = g.W;
+            for (int p = start; p < end; p++)
+            {
+                float* dxp = dx + ((long)p * inPlane);
+                new Span<float>(dxp, inPlane).Clear();
+                long o = (long)p * outPlane;
+                for (int oh = 0; oh < g.OutH; oh++)
+                {
+                    int rowAt = 2 * oh * w;
+                    for (int ow = 0; ow < g.OutW; ow++, o++)
+                    {
+                        // Each tap is written once, with the kernel's 0f + dy or its 0f (+0: all
+                        // bits clear), masked without branches (the argmax is random).
+                        int bas = rowAt + (2 * ow);
+                        int off = argmax[o] - bas;
+                        int share = BitConverter.SingleToInt32Bits(0f + dy[o]);
+                        dxp[bas] = BitConverter.Int32BitsToSingle(share & -(off == 0 ? 1 : 0));
+                        dxp[bas + 1] = BitConverter.Int32BitsToSingle(share & -(off == 1 ? 1 : 0));
+                        dxp[bas + w] = BitConverter.Int32BitsToSingle(share & -(off == w ? 1 : 0));
+                        dxp[bas + w + 1] = BitConverter.Int32BitsToSingle(share & -(off == w + 1 ? 1 : 0));
+                    }
+                }
+            }
+        }
+    }
+
+    private readonly unsafe struct AvgForwardBody(float* x, float* y, Pool2dGeometry g, bool countIncludePad) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
+            for (int p = start; p < end; p++)
+            {
+                float* xp = x + ((long)p * inPlane);
+                long o = (long)p * outPlane;
+                for (int oh = 0; oh < g.OutH; oh++)
+                {
+                    int h0 = (oh * g.StrideH) - g.PadH;
+                    int hs = Math.Max(h0, 0), he = Math.Min(h0 + g.KernelH, g.H);
+                    for (int ow = 0; ow < g.OutW; ow++, o++)
+                    {
+                        int w0 = (ow * g.StrideW) - g.PadW;
+                        int ws = Math.Max(w0, 0), we = Math.Min(w0 + g.KernelW, g.W);
+                        float sum = 0;
+                        for (int ih = hs; ih < he; ih++)
+                        {
+                            float* row = xp + (ih * g.W);
+                            for (int iw = ws; iw < we; iw++)
+                                sum += row[iw];
+                        }
+
+                        y[o] = sum / (countIncludePad ? g.KernelH * g.KernelW : (he - hs) * (we - ws));
+                    }
+                }
+            }
+        }
+    }
+
+    private readonly unsafe struct AvgBackwardBody(float* dy, float* dx, Pool2dGeometry g, bool countIncludePad) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
+            for (int p = start; p < end; p++)
+            {
+                float* dxp = dx + ((long)p * inPlane);
+                new Span<float>(dxp, inPlane).Clear();
+                long o = (long)p * outPlane;
+                for (int oh = 0; oh < g.OutH; oh++)
+                {
+                    int h0 = (oh * g.StrideH) - g.PadH;
+                    int hs = Math.Max(h0, 0), he = Math.Min(h0 + g.KernelH, g.H);
+                    for (int ow = 0; ow < g.OutW; ow++, o++)
+                    {
+                        int w0 = (ow * g.StrideW) - g.PadW;
+                        int ws = Math.Max(w0, 0), we = Math.Min(w0 + g.KernelW, g.W);
+                        float share = dy[o] / (countIncludePad ? g.KernelH * g.KernelW : (he - hs) * (we - ws));
+                        for (int ih = hs; ih < he; ih++)
+                        {
+                            float* row = dxp + (ih * g.W);
+                            for (int iw = ws; iw < we; iw++)
+                                row[iw] += share;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private readonly unsafe struct GlobalForwardBody(float* x, float* y, int s) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            int p = start;
+            for (; p <= end - 4; p += 4)
+            {
+                float* x0 = x + ((long)p * s), x1 = x0 + s, x2 = x1 + s, x3 = x2 + s;
+                float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+                for (int j = 0; j < s; j++)
+                {
+                    s0 += x0[j];
+                    s1 += x1[j];
+                    s2 += x2[j];
+                    s3 += x3[j];
+                }
+
+                y[p] = s0 / s;
+                y[p + 1] = s1 / s;
+                y[p + 2] = s2 / s;
+                y[p + 3] = s3 / s;
+            }
+
+            for (; p < end; p++)
+            {
+                float* xp = x + ((long)p * s);
+                float sum = 0;
+                for (int j = 0; j < s; j++)
+                    sum += xp[j];
+                y[p] = sum / s;
+            }
+        }
+    }
+
+    private readonly unsafe struct GlobalBackwardBody(float* dy, float* dx, int s) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            for (int p = start; p < end; p++)
+                new Span<float>(dx + ((long)p * s), s).Fill(dy[p] / s);
+        }
+    }
+
     // ---------------------------------------------------------------- launchers
 
     /// <summary>Max pooling: y = window max and argmax = flat in-plane index of the first maximum (PyTorch's return_indices).</summary>
@@ -540,6 +926,12 @@ public static class Pooling
         Check.Length(op, argmax, nameof(argmax), g.OutputLength, OutputLegend(g));
         if (g.OutputLength == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            MaxPool2dForwardManaged(host, x, y, argmax, g);
+            return;
+        }
+
         host.Load(MaxPool2dForwardDef)(host.Stream, host.Launch.GridStride(g.OutputLength), x, y, argmax, g);
     }
 
@@ -557,6 +949,12 @@ public static class Pooling
         Check.Length(op, argmax, nameof(argmax), g.OutputLength, OutputLegend(g));
         if (g.InputLength == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            MaxPool2dBackwardManaged(host, dy, argmax, dx, g);
+            return;
+        }
+
         host.Load(MaxPool2dBackwardDef)(host.Stream, host.Launch.GridStride(g.InputLength), dy, argmax, dx, g);
     }
 
@@ -574,6 +972,12 @@ public static class Pooling
         CheckNoDilation(op, g);
         if (g.OutputLength == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            AvgPool2dForwardManaged(host, x, y, g, countIncludePad);
+            return;
+        }
+
         host.Load(AvgPool2dForwardDef)(host.Stream, host.Launch.GridStride(g.OutputLength), x, y, g, countIncludePad ? 1 : 0);
     }
 
@@ -591,6 +995,12 @@ public static class Pooling
         CheckNoDilation(op, g);
         if (g.InputLength == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            AvgPool2dBackwardManaged(host, dy, dx, g, countIncludePad);
+            return;
+        }
+
         host.Load(AvgPool2dBackwardDef)(host.Stream, host.Launch.GridStride(g.InputLength), dy, dx, g, countIncludePad ? 1 : 0);
     }
 
@@ -608,6 +1018,12 @@ public static class Pooling
         CheckGlobal(op, x, nameof(x), y, nameof(y), n, c, s);
         if (y.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            GlobalAvgPoolForwardManaged(host, x, y, s);
+            return;
+        }
+
         host.Load(GlobalAvgPoolForwardDef)(host.Stream, host.Launch.GridStride(y.Length), x, y, s);
     }
 
@@ -625,6 +1041,12 @@ public static class Pooling
         CheckGlobal(op, dx, nameof(dx), dy, nameof(dy), n, c, s);
         if (dx.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            GlobalAvgPoolBackwardManaged(host, dy, dx, s);
+            return;
+        }
+
         host.Load(GlobalAvgPoolBackwardDef)(host.Stream, host.Launch.GridStride(dx.Length), dy, dx, s);
     }
 

@@ -415,6 +415,84 @@ public class BatchNormProperties
         Assert.Empty(new BatchNorm1d(Affine: false).Parameters(new Shape(5)));
     }
 
+    // ---------------------------------------------------------------- (c) managed CPU path = ILGPU kernel
+
+    // The usual edges (C around multiples of 4, S around multiples of 8: the managed path walks
+    // 4 channels side by side and 8 lanes at a time), and now and then a shape large enough that
+    // CpuLoops splits it over threads.
+    private static Gen<(int N, int C, int S)> ParityShapes { get; } = Gen.Frequency(
+        (5, from n in Gen.Elements(0, 1, 2, 3, 17)
+            from c in Gen.Elements(1, 3, 4, 5, 8, 17)
+            from s in Gen.Elements(1, 2, 7, 8, 9, 17)
+            select (n, c, s)),
+        (1, Gen.Elements((5, 7, 1999), (9, 32, 256), (2100, 33, 1))));
+
+    private static Arbitrary<((int N, int C, int S) Shape, int Seed, bool Specials)> ParityCases =>
+        (from shape in ParityShapes
+         from seed in Gen.Choose(0, 1_000_000)
+         from specials in Gen.Elements(false, false, true)
+         select (shape, seed, specials)).ToArbitrary();
+
+    [Property(MaxTest = 30)]
+    public Property Statistics_managed_equals_kernel() =>
+        Prop.ForAll(ParityCases, p =>
+        {
+            var (n, c, s) = p.Shape;
+            return KernelParity.Same($"Statistics {p}", [KernelParity.Values(p.Seed, n * c * s, -5f, 5f, p.Specials), new float[c], new float[c]], [], (h, f, _) =>
+                Kernel.Statistics(h, f[0], f[1], f[2], n, c, s));
+        });
+
+    [Property(MaxTest = 30)]
+    public Property Normalize_managed_equals_kernel() =>
+        Prop.ForAll(ParityCases, Gen.Elements(0, 1, 2, 3).ToArbitrary(), Gen.Elements(false, true).ToArbitrary(), (p, affine, inPlace) =>
+        {
+            var (n, c, s) = p.Shape;
+            float[][] bufs =
+            [
+                KernelParity.Values(p.Seed, n * c * s, -5f, 5f, p.Specials), Gens.Random(p.Seed + 1, c, -1f, 1f), Gens.Random(p.Seed + 2, c, 0f, 4f),
+                Gens.Random(p.Seed + 3, c, -2f, 2f), Gens.Random(p.Seed + 4, c, -2f, 2f), new float[n * c * s],
+            ];
+            return KernelParity.Same($"Normalize {p}, affine {affine}, in place {inPlace}", bufs, [], (h, f, _) =>
+                Kernel.Normalize(h, f[0], f[1], f[2], (affine & 1) != 0 ? f[3] : null, (affine & 2) != 0 ? f[4] : null, inPlace ? f[0] : f[5], n, c, s, Eps));
+        });
+
+    [Property(MaxTest = 30)]
+    public Property ParamGrads_and_InputGrad_managed_equal_kernels() =>
+        Prop.ForAll(ParityCases, Gen.Choose(0, 7).ToArbitrary(), (p, flags) =>
+        {
+            bool training = (flags & 1) != 0, hasGamma = (flags & 2) != 0, inPlace = (flags & 4) != 0;
+            var (n, c, s) = p.Shape;
+            int total = n * c * s;
+            float[][] bufs =
+            [
+                KernelParity.Values(p.Seed, total, -5f, 5f, p.Specials), KernelParity.Values(p.Seed + 1, total, -2f, 2f, p.Specials),
+                Gens.Random(p.Seed + 2, c, -1f, 1f), Gens.Random(p.Seed + 3, c, 0f, 4f), Gens.Random(p.Seed + 4, c, -2f, 2f),
+                new float[c], new float[c], new float[total],
+            ];
+            return KernelParity.Same($"ParamGrads + InputGrad {p}, training {training}, gamma {hasGamma}, in place {inPlace}", bufs, [], (h, f, _) =>
+            {
+                Kernel.ParamGrads(h, f[0], f[1], f[2], f[3], f[5], f[6], n, c, s, Eps);
+                Kernel.InputGrad(h, f[0], f[1], f[2], f[3], hasGamma ? f[4] : null, f[5], f[6], inPlace ? f[1] : f[7], n, c, s, Eps, training);
+            });
+        });
+
+    [Property(MaxTest = 20)]
+    public Property Running_and_Increment_managed_equal_kernels() =>
+        Prop.ForAll(ParityCases, Gen.Choose(2, 100_000).ToArbitrary(), Gen.Choose(0, 1000).ToArbitrary(), (p, m, count) =>
+        {
+            int c = p.Shape.C;
+            float[][] bufs =
+            [
+                KernelParity.Values(p.Seed, c, -3f, 3f, p.Specials), Gens.Random(p.Seed + 1, c, 0f, 4f), Gens.Random(p.Seed + 2, c, -3f, 3f),
+                Gens.Random(p.Seed + 3, c, 0.1f, 3f), new float[c], new float[c],
+            ];
+            return KernelParity.Same($"Running + Increment {p}, m {m}, count {count}", bufs, [[count], [-1]], (h, f, i) =>
+            {
+                Kernel.Running(h, f[0], f[1], m, Momentum, f[2], f[3], f[4], f[5]);
+                Kernel.Increment(h, i[0], i[1]);
+            });
+        });
+
     // ---------------------------------------------------------------- helpers
 
     private static (float[] Mean, float[] Var) ChannelStats(ChannelBatch b)

@@ -251,6 +251,54 @@ public class LayerNormProperties
         Assert.Contains("weight", e.Message);
     }
 
+    // ---------------------------------------------------------------- (c) managed CPU path = ILGPU kernel
+
+    // Edge shapes (N around the 4 rows the managed path walks side by side, D around its 8-lane
+    // vectors and 16-column blocks), and now and then one large enough that CpuLoops splits it over threads.
+    private static Arbitrary<((int N, int D) Shape, int Seed, bool Specials)> ParityCases =>
+        (from shape in Gen.Frequency(
+            (5, from n in Gen.Elements(0, 1, 3, 4, 5, 9, 17)
+                from d in Gen.Elements(1, 7, 8, 9, 15, 16, 17, 33)
+                select (n, d)),
+            (1, Gen.Elements((67, 1031), (1031, 67), (4, 16400))))
+         from seed in Gen.Choose(0, 1_000_000)
+         from specials in Gen.Elements(false, false, true)
+         select (shape, seed, specials)).ToArbitrary();
+
+    [Property(MaxTest = 30)]
+    public Property Forward_managed_equals_kernel() =>
+        Prop.ForAll(ParityCases, Gen.Choose(0, 7).ToArbitrary(), (p, flags) =>
+        {
+            var (n, d) = p.Shape;
+            bool hasGamma = (flags & 1) != 0, hasBeta = (flags & 2) != 0, inPlace = (flags & 4) != 0;
+            float[][] bufs =
+            [
+                KernelParity.Values(p.Seed, n * d, -5f, 5f, p.Specials), Gens.Random(p.Seed + 1, d, -2f, 2f), Gens.Random(p.Seed + 2, d, -2f, 2f),
+                new float[n * d], new float[n], new float[n],
+            ];
+            return KernelParity.Same($"Forward {p}, gamma {hasGamma}, beta {hasBeta}, in place {inPlace}", bufs, [], (h, f, _) =>
+                Kernel.Forward(h, f[0], hasGamma ? f[1] : null, hasBeta ? f[2] : null, inPlace ? f[0] : f[3], f[4], f[5], n, d, 1e-5f));
+        });
+
+    [Property(MaxTest = 30)]
+    public Property InputGrad_and_ParamGrads_managed_equal_kernels() =>
+        Prop.ForAll(ParityCases, Gen.Choose(0, 3).ToArbitrary(), (p, flags) =>
+        {
+            var (n, d) = p.Shape;
+            bool hasGamma = (flags & 1) != 0, inPlace = (flags & 2) != 0;
+            float[][] bufs =
+            [
+                KernelParity.Values(p.Seed, n * d, -5f, 5f, p.Specials), KernelParity.Values(p.Seed + 1, n * d, -2f, 2f, p.Specials),
+                Gens.Random(p.Seed + 2, d, -2f, 2f), Gens.Random(p.Seed + 3, n, -1f, 1f), Gens.Random(p.Seed + 4, n, 0.1f, 3f),
+                new float[n * d], new float[d], new float[d],
+            ];
+            return KernelParity.Same($"ParamGrads + InputGrad {p}, gamma {hasGamma}, in place {inPlace}", bufs, [], (h, f, _) =>
+            {
+                Kernel.ParamGrads(h, f[0], f[1], f[3], f[4], f[6], f[7], n, d);
+                Kernel.InputGrad(h, f[0], f[1], hasGamma ? f[2] : null, f[3], f[4], inPlace ? f[1] : f[5], n, d);
+            });
+        });
+
     // ---------------------------------------------------------------- helpers
 
     private static (float[] Y, float[] Mean, float[] Rstd) RunForward(Device d, RowBatch b, float[] gamma, float[] beta)

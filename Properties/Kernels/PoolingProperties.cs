@@ -495,6 +495,81 @@ public class PoolingProperties
         }
     }
 
+    // ---------------------------------------------------------------- managed CPU path = ILGPU kernel
+
+    // The generated cases; the 2x2, stride 2 window the managed max pooling special-cases (odd
+    // sides included); and now and then one with enough planes that CpuLoops splits them over threads.
+    private static Arbitrary<PoolCase> ParityCases(bool dilated) =>
+        Gen.Frequency(
+            (4, Gens.Pool(dilated)),
+            (2, from n in Gen.Elements(0, 1, 2, 3)
+                from c in Gen.Elements(1, 2, 5)
+                from h in Gen.Elements(2, 3, 4, 7, 16, 17)
+                from w in Gen.Elements(2, 3, 5, 8, 17, 28)
+                from seed in Gen.Choose(0, 1_000_000)
+                from ties in Gen.Elements(true, false)
+                select new PoolCase(Pool2dGeometry.Create("gen", n, c, h, w, (2, 2), (2, 2), (0, 0), (1, 1)), seed, seed % 2 == 0, ties)),
+            (1, from n in Gen.Elements(3, 4)
+                from k in Gen.Elements(2, 3)
+                from seed in Gen.Choose(0, 1_000_000)
+                from ties in Gen.Elements(true, false)
+                select new PoolCase(Pool2dGeometry.Create("gen", n, 11, 45, 47, (k, k), (2, 2), (1, 1), (1, 1)), seed, seed % 2 == 0, ties))).ToArbitrary();
+
+    [Property(MaxTest = 40)]
+    public Property MaxPool2d_managed_equals_kernel_forward_and_backward() =>
+        Prop.ForAll(ParityCases(dilated: true), Gen.Choose(0, 3).ToArbitrary(), (c, flags) =>
+        {
+            var g = c.G;
+            bool corrupt = (flags & 1) != 0, specials = (flags & 2) != 0;
+            var x = c.X;
+            if (specials && x.Length > 0)
+            {
+                // NaNs (the last one of a window wins) and -inf (all -inf windows keep the first tap).
+                var r = new Random(c.Seed + 7);
+                for (int k = 0; k < Math.Max(1, x.Length / 8); k++)
+                    x[r.Next(x.Length)] = r.Next(3) == 0 ? float.NaN : float.NegativeInfinity;
+            }
+
+            int outLen = (int)g.OutputLength;
+            // The backward's argmax: the forward's, or with some entries moved anywhere (outside
+            // the plane, outside the window), which both paths must skip the same way.
+            var (_, idx) = ReferenceMax(x, g);
+            if (corrupt && outLen > 0)
+            {
+                var r = new Random(c.Seed);
+                for (int k = 0; k < Math.Max(1, outLen / 4); k++)
+                    idx[r.Next(outLen)] = r.Next(-2, (g.H * g.W) + 2);
+            }
+
+            return KernelParity.Same($"MaxPool2dForward {c}, specials {specials}", [x, new float[outLen]], [new int[outLen]], (h, f, i) =>
+                    Pooling.MaxPool2dForward(h, f[0], f[1], i[0], g))
+                .And(KernelParity.Same($"MaxPool2dBackward {c}, corrupt {corrupt}", [c.Dy, new float[g.InputLength]], [idx], (h, f, i) =>
+                    Pooling.MaxPool2dBackward(h, f[0], i[0], f[1], g)));
+        });
+
+    [Property(MaxTest = 40)]
+    public Property AvgPool2d_managed_equals_kernel_forward_and_backward() =>
+        Prop.ForAll(ParityCases(dilated: false), c =>
+        {
+            var g = c.G;
+            return KernelParity.Same($"AvgPool2dForward {c}", [c.X, new float[g.OutputLength]], [], (h, f, _) =>
+                    Pooling.AvgPool2dForward(h, f[0], f[1], g, c.CountIncludePad))
+                .And(KernelParity.Same($"AvgPool2dBackward {c}", [c.Dy, new float[g.InputLength]], [], (h, f, _) =>
+                    Pooling.AvgPool2dBackward(h, f[0], f[1], g, c.CountIncludePad)));
+        });
+
+    [Property(MaxTest = 30)]
+    public Property GlobalAvgPool_managed_equals_kernel_forward_and_backward() =>
+        Prop.ForAll(ParityCases(dilated: false), Gen.Elements(false, true).ToArbitrary(), (c, specials) =>
+        {
+            var g = c.G;
+            int s = g.H * g.W, planes = g.N * g.C;
+            return KernelParity.Same($"GlobalAvgPoolForward {c}", [KernelParity.Values(c.Seed, (int)g.InputLength, -10f, 10f, specials), new float[planes]], [], (h, f, _) =>
+                    Pooling.GlobalAvgPoolForward(h, f[0], f[1], g.N, g.C, s))
+                .And(KernelParity.Same($"GlobalAvgPoolBackward {c}", [KernelParity.Values(c.Seed + 1, planes, -2f, 2f, specials), new float[g.InputLength]], [], (h, f, _) =>
+                    Pooling.GlobalAvgPoolBackward(h, f[0], f[1], g.N, g.C, s)));
+        });
+
     // ---------------------------------------------------------------- helpers
 
     private static (float[] Y, int[] Idx) ReferenceMax(float[] x, Pool2dGeometry g)
