@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using IlgpuTrain.Kernels.Runtime;
 
@@ -578,26 +579,12 @@ public static class Reductions
             var value = new Vector256<float>[units];
             var carry = new Vector256<float>[units];
             value.AsSpan().Fill(Vector256.Create(default(TOp).Identity));
-            bool square = typeof(TOp) == typeof(SumOfSquaresOp) || typeof(TOp) == typeof(L2NormOp);
-            var infinity = Vector256.Create(float.PositiveInfinity);
             long b = 0;
             for (; b + count <= n; b += count)
             {
                 float* block = x + b + (start * 8);
                 for (int u = 0; u < units; u++)
-                {
-                    var v = Vector256.Load(block + (u * 8));
-                    if (square)
-                        v *= v;
-                    var a = value[u];
-                    var t = a + v;
-                    var bp = t - a;
-                    var e = ((a - (t - bp)) + (v - bp)) + carry[u];
-                    var next = t + e;
-                    var finite = Vector256.LessThan(Vector256.Abs(t), infinity);
-                    carry[u] = Vector256.ConditionalSelect(finite, e - (next - t), carry[u]);
-                    value[u] = Vector256.ConditionalSelect(finite, next, t);
-                }
+                    LaneSum<TOp>.Add(ref value[u], ref carry[u], Vector256.Load(block + (u * 8)));
             }
 
             for (int u = 0; u < units; u++)
@@ -652,21 +639,62 @@ public static class Reductions
         public void Run(int start, int end)
         {
             Span<Accumulator<TOp>> accs = stackalloc Accumulator<TOp>[ColumnBlock];
+            Span<Vector256<float>> value = stackalloc Vector256<float>[ColumnBlock / 8];
+            Span<Vector256<float>> carry = stackalloc Vector256<float>[ColumnBlock / 8];
+            bool vector = Vector256.IsHardwareAccelerated && default(TOp).IsSum;
             for (int blk = start; blk < end; blk++)
             {
                 int c0 = blk * ColumnBlock, w = Math.Min(ColumnBlock, cols - c0);
-                for (int j = 0; j < w; j++)
+
+                // Columns are independent chains: eight adjacent ones per Vector256, with
+                // Accumulator's operations per lane (LaneSum), the rest one by one.
+                int units = vector ? w / 8 : 0, j0 = units * 8;
+                value[..units].Fill(Vector256.Create(default(TOp).Identity));
+                carry[..units].Clear();
+                for (int j = j0; j < w; j++)
                     accs[j] = new Accumulator<TOp>(default(TOp).Identity);
                 for (int r = 0; r < rows; r++)
                 {
                     float* row = x + ((long)r * cols) + c0;
-                    for (int j = 0; j < w; j++)
+                    for (int u = 0; u < units; u++)
+                        LaneSum<TOp>.Add(ref value[u], ref carry[u], Vector256.Load(row + (u * 8)));
+                    for (int j = j0; j < w; j++)
                         accs[j].Add(default(TOp).Map(row[j]));
                 }
 
-                for (int j = 0; j < w; j++)
+                for (int u = 0; u < units; u++)
+                {
+                    for (int l = 0; l < 8; l++)
+                        result[c0 + (u * 8) + l] = default(TOp).Finish(value[u].GetElement(l), rows);
+                }
+
+                for (int j = j0; j < w; j++)
                     result[c0 + j] = default(TOp).Finish(accs[j].Value, rows);
             }
+        }
+    }
+
+    // Accumulator.Add for eight independent sums at once (IsSum operators only, whose Map is x or
+    // x * x): the same TwoSum operations per lane, and the same rule that a non-finite partial
+    // sum is kept as is with its carry frozen, so every lane is bitwise a scalar Accumulator.
+    private static class LaneSum<TOp>
+        where TOp : struct, IReduceOp
+    {
+        private static readonly bool Square = typeof(TOp) == typeof(SumOfSquaresOp) || typeof(TOp) == typeof(L2NormOp);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Add(ref Vector256<float> value, ref Vector256<float> carry, Vector256<float> v)
+        {
+            if (Square)
+                v *= v;
+            var a = value;
+            var t = a + v;
+            var bp = t - a;
+            var e = ((a - (t - bp)) + (v - bp)) + carry;
+            var next = t + e;
+            var finite = Vector256.LessThan(Vector256.Abs(t), Vector256.Create(float.PositiveInfinity));
+            carry = Vector256.ConditionalSelect(finite, e - (next - t), carry);
+            value = Vector256.ConditionalSelect(finite, next, t);
         }
     }
 
