@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -168,48 +167,51 @@ public static unsafe class CpuGemm
             int mc = i1 - i0;
             int ncMax = Math.Min(NC, RoundUp(j1 - j0, nr));
 
-            // Packing buffers come from the shared pool: a training step calls GEMM dozens of times.
-            var packedB = ArrayPool<float>.Shared.Rent(KC * ncMax);
-            var packedA = ArrayPool<float>.Shared.Rent(KC * RoundUp(mc, MR));
-            try
+            // Packing buffers are the thread's own, kept between calls: a training step calls GEMM
+            // hundreds of times (per image in a convolution), and renting from ArrayPool.Shared
+            // makes its trimming after every gen-2 collection a cost of its own.
+            var packedB = Scratch(ref _packedB, KC * ncMax);
+            var packedA = Scratch(ref _packedA, KC * RoundUp(mc, MR));
+            fixed (float* bp = packedB)
+            fixed (float* ap = packedA)
             {
-                fixed (float* bp = packedB)
-                fixed (float* ap = packedA)
+                for (int jc = j0; jc < j1; jc += NC)
                 {
-                    for (int jc = j0; jc < j1; jc += NC)
+                    int nc = Math.Min(NC, j1 - jc);
+                    for (int pc = 0; pc < k; pc += KC)
                     {
-                        int nc = Math.Min(NC, j1 - jc);
-                        for (int pc = 0; pc < k; pc += KC)
+                        int kc = Math.Min(KC, k - pc);
+                        float betaHere = pc == 0 ? beta : 1f;
+                        PackB(transB, b, ldb, pc, jc, kc, nc, nr, bp);
+                        PackA(transA, a, lda, i0, pc, mc, kc, ap);
+                        for (int jr = 0; jr < nc; jr += nr)
                         {
-                            int kc = Math.Min(KC, k - pc);
-                            float betaHere = pc == 0 ? beta : 1f;
-                            PackB(transB, b, ldb, pc, jc, kc, nc, nr, bp);
-                            PackA(transA, a, lda, i0, pc, mc, kc, ap);
-                            for (int jr = 0; jr < nc; jr += nr)
+                            int nrHere = Math.Min(nr, nc - jr);
+                            float* bPanel = bp + ((long)jr * kc);
+                            for (int ir = 0; ir < mc; ir += MR)
                             {
-                                int nrHere = Math.Min(nr, nc - jr);
-                                float* bPanel = bp + ((long)jr * kc);
-                                for (int ir = 0; ir < mc; ir += MR)
-                                {
-                                    int mrHere = Math.Min(MR, mc - ir);
-                                    float* cTile = c + ((long)(i0 + ir) * n) + jc + jr;
-                                    if (use512)
-                                        Micro512(kc, ap + ((long)ir * kc), bPanel, cTile, n, alpha, betaHere, mrHere, nrHere);
-                                    else
-                                        Micro256(kc, ap + ((long)ir * kc), bPanel, cTile, n, alpha, betaHere, mrHere, nrHere);
-                                }
+                                int mrHere = Math.Min(MR, mc - ir);
+                                float* cTile = c + ((long)(i0 + ir) * n) + jc + jr;
+                                if (use512)
+                                    Micro512(kc, ap + ((long)ir * kc), bPanel, cTile, n, alpha, betaHere, mrHere, nrHere);
+                                else
+                                    Micro256(kc, ap + ((long)ir * kc), bPanel, cTile, n, alpha, betaHere, mrHere, nrHere);
                             }
                         }
                     }
                 }
             }
-            finally
-            {
-                ArrayPool<float>.Shared.Return(packedB);
-                ArrayPool<float>.Shared.Return(packedA);
-            }
         }
     }
+
+    [ThreadStatic]
+    private static float[]? _packedA;
+
+    [ThreadStatic]
+    private static float[]? _packedB;
+
+    private static float[] Scratch(ref float[]? slot, int length) =>
+        slot is { } a && a.Length >= length ? a : (slot = GC.AllocateUninitializedArray<float>(Math.Max(length, 4096)));
 
     // Packs op(B)[pc .. pc+kc, jc .. jc+nc] into micro-panels of nr columns: panel j holds
     // kc rows of nr floats, zero-padded past nc.
@@ -268,42 +270,27 @@ public static unsafe class CpuGemm
         }
     }
 
-    // dst[r * ldd + c] = src[c * lds + r] for an 8 x 8 block: unpack pairs, shuffle quads, swap halves.
+    // dst[r * ldd + c] = src[c * lds + r] for an 8 x 8 block.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Transpose8x8(float* src, int lds, float* dst, int ldd)
     {
-        var r0 = Avx.LoadVector256(src);
-        var r1 = Avx.LoadVector256(src + lds);
-        var r2 = Avx.LoadVector256(src + (2 * lds));
-        var r3 = Avx.LoadVector256(src + (3 * lds));
-        var r4 = Avx.LoadVector256(src + (4 * lds));
-        var r5 = Avx.LoadVector256(src + (5 * lds));
-        var r6 = Avx.LoadVector256(src + (6 * lds));
-        var r7 = Avx.LoadVector256(src + (7 * lds));
-        var t0 = Avx.UnpackLow(r0, r1);
-        var t1 = Avx.UnpackHigh(r0, r1);
-        var t2 = Avx.UnpackLow(r2, r3);
-        var t3 = Avx.UnpackHigh(r2, r3);
-        var t4 = Avx.UnpackLow(r4, r5);
-        var t5 = Avx.UnpackHigh(r4, r5);
-        var t6 = Avx.UnpackLow(r6, r7);
-        var t7 = Avx.UnpackHigh(r6, r7);
-        var s0 = Avx.Shuffle(t0, t2, 0x44);
-        var s1 = Avx.Shuffle(t0, t2, 0xEE);
-        var s2 = Avx.Shuffle(t1, t3, 0x44);
-        var s3 = Avx.Shuffle(t1, t3, 0xEE);
-        var s4 = Avx.Shuffle(t4, t6, 0x44);
-        var s5 = Avx.Shuffle(t4, t6, 0xEE);
-        var s6 = Avx.Shuffle(t5, t7, 0x44);
-        var s7 = Avx.Shuffle(t5, t7, 0xEE);
-        Avx.Store(dst, Avx.Permute2x128(s0, s4, 0x20));
-        Avx.Store(dst + ldd, Avx.Permute2x128(s1, s5, 0x20));
-        Avx.Store(dst + (2 * ldd), Avx.Permute2x128(s2, s6, 0x20));
-        Avx.Store(dst + (3 * ldd), Avx.Permute2x128(s3, s7, 0x20));
-        Avx.Store(dst + (4 * ldd), Avx.Permute2x128(s0, s4, 0x31));
-        Avx.Store(dst + (5 * ldd), Avx.Permute2x128(s1, s5, 0x31));
-        Avx.Store(dst + (6 * ldd), Avx.Permute2x128(s2, s6, 0x31));
-        Avx.Store(dst + (7 * ldd), Avx.Permute2x128(s3, s7, 0x31));
+        var r0 = Vector256.Load(src);
+        var r1 = Vector256.Load(src + lds);
+        var r2 = Vector256.Load(src + (2 * lds));
+        var r3 = Vector256.Load(src + (3 * lds));
+        var r4 = Vector256.Load(src + (4 * lds));
+        var r5 = Vector256.Load(src + (5 * lds));
+        var r6 = Vector256.Load(src + (6 * lds));
+        var r7 = Vector256.Load(src + (7 * lds));
+        Runtime.Simd.Transpose(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
+        r0.Store(dst);
+        r1.Store(dst + ldd);
+        r2.Store(dst + (2 * ldd));
+        r3.Store(dst + (3 * ldd));
+        r4.Store(dst + (4 * ldd));
+        r5.Store(dst + (5 * ldd));
+        r6.Store(dst + (6 * ldd));
+        r7.Store(dst + (7 * ldd));
     }
 
     // Packs op(A)[i0 .. i0+mc, pc .. pc+kc] into micro-panels of MR rows: panel i holds kc

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using IlgpuTrain.Kernels.Runtime;
 
 namespace IlgpuTrain.Kernels;
@@ -622,7 +623,10 @@ public static class Reductions
     {
         public void Run(int start, int end)
         {
-            for (int r = start; r < end; r++)
+            int r = start;
+            if (Avx.IsSupported && default(TOp).IsSum)
+                r = EightRows(start, end);
+            for (; r < end; r++)
             {
                 float* row = x + ((long)r * cols);
                 var acc = new Accumulator<TOp>(default(TOp).Identity);
@@ -630,6 +634,53 @@ public static class Reductions
                     acc.Add(default(TOp).Map(row[c]));
                 result[r] = default(TOp).Finish(acc.Value, cols);
             }
+        }
+
+        // Eight rows at a time, one per lane: an 8 x 8 transpose turns eight row segments into
+        // eight vectors of one column each, added in column order, so every lane is its row's
+        // scalar chain (LaneSum). Returns the first row left for the scalar loop.
+        private int EightRows(int start, int end)
+        {
+            int r = start;
+            for (; r + 8 <= end; r += 8)
+            {
+                float* p0 = x + ((long)r * cols);
+                var value = Vector256.Create(default(TOp).Identity);
+                var carry = Vector256<float>.Zero;
+                int c = 0;
+                for (; c + 8 <= cols; c += 8)
+                {
+                    float* p = p0 + c;
+                    var v0 = Vector256.Load(p);
+                    var v1 = Vector256.Load(p + cols);
+                    var v2 = Vector256.Load(p + (2L * cols));
+                    var v3 = Vector256.Load(p + (3L * cols));
+                    var v4 = Vector256.Load(p + (4L * cols));
+                    var v5 = Vector256.Load(p + (5L * cols));
+                    var v6 = Vector256.Load(p + (6L * cols));
+                    var v7 = Vector256.Load(p + (7L * cols));
+                    Simd.Transpose(ref v0, ref v1, ref v2, ref v3, ref v4, ref v5, ref v6, ref v7);
+                    LaneSum<TOp>.Add(ref value, ref carry, v0);
+                    LaneSum<TOp>.Add(ref value, ref carry, v1);
+                    LaneSum<TOp>.Add(ref value, ref carry, v2);
+                    LaneSum<TOp>.Add(ref value, ref carry, v3);
+                    LaneSum<TOp>.Add(ref value, ref carry, v4);
+                    LaneSum<TOp>.Add(ref value, ref carry, v5);
+                    LaneSum<TOp>.Add(ref value, ref carry, v6);
+                    LaneSum<TOp>.Add(ref value, ref carry, v7);
+                }
+
+                for (; c < cols; c++)
+                {
+                    float* p = p0 + c;
+                    LaneSum<TOp>.Add(ref value, ref carry, Vector256.Create(p[0], p[cols], p[2L * cols], p[3L * cols], p[4L * cols], p[5L * cols], p[6L * cols], p[7L * cols]));
+                }
+
+                for (int l = 0; l < 8; l++)
+                    result[r + l] = default(TOp).Finish(value.GetElement(l), cols);
+            }
+
+            return r;
         }
     }
 

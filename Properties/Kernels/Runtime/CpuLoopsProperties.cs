@@ -224,6 +224,26 @@ public class CpuLoopsProperties
                 .And(Same($"{name}Columns {c}", [x, new float[c.Cols]], (h, v) => columnsOp(h, v[0], c.Rows, c.Cols, v[1])));
         });
 
+    // Values near float's limit with mixed signs: whether a running sum overflows depends on the
+    // order of the terms, which compensation cannot hide, so these catch a reordered reduction.
+    private static float[] OrderSensitive(int seed, int n)
+    {
+        float[] pool = [3e38f, -3e38f, 2e38f, -2e38f, 1f, -1f];
+        var r = new Random(seed);
+        return Enumerable.Range(0, n).Select(_ => pool[r.Next(pool.Length)]).ToArray();
+    }
+
+    [Property(MaxTest = 40)]
+    public Property Reductions_keep_the_kernels_order_of_terms() =>
+        Prop.ForAll(Matrices.ToArbitrary(), c =>
+        {
+            float[] x = OrderSensitive(c.Seed, c.Rows * c.Cols);
+            int partials = Reductions.ScratchLength(Devices.Cpu.Kernels, x.Length);
+            return Same($"SumRows {c}", [x, new float[c.Rows]], (h, v) => Reductions.SumRows(h, v[0], c.Rows, c.Cols, v[1]))
+                .And(Same($"SumColumns {c}", [x, new float[c.Cols]], (h, v) => Reductions.SumColumns(h, v[0], c.Rows, c.Cols, v[1])))
+                .And(Same($"Sum {c}", [x, [0f], new float[partials]], (h, v) => Reductions.Sum(h, v[0], v[1], v[2])));
+        });
+
     private static Gen<(int N, int Seed, bool Mask, float Lr, float Wd, float Mu, float Dampening, bool Nesterov, bool First)> SgdCases { get; } =
         from n in Lengths
         from seed in Gen.Choose(0, 1_000_000)
