@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using IlgpuTrain.Kernels.Runtime;
 
 namespace IlgpuTrain.Kernels;
@@ -154,13 +155,23 @@ public static class Dropout
             if (PhiloxSimd.IsSupported)
             {
                 // Four whole blocks (16 elements) per Philox call; the last partial block below.
+                // ToUniform and the comparison as vectors: (w >> 8) is below 2^24, so its float
+                // conversion and the power-of-two scale are exact, as in the scalar form.
                 uint* words = stackalloc uint[16];
+                var vKeep = Vector256.Create(keep);
+                var vScale = Vector256.Create(scale);
+                var inv24 = Vector256.Create(1f / 16777216f);
                 for (; b + 4 <= end && (b + 4) * 4 <= n; b += 4)
                 {
                     PhiloxSimd.Blocks4(seed, stream, counter, (ulong)b, words);
                     int i0 = b * 4;
-                    for (int e = 0; e < 16; e++)
-                        y[i0 + e] = Philox.ToUniform(words[e]) < keep ? x[i0 + e] * scale : 0f;
+                    for (int h = 0; h < 16; h += 8)
+                    {
+                        var u = Vector256.ConvertToSingle((Vector256.Load(words + h) >>> 8).AsInt32()) * inv24;
+                        var kept = Vector256.LessThan(u, vKeep);
+                        var v = Vector256.Load(x + i0 + h) * vScale;
+                        Vector256.ConditionalSelect(kept, v, Vector256<float>.Zero).Store(y + i0 + h);
+                    }
                 }
             }
 
