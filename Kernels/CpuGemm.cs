@@ -171,7 +171,11 @@ public static unsafe class CpuGemm
             // hundreds of times (per image in a convolution), and renting from ArrayPool.Shared
             // makes its trimming after every gen-2 collection a cost of its own.
             var packedB = Scratch(ref _packedB, KC * ncMax);
-            var packedA = Scratch(ref _packedA, KC * RoundUp(mc, MR));
+            // A float A is read in place: six row streams sequential in k (A stored (M, K)), or six
+            // adjacent floats of one row of the stored (K, M) per k. Packing it would copy all of A
+            // once per column block of every thread; only binary16 A is packed (widened).
+            bool directA = typeof(T) == typeof(float);
+            var packedA = Scratch(ref _packedA, directA ? 0 : KC * RoundUp(mc, MR));
             fixed (float* bp = packedB)
             fixed (float* ap = packedA)
             {
@@ -183,7 +187,8 @@ public static unsafe class CpuGemm
                         int kc = Math.Min(KC, k - pc);
                         float betaHere = pc == 0 ? beta : 1f;
                         PackB(transB, b, ldb, pc, jc, kc, nc, nr, bp);
-                        PackA(transA, a, lda, i0, pc, mc, kc, ap);
+                        if (!directA)
+                            PackA(transA, a, lda, i0, pc, mc, kc, ap);
                         for (int jr = 0; jr < nc; jr += nr)
                         {
                             int nrHere = Math.Min(nr, nc - jr);
@@ -192,16 +197,29 @@ public static unsafe class CpuGemm
                             {
                                 int mrHere = Math.Min(MR, mc - ir);
                                 float* cTile = c + ((long)(i0 + ir) * n) + jc + jr;
+                                var rows = !directA ? new ARows(ap + ((long)ir * kc), 1, MR, MR)
+                                    : transA ? new ARows((float*)a + ((long)pc * lda) + i0 + ir, 1, lda, mrHere)
+                                    : new ARows((float*)a + ((long)(i0 + ir) * lda) + pc, lda, 1, mrHere);
                                 if (use512)
-                                    Micro512(kc, ap + ((long)ir * kc), bPanel, cTile, n, alpha, betaHere, mrHere, nrHere);
+                                    Micro512(kc, rows, bPanel, cTile, n, alpha, betaHere, mrHere, nrHere);
                                 else
-                                    Micro256(kc, ap + ((long)ir * kc), bPanel, cTile, n, alpha, betaHere, mrHere, nrHere);
+                                    Micro256(kc, rows, bPanel, cTile, n, alpha, betaHere, mrHere, nrHere);
                             }
                         }
                     }
                 }
             }
         }
+    }
+
+    // The six rows of an MR-row block of op(A): row r starts at Base + min(r, Rows - 1) * RowStride
+    // (rows past the edge repeat the last one; their results are not stored) and advances Step
+    // floats per k. Packed panels are (1, MR); A read in place is (lda, 1).
+    private readonly struct ARows(float* start, int rowStride, int step, int rows)
+    {
+        public int Step => step;
+
+        public float* Row(int r) => start + ((long)Math.Min(r, rows - 1) * rowStride);
     }
 
     [ThreadStatic]
@@ -331,33 +349,40 @@ public static unsafe class CpuGemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Micro512(int kc, float* ap, float* bp, float* c, int ldc, float alpha, float beta, int mr, int nr)
+    private static void Micro512(int kc, ARows a, float* bp, float* c, int ldc, float alpha, float beta, int mr, int nr)
     {
+        float* a0 = a.Row(0), a1 = a.Row(1), a2 = a.Row(2), a3 = a.Row(3), a4 = a.Row(4), a5 = a.Row(5);
+        int sa = a.Step;
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         for (int p = 0; p < kc; p++)
         {
             var b0 = Vector512.Load(bp);
             var b1 = Vector512.Load(bp + 16);
-            var a0 = Vector512.Create(ap[0]);
-            c00 = Vector512.FusedMultiplyAdd(a0, b0, c00);
-            c01 = Vector512.FusedMultiplyAdd(a0, b1, c01);
-            var a1 = Vector512.Create(ap[1]);
-            c10 = Vector512.FusedMultiplyAdd(a1, b0, c10);
-            c11 = Vector512.FusedMultiplyAdd(a1, b1, c11);
-            var a2 = Vector512.Create(ap[2]);
-            c20 = Vector512.FusedMultiplyAdd(a2, b0, c20);
-            c21 = Vector512.FusedMultiplyAdd(a2, b1, c21);
-            var a3 = Vector512.Create(ap[3]);
-            c30 = Vector512.FusedMultiplyAdd(a3, b0, c30);
-            c31 = Vector512.FusedMultiplyAdd(a3, b1, c31);
-            var a4 = Vector512.Create(ap[4]);
-            c40 = Vector512.FusedMultiplyAdd(a4, b0, c40);
-            c41 = Vector512.FusedMultiplyAdd(a4, b1, c41);
-            var a5 = Vector512.Create(ap[5]);
-            c50 = Vector512.FusedMultiplyAdd(a5, b0, c50);
-            c51 = Vector512.FusedMultiplyAdd(a5, b1, c51);
-            ap += MR;
+            var x0 = Vector512.Create(a0[0]);
+            c00 = Vector512.FusedMultiplyAdd(x0, b0, c00);
+            c01 = Vector512.FusedMultiplyAdd(x0, b1, c01);
+            var x1 = Vector512.Create(a1[0]);
+            c10 = Vector512.FusedMultiplyAdd(x1, b0, c10);
+            c11 = Vector512.FusedMultiplyAdd(x1, b1, c11);
+            var x2 = Vector512.Create(a2[0]);
+            c20 = Vector512.FusedMultiplyAdd(x2, b0, c20);
+            c21 = Vector512.FusedMultiplyAdd(x2, b1, c21);
+            var x3 = Vector512.Create(a3[0]);
+            c30 = Vector512.FusedMultiplyAdd(x3, b0, c30);
+            c31 = Vector512.FusedMultiplyAdd(x3, b1, c31);
+            var x4 = Vector512.Create(a4[0]);
+            c40 = Vector512.FusedMultiplyAdd(x4, b0, c40);
+            c41 = Vector512.FusedMultiplyAdd(x4, b1, c41);
+            var x5 = Vector512.Create(a5[0]);
+            c50 = Vector512.FusedMultiplyAdd(x5, b0, c50);
+            c51 = Vector512.FusedMultiplyAdd(x5, b1, c51);
+            a0 += sa;
+            a1 += sa;
+            a2 += sa;
+            a3 += sa;
+            a4 += sa;
+            a5 += sa;
             bp += 32;
         }
 
@@ -384,33 +409,40 @@ public static unsafe class CpuGemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Micro256(int kc, float* ap, float* bp, float* c, int ldc, float alpha, float beta, int mr, int nr)
+    private static void Micro256(int kc, ARows a, float* bp, float* c, int ldc, float alpha, float beta, int mr, int nr)
     {
+        float* a0 = a.Row(0), a1 = a.Row(1), a2 = a.Row(2), a3 = a.Row(3), a4 = a.Row(4), a5 = a.Row(5);
+        int sa = a.Step;
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         for (int p = 0; p < kc; p++)
         {
             var b0 = Vector256.Load(bp);
             var b1 = Vector256.Load(bp + 8);
-            var a0 = Vector256.Create(ap[0]);
-            c00 = Vector256.FusedMultiplyAdd(a0, b0, c00);
-            c01 = Vector256.FusedMultiplyAdd(a0, b1, c01);
-            var a1 = Vector256.Create(ap[1]);
-            c10 = Vector256.FusedMultiplyAdd(a1, b0, c10);
-            c11 = Vector256.FusedMultiplyAdd(a1, b1, c11);
-            var a2 = Vector256.Create(ap[2]);
-            c20 = Vector256.FusedMultiplyAdd(a2, b0, c20);
-            c21 = Vector256.FusedMultiplyAdd(a2, b1, c21);
-            var a3 = Vector256.Create(ap[3]);
-            c30 = Vector256.FusedMultiplyAdd(a3, b0, c30);
-            c31 = Vector256.FusedMultiplyAdd(a3, b1, c31);
-            var a4 = Vector256.Create(ap[4]);
-            c40 = Vector256.FusedMultiplyAdd(a4, b0, c40);
-            c41 = Vector256.FusedMultiplyAdd(a4, b1, c41);
-            var a5 = Vector256.Create(ap[5]);
-            c50 = Vector256.FusedMultiplyAdd(a5, b0, c50);
-            c51 = Vector256.FusedMultiplyAdd(a5, b1, c51);
-            ap += MR;
+            var x0 = Vector256.Create(a0[0]);
+            c00 = Vector256.FusedMultiplyAdd(x0, b0, c00);
+            c01 = Vector256.FusedMultiplyAdd(x0, b1, c01);
+            var x1 = Vector256.Create(a1[0]);
+            c10 = Vector256.FusedMultiplyAdd(x1, b0, c10);
+            c11 = Vector256.FusedMultiplyAdd(x1, b1, c11);
+            var x2 = Vector256.Create(a2[0]);
+            c20 = Vector256.FusedMultiplyAdd(x2, b0, c20);
+            c21 = Vector256.FusedMultiplyAdd(x2, b1, c21);
+            var x3 = Vector256.Create(a3[0]);
+            c30 = Vector256.FusedMultiplyAdd(x3, b0, c30);
+            c31 = Vector256.FusedMultiplyAdd(x3, b1, c31);
+            var x4 = Vector256.Create(a4[0]);
+            c40 = Vector256.FusedMultiplyAdd(x4, b0, c40);
+            c41 = Vector256.FusedMultiplyAdd(x4, b1, c41);
+            var x5 = Vector256.Create(a5[0]);
+            c50 = Vector256.FusedMultiplyAdd(x5, b0, c50);
+            c51 = Vector256.FusedMultiplyAdd(x5, b1, c51);
+            a0 += sa;
+            a1 += sa;
+            a2 += sa;
+            a3 += sa;
+            a4 += sa;
+            a5 += sa;
             bp += 16;
         }
 
