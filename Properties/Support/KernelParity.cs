@@ -73,7 +73,7 @@ public static class KernelParity
             for (int i = 0; i < managed.F[b].Length; i++)
             {
                 int mb = BitConverter.SingleToInt32Bits(managed.F[b][i]), kb = BitConverter.SingleToInt32Bits(kernel.F[b][i]);
-                if (mb != kb)
+                if (!Bits.Equal(managed.F[b][i], kernel.F[b][i]))
                     return false.Label($"{what}: float buffer {b} element {i} of {managed.F[b].Length}: managed {managed.F[b][i]:R} (0x{mb:x8}), kernel {kernel.F[b][i]:R} (0x{kb:x8})");
             }
         }

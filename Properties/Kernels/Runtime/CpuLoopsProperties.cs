@@ -63,7 +63,7 @@ public class CpuLoopsProperties
             for (int i = 0; i < managed[b].Length; i++)
             {
                 int mb = BitConverter.SingleToInt32Bits(managed[b][i]), kb = BitConverter.SingleToInt32Bits(kernel[b][i]);
-                if (mb != kb)
+                if (!Bits.Equal(managed[b][i], kernel[b][i]))
                     return false.Label($"{what}: buffer {b} element {i} of {managed[b].Length}: managed {managed[b][i]:R} (0x{mb:x8}), kernel {kernel[b][i]:R} (0x{kb:x8})");
             }
         }
