@@ -492,38 +492,6 @@ public class Conv2dProperties
 
     // Runs launch on fresh copies of the buffers, the managed CPU path then the ILGPU kernels
     // (CpuLoops.KernelsOnly), on Devices.Cpu, and compares every buffer bit for bit.
-    private static Property Same(string what, float[][] buffers, Action<KernelHost, ArrayView<float>[]> launch)
-    {
-        var d = Devices.Cpu;
-        float[][] Run(bool kernels)
-        {
-            var tensors = buffers.Select(d.Upload).ToArray();
-            try
-            {
-                var views = tensors.Select(t => t.View<float>()).ToArray();
-                using (kernels ? CpuLoops.KernelsOnly() : null)
-                    launch(d.Kernels, views);
-                return tensors.Select(t => t.ToHost()).ToArray();
-            }
-            finally
-            {
-                foreach (var t in tensors)
-                    t.Dispose();
-            }
-        }
-
-        var managed = Run(false);
-        var kernel = Run(true);
-        for (int b = 0; b < managed.Length; b++)
-        {
-            for (int i = 0; i < managed[b].Length; i++)
-            {
-                int mb = BitConverter.SingleToInt32Bits(managed[b][i]), kb = BitConverter.SingleToInt32Bits(kernel[b][i]);
-                if (mb != kb)
-                    return false.Label($"{what}: buffer {b} element {i} of {managed[b].Length}: managed {managed[b][i]:R} (0x{mb:x8}), kernel {kernel[b][i]:R} (0x{kb:x8})");
-            }
-        }
-
-        return true.Label(what);
-    }
+    private static Property Same(string what, float[][] buffers, Action<KernelHost, ArrayView<float>[]> launch) =>
+        KernelParity.Same(what, buffers, launch);
 }

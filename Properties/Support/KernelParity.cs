@@ -30,6 +30,14 @@ public static class KernelParity
         return v;
     }
 
+    /// <summary>As the overload with Int32 buffers, for launches over float buffers only.</summary>
+    /// <param name="what">Label.</param>
+    /// <param name="floats">Float buffers (copied per run).</param>
+    /// <param name="launch">The launch on the host and the views of the buffers, in order.</param>
+    /// <returns>The property.</returns>
+    public static Property Same(string what, float[][] floats, Action<KernelHost, ArrayView<float>[]> launch) =>
+        Same(what, floats, [], (h, f, _) => launch(h, f));
+
     /// <summary>Runs <paramref name="launch"/> managed, then on the kernels, and compares all buffers bitwise.</summary>
     /// <param name="what">Label.</param>
     /// <param name="floats">Float buffers (copied per run).</param>

@@ -28,48 +28,8 @@ public class CpuLoopsProperties
 
     // Runs launch twice on fresh copies of the inputs, managed path then ILGPU kernels, and
     // compares every buffer (inputs are often outputs) bit for bit.
-    private static Property Same(string what, float[][] inputs, Action<KernelHost, ArrayView<float>[]> launch)
-    {
-        var d = Devices.Cpu;
-        float[][] Run(bool kernels)
-        {
-            var tensors = inputs.Select(d.Upload).ToArray();
-            try
-            {
-                var views = tensors.Select(t => t.View<float>()).ToArray();
-                if (kernels)
-                {
-                    using (CpuLoops.KernelsOnly())
-                        launch(d.Kernels, views);
-                }
-                else
-                {
-                    launch(d.Kernels, views);
-                }
-
-                return tensors.Select(t => t.ToHost()).ToArray();
-            }
-            finally
-            {
-                foreach (var t in tensors)
-                    t.Dispose();
-            }
-        }
-
-        var managed = Run(false);
-        var kernel = Run(true);
-        for (int b = 0; b < managed.Length; b++)
-        {
-            for (int i = 0; i < managed[b].Length; i++)
-            {
-                int mb = BitConverter.SingleToInt32Bits(managed[b][i]), kb = BitConverter.SingleToInt32Bits(kernel[b][i]);
-                if (!Bits.Equal(managed[b][i], kernel[b][i]))
-                    return false.Label($"{what}: buffer {b} element {i} of {managed[b].Length}: managed {managed[b][i]:R} (0x{mb:x8}), kernel {kernel[b][i]:R} (0x{kb:x8})");
-            }
-        }
-
-        return true.Label(what);
-    }
+    private static Property Same(string what, float[][] inputs, Action<KernelHost, ArrayView<float>[]> launch) =>
+        KernelParity.Same(what, inputs, launch);
 
     private static Property Unary(string what, Action<KernelHost, ArrayView<float>, ArrayView<float>> launch, float range = 8f) =>
         Prop.ForAll(Lengths.ToArbitrary(), Gen.Choose(0, 1_000_000).ToArbitrary(), Gen.Elements(false, true).ToArbitrary(), (n, seed, inPlace) =>
