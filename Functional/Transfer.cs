@@ -17,6 +17,13 @@ public static class Transfer
             throw new ArgumentException($"Host data has {source.Length} elements but the device view has {target.Length}.", nameof(source));
         if (source.Length == 0)
             return;
+        if (OnHost(stream))
+        {
+            stream.Synchronize();
+            source.CopyTo(new Span<T>((void*)target.LoadEffectiveAddressAsPtr(), source.Length));
+            return;
+        }
+
         // ILGPU turns the reference into a raw pointer (Unsafe.AsPointer) without pinning it; a GC
         // that moves the array mid-copy would read freed memory. Pin for the duration.
         fixed (T* pinned = source)
@@ -35,6 +42,13 @@ public static class Transfer
             throw new ArgumentException($"The device view has {source.Length} elements but the host span has {target.Length}.", nameof(target));
         if (target.Length == 0)
             return;
+        if (OnHost(stream))
+        {
+            stream.Synchronize();
+            new ReadOnlySpan<T>((void*)source.LoadEffectiveAddressAsPtr(), target.Length).CopyTo(target);
+            return;
+        }
+
         // Pinned for the same reason as in ToDevice: an unpinned target that a GC moves would make
         // the copy write into freed memory and leave the array unwritten.
         fixed (T* pinned = target)
@@ -68,4 +82,9 @@ public static class Transfer
             return;
         source.CopyTo(stream, target);
     }
+
+    // The CPU accelerator's buffers are host memory: once the stream has drained, a copy is a
+    // memcpy. ILGPU's CopyFromCPU/CopyToCPU would wrap the host span in a temporary accelerator
+    // buffer (registered with the accelerator, finalizable) on every call, twice per step.
+    private static bool OnHost(AcceleratorStream stream) => stream.Accelerator.AcceleratorType == AcceleratorType.CPU;
 }

@@ -36,7 +36,7 @@ internal static unsafe class GemmShapes
     public static int Run(string[] args)
     {
         int reps = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 50;
-        int threads = Environment.ProcessorCount;
+        int threads = Environment.GetEnvironmentVariable("GEMM_THREADS") is { } t ? int.Parse(t, System.Globalization.CultureInfo.InvariantCulture) : Environment.ProcessorCount;
         Console.WriteLine($"CpuGemm, {threads} threads, Vector{CpuGemm.VectorWidth * 32}; ms per call (min / median of {reps}), GFLOP/s at the min");
         foreach (var (what, ta, tb, m, n, k) in Shapes)
         {
