@@ -159,13 +159,19 @@ public static class AdamUpdate
     /// <param name="s">Scalars.</param>
     /// <param name="amsgrad">1 for AMSGrad.</param>
     /// <param name="useMask">1 to read the mask.</param>
-    public static void StepKernel(ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, ArrayView<byte> mask, AdamStepScalars s, int amsgrad, int useMask)
+    /// <param name="clipNorm">Empty, or the global gradient norm (1): g is first scaled by Clip.NormFactor(clipNorm[0], maxNorm).</param>
+    /// <param name="maxNorm">max_norm of the fused clip.</param>
+    public static void StepKernel(ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, ArrayView<byte> mask, AdamStepScalars s, int amsgrad, int useMask, ArrayView<float> clipNorm, float maxNorm)
     {
         int n = p.IntLength;
         int stride = Grid.DimX * Group.DimX;
+        bool clip = clipNorm.Length > 0;
+        float factor = clip ? Clip.NormFactor(clipNorm[0], maxNorm) : 1f;
         for (int i = Grid.GlobalIndex.X; i < n; i += stride)
         {
             float pi = p[i], gi = g[i];
+            if (clip)
+                gi *= factor;
             if (useMask == 0 || mask[i] != 0)
             {
                 pi *= s.DecayFactor;
@@ -191,8 +197,8 @@ public static class AdamUpdate
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamScalars, int>> DirectionDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamScalars, int>(DirectionKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<byte>, AdamStepScalars, int, int>> StepDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<byte>, AdamStepScalars, int, int>(StepKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<byte>, AdamStepScalars, int, int, ArrayView<float>, float>> StepDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<byte>, AdamStepScalars, int, int, ArrayView<float>, float>(StepKernel);
 
     // ---------------------------------------------------------------- launchers
 
@@ -231,7 +237,13 @@ public static class AdamUpdate
     /// <param name="vmax">Running max of v (n) for AMSGrad, or empty.</param>
     /// <param name="mask">Empty (decay everywhere) or n bytes of 0/1.</param>
     /// <param name="s">Scalars.</param>
-    public static void Step(KernelHost host, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, ArrayView<byte> mask, AdamStepScalars s)
+    /// <param name="clipNorm">
+    /// Empty, or one float of device memory holding the global gradient norm: the gradients are then
+    /// clipped on the fly, g · min(1, maxNorm / (norm + 1e-6)) as <see cref="Clip.ByNorm"/>, in the
+    /// same pass (a clip-then-Adam chain in one launch; g is still only read).
+    /// </param>
+    /// <param name="maxNorm">max_norm of that clip.</param>
+    public static void Step(KernelHost host, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, ArrayView<byte> mask, AdamStepScalars s, ArrayView<float> clipNorm = default, float maxNorm = 0f)
     {
         ArgumentNullException.ThrowIfNull(host);
         const string op = "AdamUpdate.Step";
@@ -242,25 +254,34 @@ public static class AdamUpdate
             Check.SameLength(op, p, nameof(p), vmax, nameof(vmax));
         if (mask.Length != 0)
             Check.SameLength(op, p, nameof(p), mask, nameof(mask));
+        if (clipNorm.Length > 1)
+            throw new ArgumentException($"{op}: clipNorm has {clipNorm.Length} elements; it is empty (no clip) or the one norm.", nameof(clipNorm));
+        if (clipNorm.Length == 1 && !(maxNorm >= 0))
+            throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, $"{op}: max_norm of the fused clip must be at least 0.");
         if (p.Length == 0)
             return;
         if (CpuLoops.Applies(host))
         {
-            StepManaged(host, p, g, m, v, vmax, mask, s);
+            StepManaged(host, p, g, m, v, vmax, mask, s, clipNorm, maxNorm);
             return;
         }
 
-        host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p, g, m, v, vmax, mask, s, vmax.Length == 0 ? 0 : 1, mask.Length == 0 ? 0 : 1);
+        host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p, g, m, v, vmax, mask, s, vmax.Length == 0 ? 0 : 1, mask.Length == 0 ? 0 : 1, clipNorm, maxNorm);
     }
 
     // CPU accelerator: the kernels' loop bodies, verbatim, as managed code on host memory.
-    private static unsafe void StepManaged(KernelHost host, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, ArrayView<byte> mask, AdamStepScalars s) =>
-        CpuLoops.For(host, p.Length, new StepBody(CpuLoops.Ptr(p), CpuLoops.Ptr(g), CpuLoops.Ptr(m), CpuLoops.Ptr(v), CpuLoops.Ptr(vmax), CpuLoops.Ptr(mask), s));
+    private static unsafe void StepManaged(KernelHost host, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, ArrayView<byte> mask, AdamStepScalars s, ArrayView<float> clipNorm, float maxNorm)
+    {
+        host.Stream.Synchronize();
+        bool clip = clipNorm.Length > 0;
+        float factor = clip ? Clip.NormFactor(CpuLoops.Ptr(clipNorm)[0], maxNorm) : 1f;
+        CpuLoops.For(host, p.Length, new StepBody(CpuLoops.Ptr(p), CpuLoops.Ptr(g), CpuLoops.Ptr(m), CpuLoops.Ptr(v), CpuLoops.Ptr(vmax), CpuLoops.Ptr(mask), s, clip, factor));
+    }
 
     private static unsafe void DirectionManaged(KernelHost host, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, AdamScalars s) =>
         CpuLoops.For(host, g.Length, new DirectionBody(CpuLoops.Ptr(g), CpuLoops.Ptr(m), CpuLoops.Ptr(v), CpuLoops.Ptr(vmax), s));
 
-    private readonly unsafe struct StepBody(float* p, float* g, float* m, float* v, float* vmax, byte* mask, AdamStepScalars s) : CpuLoops.IRange
+    private readonly unsafe struct StepBody(float* p, float* g, float* m, float* v, float* vmax, byte* mask, AdamStepScalars s, bool clip, float factor) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
@@ -270,6 +291,8 @@ public static class AdamUpdate
             for (; i < end; i++)
             {
                 float pi = p[i], gi = g[i];
+                if (clip)
+                    gi *= factor;
                 if (mask == null || mask[i] != 0)
                 {
                     pi *= s.DecayFactor;
@@ -302,11 +325,14 @@ public static class AdamUpdate
             var lr = Vector256.Create(s.LearningRate);
             var wd = Vector256.Create(s.WeightDecay);
             var decay = Vector256.Create(s.DecayFactor);
+            var clipFactor = Vector256.Create(factor);
             int i = start;
             for (; i + 8 <= end; i += 8)
             {
                 var pi = Vector256.Load(p + i);
                 var gi = Vector256.Load(g + i);
+                if (clip)
+                    gi *= clipFactor;
                 var decayed = pi * decay;
                 var gDecayed = gi + (wd * decayed);
                 if (mask == null)

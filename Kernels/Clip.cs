@@ -81,6 +81,19 @@ public static class Clip
 
     // ---------------------------------------------------------------- ILGPU kernels
 
+    /// <summary>
+    /// min(1, maxNorm * (1 / (norm + 1e-6))) in PyTorch's float32 operations, for the kernels (ByNorm
+    /// and AdamUpdate's fused clip). Not XMath.Min: a NaN norm gives a NaN factor, as torch.clamp.
+    /// </summary>
+    /// <param name="norm">The global norm.</param>
+    /// <param name="maxNorm">max_norm.</param>
+    /// <returns>The factor.</returns>
+    internal static float NormFactor(float norm, float maxNorm)
+    {
+        float factor = maxNorm * (1f / (norm + NormEpsilon));
+        return factor > 1f ? 1f : factor;
+    }
+
     /// <summary>Kernel: g[i] *= min(1, maxNorm · (1 / (norm[0] + 1e-6))).</summary>
     /// <param name="g">Gradients, scaled in place.</param>
     /// <param name="norm">The total norm (1 element, device memory).</param>
@@ -89,9 +102,7 @@ public static class Clip
     {
         int n = g.IntLength;
         int stride = Grid.DimX * Group.DimX;
-        float factor = maxNorm * (1f / (norm[0] + NormEpsilon));
-        // Not XMath.Min: a NaN norm must give a NaN factor, as torch.clamp does.
-        factor = factor > 1f ? 1f : factor;
+        float factor = NormFactor(norm[0], maxNorm);
         for (int i = Grid.GlobalIndex.X; i < n; i += stride)
             g[i] *= factor;
     }
@@ -208,9 +219,7 @@ public static class Clip
     private static unsafe void ByNormManaged(KernelHost host, ArrayView<float> g, ArrayView<float> norm, float maxNorm)
     {
         host.Stream.Synchronize();
-        float factor = maxNorm * (1f / (CpuLoops.Ptr(norm)[0] + NormEpsilon));
-        factor = factor > 1f ? 1f : factor;
-        CpuLoops.Map(host, g, g, new ScaleOp(factor));
+        CpuLoops.Map(host, g, g, new ScaleOp(NormFactor(CpuLoops.Ptr(norm)[0], maxNorm)));
     }
 
     private static unsafe void ByValueManaged(KernelHost host, ArrayView<float> g, float lo, float hi) =>

@@ -20,7 +20,7 @@ namespace IlgpuTrain.Optimizers;
 /// the chain. Both leave the same <see cref="ChainState"/> (same names, state types and counts),
 /// so a run may switch between them.</para>
 /// </remarks>
-public sealed class Adam : Chain, IFusedStep
+public sealed class Adam : Chain, IFusedStep, IClipFusedStep
 {
     private readonly ScaleByAdam _adam;
 
@@ -67,7 +67,14 @@ public sealed class Adam : Chain, IFusedStep
     public bool Fused { get; init; } = true;
 
     /// <inheritdoc/>
-    public (ParamTree Parameters, OptState State) FusedStep(ParamTree parameters, ParamTree grads, OptState state, UpdateContext context)
+    public (ParamTree Parameters, OptState State) FusedStep(ParamTree parameters, ParamTree grads, OptState state, UpdateContext context) =>
+        FusedStep(parameters, grads, state, context, default, 0f);
+
+    /// <inheritdoc/>
+    (ParamTree Parameters, OptState State) IClipFusedStep.FusedStep(ParamTree parameters, ParamTree grads, OptState state, UpdateContext context, ArrayView<float> clipNorm, float maxNorm) =>
+        FusedStep(parameters, grads, state, context, clipNorm, maxNorm);
+
+    private (ParamTree Parameters, OptState State) FusedStep(ParamTree parameters, ParamTree grads, OptState state, UpdateContext context, ArrayView<float> clipNorm, float maxNorm)
     {
         var cs = AdaptiveFused.Begin(this, parameters, grads, state);
         var decay = WeightDecay > 0 ? AdaptiveFused.Child<AddDecayedWeightsState>(this, cs, "add_decayed_weights") : null;
@@ -76,7 +83,7 @@ public sealed class Adam : Chain, IFusedStep
         parameters.Layout.RequireSame(adam.Mu.Layout, Name);
         double lr = AdaptiveFused.LearningRate(this, lrState);
         var scalars = new AdamStepScalars(_adam.ScalarsAt(adam.Count), (float)lr, (float)WeightDecay, DecayFactor: 1f);
-        AdamUpdate.Step(parameters.Device.Kernels, parameters.Flat32, grads.Flat32, adam.Mu.Flat32, adam.Nu.Flat32, adam.NuMax?.Flat32 ?? default, default, scalars);
+        AdamUpdate.Step(parameters.Device.Kernels, parameters.Flat32, grads.Flat32, adam.Mu.Flat32, adam.Nu.Flat32, adam.NuMax?.Flat32 ?? default, default, scalars, clipNorm, maxNorm);
         var next = new List<OptState>(3);
         if (decay is not null)
             next.Add(new AddDecayedWeightsState(decay.Mask));

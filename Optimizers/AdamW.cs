@@ -21,7 +21,7 @@ namespace IlgpuTrain.Optimizers;
 /// (+1 with a mask, +8 with AMSGrad). It and <see cref="Chain.Update"/> leave the same
 /// <see cref="ChainState"/>, so a run may switch between them.</para>
 /// </remarks>
-public sealed class AdamW : Chain, IFusedStep
+public sealed class AdamW : Chain, IFusedStep, IClipFusedStep
 {
     private readonly ScaleByAdam _adam;
 
@@ -73,7 +73,14 @@ public sealed class AdamW : Chain, IFusedStep
     public bool Fused { get; init; } = true;
 
     /// <inheritdoc/>
-    public (ParamTree Parameters, OptState State) FusedStep(ParamTree parameters, ParamTree grads, OptState state, UpdateContext context)
+    public (ParamTree Parameters, OptState State) FusedStep(ParamTree parameters, ParamTree grads, OptState state, UpdateContext context) =>
+        FusedStep(parameters, grads, state, context, default, 0f);
+
+    /// <inheritdoc/>
+    (ParamTree Parameters, OptState State) IClipFusedStep.FusedStep(ParamTree parameters, ParamTree grads, OptState state, UpdateContext context, ArrayView<float> clipNorm, float maxNorm) =>
+        FusedStep(parameters, grads, state, context, clipNorm, maxNorm);
+
+    private (ParamTree Parameters, OptState State) FusedStep(ParamTree parameters, ParamTree grads, OptState state, UpdateContext context, ArrayView<float> clipNorm, float maxNorm)
     {
         var cs = AdaptiveFused.Begin(this, parameters, grads, state);
         var adam = AdaptiveFused.Child<ScaleByAdamState>(this, cs, _adam.Name);
@@ -83,7 +90,7 @@ public sealed class AdamW : Chain, IFusedStep
         double lr = AdaptiveFused.LearningRate(this, lrState);
         // 1 - lr * lambda in float64, rounded once, as PyTorch's param.mul_(1 - lr * weight_decay).
         var scalars = new AdamStepScalars(_adam.ScalarsAt(adam.Count), (float)lr, WeightDecay: 0f, DecayFactor: (float)(1 - (lr * WeightDecay)));
-        AdamUpdate.Step(parameters.Device.Kernels, parameters.Flat32, grads.Flat32, adam.Mu.Flat32, adam.Nu.Flat32, adam.NuMax?.Flat32 ?? default, decay.Mask?.View ?? default, scalars);
+        AdamUpdate.Step(parameters.Device.Kernels, parameters.Flat32, grads.Flat32, adam.Mu.Flat32, adam.Nu.Flat32, adam.NuMax?.Flat32 ?? default, decay.Mask?.View ?? default, scalars, clipNorm, maxNorm);
         OptState[] next =
         [
             adam.Advance(AdaptiveFused.Consumer(this)),

@@ -86,13 +86,31 @@ public class Chain : IGradientTransformation
             throw new ArgumentException($"Chain: the state has {cs.States.Count} parts but the chain has {_children.Length} transformations; use the state this chain's Init made.", nameof(state));
         var updates = grads;
         var next = new List<(string, OptState)>(_children.Length);
-        for (int i = 0; i < _children.Length - 1; i++)
+
+        // clip_by_global_norm right before an Adam tail: the tail scales the gradients in its own
+        // pass (same operations, one pass and one launch fewer than clipping in place).
+        var fusedClip = _children.Length >= 2 && _children[^2] is ClipByGlobalNorm clip && tail is IClipFusedStep ? clip : null;
+        int unfused = _children.Length - (fusedClip is null ? 1 : 2);
+        for (int i = 0; i < unfused; i++)
         {
             var (u, s) = _children[i].Update(updates, cs.States[i].State, parameters, context);
             updates = u;
             next.Add((_names[i], s));
         }
-        var (p, last) = tail.FusedStep(parameters, updates, cs.States[^1].State, context);
+
+        (ParamTree Parameters, OptState State) result;
+        if (fusedClip is not null)
+        {
+            var clipState = fusedClip.Measure(updates, cs.States[^2].State);
+            next.Add((_names[^2], clipState));
+            result = ((IClipFusedStep)tail).FusedStep(parameters, updates, cs.States[^1].State, context, clipState.Norm.View<float>(), (float)fusedClip.MaxNorm);
+        }
+        else
+        {
+            result = tail.FusedStep(parameters, updates, cs.States[^1].State, context);
+        }
+
+        var (p, last) = result;
         next.Add((_names[^1], last));
         cs.MarkConsumed(Name + ".Step");
         return (p, new ChainState(next));

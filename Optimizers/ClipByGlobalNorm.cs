@@ -40,6 +40,20 @@ public sealed record ClipByGlobalNorm(double MaxNorm) : IGradientTransformation
         s.MarkConsumed(Name + ".Update");
         return new UpdateResult(grads.Consume(Name), new ClipByGlobalNormState(s.Norm));
     }
+
+    /// <summary>
+    /// The first half of <see cref="Update"/> for a chain that fuses the scaling into its last
+    /// step (<see cref="IClipFusedStep"/>): measures the norm into the state, leaves the gradients as
+    /// they are, and returns the next state.
+    /// </summary>
+    internal ClipByGlobalNormState Measure(ParamTree grads, OptState state)
+    {
+        var s = Chain.Expect<ClipByGlobalNormState>(state, this);
+        ArgumentNullException.ThrowIfNull(grads);
+        GradientClipping.Measure(grads, s.Norm.View<float>(), normType: 2);
+        s.MarkConsumed(Name + ".Update");
+        return new ClipByGlobalNormState(s.Norm);
+    }
 }
 
 /// <summary>The state of <see cref="ClipByGlobalNorm"/>: the last pre-clip global norm, on the device.</summary>

@@ -71,7 +71,7 @@ public static class GradientClipping
         Clip.ByNorm(grads.Device.Kernels, grads.Flat32, norm, maxNorm);
     }
 
-    private static void Measure(ParamTree grads, ArrayView<float> norm, double normType)
+    internal static void Measure(ParamTree grads, ArrayView<float> norm, double normType)
     {
         var host = grads.Device.Kernels;
         var g = grads.Flat32;

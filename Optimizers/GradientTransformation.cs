@@ -67,3 +67,21 @@ public interface IFusedStep : IGradientTransformation
     /// <returns>New parameters and state.</returns>
     (ParamTree Parameters, OptState State) FusedStep(ParamTree parameters, ParamTree grads, OptState state, UpdateContext context);
 }
+
+/// <summary>
+/// A fused step that also clips the gradients by a global norm in the same pass: a chain whose
+/// last two transformations are <see cref="ClipByGlobalNorm"/> and this measures the norm and
+/// hands it here instead of scaling the gradients in a pass of their own.
+/// </summary>
+internal interface IClipFusedStep : IFusedStep
+{
+    /// <summary>Updates parameters and state in one pass, with the gradients first scaled by min(1, maxNorm / (norm + 1e-6)).</summary>
+    /// <param name="parameters">Parameters. Consumed: the result reuses their buffer.</param>
+    /// <param name="grads">Gradients, unclipped. Consumed.</param>
+    /// <param name="state">State. Consumed.</param>
+    /// <param name="context">Extras.</param>
+    /// <param name="clipNorm">One float of device memory: the global norm of <paramref name="grads"/>.</param>
+    /// <param name="maxNorm">max_norm.</param>
+    /// <returns>New parameters and state.</returns>
+    (ParamTree Parameters, OptState State) FusedStep(ParamTree parameters, ParamTree grads, OptState state, UpdateContext context, ArrayView<float> clipNorm, float maxNorm);
+}

@@ -93,6 +93,59 @@ public class AdamUpdateProperties
             }
         });
 
+    // The fused clip multiplies each gradient by the clip factor before anything else, as a
+    // clip pass would: p, m, v and vmax must be bitwise those of Clip.ByNorm followed by the
+    // unclipped step, on every variant (and the gradients stay unscaled).
+    [Property(MaxTest = 40)]
+    public Property Fused_clip_is_bitwise_clip_then_step() =>
+        Prop.ForAll(Cases.ToArbitrary(), Gen.Elements(0.05f, 0.5f, 2f, 50f, float.PositiveInfinity).ToArbitrary(), Gen.Elements(0, 1, 2, 3).ToArbitrary(), (c, maxNorm, where) =>
+        {
+            var d = where == 3 ? Devices.Cpu : Devices.All.ElementAt(Math.Min(where, Devices.All.Count() - 1));
+            float norm = (float)Math.Sqrt(c.G.Sum(x => (double)x * x));
+            var s = new AdamStepScalars(Scalars(c), c.Lr, c.Wd, c.DecayFactor);
+            float[][] Run(bool fused)
+            {
+                using var kernelsOnly = where == 3 ? CpuLoops.KernelsOnly() : null;
+                using var p = d.Upload(c.P);
+                using var g = d.Upload(c.G);
+                using var m = d.Upload(c.M);
+                using var v = d.Upload(c.V);
+                using var vmax = d.Upload(c.VMax);
+                using var n = d.Upload([norm]);
+                var mb = d.Pool.Rent(Math.Max(1, c.Mask.Length));
+                try
+                {
+                    var mask = c.Mask.Length == 0 ? default : mb.View<byte>(c.Mask.Length);
+                    if (c.Mask.Length > 0)
+                        Transfer.ToDevice<byte>(d.Stream, c.Mask, mask);
+                    if (fused)
+                    {
+                        AdamUpdate.Step(d.Kernels, p.View<float>(), g.View<float>(), m.View<float>(), v.View<float>(), vmax.View<float>(), mask, s, n.View<float>(), maxNorm);
+                    }
+                    else
+                    {
+                        Clip.ByNorm(d.Kernels, g.View<float>(), n.View<float>(), maxNorm);
+                        AdamUpdate.Step(d.Kernels, p.View<float>(), g.View<float>(), m.View<float>(), v.View<float>(), vmax.View<float>(), mask, s);
+                    }
+
+                    return [p.ToHost(), m.ToHost(), v.ToHost(), vmax.ToHost(), g.ToHost()];
+                }
+                finally
+                {
+                    mb.Dispose();
+                }
+            }
+
+            var fusedOut = Run(true);
+            var twoPass = Run(false);
+            return Bits.Same(fusedOut[0], twoPass[0], "p")
+                .And(Bits.Same(fusedOut[1], twoPass[1], "m"))
+                .And(Bits.Same(fusedOut[2], twoPass[2], "v"))
+                .And(Bits.Same(fusedOut[3], twoPass[3], "vmax"))
+                .And(Bits.Same(fusedOut[4], c.G, "g is only read by the fused step"))
+                .Label($"{c} maxNorm={maxNorm} norm={norm} on {(where == 3 ? "CPU kernels" : d.Kernels.Variant.ToString())}");
+        });
+
     [Property(MaxTest = 40)]
     public Property Step_is_the_float64_adam_formula() =>
         Prop.ForAll(Cases.ToArbitrary(), c =>

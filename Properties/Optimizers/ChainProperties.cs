@@ -109,4 +109,42 @@ public class ChainProperties
         p2.Dispose();
         s2.Dispose();
     }
+
+    [Fact]
+    public void A_clip_before_an_adam_tail_is_fused_and_equals_clipping_first()
+    {
+        var d = Devices.Cpu;
+        (string, int[])[] shapes = [("0.weight", [7, 5]), ("0.bias", [7])];
+        ParamTree Params() => Trees.Random(d, shapes.Select(x => (x.Item2, x.Item1)).ToArray(), 3);
+        ParamTree Grads(int seed) => Trees.Random(d, shapes.Select(x => (x.Item2, x.Item1)).ToArray(), seed);
+
+        // Fused: Optimizer.Step through the chain's fused tail. Two steps, clipping active (0.5)
+        // and the stored norm checked.
+        var chain = new Chain(new ClipByGlobalNorm(0.5), new AdamW(0.01));
+        var p = Params();
+        var s = chain.Init(p);
+        // Reference: the same transformations one by one, clip in place then AdamW's fused step.
+        var clip = new ClipByGlobalNorm(0.5);
+        var adamw = new AdamW(0.01);
+        var rp = Params();
+        var rc = clip.Init(rp);
+        var ra = adamw.Init(rp);
+        for (int step = 0; step < 2; step++)
+        {
+            (p, s) = chain.Step(p, Grads(10 + step), s);
+            var (clipped, rc2) = clip.Update(Grads(10 + step), rc, rp, UpdateContext.None);
+            rc = rc2;
+            (rp, ra) = adamw.FusedStep(rp, clipped, ra, UpdateContext.None);
+            var fused = p.Flat32;
+            var reference = rp.Flat32;
+            Assert.Equal(Transfer.ToHost(d.Stream, reference), Transfer.ToHost(d.Stream, fused));
+            Assert.Equal(((ClipByGlobalNormState)rc).ReadNorm(), s.Find<ClipByGlobalNormState>().ReadNorm());
+        }
+
+        p.Dispose();
+        s.Dispose();
+        rp.Dispose();
+        rc.Dispose();
+        ra.Dispose();
+    }
 }
