@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using ILGPU.Algorithms;
 using IlgpuTrain.Kernels.Runtime;
 using GemmHalfLauncher = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<ILGPU.Half>, ILGPU.ArrayView<ILGPU.Half>, ILGPU.ArrayView<float>, int, int, int, float, float>;
@@ -21,6 +22,9 @@ namespace IlgpuTrain.Kernels;
 // round to nearest even, |x| >= 65520 becomes +-inf, tiny values flush through the subnormals to
 // +-0. Reads 4 B and writes 4 B per element. Mixed-precision F ops round a GEMM's output with it,
 // so a product beyond 65504 overflows to inf as it would in an fp16 output register.
+//
+// On the CPU accelerator RoundToHalf runs managed (CpuLoops), through Cast's vector bit routines:
+// bitwise the kernel's.
 //
 // Variants mirror Gemm: the managed CpuGemm on the CPU accelerator (its packing widens the halves),
 // the ILGPU blocked kernel (KernelVariant.Cpu) and the shared-memory tiled kernel (GPU), whose
@@ -345,12 +349,18 @@ public static class GemmHalf
     /// <summary>x = float(half(x)) in place: each value becomes the nearest fp16 value (ties to even), +-inf from 65520 up, NaN stays NaN.</summary>
     /// <param name="host">Where to run.</param>
     /// <param name="x">Values (n), rounded in place.</param>
-    public static void RoundToHalfInPlace(KernelHost host, ArrayView<float> x)
+    public static unsafe void RoundToHalfInPlace(KernelHost host, ArrayView<float> x)
     {
         ArgumentNullException.ThrowIfNull(host);
         Check.Fits32(nameof(RoundToHalfInPlace), x, nameof(x));
         if (x.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            CpuLoops.For(host, x.Length, new RoundBody(CpuLoops.Ptr(x)));
+            return;
+        }
+
         host.Load(RoundDef)(host.Stream, host.Launch.GridStride(x.Length), x);
     }
 
@@ -386,4 +396,24 @@ public static class GemmHalf
             (true, false) => tn,
             (true, true) => tt,
         };
+
+    // x[i] = float(half(x[i])) for i in [start, end), eight lanes at a time through Cast's bit routines.
+    private readonly unsafe struct RoundBody(float* x) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            int i = start;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                for (; i <= end - 8; i += 8)
+                {
+                    var v = Vector256.Load((uint*)(x + i));
+                    Cast.HalfToFloatBits(Cast.FloatToHalfBits(v)).Store((uint*)(x + i));
+                }
+            }
+
+            for (; i < end; i++)
+                x[i] = BitConverter.UInt32BitsToSingle(Cast.HalfToFloatBits(Cast.FloatToHalfBits(BitConverter.SingleToUInt32Bits(x[i]))));
+        }
+    }
 }
