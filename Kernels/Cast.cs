@@ -293,7 +293,7 @@ public static class Cast
     }
 
     // y[i] = half(x[i]) for i in [start, end): 16 per step through two 8-lane conversions and a narrowing.
-    private readonly unsafe struct ToHalfBody(float* x, ushort* y) : CpuLoops.IRange
+    internal readonly unsafe struct ToHalfBody(float* x, ushort* y) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
@@ -314,7 +314,7 @@ public static class Cast
     }
 
     // y[i] = float(x[i]) for i in [start, end): 16 per step through a widening and two 8-lane conversions.
-    private readonly unsafe struct ToFloatBody(ushort* x, float* y) : CpuLoops.IRange
+    internal readonly unsafe struct ToFloatBody(ushort* x, float* y) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
