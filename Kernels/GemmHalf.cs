@@ -306,12 +306,12 @@ public static class GemmHalf
         // packs, which costs more than the product at training sizes; the float overload on operands
         // widened here (Vector256, exact, split over threads) gives the same bits (the widened
         // values and the float path's order of operations are the same) and reads A in place.
-        // CpuLoops.For first waits for the casts to half on the stream.
+        // Cast.Each first waits for the casts to half on the stream.
         long la = (long)m * k, lb = (long)k * n;
         float* wa = WideScratch(ref _wideA, la);
         float* wb = WideScratch(ref _wideB, lb);
-        CpuLoops.For(host, la, new Cast.ToFloatBody((ushort*)a.LoadEffectiveAddressAsPtr(), wa));
-        CpuLoops.For(host, lb, new Cast.ToFloatBody((ushort*)b.LoadEffectiveAddressAsPtr(), wb));
+        Cast.Each(host, la, new Cast.ToFloatBody((ushort*)a.LoadEffectiveAddressAsPtr(), wa));
+        Cast.Each(host, lb, new Cast.ToFloatBody((ushort*)b.LoadEffectiveAddressAsPtr(), wb));
         CpuGemm.Run(transA, transB, m, n, k, alpha, wa, wb, beta, (float*)c.LoadEffectiveAddressAsPtr(), host.Launch.MaxGroups);
     }
 
@@ -393,7 +393,7 @@ public static class GemmHalf
             return;
         if (CpuLoops.Applies(host))
         {
-            CpuLoops.For(host, x.Length, new RoundBody(CpuLoops.Ptr(x)));
+            Cast.Each(host, x.Length, new RoundBody(CpuLoops.Ptr(x)));
             return;
         }
 
@@ -433,7 +433,7 @@ public static class GemmHalf
             (true, true) => tt,
         };
 
-    // x[i] = float(half(x[i])) for i in [start, end), eight lanes at a time through Cast's bit routines.
+    // x[i] = float(half(x[i])) for i in [start, end), eight lanes at a time through Cast.RoundToHalfBits.
     internal readonly unsafe struct RoundBody(float* x) : CpuLoops.IRange
     {
         public void Run(int start, int end)
@@ -443,8 +443,7 @@ public static class GemmHalf
             {
                 for (; i <= end - 8; i += 8)
                 {
-                    var v = Vector256.Load((uint*)(x + i));
-                    Cast.HalfToFloatBits(Cast.FloatToHalfBits(v)).Store((uint*)(x + i));
+                    Cast.RoundToHalfBits(Vector256.Load((uint*)(x + i))).Store((uint*)(x + i));
                 }
             }
 
