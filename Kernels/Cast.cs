@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using IlgpuTrain.Kernels.Runtime;
 
 namespace IlgpuTrain.Kernels;
@@ -15,6 +17,12 @@ namespace IlgpuTrain.Kernels;
 // ILGPU's own (Half)x does not: on the CPU accelerator it is van der Zijp's table lookup, which
 // truncates toward zero (and turns some NaNs into infinity), while PTX rounds with cvt.rn.
 // Kernels that store halves should call Cast.FloatToHalf.
+//
+// On the CPU accelerator (CpuLoops.Applies) the launchers run managed loops on host memory instead:
+// the scalar tail calls the kernels' own bit routines, and the Vector256 body computes the same bits
+// branch-free (a select over the normal, overflow/NaN and subnormal cases; the subnormal rounding is
+// one IEEE float add of 0.5, whose ulp is the smallest subnormal half, so it rounds to nearest even
+// exactly as the integer code does). CastProperties checks managed == kernel bit for bit.
 //
 // Mixed-precision backward: the gradient of a cast is the opposite cast of dy.
 
@@ -98,7 +106,7 @@ public static class Cast
     /// <returns>The same value as a float.</returns>
     public static float HalfToFloat(Half x) => Interop.IntAsFloat(HalfToFloatBits(Interop.FloatAsInt(x)));
 
-    private static uint FloatToHalfBits(uint f)
+    internal static uint FloatToHalfBits(uint f)
     {
         uint sign = (f >> 16) & 0x8000u;
         uint a = f & 0x7FFFFFFFu;
@@ -132,7 +140,7 @@ public static class Cast
         return sign | m;
     }
 
-    private static uint HalfToFloatBits(uint h)
+    internal static uint HalfToFloatBits(uint h)
     {
         uint sign = (h & 0x8000u) << 16;
         uint e = (h >> 10) & 0x1Fu;
@@ -192,12 +200,18 @@ public static class Cast
     /// <param name="host">Where to run.</param>
     /// <param name="x">Input (n).</param>
     /// <param name="y">Output (n).</param>
-    public static void ToHalf(KernelHost host, ArrayView<float> x, ArrayView<Half> y)
+    public static unsafe void ToHalf(KernelHost host, ArrayView<float> x, ArrayView<Half> y)
     {
         ArgumentNullException.ThrowIfNull(host);
         Check.SameLength(nameof(ToHalf), x, nameof(x), y, nameof(y));
         if (y.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            Each(host, y.Length, new ToHalfBody(CpuLoops.Ptr(x), (ushort*)CpuLoops.Ptr(y)));
+            return;
+        }
+
         host.Load(ToHalfDef)(host.Stream, host.Launch.GridStride(y.Length), x, y);
     }
 
@@ -205,12 +219,167 @@ public static class Cast
     /// <param name="host">Where to run.</param>
     /// <param name="x">Input (n).</param>
     /// <param name="y">Output (n).</param>
-    public static void ToFloat(KernelHost host, ArrayView<Half> x, ArrayView<float> y)
+    public static unsafe void ToFloat(KernelHost host, ArrayView<Half> x, ArrayView<float> y)
     {
         ArgumentNullException.ThrowIfNull(host);
         Check.SameLength(nameof(ToFloat), x, nameof(x), y, nameof(y));
         if (y.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            Each(host, y.Length, new ToFloatBody((ushort*)CpuLoops.Ptr(x), CpuLoops.Ptr(y)));
+            return;
+        }
+
         host.Load(ToFloatDef)(host.Stream, host.Launch.GridStride(y.Length), x, y);
+    }
+
+    // ---------------------------------------------------------------- managed CPU paths
+
+    // A cast moves 6 B per element at about 0.2 ns (one core, Vector256): below this many elements a
+    // fork-join onto a second core costs more than it saves.
+    private const int ParallelMin = 1 << 18;
+
+    /// <summary>Waits for the stream, then runs a cast body over [0, n), split over threads from <see cref="ParallelMin"/> elements.</summary>
+    /// <typeparam name="TBody">The body.</typeparam>
+    /// <param name="host">The host.</param>
+    /// <param name="n">Elements.</param>
+    /// <param name="body">The body.</param>
+    internal static void Each<TBody>(KernelHost host, long n, TBody body)
+        where TBody : struct, CpuLoops.IRange
+    {
+        if (n >= ParallelMin)
+        {
+            CpuLoops.For(host, n, body);
+            return;
+        }
+
+        host.Stream.Synchronize();
+        body.Run(0, checked((int)n));
+    }
+
+    /// <summary>
+    /// <see cref="FloatToHalfBits"/> on eight lanes (bits of floats in, half bits in the low 16 bits
+    /// of each lane out), bit for bit.
+    /// </summary>
+    /// <param name="f">Float bits.</param>
+    /// <returns>Half bits.</returns>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<uint> FloatToHalfBits(Vector256<uint> f)
+    {
+        var sign = (f >>> 16) & Vector256.Create(0x8000u);
+        var a = f & Vector256.Create(0x7FFFFFFFu);
+        var ai = a.AsInt32();
+
+        // The normal case, as the scalar code: rebias, add 0xFFF plus the kept lowest bit, drop 13 bits.
+        var odd = (a >>> 13) & Vector256<uint>.One;
+        var normal = (a - Vector256.Create(0x38000000u) + Vector256.Create(0xFFFu) + odd) >>> 13;
+
+        // |x| >= 65536, inf, NaN (a NaN keeps its top payload bits under the quiet bit).
+        var nan = Vector256.GreaterThan(ai, Vector256.Create(0x7F800000));
+        var big = Vector256.ConditionalSelect(nan.AsUInt32(), Vector256.Create(0x7E00u) | ((a >>> 13) & Vector256.Create(0x3FFu)), Vector256.Create(0x7C00u));
+
+        // |x| < 2^-14: |x| + 0.5 rounds to a multiple of 2^-24 (ties to even) in one IEEE add, and
+        // the bits above 0.5's are the subnormal half's encoding (1024 being the smallest normal).
+        var sub = (a.AsSingle() + Vector256.Create(0.5f)).AsUInt32() - Vector256.Create(0x3F000000u);
+
+        var isBig = Vector256.GreaterThanOrEqual(ai, Vector256.Create(0x47800000)).AsUInt32();
+        var isNormal = Vector256.GreaterThanOrEqual(ai, Vector256.Create(0x38800000)).AsUInt32();
+        return sign | Vector256.ConditionalSelect(isBig, big, Vector256.ConditionalSelect(isNormal, normal, sub));
+    }
+
+    /// <summary><see cref="HalfToFloatBits"/> on eight lanes (half bits in the low 16 bits of each lane), bit for bit.</summary>
+    /// <param name="h">Half bits.</param>
+    /// <returns>Float bits.</returns>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<uint> HalfToFloatBits(Vector256<uint> h)
+    {
+        var sign = (h & Vector256.Create(0x8000u)) << 16;
+        var e = h & Vector256.Create(0x7C00u);
+        var m = h & Vector256.Create(0x3FFu);
+        var o = (h & Vector256.Create(0x7FFFu)) << 13;
+
+        // Normal: rebias the exponent (15 -> 127).
+        var normal = o + Vector256.Create(112u << 23);
+
+        // Inf, or a NaN quieted with its payload kept.
+        var quiet = Vector256.AndNot(Vector256.Create(0x400000u), Vector256.Equals(m, Vector256<uint>.Zero));
+        var special = Vector256.Create(0x7F800000u) | (m << 13) | quiet;
+
+        // Subnormal or zero: 2^-14 (1 + m/1024) - 2^-14 = m 2^-24, exact in float.
+        var sub = ((o + Vector256.Create(113u << 23)).AsSingle() - Vector256.Create(1f / 16384)).AsUInt32();
+
+        var isSpecial = Vector256.Equals(e, Vector256.Create(0x7C00u));
+        var isSub = Vector256.Equals(e, Vector256<uint>.Zero);
+        return sign | Vector256.ConditionalSelect(isSpecial, special, Vector256.ConditionalSelect(isSub, sub, normal));
+    }
+
+    /// <summary>
+    /// float(half(x)) on eight lanes of float bits, bit for bit <c>HalfToFloatBits(FloatToHalfBits(f))</c>
+    /// without leaving the float encoding: a normal half drops the float's low 13 mantissa bits after
+    /// the same round-to-nearest-even add (a carry bumps the exponent as it does in the half);
+    /// from 65520 on that lands at or past 65536, which is inf; below 2^-14, (|x| + 0.5) - 0.5 is
+    /// |x| rounded to a multiple of 2^-24 (two IEEE ops, the second exact).
+    /// </summary>
+    /// <param name="f">Float bits.</param>
+    /// <returns>The bits of the nearest fp16 value as a float.</returns>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<uint> RoundToHalfBits(Vector256<uint> f)
+    {
+        var sign = f & Vector256.Create(0x80000000u);
+        var a = f & Vector256.Create(0x7FFFFFFFu);
+        var ai = a.AsInt32();
+        var odd = (a >>> 13) & Vector256<uint>.One;
+        var normal = (a + Vector256.Create(0xFFFu) + odd) & Vector256.Create(0xFFFFE000u);
+        var overflow = Vector256.GreaterThanOrEqual(normal.AsInt32(), Vector256.Create(0x47800000)).AsUInt32();
+        normal = Vector256.ConditionalSelect(overflow, Vector256.Create(0x7F800000u), normal);
+        var isNan = Vector256.GreaterThan(ai, Vector256.Create(0x7F800000)).AsUInt32();
+        var nan = Vector256.Create(0x7FC00000u) | (a & Vector256.Create(0x7FE000u));
+        var half = Vector256.Create(0.5f);
+        var sub = ((a.AsSingle() + half) - half).AsUInt32();
+        var isSub = Vector256.LessThan(ai, Vector256.Create(0x38800000)).AsUInt32();
+        return sign | Vector256.ConditionalSelect(isSub, sub, Vector256.ConditionalSelect(isNan, nan, normal));
+    }
+
+    // y[i] = half(x[i]) for i in [start, end): 16 per step through two 8-lane conversions and a narrowing.
+    internal readonly unsafe struct ToHalfBody(float* x, ushort* y) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            int i = start;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                for (; i <= end - 16; i += 16)
+                {
+                    var lo = FloatToHalfBits(Vector256.Load((uint*)(x + i)));
+                    var hi = FloatToHalfBits(Vector256.Load((uint*)(x + i + 8)));
+                    Vector256.Narrow(lo, hi).Store(y + i);
+                }
+            }
+
+            for (; i < end; i++)
+                y[i] = (ushort)FloatToHalfBits(BitConverter.SingleToUInt32Bits(x[i]));
+        }
+    }
+
+    // y[i] = float(x[i]) for i in [start, end): 16 per step through a widening and two 8-lane conversions.
+    internal readonly unsafe struct ToFloatBody(ushort* x, float* y) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            int i = start;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                for (; i <= end - 16; i += 16)
+                {
+                    var (lo, hi) = Vector256.Widen(Vector256.Load(x + i));
+                    HalfToFloatBits(lo).Store((uint*)(y + i));
+                    HalfToFloatBits(hi).Store((uint*)(y + i + 8));
+                }
+            }
+
+            for (; i < end; i++)
+                y[i] = BitConverter.UInt32BitsToSingle(HalfToFloatBits(x[i]));
+        }
     }
 }

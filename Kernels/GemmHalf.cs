@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using ILGPU.Algorithms;
 using IlgpuTrain.Kernels.Runtime;
 using GemmHalfLauncher = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<ILGPU.Half>, ILGPU.ArrayView<ILGPU.Half>, ILGPU.ArrayView<float>, int, int, int, float, float>;
@@ -22,7 +25,11 @@ namespace IlgpuTrain.Kernels;
 // +-0. Reads 4 B and writes 4 B per element. Mixed-precision F ops round a GEMM's output with it,
 // so a product beyond 65504 overflows to inf as it would in an fp16 output register.
 //
-// Variants mirror Gemm: the managed CpuGemm on the CPU accelerator (its packing widens the halves),
+// On the CPU accelerator RoundToHalf runs managed (CpuLoops), through Cast's vector bit routines:
+// bitwise the kernel's.
+//
+// Variants mirror Gemm: the managed CpuGemm on the CPU accelerator (its float overload on operands
+// widened with Cast's vector routine: the same bits as its binary16 overload, faster),
 // the ILGPU blocked kernel (KernelVariant.Cpu) and the shared-memory tiled kernel (GPU), whose
 // stages hold the widened floats so the inner loop is Gemm's. Backward of Y = X W with half
 // operands is two more GemmHalf calls on the half copies of X, W and dY (each OVERWRITES with
@@ -227,6 +234,13 @@ public static class GemmHalf
     private static readonly KernelDef<GemmHalfLauncher> BlockedTN = KernelDef.Of<ArrayView<Half>, ArrayView<Half>, ArrayView<float>, int, int, int, float, float>(BlockedKernel<TransposedLayout, NormalLayout>);
     private static readonly KernelDef<GemmHalfLauncher> BlockedTT = KernelDef.Of<ArrayView<Half>, ArrayView<Half>, ArrayView<float>, int, int, int, float, float>(BlockedKernel<TransposedLayout, TransposedLayout>);
 
+    // Per-thread widened operands of the managed path (see RunManaged).
+    [ThreadStatic]
+    private static float[]? _wideA;
+
+    [ThreadStatic]
+    private static float[]? _wideB;
+
     private static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>>> RoundDef =
         KernelDef.Of<ArrayView<float>>(RoundToHalfKernel);
 
@@ -288,13 +302,39 @@ public static class GemmHalf
     /// <param name="c">C, float.</param>
     internal static unsafe void RunManaged(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<Half> a, ArrayView<Half> b, float beta, ArrayView<float> c)
     {
-        // Earlier kernels on the stream (the casts to half) must have written A, B and C before host code reads them.
-        host.Stream.Synchronize();
-        CpuGemm.Run(
-            transA, transB, m, n, k, alpha,
-            (Half*)a.LoadEffectiveAddressAsPtr(), (Half*)b.LoadEffectiveAddressAsPtr(), beta, (float*)c.LoadEffectiveAddressAsPtr(),
-            host.Launch.MaxGroups);
+        // CpuGemm's binary16 overload widens each half with the BCL's scalar conversion while it
+        // packs, which costs more than the product at training sizes; the float overload on operands
+        // widened here (Vector256, exact, split over threads) gives the same bits (the widened
+        // values and the float path's order of operations are the same) and reads A in place.
+        // Cast.Each first waits for the casts to half on the stream.
+        long la = (long)m * k, lb = (long)k * n;
+        float* wa = WideScratch(ref _wideA, la);
+        float* wb = WideScratch(ref _wideB, lb);
+        Cast.Each(host, la, new Cast.ToFloatBody((ushort*)a.LoadEffectiveAddressAsPtr(), wa));
+        Cast.Each(host, lb, new Cast.ToFloatBody((ushort*)b.LoadEffectiveAddressAsPtr(), wb));
+        CpuGemm.Run(transA, transB, m, n, k, alpha, wa, wb, beta, (float*)c.LoadEffectiveAddressAsPtr(), host.Launch.MaxGroups);
     }
+
+    /// <summary>
+    /// A pinned per-thread float buffer of at least <paramref name="length"/> elements, kept between
+    /// calls (a training step widens operands hundreds of times); slot names which of the thread's buffers.
+    /// </summary>
+    /// <param name="slot">The [ThreadStatic] slot.</param>
+    /// <param name="length">Elements needed.</param>
+    /// <returns>The buffer's address, valid until the same slot is asked for more on this thread.</returns>
+    internal static unsafe float* WideScratch(ref float[]? slot, long length)
+    {
+        if (slot is null || slot.Length < length)
+            slot = GC.AllocateUninitializedArray<float>((int)Math.Max(length, 4096), pinned: true);
+        return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(slot));
+    }
+
+    /// <summary>dst[i] = float(src[i]) for i in [0, n): the exact widening, on the calling thread.</summary>
+    /// <param name="src">Halves.</param>
+    /// <param name="dst">Floats.</param>
+    /// <param name="n">Count.</param>
+    internal static unsafe void Widen(Half* src, float* dst, long n) =>
+        new Cast.ToFloatBody((ushort*)src, dst).Run(0, checked((int)n));
 
     /// <summary>
     /// As <see cref="Run(KernelHost, bool, bool, int, int, int, float, ArrayView{Half}, ArrayView{Half}, float, ArrayView{float})"/>
@@ -345,12 +385,18 @@ public static class GemmHalf
     /// <summary>x = float(half(x)) in place: each value becomes the nearest fp16 value (ties to even), +-inf from 65520 up, NaN stays NaN.</summary>
     /// <param name="host">Where to run.</param>
     /// <param name="x">Values (n), rounded in place.</param>
-    public static void RoundToHalfInPlace(KernelHost host, ArrayView<float> x)
+    public static unsafe void RoundToHalfInPlace(KernelHost host, ArrayView<float> x)
     {
         ArgumentNullException.ThrowIfNull(host);
         Check.Fits32(nameof(RoundToHalfInPlace), x, nameof(x));
         if (x.Length == 0)
             return;
+        if (CpuLoops.Applies(host))
+        {
+            Cast.Each(host, x.Length, new RoundBody(CpuLoops.Ptr(x)));
+            return;
+        }
+
         host.Load(RoundDef)(host.Stream, host.Launch.GridStride(x.Length), x);
     }
 
@@ -386,4 +432,23 @@ public static class GemmHalf
             (true, false) => tn,
             (true, true) => tt,
         };
+
+    // x[i] = float(half(x[i])) for i in [start, end), eight lanes at a time through Cast.RoundToHalfBits.
+    internal readonly unsafe struct RoundBody(float* x) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            int i = start;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                for (; i <= end - 8; i += 8)
+                {
+                    Cast.RoundToHalfBits(Vector256.Load((uint*)(x + i))).Store((uint*)(x + i));
+                }
+            }
+
+            for (; i < end; i++)
+                x[i] = BitConverter.UInt32BitsToSingle(Cast.HalfToFloatBits(Cast.FloatToHalfBits(BitConverter.SingleToUInt32Bits(x[i]))));
+        }
+    }
 }

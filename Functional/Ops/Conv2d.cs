@@ -90,25 +90,15 @@ public static partial class F
     }
 
     // Precision.Float16 Conv2d: the columns and the weight as halves, y_n = round16(half(W) half(cols_n))
-    // per image, then the fp32 channel bias. The VJP's GEMMs take half(dy), the half columns and the
-    // half weight: dW (float, the first image overwrites) and dcols (float) then col2im.
+    // per image, then the fp32 channel bias (Kernels.Conv2d.ForwardHalf). The VJP's GEMMs take
+    // half(dy), the half columns and the half weight: dW (float) and dcols (float) then col2im.
     private static void Conv2dHalf(string op, StepScope scope, Tensor x, Tensor weight, Tensor? bias, Tensor y, ArrayView<float> cols, Conv2dGeometry g, int o)
     {
         var host = scope.Device.Kernels;
-        var yv = y.View<float>();
-        int k = g.K;
-        long perY = (long)o * g.P, perCols = (long)k * g.P;
-        IlgpuTrain.Kernels.Conv2d.Im2Col(host, x.View<float>(), cols, g);
-        var colsH = HalfCopy(scope, cols);
+        var colsH = scope.Scratch<Half>(g.ColumnsLength);
         var wh = HalfCopy(scope, weight.View<float>());
-        if (perY != 0)
-        {
-            for (int n = 0; n < g.N; n++)
-                GemmHalf.Run(host, false, false, o, g.P, k, 1f, wh, colsH.SubView(n * perCols, perCols), 0f, yv.SubView(n * perY, perY));
-            GemmHalf.RoundToHalfInPlace(host, yv);
-            if (bias is not null)
-                IlgpuTrain.Kernels.BiasAdd.ForwardChannels(host, yv, bias.View<float>(), yv, g.N, o, g.P);
-        }
+        var bv = bias is null ? ArrayView<float>.Empty : bias.View<float>();
+        IlgpuTrain.Kernels.Conv2d.ForwardHalf(host, x.View<float>(), wh, bv, y.View<float>(), cols, colsH, g, o);
 
         Record(op, y, [x, weight, bias], gr =>
         {
@@ -116,22 +106,9 @@ public static partial class F
             bool gemms = gr.Needs(x) || gr.Needs(weight);
             var dyh = gemms ? HalfCopy(gr.Scope, dy) : default;
             if (gr.Needs(weight))
-            {
-                var dw = gr.Into(weight);
-                if (g.N == 0 || g.P == 0)
-                    Elementwise.Fill(gr.Kernels, dw, 0f);
-                for (int n = 0; n < g.N && g.P != 0; n++)
-                    GemmHalf.Run(gr.Kernels, false, true, o, k, g.P, 1f, dyh.SubView(n * perY, perY), colsH.SubView(n * perCols, perCols), n == 0 ? 0f : 1f, dw);
-            }
-
+                IlgpuTrain.Kernels.Conv2d.BackwardWeightHalf(gr.Kernels, dyh, colsH, gr.Into(weight), g, o);
             if (gr.Needs(x))
-            {
-                var dcols = gr.Scope.Scratch<float>(g.ColumnsLength);
-                for (int n = 0; n < g.N && perCols != 0; n++)
-                    GemmHalf.Run(gr.Kernels, true, false, k, g.P, o, 1f, wh, dyh.SubView(n * perY, perY), 0f, dcols.SubView(n * perCols, perCols));
-                IlgpuTrain.Kernels.Conv2d.Col2Im(gr.Kernels, dcols, gr.Into(x), g);
-            }
-
+                IlgpuTrain.Kernels.Conv2d.BackwardInputHalf(gr.Kernels, wh, dyh, gr.Scope.Scratch<float>(g.ColumnsLength), gr.Into(x), g, o);
             if (bias is not null && gr.Needs(bias))
             {
                 var rows = gr.Scope.Scratch<float>((long)g.N * o);

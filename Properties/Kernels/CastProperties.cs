@@ -1,10 +1,13 @@
+using System.Runtime.Intrinsics;
+
 namespace IlgpuTrain.Properties.Kernels;
 
 /// <summary>
 /// float/half casts: kernels equal their references and the BCL's IEEE binary16 conversion, bit
-/// for bit: exhaustively for half to float and for every tie between neighbouring halves.
+/// for bit: exhaustively for half to float and for every tie between neighbouring halves; the
+/// managed CPU paths (Vector256 bit routines) equal the ILGPU kernels bit for bit.
 /// </summary>
-public class CastProperties
+public unsafe class CastProperties
 {
     // Every finite half and its successor toward infinity (65536 past 65504, where rounding overflows).
     private static readonly float[] TieInputs = BuildTieInputs();
@@ -120,6 +123,71 @@ public class CastProperties
             return result;
         });
 
+    // The vector routines against the scalar ones the kernels call: every half for the widening;
+    // for the narrowing and the rounding every float whose top 19 bits (sign, exponent, the ten
+    // mantissa bits a half keeps) are anything and whose 13 dropped bits are each rounding case
+    // (0, just above 0, just below / at / just above one half, all ones) or one pseudo-random pattern.
+    [Fact]
+    public void Vector_bit_routines_equal_the_kernels_scalar_routines()
+    {
+        for (uint h = 0; h < (1u << 16); h += 8)
+        {
+            var v = Vector256.Create(h, h + 1, h + 2, h + 3, h + 4, h + 5, h + 6, h + 7);
+            var got = Cast.HalfToFloatBits(v);
+            for (int j = 0; j < 8; j++)
+                Assert.True(got[j] == Cast.HalfToFloatBits(h + (uint)j), $"half 0x{h + j:X4}: vector 0x{got[j]:X8}, scalar 0x{Cast.HalfToFloatBits(h + (uint)j):X8}");
+        }
+
+        uint[] low = [0, 1, 0xFFF, 0x1000, 0x1001, 0x1FFF, 0, 0];
+        var rng = new Random(7);
+        for (uint top = 0; top < (1u << 19); top++)
+        {
+            low[6] = (uint)rng.Next(0x2000);
+            low[7] = (uint)rng.Next(0x2000);
+            var v = Vector256.Create(low) | Vector256.Create(top << 13);
+            var half = Cast.FloatToHalfBits(v);
+            var round = Cast.RoundToHalfBits(v);
+            for (int j = 0; j < 8; j++)
+            {
+                uint f = v[j], h = Cast.FloatToHalfBits(f), r = Cast.HalfToFloatBits(h);
+                if (half[j] != h || round[j] != r)
+                    Assert.Fail($"float 0x{f:X8}: vector half 0x{half[j]:X4} (scalar 0x{h:X4}), vector round 0x{round[j]:X8} (scalar 0x{r:X8})");
+            }
+        }
+    }
+
+    [Property(MaxTest = 30)]
+    public Property Managed_casts_equal_the_ilgpu_kernels_bitwise() =>
+        Prop.ForAll(CastLength.ToArbitrary(), Gen.Choose(int.MinValue, int.MaxValue).ToArbitrary(), (n, seed) =>
+        {
+            // Values near and across the half range with the kernel tests' specials, and arbitrary bit
+            // patterns (NaN payloads, every exponent); lengths cover the vector tails and the thread split.
+            var rng = new Random(seed);
+            var x = Gens.HalfCastValues(seed, n);
+            for (int i = 0; i < n; i += 3)
+                x[i] = BitConverter.UInt32BitsToSingle((uint)rng.NextInt64(1L << 32));
+            var halves = Enumerable.Range(0, n).Select(_ => Interop.IntAsFloat((ushort)rng.Next(1 << 16))).ToArray();
+            var d = Devices.Cpu;
+            ushort[] managedHalf = RunToHalf(d, x), kernelHalf;
+            float[] managedFloat = RunToFloat(d, halves), kernelFloat;
+            using (CpuLoops.KernelsOnly())
+            {
+                kernelHalf = RunToHalf(d, x);
+                kernelFloat = RunToFloat(d, halves);
+            }
+
+            for (int i = 0; i < n; i++)
+            {
+                if (managedHalf[i] != kernelHalf[i])
+                    return false.Label($"ToHalf n = {n}, element {i}: x = 0x{BitConverter.SingleToUInt32Bits(x[i]):X8}, managed 0x{managedHalf[i]:X4}, kernel 0x{kernelHalf[i]:X4}");
+                uint mf = BitConverter.SingleToUInt32Bits(managedFloat[i]), kf = BitConverter.SingleToUInt32Bits(kernelFloat[i]);
+                if (mf != kf)
+                    return false.Label($"ToFloat n = {n}, element {i}: half 0x{Interop.FloatAsInt(halves[i]):X4}, managed 0x{mf:X8}, kernel 0x{kf:X8}");
+            }
+
+            return true.Label($"n = {n}");
+        });
+
     [Fact]
     public void Mismatched_lengths_name_the_op_and_both_sizes()
     {
@@ -152,6 +220,18 @@ public class CastProperties
         using var ty = Tensor.FromHost(d, poison.AsSpan(), new Shape(x.Length));
         Cast.ToHalf(d.Kernels, tx.View<float>(), ty.View<Half>());
         return ty.ToHost<Half>().Select(h => Interop.FloatAsInt(h)).ToArray();
+    }
+
+    // 0, 1, a prime, the 16-lane vector edges, and past the 2^18 elements from which the managed cast splits over threads.
+    private static Gen<int> CastLength =>
+        Gen.OneOf(Gen.Elements(0, 1, 13, 15, 16, 17, 31, 33, 255, 256, 257, (1 << 18) + 17), Gen.Choose(0, 600));
+
+    private static float[] RunToFloat(Device d, Half[] h)
+    {
+        using var x = Tensor.FromHost(d, h.AsSpan(), new Shape(h.Length));
+        using var y = d.Poisoned(h.Length);
+        Cast.ToFloat(d.Kernels, x.View<Half>(), y.View<float>());
+        return y.ToHost();
     }
 
     // Same bits as the BCL's conversion; for NaN, any NaN of the same sign.

@@ -4,7 +4,7 @@ namespace IlgpuTrain.Properties.Kernels;
 /// The fp16-operand GEMM: every path (managed CpuGemm on the CPU accelerator, ILGPU blocked, ILGPU
 /// tiled on GpuSim with every group side) equals the float64 product of the half-rounded operands;
 /// each equals the float GEMM of the widened operands bit for bit; BLAS beta/alpha semantics; and
-/// RoundToHalf gives the BCL's nearest binary16, overflowing to inf.
+/// RoundToHalf gives the BCL's nearest binary16, overflowing to inf, and its managed path equals the kernel.
 /// </summary>
 public unsafe class GemmHalfProperties
 {
@@ -79,11 +79,18 @@ public unsafe class GemmHalfProperties
             fixed (float* b = w.B)
             fixed (float* c = managedFloat)
                 CpuGemm.Run(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c, 2, true);
+            // The launcher's managed path widens the operands itself and runs CpuGemm's float overload at the machine's width.
+            var launcherHalf = Launch(cpu, g, (a, b, c) => GemmHalf.Run(cpu.Kernels, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c));
+            var launcherFloat = (float[])g.C.Clone();
+            fixed (float* a = w.A)
+            fixed (float* b = w.B)
+            fixed (float* c = launcherFloat)
+                CpuGemm.Run(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c, 2);
             var blockedHalf = Launch(cpu, g, (a, b, c) => GemmHalf.Run(cpu.Kernels, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c, KernelVariant.Cpu, 1));
             var blockedFloat = LaunchFloat(cpu, w, (a, b, c) => Gemm.Run(cpu.Kernels, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c, KernelVariant.Cpu, 1));
             var tiledHalf = Launch(sim, g, (a, b, c) => GemmHalf.Run(sim.Kernels, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c, KernelVariant.Gpu, side));
             var tiledFloat = LaunchFloat(sim, w, (a, b, c) => Gemm.Run(sim.Kernels, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c, KernelVariant.Gpu, side));
-            return Bitwise(managedHalf, managedFloat, "managed").And(Bitwise(blockedHalf, blockedFloat, "blocked")).And(Bitwise(tiledHalf, tiledFloat, $"tiled side {side}")).Label(g.ToString());
+            return Bitwise(managedHalf, managedFloat, "managed").And(Bitwise(launcherHalf, launcherFloat, "launcher (managed)")).And(Bitwise(blockedHalf, blockedFloat, "blocked")).And(Bitwise(tiledHalf, tiledFloat, $"tiled side {side}")).Label(g.ToString());
         });
 
     // ---------------------------------------------------------------- (b) the math, independently
@@ -140,6 +147,18 @@ public unsafe class GemmHalfProperties
                 var bcl = x.Select(v => (float)(System.Half)v).ToArray();
                 return Bitwise(got, bcl, $"{d} kernel vs BCL").And(Bitwise(reference, bcl, "reference vs BCL"));
             }).Aggregate((p, q) => p.And(q)));
+
+    [Property(MaxTest = 30)]
+    public Property RoundToHalf_managed_equals_the_ilgpu_kernel_bitwise() =>
+        Prop.ForAll(Gen.OneOf(Gen.Elements(0, 1, 7, 8, 9, 13, 255, 256, 257, (1 << 18) + 5), Gen.Choose(0, 600)).ToArbitrary(), Gen.Choose(int.MinValue, int.MaxValue).ToArbitrary(), (n, seed) =>
+        {
+            // Half-range values with specials, and arbitrary bit patterns (NaN payloads, every exponent).
+            var rng = new Random(seed);
+            var x = Gens.HalfCastValues(seed, n);
+            for (int i = 0; i < n; i += 3)
+                x[i] = BitConverter.UInt32BitsToSingle((uint)rng.NextInt64(1L << 32));
+            return KernelParity.Same($"RoundToHalfInPlace n = {n}", [x], [], (h, f, _) => GemmHalf.RoundToHalfInPlace(h, f[0]));
+        });
 
     // 65504 is the largest half; 65519.99 rounds down to it and 65520 (halfway to 2^16) up to inf;
     // 2^-24 is the smallest subnormal and 2^-26 (below half of it) flushes to 0; 1 + 2^-11 ties to 1.

@@ -1,0 +1,268 @@
+using System.Buffers;
+using System.Runtime.Intrinsics;
+using IlgpuTrain.Kernels.Runtime;
+
+namespace IlgpuTrain.Kernels;
+
+// Mixed-precision (Precision.Float16) 2-D convolution: Conv2d's im2col + per-image GEMM with
+// binary16 GEMM operands, float32 accumulation and output (GemmHalf), as SEMANTICS.md defines it.
+//
+//   ForwardHalf         cols = im2col(x) (float, kept), colsH = half(cols) (kept for the backward),
+//                       y_n = round16(wH (O, K) colsH_n (K, P)), then y += b[o] (float32).
+//   BackwardWeightHalf  dW (O, K) = sum_n dyH_n (O, P) colsH_n^T, OVERWRITTEN, float32, unrounded.
+//   BackwardInputHalf   dcols_n = wH^T dyH_n (float32), dx = col2im(dcols), OVERWRITTEN.
+//
+// wH = half(w) and dyH = half(dy) are the caller's binary16 copies (Cast.ToHalf). Bytes per column
+// entry on top of Conv2d's: 4 read + 2 written for the cast; the GEMMs read halves (2 B) instead of floats.
+//
+// The generic path is the launchers in sequence (Im2Col, Cast.ToHalf, one GemmHalf per image,
+// RoundToHalfInPlace, BiasAdd.ForwardChannels; Col2Im). On the CPU accelerator (CpuLoops.Applies)
+// the images run in parallel instead, each fusing its im2col, cast, single-threaded CpuGemm (its
+// float overload on operands widened exactly into per-thread buffers, which gives the bits of its
+// binary16 overload faster: see GemmHalf.RunManaged), rounding and bias (or GEMM and col2im), as
+// Conv2d's float path does: the same float operations per element in the same order, and CpuGemm's
+// result does not depend on its thread count, so ForwardHalf and BackwardInputHalf equal the
+// generic path bitwise. dW sums
+// over images in DwGroups fixed image groups as Conv2d.BackwardWeight does: deterministic, but not
+// bitwise the generic path's single running sum.
+
+/// <content>The binary16-operand (mixed-precision) forward and backward of the convolution.</content>
+public static partial class Conv2d
+{
+    /// <summary>
+    /// y (N, O, Ho, Wo) = round16(half(w) half(im2col(x))) + b, per image: <paramref name="cols"/>
+    /// gets the float columns and <paramref name="colsHalf"/> their binary16 copy (kept for the backward).
+    /// </summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="x">x (N, C, H, W).</param>
+    /// <param name="weight">half(w) (O, C, kh, kw).</param>
+    /// <param name="bias">b (O), or an empty view for no bias.</param>
+    /// <param name="y">y (N, O, Ho, Wo), overwritten; must not overlap the other views.</param>
+    /// <param name="cols">Workspace of <see cref="Conv2dGeometry.ColumnsLength"/> floats, overwritten with the columns.</param>
+    /// <param name="colsHalf">Workspace of <see cref="Conv2dGeometry.ColumnsLength"/> halves, overwritten with half(columns).</param>
+    /// <param name="g">The geometry.</param>
+    /// <param name="outChannels">O.</param>
+    public static unsafe void ForwardHalf(KernelHost host, ArrayView<float> x, ArrayView<Half> weight, ArrayView<float> bias, ArrayView<float> y, ArrayView<float> cols, ArrayView<Half> colsHalf, Conv2dGeometry g, int outChannels)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = nameof(Conv2d) + "." + nameof(ForwardHalf);
+        CheckIo(op, x, nameof(x), cols, nameof(cols), g);
+        CheckHalf(op, weight, nameof(weight), colsHalf, nameof(colsHalf), y, nameof(y), g, outChannels);
+        if (bias.Length != 0)
+            Check.Length(op, bias, nameof(bias), outChannels, $"(O) = ({outChannels})");
+        if (Managed(host, g, outChannels))
+        {
+            float* w = WideWeight(host, weight);
+            var body = new ForwardHalfBody(CpuLoops.Ptr(x), w, CpuLoops.Ptr(bias), CpuLoops.Ptr(y), CpuLoops.Ptr(cols), (ushort*)CpuLoops.Ptr(colsHalf), g, outChannels);
+            CpuLoops.For(host, g.N, body, ImageWork(g, outChannels));
+            return;
+        }
+
+        Im2Col(host, x, cols, g);
+        Cast.ToHalf(host, cols, colsHalf);
+        long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
+        if (perY == 0 || g.N == 0)
+            return;
+        for (int n = 0; n < g.N; n++)
+            GemmHalf.Run(host, false, false, outChannels, g.P, g.K, 1f, weight, colsHalf.SubView(n * perCols, perCols), 0f, y.SubView(n * perY, perY));
+        GemmHalf.RoundToHalfInPlace(host, y);
+        if (bias.Length != 0)
+            BiasAdd.ForwardChannels(host, y, bias, y, g.N, outChannels, g.P);
+    }
+
+    /// <summary>dW (O, C, kh, kw) = sum over n of half(dy)_n half(cols)_n^T in float32, overwritten.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="dy">half(dL/dy) (N, O, Ho, Wo).</param>
+    /// <param name="colsHalf">half(columns) of x (from <see cref="ForwardHalf"/>).</param>
+    /// <param name="dw">dL/dw (O, C, kh, kw), float, overwritten.</param>
+    /// <param name="g">The geometry.</param>
+    /// <param name="outChannels">O.</param>
+    public static unsafe void BackwardWeightHalf(KernelHost host, ArrayView<Half> dy, ArrayView<Half> colsHalf, ArrayView<float> dw, Conv2dGeometry g, int outChannels)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = nameof(Conv2d) + "." + nameof(BackwardWeightHalf);
+        Check.Dimension(op, outChannels, nameof(outChannels));
+        Check.Length(op, dw, nameof(dw), (long)outChannels * g.K, $"(O, C, kh, kw) = ({outChannels}, {g.C}, {g.KH}, {g.KW})");
+        Check.Length(op, colsHalf, nameof(colsHalf), g.ColumnsLength, $"cols (N, K, P) = ({g.N}, {g.K}, {g.P})");
+        Check.Length(op, dy, nameof(dy), g.OutputLength(outChannels), $"(N, O, Ho, Wo) = ({g.N}, {outChannels}, {g.HO}, {g.WO})");
+        Check.Fits32(op, colsHalf, nameof(colsHalf));
+        Check.Fits32(op, dy, nameof(dy));
+        if (g.N == 0 || g.P == 0)
+        {
+            Elementwise.Fill(host, dw, 0f);
+            return;
+        }
+
+        if (Managed(host, g, outChannels))
+        {
+            int groups = Math.Min(g.N, DwGroups);
+            int len = outChannels * g.K;
+            var partials = groups > 1 ? ArrayPool<float>.Shared.Rent((groups - 1) * len) : [];
+            try
+            {
+                fixed (float* pp = partials)
+                {
+                    float* dwp = CpuLoops.Ptr(dw);
+                    var body = new WeightGroupHalfBody((Half*)CpuLoops.Ptr(dy), (Half*)CpuLoops.Ptr(colsHalf), dwp, pp, groups, g, outChannels);
+                    CpuLoops.For(host, groups, body, (int)Math.Min(int.MaxValue, ImageWork(g, outChannels) * (long)(g.N / groups)));
+                    for (int q = 1; q < groups; q++)
+                        AddInto(dwp, pp + ((long)(q - 1) * len), len);
+                }
+            }
+            finally
+            {
+                if (groups > 1)
+                    ArrayPool<float>.Shared.Return(partials);
+            }
+
+            return;
+        }
+
+        long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
+        for (int n = 0; n < g.N; n++)
+            GemmHalf.Run(host, false, true, outChannels, g.K, g.P, 1f, dy.SubView(n * perY, perY), colsHalf.SubView(n * perCols, perCols), n == 0 ? 0f : 1f, dw);
+    }
+
+    /// <summary>dx (N, C, H, W) = col2im(half(w)^T half(dy)_n for each image), float32, overwritten.</summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="weight">half(w) (O, C, kh, kw).</param>
+    /// <param name="dy">half(dL/dy) (N, O, Ho, Wo).</param>
+    /// <param name="dcols">Workspace of <see cref="Conv2dGeometry.ColumnsLength"/> floats, overwritten.</param>
+    /// <param name="dx">dL/dx (N, C, H, W), overwritten.</param>
+    /// <param name="g">The geometry.</param>
+    /// <param name="outChannels">O.</param>
+    public static unsafe void BackwardInputHalf(KernelHost host, ArrayView<Half> weight, ArrayView<Half> dy, ArrayView<float> dcols, ArrayView<float> dx, Conv2dGeometry g, int outChannels)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        const string op = nameof(Conv2d) + "." + nameof(BackwardInputHalf);
+        CheckIo(op, dx, nameof(dx), dcols, nameof(dcols), g);
+        Check.Dimension(op, outChannels, nameof(outChannels));
+        Check.Length(op, weight, nameof(weight), (long)outChannels * g.K, $"(O, C, kh, kw) = ({outChannels}, {g.C}, {g.KH}, {g.KW})");
+        Check.Length(op, dy, nameof(dy), g.OutputLength(outChannels), $"(N, O, Ho, Wo) = ({g.N}, {outChannels}, {g.HO}, {g.WO})");
+        Check.Fits32(op, dy, nameof(dy));
+        if (Managed(host, g, outChannels))
+        {
+            float* w = WideWeight(host, weight);
+            CpuLoops.For(host, g.N, new BackwardInputHalfBody(w, (Half*)CpuLoops.Ptr(dy), CpuLoops.Ptr(dcols), CpuLoops.Ptr(dx), g, outChannels), ImageWork(g, outChannels));
+            return;
+        }
+
+        long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
+        if (perCols != 0)
+        {
+            for (int n = 0; n < g.N; n++)
+                GemmHalf.Run(host, true, false, g.K, g.P, outChannels, 1f, weight, dy.SubView(n * perY, perY), 0f, dcols.SubView(n * perCols, perCols));
+        }
+
+        Col2Im(host, dcols, dx, g);
+    }
+
+    // The widened operands of the managed path: the half weight once per call (the launcher's thread),
+    // and per image on each worker (GEMM operands A and B).
+    [ThreadStatic]
+    private static float[]? _wideW;
+
+    [ThreadStatic]
+    private static float[]? _wideA;
+
+    [ThreadStatic]
+    private static float[]? _wideB;
+
+    // float(half(w)) in the calling thread's weight buffer, after the stream's pending work.
+    private static unsafe float* WideWeight(KernelHost host, ArrayView<Half> weight)
+    {
+        host.Stream.Synchronize();
+        float* w = GemmHalf.WideScratch(ref _wideW, weight.Length);
+        GemmHalf.Widen((Half*)CpuLoops.Ptr(weight), w, weight.Length);
+        return w;
+    }
+
+    private static void CheckHalf(string op, ArrayView<Half> weight, string weightName, ArrayView<Half> colsHalf, string colsName, ArrayView<float> y, string yName, Conv2dGeometry g, int outChannels)
+    {
+        Check.Dimension(op, outChannels, nameof(outChannels));
+        Check.Length(op, weight, weightName, (long)outChannels * g.K, $"(O, C, kh, kw) = ({outChannels}, {g.C}, {g.KH}, {g.KW})");
+        Check.Length(op, colsHalf, colsName, g.ColumnsLength, $"(N, C kh kw, Ho Wo) = ({g.N}, {g.K}, {g.P}) for {g}");
+        Check.Length(op, y, yName, g.OutputLength(outChannels), $"(N, O, Ho, Wo) = ({g.N}, {outChannels}, {g.HO}, {g.WO})");
+        Check.Fits32(op, colsHalf, colsName);
+        Check.Fits32(op, y, yName);
+    }
+
+    // Images [start, end): im2col of image n, its half copy, y_n = wH colsH_n (a single-threaded
+    // CpuGemm), rounded to fp16 values, then the channel bias: per element the generic path's operations.
+    private readonly unsafe struct ForwardHalfBody(float* x, float* w, float* bias, float* y, float* cols, ushort* colsHalf, Conv2dGeometry g, int outChannels) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
+            var im2col = new Im2ColBody(x, cols, g);
+            var cast = new Cast.ToHalfBody(cols, colsHalf);
+            for (int n = start; n < end; n++)
+            {
+                im2col.Run(n * g.C, (n + 1) * g.C);
+                cast.Run((int)(n * perCols), (int)((n + 1) * perCols));
+                float* b = GemmHalf.WideScratch(ref _wideB, perCols);
+                GemmHalf.Widen((Half*)(colsHalf + (n * perCols)), b, perCols);
+                float* yn = y + (n * perY);
+                CpuGemm.Run(false, false, outChannels, g.P, g.K, 1f, w, b, 0f, yn, 1);
+                new GemmHalf.RoundBody(yn).Run(0, (int)perY);
+                if (bias == null)
+                    continue;
+                for (int o = 0; o < outChannels; o++)
+                {
+                    // y + b, as BiasAdd.ForwardChannels.
+                    float* row = yn + ((long)o * g.P);
+                    float bo = bias[o];
+                    int i = 0;
+                    if (Vector256.IsHardwareAccelerated)
+                    {
+                        var vb = Vector256.Create(bo);
+                        for (; i <= g.P - 8; i += 8)
+                            (Vector256.Load(row + i) + vb).Store(row + i);
+                    }
+
+                    for (; i < g.P; i++)
+                        row[i] += bo;
+                }
+            }
+        }
+    }
+
+    // Images [start, end): dcols_n = wH^T dyH_n (a single-threaded CpuGemm), then col2im of image n.
+    private readonly unsafe struct BackwardInputHalfBody(float* w, Half* dy, float* dcols, float* dx, Conv2dGeometry g, int outChannels) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
+            var col2im = new Col2ImBody(dcols, dx, g);
+            for (int n = start; n < end; n++)
+            {
+                float* b = GemmHalf.WideScratch(ref _wideB, perY);
+                GemmHalf.Widen(dy + (n * perY), b, perY);
+                CpuGemm.Run(true, false, g.K, g.P, outChannels, 1f, w, b, 0f, dcols + (n * perCols), 1);
+                col2im.Run(n * g.C, (n + 1) * g.C);
+            }
+        }
+    }
+
+    // Image groups [start, end) of dW, as WeightGroupBody with half operands.
+    private readonly unsafe struct WeightGroupHalfBody(Half* dy, Half* cols, float* dw, float* partials, int groups, Conv2dGeometry g, int outChannels) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P, len = (long)outChannels * g.K;
+            for (int q = start; q < end; q++)
+            {
+                float* into = q == 0 ? dw : partials + ((q - 1) * len);
+                int n0 = (int)((long)q * g.N / groups), n1 = (int)((long)(q + 1) * g.N / groups);
+                float* a = GemmHalf.WideScratch(ref _wideA, perY);
+                float* b = GemmHalf.WideScratch(ref _wideB, perCols);
+                for (int n = n0; n < n1; n++)
+                {
+                    GemmHalf.Widen(dy + (n * perY), a, perY);
+                    GemmHalf.Widen(cols + (n * perCols), b, perCols);
+                    CpuGemm.Run(false, true, outChannels, g.K, g.P, 1f, a, b, n == n0 ? 0f : 1f, into, 1);
+                }
+            }
+        }
+    }
+}
