@@ -118,9 +118,11 @@ internal static class BenchRunner
     }
 
     /// <summary>The median milliseconds of <paramref name="run"/>; <paramref name="setup"/> runs before each call, untimed.</summary>
-    public static double Median(BenchPlan plan, Device device, Action run, Action? setup = null, int warmup = 2)
+    /// <param name="warmupSeconds">Keep warming up until this much time has passed too: .NET compiles a method again, optimized with the profile of its first calls, after about 30 calls and a 100 ms delay, so a step timed earlier measures start-up code.</param>
+    public static double Median(BenchPlan plan, Device device, Action run, Action? setup = null, int warmup = 2, double warmupSeconds = 0)
     {
-        for (int i = 0; i < warmup; i++)
+        var warming = Stopwatch.StartNew();
+        for (int i = 0; i < warmup || (warming.Elapsed.TotalSeconds < warmupSeconds && i < 1000); i++)
         {
             setup?.Invoke();
             run();
@@ -373,8 +375,11 @@ internal static class BenchRunner
         device.Pool.Trim();
         device.Pool.ResetPeak();
         using var rig = new ModelRig(device, name);
-        double fb = Median(plan, device, rig.ForwardBackward, warmup: 3);
-        double step = Median(plan, device, rig.TrainStep, warmup: 3);
+        // Model rows measure the steady state of training (thousands of steps), after the JIT's
+        // tiered recompilation: at least 10 warm-up calls and a second.
+        double warmupSeconds = plan.Quick ? 0.3 : 1.0;
+        double fb = Median(plan, device, rig.ForwardBackward, warmup: 10, warmupSeconds: warmupSeconds);
+        double step = Median(plan, device, rig.TrainStep, warmup: 10, warmupSeconds: warmupSeconds);
         var pool = device.Pool;
         long reservedBefore = pool.Stats.PeakBytesReserved;
         pool.ResetPeak();
