@@ -733,25 +733,29 @@ public static partial class Conv2d
                 im2col.Run(n * g.C, (n + 1) * g.C);
                 float* yn = y + (n * perY);
                 CpuGemm.Run(false, false, outChannels, g.P, g.K, 1f, w, cols + (n * perCols), 0f, yn, 1);
-                if (bias == null)
-                    continue;
-                for (int o = 0; o < outChannels; o++)
-                {
-                    // y + b, as BiasAdd.ForwardChannels.
-                    float* row = yn + ((long)o * g.P);
-                    float b = bias[o];
-                    int i = 0;
-                    if (Vector256.IsHardwareAccelerated)
-                    {
-                        var vb = Vector256.Create(b);
-                        for (; i <= g.P - 8; i += 8)
-                            (Vector256.Load(row + i) + vb).Store(row + i);
-                    }
-
-                    for (; i < g.P; i++)
-                        row[i] += b;
-                }
+                if (bias != null)
+                    AddChannelBias(yn, bias, outChannels, g.P);
             }
+        }
+    }
+
+    // y[o, p] += bias[o] over one image's (O, P) output, as BiasAdd.ForwardChannels.
+    private static unsafe void AddChannelBias(float* y, float* bias, int outChannels, int p)
+    {
+        for (int o = 0; o < outChannels; o++)
+        {
+            float* row = y + ((long)o * p);
+            float b = bias[o];
+            int i = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                var vb = Vector256.Create(b);
+                for (; i <= p - 8; i += 8)
+                    (Vector256.Load(row + i) + vb).Store(row + i);
+            }
+
+            for (; i < p; i++)
+                row[i] += b;
         }
     }
 

@@ -205,24 +205,8 @@ public static partial class Conv2d
                 float* yn = y + (n * perY);
                 CpuGemm.Run(false, false, outChannels, g.P, g.K, 1f, w, b, 0f, yn, 1);
                 new GemmHalf.RoundBody(yn).Run(0, (int)perY);
-                if (bias == null)
-                    continue;
-                for (int o = 0; o < outChannels; o++)
-                {
-                    // y + b, as BiasAdd.ForwardChannels.
-                    float* row = yn + ((long)o * g.P);
-                    float bo = bias[o];
-                    int i = 0;
-                    if (Vector256.IsHardwareAccelerated)
-                    {
-                        var vb = Vector256.Create(bo);
-                        for (; i <= g.P - 8; i += 8)
-                            (Vector256.Load(row + i) + vb).Store(row + i);
-                    }
-
-                    for (; i < g.P; i++)
-                        row[i] += bo;
-                }
+                if (bias != null)
+                    AddChannelBias(yn, bias, outChannels, g.P);
             }
         }
     }
