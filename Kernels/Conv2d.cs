@@ -776,17 +776,41 @@ public static partial class Conv2d
 
     // Image groups [start, end) of dW: group q sums images [q N / groups, (q + 1) N / groups) in
     // order (the first GEMM with beta 0) into dW for q = 0 and into partial q - 1 otherwise.
+    /// <summary>Whether the managed weight gradient of a narrow kernel accumulates dW^T (tests compare both ways bitwise).</summary>
+    internal static bool TransposeNarrowWeightGradient { get; set; } = true;
+
     private readonly unsafe struct WeightGroupBody(float* dy, float* cols, float* dw, float* partials, int groups, Conv2dGeometry g, int outChannels) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
             long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P, len = (long)outChannels * g.K;
+
+            // A narrow kernel (K columns of dW, e.g. 9 for one input channel) would fill a 16- or
+            // 32-wide micro-panel a third: accumulate dW^T = sum_n cols_n dy_n^T instead (K rows,
+            // O columns) and transpose once. Each element is the same products in the same order
+            // (a*b = b*a exactly), so the result is bitwise the untransposed one.
+            bool transposed = TransposeNarrowWeightGradient && g.K * 2 <= outChannels && len <= 4096;
+            float* t = stackalloc float[transposed ? (int)len : 0];
             for (int q = start; q < end; q++)
             {
                 float* into = q == 0 ? dw : partials + ((q - 1) * len);
                 int n0 = (int)((long)q * g.N / groups), n1 = (int)((long)(q + 1) * g.N / groups);
                 for (int n = n0; n < n1; n++)
-                    CpuGemm.Run(false, true, outChannels, g.K, g.P, 1f, dy + (n * perY), cols + (n * perCols), n == n0 ? 0f : 1f, into, 1);
+                {
+                    if (transposed)
+                        CpuGemm.Run(false, true, g.K, outChannels, g.P, 1f, cols + (n * perCols), dy + (n * perY), n == n0 ? 0f : 1f, t, 1);
+                    else
+                        CpuGemm.Run(false, true, outChannels, g.K, g.P, 1f, dy + (n * perY), cols + (n * perCols), n == n0 ? 0f : 1f, into, 1);
+                }
+
+                if (transposed && n1 > n0)
+                {
+                    for (int k = 0; k < g.K; k++)
+                    {
+                        for (int o = 0; o < outChannels; o++)
+                            into[((long)o * g.K) + k] = t[((long)k * outChannels) + o];
+                    }
+                }
             }
         }
     }

@@ -171,6 +171,44 @@ public class Conv2dProperties
                 .And(Same($"backward input, {c}", [w, dy, Garbage(g.ColumnsLength), Garbage(g.InputLength)], (k, v) => Conv2d.BackwardInput(k, v[0], v[1], v[2], v[3], g, c.O)));
         });
 
+    // Narrow kernels (K = C kh kw at most half of O, as the CNN's first layer: K = 9, O = 32).
+    private static Gen<(int N, int O, int Side, int Seed)> NarrowCases { get; } =
+        from n in Gen.Choose(1, 20)
+        from o in Gen.Choose(18, 40)
+        from side in Gen.Choose(3, 12)
+        from seed in Gen.Choose(0, 1_000_000)
+        select (n, o, side, seed);
+
+    [Property(MaxTest = 25)]
+    public Property Narrow_weight_gradient_through_the_transpose_is_bitwise_the_direct_one() =>
+        Prop.ForAll(NarrowCases.ToArbitrary(), c =>
+        {
+            var g = new Conv2dGeometry(c.N, 1, c.Side, c.Side, 3, 3, 1, 1, 1, 1, 1, 1);
+            var x = GradCheck.Values(c.Seed, g.InputLength);
+            var dy = GradCheck.Values(c.Seed + 3, g.OutputLength(c.O));
+            var cols = new float[g.ColumnsLength];
+            Conv2d.Im2ColReference(x, cols, g);
+            var d = Devices.Cpu;
+            float[] Run(bool transpose)
+            {
+                Conv2d.TransposeNarrowWeightGradient = transpose;
+                try
+                {
+                    using var tdy = d.Upload(dy);
+                    using var tc = d.Upload(cols);
+                    using var tdw = d.Poisoned(c.O * g.K);
+                    Conv2d.BackwardWeight(d.Kernels, tdy.View<float>(), tc.View<float>(), tdw.View<float>(), g, c.O);
+                    return tdw.ToHost();
+                }
+                finally
+                {
+                    Conv2d.TransposeNarrowWeightGradient = true;
+                }
+            }
+
+            return Bits.Same(Run(true), Run(false), "dW through dW^T vs direct").Label($"N = {c.N}, O = {c.O}, side {c.Side}");
+        });
+
     [Property(MaxTest = 30)]
     public Property BackwardWeight_managed_is_deterministic_and_equals_the_reference() =>
         Prop.ForAll(Gens.ConvBatchCase.ToArbitrary(), c =>
