@@ -577,9 +577,12 @@ public static class Reductions
         public void Run(int start, int end)
         {
             int units = end - start;
-            var value = new Vector256<float>[units];
-            var carry = new Vector256<float>[units];
-            value.AsSpan().Fill(Vector256.Create(default(TOp).Identity));
+            // The default policy gives at most CpuReducePartials / 8 = 32 units: the chains live on
+            // the stack, with no allocation per step (a custom policy with many more goes to the heap).
+            Span<Vector256<float>> value = units <= 64 ? stackalloc Vector256<float>[units] : new Vector256<float>[units];
+            Span<Vector256<float>> carry = units <= 64 ? stackalloc Vector256<float>[units] : new Vector256<float>[units];
+            value.Fill(Vector256.Create(default(TOp).Identity));
+            carry.Clear();
             long b = 0;
             for (; b + count <= n; b += count)
             {
