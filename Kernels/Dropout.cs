@@ -160,7 +160,7 @@ public static class Dropout
                 uint* words = stackalloc uint[16];
                 var vKeep = Vector256.Create(keep);
                 var vScale = Vector256.Create(scale);
-                var inv24 = Vector256.Create(1f / 16777216f);
+                var inv24 = Vector256.Create(Philox.Inv24);
                 for (; b + 4 <= end && (b + 4) * 4 <= n; b += 4)
                 {
                     PhiloxSimd.Blocks4(seed, stream, counter, (ulong)b, words);

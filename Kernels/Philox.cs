@@ -72,7 +72,7 @@ public static class Philox
     public const int Rounds = 10;
 
     // 2^-24: a 24-bit integer times this is exact in float.
-    private const float Inv24 = 1f / 16777216f;
+    internal const float Inv24 = 1f / 16777216f;
     private const float TwoPi = 6.28318530717958647692f;
 
     // ---------------------------------------------------------------- CPU reference (the spec)

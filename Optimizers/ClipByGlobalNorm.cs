@@ -34,17 +34,15 @@ public sealed record ClipByGlobalNorm(double MaxNorm) : IGradientTransformation
     /// <inheritdoc/>
     public UpdateResult Update(ParamTree grads, OptState state, ParamTree parameters, UpdateContext context)
     {
-        var s = Chain.Expect<ClipByGlobalNormState>(state, this);
-        ArgumentNullException.ThrowIfNull(grads);
-        GradientClipping.ClipInPlace(grads, s.Norm.View<float>(), (float)MaxNorm, normType: 2);
-        s.MarkConsumed(Name + ".Update");
-        return new UpdateResult(grads.Consume(Name), new ClipByGlobalNormState(s.Norm));
+        var next = Measure(grads, state);
+        Clip.ByNorm(grads.Device.Kernels, grads.Flat32, next.Norm.View<float>(), (float)MaxNorm);
+        return new UpdateResult(grads.Consume(Name), next);
     }
 
     /// <summary>
-    /// The first half of <see cref="Update"/> for a chain that fuses the scaling into its last
-    /// step (<see cref="IClipFusedStep"/>): measures the norm into the state, leaves the gradients as
-    /// they are, and returns the next state.
+    /// The first half of <see cref="Update"/>, and all of it for a chain that fuses the scaling
+    /// into its last step (<see cref="IClipFusedStep"/>): measures the norm into the state, leaves
+    /// the gradients as they are, and returns the next state.
     /// </summary>
     internal ClipByGlobalNormState Measure(ParamTree grads, OptState state)
     {

@@ -60,17 +60,10 @@ public static class GradientClipping
         Clip.ByValue(grads.Device.Kernels, grads.Flat32, (float)-clipValue, (float)clipValue);
     }
 
-    /// <summary>Measures the total norm into <paramref name="norm"/> (device) and scales the gradients by it, with no host sync.</summary>
-    /// <param name="grads">Gradients, scaled in place.</param>
-    /// <param name="norm">One float of device memory, overwritten with the pre-clip norm.</param>
-    /// <param name="maxNorm">max_norm.</param>
+    /// <summary>Measures the total norm of order <paramref name="normType"/> into <paramref name="norm"/> (device), with no host sync.</summary>
+    /// <param name="grads">Gradients, read.</param>
+    /// <param name="norm">One float of device memory, overwritten with the norm.</param>
     /// <param name="normType">2 or +∞.</param>
-    internal static void ClipInPlace(ParamTree grads, ArrayView<float> norm, float maxNorm, double normType)
-    {
-        Measure(grads, norm, normType);
-        Clip.ByNorm(grads.Device.Kernels, grads.Flat32, norm, maxNorm);
-    }
-
     internal static void Measure(ParamTree grads, ArrayView<float> norm, double normType)
     {
         var host = grads.Device.Kernels;

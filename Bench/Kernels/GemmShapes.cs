@@ -7,6 +7,7 @@ namespace IlgpuTrain.Bench.Kernels;
 /// <c>dotnet run -c Release --project Bench -- gemm-shapes [reps]</c>: the managed CPU GEMM on the
 /// shapes of the Fashion-MNIST MLP and CNN training steps, minimum and median of many calls, for
 /// tuning the blocking and the thread split (the bench command's rows time whole steps).
+/// GEMM_THREADS=n sets the thread count (default: all cores).
 /// </summary>
 internal static unsafe class GemmShapes
 {
