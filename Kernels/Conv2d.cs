@@ -31,13 +31,8 @@ namespace IlgpuTrain.Kernels;
 // CPU accelerator (CpuLoops.Applies) runs the images in parallel instead of each GEMM: one image
 // per task, im2col (or col2im) and a single-threaded CpuGemm fused per image. CpuGemm's result
 // does not depend on its thread count, so Forward and BackwardInput equal the kernel path (Im2Col
-// kernel, then per-image multithreaded GEMMs) bitwise. CpuGemm alone at batch 128 on 2 cores (best
-// of 7, a loaded machine): 32->64 14x14 forward 24 ms per image in parallel, 26-29 ms per image in
-// sequence, 15-25 ms as one (O, N P, K) GEMM that would still need a permute; 1->32 28x28 forward
-// 2.6 / 8.4 / 4.1 ms. One GEMM would need permutes of y and dy and a (K, N P) layout on every
-// backend for no clear gain, so the GEMMs stay per image. Whole launchers, same harness, before ->
-// after: 1->32 28x28 forward 17.4 -> 3.4 ms, dW 19.4 -> 8.3 ms; 32->64 14x14 forward 142 -> 29 ms,
-// dW 21 -> 20 ms, dX 63 -> 26 ms (im2col alone 73 -> 3.5 ms, col2im 35 -> 2.6 ms).
+// kernel, then per-image multithreaded GEMMs) bitwise. The measurements behind this choice are in
+// docs/performance-history.md.
 // dW sums over images, so the CPU path splits the batch into DwGroups fixed image groups (by N
 // alone, never by thread count): each group accumulates its images' GEMMs in order into its own
 // partial (the first into dW), then the partials are added in group order. Deterministic, but not
