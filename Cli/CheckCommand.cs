@@ -26,7 +26,7 @@ internal static class CheckCommand
 
     public static Command Create()
     {
-        var device = new Option<string?>("--device") { Description = "cuda, opencl or cpu (default: $ILGPUTRAIN_DEVICE, else the best available)." };
+        var device = new Option<string?>("--device") { Description = "cuda, opencl, cpu or cpu-kernels (ILGPU's kernels on the CPU accelerator; default: $ILGPUTRAIN_DEVICE, else the best available)." };
         var json = new Option<string?>("--json") { Description = "Also write the results as JSON to this path." };
         var quick = new Option<bool>("--quick") { Description = "Small sizes only (seconds on the CPU accelerator)." };
         var gpuVariants = new Option<bool>("--gpu-variants") { Description = "On the CPU device: run the GPU kernel variants (shared memory, barriers) in 16-thread groups, as the properties do." };
@@ -50,7 +50,7 @@ internal static class CheckCommand
 
             dev = gpuVariants
                 ? Device.Create(new DeviceOptions { Kind = DeviceKind.Cpu, CpuCores = 2, CpuThreadsPerGroup = 16, Variant = KernelVariant.Gpu })
-                : deviceName is null ? Device.Create() : Device.Create(kind);
+                : deviceName is null ? Device.Create() : Device.Create(DeviceOptions.Parse(deviceName, "--device"));
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or NotSupportedException)
         {

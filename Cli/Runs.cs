@@ -41,7 +41,7 @@ internal static class Runs
 
     /// <summary>The device: --device, else ILGPUTRAIN_DEVICE, else the best available.</summary>
     public static Device CreateDevice(TrainConfig c) =>
-        c.Device is null ? Device.Create() : Device.Create(Enum.Parse<DeviceKind>(c.Device, ignoreCase: true));
+        c.Device is null ? Device.Create() : Device.Create(DeviceOptions.Parse(c.Device, "--device"));
 
     /// <summary>Builds the trainer of a configuration on a data set.</summary>
     public static (Trainer Trainer, Layer Model, IGradientTransformation Optimizer) Build(TrainConfig c, Device device, IDataset train, IReadOnlyList<TrainingCallback> callbacks, IProgressSink progress)

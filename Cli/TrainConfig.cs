@@ -91,7 +91,7 @@ internal sealed record TrainConfig
         Require(EarlyStopping >= -1, $"--early-stopping {EarlyStopping}: the patience must be 0 or more (or leave it out).");
         Require(TrainLimit >= 0, $"--train-limit {TrainLimit}: must be 0 (all) or more.");
         Require(ValSize >= 0, $"--val-size {ValSize}: must be 0 (validate on the test split) or more.");
-        Require(Device is null or "cpu" or "cuda" or "opencl", $"--device {Device}: use cpu, cuda or opencl.");
+        Require(Device is null or "cpu" or "cpu-kernels" or "cuda" or "opencl", $"--device {Device}: use cpu, cpu-kernels, cuda or opencl.");
         Require(Augment.Split(',').All(a => a is "none" or "flip" or "crop" or "rotate" or "jitter"), $"--augment {Augment}: use none or a comma list of flip, crop, rotate, jitter.");
         return p;
     }

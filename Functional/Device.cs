@@ -24,7 +24,7 @@ public sealed class Device : IDisposable
         Accelerator = accelerator;
         Kind = kind;
         Options = options;
-        Kernels = new KernelHost(accelerator, accelerator.DefaultStream, variant: options.Variant);
+        Kernels = new KernelHost(accelerator, accelerator.DefaultStream, variant: options.Variant, backend: options.Backend);
         Pool = new MemoryPool(accelerator);
     }
 
@@ -52,6 +52,9 @@ public sealed class Device : IDisposable
     /// <summary>Whether this is ILGPU's CPU accelerator (its buffers are host memory).</summary>
     public bool IsCpu => Kind == DeviceKind.Cpu;
 
+    /// <summary>The code ops run as: managed loops or ILGPU's kernels on the CPU, or the GPU's kernels.</summary>
+    public KernelBackend Backend => Kernels.Backend;
+
     /// <summary>The accelerator's name.</summary>
     public string Name => Accelerator.Name;
 
@@ -74,6 +77,10 @@ public sealed class Device : IDisposable
         NativeLibraries.EnsureResolver();
         if (options.Ordinal < 0)
             throw new ArgumentOutOfRangeException(nameof(options), options.Ordinal, "Device ordinal must be zero or more.");
+        if (options.Backend is KernelBackend.Managed or KernelBackend.CpuAccelerator && options.Kind != DeviceKind.Cpu)
+            throw new ArgumentException($"Backend {options.Backend} runs on the CPU only, but Kind is {options.Kind}; set Kind = DeviceKind.Cpu (or --device cpu / cpu-kernels).", nameof(options));
+        if (options.Backend is KernelBackend.Cuda or KernelBackend.OpenCL && options.Kind.ToString() != options.Backend.ToString())
+            throw new ArgumentException($"Backend {options.Backend} needs Kind = DeviceKind.{options.Backend}, not {options.Kind}.", nameof(options));
 
         if (options.Kind is DeviceKind.Cuda or DeviceKind.Auto)
         {
@@ -112,7 +119,9 @@ public sealed class Device : IDisposable
     public void Synchronize() => Stream.Synchronize();
 
     /// <inheritdoc/>
-    public override string ToString() => $"{Kind.ToString().ToLowerInvariant()}: {Name}";
+    public override string ToString() => Backend == KernelBackend.CpuAccelerator && Kernels.Variant == KernelVariant.Cpu
+        ? $"cpu-kernels: {Name}"
+        : $"{Kind.ToString().ToLowerInvariant()}: {Name}";
 
     /// <inheritdoc/>
     public void Dispose()

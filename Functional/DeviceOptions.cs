@@ -44,10 +44,32 @@ public sealed record DeviceOptions
     /// <summary>Forces a kernel variant; by default GPU variants on GPUs and CPU variants on the CPU accelerator.</summary>
     public KernelVariant? Variant { get; init; }
 
+    /// <summary>
+    /// CPU only: which code runs the ops. <see cref="KernelBackend.Managed"/> (the default with
+    /// CPU variants) runs managed SIMD loops on the CPU accelerator's memory;
+    /// <see cref="KernelBackend.CpuAccelerator"/> runs the ILGPU kernels on ILGPU's CPU
+    /// accelerator, which is how the GPU code paths run without a GPU. Null picks the default
+    /// for the kind and variant.
+    /// </summary>
+    public KernelBackend? Backend { get; init; }
+
     /// <summary>Options from <see cref="EnvironmentVariable"/> (Auto when unset).</summary>
     /// <returns>The options.</returns>
     public static DeviceOptions FromEnvironment() =>
-        new() { Kind = ParseKind(Environment.GetEnvironmentVariable(EnvironmentVariable), EnvironmentVariable) };
+        Parse(Environment.GetEnvironmentVariable(EnvironmentVariable), EnvironmentVariable);
+
+    /// <summary>
+    /// Parses a device name: cuda, opencl, cpu (managed loops), cpu-kernels (ILGPU's kernels on
+    /// the CPU accelerator) or auto (case-insensitive); null or empty means auto.
+    /// </summary>
+    /// <param name="text">The text.</param>
+    /// <param name="source">Where the text came from, for the error message.</param>
+    /// <returns>The options.</returns>
+    /// <exception cref="ArgumentException">The text names no device.</exception>
+    public static DeviceOptions Parse(string? text, string source = "device") =>
+        text?.Trim().ToLowerInvariant() is "cpu-kernels" or "cpu-accelerator"
+            ? new() { Kind = DeviceKind.Cpu, Backend = KernelBackend.CpuAccelerator }
+            : new() { Kind = ParseKind(text, source) };
 
     /// <summary>Parses cuda, opencl, cpu or auto (case-insensitive); null or empty means auto.</summary>
     /// <param name="text">The text.</param>
@@ -63,10 +85,10 @@ public sealed record DeviceOptions
                 return DeviceKind.Cuda;
             case "opencl" or "cl":
                 return DeviceKind.OpenCL;
-            case "cpu":
+            case "cpu" or "cpu-kernels" or "cpu-accelerator":
                 return DeviceKind.Cpu;
             default:
-                throw new ArgumentException($"{source}='{text}' is not a device kind; use one of cuda, opencl, cpu or auto.");
+                throw new ArgumentException($"{source}='{text}' is not a device kind; use one of cuda, opencl, cpu, cpu-kernels or auto.");
         }
     }
 }

@@ -415,7 +415,7 @@ public static class Activations
         Check.SameLength(what, x, nameof(x), dx, nameof(dx));
         if (dx.Length == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             CpuLoops.ActivationBackward(host, x, dy, dx, op);
             return;

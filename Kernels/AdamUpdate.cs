@@ -219,7 +219,7 @@ public static class AdamUpdate
             Check.SameLength(op, g, nameof(g), vmax, nameof(vmax));
         if (g.Length == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             DirectionManaged(host, g, m, v, vmax, s);
             return;
@@ -260,7 +260,7 @@ public static class AdamUpdate
             throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, $"{op}: max_norm of the fused clip must be at least 0.");
         if (p.Length == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             StepManaged(host, p, g, m, v, vmax, mask, s, clipNorm, maxNorm);
             return;

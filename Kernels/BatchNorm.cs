@@ -519,7 +519,7 @@ public static class BatchNorm
     }
 
     // ---------------------------------------------------------------- managed CPU paths
-    // On the CPU accelerator (CpuLoops.Applies) the launchers run these on the buffers' host memory.
+    // On the CPU accelerator (host.RunsManaged) the launchers run these on the buffers' host memory.
     // Each output gets the CPU kernels' float operations in their order: the per-channel sums
     // run over n, then s, in order from 0f, as StatisticsCpuKernel and ParamGradsCpuKernel, and
     // invstd is XMath.Rsqrt, the very method the kernels call; so the results are bitwise equal.
@@ -825,7 +825,7 @@ public static class BatchNorm
 
         if (host.Variant == KernelVariant.Gpu)
             host.Load(StatisticsGpuDef)(host.Stream, PerChannel(host, c), x, mean, var, n, s);
-        else if (CpuLoops.Applies(host))
+        else if (host.RunsManaged)
             StatisticsManaged(host, x, mean, var, n, c, s);
         else
             host.Load(StatisticsCpuDef)(host.Stream, host.Launch.GridStride(c), x, mean, var, n, s);
@@ -854,7 +854,7 @@ public static class BatchNorm
         Optional(op, beta, nameof(beta), c);
         if (y.Length == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             NormalizeManaged(host, x, mean, var, gamma, beta, y, n, c, s, eps);
             return;
@@ -891,7 +891,7 @@ public static class BatchNorm
         if (mean.Length == 0)
             return;
         float unbias = (float)((double)m / (m - 1));
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
             RunningManaged(host, mean, var, runningMean, runningVar, newRunningMean, newRunningVar, momentum, unbias);
         else
             host.Load(RunningDef)(host.Stream, host.Launch.GridStride(mean.Length), mean, var, runningMean, runningVar, newRunningMean, newRunningVar, momentum, unbias);
@@ -907,7 +907,7 @@ public static class BatchNorm
         const string op = nameof(BatchNorm) + "." + nameof(Increment);
         Check.Length(op, counter, nameof(counter), 1, "a scalar count");
         Check.Length(op, next, nameof(next), 1, "a scalar count");
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
             IncrementManaged(host, counter, next);
         else
             host.Load(IncrementDef)(host.Stream, host.Launch.GridStride(1), counter, next);
@@ -940,7 +940,7 @@ public static class BatchNorm
 
         if (host.Variant == KernelVariant.Gpu)
             host.Load(ParamGradsGpuDef)(host.Stream, PerChannel(host, c), x, dy, mean, var, dgamma, dbeta, n, s, eps);
-        else if (CpuLoops.Applies(host))
+        else if (host.RunsManaged)
             ParamGradsManaged(host, x, dy, mean, var, dgamma, dbeta, n, c, s, eps);
         else
             host.Load(ParamGradsCpuDef)(host.Stream, host.Launch.GridStride(c), x, dy, mean, var, dgamma, dbeta, n, s, eps);
@@ -972,7 +972,7 @@ public static class BatchNorm
         Optional(op, gamma, nameof(gamma), c);
         if (dx.Length == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             InputGradManaged(host, x, dy, mean, var, gamma, dgamma, dbeta, dx, n, c, s, eps, training);
             return;

@@ -115,7 +115,7 @@ public static class BiasAdd
         Check.Fits32(op, y, nameof(y));
         if (total == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             CpuLoops.BiasRows(host, x, b, y, f);
             return;
@@ -147,7 +147,7 @@ public static class BiasAdd
         Check.Fits32(op, y, nameof(y));
         if (total == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             CpuLoops.BiasPlanes(host, x, b, y, c, s);
             return;

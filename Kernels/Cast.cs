@@ -18,7 +18,7 @@ namespace IlgpuTrain.Kernels;
 // truncates toward zero (and turns some NaNs into infinity), while PTX rounds with cvt.rn.
 // Kernels that store halves should call Cast.FloatToHalf.
 //
-// On the CPU accelerator (CpuLoops.Applies) the launchers run managed loops on host memory instead:
+// On the CPU accelerator (host.RunsManaged) the launchers run managed loops on host memory instead:
 // the scalar tail calls the kernels' own bit routines, and the Vector256 body computes the same bits
 // branch-free (a select over the normal, overflow/NaN and subnormal cases; the subnormal rounding is
 // one IEEE float add of 0.5, whose ulp is the smallest subnormal half, so it rounds to nearest even
@@ -206,7 +206,7 @@ public static class Cast
         Check.SameLength(nameof(ToHalf), x, nameof(x), y, nameof(y));
         if (y.Length == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             Each(host, y.Length, new ToHalfBody(CpuLoops.Ptr(x), (ushort*)CpuLoops.Ptr(y)));
             return;
@@ -225,7 +225,7 @@ public static class Cast
         Check.SameLength(nameof(ToFloat), x, nameof(x), y, nameof(y));
         if (y.Length == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             Each(host, y.Length, new ToFloatBody((ushort*)CpuLoops.Ptr(x), CpuLoops.Ptr(y)));
             return;

@@ -167,7 +167,7 @@ public static class Clip
             throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, "Clip.ByNorm: maxNorm must be at least 0.");
         if (g.Length == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             ByNormManaged(host, g, norm, maxNorm);
             return;
@@ -189,7 +189,7 @@ public static class Clip
             throw new ArgumentOutOfRangeException(nameof(hi), hi, $"Clip.ByValue: the bounds must satisfy lo <= hi, got lo = {lo} and hi = {hi}.");
         if (g.Length == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             ByValueManaged(host, g, lo, hi);
             return;

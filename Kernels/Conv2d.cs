@@ -28,7 +28,7 @@ namespace IlgpuTrain.Kernels;
 // Why one GEMM per image rather than one batched GEMM over (K, N P): per image, y_n lands in NCHW
 // order with no permute, the (K, P) operand of one image (225 KB at 32->64, 14x14) stays in L2
 // between its im2col and its GEMM, and the cols layout stays (N, K, P) for every backend. The
-// CPU accelerator (CpuLoops.Applies) runs the images in parallel instead of each GEMM: one image
+// CPU accelerator (host.RunsManaged) runs the images in parallel instead of each GEMM: one image
 // per task, im2col (or col2im) and a single-threaded CpuGemm fused per image. CpuGemm's result
 // does not depend on its thread count, so Forward and BackwardInput equal the kernel path (Im2Col
 // kernel, then per-image multithreaded GEMMs) bitwise. The measurements behind this choice are in
@@ -433,7 +433,7 @@ public static partial class Conv2d
         CheckIo(op, x, nameof(x), cols, nameof(cols), g);
         if (g.ColumnsLength == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             CpuLoops.For(host, (long)g.N * g.C, new Im2ColBody(CpuLoops.Ptr(x), CpuLoops.Ptr(cols), g), g.KH * g.KW * g.P);
             return;
@@ -460,7 +460,7 @@ public static partial class Conv2d
             return;
         }
 
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             CpuLoops.For(host, (long)g.N * g.C, new Col2ImBody(CpuLoops.Ptr(cols), CpuLoops.Ptr(x), g), g.KH * g.KW * g.P);
             return;
@@ -572,13 +572,14 @@ public static partial class Conv2d
     // The CPU accelerator's per-image path needs a non-degenerate GEMM (CpuGemm takes K >= 1);
     // degenerate shapes take the kernel path, whose launchers handle them.
     private static bool Managed(KernelHost host, Conv2dGeometry g, int outChannels) =>
-        CpuLoops.Applies(host) && CpuGemm.IsSupported && g.N > 0 && g.K > 0 && g.P > 0 && outChannels > 0;
+        host.RunsManaged && CpuGemm.IsSupported && g.N > 0 && g.K > 0 && g.P > 0 && outChannels > 0;
 
     // Work of one image (GEMM multiply-adds plus the columns), so CpuLoops.For splits only batches worth a thread.
     private static int ImageWork(Conv2dGeometry g, int outChannels) =>
         (int)Math.Min(int.MaxValue, ((long)g.K * g.P * outChannels) + ((long)g.K * g.P));
 
-    private static unsafe void BackwardWeightManaged(KernelHost host, ArrayView<float> dy, ArrayView<float> cols, ArrayView<float> dw, Conv2dGeometry g, int outChannels)
+    // transposeNarrow: whether a narrow kernel accumulates dW^T (the default; tests compare both ways bitwise).
+    internal static unsafe void BackwardWeightManaged(KernelHost host, ArrayView<float> dy, ArrayView<float> cols, ArrayView<float> dw, Conv2dGeometry g, int outChannels, bool transposeNarrow = true)
     {
         int groups = Math.Min(g.N, DwGroups);
         int len = outChannels * g.K;
@@ -588,7 +589,7 @@ public static partial class Conv2d
             fixed (float* pp = partials)
             {
                 float* dwp = CpuLoops.Ptr(dw);
-                CpuLoops.For(host, groups, new WeightGroupBody(CpuLoops.Ptr(dy), CpuLoops.Ptr(cols), dwp, pp, groups, g, outChannels), (int)Math.Min(int.MaxValue, ImageWork(g, outChannels) * (long)(g.N / groups)));
+                CpuLoops.For(host, groups, new WeightGroupBody(CpuLoops.Ptr(dy), CpuLoops.Ptr(cols), dwp, pp, groups, g, outChannels, transposeNarrow), (int)Math.Min(int.MaxValue, ImageWork(g, outChannels) * (long)(g.N / groups)));
                 for (int q = 1; q < groups; q++)
                     AddInto(dwp, pp + ((long)(q - 1) * len), len);
             }
@@ -771,10 +772,7 @@ public static partial class Conv2d
 
     // Image groups [start, end) of dW: group q sums images [q N / groups, (q + 1) N / groups) in
     // order (the first GEMM with beta 0) into dW for q = 0 and into partial q - 1 otherwise.
-    /// <summary>Whether the managed weight gradient of a narrow kernel accumulates dW^T (tests compare both ways bitwise).</summary>
-    internal static bool TransposeNarrowWeightGradient { get; set; } = true;
-
-    private readonly unsafe struct WeightGroupBody(float* dy, float* cols, float* dw, float* partials, int groups, Conv2dGeometry g, int outChannels) : CpuLoops.IRange
+    private readonly unsafe struct WeightGroupBody(float* dy, float* cols, float* dw, float* partials, int groups, Conv2dGeometry g, int outChannels, bool transposeNarrow) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
@@ -784,7 +782,7 @@ public static partial class Conv2d
             // 32-wide micro-panel a third: accumulate dW^T = sum_n cols_n dy_n^T instead (K rows,
             // O columns) and transpose once. Each element is the same products in the same order
             // (a*b = b*a exactly), so the result is bitwise the untransposed one.
-            bool transposed = TransposeNarrowWeightGradient && g.K * 2 <= outChannels && len <= 4096;
+            bool transposed = transposeNarrow && g.K * 2 <= outChannels && len <= 4096;
             float* t = stackalloc float[transposed ? (int)len : 0];
             for (int q = start; q < end; q++)
             {

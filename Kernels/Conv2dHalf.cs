@@ -16,7 +16,7 @@ namespace IlgpuTrain.Kernels;
 // entry on top of Conv2d's: 4 read + 2 written for the cast; the GEMMs read halves (2 B) instead of floats.
 //
 // The generic path is the launchers in sequence (Im2Col, Cast.ToHalf, one GemmHalf per image,
-// RoundToHalfInPlace, BiasAdd.ForwardChannels; Col2Im). On the CPU accelerator (CpuLoops.Applies)
+// RoundToHalfInPlace, BiasAdd.ForwardChannels; Col2Im). On the CPU accelerator (host.RunsManaged)
 // the images run in parallel instead, each fusing its im2col, cast, single-threaded CpuGemm (its
 // float overload on operands widened exactly into per-thread buffers, which gives the bits of its
 // binary16 overload faster: see GemmHalf.RunManaged), rounding and bias (or GEMM and col2im), as

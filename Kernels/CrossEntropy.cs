@@ -467,7 +467,7 @@ public static class CrossEntropy
         if (errors.Length > 1)
             throw new ArgumentException($"{op}: errors has {errors.Length} elements but the error counter is empty (not counted) or 1 element.", nameof(errors));
 
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             ForwardManaged(host, logits, targets, losses, loss, errors, n, t, options);
             return;
@@ -507,7 +507,7 @@ public static class CrossEntropy
         Check.AtLeast(op, scratch, nameof(scratch), BackwardScratchLength(options.Reduction), $"reduction {options.Reduction} (BackwardScratchLength)");
         if (n == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             BackwardManaged(host, logits, targets, dLoss, dlogits, n, t, options);
             return;

@@ -133,7 +133,7 @@ public static class Dropout
             return;
         int n = y.IntLength;
         int blocks = (n >> 2) + ((n & 3) != 0 ? 1 : 0);
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             MaskManaged(host, x, y, 1f - p, ScaleOf(p), seed, stream, counter, blocks);
             return;

@@ -209,7 +209,7 @@ public static class Elementwise
         Check.SameLength(nameof(Scale), x, nameof(x), y, nameof(y));
         if (y.Length == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             CpuLoops.Map(host, x, y, new ScaleOp(alpha));
             return;
@@ -228,7 +228,7 @@ public static class Elementwise
         Check.SameLength(nameof(Axpy), x, nameof(x), y, nameof(y));
         if (y.Length == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             CpuLoops.Axpy(host, alpha, x, y);
             return;
@@ -247,7 +247,7 @@ public static class Elementwise
         Check.Fits32(nameof(Fill), y, nameof(y));
         if (y.Length == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             CpuLoops.Fill(host, y, value);
             return;
@@ -271,7 +271,7 @@ public static class Elementwise
         Check.SameLength(what, x, nameof(x), y, nameof(y));
         if (y.Length == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             CpuLoops.Map(host, x, y, op);
             return;
@@ -297,7 +297,7 @@ public static class Elementwise
         Check.SameLength(what, a, nameof(a), y, nameof(y));
         if (y.Length == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             CpuLoops.Zip(host, a, b, y, op);
             return;
@@ -318,7 +318,7 @@ public static class Elementwise
         Check.Fits32(nameof(Broadcast), y, nameof(y));
         if (y.Length == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             host.Stream.Synchronize();
             unsafe

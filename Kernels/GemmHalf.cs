@@ -391,7 +391,7 @@ public static class GemmHalf
         Check.Fits32(nameof(RoundToHalfInPlace), x, nameof(x));
         if (x.Length == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             Cast.Each(host, x.Length, new RoundBody(CpuLoops.Ptr(x)));
             return;

@@ -250,7 +250,7 @@ public static class LayerNorm
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ParamGradsKernel);
 
     // ---------------------------------------------------------------- managed CPU paths
-    // On the CPU accelerator (CpuLoops.Applies) the launchers run these on the buffers' host memory,
+    // On the CPU accelerator (host.RunsManaged) the launchers run these on the buffers' host memory,
     // with each output's float operations in the kernels' order, so bitwise equal to them:
     // - Forward and InputGrad: a row's sums run over j in order from 0f, as the kernels' one
     //   thread per row; 4 rows go side by side (4 independent add chains), then the elementwise
@@ -508,7 +508,7 @@ public static class LayerNorm
         Shapes(host, op, n, d, [(x, nameof(x)), (y, nameof(y))], [(mean, nameof(mean)), (rstd, nameof(rstd))], [(gamma, nameof(gamma)), (beta, nameof(beta))]);
         if (n == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             ForwardManaged(host, x, gamma, beta, y, mean, rstd, n, d, eps);
             return;
@@ -533,7 +533,7 @@ public static class LayerNorm
         Shapes(host, op, n, d, [(x, nameof(x)), (dy, nameof(dy)), (dx, nameof(dx))], [(mean, nameof(mean)), (rstd, nameof(rstd))], [(gamma, nameof(gamma))]);
         if (n == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             InputGradManaged(host, x, dy, gamma, mean, rstd, dx, n, d);
             return;
@@ -564,7 +564,7 @@ public static class LayerNorm
             return;
         }
 
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
             ParamGradsManaged(host, x, dy, mean, rstd, dgamma, dbeta, n, d);
         else
             host.Load(ParamGradsDef)(host.Stream, host.Launch.GridStride(d), x, dy, mean, rstd, dgamma, dbeta);

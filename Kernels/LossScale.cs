@@ -101,7 +101,7 @@ public static class LossScale
             throw new ArgumentOutOfRangeException(nameof(invScale), invScale, $"{op}: invScale (1 / scale) must be positive and finite, got {invScale}; a loss scale of 0 or one so small that 1 / scale overflows cannot be undone.");
         if (grads.Length == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             UnscaleManaged(host, grads, invScale, found);
             return;

@@ -112,7 +112,7 @@ public static class Metrics
         Check.Fits32(op, logits, nameof(logits));
         if (n == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             // TopKHitsKernel's comparisons, row by row on host memory (bitwise the same hits).
             unsafe

@@ -530,7 +530,7 @@ public static class Pooling
         KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(GlobalAvgPoolBackwardKernel);
 
     // ---------------------------------------------------------------- managed CPU paths
-    // On the CPU accelerator (CpuLoops.Applies) the launchers run these on the buffers' host memory,
+    // On the CPU accelerator (host.RunsManaged) the launchers run these on the buffers' host memory,
     // threads splitting the N C planes. Every output gets the kernel's float operations in the
     // kernel's order, so the results are bitwise equal to the ILGPU kernels:
     // - the forwards are the kernels' loops, one plane at a time, without the per-element divisions;
@@ -926,7 +926,7 @@ public static class Pooling
         Check.Length(op, argmax, nameof(argmax), g.OutputLength, OutputLegend(g));
         if (g.OutputLength == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             MaxPool2dForwardManaged(host, x, y, argmax, g);
             return;
@@ -949,7 +949,7 @@ public static class Pooling
         Check.Length(op, argmax, nameof(argmax), g.OutputLength, OutputLegend(g));
         if (g.InputLength == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             MaxPool2dBackwardManaged(host, dy, argmax, dx, g);
             return;
@@ -972,7 +972,7 @@ public static class Pooling
         CheckNoDilation(op, g);
         if (g.OutputLength == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             AvgPool2dForwardManaged(host, x, y, g, countIncludePad);
             return;
@@ -995,7 +995,7 @@ public static class Pooling
         CheckNoDilation(op, g);
         if (g.InputLength == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             AvgPool2dBackwardManaged(host, dy, dx, g, countIncludePad);
             return;
@@ -1018,7 +1018,7 @@ public static class Pooling
         CheckGlobal(op, x, nameof(x), y, nameof(y), n, c, s);
         if (y.Length == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             GlobalAvgPoolForwardManaged(host, x, y, s);
             return;
@@ -1041,7 +1041,7 @@ public static class Pooling
         CheckGlobal(op, dx, nameof(dx), dy, nameof(dy), n, c, s);
         if (dx.Length == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             GlobalAvgPoolBackwardManaged(host, dy, dx, s);
             return;

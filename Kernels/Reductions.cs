@@ -41,7 +41,7 @@ namespace IlgpuTrain.Kernels;
 //     LaunchPolicy.MaxReduceGroupSize (256); the launch uses ReduceGroupSize.
 //   Cpu: no shared memory or barriers (the CPU accelerator simulates them with OS threads):
 //     each thread accumulates a grid-stride slice and writes one value. On the CPU accelerator
-//     itself the launchers run managed loops instead (CpuLoops.Applies): the same accumulators
+//     itself the launchers run managed loops instead (host.RunsManaged): the same accumulators
 //     fed the same values in the same order (partial t still takes elements t, t + P, ...; each
 //     column still takes rows in order), only visited in a cache-friendly order, so the results
 //     are bitwise those of the Cpu kernels (Deterministic mode; Atomic mode keeps its kernels).
@@ -995,7 +995,7 @@ public static class Reductions
         }
         Check.AtLeast(op, scratch, nameof(scratch), partials, $"a deterministic reduction of {n} elements (Reductions.ScratchLength)");
         var parts = scratch.SubView(0, partials);
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             FlatManaged<TOp>(host, x, parts, result, n);
             return;
@@ -1029,7 +1029,7 @@ public static class Reductions
             var config = new KernelConfig(Math.Min(rows, host.Launch.MaxGroups), host.Launch.ReduceGroupSize);
             host.Load(k.RowsGpu)(host.Stream, config, x, result, cols);
         }
-        else if (CpuLoops.Applies(host))
+        else if (host.RunsManaged)
         {
             RowsManaged<TOp>(host, x, result, cols);
         }
@@ -1062,7 +1062,7 @@ public static class Reductions
             var config = new KernelConfig((int)Math.Min((cols + lanes - 1L) / lanes, host.Launch.MaxGroups), group);
             host.Load(k.ColumnsGpu)(host.Stream, config, x, result, rows);
         }
-        else if (CpuLoops.Applies(host))
+        else if (host.RunsManaged)
         {
             ColumnsManaged<TOp>(host, x, result, rows);
         }

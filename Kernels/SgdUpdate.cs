@@ -165,7 +165,7 @@ public static class SgdUpdate
         CheckMomentum(nameof(Momentum), mu, dampening);
         if (g.Length == 0 || mu == 0f)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             MomentumManaged(host, g, b, mu, dampening, nesterov, first);
             return;
@@ -201,7 +201,7 @@ public static class SgdUpdate
         CheckMomentum(nameof(Step), mu, dampening);
         if (p.Length == 0)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             StepManaged(host, p, g, b, mask, lr, weightDecay, mu, dampening, nesterov, first);
             return;

@@ -65,7 +65,7 @@ public static class WeightDecay
             throw new ArgumentOutOfRangeException(nameof(lambda), lambda, "WeightDecay: lambda must be finite.");
         if (updates.Length == 0 || lambda == 0f)
             return;
-        if (CpuLoops.Applies(host))
+        if (host.RunsManaged)
         {
             AddManaged(host, updates, parameters, mask, lambda);
             return;

@@ -6,8 +6,9 @@ namespace IlgpuTrain.Kernels.Runtime;
 // Managed fast paths for flat, per-element kernels on ILGPU's CPU accelerator.
 //
 // A CPU-accelerator launch costs ~60-140 us and its grid-stride loop runs 5-8x slower than a plain
-// C# loop (PERFORMANCE.md), so on KernelVariant.Cpu the launchers call these loops on the buffers'
-// host memory instead, after synchronizing the stream (as Gemm does with CpuGemm).
+// C# loop (PERFORMANCE.md), so on the Managed backend (KernelHost.RunsManaged) the launchers call
+// these loops on the buffers' host memory instead, after synchronizing the stream (as Gemm does
+// with CpuGemm). The CpuAccelerator backend runs the ILGPU kernels on the same memory.
 //
 // Every element gets the same float operations in the same order as the ILGPU kernel (the scalar
 // loops call the very operator structs the kernels call; the few Vector256 loops use only IEEE
@@ -25,9 +26,6 @@ internal static unsafe class CpuLoops
     // Chunks are a multiple of 64 floats (whole cache lines, whole vectors).
     private const int ChunkAlign = 64;
 
-    // ILGPUTRAIN_CPU_KERNELS=1 starts with the managed paths off (before/after measurements).
-    private static int _kernelsOnly = Environment.GetEnvironmentVariable("ILGPUTRAIN_CPU_KERNELS") == "1" ? 1 : 0;
-
     /// <summary>A body over an index range [start, end).</summary>
     internal interface IRange
     {
@@ -35,23 +33,6 @@ internal static unsafe class CpuLoops
         /// <param name="start">First index.</param>
         /// <param name="end">One past the last index.</param>
         void Run(int start, int end);
-    }
-
-    /// <summary>
-    /// Whether a launcher on <paramref name="host"/> should run the managed loop: the CPU
-    /// accelerator with its CPU variant, and no <see cref="KernelsOnly"/> scope open.
-    /// </summary>
-    /// <param name="host">Where the launcher runs.</param>
-    /// <returns>True to run managed code on host memory.</returns>
-    internal static bool Applies(KernelHost host) =>
-        host.IsCpu && host.Variant == KernelVariant.Cpu && Volatile.Read(ref _kernelsOnly) == 0;
-
-    /// <summary>Forces the ILGPU kernels (tests compare them with the managed loops) until disposed.</summary>
-    /// <returns>The scope; dispose it to restore the managed paths.</returns>
-    internal static IDisposable KernelsOnly()
-    {
-        Interlocked.Increment(ref _kernelsOnly);
-        return new Scope();
     }
 
     /// <summary>Host address of a CPU-accelerator view.</summary>
@@ -214,17 +195,6 @@ internal static unsafe class CpuLoops
         }
 
         return i;
-    }
-
-    private sealed class Scope : IDisposable
-    {
-        private int _disposed;
-
-        public void Dispose()
-        {
-            if (Interlocked.Exchange(ref _disposed, 1) == 0)
-                Interlocked.Decrement(ref _kernelsOnly);
-        }
     }
 
     private readonly struct MapBody<TOp>(float* x, float* y, TOp op) : IRange

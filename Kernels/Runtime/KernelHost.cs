@@ -14,6 +14,34 @@ public enum KernelVariant
 }
 
 /// <summary>
+/// Which code a launcher runs: a device's backend, chosen when the device is created (never by a
+/// process-wide switch). Launchers dispatch on <see cref="KernelHost.Backend"/>.
+/// </summary>
+public enum KernelBackend
+{
+    /// <summary>
+    /// Managed (SIMD) loops on the host memory of ILGPU's CPU accelerator, bitwise equal to the
+    /// kernels they stand for; ops without a managed path still launch their ILGPU kernel. The
+    /// default on the CPU: a CPU-accelerator launch costs tens of microseconds and its loops do
+    /// not vectorize.
+    /// </summary>
+    Managed,
+
+    /// <summary>
+    /// ILGPU's CPU accelerator running the ILGPU kernels themselves: how the GPU code paths run
+    /// without a GPU (tests and <c>check</c> use it). GEMM still runs the managed CpuGemm, since
+    /// the CPU accelerator's GEMM kernel is about 400 times slower; its kernels are tested directly.
+    /// </summary>
+    CpuAccelerator,
+
+    /// <summary>An NVIDIA GPU through CUDA (PTX kernels).</summary>
+    Cuda,
+
+    /// <summary>A GPU through OpenCL 2.0.</summary>
+    OpenCL,
+}
+
+/// <summary>
 /// What launchers need to run a kernel: the accelerator, the stream, the launch policy and a
 /// cache in which each kernel is compiled and loaded once. Owned by the Functional layer's
 /// <c>Device</c>; Kernels knows nothing of allocation.
@@ -28,12 +56,34 @@ public sealed class KernelHost
     /// <param name="stream">The stream launches are queued on.</param>
     /// <param name="policy">The launch policy; <see cref="LaunchPolicy.For"/> when null.</param>
     /// <param name="variant">Forces a variant; by default GPU variants on GPUs and CPU variants on the CPU accelerator.</param>
-    public KernelHost(Accelerator accelerator, AcceleratorStream stream, LaunchPolicy? policy = null, KernelVariant? variant = null)
+    /// <param name="backend">
+    /// The backend; by default <see cref="KernelBackend.Managed"/> on the CPU accelerator with CPU
+    /// variants, <see cref="KernelBackend.CpuAccelerator"/> on it with GPU variants, and the GPU's
+    /// own kind otherwise.
+    /// </param>
+    /// <exception cref="ArgumentException">The backend does not fit the accelerator or the variant.</exception>
+    public KernelHost(Accelerator accelerator, AcceleratorStream stream, LaunchPolicy? policy = null, KernelVariant? variant = null, KernelBackend? backend = null)
     {
         Accelerator = accelerator ?? throw new ArgumentNullException(nameof(accelerator));
         Stream = stream ?? throw new ArgumentNullException(nameof(stream));
         Launch = policy ?? LaunchPolicy.For(accelerator);
-        Variant = variant ?? (accelerator.AcceleratorType == AcceleratorType.CPU ? KernelVariant.Cpu : KernelVariant.Gpu);
+        bool cpu = accelerator.AcceleratorType == AcceleratorType.CPU;
+        Variant = variant ?? (cpu ? KernelVariant.Cpu : KernelVariant.Gpu);
+        var native = accelerator.AcceleratorType switch
+        {
+            AcceleratorType.CPU => KernelBackend.CpuAccelerator,
+            AcceleratorType.Cuda => KernelBackend.Cuda,
+            AcceleratorType.OpenCL => KernelBackend.OpenCL,
+            var other => throw new ArgumentException($"Accelerator type {other} is not supported; use CUDA, OpenCL or the CPU accelerator.", nameof(accelerator)),
+        };
+        Backend = backend ?? (cpu && Variant == KernelVariant.Cpu ? KernelBackend.Managed : native);
+        if (Backend == KernelBackend.Managed ? !cpu || Variant != KernelVariant.Cpu : Backend != native)
+        {
+            throw new ArgumentException(
+                $"Backend {Backend} cannot run on a {accelerator.AcceleratorType} accelerator with {Variant} kernel variants: "
+                + "Managed needs the CPU accelerator with CPU variants, and every other backend its own accelerator type.",
+                nameof(backend));
+        }
     }
 
     /// <summary>The accelerator.</summary>
@@ -47,6 +97,12 @@ public sealed class KernelHost
 
     /// <summary>The kernel variant launchers pick.</summary>
     public KernelVariant Variant { get; }
+
+    /// <summary>The backend launchers dispatch on.</summary>
+    public KernelBackend Backend { get; }
+
+    /// <summary>Whether launchers run their managed loops on host memory (<see cref="KernelBackend.Managed"/>).</summary>
+    public bool RunsManaged => Backend == KernelBackend.Managed;
 
     /// <summary>Whether kernels run on ILGPU's CPU accelerator (its buffers are host memory).</summary>
     public bool IsCpu => Accelerator.AcceleratorType == AcceleratorType.CPU;

@@ -53,7 +53,7 @@ public class LinearProperties
 
             var result = true.Label($"M {c.M} K {c.K} N {c.N} transA {c.TA} transB {c.TB}");
             foreach (var d in Devices.All)
-                result = result.And(GradCheck.Check(d, inputs, (_, p) => F.MatMul(p("a"), p("b"), c.TA, c.TB), Reference, dOut, Atol, Rtol).Label($"on {d.Kernels.Variant}"));
+                result = result.And(GradCheck.Check(d, inputs, (_, p) => F.MatMul(p("a"), p("b"), c.TA, c.TB), Reference, dOut, Atol, Rtol).Label($"on {Devices.Describe(d)}"));
             return result;
         });
 

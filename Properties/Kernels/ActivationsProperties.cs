@@ -341,8 +341,8 @@ public class ActivationsProperties
         foreach (var d in Devices.All)
         {
             result = result
-                .And(Close.All(RunForward(d, a.Forward, x), y, a.ForwardTol.Atol, a.ForwardTol.Rtol, $"{a.Name} forward on {d.Kernels.Variant}"))
-                .And(Close.All(RunBackward(d, a.Backward, x, dy), dx, a.BackwardTol.Atol, a.BackwardTol.Rtol, $"{a.Name} backward on {d.Kernels.Variant}"));
+                .And(Close.All(RunForward(d, a.Forward, x), y, a.ForwardTol.Atol, a.ForwardTol.Rtol, $"{a.Name} forward on {Devices.Describe(d)}"))
+                .And(Close.All(RunBackward(d, a.Backward, x, dy), dx, a.BackwardTol.Atol, a.BackwardTol.Rtol, $"{a.Name} backward on {Devices.Describe(d)}"));
         }
 
         return result.Label($"n = {x.Length}");

@@ -68,7 +68,7 @@ public class AugmentProperties
             var result = true.Label(b.ToString());
             foreach (var d in Devices.All)
             {
-                string on = $" on {d.Kernels.Variant}";
+                string on = $" on {Devices.Describe(d)}";
                 result = result
                     .And(Close.All(Flip(d, b, 0.5f, counter), flip, Exact, Exact, "flip" + on))
                     .And(Close.All(Run(d, b, crop.Length, (k, x, y) => Augment.Crop(k, x, y, b.N, b.C, b.H, b.W, oh, ow, pad, seed, stream, counter)), crop, Exact, Exact, $"crop pad {pad} to ({oh}, {ow})" + on))

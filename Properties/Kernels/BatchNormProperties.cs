@@ -51,8 +51,8 @@ public class BatchNormProperties
                 using var v = d.Poisoned(b.C);
                 Kernel.Statistics(d.Kernels, x.View<float>(), m.View<float>(), v.View<float>(), b.N, b.C, b.S);
                 result = result
-                    .And(Close.All(m.ToHost(), mean, StatisticsAtol, StatisticsRtol, $"mean on {d.Kernels.Variant}"))
-                    .And(Close.All(v.ToHost(), var, StatisticsAtol, StatisticsRtol, $"var on {d.Kernels.Variant}"));
+                    .And(Close.All(m.ToHost(), mean, StatisticsAtol, StatisticsRtol, $"mean on {Devices.Describe(d)}"))
+                    .And(Close.All(v.ToHost(), var, StatisticsAtol, StatisticsRtol, $"var on {Devices.Describe(d)}"));
             }
 
             return result;
@@ -77,7 +77,7 @@ public class BatchNormProperties
                 using var be = d.Upload(beta);
                 using var y = d.Poisoned(b.X.Length);
                 Kernel.Normalize(d.Kernels, x.View<float>(), tm.View<float>(), tv.View<float>(), gamma.Length > 0 ? g.View<float>() : null, beta.Length > 0 ? be.View<float>() : null, y.View<float>(), b.N, b.C, b.S, Eps);
-                result = result.And(Close.All(y.ToHost(), expected, ElementwiseAtol, ElementwiseRtol, $"y on {d.Kernels.Variant}"));
+                result = result.And(Close.All(y.ToHost(), expected, ElementwiseAtol, ElementwiseRtol, $"y on {Devices.Describe(d)}"));
             }
 
             return result;
@@ -132,8 +132,8 @@ public class BatchNormProperties
                 using var tdb = d.Poisoned(b.C);
                 Kernel.ParamGrads(d.Kernels, x.View<float>(), dy.View<float>(), tm.View<float>(), tv.View<float>(), tdg.View<float>(), tdb.View<float>(), b.N, b.C, b.S, Eps);
                 result = result
-                    .And(Close.All(tdg.ToHost(), dg, atol, SumRtol, $"dgamma on {d.Kernels.Variant}"))
-                    .And(Close.All(tdb.ToHost(), db, atol, SumRtol, $"dbeta on {d.Kernels.Variant}"));
+                    .And(Close.All(tdg.ToHost(), dg, atol, SumRtol, $"dgamma on {Devices.Describe(d)}"))
+                    .And(Close.All(tdb.ToHost(), db, atol, SumRtol, $"dbeta on {Devices.Describe(d)}"));
             }
 
             return result;
@@ -162,7 +162,7 @@ public class BatchNormProperties
                 using var tdb = d.Upload(db);
                 using var dx = d.Poisoned(b.X.Length);
                 Kernel.InputGrad(d.Kernels, x.View<float>(), dy.View<float>(), tm.View<float>(), tv.View<float>(), affine ? g.View<float>() : null, tdg.View<float>(), tdb.View<float>(), dx.View<float>(), b.N, b.C, b.S, Eps, training);
-                result = result.And(Close.All(dx.ToHost(), expected, ElementwiseAtol, ElementwiseRtol, $"dx on {d.Kernels.Variant}"));
+                result = result.And(Close.All(dx.ToHost(), expected, ElementwiseAtol, ElementwiseRtol, $"dx on {Devices.Describe(d)}"));
             }
 
             return result;
@@ -192,7 +192,7 @@ public class BatchNormProperties
                     Reference,
                     b.Dy,
                     GradAtol,
-                    GradRtol).Label($"on {d.Kernels.Variant}"));
+                    GradRtol).Label($"on {Devices.Describe(d)}"));
             }
 
             return result;
@@ -221,7 +221,7 @@ public class BatchNormProperties
                     Reference,
                     b.Dy,
                     GradAtol,
-                    GradRtol).Label($"on {d.Kernels.Variant}"));
+                    GradRtol).Label($"on {Devices.Describe(d)}"));
             }
 
             return result;
@@ -375,7 +375,7 @@ public class BatchNormProperties
             var gh = g.ToHost();
             var snap = state1.Snapshot();
             var ye = layer.Predict(p, state1, xt).ToHost();
-            Assert.True(Close.Check(yTrain!, y, 1e-5, 1e-5, "y").Ok, $"{d.Kernels.Variant}: {Close.Check(yTrain!, y, 1e-5, 1e-5, "y").Label}");
+            Assert.True(Close.Check(yTrain!, y, 1e-5, 1e-5, "y").Ok, $"{Devices.Describe(d)}: {Close.Check(yTrain!, y, 1e-5, 1e-5, "y").Label}");
             Assert.True(Close.Check(snap.Get("running_mean"), runningMean, 1e-6, 1e-6, "running_mean").Ok);
             Assert.True(Close.Check(snap.Get("running_var"), runningVar, 1e-6, 1e-6, "running_var").Ok);
             Assert.Equal(1, Nbt(snap));

@@ -11,7 +11,7 @@ public class BiasAddProperties
             BiasAdd.ForwardReference(p.X, p.B, expected, p.N, p.F);
             var result = true.Label($"(N, F) = ({p.N}, {p.F})");
             foreach (var d in Devices.All)
-                result = result.And(Close.All(Run(d, p.X, p.B, p.N, p.F, inPlace: false), expected, 0, 0, $"on {d.Kernels.Variant}"));
+                result = result.And(Close.All(Run(d, p.X, p.B, p.N, p.F, inPlace: false), expected, 0, 0, $"on {Devices.Describe(d)}"));
             return result;
         });
 
@@ -52,7 +52,7 @@ public class BiasAddProperties
                 using var bv = d.Upload(b);
                 using var yv = d.Upload(new float[x.Length]);
                 BiasAdd.ForwardChannels(d.Kernels, xv.View<float>(), bv.View<float>(), yv.View<float>(), n, c, s);
-                result = result.And(Close.All(yv.ToHost<float>(), expected, 0, 0, $"on {d.Kernels.Variant}"));
+                result = result.And(Close.All(yv.ToHost<float>(), expected, 0, 0, $"on {Devices.Describe(d)}"));
             }
 
             // Independent of the reference: the float64 sum rounded once, indexed by channel.

@@ -27,7 +27,7 @@ public unsafe class CastProperties
                 uint expected = BitConverter.SingleToUInt32Bits((float)BitConverter.UInt16BitsToHalf((ushort)b));
                 uint reference = BitConverter.SingleToUInt32Bits(Cast.ToFloatReference(halves[b]));
                 uint actual = BitConverter.SingleToUInt32Bits(got[b]);
-                Assert.True(actual == expected, $"half 0x{b:X4} on {d.Kernels.Variant}: kernel 0x{actual:X8}, BCL 0x{expected:X8}");
+                Assert.True(actual == expected, $"half 0x{b:X4} on {Devices.Describe(d)}: kernel 0x{actual:X8}, BCL 0x{expected:X8}");
                 Assert.True(reference == expected, $"half 0x{b:X4}: reference 0x{reference:X8}, BCL 0x{expected:X8}");
             }
         }
@@ -62,7 +62,7 @@ public unsafe class CastProperties
             for (int i = 0; i < x.Length; i++)
             {
                 var (ok, label) = SameHalf(x[i], got[i]);
-                Assert.True(ok, label + $" on {d.Kernels.Variant}");
+                Assert.True(ok, label + $" on {Devices.Describe(d)}");
             }
         }
 
@@ -86,7 +86,7 @@ public unsafe class CastProperties
                     var (ok, label) = SameHalf(x[i], got[i]);
                     var (refOk, refLabel) = SameHalf(x[i], Interop.FloatAsInt(Cast.ToHalfReference(x[i])), "reference");
                     if (!ok || !refOk)
-                        return result.And(false.Label($"{(ok ? refLabel : label)} on {d.Kernels.Variant}"));
+                        return result.And(false.Label($"{(ok ? refLabel : label)} on {Devices.Describe(d)}"));
                 }
             }
 
@@ -167,14 +167,8 @@ public unsafe class CastProperties
             for (int i = 0; i < n; i += 3)
                 x[i] = BitConverter.UInt32BitsToSingle((uint)rng.NextInt64(1L << 32));
             var halves = Enumerable.Range(0, n).Select(_ => Interop.IntAsFloat((ushort)rng.Next(1 << 16))).ToArray();
-            var d = Devices.Cpu;
-            ushort[] managedHalf = RunToHalf(d, x), kernelHalf;
-            float[] managedFloat = RunToFloat(d, halves), kernelFloat;
-            using (CpuLoops.KernelsOnly())
-            {
-                kernelHalf = RunToHalf(d, x);
-                kernelFloat = RunToFloat(d, halves);
-            }
+            ushort[] managedHalf = RunToHalf(Devices.Cpu, x), kernelHalf = RunToHalf(Devices.CpuKernels, x);
+            float[] managedFloat = RunToFloat(Devices.Cpu, halves), kernelFloat = RunToFloat(Devices.CpuKernels, halves);
 
             for (int i = 0; i < n; i++)
             {

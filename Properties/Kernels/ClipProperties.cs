@@ -69,7 +69,7 @@ public class ClipProperties
                 using var r = d.Upload([123f]);
                 Clip.AbsMax(d.Kernels, xt.View<float>(), r.View<float>());
                 float got = r.ToHost()[0];
-                p = p.And(Close.Scalar(got, expected, 0, 0, $"{d.Kernels.Variant} max|x| (n={x.Length}, special={special})"))
+                p = p.And(Close.Scalar(got, expected, 0, 0, $"{Devices.Describe(d)} max|x| (n={x.Length}, special={special})"))
                     .And(Close.Scalar(got, Clip.AbsMaxReference(x), 0, 0, "reference"));
             }
             return p;

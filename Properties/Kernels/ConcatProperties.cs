@@ -48,7 +48,7 @@ public class ConcatProperties
                 }
 
                 var got = y.ToHost();
-                result = result.And(Close.All(got, expected, Exact, Exact, $"forward on {d.Kernels.Variant}"));
+                result = result.And(Close.All(got, expected, Exact, Exact, $"forward on {Devices.Describe(d)}"));
                 var split = ConcatKernels.BackwardReference(got, widths, outer);
                 offset = 0;
                 for (int k = 0; k < xs.Length; k++)
@@ -56,7 +56,7 @@ public class ConcatProperties
                     using var dx = d.Poisoned(xs[k].Length);
                     ConcatKernels.Backward(d.Kernels, y.View<float>(), dx.View<float>(), outer, widths[k], yWidth, offset);
                     offset += widths[k];
-                    result = result.And(Close.All(dx.ToHost(), xs[k], Exact, Exact, $"split(concat) input {k} on {d.Kernels.Variant}"))
+                    result = result.And(Close.All(dx.ToHost(), xs[k], Exact, Exact, $"split(concat) input {k} on {Devices.Describe(d)}"))
                         .And(Close.All(split[k], xs[k], Exact, Exact, $"reference split input {k}"));
                 }
             }

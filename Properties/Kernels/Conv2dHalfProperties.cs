@@ -95,14 +95,14 @@ public class Conv2dHalfProperties
                     double product = got[i] - bias, expected = y[i];
                     double allowed = GemmAtol + (HalfRtol * Math.Abs(expected)) + (1e-6 * Math.Abs(bias));
                     if (Math.Abs(product - expected) > allowed)
-                        return result.And(false.Label($"y[{i}] on {k.Variant}: {got[i]:R} - b {bias:R} = {product:R}, expected {expected:R} (allowed {allowed:E3})"));
+                        return result.And(false.Label($"y[{i}] on {k.Backend} {k.Variant}: {got[i]:R} - b {bias:R} = {product:R}, expected {expected:R} (allowed {allowed:E3})"));
                     if (!withBias && BitConverter.SingleToUInt32Bits(got[i]) != BitConverter.SingleToUInt32Bits((float)(System.Half)got[i]))
-                        return result.And(false.Label($"y[{i}] on {k.Variant} = {got[i]:R} is not an fp16 value"));
+                        return result.And(false.Label($"y[{i}] on {k.Backend} {k.Variant} = {got[i]:R} is not an fp16 value"));
                 }
 
                 result = result
-                    .And(Close.All(tdw.ToHost(), dw, GemmAtol, GemmRtol, $"dW on {k.Variant}"))
-                    .And(Close.All(tdx.ToHost(), dx, GemmAtol, GemmRtol, $"dx on {k.Variant}"));
+                    .And(Close.All(tdw.ToHost(), dw, GemmAtol, GemmRtol, $"dW on {k.Backend} {k.Variant}"))
+                    .And(Close.All(tdx.ToHost(), dx, GemmAtol, GemmRtol, $"dx on {k.Backend} {k.Variant}"));
             }
 
             return result;
@@ -135,13 +135,12 @@ public class Conv2dHalfProperties
 
     private static (float[][] F, ushort[][] H) Launch(bool kernels, float[][] floats, Half[][] halves, Action<KernelHost, ArrayView<float>[], ArrayView<Half>[]> launch)
     {
-        var d = Devices.Cpu;
+        var d = kernels ? Devices.CpuKernels : Devices.Cpu;
         var ft = floats.Select(d.Upload).ToArray();
         var ht = halves.Select(h => Tensor.FromHost(d, h.AsSpan(), new Shape(h.Length))).ToArray();
         try
         {
-            using (kernels ? CpuLoops.KernelsOnly() : null)
-                launch(d.Kernels, ft.Select(t => t.View<float>()).ToArray(), ht.Select(t => t.View<Half>()).ToArray());
+            launch(d.Kernels, ft.Select(t => t.View<float>()).ToArray(), ht.Select(t => t.View<Half>()).ToArray());
             return (ft.Select(t => t.ToHost()).ToArray(), ht.Select(t => t.ToHost<Half>().Select(v => Interop.FloatAsInt(v)).ToArray()).ToArray());
         }
         finally
@@ -151,7 +150,7 @@ public class Conv2dHalfProperties
         }
     }
 
-    // Runs launch managed, then on the generic path (CpuLoops.KernelsOnly), on fresh copies of the
+    // Runs launch managed, then on the generic path (the CpuAccelerator backend), on fresh copies of the
     // buffers, and compares every buffer (float and half) bit for bit.
     private static Property Same(string what, float[][] floats, Half[][] halves, Action<KernelHost, ArrayView<float>[], ArrayView<Half>[]> launch)
     {

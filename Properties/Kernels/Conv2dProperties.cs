@@ -38,7 +38,7 @@ public class Conv2dProperties
                 using var cols = d.Poisoned((int)g.ColumnsLength);
                 Conv2d.Im2Col(d.Kernels, tx.View<float>(), cols.View<float>(), g);
                 // A copy: bitwise equal.
-                result = result.And(Close.All(cols.ToHost(), expected, 0, 0, $"cols on {d.Kernels.Variant}"));
+                result = result.And(Close.All(cols.ToHost(), expected, 0, 0, $"cols on {Devices.Describe(d)}"));
             }
 
             return result;
@@ -58,7 +58,7 @@ public class Conv2dProperties
                 using var tc = d.Upload(cols);
                 using var x = d.Poisoned((int)g.InputLength);
                 Conv2d.Col2Im(d.Kernels, tc.View<float>(), x.View<float>(), g);
-                result = result.And(Close.All(x.ToHost(), expected, SumAtol, SumRtol, $"x on {d.Kernels.Variant}"));
+                result = result.And(Close.All(x.ToHost(), expected, SumAtol, SumRtol, $"x on {Devices.Describe(d)}"));
             }
 
             return result;
@@ -137,9 +137,9 @@ public class Conv2dProperties
                 Conv2d.BackwardWeight(k, tdy.View<float>(), cols.View<float>(), tdw.View<float>(), g, c.O);
                 Conv2d.BackwardInput(k, tw.View<float>(), tdy.View<float>(), dcols.View<float>(), tdx.View<float>(), g, c.O);
                 result = result
-                    .And(Close.All(ty.ToHost(), y, GemmAtol, GemmRtol, $"y on {k.Variant}"))
-                    .And(Close.All(tdw.ToHost(), dw, GemmAtol, GemmRtol, $"dW on {k.Variant}"))
-                    .And(Close.All(tdx.ToHost(), dx, GemmAtol, GemmRtol, $"dx on {k.Variant}"));
+                    .And(Close.All(ty.ToHost(), y, GemmAtol, GemmRtol, $"y on {k.Backend} {k.Variant}"))
+                    .And(Close.All(tdw.ToHost(), dw, GemmAtol, GemmRtol, $"dW on {k.Backend} {k.Variant}"))
+                    .And(Close.All(tdx.ToHost(), dx, GemmAtol, GemmRtol, $"dx on {k.Backend} {k.Variant}"));
             }
 
             return result;
@@ -191,19 +191,11 @@ public class Conv2dProperties
             var d = Devices.Cpu;
             float[] Run(bool transpose)
             {
-                Conv2d.TransposeNarrowWeightGradient = transpose;
-                try
-                {
-                    using var tdy = d.Upload(dy);
-                    using var tc = d.Upload(cols);
-                    using var tdw = d.Poisoned(c.O * g.K);
-                    Conv2d.BackwardWeight(d.Kernels, tdy.View<float>(), tc.View<float>(), tdw.View<float>(), g, c.O);
-                    return tdw.ToHost();
-                }
-                finally
-                {
-                    Conv2d.TransposeNarrowWeightGradient = true;
-                }
+                using var tdy = d.Upload(dy);
+                using var tc = d.Upload(cols);
+                using var tdw = d.Poisoned(c.O * g.K);
+                Conv2d.BackwardWeightManaged(d.Kernels, tdy.View<float>(), tc.View<float>(), tdw.View<float>(), g, c.O, transposeNarrow: transpose);
+                return tdw.ToHost();
             }
 
             return Bits.Same(Run(true), Run(false), "dW through dW^T vs direct").Label($"N = {c.N}, O = {c.O}, side {c.Side}");
@@ -265,7 +257,7 @@ public class Conv2dProperties
                     v => PaddedConvolution(c, v[0], v[1], withBias ? v[2] : null),
                     dOut,
                     GradAtol,
-                    GradRtol).Label($"on {d.Kernels.Variant}"));
+                    GradRtol).Label($"on {Devices.Describe(d)}"));
             }
 
             return result;
@@ -529,7 +521,7 @@ public class Conv2dProperties
         Enumerable.Range(0, checked((int)n)).Select(i => i % 3 == 0 ? float.NaN : i * 0.25f).ToArray();
 
     // Runs launch on fresh copies of the buffers, the managed CPU path then the ILGPU kernels
-    // (CpuLoops.KernelsOnly), on Devices.Cpu, and compares every buffer bit for bit.
+    // (Devices.CpuKernels), and compares every buffer bit for bit.
     private static Property Same(string what, float[][] buffers, Action<KernelHost, ArrayView<float>[]> launch) =>
         KernelParity.Same(what, buffers, launch);
 }

@@ -36,8 +36,8 @@ public class DropoutProperties
                 using var dx = d.Poisoned(c.X.Length);
                 DropoutKernels.Forward(d.Kernels, x.View<float>(), y.View<float>(), c.P, seed, stream, counter);
                 DropoutKernels.Backward(d.Kernels, x.View<float>(), dx.View<float>(), c.P, seed, stream, counter);
-                result = result.And(Close.All(y.ToHost(), expected, Exact, Exact, $"forward on {d.Kernels.Variant}"))
-                    .And(Close.All(dx.ToHost(), expected, Exact, Exact, $"backward on {d.Kernels.Variant}"));
+                result = result.And(Close.All(y.ToHost(), expected, Exact, Exact, $"forward on {Devices.Describe(d)}"))
+                    .And(Close.All(dx.ToHost(), expected, Exact, Exact, $"backward on {Devices.Describe(d)}"));
             }
 
             return result;

@@ -92,7 +92,7 @@ public class ElementwiseProperties
                 using var scalar = d.Upload([s]);
                 using var y = d.Poisoned(n);
                 Elementwise.Broadcast(d.Kernels, scalar.View<float>(), alpha, y.View<float>());
-                result = result.And(Close.All(y.ToHost(), expected, 0, 0, $"on {d.Kernels.Variant}"));
+                result = result.And(Close.All(y.ToHost(), expected, 0, 0, $"on {Devices.Describe(d)}"));
             }
 
             return result.Label($"n = {n}");

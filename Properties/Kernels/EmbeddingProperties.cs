@@ -37,8 +37,8 @@ public class EmbeddingProperties
                 using var errors = d.Upload(new[] { -7, -7 });
                 EmbeddingKernels.Forward(d.Kernels, ti.View<int>(), tw.View<float>(), ty.View<float>(), v, dim, errors.View<int>());
                 EmbeddingKernels.Backward(d.Kernels, ti.View<int>(), tdy.View<float>(), tdw.View<float>(), v, dim, padding);
-                result = result.And(Close.All(ty.ToHost(), yRef, Exact, Exact, $"forward on {d.Kernels.Variant}"))
-                    .And(Close.All(tdw.ToHost(), dwRef, SumAtol, SumRtol, $"backward on {d.Kernels.Variant}"))
+                result = result.And(Close.All(ty.ToHost(), yRef, Exact, Exact, $"forward on {Devices.Describe(d)}"))
+                    .And(Close.All(tdw.ToHost(), dwRef, SumAtol, SumRtol, $"backward on {Devices.Describe(d)}"))
                     .And(errors.ToHost<int>().SequenceEqual([0, 0]).Label("no range errors"));
             }
 

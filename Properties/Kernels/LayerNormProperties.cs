@@ -51,10 +51,10 @@ public class LayerNormProperties
             {
                 var (ty, tm, tr) = RunForward(d, b, gamma, beta);
                 result = result
-                    .And(Close.All(ty, y, yAtol, ForwardRtol, $"y on {d.Kernels.Variant}"))
-                    .And(Close.All(tm, mean, ForwardAtol, ForwardRtol, $"mean on {d.Kernels.Variant}"))
+                    .And(Close.All(ty, y, yAtol, ForwardRtol, $"y on {Devices.Describe(d)}"))
+                    .And(Close.All(tm, mean, ForwardAtol, ForwardRtol, $"mean on {Devices.Describe(d)}"))
                     // rstd reaches 1/sqrt(eps) ~ 316 for D = 1 (var 0): relative tolerance only.
-                    .And(Close.All(tr, rstd, 1e-6, ForwardRtol, $"rstd on {d.Kernels.Variant}"));
+                    .And(Close.All(tr, rstd, 1e-6, ForwardRtol, $"rstd on {Devices.Describe(d)}"));
             }
 
             return result;
@@ -78,7 +78,7 @@ public class LayerNormProperties
                 using var tr = d.Upload(rstd);
                 using var dx = d.Poisoned(b.X.Length);
                 Kernel.InputGrad(d.Kernels, x.View<float>(), dy.View<float>(), affine ? g.View<float>() : null, tm.View<float>(), tr.View<float>(), dx.View<float>(), b.N, b.D);
-                result = result.And(Close.All(dx.ToHost(), expected, InputGradAtol, InputGradRtol, $"dx on {d.Kernels.Variant}"));
+                result = result.And(Close.All(dx.ToHost(), expected, InputGradAtol, InputGradRtol, $"dx on {Devices.Describe(d)}"));
             }
 
             return result;
@@ -104,8 +104,8 @@ public class LayerNormProperties
                 using var tdb = d.Poisoned(b.D);
                 Kernel.ParamGrads(d.Kernels, x.View<float>(), dy.View<float>(), tm.View<float>(), tr.View<float>(), tdg.View<float>(), tdb.View<float>(), b.N, b.D);
                 result = result
-                    .And(Close.All(tdg.ToHost(), dg, atol, SumRtol, $"dgamma on {d.Kernels.Variant}"))
-                    .And(Close.All(tdb.ToHost(), db, atol, SumRtol, $"dbeta on {d.Kernels.Variant}"));
+                    .And(Close.All(tdg.ToHost(), dg, atol, SumRtol, $"dgamma on {Devices.Describe(d)}"))
+                    .And(Close.All(tdb.ToHost(), db, atol, SumRtol, $"dbeta on {Devices.Describe(d)}"));
             }
 
             return result;
@@ -136,7 +136,7 @@ public class LayerNormProperties
                     Reference,
                     b.Dy,
                     GradAtol,
-                    GradRtol).Label($"on {d.Kernels.Variant}"));
+                    GradRtol).Label($"on {Devices.Describe(d)}"));
             }
 
             return result;
@@ -227,7 +227,7 @@ public class LayerNormProperties
             foreach (var (actual, expected, what) in new[] { (yOut!, y, "y"), (gh["weight"].Data, dWeight, "dweight"), (gh["bias"].Data, dBias, "dbias"), (dxs["x"], dx, "dx") })
             {
                 var (ok, label) = Close.Check(actual, expected, 1e-5, 1e-5, what);
-                Assert.True(ok, $"{d.Kernels.Variant}: {label}");
+                Assert.True(ok, $"{Devices.Describe(d)}: {label}");
             }
         }
     }

@@ -112,7 +112,7 @@ public class LossesProperties
                     3 => KernelCheck(d, new SmoothL1LossOp(c.Param), c.Kind, c.Param, c.Reduction, xs, ts, ws, dLoss),
                     _ => KernelCheck(d, default(BceWithLogitsOp), c.Kind, c.Param, c.Reduction, xs, ts, ws, dLoss),
                 };
-                result = result.And(check.Label($"on {d.Kernels.Variant}"));
+                result = result.And(check.Label($"on {Devices.Describe(d)}"));
             }
 
             return result;

@@ -46,8 +46,8 @@ public class PoolingProperties
             {
                 var (dy, di) = MaxForward(d, x, c.G);
                 result = result
-                    .And(Close.All(dy, y, Exact, Exact, $"y on {d.Kernels.Variant}"))
-                    .And(di.AsSpan().SequenceEqual(idx).Label($"argmax on {d.Kernels.Variant}: [{string.Join(", ", di.Take(12))}] vs [{string.Join(", ", idx.Take(12))}]"));
+                    .And(Close.All(dy, y, Exact, Exact, $"y on {Devices.Describe(d)}"))
+                    .And(di.AsSpan().SequenceEqual(idx).Label($"argmax on {Devices.Describe(d)}: [{string.Join(", ", di.Take(12))}] vs [{string.Join(", ", idx.Take(12))}]"));
             }
 
             return result;
@@ -63,7 +63,7 @@ public class PoolingProperties
             Pooling.MaxPool2dBackwardReference(dy, idx, expected, c.G);
             var result = true.Label(c.ToString());
             foreach (var d in Devices.All)
-                result = result.And(Close.All(MaxBackward(d, dy, idx, c.G), expected, Exact, Exact, $"dx on {d.Kernels.Variant}"));
+                result = result.And(Close.All(MaxBackward(d, dy, idx, c.G), expected, Exact, Exact, $"dx on {Devices.Describe(d)}"));
             return result;
         });
 
@@ -80,8 +80,8 @@ public class PoolingProperties
             foreach (var d in Devices.All)
             {
                 result = result
-                    .And(Close.All(AvgForward(d, x, c.G, c.CountIncludePad), y, Exact, Exact, $"y on {d.Kernels.Variant}"))
-                    .And(Close.All(AvgBackward(d, dy, c.G, c.CountIncludePad), dx, Exact, Exact, $"dx on {d.Kernels.Variant}"));
+                    .And(Close.All(AvgForward(d, x, c.G, c.CountIncludePad), y, Exact, Exact, $"y on {Devices.Describe(d)}"))
+                    .And(Close.All(AvgBackward(d, dy, c.G, c.CountIncludePad), dx, Exact, Exact, $"dx on {Devices.Describe(d)}"));
             }
 
             return result;
@@ -109,8 +109,8 @@ public class PoolingProperties
                 Pooling.GlobalAvgPoolForward(d.Kernels, tx.View<float>(), ty.View<float>(), g.N, g.C, s);
                 Pooling.GlobalAvgPoolBackward(d.Kernels, tdy.View<float>(), tdx.View<float>(), g.N, g.C, s);
                 result = result
-                    .And(Close.All(ty.ToHost(), y, MeanAtol, MeanRtol, $"y on {d.Kernels.Variant}"))
-                    .And(Close.All(tdx.ToHost(), dx, Exact, Exact, $"dx on {d.Kernels.Variant}"));
+                    .And(Close.All(ty.ToHost(), y, MeanAtol, MeanRtol, $"y on {Devices.Describe(d)}"))
+                    .And(Close.All(tdx.ToHost(), dx, Exact, Exact, $"dx on {Devices.Describe(d)}"));
             }
 
             return result;

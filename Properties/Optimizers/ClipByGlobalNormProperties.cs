@@ -39,8 +39,8 @@ public class ClipByGlobalNormProperties
                     double outNorm = Math.Sqrt(got.Sum(x => (double)x * x));
                     double factor = Math.Min(1, b.MaxNorm / (norm + 1e-6));
                     prop = prop
-                        .And((outNorm <= (b.MaxNorm * (1 + NormRtol)) + 1e-30).Label($"{d.Kernels.Variant}: norm {outNorm:R} > max {b.MaxNorm}"))
-                        .And(Close.All(got, host.Select(x => x * factor).ToArray(), 1e-30, NormRtol, $"{d.Kernels.Variant}: u = g * min(1, max/(|g| + 1e-6)), |g| = {norm:R}"));
+                        .And((outNorm <= (b.MaxNorm * (1 + NormRtol)) + 1e-30).Label($"{Devices.Describe(d)}: norm {outNorm:R} > max {b.MaxNorm}"))
+                        .And(Close.All(got, host.Select(x => x * factor).ToArray(), 1e-30, NormRtol, $"{Devices.Describe(d)}: u = g * min(1, max/(|g| + 1e-6)), |g| = {norm:R}"));
                 }
             }
             return prop;
@@ -74,7 +74,7 @@ public class ClipByGlobalNormProperties
                 var (u, s) = opt.Update(g, s0, p, UpdateContext.None);
                 using (u)
                 using (s)
-                    prop = prop.And(Close.Scalar(((ClipByGlobalNormState)s).ReadNorm(), norm, 1e-30, NormRtol, $"{d.Kernels.Variant} stored norm"));
+                    prop = prop.And(Close.Scalar(((ClipByGlobalNormState)s).ReadNorm(), norm, 1e-30, NormRtol, $"{Devices.Describe(d)} stored norm"));
             }
             return prop;
         });

@@ -35,8 +35,8 @@ public class GradientClippingProperties
                 using (u)
                 using (s)
                 {
-                    prop = prop.And(Close.Scalar(total, exact, 1e-30, NormRtol, $"{d.Kernels.Variant} returned norm"))
-                        .And(Close.All(g.Flat(), u.Flat(), 0, 0, $"{d.Kernels.Variant} same clipped bits as ClipByGlobalNorm"));
+                    prop = prop.And(Close.Scalar(total, exact, 1e-30, NormRtol, $"{Devices.Describe(d)} returned norm"))
+                        .And(Close.All(g.Flat(), u.Flat(), 0, 0, $"{Devices.Describe(d)} same clipped bits as ClipByGlobalNorm"));
                 }
             }
             return prop;

@@ -1,9 +1,9 @@
 namespace IlgpuTrain.Properties.Support;
 
 /// <summary>
-/// Checks a launcher's managed CPU path (CpuLoops.Applies) against the ILGPU kernel it replaces:
-/// the launch runs twice on Devices.Cpu, on fresh uploads of the same inputs, once as is (managed)
-/// and once inside CpuLoops.KernelsOnly() (the ILGPU CPU kernels), and every buffer, inputs
+/// Checks a launcher's managed path (the Managed backend) against the ILGPU kernel it replaces:
+/// the launch runs on Devices.Cpu (managed) and on Devices.CpuKernels (the CpuAccelerator backend,
+/// which runs the ILGPU CPU kernels), on fresh uploads of the same inputs, and every buffer, inputs
 /// included (they are often outputs), must be equal bit for bit.
 /// </summary>
 public static class KernelParity
@@ -46,24 +46,16 @@ public static class KernelParity
     /// <returns>The property.</returns>
     public static Property Same(string what, float[][] floats, int[][] ints, Action<KernelHost, ArrayView<float>[], ArrayView<int>[]> launch)
     {
-        var d = Devices.Cpu;
         (float[][] F, int[][] I) Go(bool kernels)
         {
+            var d = kernels ? Devices.CpuKernels : Devices.Cpu;
             var ft = floats.Select(d.Upload).ToArray();
             var it = ints.Select(d.Upload).ToArray();
             try
             {
                 var fv = ft.Select(t => t.View<float>()).ToArray();
                 var iv = it.Select(t => t.View<int>()).ToArray();
-                if (kernels)
-                {
-                    using (CpuLoops.KernelsOnly())
-                        launch(d.Kernels, fv, iv);
-                }
-                else
-                {
-                    launch(d.Kernels, fv, iv);
-                }
+                launch(d.Kernels, fv, iv);
 
                 return (ft.Select(t => t.ToHost()).ToArray(), it.Select(t => t.ToHost<int>()).ToArray());
             }

@@ -89,7 +89,7 @@ public static class LayerGradCheck
             var result = Close.All(y, Reference(values), atol, rtol, "forward vs float64 reference");
             for (int k = 0; k < names.Count; k++)
                 result = result.And(Close.All(grads[names[k]], GradCheck.FiniteDifference(Reference, values, k, seedOut), atol, rtol, $"d/d{names[k]} vs finite differences"));
-            return result.Label($"{model.Describe()} on {xShape}, seed {seed}, {device.Kernels.Variant}");
+            return result.Label($"{model.Describe()} on {xShape}, seed {seed}, {Devices.Describe(device)}");
         }
     }
 

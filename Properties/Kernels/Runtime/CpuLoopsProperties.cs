@@ -268,20 +268,17 @@ public class CpuLoopsProperties
     public Property LossScale_Unscale_managed_equals_kernel() =>
         Prop.ForAll(UnscaleCases.ToArbitrary(), c =>
         {
-            var d = Devices.Cpu;
             var grads = Values(c.Seed, c.N, -8000, 8000, c.Specials);
-            int FoundOf(bool kernels)
+            int FoundOf(Device d)
             {
                 using var g = d.Upload(grads);
                 using var found = d.Upload(new int[1]);
-                using (kernels ? CpuLoops.KernelsOnly() : null)
-                    LossScale.Unscale(d.Kernels, g.View<float>(), c.InvScale, found.View<int>());
+                LossScale.Unscale(d.Kernels, g.View<float>(), c.InvScale, found.View<int>());
                 return found.ToHost<int>()[0];
             }
 
-            using var scratchFlag = d.Upload(new int[1]);
-            int managed = FoundOf(false), kernel = FoundOf(true), expected = grads.Any(x => !float.IsFinite(x * c.InvScale)) ? 1 : 0;
-            return Same($"LossScale.Unscale {c}", [grads], (h, v) => LossScale.Unscale(h, v[0], c.InvScale, scratchFlag.View<int>()))
+            int managed = FoundOf(Devices.Cpu), kernel = FoundOf(Devices.CpuKernels), expected = grads.Any(x => !float.IsFinite(x * c.InvScale)) ? 1 : 0;
+            return KernelParity.Same($"LossScale.Unscale {c}", [grads], [new int[1]], (h, v, iv) => LossScale.Unscale(h, v[0], c.InvScale, iv[0]))
                 .And((managed == kernel && managed == expected).Label($"found flag: managed {managed}, kernel {kernel}, data says {expected}"));
         });
 
