@@ -8,6 +8,7 @@ namespace IlgpuTrain.Properties.Cli;
 /// table and writes JSON with those rows and sane figures; the PyTorch peer, where installed, fills
 /// in its times and the ratios; bad options exit 2 with a message before anything is measured.
 /// </summary>
+[Collection(ProcessState.Name)]
 public class BenchCommandProperties
 {
     private static (int Code, string Out, string Err) Run(params string[] args)

@@ -7,6 +7,7 @@ namespace IlgpuTrain.Properties.Cli;
 /// <c>ilgpu-train check</c> on the CPU accelerator: every family is present and passes, and a
 /// deliberately wrong reference makes the command fail, so a green run on a GPU means something.
 /// </summary>
+[Collection(ProcessState.Name)]
 public class CheckCommandProperties
 {
     private static (int Code, string Out, string Err) Run(params string[] args)

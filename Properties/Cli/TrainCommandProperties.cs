@@ -8,6 +8,7 @@ namespace IlgpuTrain.Properties.Cli;
 /// message and a non-zero exit before any training; a tiny real run writes its outputs and a
 /// checkpoint that evaluate reads back.
 /// </summary>
+[Collection(ProcessState.Name)]
 public class TrainCommandProperties
 {
     private static (int Code, string Out, string Err) Run(params string[] args)

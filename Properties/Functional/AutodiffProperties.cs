@@ -157,7 +157,8 @@ public class AutodiffProperties
     [Fact]
     public void The_pool_high_water_mark_is_flat_over_200_training_steps()
     {
-        var d = Devices.Cpu;
+        // A device of its own: tests run in parallel, and others' allocations would move a shared pool's peak.
+        using var d = Device.Create(DeviceKind.Cpu);
         using var p = Tree(d, 6, ("0.weight", [16, 12]), ("0.bias", [16]), ("1.weight", [4, 16]), ("1.bias", [4]));
         var x = GradCheck.Values(6, 8 * 12);
         var y = Enumerable.Range(0, 8).Select(i => i % 4).ToArray();

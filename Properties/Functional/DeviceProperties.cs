@@ -1,6 +1,7 @@
 namespace IlgpuTrain.Properties.Functional;
 
 /// <summary>Device choice, the environment override and the device report.</summary>
+[Collection(ProcessState.Name)]
 public class DeviceProperties
 {
     [Fact]

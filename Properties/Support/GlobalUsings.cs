@@ -9,6 +9,3 @@ global using IlgpuTrain.Kernels.Runtime;
 global using IlgpuTrain.Properties.Support;
 global using Half = ILGPU.Half;
 global using Device = IlgpuTrain.Functional.Device;
-
-// Kernels already use every core; tests share one device and one stream, so run them one at a time.
-[assembly: CollectionBehavior(DisableTestParallelization = true)]

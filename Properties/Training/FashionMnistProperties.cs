@@ -3,6 +3,7 @@ using IlgpuTrain.Training;
 namespace IlgpuTrain.Properties.Training;
 
 /// <summary>Training/FashionMnist.cs: generated files load; the real data set (when installed) has the documented counts and statistics; missing files say what to do.</summary>
+[Collection(ProcessState.Name)]
 public class FashionMnistProperties
 {
     // Normalized pixels are (p / 255 - mean) / std in float; the reference computes the same in float64.
