@@ -66,10 +66,14 @@ public sealed class Trainer
             throw new LayerShapeException($"Trainer: the model maps {inputShape} to {output}, but a classifier must output (classes); end it with Flatten and Dense(classes).");
         Classes = output[0];
         if (_options.WarmKernels)
-            KernelWarmup = device.Kernels.WarmInBackground(StepKernels.For(model, device.Kernels));
+            KernelWarmup = Task.Factory.StartNew(WarmUp, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
-    /// <summary>The background compilation of the step's kernels (<see cref="TrainerOptions.WarmKernels"/>), or null.</summary>
+    /// <summary>
+    /// The background warm-up (<see cref="TrainerOptions.WarmKernels"/>), or null: one training
+    /// step on a synthetic batch with throwaway parameters, which loads exactly the kernels the
+    /// device's backend launches in a step (none that a managed path replaces).
+    /// </summary>
     public Task? KernelWarmup { get; }
 
     /// <summary>The number of classes (the model's output width).</summary>
@@ -198,6 +202,40 @@ public sealed class Trainer
         }
 
         return new EvalResult(loss / Math.Max(n, 1), top1 / Math.Max(n, 1), topk / Math.Max(n, 1), k, n);
+    }
+
+    /// <summary>
+    /// Runs one step of this trainer on a synthetic batch of zeros, with parameters and optimizer
+    /// state of its own that are thrown away, on a background thread. What it loads into the
+    /// device's kernel cache is, by construction, what a real step of this model, loss, optimizer
+    /// and precision launches on this backend: facts, not a list of names. The real run does not
+    /// depend on it (its own state and random streams), so results are the same with or without.
+    /// </summary>
+    /// <remarks>
+    /// A step that fails here (a kernel that does not compile, a model that rejects two samples)
+    /// is left to fail again, with its message, in the real step; the warm-up only saves time.
+    /// </remarks>
+    private void WarmUp()
+    {
+        try
+        {
+            _device.Accelerator.Bind();
+            int n = Math.Min(2, _options.BatchSize);
+            var batch = new HostBatch(0, n, new Shape([n, .. _inputShape]), new float[n * _inputShape.Length], new int[n]);
+            var s = Init();
+            try
+            {
+                s = TrainStep(s, batch, 1, UpdateContext.None, new EpochTally());
+            }
+            finally
+            {
+                s.Dispose();
+            }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // The real step reports it.
+        }
     }
 
     /// <summary>One training step: the table of contents of training.</summary>

@@ -110,6 +110,9 @@ public sealed class KernelHost
     /// <summary>Number of kernels compiled and loaded so far.</summary>
     public int LoadedKernels => _cache.Count;
 
+    /// <summary>The kernels compiled (or being compiled) so far, by name, in no particular order.</summary>
+    public IReadOnlyList<string> LoadedKernelNames => _cache.Keys.Select(d => d.Name).ToList();
+
     /// <summary>Total time spent compiling and loading kernels.</summary>
     public TimeSpan CompileTime => TimeSpan.FromTicks(Interlocked.Read(ref _compileTicks));
 

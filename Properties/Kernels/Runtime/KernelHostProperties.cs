@@ -3,10 +3,13 @@ namespace IlgpuTrain.Properties.Kernels.Runtime;
 /// <summary>The kernel cache: each kernel is compiled once per host and its launcher kept alive.</summary>
 public class KernelHostProperties
 {
+    // The CpuAccelerator backend: its launchers load ILGPU kernels (the managed backend's mostly do not).
+    private static Device KernelsDevice() => Device.Create(new DeviceOptions { Kind = DeviceKind.Cpu, Backend = KernelBackend.CpuAccelerator });
+
     [Fact]
     public void Each_kernel_is_loaded_once_and_the_same_launcher_is_returned()
     {
-        using var d = Device.Create(DeviceKind.Cpu);
+        using var d = KernelsDevice();
         var host = d.Kernels;
         Assert.Equal(0, host.LoadedKernels);
         var first = host.Load(Elementwise.AxpyDef);
@@ -25,7 +28,7 @@ public class KernelHostProperties
     [Fact]
     public void Warm_compiles_kernels_ahead_of_their_first_launch()
     {
-        using var d = Device.Create(DeviceKind.Cpu);
+        using var d = KernelsDevice();
         d.Kernels.Warm([Elementwise.AddDef, Elementwise.SubDef, Elementwise.MulDef, Elementwise.FillDef]);
         Assert.Equal(4, d.Kernels.LoadedKernels);
         using var y = d.Poisoned(3);
@@ -35,10 +38,36 @@ public class KernelHostProperties
     }
 
     [Fact]
+    public void The_managed_backend_runs_a_launcher_without_loading_its_kernel()
+    {
+        using var d = Device.Create(DeviceKind.Cpu);
+        Assert.Equal(KernelBackend.Managed, d.Backend);
+        using var x = d.Upload([1f, 2f, 3f]);
+        using var y = d.Upload([1f, 1f, 1f]);
+        Elementwise.Axpy(d.Kernels, 2f, x.View<float>(), y.View<float>());
+        Assert.Equal([3f, 5f, 7f], y.ToHost());
+        Assert.Equal(0, d.Kernels.LoadedKernels);
+    }
+
+    [Fact]
+    public void A_backend_that_does_not_fit_the_device_is_refused_with_the_fix()
+    {
+        var e = Assert.Throws<ArgumentException>(() => Device.Create(new DeviceOptions { Kind = DeviceKind.Cuda, Backend = KernelBackend.Managed }));
+        Assert.Contains("Kind = DeviceKind.Cpu", e.Message);
+        var v = Assert.Throws<ArgumentException>(() => Device.Create(new DeviceOptions { Kind = DeviceKind.Cpu, Backend = KernelBackend.Managed, Variant = KernelVariant.Gpu }));
+        Assert.Contains("Managed needs the CPU accelerator with CPU variants", v.Message);
+        Assert.Equal(KernelBackend.CpuAccelerator, DeviceOptions.Parse("cpu-kernels").Backend);
+        Assert.Null(DeviceOptions.Parse("cpu").Backend);
+    }
+
+    [Fact]
     public void Variant_follows_the_accelerator_unless_forced()
     {
         Assert.Equal(KernelVariant.Cpu, Devices.Cpu.Kernels.Variant);
         Assert.Equal(KernelVariant.Gpu, Devices.GpuSim.Kernels.Variant);
         Assert.True(Devices.Cpu.Kernels.IsCpu);
+        Assert.Equal(KernelBackend.Managed, Devices.Cpu.Backend);
+        Assert.Equal(KernelBackend.CpuAccelerator, Devices.CpuKernels.Backend);
+        Assert.Equal(KernelBackend.CpuAccelerator, Devices.GpuSim.Backend);
     }
 }
