@@ -1,5 +1,3 @@
-using System.IO.Enumeration;
-
 namespace IlgpuTrain.Optimizers;
 
 /// <summary>
@@ -9,7 +7,7 @@ namespace IlgpuTrain.Optimizers;
 /// <example>
 /// <code>
 /// ParamMask.ByRank(minRank: 2)              // weights, not biases or norm scales (common for AdamW)
-/// ParamMask.ByName("*.weight", "fc.*")      // glob patterns over PyTorch-style paths
+/// ParamMask.ByName("**.weight", "fc.*")    // globs over state_dict paths, as ParamFilter.Glob
 /// ParamMask.Where(p => p.Length > 1000, "large tensors")
 /// </code>
 /// </example>
@@ -32,16 +30,21 @@ public sealed class ParamMask
     /// <summary>What the mask selects, in words.</summary>
     public string Description { get; }
 
-    /// <summary>Parameters whose path matches any glob pattern (<c>*</c> and <c>?</c>; case-sensitive).</summary>
-    /// <param name="patterns">Patterns such as <c>*.weight</c> or <c>0.*</c>.</param>
+    /// <summary>
+    /// Parameters whose path matches any glob, in the one dialect every parameter path in the
+    /// library uses (<see cref="ParamFilter.Glob"/>): <c>*</c> matches within one path segment,
+    /// <c>**</c> across segments, <c>?</c> one character; case-sensitive. So <c>"*.bias"</c> is the
+    /// biases of top-level layers and <c>"**.bias"</c> every bias at any depth.
+    /// </summary>
+    /// <param name="patterns">Patterns such as <c>**.weight</c> or <c>0.*</c>.</param>
     /// <returns>The mask.</returns>
     public static ParamMask ByName(params string[] patterns)
     {
         ArgumentNullException.ThrowIfNull(patterns);
         if (patterns.Length == 0 || patterns.Any(string.IsNullOrEmpty))
-            throw new ArgumentException("ParamMask.ByName needs at least one non-empty pattern, e.g. \"*.weight\".", nameof(patterns));
-        var copy = (string[])patterns.Clone();
-        return new(p => copy.Any(pat => FileSystemName.MatchesSimpleExpression(pat, p.Path, ignoreCase: false)), $"path matches {string.Join(" or ", copy)}");
+            throw new ArgumentException("ParamMask.ByName needs at least one non-empty pattern, e.g. \"**.weight\".", nameof(patterns));
+        var filter = ParamFilter.Glob(patterns);
+        return new(p => filter.Matches(p.Path), $"path matches {string.Join(" or ", patterns)}");
     }
 
     /// <summary>Parameters of rank at least <paramref name="minRank"/> (2: matrices and kernels, not biases or norm scales).</summary>
