@@ -27,9 +27,9 @@ internal static class EvaluateCommand
         {
             var config = Resuming.ReadConfig(path);
             config = config with { DataDir = dataDir ?? config.DataDir, Device = deviceName ?? config.Device };
-            var data = Runs.Load(config with { TrainLimit = 0, ValSize = 0 });
-            using var dev = Runs.CreateDevice(config);
-            var (trainer, _, optimizer) = Runs.Build(config, dev, data.Train, [], NullProgress.Instance);
+            var data = Recipes.LoadData(config with { TrainLimit = 0, ValSize = 0 });
+            using var dev = Recipes.CreateDevice(config);
+            var (trainer, _, optimizer) = Recipes.BuildTrainer(config, dev, data.Train);
             using var ckpt = Checkpoint.Load(path, dev, optimizer);
             var r = trainer.Evaluate(ckpt.Params, ckpt.State, data.Test);
             Console.WriteLine($"{path}: {config.Model} on {config.Dataset}, epoch {ckpt.Epoch}, step {ckpt.Step}");

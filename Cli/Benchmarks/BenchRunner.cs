@@ -3,6 +3,7 @@ using IlgpuTrain.Functional;
 using IlgpuTrain.Kernels;
 using IlgpuTrain.Layers;
 using IlgpuTrain.Optimizers;
+using IlgpuTrain.Training;
 
 namespace IlgpuTrain.Cli.Benchmarks;
 
@@ -282,7 +283,7 @@ internal static class BenchRunner
         {
             _device = device;
             var sample = new Shape(1, 28, 28);
-            _model = Models.Build(name, sample, 10, Models.DefaultDropout(name));
+            _model = Models.Build(name, 10);
             (_params, _state) = _model.Init(device, sample, Rng.Create(0));
             _opt = new Chain(new ClipByGlobalNorm(1.0), new AdamW(1e-3));
             _optState = _opt.Init(_params);
