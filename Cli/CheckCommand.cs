@@ -2,27 +2,21 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using IlgpuTrain.Cli.Conformance;
 using IlgpuTrain.Functional;
 using IlgpuTrain.Kernels.Runtime;
+using IlgpuTrain.Training.Conformance;
 
 namespace IlgpuTrain.Cli;
 
 /// <summary>
-/// <c>ilgpu-train check</c>: the backend-conformance suite. Every kernel family runs on the chosen
-/// device against its CPU reference on random inputs; one line per check, a summary, and a
-/// non-zero exit when any check fails. This is what shows a CUDA or OpenCL backend computes what
+/// <c>ilgpu-train check</c>: the backend-conformance suite (<see cref="Suite"/>). Every kernel family
+/// runs on the chosen device against its CPU reference on random inputs; one line per check, a
+/// summary, and a non-zero exit when any check fails. This is what shows a CUDA or OpenCL backend computes what
 /// the CPU does, on a machine that has the published CLI but no .NET SDK.
 /// </summary>
 internal static class CheckCommand
 {
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
-
-    /// <summary>
-    /// Test hook: the family whose reference is perturbed, so a test can see the suite fail.
-    /// Null in every real run.
-    /// </summary>
-    internal static string? CorruptReferenceFamily { get; set; }
 
     public static Command Create()
     {
@@ -32,12 +26,15 @@ internal static class CheckCommand
         var gpuVariants = new Option<bool>("--gpu-variants") { Description = "On the CPU device: run the GPU kernel variants (shared memory, barriers) in 16-thread groups, as the properties do." };
         var seed = new Option<int>("--seed") { Description = "Seed of the random inputs.", DefaultValueFactory = _ => 1234 };
         var command = new Command("check", "Backend conformance: every kernel family against its CPU reference on random inputs, on the chosen device.") { device, json, quick, gpuVariants, seed };
-        command.SetAction(parse => Run(parse.GetValue(device), parse.GetValue(json), parse.GetValue(quick), parse.GetValue(gpuVariants), parse.GetValue(seed)));
+        command.SetAction(parse => Run(parse.GetValue(device), parse.GetValue(json), parse.GetValue(gpuVariants), new SuiteOptions { Quick = parse.GetValue(quick), Seed = parse.GetValue(seed) }));
         return command;
     }
 
-    private static int Run(string? deviceName, string? jsonPath, bool quick, bool gpuVariants, int seed)
+    /// <summary>Runs the suite on the named device and prints it; 0 when every family has checks and all pass, 1 when not, 2 for a bad device.</summary>
+    internal static int Run(string? deviceName, string? jsonPath, bool gpuVariants, SuiteOptions options)
     {
+        bool quick = options.Quick;
+        int seed = options.Seed;
         Device dev;
         try
         {
@@ -62,9 +59,7 @@ internal static class CheckCommand
         {
             var sw = Stopwatch.StartNew();
             Console.WriteLine($"check on {dev}, {dev.Kernels.Variant} kernel variants ({(quick ? "quick" : "full")} sizes, seed {seed})");
-            using var harness = new Harness(dev.Kernels, quick, seed, CorruptReferenceFamily);
-            Suite.RunAll(harness);
-            var results = harness.Results;
+            var results = Suite.Run(dev, options);
             foreach (var r in results)
             {
                 string err = double.IsNaN(r.MaxError) ? "NaN" : r.MaxError.ToString("0.###E+0", CultureInfo.InvariantCulture);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using IlgpuTrain.Functional;
 using IlgpuTrain.Training;
 
@@ -56,5 +57,13 @@ internal static class Cli
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;
         }
+    }
+
+    /// <summary>Times a block.</summary>
+    public static (T Value, double Seconds) Timed<T>(Func<T> f)
+    {
+        var sw = Stopwatch.StartNew();
+        var v = f();
+        return (v, sw.Elapsed.TotalSeconds);
     }
 }

@@ -21,10 +21,10 @@ internal static class CompareCommand
         return command;
     }
 
-    private static int Run(TrainConfig baseConfig, string lrSpec)
+    private static int Run(RunConfig baseConfig, string lrSpec)
     {
         var lrs = new Dictionary<string, double>();
-        var problems = new List<string>(baseConfig.Problems());
+        var problems = new List<string>(TrainOptions.Problems(baseConfig));
         foreach (var part in lrSpec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             var kv = part.Split('=');
@@ -39,8 +39,8 @@ internal static class CompareCommand
         return Cli.Guard(() =>
         {
             Directory.CreateDirectory(baseConfig.Output);
-            var data = Runs.Load(baseConfig);
-            using var device = Runs.CreateDevice(baseConfig);
+            var data = Recipes.LoadData(baseConfig);
+            using var device = Recipes.CreateDevice(baseConfig);
             var runs = new Dictionary<string, History>();
             var rows = new List<(string Name, double Acc, double Loss, double Seconds)>();
             foreach (var name in new[] { "sgd", "momentum", "adam", "adamw" })
@@ -53,8 +53,8 @@ internal static class CompareCommand
                 };
                 using var progress = new ConsoleProgress();
                 progress.Message($"== {name}: {Recipes.Describe(c)}");
-                var (trainer, _, _) = Runs.Build(c, device, data.Train, [], progress);
-                var (result, seconds) = Runs.Timed(() => trainer.Fit(data.Train, data.Validation));
+                var (trainer, _, _) = Recipes.BuildTrainer(c, device, data.Train, progress: progress);
+                var (result, seconds) = Cli.Timed(() => trainer.Fit(data.Train, data.Validation));
                 using var final = result.State;
                 var test = trainer.Evaluate(final.Params, final.State, data.Test);
                 runs[name] = final.History;

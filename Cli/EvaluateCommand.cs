@@ -11,7 +11,7 @@ internal static class EvaluateCommand
     {
         var checkpoint = new Option<string>("--checkpoint") { Description = "A checkpoint written by train (runs/latest/checkpoints/best.safetensors).", Required = true };
         var data = new Option<string?>("--data") { Description = "Folder with the data set's files (default: the one the run used)." };
-        var device = new Option<string?>("--device") { Description = "cpu, cuda or opencl." };
+        var device = new Option<string?>("--device") { Description = "cpu, cpu-kernels, cuda or opencl." };
         var command = new Command("evaluate", "Evaluate a checkpoint on the test split of its data set.") { checkpoint, data, device };
         command.SetAction(parse => Run(parse.GetValue(checkpoint)!, parse.GetValue(data), parse.GetValue(device)));
         return command;
@@ -19,17 +19,17 @@ internal static class EvaluateCommand
 
     private static int Run(string path, string? dataDir, string? deviceName)
     {
-        if (deviceName is not null and not ("cpu" or "cuda" or "opencl"))
-            return Cli.Fail([$"--device {deviceName}: use cpu, cuda or opencl."]) ? 2 : 0;
+        if (deviceName is not null and not ("cpu" or "cpu-kernels" or "cuda" or "opencl"))
+            return Cli.Fail([$"--device {deviceName}: use cpu, cpu-kernels, cuda or opencl."]) ? 2 : 0;
         if (!File.Exists(path))
             return Cli.Fail([$"--checkpoint {path}: no such file. train writes checkpoints to <output>/checkpoints/best.safetensors and last.safetensors."]) ? 2 : 0;
         return Cli.Guard(() =>
         {
             var config = Resuming.ReadConfig(path);
             config = config with { DataDir = dataDir ?? config.DataDir, Device = deviceName ?? config.Device };
-            var data = Runs.Load(config with { TrainLimit = 0, ValSize = 0 });
-            using var dev = Runs.CreateDevice(config);
-            var (trainer, _, optimizer) = Runs.Build(config, dev, data.Train, [], NullProgress.Instance);
+            var data = Recipes.LoadData(config with { TrainLimit = 0, ValSize = 0 });
+            using var dev = Recipes.CreateDevice(config);
+            var (trainer, _, optimizer) = Recipes.BuildTrainer(config, dev, data.Train);
             using var ckpt = Checkpoint.Load(path, dev, optimizer);
             var r = trainer.Evaluate(ckpt.Params, ckpt.State, data.Test);
             Console.WriteLine($"{path}: {config.Model} on {config.Dataset}, epoch {ckpt.Epoch}, step {ckpt.Step}");

@@ -21,15 +21,17 @@ internal static class TrainCommand
         return command;
     }
 
-    private static int Run(TrainConfig config, string? resume)
+    private static int Run(RunConfig config, string? resume)
     {
-        if (Cli.Fail(config.Problems()))
+        if (Cli.Fail(TrainOptions.Problems(config)))
             return 2;
+        if (resume is not null && !File.Exists(resume))
+            return Cli.Fail([$"--resume {resume}: no such file. train writes <output>/checkpoints/last.safetensors after every epoch."]) ? 2 : 0;
         return Cli.Guard(() =>
         {
             Directory.CreateDirectory(config.Output);
-            var data = Runs.Load(config);
-            using var device = Runs.CreateDevice(config);
+            var data = Recipes.LoadData(config);
+            using var device = Recipes.CreateDevice(config);
             using var progress = new ConsoleProgress();
             string ckptDir = Path.Combine(config.Output, "checkpoints");
             var callbacks = new List<TrainingCallback>
@@ -40,7 +42,7 @@ internal static class TrainCommand
             };
             if (config.EarlyStopping >= 0)
                 callbacks.Insert(0, new EarlyStopping("val_loss", patience: config.EarlyStopping, restoreBestWeights: true));
-            var (trainer, model, optimizer) = Runs.Build(config, device, data.Train, callbacks, progress);
+            var (trainer, model, optimizer) = Recipes.BuildTrainer(config, device, data.Train, callbacks, progress);
 
             Console.WriteLine($"ilgpu-train: {config.Model} on {data.Train.Name} ({data.Train.Count} samples, {data.Train.Classes} classes) on {device}");
             Console.WriteLine($"  {data.ValidationNote}");
@@ -50,7 +52,7 @@ internal static class TrainCommand
             TrainState? from = null;
             if (resume is not null)
                 from = Resuming.Resume(resume, device, trainer, optimizer, config, progress);
-            var (result, seconds) = Runs.Timed(() => trainer.Fit(data.Train, data.Validation, from));
+            var (result, seconds) = Cli.Timed(() => trainer.Fit(data.Train, data.Validation, from));
             using var final = result.State;
             var test = trainer.Evaluate(final.Params, final.State, data.Test);
             long steps = final.History.Epochs.Sum(e => (long)e.Steps + e.SkippedSteps);
@@ -71,7 +73,7 @@ internal static class TrainCommand
 /// <summary>The options of <c>train</c> (shared by compare-optimizers), with PyTorch-peer defaults.</summary>
 internal sealed class TrainOptions
 {
-    private static readonly TrainConfig D = new();
+    private static readonly RunConfig D = new();
 
     public Option<string> Model { get; } = new("--model") { Description = "mlp, cnn or resnet.", DefaultValueFactory = _ => D.Model };
 
@@ -127,7 +129,40 @@ internal sealed class TrainOptions
             c.Options.Add(opt);
     }
 
-    public TrainConfig Read(ParseResult p) => new()
+    /// <summary>Every problem with the options, each naming the option and the fix; empty when valid.</summary>
+    public static IReadOnlyList<string> Problems(RunConfig c)
+    {
+        var p = new List<string>();
+        void Require(bool ok, string message)
+        {
+            if (!ok)
+                p.Add(message);
+        }
+
+        static string F(double v) => v.ToString(CultureInfo.InvariantCulture);
+        Require(Models.Names.Contains(c.Model), $"--model {c.Model}: unknown; use one of {string.Join(", ", Models.Names)}.");
+        Require(Recipes.Datasets.Contains(c.Dataset), $"--dataset {c.Dataset}: unknown; use one of {string.Join(", ", Recipes.Datasets)}.");
+        Require(Recipes.Optimizers.Contains(c.Optimizer), $"--optimizer {c.Optimizer}: unknown; use one of {string.Join(", ", Recipes.Optimizers)}.");
+        Require(Recipes.Schedules.Contains(c.Schedule), $"--schedule {c.Schedule}: unknown; use one of {string.Join(", ", Recipes.Schedules)}.");
+        Require(double.IsFinite(c.LearningRate) && c.LearningRate > 0 && c.LearningRate <= 10, $"--lr {F(c.LearningRate)}: the learning rate must be in (0, 10].");
+        Require(double.IsFinite(c.WeightDecay) && c.WeightDecay >= 0 && c.WeightDecay < 1, $"--weight-decay {F(c.WeightDecay)}: must be in [0, 1).");
+        Require(double.IsFinite(c.Momentum) && c.Momentum >= 0 && c.Momentum < 1, $"--momentum {F(c.Momentum)}: must be in [0, 1).");
+        Require(c.WarmupSteps >= 0, $"--warmup {c.WarmupSteps}: must be 0 or more steps.");
+        Require(c.Epochs >= 1 && c.Epochs <= 10000, $"--epochs {c.Epochs}: must be between 1 and 10000.");
+        Require(c.BatchSize >= 1 && c.BatchSize <= 65536, $"--batch-size {c.BatchSize}: must be between 1 and 65536.");
+        Require(c.LabelSmoothing >= 0 && c.LabelSmoothing < 1, $"--label-smoothing {F(c.LabelSmoothing)}: must be in [0, 1).");
+        Require(c.Dropout is null || (c.Dropout >= 0 && c.Dropout < 1), $"--dropout {(c.Dropout is { } d ? F(d) : "")}: must be in [0, 1).");
+        Require(c.Accumulate >= 1 && c.Accumulate <= 1024, $"--accumulate {c.Accumulate}: must be between 1 and 1024 batches.");
+        Require(double.IsFinite(c.Clip) && c.Clip >= 0, $"--clip {F(c.Clip)}: the gradient-norm limit must be 0 (off) or more.");
+        Require(c.EarlyStopping >= -1, $"--early-stopping {c.EarlyStopping}: the patience must be 0 or more (or leave it out).");
+        Require(c.TrainLimit >= 0, $"--train-limit {c.TrainLimit}: must be 0 (all) or more.");
+        Require(c.ValSize >= 0, $"--val-size {c.ValSize}: must be 0 (validate on the test split) or more.");
+        Require(c.Device is null or "cpu" or "cpu-kernels" or "cuda" or "opencl", $"--device {c.Device}: use cpu, cpu-kernels, cuda or opencl.");
+        Require(c.Augment.Split(',').All(a => a is "none" or "flip" or "crop" or "rotate" or "jitter"), $"--augment {c.Augment}: use none or a comma list of flip, crop, rotate, jitter.");
+        return p;
+    }
+
+    public RunConfig Read(ParseResult p) => new()
     {
         Model = p.GetValue(Model)!,
         Dataset = p.GetValue(Dataset)!,

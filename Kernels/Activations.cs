@@ -26,6 +26,9 @@ namespace IlgpuTrain.Kernels;
 /// <summary>Activation functions: CPU references, ILGPU kernels and checked launchers.</summary>
 public static class Activations
 {
+    /// <summary>Bytes a forward activation (Relu, Gelu, ...) moves per element: reads x (4), writes y (4). Benchmarks report GB/s from it.</summary>
+    public const int ForwardBytesPerElement = 8;
+
     // ---------------------------------------------------------------- CPU reference (the spec)
 
     /// <summary>Reference ReLU: max(x, 0) in float64.</summary>

@@ -21,6 +21,12 @@ namespace IlgpuTrain.Kernels;
 /// <summary>Elementwise arithmetic: CPU references, ILGPU kernels and checked launchers.</summary>
 public static class Elementwise
 {
+    /// <summary>Bytes <c>Add</c> moves per element: reads a and b (8), writes y (4). Benchmarks report GB/s from it.</summary>
+    public const int AddBytesPerElement = 12;
+
+    /// <summary>Bytes <c>Axpy</c> moves per element: reads x and y (8), writes y (4). Benchmarks report GB/s from it.</summary>
+    public const int AxpyBytesPerElement = 12;
+
     // ---------------------------------------------------------------- CPU reference (the spec)
 
     /// <summary>Reference: y[i] = a[i] + b[i].</summary>

@@ -80,6 +80,9 @@ public enum ReductionMode
 /// <summary>Sum, mean, max, sum of squares and L2 norm of flat buffers and of matrix rows and columns.</summary>
 public static class Reductions
 {
+    /// <summary>Bytes a reduction (flat, rows or columns) reads per input element: 4; the few partials it writes are not counted. Benchmarks report GB/s from it.</summary>
+    public const int BytesPerElement = 4;
+
     // ---------------------------------------------------------------- CPU reference (the spec)
 
     /// <summary>Reference: Σ x, accumulated in float64.</summary>

@@ -5,7 +5,7 @@ using IlgpuTrain.Kernels;
 
 namespace IlgpuTrain.Bench.Kernels;
 
-/// <summary>Reductions against their float64 CPU references, in GB/s (4 bytes read per element).</summary>
+/// <summary>Reductions against their float64 CPU references, in GB/s (Reductions.BytesPerElement read per element).</summary>
 public class ReductionsBench
 {
     private Device _device = null!;
@@ -49,57 +49,57 @@ public class ReductionsBench
         _device.Dispose();
     }
 
-    [Benchmark(Baseline = true), BenchmarkCategory("Sum"), Bytes(4)]
+    [Benchmark(Baseline = true), BenchmarkCategory("Sum"), Bytes(Reductions.BytesPerElement)]
     public double SumReference() => Reductions.SumReference(_hx);
 
-    [Benchmark, BenchmarkCategory("Sum"), Bytes(4)]
+    [Benchmark, BenchmarkCategory("Sum"), Bytes(Reductions.BytesPerElement)]
     public void Sum()
     {
         Reductions.Sum(_device.Kernels, _x.View<float>(), _result.View<float>(), _scratch.View<float>());
         _device.Synchronize();
     }
 
-    [Benchmark, BenchmarkCategory("Sum"), Bytes(4)]
+    [Benchmark, BenchmarkCategory("Sum"), Bytes(Reductions.BytesPerElement)]
     public void SumAtomic()
     {
         Reductions.Sum(_device.Kernels, _x.View<float>(), _result.View<float>(), _scratch.View<float>(), ReductionMode.Atomic);
         _device.Synchronize();
     }
 
-    [Benchmark(Baseline = true), BenchmarkCategory("L2Norm"), Bytes(4)]
+    [Benchmark(Baseline = true), BenchmarkCategory("L2Norm"), Bytes(Reductions.BytesPerElement)]
     public double L2NormReference() => Reductions.L2NormReference(_hx);
 
-    [Benchmark, BenchmarkCategory("L2Norm"), Bytes(4)]
+    [Benchmark, BenchmarkCategory("L2Norm"), Bytes(Reductions.BytesPerElement)]
     public void L2Norm()
     {
         Reductions.L2Norm(_device.Kernels, _x.View<float>(), _result.View<float>(), _scratch.View<float>());
         _device.Synchronize();
     }
 
-    [Benchmark(Baseline = true), BenchmarkCategory("Max"), Bytes(4)]
+    [Benchmark(Baseline = true), BenchmarkCategory("Max"), Bytes(Reductions.BytesPerElement)]
     public double MaxReference() => Reductions.MaxReference(_hx);
 
-    [Benchmark, BenchmarkCategory("Max"), Bytes(4)]
+    [Benchmark, BenchmarkCategory("Max"), Bytes(Reductions.BytesPerElement)]
     public void Max()
     {
         Reductions.Max(_device.Kernels, _x.View<float>(), _result.View<float>(), _scratch.View<float>());
         _device.Synchronize();
     }
 
-    [Benchmark(Baseline = true), BenchmarkCategory("SumRows"), Bytes(4)]
+    [Benchmark(Baseline = true), BenchmarkCategory("SumRows"), Bytes(Reductions.BytesPerElement)]
     public void SumRowsReference() => Reductions.SumRowsReference(_hx.AsSpan(0, Rows * 256), Rows, 256, _hrows);
 
-    [Benchmark, BenchmarkCategory("SumRows"), Bytes(4)]
+    [Benchmark, BenchmarkCategory("SumRows"), Bytes(Reductions.BytesPerElement)]
     public void SumRows()
     {
         Reductions.SumRows(_device.Kernels, _x.View<float>().SubView(0, Rows * 256), Rows, 256, _rows.View<float>());
         _device.Synchronize();
     }
 
-    [Benchmark(Baseline = true), BenchmarkCategory("SumColumns"), Bytes(4)]
+    [Benchmark(Baseline = true), BenchmarkCategory("SumColumns"), Bytes(Reductions.BytesPerElement)]
     public void SumColumnsReference() => Reductions.SumColumnsReference(_hx.AsSpan(0, Rows * 256), Rows, 256, _hcols);
 
-    [Benchmark, BenchmarkCategory("SumColumns"), Bytes(4)]
+    [Benchmark, BenchmarkCategory("SumColumns"), Bytes(Reductions.BytesPerElement)]
     public void SumColumns()
     {
         Reductions.SumColumns(_device.Kernels, _x.View<float>().SubView(0, Rows * 256), Rows, 256, _cols.View<float>());

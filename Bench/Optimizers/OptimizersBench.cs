@@ -7,10 +7,10 @@ namespace IlgpuTrain.Bench.Optimizers;
 
 /// <summary>
 /// One optimizer step over the flat parameter buffer, fused kernel versus the generic chain
-/// (one pass per primitive, then ApplyUpdates), in GB/s of the fused kernel's traffic:
-/// AdamW reads p, g, m, v and writes p, m, v (28 B per fp32 parameter); SGD with momentum reads
-/// p, g, b and writes p, b (20 B). The chain path moves more bytes for the same work, so its GB/s
-/// figure is "useful bytes per second".
+/// (one pass per primitive, then ApplyUpdates), in GB/s of the fused kernel's traffic
+/// (<see cref="IlgpuTrain.Kernels.AdamUpdate.StepBytesPerElement"/>,
+/// <see cref="IlgpuTrain.Kernels.SgdUpdate.StepBytesPerElement"/>). The chain path moves more bytes
+/// for the same work, so its GB/s figure is "useful bytes per second".
 /// </summary>
 public class OptimizersBench
 {

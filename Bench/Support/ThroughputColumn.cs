@@ -5,7 +5,7 @@ using BenchmarkDotNet.Running;
 
 namespace IlgpuTrain.Bench.Support;
 
-/// <summary>Bytes a benchmark call moves: <see cref="PerElement"/> times the benchmark's <c>N</c> parameter (from the kernel's header comment).</summary>
+/// <summary>Bytes a benchmark call moves: <see cref="PerElement"/> times the benchmark's <c>N</c> parameter (a kernel's <c>...BytesPerElement</c> constant).</summary>
 /// <param name="perElement">Bytes read plus written per element.</param>
 [AttributeUsage(AttributeTargets.Method)]
 public sealed class BytesAttribute(double perElement) : Attribute
@@ -36,8 +36,8 @@ public sealed class ConvFlopsAttribute(double passes) : Attribute
 
 /// <summary>
 /// Bytes of a fused optimizer step per parameter, from the <c>Optimizer</c> parameter's prefix:
-/// AdamW/Adam read p, g, m, v and write p, m, v (28 B); Sgd with momentum reads p, g, b and
-/// writes p, b (20 B). Times the <c>N</c> parameter.
+/// AdamW/Adam: <see cref="IlgpuTrain.Kernels.AdamUpdate.StepBytesPerElement"/>; Sgd with momentum:
+/// <see cref="IlgpuTrain.Kernels.SgdUpdate.StepBytesPerElement"/>. Times the <c>N</c> parameter.
 /// </summary>
 [AttributeUsage(AttributeTargets.Method)]
 public sealed class OptimizerBytesAttribute : Attribute
@@ -46,7 +46,7 @@ public sealed class OptimizerBytesAttribute : Attribute
     /// <param name="optimizer">E.g. "AdamW-fused".</param>
     /// <returns>The bytes, or 0 when unknown.</returns>
     public static double PerParameter(string optimizer) =>
-        optimizer.StartsWith("Adam", StringComparison.Ordinal) ? 28 : optimizer.StartsWith("Sgd", StringComparison.Ordinal) ? 20 : 0;
+        optimizer.StartsWith("Adam", StringComparison.Ordinal) ? IlgpuTrain.Kernels.AdamUpdate.StepBytesPerElement : optimizer.StartsWith("Sgd", StringComparison.Ordinal) ? IlgpuTrain.Kernels.SgdUpdate.StepBytesPerElement : 0;
 }
 
 /// <summary>Throughput from the median time: GB/s for <see cref="BytesAttribute"/> benchmarks, GFLOP/s for <see cref="GemmFlopsAttribute"/>.</summary>

@@ -3,6 +3,7 @@ using IlgpuTrain.Functional;
 using IlgpuTrain.Kernels;
 using IlgpuTrain.Layers;
 using IlgpuTrain.Optimizers;
+using IlgpuTrain.Training;
 
 namespace IlgpuTrain.Cli.Benchmarks;
 
@@ -44,13 +45,9 @@ internal sealed record BenchPlan(DeviceKind Kind, bool Quick, IReadOnlySet<strin
 /// </summary>
 internal static class BenchRunner
 {
-    // Bytes per element, as the kernel files' header comments count them.
-    private const double CopyBytes = 8;      // read 4 B, write 4 B
-    private const double AxpyBytes = 12;     // Elementwise.cs: Axpy reads 8 B, writes 4 B
-    private const double AddBytes = 12;      // Elementwise.cs: Add reads 8 B, writes 4 B
-    private const double ReluBytes = 8;      // Activations.cs: a map reads 4 B, writes 4 B
-    private const double ReduceBytes = 4;    // Reductions.cs: flat reductions read 4 B per element
-    private const double AdamWBytes = 28;    // OptimizersBench.cs: reads p, g, m, v, writes p, m, v
+    // Bytes per element of the kernels come from the kernels' own constants (one source of truth);
+    // a device-to-device copy is no kernel of ours: it reads 4 B and writes 4 B.
+    private const double CopyBytes = 8;
 
     /// <summary>GEMM calls predicted to take longer than this on the CPU are skipped.</summary>
     private const double CpuGemmLimitSeconds = 20;
@@ -185,9 +182,9 @@ internal static class BenchRunner
         double relu = Median(plan, device, () => Activations.Relu(host, x.View<float>(), z.View<float>()));
         return
         [
-            new BenchRow("elementwise", $"axpy {n}", axpy, GbPerS(AxpyBytes * n, axpy), "GB/s", "12 B/elem") { PeerSpec = Spec("axpy", ("n", n)) },
-            new BenchRow("elementwise", $"add {n}", add, GbPerS(AddBytes * n, add), "GB/s", "12 B/elem") { PeerSpec = Spec("add", ("n", n)) },
-            new BenchRow("elementwise", $"relu {n}", relu, GbPerS(ReluBytes * n, relu), "GB/s", "8 B/elem") { PeerSpec = Spec("relu", ("n", n)) },
+            new BenchRow("elementwise", $"axpy {n}", axpy, GbPerS((double)Kernels.Elementwise.AxpyBytesPerElement * n, axpy), "GB/s", $"{Kernels.Elementwise.AxpyBytesPerElement} B/elem") { PeerSpec = Spec("axpy", ("n", n)) },
+            new BenchRow("elementwise", $"add {n}", add, GbPerS((double)Kernels.Elementwise.AddBytesPerElement * n, add), "GB/s", $"{Kernels.Elementwise.AddBytesPerElement} B/elem") { PeerSpec = Spec("add", ("n", n)) },
+            new BenchRow("elementwise", $"relu {n}", relu, GbPerS((double)Activations.ForwardBytesPerElement * n, relu), "GB/s", $"{Activations.ForwardBytesPerElement} B/elem") { PeerSpec = Spec("relu", ("n", n)) },
         ];
     }
 
@@ -202,8 +199,8 @@ internal static class BenchRunner
         double l2 = Median(plan, device, () => Kernels.Reductions.L2Norm(host, x.View<float>(), result.View<float>(), scratch.View<float>()));
         return
         [
-            new BenchRow("reductions", $"sum {n}", sum, GbPerS(ReduceBytes * n, sum), "GB/s", "4 B/elem, deterministic") { PeerSpec = Spec("sum", ("n", n)) },
-            new BenchRow("reductions", $"l2norm {n}", l2, GbPerS(ReduceBytes * n, l2), "GB/s", "4 B/elem, deterministic") { PeerSpec = Spec("l2norm", ("n", n)) },
+            new BenchRow("reductions", $"sum {n}", sum, GbPerS((double)Kernels.Reductions.BytesPerElement * n, sum), "GB/s", $"{Kernels.Reductions.BytesPerElement} B/elem, deterministic") { PeerSpec = Spec("sum", ("n", n)) },
+            new BenchRow("reductions", $"l2norm {n}", l2, GbPerS((double)Kernels.Reductions.BytesPerElement * n, l2), "GB/s", $"{Kernels.Reductions.BytesPerElement} B/elem, deterministic") { PeerSpec = Spec("l2norm", ("n", n)) },
         ];
     }
 
@@ -256,7 +253,7 @@ internal static class BenchRunner
         {
             // The step consumes its gradients (donation): a fresh copy, made untimed, stands in for the backward pass.
             double ms = Median(plan, device, () => (parameters, state) = opt.Step(parameters, fresh!, state), () => fresh = grads.Clone());
-            return new BenchRow("optimizer", $"adamw {FormatCount(n)}", ms, GbPerS(AdamWBytes * n, ms), "GB/s", "fused AdamW step, 28 B/param") { PeerSpec = Spec("adamw", ("n", n)) };
+            return new BenchRow("optimizer", $"adamw {FormatCount(n)}", ms, GbPerS((double)AdamUpdate.StepBytesPerElement * n, ms), "GB/s", $"fused AdamW step, {AdamUpdate.StepBytesPerElement} B/param") { PeerSpec = Spec("adamw", ("n", n)) };
         }
         finally
         {
@@ -286,7 +283,7 @@ internal static class BenchRunner
         {
             _device = device;
             var sample = new Shape(1, 28, 28);
-            _model = Models.Build(name, sample, 10, Models.DefaultDropout(name));
+            _model = Models.Build(name, 10);
             (_params, _state) = _model.Init(device, sample, Rng.Create(0));
             _opt = new Chain(new ClipByGlobalNorm(1.0), new AdamW(1e-3));
             _optState = _opt.Init(_params);

@@ -1,3 +1,5 @@
+using IlgpuTrain.Training.Conformance;
+
 namespace IlgpuTrain.Properties.Kernels;
 
 /// <summary>Kernels/Augment.cs: each kernel equals its reference; flip, crop, rotation and jitter have their identities and known values; a key fixes the result.</summary>
@@ -6,13 +8,10 @@ public class AugmentProperties
     // Flip and crop move values: bitwise equal.
     private const double Exact = 0;
 
-    // Rotation: float cos/sin/floor against float64; bilinear is continuous, so a coordinate error of
-    // a few ulps of H (<= 17) moves the value by about 1e-6 x |x| (values up to 2).
-    private const double RotateAtol = 2e-5;
-
-    // Jitter: a float gray mean over at most 3 x 17 x 17 values against float64.
-    private const double JitterAtol = 1e-5;
-    private const double JitterRtol = 1e-5;
+    // Rotation and jitter: shared with the conformance suite (the reasoning is there).
+    private const double RotateAtol = Tolerances.Augment.RotateAtol;
+    private const double JitterAtol = Tolerances.Augment.JitterAtol;
+    private const double JitterRtol = Tolerances.Augment.JitterRtol;
 
     private sealed record Batch(int N, int C, int H, int W, float[] X, (ulong Seed, uint Stream, uint Counter) Key)
     {

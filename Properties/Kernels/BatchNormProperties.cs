@@ -1,4 +1,5 @@
 using IlgpuTrain.Layers;
+using IlgpuTrain.Training.Conformance;
 using Kernel = IlgpuTrain.Kernels.BatchNorm;
 
 namespace IlgpuTrain.Properties.Kernels;
@@ -13,18 +14,13 @@ namespace IlgpuTrain.Properties.Kernels;
 /// </summary>
 public class BatchNormProperties
 {
-    // Per-channel float sums of m <= 289 values of |x| <= 5 against float64: the mean's error is
-    // about m u max|x| / m, the centered pass adds as much relative to var.
-    private const double StatisticsAtol = 2e-5;
-    private const double StatisticsRtol = 2e-5;
-
-    // Elementwise: a float rsqrt (a few ulp) times values of order 10.
-    private const double ElementwiseAtol = 2e-5;
-    private const double ElementwiseRtol = 2e-5;
-
-    // Σ dy and Σ dy x̂ over m terms of magnitude <= 2 * 3: float rounding grows with m.
-    private const double SumAtolPerTerm = 2e-6;
-    private const double SumRtol = 2e-5;
+    // Kernel-versus-reference bounds, shared with the conformance suite (the reasoning is there).
+    private const double StatisticsAtol = Tolerances.BatchNorm.StatisticsAtol;
+    private const double StatisticsRtol = Tolerances.BatchNorm.StatisticsRtol;
+    private const double ElementwiseAtol = Tolerances.BatchNorm.ElementwiseAtol;
+    private const double ElementwiseRtol = Tolerances.BatchNorm.ElementwiseRtol;
+    private const double SumAtolPerTerm = Tolerances.BatchNorm.SumAtolPerTerm;
+    private const double SumRtol = Tolerances.BatchNorm.SumRtol;
 
     // Finite differences (step 1e-5, float64 forward, truncation ~1e-10) against float kernels
     // whose gradients are of order invstd <= 2 on the well-spread inputs of SmallChannelBatch.

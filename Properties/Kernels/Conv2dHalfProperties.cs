@@ -1,3 +1,5 @@
+using IlgpuTrain.Training.Conformance;
+
 namespace IlgpuTrain.Properties.Kernels;
 
 /// <summary>
@@ -9,8 +11,8 @@ public class Conv2dHalfProperties
 {
     // Float32 sums of at most C kh kw (forward, dX) or N Ho Wo (dW) products of halves in [-1, 1]
     // against float64 (as Conv2dProperties' GEMM tolerance).
-    private const double GemmAtol = 1e-4;
-    private const double GemmRtol = 1e-4;
+    private const double GemmAtol = Tolerances.Gemm.Atol;
+    private const double GemmRtol = Tolerances.Gemm.Rtol;
 
     // The forward output is rounded to fp16 after a float32 sum: a float rounding of the sum can move
     // it across a half tie, one fp16 ulp (2^-10 relative, 2^-24 absolute below 2^-14).

@@ -1,3 +1,4 @@
+using IlgpuTrain.Training.Conformance;
 using Kernel = IlgpuTrain.Kernels.LayerNorm;
 using LayerNormLayer = IlgpuTrain.Layers.LayerNorm;
 
@@ -11,18 +12,13 @@ namespace IlgpuTrain.Properties.Kernels;
 /// </summary>
 public class LayerNormProperties
 {
-    // Row sums of D <= 257 floats of |x| <= 5, a float rsqrt, outputs of order 3 (x̂) times |gamma| <= 2.
-    private const double ForwardAtol = 3e-5;
-    private const double ForwardRtol = 2e-5;
-
-    // InputGrad: two float row sums of D terms of order 2 * 2 * 3, then a cancellation; the
-    // error scales with D through the row means a and b.
-    private const double InputGradAtol = 5e-5;
-    private const double InputGradRtol = 5e-5;
-
-    // ParamGrads: column sums over N <= 257 rows of |dy x̂| <= 2 * 3 (float rounding grows with N).
-    private const double SumAtolPerTerm = 2e-6;
-    private const double SumRtol = 2e-5;
+    // Kernel-versus-reference bounds, shared with the conformance suite (the reasoning is there).
+    private const double ForwardAtol = Tolerances.LayerNorm.ForwardAtol;
+    private const double ForwardRtol = Tolerances.LayerNorm.ForwardRtol;
+    private const double InputGradAtol = Tolerances.LayerNorm.InputGradAtol;
+    private const double InputGradRtol = Tolerances.LayerNorm.InputGradRtol;
+    private const double SumAtolPerTerm = Tolerances.LayerNorm.SumAtolPerTerm;
+    private const double SumRtol = Tolerances.LayerNorm.SumRtol;
 
     // Finite differences (step 1e-5, float64 forward) against float kernels, gradients of order rstd <= 2.
     private const double GradAtol = 2e-4;

@@ -1,10 +1,12 @@
+using IlgpuTrain.Training.Conformance;
+
 namespace IlgpuTrain.Properties.Kernels;
 
 /// <summary>LossScale.Unscale: g *= 1/scale in place plus a sticky non-finite flag, in one kernel.</summary>
 public class LossScaleProperties
 {
-    // fl(x * fl(1/s)) against the exact x / s: two roundings of at most 2^-24 relative each.
-    private const double UnscaleRtol = 1.5e-7;
+    // fl(x * fl(1/s)) against the exact x / s: shared with the conformance suite.
+    private const double UnscaleRtol = Tolerances.LossScale.UnscaleRtol;
 
     [Property(MaxTest = 40)]
     public Property Unscale_equals_reference_and_flags_exactly_the_poisoned_inputs() =>

@@ -1,20 +1,17 @@
+using IlgpuTrain.Training.Conformance;
+
 namespace IlgpuTrain.Properties.Kernels;
 
 /// <summary>Pointwise losses (Kernels/Losses.cs, F.MseLoss ... F.BinaryCrossEntropyWithLogits): kernels = references, VJP = finite differences, PyTorch 1.13 known values, stability.</summary>
 public class LossesProperties
 {
-    // Per-element float32 losses against float64: a few roundings of values up to ~100, plus
-    // BCE's log(1 + exp(-|x|)) whose float32 argument rounds at 6e-8.
-    private const double ForwardAtol = 2e-6;
-    private const double ForwardRtol = 4e-6;
-
-    // The Mean/Sum reduction sums up to 4099 float32 losses (compensated) against a float64 sum.
-    private const double ReduceAtol = 1e-5;
-    private const double ReduceRtol = 1e-5;
-
-    // Backward: one float32 derivative times dLoss (and 1/n).
-    private const double BackwardAtol = 1e-6;
-    private const double BackwardRtol = 4e-6;
+    // Kernel-versus-reference bounds, shared with the conformance suite (the reasoning is there).
+    private const double ForwardAtol = Tolerances.Losses.ForwardAtol;
+    private const double ForwardRtol = Tolerances.Losses.ForwardRtol;
+    private const double ReduceAtol = Tolerances.Losses.ReduceAtol;
+    private const double ReduceRtol = Tolerances.Losses.ReduceRtol;
+    private const double BackwardAtol = Tolerances.Losses.BackwardAtol;
+    private const double BackwardRtol = Tolerances.Losses.BackwardRtol;
 
     // VJP against central differences (h = 1e-5) of the float64 reference: truncation error of the
     // quadratic pieces is 0, of BCE O(h^2); the rest is float32 rounding of the kernel's output.

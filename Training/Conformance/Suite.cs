@@ -4,18 +4,26 @@ using IlgpuTrain.Kernels;
 using IlgpuTrain.Kernels.Runtime;
 using Half = ILGPU.Half;
 
-namespace IlgpuTrain.Cli.Conformance;
+namespace IlgpuTrain.Training.Conformance;
 
 /// <summary>
 /// The backend-conformance suite: every kernel family against its CPU reference on random inputs,
-/// on whichever accelerator the harness's host runs. Tolerances are those of the family's
-/// properties (Properties/Kernels), widened only where a GPU may reorder sums or use its own
-/// transcendental functions (noted per check).
+/// on one device. It is what <c>ilgpu-train check</c> runs and what a property runs on the CPU
+/// accelerator, so a green run on a CUDA or OpenCL device means the same checks passed there.
+/// Tolerances are the properties' (<see cref="Tolerances"/>), widened only where a GPU may reorder
+/// sums or use its own transcendental functions (noted per check).
 /// </summary>
-internal static class Suite
+/// <example>
+/// <code>
+/// using var device = Device.Create();
+/// var results = Suite.Run(device, new SuiteOptions { Quick = true });
+/// bool ok = results.All(r => r.Passed);
+/// </code>
+/// </example>
+public static class Suite
 {
     /// <summary>Every family the suite covers, in the order it runs them.</summary>
-    public static readonly string[] Families =
+    public static IReadOnlyList<string> Families { get; } =
     [
         "Elementwise", "Activations", "BiasAdd", "Cast", "Reductions", "Gemm", "GemmHalf", "Softmax", "LogSoftmax",
         "CrossEntropy", "Philox", "Adam", "Sgd", "Rms", "Adagrad", "WeightDecay", "Clip", "LossScale", "Conv2d", "Pooling",
@@ -34,7 +42,23 @@ internal static class Suite
     private const double SumAtolPerTerm = 2e-6;
     private const double SumRtol = 2e-5;
 
-    public static void RunAll(Harness h)
+    /// <summary>Runs every check on <paramref name="device"/>'s kernels and returns one result per comparison, in order.</summary>
+    /// <param name="device">The device whose kernels are checked (its backend and kernel variant).</param>
+    /// <param name="options">Sizes, seed and the self-test perturbation; null for the defaults (full sizes, seed 1234).</param>
+    /// <returns>The results; a check that throws is a failed result, so the suite always runs to the end.</returns>
+    /// <exception cref="ArgumentException">The options name a family the suite does not have.</exception>
+    public static IReadOnlyList<CheckResult> Run(Device device, SuiteOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        options ??= new SuiteOptions();
+        if (options.PerturbReferenceOf is { } family && !Families.Contains(family, StringComparer.OrdinalIgnoreCase))
+            throw new ArgumentException($"SuiteOptions.PerturbReferenceOf {family}: no such family; use one of {string.Join(", ", Families)}.", nameof(options));
+        using var harness = new Harness(device.Kernels, options.Quick, options.Seed, options.PerturbReferenceOf);
+        RunAll(harness);
+        return harness.Results;
+    }
+
+    private static void RunAll(Harness h)
     {
         int n = h.Quick ? 257 : 65_537;
         Run(h, "Elementwise", () => Elementwise(h, n));
@@ -279,8 +303,8 @@ internal static class Suite
                 Kernels.Gemm.Run(h.Host, ta, tb, m, n, k, 0.5f, h.Up(a), h.Up(b), 0.25f, dc);
                 var r = (float[])c.Clone();
                 Kernels.Gemm.GemmReference(ta, tb, m, n, k, 0.5f, a, b, 0.25f, r);
-                // Dot products of k terms summed in tiles: the property's 1e-4, scaled with k.
-                h.Compare(name, h.Down(dc), r, 1e-4 * Math.Max(1, k / 64.0), 1e-4);
+                // Dot products of k terms summed in tiles: the property's bound, scaled with k.
+                h.Compare(name, h.Down(dc), r, Tolerances.Gemm.Atol * Math.Max(1, k / 64.0), Tolerances.Gemm.Rtol);
             });
         }
     }
@@ -302,7 +326,7 @@ internal static class Suite
                 Kernels.GemmHalf.Run(h.Host, ta, tb, m, n, k, 1f, h.Up(a), h.Up(b), 0.5f, dc);
                 var r = (float[])c.Clone();
                 Kernels.GemmHalf.GemmHalfReference(ta, tb, m, n, k, 1f, a, b, 0.5f, r);
-                h.Compare(name, h.Down(dc), r, 1e-4 * Math.Max(1, k / 64.0), 1e-4);
+                h.Compare(name, h.Down(dc), r, Tolerances.Gemm.Atol * Math.Max(1, k / 64.0), Tolerances.Gemm.Rtol);
             });
         }
 
@@ -330,7 +354,7 @@ internal static class Suite
             Kernels.Softmax.Forward(h.Host, h.Up(x), y, n, c);
             var r = new float[n * c];
             Kernels.Softmax.ForwardReference(x, r, n, c);
-            h.Compare("forward", h.Down(y), r, MathAtol, MathRtol);
+            h.Compare("forward", h.Down(y), r, Tolerances.Softmax.ForwardAtol, Tolerances.Softmax.ForwardRtol);
         });
         h.Run("backward", () =>
         {
@@ -384,7 +408,7 @@ internal static class Suite
                 Kernels.CrossEntropy.Forward(h.Host, h.Up(logits), h.Up(targets), losses, loss, n, c, options);
                 var r = new float[n];
                 Kernels.CrossEntropy.ForwardReference(logits, targets, r, n, c, options);
-                h.Compare("forward " + tag, h.Down(losses), r, 2e-5, 2e-6);
+                h.Compare("forward " + tag, h.Down(losses), r, Tolerances.CrossEntropy.LossAtol, Tolerances.CrossEntropy.LossRtol);
                 h.Compare("reduced " + tag, h.Down(loss), new[] { Kernels.CrossEntropy.ReduceReference(r, targets, options.Reduction) }, 1e-5 * n, 1e-5);
             });
             h.Run("backward " + tag, () =>
@@ -593,7 +617,7 @@ internal static class Suite
                 var (dg, found) = (h.Up(g), h.Zeros<int>(1));
                 Kernels.LossScale.Unscale(h.Host, dg, 1f / 1024f, found);
                 bool r = !Kernels.LossScale.UnscaleReference(g, 1f / 1024f); // the reference says all finite; the kernel flags non-finite
-                h.Compare(name, h.Down(dg), g, 0, 1.5e-7);
+                h.Compare(name, h.Down(dg), g, 0, Tolerances.LossScale.UnscaleRtol);
                 h.Compare(name + " found", new[] { h.Down(found)[0] != 0 ? 1f : 0f }, new[] { r ? 1f : 0f }, 0, 0);
             });
         }
@@ -639,9 +663,9 @@ internal static class Suite
             var (rdx, rdw) = (new float[g.InputLength], new float[w.Length]);
             Kernels.Conv2d.BackwardReference(x, w, dy, rdx, rdw, [], g, o);
             // Sums of K (forward, input) and N*P (weight) products: the properties' GEMM tolerance, scaled.
-            h.Compare("forward", h.Down(y), ry, 1e-4 * Math.Max(1, g.K / 64.0), 1e-4);
-            h.Compare("backward input", h.Down(dx), rdx, 1e-4 * Math.Max(1, o * g.KH * g.KW / 64.0), 1e-4);
-            h.Compare("backward weight", h.Down(dw), rdw, 1e-4 * Math.Max(1, g.N * g.P / 64.0), 1e-4);
+            h.Compare("forward", h.Down(y), ry, Tolerances.Gemm.Atol * Math.Max(1, g.K / 64.0), Tolerances.Gemm.Rtol);
+            h.Compare("backward input", h.Down(dx), rdx, Tolerances.Gemm.Atol * Math.Max(1, o * g.KH * g.KW / 64.0), Tolerances.Gemm.Rtol);
+            h.Compare("backward weight", h.Down(dw), rdw, Tolerances.Gemm.Atol * Math.Max(1, g.N * g.P / 64.0), Tolerances.Gemm.Rtol);
         });
     }
 
@@ -707,8 +731,8 @@ internal static class Suite
             Kernels.BatchNorm.Statistics(h.Host, dx0, mean, var, n, c, s);
             var (rm, rv) = (new float[c], new float[c]);
             Kernels.BatchNorm.StatisticsReference(x, n, c, s, rm, rv);
-            h.Compare("mean", h.Down(mean), rm, 2e-5, 2e-5);
-            h.Compare("var", h.Down(var), rv, 2e-5, 2e-5);
+            h.Compare("mean", h.Down(mean), rm, Tolerances.BatchNorm.StatisticsAtol, Tolerances.BatchNorm.StatisticsRtol);
+            h.Compare("var", h.Down(var), rv, Tolerances.BatchNorm.StatisticsAtol, Tolerances.BatchNorm.StatisticsRtol);
 
             // The later stages take the reference statistics, so each is checked on its own.
             var (um, uv) = (h.Up(rm), h.Up(rv));
@@ -716,15 +740,15 @@ internal static class Suite
             Kernels.BatchNorm.Normalize(h.Host, dx0, um, uv, h.Up(gamma), h.Up(beta), y, n, c, s, eps);
             var ry = new float[x.Length];
             Kernels.BatchNorm.NormalizeReference(x, rm, rv, gamma, beta, ry, n, c, s, eps);
-            h.Compare("normalize", h.Down(y), ry, 2e-5, 2e-5);
+            h.Compare("normalize", h.Down(y), ry, Tolerances.BatchNorm.ElementwiseAtol, Tolerances.BatchNorm.ElementwiseRtol);
 
             var (dgamma, dbeta) = (h.Zeros<float>(c), h.Zeros<float>(c));
             var ddy = h.Up(dy);
             Kernels.BatchNorm.ParamGrads(h.Host, dx0, ddy, um, uv, dgamma, dbeta, n, c, s, eps);
             var (rdg, rdb) = (new float[c], new float[c]);
             Kernels.BatchNorm.ParamGradsReference(x, dy, rm, rv, rdg, rdb, n, c, s, eps);
-            h.Compare("dgamma", h.Down(dgamma), rdg, SumAtolPerTerm * n * s, SumRtol);
-            h.Compare("dbeta", h.Down(dbeta), rdb, SumAtolPerTerm * n * s, SumRtol);
+            h.Compare("dgamma", h.Down(dgamma), rdg, Tolerances.BatchNorm.SumAtolPerTerm * n * s, Tolerances.BatchNorm.SumRtol);
+            h.Compare("dbeta", h.Down(dbeta), rdb, Tolerances.BatchNorm.SumAtolPerTerm * n * s, Tolerances.BatchNorm.SumRtol);
 
             var dx = h.Zeros<float>(x.Length);
             Kernels.BatchNorm.InputGrad(h.Host, dx0, ddy, um, uv, h.Up(gamma), h.Up(rdg), h.Up(rdb), dx, n, c, s, eps, true);
@@ -749,7 +773,7 @@ internal static class Suite
             Kernels.LayerNorm.Forward(h.Host, dx0, h.Up(gamma), h.Up(beta), y, mean, rstd, n, d, eps);
             var (ry, rm, rr) = (new float[x.Length], new float[n], new float[n]);
             Kernels.LayerNorm.ForwardReference(x, gamma, beta, ry, rm, rr, n, d, eps);
-            h.Compare("forward", h.Down(y), ry, 3e-5 * Math.Max(1, d / 64.0), 2e-5);
+            h.Compare("forward", h.Down(y), ry, Tolerances.LayerNorm.ForwardAtol * Math.Max(1, d / 64.0), Tolerances.LayerNorm.ForwardRtol);
             h.Compare("mean", h.Down(mean), rm, SumAtolPerTerm, SumRtol);
             h.Compare("rstd", h.Down(rstd), rr, 3e-5, 3e-5 * Math.Max(1, d / 64.0));
 
@@ -758,14 +782,14 @@ internal static class Suite
             Kernels.LayerNorm.InputGrad(h.Host, dx0, ddy, h.Up(gamma), um, ur, dx, n, d);
             var rdx = new float[x.Length];
             Kernels.LayerNorm.InputGradReference(x, dy, gamma, rm, rr, rdx, n, d);
-            h.Compare("input grad", h.Down(dx), rdx, 5e-5 * Math.Max(1, d / 64.0), 5e-5);
+            h.Compare("input grad", h.Down(dx), rdx, Tolerances.LayerNorm.InputGradAtol * Math.Max(1, d / 64.0), Tolerances.LayerNorm.InputGradRtol);
 
             var (dgamma, dbeta) = (h.Zeros<float>(d), h.Zeros<float>(d));
             Kernels.LayerNorm.ParamGrads(h.Host, dx0, ddy, um, ur, dgamma, dbeta, n, d);
             var (rdg, rdb) = (new float[d], new float[d]);
             Kernels.LayerNorm.ParamGradsReference(x, dy, rm, rr, rdg, rdb, n, d);
-            h.Compare("dgamma", h.Down(dgamma), rdg, SumAtolPerTerm * n, SumRtol);
-            h.Compare("dbeta", h.Down(dbeta), rdb, SumAtolPerTerm * n, SumRtol);
+            h.Compare("dgamma", h.Down(dgamma), rdg, Tolerances.LayerNorm.SumAtolPerTerm * n, Tolerances.LayerNorm.SumRtol);
+            h.Compare("dbeta", h.Down(dbeta), rdb, Tolerances.LayerNorm.SumAtolPerTerm * n, Tolerances.LayerNorm.SumRtol);
         });
     }
 
@@ -872,16 +896,16 @@ internal static class Suite
                 Kernels.Losses.Forward(h.Host, op, dxx, dt, default, losses, result, scratch, reduction);
                 var rl = new double[n];
                 Kernels.Losses.ForwardReference((a, b, _) => loss(a, b), x, t, [], rl);
-                h.Compare(tag + " losses", h.Down(losses), rl, 2e-6, 4e-6);
+                h.Compare(tag + " losses", h.Down(losses), rl, Tolerances.Losses.ForwardAtol, Tolerances.Losses.ForwardRtol);
                 if (reduction != LossReduction.None)
-                    h.Compare(tag + " reduced", h.Down(result), new[] { Kernels.Losses.ReduceReference(rl, reduction) }, 1e-5 * (reduction == LossReduction.Sum ? n : 1), 1e-5);
+                    h.Compare(tag + " reduced", h.Down(result), new[] { Kernels.Losses.ReduceReference(rl, reduction) }, Tolerances.Losses.ReduceAtol * (reduction == LossReduction.Sum ? n : 1), Tolerances.Losses.ReduceRtol);
 
                 var dLoss = reduction == LossReduction.None ? h.Floats(n) : [0.7f];
                 var dz = h.Zeros<float>(n);
                 Kernels.Losses.Backward(h.Host, op, dxx, dt, default, h.Up(dLoss), dz, reduction);
                 var rdz = new double[n];
                 Kernels.Losses.BackwardReference((a, b, _) => grad(a, b), x, t, [], dLoss, reduction, rdz);
-                h.Compare(tag + " backward", h.Down(dz), rdz, 1e-6, 4e-6);
+                h.Compare(tag + " backward", h.Down(dz), rdz, Tolerances.Losses.BackwardAtol, Tolerances.Losses.BackwardRtol);
             });
         }
     }
@@ -901,8 +925,8 @@ internal static class Suite
             });
         One("flip", x.Length, (a, y) => Kernels.Augment.Flip(h.Host, a, y, n, c, hh, w, 0.5f, 7, 1, 2), (a, r) => Kernels.Augment.FlipReference(a, r, n, c, hh, w, 0.5f, 7, 1, 2), 0, 0);
         One("crop", n * c * (hh - 1) * (w - 2), (a, y) => Kernels.Augment.Crop(h.Host, a, y, n, c, hh, w, hh - 1, w - 2, 2, 7, 1, 2), (a, r) => Kernels.Augment.CropReference(a, r, n, c, hh, w, hh - 1, w - 2, 2, 7, 1, 2), 0, 0);
-        One("rotate", x.Length, (a, y) => Kernels.Augment.Rotate(h.Host, a, y, n, c, hh, w, -15f, 15f, 7, 1, 2), (a, r) => Kernels.Augment.RotateReference(a, r, n, c, hh, w, -15f, 15f, 7, 1, 2), 2e-5, 0);
-        One("jitter", x.Length, (a, y) => Kernels.Augment.Jitter(h.Host, a, y, h.Zeros<float>(Kernels.Augment.JitterScratchLength(n)), n, c, hh, w, 0.8f, 1.2f, 0.8f, 1.2f, 7, 1, 2), (a, r) => Kernels.Augment.JitterReference(a, r, n, c, hh, w, 0.8f, 1.2f, 0.8f, 1.2f, 7, 1, 2), 1e-5, 1e-5);
+        One("rotate", x.Length, (a, y) => Kernels.Augment.Rotate(h.Host, a, y, n, c, hh, w, -15f, 15f, 7, 1, 2), (a, r) => Kernels.Augment.RotateReference(a, r, n, c, hh, w, -15f, 15f, 7, 1, 2), Tolerances.Augment.RotateAtol, 0);
+        One("jitter", x.Length, (a, y) => Kernels.Augment.Jitter(h.Host, a, y, h.Zeros<float>(Kernels.Augment.JitterScratchLength(n)), n, c, hh, w, 0.8f, 1.2f, 0.8f, 1.2f, 7, 1, 2), (a, r) => Kernels.Augment.JitterReference(a, r, n, c, hh, w, 0.8f, 1.2f, 0.8f, 1.2f, 7, 1, 2), Tolerances.Augment.JitterAtol, Tolerances.Augment.JitterRtol);
     }
 
     private static void Metrics(Harness h)

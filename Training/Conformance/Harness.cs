@@ -2,16 +2,33 @@ using ILGPU;
 using ILGPU.Runtime;
 using IlgpuTrain.Kernels.Runtime;
 
-namespace IlgpuTrain.Cli.Conformance;
+namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>One comparison of a kernel with its CPU reference.</summary>
+/// <summary>One comparison of a kernel with its CPU reference, as <see cref="Suite.Run"/> reports it.</summary>
 /// <param name="Family">The kernel family (Elementwise, Gemm, ...).</param>
 /// <param name="Name">The check within the family.</param>
 /// <param name="MaxError">Largest |kernel - reference| over the elements.</param>
 /// <param name="Tolerance">atol + rtol * |reference| at the worst element (relative to its allowance).</param>
 /// <param name="Passed">Whether every element was within its tolerance.</param>
 /// <param name="Detail">The first failing element, or the exception, when failed.</param>
-internal sealed record CheckResult(string Family, string Name, double MaxError, double Tolerance, bool Passed, string? Detail);
+public sealed record CheckResult(string Family, string Name, double MaxError, double Tolerance, bool Passed, string? Detail);
+
+/// <summary>The choices of one <see cref="Suite.Run"/>.</summary>
+public sealed record SuiteOptions
+{
+    /// <summary>Small sizes only (seconds on the CPU accelerator); the default runs sizes where a GPU's tiling and summation order show.</summary>
+    public bool Quick { get; init; }
+
+    /// <summary>Seed of the random inputs (default 1234).</summary>
+    public int Seed { get; init; } = 1234;
+
+    /// <summary>
+    /// A self-test of the suite: the family (case-insensitive) whose reference is perturbed on its
+    /// first element, so its checks must fail and the others still pass. Null (the default) in
+    /// every real run.
+    /// </summary>
+    public string? PerturbReferenceOf { get; init; }
+}
 
 /// <summary>
 /// Uploads inputs, reads results back and compares them with a reference; every check's result is
@@ -21,12 +38,12 @@ internal sealed class Harness : IDisposable
 {
     private readonly List<IDisposable> _buffers = [];
 
-    public Harness(KernelHost host, bool quick, int seed, string? corruptFamily)
+    public Harness(KernelHost host, bool quick, int seed, string? perturbFamily)
     {
         Host = host;
         Quick = quick;
         Rng = new Random(seed);
-        CorruptFamily = corruptFamily;
+        PerturbFamily = perturbFamily;
     }
 
     public KernelHost Host { get; }
@@ -36,7 +53,7 @@ internal sealed class Harness : IDisposable
     public Random Rng { get; }
 
     /// <summary>The family whose reference is deliberately perturbed (a self-test of the suite).</summary>
-    public string? CorruptFamily { get; }
+    public string? PerturbFamily { get; }
 
     public List<CheckResult> Results { get; } = [];
 
@@ -130,7 +147,7 @@ internal sealed class Harness : IDisposable
 
         double maxErr = 0, worstRatio = -1, worstTol = atol;
         string? detail = null;
-        bool corrupt = CorruptFamily != null && string.Equals(CorruptFamily, Family, StringComparison.OrdinalIgnoreCase);
+        bool corrupt = PerturbFamily != null && string.Equals(PerturbFamily, Family, StringComparison.OrdinalIgnoreCase);
         for (int i = 0; i < actual.Length; i++)
         {
             double r = expected[i] + (corrupt && i == 0 ? 1.0 + Math.Abs(expected[i]) : 0.0);

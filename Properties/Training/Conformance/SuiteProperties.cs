@@ -1,0 +1,44 @@
+using IlgpuTrain.Training.Conformance;
+
+namespace IlgpuTrain.Properties.Training.Conformance;
+
+/// <summary>
+/// The conformance suite that <c>ilgpu-train check</c> runs, run here on the CPU accelerator: every
+/// family has checks and every check passes, on both kernel variants. A perturbed reference fails
+/// its family only, so a green suite on a GPU means something.
+/// </summary>
+public class SuiteProperties
+{
+    [Fact]
+    public void Every_check_passes_on_the_cpu_device() => AllPass(Devices.Cpu);
+
+    [Fact]
+    public void Every_check_of_the_gpu_variants_passes_on_the_cpu_device() => AllPass(Devices.GpuSim);
+
+    [Theory]
+    [InlineData("Gemm")]
+    [InlineData("LayerNorm")]
+    [InlineData("metrics")]
+    public void A_perturbed_reference_fails_its_family_only(string family)
+    {
+        var results = Suite.Run(Devices.Cpu, new SuiteOptions { Quick = true, PerturbReferenceOf = family });
+        var failed = results.Where(r => !r.Passed).Select(r => r.Family).Distinct().ToList();
+        Assert.Equal([Suite.Families.Single(f => f.Equals(family, StringComparison.OrdinalIgnoreCase))], failed);
+    }
+
+    [Fact]
+    public void An_unknown_family_to_perturb_is_refused_by_name()
+    {
+        var e = Assert.Throws<ArgumentException>(() => Suite.Run(Devices.Cpu, new SuiteOptions { Quick = true, PerturbReferenceOf = "Gemmm" }));
+        Assert.Contains("Gemmm", e.Message);
+        Assert.Contains("LayerNorm", e.Message);
+    }
+
+    private static void AllPass(Device device)
+    {
+        var results = Suite.Run(device, new SuiteOptions { Quick = true });
+        var failures = results.Where(r => !r.Passed).Select(r => $"{r.Family} {r.Name}: {r.Detail}").ToList();
+        Assert.True(failures.Count == 0, string.Join(Environment.NewLine, failures));
+        Assert.Equal(Suite.Families.Order(), results.Select(r => r.Family).Distinct().Order());
+    }
+}

@@ -1,0 +1,208 @@
+using System.Globalization;
+
+namespace IlgpuTrain.Training;
+
+/// <summary>The data of a run: the training set, the validation set and the test set.</summary>
+/// <param name="Train">The training split (limited by <see cref="RunConfig.TrainLimit"/>, less the held-out samples).</param>
+/// <param name="Validation">The held-out samples (<see cref="RunConfig.ValSize"/>), else the test split.</param>
+/// <param name="Test">The test split.</param>
+/// <param name="ValidationNote">One line saying where the validation set came from.</param>
+public sealed record RunData(IDataset Train, IDataset Validation, IDataset Test, string ValidationNote);
+
+/// <summary>
+/// Turns a <see cref="RunConfig"/> (names and numbers, as a command line gives them) into the
+/// objects of a run: the learning-rate schedule, the optimizer chain, the data, the device and the
+/// <see cref="Trainer"/>. This is what <c>ilgpu-train train</c> runs, so a C# program that builds
+/// the same configuration trains the same run.
+/// </summary>
+public static class Recipes
+{
+    /// <summary>The optimizer names: sgd, momentum, nesterov, adam, adamw.</summary>
+    public static IReadOnlyList<string> Optimizers { get; } = ["sgd", "momentum", "nesterov", "adam", "adamw"];
+
+    /// <summary>The schedule names: onecycle, cosine, step, constant, warmup-cosine, wsd, plateau.</summary>
+    public static IReadOnlyList<string> Schedules { get; } = ["onecycle", "cosine", "step", "constant", "warmup-cosine", "wsd", "plateau"];
+
+    /// <summary>The data-set names: fashion-mnist, mnist, cifar10.</summary>
+    public static IReadOnlyList<string> Datasets { get; } = ["fashion-mnist", "mnist", "cifar10"];
+
+    /// <summary>
+    /// The learning-rate schedule <paramref name="name"/> over a run of <paramref name="totalUpdates"/> updates.
+    /// </summary>
+    /// <remarks>
+    /// onecycle: PyTorch's OneCycleLR peaking at <paramref name="learningRate"/>.
+    /// cosine: CosineAnnealingLR with T_max = the run.
+    /// step: StepLR dropping 10x every third of the run.
+    /// constant, plateau: constant (plateau adds ReduceOnPlateau in <see cref="Optimizer"/>).
+    /// warmup-cosine: linear warmup, then cosine decay to 0.
+    /// wsd: linear warmup, 70% of the rest stable, then cosine decay.
+    /// Warmup is <paramref name="warmupSteps"/>, or 5% of the run when 0, at most the run.
+    /// </remarks>
+    /// <param name="name">One of <see cref="Schedules"/>.</param>
+    /// <param name="learningRate">The peak learning rate.</param>
+    /// <param name="totalUpdates">Optimizer updates in the run (clamped to [1, int.MaxValue]).</param>
+    /// <param name="warmupSteps">Warmup updates of warmup-cosine and wsd; 0 for 5% of the run.</param>
+    /// <returns>The schedule.</returns>
+    /// <exception cref="ArgumentException">Unknown name; the message lists the known ones.</exception>
+    public static Schedule LearningRateSchedule(string name, double learningRate, long totalUpdates, int warmupSteps = 0)
+    {
+        int total = (int)Math.Clamp(totalUpdates, 1, int.MaxValue);
+        int warmup = Math.Min(warmupSteps > 0 ? warmupSteps : Math.Max(1, total / 20), total);
+        int stable = (total - warmup) * 7 / 10;
+        return name switch
+        {
+            "onecycle" => new OneCycleLR(learningRate, total),
+            "cosine" => new CosineAnnealingLR(learningRate, total),
+            "step" => new StepLR(learningRate, Math.Max(1, total / 3)),
+            "constant" or "plateau" => new Constant(learningRate),
+            "warmup-cosine" => new WarmupPlateauDecay(learningRate, warmup, 0, Math.Max(1, total - warmup)),
+            "wsd" => new WarmupPlateauDecay(learningRate, warmup, stable, Math.Max(1, total - warmup - stable)),
+            _ => throw new ArgumentException($"Unknown schedule \"{name}\"; use one of: {string.Join(", ", Schedules)}.", nameof(name)),
+        };
+    }
+
+    /// <summary>
+    /// The optimizer of a run: [ClipByGlobalNorm] then SGD / momentum / Nesterov / Adam / AdamW with
+    /// the schedule over <paramref name="totalUpdates"/>, [ReduceOnPlateau], wrapped in MultiSteps
+    /// when accumulating. Under one-cycle, momentum (SGD) or beta1 (Adam) cycles between 0.95 and
+    /// 0.85, as PyTorch's OneCycleLR with cycle_momentum does.
+    /// </summary>
+    /// <remarks>
+    /// plateau is PyTorch's ReduceLROnPlateau on the validation loss (factor 0.1), with patience 2
+    /// epochs (shorter than PyTorch's 10, to act within a short run), after the optimizer's scaling.
+    /// </remarks>
+    /// <param name="config">The run (Optimizer, LearningRate, WeightDecay, Momentum, Schedule, WarmupSteps, Clip, Accumulate).</param>
+    /// <param name="totalUpdates">Optimizer updates in the run (see <see cref="TotalUpdates"/>).</param>
+    /// <returns>The gradient transformation.</returns>
+    /// <exception cref="ArgumentException">Unknown optimizer or schedule name.</exception>
+    public static IGradientTransformation Optimizer(RunConfig config, long totalUpdates)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var c = config;
+        var lr = LearningRateSchedule(c.Schedule, c.LearningRate, totalUpdates, c.WarmupSteps);
+        Schedule? cycled = lr is OneCycleLR one ? one.Momentum() : null;
+        IGradientTransformation core = c.Optimizer switch
+        {
+            "sgd" => new Sgd(lr, weightDecay: c.WeightDecay),
+            "momentum" => new Sgd(lr, momentum: cycled ?? c.Momentum, weightDecay: c.WeightDecay),
+            "nesterov" => new Sgd(lr, momentum: cycled ?? c.Momentum, weightDecay: c.WeightDecay, nesterov: true),
+            "adam" => new Adam(lr, beta1: cycled, weightDecay: c.WeightDecay),
+            "adamw" => new AdamW(lr, beta1: cycled, weightDecay: c.WeightDecay),
+            _ => throw new ArgumentException($"Unknown optimizer \"{c.Optimizer}\"; use one of: {string.Join(", ", Optimizers)}.", nameof(config)),
+        };
+        var steps = new List<IGradientTransformation>();
+        if (c.Clip > 0)
+            steps.Add(new ClipByGlobalNorm(c.Clip));
+        steps.Add(core);
+        if (c.Schedule == "plateau")
+            steps.Add(ReduceOnPlateau.ForLearningRate(c.LearningRate, patience: 2));
+        var chain = steps.Count == 1 ? core : new Chain([.. steps]);
+        return c.Accumulate > 1 ? new MultiSteps(chain, c.Accumulate) : chain;
+    }
+
+    /// <summary>Optimizer updates in a run of <paramref name="config"/> over <paramref name="trainSamples"/> samples: epochs × batches per epoch / accumulation.</summary>
+    /// <param name="config">The run (Epochs, BatchSize, Accumulate).</param>
+    /// <param name="trainSamples">Samples in the training set.</param>
+    /// <returns>The number of updates.</returns>
+    public static long TotalUpdates(RunConfig config, int trainSamples)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        int batchesPerEpoch = (trainSamples + config.BatchSize - 1) / config.BatchSize;
+        return (long)config.Epochs * batchesPerEpoch / config.Accumulate;
+    }
+
+    /// <summary>A one-line description of the optimizer, for logs: "clip 1 -> adamw (lr 0.003, onecycle, weight decay 0.01)".</summary>
+    /// <param name="config">The run.</param>
+    /// <returns>The description.</returns>
+    public static string Describe(RunConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var c = config;
+        static string F(double v) => v.ToString("G3", CultureInfo.InvariantCulture);
+        string clip = c.Clip > 0 ? $"clip {F(c.Clip)} -> " : string.Empty;
+        string momentum = c.Optimizer is "momentum" or "nesterov" ? $", momentum {F(c.Momentum)}" : string.Empty;
+        string accumulate = c.Accumulate > 1 ? $", accumulating {c.Accumulate} batches" : string.Empty;
+        return $"{clip}{c.Optimizer} (lr {F(c.LearningRate)}, {c.Schedule}, weight decay {F(c.WeightDecay)}{momentum}){accumulate}";
+    }
+
+    /// <summary>
+    /// Loads the data set of <paramref name="config"/>: the train split (limited to
+    /// <see cref="RunConfig.TrainLimit"/> samples when set), a validation set (held out of the
+    /// train split with <see cref="RunConfig.ValSize"/>, else the test split) and the test split.
+    /// </summary>
+    /// <param name="config">The run (Dataset, DataDir, ValSize, TrainLimit, Seed).</param>
+    /// <returns>The data.</returns>
+    /// <exception cref="ArgumentException">Unknown data set, or a validation set as large as the train split.</exception>
+    /// <exception cref="DataSetNotFoundException">The data set's files are missing (the message says how to get them).</exception>
+    public static RunData LoadData(RunConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var c = config;
+        var (train, test) = c.Dataset switch
+        {
+            "fashion-mnist" => FashionMnist.Load(c.DataDir),
+            "mnist" => FashionMnist.LoadMnist(c.DataDir),
+            "cifar10" => Cifar10.Load(c.DataDir),
+            _ => throw new ArgumentException($"Unknown data set \"{c.Dataset}\"; use one of: {string.Join(", ", Datasets)}.", nameof(config)),
+        };
+        if (c.ValSize > 0)
+        {
+            if (c.ValSize >= train.Count)
+                throw new ArgumentException($"ValSize {c.ValSize}: the training split has only {train.Count} samples.", nameof(config));
+            var (rest, val) = train.Split((double)c.ValSize / train.Count, c.Seed);
+            train = rest;
+            if (c.TrainLimit > 0)
+                train = train.Take(Math.Min(c.TrainLimit, train.Count));
+            return new RunData(train, val, test, $"validation: {val.Count} samples held out of the training split");
+        }
+
+        if (c.TrainLimit > 0)
+            train = train.Take(Math.Min(c.TrainLimit, train.Count));
+        return new RunData(train, test, test, "validation: the test split (hold out training samples with ValSize, --val-size on the command line)");
+    }
+
+    /// <summary>The device of <paramref name="config"/>: <see cref="RunConfig.Device"/>, else $ILGPUTRAIN_DEVICE, else the best available.</summary>
+    /// <param name="config">The run.</param>
+    /// <returns>A new device; the caller disposes it.</returns>
+    /// <exception cref="ArgumentException">The device name is not cpu, cuda or opencl.</exception>
+    public static Device CreateDevice(RunConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return config.Device is null ? Device.Create() : Device.Create(DeviceOptions.Parse(config.Device, "RunConfig.Device"));
+    }
+
+    /// <summary>
+    /// The trainer of a run on a training set: the model (<see cref="Models.Build"/>), the optimizer
+    /// (<see cref="Optimizer"/> over the run's <see cref="TotalUpdates"/>), the cross-entropy with
+    /// label smoothing, the augmentation and, with <see cref="RunConfig.MixedPrecision"/>, fp16 with
+    /// dynamic loss scaling.
+    /// </summary>
+    /// <param name="config">The run.</param>
+    /// <param name="device">Where it trains.</param>
+    /// <param name="train">The training set (its sample shape, classes and size shape the model and schedule).</param>
+    /// <param name="callbacks">Callbacks of the fit (metrics logs, checkpoints, early stopping), or null for none.</param>
+    /// <param name="progress">Where progress goes, or null for none.</param>
+    /// <returns>The trainer, and the model and optimizer it holds.</returns>
+    public static (Trainer Trainer, Layer Model, IGradientTransformation Optimizer) BuildTrainer(RunConfig config, Device device, IDataset train, IReadOnlyList<TrainingCallback>? callbacks = null, IProgressSink? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(train);
+        var c = config;
+        var model = Models.Build(c.Model, train.Classes, c.EffectiveDropout);
+        var optimizer = Optimizer(c, TotalUpdates(c, train.Count));
+        var options = new TrainerOptions
+        {
+            Epochs = c.Epochs,
+            BatchSize = c.BatchSize,
+            Seed = c.Seed,
+            Loss = new CrossEntropyOptions { Epsilon = c.LabelSmoothing },
+            Augmentation = c.Augmentation(train.SampleShape[^1]),
+            LossScale = c.MixedPrecision ? new DynamicLossScale() : null,
+            Precision = c.MixedPrecision ? Precision.Float16 : Precision.Float32,
+            Callbacks = callbacks ?? [],
+            Progress = progress ?? NullProgress.Instance,
+        };
+        return (new Trainer(device, model, train.SampleShape, optimizer, options), model, optimizer);
+    }
+}

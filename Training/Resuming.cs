@@ -1,0 +1,86 @@
+using System.Text.Json.Nodes;
+
+namespace IlgpuTrain.Training;
+
+/// <summary>
+/// Continuing a run from a checkpoint whose metadata stores its <see cref="RunConfig"/> (as
+/// <c>ilgpu-train train</c>'s <see cref="CheckpointCallback"/> writes it), and the rules for when a
+/// checkpoint can continue a run exactly.
+/// </summary>
+/// <remarks>
+/// A checkpoint continues a run when both are the same model on the same data set (its parameters
+/// fit no other model), and either both are for the same number of epochs or both use the constant
+/// schedule: every other schedule spans the whole run, so a longer run would need another schedule
+/// than the one whose position the checkpoint stores. Any other option may change; the optimizer
+/// state and the schedule's step come from the checkpoint.
+/// </remarks>
+public static class Resuming
+{
+    /// <summary>The configuration of the run that wrote <paramref name="path"/>.</summary>
+    /// <param name="path">A checkpoint (.safetensors).</param>
+    /// <returns>The stored configuration.</returns>
+    /// <exception cref="InvalidDataException">The checkpoint stores no run configuration.</exception>
+    public static RunConfig ReadConfig(string path)
+    {
+        var file = SafeTensors.Load(path);
+        if (!file.Metadata.TryGetValue(Checkpoint.MetadataKey, out var text) || JsonNode.Parse(text)?["config"]?.GetValue<string>() is not { } config)
+            throw new InvalidDataException($"{path}: this checkpoint stores no run configuration; it was not written by `ilgpu-train train` (or a CheckpointCallback given RunConfig.ToJson()).");
+        return RunConfig.FromJson(config);
+    }
+
+    /// <summary>Why a checkpoint of run <paramref name="stored"/> cannot continue run <paramref name="run"/>, or null when it can (see the remarks of <see cref="Resuming"/>).</summary>
+    /// <param name="stored">The configuration the checkpoint stores.</param>
+    /// <param name="run">The configuration of the run to continue.</param>
+    /// <returns>The reason, naming the fix, or null.</returns>
+    public static string? Incompatibility(RunConfig stored, RunConfig run)
+    {
+        ArgumentNullException.ThrowIfNull(stored);
+        ArgumentNullException.ThrowIfNull(run);
+        if (stored.Model != run.Model || stored.Dataset != run.Dataset)
+            return $"the checkpoint is {stored.Model} on {stored.Dataset}, but this run is {run.Model} on {run.Dataset}; use the same model and data set.";
+        if (stored.Epochs != run.Epochs && (stored.Schedule != "constant" || run.Schedule != "constant"))
+            return $"the run was for {stored.Epochs} epochs and its {stored.Schedule} schedule spans them all, so it continues exactly only with --epochs {stored.Epochs} (RunConfig.Epochs). To train longer, use the constant schedule for both runs or start a new run.";
+        return null;
+    }
+
+    /// <summary>Whether <paramref name="run"/> differs from <paramref name="stored"/> in more than the epochs and where the run reads and writes (output, device, data folder).</summary>
+    /// <param name="stored">The configuration the checkpoint stores.</param>
+    /// <param name="run">The configuration of the run to continue.</param>
+    /// <returns>True when some training option changed.</returns>
+    public static bool OptionsDiffer(RunConfig stored, RunConfig run)
+    {
+        ArgumentNullException.ThrowIfNull(stored);
+        ArgumentNullException.ThrowIfNull(run);
+        return stored with { Epochs = run.Epochs, Output = run.Output, Device = run.Device, DataDir = run.DataDir } != run;
+    }
+
+    /// <summary>
+    /// Loads <paramref name="path"/> as the state to continue <paramref name="config"/> from, after
+    /// checking <see cref="Incompatibility"/>; a note goes to <paramref name="progress"/> when other
+    /// options differ (the run continues with the new ones).
+    /// </summary>
+    /// <param name="path">A checkpoint written with the run's configuration.</param>
+    /// <param name="device">Where the state goes.</param>
+    /// <param name="trainer">The run's trainer (its loss scale is restored).</param>
+    /// <param name="optimizer">The run's optimizer (the state's layout).</param>
+    /// <param name="config">The run to continue.</param>
+    /// <param name="progress">Where notes go.</param>
+    /// <returns>The state to pass to <see cref="Trainer.Fit"/>.</returns>
+    /// <exception cref="FileNotFoundException">No such file.</exception>
+    /// <exception cref="ArgumentException">The checkpoint cannot continue this run; the message says why and what to change.</exception>
+    public static TrainState Resume(string path, Device device, Trainer trainer, IGradientTransformation optimizer, RunConfig config, IProgressSink progress)
+    {
+        ArgumentNullException.ThrowIfNull(trainer);
+        ArgumentNullException.ThrowIfNull(progress);
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"{path}: no such checkpoint.", path);
+        var stored = ReadConfig(path);
+        if (Incompatibility(stored, config) is { } why)
+            throw new ArgumentException($"{path}: {why}", nameof(path));
+        if (OptionsDiffer(stored, config))
+            progress.Message("note: options differ from the checkpoint's run; the run continues with the new ones (the schedule and optimizer state come from the checkpoint).");
+        var c = Checkpoint.Load(path, device, optimizer);
+        progress.Message($"resuming from {path}: epoch {c.Epoch}, batch {c.BatchInEpoch}, step {c.Step}");
+        return CheckpointCallback.ToTrainState(c, trainer.Options.LossScale);
+    }
+}
