@@ -14,6 +14,7 @@ public sealed class Chain : IGradientTransformation
 {
     private readonly IGradientTransformation[] _children;
     private readonly string[] _names;
+    private FusionPlan? _plan;
 
     /// <summary>Chains transformations, applied first to last.</summary>
     /// <param name="children">The transformations.</param>
@@ -37,6 +38,9 @@ public sealed class Chain : IGradientTransformation
 
     /// <summary>The names their states are kept under (a transformation's Name, suffixed with its position when repeated).</summary>
     public IReadOnlyList<string> Names => _names;
+
+    /// <summary>This chain's plan, made once (a chain and its children are immutable); what <see cref="Optimizer.Step"/> runs.</summary>
+    internal FusionPlan Plan => _plan ??= FusionPlan.For(this);
 
     /// <inheritdoc/>
     public OptState Init(ParamTree parameters)

@@ -100,12 +100,6 @@ public sealed class FusionPlan
         {
             Tail = PlanTail.OwnStep;
             _fusedStart = _leaves.Length - 1;
-            Inner = own switch
-            {
-                MultiSteps ms when ms.Inner is not null => For(ms.Inner),
-                ApplyIfFinite af when af.Inner is not null => For(af.Inner),
-                _ => null,
-            };
         }
         else
         {
@@ -135,7 +129,12 @@ public sealed class FusionPlan
     public IReadOnlyList<string> Roles => _group?.Roles ?? [];
 
     /// <summary>For a tail that steps itself (<see cref="MultiSteps"/>, <see cref="ApplyIfFinite"/>): the plan of its inner transformation, which runs on the steps that apply.</summary>
-    public FusionPlan? Inner { get; }
+    public FusionPlan? Inner => Tail != PlanTail.OwnStep ? null : _leaves[^1] switch
+    {
+        MultiSteps { Inner: { } inner } => For(inner),
+        ApplyIfFinite { Inner: { } inner } => For(inner),
+        _ => null,
+    };
 
     /// <summary>Deliberate decisions not to fuse, with the reason (one per <see cref="Masked"/> transformation).</summary>
     public IReadOnlyList<string> Notes { get; }

@@ -28,6 +28,13 @@ public static class Optimizer
     public static (ParamTree Parameters, OptState State) Step(this IGradientTransformation optimizer, ParamTree parameters, ParamTree grads, OptState state, UpdateContext? context = null)
     {
         ArgumentNullException.ThrowIfNull(optimizer);
-        return FusionPlan.For(optimizer).Step(parameters, grads, state, context ?? UpdateContext.None);
+        // A chain keeps its plan; a named optimizer's is its chain's (same leaves, same name).
+        var plan = optimizer switch
+        {
+            Chain chain => chain.Plan,
+            INamedChain { Fused: true } named => named.Chain.Plan,
+            _ => FusionPlan.For(optimizer),
+        };
+        return plan.Step(parameters, grads, state, context ?? UpdateContext.None);
     }
 }
