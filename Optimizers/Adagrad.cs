@@ -3,8 +3,8 @@ namespace IlgpuTrain.Optimizers;
 /// <summary>
 /// Adagrad with PyTorch's semantics (<c>torch.optim.Adagrad</c>): the chain
 /// [<see cref="AddDecayedWeights"/>(weight_decay) when weight_decay &gt; 0, <see cref="ScaleByAdagrad"/>,
-/// <see cref="ScaleByLearningRate"/>(lr, or <see cref="InverseTimeDecay"/>(lr, lr_decay))], with a
-/// fused step that does all of it in one kernel launch.
+/// <see cref="ScaleByLearningRate"/>(lr, or <see cref="InverseTimeDecay"/>(lr, lr_decay))], which
+/// <see cref="Optimizer.Step"/> runs as one kernel launch (<see cref="FusionPlan"/>).
 /// </summary>
 /// <remarks>
 /// <para>t = count (0-based)</para>
@@ -19,10 +19,8 @@ namespace IlgpuTrain.Optimizers;
 /// <para>The fused kernel reads θ, g, s and writes θ, s: 20 bytes per parameter. It and
 /// <see cref="Chain.Update"/> leave the same <see cref="ChainState"/>, so a run may switch between them.</para>
 /// </remarks>
-public sealed class Adagrad : Chain, IFusedStep
+public sealed class Adagrad : INamedChain
 {
-    private readonly ScaleByAdagrad _adagrad;
-
     /// <summary>Creates Adagrad; hyperparameters are checked here, as PyTorch's constructor does.</summary>
     /// <param name="learningRate">lr, at least 0, or a schedule (constant when lrDecay &gt; 0). Null: 1e-2.</param>
     /// <param name="lrDecay">lr_decay, at least 0.</param>
@@ -30,19 +28,25 @@ public sealed class Adagrad : Chain, IFusedStep
     /// <param name="initialAccumulatorValue">Initial value of the sum of squares, at least 0.</param>
     /// <param name="eps">eps, at least 0, outside the square root.</param>
     public Adagrad(Schedule? learningRate = null, double lrDecay = 0, double weightDecay = 0, double initialAccumulatorValue = 0, double eps = 1e-10)
-        : base(Build(learningRate ?? DefaultLearningRate, lrDecay, weightDecay, initialAccumulatorValue, eps))
     {
-        _adagrad = Children.OfType<ScaleByAdagrad>().Single();
         LearningRate = learningRate ?? DefaultLearningRate;
         LrDecay = lrDecay;
         WeightDecay = weightDecay;
+        Chain = new Chain(Build(LearningRate, lrDecay, weightDecay, initialAccumulatorValue, eps)) { Name = "adagrad" };
+        Direction = Chain.Children.OfType<ScaleByAdagrad>().Single();
     }
 
     /// <summary>PyTorch's default learning rate for Adagrad.</summary>
     public const double DefaultLearningRate = 1e-2;
 
     /// <inheritdoc/>
-    public override string Name => "adagrad";
+    public string Name => Chain.Name;
+
+    /// <inheritdoc/>
+    public Chain Chain { get; }
+
+    /// <inheritdoc/>
+    public bool Fused { get; init; } = true;
 
     /// <summary>The learning rate (schedule) before lr_decay.</summary>
     public Schedule LearningRate { get; }
@@ -54,31 +58,19 @@ public sealed class Adagrad : Chain, IFusedStep
     public double WeightDecay { get; }
 
     /// <summary>Initial value of the sum of squares.</summary>
-    public double InitialAccumulatorValue => _adagrad.InitialAccumulatorValue;
+    public double InitialAccumulatorValue => Direction.InitialAccumulatorValue;
 
     /// <summary>eps.</summary>
-    public double Eps => _adagrad.Eps;
+    public double Eps => Direction.Eps;
+
+    private ScaleByAdagrad Direction { get; }
 
     /// <inheritdoc/>
-    public bool Fused { get; init; } = true;
+    public OptState Init(ParamTree parameters) => Chain.Init(parameters);
 
     /// <inheritdoc/>
-    public (ParamTree Parameters, OptState State) FusedStep(ParamTree parameters, ParamTree grads, OptState state, UpdateContext context)
-    {
-        var cs = AdaptiveFused.Begin(this, parameters, grads, state);
-        var decay = WeightDecay > 0 ? AdaptiveFused.Child<AddDecayedWeightsState>(this, cs, "add_decayed_weights") : null;
-        var adagrad = AdaptiveFused.Child<ScaleByAdagradState>(this, cs, _adagrad.Name);
-        var lrState = AdaptiveFused.Child<ScaleByLearningRateState>(this, cs, "scale_by_learning_rate");
-        parameters.Layout.RequireSame(adagrad.Sum.Layout, Name);
-        double lr = AdaptiveFused.LearningRate(this, lrState);
-        AdagradUpdate.Step(parameters.Device.Kernels, parameters.Flat32, grads.Flat32, adagrad.Sum.Flat32, (float)lr, (float)WeightDecay, (float)Eps);
-        var next = new List<OptState>(3);
-        if (decay is not null)
-            next.Add(new AddDecayedWeightsState(decay.Mask));
-        next.Add(adagrad.Advance(AdaptiveFused.Consumer(this)));
-        next.Add(new ScaleByLearningRateState(lrState.Count + 1, lr, lrState.Schedule));
-        return AdaptiveFused.Finish(this, parameters, grads, cs, next);
-    }
+    public UpdateResult Update(ParamTree grads, OptState state, ParamTree parameters, UpdateContext context) =>
+        Chain.Update(grads, state, parameters, context);
 
     private static IGradientTransformation[] Build(Schedule lr, double lrDecay, double weightDecay, double initialAccumulatorValue, double eps)
     {

@@ -4,10 +4,17 @@ namespace IlgpuTrain.Optimizers;
 /// Applies transformations in order: the updates of one are the gradients of the next
 /// (Optax's <c>chain</c>). The state keeps each child's state under its name.
 /// </summary>
-public class Chain : IGradientTransformation
+/// <remarks>
+/// <see cref="Optimizer.Step"/> does not run a chain child by child: <see cref="FusionPlan.For"/>
+/// flattens it (nested chains and named optimizers such as <see cref="AdamW"/> included) and runs a
+/// recognized tail of primitives (clip, decay, Adam moments, learning rate, ...) as one kernel
+/// launch. The state is the same either way, so <see cref="Update"/> and the fused step can be mixed.
+/// </remarks>
+public sealed class Chain : IGradientTransformation
 {
     private readonly IGradientTransformation[] _children;
     private readonly string[] _names;
+    private FusionPlan? _plan;
 
     /// <summary>Chains transformations, applied first to last.</summary>
     /// <param name="children">The transformations.</param>
@@ -20,8 +27,11 @@ public class Chain : IGradientTransformation
         _names = UniqueNames(_children.Select(c => c.Name));
     }
 
-    /// <inheritdoc/>
-    public virtual string Name => "chain";
+    /// <summary>This chain's name in messages and in an enclosing chain's state (default "chain"; the named optimizers name theirs, e.g. "adamw").</summary>
+    public string Name { get; init; } = "chain";
+
+    /// <summary>Whether <see cref="Optimizer.Step"/> may fuse this chain's primitives (default true); false runs every child's Update, then ApplyUpdates.</summary>
+    public bool Fused { get; init; } = true;
 
     /// <summary>The transformations, in order.</summary>
     public IReadOnlyList<IGradientTransformation> Children => _children;
@@ -29,8 +39,11 @@ public class Chain : IGradientTransformation
     /// <summary>The names their states are kept under (a transformation's Name, suffixed with its position when repeated).</summary>
     public IReadOnlyList<string> Names => _names;
 
+    /// <summary>This chain's plan, made once (a chain and its children are immutable); what <see cref="Optimizer.Step"/> runs.</summary>
+    internal FusionPlan Plan => _plan ??= FusionPlan.For(this);
+
     /// <inheritdoc/>
-    public virtual OptState Init(ParamTree parameters)
+    public OptState Init(ParamTree parameters)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         var states = new List<(string, OptState)>();
@@ -49,7 +62,7 @@ public class Chain : IGradientTransformation
     }
 
     /// <inheritdoc/>
-    public virtual UpdateResult Update(ParamTree grads, OptState state, ParamTree parameters, UpdateContext context)
+    public UpdateResult Update(ParamTree grads, OptState state, ParamTree parameters, UpdateContext context)
     {
         var cs = Expect<ChainState>(state, this);
         if (cs.States.Count != _children.Length)
@@ -64,56 +77,6 @@ public class Chain : IGradientTransformation
         }
         cs.MarkConsumed(Name + ".Update");
         return new UpdateResult(updates, new ChainState(next));
-    }
-
-    /// <summary>
-    /// One step where the last transformation applies itself in a fused kernel (e.g.
-    /// chain(ClipByGlobalNorm, AdamW)): the earlier transformations run their Update, the last its
-    /// FusedStep. <see cref="Optimizer.Step"/> uses it when the last child is an enabled
-    /// <see cref="IFusedStep"/>. Consumes parameters, gradients and state.
-    /// </summary>
-    /// <param name="parameters">Parameters. Consumed.</param>
-    /// <param name="grads">Gradients. Consumed.</param>
-    /// <param name="state">This chain's state. Consumed.</param>
-    /// <param name="context">Extras.</param>
-    /// <returns>New parameters and state.</returns>
-    public (ParamTree Parameters, OptState State) StepWithFusedTail(ParamTree parameters, ParamTree grads, OptState state, UpdateContext context)
-    {
-        var cs = Expect<ChainState>(state, this);
-        if (_children.Length == 0 || _children[^1] is not IFusedStep { Fused: true } tail)
-            throw new InvalidOperationException($"{Name}: the last transformation has no enabled fused step.");
-        if (cs.States.Count != _children.Length)
-            throw new ArgumentException($"Chain: the state has {cs.States.Count} parts but the chain has {_children.Length} transformations; use the state this chain's Init made.", nameof(state));
-        var updates = grads;
-        var next = new List<(string, OptState)>(_children.Length);
-
-        // clip_by_global_norm right before an Adam tail: the tail scales the gradients in its own
-        // pass (same operations, one pass and one launch fewer than clipping in place).
-        var fusedClip = _children.Length >= 2 && _children[^2] is ClipByGlobalNorm clip && tail is IClipFusedStep ? clip : null;
-        int unfused = _children.Length - (fusedClip is null ? 1 : 2);
-        for (int i = 0; i < unfused; i++)
-        {
-            var (u, s) = _children[i].Update(updates, cs.States[i].State, parameters, context);
-            updates = u;
-            next.Add((_names[i], s));
-        }
-
-        (ParamTree Parameters, OptState State) result;
-        if (fusedClip is not null)
-        {
-            var clipState = fusedClip.Measure(updates, cs.States[^2].State);
-            next.Add((_names[^2], clipState));
-            result = ((IClipFusedStep)tail).FusedStep(parameters, updates, cs.States[^1].State, context, clipState.Norm.View<float>(), (float)fusedClip.MaxNorm);
-        }
-        else
-        {
-            result = tail.FusedStep(parameters, updates, cs.States[^1].State, context);
-        }
-
-        var (p, last) = result;
-        next.Add((_names[^1], last));
-        cs.MarkConsumed(Name + ".Step");
-        return (p, new ChainState(next));
     }
 
     /// <summary>Checks that a state has the expected type and is alive, with a clear error.</summary>

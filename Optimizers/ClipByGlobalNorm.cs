@@ -40,8 +40,8 @@ public sealed record ClipByGlobalNorm(double MaxNorm) : IGradientTransformation
     }
 
     /// <summary>
-    /// The first half of <see cref="Update"/>, and all of it for a chain that fuses the scaling
-    /// into its last step (<see cref="IClipFusedStep"/>): measures the norm into the state, leaves
+    /// The first half of <see cref="Update"/>, and all of it when <see cref="FusionPlan"/> fuses the
+    /// scaling into an Adam launch that follows: measures the norm into the state, leaves
     /// the gradients as they are, and returns the next state.
     /// </summary>
     internal ClipByGlobalNormState Measure(ParamTree grads, OptState state)

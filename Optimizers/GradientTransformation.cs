@@ -49,17 +49,19 @@ public interface IGradientTransformation
 }
 
 /// <summary>
-/// A transformation that can apply itself to the parameters in one fused kernel (for example
-/// AdamW: decay, moments, bias correction and learning rate in one launch over the flat buffer).
-/// <see cref="Optimizer.Step"/> uses it; the generic path (Update, then ApplyUpdates) must give the
-/// same result within float rounding.
+/// A transformation that runs its own whole step, parameters included: the wrappers whose step is
+/// not "Update, then ApplyUpdates" (<see cref="MultiSteps"/> leaves parameters bitwise untouched on
+/// intermediate micro-steps, <see cref="ApplyIfFinite"/> on a rejected update) and that hand the
+/// steps they do take to <see cref="Optimizer.Step"/> of their inner transformation, so its
+/// <see cref="FusionPlan"/> still runs fused. The planner runs such a transformation's
+/// <see cref="FusedStep"/> when it is the last of a (flattened) chain.
 /// </summary>
 public interface IFusedStep : IGradientTransformation
 {
-    /// <summary>Whether the fused kernel is used (false forces the generic path).</summary>
+    /// <summary>Whether <see cref="Optimizer.Step"/> uses <see cref="FusedStep"/> (false forces Update, then ApplyUpdates).</summary>
     bool Fused { get; }
 
-    /// <summary>Updates parameters and state in one pass.</summary>
+    /// <summary>Updates parameters and state in one step.</summary>
     /// <param name="parameters">Parameters. Consumed: the result reuses their buffer.</param>
     /// <param name="grads">Gradients. Consumed.</param>
     /// <param name="state">State. Consumed.</param>
@@ -69,19 +71,16 @@ public interface IFusedStep : IGradientTransformation
 }
 
 /// <summary>
-/// A fused step that also clips the gradients by a global norm in the same pass: a chain whose
-/// last two transformations are <see cref="ClipByGlobalNorm"/> and this measures the norm and
-/// hands it here instead of scaling the gradients in a pass of their own.
+/// A named optimizer that is a chain of primitives (<see cref="Adam"/>, <see cref="AdamW"/>,
+/// <see cref="Sgd"/>, <see cref="RmsProp"/>, <see cref="Adagrad"/>): its <see cref="IGradientTransformation.Init"/>
+/// and <see cref="IGradientTransformation.Update"/> are its <see cref="Chain"/>'s, its state is that
+/// chain's <see cref="ChainState"/>, and <see cref="FusionPlan"/> looks through it to the primitives.
 /// </summary>
-internal interface IClipFusedStep : IFusedStep
+public interface INamedChain : IGradientTransformation
 {
-    /// <summary>Updates parameters and state in one pass, with the gradients first scaled by min(1, maxNorm / (norm + 1e-6)).</summary>
-    /// <param name="parameters">Parameters. Consumed: the result reuses their buffer.</param>
-    /// <param name="grads">Gradients, unclipped. Consumed.</param>
-    /// <param name="state">State. Consumed.</param>
-    /// <param name="context">Extras.</param>
-    /// <param name="clipNorm">One float of device memory: the global norm of <paramref name="grads"/>.</param>
-    /// <param name="maxNorm">max_norm.</param>
-    /// <returns>New parameters and state.</returns>
-    (ParamTree Parameters, OptState State) FusedStep(ParamTree parameters, ParamTree grads, OptState state, UpdateContext context, ArrayView<float> clipNorm, float maxNorm);
+    /// <summary>The primitives this optimizer is, in order.</summary>
+    Chain Chain { get; }
+
+    /// <summary>Whether <see cref="Optimizer.Step"/> may fuse its primitives (default true); false runs the chain's Update, then ApplyUpdates.</summary>
+    bool Fused { get; }
 }

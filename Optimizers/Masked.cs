@@ -16,6 +16,10 @@ namespace IlgpuTrain.Optimizers;
 /// <see cref="Optimizer.ApplyUpdates"/>: to train only some parameters, also zero the others
 /// with <see cref="Freeze"/>, e.g. <c>Freeze.AllExcept(trainable, optimizer)</c>, which is
 /// <c>new Chain(new Masked(optimizer, trainable), new Freeze(trainable.Not()))</c>.</para>
+/// <para><see cref="Optimizer.Step"/> takes the generic path here, by design: the fused kernels
+/// take a mask for weight decay only, not for the whole update, so the inner chain runs primitive
+/// by primitive on the packed copy (<see cref="FusionPlan.MaskedReason"/>, listed in the plan's
+/// <see cref="FusionPlan.Notes"/>).</para>
 /// </remarks>
 /// <param name="Inner">The transformation for the selected parameters.</param>
 /// <param name="Mask">Which parameters it sees.</param>

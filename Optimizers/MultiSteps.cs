@@ -18,7 +18,9 @@ namespace IlgpuTrain.Optimizers;
 /// (PyTorch: k backward passes accumulating into .grad with each loss divided by k, then
 /// optimizer.step()). The mean is exact for the gradients, not for BatchNorm statistics.</para>
 /// <para>Applying updates: through <see cref="Optimizer.Step"/> (<see cref="IFusedStep"/>, on by
-/// default) intermediate micro-steps leave the parameters bitwise unchanged. Through Update then
+/// default) intermediate micro-steps leave the parameters bitwise unchanged, and the micro-step
+/// that applies runs the inner transformation's <see cref="FusionPlan"/> (for AdamW, one launch on
+/// the mean gradient; <see cref="FusionPlan.Inner"/> shows it). Through Update then
 /// ApplyUpdates they get θ + 0, bitwise θ except that −0 becomes +0; a trainer can instead apply
 /// only when <see cref="MultiStepsState.HasUpdated"/>. With k = 1 the inner transformation runs
 /// on the gradients directly (no accumulator is allocated), so MultiSteps(inner, 1) is bitwise inner.</para>

@@ -14,8 +14,10 @@ public static class Optimizer
     }
 
     /// <summary>
-    /// One optimizer step: the fused kernel when the transformation (or the last transformation
-    /// of a chain, as in chain(ClipByGlobalNorm, AdamW)) has one, otherwise Update then ApplyUpdates. Consumes parameters, gradients and state.
+    /// One optimizer step, as <see cref="FusionPlan.For"/> plans it: the primitives a fused kernel
+    /// covers (for AdamW: decay, moments, bias correction and learning rate; before them a
+    /// ClipByGlobalNorm) run as one launch that writes the parameters; the others run their Update
+    /// first; with nothing to fuse it is Update, then ApplyUpdates. Consumes parameters, gradients and state.
     /// </summary>
     /// <param name="optimizer">The transformation.</param>
     /// <param name="parameters">Parameters. Consumed.</param>
@@ -26,15 +28,13 @@ public static class Optimizer
     public static (ParamTree Parameters, OptState State) Step(this IGradientTransformation optimizer, ParamTree parameters, ParamTree grads, OptState state, UpdateContext? context = null)
     {
         ArgumentNullException.ThrowIfNull(optimizer);
-        ArgumentNullException.ThrowIfNull(parameters);
-        ArgumentNullException.ThrowIfNull(grads);
-        context ??= UpdateContext.None;
-        if (optimizer is IFusedStep { Fused: true } fused)
-            return fused.FusedStep(parameters, grads, state, context);
-        if (optimizer is Chain chain && chain.Children.Count > 0 && chain.Children[^1] is IFusedStep { Fused: true })
-            return chain.StepWithFusedTail(parameters, grads, state, context);
-        var (updates, next) = optimizer.Update(grads, state, parameters, context);
-        using (updates)
-            return (parameters.ApplyUpdates(updates), next);
+        // A chain keeps its plan; a named optimizer's is its chain's (same leaves, same name).
+        var plan = optimizer switch
+        {
+            Chain chain => chain.Plan,
+            INamedChain { Fused: true } named => named.Chain.Plan,
+            _ => FusionPlan.For(optimizer),
+        };
+        return plan.Step(parameters, grads, state, context ?? UpdateContext.None);
     }
 }

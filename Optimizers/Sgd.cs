@@ -2,7 +2,8 @@ namespace IlgpuTrain.Optimizers;
 
 /// <summary>
 /// Stochastic gradient descent with momentum, dampening, Nesterov and coupled weight decay:
-/// PyTorch's <c>torch.optim.SGD</c>, as a chain of primitives with a fused one-launch step.
+/// PyTorch's <c>torch.optim.SGD</c>, as a chain of primitives that <see cref="Optimizer.Step"/> runs
+/// as one kernel launch (<see cref="FusionPlan"/>).
 /// </summary>
 /// <remarks>
 /// <para>g ← g + λ·θ                           (coupled L2, if weight_decay λ &gt; 0)</para>
@@ -16,15 +17,12 @@ namespace IlgpuTrain.Optimizers;
 /// is incremented (so OneCycle can cycle both). Nesterov requires μ &gt; 0 and τ = 0.</para>
 /// <para><see cref="Optimizer.Step"/> runs the whole update as one kernel launch
 /// (<see cref="SgdUpdate.Step"/>) while <see cref="Fused"/> is true; its state has exactly the
-/// chain's structure, so the two paths can be mixed. See
+/// chain's structure, so the two paths can be mixed. A hand-built chain of the same primitives
+/// gets the same launch. See
 /// https://pytorch.org/docs/1.13/generated/torch.optim.SGD.html.</para>
 /// </remarks>
-public sealed class Sgd : Chain, IFusedStep
+public sealed class Sgd : INamedChain
 {
-    private readonly int _decayIndex;
-    private readonly int _traceIndex;
-    private readonly int _lrIndex;
-
     /// <summary>SGD with PyTorch's arguments.</summary>
     /// <param name="learningRate">lr, a schedule or a number, at least 0.</param>
     /// <param name="momentum">μ, a schedule or a number, at least 0; null means 0 (no momentum buffer).</param>
@@ -33,21 +31,21 @@ public sealed class Sgd : Chain, IFusedStep
     /// <param name="nesterov">Nesterov momentum (needs μ &gt; 0 and τ = 0).</param>
     /// <param name="weightDecayMask">Which parameters decay; null means all (PyTorch's default).</param>
     public Sgd(Schedule learningRate, Schedule? momentum = null, double dampening = 0, double weightDecay = 0, bool nesterov = false, ParamMask? weightDecayMask = null)
-        : base(Build(learningRate, momentum, dampening, weightDecay, nesterov, weightDecayMask))
     {
+        Chain = new Chain(Build(learningRate, momentum, dampening, weightDecay, nesterov, weightDecayMask)) { Name = "sgd" };
         LearningRate = learningRate;
         Momentum = momentum ?? 0.0;
         Dampening = dampening;
         WeightDecay = weightDecay;
         Nesterov = nesterov;
         WeightDecayMask = weightDecayMask;
-        _decayIndex = IndexOf<AddDecayedWeights>();
-        _traceIndex = IndexOf<Trace>();
-        _lrIndex = IndexOf<ScaleByLearningRate>();
     }
 
     /// <inheritdoc/>
-    public override string Name => "sgd";
+    public string Name => Chain.Name;
+
+    /// <inheritdoc/>
+    public Chain Chain { get; }
 
     /// <summary>Whether <see cref="Optimizer.Step"/> runs the fused kernel (default true); false forces the chain.</summary>
     public bool Fused { get; init; } = true;
@@ -87,53 +85,11 @@ public sealed class Sgd : Chain, IFusedStep
         new(learningRate, momentum, weightDecay: weightDecay, nesterov: true);
 
     /// <inheritdoc/>
-    public (ParamTree Parameters, OptState State) FusedStep(ParamTree parameters, ParamTree grads, OptState state, UpdateContext context)
-    {
-        ArgumentNullException.ThrowIfNull(parameters);
-        ArgumentNullException.ThrowIfNull(grads);
-        var cs = Expect<ChainState>(state, this);
-        if (cs.States.Count != Children.Count)
-            throw new ArgumentException($"{Name}: the state has {cs.States.Count} parts but this optimizer has {Children.Count} transformations; use the state its Init made.", nameof(state));
-        grads.Layout.RequireSame(parameters.Layout, Name);
-        string consumer = Name + ".FusedStep";
+    public OptState Init(ParamTree parameters) => Chain.Init(parameters);
 
-        var decay = _decayIndex < 0 ? null : Expect<AddDecayedWeightsState>(cs.States[_decayIndex].State, Children[_decayIndex]);
-        var traceOp = _traceIndex < 0 ? null : (Trace)Children[_traceIndex];
-        var trace = _traceIndex < 0 ? null : Expect<TraceState>(cs.States[_traceIndex].State, traceOp!);
-        var lrState = Expect<ScaleByLearningRateState>(cs.States[_lrIndex].State, Children[_lrIndex]);
-
-        double lr = lrState.Schedule.At(lrState.Count);
-        if (!double.IsFinite(lr))
-            throw new InvalidOperationException($"{Name}: the schedule {lrState.Schedule} gave lr = {lr} at step {lrState.Count}; a learning rate must be finite.");
-        double mu = trace is null ? 0 : traceOp!.MomentumAt(trace.Count);
-        if (trace is not null)
-            grads.Layout.RequireSame(trace.MomentumBuffer.Layout, Name);
-
-        SgdUpdate.Step(
-            parameters.Device.Kernels,
-            parameters.Flat32,
-            grads.Flat32,
-            trace?.MomentumBuffer.Flat32 ?? default,
-            decay?.Mask?.View ?? default,
-            (float)lr,
-            (float)WeightDecay,
-            (float)mu,
-            (float)Dampening,
-            Nesterov,
-            first: trace is { HasBuffer: false });
-
-        var next = new List<(string, OptState)>(cs.States.Count);
-        for (int i = 0; i < cs.States.Count; i++)
-        {
-            OptState s = i == _decayIndex ? new AddDecayedWeightsState(decay!.Mask)
-                : i == _traceIndex ? Trace.Advance(trace!, mu, consumer)
-                : new ScaleByLearningRateState(lrState.Count + 1, lr, lrState.Schedule);
-            next.Add((Names[i], s));
-        }
-        cs.MarkConsumed(consumer);
-        grads.Consume(consumer).Dispose();
-        return (parameters.Consume(consumer), new ChainState(next));
-    }
+    /// <inheritdoc/>
+    public UpdateResult Update(ParamTree grads, OptState state, ParamTree parameters, UpdateContext context) =>
+        Chain.Update(grads, state, parameters, context);
 
     private static IGradientTransformation[] Build(Schedule learningRate, Schedule? momentum, double dampening, double weightDecay, bool nesterov, ParamMask? weightDecayMask)
     {
@@ -152,16 +108,5 @@ public sealed class Sgd : Chain, IFusedStep
             list.Add(trace);
         list.Add(new ScaleByLearningRate(learningRate));
         return [.. list];
-    }
-
-    private int IndexOf<T>()
-        where T : IGradientTransformation
-    {
-        for (int i = 0; i < Children.Count; i++)
-        {
-            if (Children[i] is T)
-                return i;
-        }
-        return -1;
     }
 }

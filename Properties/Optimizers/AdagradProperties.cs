@@ -134,6 +134,6 @@ public class AdagradProperties
         Assert.Contains("lr_decay", Assert.Throws<ArgumentException>(() => new Adagrad(new InverseTimeDecay(0.1, 0.01), lrDecay: 0.1)).Message);
         var a = new Adagrad();
         Assert.Equal(("adagrad", 0.01, 0.0, 0.0, 0.0, 1e-10, true), (a.Name, a.LearningRate.At(0), a.LrDecay, a.WeightDecay, a.InitialAccumulatorValue, a.Eps, a.Fused));
-        Assert.Equal(["scale_by_adagrad", "scale_by_learning_rate"], a.Names);
+        Assert.Equal(["scale_by_adagrad", "scale_by_learning_rate"], a.Chain.Names);
     }
 }

@@ -207,7 +207,7 @@ public class AdamProperties
         Assert.Contains("weight_decay", Assert.Throws<ArgumentOutOfRangeException>(() => new Adam(weightDecay: double.NaN)).Message);
         var adam = new Adam();
         Assert.Equal(("adam", 1e-3, 0.9, 0.999, 1e-8, 0.0, false, true), (adam.Name, adam.LearningRate.At(0), adam.Beta1.At(0), adam.Beta2, adam.Eps, adam.WeightDecay, adam.Amsgrad, adam.Fused));
-        Assert.Equal(["scale_by_adam", "scale_by_learning_rate"], adam.Names);
+        Assert.Equal(["scale_by_adam", "scale_by_learning_rate"], adam.Chain.Names);
     }
 
     [Fact]
@@ -218,7 +218,7 @@ public class AdamProperties
         using var g = p.Clone();
         using var s = new Adam(weightDecay: 0.1).Init(p);
         var opt = new Adam();
-        var e = Assert.Throws<ArgumentException>(() => opt.FusedStep(p, g, s, UpdateContext.None));
+        var e = Assert.Throws<ArgumentException>(() => opt.Step(p, g, s));
         Assert.Contains("add_decayed_weights", e.Message);
         Assert.False(s.IsConsumed);
         Assert.False(g.IsConsumed);

@@ -133,6 +133,6 @@ public class RmsPropProperties
         Assert.Contains("momentum", Assert.Throws<ArgumentOutOfRangeException>(() => new RmsProp(momentum: -0.9)).Message);
         var r = new RmsProp();
         Assert.Equal(("rmsprop", 0.01, 0.99, 1e-8, 0.0, 0.0, false, true), (r.Name, r.LearningRate.At(0), r.Alpha, r.Eps, r.WeightDecay, r.Momentum.At(0), r.Centered, r.Fused));
-        Assert.Equal(["scale_by_rms", "scale_by_learning_rate"], r.Names);
+        Assert.Equal(["scale_by_rms", "scale_by_learning_rate"], r.Chain.Names);
     }
 }

@@ -211,10 +211,10 @@ public class SgdProperties
     [Fact]
     public void The_chain_holds_only_what_the_arguments_ask_for()
     {
-        Assert.Equal(["scale_by_learning_rate"], new Sgd(0.1).Names);
-        Assert.Equal(["trace", "scale_by_learning_rate"], Sgd.WithMomentum(0.1).Names);
-        Assert.Equal(["add_decayed_weights", "trace", "scale_by_learning_rate"], Sgd.WithNesterov(0.1, weightDecay: 1e-4).Names);
-        Assert.Equal(["add_decayed_weights", "scale_by_learning_rate"], new Sgd(0.1, momentum: 0.0, weightDecay: 1e-4).Names);
+        Assert.Equal(["scale_by_learning_rate"], new Sgd(0.1).Chain.Names);
+        Assert.Equal(["trace", "scale_by_learning_rate"], Sgd.WithMomentum(0.1).Chain.Names);
+        Assert.Equal(["add_decayed_weights", "trace", "scale_by_learning_rate"], Sgd.WithNesterov(0.1, weightDecay: 1e-4).Chain.Names);
+        Assert.Equal(["add_decayed_weights", "scale_by_learning_rate"], new Sgd(0.1, momentum: 0.0, weightDecay: 1e-4).Chain.Names);
         Assert.True(Sgd.WithNesterov(0.1).Nesterov);
         Assert.Equal("sgd", new Sgd(0.1).Name);
     }

@@ -86,7 +86,7 @@ public static class AdaptiveRuns
     public static Func<float[], int, float[]> RandomGrad(int seed) => (p, t) => Gens.Random((seed * 7919) + t, p.Length, -1f, 1f);
 
     /// <summary>Runs <paramref name="steps"/> steps from a copy of <paramref name="start"/>.</summary>
-    /// <param name="opt">The optimizer (must implement <see cref="IFusedStep"/> unless the path is Generic).</param>
+    /// <param name="opt">The optimizer (its <see cref="FusionPlan"/> must fuse something unless the path is Generic).</param>
     /// <param name="start">Start parameters (not consumed).</param>
     /// <param name="steps">Steps.</param>
     /// <param name="grad">Gradient of (flat parameters, 0-based step).</param>
@@ -94,6 +94,8 @@ public static class AdaptiveRuns
     /// <returns>The final flat parameters and the live state (dispose it).</returns>
     public static (float[] Params, OptState State) Run(IGradientTransformation opt, ParamTree start, int steps, Func<float[], int, float[]> grad, StepPath path)
     {
+        if (path != StepPath.Generic && FusionPlan.For(opt).Tail == PlanTail.ApplyUpdates)
+            throw new ArgumentException($"{opt.Name} has nothing to fuse ({FusionPlan.For(opt).Describe()}); a fused run would test the generic path twice.", nameof(opt));
         var p = start.Clone();
         var s = opt.Init(p);
         try
@@ -104,7 +106,7 @@ public static class AdaptiveRuns
                 bool fused = path == StepPath.Fused || (path == StepPath.Alternate && t % 2 == 0);
                 if (fused)
                 {
-                    (p, s) = ((IFusedStep)opt).FusedStep(p, g, s, UpdateContext.None);
+                    (p, s) = opt.Step(p, g, s);
                 }
                 else
                 {
