@@ -24,7 +24,7 @@ namespace IlgpuTrain.Kernels;
 // XMath.Exp: PTX's tanh is tanh.approx.f32 (relative error ~5e-4), so no kernel calls XMath.Tanh.
 
 /// <summary>Activation functions: CPU references, ILGPU kernels and checked launchers.</summary>
-public static class Activations
+internal static class Activations
 {
     /// <summary>Bytes a forward activation (Relu, Gelu, ...) moves per element: reads x (4), writes y (4). Benchmarks report GB/s from it.</summary>
     public const int ForwardBytesPerElement = 8;
@@ -429,16 +429,6 @@ public static class Activations
 
     private static ArgumentOutOfRangeException UnknownApproximation(string what, GeluApproximation approximate) =>
         new("approximate", approximate, $"{what}: approximate must be None or Tanh, got {approximate}.");
-}
-
-/// <summary>Which GELU: PyTorch's <c>approximate</c> argument.</summary>
-public enum GeluApproximation
-{
-    /// <summary>approximate='none': 0.5 x (1 + erf(x / sqrt 2)).</summary>
-    None,
-
-    /// <summary>approximate='tanh': 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).</summary>
-    Tanh,
 }
 
 /// <summary>The forward and backward kernels of one activation, compiled for its operator.</summary>

@@ -17,7 +17,7 @@ namespace IlgpuTrain.Kernels;
 // s accumulates across steps by design (it is the optimizer's state); there is no backward.
 
 /// <summary>Adagrad's accumulator update and direction, and the fused Adagrad step: CPU references, ILGPU kernels and checked launchers.</summary>
-public static class AdagradUpdate
+internal static class AdagradUpdate
 {
     // ---------------------------------------------------------------- CPU reference (the spec)
 

@@ -71,7 +71,7 @@ public readonly record struct AdamScalars(float Beta1, float OneMinusBeta1, floa
 public readonly record struct AdamStepScalars(AdamScalars Adam, float LearningRate, float WeightDecay, float DecayFactor);
 
 /// <summary>Adam's moment update and direction, and the fused Adam/AdamW step: CPU references, ILGPU kernels and checked launchers.</summary>
-public static class AdamUpdate
+internal static class AdamUpdate
 {
     /// <summary>Bytes the fused Adam/AdamW <c>Step</c> moves per fp32 parameter without a mask or AMSGrad: reads p, g, m, v (16), writes p, m, v (12). Benchmarks report GB/s from it.</summary>
     public const int StepBytesPerElement = 28;

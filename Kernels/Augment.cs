@@ -37,7 +37,7 @@ namespace IlgpuTrain.Kernels;
 // (10 rounds) per output element: cheap next to the model. No backward: inputs are data.
 
 /// <summary>On-device augmentation of NCHW batches: CPU references, ILGPU kernels and checked launchers.</summary>
-public static class Augment
+internal static class Augment
 {
     /// <summary>Luma weights of ITU-R 601-2, as torchvision's rgb_to_grayscale.</summary>
     public const float GrayR = 0.2989f;

@@ -49,7 +49,7 @@ namespace IlgpuTrain.Kernels;
 // x̂ inherits that divided by the channel's std. The references sum in float64.
 
 /// <summary>Batch normalization over (N, C, S): CPU references, ILGPU kernels and checked launchers.</summary>
-public static class BatchNorm
+internal static class BatchNorm
 {
     /// <summary>Shared-memory capacity of the GPU-variant reductions: the largest group they accept.</summary>
     public const int MaxGroupSize = 256;

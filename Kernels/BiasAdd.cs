@@ -15,7 +15,7 @@ namespace IlgpuTrain.Kernels;
 // sum of dy, which the Reductions kernels provide. Neither is computed here.
 
 /// <summary>Bias add over the rows of a matrix: CPU reference, ILGPU kernel and checked launcher.</summary>
-public static class BiasAdd
+internal static class BiasAdd
 {
     // ---------------------------------------------------------------- CPU reference (the spec)
 

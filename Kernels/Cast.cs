@@ -27,7 +27,7 @@ namespace IlgpuTrain.Kernels;
 // Mixed-precision backward: the gradient of a cast is the opposite cast of dy.
 
 /// <summary>float32 to binary16 and back: CPU references, ILGPU kernels and checked launchers.</summary>
-public static class Cast
+internal static class Cast
 {
     // ---------------------------------------------------------------- CPU reference (the spec)
 

@@ -23,7 +23,7 @@ namespace IlgpuTrain.Kernels;
 // All three overwrite their output; none has a backward (they act on gradients, not the graph).
 
 /// <summary>Gradient clipping by a device-resident norm, by value, and the max-abs (inf) norm: CPU references, ILGPU kernels and checked launchers.</summary>
-public static class Clip
+internal static class Clip
 {
     /// <summary>The ε PyTorch's clip_grad_norm_ adds to the norm: factor = maxNorm / (norm + ε).</summary>
     public const float NormEpsilon = 1e-6f;

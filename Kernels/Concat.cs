@@ -16,7 +16,7 @@ namespace IlgpuTrain.Kernels;
 // inputs' slices are disjoint, so the forward launches never write the same element twice.
 
 /// <summary>Concatenation along an axis and its split backward: references, kernels and checked launchers.</summary>
-public static class Concat
+internal static class Concat
 {
     // ---------------------------------------------------------------- CPU reference (the spec)
 

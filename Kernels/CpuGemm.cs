@@ -26,7 +26,7 @@ namespace IlgpuTrain.Kernels;
 // the same float micro-kernels run and accumulation stays in float.
 
 /// <summary>Managed, cache-blocked, register-tiled SIMD sgemm on host memory: the CPU accelerator's GEMM.</summary>
-public static unsafe class CpuGemm
+internal static unsafe class CpuGemm
 {
     private const int MR = 6;
 

@@ -42,54 +42,6 @@ namespace IlgpuTrain.Kernels;
 // negligible for classifier batches; a token-level loss over ~1e6 rows would instead use the
 // fixed-order two-pass tree reduction.
 
-/// <summary>How label smoothing spreads eps over the classes.</summary>
-public enum LabelSmoothing
-{
-    /// <summary>
-    /// PyTorch and Optax: target = (1 - eps) * onehot + eps / C over all C classes, so the true
-    /// class gets 1 - eps + eps / C and every other class eps / C.
-    /// </summary>
-    Uniform,
-
-    /// <summary>The true class gets 1 - eps and every other class eps / (C - 1). Needs C at least 2 when eps is positive.</summary>
-    OffTarget,
-}
-
-/// <summary>How per-row losses are reduced to the returned loss (PyTorch's <c>reduction</c>).</summary>
-public enum LossReduction
-{
-    /// <summary>Sum over non-ignored rows divided by their number (NaN when every row is ignored).</summary>
-    Mean,
-
-    /// <summary>Sum over all rows (ignored rows contribute 0).</summary>
-    Sum,
-
-    /// <summary>No reduction: the per-row losses are the result.</summary>
-    None,
-}
-
-/// <summary>Options of <see cref="CrossEntropy"/>, with PyTorch's defaults.</summary>
-public sealed record CrossEntropyOptions
-{
-    /// <summary>PyTorch's default ignore_index.</summary>
-    public const int DefaultIgnoreIndex = -100;
-
-    /// <summary>Mean reduction, no label smoothing, ignore_index -100.</summary>
-    public static CrossEntropyOptions Default { get; } = new();
-
-    /// <summary>The reduction; <see cref="LossReduction.Mean"/> by default.</summary>
-    public LossReduction Reduction { get; init; } = LossReduction.Mean;
-
-    /// <summary>Label smoothing eps in [0, 1]; 0 (none) by default.</summary>
-    public float Epsilon { get; init; }
-
-    /// <summary>How eps is spread; <see cref="LabelSmoothing.Uniform"/> (PyTorch) by default.</summary>
-    public LabelSmoothing Smoothing { get; init; } = LabelSmoothing.Uniform;
-
-    /// <summary>Target value whose rows contribute no loss and no gradient; -100 by default.</summary>
-    public int IgnoreIndex { get; init; } = DefaultIgnoreIndex;
-}
-
 /// <summary>
 /// One row of smoothed targets as kernels see it: weight <see cref="On"/> for the target class,
 /// <see cref="Off"/> for every other class, and the target value that marks an ignored row.
@@ -129,7 +81,7 @@ public readonly record struct SmoothedOneHot(int Classes, float On, float Off, i
 }
 
 /// <summary>Fused softmax cross-entropy with label smoothing and ignore_index: references, kernels and launchers.</summary>
-public static class CrossEntropy
+internal static class CrossEntropy
 {
     // ---------------------------------------------------------------- CPU reference (the spec)
 

@@ -22,7 +22,7 @@ namespace IlgpuTrain.Kernels;
 // Backward OVERWRITES dx (which may alias dy).
 
 /// <summary>Inverted dropout with a recomputed Philox mask: references, the kernel and checked launchers.</summary>
-public static class Dropout
+internal static class Dropout
 {
     // ---------------------------------------------------------------- CPU reference (the spec)
 

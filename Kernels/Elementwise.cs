@@ -19,7 +19,7 @@ namespace IlgpuTrain.Kernels;
 // operations per element as the kernels, as managed (partly Vector256) loops on host memory.
 
 /// <summary>Elementwise arithmetic: CPU references, ILGPU kernels and checked launchers.</summary>
-public static class Elementwise
+internal static class Elementwise
 {
     /// <summary>Bytes <c>Add</c> moves per element: reads a and b (8), writes y (4). Benchmarks report GB/s from it.</summary>
     public const int AddBytesPerElement = 12;

@@ -25,7 +25,7 @@ namespace IlgpuTrain.Kernels;
 // would be O(N D) but not deterministic. Backward OVERWRITES dW.
 
 /// <summary>Embedding lookup and its deterministic scatter-add backward: references, kernels and checked launchers.</summary>
-public static class Embedding
+internal static class Embedding
 {
     /// <summary>Length of the error flag the forward writes: [count of out-of-range indices, N - first such position (0 when none)].</summary>
     public const int ErrorsLength = 2;

@@ -31,7 +31,7 @@ namespace IlgpuTrain.Kernels;
 // the inner loops carry no branch on the layout.
 
 /// <summary>General matrix multiply C = alpha op(A) op(B) + beta C: CPU reference, ILGPU kernels and the checked launcher.</summary>
-public static class Gemm
+internal static class Gemm
 {
     // Each thread (tiled) or work item (blocked) computes an R x R block of C: 2R loads feed R^2 FMAs.
     private const int R = 4;

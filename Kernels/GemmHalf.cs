@@ -36,7 +36,7 @@ namespace IlgpuTrain.Kernels;
 // beta 0 or accumulates with beta 1, as asked).
 
 /// <summary>Mixed-precision GEMM C (float) = alpha op(A) op(B) + beta C with binary16 A and B: CPU reference, ILGPU kernels and the checked launcher; and the in-place rounding of floats to fp16 values.</summary>
-public static class GemmHalf
+internal static class GemmHalf
 {
     // The tiling constants are Gemm's: each thread or work item owns an R x R block of C.
     private const int R = 4;

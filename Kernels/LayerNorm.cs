@@ -29,7 +29,7 @@ namespace IlgpuTrain.Kernels;
 // run managed code instead (see "managed CPU paths"), bitwise equal to the kernels.
 
 /// <summary>Layer normalization over the rows of (N, D): CPU references, ILGPU kernels and checked launchers.</summary>
-public static class LayerNorm
+internal static class LayerNorm
 {
     // ---------------------------------------------------------------- CPU reference (the spec)
 

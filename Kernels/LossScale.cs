@@ -27,7 +27,7 @@ namespace IlgpuTrain.Kernels;
 /// Unscale a flat gradient buffer by 1/scale in place and flag non-finite values, in one kernel:
 /// CPU reference, ILGPU kernel and checked launcher.
 /// </summary>
-public static class LossScale
+internal static class LossScale
 {
     // ---------------------------------------------------------------- CPU reference (the spec)
 

@@ -173,7 +173,7 @@ public readonly struct BceWithLogitsOp : ILossOp
 }
 
 /// <summary>Pointwise losses: float64 references, generic kernels per <see cref="ILossOp"/> and checked launchers.</summary>
-public static class Losses
+internal static class Losses
 {
     // ---------------------------------------------------------------- CPU reference (the spec)
 

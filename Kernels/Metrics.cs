@@ -15,7 +15,7 @@ namespace IlgpuTrain.Kernels;
 // differentiated. Summing hit (Reductions.Sum) gives the number of correct samples.
 
 /// <summary>Top-k hits of a batch of logits: CPU reference, ILGPU kernel and checked launcher.</summary>
-public static class Metrics
+internal static class Metrics
 {
     // ---------------------------------------------------------------- CPU reference (the spec)
 

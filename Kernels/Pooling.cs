@@ -138,7 +138,7 @@ public readonly record struct Pool2dGeometry(
 }
 
 /// <summary>Max, average and global average pooling over NCHW: CPU references, ILGPU kernels and checked launchers.</summary>
-public static class Pooling
+internal static class Pooling
 {
     // ---------------------------------------------------------------- CPU reference (the spec)
 

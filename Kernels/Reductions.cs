@@ -61,24 +61,8 @@ namespace IlgpuTrain.Kernels;
 // compiler reassociating float additions (neither RyuJIT nor ILGPU does). A sum that
 // overflows, or meets ±∞ or NaN, is what float addition gives (±∞ or NaN).
 
-/// <summary>How a flat reduction combines its partial results.</summary>
-public enum ReductionMode
-{
-    /// <summary>
-    /// Two passes in a fixed order, no float atomics: bitwise-identical results run to run on the
-    /// same device and launch policy. Needs <see cref="Reductions.ScratchLength"/> scratch elements.
-    /// </summary>
-    Deterministic,
-
-    /// <summary>
-    /// One pass that combines group partials into the result with atomics. Faster on GPUs,
-    /// needs no scratch, but sums are not bitwise reproducible (the order of the atomic adds varies).
-    /// </summary>
-    Atomic,
-}
-
 /// <summary>Sum, mean, max, sum of squares and L2 norm of flat buffers and of matrix rows and columns.</summary>
-public static class Reductions
+internal static class Reductions
 {
     /// <summary>Bytes a reduction (flat, rows or columns) reads per input element: 4; the few partials it writes are not counted. Benchmarks report GB/s from it.</summary>
     public const int BytesPerElement = 4;

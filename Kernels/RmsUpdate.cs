@@ -47,7 +47,7 @@ public readonly record struct RmsScalars(float Alpha, float OneMinusAlpha, float
 public readonly record struct RmsStepScalars(RmsScalars Rms, float LearningRate, float WeightDecay);
 
 /// <summary>RMSProp's moment update and direction, and the fused RMSProp step: CPU references, ILGPU kernels and checked launchers.</summary>
-public static class RmsUpdate
+internal static class RmsUpdate
 {
     // ---------------------------------------------------------------- CPU reference (the spec)
 

@@ -26,7 +26,7 @@ namespace IlgpuTrain.Kernels;
 // No backward: these act on gradients, not on the graph.
 
 /// <summary>SGD momentum (PyTorch semantics) and the fused whole SGD step: CPU references, ILGPU kernels and checked launchers.</summary>
-public static class SgdUpdate
+internal static class SgdUpdate
 {
     /// <summary>Bytes the fused SGD <c>Step</c> with momentum (after the first update, no mask) moves per element: reads p, g, b (12), writes p, b (8). Benchmarks report GB/s from it.</summary>
     public const int StepBytesPerElement = 20;

@@ -32,7 +32,7 @@ namespace IlgpuTrain.Kernels;
 // barriers, and fixed reduction order for determinism.
 
 /// <summary>Row-wise softmax over (N, C): CPU references, ILGPU kernels and checked launchers.</summary>
-public static class Softmax
+internal static class Softmax
 {
     // ---------------------------------------------------------------- CPU reference (the spec)
 
@@ -164,7 +164,7 @@ public static class Softmax
 }
 
 /// <summary>Row-wise log-softmax over (N, C): CPU references, ILGPU kernels and checked launchers.</summary>
-public static class LogSoftmax
+internal static class LogSoftmax
 {
     // ---------------------------------------------------------------- CPU reference (the spec)
 

@@ -13,7 +13,7 @@ namespace IlgpuTrain.Kernels;
 // places in a chain. It has no backward: it acts on gradients, not on the graph.
 
 /// <summary>Masked weight decay u += lambda * mask * p: CPU reference, ILGPU kernel and checked launcher.</summary>
-public static class WeightDecay
+internal static class WeightDecay
 {
     /// <summary>Reference: u[i] += lambda * mask[i] * p[i] (mask empty means all ones).</summary>
     /// <param name="updates">Updates (n), accumulated.</param>
