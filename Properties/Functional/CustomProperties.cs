@@ -4,9 +4,9 @@ using IlgpuTrain.Optimizers;
 
 namespace IlgpuTrain.Properties.Functional;
 
-// User code: the README's "Your own op, with its own kernel" example, verbatim. Everything in
-// this file uses the public API only, as code outside the library would.
-#pragma warning disable SA1400, SA1600 // (the README keeps the example short)
+// User code: the README's "Your own op, with its own kernel" example, verbatim (a test below
+// holds them equal, so the README's code compiles). Everything in this file uses the public API
+// only, as code outside the library would.
 
 public static class MyOps
 {
@@ -56,8 +56,6 @@ public sealed record Swish : ElementwiseLayer
 {
     public override Tensor Forward(LayerContext ctx, Tensor x) => MyOps.Swish(x);
 }
-
-#pragma warning restore SA1400, SA1600
 
 /// <summary>More user ops: a binary op composed of F.* ops, forward and VJP (the gated unit a sigmoid(b)).</summary>
 public static class MoreUserOps
@@ -290,6 +288,39 @@ public class CustomProperties
                 result = result.And(Close.All(g[names[k]].Data, GradientCheck.FiniteDifference(Reference, point, k + 1, [1.0]), Atol, Rtol, $"d/d{names[k]}"));
             return result.Label($"n {n}, D {dIn}, seed {seed}");
         });
+
+    // A user kernel is held to the library's rule: it compiles for every GPU backend without a GPU.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void The_user_kernels_compile_for_PTX_and_OpenCL(bool ptx)
+    {
+        var defs = typeof(MyOps).GetFields(System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic)
+            .Select(f => f.GetValue(null)).OfType<KernelDef>().ToList();
+        Assert.Equal(2, defs.Count);
+        foreach (var def in defs)
+            IlgpuTrain.Properties.Kernels.Runtime.OfflineBackends.Compile(def, ptx);
+    }
+
+    [Fact]
+    public void The_README_example_is_this_files_user_code()
+    {
+        var root = new DirectoryInfo(AppContext.BaseDirectory);
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "IlgpuTrain.sln")))
+            root = root.Parent;
+        Assert.True(root is not null, $"no IlgpuTrain.sln above {AppContext.BaseDirectory}");
+        static string[] Example(string text)
+        {
+            int start = text.IndexOf("public static class MyOps", StringComparison.Ordinal);
+            int end = text.IndexOf("=> MyOps.Swish(x);", start, StringComparison.Ordinal);
+            Assert.True(start >= 0 && end > start, "the example's MyOps ... Swish record");
+            return text[start..end].Split('\n').Select(l => l.TrimEnd()).Where(l => l.Length > 0).ToArray();
+        }
+
+        var readme = Example(File.ReadAllText(Path.Combine(root!.FullName, "README.md")));
+        var here = Example(File.ReadAllText(Path.Combine(root.FullName, "Properties", "Functional", "CustomProperties.cs")));
+        Assert.Equal(here, readme);
+    }
 
     [Fact]
     public void A_model_with_the_user_layer_trains_and_predicts()
