@@ -54,6 +54,9 @@ public sealed class Tensor : IDisposable
     /// <summary>Whether an operation consumed this tensor (or its scope ended).</summary>
     public bool IsConsumed => _consumedBy is not null;
 
+    /// <summary>What consumed this tensor, or null.</summary>
+    internal string? ConsumedBy => _consumedBy;
+
     /// <summary>The step this tensor belongs to: its memory returns to the pool when the step ends, and operations on it record on the step's tape. Null for tensors the caller owns.</summary>
     public StepScope? Scope { get; }
 
@@ -280,6 +283,14 @@ public sealed class Tensor : IDisposable
 
     /// <inheritdoc/>
     public override string ToString() => $"Tensor{Shape} {DType} on {Device}{(IsConsumed ? $" (consumed by {_consumedBy})" : string.Empty)}";
+
+    /// <summary>Throws <see cref="ConsumedValueException"/> naming <paramref name="what"/> when this tensor was consumed.</summary>
+    /// <param name="what">How the caller calls it, such as "Autodiff.Vjp: inputs[1]".</param>
+    internal void ThrowIfConsumed(string what)
+    {
+        if (_consumedBy is { } by)
+            throw new ConsumedValueException($"{what} (Tensor{Shape}) was consumed by {by} and can no longer be read. Pass the value that call returned, or Clone() the tensor before it is consumed.");
+    }
 
     internal void Release(string by)
     {

@@ -51,6 +51,9 @@ internal sealed class TapeNode
     /// <summary>The gradient of the loss with respect to <see cref="Output"/>, once some VJP wrote it.</summary>
     public ArrayView<float> Grad { get; set; }
 
+    /// <summary><see cref="Grad"/> as a tensor of the step with the output's shape (for a node that is not a leaf).</summary>
+    public Tensor? GradTensor { get; set; }
+
     public bool HasGrad { get; set; }
 
     public bool IsLeaf => Vjp is null;
@@ -65,6 +68,7 @@ public sealed class Tape
 {
     private readonly List<TapeNode> _nodes = new();
     private readonly List<TapeNode> _leaves = new();
+    private int _suspended;
 
     internal Tape(StepScope scope)
     {
@@ -88,12 +92,39 @@ public sealed class Tape
     /// <returns>True when t is a parameter leaf or an output of a recorded operation of this tape.</returns>
     internal bool Tracks(Tensor t) => IsRecording && t.Node is { } n && ReferenceEquals(n.Tape, this);
 
+    /// <summary>
+    /// Whether an op run now records its VJP: the tape is recording and not suspended (a custom op's
+    /// forward, whose inner ops its own VJP replaces, and every VJP during the backward run suspended).
+    /// </summary>
+    internal bool Records => IsRecording && _suspended == 0;
+
+    /// <summary>Suspends recording until the returned scope is disposed (nests).</summary>
+    /// <returns>The scope that resumes recording.</returns>
+    internal Suspension Suspend()
+    {
+        _suspended++;
+        return new Suspension(this);
+    }
+
     internal void Leaf(Tensor value, string path, ArrayView<float> grad)
     {
         var node = new TapeNode(this, _nodes.Count, "param " + path, value, [], null, path, grad);
         _nodes.Add(node);
         _leaves.Add(node);
         value.Node = node;
+    }
+
+    /// <summary>Makes <paramref name="value"/> a leaf whose gradient lands in <paramref name="grad"/>: an input tensor differentiated by Autodiff.</summary>
+    /// <param name="value">The input.</param>
+    /// <param name="index">Its position in the caller's list, for diagnostics.</param>
+    /// <param name="grad">Where its gradient goes.</param>
+    /// <returns>The leaf; <see cref="TapeNode.HasGrad"/> says whether the backward wrote it.</returns>
+    internal TapeNode InputLeaf(Tensor value, int index, ArrayView<float> grad)
+    {
+        var node = new TapeNode(this, _nodes.Count, $"inputs[{index}]", value, [], null, null, grad);
+        _nodes.Add(node);
+        value.Node = node;
+        return node;
     }
 
     internal void Record(string op, Tensor output, Tensor[] inputs, Action<Backward> vjp)
@@ -113,25 +144,46 @@ public sealed class Tape
     internal void Backward(Tensor loss, float seed)
     {
         if (loss.Length != 1)
-            throw new ArgumentException($"ValueAndGrad: the loss function returned a Tensor{loss.Shape}; it must return a single value (use F.Mean or F.Sum, or a loss with reduction Mean or Sum).", nameof(loss));
-        var kernels = Scope.Device.Kernels;
-        var ctx = new Backward(this);
-        if (Tracks(loss))
+            throw new ArgumentException($"ValueAndGrad: the loss function returned a Tensor{loss.Shape}; it must return a single value (use F.Mean or F.Sum, or a loss with reduction Mean or Sum), or use Autodiff.Vjp with a seed tensor of the output's shape.", nameof(loss));
+        Run(loss, () =>
         {
-            var root = loss.Node!;
-            var seedBuffer = Scope.Scratch<float>(1);
-            Elementwise.Fill(kernels, seedBuffer, seed);
-            root.Grad = seedBuffer;
+            var seedTensor = Scope.Allocate(loss.Shape);
+            Elementwise.Fill(Scope.Device.Kernels, seedTensor.View<float>(), seed);
+            return seedTensor;
+        });
+    }
+
+    /// <summary>
+    /// Runs the backward pass from <paramref name="output"/> seeded with d objective / d output =
+    /// <paramref name="seed"/> (a vector-Jacobian product). The tape stops recording.
+    /// </summary>
+    /// <param name="output">A tensor recorded on this tape (or not: then nothing depends on a leaf).</param>
+    /// <param name="seed">A Float32 tensor of the step with the output's length; only read.</param>
+    internal void Backward(Tensor output, Tensor seed) => Run(output, () => seed);
+
+    private void Run(Tensor output, Func<Tensor> seed)
+    {
+        var ctx = new Backward(this);
+        if (Tracks(output))
+        {
+            var root = output.Node!;
+            var seedTensor = seed();
+            root.GradTensor = seedTensor;
+            root.Grad = seedTensor.View<float>();
             root.HasGrad = true;
             if (root.IsLeaf)
-                ctx.Write(root, seedBuffer);
+                ctx.Write(root, root.Grad);
 
-            for (int i = root.Index; i >= 0; i--)
+            // A VJP built from F.* ops must not record: nothing differentiates the backward itself.
+            using (Suspend())
             {
-                var node = _nodes[i];
-                if (!node.HasGrad || node.IsLeaf)
-                    continue;
-                ctx.Run(node);
+                for (int i = root.Index; i >= 0; i--)
+                {
+                    var node = _nodes[i];
+                    if (!node.HasGrad || node.IsLeaf)
+                        continue;
+                    ctx.Run(node);
+                }
             }
         }
 
@@ -143,6 +195,20 @@ public sealed class Tape
     internal HashSet<string> WrittenLeaves() => _leaves.Where(l => l.HasGrad).Select(l => l.Path!).ToHashSet(StringComparer.Ordinal);
 
     internal void StopRecording() => IsRecording = false;
+
+    /// <summary>The scope of <see cref="Suspend"/>.</summary>
+    internal readonly struct Suspension : IDisposable
+    {
+        private readonly Tape _tape;
+
+        internal Suspension(Tape tape)
+        {
+            _tape = tape;
+        }
+
+        /// <summary>Resumes recording (when no other suspension is open).</summary>
+        public void Dispose() => _tape._suspended--;
+    }
 
     /// <summary>
     /// Zeroes the Float32 slots of <paramref name="grads"/> that the backward did not write: frozen
@@ -190,9 +256,20 @@ public sealed class Tape
 }
 
 /// <summary>
-/// What a vector-Jacobian product sees while the tape runs backward: the gradient of the node's
-/// output and, for each input that needs one, a buffer to overwrite with its contribution.
+/// What a vector-Jacobian product (VJP) sees while the tape runs backward: the gradient of the
+/// operation's output and, for each input that needs one, a place to put its contribution.
 /// </summary>
+/// <remarks>
+/// A VJP of an op y = f(x1, ..., xk) receives dy = d objective / d y and, for every input xi with
+/// <see cref="Needs"/> true, provides dxi = (d y / d xi)^T dy. It does so in one of two ways:
+/// <list type="bullet">
+/// <item>with its own kernel: it OVERWRITES <see cref="Into"/>(xi) (every element), reading <see cref="OutputGrad"/>;</item>
+/// <item>with F.* ops: it computes a tensor from <see cref="OutputGradTensor"/> and hands it to <see cref="Accumulate"/>(xi, dxi).</item>
+/// </list>
+/// Either way the tape sums the contributions of every op that reads xi, so a VJP never adds to
+/// what other ops wrote. Nothing is recorded while a VJP runs (no gradients of gradients), and the
+/// tensors it reads (forward inputs and outputs it captured) live until the step ends.
+/// </remarks>
 public sealed class Backward
 {
     private readonly Tape _tape;
@@ -204,17 +281,29 @@ public sealed class Backward
         _tape = tape;
     }
 
-    /// <summary>The device's kernels.</summary>
+    /// <summary>The device's kernels: the cache a VJP loads its own kernels from (<see cref="KernelHost.Load{TLauncher}(KernelDef{TLauncher})"/>).</summary>
     public KernelHost Kernels => _tape.Scope.Device.Kernels;
 
     /// <summary>The step's arena, for temporaries.</summary>
     public StepScope Scope => _tape.Scope;
 
+    /// <summary>The name the operation was recorded under.</summary>
+    public string Op => Node.Op;
+
     /// <summary>The forward output of the operation being differentiated.</summary>
     public Tensor Output => Node.Output;
 
-    /// <summary>d loss / d output, with the output's length.</summary>
+    /// <summary>The inputs the operation declared that need a gradient (in declaration order).</summary>
+    public IReadOnlyList<Tensor> Inputs => Node.Inputs;
+
+    /// <summary>d objective / d output, with the output's length. Read it; never write it.</summary>
     public ArrayView<float> OutputGrad => Node.Grad;
+
+    /// <summary>
+    /// d objective / d output as a Float32 tensor of the step with the output's shape, for a VJP
+    /// composed of F.* ops (the same memory as <see cref="OutputGrad"/>; read it, never write it).
+    /// </summary>
+    public Tensor OutputGradTensor => Node.GradTensor ?? throw new InvalidOperationException($"{Node.Op} backward: the output gradient has no tensor form.");
 
     private TapeNode Node => _node ?? throw new InvalidOperationException("Backward is only valid inside a VJP.");
 
@@ -224,19 +313,34 @@ public sealed class Backward
     public bool Needs(Tensor input) => _tape.Tracks(input);
 
     /// <summary>
-    /// The buffer to OVERWRITE with this operation's contribution to d loss / d input (with the
+    /// The buffer to OVERWRITE with this operation's contribution to d objective / d input (with the
     /// input's length). The first contribution lands in place; later ones are summed by the tape.
     /// </summary>
-    /// <param name="input">An input for which <see cref="Needs"/> is true.</param>
+    /// <param name="input">One of the operation's declared inputs, for which <see cref="Needs"/> is true.</param>
     /// <returns>The buffer to write.</returns>
+    /// <exception cref="InvalidOperationException">The tensor is not an input of this operation, or needs no gradient.</exception>
     public ArrayView<float> Into(Tensor input)
     {
+        ArgumentNullException.ThrowIfNull(input);
+        var node = Node;
         if (!Needs(input))
-            throw new InvalidOperationException($"{Node.Op} backward: asked for the gradient of Tensor{input.Shape}, which needs none; check Needs(input) first.");
+            throw new InvalidOperationException($"{node.Op} backward: asked for the gradient of Tensor{input.Shape}, which needs none (a constant, a frozen parameter, or a value not on this tape); check Needs(input) first.");
+        if (Array.IndexOf(node.Inputs, input) < 0)
+            throw new InvalidOperationException($"{node.Op} backward: asked for the gradient of Tensor{input.Shape}, which is not one of the inputs the op declared ({Describe(node.Inputs)}); list every tensor the forward reads and the VJP differentiates in the op's inputs.");
         var target = input.Node!;
         if (!target.HasGrad)
         {
-            target.Grad = target.IsLeaf ? target.LeafGrad : Scope.Scratch<float>(input.Length);
+            if (target.IsLeaf)
+            {
+                target.Grad = target.LeafGrad;
+            }
+            else
+            {
+                var grad = Scope.Allocate(input.Shape);
+                target.GradTensor = grad;
+                target.Grad = grad.View<float>();
+            }
+
             target.HasGrad = true;
             return target.Grad;
         }
@@ -246,11 +350,35 @@ public sealed class Backward
         return temp;
     }
 
+    /// <summary>
+    /// Adds <paramref name="contribution"/> (this operation's d objective / d input, computed with
+    /// F.* ops or any kernel) to the gradient of <paramref name="input"/>. Copies; the tensor is not kept.
+    /// </summary>
+    /// <param name="input">One of the operation's declared inputs, for which <see cref="Needs"/> is true.</param>
+    /// <param name="contribution">A Float32 tensor with the input's length.</param>
+    /// <exception cref="InvalidOperationException">The tensor is not an input of this operation, or needs no gradient.</exception>
+    /// <exception cref="ArgumentException">The contribution is not Float32 or has another length.</exception>
+    public void Accumulate(Tensor input, Tensor contribution)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(contribution);
+        if (contribution.DType != DType.Float32 || contribution.Length != input.Length)
+            throw new ArgumentException($"{Node.Op} backward: the gradient contribution for the input Tensor{input.Shape} is a {contribution.DType} Tensor{contribution.Shape}; it must be Float32 with the input's {input.Length} elements.", nameof(contribution));
+        Transfer.Copy(Scope.Device.Stream, contribution.View<float>(), Into(input));
+    }
+
     internal void Run(TapeNode node)
     {
         _node = node;
-        node.Vjp!(this);
-        _node = null;
+        try
+        {
+            node.Vjp!(this);
+        }
+        finally
+        {
+            _node = null;
+        }
+
         foreach (var (target, temp) in _pending)
             Elementwise.Add(Kernels, target.Grad, temp, target.Grad);
         _pending.Clear();
@@ -260,4 +388,7 @@ public sealed class Backward
     {
         Transfer.Copy(Scope.Device.Stream, grad, leaf.LeafGrad);
     }
+
+    private static string Describe(Tensor[] inputs) =>
+        inputs.Length == 0 ? "none" : string.Join(", ", inputs.Select(t => $"Tensor{t.Shape}"));
 }

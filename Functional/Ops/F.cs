@@ -55,10 +55,10 @@ public static partial class F
     /// <summary>Whether an op over <paramref name="inputs"/> must record on the tape.</summary>
     /// <param name="scope">The step.</param>
     /// <param name="inputs">The op's inputs.</param>
-    /// <returns>True when the step records and some input needs gradients.</returns>
+    /// <returns>True when the step records (and is not inside a custom op's forward or a VJP) and some input needs gradients.</returns>
     internal static bool Recording(StepScope scope, params ReadOnlySpan<Tensor?> inputs)
     {
-        if (scope.Tape is not { IsRecording: true } tape)
+        if (scope.Tape is not { Records: true } tape)
             return false;
         foreach (var t in inputs)
         {

@@ -8,6 +8,14 @@ namespace IlgpuTrain.Kernels.Runtime;
 /// Kernels assembly, so <see cref="KernelCatalog"/> can enumerate every kernel (the offline
 /// PTX/OpenCL compile test compiles all of them).
 /// </summary>
+/// <remarks>
+/// A kernel of your own (for an op defined with <c>F.Custom</c>) is defined the same way, in a
+/// <c>static readonly</c> field of your code, and loaded through the device's cache, which
+/// compiles it once per device: <c>host.Load(def)(host.Stream, host.Launch.GridStride(n), args...)</c>
+/// with <c>host = device.Kernels</c>. Write it as a grid-stride loop (any grid is then correct) and
+/// launch it only for n &gt; 0. The ILGPU rules apply: value types, <c>ArrayView</c>s and structs
+/// as arguments, no classes, exceptions or <c>System.Half</c>; use <c>XMath</c>.
+/// </remarks>
 public abstract class KernelDef
 {
     // Factories: KernelDef.Of<T1, ..., Tn>(SomeKernel) for the 1..14 parameters ILGPU allows.

@@ -55,24 +55,8 @@ public static class GradCheck
     /// <param name="dOut">The output gradient.</param>
     /// <param name="h">The step (relative to max(1, |x|)).</param>
     /// <returns>The numerical gradient.</returns>
-    public static double[] FiniteDifference(Func<double[][], double[]> reference, double[][] inputs, int which, double[] dOut, double h = 1e-5)
-    {
-        var x = inputs.Select(a => (double[])a.Clone()).ToArray();
-        var g = new double[x[which].Length];
-        for (int i = 0; i < g.Length; i++)
-        {
-            double orig = x[which][i];
-            double step = h * Math.Max(1, Math.Abs(orig));
-            x[which][i] = orig + step;
-            double plus = Dot(reference(x), dOut);
-            x[which][i] = orig - step;
-            double minus = Dot(reference(x), dOut);
-            x[which][i] = orig;
-            g[i] = (plus - minus) / (2 * step);
-        }
-
-        return g;
-    }
+    public static double[] FiniteDifference(Func<double[][], double[]> reference, double[][] inputs, int which, double[] dOut, double h = 1e-5) =>
+        IlgpuTrain.Functional.GradientCheck.FiniteDifference(v => reference(v.ToArray()), inputs, which, dOut, h);
 
     /// <summary>
     /// The whole check: every input's VJP on the device equals the finite differences of the
@@ -114,15 +98,5 @@ public static class GradCheck
         for (long i = 0; i < n; i++)
             v[i] = (float)(scale * ((2 * r.NextDouble()) - 1));
         return v;
-    }
-
-    private static double Dot(double[] a, double[] b)
-    {
-        if (a.Length != b.Length)
-            throw new ArgumentException($"Reference output has {a.Length} values but dOut has {b.Length}.");
-        double s = 0;
-        for (int i = 0; i < a.Length; i++)
-            s += a[i] * b[i];
-        return s;
     }
 }

@@ -63,15 +63,23 @@ public class KernelCatalogProperties
 /// PTX and OpenCL backends that compile without a device. Each has a context of its own, made
 /// afresh after a failure, because one failed compile can poison a context.
 /// </summary>
-internal static class OfflineBackends
+public static class OfflineBackends
 {
     private static readonly object Gate = new();
     private static (Context Ctx, Backend Backend)? _ptx;
     private static (Context Ctx, Backend Backend)? _cl;
 
-    public static void Compile(string name, bool ptx)
+    /// <summary>Compiles the catalog's kernel <paramref name="name"/> offline; fails the test with the compiler's message.</summary>
+    /// <param name="name">A <see cref="KernelDef.Name"/> of <see cref="KernelCatalog.All"/>.</param>
+    /// <param name="ptx">PTX sm_90 when true, OpenCL 2.0 otherwise.</param>
+    public static void Compile(string name, bool ptx) => Compile(KernelCatalog.All.Single(k => k.Name == name), ptx);
+
+    /// <summary>Compiles <paramref name="def"/> (a library kernel or one of a user's) offline; fails the test with the compiler's message.</summary>
+    /// <param name="def">The kernel.</param>
+    /// <param name="ptx">PTX sm_90 when true, OpenCL 2.0 otherwise.</param>
+    public static void Compile(KernelDef def, bool ptx)
     {
-        var def = KernelCatalog.All.Single(k => k.Name == name);
+        string name = def.Name;
         lock (Gate)
         {
             var (ctx, backend) = ptx ? _ptx ??= CreatePtx() : _cl ??= CreateCl();
