@@ -35,7 +35,7 @@ internal static class CheckCommand
     {
         bool quick = options.Quick;
         int seed = options.Seed;
-        Device dev;
+        ComputeDevice dev;
         try
         {
             var kind = deviceName is null ? DeviceKind.Auto : DeviceOptions.ParseKind(deviceName, "--device");
@@ -46,8 +46,8 @@ internal static class CheckCommand
             }
 
             dev = gpuVariants
-                ? Device.Create(new DeviceOptions { Kind = DeviceKind.Cpu, CpuCores = 2, CpuThreadsPerGroup = 16, Variant = KernelVariant.Gpu })
-                : deviceName is null ? Device.Create() : Device.Create(DeviceOptions.Parse(deviceName, "--device"));
+                ? ComputeDevice.Create(new DeviceOptions { Kind = DeviceKind.Cpu, CpuCores = 2, CpuThreadsPerGroup = 16, Variant = KernelVariant.Gpu })
+                : deviceName is null ? ComputeDevice.Create() : ComputeDevice.Create(DeviceOptions.Parse(deviceName, "--device"));
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or NotSupportedException)
         {

@@ -15,7 +15,7 @@ internal static class DevicesCommand
         var command = new Command("devices", "List the accelerators ILGPU found and the ones it skipped, with the reason.") { json };
         command.SetAction(parse =>
         {
-            var report = Device.Describe();
+            var report = ComputeDevice.Describe();
             if (parse.GetValue(json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(new

@@ -152,7 +152,7 @@ public readonly struct Conv2dGeometry
 }
 
 /// <summary>2-D convolution (NCHW, groups 1) by im2col + GEMM: CPU references (the spec), ILGPU kernels and checked launchers.</summary>
-public static partial class Conv2d
+internal static partial class Conv2d
 {
     // Fixed image groups of the CPU path's dW (by N alone, so the sum's order never depends on the thread count).
     private const int DwGroups = 8;

@@ -27,7 +27,7 @@ namespace IlgpuTrain.Kernels;
 // bitwise the generic path's single running sum.
 
 /// <content>The binary16-operand (mixed-precision) forward and backward of the convolution.</content>
-public static partial class Conv2d
+internal static partial class Conv2d
 {
     /// <summary>
     /// y (N, O, Ho, Wo) = round16(half(w) half(im2col(x))) + b, per image: <paramref name="cols"/>

@@ -1,4 +1,4 @@
 global using System.Collections.Immutable;
 global using IlgpuTrain.Functional;
 global using IlgpuTrain.Kernels;
-global using Device = IlgpuTrain.Functional.Device;
+global using Device = IlgpuTrain.Functional.ComputeDevice;

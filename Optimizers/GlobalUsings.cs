@@ -3,5 +3,5 @@ global using ILGPU.Runtime;
 global using IlgpuTrain.Functional;
 global using IlgpuTrain.Kernels;
 global using IlgpuTrain.Kernels.Runtime;
-global using Device = IlgpuTrain.Functional.Device;
+global using Device = IlgpuTrain.Functional.ComputeDevice;
 global using Half = ILGPU.Half;

@@ -9,7 +9,7 @@ namespace IlgpuTrain.Bench.Kernels;
 [MemoryDiagnoser(false)]
 public class ElementwiseBench
 {
-    private Device _device = null!;
+    private ComputeDevice _device = null!;
     private Tensor _x = null!;
     private Tensor _y = null!;
     private Tensor _z = null!;

@@ -12,7 +12,7 @@ namespace IlgpuTrain.Bench.Kernels;
 /// </summary>
 public class GemmBench
 {
-    private Device _device = null!;
+    private ComputeDevice _device = null!;
     private Tensor _a = null!;
     private Tensor _b = null!;
     private Tensor _c = null!;

@@ -8,7 +8,7 @@ namespace IlgpuTrain.Bench.Kernels;
 /// <summary>Reductions against their float64 CPU references, in GB/s (Reductions.BytesPerElement read per element).</summary>
 public class ReductionsBench
 {
-    private Device _device = null!;
+    private ComputeDevice _device = null!;
     private Tensor _x = null!;
     private Tensor _result = null!;
     private Tensor _rows = null!;

@@ -13,7 +13,7 @@ namespace IlgpuTrain.Bench.Layers;
 /// </summary>
 public class Conv2dBench
 {
-    private Device _device = null!;
+    private ComputeDevice _device = null!;
     private ParamTree _tree = null!;
     private float[] _hx = null!;
     private float[] _hw = null!;

@@ -75,7 +75,7 @@ public static class LayersPeer
         >> new Conv2d(64, 3, Padding: 1) >> new BatchNorm2d() >> new ReLU() >> new MaxPool2d(2)
         >> new Flatten() >> new IlgpuTrain.Layers.Dropout(0.25f) >> new Dense(128) >> new ReLU() >> new Dense(10);
 
-    private static double Time(Device device, Layer model, Shape input, int reps, bool inputGrad)
+    private static double Time(ComputeDevice device, Layer model, Shape input, int reps, bool inputGrad)
     {
         var (p, s) = model.Init(device, input, Rng.Create(0));
         using var parameters = p;

@@ -14,7 +14,7 @@ namespace IlgpuTrain.Bench.Optimizers;
 /// </summary>
 public class OptimizersBench
 {
-    private Device _device = null!;
+    private ComputeDevice _device = null!;
     private ParamTree _params = null!;
     private ParamTree _grads = null!;
     private OptState _state = null!;

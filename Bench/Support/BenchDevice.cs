@@ -7,9 +7,9 @@ public static class BenchDevice
 {
     /// <summary>Creates the device and prints what it is.</summary>
     /// <returns>The device.</returns>
-    public static Device Create()
+    public static ComputeDevice Create()
     {
-        var d = Device.Create();
+        var d = ComputeDevice.Create();
         Console.WriteLine($"// IlgpuTrain device: {d}");
         return d;
     }

@@ -41,7 +41,7 @@ internal sealed record BenchPlan(DeviceKind Kind, bool Quick, IReadOnlySet<strin
 /// <summary>
 /// The measurements of <c>ilgpu-train bench</c>. Every time is the median of synchronized calls after
 /// warm-up calls (kernel compilation excluded), except the startup rows, which time the first
-/// step of a fresh <see cref="Device"/> on purpose.
+/// step of a fresh <see cref="ComputeDevice"/> on purpose.
 /// </summary>
 internal static class BenchRunner
 {
@@ -67,7 +67,7 @@ internal static class BenchRunner
             }
         }
 
-        using var device = Device.Create(plan.Kind);
+        using var device = ComputeDevice.Create(plan.Kind);
         deviceName = device.ToString();
         double? copyGbs = null;
         if (plan.Has("copy") || plan.Has("elementwise") || plan.Has("reductions"))
@@ -116,7 +116,7 @@ internal static class BenchRunner
 
     /// <summary>The median milliseconds of <paramref name="run"/>; <paramref name="setup"/> runs before each call, untimed.</summary>
     /// <param name="warmupSeconds">Keep warming up until this much time has passed too: .NET compiles a method again, optimized with the profile of its first calls, after about 30 calls and a 100 ms delay, so a step timed earlier measures start-up code.</param>
-    public static double Median(BenchPlan plan, Device device, Action run, Action? setup = null, int warmup = 2, double warmupSeconds = 0)
+    public static double Median(BenchPlan plan, ComputeDevice device, Action run, Action? setup = null, int warmup = 2, double warmupSeconds = 0)
     {
         var warming = Stopwatch.StartNew();
         for (int i = 0; i < warmup || (warming.Elapsed.TotalSeconds < warmupSeconds && i < 1000); i++)
@@ -161,7 +161,7 @@ internal static class BenchRunner
         return v;
     }
 
-    private static BenchRow Copy(BenchPlan plan, Device device)
+    private static BenchRow Copy(BenchPlan plan, ComputeDevice device)
     {
         int n = plan.Elements;
         using var x = Tensor.FromHost(device, Random(n, 1), n);
@@ -170,7 +170,7 @@ internal static class BenchRunner
         return new BenchRow("copy", $"copy {n}", ms, GbPerS(CopyBytes * n, ms), "GB/s", "device-to-device copy, 8 B/elem (read + write): the reference") { PeerSpec = Spec("copy", ("n", n)) };
     }
 
-    private static IEnumerable<BenchRow> Elementwise(BenchPlan plan, Device device)
+    private static IEnumerable<BenchRow> Elementwise(BenchPlan plan, ComputeDevice device)
     {
         int n = plan.Elements;
         var host = device.Kernels;
@@ -188,7 +188,7 @@ internal static class BenchRunner
         ];
     }
 
-    private static IEnumerable<BenchRow> Reductions(BenchPlan plan, Device device)
+    private static IEnumerable<BenchRow> Reductions(BenchPlan plan, ComputeDevice device)
     {
         int n = plan.Elements;
         var host = device.Kernels;
@@ -204,7 +204,7 @@ internal static class BenchRunner
         ];
     }
 
-    private static IEnumerable<BenchRow> Gemms(BenchPlan plan, Device device, Action<string> log)
+    private static IEnumerable<BenchRow> Gemms(BenchPlan plan, ComputeDevice device, Action<string> log)
     {
         double? gflops = null; // the last measured rate predicts the next shape's time
         foreach (var (m, n, k) in BenchPlan.GemmShapes)
@@ -242,7 +242,7 @@ internal static class BenchRunner
         }
     }
 
-    private static BenchRow AdamWStep(BenchPlan plan, Device device, int n)
+    private static BenchRow AdamWStep(BenchPlan plan, ComputeDevice device, int n)
     {
         using var grads = ParamTree.FromHost(device, new Dictionary<string, (int[] Shape, float[] Data)> { ["w"] = ([n], Random(n, 2)) });
         var parameters = ParamTree.FromHost(device, new Dictionary<string, (int[] Shape, float[] Data)> { ["w"] = ([n], Random(n, 1)) });
@@ -267,7 +267,7 @@ internal static class BenchRunner
     /// <summary>A model with its parameters, optimizer (clip at 1, then AdamW, as the trainer's default) and a synthetic batch.</summary>
     private sealed class ModelRig : IDisposable
     {
-        private readonly Device _device;
+        private readonly ComputeDevice _device;
         private readonly Layer _model;
         private readonly float[] _x;
         private readonly int[] _y;
@@ -279,7 +279,7 @@ internal static class BenchRunner
         private OptState _optState;
         private uint _step;
 
-        public ModelRig(Device device, string name)
+        public ModelRig(ComputeDevice device, string name)
         {
             _device = device;
             var sample = new Shape(1, 28, 28);
@@ -349,7 +349,7 @@ internal static class BenchRunner
     private static IEnumerable<BenchRow> FirstStep(BenchPlan plan, string name)
     {
         var total = Stopwatch.StartNew();
-        using var device = Device.Create(plan.Kind);
+        using var device = ComputeDevice.Create(plan.Kind);
         using var rig = new ModelRig(device, name);
         device.Synchronize();
         double setupMs = total.Elapsed.TotalMilliseconds;
@@ -364,7 +364,7 @@ internal static class BenchRunner
         ];
     }
 
-    private static IEnumerable<BenchRow> ModelRows(BenchPlan plan, Device device, string name)
+    private static IEnumerable<BenchRow> ModelRows(BenchPlan plan, ComputeDevice device, string name)
     {
         // The pool keeps what earlier rows returned (the 25M-parameter step, the large GEMMs): free it, so
         // the high-water mark is this model's alone. Reserved bytes only fall on Trim, so the later

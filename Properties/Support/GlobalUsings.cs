@@ -8,4 +8,4 @@ global using IlgpuTrain.Kernels;
 global using IlgpuTrain.Kernels.Runtime;
 global using IlgpuTrain.Properties.Support;
 global using Half = ILGPU.Half;
-global using Device = IlgpuTrain.Functional.Device;
+global using Device = IlgpuTrain.Functional.ComputeDevice;

@@ -10,15 +10,17 @@ namespace IlgpuTrain.Functional;
 /// launch policy (<see cref="Kernels"/>), the caching memory pool and the default stream.
 /// </summary>
 /// <remarks>
-/// <c>Device.Create()</c> picks CUDA, then OpenCL, then ILGPU's CPU accelerator;
+/// Named <c>ComputeDevice</c>, not <c>Device</c>, so that it never clashes with ILGPU's
+/// <c>ILGPU.Runtime.Device</c> when both namespaces are imported.
+/// <c>ComputeDevice.Create()</c> picks CUDA, then OpenCL, then ILGPU's CPU accelerator;
 /// ILGPUTRAIN_DEVICE=cuda|opencl|cpu forces one. The CPU accelerator is built with one worker
 /// group per core so grid-stride kernels run as plain loops.
 /// </remarks>
-public sealed class Device : IDisposable
+public sealed class ComputeDevice : IDisposable
 {
     private bool _disposed;
 
-    private Device(Context context, Accelerator accelerator, DeviceKind kind, DeviceOptions options)
+    private ComputeDevice(Context context, Accelerator accelerator, DeviceKind kind, DeviceOptions options)
     {
         Context = context;
         Accelerator = accelerator;
@@ -153,7 +155,7 @@ public sealed class Device : IDisposable
                 context.Dispose();
                 return null;
             }
-            return new Device(context, acc, kind, options);
+            return new ComputeDevice(context, acc, kind, options);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -178,7 +180,7 @@ public sealed class Device : IDisposable
         try
         {
             var acc = context.GetCPUDevice(0).CreateCPUAccelerator(context);
-            return new Device(context, acc, DeviceKind.Cpu, options);
+            return new ComputeDevice(context, acc, DeviceKind.Cpu, options);
         }
         catch
         {
