@@ -18,6 +18,7 @@ namespace IlgpuTrain.Functional;
 /// </remarks>
 public sealed class ComputeDevice : IDisposable
 {
+    private readonly List<Task> _background = [];
     private bool _disposed;
 
     private ComputeDevice(Context context, Accelerator accelerator, DeviceKind kind, DeviceOptions options)
@@ -117,6 +118,35 @@ public sealed class ComputeDevice : IDisposable
         return new StepScope(this);
     }
 
+    /// <summary>
+    /// Runs <paramref name="work"/> on a background thread that uses this device (the
+    /// <c>Trainer</c>'s kernel warm-up does). <see cref="Dispose"/> waits for it to end, so the
+    /// device's memory is never freed under it.
+    /// </summary>
+    /// <param name="work">The work; its exceptions end up in the returned task.</param>
+    /// <returns>The task.</returns>
+    /// <exception cref="ObjectDisposedException">The device is disposed.</exception>
+    public Task RunInBackground(Action work)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        lock (_background)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _background.RemoveAll(t => t.IsCompleted);
+            var task = Task.Factory.StartNew(
+                () =>
+                {
+                    Accelerator.Bind();
+                    work();
+                },
+                CancellationToken.None,
+                TaskCreationOptions.LongRunning,
+                TaskScheduler.Default);
+            _background.Add(task);
+            return task;
+        }
+    }
+
     /// <summary>Waits for every launch queued on the default stream.</summary>
     public void Synchronize() => Stream.Synchronize();
 
@@ -128,9 +158,28 @@ public sealed class ComputeDevice : IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
-        if (_disposed)
-            return;
-        _disposed = true;
+        Task[] background;
+        lock (_background)
+        {
+            if (_disposed)
+                return;
+            _disposed = true;
+            background = [.. _background];
+        }
+
+        // Background work (a warm-up step) uses this device's buffers: let it finish before they go.
+        foreach (var task in background)
+        {
+            try
+            {
+                task.Wait();
+            }
+            catch (AggregateException)
+            {
+                // Its owner reports its failure; disposal goes on.
+            }
+        }
+
         Accelerator.Synchronize();
         Pool.Dispose();
         Accelerator.Dispose();

@@ -66,7 +66,7 @@ public sealed class Trainer
             throw new LayerShapeException($"Trainer: the model maps {inputShape} to {output}, but a classifier must output (classes); end it with Flatten and Dense(classes).");
         Classes = output[0];
         if (_options.WarmKernels)
-            KernelWarmup = Task.Factory.StartNew(WarmUp, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            KernelWarmup = device.RunInBackground(WarmUp);
     }
 
     /// <summary>
@@ -206,7 +206,8 @@ public sealed class Trainer
 
     /// <summary>
     /// Runs one step of this trainer on a synthetic batch of zeros, with parameters and optimizer
-    /// state of its own that are thrown away, on a background thread. What it loads into the
+    /// state of its own that are thrown away, on a background thread (the device's dispose waits
+    /// for it). What it loads into the
     /// device's kernel cache is, by construction, what a real step of this model, loss, optimizer
     /// and precision launches on this backend: facts, not a list of names. The real run does not
     /// depend on it (its own state and random streams), so results are the same with or without.
@@ -219,7 +220,6 @@ public sealed class Trainer
     {
         try
         {
-            _device.Accelerator.Bind();
             int n = Math.Min(2, _options.BatchSize);
             var batch = new HostBatch(0, n, new Shape([n, .. _inputShape]), new float[n * _inputShape.Length], new int[n]);
             var s = Init();

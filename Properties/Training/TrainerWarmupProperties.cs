@@ -83,6 +83,25 @@ public class TrainerWarmupProperties
         Assert.Equal(Train(false), Train(true));
     }
 
+    // The warm-up writes the device's buffers from a background thread: disposing the device right
+    // after building a trainer must wait for it, not free memory under it.
+    [Fact]
+    public void Disposing_the_device_waits_for_the_warm_up()
+    {
+        Task? warmup;
+        using (var device = Create(KernelBackend.Managed))
+        {
+            var trainer = new Trainer(device, Model("cnn"), new Shape(2, 2, 2), new AdamW(), new TrainerOptions { BatchSize = 8 });
+            warmup = trainer.KernelWarmup;
+            Assert.NotNull(warmup);
+        }
+
+        Assert.True(warmup!.IsCompleted);
+        var disposed = Create(KernelBackend.Managed);
+        disposed.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => { _ = disposed.RunInBackground(() => { }); });
+    }
+
     [Fact]
     public void WarmKernels_false_compiles_nothing_at_construction()
     {
