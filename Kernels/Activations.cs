@@ -19,9 +19,8 @@ namespace IlgpuTrain.Kernels;
 // each element is read and written by the same thread. On the CPU accelerator both directions run
 // CpuLoops (managed loops calling the same operator structs, so bitwise equal to the kernels).
 //
-// References are the spec: float64 math rounded once to float, with a float64 erf of our own
-// (series, continued fraction). Kernels compute in float through ActivationMath, which uses only
-// XMath.Exp: PTX's tanh is tanh.approx.f32 (relative error ~5e-4), so no kernel calls XMath.Tanh.
+// Kernels compute in float through ActivationMath, which uses only XMath.Exp: PTX's tanh is
+// tanh.approx.f32 (relative error ~5e-4), so no kernel calls XMath.Tanh.
 
 /// <summary>Activation functions: ILGPU kernels and checked launchers.</summary>
 internal static class Activations

@@ -46,7 +46,7 @@ namespace IlgpuTrain.Kernels;
 // Accuracy: plain float sums of m terms per channel (one thread's loop on the CPU variant; m/G
 // terms per thread, then a tree of depth log2 G, on the GPU variant), so the mean is within about
 // (m - 1) u mean|x| of exact on the CPU variant (m/G + log2 G instead of m - 1 on the GPU), and
-// x̂ inherits that divided by the channel's std. The references sum in float64.
+// x̂ inherits that divided by the channel's std.
 
 /// <summary>Batch normalization over (N, C, S): ILGPU kernels and checked launchers.</summary>
 internal static class BatchNorm

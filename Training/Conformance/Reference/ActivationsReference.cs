@@ -1,6 +1,9 @@
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>Activations</c>: plain loops, float64 where it helps, slow and obviously right.</summary>
+// The spec of Kernels/Activations.cs: float64 math rounded once to float, with a float64 erf of
+// our own (series, continued fraction).
+
+/// <summary>The CPU reference (the spec) of the <c>Activations</c> kernels: plain loops, slow and obviously right.</summary>
 internal static class ActivationsReference
 {
     /// <summary>Reference ReLU: max(x, 0) in float64.</summary>

@@ -1,6 +1,6 @@
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>AdagradUpdate</c>: plain loops, float64 where it helps, slow and obviously right.</summary>
+/// <summary>The CPU reference (the spec) of the <c>AdagradUpdate</c> kernels: plain loops, slow and obviously right.</summary>
 internal static class AdagradUpdateReference
 {
     /// <summary>Reference: s += g^2, then g = g / (sqrt(s) + eps).</summary>

@@ -1,6 +1,6 @@
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>Augment</c>: plain loops, float64 where it helps, slow and obviously right.</summary>
+/// <summary>The CPU reference (the spec) of the <c>Augment</c> kernels: plain loops, slow and obviously right.</summary>
 internal static class AugmentReference
 {
     /// <summary>Reference: the four words of sample n, words 4n..4n+3 of Philox.Bits(seed, stream, counter).</summary>

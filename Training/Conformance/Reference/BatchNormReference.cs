@@ -1,6 +1,8 @@
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>BatchNorm</c>: plain loops, float64 where it helps, slow and obviously right.</summary>
+// The spec of Kernels/BatchNorm.cs. The references sum in float64.
+
+/// <summary>The CPU reference (the spec) of the <c>BatchNorm</c> kernels: plain loops, slow and obviously right.</summary>
 internal static class BatchNormReference
 {
     /// <summary>Reference: per channel mean and BIASED variance of x (N, C, S), in float64, two passes.</summary>

@@ -1,6 +1,6 @@
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>BiasAdd</c>: plain loops, float64 where it helps, slow and obviously right.</summary>
+/// <summary>The CPU reference (the spec) of the <c>BiasAdd</c> kernels: plain loops, slow and obviously right.</summary>
 internal static class BiasAddReference
 {
     /// <summary>Reference: y[n, f] = x[n, f] + b[f].</summary>

@@ -3,7 +3,7 @@ using Half = ILGPU.Half;
 
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>Cast</c>: plain loops, float64 where it helps, slow and obviously right.</summary>
+/// <summary>The CPU reference (the spec) of the <c>Cast</c> kernels: plain loops, slow and obviously right.</summary>
 internal static class CastReference
 {
     /// <summary>Reference float to half: round(|x| / quantum) with ties to even, in float64.</summary>

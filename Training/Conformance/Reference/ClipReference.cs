@@ -1,6 +1,6 @@
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>Clip</c>: plain loops, float64 where it helps, slow and obviously right.</summary>
+/// <summary>The CPU reference (the spec) of the <c>Clip</c> kernels: plain loops, slow and obviously right.</summary>
 internal static class ClipReference
 {
     /// <summary>The factor clip_grad_norm_ multiplies by: min(1, maxNorm · (1 / (norm + 1e-6))), in float as PyTorch.</summary>

@@ -1,6 +1,6 @@
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>Concat</c>: plain loops, float64 where it helps, slow and obviously right.</summary>
+/// <summary>The CPU reference (the spec) of the <c>Concat</c> kernels: plain loops, slow and obviously right.</summary>
 internal static class ConcatReference
 {
     /// <summary>Reference: y (outer, sum W_k) = [x_0 | x_1 | ...], each x_k an (outer, W_k) matrix.</summary>

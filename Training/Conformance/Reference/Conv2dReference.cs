@@ -1,6 +1,6 @@
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>Conv2d</c>: plain loops, float64 where it helps, slow and obviously right.</summary>
+/// <summary>The CPU reference (the spec) of the <c>Conv2d</c> kernels: plain loops, slow and obviously right.</summary>
 internal static class Conv2dReference
 {
     /// <summary>

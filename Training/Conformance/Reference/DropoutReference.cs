@@ -1,6 +1,6 @@
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>Dropout</c>: plain loops, float64 where it helps, slow and obviously right.</summary>
+/// <summary>The CPU reference (the spec) of the <c>Dropout</c> kernels: plain loops, slow and obviously right.</summary>
 internal static class DropoutReference
 {
     /// <summary>Reference: y[i] = x[i] / (1 - p) where Uniform(i) &lt; 1 - p, else 0 (mask from <see cref="PhiloxReference.BernoulliReference"/>).</summary>

@@ -1,6 +1,6 @@
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>Elementwise</c>: plain loops, float64 where it helps, slow and obviously right.</summary>
+/// <summary>The CPU reference (the spec) of the <c>Elementwise</c> kernels: plain loops, slow and obviously right.</summary>
 internal static class ElementwiseReference
 {
     /// <summary>Reference: y[i] = a[i] + b[i].</summary>

@@ -1,6 +1,6 @@
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>Embedding</c>: plain loops, float64 where it helps, slow and obviously right.</summary>
+/// <summary>The CPU reference (the spec) of the <c>Embedding</c> kernels: plain loops, slow and obviously right.</summary>
 internal static class EmbeddingReference
 {
     /// <summary>Reference: y[n, :] = W[indices[n], :].</summary>

@@ -3,7 +3,7 @@ using Half = ILGPU.Half;
 
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>GemmHalf</c>: plain loops, float64 where it helps, slow and obviously right. (Named References: C# forbids a member named as its class, and the method keeps its name GemmHalfReference.)</summary>
+/// <summary>The CPU reference (the spec) of the <c>GemmHalf</c> kernels: plain loops, slow and obviously right. Named References because C# forbids a member named as its class.</summary>
 internal static class GemmHalfReferences
 {
     /// <summary>

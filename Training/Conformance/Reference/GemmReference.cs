@@ -1,6 +1,6 @@
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>Gemm</c>: plain loops, float64 where it helps, slow and obviously right. (Named References: C# forbids a member named as its class, and the method keeps its name GemmReference.)</summary>
+/// <summary>The CPU reference (the spec) of the <c>Gemm</c> kernels: plain loops, slow and obviously right. Named References because C# forbids a member named as its class.</summary>
 internal static class GemmReferences
 {
     /// <summary>

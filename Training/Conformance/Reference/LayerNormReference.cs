@@ -1,6 +1,6 @@
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>LayerNorm</c>: plain loops, float64 where it helps, slow and obviously right.</summary>
+/// <summary>The CPU reference (the spec) of the <c>LayerNorm</c> kernels: plain loops, slow and obviously right.</summary>
 internal static class LayerNormReference
 {
     /// <summary>Reference: y = gamma (x - mean) / sqrt(var + eps) + beta per row, biased variance, float64.</summary>

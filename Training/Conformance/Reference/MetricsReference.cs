@@ -1,6 +1,6 @@
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>Metrics</c>: plain loops, float64 where it helps, slow and obviously right.</summary>
+/// <summary>The CPU reference (the spec) of the <c>Metrics</c> kernels: plain loops, slow and obviously right.</summary>
 internal static class MetricsReference
 {
     /// <summary>Reference: hit[n] = 1 when fewer than k logits of row n exceed the target's.</summary>

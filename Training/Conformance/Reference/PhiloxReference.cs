@@ -1,6 +1,6 @@
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>Philox</c>: plain loops, float64 where it helps, slow and obviously right.</summary>
+/// <summary>The CPU reference (the spec) of the <c>Philox</c> kernels: plain loops, slow and obviously right.</summary>
 internal static class PhiloxReference
 {
     /// <summary>Reference: the Philox4x32-10 block function, written from the paper's round equations.</summary>

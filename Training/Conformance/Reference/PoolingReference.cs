@@ -1,6 +1,6 @@
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>Pooling</c>: plain loops, float64 where it helps, slow and obviously right.</summary>
+/// <summary>The CPU reference (the spec) of the <c>Pooling</c> kernels: plain loops, slow and obviously right.</summary>
 internal static class PoolingReference
 {
     /// <summary>Reference max pooling: y = window max, argmax = flat in-plane index of the first maximum (a NaN wins).</summary>

@@ -1,6 +1,6 @@
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>Reductions</c>: plain loops, float64 where it helps, slow and obviously right.</summary>
+/// <summary>The CPU reference (the spec) of the <c>Reductions</c> kernels: plain loops, slow and obviously right.</summary>
 internal static class ReductionsReference
 {
     /// <summary>Reference: Σ x, accumulated in float64.</summary>

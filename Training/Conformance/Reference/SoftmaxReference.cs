@@ -1,6 +1,6 @@
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>Softmax</c>: plain loops, float64 where it helps, slow and obviously right.</summary>
+/// <summary>The CPU reference (the spec) of the <c>Softmax</c> kernels: plain loops, slow and obviously right.</summary>
 internal static class SoftmaxReference
 {
     /// <summary>Reference: y[i, j] = exp(x[i, j] - max_k x[i, k]) / sum_k exp(x[i, k] - max_k x[i, k]), in float64.</summary>
@@ -44,7 +44,7 @@ internal static class SoftmaxReference
     }
 }
 
-/// <summary>CPU reference (the spec) for <c>LogSoftmax</c>: plain loops, float64 where it helps, slow and obviously right.</summary>
+/// <summary>The CPU reference (the spec) of the <c>LogSoftmax</c> kernels: plain loops, slow and obviously right.</summary>
 internal static class LogSoftmaxReference
 {
     /// <summary>Reference: y[i, j] = x[i, j] - m - log(sum_k exp(x[i, k] - m)), m = max_k x[i, k], in float64.</summary>

@@ -1,6 +1,6 @@
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>CPU reference (the spec) for <c>WeightDecay</c>: plain loops, float64 where it helps, slow and obviously right.</summary>
+/// <summary>The CPU reference (the spec) of the <c>WeightDecay</c> kernels: plain loops, slow and obviously right.</summary>
 internal static class WeightDecayReference
 {
     /// <summary>Reference: u[i] += lambda * mask[i] * p[i] (mask empty means all ones).</summary>
