@@ -16,41 +16,9 @@ namespace IlgpuTrain.Kernels;
 //   the host. Reads p, g, s and writes p, s: 20 B per element.
 // s accumulates across steps by design (it is the optimizer's state); there is no backward.
 
-/// <summary>Adagrad's accumulator update and direction, and the fused Adagrad step: CPU references, ILGPU kernels and checked launchers.</summary>
+/// <summary>Adagrad's accumulator update and direction, and the fused Adagrad step: ILGPU kernels and checked launchers.</summary>
 internal static class AdagradUpdate
 {
-    // ---------------------------------------------------------------- CPU reference (the spec)
-
-    /// <summary>Reference: s += g^2, then g = g / (sqrt(s) + eps).</summary>
-    /// <param name="g">Gradients (n), overwritten with d.</param>
-    /// <param name="sum">Sum of squared gradients (n), accumulated.</param>
-    /// <param name="eps">eps, outside the sqrt.</param>
-    public static void DirectionReference(Span<float> g, Span<float> sum, float eps)
-    {
-        for (int i = 0; i < g.Length; i++)
-        {
-            sum[i] += g[i] * g[i];
-            g[i] /= MathF.Sqrt(sum[i]) + eps;
-        }
-    }
-
-    /// <summary>Reference: the fused Adagrad step.</summary>
-    /// <param name="p">Parameters (n), updated.</param>
-    /// <param name="g">Gradients (n), read.</param>
-    /// <param name="sum">Sum of squared gradients (n), accumulated.</param>
-    /// <param name="learningRate">clr of this step (lr_decay already applied).</param>
-    /// <param name="weightDecay">Coupled L2 lambda.</param>
-    /// <param name="eps">eps.</param>
-    public static void StepReference(Span<float> p, ReadOnlySpan<float> g, Span<float> sum, float learningRate, float weightDecay, float eps)
-    {
-        for (int i = 0; i < p.Length; i++)
-        {
-            Span<float> d = [g[i] + (weightDecay * p[i])];
-            DirectionReference(d, sum.Slice(i, 1), eps);
-            p[i] -= learningRate * d[0];
-        }
-    }
-
     // ---------------------------------------------------------------- ILGPU kernels
 
     /// <summary>Kernel: s += g^2; g = g / (sqrt(s) + eps).</summary>

@@ -70,61 +70,11 @@ public readonly record struct AdamScalars(float Beta1, float OneMinusBeta1, floa
 /// <param name="DecayFactor">Decoupled decay (AdamW): p = p * factor with factor = 1 - lr * lambda, rounded from float64. 1 for Adam.</param>
 public readonly record struct AdamStepScalars(AdamScalars Adam, float LearningRate, float WeightDecay, float DecayFactor);
 
-/// <summary>Adam's moment update and direction, and the fused Adam/AdamW step: CPU references, ILGPU kernels and checked launchers.</summary>
+/// <summary>Adam's moment update and direction, and the fused Adam/AdamW step: ILGPU kernels and checked launchers.</summary>
 internal static class AdamUpdate
 {
     /// <summary>Bytes the fused Adam/AdamW <c>Step</c> moves per fp32 parameter without a mask or AMSGrad: reads p, g, m, v (16), writes p, m, v (12). Benchmarks report GB/s from it.</summary>
     public const int StepBytesPerElement = 28;
-
-    // ---------------------------------------------------------------- CPU reference (the spec)
-
-    /// <summary>Reference: moments updated in place and g overwritten with the Adam direction.</summary>
-    /// <param name="g">Gradients (n), overwritten with d.</param>
-    /// <param name="m">First moment (n).</param>
-    /// <param name="v">Second moment (n).</param>
-    /// <param name="vmax">Running max of v (n) for AMSGrad, or empty.</param>
-    /// <param name="s">Scalars.</param>
-    public static void DirectionReference(Span<float> g, Span<float> m, Span<float> v, Span<float> vmax, AdamScalars s)
-    {
-        for (int i = 0; i < g.Length; i++)
-        {
-            m[i] = (s.Beta1 * m[i]) + (s.OneMinusBeta1 * g[i]);
-            v[i] = (s.Beta2 * v[i]) + (s.OneMinusBeta2 * g[i] * g[i]);
-            float second = v[i];
-            if (!vmax.IsEmpty)
-            {
-                vmax[i] = float.IsNaN(v[i]) ? v[i] : MathF.Max(vmax[i], v[i]);
-                second = vmax[i];
-            }
-            float mHat = m[i] / s.BiasCorrection1;
-            float vHat = second / s.BiasCorrection2;
-            g[i] = mHat / (MathF.Sqrt(vHat + s.EpsRoot) + s.Eps);
-        }
-    }
-
-    /// <summary>Reference: the fused Adam/AdamW step (decay, moments, bias correction, lr, apply).</summary>
-    /// <param name="p">Parameters (n), updated.</param>
-    /// <param name="g">Gradients (n), read.</param>
-    /// <param name="m">First moment (n).</param>
-    /// <param name="v">Second moment (n).</param>
-    /// <param name="vmax">Running max of v (n) for AMSGrad, or empty.</param>
-    /// <param name="mask">Empty, or n bytes: 1 where weight decay applies.</param>
-    /// <param name="s">Scalars.</param>
-    public static void StepReference(Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v, Span<float> vmax, ReadOnlySpan<byte> mask, AdamStepScalars s)
-    {
-        for (int i = 0; i < p.Length; i++)
-        {
-            float gi = g[i];
-            if (mask.IsEmpty || mask[i] != 0)
-            {
-                p[i] *= s.DecayFactor;
-                gi += s.WeightDecay * p[i];
-            }
-            Span<float> d = [gi];
-            DirectionReference(d, m.Slice(i, 1), v.Slice(i, 1), vmax.IsEmpty ? [] : vmax.Slice(i, 1), s.Adam);
-            p[i] -= s.LearningRate * d[0];
-        }
-    }
 
     // ---------------------------------------------------------------- ILGPU kernels
 

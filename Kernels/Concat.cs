@@ -15,59 +15,9 @@ namespace IlgpuTrain.Kernels;
 // Bytes per element: reads 4 B, writes 4 B, both directions. Backward OVERWRITES dx_k. The
 // inputs' slices are disjoint, so the forward launches never write the same element twice.
 
-/// <summary>Concatenation along an axis and its split backward: references, kernels and checked launchers.</summary>
+/// <summary>Concatenation along an axis and its split backward: kernels and checked launchers.</summary>
 internal static class Concat
 {
-    // ---------------------------------------------------------------- CPU reference (the spec)
-
-    /// <summary>Reference: y (outer, sum W_k) = [x_0 | x_1 | ...], each x_k an (outer, W_k) matrix.</summary>
-    /// <param name="xs">The inputs, x_k of outer * widths[k] elements.</param>
-    /// <param name="widths">W_k = size_k * inner per input.</param>
-    /// <param name="outer">The product of the dimensions before the axis.</param>
-    /// <param name="y">Output (outer, sum W_k).</param>
-    public static void ForwardReference(IReadOnlyList<float[]> xs, IReadOnlyList<int> widths, int outer, Span<float> y)
-    {
-        ArgumentNullException.ThrowIfNull(xs);
-        ArgumentNullException.ThrowIfNull(widths);
-        int total = widths.Sum();
-        for (int o = 0; o < outer; o++)
-        {
-            int col = 0;
-            for (int k = 0; k < xs.Count; k++)
-            {
-                for (int j = 0; j < widths[k]; j++)
-                    y[(o * total) + col + j] = xs[k][(o * widths[k]) + j];
-                col += widths[k];
-            }
-        }
-    }
-
-    /// <summary>Reference: dx_k[o, j] = dy[o, offset_k + j].</summary>
-    /// <param name="dy">Output gradient (outer, sum W_k).</param>
-    /// <param name="widths">W_k per input.</param>
-    /// <param name="outer">The product of the dimensions before the axis.</param>
-    /// <returns>The input gradients, dx_k of outer * W_k elements.</returns>
-    public static float[][] BackwardReference(ReadOnlySpan<float> dy, IReadOnlyList<int> widths, int outer)
-    {
-        ArgumentNullException.ThrowIfNull(widths);
-        int total = widths.Sum();
-        var dxs = new float[widths.Count][];
-        int col = 0;
-        for (int k = 0; k < widths.Count; k++)
-        {
-            dxs[k] = new float[outer * widths[k]];
-            for (int o = 0; o < outer; o++)
-            {
-                for (int j = 0; j < widths[k]; j++)
-                    dxs[k][(o * widths[k]) + j] = dy[(o * total) + col + j];
-            }
-
-            col += widths[k];
-        }
-
-        return dxs;
-    }
-
     // ---------------------------------------------------------------- ILGPU kernels
 
     /// <summary>Kernel: y[o * yWidth + offset + j] = x[o * width + j] for every element of x, grid-stride.</summary>

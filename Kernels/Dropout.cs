@@ -21,37 +21,9 @@ namespace IlgpuTrain.Kernels;
 // per 4 elements (each thread handles a whole block, so no random word is computed twice).
 // Backward OVERWRITES dx (which may alias dy).
 
-/// <summary>Inverted dropout with a recomputed Philox mask: references, the kernel and checked launchers.</summary>
+/// <summary>Inverted dropout with a recomputed Philox mask: the kernel and checked launchers.</summary>
 internal static class Dropout
 {
-    // ---------------------------------------------------------------- CPU reference (the spec)
-
-    /// <summary>Reference: y[i] = x[i] / (1 - p) where Uniform(i) &lt; 1 - p, else 0 (mask from <see cref="Philox.BernoulliReference"/>).</summary>
-    /// <param name="x">Input (n).</param>
-    /// <param name="y">Output (n).</param>
-    /// <param name="p">Drop probability in [0, 1].</param>
-    /// <param name="seed">The Philox seed.</param>
-    /// <param name="stream">The Philox stream.</param>
-    /// <param name="counter">The Philox counter (the step).</param>
-    public static void ForwardReference(ReadOnlySpan<float> x, Span<float> y, float p, ulong seed, uint stream, uint counter)
-    {
-        CheckP(nameof(ForwardReference), p);
-        var keep = new float[x.Length];
-        Philox.BernoulliReference(keep, 1f - p, seed, stream, counter);
-        for (int i = 0; i < x.Length; i++)
-            y[i] = keep[i] != 0f ? x[i] * (1f / (1f - p)) : 0f;
-    }
-
-    /// <summary>Reference: dx[i] = dy[i] / (1 - p) where the forward kept element i, else 0.</summary>
-    /// <param name="dy">Output gradient (n).</param>
-    /// <param name="dx">Input gradient (n), overwritten.</param>
-    /// <param name="p">Drop probability in [0, 1].</param>
-    /// <param name="seed">The forward's seed.</param>
-    /// <param name="stream">The forward's stream.</param>
-    /// <param name="counter">The forward's counter.</param>
-    public static void BackwardReference(ReadOnlySpan<float> dy, Span<float> dx, float p, ulong seed, uint stream, uint counter) =>
-        ForwardReference(dy, dx, p, seed, stream, counter);
-
     // ---------------------------------------------------------------- ILGPU kernels
 
     /// <summary>Kernel: y[i] = keep(i) ? x[i] * scale : 0, grid-stride over blocks of 4 elements.</summary>

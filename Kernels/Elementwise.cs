@@ -18,7 +18,7 @@ namespace IlgpuTrain.Kernels;
 // On the CPU accelerator (KernelVariant.Cpu) the launchers run CpuLoops instead: the same float
 // operations per element as the kernels, as managed (partly Vector256) loops on host memory.
 
-/// <summary>Elementwise arithmetic: CPU references, ILGPU kernels and checked launchers.</summary>
+/// <summary>Elementwise arithmetic: ILGPU kernels and checked launchers.</summary>
 internal static class Elementwise
 {
     /// <summary>Bytes <c>Add</c> moves per element: reads a and b (8), writes y (4). Benchmarks report GB/s from it.</summary>
@@ -26,69 +26,6 @@ internal static class Elementwise
 
     /// <summary>Bytes <c>Axpy</c> moves per element: reads x and y (8), writes y (4). Benchmarks report GB/s from it.</summary>
     public const int AxpyBytesPerElement = 12;
-
-    // ---------------------------------------------------------------- CPU reference (the spec)
-
-    /// <summary>Reference: y[i] = a[i] + b[i].</summary>
-    /// <param name="a">Left input.</param>
-    /// <param name="b">Right input.</param>
-    /// <param name="y">Output (may alias an input).</param>
-    public static void AddReference(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y)
-    {
-        for (int i = 0; i < y.Length; i++)
-            y[i] = a[i] + b[i];
-    }
-
-    /// <summary>Reference: y[i] = a[i] - b[i].</summary>
-    /// <param name="a">Left input.</param>
-    /// <param name="b">Right input.</param>
-    /// <param name="y">Output.</param>
-    public static void SubReference(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y)
-    {
-        for (int i = 0; i < y.Length; i++)
-            y[i] = a[i] - b[i];
-    }
-
-    /// <summary>Reference: y[i] = a[i] * b[i].</summary>
-    /// <param name="a">Left input.</param>
-    /// <param name="b">Right input.</param>
-    /// <param name="y">Output.</param>
-    public static void MulReference(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y)
-    {
-        for (int i = 0; i < y.Length; i++)
-            y[i] = a[i] * b[i];
-    }
-
-    /// <summary>Reference: y[i] = alpha * s[0].</summary>
-    /// <param name="s">A one-element scalar.</param>
-    /// <param name="alpha">Scale.</param>
-    /// <param name="y">Output.</param>
-    public static void BroadcastReference(ReadOnlySpan<float> s, float alpha, Span<float> y) => y.Fill(alpha * s[0]);
-
-    /// <summary>Reference: y[i] = alpha * x[i].</summary>
-    /// <param name="x">Input.</param>
-    /// <param name="alpha">Scale.</param>
-    /// <param name="y">Output.</param>
-    public static void ScaleReference(ReadOnlySpan<float> x, float alpha, Span<float> y)
-    {
-        for (int i = 0; i < y.Length; i++)
-            y[i] = alpha * x[i];
-    }
-
-    /// <summary>Reference: y[i] = alpha * x[i] + y[i].</summary>
-    /// <param name="alpha">Scale of x.</param>
-    /// <param name="x">Input.</param>
-    /// <param name="y">Accumulated output.</param>
-    public static void AxpyReference(float alpha, ReadOnlySpan<float> x, Span<float> y)
-    {
-        for (int i = 0; i < y.Length; i++)
-            y[i] = alpha * x[i] + y[i];
-    }
-
-    /// <summary>Reference: y[i] = value.</summary>
-    /// <param name="y">Output.</param>
-    /// <param name="value">The fill value.</param>
-    public static void FillReference(Span<float> y, float value) => y.Fill(value);
 
     // ---------------------------------------------------------------- ILGPU kernels
 

@@ -24,52 +24,11 @@ namespace IlgpuTrain.Kernels;
 // reduce each run of equal indices in order, O(N log N + N D), still deterministic. Float atomics
 // would be O(N D) but not deterministic. Backward OVERWRITES dW.
 
-/// <summary>Embedding lookup and its deterministic scatter-add backward: references, kernels and checked launchers.</summary>
+/// <summary>Embedding lookup and its deterministic scatter-add backward: kernels and checked launchers.</summary>
 internal static class Embedding
 {
     /// <summary>Length of the error flag the forward writes: [count of out-of-range indices, N - first such position (0 when none)].</summary>
     public const int ErrorsLength = 2;
-
-    // ---------------------------------------------------------------- CPU reference (the spec)
-
-    /// <summary>Reference: y[n, :] = W[indices[n], :].</summary>
-    /// <param name="indices">Indices (N), each in [0, V).</param>
-    /// <param name="weight">W (V, D).</param>
-    /// <param name="y">Output (N, D).</param>
-    /// <param name="v">Vocabulary size V.</param>
-    /// <param name="d">Embedding dimension D.</param>
-    /// <exception cref="ArgumentOutOfRangeException">An index is outside [0, V).</exception>
-    public static void ForwardReference(ReadOnlySpan<int> indices, ReadOnlySpan<float> weight, Span<float> y, int v, int d)
-    {
-        for (int n = 0; n < indices.Length; n++)
-        {
-            int k = indices[n];
-            if (k < 0 || k >= v)
-                throw new ArgumentOutOfRangeException(nameof(indices), k, $"Embedding.ForwardReference: indices[{n}] = {k} is outside [0, {v}).");
-            for (int c = 0; c < d; c++)
-                y[(n * d) + c] = weight[(k * d) + c];
-        }
-    }
-
-    /// <summary>Reference: dW[v, :] = sum of dy[n, :] over n with indices[n] == v, in float64; the padding row is 0.</summary>
-    /// <param name="indices">Indices (N).</param>
-    /// <param name="dy">Output gradient (N, D).</param>
-    /// <param name="dWeight">dW (V, D), overwritten.</param>
-    /// <param name="v">Vocabulary size V.</param>
-    /// <param name="d">Embedding dimension D.</param>
-    /// <param name="paddingIdx">The row that gets no gradient, in [0, V), or null.</param>
-    public static void BackwardReference(ReadOnlySpan<int> indices, ReadOnlySpan<float> dy, Span<double> dWeight, int v, int d, int? paddingIdx = null)
-    {
-        dWeight[..(v * d)].Clear();
-        for (int n = 0; n < indices.Length; n++)
-        {
-            int k = indices[n];
-            if (k < 0 || k >= v || k == paddingIdx)
-                continue;
-            for (int c = 0; c < d; c++)
-                dWeight[(k * d) + c] += dy[(n * d) + c];
-        }
-    }
 
     // ---------------------------------------------------------------- ILGPU kernels
 

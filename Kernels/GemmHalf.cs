@@ -35,7 +35,7 @@ namespace IlgpuTrain.Kernels;
 // operands is two more GemmHalf calls on the half copies of X, W and dY (each OVERWRITES with
 // beta 0 or accumulates with beta 1, as asked).
 
-/// <summary>Mixed-precision GEMM C (float) = alpha op(A) op(B) + beta C with binary16 A and B: CPU reference, ILGPU kernels and the checked launcher; and the in-place rounding of floats to fp16 values.</summary>
+/// <summary>Mixed-precision GEMM C (float) = alpha op(A) op(B) + beta C with binary16 A and B: ILGPU kernels and the checked launcher; and the in-place rounding of floats to fp16 values.</summary>
 internal static class GemmHalf
 {
     // The tiling constants are Gemm's: each thread or work item owns an R x R block of C.
@@ -44,53 +44,6 @@ internal static class GemmHalf
     private const int KTile = 16;
     private const int MaxLd = (MaxSide * R) + 1;
     private const int SharedLength = KTile * MaxLd;
-
-    // ---------------------------------------------------------------- CPU reference (the spec)
-
-    /// <summary>
-    /// Reference: c[i, j] = alpha * sum_p float(op(A)[i, p]) * float(op(B)[p, j]) + beta * c[i, j],
-    /// halves widened exactly by <see cref="Cast.ToFloatReference(Half)"/>, float64 accumulation.
-    /// c is not read when beta == 0; a and b are not read when alpha == 0.
-    /// </summary>
-    /// <param name="transA">Whether A is stored (K, M).</param>
-    /// <param name="transB">Whether B is stored (N, K).</param>
-    /// <param name="m">Rows of op(A) and C.</param>
-    /// <param name="n">Columns of op(B) and C.</param>
-    /// <param name="k">Reduction length.</param>
-    /// <param name="alpha">Scale of the product.</param>
-    /// <param name="a">A, M*K halves.</param>
-    /// <param name="b">B, K*N halves.</param>
-    /// <param name="beta">Scale of the prior C.</param>
-    /// <param name="c">C (M, N), float, updated.</param>
-    public static void GemmHalfReference(bool transA, bool transB, int m, int n, int k, float alpha, ReadOnlySpan<Half> a, ReadOnlySpan<Half> b, float beta, Span<float> c)
-    {
-        for (int i = 0; i < m; i++)
-        {
-            for (int j = 0; j < n; j++)
-            {
-                double sum = 0;
-                if (alpha != 0f)
-                {
-                    for (int p = 0; p < k; p++)
-                    {
-                        double aip = Cast.ToFloatReference(transA ? a[(p * m) + i] : a[(i * k) + p]);
-                        double bpj = Cast.ToFloatReference(transB ? b[(j * k) + p] : b[(p * n) + j]);
-                        sum += aip * bpj;
-                    }
-                }
-                double prior = beta == 0f ? 0 : beta * (double)c[(i * n) + j];
-                c[(i * n) + j] = (float)((alpha * sum) + prior);
-            }
-        }
-    }
-
-    /// <summary>Reference: x[i] = float(half(x[i])), through <see cref="Cast.ToHalfReference(float)"/> and back.</summary>
-    /// <param name="x">Values, rounded in place.</param>
-    public static void RoundToHalfReference(Span<float> x)
-    {
-        for (int i = 0; i < x.Length; i++)
-            x[i] = Cast.ToFloatReference(Cast.ToHalfReference(x[i]));
-    }
 
     // ---------------------------------------------------------------- ILGPU kernels
 

@@ -25,31 +25,10 @@ namespace IlgpuTrain.Kernels;
 
 /// <summary>
 /// Unscale a flat gradient buffer by 1/scale in place and flag non-finite values, in one kernel:
-/// CPU reference, ILGPU kernel and checked launcher.
+/// ILGPU kernel and checked launcher.
 /// </summary>
 internal static class LossScale
 {
-    // ---------------------------------------------------------------- CPU reference (the spec)
-
-    /// <summary>
-    /// Reference: g[i] = g[i] * invScale (untouched when invScale is 1); returns whether every
-    /// unscaled value is finite.
-    /// </summary>
-    /// <param name="grads">Gradients (n), unscaled in place.</param>
-    /// <param name="invScale">1 / scale.</param>
-    /// <returns>True when no value is inf or NaN.</returns>
-    public static bool UnscaleReference(Span<float> grads, float invScale)
-    {
-        bool allFinite = true;
-        for (int i = 0; i < grads.Length; i++)
-        {
-            float v = invScale == 1f ? grads[i] : grads[i] * invScale;
-            allFinite &= float.IsFinite(v);
-            grads[i] = v;
-        }
-        return allFinite;
-    }
-
     // ---------------------------------------------------------------- ILGPU kernels
 
     /// <summary>Kernel: g[i] *= invScale (skipped when invScale is 1) and found[0] = 1 if any result is inf or NaN.</summary>

@@ -14,41 +14,9 @@ namespace IlgpuTrain.Kernels;
 // A NaN logit for the target, or a target outside [0, C), is a miss. No backward: metrics are not
 // differentiated. Summing hit (Reductions.Sum) gives the number of correct samples.
 
-/// <summary>Top-k hits of a batch of logits: CPU reference, ILGPU kernel and checked launcher.</summary>
+/// <summary>Top-k hits of a batch of logits: ILGPU kernel and checked launcher.</summary>
 internal static class Metrics
 {
-    // ---------------------------------------------------------------- CPU reference (the spec)
-
-    /// <summary>Reference: hit[n] = 1 when fewer than k logits of row n exceed the target's.</summary>
-    /// <param name="logits">Logits (N, C).</param>
-    /// <param name="targets">Targets (N).</param>
-    /// <param name="hit">Output (N): 1 or 0.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Classes C.</param>
-    /// <param name="k">k, at least 1.</param>
-    public static void TopKHitsReference(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> hit, int n, int c, int k)
-    {
-        for (int row = 0; row < n; row++)
-        {
-            int t = targets[row];
-            if (t < 0 || t >= c || float.IsNaN(logits[(row * c) + t]))
-            {
-                hit[row] = 0;
-                continue;
-            }
-
-            float v = logits[(row * c) + t];
-            int greater = 0;
-            for (int j = 0; j < c; j++)
-            {
-                if (logits[(row * c) + j] > v)
-                    greater++;
-            }
-
-            hit[row] = greater < k ? 1 : 0;
-        }
-    }
-
     // ---------------------------------------------------------------- ILGPU kernels
 
     /// <summary>Kernel: one row per thread, grid-stride.</summary>

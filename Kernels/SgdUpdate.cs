@@ -25,68 +25,15 @@ namespace IlgpuTrain.Kernels;
 // backend that does not contract a*b + c into an FMA the fused step equals the chain bitwise.
 // No backward: these act on gradients, not on the graph.
 
-/// <summary>SGD momentum (PyTorch semantics) and the fused whole SGD step: CPU references, ILGPU kernels and checked launchers.</summary>
+/// <summary>SGD momentum (PyTorch semantics) and the fused whole SGD step: ILGPU kernels and checked launchers.</summary>
 internal static class SgdUpdate
 {
     /// <summary>Bytes the fused SGD <c>Step</c> with momentum (after the first update, no mask) moves per element: reads p, g, b (12), writes p, b (8). Benchmarks report GB/s from it.</summary>
     public const int StepBytesPerElement = 20;
 
-    // ---------------------------------------------------------------- CPU reference (the spec)
-
-    /// <summary>
-    /// Reference: b = g on the first update, else b = mu*b + (1 − dampening)*g; then
-    /// g = g + mu*b with Nesterov, else g = b. Does nothing when mu = 0.
-    /// </summary>
-    /// <param name="g">Gradients (n), overwritten with the step direction.</param>
-    /// <param name="b">Momentum buffer (n), updated; not read on the first update.</param>
-    /// <param name="mu">Momentum.</param>
-    /// <param name="dampening">Dampening τ.</param>
-    /// <param name="nesterov">Nesterov's direction g + mu*b.</param>
-    /// <param name="first">No buffer yet (PyTorch's momentum_buffer is None).</param>
-    public static void MomentumReference(Span<float> g, Span<float> b, float mu, float dampening, bool nesterov, bool first)
-    {
-        if (mu == 0f)
-            return;
-        for (int i = 0; i < g.Length; i++)
-        {
-            b[i] = first ? g[i] : (mu * b[i]) + ((1f - dampening) * g[i]);
-            g[i] = nesterov ? g[i] + (mu * b[i]) : b[i];
-        }
-    }
-
-    /// <summary>
-    /// Reference: one SGD step, d = g + wd*mask*p, the momentum of <see cref="MomentumReference"/>
-    /// applied to d, then p = p − lr*d.
-    /// </summary>
-    /// <param name="p">Parameters (n), updated.</param>
-    /// <param name="g">Gradients (n), read.</param>
-    /// <param name="b">Momentum buffer (n) when mu ≠ 0, updated; empty when mu = 0.</param>
-    /// <param name="mask">Empty (decay everywhere) or n bytes of 0/1 selecting where weight decay applies.</param>
-    /// <param name="lr">Learning rate.</param>
-    /// <param name="weightDecay">Coupled weight decay wd.</param>
-    /// <param name="mu">Momentum (0: plain SGD, b unused).</param>
-    /// <param name="dampening">Dampening τ.</param>
-    /// <param name="nesterov">Nesterov's direction.</param>
-    /// <param name="first">No buffer yet.</param>
-    public static void StepReference(Span<float> p, ReadOnlySpan<float> g, Span<float> b, ReadOnlySpan<byte> mask, float lr, float weightDecay, float mu, float dampening, bool nesterov, bool first)
-    {
-        for (int i = 0; i < p.Length; i++)
-        {
-            float d = g[i];
-            if (weightDecay != 0f && (mask.IsEmpty || mask[i] != 0))
-                d += weightDecay * p[i];
-            if (mu != 0f)
-            {
-                b[i] = first ? d : (mu * b[i]) + ((1f - dampening) * d);
-                d = nesterov ? d + (mu * b[i]) : b[i];
-            }
-            p[i] += -lr * d;
-        }
-    }
-
     // ---------------------------------------------------------------- ILGPU kernels
 
-    /// <summary>Kernel: the momentum update of <see cref="MomentumReference"/> (launched only when mu ≠ 0).</summary>
+    /// <summary>Kernel: the momentum update of <c>SgdUpdateReference.MomentumReference</c> (launched only when mu ≠ 0).</summary>
     /// <param name="g">Gradients, overwritten with the direction.</param>
     /// <param name="b">Momentum buffer, updated.</param>
     /// <param name="mu">Momentum.</param>
@@ -107,7 +54,7 @@ internal static class SgdUpdate
         }
     }
 
-    /// <summary>Kernel: the fused SGD step of <see cref="StepReference"/>.</summary>
+    /// <summary>Kernel: the fused SGD step of <c>SgdUpdateReference.StepReference</c>.</summary>
     /// <param name="p">Parameters, updated.</param>
     /// <param name="g">Gradients, read.</param>
     /// <param name="b">Momentum buffer (read and written only when mu ≠ 0).</param>

@@ -12,23 +12,9 @@ namespace IlgpuTrain.Kernels;
 // (AdamW: added to the Adam direction before the learning rate) are this same kernel at two
 // places in a chain. It has no backward: it acts on gradients, not on the graph.
 
-/// <summary>Masked weight decay u += lambda * mask * p: CPU reference, ILGPU kernel and checked launcher.</summary>
+/// <summary>Masked weight decay u += lambda * mask * p: ILGPU kernel and checked launcher.</summary>
 internal static class WeightDecay
 {
-    /// <summary>Reference: u[i] += lambda * mask[i] * p[i] (mask empty means all ones).</summary>
-    /// <param name="updates">Updates (n), accumulated.</param>
-    /// <param name="parameters">Parameters (n).</param>
-    /// <param name="lambda">Decay coefficient.</param>
-    /// <param name="mask">Empty, or n bytes of 0/1.</param>
-    public static void AddReference(Span<float> updates, ReadOnlySpan<float> parameters, float lambda, ReadOnlySpan<byte> mask)
-    {
-        for (int i = 0; i < updates.Length; i++)
-        {
-            if (mask.IsEmpty || mask[i] != 0)
-                updates[i] += lambda * parameters[i];
-        }
-    }
-
     /// <summary>Kernel: u[i] += lambda * p[i] where the mask allows (useMask = 0: everywhere).</summary>
     /// <param name="updates">Updates, accumulated.</param>
     /// <param name="parameters">Parameters.</param>

@@ -2,6 +2,7 @@ using BenchmarkDotNet.Attributes;
 using IlgpuTrain.Bench.Support;
 using IlgpuTrain.Functional;
 using IlgpuTrain.Kernels;
+using IlgpuTrain.Training.Conformance;
 
 namespace IlgpuTrain.Bench.Kernels;
 
@@ -46,7 +47,7 @@ public class ElementwiseBench
     }
 
     [Benchmark(Baseline = true), BenchmarkCategory("Axpy"), Bytes(Elementwise.AxpyBytesPerElement)]
-    public void AxpyReference() => Elementwise.AxpyReference(1e-3f, _hx, _hy);
+    public void AxpyReference() => ElementwiseReference.AxpyReference(1e-3f, _hx, _hy);
 
     [Benchmark, BenchmarkCategory("Axpy"), Bytes(Elementwise.AxpyBytesPerElement)]
     public void Axpy()
@@ -56,7 +57,7 @@ public class ElementwiseBench
     }
 
     [Benchmark(Baseline = true), BenchmarkCategory("Add"), Bytes(Elementwise.AddBytesPerElement)]
-    public void AddReference() => Elementwise.AddReference(_hx, _hy, _hz);
+    public void AddReference() => ElementwiseReference.AddReference(_hx, _hy, _hz);
 
     [Benchmark, BenchmarkCategory("Add"), Bytes(Elementwise.AddBytesPerElement)]
     public void Add()
@@ -66,7 +67,7 @@ public class ElementwiseBench
     }
 
     [Benchmark(Baseline = true), BenchmarkCategory("Gelu"), Bytes(Activations.ForwardBytesPerElement)]
-    public void GeluReference() => Activations.GeluReference(_hx, _hz);
+    public void GeluReference() => ActivationsReference.GeluReference(_hx, _hz);
 
     [Benchmark, BenchmarkCategory("Gelu"), Bytes(Activations.ForwardBytesPerElement)]
     public void Gelu()

@@ -2,6 +2,7 @@ using BenchmarkDotNet.Attributes;
 using IlgpuTrain.Bench.Support;
 using IlgpuTrain.Functional;
 using IlgpuTrain.Kernels;
+using IlgpuTrain.Training.Conformance;
 
 namespace IlgpuTrain.Bench.Kernels;
 
@@ -49,8 +50,8 @@ public class GemmBench
         _a = Tensor.FromHost(_device, _ha, _ha.Length);
         _b = Tensor.FromHost(_device, _hb, _hb.Length);
         _c = Tensor.Zeros(_device, new IlgpuTrain.Functional.Shape(_m * _n));
-        _ah = Tensor.FromHost(_device, _ha.Select(Cast.ToHalfReference).ToArray().AsSpan(), new IlgpuTrain.Functional.Shape(_ha.Length));
-        _bh = Tensor.FromHost(_device, _hb.Select(Cast.ToHalfReference).ToArray().AsSpan(), new IlgpuTrain.Functional.Shape(_hb.Length));
+        _ah = Tensor.FromHost(_device, _ha.Select(CastReference.ToHalfReference).ToArray().AsSpan(), new IlgpuTrain.Functional.Shape(_ha.Length));
+        _bh = Tensor.FromHost(_device, _hb.Select(CastReference.ToHalfReference).ToArray().AsSpan(), new IlgpuTrain.Functional.Shape(_hb.Length));
         Kernel();
         KernelHalf();
     }
@@ -67,7 +68,7 @@ public class GemmBench
     }
 
     [Benchmark(Baseline = true), GemmFlops]
-    public void Reference() => Gemm.GemmReference(TransA, TransB, _m, _n, _k, 1f, _ha, _hb, 0f, _hc);
+    public void Reference() => GemmReferences.GemmReference(TransA, TransB, _m, _n, _k, 1f, _ha, _hb, 0f, _hc);
 
     [Benchmark, GemmFlops]
     public void Kernel()

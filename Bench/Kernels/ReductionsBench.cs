@@ -2,6 +2,7 @@ using BenchmarkDotNet.Attributes;
 using IlgpuTrain.Bench.Support;
 using IlgpuTrain.Functional;
 using IlgpuTrain.Kernels;
+using IlgpuTrain.Training.Conformance;
 
 namespace IlgpuTrain.Bench.Kernels;
 
@@ -50,7 +51,7 @@ public class ReductionsBench
     }
 
     [Benchmark(Baseline = true), BenchmarkCategory("Sum"), Bytes(Reductions.BytesPerElement)]
-    public double SumReference() => Reductions.SumReference(_hx);
+    public double SumReference() => ReductionsReference.SumReference(_hx);
 
     [Benchmark, BenchmarkCategory("Sum"), Bytes(Reductions.BytesPerElement)]
     public void Sum()
@@ -67,7 +68,7 @@ public class ReductionsBench
     }
 
     [Benchmark(Baseline = true), BenchmarkCategory("L2Norm"), Bytes(Reductions.BytesPerElement)]
-    public double L2NormReference() => Reductions.L2NormReference(_hx);
+    public double L2NormReference() => ReductionsReference.L2NormReference(_hx);
 
     [Benchmark, BenchmarkCategory("L2Norm"), Bytes(Reductions.BytesPerElement)]
     public void L2Norm()
@@ -77,7 +78,7 @@ public class ReductionsBench
     }
 
     [Benchmark(Baseline = true), BenchmarkCategory("Max"), Bytes(Reductions.BytesPerElement)]
-    public double MaxReference() => Reductions.MaxReference(_hx);
+    public double MaxReference() => ReductionsReference.MaxReference(_hx);
 
     [Benchmark, BenchmarkCategory("Max"), Bytes(Reductions.BytesPerElement)]
     public void Max()
@@ -87,7 +88,7 @@ public class ReductionsBench
     }
 
     [Benchmark(Baseline = true), BenchmarkCategory("SumRows"), Bytes(Reductions.BytesPerElement)]
-    public void SumRowsReference() => Reductions.SumRowsReference(_hx.AsSpan(0, Rows * 256), Rows, 256, _hrows);
+    public void SumRowsReference() => ReductionsReference.SumRowsReference(_hx.AsSpan(0, Rows * 256), Rows, 256, _hrows);
 
     [Benchmark, BenchmarkCategory("SumRows"), Bytes(Reductions.BytesPerElement)]
     public void SumRows()
@@ -97,7 +98,7 @@ public class ReductionsBench
     }
 
     [Benchmark(Baseline = true), BenchmarkCategory("SumColumns"), Bytes(Reductions.BytesPerElement)]
-    public void SumColumnsReference() => Reductions.SumColumnsReference(_hx.AsSpan(0, Rows * 256), Rows, 256, _hcols);
+    public void SumColumnsReference() => ReductionsReference.SumColumnsReference(_hx.AsSpan(0, Rows * 256), Rows, 256, _hcols);
 
     [Benchmark, BenchmarkCategory("SumColumns"), Bytes(Reductions.BytesPerElement)]
     public void SumColumns()

@@ -2,6 +2,7 @@ using BenchmarkDotNet.Attributes;
 using IlgpuTrain.Bench.Support;
 using IlgpuTrain.Functional;
 using IlgpuTrain.Kernels;
+using IlgpuTrain.Training.Conformance;
 using Conv2dLayer = IlgpuTrain.Layers.Conv2d;
 
 namespace IlgpuTrain.Bench.Layers;
@@ -65,7 +66,7 @@ public class Conv2dBench
     }
 
     [Benchmark(Baseline = true), ConvFlops(1)]
-    public void ForwardReference() => Conv2d.ForwardReference(_hx, _hw, _hb, _hy, _g, _out);
+    public void ForwardReference() => Conv2dReference.ForwardReference(_hx, _hw, _hb, _hy, _g, _out);
 
     [Benchmark, ConvFlops(1)]
     public void Forward()

@@ -28,7 +28,7 @@ public class RngProperties
         {
             using var t = rng.Uniform(Devices.Cpu, shape);
             var expected = new float[shape.Length];
-            Philox.UniformReference(expected, rng.Seed, rng.Stream, rng.Counter);
+            PhiloxReference.UniformReference(expected, rng.Seed, rng.Stream, rng.Counter);
             return (t.Shape == shape).Label($"shape {t.Shape} versus {shape}")
                 .And((t.DType == DType.Float32).Label("dtype"))
                 .And(Close.All(t.ToHost(), expected, 0, 0, $"{rng}, shape {shape}"));
@@ -43,8 +43,8 @@ public class RngProperties
             using var b = rng.Bernoulli(Devices.Cpu, shape, p);
             var zr = new float[shape.Length];
             var br = new float[shape.Length];
-            Philox.NormalReference(zr, rng.Seed, rng.Stream, rng.Counter, -1f, std);
-            Philox.BernoulliReference(br, p, rng.Seed, rng.Stream, rng.Counter);
+            PhiloxReference.NormalReference(zr, rng.Seed, rng.Stream, rng.Counter, -1f, std);
+            PhiloxReference.BernoulliReference(br, p, rng.Seed, rng.Stream, rng.Counter);
             return Close.All(z.ToHost(), zr, NormalAtol * Math.Max(std, 1e-3), NormalRtol, "normal")
                 .And(Close.All(b.ToHost(), br, 0, 0, "bernoulli"))
                 .And((z.Shape == shape && b.Shape == shape).Label("shapes"))

@@ -69,30 +69,30 @@ public class ActivationsProperties
     private const double ErfFloatAtol = float.Epsilon;
 
     private static readonly Activation Relu = new(
-        "Relu", Activations.Relu, Activations.ReluBackward, Activations.ReluReference, Activations.ReluBackwardReference,
-        Activations.ReluReference, Activations.ReluDerivativeReference, Exact, Exact, Kinked: true);
+        "Relu", Activations.Relu, Activations.ReluBackward, ActivationsReference.ReluReference, ActivationsReference.ReluBackwardReference,
+        ActivationsReference.ReluReference, ActivationsReference.ReluDerivativeReference, Exact, Exact, Kinked: true);
 
     private static readonly Activation Gelu = new(
         "Gelu", (h, x, y) => Activations.Gelu(h, x, y), (h, x, dy, dx) => Activations.GeluBackward(h, x, dy, dx),
-        (x, y) => Activations.GeluReference(x, y), (x, dy, dx) => Activations.GeluBackwardReference(x, dy, dx),
-        x => Activations.GeluReference(x), x => Activations.GeluDerivativeReference(x), GeluForward, GeluBackward);
+        (x, y) => ActivationsReference.GeluReference(x, y), (x, dy, dx) => ActivationsReference.GeluBackwardReference(x, dy, dx),
+        x => ActivationsReference.GeluReference(x), x => ActivationsReference.GeluDerivativeReference(x), GeluForward, GeluBackward);
 
     private static readonly Activation GeluTanh = new(
         "GeluTanh", (h, x, y) => Activations.Gelu(h, x, y, GeluApproximation.Tanh), (h, x, dy, dx) => Activations.GeluBackward(h, x, dy, dx, GeluApproximation.Tanh),
-        (x, y) => Activations.GeluReference(x, y, GeluApproximation.Tanh), (x, dy, dx) => Activations.GeluBackwardReference(x, dy, dx, GeluApproximation.Tanh),
-        x => Activations.GeluReference(x, GeluApproximation.Tanh), x => Activations.GeluDerivativeReference(x, GeluApproximation.Tanh), GeluTanhForward, GeluTanhBackward);
+        (x, y) => ActivationsReference.GeluReference(x, y, GeluApproximation.Tanh), (x, dy, dx) => ActivationsReference.GeluBackwardReference(x, dy, dx, GeluApproximation.Tanh),
+        x => ActivationsReference.GeluReference(x, GeluApproximation.Tanh), x => ActivationsReference.GeluDerivativeReference(x, GeluApproximation.Tanh), GeluTanhForward, GeluTanhBackward);
 
     private static readonly Activation Tanh = new(
-        "Tanh", Activations.Tanh, Activations.TanhBackward, Activations.TanhReference, Activations.TanhBackwardReference,
-        Activations.TanhReference, Activations.TanhDerivativeReference, TanhForward, TanhBackward);
+        "Tanh", Activations.Tanh, Activations.TanhBackward, ActivationsReference.TanhReference, ActivationsReference.TanhBackwardReference,
+        ActivationsReference.TanhReference, ActivationsReference.TanhDerivativeReference, TanhForward, TanhBackward);
 
     private static readonly Activation Sigmoid = new(
-        "Sigmoid", Activations.Sigmoid, Activations.SigmoidBackward, Activations.SigmoidReference, Activations.SigmoidBackwardReference,
-        Activations.SigmoidReference, Activations.SigmoidDerivativeReference, SigmoidForward, SigmoidBackward);
+        "Sigmoid", Activations.Sigmoid, Activations.SigmoidBackward, ActivationsReference.SigmoidReference, ActivationsReference.SigmoidBackwardReference,
+        ActivationsReference.SigmoidReference, ActivationsReference.SigmoidDerivativeReference, SigmoidForward, SigmoidBackward);
 
     private static readonly Activation Silu = new(
-        "Silu", Activations.Silu, Activations.SiluBackward, Activations.SiluReference, Activations.SiluBackwardReference,
-        Activations.SiluReference, Activations.SiluDerivativeReference, SiluForward, SiluBackward);
+        "Silu", Activations.Silu, Activations.SiluBackward, ActivationsReference.SiluReference, ActivationsReference.SiluBackwardReference,
+        ActivationsReference.SiluReference, ActivationsReference.SiluDerivativeReference, SiluForward, SiluBackward);
 
     private static readonly Activation[] All = [Relu, LeakyRelu(LeakyReluOp.DefaultNegativeSlope), Gelu, GeluTanh, Tanh, Sigmoid, Silu];
 
@@ -177,9 +177,9 @@ public class ActivationsProperties
     {
         // Exact decimal values of GELU(1) = Phi(1), tanh-GELU(1) and SiLU(1) = sigmoid(1), from float64 math.
         const double gelu1 = 0.8413447460685429, geluTanh1 = 0.8411919906082768, silu1 = 0.7310585786300049;
-        Assert.Equal(gelu1, Activations.GeluReference(1.0), 15);
-        Assert.Equal(geluTanh1, Activations.GeluReference(1.0, GeluApproximation.Tanh), 15);
-        Assert.Equal(silu1, Activations.SiluReference(1.0), 15);
+        Assert.Equal(gelu1, ActivationsReference.GeluReference(1.0), 15);
+        Assert.Equal(geluTanh1, ActivationsReference.GeluReference(1.0, GeluApproximation.Tanh), 15);
+        Assert.Equal(silu1, ActivationsReference.SiluReference(1.0), 15);
 
         // One float rounding of values in [0.5, 1): within 1 ulp = 6e-8.
         const double oneUlp = 6e-8;
@@ -265,8 +265,8 @@ public class ActivationsProperties
             foreach (var v in xs)
             {
                 result = result
-                    .And(Close.Scalar(Activations.ErfReference(v), SpecialFunctions.Erf(v), 0, Erf64Rtol, $"erf({v:R})"))
-                    .And(Close.Scalar(Activations.ErfcReference(Math.Abs(v)), SpecialFunctions.Erfc(Math.Abs(v)), 0, Erf64Rtol * 250, $"erfc({Math.Abs(v):R})"));
+                    .And(Close.Scalar(ActivationsReference.ErfReference(v), SpecialFunctions.Erf(v), 0, Erf64Rtol, $"erf({v:R})"))
+                    .And(Close.Scalar(ActivationsReference.ErfcReference(Math.Abs(v)), SpecialFunctions.Erfc(Math.Abs(v)), 0, Erf64Rtol * 250, $"erfc({Math.Abs(v):R})"));
             }
 
             return result;
@@ -320,10 +320,10 @@ public class ActivationsProperties
         "LeakyRelu",
         (h, x, y) => Activations.LeakyRelu(h, x, y, slope),
         (h, x, dy, dx) => Activations.LeakyReluBackward(h, x, dy, dx, slope),
-        (x, y) => Activations.LeakyReluReference(x, y, slope),
-        (x, dy, dx) => Activations.LeakyReluBackwardReference(x, dy, dx, slope),
-        x => Activations.LeakyReluReference(x, slope),
-        x => Activations.LeakyReluDerivativeReference(x, slope),
+        (x, y) => ActivationsReference.LeakyReluReference(x, y, slope),
+        (x, dy, dx) => ActivationsReference.LeakyReluBackwardReference(x, dy, dx, slope),
+        x => ActivationsReference.LeakyReluReference(x, slope),
+        x => ActivationsReference.LeakyReluDerivativeReference(x, slope),
         Exact,
         Exact,
         Kinked: true);

@@ -33,7 +33,7 @@ public class AdagradUpdateProperties
             using var sum = d.Upload(c.Sum);
             AdagradUpdate.Direction(d.Kernels, g.View<float>(), sum.View<float>(), (float)c.Eps);
             float[] rg = (float[])c.G.Clone(), rs = (float[])c.Sum.Clone();
-            AdagradUpdate.DirectionReference(rg, rs, (float)c.Eps);
+            AdagradUpdateReference.DirectionReference(rg, rs, (float)c.Eps);
             return Close.All(g.ToHost(), rg, SameAtol, SameRtol, "direction")
                 .And(Close.All(sum.ToHost(), rs, SameAtol, SameRtol, "sum"))
                 .Label(c.ToString());
@@ -48,7 +48,7 @@ public class AdagradUpdateProperties
             using var sum = d.Upload(c.Sum);
             AdagradUpdate.Step(d.Kernels, p.View<float>(), g.View<float>(), sum.View<float>(), c.Lr, c.Wd, (float)c.Eps);
             float[] rp = (float[])c.P.Clone(), rs = (float[])c.Sum.Clone();
-            AdagradUpdate.StepReference(rp, c.G, rs, c.Lr, c.Wd, (float)c.Eps);
+            AdagradUpdateReference.StepReference(rp, c.G, rs, c.Lr, c.Wd, (float)c.Eps);
             return Close.All(p.ToHost(), rp, SameAtol, SameRtol, "p")
                 .And(Close.All(g.ToHost(), c.G, 0, 0, "g is only read"))
                 .And(Close.All(sum.ToHost(), rs, SameAtol, SameRtol, "sum"))

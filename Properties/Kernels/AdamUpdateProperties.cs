@@ -53,7 +53,7 @@ public class AdamUpdateProperties
             using var vmax = d.Upload(c.VMax);
             AdamUpdate.Direction(d.Kernels, g.View<float>(), m.View<float>(), v.View<float>(), vmax.View<float>(), Scalars(c));
             float[] rg = (float[])c.G.Clone(), rm = (float[])c.M.Clone(), rv = (float[])c.V.Clone(), rvmax = (float[])c.VMax.Clone();
-            AdamUpdate.DirectionReference(rg, rm, rv, rvmax, Scalars(c));
+            AdamUpdateReference.DirectionReference(rg, rm, rv, rvmax, Scalars(c));
             return Close.All(g.ToHost(), rg, SameAtol, SameRtol, "direction")
                 .And(Close.All(m.ToHost(), rm, SameAtol, SameRtol, "m"))
                 .And(Close.All(v.ToHost(), rv, SameAtol, SameRtol, "v"))
@@ -79,7 +79,7 @@ public class AdamUpdateProperties
                 var s = new AdamStepScalars(Scalars(c), c.Lr, c.Wd, c.DecayFactor);
                 AdamUpdate.Step(d.Kernels, p.View<float>(), g.View<float>(), m.View<float>(), v.View<float>(), vmax.View<float>(), mask, s);
                 float[] rp = (float[])c.P.Clone(), rm = (float[])c.M.Clone(), rv = (float[])c.V.Clone(), rvmax = (float[])c.VMax.Clone();
-                AdamUpdate.StepReference(rp, c.G, rm, rv, rvmax, c.Mask, s);
+                AdamUpdateReference.StepReference(rp, c.G, rm, rv, rvmax, c.Mask, s);
                 return Close.All(p.ToHost(), rp, SameAtol, SameRtol, "p")
                     .And(Close.All(g.ToHost(), c.G, 0, 0, "g is only read"))
                     .And(Close.All(m.ToHost(), rm, SameAtol, SameRtol, "m"))

@@ -57,13 +57,13 @@ public class AugmentProperties
             var (seed, stream, counter) = b.Key;
             int oh = Math.Max(1, b.H + pad - 1), ow = Math.Max(1, b.W + (2 * pad));
             var flip = new float[b.X.Length];
-            Augment.FlipReference(b.X, flip, b.N, b.C, b.H, b.W, 0.5f, seed, stream, counter);
+            AugmentReference.FlipReference(b.X, flip, b.N, b.C, b.H, b.W, 0.5f, seed, stream, counter);
             var crop = new float[b.N * b.C * oh * ow];
-            Augment.CropReference(b.X, crop, b.N, b.C, b.H, b.W, oh, ow, pad, seed, stream, counter);
+            AugmentReference.CropReference(b.X, crop, b.N, b.C, b.H, b.W, oh, ow, pad, seed, stream, counter);
             var rot = new float[b.X.Length];
-            Augment.RotateReference(b.X, rot, b.N, b.C, b.H, b.W, -30f, 45f, seed, stream, counter);
+            AugmentReference.RotateReference(b.X, rot, b.N, b.C, b.H, b.W, -30f, 45f, seed, stream, counter);
             var jit = new float[b.X.Length];
-            Augment.JitterReference(b.X, jit, b.N, b.C, b.H, b.W, 0.6f, 1.4f, 0.5f, 1.5f, seed, stream, counter);
+            AugmentReference.JitterReference(b.X, jit, b.N, b.C, b.H, b.W, 0.6f, 1.4f, 0.5f, 1.5f, seed, stream, counter);
             var result = true.Label(b.ToString());
             foreach (var d in Devices.All)
             {

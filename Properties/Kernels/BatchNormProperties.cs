@@ -38,7 +38,7 @@ public class BatchNormProperties
         {
             var mean = new float[b.C];
             var var = new float[b.C];
-            Kernel.StatisticsReference(b.X, b.N, b.C, b.S, mean, var);
+            BatchNormReference.StatisticsReference(b.X, b.N, b.C, b.S, mean, var);
             var result = true.Label(b.ToString());
             foreach (var d in Devices.All)
             {
@@ -62,7 +62,7 @@ public class BatchNormProperties
             var gamma = (affine & 1) != 0 ? Gens.Random(b.Seed, b.C, -2f, 2f) : [];
             var beta = (affine & 2) != 0 ? Gens.Random(b.Seed + 1, b.C, -2f, 2f) : [];
             var expected = new float[b.X.Length];
-            Kernel.NormalizeReference(b.X, mean, var, gamma, beta, expected, b.N, b.C, b.S, Eps);
+            BatchNormReference.NormalizeReference(b.X, mean, var, gamma, beta, expected, b.N, b.C, b.S, Eps);
             var result = true.Label($"{b}, gamma {gamma.Length > 0}, beta {beta.Length > 0}");
             foreach (var d in Devices.All)
             {
@@ -89,7 +89,7 @@ public class BatchNormProperties
             int m = Math.Max(2, b.M);
             var em = new float[b.C];
             var ev = new float[b.C];
-            Kernel.RunningReference(mean, var, m, Momentum, rm, rv, em, ev);
+            BatchNormReference.RunningReference(mean, var, m, Momentum, rm, rv, em, ev);
             var d = Devices.Cpu;
             using var tm = d.Upload(mean);
             using var tv = d.Upload(var);
@@ -115,7 +115,7 @@ public class BatchNormProperties
             var (mean, var) = ChannelStats(b);
             var dg = new float[b.C];
             var db = new float[b.C];
-            Kernel.ParamGradsReference(b.X, b.Dy, mean, var, dg, db, b.N, b.C, b.S, Eps);
+            BatchNormReference.ParamGradsReference(b.X, b.Dy, mean, var, dg, db, b.N, b.C, b.S, Eps);
             double atol = SumAtolPerTerm * Math.Max(1, b.M);
             var result = true.Label(b.ToString());
             foreach (var d in Devices.All)
@@ -143,9 +143,9 @@ public class BatchNormProperties
             var gamma = affine ? Gens.Random(b.Seed, b.C, -2f, 2f) : [];
             var dg = new float[b.C];
             var db = new float[b.C];
-            Kernel.ParamGradsReference(b.X, b.Dy, mean, var, dg, db, b.N, b.C, b.S, Eps);
+            BatchNormReference.ParamGradsReference(b.X, b.Dy, mean, var, dg, db, b.N, b.C, b.S, Eps);
             var expected = new float[b.X.Length];
-            Kernel.InputGradReference(b.X, b.Dy, mean, var, gamma, dg, db, expected, b.N, b.C, b.S, Eps, training);
+            BatchNormReference.InputGradReference(b.X, b.Dy, mean, var, gamma, dg, db, expected, b.N, b.C, b.S, Eps, training);
             var result = true.Label($"{b}, training {training}, affine {affine}");
             foreach (var d in Devices.All)
             {
@@ -496,7 +496,7 @@ public class BatchNormProperties
         var mean = new float[b.C];
         var var = new float[b.C];
         if (b.M > 0)
-            Kernel.StatisticsReference(b.X, b.N, b.C, b.S, mean, var);
+            BatchNormReference.StatisticsReference(b.X, b.N, b.C, b.S, mean, var);
         else
             Array.Fill(var, 1f);
         return (mean, var);

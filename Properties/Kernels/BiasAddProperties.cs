@@ -8,7 +8,7 @@ public class BiasAddProperties
         Prop.ForAll(Gens.BiasAddInput.ToArbitrary(), p =>
         {
             var expected = new float[p.X.Length];
-            BiasAdd.ForwardReference(p.X, p.B, expected, p.N, p.F);
+            BiasAddReference.ForwardReference(p.X, p.B, expected, p.N, p.F);
             var result = true.Label($"(N, F) = ({p.N}, {p.F})");
             foreach (var d in Devices.All)
                 result = result.And(Close.All(Run(d, p.X, p.B, p.N, p.F, inPlace: false), expected, 0, 0, $"on {Devices.Describe(d)}"));
@@ -44,7 +44,7 @@ public class BiasAddProperties
             var x = GradCheck.Values(n + (31 * c) + (7 * s), n * c * s, 100);
             var b = GradCheck.Values(c + 1000, c, 100);
             var expected = new float[x.Length];
-            BiasAdd.ForwardChannelsReference(x, b, expected, n, c, s);
+            BiasAddReference.ForwardChannelsReference(x, b, expected, n, c, s);
             var result = true.Label($"(N, C, S) = ({n}, {c}, {s})");
             foreach (var d in Devices.All)
             {

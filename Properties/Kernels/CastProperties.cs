@@ -25,7 +25,7 @@ public unsafe class CastProperties
             for (int b = 0; b < halves.Length; b++)
             {
                 uint expected = BitConverter.SingleToUInt32Bits((float)BitConverter.UInt16BitsToHalf((ushort)b));
-                uint reference = BitConverter.SingleToUInt32Bits(Cast.ToFloatReference(halves[b]));
+                uint reference = BitConverter.SingleToUInt32Bits(CastReference.ToFloatReference(halves[b]));
                 uint actual = BitConverter.SingleToUInt32Bits(got[b]);
                 Assert.True(actual == expected, $"half 0x{b:X4} on {Devices.Describe(d)}: kernel 0x{actual:X8}, BCL 0x{expected:X8}");
                 Assert.True(reference == expected, $"half 0x{b:X4}: reference 0x{reference:X8}, BCL 0x{expected:X8}");
@@ -41,7 +41,7 @@ public unsafe class CastProperties
         {
             var (ok, label) = SameHalf(TieInputs[i], got[i]);
             Assert.True(ok, label);
-            (ok, label) = SameHalf(TieInputs[i], Interop.FloatAsInt(Cast.ToHalfReference(TieInputs[i])), "reference");
+            (ok, label) = SameHalf(TieInputs[i], Interop.FloatAsInt(CastReference.ToHalfReference(TieInputs[i])), "reference");
             Assert.True(ok, label);
         }
     }
@@ -84,7 +84,7 @@ public unsafe class CastProperties
                 for (int i = 0; i < x.Length; i++)
                 {
                     var (ok, label) = SameHalf(x[i], got[i]);
-                    var (refOk, refLabel) = SameHalf(x[i], Interop.FloatAsInt(Cast.ToHalfReference(x[i])), "reference");
+                    var (refOk, refLabel) = SameHalf(x[i], Interop.FloatAsInt(CastReference.ToHalfReference(x[i])), "reference");
                     if (!ok || !refOk)
                         return result.And(false.Label($"{(ok ? refLabel : label)} on {Devices.Describe(d)}"));
                 }

@@ -34,7 +34,7 @@ public class ConcatProperties
             var (outer, _, widths, xs, shapes) = Build(c);
             int yWidth = widths.Sum();
             var expected = new float[outer * yWidth];
-            ConcatKernels.ForwardReference(xs, widths, outer, expected);
+            ConcatReference.ForwardReference(xs, widths, outer, expected);
             var result = true.Label($"dims [{string.Join(", ", c.Dims)}] axis {c.Axis} sizes [{string.Join(", ", c.Sizes)}]");
             foreach (var d in Devices.All)
             {
@@ -49,7 +49,7 @@ public class ConcatProperties
 
                 var got = y.ToHost();
                 result = result.And(Close.All(got, expected, Exact, Exact, $"forward on {Devices.Describe(d)}"));
-                var split = ConcatKernels.BackwardReference(got, widths, outer);
+                var split = ConcatReference.BackwardReference(got, widths, outer);
                 offset = 0;
                 for (int k = 0; k < xs.Length; k++)
                 {

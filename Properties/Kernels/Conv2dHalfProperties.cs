@@ -70,8 +70,8 @@ public class Conv2dHalfProperties
             var y = new float[g.OutputLength(c.O)];
             var dx = new float[x.Length];
             var dw = new float[wh.Length];
-            Conv2d.ForwardReference(xr, wr, [], y, g, c.O);
-            Conv2d.BackwardReference(xr, wr, dyr, dx, dw, [], g, c.O);
+            Conv2dReference.ForwardReference(xr, wr, [], y, g, c.O);
+            Conv2dReference.BackwardReference(xr, wr, dyr, dx, dw, [], g, c.O);
             var result = true.Label($"{c}, bias {withBias}");
             foreach (var d in Devices.All)
             {
@@ -126,7 +126,7 @@ public class Conv2dHalfProperties
         Assert.Contains($"{g.ColumnsLength}", e.Message);
     }
 
-    private static Half[] Halves(float[] v) => v.Select(Cast.ToHalfReference).ToArray();
+    private static Half[] Halves(float[] v) => v.Select(CastReference.ToHalfReference).ToArray();
 
     // Widening through the BCL's System.Half, independent of Cast.
     private static float[] Widen(Half[] h) => h.Select(v => (float)BitConverter.UInt16BitsToHalf((ushort)Interop.FloatAsInt(v))).ToArray();

@@ -32,7 +32,7 @@ public class Conv2dProperties
             var g = c.Geometry;
             var x = GradCheck.Values(c.Seed, g.InputLength);
             var expected = new float[g.ColumnsLength];
-            Conv2d.Im2ColReference(x, expected, g);
+            Conv2dReference.Im2ColReference(x, expected, g);
             var result = true.Label(c.ToString());
             foreach (var d in Devices.All)
             {
@@ -53,7 +53,7 @@ public class Conv2dProperties
             var g = c.Geometry;
             var cols = GradCheck.Values(c.Seed, g.ColumnsLength);
             var expected = new float[g.InputLength];
-            Conv2d.Col2ImReference(cols, expected, g);
+            Conv2dReference.Col2ImReference(cols, expected, g);
             var result = true.Label(c.ToString());
             foreach (var d in Devices.All)
             {
@@ -120,8 +120,8 @@ public class Conv2dProperties
             var y = new float[g.OutputLength(c.O)];
             var dx = new float[x.Length];
             var dw = new float[w.Length];
-            Conv2d.ForwardReference(x, w, b, y, g, c.O);
-            Conv2d.BackwardReference(x, w, dy, dx, dw, [], g, c.O);
+            Conv2dReference.ForwardReference(x, w, b, y, g, c.O);
+            Conv2dReference.BackwardReference(x, w, dy, dx, dw, [], g, c.O);
             var result = true.Label($"{c}, bias {withBias}");
             foreach (var d in Devices.All)
             {
@@ -189,7 +189,7 @@ public class Conv2dProperties
             var x = GradCheck.Values(c.Seed, g.InputLength);
             var dy = GradCheck.Values(c.Seed + 3, g.OutputLength(c.O));
             var cols = new float[g.ColumnsLength];
-            Conv2d.Im2ColReference(x, cols, g);
+            Conv2dReference.Im2ColReference(x, cols, g);
             var d = Devices.Cpu;
             float[] Run(bool transpose)
             {
@@ -214,9 +214,9 @@ public class Conv2dProperties
             var w = GradCheck.Values(c.Seed + 1, c.WShape.Length);
             var dy = GradCheck.Values(c.Seed + 3, g.OutputLength(c.O));
             var cols = new float[g.ColumnsLength];
-            Conv2d.Im2ColReference(x, cols, g);
+            Conv2dReference.Im2ColReference(x, cols, g);
             var expected = new float[w.Length];
-            Conv2d.BackwardReference(x, w, dy, [], expected, [], g, c.O);
+            Conv2dReference.BackwardReference(x, w, dy, [], expected, [], g, c.O);
             var d = Devices.Cpu;
             float[] Run()
             {
@@ -278,7 +278,7 @@ public class Conv2dProperties
             var dx = new float[x.Length];
             var dw = new float[w.Length];
             var db = new float[c.O];
-            Conv2d.BackwardReference(x, w, dy, dx, dw, db, g, c.O);
+            Conv2dReference.BackwardReference(x, w, dy, dx, dw, db, g, c.O);
             double[][] v = [x.Select(f => (double)f).ToArray(), w.Select(f => (double)f).ToArray(), b.Select(f => (double)f).ToArray()];
             var seed = dy.Select(f => (double)f).ToArray();
             double[] Ref(double[][] a) => PaddedConvolution(c, a[0], a[1], a[2]);
@@ -443,7 +443,7 @@ public class Conv2dProperties
             var g = new Conv2dGeometry(2, 2, 6, 5, 3, 3, 2, 1, 1, 0, 1, 1);
             var x = GradCheck.Values(9, g.InputLength);
             var expected = new float[g.OutputLength(3)];
-            Conv2d.ForwardReference(x, host["weight"].Data, host["bias"].Data, expected, g, 3);
+            Conv2dReference.ForwardReference(x, host["weight"].Data, host["bias"].Data, expected, g, 3);
             using var step = d.BeginStep();
             var y = conv.Predict(p, s, step.Upload(x, new Shape(2, 2, 6, 5)));
             Assert.Equal(new Shape(2, 3, g.HO, g.WO), y.Shape);

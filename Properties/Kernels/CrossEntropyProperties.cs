@@ -38,12 +38,12 @@ public class CrossEntropyProperties
         {
             var (losses, loss) = Forward(k);
             var expected = new float[k.N];
-            CrossEntropy.ForwardReference(k.Logits, k.Targets, expected, k.N, k.C, k.Options);
+            CrossEntropyReference.ForwardReference(k.Logits, k.Targets, expected, k.N, k.C, k.Options);
             var rows = Close.All(losses, expected, LossAtol, LossRtol, "row losses");
             if (k.Options.Reduction == LossReduction.None)
                 return rows.Label(k.ToString());
-            double reducedOwn = CrossEntropy.ReduceReference(losses, k.Targets, k.Options.Reduction, k.Options.IgnoreIndex);
-            double reducedRef = CrossEntropy.ReduceReference(expected, k.Targets, k.Options.Reduction, k.Options.IgnoreIndex);
+            double reducedOwn = CrossEntropyReference.ReduceReference(losses, k.Targets, k.Options.Reduction, k.Options.IgnoreIndex);
+            double reducedRef = CrossEntropyReference.ReduceReference(expected, k.Targets, k.Options.Reduction, k.Options.IgnoreIndex);
             return rows
                 .And(Close.Scalar(loss, reducedOwn, ReduceAtol, ReduceRtol, "finish kernel vs float64 reduction of the same row losses"))
                 .And(Close.Scalar(loss, reducedRef, LossAtol, LossRtol, "loss vs reference"))
@@ -60,9 +60,9 @@ public class CrossEntropyProperties
             var (losses, _) = Forward(k);
             var dx = Backward(k);
             var expected = new float[k.N];
-            CrossEntropy.ForwardReference(k.Logits, k.Targets, expected, k.N, k.C, k.Options);
+            CrossEntropyReference.ForwardReference(k.Logits, k.Targets, expected, k.N, k.C, k.Options);
             var expectedDx = new float[k.N * k.C];
-            CrossEntropy.BackwardReference(k.Logits, k.Targets, k.DLoss, expectedDx, k.N, k.C, k.Options);
+            CrossEntropyReference.BackwardReference(k.Logits, k.Targets, k.DLoss, expectedDx, k.N, k.C, k.Options);
             double gMax = k.DLoss.Select(v => Math.Abs((double)v)).DefaultIfEmpty(0).Max();
             return (losses.All(float.IsFinite) && dx.All(float.IsFinite)).Label("all finite")
                 .And(Close.All(losses, expected, 1e-3, 2e-6, "row losses vs reference"))
@@ -76,7 +76,7 @@ public class CrossEntropyProperties
         {
             var dx = Backward(k);
             var expected = new float[k.N * k.C];
-            CrossEntropy.BackwardReference(k.Logits, k.Targets, k.DLoss, expected, k.N, k.C, k.Options);
+            CrossEntropyReference.BackwardReference(k.Logits, k.Targets, k.DLoss, expected, k.N, k.C, k.Options);
             double gMax = k.DLoss.Select(v => Math.Abs((double)v)).DefaultIfEmpty(0).Max();
             return Close.All(dx, expected, GradAtolPerUnitG * gMax, GradRtol, "dlogits vs reference").Label(k.ToString());
         });
@@ -88,7 +88,7 @@ public class CrossEntropyProperties
             var o = k.Options;
             var t = SmoothedTargets(k);
             var expected = new float[k.N * k.C];
-            CrossEntropy.SmoothedTargetsReference(k.Targets, expected, k.N, k.C, o.Epsilon, o.Smoothing, o.IgnoreIndex);
+            CrossEntropyReference.SmoothedTargetsReference(k.Targets, expected, k.N, k.C, o.Epsilon, o.Smoothing, o.IgnoreIndex);
             // Both round the same float64 weights to float.
             return Close.All(t, expected, 0, 0, "smoothed targets").Label(k.ToString());
         });

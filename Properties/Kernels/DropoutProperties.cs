@@ -27,7 +27,7 @@ public class DropoutProperties
         {
             var (seed, stream, counter) = c.Key;
             var expected = new float[c.X.Length];
-            DropoutKernels.ForwardReference(c.X, expected, c.P, seed, stream, counter);
+            DropoutReference.ForwardReference(c.X, expected, c.P, seed, stream, counter);
             var result = true.Label($"n = {c.X.Length}, p = {c.P}");
             foreach (var d in Devices.All)
             {
@@ -149,7 +149,7 @@ public class DropoutProperties
             float p = pk / 1000f;
             var rng = new Rng(key.Seed, key.Stream, key.Counter);
             var keep = new float[n];
-            Philox.BernoulliReference(keep, 1f - p, key.Seed, key.Stream, key.Counter);
+            PhiloxReference.BernoulliReference(keep, 1f - p, key.Seed, key.Stream, key.Counter);
             double[] Reference(double[][] a) => a[0].Select((v, i) => keep[i] * v / (1.0 - p)).ToArray();
             return GradCheck.Check(Devices.Cpu, [new GradInput("x", new Shape(n), GradCheck.Values(pk, n))], (_, q) => F.Dropout(q("x"), p, Mode.Train, rng), Reference, GradCheck.Values(pk + 1, n), FdAtol, FdRtol)
                 .Label($"n = {n}, p = {p}");

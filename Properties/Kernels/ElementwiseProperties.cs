@@ -23,7 +23,7 @@ public class ElementwiseProperties
     public Property Add_equals_reference() => Binary(Elementwise.Add, (x, z) =>
     {
         Span<float> r = stackalloc float[1];
-        Elementwise.AddReference([x], [z], r);
+        ElementwiseReference.AddReference([x], [z], r);
         return r[0];
     });
 
@@ -45,7 +45,7 @@ public class ElementwiseProperties
             using var ty = d.Poisoned(x.Length);
             Elementwise.Scale(d.Kernels, tx.View<float>(), alpha, ty.View<float>());
             var reference = new float[x.Length];
-            Elementwise.ScaleReference(x, alpha, reference);
+            ElementwiseReference.ScaleReference(x, alpha, reference);
             var exact = x.Select(v => (double)alpha * v).ToArray();
             var got = ty.ToHost();
             return Close.All(got, reference, 0, 0, "vs reference")
@@ -61,7 +61,7 @@ public class ElementwiseProperties
             using var y = d.Upload(p.B);
             Elementwise.Axpy(d.Kernels, alpha, x.View<float>(), y.View<float>());
             var reference = (float[])p.B.Clone();
-            Elementwise.AxpyReference(alpha, p.A, reference);
+            ElementwiseReference.AxpyReference(alpha, p.A, reference);
             // float64 math: alpha*x + y rounded once or twice (FMA or not): within 2 ulp of the magnitudes involved.
             var exact = p.A.Zip(p.B, (a, b) => ((double)alpha * a) + b).ToArray();
             var got = y.ToHost();
@@ -85,7 +85,7 @@ public class ElementwiseProperties
         Prop.ForAll(Gens.Length.ToArbitrary(), Gens.Float().ToArbitrary(), Gens.Float().ToArbitrary(), (n, s, alpha) =>
         {
             var expected = new float[n];
-            Elementwise.BroadcastReference([s], alpha, expected);
+            ElementwiseReference.BroadcastReference([s], alpha, expected);
             var result = expected.All(v => v == (float)((double)alpha * s)).Label("reference is the rounded product");
             foreach (var d in Devices.All)
             {

@@ -23,9 +23,9 @@ public class EmbeddingProperties
             var w = GradCheck.Values(seed, (long)v * dim);
             var dy = GradCheck.Values(seed + 1, (long)n * dim);
             var yRef = new float[n * dim];
-            EmbeddingKernels.ForwardReference(idx, w, yRef, v, dim);
+            EmbeddingReference.ForwardReference(idx, w, yRef, v, dim);
             var dwRef = new double[v * dim];
-            EmbeddingKernels.BackwardReference(idx, dy, dwRef, v, dim, padding);
+            EmbeddingReference.BackwardReference(idx, dy, dwRef, v, dim, padding);
             var result = true.Label($"V {v} D {dim} N {n} padding {padding}");
             foreach (var d in Devices.All)
             {

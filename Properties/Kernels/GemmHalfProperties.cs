@@ -143,7 +143,7 @@ public unsafe class GemmHalfProperties
                 GemmHalf.RoundToHalfInPlace(d.Kernels, t.View<float>());
                 var got = t.ToHost();
                 var reference = (float[])x.Clone();
-                GemmHalf.RoundToHalfReference(reference);
+                GemmHalfReferences.RoundToHalfReference(reference);
                 var bcl = x.Select(v => (float)(System.Half)v).ToArray();
                 return Bitwise(got, bcl, $"{d} kernel vs BCL").And(Bitwise(reference, bcl, "reference vs BCL"));
             }).Aggregate((p, q) => p.And(q)));
@@ -195,7 +195,7 @@ public unsafe class GemmHalfProperties
 
     // ---------------------------------------------------------------- helpers
 
-    private static Half[] Halves(float[] x) => x.Select(Cast.ToHalfReference).ToArray();
+    private static Half[] Halves(float[] x) => x.Select(CastReference.ToHalfReference).ToArray();
 
     // Widening through the BCL's System.Half, independent of Cast.
     private static float[] Widen(Half[] h) => h.Select(v => (float)BitConverter.UInt16BitsToHalf((ushort)Interop.FloatAsInt(v))).ToArray();
@@ -233,7 +233,7 @@ public unsafe class GemmHalfProperties
     private static float[] Reference(GemmCase g)
     {
         var c = (float[])g.C.Clone();
-        GemmHalf.GemmHalfReference(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, Halves(g.A), Halves(g.B), g.Beta, c);
+        GemmHalfReferences.GemmHalfReference(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, Halves(g.A), Halves(g.B), g.Beta, c);
         return c;
     }
 

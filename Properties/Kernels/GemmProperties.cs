@@ -198,7 +198,7 @@ public class GemmProperties
     private static float[] Reference(GemmCase g)
     {
         var c = (float[])g.C.Clone();
-        Gemm.GemmReference(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, g.A, g.B, g.Beta, c);
+        GemmReferences.GemmReference(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, g.A, g.B, g.Beta, c);
         return c;
     }
 

@@ -14,7 +14,7 @@ public class LossScaleProperties
         {
             float inv = (float)(1.0 / scale);
             var expected = (float[])v.Values.Clone();
-            bool refFinite = LossScale.UnscaleReference(expected, inv);
+            bool refFinite = LossScaleReference.UnscaleReference(expected, inv);
             var prop = (refFinite == (v.Bad.Length == 0)).Label($"reference says all finite = {refFinite}");
             foreach (var d in Devices.All)
             {
@@ -75,7 +75,7 @@ public class LossScaleProperties
         // A scale that backed off below 1 multiplies: 3e38 * 2 is inf although the input is finite.
         float[] x = [1f, 3e38f, -2f];
         var expected = (float[])x.Clone();
-        Assert.False(LossScale.UnscaleReference(expected, 2f));
+        Assert.False(LossScaleReference.UnscaleReference(expected, 2f));
         var (got, found) = RunUnscale(Devices.Cpu, x, 2f, 0);
         Assert.Equal(1, found);
         Assert.Equal(expected, got);

@@ -52,11 +52,11 @@ public class LossesProperties
 
     private static (Func<double, double, double, double> F, Func<double, double, double, double> Dx, Func<double, double, double, double> Dt) References(int kind, double p) => kind switch
     {
-        0 => ((x, t, _) => Losses.MseReference(x, t), (x, t, _) => Losses.MseGradReference(x, t), (x, t, _) => -Losses.MseGradReference(x, t)),
-        1 => ((x, t, _) => Losses.L1Reference(x, t), (x, t, _) => Losses.L1GradReference(x, t), (x, t, _) => -Losses.L1GradReference(x, t)),
-        2 => ((x, t, _) => Losses.HuberReference(x, t, p), (x, t, _) => Losses.HuberGradReference(x, t, p), (x, t, _) => -Losses.HuberGradReference(x, t, p)),
-        3 => ((x, t, _) => Losses.SmoothL1Reference(x, t, p), (x, t, _) => Losses.SmoothL1GradReference(x, t, p), (x, t, _) => -Losses.SmoothL1GradReference(x, t, p)),
-        _ => (Losses.BceWithLogitsReference, Losses.BceWithLogitsGradReference, Losses.BceWithLogitsTargetGradReference),
+        0 => ((x, t, _) => LossesReference.MseReference(x, t), (x, t, _) => LossesReference.MseGradReference(x, t), (x, t, _) => -LossesReference.MseGradReference(x, t)),
+        1 => ((x, t, _) => LossesReference.L1Reference(x, t), (x, t, _) => LossesReference.L1GradReference(x, t), (x, t, _) => -LossesReference.L1GradReference(x, t)),
+        2 => ((x, t, _) => LossesReference.HuberReference(x, t, p), (x, t, _) => LossesReference.HuberGradReference(x, t, p), (x, t, _) => -LossesReference.HuberGradReference(x, t, p)),
+        3 => ((x, t, _) => LossesReference.SmoothL1Reference(x, t, p), (x, t, _) => LossesReference.SmoothL1GradReference(x, t, p), (x, t, _) => -LossesReference.SmoothL1GradReference(x, t, p)),
+        _ => (LossesReference.BceWithLogitsReference, LossesReference.BceWithLogitsGradReference, LossesReference.BceWithLogitsTargetGradReference),
     };
 
     private static Property KernelCheck<TOp>(Device d, TOp op, int kind, double p, LossReduction reduction, float[] xs, float[] ts, float[] ws, float[] dLoss)
@@ -65,11 +65,11 @@ public class LossesProperties
         int n = xs.Length;
         var (f, fx, ft) = References(kind, p);
         var losses = new double[n];
-        Losses.ForwardReference(f, xs, ts, ws, losses);
+        LossesReference.ForwardReference(f, xs, ts, ws, losses);
         var dxRef = new double[n];
         var dtRef = new double[n];
-        Losses.BackwardReference(fx, xs, ts, ws, dLoss, reduction, dxRef);
-        Losses.BackwardReference(ft, xs, ts, ws, dLoss, reduction, dtRef);
+        LossesReference.BackwardReference(fx, xs, ts, ws, dLoss, reduction, dxRef);
+        LossesReference.BackwardReference(ft, xs, ts, ws, dLoss, reduction, dtRef);
 
         using var x = d.Upload(xs);
         using var t = d.Upload(ts);
@@ -87,7 +87,7 @@ public class LossesProperties
             .And(Close.All(dx.ToHost(), dxRef, BackwardAtol, BackwardRtol, "d/dinput"))
             .And(Close.All(dt.ToHost(), dtRef, BackwardAtol, BackwardRtol, "d/dtarget"));
         if (reduction != LossReduction.None)
-            result = result.And(Close.Scalar(r.ToHost()[0], Losses.ReduceReference(losses, reduction), ReduceAtol, ReduceRtol, $"{reduction}"));
+            result = result.And(Close.Scalar(r.ToHost()[0], LossesReference.ReduceReference(losses, reduction), ReduceAtol, ReduceRtol, $"{reduction}"));
         return result;
     }
 

@@ -19,7 +19,7 @@ public class MetricsProperties
             var logits = Enumerable.Range(0, p.N * p.C).Select(_ => r.Next(20) == 0 ? float.NaN : r.Next(-3, 4)).ToArray();
             var targets = Enumerable.Range(0, p.N).Select(_ => r.Next(p.C)).ToArray();
             var expected = new float[p.N];
-            Metrics.TopKHitsReference(logits, targets, expected, p.N, p.C, p.K);
+            MetricsReference.TopKHitsReference(logits, targets, expected, p.N, p.C, p.K);
 
             // Independent: rank = 1 + number of classes strictly above, from a sorted copy of the row.
             var ranked = new float[p.N];

@@ -55,7 +55,7 @@ public class PhiloxProperties
     {
         var (counter, key, expected) = Kat[k];
         var got = new uint[4];
-        Philox.BlockReference(counter, key, got);
+        PhiloxReference.BlockReference(counter, key, got);
         Assert.Equal(Hex(expected), Hex(got));
     }
 
@@ -108,7 +108,7 @@ public class PhiloxProperties
             var keys = Enumerable.Range(0, blocks * 2).Select(_ => (uint)r.NextInt64(0, 1L << 32)).ToArray();
             var expected = new uint[blocks * 4];
             for (int b = 0; b < blocks; b++)
-                Philox.BlockReference(counters.AsSpan(b * 4, 4), keys.AsSpan(b * 2, 2), expected.AsSpan(b * 4, 4));
+                PhiloxReference.BlockReference(counters.AsSpan(b * 4, 4), keys.AsSpan(b * 2, 2), expected.AsSpan(b * 4, 4));
             return Devices.All.Select(d => Blocks(d.Kernels, counters, keys).SequenceEqual(expected).Label($"{d}, {blocks} blocks"))
                 .Aggregate((a, b) => a.And(b));
         });
@@ -118,7 +118,7 @@ public class PhiloxProperties
         Prop.ForAll(Gens.Length.ToArbitrary(), Gens.StreamKey.ToArbitrary(), (n, k) =>
         {
             var expected = new uint[n];
-            Philox.BitsReference(expected, k.Seed, k.Stream, k.Counter);
+            PhiloxReference.BitsReference(expected, k.Seed, k.Stream, k.Counter);
             return OnAll(d => FirstDifference(Bits(d.Kernels, n, k), expected).Label($"{d}, n = {n}"));
         });
 
@@ -127,7 +127,7 @@ public class PhiloxProperties
         Prop.ForAll(Gens.Length.ToArbitrary(), Gens.StreamKey.ToArbitrary(), (n, k) =>
         {
             var expected = new float[n];
-            Philox.UniformReference(expected, k.Seed, k.Stream, k.Counter);
+            PhiloxReference.UniformReference(expected, k.Seed, k.Stream, k.Counter);
             return OnAll(d => Close.All(Uniform(d.Kernels, n, k), expected, 0, 0, $"{d}, n = {n}"));
         });
 
@@ -136,7 +136,7 @@ public class PhiloxProperties
         Prop.ForAll(Gens.Length.ToArbitrary(), Gens.StreamKey.ToArbitrary(), Gens.Probability.ToArbitrary(), (n, k, p) =>
         {
             var expected = new float[n];
-            Philox.BernoulliReference(expected, p, k.Seed, k.Stream, k.Counter);
+            PhiloxReference.BernoulliReference(expected, p, k.Seed, k.Stream, k.Counter);
             return OnAll(d => Close.All(Bernoulli(d.Kernels, n, p, k), expected, 0, 0, $"{d}, n = {n}, p = {p:R}"));
         });
 
@@ -146,7 +146,7 @@ public class PhiloxProperties
         {
             var (mean, std) = ms;
             var expected = new float[n];
-            Philox.NormalReference(expected, k.Seed, k.Stream, k.Counter, mean, std);
+            PhiloxReference.NormalReference(expected, k.Seed, k.Stream, k.Counter, mean, std);
             return OnAll(d => Close.All(Normal(d.Kernels, n, k, mean, std), expected, NormalAtol * Math.Max(std, 1e-3), NormalRtol, $"{d}, n = {n}"));
         });
 
@@ -255,8 +255,8 @@ public class PhiloxProperties
         var high = new StreamKey(2871038, 0, 0); // word 2 = 0xffffffa1: top 24 bits all one
         var lowBits = new uint[4];
         var highBits = new uint[4];
-        Philox.BitsReference(lowBits, low.Seed, 0, 0);
-        Philox.BitsReference(highBits, high.Seed, 0, 0);
+        PhiloxReference.BitsReference(lowBits, low.Seed, 0, 0);
+        PhiloxReference.BitsReference(highBits, high.Seed, 0, 0);
         Assert.Equal(0x0000003au, lowBits[0]);
         Assert.Equal(0xffffffa1u, highBits[2]);
 

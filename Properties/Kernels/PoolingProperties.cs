@@ -60,7 +60,7 @@ public class PoolingProperties
             var (_, idx) = ReferenceMax(c.X, c.G);
             var dy = c.Dy;
             var expected = new float[c.G.InputLength];
-            Pooling.MaxPool2dBackwardReference(dy, idx, expected, c.G);
+            PoolingReference.MaxPool2dBackwardReference(dy, idx, expected, c.G);
             var result = true.Label(c.ToString());
             foreach (var d in Devices.All)
                 result = result.And(Close.All(MaxBackward(d, dy, idx, c.G), expected, Exact, Exact, $"dx on {Devices.Describe(d)}"));
@@ -74,8 +74,8 @@ public class PoolingProperties
             var (x, dy) = (c.X, c.Dy);
             var y = new float[c.G.OutputLength];
             var dx = new float[c.G.InputLength];
-            Pooling.AvgPool2dForwardReference(x, y, c.G, c.CountIncludePad);
-            Pooling.AvgPool2dBackwardReference(dy, dx, c.G, c.CountIncludePad);
+            PoolingReference.AvgPool2dForwardReference(x, y, c.G, c.CountIncludePad);
+            PoolingReference.AvgPool2dBackwardReference(dy, dx, c.G, c.CountIncludePad);
             var result = true.Label(c.ToString());
             foreach (var d in Devices.All)
             {
@@ -97,8 +97,8 @@ public class PoolingProperties
             var dy = Gens.Random(c.Seed + 2, g.N * g.C, -2f, 2f);
             var y = new float[g.N * g.C];
             var dx = new float[x.Length];
-            Pooling.GlobalAvgPoolForwardReference(x, y, s);
-            Pooling.GlobalAvgPoolBackwardReference(dy, dx, s);
+            PoolingReference.GlobalAvgPoolForwardReference(x, y, s);
+            PoolingReference.GlobalAvgPoolBackwardReference(dy, dx, s);
             var result = true.Label($"(N, C, S) = ({g.N}, {g.C}, {s})");
             foreach (var d in Devices.All)
             {
@@ -340,7 +340,7 @@ public class PoolingProperties
         Assert.Contains(idx, i => i > 0 && i < 15);
         var dy = Gens.Random(2, (int)g.OutputLength, 1f, 2f);
         var expected = new float[30];
-        Pooling.MaxPool2dBackwardReference(dy, idx, expected, g);
+        PoolingReference.MaxPool2dBackwardReference(dy, idx, expected, g);
         Assert.All(expected, v => Assert.Equal(0f, v));
         foreach (var dev in Devices.All)
             Assert.All(MaxBackward(dev, dy, idx, g), v => Assert.Equal(0f, v));
@@ -576,7 +576,7 @@ public class PoolingProperties
     {
         var y = new float[g.OutputLength];
         var idx = new int[g.OutputLength];
-        Pooling.MaxPool2dForwardReference(x, y, idx, g);
+        PoolingReference.MaxPool2dForwardReference(x, y, idx, g);
         return (y, idx);
     }
 

@@ -589,29 +589,29 @@ public class ReductionsProperties
 
     private static MatrixReference RowsReferenceOf(Op op) => op switch
     {
-        Op.Sum => Reductions.SumRowsReference,
-        Op.Mean => Reductions.MeanRowsReference,
-        Op.Max => Reductions.MaxRowsReference,
-        Op.SumOfSquares => Reductions.SumOfSquaresRowsReference,
-        _ => Reductions.L2NormRowsReference,
+        Op.Sum => ReductionsReference.SumRowsReference,
+        Op.Mean => ReductionsReference.MeanRowsReference,
+        Op.Max => ReductionsReference.MaxRowsReference,
+        Op.SumOfSquares => ReductionsReference.SumOfSquaresRowsReference,
+        _ => ReductionsReference.L2NormRowsReference,
     };
 
     private static MatrixReference ColumnsReferenceOf(Op op) => op switch
     {
-        Op.Sum => Reductions.SumColumnsReference,
-        Op.Mean => Reductions.MeanColumnsReference,
-        Op.Max => Reductions.MaxColumnsReference,
-        Op.SumOfSquares => Reductions.SumOfSquaresColumnsReference,
-        _ => Reductions.L2NormColumnsReference,
+        Op.Sum => ReductionsReference.SumColumnsReference,
+        Op.Mean => ReductionsReference.MeanColumnsReference,
+        Op.Max => ReductionsReference.MaxColumnsReference,
+        Op.SumOfSquares => ReductionsReference.SumOfSquaresColumnsReference,
+        _ => ReductionsReference.L2NormColumnsReference,
     };
 
     private static double Reference(Op op, float[] x) => op switch
     {
-        Op.Sum => Reductions.SumReference(x),
-        Op.Mean => Reductions.MeanReference(x),
-        Op.Max => Reductions.MaxReference(x),
-        Op.SumOfSquares => Reductions.SumOfSquaresReference(x),
-        _ => Reductions.L2NormReference(x),
+        Op.Sum => ReductionsReference.SumReference(x),
+        Op.Mean => ReductionsReference.MeanReference(x),
+        Op.Max => ReductionsReference.MaxReference(x),
+        Op.SumOfSquares => ReductionsReference.SumOfSquaresReference(x),
+        _ => ReductionsReference.L2NormReference(x),
     };
 
     // Σ|m(x)|: what each term contributes to the rounding bound.

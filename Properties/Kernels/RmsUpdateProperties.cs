@@ -44,7 +44,7 @@ public class RmsUpdateProperties
             using var b = d.Upload(c.B);
             RmsUpdate.Direction(d.Kernels, g.View<float>(), v.View<float>(), mu.View<float>(), b.View<float>(), Scalars(c));
             float[] rg = (float[])c.G.Clone(), rv = (float[])c.V.Clone(), rmu = (float[])c.Mu.Clone(), rb = (float[])c.B.Clone();
-            RmsUpdate.DirectionReference(rg, rv, rmu, rb, Scalars(c));
+            RmsUpdateReference.DirectionReference(rg, rv, rmu, rb, Scalars(c));
             return Close.All(g.ToHost(), rg, SameAtol, SameRtol, "direction")
                 .And(Close.All(v.ToHost(), rv, SameAtol, SameRtol, "v"))
                 .And(Close.All(mu.ToHost(), rmu, SameAtol, SameRtol, "mu"))
@@ -64,7 +64,7 @@ public class RmsUpdateProperties
             var s = new RmsStepScalars(Scalars(c), c.Lr, c.Wd);
             RmsUpdate.Step(d.Kernels, p.View<float>(), g.View<float>(), v.View<float>(), mu.View<float>(), b.View<float>(), s);
             float[] rp = (float[])c.P.Clone(), rv = (float[])c.V.Clone(), rmu = (float[])c.Mu.Clone(), rb = (float[])c.B.Clone();
-            RmsUpdate.StepReference(rp, c.G, rv, rmu, rb, s);
+            RmsUpdateReference.StepReference(rp, c.G, rv, rmu, rb, s);
             return Close.All(p.ToHost(), rp, SameAtol, SameRtol, "p")
                 .And(Close.All(g.ToHost(), c.G, 0, 0, "g is only read"))
                 .And(Close.All(v.ToHost(), rv, SameAtol, SameRtol, "v"))

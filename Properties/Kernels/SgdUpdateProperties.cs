@@ -25,7 +25,7 @@ public class SgdUpdateProperties
             SgdUpdate.Momentum(d.Kernels, g.View<float>(), b.View<float>(), a.Mu, a.Dampening, a.Nesterov, a.First);
             var eg = (float[])v.A.Clone();
             var eb = (float[])v.B.Clone();
-            SgdUpdate.MomentumReference(eg, eb, a.Mu, a.Dampening, a.Nesterov, a.First);
+            SgdUpdateReference.MomentumReference(eg, eb, a.Mu, a.Dampening, a.Nesterov, a.First);
             return Close.All(g.ToHost(), eg, KernelAtol, KernelRtol, "direction")
                 .And(Close.All(b.ToHost(), eb, KernelAtol, KernelRtol, "buffer"))
                 .Label($"n={v.A.Length} {a}");
@@ -51,7 +51,7 @@ public class SgdUpdateProperties
             SgdUpdate.Step(d.Kernels, p.View<float>(), g.View<float>(), b.View<float>(), mview, lr, wd, a.Mu, a.Dampening, a.Nesterov, a.First);
             var ep = (float[])v.A.Clone();
             var eb = (float[])bHost.Clone();
-            SgdUpdate.StepReference(ep, v.B, eb, mask, lr, wd, a.Mu, a.Dampening, a.Nesterov, a.First);
+            SgdUpdateReference.StepReference(ep, v.B, eb, mask, lr, wd, a.Mu, a.Dampening, a.Nesterov, a.First);
             return Close.All(p.ToHost(), ep, KernelAtol, KernelRtol, "parameters")
                 .And(Close.All(b.ToHost(), eb, KernelAtol, KernelRtol, "buffer"))
                 .Label($"n={n} lr={lr} wd={wd} mask={mask.Length > 0} {a}");

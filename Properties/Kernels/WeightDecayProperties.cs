@@ -20,7 +20,7 @@ public class WeightDecayProperties
                     Transfer.ToDevice<byte>(d.Stream, mask, mview);
                 WeightDecay.Add(d.Kernels, u.View<float>(), pt.View<float>(), lambda, mview);
                 var expected = (float[])v.A.Clone();
-                WeightDecay.AddReference(expected, v.B, lambda, mask);
+                WeightDecayReference.AddReference(expected, v.B, lambda, mask);
                 return Close.All(u.ToHost(), expected, 1e-6, 1e-6);
             }
             finally

@@ -86,7 +86,7 @@ public class AdagradProperties
             {
                 // PyTorch's clr = lr / (1 + (step - 1) * lr_decay), step 1-based.
                 float clr = (float)(c.Lr / (1 + (t * c.LrDecay)));
-                AdagradUpdate.StepReference(rp, grad(rp, t), sum, clr, (float)c.Wd, (float)c.Eps);
+                AdagradUpdateReference.StepReference(rp, grad(rp, t), sum, clr, (float)c.Wd, (float)c.Eps);
             }
             return Close.All(fused, generic, PathAtol, PathRtol, "fused vs chain")
                 .And(Close.All(fused, rp, 1e-7, 1e-6, "fused vs StepReference"))

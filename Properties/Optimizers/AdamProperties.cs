@@ -131,7 +131,7 @@ public class AdamProperties
             for (int t = 0; t < c.Steps; t++)
             {
                 var s = new AdamStepScalars(AdamScalars.For(c.B1, c.B2, c.Eps, 0, t + 1), (float)c.Lr, (float)c.Wd, 1f);
-                AdamUpdate.StepReference(rp, grad(rp, t), m, v, vmax, [], s);
+                AdamUpdateReference.StepReference(rp, grad(rp, t), m, v, vmax, [], s);
             }
             return Close.All(fused, generic, PathAtol, PathRtol, "fused vs chain")
                 .And(Close.All(fused, rp, 1e-7, 1e-6, "fused vs StepReference"))

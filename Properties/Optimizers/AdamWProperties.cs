@@ -142,7 +142,7 @@ public class AdamWProperties
             for (int t = 0; t < c.Steps; t++)
             {
                 var s = new AdamStepScalars(AdamScalars.For(c.B1, c.B2, c.Eps, 0, t + 1), (float)c.Lr, 0f, (float)(1 - (c.Lr * c.Wd)));
-                AdamUpdate.StepReference(rp, grad(rp, t), m, v, vmax, mask, s);
+                AdamUpdateReference.StepReference(rp, grad(rp, t), m, v, vmax, mask, s);
             }
             return Close.All(fused, generic, PathAtol, PathRtol, "fused vs chain")
                 .And(Close.All(fused, rp, 1e-7, 1e-6, "fused vs StepReference"))

@@ -87,7 +87,7 @@ public class RmsPropProperties
             float[] v = new float[n], mu = c.Centered ? new float[n] : [], b = c.Momentum > 0 ? new float[n] : [];
             var s = new RmsStepScalars(RmsScalars.For(c.Alpha, c.Eps, c.Momentum), (float)c.Lr, (float)c.Wd);
             for (int t = 0; t < c.Steps; t++)
-                RmsUpdate.StepReference(rp, grad(rp, t), v, mu, b, s);
+                RmsUpdateReference.StepReference(rp, grad(rp, t), v, mu, b, s);
             return Close.All(fused, generic, PathAtol, PathRtol, "fused vs chain")
                 .And(Close.All(fused, rp, 1e-7, 1e-6, "fused vs StepReference"))
                 .Label(c.ToString());

@@ -7,5 +7,6 @@ global using IlgpuTrain.Functional;
 global using IlgpuTrain.Kernels;
 global using IlgpuTrain.Kernels.Runtime;
 global using IlgpuTrain.Properties.Support;
+global using IlgpuTrain.Training.Conformance;
 global using Half = ILGPU.Half;
 global using Device = IlgpuTrain.Functional.ComputeDevice;

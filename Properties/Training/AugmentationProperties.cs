@@ -36,13 +36,13 @@ public class AugmentationProperties
             var a = new float[x.Length];
             var b = new float[x.Length];
             var k = rng.Fold(1);
-            Augment.FlipReference(x, a, n, c, h, w, 0.5f, k.Seed, k.Stream, k.Counter);
+            AugmentReference.FlipReference(x, a, n, c, h, w, 0.5f, k.Seed, k.Stream, k.Counter);
             k = rng.Fold(2);
-            Augment.CropReference(a, b, n, c, h, w, h, w, 2, k.Seed, k.Stream, k.Counter);
+            AugmentReference.CropReference(a, b, n, c, h, w, h, w, 2, k.Seed, k.Stream, k.Counter);
             k = rng.Fold(3);
-            Augment.RotateReference(b, a, n, c, h, w, -10f, 10f, k.Seed, k.Stream, k.Counter);
+            AugmentReference.RotateReference(b, a, n, c, h, w, -10f, 10f, k.Seed, k.Stream, k.Counter);
             k = rng.Fold(4);
-            Augment.JitterReference(a, b, n, c, h, w, 0.8f, 1.2f, 0.7f, 1.3f, k.Seed, k.Stream, k.Counter);
+            AugmentReference.JitterReference(a, b, n, c, h, w, 0.8f, 1.2f, 0.7f, 1.3f, k.Seed, k.Stream, k.Counter);
             return Close.All(got, b, Atol, Atol, "pipeline").And((!got.SequenceEqual(again)).Label("the next counter differs"));
         });
 

@@ -110,15 +110,15 @@ public static class Suite
                 reference(a, b, r);
                 h.Compare(name, h.Down(y), r, SameAtol, SameRtol);
             });
-        Binary("add", Kernels.Elementwise.Add, Kernels.Elementwise.AddReference);
-        Binary("sub", Kernels.Elementwise.Sub, Kernels.Elementwise.SubReference);
-        Binary("mul", Kernels.Elementwise.Mul, Kernels.Elementwise.MulReference);
+        Binary("add", Kernels.Elementwise.Add, ElementwiseReference.AddReference);
+        Binary("sub", Kernels.Elementwise.Sub, ElementwiseReference.SubReference);
+        Binary("mul", Kernels.Elementwise.Mul, ElementwiseReference.MulReference);
         h.Run("scale", () =>
         {
             var y = h.Zeros<float>(n);
             Kernels.Elementwise.Scale(h.Host, h.Up(a), 0.37f, y);
             var r = new float[n];
-            Kernels.Elementwise.ScaleReference(a, 0.37f, r);
+            ElementwiseReference.ScaleReference(a, 0.37f, r);
             h.Compare("scale", h.Down(y), r, SameAtol, SameRtol);
         });
         h.Run("axpy", () =>
@@ -126,7 +126,7 @@ public static class Suite
             var y = h.Up(b);
             Kernels.Elementwise.Axpy(h.Host, -1.5f, h.Up(a), y);
             var r = (float[])b.Clone();
-            Kernels.Elementwise.AxpyReference(-1.5f, a, r);
+            ElementwiseReference.AxpyReference(-1.5f, a, r);
             h.Compare("axpy", h.Down(y), r, SameAtol, SameRtol);
         });
         h.Run("fill", () =>
@@ -134,7 +134,7 @@ public static class Suite
             var y = h.Zeros<float>(n);
             Kernels.Elementwise.Fill(h.Host, y, 2.5f);
             var r = new float[n];
-            Kernels.Elementwise.FillReference(r, 2.5f);
+            ElementwiseReference.FillReference(r, 2.5f);
             h.Compare("fill", h.Down(y), r, 0, 0);
         });
         h.Run("broadcast", () =>
@@ -142,7 +142,7 @@ public static class Suite
             var y = h.Zeros<float>(n);
             Kernels.Elementwise.Broadcast(h.Host, h.Up(new[] { 0.75f }), 2f, y);
             var r = new float[n];
-            Kernels.Elementwise.BroadcastReference([0.75f], 2f, r);
+            ElementwiseReference.BroadcastReference([0.75f], 2f, r);
             h.Compare("broadcast", h.Down(y), r, SameAtol, SameRtol);
         });
     }
@@ -175,13 +175,13 @@ public static class Suite
             });
         }
 
-        Pair("relu", Kernels.Activations.Relu, Kernels.Activations.ReluReference, Kernels.Activations.ReluBackward, Kernels.Activations.ReluBackwardReference);
-        Pair("leaky_relu", (k, a, b) => Kernels.Activations.LeakyRelu(k, a, b), (a, b) => Kernels.Activations.LeakyReluReference(a, b), (k, a, b, c) => Kernels.Activations.LeakyReluBackward(k, a, b, c), (a, b, c) => Kernels.Activations.LeakyReluBackwardReference(a, b, c));
-        Pair("gelu", (k, a, b) => Kernels.Activations.Gelu(k, a, b), (a, b) => Kernels.Activations.GeluReference(a, b), (k, a, b, c) => Kernels.Activations.GeluBackward(k, a, b, c), (a, b, c) => Kernels.Activations.GeluBackwardReference(a, b, c));
-        Pair("gelu_tanh", (k, a, b) => Kernels.Activations.Gelu(k, a, b, GeluApproximation.Tanh), (a, b) => Kernels.Activations.GeluReference(a, b, GeluApproximation.Tanh), (k, a, b, c) => Kernels.Activations.GeluBackward(k, a, b, c, GeluApproximation.Tanh), (a, b, c) => Kernels.Activations.GeluBackwardReference(a, b, c, GeluApproximation.Tanh));
-        Pair("tanh", Kernels.Activations.Tanh, Kernels.Activations.TanhReference, Kernels.Activations.TanhBackward, Kernels.Activations.TanhBackwardReference);
-        Pair("sigmoid", Kernels.Activations.Sigmoid, Kernels.Activations.SigmoidReference, Kernels.Activations.SigmoidBackward, Kernels.Activations.SigmoidBackwardReference);
-        Pair("silu", Kernels.Activations.Silu, Kernels.Activations.SiluReference, Kernels.Activations.SiluBackward, Kernels.Activations.SiluBackwardReference);
+        Pair("relu", Kernels.Activations.Relu, ActivationsReference.ReluReference, Kernels.Activations.ReluBackward, ActivationsReference.ReluBackwardReference);
+        Pair("leaky_relu", (k, a, b) => Kernels.Activations.LeakyRelu(k, a, b), (a, b) => ActivationsReference.LeakyReluReference(a, b), (k, a, b, c) => Kernels.Activations.LeakyReluBackward(k, a, b, c), (a, b, c) => ActivationsReference.LeakyReluBackwardReference(a, b, c));
+        Pair("gelu", (k, a, b) => Kernels.Activations.Gelu(k, a, b), (a, b) => ActivationsReference.GeluReference(a, b), (k, a, b, c) => Kernels.Activations.GeluBackward(k, a, b, c), (a, b, c) => ActivationsReference.GeluBackwardReference(a, b, c));
+        Pair("gelu_tanh", (k, a, b) => Kernels.Activations.Gelu(k, a, b, GeluApproximation.Tanh), (a, b) => ActivationsReference.GeluReference(a, b, GeluApproximation.Tanh), (k, a, b, c) => Kernels.Activations.GeluBackward(k, a, b, c, GeluApproximation.Tanh), (a, b, c) => ActivationsReference.GeluBackwardReference(a, b, c, GeluApproximation.Tanh));
+        Pair("tanh", Kernels.Activations.Tanh, ActivationsReference.TanhReference, Kernels.Activations.TanhBackward, ActivationsReference.TanhBackwardReference);
+        Pair("sigmoid", Kernels.Activations.Sigmoid, ActivationsReference.SigmoidReference, Kernels.Activations.SigmoidBackward, ActivationsReference.SigmoidBackwardReference);
+        Pair("silu", Kernels.Activations.Silu, ActivationsReference.SiluReference, Kernels.Activations.SiluBackward, ActivationsReference.SiluBackwardReference);
     }
 
     private static void BiasAdd(Harness h)
@@ -194,7 +194,7 @@ public static class Suite
             var y = h.Zeros<float>(x.Length);
             Kernels.BiasAdd.Forward(h.Host, h.Up(x), h.Up(b), y, rows, f);
             var r = new float[x.Length];
-            Kernels.BiasAdd.ForwardReference(x, b, r, rows, f);
+            BiasAddReference.ForwardReference(x, b, r, rows, f);
             h.Compare("features", h.Down(y), r, 0, 0);
         });
         h.Run("channels", () =>
@@ -204,7 +204,7 @@ public static class Suite
             var y = h.Zeros<float>(x.Length);
             Kernels.BiasAdd.ForwardChannels(h.Host, h.Up(x), h.Up(b), y, rows, f, s);
             var r = new float[x.Length];
-            Kernels.BiasAdd.ForwardChannelsReference(x, b, r, rows, f, s);
+            BiasAddReference.ForwardChannelsReference(x, b, r, rows, f, s);
             h.Compare("channels", h.Down(y), r, 0, 0);
         });
     }
@@ -220,17 +220,17 @@ public static class Suite
             var y = h.Zeros<Half>(n);
             Kernels.Cast.ToHalf(h.Host, h.Up(x), y);
             var r = new Half[n];
-            Kernels.Cast.ToHalfReference(x, r);
+            CastReference.ToHalfReference(x, r);
             h.Compare("to_half", Widen(h.Down(y)), Widen(r), 0, 0);
         });
         h.Run("to_float", () =>
         {
             var hx = new Half[n];
-            Kernels.Cast.ToHalfReference(h.Floats(n, -100f, 100f), hx);
+            CastReference.ToHalfReference(h.Floats(n, -100f, 100f), hx);
             var y = h.Zeros<float>(n);
             Kernels.Cast.ToFloat(h.Host, h.Up(hx), y);
             var r = new float[n];
-            Kernels.Cast.ToFloatReference(hx, r);
+            CastReference.ToFloatReference(hx, r);
             h.Compare("to_float", h.Down(y), r, 0, 0);
         });
     }
@@ -238,7 +238,7 @@ public static class Suite
     private static float[] Widen(Half[] a)
     {
         var f = new float[a.Length];
-        Kernels.Cast.ToFloatReference(a, f);
+        CastReference.ToFloatReference(a, f);
         return f;
     }
 
@@ -254,11 +254,11 @@ public static class Suite
                     kernel(h.Host, h.Up(x), result, h.Zeros<float>(Math.Max(1, Kernels.Reductions.ScratchLength(h.Host, n))), mode);
                     h.Compare($"{name} {mode}", h.Down(result), new[] { reference(x) }, atol, SumRtol);
                 });
-            Whole("sum", Kernels.Reductions.Sum, a => Kernels.Reductions.SumReference(a), SumAtolPerTerm * n);
-            Whole("mean", Kernels.Reductions.Mean, a => Kernels.Reductions.MeanReference(a), SumAtolPerTerm);
-            Whole("max", Kernels.Reductions.Max, a => Kernels.Reductions.MaxReference(a), 0);
-            Whole("sum_of_squares", Kernels.Reductions.SumOfSquares, a => Kernels.Reductions.SumOfSquaresReference(a), SumAtolPerTerm * n);
-            Whole("l2_norm", Kernels.Reductions.L2Norm, a => Kernels.Reductions.L2NormReference(a), SumAtolPerTerm * Math.Sqrt(n));
+            Whole("sum", Kernels.Reductions.Sum, a => ReductionsReference.SumReference(a), SumAtolPerTerm * n);
+            Whole("mean", Kernels.Reductions.Mean, a => ReductionsReference.MeanReference(a), SumAtolPerTerm);
+            Whole("max", Kernels.Reductions.Max, a => ReductionsReference.MaxReference(a), 0);
+            Whole("sum_of_squares", Kernels.Reductions.SumOfSquares, a => ReductionsReference.SumOfSquaresReference(a), SumAtolPerTerm * n);
+            Whole("l2_norm", Kernels.Reductions.L2Norm, a => ReductionsReference.L2NormReference(a), SumAtolPerTerm * Math.Sqrt(n));
         }
 
         int rows = h.Quick ? 17 : 129, cols = h.Quick ? 33 : 257;
@@ -272,16 +272,16 @@ public static class Suite
                 reference(m, rows, cols, r);
                 h.Compare(name, h.Down(result), r, SumAtolPerTerm * terms, SumRtol);
             });
-        Axis("sum rows", Kernels.Reductions.SumRows, Kernels.Reductions.SumRowsReference, rows, cols);
-        Axis("mean rows", Kernels.Reductions.MeanRows, Kernels.Reductions.MeanRowsReference, rows, 1);
-        Axis("max rows", Kernels.Reductions.MaxRows, Kernels.Reductions.MaxRowsReference, rows, 1);
-        Axis("sum_of_squares rows", Kernels.Reductions.SumOfSquaresRows, Kernels.Reductions.SumOfSquaresRowsReference, rows, cols);
-        Axis("l2_norm rows", Kernels.Reductions.L2NormRows, Kernels.Reductions.L2NormRowsReference, rows, cols);
-        Axis("sum columns", Kernels.Reductions.SumColumns, Kernels.Reductions.SumColumnsReference, cols, rows);
-        Axis("mean columns", Kernels.Reductions.MeanColumns, Kernels.Reductions.MeanColumnsReference, cols, 1);
-        Axis("max columns", Kernels.Reductions.MaxColumns, Kernels.Reductions.MaxColumnsReference, cols, 1);
-        Axis("sum_of_squares columns", Kernels.Reductions.SumOfSquaresColumns, Kernels.Reductions.SumOfSquaresColumnsReference, cols, rows);
-        Axis("l2_norm columns", Kernels.Reductions.L2NormColumns, Kernels.Reductions.L2NormColumnsReference, cols, rows);
+        Axis("sum rows", Kernels.Reductions.SumRows, ReductionsReference.SumRowsReference, rows, cols);
+        Axis("mean rows", Kernels.Reductions.MeanRows, ReductionsReference.MeanRowsReference, rows, 1);
+        Axis("max rows", Kernels.Reductions.MaxRows, ReductionsReference.MaxRowsReference, rows, 1);
+        Axis("sum_of_squares rows", Kernels.Reductions.SumOfSquaresRows, ReductionsReference.SumOfSquaresRowsReference, rows, cols);
+        Axis("l2_norm rows", Kernels.Reductions.L2NormRows, ReductionsReference.L2NormRowsReference, rows, cols);
+        Axis("sum columns", Kernels.Reductions.SumColumns, ReductionsReference.SumColumnsReference, cols, rows);
+        Axis("mean columns", Kernels.Reductions.MeanColumns, ReductionsReference.MeanColumnsReference, cols, 1);
+        Axis("max columns", Kernels.Reductions.MaxColumns, ReductionsReference.MaxColumnsReference, cols, 1);
+        Axis("sum_of_squares columns", Kernels.Reductions.SumOfSquaresColumns, ReductionsReference.SumOfSquaresColumnsReference, cols, rows);
+        Axis("l2_norm columns", Kernels.Reductions.L2NormColumns, ReductionsReference.L2NormColumnsReference, cols, rows);
     }
 
     private delegate void RowsRef(ReadOnlySpan<float> x, int rows, int cols, Span<double> result);
@@ -302,7 +302,7 @@ public static class Suite
                 var dc = h.Up(c);
                 Kernels.Gemm.Run(h.Host, ta, tb, m, n, k, 0.5f, h.Up(a), h.Up(b), 0.25f, dc);
                 var r = (float[])c.Clone();
-                Kernels.Gemm.GemmReference(ta, tb, m, n, k, 0.5f, a, b, 0.25f, r);
+                GemmReferences.GemmReference(ta, tb, m, n, k, 0.5f, a, b, 0.25f, r);
                 // Dot products of k terms summed in tiles: the property's bound, scaled with k.
                 h.Compare(name, h.Down(dc), r, Tolerances.Gemm.Atol * Math.Max(1, k / 64.0), Tolerances.Gemm.Rtol);
             });
@@ -319,13 +319,13 @@ public static class Suite
             {
                 var a = new Half[m * k];
                 var b = new Half[k * n];
-                Kernels.Cast.ToHalfReference(h.Floats(m * k), a);
-                Kernels.Cast.ToHalfReference(h.Floats(k * n), b);
+                CastReference.ToHalfReference(h.Floats(m * k), a);
+                CastReference.ToHalfReference(h.Floats(k * n), b);
                 var c = h.Floats(m * n);
                 var dc = h.Up(c);
                 Kernels.GemmHalf.Run(h.Host, ta, tb, m, n, k, 1f, h.Up(a), h.Up(b), 0.5f, dc);
                 var r = (float[])c.Clone();
-                Kernels.GemmHalf.GemmHalfReference(ta, tb, m, n, k, 1f, a, b, 0.5f, r);
+                GemmHalfReferences.GemmHalfReference(ta, tb, m, n, k, 1f, a, b, 0.5f, r);
                 h.Compare(name, h.Down(dc), r, Tolerances.Gemm.Atol * Math.Max(1, k / 64.0), Tolerances.Gemm.Rtol);
             });
         }
@@ -336,7 +336,7 @@ public static class Suite
             var dx = h.Up(x);
             Kernels.GemmHalf.RoundToHalfInPlace(h.Host, dx);
             var r = (float[])x.Clone();
-            Kernels.GemmHalf.RoundToHalfReference(r);
+            GemmHalfReferences.RoundToHalfReference(r);
             h.Compare("round_to_half", h.Down(dx), r, 0, 0);
         });
     }
@@ -353,17 +353,17 @@ public static class Suite
             var y = h.Zeros<float>(n * c);
             Kernels.Softmax.Forward(h.Host, h.Up(x), y, n, c);
             var r = new float[n * c];
-            Kernels.Softmax.ForwardReference(x, r, n, c);
+            SoftmaxReference.ForwardReference(x, r, n, c);
             h.Compare("forward", h.Down(y), r, Tolerances.Softmax.ForwardAtol, Tolerances.Softmax.ForwardRtol);
         });
         h.Run("backward", () =>
         {
             var y = new float[n * c];
-            Kernels.Softmax.ForwardReference(x, y, n, c);
+            SoftmaxReference.ForwardReference(x, y, n, c);
             var dx = h.Zeros<float>(n * c);
             Kernels.Softmax.Backward(h.Host, h.Up(y), h.Up(dy), dx, n, c);
             var r = new float[n * c];
-            Kernels.Softmax.BackwardReference(y, dy, r, n, c);
+            SoftmaxReference.BackwardReference(y, dy, r, n, c);
             h.Compare("backward", h.Down(dx), r, MathAtol, MathRtol);
         });
     }
@@ -378,17 +378,17 @@ public static class Suite
             var y = h.Zeros<float>(n * c);
             Kernels.LogSoftmax.Forward(h.Host, h.Up(x), y, n, c);
             var r = new float[n * c];
-            Kernels.LogSoftmax.ForwardReference(x, r, n, c);
+            LogSoftmaxReference.ForwardReference(x, r, n, c);
             h.Compare("forward", h.Down(y), r, 1e-5, MathRtol);
         });
         h.Run("backward", () =>
         {
             var y = new float[n * c];
-            Kernels.LogSoftmax.ForwardReference(x, y, n, c);
+            LogSoftmaxReference.ForwardReference(x, y, n, c);
             var dx = h.Zeros<float>(n * c);
             Kernels.LogSoftmax.Backward(h.Host, h.Up(y), h.Up(dy), dx, n, c);
             var r = new float[n * c];
-            Kernels.LogSoftmax.BackwardReference(y, dy, r, n, c);
+            LogSoftmaxReference.BackwardReference(y, dy, r, n, c);
             h.Compare("backward", h.Down(dx), r, SumAtolPerTerm * c, MathRtol);
         });
     }
@@ -407,9 +407,9 @@ public static class Suite
                 var loss = h.Zeros<float>(1);
                 Kernels.CrossEntropy.Forward(h.Host, h.Up(logits), h.Up(targets), losses, loss, n, c, options);
                 var r = new float[n];
-                Kernels.CrossEntropy.ForwardReference(logits, targets, r, n, c, options);
+                CrossEntropyReference.ForwardReference(logits, targets, r, n, c, options);
                 h.Compare("forward " + tag, h.Down(losses), r, Tolerances.CrossEntropy.LossAtol, Tolerances.CrossEntropy.LossRtol);
-                h.Compare("reduced " + tag, h.Down(loss), new[] { Kernels.CrossEntropy.ReduceReference(r, targets, options.Reduction) }, 1e-5 * n, 1e-5);
+                h.Compare("reduced " + tag, h.Down(loss), new[] { CrossEntropyReference.ReduceReference(r, targets, options.Reduction) }, 1e-5 * n, 1e-5);
             });
             h.Run("backward " + tag, () =>
             {
@@ -417,7 +417,7 @@ public static class Suite
                 var dlogits = h.Zeros<float>(n * c);
                 Kernels.CrossEntropy.Backward(h.Host, h.Up(logits), h.Up(targets), h.Up(dLoss), dlogits, n, c, options, h.Zeros<float>(1));
                 var r = new float[n * c];
-                Kernels.CrossEntropy.BackwardReference(logits, targets, dLoss, r, n, c, options);
+                CrossEntropyReference.BackwardReference(logits, targets, dLoss, r, n, c, options);
                 h.Compare("backward " + tag, h.Down(dlogits), r, 1e-6, 4e-6);
             });
         }
@@ -440,7 +440,7 @@ public static class Suite
             var y = h.Zeros<uint>(n);
             Kernels.Philox.Bits(h.Host, y, 0xC0FFEE, 3, 7);
             var r = new uint[n];
-            Kernels.Philox.BitsReference(r, 0xC0FFEE, 3, 7);
+            PhiloxReference.BitsReference(r, 0xC0FFEE, 3, 7);
             h.Compare("bits", ToDouble(h.Down(y)), ToDouble(r), 0, 0);
         });
         h.Run("uniform", () =>
@@ -448,7 +448,7 @@ public static class Suite
             var y = h.Zeros<float>(n);
             Kernels.Philox.Uniform(h.Host, y, 42, 1, 2);
             var r = new float[n];
-            Kernels.Philox.UniformReference(r, 42, 1, 2);
+            PhiloxReference.UniformReference(r, 42, 1, 2);
             h.Compare("uniform", h.Down(y), r, 0, 0);
         });
         h.Run("bernoulli", () =>
@@ -456,7 +456,7 @@ public static class Suite
             var y = h.Zeros<float>(n);
             Kernels.Philox.Bernoulli(h.Host, y, 0.3f, 42, 1, 2);
             var r = new float[n];
-            Kernels.Philox.BernoulliReference(r, 0.3f, 42, 1, 2);
+            PhiloxReference.BernoulliReference(r, 0.3f, 42, 1, 2);
             h.Compare("bernoulli", h.Down(y), r, 0, 0);
         });
         h.Run("normal", () =>
@@ -464,7 +464,7 @@ public static class Suite
             var y = h.Zeros<float>(n);
             Kernels.Philox.Normal(h.Host, y, 42, 1, 2, 0.5f, 2f);
             var r = new float[n];
-            Kernels.Philox.NormalReference(r, 42, 1, 2, 0.5f, 2f);
+            PhiloxReference.NormalReference(r, 42, 1, 2, 0.5f, 2f);
             // Box-Muller through log, sqrt, sin and cos: a GPU's are a few ulps from the CPU's.
             h.Compare("normal", h.Down(y), r, 1e-5, 1e-5);
         });
@@ -495,7 +495,7 @@ public static class Suite
                 var (dp, dm, dv) = (h.Up(p), h.Up(m), h.Up(v));
                 var dvmax = amsgrad ? h.Up(vmax) : default;
                 Kernels.AdamUpdate.Step(h.Host, dp, h.Up(g), dm, dv, dvmax, h.Up(mask), s);
-                Kernels.AdamUpdate.StepReference(p, g, m, v, vmax, mask, s);
+                AdamUpdateReference.StepReference(p, g, m, v, vmax, mask, s);
                 h.Compare(name + " p", h.Down(dp), p, UpdateAtol, UpdateRtol);
                 h.Compare(name + " m", h.Down(dm), m, UpdateAtol, UpdateRtol);
                 h.Compare(name + " v", h.Down(dv), v, UpdateAtol, UpdateRtol);
@@ -519,7 +519,7 @@ public static class Suite
                 Array.Fill(mask, (byte)1);
                 var (dp, db) = (h.Up(p), h.Up(b));
                 Kernels.SgdUpdate.Step(h.Host, dp, h.Up(g), db, h.Up(mask), 0.1f, 1e-4f, 0.9f, nesterov ? 0f : 0.1f, nesterov, first);
-                Kernels.SgdUpdate.StepReference(p, g, b, mask, 0.1f, 1e-4f, 0.9f, nesterov ? 0f : 0.1f, nesterov, first);
+                SgdUpdateReference.StepReference(p, g, b, mask, 0.1f, 1e-4f, 0.9f, nesterov ? 0f : 0.1f, nesterov, first);
                 h.Compare(name + " p", h.Down(dp), p, UpdateAtol, UpdateRtol);
                 h.Compare(name + " buffer", h.Down(db), b, UpdateAtol, UpdateRtol);
             });
@@ -538,7 +538,7 @@ public static class Suite
             var s = new RmsStepScalars(RmsScalars.For(0.99, 1e-8, 0.9), 1e-2f, 1e-4f);
             var (dp, dv, dmu, db) = (h.Up(p), h.Up(v), h.Up(mu), h.Up(b));
             Kernels.RmsUpdate.Step(h.Host, dp, h.Up(g), dv, dmu, db, s);
-            Kernels.RmsUpdate.StepReference(p, g, v, mu, b, s);
+            RmsUpdateReference.StepReference(p, g, v, mu, b, s);
             h.Compare("step p", h.Down(dp), p, UpdateAtol, UpdateRtol);
             h.Compare("step v", h.Down(dv), v, UpdateAtol, UpdateRtol);
             h.Compare("step b", h.Down(db), b, UpdateAtol, UpdateRtol);
@@ -554,7 +554,7 @@ public static class Suite
             var sum = h.Floats(n, 0f, 1f);
             var (dp, ds) = (h.Up(p), h.Up(sum));
             Kernels.AdagradUpdate.Step(h.Host, dp, h.Up(g), ds, 1e-2f, 1e-4f, 1e-10f);
-            Kernels.AdagradUpdate.StepReference(p, g, sum, 1e-2f, 1e-4f, 1e-10f);
+            AdagradUpdateReference.StepReference(p, g, sum, 1e-2f, 1e-4f, 1e-10f);
             h.Compare("step p", h.Down(dp), p, UpdateAtol, UpdateRtol);
             h.Compare("step sum", h.Down(ds), sum, UpdateAtol, UpdateRtol);
         });
@@ -571,7 +571,7 @@ public static class Suite
                 mask[i] = (byte)(i % 2);
             var du = h.Up(u);
             Kernels.WeightDecay.Add(h.Host, du, h.Up(p), 0.01f, h.Up(mask));
-            Kernels.WeightDecay.AddReference(u, p, 0.01f, mask);
+            WeightDecayReference.AddReference(u, p, 0.01f, mask);
             h.Compare("add", h.Down(du), u, SameAtol, SameRtol);
         });
     }
@@ -581,11 +581,11 @@ public static class Suite
         var g = h.Floats(n, -3f, 3f);
         h.Run("by_norm", () =>
         {
-            float norm = (float)Kernels.Reductions.L2NormReference(g);
+            float norm = (float)ReductionsReference.L2NormReference(g);
             var dg = h.Up(g);
             Kernels.Clip.ByNorm(h.Host, dg, h.Up(new[] { norm }), 1f);
             var r = (float[])g.Clone();
-            Kernels.Clip.ByNormReference(r, norm, 1f);
+            ClipReference.ByNormReference(r, norm, 1f);
             h.Compare("by_norm", h.Down(dg), r, SameAtol, SameRtol);
         });
         h.Run("by_value", () =>
@@ -593,14 +593,14 @@ public static class Suite
             var dg = h.Up(g);
             Kernels.Clip.ByValue(h.Host, dg, -0.5f, 1f);
             var r = (float[])g.Clone();
-            Kernels.Clip.ByValueReference(r, -0.5f, 1f);
+            ClipReference.ByValueReference(r, -0.5f, 1f);
             h.Compare("by_value", h.Down(dg), r, 0, 0);
         });
         h.Run("abs_max", () =>
         {
             var result = h.Zeros<float>(1);
             Kernels.Clip.AbsMax(h.Host, h.Up(g), result);
-            h.Compare("abs_max", h.Down(result), new[] { Kernels.Clip.AbsMaxReference(g) }, 0, 0);
+            h.Compare("abs_max", h.Down(result), new[] { ClipReference.AbsMaxReference(g) }, 0, 0);
         });
     }
 
@@ -616,7 +616,7 @@ public static class Suite
                     g[n / 2] = float.PositiveInfinity;
                 var (dg, found) = (h.Up(g), h.Zeros<int>(1));
                 Kernels.LossScale.Unscale(h.Host, dg, 1f / 1024f, found);
-                bool r = !Kernels.LossScale.UnscaleReference(g, 1f / 1024f); // the reference says all finite; the kernel flags non-finite
+                bool r = !LossScaleReference.UnscaleReference(g, 1f / 1024f); // the reference says all finite; the kernel flags non-finite
                 h.Compare(name, h.Down(dg), g, 0, Tolerances.LossScale.UnscaleRtol);
                 h.Compare(name + " found", new[] { h.Down(found)[0] != 0 ? 1f : 0f }, new[] { r ? 1f : 0f }, 0, 0);
             });
@@ -636,7 +636,7 @@ public static class Suite
             var cols = h.Zeros<float>(g.ColumnsLength);
             Kernels.Conv2d.Im2Col(h.Host, h.Up(x), cols, g);
             var r = new float[g.ColumnsLength];
-            Kernels.Conv2d.Im2ColReference(x, r, g);
+            Conv2dReference.Im2ColReference(x, r, g);
             h.Compare("im2col", h.Down(cols), r, 0, 0);
         });
         h.Run("col2im", () =>
@@ -645,7 +645,7 @@ public static class Suite
             var dx = h.Zeros<float>(g.InputLength);
             Kernels.Conv2d.Col2Im(h.Host, h.Up(c), dx, g);
             var r = new float[g.InputLength];
-            Kernels.Conv2d.Col2ImReference(c, r, g);
+            Conv2dReference.Col2ImReference(c, r, g);
             h.Compare("col2im", h.Down(dx), r, SumAtolPerTerm * g.KH * g.KW, SumRtol);
         });
         h.Run("forward + backward", () =>
@@ -659,9 +659,9 @@ public static class Suite
             Kernels.Conv2d.BackwardWeight(h.Host, ddy, cols, dw, g, o);
             Kernels.Conv2d.BackwardInput(h.Host, dw0, ddy, h.Zeros<float>(g.ColumnsLength), dx, g, o);
             var ry = new float[g.OutputLength(o)];
-            Kernels.Conv2d.ForwardReference(x, w, bias, ry, g, o);
+            Conv2dReference.ForwardReference(x, w, bias, ry, g, o);
             var (rdx, rdw) = (new float[g.InputLength], new float[w.Length]);
-            Kernels.Conv2d.BackwardReference(x, w, dy, rdx, rdw, [], g, o);
+            Conv2dReference.BackwardReference(x, w, dy, rdx, rdw, [], g, o);
             // Sums of K (forward, input) and N*P (weight) products: the properties' GEMM tolerance, scaled.
             h.Compare("forward", h.Down(y), ry, Tolerances.Gemm.Atol * Math.Max(1, g.K / 64.0), Tolerances.Gemm.Rtol);
             h.Compare("backward input", h.Down(dx), rdx, Tolerances.Gemm.Atol * Math.Max(1, o * g.KH * g.KW / 64.0), Tolerances.Gemm.Rtol);
@@ -680,8 +680,8 @@ public static class Suite
             Kernels.Pooling.MaxPool2dForward(h.Host, h.Up(x), y, arg, g);
             Kernels.Pooling.MaxPool2dBackward(h.Host, h.Up(dy), arg, dx, g);
             var (ry, rarg, rdx) = (new float[g.OutputLength], new int[g.OutputLength], new float[g.InputLength]);
-            Kernels.Pooling.MaxPool2dForwardReference(x, ry, rarg, g);
-            Kernels.Pooling.MaxPool2dBackwardReference(dy, rarg, rdx, g);
+            PoolingReference.MaxPool2dForwardReference(x, ry, rarg, g);
+            PoolingReference.MaxPool2dBackwardReference(dy, rarg, rdx, g);
             h.Compare("max forward", h.Down(y), ry, 0, 0);
             h.Compare("max argmax", Array.ConvertAll(h.Down(arg), v => (float)v), Array.ConvertAll(rarg, v => (float)v), 0, 0);
             h.Compare("max backward", h.Down(dx), rdx, SameAtol, SameRtol);
@@ -694,8 +694,8 @@ public static class Suite
                 Kernels.Pooling.AvgPool2dForward(h.Host, h.Up(x), y, g, include);
                 Kernels.Pooling.AvgPool2dBackward(h.Host, h.Up(dy), dx, g, include);
                 var (ry, rdx) = (new float[g.OutputLength], new float[g.InputLength]);
-                Kernels.Pooling.AvgPool2dForwardReference(x, ry, g, include);
-                Kernels.Pooling.AvgPool2dBackwardReference(dy, rdx, g, include);
+                PoolingReference.AvgPool2dForwardReference(x, ry, g, include);
+                PoolingReference.AvgPool2dBackwardReference(dy, rdx, g, include);
                 h.Compare($"avg forward include_pad {include}", h.Down(y), ry, SameAtol, 1e-6);
                 h.Compare($"avg backward include_pad {include}", h.Down(dx), rdx, SameAtol, 1e-6);
             });
@@ -709,8 +709,8 @@ public static class Suite
             Kernels.Pooling.GlobalAvgPoolForward(h.Host, h.Up(x), y, g.N, g.C, s);
             Kernels.Pooling.GlobalAvgPoolBackward(h.Host, h.Up(dyg), dx, g.N, g.C, s);
             var (ry, rdx) = (new float[g.N * g.C], new float[g.InputLength]);
-            Kernels.Pooling.GlobalAvgPoolForwardReference(x, ry, s);
-            Kernels.Pooling.GlobalAvgPoolBackwardReference(dyg, rdx, s);
+            PoolingReference.GlobalAvgPoolForwardReference(x, ry, s);
+            PoolingReference.GlobalAvgPoolBackwardReference(dyg, rdx, s);
             h.Compare("global avg forward", h.Down(y), ry, SumAtolPerTerm, SumRtol);
             h.Compare("global avg backward", h.Down(dx), rdx, SameAtol, SameRtol);
         });
@@ -730,7 +730,7 @@ public static class Suite
             var dx0 = h.Up(x);
             Kernels.BatchNorm.Statistics(h.Host, dx0, mean, var, n, c, s);
             var (rm, rv) = (new float[c], new float[c]);
-            Kernels.BatchNorm.StatisticsReference(x, n, c, s, rm, rv);
+            BatchNormReference.StatisticsReference(x, n, c, s, rm, rv);
             h.Compare("mean", h.Down(mean), rm, Tolerances.BatchNorm.StatisticsAtol, Tolerances.BatchNorm.StatisticsRtol);
             h.Compare("var", h.Down(var), rv, Tolerances.BatchNorm.StatisticsAtol, Tolerances.BatchNorm.StatisticsRtol);
 
@@ -739,21 +739,21 @@ public static class Suite
             var y = h.Zeros<float>(x.Length);
             Kernels.BatchNorm.Normalize(h.Host, dx0, um, uv, h.Up(gamma), h.Up(beta), y, n, c, s, eps);
             var ry = new float[x.Length];
-            Kernels.BatchNorm.NormalizeReference(x, rm, rv, gamma, beta, ry, n, c, s, eps);
+            BatchNormReference.NormalizeReference(x, rm, rv, gamma, beta, ry, n, c, s, eps);
             h.Compare("normalize", h.Down(y), ry, Tolerances.BatchNorm.ElementwiseAtol, Tolerances.BatchNorm.ElementwiseRtol);
 
             var (dgamma, dbeta) = (h.Zeros<float>(c), h.Zeros<float>(c));
             var ddy = h.Up(dy);
             Kernels.BatchNorm.ParamGrads(h.Host, dx0, ddy, um, uv, dgamma, dbeta, n, c, s, eps);
             var (rdg, rdb) = (new float[c], new float[c]);
-            Kernels.BatchNorm.ParamGradsReference(x, dy, rm, rv, rdg, rdb, n, c, s, eps);
+            BatchNormReference.ParamGradsReference(x, dy, rm, rv, rdg, rdb, n, c, s, eps);
             h.Compare("dgamma", h.Down(dgamma), rdg, Tolerances.BatchNorm.SumAtolPerTerm * n * s, Tolerances.BatchNorm.SumRtol);
             h.Compare("dbeta", h.Down(dbeta), rdb, Tolerances.BatchNorm.SumAtolPerTerm * n * s, Tolerances.BatchNorm.SumRtol);
 
             var dx = h.Zeros<float>(x.Length);
             Kernels.BatchNorm.InputGrad(h.Host, dx0, ddy, um, uv, h.Up(gamma), h.Up(rdg), h.Up(rdb), dx, n, c, s, eps, true);
             var rdx = new float[x.Length];
-            Kernels.BatchNorm.InputGradReference(x, dy, rm, rv, gamma, rdg, rdb, rdx, n, c, s, eps, true);
+            BatchNormReference.InputGradReference(x, dy, rm, rv, gamma, rdg, rdb, rdx, n, c, s, eps, true);
             h.Compare("input grad", h.Down(dx), rdx, 2e-4, 2e-3);
         });
     }
@@ -772,7 +772,7 @@ public static class Suite
             var dx0 = h.Up(x);
             Kernels.LayerNorm.Forward(h.Host, dx0, h.Up(gamma), h.Up(beta), y, mean, rstd, n, d, eps);
             var (ry, rm, rr) = (new float[x.Length], new float[n], new float[n]);
-            Kernels.LayerNorm.ForwardReference(x, gamma, beta, ry, rm, rr, n, d, eps);
+            LayerNormReference.ForwardReference(x, gamma, beta, ry, rm, rr, n, d, eps);
             h.Compare("forward", h.Down(y), ry, Tolerances.LayerNorm.ForwardAtol * Math.Max(1, d / 64.0), Tolerances.LayerNorm.ForwardRtol);
             h.Compare("mean", h.Down(mean), rm, SumAtolPerTerm, SumRtol);
             h.Compare("rstd", h.Down(rstd), rr, 3e-5, 3e-5 * Math.Max(1, d / 64.0));
@@ -781,13 +781,13 @@ public static class Suite
             var dx = h.Zeros<float>(x.Length);
             Kernels.LayerNorm.InputGrad(h.Host, dx0, ddy, h.Up(gamma), um, ur, dx, n, d);
             var rdx = new float[x.Length];
-            Kernels.LayerNorm.InputGradReference(x, dy, gamma, rm, rr, rdx, n, d);
+            LayerNormReference.InputGradReference(x, dy, gamma, rm, rr, rdx, n, d);
             h.Compare("input grad", h.Down(dx), rdx, Tolerances.LayerNorm.InputGradAtol * Math.Max(1, d / 64.0), Tolerances.LayerNorm.InputGradRtol);
 
             var (dgamma, dbeta) = (h.Zeros<float>(d), h.Zeros<float>(d));
             Kernels.LayerNorm.ParamGrads(h.Host, dx0, ddy, um, ur, dgamma, dbeta, n, d);
             var (rdg, rdb) = (new float[d], new float[d]);
-            Kernels.LayerNorm.ParamGradsReference(x, dy, rm, rr, rdg, rdb, n, d);
+            LayerNormReference.ParamGradsReference(x, dy, rm, rr, rdg, rdb, n, d);
             h.Compare("dgamma", h.Down(dgamma), rdg, Tolerances.LayerNorm.SumAtolPerTerm * n, Tolerances.LayerNorm.SumRtol);
             h.Compare("dbeta", h.Down(dbeta), rdb, Tolerances.LayerNorm.SumAtolPerTerm * n, Tolerances.LayerNorm.SumRtol);
         });
@@ -803,8 +803,8 @@ public static class Suite
             Kernels.Dropout.Forward(h.Host, dx0, y, 0.3f, 99, 4, 5);
             Kernels.Dropout.Backward(h.Host, dx0, dx, 0.3f, 99, 4, 5);
             var (ry, rdx) = (new float[n], new float[n]);
-            Kernels.Dropout.ForwardReference(x, ry, 0.3f, 99, 4, 5);
-            Kernels.Dropout.BackwardReference(x, rdx, 0.3f, 99, 4, 5);
+            DropoutReference.ForwardReference(x, ry, 0.3f, 99, 4, 5);
+            DropoutReference.BackwardReference(x, rdx, 0.3f, 99, 4, 5);
             h.Compare("forward", h.Down(y), ry, 0, SameRtol);
             h.Compare("backward", h.Down(dx), rdx, 0, SameRtol);
         });
@@ -821,7 +821,7 @@ public static class Suite
             var y = h.Zeros<float>(count * d);
             Kernels.Embedding.Forward(h.Host, h.Up(idx), h.Up(weight), y, v, d, h.Zeros<int>(2));
             var r = new float[count * d];
-            Kernels.Embedding.ForwardReference(idx, weight, r, v, d);
+            EmbeddingReference.ForwardReference(idx, weight, r, v, d);
             h.Compare("forward", h.Down(y), r, 0, 0);
         });
         h.Run("backward", () =>
@@ -829,7 +829,7 @@ public static class Suite
             var dw = h.Zeros<float>(v * d);
             Kernels.Embedding.Backward(h.Host, h.Up(idx), h.Up(dy), dw, v, d, 0);
             var r = new double[v * d];
-            Kernels.Embedding.BackwardReference(idx, dy, r, v, d, 0);
+            EmbeddingReference.BackwardReference(idx, dy, r, v, d, 0);
             h.Compare("backward", h.Down(dw), r, SumAtolPerTerm * Math.Max(1, count / v), SumRtol);
         });
     }
@@ -851,12 +851,12 @@ public static class Suite
             }
 
             var ry = new float[outer * yWidth];
-            Kernels.Concat.ForwardReference(xs, widths, outer, ry);
+            ConcatReference.ForwardReference(xs, widths, outer, ry);
             h.Compare("forward", h.Down(y), ry, 0, 0);
 
             var dy = h.Floats(outer * yWidth);
             var ddy = h.Up(dy);
-            var rdx = Kernels.Concat.BackwardReference(dy, widths, outer);
+            var rdx = ConcatReference.BackwardReference(dy, widths, outer);
             offset = 0;
             for (int i = 0; i < widths.Length; i++)
             {
@@ -873,11 +873,11 @@ public static class Suite
         var x = h.Floats(n, -3f, 3f);
         var t = h.Floats(n, -3f, 3f);
         var p01 = h.Floats(n, 0f, 1f);
-        Loss(h, "mse", new MseLossOp(), Kernels.Losses.MseReference, Kernels.Losses.MseGradReference, x, t);
-        Loss(h, "l1", new L1LossOp(), Kernels.Losses.L1Reference, Kernels.Losses.L1GradReference, x, t);
-        Loss(h, "huber", new HuberLossOp(1.5f), (a, b) => Kernels.Losses.HuberReference(a, b, 1.5), (a, b) => Kernels.Losses.HuberGradReference(a, b, 1.5), x, t);
-        Loss(h, "smooth_l1", new SmoothL1LossOp(0.5f), (a, b) => Kernels.Losses.SmoothL1Reference(a, b, 0.5), (a, b) => Kernels.Losses.SmoothL1GradReference(a, b, 0.5), x, t);
-        Loss(h, "bce_with_logits", new BceWithLogitsOp(), (a, b) => Kernels.Losses.BceWithLogitsReference(a, b), (a, b) => Kernels.Losses.BceWithLogitsGradReference(a, b), x, p01);
+        Loss(h, "mse", new MseLossOp(), LossesReference.MseReference, LossesReference.MseGradReference, x, t);
+        Loss(h, "l1", new L1LossOp(), LossesReference.L1Reference, LossesReference.L1GradReference, x, t);
+        Loss(h, "huber", new HuberLossOp(1.5f), (a, b) => LossesReference.HuberReference(a, b, 1.5), (a, b) => LossesReference.HuberGradReference(a, b, 1.5), x, t);
+        Loss(h, "smooth_l1", new SmoothL1LossOp(0.5f), (a, b) => LossesReference.SmoothL1Reference(a, b, 0.5), (a, b) => LossesReference.SmoothL1GradReference(a, b, 0.5), x, t);
+        Loss(h, "bce_with_logits", new BceWithLogitsOp(), (a, b) => LossesReference.BceWithLogitsReference(a, b), (a, b) => LossesReference.BceWithLogitsGradReference(a, b), x, p01);
     }
 
     private static void Loss<TOp>(Harness h, string name, TOp op, Func<double, double, double> loss, Func<double, double, double> grad, float[] x, float[] t)
@@ -895,16 +895,16 @@ public static class Suite
                 var scratch = h.Zeros<float>(Math.Max(1, Kernels.Losses.ScratchLength(h.Host, n, reduction)));
                 Kernels.Losses.Forward(h.Host, op, dxx, dt, default, losses, result, scratch, reduction);
                 var rl = new double[n];
-                Kernels.Losses.ForwardReference((a, b, _) => loss(a, b), x, t, [], rl);
+                LossesReference.ForwardReference((a, b, _) => loss(a, b), x, t, [], rl);
                 h.Compare(tag + " losses", h.Down(losses), rl, Tolerances.Losses.ForwardAtol, Tolerances.Losses.ForwardRtol);
                 if (reduction != LossReduction.None)
-                    h.Compare(tag + " reduced", h.Down(result), new[] { Kernels.Losses.ReduceReference(rl, reduction) }, Tolerances.Losses.ReduceAtol * (reduction == LossReduction.Sum ? n : 1), Tolerances.Losses.ReduceRtol);
+                    h.Compare(tag + " reduced", h.Down(result), new[] { LossesReference.ReduceReference(rl, reduction) }, Tolerances.Losses.ReduceAtol * (reduction == LossReduction.Sum ? n : 1), Tolerances.Losses.ReduceRtol);
 
                 var dLoss = reduction == LossReduction.None ? h.Floats(n) : [0.7f];
                 var dz = h.Zeros<float>(n);
                 Kernels.Losses.Backward(h.Host, op, dxx, dt, default, h.Up(dLoss), dz, reduction);
                 var rdz = new double[n];
-                Kernels.Losses.BackwardReference((a, b, _) => grad(a, b), x, t, [], dLoss, reduction, rdz);
+                LossesReference.BackwardReference((a, b, _) => grad(a, b), x, t, [], dLoss, reduction, rdz);
                 h.Compare(tag + " backward", h.Down(dz), rdz, Tolerances.Losses.BackwardAtol, Tolerances.Losses.BackwardRtol);
             });
         }
@@ -923,10 +923,10 @@ public static class Suite
                 reference(x, r);
                 h.Compare(name, h.Down(y), r, atol, rtol);
             });
-        One("flip", x.Length, (a, y) => Kernels.Augment.Flip(h.Host, a, y, n, c, hh, w, 0.5f, 7, 1, 2), (a, r) => Kernels.Augment.FlipReference(a, r, n, c, hh, w, 0.5f, 7, 1, 2), 0, 0);
-        One("crop", n * c * (hh - 1) * (w - 2), (a, y) => Kernels.Augment.Crop(h.Host, a, y, n, c, hh, w, hh - 1, w - 2, 2, 7, 1, 2), (a, r) => Kernels.Augment.CropReference(a, r, n, c, hh, w, hh - 1, w - 2, 2, 7, 1, 2), 0, 0);
-        One("rotate", x.Length, (a, y) => Kernels.Augment.Rotate(h.Host, a, y, n, c, hh, w, -15f, 15f, 7, 1, 2), (a, r) => Kernels.Augment.RotateReference(a, r, n, c, hh, w, -15f, 15f, 7, 1, 2), Tolerances.Augment.RotateAtol, 0);
-        One("jitter", x.Length, (a, y) => Kernels.Augment.Jitter(h.Host, a, y, h.Zeros<float>(Kernels.Augment.JitterScratchLength(n)), n, c, hh, w, 0.8f, 1.2f, 0.8f, 1.2f, 7, 1, 2), (a, r) => Kernels.Augment.JitterReference(a, r, n, c, hh, w, 0.8f, 1.2f, 0.8f, 1.2f, 7, 1, 2), Tolerances.Augment.JitterAtol, Tolerances.Augment.JitterRtol);
+        One("flip", x.Length, (a, y) => Kernels.Augment.Flip(h.Host, a, y, n, c, hh, w, 0.5f, 7, 1, 2), (a, r) => AugmentReference.FlipReference(a, r, n, c, hh, w, 0.5f, 7, 1, 2), 0, 0);
+        One("crop", n * c * (hh - 1) * (w - 2), (a, y) => Kernels.Augment.Crop(h.Host, a, y, n, c, hh, w, hh - 1, w - 2, 2, 7, 1, 2), (a, r) => AugmentReference.CropReference(a, r, n, c, hh, w, hh - 1, w - 2, 2, 7, 1, 2), 0, 0);
+        One("rotate", x.Length, (a, y) => Kernels.Augment.Rotate(h.Host, a, y, n, c, hh, w, -15f, 15f, 7, 1, 2), (a, r) => AugmentReference.RotateReference(a, r, n, c, hh, w, -15f, 15f, 7, 1, 2), Tolerances.Augment.RotateAtol, 0);
+        One("jitter", x.Length, (a, y) => Kernels.Augment.Jitter(h.Host, a, y, h.Zeros<float>(Kernels.Augment.JitterScratchLength(n)), n, c, hh, w, 0.8f, 1.2f, 0.8f, 1.2f, 7, 1, 2), (a, r) => AugmentReference.JitterReference(a, r, n, c, hh, w, 0.8f, 1.2f, 0.8f, 1.2f, 7, 1, 2), Tolerances.Augment.JitterAtol, Tolerances.Augment.JitterRtol);
     }
 
     private static void Metrics(Harness h)
@@ -941,7 +941,7 @@ public static class Suite
                 var hit = h.Zeros<float>(n);
                 Kernels.Metrics.TopKHits(h.Host, h.Up(logits), h.Up(targets), hit, n, c, k);
                 var r = new float[n];
-                Kernels.Metrics.TopKHitsReference(logits, targets, r, n, c, k);
+                MetricsReference.TopKHitsReference(logits, targets, r, n, c, k);
                 h.Compare($"top{k}", h.Down(hit), r, 0, 0);
             });
         }
