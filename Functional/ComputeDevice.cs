@@ -151,9 +151,12 @@ public sealed class ComputeDevice : IDisposable
     public void Synchronize() => Stream.Synchronize();
 
     /// <inheritdoc/>
-    public override string ToString() => Backend == KernelBackend.CpuAccelerator && Kernels.Variant == KernelVariant.Cpu
-        ? $"cpu-kernels: {Name}"
-        : $"{Kind.ToString().ToLowerInvariant()}: {Name}";
+    public override string ToString() => (Backend, Kernels.Variant) switch
+    {
+        (KernelBackend.CpuAccelerator, KernelVariant.Cpu) => $"cpu-kernels: {Name}",
+        (KernelBackend.CpuAccelerator, KernelVariant.Gpu) => $"cpu-gpu-variants: {Name}",
+        _ => $"{Kind.ToString().ToLowerInvariant()}: {Name}",
+    };
 
     /// <inheritdoc/>
     public void Dispose()
