@@ -62,12 +62,7 @@ internal static class AdagradUpdate
         int n = g.IntLength;
         int stride = Grid.DimX * Group.DimX;
         for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-        {
-            float gi = g[i];
-            float si = sum[i] + (gi * gi);
-            sum[i] = si;
-            g[i] = gi / (XMath.Sqrt(si) + eps);
-        }
+            g[i] = Accumulate(g[i], ref sum[i], eps);
     }
 
     /// <summary>Kernel: the fused Adagrad step.</summary>
@@ -84,11 +79,16 @@ internal static class AdagradUpdate
         for (int i = Grid.GlobalIndex.X; i < n; i += stride)
         {
             float pi = p[i];
-            float gi = g[i] + (weightDecay * pi);
-            float si = sum[i] + (gi * gi);
-            sum[i] = si;
-            p[i] = pi - (learningRate * (gi / (XMath.Sqrt(si) + eps)));
+            p[i] = pi - (learningRate * Accumulate(g[i] + (weightDecay * pi), ref sum[i], eps));
         }
+    }
+
+    // One element: sum += g^2, and the direction g / (sqrt(sum) + eps).
+    private static float Accumulate(float g, ref float sum, float eps)
+    {
+        float s = sum + (g * g);
+        sum = s;
+        return g / (XMath.Sqrt(s) + eps);
     }
 
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, float>> DirectionDef =

@@ -97,14 +97,9 @@ internal static class SgdUpdate
     {
         int n = g.IntLength;
         int stride = Grid.DimX * Group.DimX;
-        float keep = 1f - dampening;
+        var op = new MomentumOp(mu, dampening, nesterov != 0, first != 0);
         for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-        {
-            float gi = g[i];
-            float bi = first != 0 ? gi : (mu * b[i]) + (keep * gi);
-            b[i] = bi;
-            g[i] = nesterov != 0 ? gi + (mu * bi) : bi;
-        }
+            g[i] = op.Direction(g[i], ref b[i]);
     }
 
     /// <summary>Kernel: the fused SGD step of <see cref="StepReference"/>.</summary>
@@ -123,22 +118,16 @@ internal static class SgdUpdate
     {
         int n = p.IntLength;
         int stride = Grid.DimX * Group.DimX;
-        float keep = 1f - dampening;
-        float minusLr = -lr;
+        var op = new MomentumOp(mu, dampening, nesterov != 0, first != 0);
         for (int i = Grid.GlobalIndex.X; i < n; i += stride)
         {
-            float pi = p[i];
             float d = g[i];
             // wd = 0 must not add 0*p: 0*inf would turn an infinite parameter's update into NaN.
             if (weightDecay != 0f && (useMask == 0 || mask[i] != 0))
-                d += weightDecay * pi;
+                d += weightDecay * p[i];
             if (mu != 0f)
-            {
-                float bi = first != 0 ? d : (mu * b[i]) + (keep * d);
-                b[i] = bi;
-                d = nesterov != 0 ? d + (mu * bi) : bi;
-            }
-            p[i] = pi + (minusLr * d);
+                d = op.Direction(d, ref b[i]);
+            p[i] += -lr * d;
         }
     }
 
@@ -232,14 +221,9 @@ internal static class SgdUpdate
     {
         public void Run(int start, int end)
         {
-            float keep = 1f - dampening;
+            var op = new MomentumOp(mu, dampening, nesterov, first);
             for (int i = start; i < end; i++)
-            {
-                float gi = g[i];
-                float bi = first ? gi : (mu * b[i]) + (keep * gi);
-                b[i] = bi;
-                g[i] = nesterov ? gi + (mu * bi) : bi;
-            }
+                g[i] = op.Direction(g[i], ref b[i]);
         }
     }
 
@@ -247,22 +231,30 @@ internal static class SgdUpdate
     {
         public void Run(int start, int end)
         {
-            float keep = 1f - dampening;
-            float minusLr = -lr;
+            var op = new MomentumOp(mu, dampening, nesterov, first);
             for (int i = start; i < end; i++)
             {
-                float pi = p[i];
                 float d = g[i];
                 if (weightDecay != 0f && (mask == null || mask[i] != 0))
-                    d += weightDecay * pi;
+                    d += weightDecay * p[i];
                 if (mu != 0f)
-                {
-                    float bi = first ? d : (mu * b[i]) + (keep * d);
-                    b[i] = bi;
-                    d = nesterov ? d + (mu * bi) : bi;
-                }
-                p[i] = pi + (minusLr * d);
+                    d = op.Direction(d, ref b[i]);
+                p[i] += -lr * d;
             }
+        }
+    }
+
+    // The momentum update of one element, for the kernels and the managed loops alike:
+    // b = g (first) or mu b + (1 - dampening) g; the direction is g + mu b (Nesterov) or b.
+    private readonly struct MomentumOp(float mu, float dampening, bool nesterov, bool first)
+    {
+        private readonly float keep = 1f - dampening;
+
+        public float Direction(float g, ref float b)
+        {
+            float bi = first ? g : (mu * b) + (keep * g);
+            b = bi;
+            return nesterov ? g + (mu * bi) : bi;
         }
     }
 }
