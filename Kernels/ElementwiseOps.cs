@@ -85,3 +85,23 @@ public readonly record struct ScaleOp(float Alpha) : IUnaryOp
     /// <inheritdoc/>
     public Vector256<float> Apply(Vector256<float> x) => Vector256.Create(Alpha) * x;
 }
+
+/// <summary>y = min(max(x, Lo), Hi), written as x &lt; Lo ? Lo : x &gt; Hi ? Hi : x so NaN stays NaN (PyTorch clamp).</summary>
+/// <param name="Lo">Lower bound.</param>
+/// <param name="Hi">Upper bound, at least <paramref name="Lo"/>.</param>
+public readonly record struct ClampOp(float Lo, float Hi) : IUnaryOp
+{
+    /// <inheritdoc/>
+    public bool Vectorizable => true;
+
+    /// <inheritdoc/>
+    public float Apply(float x) => x < Lo ? Lo : x > Hi ? Hi : x;
+
+    /// <inheritdoc/>
+    public Vector256<float> Apply(Vector256<float> x)
+    {
+        var lo = Vector256.Create(Lo);
+        var hi = Vector256.Create(Hi);
+        return Vector256.ConditionalSelect(Vector256.LessThan(x, lo), lo, Vector256.ConditionalSelect(Vector256.GreaterThan(x, hi), hi, x));
+    }
+}
