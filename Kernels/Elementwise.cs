@@ -122,6 +122,18 @@ internal static class Elementwise
             y[i] = op.Apply(a[i], b[i]);
     }
 
+    /// <summary>Kernel: body.Run(i) for i in [0, n), grid-stride: the ILGPU driver of every <see cref="IElementBody"/>.</summary>
+    /// <typeparam name="TBody">The body, over ArrayViews.</typeparam>
+    /// <param name="n">Length.</param>
+    /// <param name="body">The body (carries its views and scalars).</param>
+    internal static void ForEachKernel<TBody>(int n, TBody body)
+        where TBody : struct, IElementBody
+    {
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+            body.Run(i);
+    }
+
     /// <summary>Kernel: y[i] += alpha * x[i].</summary>
     /// <param name="alpha">Scale of x.</param>
     /// <param name="x">Input.</param>

@@ -68,6 +68,15 @@ internal static unsafe class CpuLoops
         CpuWorkers.For(chunks, threads, c => body.Run(c * chunk, Math.Min(len, (c + 1) * chunk)));
     }
 
+    /// <summary>body.Run(i) for i in [0, n) (Elementwise.ForEachKernel).</summary>
+    /// <typeparam name="TBody">The body, over host pointers.</typeparam>
+    /// <param name="host">The host.</param>
+    /// <param name="n">Length.</param>
+    /// <param name="body">The body.</param>
+    internal static void ForEach<TBody>(KernelHost host, long n, TBody body)
+        where TBody : struct, IElementBody =>
+        For(host, n, new EachBody<TBody>(body));
+
     /// <summary>y = op(x) elementwise (Elementwise.MapKernel).</summary>
     /// <typeparam name="TOp">The operator.</typeparam>
     /// <param name="host">The host.</param>
@@ -192,6 +201,16 @@ internal static unsafe class CpuLoops
 
             for (; i < end; i++)
                 dx[i] = dy[i] * op.Derivative(x[i]);
+        }
+    }
+
+    private readonly struct EachBody<TBody>(TBody body) : IRange
+        where TBody : struct, IElementBody
+    {
+        public void Run(int start, int end)
+        {
+            for (int i = start; i < end; i++)
+                body.Run(i);
         }
     }
 

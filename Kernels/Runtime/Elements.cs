@@ -40,3 +40,15 @@ internal readonly unsafe struct PtrElements<T>(T* p) : IElements<T>
         get => ref p[i];
     }
 }
+
+/// <summary>
+/// The work of one index of a flat op, over its buffers' <see cref="IElements{T}"/>: run by
+/// <see cref="Elementwise.ForEachKernel{TBody}"/> on ILGPU (with views) and by
+/// <see cref="CpuLoops.ForEach{TBody}"/> on the managed path (with pointers), so both run one body.
+/// </summary>
+internal interface IElementBody
+{
+    /// <summary>Does the work of index i.</summary>
+    /// <param name="i">Index.</param>
+    void Run(int i);
+}
