@@ -128,28 +128,6 @@ internal static class AdamUpdate
 
     // ---------------------------------------------------------------- ILGPU kernels
 
-    /// <summary>Kernel: Adam moments and direction; g is overwritten with d.</summary>
-    /// <param name="g">Gradients, overwritten.</param>
-    /// <param name="m">First moment.</param>
-    /// <param name="v">Second moment.</param>
-    /// <param name="vmax">Max of v (read only when amsgrad is 1).</param>
-    /// <param name="s">Scalars.</param>
-    /// <param name="amsgrad">1 for AMSGrad.</param>
-    public static void DirectionKernel(ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, AdamScalars s, int amsgrad)
-    {
-        int n = g.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-        {
-            float gi = g[i];
-            float mi = m[i] = FirstMoment(gi, m[i], s);
-            float vi = v[i] = SecondMoment(gi, v[i], s);
-            if (amsgrad != 0)
-                vi = vmax[i] = MaxKeepNaN(vmax[i], vi);
-            g[i] = Direction(mi, vi, s);
-        }
-    }
-
     /// <summary>Kernel: the fused Adam/AdamW step.</summary>
     /// <param name="p">Parameters, updated.</param>
     /// <param name="g">Gradients, read.</param>
@@ -230,8 +208,8 @@ internal static class AdamUpdate
 
     private static Vector256<float> Updated(Vector256<float> p, Vector256<float> d, AdamStepScalars s) => p - (Vector256.Create(s.LearningRate) * d);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamScalars, int>> DirectionDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamScalars, int>(DirectionKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, DirectionBody<ViewElements<float>>>> DirectionDef =
+        KernelDef.Of<int, DirectionBody<ViewElements<float>>>(Elementwise.ForEachKernel);
 
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<byte>, AdamStepScalars, int, int, ArrayView<float>, float>> StepDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<byte>, AdamStepScalars, int, int, ArrayView<float>, float>(StepKernel);
@@ -255,13 +233,18 @@ internal static class AdamUpdate
             Check.SameLength(op, g, nameof(g), vmax, nameof(vmax));
         if (g.Length == 0)
             return;
+        int amsgrad = vmax.Length == 0 ? 0 : 1;
         if (host.RunsManaged)
         {
-            DirectionManaged(host, g, m, v, vmax, s);
+            unsafe
+            {
+                CpuLoops.ForEach(host, g.Length, new DirectionBody<PtrElements<float>>(new(CpuLoops.Ptr(g)), new(CpuLoops.Ptr(m)), new(CpuLoops.Ptr(v)), new(CpuLoops.Ptr(vmax)), s, amsgrad));
+            }
+
             return;
         }
 
-        host.Load(DirectionDef)(host.Stream, host.Launch.GridStride(g.Length), g, m, v, vmax, s, vmax.Length == 0 ? 0 : 1);
+        host.Load(DirectionDef)(host.Stream, host.Launch.GridStride(g.Length), g.IntLength, new(new(g), new(m), new(v), new(vmax), s, amsgrad));
     }
 
     /// <summary>The fused Adam/AdamW step over the flat buffer: p, m, v (and vmax) are updated in place; g is only read.</summary>
@@ -305,7 +288,7 @@ internal static class AdamUpdate
         host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p, g, m, v, vmax, mask, s, vmax.Length == 0 ? 0 : 1, mask.Length == 0 ? 0 : 1, clipNorm, maxNorm);
     }
 
-    // CPU accelerator: the kernels' loop bodies, verbatim, as managed code on host memory.
+    // CPU accelerator: StepKernel's loop as managed code on host memory, through the same per-element functions.
     private static unsafe void StepManaged(KernelHost host, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, ArrayView<byte> mask, AdamStepScalars s, ArrayView<float> clipNorm, float maxNorm)
     {
         host.Stream.Synchronize();
@@ -314,8 +297,6 @@ internal static class AdamUpdate
         CpuLoops.For(host, p.Length, new StepBody(CpuLoops.Ptr(p), CpuLoops.Ptr(g), CpuLoops.Ptr(m), CpuLoops.Ptr(v), CpuLoops.Ptr(vmax), CpuLoops.Ptr(mask), s, clip, factor));
     }
 
-    private static unsafe void DirectionManaged(KernelHost host, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, AdamScalars s) =>
-        CpuLoops.For(host, g.Length, new DirectionBody(CpuLoops.Ptr(g), CpuLoops.Ptr(m), CpuLoops.Ptr(v), CpuLoops.Ptr(vmax), s));
 
     private readonly unsafe struct StepBody(float* p, float* g, float* m, float* v, float* vmax, byte* mask, AdamStepScalars s, bool clip, float factor) : CpuLoops.IRange
     {
@@ -384,19 +365,19 @@ internal static class AdamUpdate
         }
     }
 
-    private readonly unsafe struct DirectionBody(float* g, float* m, float* v, float* vmax, AdamScalars s) : CpuLoops.IRange
+    // The Adam direction of one element (g becomes d; m, v and, with AMSGrad, vmax updated), run by
+    // Elementwise.ForEachKernel over views and by CpuLoops.ForEach over host pointers.
+    internal readonly struct DirectionBody<TF>(TF g, TF m, TF v, TF vmax, AdamScalars s, int amsgrad) : IElementBody
+        where TF : struct, IElements<float>
     {
-        public void Run(int start, int end)
+        public void Run(int i)
         {
-            for (int i = start; i < end; i++)
-            {
-                float gi = g[i];
-                float mi = m[i] = FirstMoment(gi, m[i], s);
-                float vi = v[i] = SecondMoment(gi, v[i], s);
-                if (vmax != null)
-                    vi = vmax[i] = MaxKeepNaN(vmax[i], vi);
-                g[i] = Direction(mi, vi, s);
-            }
+            float gi = g[i];
+            float mi = m[i] = FirstMoment(gi, m[i], s);
+            float vi = v[i] = SecondMoment(gi, v[i], s);
+            if (amsgrad != 0)
+                vi = vmax[i] = MaxKeepNaN(vmax[i], vi);
+            g[i] = Direction(mi, vi, s);
         }
     }
 }
