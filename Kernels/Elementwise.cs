@@ -134,18 +134,6 @@ internal static class Elementwise
             body.Run(i);
     }
 
-    /// <summary>Kernel: y[i] += alpha * x[i].</summary>
-    /// <param name="alpha">Scale of x.</param>
-    /// <param name="x">Input.</param>
-    /// <param name="y">Accumulated output.</param>
-    public static void AxpyKernel(float alpha, ArrayView<float> x, ArrayView<float> y)
-    {
-        int n = y.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-            y[i] = alpha * x[i] + y[i];
-    }
-
     /// <summary>Kernel: y[i] = value.</summary>
     /// <param name="y">Output.</param>
     /// <param name="value">Fill value.</param>
@@ -169,8 +157,8 @@ internal static class Elementwise
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ScaleOp>> ScaleDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ScaleOp>(MapKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, float, ArrayView<float>, ArrayView<float>>> AxpyDef =
-        KernelDef.Of<float, ArrayView<float>, ArrayView<float>>(AxpyKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, AxpyOp>> AxpyDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, AxpyOp>(ZipKernel);
 
     /// <summary>Kernel: y[i] = alpha * s[0].</summary>
     /// <param name="s">A one-element device scalar.</param>
@@ -244,15 +232,7 @@ internal static class Elementwise
     public static void Axpy(KernelHost host, float alpha, ArrayView<float> x, ArrayView<float> y)
     {
         Check.SameLength(nameof(Axpy), x, nameof(x), y, nameof(y));
-        if (y.Length == 0)
-            return;
-        if (host.RunsManaged)
-        {
-            CpuLoops.Axpy(host, alpha, x, y);
-            return;
-        }
-
-        host.Load(AxpyDef)(host.Stream, host.Launch.GridStride(y.Length), alpha, x, y);
+        Zip(host, AxpyDef, x, y, y, new AxpyOp(alpha), nameof(Axpy));
     }
 
     /// <summary>y = value everywhere.</summary>

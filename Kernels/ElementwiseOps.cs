@@ -105,3 +105,14 @@ public readonly record struct ClampOp(float Lo, float Hi) : IUnaryOp
         return Vector256.ConditionalSelect(Vector256.LessThan(x, lo), lo, Vector256.ConditionalSelect(Vector256.GreaterThan(x, hi), hi, x));
     }
 }
+
+/// <summary>y = Alpha * a + b (axpy with a = x, b = y): multiply, then add, rounded twice (no FMA).</summary>
+/// <param name="Alpha">The scale of a.</param>
+public readonly record struct AxpyOp(float Alpha) : IBinaryOp
+{
+    /// <inheritdoc/>
+    public float Apply(float a, float b) => (Alpha * a) + b;
+
+    /// <inheritdoc/>
+    public Vector256<float> Apply(Vector256<float> a, Vector256<float> b) => (Vector256.Create(Alpha) * a) + b;
+}

@@ -109,14 +109,6 @@ internal static unsafe class CpuLoops
         where TOp : struct, IActivationOp =>
         For(host, dx.Length, new BackwardBody<TOp>(Ptr(x), Ptr(dy), Ptr(dx), op));
 
-    /// <summary>y = alpha * x + y (Elementwise.AxpyKernel).</summary>
-    /// <param name="host">The host.</param>
-    /// <param name="alpha">Scale.</param>
-    /// <param name="x">Input.</param>
-    /// <param name="y">Accumulated output.</param>
-    internal static void Axpy(KernelHost host, float alpha, ArrayView<float> x, ArrayView<float> y) =>
-        For(host, y.Length, new AxpyBody(alpha, Ptr(x), Ptr(y)));
-
     /// <summary>y = value (Elementwise.FillKernel, Broadcast).</summary>
     /// <param name="host">The host.</param>
     /// <param name="y">Output.</param>
@@ -211,24 +203,6 @@ internal static unsafe class CpuLoops
         {
             for (int i = start; i < end; i++)
                 body.Run(i);
-        }
-    }
-
-    private readonly struct AxpyBody(float alpha, float* x, float* y) : IRange
-    {
-        public void Run(int start, int end)
-        {
-            int i = start;
-            if (Vector256.IsHardwareAccelerated)
-            {
-                // Multiply, then add: two roundings, as the kernel (no FMA).
-                var va = Vector256.Create(alpha);
-                for (; i <= end - 8; i += 8)
-                    ((va * Vector256.Load(x + i)) + Vector256.Load(y + i)).Store(y + i);
-            }
-
-            for (; i < end; i++)
-                y[i] = (alpha * x[i]) + y[i];
         }
     }
 
