@@ -10,10 +10,11 @@ namespace IlgpuTrain.Kernels.Runtime;
 // these loops on the buffers' host memory instead, after synchronizing the stream (as Gemm does
 // with CpuGemm). The CpuAccelerator backend runs the ILGPU kernels on the same memory.
 //
-// Every element gets the same float operations in the same order as the ILGPU kernel (the scalar
-// loops call the very operator structs the kernels call; the few Vector256 loops use only IEEE
-// add/sub/mul/compare, never FMA, since neither the kernels nor the JIT contract a*b+c), so the
-// managed path is bitwise equal to the kernel. Work is split over threads only from
+// Every element gets the same float operations in the same order as the ILGPU kernel: the drivers
+// here (Map, Zip, ActivationBackward, ForEach) run the very operator structs and element bodies the
+// generic kernels run, and an operator's Vector256 form, beside its scalar form, does the scalar
+// IEEE operations per lane, never FMA (neither the kernels nor the JIT contract a*b+c). So the
+// managed path is bitwise equal to the kernel by construction. Work is split over threads only from
 // ParallelThreshold elements (a fork-join on CpuWorkers costs microseconds), in fixed chunks independent of
 // thread timing.
 
