@@ -1,4 +1,6 @@
+using System.Runtime.Intrinsics;
 using ILGPU.Algorithms;
+using IlgpuTrain.Kernels.Runtime;
 
 namespace IlgpuTrain.Kernels;
 
@@ -16,6 +18,11 @@ public interface IActivationOp : IUnaryOp
     /// <param name="x">The forward input.</param>
     /// <returns>The derivative of f at x.</returns>
     float Derivative(float x);
+
+    /// <summary>f'(x) in each of eight lanes, bitwise the scalar form's result.</summary>
+    /// <param name="x">The forward inputs.</param>
+    /// <returns>The derivative of f at x per lane.</returns>
+    Vector256<float> Derivative(Vector256<float> x);
 }
 
 /// <summary>y = max(x, 0); y' = 1 for x &gt; 0, else 0 (ReLU'(0) = 0, as PyTorch).</summary>
@@ -24,10 +31,21 @@ public readonly struct ReluOp : IActivationOp
     // "x <= 0 ? 0 : x" rather than XMath.Max: PTX max.f32 drops NaN, PyTorch's relu keeps it.
 
     /// <inheritdoc/>
+    public bool Vectorizable => true;
+
+    /// <inheritdoc/>
     public float Apply(float x) => x <= 0f ? 0f : x;
 
     /// <inheritdoc/>
     public float Derivative(float x) => x <= 0f ? 0f : 1f;
+
+    // The lanes where x <= 0 are cleared: NaN compares false and passes through, -0 becomes +0.
+
+    /// <inheritdoc/>
+    public Vector256<float> Apply(Vector256<float> x) => Vector256.AndNot(x, Vector256.LessThanOrEqual(x, Vector256<float>.Zero));
+
+    /// <inheritdoc/>
+    public Vector256<float> Derivative(Vector256<float> x) => Vector256.AndNot(Vector256<float>.One, Vector256.LessThanOrEqual(x, Vector256<float>.Zero));
 }
 
 /// <summary>y = x for x &gt; 0, else NegativeSlope * x; y' = 1 for x &gt; 0, else NegativeSlope.</summary>
@@ -38,10 +56,21 @@ public readonly record struct LeakyReluOp(float NegativeSlope) : IActivationOp
     public const float DefaultNegativeSlope = 0.01f;
 
     /// <inheritdoc/>
+    public bool Vectorizable => true;
+
+    /// <inheritdoc/>
     public float Apply(float x) => x > 0f ? x : x * NegativeSlope;
 
     /// <inheritdoc/>
     public float Derivative(float x) => x > 0f ? 1f : NegativeSlope;
+
+    /// <inheritdoc/>
+    public Vector256<float> Apply(Vector256<float> x) =>
+        Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256<float>.Zero), x, x * Vector256.Create(NegativeSlope));
+
+    /// <inheritdoc/>
+    public Vector256<float> Derivative(Vector256<float> x) =>
+        Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256<float>.Zero), Vector256<float>.One, Vector256.Create(NegativeSlope));
 }
 
 /// <summary>
@@ -49,7 +78,18 @@ public readonly record struct LeakyReluOp(float NegativeSlope) : IActivationOp
 /// y' = Phi(x) + x phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi).
 /// </summary>
 public readonly struct GeluOp : IActivationOp
-{
+{    // exp-based: the managed loop runs the scalar form (Vectorizable is false).
+
+    /// <inheritdoc/>
+    public bool Vectorizable => false;
+
+    /// <inheritdoc/>
+    public Vector256<float> Apply(Vector256<float> x) => Simd.PerLane(x, this);
+
+    /// <inheritdoc/>
+    public Vector256<float> Derivative(Vector256<float> x) => Simd.PerLaneDerivative(x, this);
+
+
     private const float InvSqrt2 = 0.707106781186547524f;
     private const float InvSqrt2Pi = 0.398942280401432678f;
 
@@ -75,7 +115,18 @@ public readonly struct GeluOp : IActivationOp
 /// has no cancellation in 1 + tanh(u) for negative x.
 /// </remarks>
 public readonly struct GeluTanhOp : IActivationOp
-{
+{    // exp-based: the managed loop runs the scalar form (Vectorizable is false).
+
+    /// <inheritdoc/>
+    public bool Vectorizable => false;
+
+    /// <inheritdoc/>
+    public Vector256<float> Apply(Vector256<float> x) => Simd.PerLane(x, this);
+
+    /// <inheritdoc/>
+    public Vector256<float> Derivative(Vector256<float> x) => Simd.PerLaneDerivative(x, this);
+
+
     private const float Sqrt2OverPi = 0.797884560802865356f;
     private const float Kappa = 0.044715f;
 
@@ -105,7 +156,18 @@ public readonly struct GeluTanhOp : IActivationOp
 
 /// <summary>y = tanh(x); y' = 1 - tanh^2(x) = sech^2(x).</summary>
 public readonly struct TanhOp : IActivationOp
-{
+{    // exp-based: the managed loop runs the scalar form (Vectorizable is false).
+
+    /// <inheritdoc/>
+    public bool Vectorizable => false;
+
+    /// <inheritdoc/>
+    public Vector256<float> Apply(Vector256<float> x) => Simd.PerLane(x, this);
+
+    /// <inheritdoc/>
+    public Vector256<float> Derivative(Vector256<float> x) => Simd.PerLaneDerivative(x, this);
+
+
     /// <inheritdoc/>
     public float Apply(float x) => ActivationMath.Tanh(x);
 
@@ -128,7 +190,18 @@ public readonly struct TanhOp : IActivationOp
 
 /// <summary>y = sigmoid(x) = 1 / (1 + exp(-x)); y' = sigmoid(x) sigmoid(-x).</summary>
 public readonly struct SigmoidOp : IActivationOp
-{
+{    // exp-based: the managed loop runs the scalar form (Vectorizable is false).
+
+    /// <inheritdoc/>
+    public bool Vectorizable => false;
+
+    /// <inheritdoc/>
+    public Vector256<float> Apply(Vector256<float> x) => Simd.PerLane(x, this);
+
+    /// <inheritdoc/>
+    public Vector256<float> Derivative(Vector256<float> x) => Simd.PerLaneDerivative(x, this);
+
+
     /// <inheritdoc/>
     public float Apply(float x) => ActivationMath.Sigmoid(x);
 
@@ -145,7 +218,18 @@ public readonly struct SigmoidOp : IActivationOp
 
 /// <summary>y = x sigmoid(x) (SiLU, swish); y' = sigmoid(x) (1 + x sigmoid(-x)).</summary>
 public readonly struct SiluOp : IActivationOp
-{
+{    // exp-based: the managed loop runs the scalar form (Vectorizable is false).
+
+    /// <inheritdoc/>
+    public bool Vectorizable => false;
+
+    /// <inheritdoc/>
+    public Vector256<float> Apply(Vector256<float> x) => Simd.PerLane(x, this);
+
+    /// <inheritdoc/>
+    public Vector256<float> Derivative(Vector256<float> x) => Simd.PerLaneDerivative(x, this);
+
+
     /// <inheritdoc/>
     public float Apply(float x) => x * ActivationMath.Sigmoid(x);
 

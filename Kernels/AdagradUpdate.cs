@@ -21,49 +21,39 @@ internal static class AdagradUpdate
 {
     // ---------------------------------------------------------------- ILGPU kernels
 
-    /// <summary>Kernel: s += g^2; g = g / (sqrt(s) + eps).</summary>
-    /// <param name="g">Gradients, overwritten.</param>
-    /// <param name="sum">Accumulator.</param>
-    /// <param name="eps">eps.</param>
-    public static void DirectionKernel(ArrayView<float> g, ArrayView<float> sum, float eps)
+    // One element: sum += g^2, and the direction g / (sqrt(sum) + eps).
+    private static float Accumulate(float g, ref float sum, float eps)
     {
-        int n = g.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-        {
-            float gi = g[i];
-            float si = sum[i] + (gi * gi);
-            sum[i] = si;
-            g[i] = gi / (XMath.Sqrt(si) + eps);
-        }
+        float s = sum + (g * g);
+        sum = s;
+        return g / (XMath.Sqrt(s) + eps);
     }
 
-    /// <summary>Kernel: the fused Adagrad step.</summary>
-    /// <param name="p">Parameters, updated.</param>
-    /// <param name="g">Gradients, read.</param>
-    /// <param name="sum">Accumulator.</param>
-    /// <param name="learningRate">clr.</param>
-    /// <param name="weightDecay">Coupled L2 lambda.</param>
-    /// <param name="eps">eps.</param>
-    public static void StepKernel(ArrayView<float> p, ArrayView<float> g, ArrayView<float> sum, float learningRate, float weightDecay, float eps)
+    // The bodies, run by Elementwise.ForEachKernel over views and by CpuLoops.ForEach over host pointers.
+
+    // g becomes the direction; sum accumulates g^2.
+    internal readonly struct DirectionBody<TF>(TF g, TF sum, float eps) : IElementBody
+        where TF : struct, IElements<float>
     {
-        int n = p.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        public void Run(int i) => g[i] = Accumulate(g[i], ref sum[i], eps);
+    }
+
+    // p = p - lr d with d the direction of g + wd p.
+    internal readonly struct StepBody<TF>(TF p, TF g, TF sum, float learningRate, float weightDecay, float eps) : IElementBody
+        where TF : struct, IElements<float>
+    {
+        public void Run(int i)
         {
             float pi = p[i];
-            float gi = g[i] + (weightDecay * pi);
-            float si = sum[i] + (gi * gi);
-            sum[i] = si;
-            p[i] = pi - (learningRate * (gi / (XMath.Sqrt(si) + eps)));
+            p[i] = pi - (learningRate * Accumulate(g[i] + (weightDecay * pi), ref sum[i], eps));
         }
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, float>> DirectionDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, float>(DirectionKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, DirectionBody<ViewElements<float>>>> DirectionDef =
+        KernelDef.Of<int, DirectionBody<ViewElements<float>>>(Elementwise.ForEachKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float>> StepDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float>(StepKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, StepBody<ViewElements<float>>>> StepDef =
+        KernelDef.Of<int, StepBody<ViewElements<float>>>(Elementwise.ForEachKernel);
 
     // ---------------------------------------------------------------- launchers
 
@@ -78,7 +68,17 @@ internal static class AdagradUpdate
         Check.SameLength("AdagradUpdate.Direction", g, nameof(g), sum, nameof(sum));
         if (g.Length == 0)
             return;
-        host.Load(DirectionDef)(host.Stream, host.Launch.GridStride(g.Length), g, sum, eps);
+        if (host.RunsManaged)
+        {
+            unsafe
+            {
+                CpuLoops.ForEach(host, g.Length, new DirectionBody<PtrElements<float>>(new(CpuLoops.Ptr(g)), new(CpuLoops.Ptr(sum)), eps));
+            }
+
+            return;
+        }
+
+        host.Load(DirectionDef)(host.Stream, host.Launch.GridStride(g.Length), g.IntLength, new(new(g), new(sum), eps));
     }
 
     /// <summary>The fused Adagrad step over the flat buffer: p and sum are updated in place; g is only read.</summary>
@@ -97,6 +97,16 @@ internal static class AdagradUpdate
         Check.SameLength(op, p, nameof(p), sum, nameof(sum));
         if (p.Length == 0)
             return;
-        host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p, g, sum, learningRate, weightDecay, eps);
+        if (host.RunsManaged)
+        {
+            unsafe
+            {
+                CpuLoops.ForEach(host, p.Length, new StepBody<PtrElements<float>>(new(CpuLoops.Ptr(p)), new(CpuLoops.Ptr(g)), new(CpuLoops.Ptr(sum)), learningRate, weightDecay, eps));
+            }
+
+            return;
+        }
+
+        host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p.IntLength, new(new(p), new(g), new(sum), learningRate, weightDecay, eps));
     }
 }

@@ -78,30 +78,6 @@ internal static class AdamUpdate
 
     // ---------------------------------------------------------------- ILGPU kernels
 
-    /// <summary>Kernel: Adam moments and direction; g is overwritten with d.</summary>
-    /// <param name="g">Gradients, overwritten.</param>
-    /// <param name="m">First moment.</param>
-    /// <param name="v">Second moment.</param>
-    /// <param name="vmax">Max of v (read only when amsgrad is 1).</param>
-    /// <param name="s">Scalars.</param>
-    /// <param name="amsgrad">1 for AMSGrad.</param>
-    public static void DirectionKernel(ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, AdamScalars s, int amsgrad)
-    {
-        int n = g.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-        {
-            float gi = g[i];
-            float mi = (s.Beta1 * m[i]) + (s.OneMinusBeta1 * gi);
-            float vi = (s.Beta2 * v[i]) + (s.OneMinusBeta2 * gi * gi);
-            m[i] = mi;
-            v[i] = vi;
-            if (amsgrad != 0)
-                vi = vmax[i] = MaxKeepNaN(vmax[i], vi);
-            g[i] = Direction(mi, vi, s);
-        }
-    }
-
     /// <summary>Kernel: the fused Adam/AdamW step.</summary>
     /// <param name="p">Parameters, updated.</param>
     /// <param name="g">Gradients, read.</param>
@@ -127,28 +103,63 @@ internal static class AdamUpdate
                 gi *= factor;
             if (useMask == 0 || mask[i] != 0)
             {
-                pi *= s.DecayFactor;
-                gi += s.WeightDecay * pi;
+                pi = Decayed(pi, s);
+                gi = DecayedGradient(gi, pi, s);
             }
-            float mi = (s.Adam.Beta1 * m[i]) + (s.Adam.OneMinusBeta1 * gi);
-            float vi = (s.Adam.Beta2 * v[i]) + (s.Adam.OneMinusBeta2 * gi * gi);
-            m[i] = mi;
-            v[i] = vi;
+            float mi = m[i] = FirstMoment(gi, m[i], s.Adam);
+            float vi = v[i] = SecondMoment(gi, v[i], s.Adam);
             if (amsgrad != 0)
                 vi = vmax[i] = MaxKeepNaN(vmax[i], vi);
-            p[i] = pi - (s.LearningRate * Direction(mi, vi, s.Adam));
+            p[i] = Updated(pi, Direction(mi, vi, s.Adam), s);
         }
     }
+
+    // ---------------------------------------------------------------- the per-element math, once
+    // The kernels and the managed loops call these; each Vector256 form does its scalar form's
+    // IEEE operations per lane in the same order (nothing fused), so the paths are bitwise equal.
+
+    // m' = beta1 m + (1 - beta1) g
+    private static float FirstMoment(float g, float m, AdamScalars s) => (s.Beta1 * m) + (s.OneMinusBeta1 * g);
+
+    private static Vector256<float> FirstMoment(Vector256<float> g, Vector256<float> m, AdamScalars s) =>
+        (Vector256.Create(s.Beta1) * m) + (Vector256.Create(s.OneMinusBeta1) * g);
+
+    // v' = beta2 v + (1 - beta2) g^2
+    private static float SecondMoment(float g, float v, AdamScalars s) => (s.Beta2 * v) + (s.OneMinusBeta2 * g * g);
+
+    private static Vector256<float> SecondMoment(Vector256<float> g, Vector256<float> v, AdamScalars s) =>
+        (Vector256.Create(s.Beta2) * v) + (Vector256.Create(s.OneMinusBeta2) * g * g);
 
     // (m / bc1) / (sqrt(v / bc2 + epsRoot) + eps), v already the AMSGrad max where it applies.
     private static float Direction(float m, float v, AdamScalars s) =>
         (m / s.BiasCorrection1) / (XMath.Sqrt((v / s.BiasCorrection2) + s.EpsRoot) + s.Eps);
 
+    private static Vector256<float> Direction(Vector256<float> m, Vector256<float> v, AdamScalars s) =>
+        (m / Vector256.Create(s.BiasCorrection1)) / (Vector256.Sqrt((v / Vector256.Create(s.BiasCorrection2)) + Vector256.Create(s.EpsRoot)) + Vector256.Create(s.Eps));
+
     // torch.maximum semantics: a NaN in either operand wins (PTX max.f32 would drop it).
     private static float MaxKeepNaN(float a, float b) => b > a || float.IsNaN(b) ? b : a;
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamScalars, int>> DirectionDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamScalars, int>(DirectionKernel);
+    private static Vector256<float> MaxKeepNaN(Vector256<float> a, Vector256<float> b) =>
+        Vector256.ConditionalSelect(Vector256.GreaterThan(b, a) | ~Vector256.Equals(b, b), b, a);
+
+    // Decoupled decay (AdamW: p (1 - lr lambda)), then the coupled L2 term (Adam: g + lambda p).
+    private static float Decayed(float p, AdamStepScalars s) => p * s.DecayFactor;
+
+    private static Vector256<float> Decayed(Vector256<float> p, AdamStepScalars s) => p * Vector256.Create(s.DecayFactor);
+
+    private static float DecayedGradient(float g, float decayedP, AdamStepScalars s) => g + (s.WeightDecay * decayedP);
+
+    private static Vector256<float> DecayedGradient(Vector256<float> g, Vector256<float> decayedP, AdamStepScalars s) =>
+        g + (Vector256.Create(s.WeightDecay) * decayedP);
+
+    // p' = p - lr d
+    private static float Updated(float p, float d, AdamStepScalars s) => p - (s.LearningRate * d);
+
+    private static Vector256<float> Updated(Vector256<float> p, Vector256<float> d, AdamStepScalars s) => p - (Vector256.Create(s.LearningRate) * d);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, DirectionBody<ViewElements<float>>>> DirectionDef =
+        KernelDef.Of<int, DirectionBody<ViewElements<float>>>(Elementwise.ForEachKernel);
 
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<byte>, AdamStepScalars, int, int, ArrayView<float>, float>> StepDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<byte>, AdamStepScalars, int, int, ArrayView<float>, float>(StepKernel);
@@ -172,13 +183,18 @@ internal static class AdamUpdate
             Check.SameLength(op, g, nameof(g), vmax, nameof(vmax));
         if (g.Length == 0)
             return;
+        int amsgrad = vmax.Length == 0 ? 0 : 1;
         if (host.RunsManaged)
         {
-            DirectionManaged(host, g, m, v, vmax, s);
+            unsafe
+            {
+                CpuLoops.ForEach(host, g.Length, new DirectionBody<PtrElements<float>>(new(CpuLoops.Ptr(g)), new(CpuLoops.Ptr(m)), new(CpuLoops.Ptr(v)), new(CpuLoops.Ptr(vmax)), s, amsgrad));
+            }
+
             return;
         }
 
-        host.Load(DirectionDef)(host.Stream, host.Launch.GridStride(g.Length), g, m, v, vmax, s, vmax.Length == 0 ? 0 : 1);
+        host.Load(DirectionDef)(host.Stream, host.Launch.GridStride(g.Length), g.IntLength, new(new(g), new(m), new(v), new(vmax), s, amsgrad));
     }
 
     /// <summary>The fused Adam/AdamW step over the flat buffer: p, m, v (and vmax) are updated in place; g is only read.</summary>
@@ -222,7 +238,7 @@ internal static class AdamUpdate
         host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p, g, m, v, vmax, mask, s, vmax.Length == 0 ? 0 : 1, mask.Length == 0 ? 0 : 1, clipNorm, maxNorm);
     }
 
-    // CPU accelerator: the kernels' loop bodies, verbatim, as managed code on host memory.
+    // CPU accelerator: StepKernel's loop as managed code on host memory, through the same per-element functions.
     private static unsafe void StepManaged(KernelHost host, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, ArrayView<byte> mask, AdamStepScalars s, ArrayView<float> clipNorm, float maxNorm)
     {
         host.Stream.Synchronize();
@@ -231,8 +247,6 @@ internal static class AdamUpdate
         CpuLoops.For(host, p.Length, new StepBody(CpuLoops.Ptr(p), CpuLoops.Ptr(g), CpuLoops.Ptr(m), CpuLoops.Ptr(v), CpuLoops.Ptr(vmax), CpuLoops.Ptr(mask), s, clip, factor));
     }
 
-    private static unsafe void DirectionManaged(KernelHost host, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, AdamScalars s) =>
-        CpuLoops.For(host, g.Length, new DirectionBody(CpuLoops.Ptr(g), CpuLoops.Ptr(m), CpuLoops.Ptr(v), CpuLoops.Ptr(vmax), s));
 
     private readonly unsafe struct StepBody(float* p, float* g, float* m, float* v, float* vmax, byte* mask, AdamStepScalars s, bool clip, float factor) : CpuLoops.IRange
     {
@@ -248,36 +262,20 @@ internal static class AdamUpdate
                     gi *= factor;
                 if (mask == null || mask[i] != 0)
                 {
-                    pi *= s.DecayFactor;
-                    gi += s.WeightDecay * pi;
+                    pi = Decayed(pi, s);
+                    gi = DecayedGradient(gi, pi, s);
                 }
-                float mi = (s.Adam.Beta1 * m[i]) + (s.Adam.OneMinusBeta1 * gi);
-                float vi = (s.Adam.Beta2 * v[i]) + (s.Adam.OneMinusBeta2 * gi * gi);
-                m[i] = mi;
-                v[i] = vi;
+                float mi = m[i] = FirstMoment(gi, m[i], s.Adam);
+                float vi = v[i] = SecondMoment(gi, v[i], s.Adam);
                 if (vmax != null)
                     vi = vmax[i] = MaxKeepNaN(vmax[i], vi);
-                p[i] = pi - (s.LearningRate * Direction(mi, vi, s.Adam));
+                p[i] = Updated(pi, Direction(mi, vi, s.Adam), s);
             }
         }
 
-        // Eight elements at a time with the scalar loop's operations in its order (IEEE multiply,
-        // add, divide and square root are correctly rounded in both forms, and nothing is fused),
-        // so each element is bitwise what the kernel computes. Returns where the scalar tail starts.
+        // Eight elements at a time through the vector forms. Returns where the scalar tail starts.
         private int Vectorized(int start, int end)
         {
-            var a = s.Adam;
-            var beta1 = Vector256.Create(a.Beta1);
-            var oneMinusBeta1 = Vector256.Create(a.OneMinusBeta1);
-            var beta2 = Vector256.Create(a.Beta2);
-            var oneMinusBeta2 = Vector256.Create(a.OneMinusBeta2);
-            var bc1 = Vector256.Create(a.BiasCorrection1);
-            var bc2 = Vector256.Create(a.BiasCorrection2);
-            var epsRoot = Vector256.Create(a.EpsRoot);
-            var eps = Vector256.Create(a.Eps);
-            var lr = Vector256.Create(s.LearningRate);
-            var wd = Vector256.Create(s.WeightDecay);
-            var decay = Vector256.Create(s.DecayFactor);
             var clipFactor = Vector256.Create(factor);
             int i = start;
             for (; i + 8 <= end; i += 8)
@@ -286,8 +284,8 @@ internal static class AdamUpdate
                 var gi = Vector256.Load(g + i);
                 if (clip)
                     gi *= clipFactor;
-                var decayed = pi * decay;
-                var gDecayed = gi + (wd * decayed);
+                var decayed = Decayed(pi, s);
+                var gDecayed = DecayedGradient(gi, decayed, s);
                 if (mask == null)
                 {
                     pi = decayed;
@@ -300,41 +298,36 @@ internal static class AdamUpdate
                     gi = Vector256.ConditionalSelect(on, gDecayed, gi);
                 }
 
-                var mi = (beta1 * Vector256.Load(m + i)) + (oneMinusBeta1 * gi);
-                var vi = (beta2 * Vector256.Load(v + i)) + (oneMinusBeta2 * gi * gi);
+                var mi = FirstMoment(gi, Vector256.Load(m + i), s.Adam);
+                var vi = SecondMoment(gi, Vector256.Load(v + i), s.Adam);
                 mi.Store(m + i);
                 vi.Store(v + i);
                 if (vmax != null)
                 {
-                    var old = Vector256.Load(vmax + i);
-                    var take = Vector256.GreaterThan(vi, old) | ~Vector256.Equals(vi, vi);
-                    vi = Vector256.ConditionalSelect(take, vi, old);
+                    vi = MaxKeepNaN(Vector256.Load(vmax + i), vi);
                     vi.Store(vmax + i);
                 }
 
-                var direction = (mi / bc1) / (Vector256.Sqrt((vi / bc2) + epsRoot) + eps);
-                (pi - (lr * direction)).Store(p + i);
+                Updated(pi, Direction(mi, vi, s.Adam), s).Store(p + i);
             }
 
             return i;
         }
     }
 
-    private readonly unsafe struct DirectionBody(float* g, float* m, float* v, float* vmax, AdamScalars s) : CpuLoops.IRange
+    // The Adam direction of one element (g becomes d; m, v and, with AMSGrad, vmax updated), run by
+    // Elementwise.ForEachKernel over views and by CpuLoops.ForEach over host pointers.
+    internal readonly struct DirectionBody<TF>(TF g, TF m, TF v, TF vmax, AdamScalars s, int amsgrad) : IElementBody
+        where TF : struct, IElements<float>
     {
-        public void Run(int start, int end)
+        public void Run(int i)
         {
-            for (int i = start; i < end; i++)
-            {
-                float gi = g[i];
-                float mi = (s.Beta1 * m[i]) + (s.OneMinusBeta1 * gi);
-                float vi = (s.Beta2 * v[i]) + (s.OneMinusBeta2 * gi * gi);
-                m[i] = mi;
-                v[i] = vi;
-                if (vmax != null)
-                    vi = vmax[i] = MaxKeepNaN(vmax[i], vi);
-                g[i] = Direction(mi, vi, s);
-            }
+            float gi = g[i];
+            float mi = m[i] = FirstMoment(gi, m[i], s);
+            float vi = v[i] = SecondMoment(gi, v[i], s);
+            if (amsgrad != 0)
+                vi = vmax[i] = MaxKeepNaN(vmax[i], vi);
+            g[i] = Direction(mi, vi, s);
         }
     }
 }

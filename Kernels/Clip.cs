@@ -56,21 +56,6 @@ internal static class Clip
             g[i] *= factor;
     }
 
-    /// <summary>Kernel: g[i] = min(max(g[i], lo), hi); NaN stays NaN.</summary>
-    /// <param name="g">Gradients, clamped in place.</param>
-    /// <param name="lo">Lower bound.</param>
-    /// <param name="hi">Upper bound.</param>
-    public static void ByValueKernel(ArrayView<float> g, float lo, float hi)
-    {
-        int n = g.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-        {
-            float v = g[i];
-            g[i] = v < lo ? lo : v > hi ? hi : v;
-        }
-    }
-
     /// <summary>Kernel: resultBits[0] = max over threads of max |x| as IEEE bits (resultBits zeroed before).</summary>
     /// <param name="x">Input.</param>
     /// <param name="resultBits">One int, the float result's bits; must start at 0.</param>
@@ -91,8 +76,8 @@ internal static class Clip
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, float>> ByNormDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, float>(ByNormKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, float, float>> ByValueDef =
-        KernelDef.Of<ArrayView<float>, float, float>(ByValueKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ClampOp>> ByValueDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ClampOp>(Elementwise.MapKernel);
 
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>>> AbsMaxDef =
         KernelDef.Of<ArrayView<float>, ArrayView<int>>(AbsMaxKernel);
@@ -136,15 +121,7 @@ internal static class Clip
         Check.Fits32(nameof(ByValue), g, nameof(g));
         if (!(lo <= hi))
             throw new ArgumentOutOfRangeException(nameof(hi), hi, $"Clip.ByValue: the bounds must satisfy lo <= hi, got lo = {lo} and hi = {hi}.");
-        if (g.Length == 0)
-            return;
-        if (host.RunsManaged)
-        {
-            ByValueManaged(host, g, lo, hi);
-            return;
-        }
-
-        host.Load(ByValueDef)(host.Stream, host.Launch.GridStride(g.Length), g, lo, hi);
+        Elementwise.Map(host, ByValueDef, g, g, new ClampOp(lo, hi), "Clip.ByValue");
     }
 
     /// <summary>result[0] = max |x| (0 when x is empty; NaN if any element is NaN): the inf-norm, exact and deterministic.</summary>
@@ -169,20 +146,5 @@ internal static class Clip
     {
         host.Stream.Synchronize();
         CpuLoops.Map(host, g, g, new ScaleOp(NormFactor(CpuLoops.Ptr(norm)[0], maxNorm)));
-    }
-
-    private static unsafe void ByValueManaged(KernelHost host, ArrayView<float> g, float lo, float hi) =>
-        CpuLoops.For(host, g.Length, new ByValueBody(CpuLoops.Ptr(g), lo, hi));
-
-    private readonly unsafe struct ByValueBody(float* g, float lo, float hi) : CpuLoops.IRange
-    {
-        public void Run(int start, int end)
-        {
-            for (int i = start; i < end; i++)
-            {
-                float v = g[i];
-                g[i] = v < lo ? lo : v > hi ? hi : v;
-            }
-        }
     }
 }

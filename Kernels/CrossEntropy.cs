@@ -130,23 +130,7 @@ internal static class CrossEntropy
                 continue;
             }
 
-            int o = i * c;
-            float m = logits[o];
-            for (int k = 1; k < c; k++)
-                m = XMath.Max(m, logits[o + k]);
-            float s = 0f;
-            float gap = 0f;
-            for (int k = 0; k < c; k++)
-            {
-                float d = m - logits[o + k];
-                s += XMath.Exp(-d);
-                gap += d;
-            }
-
-            float lse = XMath.Log(s);
-            float nll = lse + (m - logits[o + y]);
-            float allNll = (c * lse) + gap;
-            losses[i] = ((t.On - t.Off) * nll) + (t.Off * allNll);
+            losses[i] = RowLoss(new ViewElements<float>(logits), i * c, y, t);
         }
     }
 
@@ -163,22 +147,8 @@ internal static class CrossEntropy
     /// <param name="divideByCount">1 for Mean, 0 for Sum.</param>
     public static void ReduceKernel(ArrayView<float> losses, ArrayView<int> targets, ArrayView<float> loss, int n, int ignoreIndex, int divideByCount)
     {
-        if (Grid.GlobalIndex.X != 0)
-            return;
-        float sum = 0f;
-        float compensation = 0f;
-        int kept = 0;
-        for (int i = 0; i < n; i++)
-        {
-            if (targets[i] != ignoreIndex)
-                kept++;
-            float v = losses[i] - compensation;
-            float next = sum + v;
-            compensation = (next - sum) - v;
-            sum = next;
-        }
-
-        loss[0] = divideByCount != 0 ? sum / kept : sum;
+        if (Grid.GlobalIndex.X == 0)
+            loss[0] = Reduce(new ViewElements<float>(losses), new ViewElements<int>(targets), n, ignoreIndex, divideByCount != 0);
     }
 
     /// <summary>Kernel: scale[0] = dLoss[0] / (number of non-ignored rows), the Mean gradient of every row. Thread 0 only.</summary>
@@ -189,16 +159,8 @@ internal static class CrossEntropy
     /// <param name="ignoreIndex">Target value of ignored rows.</param>
     public static void MeanScaleKernel(ArrayView<int> targets, ArrayView<float> dLoss, ArrayView<float> scale, int n, int ignoreIndex)
     {
-        if (Grid.GlobalIndex.X != 0)
-            return;
-        int kept = 0;
-        for (int i = 0; i < n; i++)
-        {
-            if (targets[i] != ignoreIndex)
-                kept++;
-        }
-
-        scale[0] = dLoss[0] / kept;
+        if (Grid.GlobalIndex.X == 0)
+            scale[0] = dLoss[0] / Kept(new ViewElements<int>(targets), n, ignoreIndex);
     }
 
     /// <summary>Kernel: dlogits[i, k] = (softmax(x_i)_k - t[i, k]) * g[i * gStride], one thread per row.</summary>
@@ -225,20 +187,88 @@ internal static class CrossEntropy
                 continue;
             }
 
-            float gi = g[i * gStride];
-            float m = logits[o];
-            for (int k = 1; k < c; k++)
-                m = XMath.Max(m, logits[o + k]);
-            float s = 0f;
-            for (int k = 0; k < c; k++)
-                s += XMath.Exp(logits[o + k] - m);
-            float inv = 1f / s;
-            for (int k = 0; k < c; k++)
-            {
-                float p = XMath.Exp(logits[o + k] - m) * inv;
-                dlogits[o + k] = (p - (k == y ? t.On : t.Off)) * gi;
-            }
+            RowGradient(new ViewElements<float>(logits), new ViewElements<float>(dlogits), o, y, g[i * gStride], t);
         }
+    }
+
+    // ---------------------------------------------------------------- one row, for the kernels and the managed loops
+
+    // The smoothed loss of the row at o with target y in [0, C):
+    // (on - off) nll_y + off sum_k nll_k, nll_k = lse - (x_k - m), with the row max m subtracted
+    // before exp for stability; sum_k nll_k = C lse + sum_k (m - x_k).
+    private static float RowLoss<TF>(TF logits, int o, int y, SmoothedOneHot t)
+        where TF : struct, IElements<float>
+    {
+        int c = t.Classes;
+        float m = logits[o];
+        for (int k = 1; k < c; k++)
+            m = XMath.Max(m, logits[o + k]);
+        float s = 0f;
+        float gap = 0f;
+        for (int k = 0; k < c; k++)
+        {
+            float d = m - logits[o + k];
+            s += XMath.Exp(-d);
+            gap += d;
+        }
+
+        float lse = XMath.Log(s);
+        float nll = lse + (m - logits[o + y]);
+        float allNll = (c * lse) + gap;
+        return ((t.On - t.Off) * nll) + (t.Off * allNll);
+    }
+
+    // dx[o + k] = (softmax(x)_k - t_k) * g for the row at o with target y in [0, C); dx may alias x
+    // (each x_k is read before dx_k is written).
+    private static void RowGradient<TF>(TF logits, TF dlogits, int o, int y, float g, SmoothedOneHot t)
+        where TF : struct, IElements<float>
+    {
+        int c = t.Classes;
+        float m = logits[o];
+        for (int k = 1; k < c; k++)
+            m = XMath.Max(m, logits[o + k]);
+        float s = 0f;
+        for (int k = 0; k < c; k++)
+            s += XMath.Exp(logits[o + k] - m);
+        float inv = 1f / s;
+        for (int k = 0; k < c; k++)
+        {
+            float p = XMath.Exp(logits[o + k] - m) * inv;
+            dlogits[o + k] = (p - (k == y ? t.On : t.Off)) * g;
+        }
+    }
+
+    // The sum of the N losses in index order, Kahan-compensated, divided by the non-ignored rows
+    // when mean (Mean of nothing is 0/0 = NaN, as PyTorch).
+    private static float Reduce<TF, TI>(TF losses, TI targets, int n, int ignoreIndex, bool mean)
+        where TF : struct, IElements<float>
+        where TI : struct, IElements<int>
+    {
+        float sum = 0f;
+        float compensation = 0f;
+        for (int i = 0; i < n; i++)
+        {
+            float v = losses[i] - compensation;
+            float next = sum + v;
+            compensation = (next - sum) - v;
+            sum = next;
+        }
+
+        return mean ? sum / Kept(targets, n, ignoreIndex) : sum;
+    }
+
+    // The number of rows whose target is not ignore_index.
+    private static int Kept<TI>(TI targets, int n, int ignoreIndex)
+        where TI : struct, IElements<int>
+    {
+        int kept = 0;
+        for (int i = 0; i < n; i++)
+        {
+            if (targets[i] != ignoreIndex)
+                kept++;
+        }
+
+        return kept;
     }
 
     /// <summary>Kernel: one row of smoothed targets per thread (zeros for ignored rows, NaN for out-of-range targets).</summary>
@@ -410,20 +440,7 @@ internal static class CrossEntropy
         if (options.Reduction == LossReduction.None)
             return;
 
-        float sum = 0f;
-        float compensation = 0f;
-        int kept = 0;
-        for (int i = 0; i < n; i++)
-        {
-            if (py[i] != options.IgnoreIndex)
-                kept++;
-            float v = pl[i] - compensation;
-            float next = sum + v;
-            compensation = (next - sum) - v;
-            sum = next;
-        }
-
-        CpuLoops.Ptr(loss)[0] = options.Reduction == LossReduction.Mean ? sum / kept : sum;
+        CpuLoops.Ptr(loss)[0] = Reduce(new PtrElements<float>(pl), new PtrElements<int>(py), n, options.IgnoreIndex, options.Reduction == LossReduction.Mean);
     }
 
     private static unsafe void BackwardManaged(KernelHost host, ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> dLoss, ArrayView<float> dlogits, int n, SmoothedOneHot t, CrossEntropyOptions options)
@@ -434,14 +451,7 @@ internal static class CrossEntropy
         float mean = 0f;
         if (options.Reduction == LossReduction.Mean)
         {
-            int kept = 0;
-            for (int i = 0; i < n; i++)
-            {
-                if (py[i] != options.IgnoreIndex)
-                    kept++;
-            }
-
-            mean = g[0] / kept;
+            mean = g[0] / Kept(new PtrElements<int>(py), n, options.IgnoreIndex);
             g = &mean;
         }
 
@@ -471,23 +481,7 @@ internal static class CrossEntropy
                     continue;
                 }
 
-                float* row = logits + ((long)i * c);
-                float m = row[0];
-                for (int k = 1; k < c; k++)
-                    m = XMath.Max(m, row[k]);
-                float s = 0f;
-                float gap = 0f;
-                for (int k = 0; k < c; k++)
-                {
-                    float d = m - row[k];
-                    s += XMath.Exp(-d);
-                    gap += d;
-                }
-
-                float lse = XMath.Log(s);
-                float nll = lse + (m - row[y]);
-                float allNll = (c * lse) + gap;
-                losses[i] = ((t.On - t.Off) * nll) + (t.Off * allNll);
+                losses[i] = RowLoss(new PtrElements<float>(logits), i * c, y, t);
             }
         }
     }
@@ -499,30 +493,17 @@ internal static class CrossEntropy
             int c = t.Classes;
             for (int i = start; i < end; i++)
             {
-                float* row = logits + ((long)i * c);
-                float* drow = dlogits + ((long)i * c);
+                int o = i * c;
                 int y = targets[i];
                 if (y == t.IgnoreIndex || y < 0 || y >= c)
                 {
                     float fill = y == t.IgnoreIndex ? 0f : float.NaN;
                     for (int k = 0; k < c; k++)
-                        drow[k] = fill;
+                        dlogits[o + k] = fill;
                     continue;
                 }
 
-                float gi = g[i * gStride];
-                float m = row[0];
-                for (int k = 1; k < c; k++)
-                    m = XMath.Max(m, row[k]);
-                float s = 0f;
-                for (int k = 0; k < c; k++)
-                    s += XMath.Exp(row[k] - m);
-                float inv = 1f / s;
-                for (int k = 0; k < c; k++)
-                {
-                    float p = XMath.Exp(row[k] - m) * inv;
-                    drow[k] = (p - (k == y ? t.On : t.Off)) * gi;
-                }
+                RowGradient(new PtrElements<float>(logits), new PtrElements<float>(dlogits), o, y, g[i * gStride], t);
             }
         }
     }

@@ -41,17 +41,23 @@ internal static class Dropout
         // Grid and Group reads are thread-local on the CPU accelerator: read them once.
         int stride = Grid.DimX * Group.DimX;
         for (int b = Grid.GlobalIndex.X; b < blocks; b += stride)
-        {
-            var w = Philox.BlockAt(seed, stream, counter, (ulong)b);
-            int i = b * 4;
-            y[i] = Philox.ToUniform(w.X0) < keep ? x[i] * scale : 0f;
-            if (i + 1 < n)
-                y[i + 1] = Philox.ToUniform(w.X1) < keep ? x[i + 1] * scale : 0f;
-            if (i + 2 < n)
-                y[i + 2] = Philox.ToUniform(w.X2) < keep ? x[i + 2] * scale : 0f;
-            if (i + 3 < n)
-                y[i + 3] = Philox.ToUniform(w.X3) < keep ? x[i + 3] * scale : 0f;
-        }
+            MaskBlock(new ViewElements<float>(x), new ViewElements<float>(y), b, n, keep, scale, seed, stream, counter);
+    }
+
+    // Block b (elements 4b to 4b + 3, those below n): one Philox call, then y = u < keep ? x * scale : 0
+    // per element. The kernel and the managed loop's scalar path both run it.
+    private static void MaskBlock<TF>(TF x, TF y, int b, int n, float keep, float scale, ulong seed, uint stream, uint counter)
+        where TF : struct, IElements<float>
+    {
+        var w = Philox.BlockAt(seed, stream, counter, (ulong)b);
+        int i = b * 4;
+        y[i] = Philox.ToUniform(w.X0) < keep ? x[i] * scale : 0f;
+        if (i + 1 < n)
+            y[i + 1] = Philox.ToUniform(w.X1) < keep ? x[i + 1] * scale : 0f;
+        if (i + 2 < n)
+            y[i + 2] = Philox.ToUniform(w.X2) < keep ? x[i + 2] * scale : 0f;
+        if (i + 3 < n)
+            y[i + 3] = Philox.ToUniform(w.X3) < keep ? x[i + 3] * scale : 0f;
     }
 
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, float, float, ulong, uint, uint>> MaskDef =
@@ -148,17 +154,7 @@ internal static class Dropout
             }
 
             for (; b < end; b++)
-            {
-                var w = Philox.BlockAt(seed, stream, counter, (ulong)b);
-                int i = b * 4;
-                y[i] = Philox.ToUniform(w.X0) < keep ? x[i] * scale : 0f;
-                if (i + 1 < n)
-                    y[i + 1] = Philox.ToUniform(w.X1) < keep ? x[i + 1] * scale : 0f;
-                if (i + 2 < n)
-                    y[i + 2] = Philox.ToUniform(w.X2) < keep ? x[i + 2] * scale : 0f;
-                if (i + 3 < n)
-                    y[i + 3] = Philox.ToUniform(w.X3) < keep ? x[i + 3] * scale : 0f;
-            }
+                MaskBlock(new PtrElements<float>(x), new PtrElements<float>(y), b, n, keep, scale, seed, stream, counter);
         }
     }
 }

@@ -59,16 +59,16 @@ internal static class Elementwise
             y[i] = op.Apply(a[i], b[i]);
     }
 
-    /// <summary>Kernel: y[i] += alpha * x[i].</summary>
-    /// <param name="alpha">Scale of x.</param>
-    /// <param name="x">Input.</param>
-    /// <param name="y">Accumulated output.</param>
-    public static void AxpyKernel(float alpha, ArrayView<float> x, ArrayView<float> y)
+    /// <summary>Kernel: body.Run(i) for i in [0, n), grid-stride: the ILGPU driver of every <see cref="IElementBody"/>.</summary>
+    /// <typeparam name="TBody">The body, over ArrayViews.</typeparam>
+    /// <param name="n">Length.</param>
+    /// <param name="body">The body (carries its views and scalars).</param>
+    internal static void ForEachKernel<TBody>(int n, TBody body)
+        where TBody : struct, IElementBody
     {
-        int n = y.IntLength;
         int stride = Grid.DimX * Group.DimX;
         for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-            y[i] = alpha * x[i] + y[i];
+            body.Run(i);
     }
 
     /// <summary>Kernel: y[i] = value.</summary>
@@ -94,8 +94,8 @@ internal static class Elementwise
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ScaleOp>> ScaleDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ScaleOp>(MapKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, float, ArrayView<float>, ArrayView<float>>> AxpyDef =
-        KernelDef.Of<float, ArrayView<float>, ArrayView<float>>(AxpyKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, AxpyOp>> AxpyDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, AxpyOp>(ZipKernel);
 
     /// <summary>Kernel: y[i] = alpha * s[0].</summary>
     /// <param name="s">A one-element device scalar.</param>
@@ -169,15 +169,7 @@ internal static class Elementwise
     public static void Axpy(KernelHost host, float alpha, ArrayView<float> x, ArrayView<float> y)
     {
         Check.SameLength(nameof(Axpy), x, nameof(x), y, nameof(y));
-        if (y.Length == 0)
-            return;
-        if (host.RunsManaged)
-        {
-            CpuLoops.Axpy(host, alpha, x, y);
-            return;
-        }
-
-        host.Load(AxpyDef)(host.Stream, host.Launch.GridStride(y.Length), alpha, x, y);
+        Zip(host, AxpyDef, x, y, y, new AxpyOp(alpha), nameof(Axpy));
     }
 
     /// <summary>y = value everywhere.</summary>

@@ -44,17 +44,23 @@ internal static class LossScale
         bool write = invScale != 1f;
         bool bad = false;
         for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-        {
-            float v = grads[i];
-            if (write)
-            {
-                v *= invScale;
-                grads[i] = v;
-            }
-            bad |= !XMath.IsFinite(v);
-        }
+            bad |= Unscale(new ViewElements<float>(grads), i, invScale, write);
         if (bad)
             found[0] = 1;
+    }
+
+    // One element: g *= invScale when write, and whether the result is inf or NaN. The kernel and
+    // the managed loop's scalar path both run it.
+    private static bool Unscale<TF>(TF grads, int i, float invScale, bool write)
+        where TF : struct, IElements<float>
+    {
+        float v = grads[i];
+        if (write)
+        {
+            v *= invScale;
+            grads[i] = v;
+        }
+        return !XMath.IsFinite(v);
     }
 
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, float, ArrayView<int>>> UnscaleDef =
@@ -130,15 +136,7 @@ internal static class LossScale
             }
 
             for (; i < end; i++)
-            {
-                float v = grads[i];
-                if (write)
-                {
-                    v *= invScale;
-                    grads[i] = v;
-                }
-                bad |= !float.IsFinite(v);
-            }
+                bad |= Unscale(new PtrElements<float>(grads), i, invScale, write);
             if (bad)
                 Volatile.Write(ref *found, 1);
         }

@@ -30,27 +30,27 @@ internal static class Metrics
     {
         int stride = Grid.DimX * Group.DimX;
         for (int row = Grid.GlobalIndex.X; row < n; row += stride)
+            hit[row] = Hit(new ViewElements<float>(logits), row * c, c, targets[row], k);
+    }
+
+    // One row (starting at o): 1 when target t is a class whose logit is not NaN and fewer than k
+    // logits are greater (ties count as hits), else 0. The kernel and the managed loop both run it.
+    private static float Hit<TF>(TF logits, int o, int c, int t, int k)
+        where TF : struct, IElements<float>
+    {
+        if (t < 0 || t >= c)
+            return 0f;
+        float v = logits[o + t];
+        if (XMath.IsNaN(v))
+            return 0f;
+        int greater = 0;
+        for (int j = 0; j < c; j++)
         {
-            int t = targets[row];
-            float result = 0f;
-            if (t >= 0 && t < c)
-            {
-                float v = logits[(row * c) + t];
-                if (!XMath.IsNaN(v))
-                {
-                    int greater = 0;
-                    for (int j = 0; j < c; j++)
-                    {
-                        if (logits[(row * c) + j] > v)
-                            greater++;
-                    }
-
-                    result = greater < k ? 1f : 0f;
-                }
-            }
-
-            hit[row] = result;
+            if (logits[o + j] > v)
+                greater++;
         }
+
+        return greater < k ? 1f : 0f;
     }
 
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>> TopKHitsDef =
@@ -99,28 +99,7 @@ internal static class Metrics
         public void Run(int start, int end)
         {
             for (int row = start; row < end; row++)
-            {
-                int t = targets[row];
-                float result = 0f;
-                if (t >= 0 && t < c)
-                {
-                    float* x = logits + ((long)row * c);
-                    float v = x[t];
-                    if (!float.IsNaN(v))
-                    {
-                        int greater = 0;
-                        for (int j = 0; j < c; j++)
-                        {
-                            if (x[j] > v)
-                                greater++;
-                        }
-
-                        result = greater < k ? 1f : 0f;
-                    }
-                }
-
-                hit[row] = result;
-            }
+                hit[row] = Hit(new PtrElements<float>(logits), row * c, c, targets[row], k);
         }
     }
 }

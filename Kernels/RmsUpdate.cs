@@ -51,45 +51,9 @@ internal static class RmsUpdate
 {
     // ---------------------------------------------------------------- ILGPU kernels
 
-    /// <summary>Kernel: RMSProp moments and direction; g is overwritten with d.</summary>
-    /// <param name="g">Gradients, overwritten.</param>
-    /// <param name="v">Running mean of g^2.</param>
-    /// <param name="mu">Running mean of g (read only when centered is 1).</param>
-    /// <param name="b">Momentum buffer (read only when useMomentum is 1).</param>
-    /// <param name="s">Scalars.</param>
-    /// <param name="centered">1 for the centered variant.</param>
-    /// <param name="useMomentum">1 to update and return the momentum buffer.</param>
-    public static void DirectionKernel(ArrayView<float> g, ArrayView<float> v, ArrayView<float> mu, ArrayView<float> b, RmsScalars s, int centered, int useMomentum)
-    {
-        int n = g.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-            g[i] = Moments(g[i], v, mu, b, i, s, centered, useMomentum);
-    }
-
-    /// <summary>Kernel: the fused RMSProp step.</summary>
-    /// <param name="p">Parameters, updated.</param>
-    /// <param name="g">Gradients, read.</param>
-    /// <param name="v">Running mean of g^2.</param>
-    /// <param name="mu">Running mean of g (read only when centered is 1).</param>
-    /// <param name="b">Momentum buffer (read only when useMomentum is 1).</param>
-    /// <param name="s">Scalars.</param>
-    /// <param name="centered">1 for the centered variant.</param>
-    /// <param name="useMomentum">1 to use the momentum buffer.</param>
-    public static void StepKernel(ArrayView<float> p, ArrayView<float> g, ArrayView<float> v, ArrayView<float> mu, ArrayView<float> b, RmsStepScalars s, int centered, int useMomentum)
-    {
-        int n = p.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-        {
-            float pi = p[i];
-            float gi = g[i] + (s.WeightDecay * pi);
-            p[i] = pi - (s.LearningRate * Moments(gi, v, mu, b, i, s.Rms, centered, useMomentum));
-        }
-    }
-
     // One element: updates v, mu, b at i and returns the direction.
-    private static float Moments(float g, ArrayView<float> v, ArrayView<float> mu, ArrayView<float> b, int i, RmsScalars s, int centered, int useMomentum)
+    private static float Moments<TF>(float g, TF v, TF mu, TF b, int i, RmsScalars s, int centered, int useMomentum)
+        where TF : struct, IElements<float>
     {
         float vi = (s.Alpha * v[i]) + (s.OneMinusAlpha * g * g);
         v[i] = vi;
@@ -108,11 +72,32 @@ internal static class RmsUpdate
         return d;
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RmsScalars, int, int>> DirectionDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RmsScalars, int, int>(DirectionKernel);
+    // The bodies, run by Elementwise.ForEachKernel over views and by CpuLoops.ForEach over host pointers.
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RmsStepScalars, int, int>> StepDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RmsStepScalars, int, int>(StepKernel);
+    // g becomes the direction; v, mu, b updated.
+    internal readonly struct DirectionBody<TF>(TF g, TF v, TF mu, TF b, RmsScalars s, int centered, int useMomentum) : IElementBody
+        where TF : struct, IElements<float>
+    {
+        public void Run(int i) => g[i] = Moments(g[i], v, mu, b, i, s, centered, useMomentum);
+    }
+
+    // p = p - lr d with d the direction of g + wd p.
+    internal readonly struct StepBody<TF>(TF p, TF g, TF v, TF mu, TF b, RmsStepScalars s, int centered, int useMomentum) : IElementBody
+        where TF : struct, IElements<float>
+    {
+        public void Run(int i)
+        {
+            float pi = p[i];
+            float gi = g[i] + (s.WeightDecay * pi);
+            p[i] = pi - (s.LearningRate * Moments(gi, v, mu, b, i, s.Rms, centered, useMomentum));
+        }
+    }
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, DirectionBody<ViewElements<float>>>> DirectionDef =
+        KernelDef.Of<int, DirectionBody<ViewElements<float>>>(Elementwise.ForEachKernel);
+
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, StepBody<ViewElements<float>>>> StepDef =
+        KernelDef.Of<int, StepBody<ViewElements<float>>>(Elementwise.ForEachKernel);
 
     // ---------------------------------------------------------------- launchers
 
@@ -134,7 +119,18 @@ internal static class RmsUpdate
             Check.SameLength(op, g, nameof(g), b, nameof(b));
         if (g.Length == 0)
             return;
-        host.Load(DirectionDef)(host.Stream, host.Launch.GridStride(g.Length), g, v, mu, b, s, mu.Length == 0 ? 0 : 1, b.Length == 0 ? 0 : 1);
+        int centered = mu.Length == 0 ? 0 : 1, useMomentum = b.Length == 0 ? 0 : 1;
+        if (host.RunsManaged)
+        {
+            unsafe
+            {
+                CpuLoops.ForEach(host, g.Length, new DirectionBody<PtrElements<float>>(new(CpuLoops.Ptr(g)), new(CpuLoops.Ptr(v)), new(CpuLoops.Ptr(mu)), new(CpuLoops.Ptr(b)), s, centered, useMomentum));
+            }
+
+            return;
+        }
+
+        host.Load(DirectionDef)(host.Stream, host.Launch.GridStride(g.Length), g.IntLength, new(new(g), new(v), new(mu), new(b), s, centered, useMomentum));
     }
 
     /// <summary>The fused RMSProp step over the flat buffer: p, v, mu and b are updated in place; g is only read.</summary>
@@ -157,6 +153,17 @@ internal static class RmsUpdate
             Check.SameLength(op, p, nameof(p), b, nameof(b));
         if (p.Length == 0)
             return;
-        host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p, g, v, mu, b, s, mu.Length == 0 ? 0 : 1, b.Length == 0 ? 0 : 1);
+        int centered = mu.Length == 0 ? 0 : 1, useMomentum = b.Length == 0 ? 0 : 1;
+        if (host.RunsManaged)
+        {
+            unsafe
+            {
+                CpuLoops.ForEach(host, p.Length, new StepBody<PtrElements<float>>(new(CpuLoops.Ptr(p)), new(CpuLoops.Ptr(g)), new(CpuLoops.Ptr(v)), new(CpuLoops.Ptr(mu)), new(CpuLoops.Ptr(b)), s, centered, useMomentum));
+            }
+
+            return;
+        }
+
+        host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p.IntLength, new(new(p), new(g), new(v), new(mu), new(b), s, centered, useMomentum));
     }
 }

@@ -33,67 +33,11 @@ internal static class SgdUpdate
 
     // ---------------------------------------------------------------- ILGPU kernels
 
-    /// <summary>Kernel: the momentum update of <c>SgdUpdateReference.MomentumReference</c> (launched only when mu ≠ 0).</summary>
-    /// <param name="g">Gradients, overwritten with the direction.</param>
-    /// <param name="b">Momentum buffer, updated.</param>
-    /// <param name="mu">Momentum.</param>
-    /// <param name="dampening">Dampening.</param>
-    /// <param name="nesterov">1 for Nesterov.</param>
-    /// <param name="first">1 on the first update (b is written, not read).</param>
-    public static void MomentumKernel(ArrayView<float> g, ArrayView<float> b, float mu, float dampening, int nesterov, int first)
-    {
-        int n = g.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        float keep = 1f - dampening;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-        {
-            float gi = g[i];
-            float bi = first != 0 ? gi : (mu * b[i]) + (keep * gi);
-            b[i] = bi;
-            g[i] = nesterov != 0 ? gi + (mu * bi) : bi;
-        }
-    }
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, MomentumBody<ViewElements<float>>>> MomentumDef =
+        KernelDef.Of<int, MomentumBody<ViewElements<float>>>(Elementwise.ForEachKernel);
 
-    /// <summary>Kernel: the fused SGD step of <c>SgdUpdateReference.StepReference</c>.</summary>
-    /// <param name="p">Parameters, updated.</param>
-    /// <param name="g">Gradients, read.</param>
-    /// <param name="b">Momentum buffer (read and written only when mu ≠ 0).</param>
-    /// <param name="mask">Weight-decay mask bytes (read only when useMask is 1).</param>
-    /// <param name="lr">Learning rate.</param>
-    /// <param name="weightDecay">Coupled weight decay.</param>
-    /// <param name="mu">Momentum.</param>
-    /// <param name="dampening">Dampening.</param>
-    /// <param name="nesterov">1 for Nesterov.</param>
-    /// <param name="first">1 on the first update.</param>
-    /// <param name="useMask">1 to read the mask.</param>
-    public static void StepKernel(ArrayView<float> p, ArrayView<float> g, ArrayView<float> b, ArrayView<byte> mask, float lr, float weightDecay, float mu, float dampening, int nesterov, int first, int useMask)
-    {
-        int n = p.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        float keep = 1f - dampening;
-        float minusLr = -lr;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-        {
-            float pi = p[i];
-            float d = g[i];
-            // wd = 0 must not add 0*p: 0*inf would turn an infinite parameter's update into NaN.
-            if (weightDecay != 0f && (useMask == 0 || mask[i] != 0))
-                d += weightDecay * pi;
-            if (mu != 0f)
-            {
-                float bi = first != 0 ? d : (mu * b[i]) + (keep * d);
-                b[i] = bi;
-                d = nesterov != 0 ? d + (mu * bi) : bi;
-            }
-            p[i] = pi + (minusLr * d);
-        }
-    }
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, float, float, int, int>> MomentumDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, float, float, int, int>(MomentumKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<byte>, float, float, float, float, int, int, int>> StepDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<byte>, float, float, float, float, int, int, int>(StepKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, StepBody<ViewElements<float>, ViewElements<byte>>>> StepDef =
+        KernelDef.Of<int, StepBody<ViewElements<float>, ViewElements<byte>>>(Elementwise.ForEachKernel);
 
     // ---------------------------------------------------------------- launchers
 
@@ -117,11 +61,15 @@ internal static class SgdUpdate
             return;
         if (host.RunsManaged)
         {
-            MomentumManaged(host, g, b, mu, dampening, nesterov, first);
+            unsafe
+            {
+                CpuLoops.ForEach(host, g.Length, new MomentumBody<PtrElements<float>>(new(CpuLoops.Ptr(g)), new(CpuLoops.Ptr(b)), new(mu, dampening, nesterov, first)));
+            }
+
             return;
         }
 
-        host.Load(MomentumDef)(host.Stream, host.Launch.GridStride(g.Length), g, b, mu, dampening, nesterov ? 1 : 0, first ? 1 : 0);
+        host.Load(MomentumDef)(host.Stream, host.Launch.GridStride(g.Length), g.IntLength, new(new(g), new(b), new(mu, dampening, nesterov, first)));
     }
 
     /// <summary>One fused SGD step in place on the parameters and the momentum buffer.</summary>
@@ -153,11 +101,15 @@ internal static class SgdUpdate
             return;
         if (host.RunsManaged)
         {
-            StepManaged(host, p, g, b, mask, lr, weightDecay, mu, dampening, nesterov, first);
+            unsafe
+            {
+                CpuLoops.ForEach(host, p.Length, new StepBody<PtrElements<float>, PtrElements<byte>>(new(CpuLoops.Ptr(p)), new(CpuLoops.Ptr(g)), new(CpuLoops.Ptr(b)), new(CpuLoops.Ptr(mask)), mask.Length == 0 ? 0 : 1, lr, weightDecay, new(mu, dampening, nesterov, first)));
+            }
+
             return;
         }
 
-        host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p, g, b, mask, lr, weightDecay, mu, dampening, nesterov ? 1 : 0, first ? 1 : 0, mask.Length == 0 ? 0 : 1);
+        host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p.IntLength, new(new(p), new(g), new(b), new(mask), mask.Length == 0 ? 0 : 1, lr, weightDecay, new(mu, dampening, nesterov, first)));
     }
 
     private static void CheckMomentum(string op, float mu, float dampening)
@@ -168,48 +120,47 @@ internal static class SgdUpdate
             throw new ArgumentOutOfRangeException(nameof(dampening), dampening, $"SgdUpdate.{op}: dampening must be finite.");
     }
 
-    // CPU accelerator: the kernels' loop bodies, verbatim, as managed code on host memory.
-    private static unsafe void MomentumManaged(KernelHost host, ArrayView<float> g, ArrayView<float> b, float mu, float dampening, bool nesterov, bool first) =>
-        CpuLoops.For(host, g.Length, new MomentumBody(CpuLoops.Ptr(g), CpuLoops.Ptr(b), mu, dampening, nesterov, first));
+    // ---------------------------------------------------------------- the per-element bodies, once
+    // Run by Elementwise.ForEachKernel over views and by CpuLoops.ForEach over host pointers.
 
-    private static unsafe void StepManaged(KernelHost host, ArrayView<float> p, ArrayView<float> g, ArrayView<float> b, ArrayView<byte> mask, float lr, float weightDecay, float mu, float dampening, bool nesterov, bool first) =>
-        CpuLoops.For(host, p.Length, new StepBody(CpuLoops.Ptr(p), CpuLoops.Ptr(g), CpuLoops.Ptr(b), CpuLoops.Ptr(mask), lr, weightDecay, mu, dampening, nesterov, first));
-
-    private readonly unsafe struct MomentumBody(float* g, float* b, float mu, float dampening, bool nesterov, bool first) : CpuLoops.IRange
+    // g = the momentum direction of g; b updated.
+    internal readonly struct MomentumBody<TF>(TF g, TF b, MomentumOp op) : IElementBody
+        where TF : struct, IElements<float>
     {
-        public void Run(int start, int end)
+        public void Run(int i) => g[i] = op.Direction(g[i], ref b[i]);
+    }
+
+    // d = g + wd p (where the mask allows; wd = 0 must not add 0*p, as 0*inf would turn an infinite
+    // parameter's update into NaN), then the momentum direction when mu != 0, then p = p + (-lr) d.
+    internal readonly struct StepBody<TF, TB>(TF p, TF g, TF b, TB mask, int useMask, float lr, float weightDecay, MomentumOp op) : IElementBody
+        where TF : struct, IElements<float>
+        where TB : struct, IElements<byte>
+    {
+        public void Run(int i)
         {
-            float keep = 1f - dampening;
-            for (int i = start; i < end; i++)
-            {
-                float gi = g[i];
-                float bi = first ? gi : (mu * b[i]) + (keep * gi);
-                b[i] = bi;
-                g[i] = nesterov ? gi + (mu * bi) : bi;
-            }
+            float d = g[i];
+            if (weightDecay != 0f && (useMask == 0 || mask[i] != 0))
+                d += weightDecay * p[i];
+            if (op.Mu != 0f)
+                d = op.Direction(d, ref b[i]);
+            p[i] += -lr * d;
         }
     }
 
-    private readonly unsafe struct StepBody(float* p, float* g, float* b, byte* mask, float lr, float weightDecay, float mu, float dampening, bool nesterov, bool first) : CpuLoops.IRange
+    // The momentum update of one element: b = g (first) or mu b + (1 - dampening) g; the direction
+    // is g + mu b (Nesterov) or b.
+    internal readonly struct MomentumOp(float mu, float dampening, bool nesterov, bool first)
     {
-        public void Run(int start, int end)
+        public readonly float Mu = mu;
+        private readonly float keep = 1f - dampening;
+        private readonly int nesterov = nesterov ? 1 : 0;
+        private readonly int first = first ? 1 : 0;
+
+        public float Direction(float g, ref float b)
         {
-            float keep = 1f - dampening;
-            float minusLr = -lr;
-            for (int i = start; i < end; i++)
-            {
-                float pi = p[i];
-                float d = g[i];
-                if (weightDecay != 0f && (mask == null || mask[i] != 0))
-                    d += weightDecay * pi;
-                if (mu != 0f)
-                {
-                    float bi = first ? d : (mu * b[i]) + (keep * d);
-                    b[i] = bi;
-                    d = nesterov ? d + (mu * bi) : bi;
-                }
-                p[i] = pi + (minusLr * d);
-            }
+            float bi = first != 0 ? g : (Mu * b) + (keep * g);
+            b = bi;
+            return nesterov != 0 ? g + (Mu * bi) : bi;
         }
     }
 }

@@ -15,25 +15,9 @@ namespace IlgpuTrain.Kernels;
 /// <summary>Masked weight decay u += lambda * mask * p: ILGPU kernel and checked launcher.</summary>
 internal static class WeightDecay
 {
-    /// <summary>Kernel: u[i] += lambda * p[i] where the mask allows (useMask = 0: everywhere).</summary>
-    /// <param name="updates">Updates, accumulated.</param>
-    /// <param name="parameters">Parameters.</param>
-    /// <param name="mask">Per-element 0/1 bytes (ignored when useMask is 0).</param>
-    /// <param name="lambda">Decay coefficient.</param>
-    /// <param name="useMask">1 to read the mask.</param>
-    public static void AddKernel(ArrayView<float> updates, ArrayView<float> parameters, ArrayView<byte> mask, float lambda, int useMask)
-    {
-        int n = updates.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-        {
-            if (useMask == 0 || mask[i] != 0)
-                updates[i] += lambda * parameters[i];
-        }
-    }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<byte>, float, int>> AddDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<byte>, float, int>(AddKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, AddBody<ViewElements<float>, ViewElements<byte>>>> AddDef =
+        KernelDef.Of<int, AddBody<ViewElements<float>, ViewElements<byte>>>(Elementwise.ForEachKernel);
 
     /// <summary>u += lambda * mask * p over the flat buffer.</summary>
     /// <param name="host">Where to run.</param>
@@ -51,28 +35,30 @@ internal static class WeightDecay
             throw new ArgumentOutOfRangeException(nameof(lambda), lambda, "WeightDecay: lambda must be finite.");
         if (updates.Length == 0 || lambda == 0f)
             return;
+        int useMask = mask.Length == 0 ? 0 : 1;
         if (host.RunsManaged)
         {
-            AddManaged(host, updates, parameters, mask, lambda);
+            unsafe
+            {
+                CpuLoops.ForEach(host, updates.Length, new AddBody<PtrElements<float>, PtrElements<byte>>(new(CpuLoops.Ptr(updates)), new(CpuLoops.Ptr(parameters)), new(CpuLoops.Ptr(mask)), lambda, useMask));
+            }
+
             return;
         }
 
-        host.Load(AddDef)(host.Stream, host.Launch.GridStride(updates.Length), updates, parameters, mask, lambda, mask.Length == 0 ? 0 : 1);
+        host.Load(AddDef)(host.Stream, host.Launch.GridStride(updates.Length), updates.IntLength, new(new(updates), new(parameters), new(mask), lambda, useMask));
     }
 
-    // CPU accelerator: the kernel's loop body as managed code on host memory.
-    private static unsafe void AddManaged(KernelHost host, ArrayView<float> updates, ArrayView<float> parameters, ArrayView<byte> mask, float lambda) =>
-        CpuLoops.For(host, updates.Length, new AddBody(CpuLoops.Ptr(updates), CpuLoops.Ptr(parameters), CpuLoops.Ptr(mask), lambda));
-
-    private readonly unsafe struct AddBody(float* updates, float* parameters, byte* mask, float lambda) : CpuLoops.IRange
+    // u[i] += lambda * p[i] where the mask allows (useMask = 0: everywhere): the one body that
+    // Elementwise.ForEachKernel (views) and CpuLoops.ForEach (host pointers) both run.
+    internal readonly struct AddBody<TF, TB>(TF updates, TF parameters, TB mask, float lambda, int useMask) : IElementBody
+        where TF : struct, IElements<float>
+        where TB : struct, IElements<byte>
     {
-        public void Run(int start, int end)
+        public void Run(int i)
         {
-            for (int i = start; i < end; i++)
-            {
-                if (mask == null || mask[i] != 0)
-                    updates[i] += lambda * parameters[i];
-            }
+            if (useMask == 0 || mask[i] != 0)
+                updates[i] += lambda * parameters[i];
         }
     }
 }

@@ -10,10 +10,11 @@ namespace IlgpuTrain.Kernels.Runtime;
 // these loops on the buffers' host memory instead, after synchronizing the stream (as Gemm does
 // with CpuGemm). The CpuAccelerator backend runs the ILGPU kernels on the same memory.
 //
-// Every element gets the same float operations in the same order as the ILGPU kernel (the scalar
-// loops call the very operator structs the kernels call; the few Vector256 loops use only IEEE
-// add/sub/mul/compare, never FMA, since neither the kernels nor the JIT contract a*b+c), so the
-// managed path is bitwise equal to the kernel. Work is split over threads only from
+// Every element gets the same float operations in the same order as the ILGPU kernel: the drivers
+// here (Map, Zip, ActivationBackward, ForEach) run the very operator structs and element bodies the
+// generic kernels run, and an operator's Vector256 form, beside its scalar form, does the scalar
+// IEEE operations per lane, never FMA (neither the kernels nor the JIT contract a*b+c). So the
+// managed path is bitwise equal to the kernel by construction. Work is split over threads only from
 // ParallelThreshold elements (a fork-join on CpuWorkers costs microseconds), in fixed chunks independent of
 // thread timing.
 
@@ -68,6 +69,15 @@ internal static unsafe class CpuLoops
         CpuWorkers.For(chunks, threads, c => body.Run(c * chunk, Math.Min(len, (c + 1) * chunk)));
     }
 
+    /// <summary>body.Run(i) for i in [0, n) (Elementwise.ForEachKernel).</summary>
+    /// <typeparam name="TBody">The body, over host pointers.</typeparam>
+    /// <param name="host">The host.</param>
+    /// <param name="n">Length.</param>
+    /// <param name="body">The body.</param>
+    internal static void ForEach<TBody>(KernelHost host, long n, TBody body)
+        where TBody : struct, IElementBody =>
+        For(host, n, new EachBody<TBody>(body));
+
     /// <summary>y = op(x) elementwise (Elementwise.MapKernel).</summary>
     /// <typeparam name="TOp">The operator.</typeparam>
     /// <param name="host">The host.</param>
@@ -100,14 +110,6 @@ internal static unsafe class CpuLoops
         where TOp : struct, IActivationOp =>
         For(host, dx.Length, new BackwardBody<TOp>(Ptr(x), Ptr(dy), Ptr(dx), op));
 
-    /// <summary>y = alpha * x + y (Elementwise.AxpyKernel).</summary>
-    /// <param name="host">The host.</param>
-    /// <param name="alpha">Scale.</param>
-    /// <param name="x">Input.</param>
-    /// <param name="y">Accumulated output.</param>
-    internal static void Axpy(KernelHost host, float alpha, ArrayView<float> x, ArrayView<float> y) =>
-        For(host, y.Length, new AxpyBody(alpha, Ptr(x), Ptr(y)));
-
     /// <summary>y = value (Elementwise.FillKernel, Broadcast).</summary>
     /// <param name="host">The host.</param>
     /// <param name="y">Output.</param>
@@ -137,72 +139,20 @@ internal static unsafe class CpuLoops
     internal static void BiasPlanes(KernelHost host, ArrayView<float> x, ArrayView<float> b, ArrayView<float> y, int c, int s) =>
         For(host, y.Length / s, new BiasPlanesBody(Ptr(x), Ptr(b), Ptr(y), c, s), s);
 
-    // Vector256 loops for the hot simple operators; the tail (and machines without AVX) runs the
-    // scalar operator. Each lane does exactly the scalar operation.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool TryVectorMap<TOp>(float* x, float* y, int start, int end, TOp op, out int done)
-        where TOp : struct, IUnaryOp
-    {
-        done = start;
-        if (!Vector256.IsHardwareAccelerated)
-            return false;
-        int i = start;
-        if (typeof(TOp) == typeof(ReluOp))
-        {
-            // x <= 0 ? 0 : x: NaN compares false and passes through, -0 becomes +0.
-            for (; i <= end - 8; i += 8)
-            {
-                var v = Vector256.Load(x + i);
-                Vector256.AndNot(v, Vector256.LessThanOrEqual(v, Vector256<float>.Zero)).Store(y + i);
-            }
-        }
-        else if (typeof(TOp) == typeof(ScaleOp))
-        {
-            var alpha = Vector256.Create(((ScaleOp)(object)op).Alpha);
-            for (; i <= end - 8; i += 8)
-                (alpha * Vector256.Load(x + i)).Store(y + i);
-        }
-        else
-        {
-            return false;
-        }
-
-        done = i;
-        return true;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int VectorZip<TOp>(float* a, float* b, float* y, int start, int end)
-        where TOp : struct, IBinaryOp
-    {
-        int i = start;
-        if (!Vector256.IsHardwareAccelerated)
-            return i;
-        if (typeof(TOp) == typeof(AddOp))
-        {
-            for (; i <= end - 8; i += 8)
-                (Vector256.Load(a + i) + Vector256.Load(b + i)).Store(y + i);
-        }
-        else if (typeof(TOp) == typeof(SubOp))
-        {
-            for (; i <= end - 8; i += 8)
-                (Vector256.Load(a + i) - Vector256.Load(b + i)).Store(y + i);
-        }
-        else if (typeof(TOp) == typeof(MulOp))
-        {
-            for (; i <= end - 8; i += 8)
-                (Vector256.Load(a + i) * Vector256.Load(b + i)).Store(y + i);
-        }
-
-        return i;
-    }
-
+    // The drivers run the operator's Vector256 form where it has one (each lane does exactly the
+    // scalar operation), and the scalar form on the tail and on machines without AVX.
     private readonly struct MapBody<TOp>(float* x, float* y, TOp op) : IRange
         where TOp : struct, IUnaryOp
     {
         public void Run(int start, int end)
         {
-            TryVectorMap(x, y, start, end, op, out int i);
+            int i = start;
+            if (Vector256.IsHardwareAccelerated && op.Vectorizable)
+            {
+                for (; i <= end - 8; i += 8)
+                    op.Apply(Vector256.Load(x + i)).Store(y + i);
+            }
+
             for (; i < end; i++)
                 y[i] = op.Apply(x[i]);
         }
@@ -211,12 +161,22 @@ internal static unsafe class CpuLoops
     private readonly struct ZipBody<TOp>(float* a, float* b, float* y, TOp op) : IRange
         where TOp : struct, IBinaryOp
     {
-        public void Run(int start, int end)
+        public void Run(int start, int end) => Zip(a, b, y, start, end, op);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Zip<TOp>(float* a, float* b, float* y, int start, int end, TOp op)
+        where TOp : struct, IBinaryOp
+    {
+        int i = start;
+        if (Vector256.IsHardwareAccelerated)
         {
-            int i = VectorZip<TOp>(a, b, y, start, end);
-            for (; i < end; i++)
-                y[i] = op.Apply(a[i], b[i]);
+            for (; i <= end - 8; i += 8)
+                op.Apply(Vector256.Load(a + i), Vector256.Load(b + i)).Store(y + i);
         }
+
+        for (; i < end; i++)
+            y[i] = op.Apply(a[i], b[i]);
     }
 
     private readonly struct BackwardBody<TOp>(float* x, float* dy, float* dx, TOp op) : IRange
@@ -225,16 +185,11 @@ internal static unsafe class CpuLoops
         public void Run(int start, int end)
         {
             int i = start;
-            if (typeof(TOp) == typeof(ReluOp) && Vector256.IsHardwareAccelerated)
+            if (Vector256.IsHardwareAccelerated && op.Vectorizable)
             {
-                // dy * (x <= 0 ? 0 : 1), multiplied as the kernel does (so inf * 0 is NaN, -g * 0 is -0).
-                var one = Vector256.Create(1f);
+                // dy * f'(x), multiplied as the kernel does (so inf * 0 is NaN, -g * 0 is -0).
                 for (; i <= end - 8; i += 8)
-                {
-                    var v = Vector256.Load(x + i);
-                    var d = Vector256.AndNot(one, Vector256.LessThanOrEqual(v, Vector256<float>.Zero));
-                    (Vector256.Load(dy + i) * d).Store(dx + i);
-                }
+                    (Vector256.Load(dy + i) * op.Derivative(Vector256.Load(x + i))).Store(dx + i);
             }
 
             for (; i < end; i++)
@@ -242,21 +197,13 @@ internal static unsafe class CpuLoops
         }
     }
 
-    private readonly struct AxpyBody(float alpha, float* x, float* y) : IRange
+    private readonly struct EachBody<TBody>(TBody body) : IRange
+        where TBody : struct, IElementBody
     {
         public void Run(int start, int end)
         {
-            int i = start;
-            if (Vector256.IsHardwareAccelerated)
-            {
-                // Multiply, then add: two roundings, as the kernel (no FMA).
-                var va = Vector256.Create(alpha);
-                for (; i <= end - 8; i += 8)
-                    ((va * Vector256.Load(x + i)) + Vector256.Load(y + i)).Store(y + i);
-            }
-
-            for (; i < end; i++)
-                y[i] = (alpha * x[i]) + y[i];
+            for (int i = start; i < end; i++)
+                body.Run(i);
         }
     }
 
@@ -267,9 +214,7 @@ internal static unsafe class CpuLoops
             for (int r = start; r < end; r++)
             {
                 long o = (long)r * f;
-                int i = VectorZip<AddOp>(x + o, b, y + o, 0, f);
-                for (; i < f; i++)
-                    y[o + i] = x[o + i] + b[i];
+                Zip(x + o, b, y + o, 0, f, default(AddOp));
             }
         }
     }

@@ -236,9 +236,14 @@ public abstract class KernelDef
         var owner = m.DeclaringType?.Name ?? "?";
         if (!m.IsGenericMethod)
             return $"{owner}.{m.Name}";
-        var args = string.Join(", ", m.GetGenericArguments().Select(t => t.Name));
+        var args = string.Join(", ", m.GetGenericArguments().Select(ArgumentName));
         return $"{owner}.{m.Name}<{args}>";
     }
+
+    // An operator's name (AddOp); a generic element body by its owner (RmsUpdate.StepBody), since
+    // several launchers name their bodies alike and the accessor arguments say nothing new.
+    private static string ArgumentName(Type t) =>
+        !t.IsGenericType ? t.Name : $"{(t.DeclaringType is { } d ? d.Name + "." : "")}{t.Name[..t.Name.IndexOf('`', StringComparison.Ordinal)]}";
 }
 
 /// <summary>A kernel definition whose loaded launcher has the type <typeparamref name="TLauncher"/>.</summary>

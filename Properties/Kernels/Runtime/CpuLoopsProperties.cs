@@ -238,6 +238,27 @@ public class CpuLoopsProperties
                 .And(Same($"SgdUpdate.Momentum {c}", inputs[1..], (h, v) => SgdUpdate.Momentum(h, v[0], v[1], c.Mu, c.Dampening, c.Nesterov, c.First)));
         }));
 
+    private static Gen<(int N, int Seed, bool Centered, bool Momentum)> RmsCases { get; } =
+        from n in Lengths
+        from seed in Gen.Choose(0, 1_000_000)
+        from centered in Gen.Elements(false, true)
+        from momentum in Gen.Elements(false, true)
+        select (n, seed, centered, momentum);
+
+    [Property(MaxTest = 30)]
+    public Property RmsUpdate_and_AdagradUpdate_managed_equal_kernels() =>
+        Prop.ForAll(RmsCases.ToArbitrary(), c =>
+        {
+            var (n, seed, centered, momentum) = c;
+            var s = new RmsScalars(0.99f, 0.01f, 1e-8f, momentum ? 0.9f : 0f);
+            string what = $"n = {n} centered = {centered} momentum = {momentum}";
+            float[][] inputs = [Values(seed, n, -3, 3), Values(seed + 1, n, -2, 2), Values(seed + 2, n, 0, 1, false), Values(seed + 3, centered ? n : 0, -1, 1, false), Values(seed + 4, momentum ? n : 0, -1, 1, false)];
+            return Same($"RmsUpdate.Step {what}", inputs, (h, v) => RmsUpdate.Step(h, v[0], v[1], v[2], v[3], v[4], new RmsStepScalars(s, 0.01f, 0.001f)))
+                .And(Same($"RmsUpdate.Direction {what}", inputs[1..], (h, v) => RmsUpdate.Direction(h, v[0], v[1], v[2], v[3], s)))
+                .And(Same($"AdagradUpdate.Step {what}", inputs[..3], (h, v) => AdagradUpdate.Step(h, v[0], v[1], v[2], 0.01f, 0.001f, 1e-10f)))
+                .And(Same($"AdagradUpdate.Direction {what}", inputs[1..3], (h, v) => AdagradUpdate.Direction(h, v[0], v[1], 1e-10f)));
+        });
+
     [Property(MaxTest = 30)]
     public Property WeightDecay_managed_equals_kernel() =>
         Prop.ForAll(Lengths.ToArbitrary(), Gen.Choose(0, 1_000_000).ToArbitrary(), Gen.Elements(false, true).ToArbitrary(), (n, seed, useMask) =>

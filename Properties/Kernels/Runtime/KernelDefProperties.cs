@@ -7,8 +7,9 @@ public class KernelDefProperties
     public void Names_show_the_class_the_method_and_the_operator()
     {
         Assert.Equal("Elementwise.ZipKernel<AddOp>", Elementwise.AddDef.Name);
-        Assert.Equal("Elementwise.AxpyKernel", Elementwise.AxpyDef.Name);
-        Assert.Equal(Elementwise.AxpyDef.Name, Elementwise.AxpyDef.ToString());
+        Assert.Equal("Elementwise.ZipKernel<AxpyOp>", Elementwise.AxpyDef.Name);
+        Assert.Equal("Elementwise.FillKernel", Elementwise.FillDef.Name);
+        Assert.Equal(Elementwise.FillDef.Name, Elementwise.FillDef.ToString());
     }
 
     [Fact]

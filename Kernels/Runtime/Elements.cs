@@ -1,0 +1,54 @@
+using System.Runtime.CompilerServices;
+
+namespace IlgpuTrain.Kernels.Runtime;
+
+// Row-wise and reduction math written once, as generic methods over IElements<T>: an ILGPU kernel
+// passes its ArrayView (ViewElements), the managed CPU loop a host pointer (PtrElements). ILGPU and
+// the JIT specialize the method per accessor, so both paths run the same float operations in the
+// same order, and the indirection costs nothing.
+
+/// <summary>The elements of a buffer: an ArrayView in kernels, a host pointer in managed loops.</summary>
+/// <typeparam name="T">Element type.</typeparam>
+internal interface IElements<T>
+    where T : unmanaged
+{
+    /// <summary>The element at index i.</summary>
+    /// <param name="i">Index.</param>
+    ref T this[int i] { get; }
+}
+
+/// <summary>A buffer seen through an ArrayView (kernels, and the ILGPU CPU accelerator).</summary>
+/// <typeparam name="T">Element type.</typeparam>
+/// <param name="view">The view.</param>
+internal readonly struct ViewElements<T>(ArrayView<T> view) : IElements<T>
+    where T : unmanaged
+{
+    /// <inheritdoc/>
+    public ref T this[int i] => ref view[i];
+}
+
+/// <summary>A buffer seen through a host pointer (managed loops on CPU-accelerator memory).</summary>
+/// <typeparam name="T">Element type.</typeparam>
+/// <param name="p">The first element.</param>
+internal readonly unsafe struct PtrElements<T>(T* p) : IElements<T>
+    where T : unmanaged
+{
+    /// <inheritdoc/>
+    public ref T this[int i]
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => ref p[i];
+    }
+}
+
+/// <summary>
+/// The work of one index of a flat op, over its buffers' <see cref="IElements{T}"/>: run by
+/// <see cref="Elementwise.ForEachKernel{TBody}"/> on ILGPU (with views) and by
+/// <see cref="CpuLoops.ForEach{TBody}"/> on the managed path (with pointers), so both run one body.
+/// </summary>
+internal interface IElementBody
+{
+    /// <summary>Does the work of index i.</summary>
+    /// <param name="i">Index.</param>
+    void Run(int i);
+}
