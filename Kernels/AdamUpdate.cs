@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using ILGPU.Algorithms;
@@ -171,42 +172,60 @@ internal static class AdamUpdate
     // m' = beta1 m + (1 - beta1) g
     private static float FirstMoment(float g, float m, AdamScalars s) => (s.Beta1 * m) + (s.OneMinusBeta1 * g);
 
-    private static Vector256<float> FirstMoment(Vector256<float> g, Vector256<float> m, AdamScalars s) =>
-        (Vector256.Create(s.Beta1) * m) + (Vector256.Create(s.OneMinusBeta1) * g);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> FirstMoment(Vector256<float> g, Vector256<float> m, in Lanes s) =>
+        (s.Beta1 * m) + (s.OneMinusBeta1 * g);
 
     // v' = beta2 v + (1 - beta2) g^2
     private static float SecondMoment(float g, float v, AdamScalars s) => (s.Beta2 * v) + (s.OneMinusBeta2 * g * g);
 
-    private static Vector256<float> SecondMoment(Vector256<float> g, Vector256<float> v, AdamScalars s) =>
-        (Vector256.Create(s.Beta2) * v) + (Vector256.Create(s.OneMinusBeta2) * g * g);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> SecondMoment(Vector256<float> g, Vector256<float> v, in Lanes s) =>
+        (s.Beta2 * v) + (s.OneMinusBeta2 * g * g);
 
     // (m / bc1) / (sqrt(v / bc2 + epsRoot) + eps), v already the AMSGrad max where it applies.
     private static float Direction(float m, float v, AdamScalars s) =>
         (m / s.BiasCorrection1) / (XMath.Sqrt((v / s.BiasCorrection2) + s.EpsRoot) + s.Eps);
 
-    private static Vector256<float> Direction(Vector256<float> m, Vector256<float> v, AdamScalars s) =>
-        (m / Vector256.Create(s.BiasCorrection1)) / (Vector256.Sqrt((v / Vector256.Create(s.BiasCorrection2)) + Vector256.Create(s.EpsRoot)) + Vector256.Create(s.Eps));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Direction(Vector256<float> m, Vector256<float> v, in Lanes s) =>
+        (m / s.BiasCorrection1) / (Vector256.Sqrt((v / s.BiasCorrection2) + s.EpsRoot) + s.Eps);
 
     // torch.maximum semantics: a NaN in either operand wins (PTX max.f32 would drop it).
     private static float MaxKeepNaN(float a, float b) => b > a || float.IsNaN(b) ? b : a;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> MaxKeepNaN(Vector256<float> a, Vector256<float> b) =>
         Vector256.ConditionalSelect(Vector256.GreaterThan(b, a) | ~Vector256.Equals(b, b), b, a);
 
     // Decoupled decay (AdamW: p (1 - lr lambda)), then the coupled L2 term (Adam: g + lambda p).
     private static float Decayed(float p, AdamStepScalars s) => p * s.DecayFactor;
 
-    private static Vector256<float> Decayed(Vector256<float> p, AdamStepScalars s) => p * Vector256.Create(s.DecayFactor);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Decayed(Vector256<float> p, in Lanes s) => p * s.DecayFactor;
 
     private static float DecayedGradient(float g, float decayedP, AdamStepScalars s) => g + (s.WeightDecay * decayedP);
 
-    private static Vector256<float> DecayedGradient(Vector256<float> g, Vector256<float> decayedP, AdamStepScalars s) =>
-        g + (Vector256.Create(s.WeightDecay) * decayedP);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> DecayedGradient(Vector256<float> g, Vector256<float> decayedP, in Lanes s) =>
+        g + (s.WeightDecay * decayedP);
 
     // p' = p - lr d
     private static float Updated(float p, float d, AdamStepScalars s) => p - (s.LearningRate * d);
 
-    private static Vector256<float> Updated(Vector256<float> p, Vector256<float> d, AdamStepScalars s) => p - (Vector256.Create(s.LearningRate) * d);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Updated(Vector256<float> p, Vector256<float> d, in Lanes s) => p - (s.LearningRate * d);
+
+    // The step's scalars broadcast to eight lanes, once per chunk rather than per vector.
+    private readonly struct Lanes(AdamStepScalars s)
+    {
+        public readonly Vector256<float> Beta1 = Vector256.Create(s.Adam.Beta1), OneMinusBeta1 = Vector256.Create(s.Adam.OneMinusBeta1);
+        public readonly Vector256<float> Beta2 = Vector256.Create(s.Adam.Beta2), OneMinusBeta2 = Vector256.Create(s.Adam.OneMinusBeta2);
+        public readonly Vector256<float> BiasCorrection1 = Vector256.Create(s.Adam.BiasCorrection1), BiasCorrection2 = Vector256.Create(s.Adam.BiasCorrection2);
+        public readonly Vector256<float> EpsRoot = Vector256.Create(s.Adam.EpsRoot), Eps = Vector256.Create(s.Adam.Eps);
+        public readonly Vector256<float> DecayFactor = Vector256.Create(s.DecayFactor), WeightDecay = Vector256.Create(s.WeightDecay);
+        public readonly Vector256<float> LearningRate = Vector256.Create(s.LearningRate);
+    }
 
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, DirectionBody<ViewElements<float>>>> DirectionDef =
         KernelDef.Of<int, DirectionBody<ViewElements<float>>>(Elementwise.ForEachKernel);
@@ -327,6 +346,7 @@ internal static class AdamUpdate
         private int Vectorized(int start, int end)
         {
             var clipFactor = Vector256.Create(factor);
+            var l = new Lanes(s);
             int i = start;
             for (; i + 8 <= end; i += 8)
             {
@@ -334,8 +354,8 @@ internal static class AdamUpdate
                 var gi = Vector256.Load(g + i);
                 if (clip)
                     gi *= clipFactor;
-                var decayed = Decayed(pi, s);
-                var gDecayed = DecayedGradient(gi, decayed, s);
+                var decayed = Decayed(pi, l);
+                var gDecayed = DecayedGradient(gi, decayed, l);
                 if (mask == null)
                 {
                     pi = decayed;
@@ -348,8 +368,8 @@ internal static class AdamUpdate
                     gi = Vector256.ConditionalSelect(on, gDecayed, gi);
                 }
 
-                var mi = FirstMoment(gi, Vector256.Load(m + i), s.Adam);
-                var vi = SecondMoment(gi, Vector256.Load(v + i), s.Adam);
+                var mi = FirstMoment(gi, Vector256.Load(m + i), l);
+                var vi = SecondMoment(gi, Vector256.Load(v + i), l);
                 mi.Store(m + i);
                 vi.Store(v + i);
                 if (vmax != null)
@@ -358,7 +378,7 @@ internal static class AdamUpdate
                     vi.Store(vmax + i);
                 }
 
-                Updated(pi, Direction(mi, vi, s.Adam), s).Store(p + i);
+                Updated(pi, Direction(mi, vi, l), l).Store(p + i);
             }
 
             return i;
