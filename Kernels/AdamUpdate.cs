@@ -173,23 +173,23 @@ internal static class AdamUpdate
     private static float FirstMoment(float g, float m, AdamScalars s) => (s.Beta1 * m) + (s.OneMinusBeta1 * g);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> FirstMoment(Vector256<float> g, Vector256<float> m, in Lanes s) =>
-        (s.Beta1 * m) + (s.OneMinusBeta1 * g);
+    private static Vector256<float> FirstMoment(Vector256<float> g, Vector256<float> m, Vector256<float> beta1, Vector256<float> oneMinusBeta1) =>
+        (beta1 * m) + (oneMinusBeta1 * g);
 
     // v' = beta2 v + (1 - beta2) g^2
     private static float SecondMoment(float g, float v, AdamScalars s) => (s.Beta2 * v) + (s.OneMinusBeta2 * g * g);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> SecondMoment(Vector256<float> g, Vector256<float> v, in Lanes s) =>
-        (s.Beta2 * v) + (s.OneMinusBeta2 * g * g);
+    private static Vector256<float> SecondMoment(Vector256<float> g, Vector256<float> v, Vector256<float> beta2, Vector256<float> oneMinusBeta2) =>
+        (beta2 * v) + (oneMinusBeta2 * g * g);
 
     // (m / bc1) / (sqrt(v / bc2 + epsRoot) + eps), v already the AMSGrad max where it applies.
     private static float Direction(float m, float v, AdamScalars s) =>
         (m / s.BiasCorrection1) / (XMath.Sqrt((v / s.BiasCorrection2) + s.EpsRoot) + s.Eps);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Direction(Vector256<float> m, Vector256<float> v, in Lanes s) =>
-        (m / s.BiasCorrection1) / (Vector256.Sqrt((v / s.BiasCorrection2) + s.EpsRoot) + s.Eps);
+    private static Vector256<float> Direction(Vector256<float> m, Vector256<float> v, Vector256<float> bc1, Vector256<float> bc2, Vector256<float> epsRoot, Vector256<float> eps) =>
+        (m / bc1) / (Vector256.Sqrt((v / bc2) + epsRoot) + eps);
 
     // torch.maximum semantics: a NaN in either operand wins (PTX max.f32 would drop it).
     private static float MaxKeepNaN(float a, float b) => b > a || float.IsNaN(b) ? b : a;
@@ -202,30 +202,19 @@ internal static class AdamUpdate
     private static float Decayed(float p, AdamStepScalars s) => p * s.DecayFactor;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Decayed(Vector256<float> p, in Lanes s) => p * s.DecayFactor;
+    private static Vector256<float> Decayed(Vector256<float> p, Vector256<float> decayFactor) => p * decayFactor;
 
     private static float DecayedGradient(float g, float decayedP, AdamStepScalars s) => g + (s.WeightDecay * decayedP);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> DecayedGradient(Vector256<float> g, Vector256<float> decayedP, in Lanes s) =>
-        g + (s.WeightDecay * decayedP);
+    private static Vector256<float> DecayedGradient(Vector256<float> g, Vector256<float> decayedP, Vector256<float> weightDecay) =>
+        g + (weightDecay * decayedP);
 
     // p' = p - lr d
     private static float Updated(float p, float d, AdamStepScalars s) => p - (s.LearningRate * d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Updated(Vector256<float> p, Vector256<float> d, in Lanes s) => p - (s.LearningRate * d);
-
-    // The step's scalars broadcast to eight lanes, once per chunk rather than per vector.
-    private readonly struct Lanes(AdamStepScalars s)
-    {
-        public readonly Vector256<float> Beta1 = Vector256.Create(s.Adam.Beta1), OneMinusBeta1 = Vector256.Create(s.Adam.OneMinusBeta1);
-        public readonly Vector256<float> Beta2 = Vector256.Create(s.Adam.Beta2), OneMinusBeta2 = Vector256.Create(s.Adam.OneMinusBeta2);
-        public readonly Vector256<float> BiasCorrection1 = Vector256.Create(s.Adam.BiasCorrection1), BiasCorrection2 = Vector256.Create(s.Adam.BiasCorrection2);
-        public readonly Vector256<float> EpsRoot = Vector256.Create(s.Adam.EpsRoot), Eps = Vector256.Create(s.Adam.Eps);
-        public readonly Vector256<float> DecayFactor = Vector256.Create(s.DecayFactor), WeightDecay = Vector256.Create(s.WeightDecay);
-        public readonly Vector256<float> LearningRate = Vector256.Create(s.LearningRate);
-    }
+    private static Vector256<float> Updated(Vector256<float> p, Vector256<float> d, Vector256<float> lr) => p - (lr * d);
 
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, DirectionBody<ViewElements<float>>>> DirectionDef =
         KernelDef.Of<int, DirectionBody<ViewElements<float>>>(Elementwise.ForEachKernel);
@@ -345,8 +334,20 @@ internal static class AdamUpdate
         // Eight elements at a time through the vector forms. Returns where the scalar tail starts.
         private int Vectorized(int start, int end)
         {
+            // The scalars broadcast once per chunk (locals, so they stay in registers).
+            var a = s.Adam;
+            var beta1 = Vector256.Create(a.Beta1);
+            var oneMinusBeta1 = Vector256.Create(a.OneMinusBeta1);
+            var beta2 = Vector256.Create(a.Beta2);
+            var oneMinusBeta2 = Vector256.Create(a.OneMinusBeta2);
+            var bc1 = Vector256.Create(a.BiasCorrection1);
+            var bc2 = Vector256.Create(a.BiasCorrection2);
+            var epsRoot = Vector256.Create(a.EpsRoot);
+            var eps = Vector256.Create(a.Eps);
+            var lr = Vector256.Create(s.LearningRate);
+            var wd = Vector256.Create(s.WeightDecay);
+            var decay = Vector256.Create(s.DecayFactor);
             var clipFactor = Vector256.Create(factor);
-            var l = new Lanes(s);
             int i = start;
             for (; i + 8 <= end; i += 8)
             {
@@ -354,8 +355,8 @@ internal static class AdamUpdate
                 var gi = Vector256.Load(g + i);
                 if (clip)
                     gi *= clipFactor;
-                var decayed = Decayed(pi, l);
-                var gDecayed = DecayedGradient(gi, decayed, l);
+                var decayed = Decayed(pi, decay);
+                var gDecayed = DecayedGradient(gi, decayed, wd);
                 if (mask == null)
                 {
                     pi = decayed;
@@ -368,8 +369,8 @@ internal static class AdamUpdate
                     gi = Vector256.ConditionalSelect(on, gDecayed, gi);
                 }
 
-                var mi = FirstMoment(gi, Vector256.Load(m + i), l);
-                var vi = SecondMoment(gi, Vector256.Load(v + i), l);
+                var mi = FirstMoment(gi, Vector256.Load(m + i), beta1, oneMinusBeta1);
+                var vi = SecondMoment(gi, Vector256.Load(v + i), beta2, oneMinusBeta2);
                 mi.Store(m + i);
                 vi.Store(v + i);
                 if (vmax != null)
@@ -378,7 +379,7 @@ internal static class AdamUpdate
                     vi.Store(vmax + i);
                 }
 
-                Updated(pi, Direction(mi, vi, l), l).Store(p + i);
+                Updated(pi, Direction(mi, vi, bc1, bc2, epsRoot, eps), lr).Store(p + i);
             }
 
             return i;
