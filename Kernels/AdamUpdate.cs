@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using ILGPU.Algorithms;
@@ -121,42 +122,49 @@ internal static class AdamUpdate
     // m' = beta1 m + (1 - beta1) g
     private static float FirstMoment(float g, float m, AdamScalars s) => (s.Beta1 * m) + (s.OneMinusBeta1 * g);
 
-    private static Vector256<float> FirstMoment(Vector256<float> g, Vector256<float> m, AdamScalars s) =>
-        (Vector256.Create(s.Beta1) * m) + (Vector256.Create(s.OneMinusBeta1) * g);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> FirstMoment(Vector256<float> g, Vector256<float> m, Vector256<float> beta1, Vector256<float> oneMinusBeta1) =>
+        (beta1 * m) + (oneMinusBeta1 * g);
 
     // v' = beta2 v + (1 - beta2) g^2
     private static float SecondMoment(float g, float v, AdamScalars s) => (s.Beta2 * v) + (s.OneMinusBeta2 * g * g);
 
-    private static Vector256<float> SecondMoment(Vector256<float> g, Vector256<float> v, AdamScalars s) =>
-        (Vector256.Create(s.Beta2) * v) + (Vector256.Create(s.OneMinusBeta2) * g * g);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> SecondMoment(Vector256<float> g, Vector256<float> v, Vector256<float> beta2, Vector256<float> oneMinusBeta2) =>
+        (beta2 * v) + (oneMinusBeta2 * g * g);
 
     // (m / bc1) / (sqrt(v / bc2 + epsRoot) + eps), v already the AMSGrad max where it applies.
     private static float Direction(float m, float v, AdamScalars s) =>
         (m / s.BiasCorrection1) / (XMath.Sqrt((v / s.BiasCorrection2) + s.EpsRoot) + s.Eps);
 
-    private static Vector256<float> Direction(Vector256<float> m, Vector256<float> v, AdamScalars s) =>
-        (m / Vector256.Create(s.BiasCorrection1)) / (Vector256.Sqrt((v / Vector256.Create(s.BiasCorrection2)) + Vector256.Create(s.EpsRoot)) + Vector256.Create(s.Eps));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Direction(Vector256<float> m, Vector256<float> v, Vector256<float> bc1, Vector256<float> bc2, Vector256<float> epsRoot, Vector256<float> eps) =>
+        (m / bc1) / (Vector256.Sqrt((v / bc2) + epsRoot) + eps);
 
     // torch.maximum semantics: a NaN in either operand wins (PTX max.f32 would drop it).
     private static float MaxKeepNaN(float a, float b) => b > a || float.IsNaN(b) ? b : a;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> MaxKeepNaN(Vector256<float> a, Vector256<float> b) =>
         Vector256.ConditionalSelect(Vector256.GreaterThan(b, a) | ~Vector256.Equals(b, b), b, a);
 
     // Decoupled decay (AdamW: p (1 - lr lambda)), then the coupled L2 term (Adam: g + lambda p).
     private static float Decayed(float p, AdamStepScalars s) => p * s.DecayFactor;
 
-    private static Vector256<float> Decayed(Vector256<float> p, AdamStepScalars s) => p * Vector256.Create(s.DecayFactor);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Decayed(Vector256<float> p, Vector256<float> decayFactor) => p * decayFactor;
 
     private static float DecayedGradient(float g, float decayedP, AdamStepScalars s) => g + (s.WeightDecay * decayedP);
 
-    private static Vector256<float> DecayedGradient(Vector256<float> g, Vector256<float> decayedP, AdamStepScalars s) =>
-        g + (Vector256.Create(s.WeightDecay) * decayedP);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> DecayedGradient(Vector256<float> g, Vector256<float> decayedP, Vector256<float> weightDecay) =>
+        g + (weightDecay * decayedP);
 
     // p' = p - lr d
     private static float Updated(float p, float d, AdamStepScalars s) => p - (s.LearningRate * d);
 
-    private static Vector256<float> Updated(Vector256<float> p, Vector256<float> d, AdamStepScalars s) => p - (Vector256.Create(s.LearningRate) * d);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Updated(Vector256<float> p, Vector256<float> d, Vector256<float> lr) => p - (lr * d);
 
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, DirectionBody<ViewElements<float>>>> DirectionDef =
         KernelDef.Of<int, DirectionBody<ViewElements<float>>>(Elementwise.ForEachKernel);
@@ -276,6 +284,19 @@ internal static class AdamUpdate
         // Eight elements at a time through the vector forms. Returns where the scalar tail starts.
         private int Vectorized(int start, int end)
         {
+            // The scalars broadcast once per chunk (locals, so they stay in registers).
+            var a = s.Adam;
+            var beta1 = Vector256.Create(a.Beta1);
+            var oneMinusBeta1 = Vector256.Create(a.OneMinusBeta1);
+            var beta2 = Vector256.Create(a.Beta2);
+            var oneMinusBeta2 = Vector256.Create(a.OneMinusBeta2);
+            var bc1 = Vector256.Create(a.BiasCorrection1);
+            var bc2 = Vector256.Create(a.BiasCorrection2);
+            var epsRoot = Vector256.Create(a.EpsRoot);
+            var eps = Vector256.Create(a.Eps);
+            var lr = Vector256.Create(s.LearningRate);
+            var wd = Vector256.Create(s.WeightDecay);
+            var decay = Vector256.Create(s.DecayFactor);
             var clipFactor = Vector256.Create(factor);
             int i = start;
             for (; i + 8 <= end; i += 8)
@@ -284,8 +305,8 @@ internal static class AdamUpdate
                 var gi = Vector256.Load(g + i);
                 if (clip)
                     gi *= clipFactor;
-                var decayed = Decayed(pi, s);
-                var gDecayed = DecayedGradient(gi, decayed, s);
+                var decayed = Decayed(pi, decay);
+                var gDecayed = DecayedGradient(gi, decayed, wd);
                 if (mask == null)
                 {
                     pi = decayed;
@@ -298,8 +319,8 @@ internal static class AdamUpdate
                     gi = Vector256.ConditionalSelect(on, gDecayed, gi);
                 }
 
-                var mi = FirstMoment(gi, Vector256.Load(m + i), s.Adam);
-                var vi = SecondMoment(gi, Vector256.Load(v + i), s.Adam);
+                var mi = FirstMoment(gi, Vector256.Load(m + i), beta1, oneMinusBeta1);
+                var vi = SecondMoment(gi, Vector256.Load(v + i), beta2, oneMinusBeta2);
                 mi.Store(m + i);
                 vi.Store(v + i);
                 if (vmax != null)
@@ -308,7 +329,7 @@ internal static class AdamUpdate
                     vi.Store(vmax + i);
                 }
 
-                Updated(pi, Direction(mi, vi, s.Adam), s).Store(p + i);
+                Updated(pi, Direction(mi, vi, bc1, bc2, epsRoot, eps), lr).Store(p + i);
             }
 
             return i;
