@@ -200,9 +200,7 @@ internal static class CrossEntropy
         where TF : struct, IElements<float>
     {
         int c = t.Classes;
-        float m = logits[o];
-        for (int k = 1; k < c; k++)
-            m = XMath.Max(m, logits[o + k]);
+        float m = SoftmaxRow.Max(logits, o, c);
         float s = 0f;
         float gap = 0f;
         for (int k = 0; k < c; k++)
@@ -224,13 +222,8 @@ internal static class CrossEntropy
         where TF : struct, IElements<float>
     {
         int c = t.Classes;
-        float m = logits[o];
-        for (int k = 1; k < c; k++)
-            m = XMath.Max(m, logits[o + k]);
-        float s = 0f;
-        for (int k = 0; k < c; k++)
-            s += XMath.Exp(logits[o + k] - m);
-        float inv = 1f / s;
+        float m = SoftmaxRow.Max(logits, o, c);
+        float inv = 1f / SoftmaxRow.SumExp(logits, o, c, m);
         for (int k = 0; k < c; k++)
         {
             float p = XMath.Exp(logits[o + k] - m) * inv;

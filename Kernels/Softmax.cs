@@ -48,13 +48,9 @@ internal static class Softmax
         for (int i = Grid.GlobalIndex.X; i < n; i += stride)
         {
             int o = i * c;
-            float m = x[o];
-            for (int j = 1; j < c; j++)
-                m = XMath.Max(m, x[o + j]);
-            float s = 0f;
-            for (int j = 0; j < c; j++)
-                s += XMath.Exp(x[o + j] - m);
-            float inv = 1f / s;
+            var xs = new ViewElements<float>(x);
+            float m = SoftmaxRow.Max(xs, o, c);
+            float inv = 1f / SoftmaxRow.SumExp(xs, o, c, m);
             for (int j = 0; j < c; j++)
                 y[o + j] = XMath.Exp(x[o + j] - m) * inv;
         }
@@ -137,14 +133,10 @@ internal static class LogSoftmax
         for (int i = Grid.GlobalIndex.X; i < n; i += stride)
         {
             int o = i * c;
-            float m = x[o];
-            for (int j = 1; j < c; j++)
-                m = XMath.Max(m, x[o + j]);
-            float s = 0f;
-            for (int j = 0; j < c; j++)
-                s += XMath.Exp(x[o + j] - m);
-            // s is in [1, C]: its log is well conditioned, and (x - m) is exact for nearby values.
-            float lse = XMath.Log(s);
+            var xs = new ViewElements<float>(x);
+            float m = SoftmaxRow.Max(xs, o, c);
+            // The sum is in [1, C]: its log is well conditioned, and (x - m) is exact for nearby values.
+            float lse = XMath.Log(SoftmaxRow.SumExp(xs, o, c, m));
             for (int j = 0; j < c; j++)
                 y[o + j] = (x[o + j] - m) - lse;
         }
@@ -212,6 +204,44 @@ internal static class LogSoftmax
 }
 
 /// <summary>Argument checks for row-wise (N, C) kernels.</summary>
+/// <summary>
+/// The two row passes every softmax-based op shares (softmax, log-softmax, cross-entropy's
+/// gradient), written once so they run the same float operations in the same order.
+/// </summary>
+internal static class SoftmaxRow
+{
+    /// <summary>m = max_k x[o + k] over the row's c entries (c at least 1), by XMath.Max in index order.</summary>
+    /// <typeparam name="TF">The accessor: a view in kernels, a pointer in managed loops.</typeparam>
+    /// <param name="x">The values.</param>
+    /// <param name="o">The row's first index.</param>
+    /// <param name="c">The row's length.</param>
+    /// <returns>The row max.</returns>
+    public static float Max<TF>(TF x, int o, int c)
+        where TF : struct, IElements<float>
+    {
+        float m = x[o];
+        for (int k = 1; k < c; k++)
+            m = XMath.Max(m, x[o + k]);
+        return m;
+    }
+
+    /// <summary>sum_k exp(x[o + k] - m) in index order: the row max subtracted first, so no term overflows.</summary>
+    /// <typeparam name="TF">The accessor.</typeparam>
+    /// <param name="x">The values.</param>
+    /// <param name="o">The row's first index.</param>
+    /// <param name="c">The row's length.</param>
+    /// <param name="m">The row max.</param>
+    /// <returns>The sum, in [1, c] for finite rows.</returns>
+    public static float SumExp<TF>(TF x, int o, int c, float m)
+        where TF : struct, IElements<float>
+    {
+        float s = 0f;
+        for (int k = 0; k < c; k++)
+            s += XMath.Exp(x[o + k] - m);
+        return s;
+    }
+}
+
 internal static class RowShapes
 {
     /// <summary>Throws unless n, c are non-negative and every view holds exactly N * C floats.</summary>
