@@ -20,34 +20,24 @@ internal static class CheckCommand
 
     public static Command Create()
     {
-        var device = new Option<string?>("--device") { Description = "cuda, opencl, cpu or cpu-kernels (ILGPU's kernels on the CPU accelerator; default: $ILGPUTRAIN_DEVICE, else the best available)." };
+        var device = new Option<string?>("--device") { Description = "cuda, opencl, cpu or cpu-kernels (ILGPU's GPU kernels on the CPU accelerator, in 16-thread groups; default: $ILGPUTRAIN_DEVICE, else the best available)." };
         var json = new Option<string?>("--json") { Description = "Also write the results as JSON to this path." };
         var quick = new Option<bool>("--quick") { Description = "Small sizes only (seconds on the CPU accelerator)." };
-        var gpuVariants = new Option<bool>("--gpu-variants") { Description = "On the CPU device: run the GPU kernel variants (shared memory, barriers) in 16-thread groups, as the properties do." };
         var seed = new Option<int>("--seed") { Description = "Seed of the random inputs.", DefaultValueFactory = _ => 1234 };
-        var command = new Command("check", "Backend conformance: every kernel family against its CPU reference on random inputs, on the chosen device.") { device, json, quick, gpuVariants, seed };
-        command.SetAction(parse => Run(parse.GetValue(device), parse.GetValue(json), parse.GetValue(gpuVariants), new SuiteOptions { Quick = parse.GetValue(quick), Seed = parse.GetValue(seed) }));
+        var command = new Command("check", "Backend conformance: every kernel family against its CPU reference on random inputs, on the chosen device.") { device, json, quick, seed };
+        command.SetAction(parse => Run(parse.GetValue(device), parse.GetValue(json), new SuiteOptions { Quick = parse.GetValue(quick), Seed = parse.GetValue(seed) }));
         return command;
     }
 
     /// <summary>Runs the suite on the named device and prints it; 0 when every family has checks and all pass, 1 when not, 2 for a bad device.</summary>
-    internal static int Run(string? deviceName, string? jsonPath, bool gpuVariants, SuiteOptions options)
+    internal static int Run(string? deviceName, string? jsonPath, SuiteOptions options)
     {
         bool quick = options.Quick;
         int seed = options.Seed;
         ComputeDevice dev;
         try
         {
-            var kind = deviceName is null ? DeviceKind.Auto : DeviceOptions.ParseKind(deviceName, "--device");
-            if (gpuVariants && deviceName is not null && kind != DeviceKind.Cpu)
-            {
-                Console.Error.WriteLine($"check: --gpu-variants simulates GPU kernels on the CPU accelerator; it runs with --device cpu only (not {deviceName}).");
-                return 2;
-            }
-
-            dev = gpuVariants
-                ? ComputeDevice.Create(new DeviceOptions { Kind = DeviceKind.Cpu, CpuCores = 2, CpuThreadsPerGroup = 16, Variant = KernelVariant.Gpu })
-                : deviceName is null ? ComputeDevice.Create() : ComputeDevice.Create(DeviceOptions.Parse(deviceName, "--device"));
+            dev = deviceName is null ? ComputeDevice.Create() : ComputeDevice.Create(DeviceOptions.Parse(deviceName, "--device"));
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or NotSupportedException)
         {
@@ -58,7 +48,7 @@ internal static class CheckCommand
         using (dev)
         {
             var sw = Stopwatch.StartNew();
-            Console.WriteLine($"check on {dev}, {dev.Kernels.Variant} kernel variants ({(quick ? "quick" : "full")} sizes, seed {seed})");
+            Console.WriteLine($"check on {dev}, {dev.Backend} backend ({(quick ? "quick" : "full")} sizes, seed {seed})");
             var results = Suite.Run(dev, options);
             foreach (var r in results)
             {
@@ -77,7 +67,7 @@ internal static class CheckCommand
                 File.WriteAllText(jsonPath, JsonSerializer.Serialize(new
                 {
                     device = dev.ToString(),
-                    variant = dev.Kernels.Variant.ToString(),
+                    backend = dev.Backend.ToString(),
                     quick,
                     seed,
                     seconds = sw.Elapsed.TotalSeconds,

@@ -27,7 +27,7 @@ public sealed class ComputeDevice : IDisposable
         Accelerator = accelerator;
         Kind = kind;
         Options = options;
-        Kernels = new KernelHost(accelerator, accelerator.DefaultStream, variant: options.Variant, backend: options.Backend);
+        Kernels = new KernelHost(accelerator, accelerator.DefaultStream, backend: options.Backend);
         Pool = new MemoryPool(accelerator);
     }
 
@@ -151,12 +151,9 @@ public sealed class ComputeDevice : IDisposable
     public void Synchronize() => Stream.Synchronize();
 
     /// <inheritdoc/>
-    public override string ToString() => (Backend, Kernels.Variant) switch
-    {
-        (KernelBackend.CpuAccelerator, KernelVariant.Cpu) => $"cpu-kernels: {Name}",
-        (KernelBackend.CpuAccelerator, KernelVariant.Gpu) => $"cpu-gpu-variants: {Name}",
-        _ => $"{Kind.ToString().ToLowerInvariant()}: {Name}",
-    };
+    public override string ToString() => Backend == KernelBackend.CpuAccelerator
+        ? $"cpu-kernels: {Name}"
+        : $"{Kind.ToString().ToLowerInvariant()}: {Name}";
 
     /// <inheritdoc/>
     public void Dispose()
@@ -221,7 +218,7 @@ public sealed class ComputeDevice : IDisposable
     private static Device CreateCpu(DeviceOptions options)
     {
         int cores = options.CpuCores ?? Environment.ProcessorCount;
-        int threads = options.CpuThreadsPerGroup;
+        int threads = options.CpuThreadsPerGroup ?? (options.Backend == KernelBackend.CpuAccelerator ? 16 : 2);
         if (cores < 1)
             throw new ArgumentOutOfRangeException(nameof(options), cores, "CpuCores must be at least 1.");
         if (threads < 2 || (threads & (threads - 1)) != 0)

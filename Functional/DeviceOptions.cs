@@ -35,21 +35,19 @@ public sealed record DeviceOptions
     public int? CpuCores { get; init; }
 
     /// <summary>
-    /// CPU accelerator only: threads per group (a power of two, at least 2). The default (2)
-    /// keeps groups small because every simulated thread is an OS thread. Larger groups let
-    /// tests run the GPU (shared-memory) kernel variants on the CPU.
+    /// CPU accelerator only: threads per group (a power of two, at least 2). Every simulated
+    /// thread is an OS thread. By default 2 on the managed backend (whose loops do not use the
+    /// accelerator's threads) and 16 on <see cref="KernelBackend.CpuAccelerator"/>, so the GPU
+    /// kernels' groups, shared memory and barriers are exercised as on a GPU.
     /// </summary>
-    public int CpuThreadsPerGroup { get; init; } = 2;
-
-    /// <summary>Forces a kernel variant; by default GPU variants on GPUs and CPU variants on the CPU accelerator.</summary>
-    public KernelVariant? Variant { get; init; }
+    public int? CpuThreadsPerGroup { get; init; }
 
     /// <summary>
-    /// CPU only: which code runs the ops. <see cref="KernelBackend.Managed"/> (the default with
-    /// CPU variants) runs managed SIMD loops on the CPU accelerator's memory;
+    /// CPU only: which code runs the ops. <see cref="KernelBackend.Managed"/> (the default) runs
+    /// the CPU algorithms, managed SIMD loops on the CPU accelerator's memory;
     /// <see cref="KernelBackend.CpuAccelerator"/> runs the ILGPU kernels on ILGPU's CPU
     /// accelerator, which is how the GPU code paths run without a GPU. Null picks the default
-    /// for the kind and variant.
+    /// for the kind.
     /// </summary>
     public KernelBackend? Backend { get; init; }
 

@@ -32,76 +32,36 @@ namespace IlgpuTrain.Kernels;
 // each element read and written by one thread). No float atomics anywhere: the per-channel sums
 // run in a fixed order, so results are bitwise reproducible on a device and launch policy.
 //
-// Launch shape of the per-channel reductions (Statistics, ParamGrads), picked by host.Variant:
-//   Cpu: one thread per channel, grid-stride over channels; it reads its channel's m values in
-//     order (each (n, c) row of S values is contiguous).
-//   Gpu: one group per channel, grid-stride over channels by group. Thread t takes values
+// The per-channel reductions (Statistics, ParamGrads) have two algorithms:
+//   Kernels: one group per channel, grid-stride over channels by group. Thread t takes values
 //     t, t + G, ... of the channel, so a group reads S-contiguous runs together (coalesced), then
 //     a shared-memory tree combines the G partial sums. Correct for any group size up to
 //     MaxGroupSize. Channel counts are small (C <= a few thousand), so groups are plentiful.
-// Normalize, InputGrad and Running are elementwise grid-stride kernels on both variants.
-// On the CPU accelerator every launcher runs managed code instead (see "managed CPU paths"),
-// bitwise equal to the CPU-variant kernels.
+//   Managed (host.RunsManaged): one loop per channel over n, then s, in order from 0f (each
+//     (n, c) row of S values is contiguous); see "managed CPU paths".
+// Normalize, InputGrad and Running are elementwise: grid-stride kernels, and managed loops with
+// the same float operations per element (bitwise equal, given the same statistics).
 //
-// Accuracy: plain float sums of m terms per channel (one thread's loop on the CPU variant; m/G
-// terms per thread, then a tree of depth log2 G, on the GPU variant), so the mean is within about
-// (m - 1) u mean|x| of exact on the CPU variant (m/G + log2 G instead of m - 1 on the GPU), and
-// x̂ inherits that divided by the channel's std.
+// Accuracy: plain float sums of m terms per channel (one loop in the managed path; m/G terms per
+// thread, then a tree of depth log2 G, in the kernels), so the mean is within about (m - 1) u
+// mean|x| of exact (m/G + log2 G instead of m - 1 in the kernels), and x̂ inherits that divided
+// by the channel's std.
 
 /// <summary>Batch normalization over (N, C, S): ILGPU kernels and checked launchers.</summary>
 internal static class BatchNorm
 {
-    /// <summary>Shared-memory capacity of the GPU-variant reductions: the largest group they accept.</summary>
+    /// <summary>Shared-memory capacity of the per-channel reduction kernels: the largest group they accept.</summary>
     public const int MaxGroupSize = 256;
 
     // ---------------------------------------------------------------- ILGPU kernels
 
-    /// <summary>Kernel, CPU variant: one thread per channel (grid-stride over channels) writes its mean and biased variance, two passes.</summary>
+    /// <summary>Kernel: one group per channel (grid-stride over channels by group), two passes, shared-memory trees.</summary>
     /// <param name="x">Input (N, C, S).</param>
     /// <param name="mean">Output (C).</param>
     /// <param name="var">Output (C).</param>
     /// <param name="n">Batch N.</param>
     /// <param name="s">Inner size S.</param>
-    public static void StatisticsCpuKernel(ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, int n, int s)
-    {
-        int c = mean.IntLength;
-        int m = n * s;
-        // Grid and Group reads are thread-local on the CPU accelerator: read them once.
-        int stride = Grid.DimX * Group.DimX;
-        for (int ch = Grid.GlobalIndex.X; ch < c; ch += stride)
-        {
-            float sum = 0f;
-            for (int i = 0; i < n; i++)
-            {
-                int row = ((i * c) + ch) * s;
-                for (int j = 0; j < s; j++)
-                    sum += x[row + j];
-            }
-
-            float mu = sum / m;
-            float sq = 0f;
-            for (int i = 0; i < n; i++)
-            {
-                int row = ((i * c) + ch) * s;
-                for (int j = 0; j < s; j++)
-                {
-                    float d = x[row + j] - mu;
-                    sq += d * d;
-                }
-            }
-
-            mean[ch] = mu;
-            var[ch] = sq / m;
-        }
-    }
-
-    /// <summary>Kernel, GPU variant: one group per channel (grid-stride over channels by group), two passes, shared-memory trees.</summary>
-    /// <param name="x">Input (N, C, S).</param>
-    /// <param name="mean">Output (C).</param>
-    /// <param name="var">Output (C).</param>
-    /// <param name="n">Batch N.</param>
-    /// <param name="s">Inner size S.</param>
-    public static void StatisticsGpuKernel(ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, int n, int s)
+    public static void StatisticsKernel(ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, int n, int s)
     {
         var shared = SharedMemory.Allocate<float>(MaxGroupSize);
         int c = mean.IntLength;
@@ -189,7 +149,7 @@ internal static class BatchNorm
             next[0] = counter[0] + 1;
     }
 
-    /// <summary>Kernel, CPU variant: one thread per channel writes dgamma = Σ dy x̂ and dbeta = Σ dy.</summary>
+    /// <summary>Kernel: one group per channel writes dgamma = Σ dy x̂ and dbeta = Σ dy through shared-memory trees.</summary>
     /// <param name="x">Forward input (N, C, S).</param>
     /// <param name="dy">Upstream gradient (N, C, S).</param>
     /// <param name="mean">Mean the forward used (C).</param>
@@ -199,42 +159,7 @@ internal static class BatchNorm
     /// <param name="n">Batch N.</param>
     /// <param name="s">Inner size S.</param>
     /// <param name="eps">Added to the variance.</param>
-    public static void ParamGradsCpuKernel(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> dgamma, ArrayView<float> dbeta, int n, int s, float eps)
-    {
-        int c = mean.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int ch = Grid.GlobalIndex.X; ch < c; ch += stride)
-        {
-            float mu = mean[ch];
-            float sg = 0f, sb = 0f;
-            for (int i = 0; i < n; i++)
-            {
-                int row = ((i * c) + ch) * s;
-                for (int j = 0; j < s; j++)
-                {
-                    float g = dy[row + j];
-                    sb += g;
-                    sg += g * (x[row + j] - mu);
-                }
-            }
-
-            // Σ dy (x - mean) invstd: one multiply by invstd per channel instead of per element.
-            dgamma[ch] = sg * XMath.Rsqrt(var[ch] + eps);
-            dbeta[ch] = sb;
-        }
-    }
-
-    /// <summary>Kernel, GPU variant: one group per channel writes dgamma = Σ dy x̂ and dbeta = Σ dy through shared-memory trees.</summary>
-    /// <param name="x">Forward input (N, C, S).</param>
-    /// <param name="dy">Upstream gradient (N, C, S).</param>
-    /// <param name="mean">Mean the forward used (C).</param>
-    /// <param name="var">Variance the forward used (C).</param>
-    /// <param name="dgamma">Output (C).</param>
-    /// <param name="dbeta">Output (C).</param>
-    /// <param name="n">Batch N.</param>
-    /// <param name="s">Inner size S.</param>
-    /// <param name="eps">Added to the variance.</param>
-    public static void ParamGradsGpuKernel(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> dgamma, ArrayView<float> dbeta, int n, int s, float eps)
+    public static void ParamGradsKernel(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> dgamma, ArrayView<float> dbeta, int n, int s, float eps)
     {
         var shared = SharedMemory.Allocate<float>(MaxGroupSize);
         int c = mean.IntLength;
@@ -304,11 +229,8 @@ internal static class BatchNorm
         }
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>> StatisticsCpuDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(StatisticsCpuKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>> StatisticsGpuDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(StatisticsGpuKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>> StatisticsDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(StatisticsKernel);
 
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>> NormalizeDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>(NormalizeKernel);
@@ -319,11 +241,8 @@ internal static class BatchNorm
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<int>>> IncrementDef =
         KernelDef.Of<ArrayView<int>, ArrayView<int>>(IncrementKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>> ParamGradsCpuDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(ParamGradsCpuKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>> ParamGradsGpuDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(ParamGradsGpuKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>> ParamGradsDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(ParamGradsKernel);
 
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>> InputGradDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>(InputGradKernel);
@@ -361,10 +280,9 @@ internal static class BatchNorm
     }
 
     // ---------------------------------------------------------------- managed CPU paths
-    // On the CPU accelerator (host.RunsManaged) the launchers run these on the buffers' host memory.
-    // Each output gets the CPU kernels' float operations in their order: the per-channel sums
-    // run over n, then s, in order from 0f, as StatisticsCpuKernel and ParamGradsCpuKernel, and
-    // invstd is XMath.Rsqrt, the very method the kernels call; so the results are bitwise equal.
+    // On the managed backend (host.RunsManaged) the launchers run these on the buffers' host memory.
+    // The per-channel sums run over n, then s, in order from 0f; invstd is XMath.Rsqrt, the very
+    // method the kernels call, so the elementwise passes are bitwise the kernels'.
     // A float sum is a chain of dependent adds (4 cycles each), so the reductions walk 4
     // channels side by side: 4 (ParamGrads: 8) independent chains, each in its own channel's
     // order. The elementwise passes walk one (n, c) plane at a time with the per-channel
@@ -665,12 +583,10 @@ internal static class BatchNorm
             return;
         }
 
-        if (host.Variant == KernelVariant.Gpu)
-            host.Load(StatisticsGpuDef)(host.Stream, PerChannel(host, c), x, mean, var, n, s);
-        else if (host.RunsManaged)
+        if (host.RunsManaged)
             StatisticsManaged(host, x, mean, var, n, c, s);
         else
-            host.Load(StatisticsCpuDef)(host.Stream, host.Launch.GridStride(c), x, mean, var, n, s);
+            host.Load(StatisticsDef)(host.Stream, PerChannel(host, c), x, mean, var, n, s);
     }
 
     /// <summary>
@@ -780,12 +696,10 @@ internal static class BatchNorm
             return;
         }
 
-        if (host.Variant == KernelVariant.Gpu)
-            host.Load(ParamGradsGpuDef)(host.Stream, PerChannel(host, c), x, dy, mean, var, dgamma, dbeta, n, s, eps);
-        else if (host.RunsManaged)
+        if (host.RunsManaged)
             ParamGradsManaged(host, x, dy, mean, var, dgamma, dbeta, n, c, s, eps);
         else
-            host.Load(ParamGradsCpuDef)(host.Stream, host.Launch.GridStride(c), x, dy, mean, var, dgamma, dbeta, n, s, eps);
+            host.Load(ParamGradsDef)(host.Stream, PerChannel(host, c), x, dy, mean, var, dgamma, dbeta, n, s, eps);
     }
 
     /// <summary>

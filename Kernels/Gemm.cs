@@ -20,20 +20,18 @@ namespace IlgpuTrain.Kernels;
 // Backward of Y = X W (X (N, D), W (D, F)) is two more GEMMs: dX = dY W^T (transB) and
 // dW = X^T dY (transA). beta = 0 overwrites the gradient, beta = 1 accumulates into it.
 //
-// Three variants. On the CPU accelerator (KernelVariant.Cpu) the launcher runs CpuGemm, a managed
-// SIMD kernel on the buffers' host memory; the ILGPU kernels below are picked by KernelHost.Variant
-// otherwise (and by tests, through the internal overload):
-// - Tiled (GPU): square s x s groups, each owning an (sR, sR) tile of C with R x R elements per
+// Two algorithms. On ILGPU's CPU accelerator (both CPU backends) the launcher runs CpuGemm, a
+// managed cache-blocked SIMD kernel on the buffers' host memory; on GPUs it runs the tiled kernel
+// below (tests also run it on the CPU accelerator, through the internal overload):
+// - Tiled: square s x s groups, each owning an (sR, sR) tile of C with R x R elements per
 //   thread in registers; K is walked in slices of KTile staged through shared memory.
-// - Blocked (CPU accelerator): no shared memory or barriers; each work item owns an R x R block
-//   of C and walks all of K.
 // The four transpose cases are generic layout structs (one kernel instantiation each), so
 // the inner loops carry no branch on the layout.
 
 /// <summary>General matrix multiply C = alpha op(A) op(B) + beta C: ILGPU kernels and the checked launcher.</summary>
 internal static class Gemm
 {
-    // Each thread (tiled) or work item (blocked) computes an R x R block of C: 2R loads feed R^2 FMAs.
+    // Each thread computes an R x R block of C: 2R loads feed R^2 FMAs.
     private const int R = 4;
 
     // Largest tiled group side: 16 x 16 = 256 threads, the GPU group size of LaunchPolicy.
@@ -51,7 +49,7 @@ internal static class Gemm
     // ---------------------------------------------------------------- ILGPU kernels
 
     /// <summary>
-    /// Kernel (GPU variant): shared-memory tiled GEMM. Square groups of side s = Group.DimX
+    /// Kernel: shared-memory tiled GEMM. Square groups of side s = Group.DimX
     /// (at most 16); each group owns (sR, sR) tiles of C, grid-stride over the tiles by group
     /// index, and each thread holds an R x R block in registers at rows ty + r*s and columns
     /// tx + c*s of the tile (strided, so a warp's shared-memory reads and global stores are contiguous).
@@ -127,60 +125,10 @@ internal static class Gemm
         }
     }
 
-    /// <summary>
-    /// Kernel (CPU variant): grid-stride over the R x R blocks of C, each walking all of K with
-    /// its block in registers. No shared memory or barriers.
-    /// </summary>
-    /// <typeparam name="TA">Storage layout of A.</typeparam>
-    /// <typeparam name="TB">Storage layout of B.</typeparam>
-    /// <param name="a">A (M*K).</param>
-    /// <param name="b">B (K*N).</param>
-    /// <param name="c">C (M, N).</param>
-    /// <param name="m">M, at least 1.</param>
-    /// <param name="n">N, at least 1.</param>
-    /// <param name="k">K, at least 1.</param>
-    /// <param name="alpha">Scale of the product.</param>
-    /// <param name="beta">Scale of the prior C (0: C is not read).</param>
-    public static void BlockedKernel<TA, TB>(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, int m, int n, int k, float alpha, float beta)
-        where TA : struct, IMatrixLayout
-        where TB : struct, IMatrixLayout
-    {
-        var la = default(TA);
-        var lb = default(TB);
-        int blocksN = (n + R - 1) / R;
-        int blocks = ((m + R - 1) / R) * blocksN;
-        int stride = Grid.DimX * Group.DimX;
-        for (int t = Grid.GlobalIndex.X; t < blocks; t += stride)
-        {
-            int i0 = (t / blocksN) * R;
-            int j0 = (t % blocksN) * R;
-            // Rows and columns past the edge read the last valid one instead: they are computed
-            // but never stored, and the K loop stays free of bounds branches.
-            int i1 = XMath.Min(i0 + 1, m - 1);
-            int i2 = XMath.Min(i0 + 2, m - 1);
-            int i3 = XMath.Min(i0 + 3, m - 1);
-            int j1 = XMath.Min(j0 + 1, n - 1);
-            int j2 = XMath.Min(j0 + 2, n - 1);
-            int j3 = XMath.Min(j0 + 3, n - 1);
-            var acc = default(Block4x4);
-            for (int p = 0; p < k; p++)
-            {
-                acc.Add(
-                    a[la.Offset(i0, p, m, k)], a[la.Offset(i1, p, m, k)], a[la.Offset(i2, p, m, k)], a[la.Offset(i3, p, m, k)],
-                    b[lb.Offset(p, j0, k, n)], b[lb.Offset(p, j1, k, n)], b[lb.Offset(p, j2, k, n)], b[lb.Offset(p, j3, k, n)]);
-            }
-            acc.Store(c, i0, j0, 1, m, n, alpha, beta);
-        }
-    }
-
     private static readonly KernelDef<GemmLauncher> TiledNN = KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(TiledKernel<NormalLayout, NormalLayout>);
     private static readonly KernelDef<GemmLauncher> TiledNT = KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(TiledKernel<NormalLayout, TransposedLayout>);
     private static readonly KernelDef<GemmLauncher> TiledTN = KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(TiledKernel<TransposedLayout, NormalLayout>);
     private static readonly KernelDef<GemmLauncher> TiledTT = KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(TiledKernel<TransposedLayout, TransposedLayout>);
-    private static readonly KernelDef<GemmLauncher> BlockedNN = KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(BlockedKernel<NormalLayout, NormalLayout>);
-    private static readonly KernelDef<GemmLauncher> BlockedNT = KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(BlockedKernel<NormalLayout, TransposedLayout>);
-    private static readonly KernelDef<GemmLauncher> BlockedTN = KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(BlockedKernel<TransposedLayout, NormalLayout>);
-    private static readonly KernelDef<GemmLauncher> BlockedTT = KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(BlockedKernel<TransposedLayout, TransposedLayout>);
 
     // ---------------------------------------------------------------- launcher
 
@@ -205,7 +153,7 @@ internal static class Gemm
     public static void Run(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, ArrayView<float> b, float beta, ArrayView<float> c)
     {
         ArgumentNullException.ThrowIfNull(host);
-        if (host.IsCpu && host.Variant == KernelVariant.Cpu && CpuGemm.IsSupported)
+        if (host.IsCpu)
         {
             Validate(host, transA, transB, m, n, k, a, b, c);
             if (m == 0 || n == 0)
@@ -220,7 +168,7 @@ internal static class Gemm
             return;
         }
 
-        Run(host, transA, transB, m, n, k, alpha, a, b, beta, c, host.Variant, GroupSide(host.Accelerator));
+        Run(host, transA, transB, m, n, k, alpha, a, b, beta, c, GroupSide(host.Accelerator));
     }
 
     /// <summary>
@@ -265,7 +213,7 @@ internal static class Gemm
 
     /// <summary>
     /// As <see cref="Run(KernelHost, bool, bool, int, int, int, float, ArrayView{float}, ArrayView{float}, float, ArrayView{float})"/>
-    /// with the variant and the tiled group side forced (tests run the tiled kernel with every side).
+    /// running the tiled kernel with its group side forced, on any accelerator (tests run it with every side).
     /// </summary>
     /// <param name="host">Where to run.</param>
     /// <param name="transA">Whether A is stored (K, M).</param>
@@ -278,9 +226,8 @@ internal static class Gemm
     /// <param name="b">B (K*N).</param>
     /// <param name="beta">Scale of the prior C.</param>
     /// <param name="c">C (M*N).</param>
-    /// <param name="variant">Which kernel runs.</param>
     /// <param name="groupSide">Side of the square groups of the tiled kernel, 1 to 16; side squared must fit the accelerator's groups.</param>
-    internal static void Run(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, ArrayView<float> b, float beta, ArrayView<float> c, KernelVariant variant, int groupSide)
+    internal static void Run(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, ArrayView<float> b, float beta, ArrayView<float> c, int groupSide)
     {
         const string Op = nameof(Gemm);
         Validate(host, transA, transB, m, n, k, a, b, c);
@@ -295,18 +242,10 @@ internal static class Gemm
             return;
         }
 
-        if (variant == KernelVariant.Cpu)
-        {
-            long blocks = (long)((m + R - 1) / R) * ((n + R - 1) / R);
-            host.Load(Pick(transA, transB, BlockedNN, BlockedNT, BlockedTN, BlockedTT))(host.Stream, host.Launch.GridStride(blocks), a, b, c, m, n, k, alpha, beta);
-        }
-        else
-        {
-            int tile = groupSide * R;
-            long tiles = (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile);
-            var config = new KernelConfig(new Index2D((int)Math.Min(tiles, host.Launch.MaxGroups), 1), new Index2D(groupSide, groupSide));
-            host.Load(Pick(transA, transB, TiledNN, TiledNT, TiledTN, TiledTT))(host.Stream, config, a, b, c, m, n, k, alpha, beta);
-        }
+        int tile = groupSide * R;
+        long tiles = (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile);
+        var config = new KernelConfig(new Index2D((int)Math.Min(tiles, host.Launch.MaxGroups), 1), new Index2D(groupSide, groupSide));
+        host.Load(Pick(transA, transB, TiledNN, TiledNT, TiledTN, TiledTT))(host.Stream, config, a, b, c, m, n, k, alpha, beta);
     }
 
     /// <summary>The largest square group side the tiled kernel supports on <paramref name="accelerator"/>: 16 on GPUs, 4 for 16-thread CPU groups.</summary>

@@ -28,9 +28,9 @@ namespace IlgpuTrain.Kernels;
 // On the CPU accelerator RoundToHalf runs managed (CpuLoops), through Cast's vector bit routines:
 // bitwise the kernel's.
 //
-// Variants mirror Gemm: the managed CpuGemm on the CPU accelerator (its float overload on operands
-// widened with Cast's vector routine: the same bits as its binary16 overload, faster),
-// the ILGPU blocked kernel (KernelVariant.Cpu) and the shared-memory tiled kernel (GPU), whose
+// Algorithms mirror Gemm: the managed CpuGemm on the CPU accelerator (its float overload on
+// operands widened with Cast's vector routine: the same bits as its binary16 overload, faster),
+// and the shared-memory tiled kernel (GPUs), whose
 // stages hold the widened floats so the inner loop is Gemm's. Backward of Y = X W with half
 // operands is two more GemmHalf calls on the half copies of X, W and dY (each OVERWRITES with
 // beta 0 or accumulates with beta 1, as asked).
@@ -48,7 +48,7 @@ internal static class GemmHalf
     // ---------------------------------------------------------------- ILGPU kernels
 
     /// <summary>
-    /// Kernel (GPU variant): Gemm's shared-memory tiled kernel with half operands, widened to
+    /// Kernel: Gemm's shared-memory tiled kernel with half operands, widened to
     /// float as they are staged. Square groups of side s = Group.DimX (at most 16).
     /// </summary>
     /// <typeparam name="TA">Storage layout of A.</typeparam>
@@ -120,53 +120,6 @@ internal static class GemmHalf
         }
     }
 
-    /// <summary>
-    /// Kernel (CPU variant): Gemm's blocked kernel with half operands: grid-stride over the R x R
-    /// blocks of C, each walking all of K with its block in registers. No shared memory or barriers.
-    /// </summary>
-    /// <typeparam name="TA">Storage layout of A.</typeparam>
-    /// <typeparam name="TB">Storage layout of B.</typeparam>
-    /// <param name="a">A (M*K), half.</param>
-    /// <param name="b">B (K*N), half.</param>
-    /// <param name="c">C (M, N), float.</param>
-    /// <param name="m">M, at least 1.</param>
-    /// <param name="n">N, at least 1.</param>
-    /// <param name="k">K, at least 1.</param>
-    /// <param name="alpha">Scale of the product.</param>
-    /// <param name="beta">Scale of the prior C (0: C is not read).</param>
-    public static void BlockedKernel<TA, TB>(ArrayView<Half> a, ArrayView<Half> b, ArrayView<float> c, int m, int n, int k, float alpha, float beta)
-        where TA : struct, IMatrixLayout
-        where TB : struct, IMatrixLayout
-    {
-        var la = default(TA);
-        var lb = default(TB);
-        int blocksN = (n + R - 1) / R;
-        int blocks = ((m + R - 1) / R) * blocksN;
-        int stride = Grid.DimX * Group.DimX;
-        for (int t = Grid.GlobalIndex.X; t < blocks; t += stride)
-        {
-            int i0 = (t / blocksN) * R;
-            int j0 = (t % blocksN) * R;
-            // Past the edge, read the last valid row or column: computed, never stored, no bounds branch in the K loop.
-            int i1 = XMath.Min(i0 + 1, m - 1);
-            int i2 = XMath.Min(i0 + 2, m - 1);
-            int i3 = XMath.Min(i0 + 3, m - 1);
-            int j1 = XMath.Min(j0 + 1, n - 1);
-            int j2 = XMath.Min(j0 + 2, n - 1);
-            int j3 = XMath.Min(j0 + 3, n - 1);
-            var acc = default(Gemm.Block4x4);
-            for (int p = 0; p < k; p++)
-            {
-                acc.Add(
-                    Cast.HalfToFloat(a[la.Offset(i0, p, m, k)]), Cast.HalfToFloat(a[la.Offset(i1, p, m, k)]),
-                    Cast.HalfToFloat(a[la.Offset(i2, p, m, k)]), Cast.HalfToFloat(a[la.Offset(i3, p, m, k)]),
-                    Cast.HalfToFloat(b[lb.Offset(p, j0, k, n)]), Cast.HalfToFloat(b[lb.Offset(p, j1, k, n)]),
-                    Cast.HalfToFloat(b[lb.Offset(p, j2, k, n)]), Cast.HalfToFloat(b[lb.Offset(p, j3, k, n)]));
-            }
-            acc.Store(c, i0, j0, 1, m, n, alpha, beta);
-        }
-    }
-
     /// <summary>Kernel: x[i] = float(half(x[i])) in place, round to nearest even, grid-stride.</summary>
     /// <param name="x">Values, rounded in place.</param>
     public static void RoundToHalfKernel(ArrayView<float> x)
@@ -182,10 +135,6 @@ internal static class GemmHalf
     private static readonly KernelDef<GemmHalfLauncher> TiledNT = KernelDef.Of<ArrayView<Half>, ArrayView<Half>, ArrayView<float>, int, int, int, float, float>(TiledKernel<NormalLayout, TransposedLayout>);
     private static readonly KernelDef<GemmHalfLauncher> TiledTN = KernelDef.Of<ArrayView<Half>, ArrayView<Half>, ArrayView<float>, int, int, int, float, float>(TiledKernel<TransposedLayout, NormalLayout>);
     private static readonly KernelDef<GemmHalfLauncher> TiledTT = KernelDef.Of<ArrayView<Half>, ArrayView<Half>, ArrayView<float>, int, int, int, float, float>(TiledKernel<TransposedLayout, TransposedLayout>);
-    private static readonly KernelDef<GemmHalfLauncher> BlockedNN = KernelDef.Of<ArrayView<Half>, ArrayView<Half>, ArrayView<float>, int, int, int, float, float>(BlockedKernel<NormalLayout, NormalLayout>);
-    private static readonly KernelDef<GemmHalfLauncher> BlockedNT = KernelDef.Of<ArrayView<Half>, ArrayView<Half>, ArrayView<float>, int, int, int, float, float>(BlockedKernel<NormalLayout, TransposedLayout>);
-    private static readonly KernelDef<GemmHalfLauncher> BlockedTN = KernelDef.Of<ArrayView<Half>, ArrayView<Half>, ArrayView<float>, int, int, int, float, float>(BlockedKernel<TransposedLayout, NormalLayout>);
-    private static readonly KernelDef<GemmHalfLauncher> BlockedTT = KernelDef.Of<ArrayView<Half>, ArrayView<Half>, ArrayView<float>, int, int, int, float, float>(BlockedKernel<TransposedLayout, TransposedLayout>);
 
     // Per-thread widened operands of the managed path (see RunManaged).
     [ThreadStatic]
@@ -220,7 +169,7 @@ internal static class GemmHalf
     public static void Run(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<Half> a, ArrayView<Half> b, float beta, ArrayView<float> c)
     {
         ArgumentNullException.ThrowIfNull(host);
-        if (host.IsCpu && host.Variant == KernelVariant.Cpu && CpuGemm.IsSupported)
+        if (host.IsCpu)
         {
             Validate(host, transA, transB, m, n, k, a, b, c);
             if (m == 0 || n == 0)
@@ -235,7 +184,7 @@ internal static class GemmHalf
             return;
         }
 
-        Run(host, transA, transB, m, n, k, alpha, a, b, beta, c, host.Variant, Gemm.GroupSide(host.Accelerator));
+        Run(host, transA, transB, m, n, k, alpha, a, b, beta, c, Gemm.GroupSide(host.Accelerator));
     }
 
     /// <summary>
@@ -291,7 +240,7 @@ internal static class GemmHalf
 
     /// <summary>
     /// As <see cref="Run(KernelHost, bool, bool, int, int, int, float, ArrayView{Half}, ArrayView{Half}, float, ArrayView{float})"/>
-    /// with the ILGPU variant and the tiled group side forced (tests run every kernel on one host).
+    /// running the tiled kernel with its group side forced, on any accelerator (tests run it with every side).
     /// </summary>
     /// <param name="host">Where to run.</param>
     /// <param name="transA">Whether A is stored (K, M).</param>
@@ -304,9 +253,8 @@ internal static class GemmHalf
     /// <param name="b">B (K*N), half.</param>
     /// <param name="beta">Scale of the prior C.</param>
     /// <param name="c">C (M*N), float.</param>
-    /// <param name="variant">Which kernel runs.</param>
     /// <param name="groupSide">Side of the square groups of the tiled kernel, 1 to 16; side squared must fit the accelerator's groups.</param>
-    internal static void Run(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<Half> a, ArrayView<Half> b, float beta, ArrayView<float> c, KernelVariant variant, int groupSide)
+    internal static void Run(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<Half> a, ArrayView<Half> b, float beta, ArrayView<float> c, int groupSide)
     {
         const string Op = nameof(GemmHalf);
         Validate(host, transA, transB, m, n, k, a, b, c);
@@ -321,18 +269,10 @@ internal static class GemmHalf
             return;
         }
 
-        if (variant == KernelVariant.Cpu)
-        {
-            long blocks = (long)((m + R - 1) / R) * ((n + R - 1) / R);
-            host.Load(Pick(transA, transB, BlockedNN, BlockedNT, BlockedTN, BlockedTT))(host.Stream, host.Launch.GridStride(blocks), a, b, c, m, n, k, alpha, beta);
-        }
-        else
-        {
-            int tile = groupSide * R;
-            long tiles = (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile);
-            var config = new KernelConfig(new Index2D((int)Math.Min(tiles, host.Launch.MaxGroups), 1), new Index2D(groupSide, groupSide));
-            host.Load(Pick(transA, transB, TiledNN, TiledNT, TiledTN, TiledTT))(host.Stream, config, a, b, c, m, n, k, alpha, beta);
-        }
+        int tile = groupSide * R;
+        long tiles = (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile);
+        var config = new KernelConfig(new Index2D((int)Math.Min(tiles, host.Launch.MaxGroups), 1), new Index2D(groupSide, groupSide));
+        host.Load(Pick(transA, transB, TiledNN, TiledNT, TiledTN, TiledTT))(host.Stream, config, a, b, c, m, n, k, alpha, beta);
     }
 
     /// <summary>x = float(half(x)) in place: each value becomes the nearest fp16 value (ties to even), +-inf from 65520 up, NaN stays NaN.</summary>

@@ -24,37 +24,36 @@ namespace IlgpuTrain.Kernels;
 // buffer in one launch. The result stays on the device (no host round-trip).
 //
 // Flat modes (ReductionMode):
-//   Deterministic (default): pass 1 writes one partial per group (GPU) or per thread (CPU) into
-//     scratch; pass 2, one group or one thread, combines the partials in a fixed order and
-//     applies Finish. No float atomics: the same input on the same device and launch policy
-//     gives the same bits every run.
+//   Deterministic (default): pass 1 writes one partial per group into scratch; pass 2, one
+//     group, combines the partials in a fixed order and applies Finish. No float atomics: the
+//     same input on the same device and launch policy gives the same bits every run.
 //   Atomic: one pass; each group combines its partial into the result (first filled with the
-//     identity) with a compare-and-swap loop (see AtomicCombine), then a one-thread
-//     launch applies Finish. Faster on GPUs, but the order of the atomic adds varies from run
-//     to run, so sums are not bitwise reproducible.
-// Rows and columns are deterministic by construction: each output is reduced by one thread or
-// one group in a fixed order.
+//     identity) with a compare-and-swap loop (see AtomicCombine), then a one-group launch
+//     applies Finish. Faster on GPUs, but the order of the atomic adds varies from run to run,
+//     so sums are not bitwise reproducible.
+// Rows and columns are deterministic by construction: each output is reduced by one group (or
+// one managed loop) in a fixed order.
 //
-// Variants (picked by host.Variant):
-//   Gpu: each thread accumulates a grid-stride slice, then the group combines its threads'
-//     values with a shared-memory tree (Group.Barrier). Correct for any group size up to
-//     LaunchPolicy.MaxReduceGroupSize (256); the launch uses ReduceGroupSize.
-//   Cpu: no shared memory or barriers (the CPU accelerator simulates them with OS threads):
-//     each thread accumulates a grid-stride slice and writes one value. On the CPU accelerator
-//     itself the launchers run managed loops instead (host.RunsManaged): the same accumulators
-//     fed the same values in the same order (partial t still takes elements t, t + P, ...; each
-//     column still takes rows in order), only visited in a cache-friendly order, so the results
-//     are bitwise those of the Cpu kernels (Deterministic mode; Atomic mode keeps its kernels).
+// Two algorithms, each checked against the references:
+//   Kernels (GPUs, and ILGPU's CPU accelerator): each thread accumulates a grid-stride slice,
+//     then the group combines its threads' values with a shared-memory tree (Group.Barrier).
+//     Correct for any group size up to LaunchPolicy.MaxReduceGroupSize (256); the launch uses
+//     ReduceGroupSize.
+//   Managed (host.RunsManaged): P = MaxReduceGroups independent chains, chain t taking elements
+//     t, t + P, ... in order (eight chains to a Vector256 for sums, threads splitting the chains),
+//     then the chains combined in index order; rows take their columns in order, and columns
+//     their rows in order, walked in blocks so that memory is read contiguously. Atomic mode is
+//     the deterministic loop here (there is nothing to gain from atomics on the host).
 //
-// Accuracy. On the CPU accelerator a handful of threads each accumulate millions of floats, so
-// the per-thread phase of the sum-like operators is compensated: a float-float accumulator
+// Accuracy. A managed chain (or a kernel thread with few groups) accumulates millions of floats,
+// so the per-chain phase of the sum-like operators is compensated: a float-float accumulator
 // (Knuth's TwoSum, then a Fast2Sum that folds the carry back; see Accumulator). For a slice
 // of m terms with exact sum S and s = Σ|m(x_i)|, the slice's value is within u·|S| + 2m·u²·s of
 // S (u = 2^-24; Joldes, Muller and Popescu, ACM TOMS 2017, DWPlusFP), against (m−1)·u·s for a
 // plain loop: 1e6 terms of 0.1 come out correctly rounded, where a plain loop is 1% off.
 // Partials are then combined in float, a tree of depth log2(G) within a group and a compensated
 // second pass, so a deterministic flat sum is within (2 + 2·log2 G + 2m·u)·u·Σ|x| of the exact
-// sum (G = 1 on the CPU variant; 18u for G = 256 while m·u is small); Atomic mode adds up to
+// sum (G = 1 for the managed chains; 18u for G = 256 while m·u is small); Atomic mode adds up to
 // P·u·Σ|x| for its P atomic adds. Rows and columns: (1 + log2 G + 2m·u)·u·Σ|x| per output.
 // Squares are rounded once before they are summed (one more u; a backend that fuses x·x + s
 // into an FMA only removes that rounding). Every step is written out: nothing relies on the
@@ -70,13 +69,13 @@ internal static class Reductions
     // ---------------------------------------------------------------- ILGPU kernels
 
     /// <summary>
-    /// Kernel, GPU variant, deterministic pass 1: group g writes partials[g], the combination of
+    /// Kernel, deterministic pass 1: group g writes partials[g], the combination of
     /// Map(x[i]) over its threads' grid-stride slices.
     /// </summary>
     /// <typeparam name="TOp">The operator.</typeparam>
     /// <param name="x">Input (n).</param>
     /// <param name="partials">One partial per group.</param>
-    public static void FlatPartialsGpuKernel<TOp>(ArrayView<float> x, ArrayView<float> partials)
+    public static void FlatPartialsKernel<TOp>(ArrayView<float> x, ArrayView<float> partials)
         where TOp : struct, IReduceOp
     {
         var shared = SharedMemory.Allocate<float>(LaunchPolicy.MaxReduceGroupSize);
@@ -86,25 +85,15 @@ internal static class Reductions
             partials[Grid.IdxX] = total;
     }
 
-    /// <summary>Kernel, CPU variant, deterministic pass 1: thread t writes partials[t], its grid-stride slice combined.</summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="x">Input (n).</param>
-    /// <param name="partials">One partial per thread.</param>
-    public static void FlatPartialsCpuKernel<TOp>(ArrayView<float> x, ArrayView<float> partials)
-        where TOp : struct, IReduceOp
-    {
-        partials[Grid.GlobalIndex.X] = SliceOf<TOp>(x);
-    }
-
     /// <summary>
-    /// Kernel, GPU variant, deterministic pass 2 (one group): result[0] = Finish(partials
+    /// Kernel, deterministic pass 2 (one group; also finishes an Atomic reduction in place, partials = result): result[0] = Finish(partials
     /// combined, count). Thread t takes partials t, t + G, ... in order, then the tree.
     /// </summary>
     /// <typeparam name="TOp">The operator.</typeparam>
     /// <param name="partials">The partials of pass 1.</param>
     /// <param name="result">Output (1).</param>
     /// <param name="count">Number of input elements, for Finish.</param>
-    public static void FlatCombineGpuKernel<TOp>(ArrayView<float> partials, ArrayView<float> result, int count)
+    public static void FlatCombineKernel<TOp>(ArrayView<float> partials, ArrayView<float> result, int count)
         where TOp : struct, IReduceOp
     {
         var shared = SharedMemory.Allocate<float>(LaunchPolicy.MaxReduceGroupSize);
@@ -120,32 +109,13 @@ internal static class Reductions
     }
 
     /// <summary>
-    /// Kernel, CPU variant, deterministic pass 2 (one thread): result[0] = Finish(partials
-    /// combined in index order, count). Also finishes an Atomic reduction in place
-    /// (partials = result).
-    /// </summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="partials">The partials of pass 1.</param>
-    /// <param name="result">Output (1); may be <paramref name="partials"/> itself.</param>
-    /// <param name="count">Number of input elements, for Finish.</param>
-    public static void FlatCombineCpuKernel<TOp>(ArrayView<float> partials, ArrayView<float> result, int count)
-        where TOp : struct, IReduceOp
-    {
-        int p = partials.IntLength;
-        var acc = new Accumulator<TOp>(default(TOp).Identity);
-        for (int i = 0; i < p; i++)
-            acc.Add(partials[i]);
-        result[0] = default(TOp).Finish(acc.Value, count);
-    }
-
-    /// <summary>
-    /// Kernel, GPU variant, Atomic mode: each group combines its slice with the shared-memory
+    /// Kernel, Atomic mode: each group combines its slice with the shared-memory
     /// tree, then thread 0 combines that into result[0] atomically (result holds the identity first).
     /// </summary>
     /// <typeparam name="TOp">The operator.</typeparam>
     /// <param name="x">Input (n).</param>
     /// <param name="result">Accumulated output (1); Finish is applied by a later launch.</param>
-    public static void FlatAtomicGpuKernel<TOp>(ArrayView<float> x, ArrayView<float> result)
+    public static void FlatAtomicKernel<TOp>(ArrayView<float> x, ArrayView<float> result)
         where TOp : struct, IReduceOp
     {
         var shared = SharedMemory.Allocate<float>(LaunchPolicy.MaxReduceGroupSize);
@@ -155,25 +125,15 @@ internal static class Reductions
             AtomicCombine<TOp>(result, total);
     }
 
-    /// <summary>Kernel, CPU variant, Atomic mode: each thread combines its slice into result[0] atomically.</summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="x">Input (n).</param>
-    /// <param name="result">Accumulated output (1); Finish is applied by a later launch.</param>
-    public static void FlatAtomicCpuKernel<TOp>(ArrayView<float> x, ArrayView<float> result)
-        where TOp : struct, IReduceOp
-    {
-        AtomicCombine<TOp>(result, SliceOf<TOp>(x));
-    }
-
     /// <summary>
-    /// Kernel, GPU variant: one group per row (grid-stride over rows); thread t takes columns
+    /// Kernel: one group per row (grid-stride over rows); thread t takes columns
     /// t, t + G, ... of the row, then the group's tree gives result[r].
     /// </summary>
     /// <typeparam name="TOp">The operator.</typeparam>
     /// <param name="x">Row-major (R, C) input.</param>
     /// <param name="result">Output (R).</param>
     /// <param name="cols">C.</param>
-    public static void RowsGpuKernel<TOp>(ArrayView<float> x, ArrayView<float> result, int cols)
+    public static void RowsKernel<TOp>(ArrayView<float> x, ArrayView<float> result, int cols)
         where TOp : struct, IReduceOp
     {
         var shared = SharedMemory.Allocate<float>(LaunchPolicy.MaxReduceGroupSize);
@@ -194,28 +154,8 @@ internal static class Reductions
         }
     }
 
-    /// <summary>Kernel, CPU variant: one thread per row (grid-stride over rows), columns in order.</summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="x">Row-major (R, C) input.</param>
-    /// <param name="result">Output (R).</param>
-    /// <param name="cols">C.</param>
-    public static void RowsCpuKernel<TOp>(ArrayView<float> x, ArrayView<float> result, int cols)
-        where TOp : struct, IReduceOp
-    {
-        int rows = result.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int r = Grid.GlobalIndex.X; r < rows; r += stride)
-        {
-            int start = r * cols;
-            var acc = new Accumulator<TOp>(default(TOp).Identity);
-            for (int c = 0; c < cols; c++)
-                acc.Add(default(TOp).Map(x[start + c]));
-            result[r] = default(TOp).Finish(acc.Value, cols);
-        }
-    }
-
     /// <summary>
-    /// Kernel, GPU variant: a group of G threads is a tile of W column lanes by L = G / W row
+    /// Kernel: a group of G threads is a tile of W column lanes by L = G / W row
     /// lanes (W = G / 8 within [1, 32]: 32 x 8 for G = 256), and covers W adjacent columns
     /// (grid-stride over column blocks). Lane (w, l) takes rows l, l + L, ... of column c0 + w,
     /// so W neighbouring threads read W neighbouring floats (coalesced); a tree over the L row
@@ -225,7 +165,7 @@ internal static class Reductions
     /// <param name="x">Row-major (R, C) input.</param>
     /// <param name="result">Output (C).</param>
     /// <param name="rows">R.</param>
-    public static void ColumnsGpuKernel<TOp>(ArrayView<float> x, ArrayView<float> result, int rows)
+    public static void ColumnsKernel<TOp>(ArrayView<float> x, ArrayView<float> result, int rows)
         where TOp : struct, IReduceOp
     {
         var shared = SharedMemory.Allocate<float>(LaunchPolicy.MaxReduceGroupSize);
@@ -254,26 +194,7 @@ internal static class Reductions
         }
     }
 
-    /// <summary>Kernel, CPU variant: one thread per column (grid-stride over columns), rows in order.</summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="x">Row-major (R, C) input.</param>
-    /// <param name="result">Output (C).</param>
-    /// <param name="rows">R.</param>
-    public static void ColumnsCpuKernel<TOp>(ArrayView<float> x, ArrayView<float> result, int rows)
-        where TOp : struct, IReduceOp
-    {
-        int cols = result.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int c = Grid.GlobalIndex.X; c < cols; c += stride)
-        {
-            var acc = new Accumulator<TOp>(default(TOp).Identity);
-            for (int r = 0; r < rows; r++)
-                acc.Add(default(TOp).Map(x[(r * cols) + c]));
-            result[c] = default(TOp).Finish(acc.Value, rows);
-        }
-    }
-
-    /// <summary>Column lanes W of <see cref="ColumnsGpuKernel{TOp}"/> for a group of <paramref name="groupSize"/> threads.</summary>
+    /// <summary>Column lanes W of <see cref="ColumnsKernel{TOp}"/> for a group of <paramref name="groupSize"/> threads.</summary>
     private static int ColumnLanes(int groupSize)
     {
         // Eight row lanes per column keep a tree in every group (also the 16-thread groups the
@@ -357,21 +278,16 @@ internal static class Reductions
     /// </summary>
     // ---------------------------------------------------------------- CPU-accelerator managed paths
 
-    // Deterministic flat pass 1 and 2 of the Cpu kernels: partial t accumulates x[t], x[t + P], ...
-    // in order. Walking x in blocks of P feeds every partial's accumulator the same sequence as
-    // the strided kernel loop, reading memory contiguously.
-    // Partial t combines elements t, t + P, t + 2P, ... (P = parts.Length), exactly as the CPU
-    // kernel's thread t walks its grid-stride slice, and the partials are then combined in index
-    // order, so the result is bitwise the kernel's. Lanes are independent chains: a Vector256
-    // holds eight of them (the same IEEE adds, subtractions and compare per lane as Accumulator),
-    // and threads take disjoint lane ranges, so neither vectors nor threads change a single
-    // rounding.
-    private static unsafe void FlatManaged<TOp>(KernelHost host, ArrayView<float> x, ArrayView<float> parts, ArrayView<float> result, int n)
+    // Chain t accumulates elements t, t + P, t + 2P, ... (P = count) in order; walking x in blocks
+    // of P reads memory contiguously. The chains are then combined in index order. Lanes are
+    // independent chains: a Vector256 holds eight of them (the same IEEE adds, subtractions and
+    // compare per lane as Accumulator), and threads take disjoint lane ranges, so neither vectors
+    // nor threads change a single rounding: the result depends on P only.
+    private static unsafe void FlatManaged<TOp>(KernelHost host, ArrayView<float> x, float* pp, int count, ArrayView<float> result, int n)
         where TOp : struct, IReduceOp
     {
         host.Stream.Synchronize();
-        float* px = CpuLoops.Ptr(x), pp = CpuLoops.Ptr(parts);
-        int count = (int)parts.Length;
+        float* px = CpuLoops.Ptr(x);
         const int W = 8;
         if (Vector256.IsHardwareAccelerated && default(TOp).IsSum && count % W == 0)
             CpuLoops.For(host, count / W, new FlatLanesVector<TOp>(px, pp, n, count), (int)Math.Min(int.MaxValue, (long)n * W / count));
@@ -444,7 +360,7 @@ internal static class Reductions
         where TOp : struct, IReduceOp =>
         CpuLoops.For(host, result.Length, new RowsBody<TOp>(CpuLoops.Ptr(x), CpuLoops.Ptr(result), cols), cols);
 
-    // Column c accumulates rows 0, 1, ... in order, as ColumnsCpuKernel; a block of columns is
+    // Column c accumulates rows 0, 1, ... in order; a block of columns is
     // walked row by row so each row segment is read contiguously.
     private static unsafe void ColumnsManaged<TOp>(KernelHost host, ArrayView<float> x, ArrayView<float> result, int rows)
         where TOp : struct, IReduceOp
@@ -648,7 +564,7 @@ internal static class Reductions
     /// <summary>
     /// Scratch elements a <see cref="ReductionMode.Deterministic"/> flat reduction of
     /// <paramref name="n"/> elements needs on <paramref name="host"/>: one partial per group
-    /// (GPU variant) or per thread (CPU variant), at most <see cref="LaunchPolicy.MaxReduceGroups"/>.
+    /// (kernels) or per chain (managed), at most <see cref="LaunchPolicy.MaxReduceGroups"/>.
     /// </summary>
     /// <param name="host">Where the reduction will run.</param>
     /// <param name="n">Number of input elements.</param>
@@ -659,7 +575,7 @@ internal static class Reductions
         ArgumentOutOfRangeException.ThrowIfNegative(n);
         if (n == 0)
             return 0;
-        long perPartial = host.Variant == KernelVariant.Gpu ? host.Launch.ReduceGroupSize : 1;
+        long perPartial = host.RunsManaged ? 1 : host.Launch.ReduceGroupSize;
         return (int)Math.Min((n + perPartial - 1) / perPartial, Math.Max(1, host.Launch.MaxReduceGroups));
     }
 
@@ -801,7 +717,7 @@ internal static class Reductions
     public static void L2NormColumns(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
         Columns(host, L2NormKernels, x, rows, cols, result, nameof(L2NormColumns), emptyIsUndefined: false);
 
-    private static void Flat<TOp>(KernelHost host, ReduceKernels<TOp> k, ArrayView<float> x, ArrayView<float> result, ArrayView<float> scratch, ReductionMode mode, string op, bool emptyIsUndefined)
+    private static unsafe void Flat<TOp>(KernelHost host, ReduceKernels<TOp> k, ArrayView<float> x, ArrayView<float> result, ArrayView<float> scratch, ReductionMode mode, string op, bool emptyIsUndefined)
         where TOp : struct, IReduceOp
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -816,31 +732,38 @@ internal static class Reductions
             Elementwise.Fill(host, result, default(TOp).Finish(default(TOp).Identity, 0));
             return;
         }
-        CheckGroupSize(host, op);
-        bool gpu = host.Variant == KernelVariant.Gpu;
         int partials = ScratchLength(host, n);
+        if (host.RunsManaged)
+        {
+            if (mode == ReductionMode.Atomic)
+            {
+                // Scratch may be empty in Atomic mode: the chains live here while the workers fill
+                // them (CpuLoops.For returns when they are done).
+                fixed (float* local = partials <= 1024 ? stackalloc float[partials] : new float[partials])
+                    FlatManaged<TOp>(host, x, local, partials, result, n);
+                return;
+            }
+
+            Check.AtLeast(op, scratch, nameof(scratch), partials, $"a deterministic reduction of {n} elements (Reductions.ScratchLength)");
+            FlatManaged<TOp>(host, x, CpuLoops.Ptr(scratch), partials, result, n);
+            return;
+        }
+
+        CheckGroupSize(host, op);
         int group = host.Launch.ReduceGroupSize;
-        var pass1 = gpu ? new KernelConfig(partials, group) : new KernelConfig(partials, 1);
+        var pass1 = new KernelConfig(partials, group);
+        var pass2 = new KernelConfig(1, group);
         if (mode == ReductionMode.Atomic)
         {
             Elementwise.Fill(host, result, default(TOp).Identity);
-            host.Load(gpu ? k.FlatAtomicGpu : k.FlatAtomicCpu)(host.Stream, pass1, x, result);
-            host.Load(k.FlatCombineCpu)(host.Stream, new KernelConfig(1, 1), result, result, n);
+            host.Load(k.FlatAtomic)(host.Stream, pass1, x, result);
+            host.Load(k.FlatCombine)(host.Stream, pass2, result, result, n);
             return;
         }
         Check.AtLeast(op, scratch, nameof(scratch), partials, $"a deterministic reduction of {n} elements (Reductions.ScratchLength)");
         var parts = scratch.SubView(0, partials);
-        if (host.RunsManaged)
-        {
-            FlatManaged<TOp>(host, x, parts, result, n);
-            return;
-        }
-
-        host.Load(gpu ? k.FlatPartialsGpu : k.FlatPartialsCpu)(host.Stream, pass1, x, parts);
-        if (gpu)
-            host.Load(k.FlatCombineGpu)(host.Stream, new KernelConfig(1, group), parts, result, n);
-        else
-            host.Load(k.FlatCombineCpu)(host.Stream, new KernelConfig(1, 1), parts, result, n);
+        host.Load(k.FlatPartials)(host.Stream, pass1, x, parts);
+        host.Load(k.FlatCombine)(host.Stream, pass2, parts, result, n);
     }
 
     private static void Rows<TOp>(KernelHost host, ReduceKernels<TOp> k, ArrayView<float> x, int rows, int cols, ArrayView<float> result, string op, bool emptyIsUndefined)
@@ -858,20 +781,15 @@ internal static class Reductions
             Elementwise.Fill(host, result, default(TOp).Finish(default(TOp).Identity, 0));
             return;
         }
-        if (host.Variant == KernelVariant.Gpu)
-        {
-            CheckGroupSize(host, op);
-            var config = new KernelConfig(Math.Min(rows, host.Launch.MaxGroups), host.Launch.ReduceGroupSize);
-            host.Load(k.RowsGpu)(host.Stream, config, x, result, cols);
-        }
-        else if (host.RunsManaged)
+        if (host.RunsManaged)
         {
             RowsManaged<TOp>(host, x, result, cols);
+            return;
         }
-        else
-        {
-            host.Load(k.RowsCpu)(host.Stream, host.Launch.GridStride(rows), x, result, cols);
-        }
+
+        CheckGroupSize(host, op);
+        var config = new KernelConfig(Math.Min(rows, host.Launch.MaxGroups), host.Launch.ReduceGroupSize);
+        host.Load(k.Rows)(host.Stream, config, x, result, cols);
     }
 
     private static void Columns<TOp>(KernelHost host, ReduceKernels<TOp> k, ArrayView<float> x, int rows, int cols, ArrayView<float> result, string op, bool emptyIsUndefined)
@@ -889,22 +807,17 @@ internal static class Reductions
             Elementwise.Fill(host, result, default(TOp).Finish(default(TOp).Identity, 0));
             return;
         }
-        if (host.Variant == KernelVariant.Gpu)
-        {
-            CheckGroupSize(host, op);
-            int group = host.Launch.ReduceGroupSize;
-            int lanes = ColumnLanes(group);
-            var config = new KernelConfig((int)Math.Min((cols + lanes - 1L) / lanes, host.Launch.MaxGroups), group);
-            host.Load(k.ColumnsGpu)(host.Stream, config, x, result, rows);
-        }
-        else if (host.RunsManaged)
+        if (host.RunsManaged)
         {
             ColumnsManaged<TOp>(host, x, result, rows);
+            return;
         }
-        else
-        {
-            host.Load(k.ColumnsCpu)(host.Stream, host.Launch.GridStride(cols), x, result, rows);
-        }
+
+        CheckGroupSize(host, op);
+        int group = host.Launch.ReduceGroupSize;
+        int lanes = ColumnLanes(group);
+        var config = new KernelConfig((int)Math.Min((cols + lanes - 1L) / lanes, host.Launch.MaxGroups), group);
+        host.Load(k.Columns)(host.Stream, config, x, result, rows);
     }
 
     private static void CheckMatrix(string op, ArrayView<float> x, int rows, int cols)
@@ -929,42 +842,26 @@ internal static class Reductions
     }
 }
 
-/// <summary>The kernels of one reduction operator: flat (both passes, both modes), rows and columns, GPU and CPU variants.</summary>
+/// <summary>The kernels of one reduction operator: flat (both passes, both modes), rows and columns.</summary>
 /// <typeparam name="TOp">The operator.</typeparam>
 internal sealed class ReduceKernels<TOp> : IKernelSet
     where TOp : struct, IReduceOp
 {
-    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>>> FlatPartialsGpu =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>>(Reductions.FlatPartialsGpuKernel<TOp>);
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>>> FlatPartials =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>>(Reductions.FlatPartialsKernel<TOp>);
 
-    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>>> FlatPartialsCpu =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>>(Reductions.FlatPartialsCpuKernel<TOp>);
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> FlatCombine =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.FlatCombineKernel<TOp>);
 
-    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> FlatCombineGpu =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.FlatCombineGpuKernel<TOp>);
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>>> FlatAtomic =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>>(Reductions.FlatAtomicKernel<TOp>);
 
-    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> FlatCombineCpu =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.FlatCombineCpuKernel<TOp>);
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> Rows =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.RowsKernel<TOp>);
 
-    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>>> FlatAtomicGpu =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>>(Reductions.FlatAtomicGpuKernel<TOp>);
-
-    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>>> FlatAtomicCpu =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>>(Reductions.FlatAtomicCpuKernel<TOp>);
-
-    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> RowsGpu =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.RowsGpuKernel<TOp>);
-
-    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> RowsCpu =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.RowsCpuKernel<TOp>);
-
-    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> ColumnsGpu =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.ColumnsGpuKernel<TOp>);
-
-    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> ColumnsCpu =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.ColumnsCpuKernel<TOp>);
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> Columns =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.ColumnsKernel<TOp>);
 
     /// <inheritdoc/>
-    public IEnumerable<KernelDef> Kernels =>
-        [FlatPartialsGpu, FlatPartialsCpu, FlatCombineGpu, FlatCombineCpu, FlatAtomicGpu, FlatAtomicCpu, RowsGpu, RowsCpu, ColumnsGpu, ColumnsCpu];
+    public IEnumerable<KernelDef> Kernels => [FlatPartials, FlatCombine, FlatAtomic, Rows, Columns];
 }

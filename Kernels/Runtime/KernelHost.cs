@@ -3,16 +3,6 @@ using System.Diagnostics;
 
 namespace IlgpuTrain.Kernels.Runtime;
 
-/// <summary>Which implementation a kernel with several variants runs.</summary>
-public enum KernelVariant
-{
-    /// <summary>Grid-stride variants without shared memory or barriers (the CPU accelerator).</summary>
-    Cpu,
-
-    /// <summary>Shared-memory, barrier-synchronized variants (CUDA and OpenCL).</summary>
-    Gpu,
-}
-
 /// <summary>
 /// Which code a launcher runs: a device's backend, chosen when the device is created (never by a
 /// process-wide switch). Launchers dispatch on <see cref="KernelHost.Backend"/>.
@@ -20,17 +10,19 @@ public enum KernelVariant
 public enum KernelBackend
 {
     /// <summary>
-    /// Managed (SIMD) loops on the host memory of ILGPU's CPU accelerator, bitwise equal to the
-    /// kernels they stand for; ops without a managed path still launch their ILGPU kernel. The
-    /// default on the CPU: a CPU-accelerator launch costs tens of microseconds and its loops do
-    /// not vectorize.
+    /// The CPU algorithms: managed (SIMD) loops on the host memory of ILGPU's CPU accelerator.
+    /// Where an op's CPU and GPU algorithms are the same, both run one body, so the results are
+    /// bitwise those of the ILGPU kernels; where they differ (GEMM, flat and per-channel
+    /// reductions, pooling backwards) each is checked against the op's reference. The default
+    /// on the CPU: a CPU-accelerator launch costs tens of microseconds and its loops do not vectorize.
     /// </summary>
     Managed,
 
     /// <summary>
-    /// ILGPU's CPU accelerator running the ILGPU kernels themselves: how the GPU code paths run
-    /// without a GPU (tests and <c>check</c> use it). GEMM still runs the managed CpuGemm, since
-    /// the CPU accelerator's GEMM kernel is about 400 times slower; its kernels are tested directly.
+    /// ILGPU's CPU accelerator running the GPU kernels themselves (shared memory and barriers
+    /// included, simulated with OS threads): how the GPU code runs without a GPU (tests and
+    /// <c>check</c> use it). GEMM still runs the managed CpuGemm, since the tiled kernel is
+    /// hundreds of times slower there; the tiled kernel is tested directly.
     /// </summary>
     CpuAccelerator,
 
@@ -55,20 +47,17 @@ public sealed class KernelHost
     /// <param name="accelerator">The accelerator kernels run on.</param>
     /// <param name="stream">The stream launches are queued on.</param>
     /// <param name="policy">The launch policy; <see cref="LaunchPolicy.For"/> when null.</param>
-    /// <param name="variant">Forces a variant; by default GPU variants on GPUs and CPU variants on the CPU accelerator.</param>
     /// <param name="backend">
-    /// The backend; by default <see cref="KernelBackend.Managed"/> on the CPU accelerator with CPU
-    /// variants, <see cref="KernelBackend.CpuAccelerator"/> on it with GPU variants, and the GPU's
-    /// own kind otherwise.
+    /// The backend; by default <see cref="KernelBackend.Managed"/> on the CPU accelerator and the
+    /// GPU's own kind otherwise.
     /// </param>
-    /// <exception cref="ArgumentException">The backend does not fit the accelerator or the variant.</exception>
-    public KernelHost(Accelerator accelerator, AcceleratorStream stream, LaunchPolicy? policy = null, KernelVariant? variant = null, KernelBackend? backend = null)
+    /// <exception cref="ArgumentException">The backend does not fit the accelerator.</exception>
+    public KernelHost(Accelerator accelerator, AcceleratorStream stream, LaunchPolicy? policy = null, KernelBackend? backend = null)
     {
         Accelerator = accelerator ?? throw new ArgumentNullException(nameof(accelerator));
         Stream = stream ?? throw new ArgumentNullException(nameof(stream));
         Launch = policy ?? LaunchPolicy.For(accelerator);
         bool cpu = accelerator.AcceleratorType == AcceleratorType.CPU;
-        Variant = variant ?? (cpu ? KernelVariant.Cpu : KernelVariant.Gpu);
         var native = accelerator.AcceleratorType switch
         {
             AcceleratorType.CPU => KernelBackend.CpuAccelerator,
@@ -76,12 +65,12 @@ public sealed class KernelHost
             AcceleratorType.OpenCL => KernelBackend.OpenCL,
             var other => throw new ArgumentException($"Accelerator type {other} is not supported; use CUDA, OpenCL or the CPU accelerator.", nameof(accelerator)),
         };
-        Backend = backend ?? (cpu && Variant == KernelVariant.Cpu ? KernelBackend.Managed : native);
-        if (Backend == KernelBackend.Managed ? !cpu || Variant != KernelVariant.Cpu : Backend != native)
+        Backend = backend ?? (cpu ? KernelBackend.Managed : native);
+        if (Backend == KernelBackend.Managed ? !cpu : Backend != native)
         {
             throw new ArgumentException(
-                $"Backend {Backend} cannot run on a {accelerator.AcceleratorType} accelerator with {Variant} kernel variants: "
-                + "Managed needs the CPU accelerator with CPU variants, and every other backend its own accelerator type.",
+                $"Backend {Backend} cannot run on a {accelerator.AcceleratorType} accelerator: "
+                + "Managed needs the CPU accelerator, and every other backend its own accelerator type.",
                 nameof(backend));
         }
     }
@@ -94,9 +83,6 @@ public sealed class KernelHost
 
     /// <summary>The launch-shape policy.</summary>
     public LaunchPolicy Launch { get; }
-
-    /// <summary>The kernel variant launchers pick.</summary>
-    public KernelVariant Variant { get; }
 
     /// <summary>The backend launchers dispatch on.</summary>
     public KernelBackend Backend { get; }

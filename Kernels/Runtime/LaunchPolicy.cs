@@ -32,10 +32,10 @@ public sealed record LaunchPolicy(int GroupSize, int MaxGroups, int ReduceGroupS
         if (accelerator.AcceleratorType == AcceleratorType.CPU)
         {
             int cores = Math.Max(1, accelerator.NumMultiprocessors);
-            // Tree reductions need real groups; on the CPU accelerator they are simulated with
-            // OS-thread barriers, so the CPU variant (one partial per thread) is used instead.
-            // A fixed partial count (not the core count) gives the same deterministic sums on every
-            // CPU, and 256 independent chains let the managed path vectorize and split them.
+            // Tree reductions run in the accelerator's groups (barriers simulated with OS threads).
+            // The managed flat reduction keeps one partial per chain: a fixed count (not the core
+            // count) gives the same deterministic sums on every CPU, and 256 independent chains
+            // let it vectorize and split them over threads.
             int reduceGroup = LargestPowerOfTwoAtMost(Math.Min(accelerator.MaxNumThreadsPerGroup, MaxReduceGroupSize));
             return new LaunchPolicy(1, cores, reduceGroup, CpuReducePartials);
         }

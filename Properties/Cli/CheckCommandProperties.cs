@@ -51,11 +51,11 @@ public class CheckCommandProperties
     }
 
     [Fact]
-    public void Quick_check_of_the_gpu_variants_on_the_cpu_passes_every_family()
+    public void Quick_check_of_the_gpu_kernels_on_the_cpu_accelerator_passes_every_family()
     {
-        var (code, output, err) = Run("check", "--device", "cpu", "--gpu-variants", "--quick");
+        var (code, output, err) = Run("check", "--device", "cpu-kernels", "--quick");
         Assert.True(code == 0, output + err);
-        Assert.Contains("Gpu kernel variants", output);
+        Assert.Contains("CpuAccelerator backend", output);
         foreach (var family in Suite.Families)
             Assert.Matches($@"(?m)^pass  {family}\s", output);
     }
@@ -66,7 +66,7 @@ public class CheckCommandProperties
     [InlineData("Philox")]
     public void A_wrong_reference_fails_the_check(string family)
     {
-        var (code, output, _) = Capture(() => CheckCommand.Run("cpu", null, gpuVariants: false, new SuiteOptions { Quick = true, PerturbReferenceOf = family }));
+        var (code, output, _) = Capture(() => CheckCommand.Run("cpu", null, new SuiteOptions { Quick = true, PerturbReferenceOf = family }));
         Assert.Equal(1, code);
         Assert.Matches($@"(?m)^FAIL  {family}\s", output);
         Assert.DoesNotMatch(@"(?m)^FAIL  Elementwise\s", output);

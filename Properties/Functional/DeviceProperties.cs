@@ -11,7 +11,7 @@ public class DeviceProperties
         Assert.Equal(DeviceKind.Cpu, d.Kind);
         Assert.True(d.IsCpu);
         Assert.Equal(Environment.ProcessorCount, d.Accelerator.NumMultiprocessors);
-        Assert.Equal(KernelVariant.Cpu, d.Kernels.Variant);
+        Assert.Equal(KernelBackend.Managed, d.Backend);
         var cfg = d.Kernels.Launch.GridStride(1_000_000);
         Assert.Equal(Environment.ProcessorCount, cfg.GridDim.X);
         Assert.Equal(1, cfg.GroupDim.X);

@@ -56,10 +56,10 @@ public class RngProperties
         Prop.ForAll(AnyRng.ToArbitrary(), Gens.Length.ToArbitrary(), (rng, n) =>
         {
             using var a = rng.Uniform(Devices.Cpu, new Shape(n));
-            using var b = rng.Uniform(Devices.GpuSim, new Shape(n));
+            using var b = rng.Uniform(Devices.CpuKernels, new Shape(n));
             using var again = rng.Uniform(Devices.Cpu, new Shape(n));
             var first = a.ToHost();
-            return Close.All(b.ToHost(), first, 0, 0, "GpuSim versus Cpu")
+            return Close.All(b.ToHost(), first, 0, 0, "CpuKernels versus Cpu")
                 .And(Close.All(again.ToHost(), first, 0, 0, "drawing twice"));
         });
 

@@ -97,14 +97,14 @@ public class Conv2dHalfProperties
                     double product = got[i] - bias, expected = y[i];
                     double allowed = GemmAtol + (HalfRtol * Math.Abs(expected)) + (1e-6 * Math.Abs(bias));
                     if (Math.Abs(product - expected) > allowed)
-                        return result.And(false.Label($"y[{i}] on {k.Backend} {k.Variant}: {got[i]:R} - b {bias:R} = {product:R}, expected {expected:R} (allowed {allowed:E3})"));
+                        return result.And(false.Label($"y[{i}] on {k.Backend}: {got[i]:R} - b {bias:R} = {product:R}, expected {expected:R} (allowed {allowed:E3})"));
                     if (!withBias && BitConverter.SingleToUInt32Bits(got[i]) != BitConverter.SingleToUInt32Bits((float)(System.Half)got[i]))
-                        return result.And(false.Label($"y[{i}] on {k.Backend} {k.Variant} = {got[i]:R} is not an fp16 value"));
+                        return result.And(false.Label($"y[{i}] on {k.Backend} = {got[i]:R} is not an fp16 value"));
                 }
 
                 result = result
-                    .And(Close.All(tdw.ToHost(), dw, GemmAtol, GemmRtol, $"dW on {k.Backend} {k.Variant}"))
-                    .And(Close.All(tdx.ToHost(), dx, GemmAtol, GemmRtol, $"dx on {k.Backend} {k.Variant}"));
+                    .And(Close.All(tdw.ToHost(), dw, GemmAtol, GemmRtol, $"dW on {k.Backend}"))
+                    .And(Close.All(tdx.ToHost(), dx, GemmAtol, GemmRtol, $"dx on {k.Backend}"));
             }
 
             return result;

@@ -139,9 +139,9 @@ public class Conv2dProperties
                 Conv2d.BackwardWeight(k, tdy.View<float>(), cols.View<float>(), tdw.View<float>(), g, c.O);
                 Conv2d.BackwardInput(k, tw.View<float>(), tdy.View<float>(), dcols.View<float>(), tdx.View<float>(), g, c.O);
                 result = result
-                    .And(Close.All(ty.ToHost(), y, GemmAtol, GemmRtol, $"y on {k.Backend} {k.Variant}"))
-                    .And(Close.All(tdw.ToHost(), dw, GemmAtol, GemmRtol, $"dW on {k.Backend} {k.Variant}"))
-                    .And(Close.All(tdx.ToHost(), dx, GemmAtol, GemmRtol, $"dx on {k.Backend} {k.Variant}"));
+                    .And(Close.All(ty.ToHost(), y, GemmAtol, GemmRtol, $"y on {k.Backend}"))
+                    .And(Close.All(tdw.ToHost(), dw, GemmAtol, GemmRtol, $"dW on {k.Backend}"))
+                    .And(Close.All(tdx.ToHost(), dx, GemmAtol, GemmRtol, $"dx on {k.Backend}"));
             }
 
             return result;

@@ -1,8 +1,8 @@
 namespace IlgpuTrain.Properties.Kernels;
 
 /// <summary>
-/// The fp16-operand GEMM: every path (managed CpuGemm on the CPU accelerator, ILGPU blocked, ILGPU
-/// tiled on GpuSim with every group side) equals the float64 product of the half-rounded operands;
+/// The fp16-operand GEMM: every path (managed CpuGemm on the CPU accelerator, ILGPU tiled on the
+/// CPU accelerator with every group side) equals the float64 product of the half-rounded operands;
 /// each equals the float GEMM of the widened operands bit for bit; BLAS beta/alpha semantics; and
 /// RoundToHalf gives the BCL's nearest binary16, overflowing to inf, and its managed path equals the kernel.
 /// </summary>
@@ -14,7 +14,7 @@ public unsafe class GemmHalfProperties
 
     private const double Atol = 1e-30;
 
-    private static readonly Device[] Both = [Devices.Cpu, Devices.GpuSim];
+    private static readonly Device[] Both = [Devices.Cpu, Devices.CpuKernels];
 
     // Crosses CpuGemm's packing blocks (K past 256, N past 512, M past the row split of 6-row panels).
     private static Gen<GemmCase> BlockCrossingCase =>
@@ -39,24 +39,15 @@ public unsafe class GemmHalfProperties
             return Within(got, Reference(g), Bound(g), $"Cpu launcher {g}");
         });
 
+    // CpuKernels' 16-thread groups allow sides 1 to 4; sides 2 and 3 give tiles dividing none of 15/16/17.
     [Property(MaxTest = 30)]
-    public Property Blocked_ilgpu_kernel_equals_reference_on_Cpu() =>
-        Prop.ForAll(Gens.GemmCase().ToArbitrary(), g =>
-        {
-            var d = Devices.Cpu;
-            var got = Launch(d, g, (a, b, c) => GemmHalf.Run(d.Kernels, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c, KernelVariant.Cpu, 1));
-            return Within(got, Reference(g), Bound(g), $"blocked {g}");
-        });
-
-    // GpuSim's 16-thread groups allow sides 1 to 4; sides 2 and 3 give tiles dividing none of 15/16/17.
-    [Property(MaxTest = 30)]
-    public Property Tiled_kernel_equals_reference_on_GpuSim_for_every_group_side() =>
+    public Property Tiled_kernel_and_cpu_kernels_launcher_equal_reference_for_every_group_side() =>
         Prop.ForAll(Gens.GemmCase().ToArbitrary(), Gen.Choose(1, 4).ToArbitrary(), (g, side) =>
         {
-            var d = Devices.GpuSim;
+            var d = Devices.CpuKernels;
             var viaLauncher = Launch(d, g, (a, b, c) => GemmHalf.Run(d.Kernels, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c));
-            var forced = Launch(d, g, (a, b, c) => GemmHalf.Run(d.Kernels, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c, KernelVariant.Gpu, side));
-            return Within(viaLauncher, Reference(g), Bound(g), $"tiled launcher {g}")
+            var forced = Launch(d, g, (a, b, c) => GemmHalf.Run(d.Kernels, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c, side));
+            return Within(viaLauncher, Reference(g), Bound(g), $"launcher {g}")
                 .And(Within(forced, Reference(g), Bound(g), $"tiled side {side} {g}"));
         });
 
@@ -72,7 +63,7 @@ public unsafe class GemmHalfProperties
         {
             var w = g with { A = Widen(Halves(g.A)), B = Widen(Halves(g.B)) };
             var cpu = Devices.Cpu;
-            var sim = Devices.GpuSim;
+            var sim = Devices.CpuKernels;
             var managedHalf = Managed(g, 2, true);
             var managedFloat = (float[])g.C.Clone();
             fixed (float* a = w.A)
@@ -86,11 +77,9 @@ public unsafe class GemmHalfProperties
             fixed (float* b = w.B)
             fixed (float* c = launcherFloat)
                 CpuGemm.Run(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c, 2);
-            var blockedHalf = Launch(cpu, g, (a, b, c) => GemmHalf.Run(cpu.Kernels, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c, KernelVariant.Cpu, 1));
-            var blockedFloat = LaunchFloat(cpu, w, (a, b, c) => Gemm.Run(cpu.Kernels, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c, KernelVariant.Cpu, 1));
-            var tiledHalf = Launch(sim, g, (a, b, c) => GemmHalf.Run(sim.Kernels, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c, KernelVariant.Gpu, side));
-            var tiledFloat = LaunchFloat(sim, w, (a, b, c) => Gemm.Run(sim.Kernels, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c, KernelVariant.Gpu, side));
-            return Bitwise(managedHalf, managedFloat, "managed").And(Bitwise(launcherHalf, launcherFloat, "launcher (managed)")).And(Bitwise(blockedHalf, blockedFloat, "blocked")).And(Bitwise(tiledHalf, tiledFloat, $"tiled side {side}")).Label(g.ToString());
+            var tiledHalf = Launch(sim, g, (a, b, c) => GemmHalf.Run(sim.Kernels, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c, side));
+            var tiledFloat = LaunchFloat(sim, w, (a, b, c) => Gemm.Run(sim.Kernels, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c, side));
+            return Bitwise(managedHalf, managedFloat, "managed").And(Bitwise(launcherHalf, launcherFloat, "launcher (managed)")).And(Bitwise(tiledHalf, tiledFloat, $"tiled side {side}")).Label(g.ToString());
         });
 
     // ---------------------------------------------------------------- (b) the math, independently
@@ -189,7 +178,7 @@ public unsafe class GemmHalfProperties
         e = Assert.Throws<ArgumentException>(() => GemmHalf.Run(d.Kernels, false, true, 4, 3, 3, 1f, a12.View<Half>(), b20.View<Half>(), 0f, c12.View<float>()));
         Assert.Contains("b has 20 elements but op(B) (K, N) = (3, 3) with transB", e.Message);
         using var c15 = d.Upload(new float[15]);
-        var r = Assert.Throws<ArgumentOutOfRangeException>(() => GemmHalf.Run(d.Kernels, false, false, 3, 5, 4, 1f, a12.View<Half>(), b20.View<Half>(), 0f, c15.View<float>(), KernelVariant.Gpu, 17));
+        var r = Assert.Throws<ArgumentOutOfRangeException>(() => GemmHalf.Run(d.Kernels, false, false, 3, 5, 4, 1f, a12.View<Half>(), b20.View<Half>(), 0f, c15.View<float>(), 17));
         Assert.Contains("GemmHalf", r.Message);
     }
 

@@ -1,7 +1,7 @@
 namespace IlgpuTrain.Properties.Kernels;
 
 /// <summary>
-/// GEMM: both kernel variants equal the float64 reference for every transpose combination and
+/// GEMM: the managed CpuGemm (through the launcher) and the tiled ILGPU kernel equal the float64 reference for every transpose combination and
 /// edge shape; BLAS beta = 0 / alpha = 0 semantics; known products; transposed storage agrees.
 /// </summary>
 public class GemmProperties
@@ -18,7 +18,7 @@ public class GemmProperties
     // all-zero bound from rejecting -0 versus +0 style noise.
     private const double Atol = 1e-30;
 
-    private static readonly Device[] Both = [Devices.Cpu, Devices.GpuSim];
+    private static readonly Device[] Both = [Devices.Cpu, Devices.CpuKernels];
 
     // ---------------------------------------------------------------- (a) kernel == reference
 
@@ -26,29 +26,28 @@ public class GemmProperties
     public Property Cpu_launcher_equals_reference_on_Cpu() =>
         Prop.ForAll(Gens.GemmCase().ToArbitrary(), g => KernelEqualsReference(Devices.Cpu, g));
 
-    // The public launcher takes the managed SIMD path on the CPU accelerator; the ILGPU blocked
-    // kernel is still what a CPU-variant host without SIMD runs, so it is checked on its own.
+    // The launcher runs CpuGemm on both CPU backends; the tiled kernel is forced below.
+    [Property(MaxTest = 30)]
+    public Property Cpu_launcher_equals_reference_on_the_cpu_kernels_backend() =>
+        Prop.ForAll(Gens.GemmCase().ToArbitrary(), g => KernelEqualsReference(Devices.CpuKernels, g));
+
     [Property(MaxTest = 40)]
-    public Property Blocked_ilgpu_kernel_equals_reference_on_Cpu() =>
+    public Property Tiled_kernel_equals_reference_on_the_cpu_accelerator() =>
         Prop.ForAll(Gens.GemmCase().ToArbitrary(), g =>
         {
-            var d = Devices.Cpu;
-            var got = Launch(d, g, (a, b, c) => Gemm.Run(d.Kernels, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c, KernelVariant.Cpu, 1));
+            var d = Devices.CpuKernels;
+            var got = Launch(d, g, (a, b, c) => Gemm.Run(d.Kernels, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c, Gemm.GroupSide(d.Accelerator)));
             return Within(got, Reference(g), Bound(g), g.ToString());
         });
 
-    [Property(MaxTest = 40)]
-    public Property Tiled_kernel_equals_reference_on_GpuSim() =>
-        Prop.ForAll(Gens.GemmCase().ToArbitrary(), g => KernelEqualsReference(Devices.GpuSim, g));
-
-    // The tiled kernel reads its group side at run time; GpuSim's 16-thread groups allow sides 1 to 4
+    // The tiled kernel reads its group side at run time; CpuKernels' 16-thread groups allow sides 1 to 4
     // (tiles 4 to 16 wide), and real GPUs get 16. Sides 2 and 3 give tiles that divide none of 15/16/17.
     [Property(MaxTest = 24)]
     public Property Tiled_kernel_is_correct_for_every_group_side() =>
         Prop.ForAll(Gens.GemmCase().ToArbitrary(), Gen.Choose(1, 4).ToArbitrary(), (g, side) =>
         {
-            var d = Devices.GpuSim;
-            var got = Launch(d, g, (a, b, c) => Gemm.Run(d.Kernels, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c, KernelVariant.Gpu, side));
+            var d = Devices.CpuKernels;
+            var got = Launch(d, g, (a, b, c) => Gemm.Run(d.Kernels, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, b, g.Beta, c, side));
             return Within(got, Reference(g), Bound(g), $"{g} side {side}");
         });
 

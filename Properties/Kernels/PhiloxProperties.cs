@@ -32,12 +32,12 @@ public class PhiloxProperties
     private static readonly Lazy<KernelHost[]> Layouts = new(() =>
     [
         Devices.Cpu.Kernels,
-        Devices.GpuSim.Kernels,
+        Devices.CpuKernels.Kernels,
         new KernelHost(Devices.Cpu.Accelerator, Devices.Cpu.Stream, new LaunchPolicy(1, 1, 1, 1)),
         new KernelHost(Devices.Cpu.Accelerator, Devices.Cpu.Stream, new LaunchPolicy(1, 7, 1, 7)),
         new KernelHost(Devices.Cpu.Accelerator, Devices.Cpu.Stream, new LaunchPolicy(2, 3, 2, 3)),
-        new KernelHost(Devices.GpuSim.Accelerator, Devices.GpuSim.Stream, new LaunchPolicy(16, 1, 16, 1)),
-        new KernelHost(Devices.GpuSim.Accelerator, Devices.GpuSim.Stream, new LaunchPolicy(16, 5, 16, 5)),
+        new KernelHost(Devices.CpuKernels.Accelerator, Devices.CpuKernels.Stream, new LaunchPolicy(16, 1, 16, 1)),
+        new KernelHost(Devices.CpuKernels.Accelerator, Devices.CpuKernels.Stream, new LaunchPolicy(16, 5, 16, 5)),
     ]);
 
     private static Gen<(float Mean, float Std)> MeanStd { get; } =
@@ -405,7 +405,7 @@ public class PhiloxProperties
 
     // Extra layouts share the accelerators (and pools) of the two test devices.
     private static Device DeviceOf(KernelHost host) =>
-        host.Accelerator == Devices.GpuSim.Accelerator ? Devices.GpuSim : Devices.Cpu;
+        host.Accelerator == Devices.CpuKernels.Accelerator ? Devices.CpuKernels : Devices.Cpu;
 
     private static Property OnAll(Func<Device, Property> check) =>
         Devices.All.Select(check).Aggregate((a, b) => a.And(b));

@@ -1,7 +1,7 @@
 namespace IlgpuTrain.Properties.Kernels;
 
 /// <summary>
-/// Reductions: every kernel (flat in both modes, rows, columns; CPU and GPU variants) equals its
+/// Reductions: every kernel (flat in both modes, rows, columns; managed loops and kernels) equals its
 /// float64 reference within a rounding bound; deterministic mode is bitwise stable; known values
 /// and invariants hold without sharing code with the kernels.
 /// </summary>
@@ -32,12 +32,12 @@ public class ReductionsProperties
     private static readonly Op[] Ops = Enum.GetValues<Op>();
     private static readonly ReductionMode[] Modes = [ReductionMode.Deterministic, ReductionMode.Atomic];
 
-    // Hosts that run the GPU variants with other launch shapes on the simulated GPU, and the CPU
-    // variant with 8 partials (so the combination order has room to vary); cached because each
+    // Hosts that run the kernels with other launch shapes on the CPU accelerator, and the managed
+    // loops with 8 partials (so the combination order has room to vary); cached because each
     // host compiles its kernels once.
     private static readonly Dictionary<(int Group, int Groups), KernelHost> GpuShapeHosts = [];
     private static readonly Lazy<KernelHost> Cpu8 = new(() => new KernelHost(
-        Devices.Cpu.Accelerator, Devices.Cpu.Stream, Devices.Cpu.Kernels.Launch with { MaxGroups = 8, MaxReduceGroups = 8 }, KernelVariant.Cpu));
+        Devices.Cpu.Accelerator, Devices.Cpu.Stream, Devices.Cpu.Kernels.Launch with { MaxGroups = 8, MaxReduceGroups = 8 }));
 
     private delegate void FlatLaunch(KernelHost host, ArrayView<float> x, ArrayView<float> result, ArrayView<float> scratch, ReductionMode mode);
 
@@ -86,7 +86,7 @@ public class ReductionsProperties
     public Property Gpu_variants_are_correct_for_any_group_size_and_grid() =>
         Prop.ForAll(Gens.ReduceShape.ToArbitrary(), Gens.ReductionVector().ToArbitrary(), Gens.Matrix().ToArbitrary(), (shape, x, m) =>
         {
-            var d = Devices.GpuSim;
+            var d = Devices.CpuKernels;
             var host = GpuShapeHost(shape.Group, shape.Groups);
             var failures = new List<string>();
             Op[] ops = [Op.Sum, Op.Max];
@@ -110,9 +110,9 @@ public class ReductionsProperties
             (string, KernelHost, Device)[] hosts =
             [
                 ("Cpu", Devices.Cpu.Kernels, Devices.Cpu),
-                ("GpuSim", Devices.GpuSim.Kernels, Devices.GpuSim),
+                ("CpuKernels", Devices.CpuKernels.Kernels, Devices.CpuKernels),
                 ("Cpu, 8 partials", Cpu8.Value, Devices.Cpu),
-                ("GpuSim, 7 groups", GpuShapeHost(16, 7), Devices.GpuSim),
+                ("CpuKernels, 7 groups", GpuShapeHost(16, 7), Devices.CpuKernels),
             ];
             foreach (var (name, host, d) in hosts)
             {
@@ -521,12 +521,12 @@ public class ReductionsProperties
 
     private static double MatrixLevels(KernelHost host) => 2 + Math.Ceiling(Math.Log2(GroupOf(host)));
 
-    private static int GroupOf(KernelHost host) => host.Variant == KernelVariant.Gpu ? host.Launch.ReduceGroupSize : 1;
+    private static int GroupOf(KernelHost host) => host.RunsManaged ? 1 : host.Launch.ReduceGroupSize;
 
     private static Property Verdict(List<string> failures, string what) =>
         (failures.Count == 0).Label(failures.Count == 0 ? what : $"{what}: {failures.Count} mismatches, first: {string.Join(" | ", failures.Take(3))}");
 
-    private static string Name(Device d) => ReferenceEquals(d, Devices.GpuSim) ? "GpuSim" : "Cpu";
+    private static string Name(Device d) => ReferenceEquals(d, Devices.CpuKernels) ? "CpuKernels" : "Cpu";
 
     private static KernelHost GpuShapeHost(int group, int groups)
     {
@@ -534,9 +534,9 @@ public class ReductionsProperties
         {
             if (!GpuShapeHosts.TryGetValue((group, groups), out var host))
             {
-                var sim = Devices.GpuSim;
+                var sim = Devices.CpuKernels;
                 var policy = new LaunchPolicy(GroupSize: 1, MaxGroups: groups, ReduceGroupSize: group, MaxReduceGroups: groups);
-                host = new KernelHost(sim.Accelerator, sim.Stream, policy, KernelVariant.Gpu);
+                host = new KernelHost(sim.Accelerator, sim.Stream, policy, KernelBackend.CpuAccelerator);
                 GpuShapeHosts[(group, groups)] = host;
             }
             return host;

@@ -74,7 +74,7 @@ public class LayerProperties
             var model = Build(c.Widths);
             var sample = new Shape(c.D);
             var (pc, sc) = model.Init(Devices.Cpu, sample, Rng.Create((ulong)c.Seed));
-            var (pg, sg) = model.Init(Devices.GpuSim, sample, Rng.Create((ulong)c.Seed));
+            var (pg, sg) = model.Init(Devices.CpuKernels, sample, Rng.Create((ulong)c.Seed));
             var (po, so) = model.Init(Devices.Cpu, sample, Rng.Create((ulong)c.Seed + 1));
             using (pc)
             using (sc)
@@ -86,7 +86,7 @@ public class LayerProperties
                 var a = pc.Flat();
                 var o = po.Flat();
                 int same = a.Zip(o).Count(t => t.First == t.Second);
-                return a.SequenceEqual(pg.Flat()).Label("Cpu and GpuSim identical, bit for bit")
+                return a.SequenceEqual(pg.Flat()).Label("Cpu and CpuKernels identical, bit for bit")
 
                     // Independent uniform draws agree only by chance (and in zero-width biases there is nothing to compare).
                     .And((same <= 1 + (a.Length / 100)).Label($"another seed differs: {same} of {a.Length} values equal"));

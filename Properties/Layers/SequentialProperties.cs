@@ -145,7 +145,7 @@ public class SequentialProperties
                 return LayerReference.Dense(LayerReference.Map(a, Math.Tanh), v["2.weight"], v["2.bias"], c.h, c.f);
             }
 
-            var device = c.seed % 3 == 0 ? Devices.GpuSim : Devices.Cpu;
+            var device = c.seed % 3 == 0 ? Devices.CpuKernels : Devices.Cpu;
             return LayerGradCheck.Check(device, model, new Shape(c.d), c.n, c.seed, Reference, Atol, Rtol);
         });
 

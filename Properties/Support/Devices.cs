@@ -10,46 +10,36 @@ public static class Devices
 {
     private static readonly Lazy<Device> CpuDevice = new(() => Device.Create(DeviceKind.Cpu));
 
+    // Two cores of 16-thread groups: the GPU kernels' groups, shared memory and barriers run as
+    // they would on a GPU (OS threads simulate the group), at a cost the suite can afford.
     private static readonly Lazy<Device> CpuKernelsDevice = new(() => Device.Create(new DeviceOptions
     {
         Kind = DeviceKind.Cpu,
         Backend = KernelBackend.CpuAccelerator,
-    }));
-
-    private static readonly Lazy<Device> GpuSimDevice = new(() => Device.Create(new DeviceOptions
-    {
-        Kind = DeviceKind.Cpu,
         CpuCores = 2,
-        CpuThreadsPerGroup = 16,
-        Variant = KernelVariant.Gpu,
     }));
 
     /// <summary>The production CPU device: the managed backend (SIMD loops on the CPU accelerator's memory).</summary>
     public static Device Cpu => CpuDevice.Value;
 
-    /// <summary>The CPU accelerator running the ILGPU kernels (CPU variants, one group per core): the CpuAccelerator backend.</summary>
+    /// <summary>
+    /// The CPU accelerator running the ILGPU (GPU) kernels in 16-thread groups: the CpuAccelerator
+    /// backend, so the GPU algorithms (shared memory, barriers) are checked without a GPU.
+    /// </summary>
     public static Device CpuKernels => CpuKernelsDevice.Value;
 
-    /// <summary>
-    /// A CPU accelerator with 16-thread groups that runs the GPU kernel variants (shared memory,
-    /// barriers), so those variants are checked against their references without a GPU.
-    /// </summary>
-    public static Device GpuSim => GpuSimDevice.Value;
-
-    /// <summary>Every backend the tests can run: managed, the CPU accelerator's kernels and the GPU variants.</summary>
+    /// <summary>Every backend the tests can run: managed and the CPU accelerator's kernels.</summary>
     public static IEnumerable<Device> All
     {
         get
         {
             yield return Cpu;
             yield return CpuKernels;
-            yield return GpuSim;
         }
     }
 
-    /// <summary>A short name of the device's backend and variant, for labels.</summary>
+    /// <summary>A short name of the device's backend, for labels.</summary>
     /// <param name="device">The device.</param>
-    /// <returns>"Managed", "CpuAccelerator" or "CpuAccelerator/Gpu" (and so on).</returns>
-    public static string Describe(Device device) =>
-        device.Kernels.Variant == KernelVariant.Gpu && device.IsCpu ? "GpuSim" : device.Backend.ToString();
+    /// <returns>"Managed", "CpuAccelerator" (and so on).</returns>
+    public static string Describe(Device device) => device.Backend.ToString();
 }

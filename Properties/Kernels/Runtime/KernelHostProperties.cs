@@ -54,20 +54,26 @@ public class KernelHostProperties
     {
         var e = Assert.Throws<ArgumentException>(() => Device.Create(new DeviceOptions { Kind = DeviceKind.Cuda, Backend = KernelBackend.Managed }));
         Assert.Contains("Kind = DeviceKind.Cpu", e.Message);
-        var v = Assert.Throws<ArgumentException>(() => Device.Create(new DeviceOptions { Kind = DeviceKind.Cpu, Backend = KernelBackend.Managed, Variant = KernelVariant.Gpu }));
-        Assert.Contains("Managed needs the CPU accelerator with CPU variants", v.Message);
+        var k = Assert.Throws<ArgumentException>(() => new KernelHost(Devices.Cpu.Accelerator, Devices.Cpu.Stream, backend: KernelBackend.Cuda));
+        Assert.Contains("every other backend its own accelerator type", k.Message);
         Assert.Equal(KernelBackend.CpuAccelerator, DeviceOptions.Parse("cpu-kernels").Backend);
         Assert.Null(DeviceOptions.Parse("cpu").Backend);
     }
 
     [Fact]
-    public void Variant_follows_the_accelerator_unless_forced()
+    public void Backend_is_managed_on_the_cpu_unless_the_kernels_are_asked_for()
     {
-        Assert.Equal(KernelVariant.Cpu, Devices.Cpu.Kernels.Variant);
-        Assert.Equal(KernelVariant.Gpu, Devices.GpuSim.Kernels.Variant);
         Assert.True(Devices.Cpu.Kernels.IsCpu);
         Assert.Equal(KernelBackend.Managed, Devices.Cpu.Backend);
         Assert.Equal(KernelBackend.CpuAccelerator, Devices.CpuKernels.Backend);
-        Assert.Equal(KernelBackend.CpuAccelerator, Devices.GpuSim.Backend);
+        Assert.Equal(KernelBackend.Managed, new KernelHost(Devices.CpuKernels.Accelerator, Devices.CpuKernels.Stream).Backend);
+
+        // The kernels' backend gets 16-thread groups, so the tree reductions and the tiled GEMM
+        // run real groups; the managed backend keeps the accelerator small.
+        using var kernels = Device.Create(DeviceOptions.Parse("cpu-kernels") with { CpuCores = 1 });
+        Assert.Equal(16, kernels.Accelerator.MaxNumThreadsPerGroup);
+        Assert.Equal(16, kernels.Kernels.Launch.ReduceGroupSize);
+        using var managed = Device.Create(new DeviceOptions { Kind = DeviceKind.Cpu, CpuCores = 1 });
+        Assert.Equal(2, managed.Accelerator.MaxNumThreadsPerGroup);
     }
 }

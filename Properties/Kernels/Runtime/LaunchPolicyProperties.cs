@@ -34,7 +34,7 @@ public class LaunchPolicyProperties
         var p = LaunchPolicy.For(Devices.Cpu.Accelerator);
         Assert.Equal(1, p.GroupSize);
         Assert.Equal(Devices.Cpu.Accelerator.NumMultiprocessors, p.MaxGroups);
-        var sim = LaunchPolicy.For(Devices.GpuSim.Accelerator);
+        var sim = LaunchPolicy.For(Devices.CpuKernels.Accelerator);
         Assert.Equal(16, sim.ReduceGroupSize);
         Assert.True(sim.ReduceGroupSize <= LaunchPolicy.MaxReduceGroupSize);
     }
