@@ -238,36 +238,56 @@ internal static class Pooling
     }
 
     // ---------------------------------------------------------------- ILGPU kernels
+    // Max and average pooling share their kernels: the argmax view is given (non-empty) for max
+    // pooling and empty for average pooling, a branch uniform over the launch.
 
-    /// <summary>Kernel: one output (and its argmax) per work item, grid-stride over N C OH OW.</summary>
+    /// <summary>
+    /// Kernel: one output per work item, grid-stride over N C OH OW: the window max and its argmax
+    /// (max pooling), or the window mean (average pooling, argmax empty).
+    /// </summary>
     /// <param name="x">Input (N,C,H,W).</param>
     /// <param name="y">Output (N,C,OH,OW).</param>
-    /// <param name="argmax">Argmax (N,C,OH,OW).</param>
-    /// <param name="g">The geometry.</param>
-    public static void MaxPool2dForwardKernel(ArrayView<float> x, ArrayView<float> y, ArrayView<int> argmax, Pool2dGeometry g)
+    /// <param name="argmax">Argmax (N,C,OH,OW) for max pooling; empty for average pooling.</param>
+    /// <param name="g">The geometry (dilation 1 for average pooling).</param>
+    /// <param name="countIncludePad">Average pooling: 1 to divide by KH KW, 0 to divide by the in-plane tap count.</param>
+    public static void Pool2dForwardKernel(ArrayView<float> x, ArrayView<float> y, ArrayView<int> argmax, Pool2dGeometry g, int countIncludePad)
     {
         int total = y.IntLength;
+        bool max = argmax.Length != 0;
         // Grid and Group reads are thread-local on the CPU accelerator: read them once.
         int stride = Grid.DimX * Group.DimX;
         for (int i = Grid.GlobalIndex.X; i < total; i += stride)
         {
-            int plane = OutputAt(g, i, out int oh, out int ow);
-            y[i] = MaxWindow(new ViewElements<float>(x), plane * g.H * g.W, g, oh, ow, out int at);
-            argmax[i] = at;
+            int xBase = OutputAt(g, i, out int oh, out int ow) * g.H * g.W;
+            if (max)
+            {
+                y[i] = MaxWindow(new ViewElements<float>(x), xBase, g, oh, ow, out int at);
+                argmax[i] = at;
+            }
+            else
+            {
+                y[i] = AvgWindow(new ViewElements<float>(x), xBase, g, oh, ow, countIncludePad);
+            }
         }
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, Pool2dGeometry>> MaxPool2dForwardDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<int>, Pool2dGeometry>(MaxPool2dForwardKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, Pool2dGeometry, int>> Pool2dForwardDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<int>, Pool2dGeometry, int>(Pool2dForwardKernel);
 
-    /// <summary>Kernel: one input element per work item, gathering dy of the windows whose argmax it is, grid-stride over N C H W.</summary>
+    /// <summary>
+    /// Kernel: one input element per work item, grid-stride over N C H W, gathering dy of the
+    /// windows whose argmax it is (max pooling), or dy / divisor of every window that contains it
+    /// (average pooling, argmax empty).
+    /// </summary>
     /// <param name="dy">Output gradient (N,C,OH,OW).</param>
-    /// <param name="argmax">Argmax from the forward (N,C,OH,OW).</param>
+    /// <param name="argmax">Argmax from the forward (N,C,OH,OW) for max pooling; empty for average pooling.</param>
     /// <param name="dx">Input gradient (N,C,H,W), overwritten.</param>
-    /// <param name="g">The geometry.</param>
-    public static void MaxPool2dBackwardKernel(ArrayView<float> dy, ArrayView<int> argmax, ArrayView<float> dx, Pool2dGeometry g)
+    /// <param name="g">The forward's geometry.</param>
+    /// <param name="countIncludePad">As the forward.</param>
+    public static void Pool2dBackwardKernel(ArrayView<float> dy, ArrayView<int> argmax, ArrayView<float> dx, Pool2dGeometry g, int countIncludePad)
     {
         int total = dx.IntLength;
+        bool max = argmax.Length != 0;
         int stride = Grid.DimX * Group.DimX;
         for (int i = Grid.GlobalIndex.X; i < total; i += stride)
         {
@@ -275,15 +295,20 @@ internal static class Pooling
             int at = (ih * g.W) + iw;
             float acc = 0;
             // Walking the taps r downwards walks oh upwards, so the sum runs over outputs in
-            // row-major order, as the scatter reference adds them.
+            // row-major order, as the scatter references add them.
             for (int r = g.KernelH - 1; r >= 0; r--)
             {
                 int oh = OutputOfTap(ih, r, g.StrideH, g.PadH, g.DilationH, g.OutH);
+                int rows = WindowEnd(oh, g.StrideH, g.PadH, g.KernelH, g.H) - WindowStart(oh, g.StrideH, g.PadH);
                 for (int s = g.KernelW - 1; s >= 0 && oh >= 0; s--)
                 {
                     int ow = OutputOfTap(iw, s, g.StrideW, g.PadW, g.DilationW, g.OutW);
+                    if (ow < 0)
+                        continue;
                     int o = yBase + (oh * g.OutW) + ow;
-                    if (ow >= 0 && argmax[o] == at)
+                    if (!max)
+                        acc += dy[o] / Divisor(g, rows, WindowEnd(ow, g.StrideW, g.PadW, g.KernelW, g.W) - WindowStart(ow, g.StrideW, g.PadW), countIncludePad);
+                    else if (argmax[o] == at)
                         acc += dy[o];
                 }
             }
@@ -292,61 +317,8 @@ internal static class Pooling
         }
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, Pool2dGeometry>> MaxPool2dBackwardDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<int>, ArrayView<float>, Pool2dGeometry>(MaxPool2dBackwardKernel);
-
-    /// <summary>Kernel: one output per work item, the window sum over its divisor, grid-stride over N C OH OW.</summary>
-    /// <param name="x">Input (N,C,H,W).</param>
-    /// <param name="y">Output (N,C,OH,OW).</param>
-    /// <param name="g">The geometry (dilation 1).</param>
-    /// <param name="countIncludePad">1 to divide by KH KW, 0 to divide by the in-plane tap count.</param>
-    public static void AvgPool2dForwardKernel(ArrayView<float> x, ArrayView<float> y, Pool2dGeometry g, int countIncludePad)
-    {
-        int total = y.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
-        {
-            int plane = OutputAt(g, i, out int oh, out int ow);
-            y[i] = AvgWindow(new ViewElements<float>(x), plane * g.H * g.W, g, oh, ow, countIncludePad);
-        }
-    }
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, Pool2dGeometry, int>> AvgPool2dForwardDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, Pool2dGeometry, int>(AvgPool2dForwardKernel);
-
-    /// <summary>Kernel: one input element per work item, gathering dy / divisor of every window that contains it, grid-stride over N C H W.</summary>
-    /// <param name="dy">Output gradient (N,C,OH,OW).</param>
-    /// <param name="dx">Input gradient (N,C,H,W), overwritten.</param>
-    /// <param name="g">The geometry (dilation 1).</param>
-    /// <param name="countIncludePad">As the forward.</param>
-    public static void AvgPool2dBackwardKernel(ArrayView<float> dy, ArrayView<float> dx, Pool2dGeometry g, int countIncludePad)
-    {
-        int total = dx.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
-        {
-            int yBase = InputAt(g, i, out int ih, out int iw) * g.OutH * g.OutW;
-            float acc = 0;
-            // r downwards is oh upwards: outputs in row-major order, as the scatter reference adds them.
-            for (int r = g.KernelH - 1; r >= 0; r--)
-            {
-                int oh = OutputOfTap(ih, r, g.StrideH, g.PadH, 1, g.OutH);
-                int rows = WindowEnd(oh, g.StrideH, g.PadH, g.KernelH, g.H) - WindowStart(oh, g.StrideH, g.PadH);
-                for (int s = g.KernelW - 1; s >= 0 && oh >= 0; s--)
-                {
-                    int ow = OutputOfTap(iw, s, g.StrideW, g.PadW, 1, g.OutW);
-                    int cols = WindowEnd(ow, g.StrideW, g.PadW, g.KernelW, g.W) - WindowStart(ow, g.StrideW, g.PadW);
-                    if (ow >= 0)
-                        acc += dy[yBase + (oh * g.OutW) + ow] / Divisor(g, rows, cols, countIncludePad);
-                }
-            }
-
-            dx[i] = acc;
-        }
-    }
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, Pool2dGeometry, int>> AvgPool2dBackwardDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, Pool2dGeometry, int>(AvgPool2dBackwardKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, Pool2dGeometry, int>> Pool2dBackwardDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<int>, ArrayView<float>, Pool2dGeometry, int>(Pool2dBackwardKernel);
 
     /// <summary>Kernel: one (n, c) plane per work item, its mean over S, grid-stride over N C.</summary>
     /// <param name="x">Input (N C, S).</param>
@@ -703,15 +675,8 @@ internal static class Pooling
     /// <param name="y">Output (N,C,OH,OW).</param>
     /// <param name="argmax">Argmax (N,C,OH,OW), kept for the backward.</param>
     /// <param name="g">The geometry, from <see cref="Pool2dGeometry.Create"/>.</param>
-    public static unsafe void MaxPool2dForward(KernelHost host, ArrayView<float> x, ArrayView<float> y, ArrayView<int> argmax, Pool2dGeometry g)
-    {
-        if (!CheckViews(host, nameof(Pooling) + "." + nameof(MaxPool2dForward), g, x, nameof(x), y, nameof(y), argmax, max: true))
-            return;
-        if (host.RunsManaged)
-            CpuLoops.For(host, (long)g.N * g.C, new ForwardBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), CpuLoops.Ptr(argmax), g, 0), ForwardWork(g));
-        else
-            host.Load(MaxPool2dForwardDef)(host.Stream, host.Launch.GridStride(g.OutputLength), x, y, argmax, g);
-    }
+    public static void MaxPool2dForward(KernelHost host, ArrayView<float> x, ArrayView<float> y, ArrayView<int> argmax, Pool2dGeometry g) =>
+        Forward(host, nameof(Pooling) + "." + nameof(MaxPool2dForward), x, y, argmax, max: true, g, countIncludePad: false);
 
     /// <summary>Max-pool backward: dx[i] = Σ dy[o] over the outputs o whose argmax is i. Overwrites dx.</summary>
     /// <param name="host">Where to run.</param>
@@ -719,15 +684,8 @@ internal static class Pooling
     /// <param name="argmax">Argmax from <see cref="MaxPool2dForward"/> (N,C,OH,OW).</param>
     /// <param name="dx">Input gradient (N,C,H,W), overwritten.</param>
     /// <param name="g">The forward's geometry.</param>
-    public static unsafe void MaxPool2dBackward(KernelHost host, ArrayView<float> dy, ArrayView<int> argmax, ArrayView<float> dx, Pool2dGeometry g)
-    {
-        if (!CheckViews(host, nameof(Pooling) + "." + nameof(MaxPool2dBackward), g, dx, nameof(dx), dy, nameof(dy), argmax, max: true))
-            return;
-        if (host.RunsManaged)
-            CpuLoops.For(host, (long)g.N * g.C, new BackwardBody(CpuLoops.Ptr(dy), CpuLoops.Ptr(argmax), CpuLoops.Ptr(dx), g, 0), (g.H * g.W) + (g.OutH * g.OutW));
-        else
-            host.Load(MaxPool2dBackwardDef)(host.Stream, host.Launch.GridStride(g.InputLength), dy, argmax, dx, g);
-    }
+    public static void MaxPool2dBackward(KernelHost host, ArrayView<float> dy, ArrayView<int> argmax, ArrayView<float> dx, Pool2dGeometry g) =>
+        Backward(host, nameof(Pooling) + "." + nameof(MaxPool2dBackward), dy, argmax, max: true, dx, g, countIncludePad: false);
 
     /// <summary>Average pooling: y = Σ window / divisor (KH KW with <paramref name="countIncludePad"/>, else the in-plane tap count).</summary>
     /// <param name="host">Where to run.</param>
@@ -735,15 +693,8 @@ internal static class Pooling
     /// <param name="y">Output (N,C,OH,OW).</param>
     /// <param name="g">The geometry (dilation 1).</param>
     /// <param name="countIncludePad">Whether padding counts in the divisor (PyTorch's default, true).</param>
-    public static unsafe void AvgPool2dForward(KernelHost host, ArrayView<float> x, ArrayView<float> y, Pool2dGeometry g, bool countIncludePad = true)
-    {
-        if (!CheckViews(host, nameof(Pooling) + "." + nameof(AvgPool2dForward), g, x, nameof(x), y, nameof(y), default, max: false))
-            return;
-        if (host.RunsManaged)
-            CpuLoops.For(host, (long)g.N * g.C, new ForwardBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), null, g, countIncludePad ? 1 : 0), ForwardWork(g));
-        else
-            host.Load(AvgPool2dForwardDef)(host.Stream, host.Launch.GridStride(g.OutputLength), x, y, g, countIncludePad ? 1 : 0);
-    }
+    public static void AvgPool2dForward(KernelHost host, ArrayView<float> x, ArrayView<float> y, Pool2dGeometry g, bool countIncludePad = true) =>
+        Forward(host, nameof(Pooling) + "." + nameof(AvgPool2dForward), x, y, default, max: false, g, countIncludePad);
 
     /// <summary>Average-pool backward: dx[i] = Σ dy[o] / divisor(o) over the windows that contain i. Overwrites dx.</summary>
     /// <param name="host">Where to run.</param>
@@ -751,14 +702,31 @@ internal static class Pooling
     /// <param name="dx">Input gradient (N,C,H,W), overwritten.</param>
     /// <param name="g">The forward's geometry (dilation 1).</param>
     /// <param name="countIncludePad">As the forward.</param>
-    public static unsafe void AvgPool2dBackward(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, Pool2dGeometry g, bool countIncludePad = true)
+    public static void AvgPool2dBackward(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, Pool2dGeometry g, bool countIncludePad = true) =>
+        Backward(host, nameof(Pooling) + "." + nameof(AvgPool2dBackward), dy, default, max: false, dx, g, countIncludePad);
+
+    // Max pooling (max, with argmax) or average pooling (argmax empty): the checks, then the
+    // managed planes or the kernel.
+    private static unsafe void Forward(KernelHost host, string op, ArrayView<float> x, ArrayView<float> y, ArrayView<int> argmax, bool max, Pool2dGeometry g, bool countIncludePad)
     {
-        if (!CheckViews(host, nameof(Pooling) + "." + nameof(AvgPool2dBackward), g, dx, nameof(dx), dy, nameof(dy), default, max: false))
+        if (!CheckViews(host, op, g, x, nameof(x), y, nameof(y), argmax, max))
             return;
+        int pad = countIncludePad ? 1 : 0;
         if (host.RunsManaged)
-            CpuLoops.For(host, (long)g.N * g.C, new BackwardBody(CpuLoops.Ptr(dy), null, CpuLoops.Ptr(dx), g, countIncludePad ? 1 : 0), (g.H * g.W) + ForwardWork(g));
+            CpuLoops.For(host, (long)g.N * g.C, new ForwardBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), CpuLoops.Ptr(argmax), g, pad), ForwardWork(g));
         else
-            host.Load(AvgPool2dBackwardDef)(host.Stream, host.Launch.GridStride(g.InputLength), dy, dx, g, countIncludePad ? 1 : 0);
+            host.Load(Pool2dForwardDef)(host.Stream, host.Launch.GridStride(g.OutputLength), x, y, argmax, g, pad);
+    }
+
+    private static unsafe void Backward(KernelHost host, string op, ArrayView<float> dy, ArrayView<int> argmax, bool max, ArrayView<float> dx, Pool2dGeometry g, bool countIncludePad)
+    {
+        if (!CheckViews(host, op, g, dx, nameof(dx), dy, nameof(dy), argmax, max))
+            return;
+        int pad = countIncludePad ? 1 : 0;
+        if (host.RunsManaged)
+            CpuLoops.For(host, (long)g.N * g.C, new BackwardBody(CpuLoops.Ptr(dy), CpuLoops.Ptr(argmax), CpuLoops.Ptr(dx), g, pad), (g.H * g.W) + (max ? g.OutH * g.OutW : ForwardWork(g)));
+        else
+            host.Load(Pool2dBackwardDef)(host.Stream, host.Launch.GridStride(g.InputLength), dy, argmax, dx, g, pad);
     }
 
     /// <summary>Global average pooling: y[n, c] = mean over S of x[n, c, :] for x (N, C, S), S = H W.</summary>
