@@ -228,15 +228,6 @@ internal static class Pooling
     private static int Divisor(Pool2dGeometry g, int rows, int cols, int countIncludePad) =>
         countIncludePad != 0 ? g.KernelH * g.KernelW : rows * cols;
 
-    // The output along one axis whose tap t (spacing dilation) reads input i, or -1 when none does:
-    // o stride = i + pad - t dilation must divide exactly and land inside [0, outSize).
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int OutputOfTap(int i, int t, int stride, int pad, int dilation, int outSize)
-    {
-        int th = i + pad - (t * dilation);
-        return th < 0 || th % stride != 0 || th / stride >= outSize ? -1 : th / stride;
-    }
-
     // ---------------------------------------------------------------- ILGPU kernels
     // Max and average pooling share their kernels: the argmax view is given (non-empty) for max
     // pooling and empty for average pooling, a branch uniform over the launch.
@@ -298,11 +289,11 @@ internal static class Pooling
             // row-major order, as the scatter references add them.
             for (int r = g.KernelH - 1; r >= 0; r--)
             {
-                int oh = OutputOfTap(ih, r, g.StrideH, g.PadH, g.DilationH, g.OutH);
+                int oh = SlidingWindow.OutputOfTap(ih, r, g.StrideH, g.PadH, g.DilationH, g.OutH);
                 int rows = WindowEnd(oh, g.StrideH, g.PadH, g.KernelH, g.H) - WindowStart(oh, g.StrideH, g.PadH);
                 for (int s = g.KernelW - 1; s >= 0 && oh >= 0; s--)
                 {
-                    int ow = OutputOfTap(iw, s, g.StrideW, g.PadW, g.DilationW, g.OutW);
+                    int ow = SlidingWindow.OutputOfTap(iw, s, g.StrideW, g.PadW, g.DilationW, g.OutW);
                     if (ow < 0)
                         continue;
                     int o = yBase + (oh * g.OutW) + ow;
