@@ -214,22 +214,13 @@ internal static partial class Conv2d
             float sum = 0f;
             for (int i = 0; i < g.KH; i++)
             {
-                // Tap i reads x row iy from output row oy = (iy + ph - i dh) / sh when that divides exactly and lands inside.
-                int ty = iy + g.PH - (i * g.DH);
-                if (ty < 0)
-                    break;
-                int oy = ty / g.SH;
-                if (oy * g.SH != ty || oy >= g.HO)
-                    continue;
-                for (int j = 0; j < g.KW; j++)
+                // Tap i reads x row iy from output row oy when one exists.
+                int oy = SlidingWindow.OutputOfTap(iy, i, g.SH, g.PH, g.DH, g.HO);
+                for (int j = 0; j < g.KW && oy >= 0; j++)
                 {
-                    int tx = ix + g.PW - (j * g.DW);
-                    if (tx < 0)
-                        break;
-                    int ox = tx / g.SW;
-                    if (ox * g.SW != tx || ox >= g.WO)
-                        continue;
-                    sum += cols[((rowBase + (i * g.KW) + j) * p) + (oy * g.WO) + ox];
+                    int ox = SlidingWindow.OutputOfTap(ix, j, g.SW, g.PW, g.DW, g.WO);
+                    if (ox >= 0)
+                        sum += cols[((rowBase + (i * g.KW) + j) * p) + (oy * g.WO) + ox];
                 }
             }
 
@@ -253,17 +244,13 @@ internal static partial class Conv2d
     public static unsafe void Im2Col(KernelHost host, ArrayView<float> x, ArrayView<float> cols, Conv2dGeometry g)
     {
         ArgumentNullException.ThrowIfNull(host);
-        const string op = nameof(Conv2d) + "." + nameof(Im2Col);
-        CheckIo(op, x, nameof(x), cols, nameof(cols), g);
+        CheckIo(nameof(Conv2d) + "." + nameof(Im2Col), x, nameof(x), cols, nameof(cols), g);
         if (g.ColumnsLength == 0)
             return;
         if (host.RunsManaged)
-        {
             CpuLoops.For(host, (long)g.N * g.C, new Im2ColBody(CpuLoops.Ptr(x), CpuLoops.Ptr(cols), g), g.KH * g.KW * g.P);
-            return;
-        }
-
-        host.Load(Im2ColDef)(host.Stream, host.Launch.GridStride(g.ColumnsLength), x, cols, g);
+        else
+            host.Load(Im2ColDef)(host.Stream, host.Launch.GridStride(g.ColumnsLength), x, cols, g);
     }
 
     /// <summary>x (N, C, H, W) = col2im(cols (N, K, P)), overwritten: each element is the sum of the column entries im2col copies from it (0 where none does).</summary>
@@ -274,23 +261,15 @@ internal static partial class Conv2d
     public static unsafe void Col2Im(KernelHost host, ArrayView<float> cols, ArrayView<float> x, Conv2dGeometry g)
     {
         ArgumentNullException.ThrowIfNull(host);
-        const string op = nameof(Conv2d) + "." + nameof(Col2Im);
-        CheckIo(op, x, nameof(x), cols, nameof(cols), g);
+        CheckIo(nameof(Conv2d) + "." + nameof(Col2Im), x, nameof(x), cols, nameof(cols), g);
         if (g.InputLength == 0)
             return;
         if (g.ColumnsLength == 0)
-        {
             Elementwise.Fill(host, x, 0f);
-            return;
-        }
-
-        if (host.RunsManaged)
-        {
+        else if (host.RunsManaged)
             CpuLoops.For(host, (long)g.N * g.C, new Col2ImBody(CpuLoops.Ptr(cols), CpuLoops.Ptr(x), g), g.KH * g.KW * g.P);
-            return;
-        }
-
-        host.Load(Col2ImDef)(host.Stream, host.Launch.GridStride(g.InputLength), cols, x, g);
+        else
+            host.Load(Col2ImDef)(host.Stream, host.Launch.GridStride(g.InputLength), cols, x, g);
     }
 
     /// <summary>
@@ -310,23 +289,19 @@ internal static partial class Conv2d
         ArgumentNullException.ThrowIfNull(host);
         const string op = nameof(Conv2d) + "." + nameof(Forward);
         CheckIo(op, x, nameof(x), cols, nameof(cols), g);
-        CheckWeight(op, weight, y, nameof(y), g, outChannels);
-        if (bias.Length != 0)
-            Check.Length(op, bias, nameof(bias), outChannels, $"(O) = ({outChannels})");
-        long perY = (long)outChannels * g.P;
+        CheckWeight(op, weight, y, nameof(y), bias, g, outChannels);
+        long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
         if (perY == 0 || g.N == 0)
             return;
         if (Managed(host, g, outChannels))
         {
-            CpuLoops.For(host, g.N, new ForwardBody(CpuLoops.Ptr(x), CpuLoops.Ptr(weight), CpuLoops.Ptr(bias), CpuLoops.Ptr(y), CpuLoops.Ptr(cols), g, outChannels), ImageWork(g, outChannels));
+            CpuLoops.For(host, g.N, new ForwardBody(CpuLoops.Ptr(x), CpuLoops.Ptr(weight), CpuLoops.Ptr(bias), CpuLoops.Ptr(y), CpuLoops.Ptr(cols), null, g, outChannels), ImageWork(g, outChannels));
             return;
         }
 
         Im2Col(host, x, cols, g);
-        int k = g.K;
-        long perCols = (long)k * g.P;
         for (int n = 0; n < g.N; n++)
-            Gemm.Run(host, false, false, outChannels, g.P, k, 1f, weight, cols.SubView(n * perCols, perCols), 0f, y.SubView(n * perY, perY));
+            Gemm.Run(host, false, false, outChannels, g.P, g.K, 1f, weight, cols.SubView(n * perCols, perCols), 0f, y.SubView(n * perY, perY));
         if (bias.Length != 0)
             BiasAdd.ForwardChannels(host, y, bias, y, g.N, outChannels, g.P);
     }
@@ -338,28 +313,22 @@ internal static partial class Conv2d
     /// <param name="dw">dL/dw (O, C, kh, kw), overwritten.</param>
     /// <param name="g">The geometry.</param>
     /// <param name="outChannels">O.</param>
-    public static void BackwardWeight(KernelHost host, ArrayView<float> dy, ArrayView<float> cols, ArrayView<float> dw, Conv2dGeometry g, int outChannels)
+    public static unsafe void BackwardWeight(KernelHost host, ArrayView<float> dy, ArrayView<float> cols, ArrayView<float> dw, Conv2dGeometry g, int outChannels)
     {
         ArgumentNullException.ThrowIfNull(host);
         const string op = nameof(Conv2d) + "." + nameof(BackwardWeight);
-        Check.Length(op, cols, nameof(cols), g.ColumnsLength, $"cols (N, K, P) = ({g.N}, {g.K}, {g.P})");
-        CheckWeight(op, dw, dy, nameof(dy), g, outChannels);
-        int k = g.K;
-        long perY = (long)outChannels * g.P, perCols = (long)k * g.P;
+        CheckColumns(op, cols, nameof(cols), g);
+        CheckWeight(op, dw, dy, nameof(dy), default, g, outChannels);
+        long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
         if (g.N == 0 || g.P == 0)
-        {
             Elementwise.Fill(host, dw, 0f);
-            return;
-        }
-
-        if (Managed(host, g, outChannels))
+        else if (Managed(host, g, outChannels))
+            BackwardWeightManaged(host, CpuLoops.Ptr(dy), CpuLoops.Ptr(cols), null, null, dw, g, outChannels, transposeNarrow: true);
+        else
         {
-            BackwardWeightManaged(host, dy, cols, dw, g, outChannels);
-            return;
+            for (int n = 0; n < g.N; n++)
+                Gemm.Run(host, false, true, outChannels, g.K, g.P, 1f, dy.SubView(n * perY, perY), cols.SubView(n * perCols, perCols), n == 0 ? 0f : 1f, dw);
         }
-
-        for (int n = 0; n < g.N; n++)
-            Gemm.Run(host, false, true, outChannels, k, g.P, 1f, dy.SubView(n * perY, perY), cols.SubView(n * perCols, perCols), n == 0 ? 0f : 1f, dw);
     }
 
     /// <summary>dx (N, C, H, W) = col2im(w^T dy_n for each image), overwritten.</summary>
@@ -375,21 +344,16 @@ internal static partial class Conv2d
         ArgumentNullException.ThrowIfNull(host);
         const string op = nameof(Conv2d) + "." + nameof(BackwardInput);
         CheckIo(op, dx, nameof(dx), dcols, nameof(dcols), g);
-        CheckWeight(op, weight, dy, nameof(dy), g, outChannels);
-        int k = g.K;
-        long perY = (long)outChannels * g.P, perCols = (long)k * g.P;
+        CheckWeight(op, weight, dy, nameof(dy), default, g, outChannels);
+        long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
         if (Managed(host, g, outChannels))
         {
-            CpuLoops.For(host, g.N, new BackwardInputBody(CpuLoops.Ptr(weight), CpuLoops.Ptr(dy), CpuLoops.Ptr(dcols), CpuLoops.Ptr(dx), g, outChannels), ImageWork(g, outChannels));
+            CpuLoops.For(host, g.N, new BackwardInputBody(CpuLoops.Ptr(weight), CpuLoops.Ptr(dy), null, CpuLoops.Ptr(dcols), CpuLoops.Ptr(dx), g, outChannels), ImageWork(g, outChannels));
             return;
         }
 
-        if (perCols != 0)
-        {
-            for (int n = 0; n < g.N; n++)
-                Gemm.Run(host, true, false, k, g.P, outChannels, 1f, weight, dy.SubView(n * perY, perY), 0f, dcols.SubView(n * perCols, perCols));
-        }
-
+        for (int n = 0; n < g.N && perCols != 0; n++)
+            Gemm.Run(host, true, false, g.K, g.P, outChannels, 1f, weight, dy.SubView(n * perY, perY), 0f, dcols.SubView(n * perCols, perCols));
         Col2Im(host, dcols, dx, g);
     }
 
@@ -403,7 +367,13 @@ internal static partial class Conv2d
         (int)Math.Min(int.MaxValue, ((long)g.K * g.P * outChannels) + ((long)g.K * g.P));
 
     // transposeNarrow: whether a narrow kernel accumulates dW^T (the default; tests compare both ways bitwise).
-    internal static unsafe void BackwardWeightManaged(KernelHost host, ArrayView<float> dy, ArrayView<float> cols, ArrayView<float> dw, Conv2dGeometry g, int outChannels, bool transposeNarrow = true)
+    internal static unsafe void BackwardWeightManaged(KernelHost host, ArrayView<float> dy, ArrayView<float> cols, ArrayView<float> dw, Conv2dGeometry g, int outChannels, bool transposeNarrow = true) =>
+        BackwardWeightManaged(host, CpuLoops.Ptr(dy), CpuLoops.Ptr(cols), null, null, dw, g, outChannels, transposeNarrow);
+
+    // dW over DwGroups fixed image groups, float operands (dy, cols) or binary16 ones (dyHalf,
+    // colsHalf, given): each group sums its images into its own partial (the first into dW), then
+    // the partials are added in group order.
+    private static unsafe void BackwardWeightManaged(KernelHost host, float* dy, float* cols, Half* dyHalf, Half* colsHalf, ArrayView<float> dw, Conv2dGeometry g, int outChannels, bool transposeNarrow)
     {
         int groups = Math.Min(g.N, DwGroups);
         int len = outChannels * g.K;
@@ -413,7 +383,8 @@ internal static partial class Conv2d
             fixed (float* pp = partials)
             {
                 float* dwp = CpuLoops.Ptr(dw);
-                CpuLoops.For(host, groups, new WeightGroupBody(CpuLoops.Ptr(dy), CpuLoops.Ptr(cols), dwp, pp, groups, g, outChannels, transposeNarrow), (int)Math.Min(int.MaxValue, ImageWork(g, outChannels) * (long)(g.N / groups)));
+                var body = new WeightGroupBody(dy, cols, dyHalf, colsHalf, dwp, pp, groups, g, outChannels, transposeNarrow);
+                CpuLoops.For(host, groups, body, (int)Math.Min(int.MaxValue, ImageWork(g, outChannels) * (long)(g.N / groups)));
                 for (int q = 1; q < groups; q++)
                     AddInto(dwp, pp + ((long)(q - 1) * len), len);
             }
@@ -541,8 +512,18 @@ internal static partial class Conv2d
         }
     }
 
-    // Images [start, end): im2col of image n, y_n = w cols_n (a single-threaded CpuGemm), then the channel bias.
-    private readonly unsafe struct ForwardBody(float* x, float* w, float* bias, float* y, float* cols, Conv2dGeometry g, int outChannels) : CpuLoops.IRange
+    // The widened operands of the managed binary16 paths, per worker thread: GEMM operands A and B of one image.
+    [ThreadStatic]
+    private static float[]? _wideA;
+
+    [ThreadStatic]
+    private static float[]? _wideB;
+
+    // Images [start, end): im2col of image n, y_n = w cols_n (a single-threaded CpuGemm), then the
+    // channel bias. With colsHalf (the binary16 forward; w holds float(half(w))), the columns are
+    // also cast to colsHalf, the GEMM reads them widened back exactly, and y_n is rounded to fp16
+    // values before the bias: per element the generic path's operations.
+    private readonly unsafe struct ForwardBody(float* x, float* w, float* bias, float* y, float* cols, ushort* colsHalf, Conv2dGeometry g, int outChannels) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
@@ -551,8 +532,18 @@ internal static partial class Conv2d
             for (int n = start; n < end; n++)
             {
                 im2col.Run(n * g.C, (n + 1) * g.C);
+                float* b = cols + (n * perCols);
+                if (colsHalf != null)
+                {
+                    new Cast.ToHalfBody(cols, colsHalf).Run((int)(n * perCols), (int)((n + 1) * perCols));
+                    b = GemmHalf.WideScratch(ref _wideB, perCols);
+                    GemmHalf.Widen((Half*)(colsHalf + (n * perCols)), b, perCols);
+                }
+
                 float* yn = y + (n * perY);
-                CpuGemm.Run(false, false, outChannels, g.P, g.K, 1f, w, cols + (n * perCols), 0f, yn, 1);
+                CpuGemm.Run(false, false, outChannels, g.P, g.K, 1f, w, b, 0f, yn, 1);
+                if (colsHalf != null)
+                    new GemmHalf.RoundBody(yn).Run(0, (int)perY);
                 if (bias != null)
                     AddChannelBias(yn, bias, outChannels, g.P);
             }
@@ -579,8 +570,9 @@ internal static partial class Conv2d
         }
     }
 
-    // Images [start, end): dcols_n = w^T dy_n (a single-threaded CpuGemm), then col2im of image n.
-    private readonly unsafe struct BackwardInputBody(float* w, float* dy, float* dcols, float* dx, Conv2dGeometry g, int outChannels) : CpuLoops.IRange
+    // Images [start, end): dcols_n = w^T dy_n (a single-threaded CpuGemm; dy_n widened from dyHalf
+    // when given), then col2im of image n.
+    private readonly unsafe struct BackwardInputBody(float* w, float* dy, Half* dyHalf, float* dcols, float* dx, Conv2dGeometry g, int outChannels) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
@@ -588,15 +580,23 @@ internal static partial class Conv2d
             var col2im = new Col2ImBody(dcols, dx, g);
             for (int n = start; n < end; n++)
             {
-                CpuGemm.Run(true, false, g.K, g.P, outChannels, 1f, w, dy + (n * perY), 0f, dcols + (n * perCols), 1);
+                float* b = dy + (n * perY);
+                if (dyHalf != null)
+                {
+                    b = GemmHalf.WideScratch(ref _wideB, perY);
+                    GemmHalf.Widen(dyHalf + (n * perY), b, perY);
+                }
+
+                CpuGemm.Run(true, false, g.K, g.P, outChannels, 1f, w, b, 0f, dcols + (n * perCols), 1);
                 col2im.Run(n * g.C, (n + 1) * g.C);
             }
         }
     }
 
     // Image groups [start, end) of dW: group q sums images [q N / groups, (q + 1) N / groups) in
-    // order (the first GEMM with beta 0) into dW for q = 0 and into partial q - 1 otherwise.
-    private readonly unsafe struct WeightGroupBody(float* dy, float* cols, float* dw, float* partials, int groups, Conv2dGeometry g, int outChannels, bool transposeNarrow) : CpuLoops.IRange
+    // order (the first GEMM with beta 0) into dW for q = 0 and into partial q - 1 otherwise. The
+    // operands are dy and cols, or dyHalf and colsHalf (when given) widened exactly per image.
+    private readonly unsafe struct WeightGroupBody(float* dy, float* cols, Half* dyHalf, Half* colsHalf, float* dw, float* partials, int groups, Conv2dGeometry g, int outChannels, bool transposeNarrow) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
@@ -614,10 +614,19 @@ internal static partial class Conv2d
                 int n0 = (int)((long)q * g.N / groups), n1 = (int)((long)(q + 1) * g.N / groups);
                 for (int n = n0; n < n1; n++)
                 {
+                    float* a = dy + (n * perY), b = cols + (n * perCols);
+                    if (dyHalf != null)
+                    {
+                        a = GemmHalf.WideScratch(ref _wideA, perY);
+                        b = GemmHalf.WideScratch(ref _wideB, perCols);
+                        GemmHalf.Widen(dyHalf + (n * perY), a, perY);
+                        GemmHalf.Widen(colsHalf + (n * perCols), b, perCols);
+                    }
+
                     if (transposed)
-                        CpuGemm.Run(false, true, g.K, outChannels, g.P, 1f, cols + (n * perCols), dy + (n * perY), n == n0 ? 0f : 1f, t, 1);
+                        CpuGemm.Run(false, true, g.K, outChannels, g.P, 1f, b, a, n == n0 ? 0f : 1f, t, 1);
                     else
-                        CpuGemm.Run(false, true, outChannels, g.K, g.P, 1f, dy + (n * perY), cols + (n * perCols), n == n0 ? 0f : 1f, into, 1);
+                        CpuGemm.Run(false, true, outChannels, g.K, g.P, 1f, a, b, n == n0 ? 0f : 1f, into, 1);
                 }
 
                 if (transposed && n1 > n0)
@@ -632,19 +641,32 @@ internal static partial class Conv2d
         }
     }
 
+    // x (N, C, H, W) and the columns (N, K, P), as the launchers that take both check them.
     private static void CheckIo(string op, ArrayView<float> x, string xName, ArrayView<float> cols, string colsName, Conv2dGeometry g)
     {
         Check.Length(op, x, xName, g.InputLength, $"(N, C, H, W) = ({g.N}, {g.C}, {g.H}, {g.W})");
-        Check.Length(op, cols, colsName, g.ColumnsLength, $"(N, C kh kw, Ho Wo) = ({g.N}, {g.K}, {g.P}) for {g}");
         Check.Fits32(op, x, xName);
+        CheckColumns(op, cols, colsName, g);
+    }
+
+    private static void CheckColumns<T>(string op, ArrayView<T> cols, string colsName, Conv2dGeometry g)
+        where T : unmanaged
+    {
+        Check.Length(op, cols, colsName, g.ColumnsLength, $"(N, C kh kw, Ho Wo) = ({g.N}, {g.K}, {g.P}) for {g}");
         Check.Fits32(op, cols, colsName);
     }
 
-    private static void CheckWeight(string op, ArrayView<float> weight, ArrayView<float> y, string yName, Conv2dGeometry g, int outChannels)
+    // The weight (O, C, kh, kw) or its gradient, the output y (N, O, Ho, Wo) or its gradient, and
+    // the bias (O) when given, in either precision.
+    private static void CheckWeight<TW, TY>(string op, ArrayView<TW> weight, ArrayView<TY> y, string yName, ArrayView<float> bias, Conv2dGeometry g, int outChannels)
+        where TW : unmanaged
+        where TY : unmanaged
     {
         Check.Dimension(op, outChannels, nameof(outChannels));
         Check.Length(op, weight, nameof(weight), (long)outChannels * g.K, $"(O, C, kh, kw) = ({outChannels}, {g.C}, {g.KH}, {g.KW})");
         Check.Length(op, y, yName, g.OutputLength(outChannels), $"(N, O, Ho, Wo) = ({g.N}, {outChannels}, {g.HO}, {g.WO})");
         Check.Fits32(op, y, yName);
+        if (bias.Length != 0)
+            Check.Length(op, bias, nameof(bias), outChannels, $"(O) = ({outChannels})");
     }
 }

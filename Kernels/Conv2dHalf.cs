@@ -29,6 +29,10 @@ namespace IlgpuTrain.Kernels;
 /// <content>The binary16-operand (mixed-precision) forward and backward of the convolution.</content>
 internal static partial class Conv2d
 {
+    // The widened half weight of the managed path, once per call (the launcher's thread).
+    [ThreadStatic]
+    private static float[]? _wideW;
+
     /// <summary>
     /// y (N, O, Ho, Wo) = round16(half(w) half(im2col(x))) + b, per image: <paramref name="cols"/>
     /// gets the float columns and <paramref name="colsHalf"/> their binary16 copy (kept for the backward).
@@ -47,13 +51,11 @@ internal static partial class Conv2d
         ArgumentNullException.ThrowIfNull(host);
         const string op = nameof(Conv2d) + "." + nameof(ForwardHalf);
         CheckIo(op, x, nameof(x), cols, nameof(cols), g);
-        CheckHalf(op, weight, nameof(weight), colsHalf, nameof(colsHalf), y, nameof(y), g, outChannels);
-        if (bias.Length != 0)
-            Check.Length(op, bias, nameof(bias), outChannels, $"(O) = ({outChannels})");
+        CheckColumns(op, colsHalf, nameof(colsHalf), g);
+        CheckWeight(op, weight, y, nameof(y), bias, g, outChannels);
         if (Managed(host, g, outChannels))
         {
-            float* w = WideWeight(host, weight);
-            var body = new ForwardHalfBody(CpuLoops.Ptr(x), w, CpuLoops.Ptr(bias), CpuLoops.Ptr(y), CpuLoops.Ptr(cols), (ushort*)CpuLoops.Ptr(colsHalf), g, outChannels);
+            var body = new ForwardBody(CpuLoops.Ptr(x), WideWeight(host, weight), CpuLoops.Ptr(bias), CpuLoops.Ptr(y), CpuLoops.Ptr(cols), (ushort*)CpuLoops.Ptr(colsHalf), g, outChannels);
             CpuLoops.For(host, g.N, body, ImageWork(g, outChannels));
             return;
         }
@@ -81,46 +83,18 @@ internal static partial class Conv2d
     {
         ArgumentNullException.ThrowIfNull(host);
         const string op = nameof(Conv2d) + "." + nameof(BackwardWeightHalf);
-        Check.Dimension(op, outChannels, nameof(outChannels));
-        Check.Length(op, dw, nameof(dw), (long)outChannels * g.K, $"(O, C, kh, kw) = ({outChannels}, {g.C}, {g.KH}, {g.KW})");
-        Check.Length(op, colsHalf, nameof(colsHalf), g.ColumnsLength, $"cols (N, K, P) = ({g.N}, {g.K}, {g.P})");
-        Check.Length(op, dy, nameof(dy), g.OutputLength(outChannels), $"(N, O, Ho, Wo) = ({g.N}, {outChannels}, {g.HO}, {g.WO})");
-        Check.Fits32(op, colsHalf, nameof(colsHalf));
-        Check.Fits32(op, dy, nameof(dy));
-        if (g.N == 0 || g.P == 0)
-        {
-            Elementwise.Fill(host, dw, 0f);
-            return;
-        }
-
-        if (Managed(host, g, outChannels))
-        {
-            int groups = Math.Min(g.N, DwGroups);
-            int len = outChannels * g.K;
-            var partials = groups > 1 ? ArrayPool<float>.Shared.Rent((groups - 1) * len) : [];
-            try
-            {
-                fixed (float* pp = partials)
-                {
-                    float* dwp = CpuLoops.Ptr(dw);
-                    var body = new WeightGroupHalfBody((Half*)CpuLoops.Ptr(dy), (Half*)CpuLoops.Ptr(colsHalf), dwp, pp, groups, g, outChannels);
-                    CpuLoops.For(host, groups, body, (int)Math.Min(int.MaxValue, ImageWork(g, outChannels) * (long)(g.N / groups)));
-                    for (int q = 1; q < groups; q++)
-                        AddInto(dwp, pp + ((long)(q - 1) * len), len);
-                }
-            }
-            finally
-            {
-                if (groups > 1)
-                    ArrayPool<float>.Shared.Return(partials);
-            }
-
-            return;
-        }
-
+        CheckColumns(op, colsHalf, nameof(colsHalf), g);
+        CheckWeight(op, dw, dy, nameof(dy), default, g, outChannels);
         long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
-        for (int n = 0; n < g.N; n++)
-            GemmHalf.Run(host, false, true, outChannels, g.K, g.P, 1f, dy.SubView(n * perY, perY), colsHalf.SubView(n * perCols, perCols), n == 0 ? 0f : 1f, dw);
+        if (g.N == 0 || g.P == 0)
+            Elementwise.Fill(host, dw, 0f);
+        else if (Managed(host, g, outChannels))
+            BackwardWeightManaged(host, null, null, (Half*)CpuLoops.Ptr(dy), (Half*)CpuLoops.Ptr(colsHalf), dw, g, outChannels, transposeNarrow: true);
+        else
+        {
+            for (int n = 0; n < g.N; n++)
+                GemmHalf.Run(host, false, true, outChannels, g.K, g.P, 1f, dy.SubView(n * perY, perY), colsHalf.SubView(n * perCols, perCols), n == 0 ? 0f : 1f, dw);
+        }
     }
 
     /// <summary>dx (N, C, H, W) = col2im(half(w)^T half(dy)_n for each image), float32, overwritten.</summary>
@@ -136,37 +110,19 @@ internal static partial class Conv2d
         ArgumentNullException.ThrowIfNull(host);
         const string op = nameof(Conv2d) + "." + nameof(BackwardInputHalf);
         CheckIo(op, dx, nameof(dx), dcols, nameof(dcols), g);
-        Check.Dimension(op, outChannels, nameof(outChannels));
-        Check.Length(op, weight, nameof(weight), (long)outChannels * g.K, $"(O, C, kh, kw) = ({outChannels}, {g.C}, {g.KH}, {g.KW})");
-        Check.Length(op, dy, nameof(dy), g.OutputLength(outChannels), $"(N, O, Ho, Wo) = ({g.N}, {outChannels}, {g.HO}, {g.WO})");
-        Check.Fits32(op, dy, nameof(dy));
+        CheckWeight(op, weight, dy, nameof(dy), default, g, outChannels);
         if (Managed(host, g, outChannels))
         {
-            float* w = WideWeight(host, weight);
-            CpuLoops.For(host, g.N, new BackwardInputHalfBody(w, (Half*)CpuLoops.Ptr(dy), CpuLoops.Ptr(dcols), CpuLoops.Ptr(dx), g, outChannels), ImageWork(g, outChannels));
+            var body = new BackwardInputBody(WideWeight(host, weight), null, (Half*)CpuLoops.Ptr(dy), CpuLoops.Ptr(dcols), CpuLoops.Ptr(dx), g, outChannels);
+            CpuLoops.For(host, g.N, body, ImageWork(g, outChannels));
             return;
         }
 
         long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
-        if (perCols != 0)
-        {
-            for (int n = 0; n < g.N; n++)
-                GemmHalf.Run(host, true, false, g.K, g.P, outChannels, 1f, weight, dy.SubView(n * perY, perY), 0f, dcols.SubView(n * perCols, perCols));
-        }
-
+        for (int n = 0; n < g.N && perCols != 0; n++)
+            GemmHalf.Run(host, true, false, g.K, g.P, outChannels, 1f, weight, dy.SubView(n * perY, perY), 0f, dcols.SubView(n * perCols, perCols));
         Col2Im(host, dcols, dx, g);
     }
-
-    // The widened operands of the managed path: the half weight once per call (the launcher's thread),
-    // and per image on each worker (GEMM operands A and B).
-    [ThreadStatic]
-    private static float[]? _wideW;
-
-    [ThreadStatic]
-    private static float[]? _wideA;
-
-    [ThreadStatic]
-    private static float[]? _wideB;
 
     // float(half(w)) in the calling thread's weight buffer, after the stream's pending work.
     private static unsafe float* WideWeight(KernelHost host, ArrayView<Half> weight)
@@ -175,78 +131,5 @@ internal static partial class Conv2d
         float* w = GemmHalf.WideScratch(ref _wideW, weight.Length);
         GemmHalf.Widen((Half*)CpuLoops.Ptr(weight), w, weight.Length);
         return w;
-    }
-
-    private static void CheckHalf(string op, ArrayView<Half> weight, string weightName, ArrayView<Half> colsHalf, string colsName, ArrayView<float> y, string yName, Conv2dGeometry g, int outChannels)
-    {
-        Check.Dimension(op, outChannels, nameof(outChannels));
-        Check.Length(op, weight, weightName, (long)outChannels * g.K, $"(O, C, kh, kw) = ({outChannels}, {g.C}, {g.KH}, {g.KW})");
-        Check.Length(op, colsHalf, colsName, g.ColumnsLength, $"(N, C kh kw, Ho Wo) = ({g.N}, {g.K}, {g.P}) for {g}");
-        Check.Length(op, y, yName, g.OutputLength(outChannels), $"(N, O, Ho, Wo) = ({g.N}, {outChannels}, {g.HO}, {g.WO})");
-        Check.Fits32(op, colsHalf, colsName);
-        Check.Fits32(op, y, yName);
-    }
-
-    // Images [start, end): im2col of image n, its half copy, y_n = wH colsH_n (a single-threaded
-    // CpuGemm), rounded to fp16 values, then the channel bias: per element the generic path's operations.
-    private readonly unsafe struct ForwardHalfBody(float* x, float* w, float* bias, float* y, float* cols, ushort* colsHalf, Conv2dGeometry g, int outChannels) : CpuLoops.IRange
-    {
-        public void Run(int start, int end)
-        {
-            long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
-            var im2col = new Im2ColBody(x, cols, g);
-            var cast = new Cast.ToHalfBody(cols, colsHalf);
-            for (int n = start; n < end; n++)
-            {
-                im2col.Run(n * g.C, (n + 1) * g.C);
-                cast.Run((int)(n * perCols), (int)((n + 1) * perCols));
-                float* b = GemmHalf.WideScratch(ref _wideB, perCols);
-                GemmHalf.Widen((Half*)(colsHalf + (n * perCols)), b, perCols);
-                float* yn = y + (n * perY);
-                CpuGemm.Run(false, false, outChannels, g.P, g.K, 1f, w, b, 0f, yn, 1);
-                new GemmHalf.RoundBody(yn).Run(0, (int)perY);
-                if (bias != null)
-                    AddChannelBias(yn, bias, outChannels, g.P);
-            }
-        }
-    }
-
-    // Images [start, end): dcols_n = wH^T dyH_n (a single-threaded CpuGemm), then col2im of image n.
-    private readonly unsafe struct BackwardInputHalfBody(float* w, Half* dy, float* dcols, float* dx, Conv2dGeometry g, int outChannels) : CpuLoops.IRange
-    {
-        public void Run(int start, int end)
-        {
-            long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
-            var col2im = new Col2ImBody(dcols, dx, g);
-            for (int n = start; n < end; n++)
-            {
-                float* b = GemmHalf.WideScratch(ref _wideB, perY);
-                GemmHalf.Widen(dy + (n * perY), b, perY);
-                CpuGemm.Run(true, false, g.K, g.P, outChannels, 1f, w, b, 0f, dcols + (n * perCols), 1);
-                col2im.Run(n * g.C, (n + 1) * g.C);
-            }
-        }
-    }
-
-    // Image groups [start, end) of dW, as WeightGroupBody with half operands.
-    private readonly unsafe struct WeightGroupHalfBody(Half* dy, Half* cols, float* dw, float* partials, int groups, Conv2dGeometry g, int outChannels) : CpuLoops.IRange
-    {
-        public void Run(int start, int end)
-        {
-            long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P, len = (long)outChannels * g.K;
-            for (int q = start; q < end; q++)
-            {
-                float* into = q == 0 ? dw : partials + ((q - 1) * len);
-                int n0 = (int)((long)q * g.N / groups), n1 = (int)((long)(q + 1) * g.N / groups);
-                float* a = GemmHalf.WideScratch(ref _wideA, perY);
-                float* b = GemmHalf.WideScratch(ref _wideB, perCols);
-                for (int n = n0; n < n1; n++)
-                {
-                    GemmHalf.Widen(dy + (n * perY), a, perY);
-                    GemmHalf.Widen(cols + (n * perCols), b, perCols);
-                    CpuGemm.Run(false, true, outChannels, g.K, g.P, 1f, a, b, n == n0 ? 0f : 1f, into, 1);
-                }
-            }
-        }
     }
 }

@@ -140,94 +140,166 @@ public readonly record struct Pool2dGeometry(
 /// <summary>Max, average and global average pooling over NCHW: ILGPU kernels and checked launchers.</summary>
 internal static class Pooling
 {
-    // ---------------------------------------------------------------- ILGPU kernels
+    // ---------------------------------------------------------------- the window math, once
+    // Generic over the input's accessor: the kernels pass views (and the plane's offset), the managed
+    // plane loops host pointers to the plane, so both paths run these operations in this order.
 
-    /// <summary>Kernel: one output (and its argmax) per work item, grid-stride over N C OH OW.</summary>
+    // The max of output (oh, ow)'s window over the plane at x[xBase..], and in bestAt the flat
+    // in-plane index of its first maximum in row-major window order (a NaN wins, the last one). A
+    // window with no tap inside the plane (possible with dilation) is -inf with its first tap at or
+    // past the border as argmax, as PyTorch.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float MaxWindow<TX>(TX x, int xBase, Pool2dGeometry g, int oh, int ow, out int bestAt)
+        where TX : struct, IElements<float>
+    {
+        int h0 = (oh * g.StrideH) - g.PadH, w0 = (ow * g.StrideW) - g.PadW;
+        float best = float.NegativeInfinity;
+        bestAt = (FirstTap(h0, g.DilationH) * g.W) + FirstTap(w0, g.DilationW);
+        for (int r = 0; r < g.KernelH; r++)
+        {
+            int ih = h0 + (r * g.DilationH);
+            if (ih < 0 || ih >= g.H)
+                continue;
+            for (int s = 0; s < g.KernelW; s++)
+            {
+                int iw = w0 + (s * g.DilationW);
+                if (iw < 0 || iw >= g.W)
+                    continue;
+                int at = (ih * g.W) + iw;
+                float v = x[xBase + at];
+                // Strict > keeps the first maximum; a NaN always wins, as PyTorch propagates it.
+                if (v > best || float.IsNaN(v))
+                {
+                    best = v;
+                    bestAt = at;
+                }
+            }
+        }
+
+        return best;
+    }
+
+    // The mean of output (oh, ow)'s window over the plane at x[xBase..] (dilation 1): its in-plane
+    // taps summed row-major, over the Divisor.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float AvgWindow<TX>(TX x, int xBase, Pool2dGeometry g, int oh, int ow, int countIncludePad)
+        where TX : struct, IElements<float>
+    {
+        int hs = WindowStart(oh, g.StrideH, g.PadH), he = WindowEnd(oh, g.StrideH, g.PadH, g.KernelH, g.H);
+        int ws = WindowStart(ow, g.StrideW, g.PadW), we = WindowEnd(ow, g.StrideW, g.PadW, g.KernelW, g.W);
+        float sum = 0;
+        for (int ih = hs; ih < he; ih++)
+        {
+            for (int iw = ws; iw < we; iw++)
+                sum += x[xBase + (ih * g.W) + iw];
+        }
+
+        return sum / Divisor(g, he - hs, we - ws, countIncludePad);
+    }
+
+    // The mean of plane p of (P, S) planes, summed in order. A plane is small (7x7 to 32x32 in
+    // CNNs): the float sum loses at most S ulps.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float PlaneMean<TX>(TX x, int p, int s)
+        where TX : struct, IElements<float>
+    {
+        float sum = 0;
+        int start = p * s;
+        for (int j = 0; j < s; j++)
+            sum += x[start + j];
+        return sum / s;
+    }
+
+    // The first tap of a window that starts at start (spacing dilation) at or past the border 0:
+    // ceil(-start / dilation) steps of dilation.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int FirstTap(int start, int dilation) =>
+        start < 0 ? start + ((-start + dilation - 1) / dilation * dilation) : start;
+
+    // The in-plane taps [WindowStart, WindowEnd) along one axis of output o's window (dilation 1).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int WindowStart(int o, int stride, int pad) => XMath.Max((o * stride) - pad, 0);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int WindowEnd(int o, int stride, int pad, int kernel, int size) => XMath.Min((o * stride) - pad + kernel, size);
+
+    // Average pooling's divisor: KH KW with count_include_pad, else the in-plane taps (rows by columns).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Divisor(Pool2dGeometry g, int rows, int cols, int countIncludePad) =>
+        countIncludePad != 0 ? g.KernelH * g.KernelW : rows * cols;
+
+    // ---------------------------------------------------------------- ILGPU kernels
+    // Max and average pooling share their kernels: the argmax view is given (non-empty) for max
+    // pooling and empty for average pooling, a branch uniform over the launch.
+
+    /// <summary>
+    /// Kernel: one output per work item, grid-stride over N C OH OW: the window max and its argmax
+    /// (max pooling), or the window mean (average pooling, argmax empty).
+    /// </summary>
     /// <param name="x">Input (N,C,H,W).</param>
     /// <param name="y">Output (N,C,OH,OW).</param>
-    /// <param name="argmax">Argmax (N,C,OH,OW).</param>
-    /// <param name="g">The geometry.</param>
-    public static void MaxPool2dForwardKernel(ArrayView<float> x, ArrayView<float> y, ArrayView<int> argmax, Pool2dGeometry g)
+    /// <param name="argmax">Argmax (N,C,OH,OW) for max pooling; empty for average pooling.</param>
+    /// <param name="g">The geometry (dilation 1 for average pooling).</param>
+    /// <param name="countIncludePad">Average pooling: 1 to divide by KH KW, 0 to divide by the in-plane tap count.</param>
+    public static void Pool2dForwardKernel(ArrayView<float> x, ArrayView<float> y, ArrayView<int> argmax, Pool2dGeometry g, int countIncludePad)
     {
         int total = y.IntLength;
-        int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
+        bool max = argmax.Length != 0;
         // Grid and Group reads are thread-local on the CPU accelerator: read them once.
         int stride = Grid.DimX * Group.DimX;
         for (int i = Grid.GlobalIndex.X; i < total; i += stride)
         {
-            int plane = i / outPlane;
-            int rest = i - (plane * outPlane);
-            int oh = rest / g.OutW;
-            int ow = rest - (oh * g.OutW);
-            int h0 = (oh * g.StrideH) - g.PadH, w0 = (ow * g.StrideW) - g.PadW;
-            // The first tap at or past the border (ceil(-h0 / DH) steps of DH), PyTorch's argmax of an all -inf window.
-            int fh = h0 < 0 ? h0 + ((-h0 + g.DilationH - 1) / g.DilationH * g.DilationH) : h0;
-            int fw = w0 < 0 ? w0 + ((-w0 + g.DilationW - 1) / g.DilationW * g.DilationW) : w0;
-            float best = float.NegativeInfinity;
-            int bestAt = (fh * g.W) + fw;
-            int xBase = plane * inPlane;
-            for (int r = 0; r < g.KernelH; r++)
+            int xBase = OutputAt(g, i, out int oh, out int ow) * g.H * g.W;
+            if (max)
             {
-                int ih = h0 + (r * g.DilationH);
-                if (ih < 0 || ih >= g.H)
-                    continue;
-                for (int s = 0; s < g.KernelW; s++)
-                {
-                    int iw = w0 + (s * g.DilationW);
-                    if (iw < 0 || iw >= g.W)
-                        continue;
-                    int at = (ih * g.W) + iw;
-                    float v = x[xBase + at];
-                    // Strict > keeps the first maximum; a NaN always wins, as PyTorch propagates it.
-                    if (v > best || float.IsNaN(v))
-                    {
-                        best = v;
-                        bestAt = at;
-                    }
-                }
+                y[i] = MaxWindow(new ViewElements<float>(x), xBase, g, oh, ow, out int at);
+                argmax[i] = at;
             }
-
-            y[i] = best;
-            argmax[i] = bestAt;
+            else
+            {
+                y[i] = AvgWindow(new ViewElements<float>(x), xBase, g, oh, ow, countIncludePad);
+            }
         }
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, Pool2dGeometry>> MaxPool2dForwardDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<int>, Pool2dGeometry>(MaxPool2dForwardKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, Pool2dGeometry, int>> Pool2dForwardDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<int>, Pool2dGeometry, int>(Pool2dForwardKernel);
 
-    /// <summary>Kernel: one input element per work item, gathering dy of the windows whose argmax it is, grid-stride over N C H W.</summary>
+    /// <summary>
+    /// Kernel: one input element per work item, grid-stride over N C H W, gathering dy of the
+    /// windows whose argmax it is (max pooling), or dy / divisor of every window that contains it
+    /// (average pooling, argmax empty).
+    /// </summary>
     /// <param name="dy">Output gradient (N,C,OH,OW).</param>
-    /// <param name="argmax">Argmax from the forward (N,C,OH,OW).</param>
+    /// <param name="argmax">Argmax from the forward (N,C,OH,OW) for max pooling; empty for average pooling.</param>
     /// <param name="dx">Input gradient (N,C,H,W), overwritten.</param>
-    /// <param name="g">The geometry.</param>
-    public static void MaxPool2dBackwardKernel(ArrayView<float> dy, ArrayView<int> argmax, ArrayView<float> dx, Pool2dGeometry g)
+    /// <param name="g">The forward's geometry.</param>
+    /// <param name="countIncludePad">As the forward.</param>
+    public static void Pool2dBackwardKernel(ArrayView<float> dy, ArrayView<int> argmax, ArrayView<float> dx, Pool2dGeometry g, int countIncludePad)
     {
         int total = dx.IntLength;
-        int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
+        bool max = argmax.Length != 0;
         int stride = Grid.DimX * Group.DimX;
         for (int i = Grid.GlobalIndex.X; i < total; i += stride)
         {
-            int plane = i / inPlane;
-            int at = i - (plane * inPlane);
-            int ih = at / g.W;
-            int iw = at - (ih * g.W);
-            int yBase = plane * outPlane;
+            int yBase = InputAt(g, i, out int ih, out int iw) * g.OutH * g.OutW;
+            int at = (ih * g.W) + iw;
             float acc = 0;
-            // Tap r of output oh covers ih when oh SH = ih + PH - r DH. Walking r downwards walks oh
-            // upwards, so the sum runs over outputs in row-major order, as the scatter reference.
+            // Walking the taps r downwards walks oh upwards, so the sum runs over outputs in
+            // row-major order, as the scatter references add them.
             for (int r = g.KernelH - 1; r >= 0; r--)
             {
-                int th = ih + g.PadH - (r * g.DilationH);
-                if (th < 0 || th % g.StrideH != 0 || th / g.StrideH >= g.OutH)
-                    continue;
-                int oh = th / g.StrideH;
-                for (int s = g.KernelW - 1; s >= 0; s--)
+                int oh = SlidingWindow.OutputOfTap(ih, r, g.StrideH, g.PadH, g.DilationH, g.OutH);
+                int rows = WindowEnd(oh, g.StrideH, g.PadH, g.KernelH, g.H) - WindowStart(oh, g.StrideH, g.PadH);
+                for (int s = g.KernelW - 1; s >= 0 && oh >= 0; s--)
                 {
-                    int tw = iw + g.PadW - (s * g.DilationW);
-                    if (tw < 0 || tw % g.StrideW != 0 || tw / g.StrideW >= g.OutW)
+                    int ow = SlidingWindow.OutputOfTap(iw, s, g.StrideW, g.PadW, g.DilationW, g.OutW);
+                    if (ow < 0)
                         continue;
-                    int o = yBase + (oh * g.OutW) + (tw / g.StrideW);
-                    if (argmax[o] == at)
+                    int o = yBase + (oh * g.OutW) + ow;
+                    if (!max)
+                        acc += dy[o] / Divisor(g, rows, WindowEnd(ow, g.StrideW, g.PadW, g.KernelW, g.W) - WindowStart(ow, g.StrideW, g.PadW), countIncludePad);
+                    else if (argmax[o] == at)
                         acc += dy[o];
                 }
             }
@@ -236,88 +308,8 @@ internal static class Pooling
         }
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, Pool2dGeometry>> MaxPool2dBackwardDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<int>, ArrayView<float>, Pool2dGeometry>(MaxPool2dBackwardKernel);
-
-    /// <summary>Kernel: one output per work item, the window sum over its divisor, grid-stride over N C OH OW.</summary>
-    /// <param name="x">Input (N,C,H,W).</param>
-    /// <param name="y">Output (N,C,OH,OW).</param>
-    /// <param name="g">The geometry (dilation 1).</param>
-    /// <param name="countIncludePad">1 to divide by KH KW, 0 to divide by the in-plane tap count.</param>
-    public static void AvgPool2dForwardKernel(ArrayView<float> x, ArrayView<float> y, Pool2dGeometry g, int countIncludePad)
-    {
-        int total = y.IntLength;
-        int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
-        {
-            int plane = i / outPlane;
-            int rest = i - (plane * outPlane);
-            int oh = rest / g.OutW;
-            int ow = rest - (oh * g.OutW);
-            int h0 = (oh * g.StrideH) - g.PadH, w0 = (ow * g.StrideW) - g.PadW;
-            int hs = XMath.Max(h0, 0), he = XMath.Min(h0 + g.KernelH, g.H);
-            int ws = XMath.Max(w0, 0), we = XMath.Min(w0 + g.KernelW, g.W);
-            int xBase = plane * inPlane;
-            float sum = 0;
-            for (int ih = hs; ih < he; ih++)
-            {
-                for (int iw = ws; iw < we; iw++)
-                    sum += x[xBase + (ih * g.W) + iw];
-            }
-
-            y[i] = sum / (countIncludePad != 0 ? g.KernelH * g.KernelW : (he - hs) * (we - ws));
-        }
-    }
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, Pool2dGeometry, int>> AvgPool2dForwardDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, Pool2dGeometry, int>(AvgPool2dForwardKernel);
-
-    /// <summary>Kernel: one input element per work item, gathering dy / divisor of every window that contains it, grid-stride over N C H W.</summary>
-    /// <param name="dy">Output gradient (N,C,OH,OW).</param>
-    /// <param name="dx">Input gradient (N,C,H,W), overwritten.</param>
-    /// <param name="g">The geometry (dilation 1).</param>
-    /// <param name="countIncludePad">As the forward.</param>
-    public static void AvgPool2dBackwardKernel(ArrayView<float> dy, ArrayView<float> dx, Pool2dGeometry g, int countIncludePad)
-    {
-        int total = dx.IntLength;
-        int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
-        {
-            int plane = i / inPlane;
-            int at = i - (plane * inPlane);
-            int ih = at / g.W;
-            int iw = at - (ih * g.W);
-            int yBase = plane * outPlane;
-            float acc = 0;
-            // r downwards is oh upwards: outputs in row-major order, as the scatter reference adds them.
-            for (int r = g.KernelH - 1; r >= 0; r--)
-            {
-                int th = ih + g.PadH - r;
-                if (th < 0 || th % g.StrideH != 0 || th / g.StrideH >= g.OutH)
-                    continue;
-                int oh = th / g.StrideH;
-                int h0 = (oh * g.StrideH) - g.PadH;
-                int rows = XMath.Min(h0 + g.KernelH, g.H) - XMath.Max(h0, 0);
-                for (int s = g.KernelW - 1; s >= 0; s--)
-                {
-                    int tw = iw + g.PadW - s;
-                    if (tw < 0 || tw % g.StrideW != 0 || tw / g.StrideW >= g.OutW)
-                        continue;
-                    int ow = tw / g.StrideW;
-                    int w0 = (ow * g.StrideW) - g.PadW;
-                    int cols = XMath.Min(w0 + g.KernelW, g.W) - XMath.Max(w0, 0);
-                    acc += dy[yBase + (oh * g.OutW) + ow] / (countIncludePad != 0 ? g.KernelH * g.KernelW : rows * cols);
-                }
-            }
-
-            dx[i] = acc;
-        }
-    }
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, Pool2dGeometry, int>> AvgPool2dBackwardDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, Pool2dGeometry, int>(AvgPool2dBackwardKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, Pool2dGeometry, int>> Pool2dBackwardDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<int>, ArrayView<float>, Pool2dGeometry, int>(Pool2dBackwardKernel);
 
     /// <summary>Kernel: one (n, c) plane per work item, its mean over S, grid-stride over N C.</summary>
     /// <param name="x">Input (N C, S).</param>
@@ -327,16 +319,9 @@ internal static class Pooling
     {
         int total = y.IntLength;
         int stride = Grid.DimX * Group.DimX;
+        // One thread per plane keeps the launch free of shared memory.
         for (int p = Grid.GlobalIndex.X; p < total; p += stride)
-        {
-            // A plane is small (7x7 to 32x32 in CNNs): a float sum loses at most S ulps, and one
-            // thread per plane keeps the launch free of shared memory.
-            float sum = 0;
-            int start = p * s;
-            for (int j = 0; j < s; j++)
-                sum += x[start + j];
-            y[p] = sum / s;
-        }
+            y[p] = PlaneMean(new ViewElements<float>(x), p, s);
     }
 
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> GlobalAvgPoolForwardDef =
@@ -357,11 +342,34 @@ internal static class Pooling
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> GlobalAvgPoolBackwardDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(GlobalAvgPoolBackwardKernel);
 
+    // Output i of (N C, OH, OW): its plane, row and column (remainders by multiply-subtract).
+    private static int OutputAt(Pool2dGeometry g, int i, out int oh, out int ow)
+    {
+        int outPlane = g.OutH * g.OutW;
+        int plane = i / outPlane;
+        int rest = i - (plane * outPlane);
+        oh = rest / g.OutW;
+        ow = rest - (oh * g.OutW);
+        return plane;
+    }
+
+    // Input i of (N C, H, W): its plane, row and column.
+    private static int InputAt(Pool2dGeometry g, int i, out int ih, out int iw)
+    {
+        int inPlane = g.H * g.W;
+        int plane = i / inPlane;
+        int at = i - (plane * inPlane);
+        ih = at / g.W;
+        iw = at - (ih * g.W);
+        return plane;
+    }
+
     // ---------------------------------------------------------------- managed CPU paths
     // On the CPU accelerator (host.RunsManaged) the launchers run these on the buffers' host memory,
     // threads splitting the N C planes. Every output gets the kernel's float operations in the
     // kernel's order, so the results are bitwise equal to the ILGPU kernels:
-    // - the forwards are the kernels' loops, one plane at a time, without the per-element divisions;
+    // - the forwards run the kernels' window math (MaxWindow, AvgWindow, PlaneMean), one plane at a
+    //   time, without the per-element divisions;
     // - the max and average backwards SCATTER within a plane (clear it, then add each output's
     //   share in row-major output order, as the references): each input receives the same terms
     //   in the same order, from the same 0f, as the kernels' gathers, so the sums are identical,
@@ -370,71 +378,35 @@ internal static class Pooling
     // - MaxPool2d(2) (2x2 window, stride 2, no padding or dilation) takes 4 or 8 outputs per
     //   Vector128/Vector256 step forward, and writes its backward's taps with masks, not branches.
 
-    private static unsafe void MaxPool2dForwardManaged(KernelHost host, ArrayView<float> x, ArrayView<float> y, ArrayView<int> argmax, Pool2dGeometry g) =>
-        CpuLoops.For(host, (long)g.N * g.C, new MaxForwardBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), CpuLoops.Ptr(argmax), g), g.OutH * g.OutW * g.KernelH * g.KernelW);
-
-    private static unsafe void MaxPool2dBackwardManaged(KernelHost host, ArrayView<float> dy, ArrayView<int> argmax, ArrayView<float> dx, Pool2dGeometry g) =>
-        CpuLoops.For(host, (long)g.N * g.C, new MaxBackwardBody(CpuLoops.Ptr(dy), CpuLoops.Ptr(argmax), CpuLoops.Ptr(dx), g), (g.H * g.W) + (g.OutH * g.OutW));
-
-    private static unsafe void AvgPool2dForwardManaged(KernelHost host, ArrayView<float> x, ArrayView<float> y, Pool2dGeometry g, bool countIncludePad) =>
-        CpuLoops.For(host, (long)g.N * g.C, new AvgForwardBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), g, countIncludePad), g.OutH * g.OutW * g.KernelH * g.KernelW);
-
-    private static unsafe void AvgPool2dBackwardManaged(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, Pool2dGeometry g, bool countIncludePad) =>
-        CpuLoops.For(host, (long)g.N * g.C, new AvgBackwardBody(CpuLoops.Ptr(dy), CpuLoops.Ptr(dx), g, countIncludePad), (g.H * g.W) + (g.OutH * g.OutW * g.KernelH * g.KernelW));
-
-    private static unsafe void GlobalAvgPoolForwardManaged(KernelHost host, ArrayView<float> x, ArrayView<float> y, int s) =>
-        CpuLoops.For(host, y.Length, new GlobalForwardBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), s), s);
-
-    private static unsafe void GlobalAvgPoolBackwardManaged(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, int s) =>
-        CpuLoops.For(host, dy.Length, new GlobalBackwardBody(CpuLoops.Ptr(dy), CpuLoops.Ptr(dx), s), s);
-
-    private readonly unsafe struct MaxForwardBody(float* x, float* y, int* argmax, Pool2dGeometry g) : CpuLoops.IRange
+    // Planes [start, end) of max pooling (argmax given) or average pooling (argmax null).
+    private readonly unsafe struct ForwardBody(float* x, float* y, int* argmax, Pool2dGeometry g, int countIncludePad) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
-            if (IsPlain2x2(g))
+            if (argmax != null && IsPlain2x2(g))
             {
-                Plain2x2(start, end);
+                MaxPlain2x2(start, end);
                 return;
             }
 
             int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
             for (int p = start; p < end; p++)
             {
-                float* xp = x + ((long)p * inPlane);
+                var xp = new PtrElements<float>(x + ((long)p * inPlane));
                 long o = (long)p * outPlane;
                 for (int oh = 0; oh < g.OutH; oh++)
                 {
-                    int h0 = (oh * g.StrideH) - g.PadH;
-                    int fh = h0 < 0 ? h0 + ((-h0 + g.DilationH - 1) / g.DilationH * g.DilationH) : h0;
                     for (int ow = 0; ow < g.OutW; ow++, o++)
                     {
-                        int w0 = (ow * g.StrideW) - g.PadW;
-                        int fw = w0 < 0 ? w0 + ((-w0 + g.DilationW - 1) / g.DilationW * g.DilationW) : w0;
-                        float best = float.NegativeInfinity;
-                        int bestAt = (fh * g.W) + fw;
-                        for (int r = 0; r < g.KernelH; r++)
+                        if (argmax != null)
                         {
-                            int ih = h0 + (r * g.DilationH);
-                            if (ih < 0 || ih >= g.H)
-                                continue;
-                            for (int s = 0; s < g.KernelW; s++)
-                            {
-                                int iw = w0 + (s * g.DilationW);
-                                if (iw < 0 || iw >= g.W)
-                                    continue;
-                                int at = (ih * g.W) + iw;
-                                float v = xp[at];
-                                if (v > best || float.IsNaN(v))
-                                {
-                                    best = v;
-                                    bestAt = at;
-                                }
-                            }
+                            y[o] = MaxWindow(xp, 0, g, oh, ow, out int at);
+                            argmax[o] = at;
                         }
-
-                        y[o] = best;
-                        argmax[o] = bestAt;
+                        else
+                        {
+                            y[o] = AvgWindow(xp, 0, g, oh, ow, countIncludePad);
+                        }
                     }
                 }
             }
@@ -442,7 +414,7 @@ internal static class Pooling
 
         // The CNN's MaxPool2d(2): every window lies inside the plane, so its taps are at, at + 1,
         // at + W, at + W + 1, compared in the kernel's order with the kernel's test.
-        private void Plain2x2(int start, int end)
+        private void MaxPlain2x2(int start, int end)
         {
             int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W, w = g.W;
             for (int p = start; p < end; p++)
@@ -565,13 +537,16 @@ internal static class Pooling
     private static bool IsPlain2x2(Pool2dGeometry g) =>
         g.KernelH == 2 && g.KernelW == 2 && g.StrideH == 2 && g.StrideW == 2 && g.PadH == 0 && g.PadW == 0 && g.DilationH == 1 && g.DilationW == 1;
 
-    private readonly unsafe struct MaxBackwardBody(float* dy, int* argmax, float* dx, Pool2dGeometry g) : CpuLoops.IRange
+
+    // Planes [start, end) of the max-pool backward (argmax given) or the average-pool backward
+    // (argmax null), scattered: clear the plane, then add each output's share in row-major order.
+    private readonly unsafe struct BackwardBody(float* dy, int* argmax, float* dx, Pool2dGeometry g, int countIncludePad) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
-            if (IsPlain2x2(g))
+            if (argmax != null && IsPlain2x2(g))
             {
-                Plain2x2(start, end);
+                MaxPlain2x2(start, end);
                 return;
             }
 
@@ -584,17 +559,31 @@ internal static class Pooling
                 for (int oh = 0; oh < g.OutH; oh++)
                 {
                     int h0 = (oh * g.StrideH) - g.PadH;
+                    int hs = WindowStart(oh, g.StrideH, g.PadH), he = WindowEnd(oh, g.StrideH, g.PadH, g.KernelH, g.H);
                     for (int ow = 0; ow < g.OutW; ow++, o++)
                     {
-                        int at = argmax[o];
-                        if ((uint)at >= (uint)inPlane)
+                        if (argmax != null)
+                        {
+                            int at = argmax[o];
+                            if ((uint)at >= (uint)inPlane)
+                                continue;
+                            // The kernel gathers dy[o] into at only when at is a tap of o's window.
+                            int ih = at / g.W;
+                            int r = ih - h0, s = at - (ih * g.W) - ((ow * g.StrideW) - g.PadW);
+                            if (r >= 0 && r % g.DilationH == 0 && r / g.DilationH < g.KernelH
+                                && s >= 0 && s % g.DilationW == 0 && s / g.DilationW < g.KernelW)
+                                dxp[at] += dy[o];
                             continue;
-                        // The kernel gathers dy[o] into at only when at is a tap of o's window.
-                        int ih = at / g.W;
-                        int r = ih - h0, s = at - (ih * g.W) - ((ow * g.StrideW) - g.PadW);
-                        if (r >= 0 && r % g.DilationH == 0 && r / g.DilationH < g.KernelH
-                            && s >= 0 && s % g.DilationW == 0 && s / g.DilationW < g.KernelW)
-                            dxp[at] += dy[o];
+                        }
+
+                        int ws = WindowStart(ow, g.StrideW, g.PadW), we = WindowEnd(ow, g.StrideW, g.PadW, g.KernelW, g.W);
+                        float share = dy[o] / Divisor(g, he - hs, we - ws, countIncludePad);
+                        for (int ih = hs; ih < he; ih++)
+                        {
+                            float* row = dxp + (ih * g.W);
+                            for (int iw = ws; iw < we; iw++)
+                                row[iw] += share;
+                        }
                     }
                 }
             }
@@ -604,7 +593,7 @@ internal static class Pooling
         // plane): the tap test without divisions. Windows do not overlap, so each dx of a window
         // gets at most one term, added to 0f as the kernel's gather does; the plane is cleared
         // first for the odd last row and column that no window covers.
-        private void Plain2x2(int start, int end)
+        private void MaxPlain2x2(int start, int end)
         {
             int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W, w = g.W;
             for (int p = start; p < end; p++)
@@ -626,69 +615,6 @@ internal static class Pooling
                         dxp[bas + 1] = BitConverter.Int32BitsToSingle(share & -(off == 1 ? 1 : 0));
                         dxp[bas + w] = BitConverter.Int32BitsToSingle(share & -(off == w ? 1 : 0));
                         dxp[bas + w + 1] = BitConverter.Int32BitsToSingle(share & -(off == w + 1 ? 1 : 0));
-                    }
-                }
-            }
-        }
-    }
-
-    private readonly unsafe struct AvgForwardBody(float* x, float* y, Pool2dGeometry g, bool countIncludePad) : CpuLoops.IRange
-    {
-        public void Run(int start, int end)
-        {
-            int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
-            for (int p = start; p < end; p++)
-            {
-                float* xp = x + ((long)p * inPlane);
-                long o = (long)p * outPlane;
-                for (int oh = 0; oh < g.OutH; oh++)
-                {
-                    int h0 = (oh * g.StrideH) - g.PadH;
-                    int hs = Math.Max(h0, 0), he = Math.Min(h0 + g.KernelH, g.H);
-                    for (int ow = 0; ow < g.OutW; ow++, o++)
-                    {
-                        int w0 = (ow * g.StrideW) - g.PadW;
-                        int ws = Math.Max(w0, 0), we = Math.Min(w0 + g.KernelW, g.W);
-                        float sum = 0;
-                        for (int ih = hs; ih < he; ih++)
-                        {
-                            float* row = xp + (ih * g.W);
-                            for (int iw = ws; iw < we; iw++)
-                                sum += row[iw];
-                        }
-
-                        y[o] = sum / (countIncludePad ? g.KernelH * g.KernelW : (he - hs) * (we - ws));
-                    }
-                }
-            }
-        }
-    }
-
-    private readonly unsafe struct AvgBackwardBody(float* dy, float* dx, Pool2dGeometry g, bool countIncludePad) : CpuLoops.IRange
-    {
-        public void Run(int start, int end)
-        {
-            int outPlane = g.OutH * g.OutW, inPlane = g.H * g.W;
-            for (int p = start; p < end; p++)
-            {
-                float* dxp = dx + ((long)p * inPlane);
-                new Span<float>(dxp, inPlane).Clear();
-                long o = (long)p * outPlane;
-                for (int oh = 0; oh < g.OutH; oh++)
-                {
-                    int h0 = (oh * g.StrideH) - g.PadH;
-                    int hs = Math.Max(h0, 0), he = Math.Min(h0 + g.KernelH, g.H);
-                    for (int ow = 0; ow < g.OutW; ow++, o++)
-                    {
-                        int w0 = (ow * g.StrideW) - g.PadW;
-                        int ws = Math.Max(w0, 0), we = Math.Min(w0 + g.KernelW, g.W);
-                        float share = dy[o] / (countIncludePad ? g.KernelH * g.KernelW : (he - hs) * (we - ws));
-                        for (int ih = hs; ih < he; ih++)
-                        {
-                            float* row = dxp + (ih * g.W);
-                            for (int iw = ws; iw < we; iw++)
-                                row[iw] += share;
-                        }
                     }
                 }
             }
@@ -719,13 +645,7 @@ internal static class Pooling
             }
 
             for (; p < end; p++)
-            {
-                float* xp = x + ((long)p * s);
-                float sum = 0;
-                for (int j = 0; j < s; j++)
-                    sum += xp[j];
-                y[p] = sum / s;
-            }
+                y[p] = PlaneMean(new PtrElements<float>(x + ((long)p * s)), 0, s);
         }
     }
 
@@ -746,22 +666,8 @@ internal static class Pooling
     /// <param name="y">Output (N,C,OH,OW).</param>
     /// <param name="argmax">Argmax (N,C,OH,OW), kept for the backward.</param>
     /// <param name="g">The geometry, from <see cref="Pool2dGeometry.Create"/>.</param>
-    public static void MaxPool2dForward(KernelHost host, ArrayView<float> x, ArrayView<float> y, ArrayView<int> argmax, Pool2dGeometry g)
-    {
-        ArgumentNullException.ThrowIfNull(host);
-        const string op = nameof(Pooling) + "." + nameof(MaxPool2dForward);
-        CheckViews(op, g, x, nameof(x), y, nameof(y));
-        Check.Length(op, argmax, nameof(argmax), g.OutputLength, OutputLegend(g));
-        if (g.OutputLength == 0)
-            return;
-        if (host.RunsManaged)
-        {
-            MaxPool2dForwardManaged(host, x, y, argmax, g);
-            return;
-        }
-
-        host.Load(MaxPool2dForwardDef)(host.Stream, host.Launch.GridStride(g.OutputLength), x, y, argmax, g);
-    }
+    public static void MaxPool2dForward(KernelHost host, ArrayView<float> x, ArrayView<float> y, ArrayView<int> argmax, Pool2dGeometry g) =>
+        Forward(host, nameof(Pooling) + "." + nameof(MaxPool2dForward), x, y, argmax, max: true, g, countIncludePad: false);
 
     /// <summary>Max-pool backward: dx[i] = Σ dy[o] over the outputs o whose argmax is i. Overwrites dx.</summary>
     /// <param name="host">Where to run.</param>
@@ -769,22 +675,8 @@ internal static class Pooling
     /// <param name="argmax">Argmax from <see cref="MaxPool2dForward"/> (N,C,OH,OW).</param>
     /// <param name="dx">Input gradient (N,C,H,W), overwritten.</param>
     /// <param name="g">The forward's geometry.</param>
-    public static void MaxPool2dBackward(KernelHost host, ArrayView<float> dy, ArrayView<int> argmax, ArrayView<float> dx, Pool2dGeometry g)
-    {
-        ArgumentNullException.ThrowIfNull(host);
-        const string op = nameof(Pooling) + "." + nameof(MaxPool2dBackward);
-        CheckViews(op, g, dx, nameof(dx), dy, nameof(dy));
-        Check.Length(op, argmax, nameof(argmax), g.OutputLength, OutputLegend(g));
-        if (g.InputLength == 0)
-            return;
-        if (host.RunsManaged)
-        {
-            MaxPool2dBackwardManaged(host, dy, argmax, dx, g);
-            return;
-        }
-
-        host.Load(MaxPool2dBackwardDef)(host.Stream, host.Launch.GridStride(g.InputLength), dy, argmax, dx, g);
-    }
+    public static void MaxPool2dBackward(KernelHost host, ArrayView<float> dy, ArrayView<int> argmax, ArrayView<float> dx, Pool2dGeometry g) =>
+        Backward(host, nameof(Pooling) + "." + nameof(MaxPool2dBackward), dy, argmax, max: true, dx, g, countIncludePad: false);
 
     /// <summary>Average pooling: y = Σ window / divisor (KH KW with <paramref name="countIncludePad"/>, else the in-plane tap count).</summary>
     /// <param name="host">Where to run.</param>
@@ -792,22 +684,8 @@ internal static class Pooling
     /// <param name="y">Output (N,C,OH,OW).</param>
     /// <param name="g">The geometry (dilation 1).</param>
     /// <param name="countIncludePad">Whether padding counts in the divisor (PyTorch's default, true).</param>
-    public static void AvgPool2dForward(KernelHost host, ArrayView<float> x, ArrayView<float> y, Pool2dGeometry g, bool countIncludePad = true)
-    {
-        ArgumentNullException.ThrowIfNull(host);
-        const string op = nameof(Pooling) + "." + nameof(AvgPool2dForward);
-        CheckViews(op, g, x, nameof(x), y, nameof(y));
-        CheckNoDilation(op, g);
-        if (g.OutputLength == 0)
-            return;
-        if (host.RunsManaged)
-        {
-            AvgPool2dForwardManaged(host, x, y, g, countIncludePad);
-            return;
-        }
-
-        host.Load(AvgPool2dForwardDef)(host.Stream, host.Launch.GridStride(g.OutputLength), x, y, g, countIncludePad ? 1 : 0);
-    }
+    public static void AvgPool2dForward(KernelHost host, ArrayView<float> x, ArrayView<float> y, Pool2dGeometry g, bool countIncludePad = true) =>
+        Forward(host, nameof(Pooling) + "." + nameof(AvgPool2dForward), x, y, default, max: false, g, countIncludePad);
 
     /// <summary>Average-pool backward: dx[i] = Σ dy[o] / divisor(o) over the windows that contain i. Overwrites dx.</summary>
     /// <param name="host">Where to run.</param>
@@ -815,21 +693,31 @@ internal static class Pooling
     /// <param name="dx">Input gradient (N,C,H,W), overwritten.</param>
     /// <param name="g">The forward's geometry (dilation 1).</param>
     /// <param name="countIncludePad">As the forward.</param>
-    public static void AvgPool2dBackward(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, Pool2dGeometry g, bool countIncludePad = true)
-    {
-        ArgumentNullException.ThrowIfNull(host);
-        const string op = nameof(Pooling) + "." + nameof(AvgPool2dBackward);
-        CheckViews(op, g, dx, nameof(dx), dy, nameof(dy));
-        CheckNoDilation(op, g);
-        if (g.InputLength == 0)
-            return;
-        if (host.RunsManaged)
-        {
-            AvgPool2dBackwardManaged(host, dy, dx, g, countIncludePad);
-            return;
-        }
+    public static void AvgPool2dBackward(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, Pool2dGeometry g, bool countIncludePad = true) =>
+        Backward(host, nameof(Pooling) + "." + nameof(AvgPool2dBackward), dy, default, max: false, dx, g, countIncludePad);
 
-        host.Load(AvgPool2dBackwardDef)(host.Stream, host.Launch.GridStride(g.InputLength), dy, dx, g, countIncludePad ? 1 : 0);
+    // Max pooling (max, with argmax) or average pooling (argmax empty): the checks, then the
+    // managed planes or the kernel.
+    private static unsafe void Forward(KernelHost host, string op, ArrayView<float> x, ArrayView<float> y, ArrayView<int> argmax, bool max, Pool2dGeometry g, bool countIncludePad)
+    {
+        if (!CheckViews(host, op, g, x, nameof(x), y, nameof(y), argmax, max))
+            return;
+        int pad = countIncludePad ? 1 : 0;
+        if (host.RunsManaged)
+            CpuLoops.For(host, (long)g.N * g.C, new ForwardBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), CpuLoops.Ptr(argmax), g, pad), ForwardWork(g));
+        else
+            host.Load(Pool2dForwardDef)(host.Stream, host.Launch.GridStride(g.OutputLength), x, y, argmax, g, pad);
+    }
+
+    private static unsafe void Backward(KernelHost host, string op, ArrayView<float> dy, ArrayView<int> argmax, bool max, ArrayView<float> dx, Pool2dGeometry g, bool countIncludePad)
+    {
+        if (!CheckViews(host, op, g, dx, nameof(dx), dy, nameof(dy), argmax, max))
+            return;
+        int pad = countIncludePad ? 1 : 0;
+        if (host.RunsManaged)
+            CpuLoops.For(host, (long)g.N * g.C, new BackwardBody(CpuLoops.Ptr(dy), CpuLoops.Ptr(argmax), CpuLoops.Ptr(dx), g, pad), (g.H * g.W) + (max ? g.OutH * g.OutW : ForwardWork(g)));
+        else
+            host.Load(Pool2dBackwardDef)(host.Stream, host.Launch.GridStride(g.InputLength), dy, argmax, dx, g, pad);
     }
 
     /// <summary>Global average pooling: y[n, c] = mean over S of x[n, c, :] for x (N, C, S), S = H W.</summary>
@@ -839,20 +727,14 @@ internal static class Pooling
     /// <param name="n">Batch N.</param>
     /// <param name="c">Channels C.</param>
     /// <param name="s">Spatial size S = H W (at least 1).</param>
-    public static void GlobalAvgPoolForward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c, int s)
+    public static unsafe void GlobalAvgPoolForward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c, int s)
     {
-        ArgumentNullException.ThrowIfNull(host);
-        const string op = nameof(Pooling) + "." + nameof(GlobalAvgPoolForward);
-        CheckGlobal(op, x, nameof(x), y, nameof(y), n, c, s);
-        if (y.Length == 0)
+        if (!CheckGlobal(host, nameof(Pooling) + "." + nameof(GlobalAvgPoolForward), x, nameof(x), y, nameof(y), n, c, s))
             return;
         if (host.RunsManaged)
-        {
-            GlobalAvgPoolForwardManaged(host, x, y, s);
-            return;
-        }
-
-        host.Load(GlobalAvgPoolForwardDef)(host.Stream, host.Launch.GridStride(y.Length), x, y, s);
+            CpuLoops.For(host, y.Length, new GlobalForwardBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), s), s);
+        else
+            host.Load(GlobalAvgPoolForwardDef)(host.Stream, host.Launch.GridStride(y.Length), x, y, s);
     }
 
     /// <summary>Global average-pool backward: dx[n, c, s] = dy[n, c] / S. Overwrites dx.</summary>
@@ -862,48 +744,49 @@ internal static class Pooling
     /// <param name="n">Batch N.</param>
     /// <param name="c">Channels C.</param>
     /// <param name="s">Spatial size S (at least 1).</param>
-    public static void GlobalAvgPoolBackward(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, int n, int c, int s)
+    public static unsafe void GlobalAvgPoolBackward(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, int n, int c, int s)
     {
-        ArgumentNullException.ThrowIfNull(host);
-        const string op = nameof(Pooling) + "." + nameof(GlobalAvgPoolBackward);
-        CheckGlobal(op, dx, nameof(dx), dy, nameof(dy), n, c, s);
-        if (dx.Length == 0)
+        if (!CheckGlobal(host, nameof(Pooling) + "." + nameof(GlobalAvgPoolBackward), dx, nameof(dx), dy, nameof(dy), n, c, s))
             return;
         if (host.RunsManaged)
-        {
-            GlobalAvgPoolBackwardManaged(host, dy, dx, s);
-            return;
-        }
-
-        host.Load(GlobalAvgPoolBackwardDef)(host.Stream, host.Launch.GridStride(dx.Length), dy, dx, s);
+            CpuLoops.For(host, dy.Length, new GlobalBackwardBody(CpuLoops.Ptr(dy), CpuLoops.Ptr(dx), s), s);
+        else
+            host.Load(GlobalAvgPoolBackwardDef)(host.Stream, host.Launch.GridStride(dx.Length), dy, dx, s);
     }
 
-    private static string InputLegend(Pool2dGeometry g) => $"(N, C, H, W) = ({g.N}, {g.C}, {g.H}, {g.W})";
+    // Work of one plane's forward (its window taps), so CpuLoops.For splits only batches worth a thread.
+    private static int ForwardWork(Pool2dGeometry g) => g.OutH * g.OutW * g.KernelH * g.KernelW;
 
     private static string OutputLegend(Pool2dGeometry g) => $"(N, C, OH, OW) = ({g.N}, {g.C}, {g.OutH}, {g.OutW})";
 
-    private static void CheckViews(string op, Pool2dGeometry g, ArrayView<float> input, string inputName, ArrayView<float> output, string outputName)
+    // The checks of every 2-D launcher: the geometry, the planes (input (N,C,H,W), output
+    // (N,C,OH,OW)), and for max pooling the argmax, for average pooling no dilation. Returns
+    // whether there is work (N C > 0; H, W, OH and OW are at least 1).
+    private static bool CheckViews(KernelHost host, string op, Pool2dGeometry g, ArrayView<float> input, string inputName, ArrayView<float> output, string outputName, ArrayView<int> argmax, bool max)
     {
+        ArgumentNullException.ThrowIfNull(host);
         g.Validate(op);
-        Check.Length(op, input, inputName, g.InputLength, InputLegend(g));
+        Check.Length(op, input, inputName, g.InputLength, $"(N, C, H, W) = ({g.N}, {g.C}, {g.H}, {g.W})");
         Check.Length(op, output, outputName, g.OutputLength, OutputLegend(g));
         Check.Fits32(op, input, inputName);
         Check.Fits32(op, output, outputName);
-    }
-
-    private static void CheckNoDilation(string op, Pool2dGeometry g)
-    {
-        if (g.DilationH != 1 || g.DilationW != 1)
+        if (max)
+            Check.Length(op, argmax, nameof(argmax), g.OutputLength, OutputLegend(g));
+        else if (g.DilationH != 1 || g.DilationW != 1)
             throw new ArgumentException($"{op}: average pooling has no dilation (as PyTorch), but the geometry has dilation ({g.DilationH}, {g.DilationW}).", nameof(g));
+        return g.OutputLength != 0;
     }
 
-    private static void CheckGlobal(string op, ArrayView<float> planes, string planesName, ArrayView<float> means, string meansName, int n, int c, int s)
+    // The checks of the global launchers (planes (N, C, S), means (N, C)); returns whether there is work (N C > 0).
+    private static bool CheckGlobal(KernelHost host, string op, ArrayView<float> planes, string planesName, ArrayView<float> means, string meansName, int n, int c, int s)
     {
+        ArgumentNullException.ThrowIfNull(host);
         Check.Dimension(op, n, nameof(n));
         Check.Dimension(op, c, nameof(c));
         Check.Dimension(op, s, nameof(s), allowZero: false);
         Check.Length(op, planes, planesName, (long)n * c * s, $"(N, C, S) = ({n}, {c}, {s})");
         Check.Length(op, means, meansName, (long)n * c, $"(N, C) = ({n}, {c})");
         Check.Fits32(op, planes, planesName);
+        return means.Length != 0;
     }
 }
