@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using ILGPU.Algorithms;
 using IlgpuTrain.Kernels.Runtime;
-using GemmLauncher = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, int, int, int, float, float>;
 
 namespace IlgpuTrain.Kernels;
 
@@ -56,17 +55,21 @@ internal static class Gemm
     /// </summary>
     /// <typeparam name="TA">Storage layout of A.</typeparam>
     /// <typeparam name="TB">Storage layout of B.</typeparam>
+    /// <typeparam name="T">Element type of A and B (float, or ILGPU.Half for mixed precision).</typeparam>
+    /// <typeparam name="TW">Widens an element of A or B to float as it is staged.</typeparam>
     /// <param name="a">A (M*K).</param>
     /// <param name="b">B (K*N).</param>
-    /// <param name="c">C (M, N).</param>
+    /// <param name="c">C (M, N), float.</param>
     /// <param name="m">M, at least 1.</param>
     /// <param name="n">N, at least 1.</param>
     /// <param name="k">K, at least 1.</param>
     /// <param name="alpha">Scale of the product.</param>
     /// <param name="beta">Scale of the prior C (0: C is not read).</param>
-    public static void TiledKernel<TA, TB>(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, int m, int n, int k, float alpha, float beta)
+    public static void TiledKernel<TA, TB, T, TW>(ArrayView<T> a, ArrayView<T> b, ArrayView<float> c, int m, int n, int k, float alpha, float beta)
         where TA : struct, IMatrixLayout
         where TB : struct, IMatrixLayout
+        where T : unmanaged
+        where TW : struct, IWiden<T>
     {
         var sa = SharedMemory.Allocate<float>(SharedLength);
         var sb = SharedMemory.Allocate<float>(SharedLength);
@@ -95,20 +98,21 @@ internal static class Gemm
             {
                 // Stage op(A)[i0.., k0..] (tile, KTile) and op(B)[k0.., j0..] (KTile, tile); the
                 // layout orders the elements so neighbouring threads read neighbouring addresses.
-                // Past the edges the stage holds zeros, which add nothing to the sums.
+                // Past the edges the stage holds zeros, which add nothing to the sums. Operands are
+                // widened once here: each staged value feeds `tile` multiply-adds from shared memory.
                 for (int e = tid; e < slice; e += threads)
                 {
                     var rc = la.Split(e, tile, KTile);
                     int i = i0 + rc.X;
                     int p = k0 + rc.Y;
-                    sa[(rc.Y * ld) + rc.X] = i < m & p < k ? a[la.Offset(i, p, m, k)] : 0f;
+                    sa[(rc.Y * ld) + rc.X] = i < m & p < k ? default(TW).Widen(a[la.Offset(i, p, m, k)]) : 0f;
                 }
                 for (int e = tid; e < slice; e += threads)
                 {
                     var rc = lb.Split(e, KTile, tile);
                     int p = k0 + rc.X;
                     int j = j0 + rc.Y;
-                    sb[(rc.X * ld) + rc.Y] = p < k & j < n ? b[lb.Offset(p, j, k, n)] : 0f;
+                    sb[(rc.X * ld) + rc.Y] = p < k & j < n ? default(TW).Widen(b[lb.Offset(p, j, k, n)]) : 0f;
                 }
                 Group.Barrier();
                 for (int kk = 0; kk < KTile; kk++)
@@ -125,10 +129,9 @@ internal static class Gemm
         }
     }
 
-    private static readonly KernelDef<GemmLauncher> TiledNN = KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(TiledKernel<NormalLayout, NormalLayout>);
-    private static readonly KernelDef<GemmLauncher> TiledNT = KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(TiledKernel<NormalLayout, TransposedLayout>);
-    private static readonly KernelDef<GemmLauncher> TiledTN = KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(TiledKernel<TransposedLayout, NormalLayout>);
-    private static readonly KernelDef<GemmLauncher> TiledTT = KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float, float>(TiledKernel<TransposedLayout, TransposedLayout>);
+
+    /// <summary>The tiled kernels of float operands, one per transpose case.</summary>
+    internal static readonly TiledKernels<float, FloatWiden> FloatTiles = new();
 
     // ---------------------------------------------------------------- launcher
 
@@ -152,23 +155,12 @@ internal static class Gemm
     /// <param name="c">C (M, N): exactly M*N elements, updated.</param>
     public static void Run(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, ArrayView<float> b, float beta, ArrayView<float> c)
     {
-        ArgumentNullException.ThrowIfNull(host);
-        if (host.IsCpu)
-        {
-            Validate(host, transA, transB, m, n, k, a, b, c);
-            if (m == 0 || n == 0)
-                return;
-            if (alpha == 0f || k == 0)
-            {
-                ScaleC(host, beta, c);
-                return;
-            }
-
-            RunManaged(host, transA, transB, m, n, k, alpha, a, b, beta, c);
+        if (Trivial(nameof(Gemm), host, transA, transB, m, n, k, alpha, a, b, beta, c))
             return;
-        }
-
-        Run(host, transA, transB, m, n, k, alpha, a, b, beta, c, GroupSide(host.Accelerator));
+        if (host.IsCpu)
+            RunManaged(host, transA, transB, m, n, k, alpha, a, b, beta, c);
+        else
+            Tiled(host, FloatTiles, transA, transB, m, n, k, alpha, a, b, beta, c, GroupSide(host.Accelerator));
     }
 
     /// <summary>
@@ -196,19 +188,35 @@ internal static class Gemm
             host.Launch.MaxGroups);
     }
 
-    private static void Validate(KernelHost host, bool transA, bool transB, int m, int n, int k, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
+    /// <summary>
+    /// Checks a GEMM's arguments (named for <paramref name="op"/> in messages) and does the trivial
+    /// cases: nothing when M or N is 0, C = beta C when alpha or K is 0.
+    /// </summary>
+    /// <returns>True when nothing is left to compute.</returns>
+    internal static bool Trivial<T>(string op, KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<T> a, ArrayView<T> b, float beta, ArrayView<float> c)
+        where T : unmanaged
     {
         ArgumentNullException.ThrowIfNull(host);
-        const string Op = nameof(Gemm);
-        Check.Dimension(Op, m, nameof(m));
-        Check.Dimension(Op, n, nameof(n));
-        Check.Dimension(Op, k, nameof(k));
-        Check.Length(Op, a, nameof(a), (long)m * k, transA ? $"op(A) (M, K) = ({m}, {k}) with transA, A stored (K, M) = ({k}, {m})," : $"op(A) (M, K) = ({m}, {k}) without transA");
-        Check.Length(Op, b, nameof(b), (long)k * n, transB ? $"op(B) (K, N) = ({k}, {n}) with transB, B stored (N, K) = ({n}, {k})," : $"op(B) (K, N) = ({k}, {n}) without transB");
-        Check.Length(Op, c, nameof(c), (long)m * n, $"C (M, N) = ({m}, {n})");
-        Check.Fits32(Op, a, nameof(a));
-        Check.Fits32(Op, b, nameof(b));
-        Check.Fits32(Op, c, nameof(c));
+        Check.Dimension(op, m, nameof(m));
+        Check.Dimension(op, n, nameof(n));
+        Check.Dimension(op, k, nameof(k));
+        Check.Length(op, a, nameof(a), (long)m * k, transA ? $"op(A) (M, K) = ({m}, {k}) with transA, A stored (K, M) = ({k}, {m})," : $"op(A) (M, K) = ({m}, {k}) without transA");
+        Check.Length(op, b, nameof(b), (long)k * n, transB ? $"op(B) (K, N) = ({k}, {n}) with transB, B stored (N, K) = ({n}, {k})," : $"op(B) (K, N) = ({k}, {n}) without transB");
+        Check.Length(op, c, nameof(c), (long)m * n, $"C (M, N) = ({m}, {n})");
+        Check.Fits32(op, a, nameof(a));
+        Check.Fits32(op, b, nameof(b));
+        Check.Fits32(op, c, nameof(c));
+        if (m == 0 || n == 0)
+            return true;
+        if (alpha != 0f && k != 0)
+            return false;
+
+        // C = beta * C without reading C when beta == 0 (0 * NaN would be NaN).
+        if (beta == 0f)
+            Elementwise.Fill(host, c, 0f);
+        else if (beta != 1f)
+            Elementwise.Scale(host, c, beta, c);
+        return true;
     }
 
     /// <summary>
@@ -227,25 +235,37 @@ internal static class Gemm
     /// <param name="beta">Scale of the prior C.</param>
     /// <param name="c">C (M*N).</param>
     /// <param name="groupSide">Side of the square groups of the tiled kernel, 1 to 16; side squared must fit the accelerator's groups.</param>
-    internal static void Run(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, ArrayView<float> b, float beta, ArrayView<float> c, int groupSide)
+    internal static void Run(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, ArrayView<float> b, float beta, ArrayView<float> c, int groupSide) =>
+        RunTiled(nameof(Gemm), FloatTiles, host, transA, transB, m, n, k, alpha, a, b, beta, c, groupSide);
+
+    /// <summary>The tiled kernel of <paramref name="kernels"/> with its group side forced, arguments checked (for <see cref="GemmHalf"/> too).</summary>
+    internal static void RunTiled<T, TW>(string op, TiledKernels<T, TW> kernels, KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<T> a, ArrayView<T> b, float beta, ArrayView<float> c, int groupSide)
+        where T : unmanaged
+        where TW : struct, IWiden<T>
     {
-        const string Op = nameof(Gemm);
-        Validate(host, transA, transB, m, n, k, a, b, c);
+        ArgumentNullException.ThrowIfNull(host);
         if (groupSide < 1 || groupSide > MaxSide || groupSide * groupSide > host.Accelerator.MaxNumThreadsPerGroup)
-            throw new ArgumentOutOfRangeException(nameof(groupSide), groupSide, $"{Op}: the tiled group side must be 1 to {MaxSide} with side^2 at most {host.Accelerator.MaxNumThreadsPerGroup} threads, got {groupSide}.");
+            throw new ArgumentOutOfRangeException(nameof(groupSide), groupSide, $"{op}: the tiled group side must be 1 to {MaxSide} with side^2 at most {host.Accelerator.MaxNumThreadsPerGroup} threads, got {groupSide}.");
+        if (!Trivial(op, host, transA, transB, m, n, k, alpha, a, b, beta, c))
+            Tiled(host, kernels, transA, transB, m, n, k, alpha, a, b, beta, c, groupSide);
+    }
 
-        if (m == 0 || n == 0)
-            return;
-        if (alpha == 0f || k == 0)
-        {
-            ScaleC(host, beta, c);
-            return;
-        }
-
+    /// <summary>Launches the tiled kernel on checked, non-trivial arguments.</summary>
+    internal static void Tiled<T, TW>(KernelHost host, TiledKernels<T, TW> kernels, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<T> a, ArrayView<T> b, float beta, ArrayView<float> c, int groupSide)
+        where T : unmanaged
+        where TW : struct, IWiden<T>
+    {
         int tile = groupSide * R;
         long tiles = (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile);
         var config = new KernelConfig(new Index2D((int)Math.Min(tiles, host.Launch.MaxGroups), 1), new Index2D(groupSide, groupSide));
-        host.Load(Pick(transA, transB, TiledNN, TiledNT, TiledTN, TiledTT))(host.Stream, config, a, b, c, m, n, k, alpha, beta);
+        var def = (transA, transB) switch
+        {
+            (false, false) => kernels.NN,
+            (false, true) => kernels.NT,
+            (true, false) => kernels.TN,
+            (true, true) => kernels.TT,
+        };
+        host.Load(def)(host.Stream, config, a, b, c, m, n, k, alpha, beta);
     }
 
     /// <summary>The largest square group side the tiled kernel supports on <paramref name="accelerator"/>: 16 on GPUs, 4 for 16-thread CPU groups.</summary>
@@ -259,28 +279,9 @@ internal static class Gemm
         return side;
     }
 
-    // C = beta * C without reading C when beta == 0 (0 * NaN would be NaN).
-    private static void ScaleC(KernelHost host, float beta, ArrayView<float> c)
-    {
-        if (beta == 0f)
-            Elementwise.Fill(host, c, 0f);
-        else if (beta != 1f)
-            Elementwise.Scale(host, c, beta, c);
-    }
-
-    private static KernelDef<GemmLauncher> Pick(bool transA, bool transB, KernelDef<GemmLauncher> nn, KernelDef<GemmLauncher> nt, KernelDef<GemmLauncher> tn, KernelDef<GemmLauncher> tt) =>
-        (transA, transB) switch
-        {
-            (false, false) => nn,
-            (false, true) => nt,
-            (true, false) => tn,
-            (true, true) => tt,
-        };
-
     /// <summary>
     /// R x R (4 x 4) accumulators of C in registers: field Crc is element (r, c) of the block.
-    /// Plain fields rather than an array so GPU backends keep them in registers. Shared with
-    /// <see cref="GemmHalf"/>, whose kernels stage halves as floats into the same accumulators.
+    /// Plain fields rather than an array so GPU backends keep them in registers.
     /// </summary>
     internal struct Block4x4
     {
@@ -343,6 +344,54 @@ internal static class Gemm
             }
         }
     }
+}
+
+/// <summary>How the tiled GEMM kernel widens an element of A or B to float as it stages it.</summary>
+/// <typeparam name="T">The element type.</typeparam>
+internal interface IWiden<T>
+    where T : unmanaged
+{
+    /// <summary>The element as a float (exact for float and binary16).</summary>
+    /// <param name="value">The element.</param>
+    /// <returns>The float.</returns>
+    float Widen(T value);
+}
+
+/// <summary>Float operands: as they are.</summary>
+internal readonly struct FloatWiden : IWiden<float>
+{
+    /// <inheritdoc/>
+    public float Widen(float value) => value;
+}
+
+/// <summary>Binary16 operands: the exact widening of <see cref="Cast.HalfToFloat"/>.</summary>
+internal readonly struct HalfWiden : IWiden<Half>
+{
+    /// <inheritdoc/>
+    public float Widen(Half value) => Cast.HalfToFloat(value);
+}
+
+/// <summary>The tiled GEMM kernel for one operand type, one instantiation per transpose case.</summary>
+/// <typeparam name="T">Element type of A and B.</typeparam>
+/// <typeparam name="TW">Its widening to float.</typeparam>
+internal sealed class TiledKernels<T, TW> : IKernelSet
+    where T : unmanaged
+    where TW : struct, IWiden<T>
+{
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float>> NN =
+        KernelDef.Of<ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float>(Gemm.TiledKernel<NormalLayout, NormalLayout, T, TW>);
+
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float>> NT =
+        KernelDef.Of<ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float>(Gemm.TiledKernel<NormalLayout, TransposedLayout, T, TW>);
+
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float>> TN =
+        KernelDef.Of<ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float>(Gemm.TiledKernel<TransposedLayout, NormalLayout, T, TW>);
+
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float>> TT =
+        KernelDef.Of<ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float>(Gemm.TiledKernel<TransposedLayout, TransposedLayout, T, TW>);
+
+    /// <inheritdoc/>
+    public IEnumerable<KernelDef> Kernels => [NN, NT, TN, TT];
 }
 
 /// <summary>

@@ -3,7 +3,6 @@ using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using ILGPU.Algorithms;
 using IlgpuTrain.Kernels.Runtime;
-using GemmHalfLauncher = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<ILGPU.Half>, ILGPU.ArrayView<ILGPU.Half>, ILGPU.ArrayView<float>, int, int, int, float, float>;
 
 namespace IlgpuTrain.Kernels;
 
@@ -38,87 +37,7 @@ namespace IlgpuTrain.Kernels;
 /// <summary>Mixed-precision GEMM C (float) = alpha op(A) op(B) + beta C with binary16 A and B: ILGPU kernels and the checked launcher; and the in-place rounding of floats to fp16 values.</summary>
 internal static class GemmHalf
 {
-    // The tiling constants are Gemm's: each thread or work item owns an R x R block of C.
-    private const int R = 4;
-    private const int MaxSide = 16;
-    private const int KTile = 16;
-    private const int MaxLd = (MaxSide * R) + 1;
-    private const int SharedLength = KTile * MaxLd;
-
     // ---------------------------------------------------------------- ILGPU kernels
-
-    /// <summary>
-    /// Kernel: Gemm's shared-memory tiled kernel with half operands, widened to
-    /// float as they are staged. Square groups of side s = Group.DimX (at most 16).
-    /// </summary>
-    /// <typeparam name="TA">Storage layout of A.</typeparam>
-    /// <typeparam name="TB">Storage layout of B.</typeparam>
-    /// <param name="a">A (M*K), half.</param>
-    /// <param name="b">B (K*N), half.</param>
-    /// <param name="c">C (M, N), float.</param>
-    /// <param name="m">M, at least 1.</param>
-    /// <param name="n">N, at least 1.</param>
-    /// <param name="k">K, at least 1.</param>
-    /// <param name="alpha">Scale of the product.</param>
-    /// <param name="beta">Scale of the prior C (0: C is not read).</param>
-    public static void TiledKernel<TA, TB>(ArrayView<Half> a, ArrayView<Half> b, ArrayView<float> c, int m, int n, int k, float alpha, float beta)
-        where TA : struct, IMatrixLayout
-        where TB : struct, IMatrixLayout
-    {
-        var sa = SharedMemory.Allocate<float>(SharedLength);
-        var sb = SharedMemory.Allocate<float>(SharedLength);
-        var la = default(TA);
-        var lb = default(TB);
-
-        int side = Group.DimX;
-        int tx = Group.IdxX;
-        int ty = Group.IdxY;
-        int threads = side * side;
-        int tid = (ty * side) + tx;
-        int tile = side * R;
-        int ld = tile + 1;
-        int tilesN = (n + tile - 1) / tile;
-        int tiles = ((m + tile - 1) / tile) * tilesN;
-        int gridStride = Grid.DimX;
-        int slice = tile * KTile;
-
-        // The tile loop depends on the group index only, so every thread of a group reaches the same barriers.
-        for (int t = Grid.IdxX; t < tiles; t += gridStride)
-        {
-            int i0 = (t / tilesN) * tile;
-            int j0 = (t % tilesN) * tile;
-            var acc = default(Gemm.Block4x4);
-            for (int k0 = 0; k0 < k; k0 += KTile)
-            {
-                // Widen once while staging: each staged half feeds `tile` FMAs from shared memory.
-                for (int e = tid; e < slice; e += threads)
-                {
-                    var rc = la.Split(e, tile, KTile);
-                    int i = i0 + rc.X;
-                    int p = k0 + rc.Y;
-                    sa[(rc.Y * ld) + rc.X] = i < m & p < k ? Cast.HalfToFloat(a[la.Offset(i, p, m, k)]) : 0f;
-                }
-                for (int e = tid; e < slice; e += threads)
-                {
-                    var rc = lb.Split(e, KTile, tile);
-                    int p = k0 + rc.X;
-                    int j = j0 + rc.Y;
-                    sb[(rc.X * ld) + rc.Y] = p < k & j < n ? Cast.HalfToFloat(b[lb.Offset(p, j, k, n)]) : 0f;
-                }
-                Group.Barrier();
-                for (int kk = 0; kk < KTile; kk++)
-                {
-                    int ra = (kk * ld) + ty;
-                    int rb = (kk * ld) + tx;
-                    acc.Add(
-                        sa[ra], sa[ra + side], sa[ra + (2 * side)], sa[ra + (3 * side)],
-                        sb[rb], sb[rb + side], sb[rb + (2 * side)], sb[rb + (3 * side)]);
-                }
-                Group.Barrier();
-            }
-            acc.Store(c, i0 + ty, j0 + tx, side, m, n, alpha, beta);
-        }
-    }
 
     /// <summary>Kernel: x[i] = float(half(x[i])) in place, round to nearest even, grid-stride.</summary>
     /// <param name="x">Values, rounded in place.</param>
@@ -131,10 +50,9 @@ internal static class GemmHalf
             x[i] = Cast.HalfToFloat(Cast.FloatToHalf(x[i]));
     }
 
-    private static readonly KernelDef<GemmHalfLauncher> TiledNN = KernelDef.Of<ArrayView<Half>, ArrayView<Half>, ArrayView<float>, int, int, int, float, float>(TiledKernel<NormalLayout, NormalLayout>);
-    private static readonly KernelDef<GemmHalfLauncher> TiledNT = KernelDef.Of<ArrayView<Half>, ArrayView<Half>, ArrayView<float>, int, int, int, float, float>(TiledKernel<NormalLayout, TransposedLayout>);
-    private static readonly KernelDef<GemmHalfLauncher> TiledTN = KernelDef.Of<ArrayView<Half>, ArrayView<Half>, ArrayView<float>, int, int, int, float, float>(TiledKernel<TransposedLayout, NormalLayout>);
-    private static readonly KernelDef<GemmHalfLauncher> TiledTT = KernelDef.Of<ArrayView<Half>, ArrayView<Half>, ArrayView<float>, int, int, int, float, float>(TiledKernel<TransposedLayout, TransposedLayout>);
+
+    /// <summary>Gemm's tiled kernels with binary16 operands, widened to float as they are staged.</summary>
+    internal static readonly TiledKernels<Half, HalfWiden> HalfTiles = new();
 
     // Per-thread widened operands of the managed path (see RunManaged).
     [ThreadStatic]
@@ -168,23 +86,12 @@ internal static class GemmHalf
     /// <param name="c">C (M, N): exactly M*N floats, updated.</param>
     public static void Run(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<Half> a, ArrayView<Half> b, float beta, ArrayView<float> c)
     {
-        ArgumentNullException.ThrowIfNull(host);
-        if (host.IsCpu)
-        {
-            Validate(host, transA, transB, m, n, k, a, b, c);
-            if (m == 0 || n == 0)
-                return;
-            if (alpha == 0f || k == 0)
-            {
-                ScaleC(host, beta, c);
-                return;
-            }
-
-            RunManaged(host, transA, transB, m, n, k, alpha, a, b, beta, c);
+        if (Gemm.Trivial(nameof(GemmHalf), host, transA, transB, m, n, k, alpha, a, b, beta, c))
             return;
-        }
-
-        Run(host, transA, transB, m, n, k, alpha, a, b, beta, c, Gemm.GroupSide(host.Accelerator));
+        if (host.IsCpu)
+            RunManaged(host, transA, transB, m, n, k, alpha, a, b, beta, c);
+        else
+            Gemm.Tiled(host, HalfTiles, transA, transB, m, n, k, alpha, a, b, beta, c, Gemm.GroupSide(host.Accelerator));
     }
 
     /// <summary>
@@ -254,26 +161,8 @@ internal static class GemmHalf
     /// <param name="beta">Scale of the prior C.</param>
     /// <param name="c">C (M*N), float.</param>
     /// <param name="groupSide">Side of the square groups of the tiled kernel, 1 to 16; side squared must fit the accelerator's groups.</param>
-    internal static void Run(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<Half> a, ArrayView<Half> b, float beta, ArrayView<float> c, int groupSide)
-    {
-        const string Op = nameof(GemmHalf);
-        Validate(host, transA, transB, m, n, k, a, b, c);
-        if (groupSide < 1 || groupSide > MaxSide || groupSide * groupSide > host.Accelerator.MaxNumThreadsPerGroup)
-            throw new ArgumentOutOfRangeException(nameof(groupSide), groupSide, $"{Op}: the tiled group side must be 1 to {MaxSide} with side^2 at most {host.Accelerator.MaxNumThreadsPerGroup} threads, got {groupSide}.");
-
-        if (m == 0 || n == 0)
-            return;
-        if (alpha == 0f || k == 0)
-        {
-            ScaleC(host, beta, c);
-            return;
-        }
-
-        int tile = groupSide * R;
-        long tiles = (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile);
-        var config = new KernelConfig(new Index2D((int)Math.Min(tiles, host.Launch.MaxGroups), 1), new Index2D(groupSide, groupSide));
-        host.Load(Pick(transA, transB, TiledNN, TiledNT, TiledTN, TiledTT))(host.Stream, config, a, b, c, m, n, k, alpha, beta);
-    }
+    internal static void Run(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<Half> a, ArrayView<Half> b, float beta, ArrayView<float> c, int groupSide) =>
+        Gemm.RunTiled(nameof(GemmHalf), HalfTiles, host, transA, transB, m, n, k, alpha, a, b, beta, c, groupSide);
 
     /// <summary>x = float(half(x)) in place: each value becomes the nearest fp16 value (ties to even), +-inf from 65520 up, NaN stays NaN.</summary>
     /// <param name="host">Where to run.</param>
@@ -292,39 +181,6 @@ internal static class GemmHalf
 
         host.Load(RoundDef)(host.Stream, host.Launch.GridStride(x.Length), x);
     }
-
-    private static void Validate(KernelHost host, bool transA, bool transB, int m, int n, int k, ArrayView<Half> a, ArrayView<Half> b, ArrayView<float> c)
-    {
-        ArgumentNullException.ThrowIfNull(host);
-        const string Op = nameof(GemmHalf);
-        Check.Dimension(Op, m, nameof(m));
-        Check.Dimension(Op, n, nameof(n));
-        Check.Dimension(Op, k, nameof(k));
-        Check.Length(Op, a, nameof(a), (long)m * k, transA ? $"op(A) (M, K) = ({m}, {k}) with transA, A stored (K, M) = ({k}, {m})," : $"op(A) (M, K) = ({m}, {k}) without transA");
-        Check.Length(Op, b, nameof(b), (long)k * n, transB ? $"op(B) (K, N) = ({k}, {n}) with transB, B stored (N, K) = ({n}, {k})," : $"op(B) (K, N) = ({k}, {n}) without transB");
-        Check.Length(Op, c, nameof(c), (long)m * n, $"C (M, N) = ({m}, {n})");
-        Check.Fits32(Op, a, nameof(a));
-        Check.Fits32(Op, b, nameof(b));
-        Check.Fits32(Op, c, nameof(c));
-    }
-
-    // C = beta * C without reading C when beta == 0 (0 * NaN would be NaN).
-    private static void ScaleC(KernelHost host, float beta, ArrayView<float> c)
-    {
-        if (beta == 0f)
-            Elementwise.Fill(host, c, 0f);
-        else if (beta != 1f)
-            Elementwise.Scale(host, c, beta, c);
-    }
-
-    private static KernelDef<GemmHalfLauncher> Pick(bool transA, bool transB, KernelDef<GemmHalfLauncher> nn, KernelDef<GemmHalfLauncher> nt, KernelDef<GemmHalfLauncher> tn, KernelDef<GemmHalfLauncher> tt) =>
-        (transA, transB) switch
-        {
-            (false, false) => nn,
-            (false, true) => nt,
-            (true, false) => tn,
-            (true, true) => tt,
-        };
 
     // x[i] = float(half(x[i])) for i in [start, end), eight lanes at a time through Cast.RoundToHalfBits.
     internal readonly unsafe struct RoundBody(float* x) : CpuLoops.IRange
