@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ILGPU.Algorithms;
 using IlgpuTrain.Kernels.Runtime;
 
@@ -22,6 +23,7 @@ internal static class AdagradUpdate
     // ---------------------------------------------------------------- ILGPU kernels
 
     // One element: sum += g^2, and the direction g / (sqrt(sum) + eps).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Accumulate(float g, ref float sum, float eps)
     {
         float s = sum + (g * g);
@@ -35,6 +37,7 @@ internal static class AdagradUpdate
     internal readonly struct DirectionBody<TF>(TF g, TF sum, float eps) : IElementBody
         where TF : struct, IElements<float>
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Run(int i) => g[i] = Accumulate(g[i], ref sum[i], eps);
     }
 
@@ -42,6 +45,7 @@ internal static class AdagradUpdate
     internal readonly struct StepBody<TF>(TF p, TF g, TF sum, float learningRate, float weightDecay, float eps) : IElementBody
         where TF : struct, IElements<float>
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Run(int i)
         {
             float pi = p[i];

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ILGPU.Algorithms;
 using IlgpuTrain.Kernels.Runtime;
 
@@ -52,6 +53,7 @@ internal static class RmsUpdate
     // ---------------------------------------------------------------- ILGPU kernels
 
     // One element: updates v, mu, b at i and returns the direction.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Moments<TF>(float g, TF v, TF mu, TF b, int i, RmsScalars s, int centered, int useMomentum)
         where TF : struct, IElements<float>
     {
@@ -78,6 +80,7 @@ internal static class RmsUpdate
     internal readonly struct DirectionBody<TF>(TF g, TF v, TF mu, TF b, RmsScalars s, int centered, int useMomentum) : IElementBody
         where TF : struct, IElements<float>
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Run(int i) => g[i] = Moments(g[i], v, mu, b, i, s, centered, useMomentum);
     }
 
@@ -85,6 +88,7 @@ internal static class RmsUpdate
     internal readonly struct StepBody<TF>(TF p, TF g, TF v, TF mu, TF b, RmsStepScalars s, int centered, int useMomentum) : IElementBody
         where TF : struct, IElements<float>
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Run(int i)
         {
             float pi = p[i];

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using IlgpuTrain.Kernels.Runtime;
 
 namespace IlgpuTrain.Kernels;
@@ -127,6 +128,7 @@ internal static class SgdUpdate
     internal readonly struct MomentumBody<TF>(TF g, TF b, MomentumOp op) : IElementBody
         where TF : struct, IElements<float>
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Run(int i) => g[i] = op.Direction(g[i], ref b[i]);
     }
 
@@ -136,6 +138,7 @@ internal static class SgdUpdate
         where TF : struct, IElements<float>
         where TB : struct, IElements<byte>
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Run(int i)
         {
             float d = g[i];
@@ -156,6 +159,7 @@ internal static class SgdUpdate
         private readonly int nesterov = nesterov ? 1 : 0;
         private readonly int first = first ? 1 : 0;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public float Direction(float g, ref float b)
         {
             float bi = first != 0 ? g : (Mu * b) + (keep * g);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using IlgpuTrain.Kernels.Runtime;
 
 namespace IlgpuTrain.Kernels;
@@ -55,6 +56,7 @@ internal static class WeightDecay
         where TF : struct, IElements<float>
         where TB : struct, IElements<byte>
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Run(int i)
         {
             if (useMask == 0 || mask[i] != 0)
