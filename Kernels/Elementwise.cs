@@ -15,7 +15,7 @@ namespace IlgpuTrain.Kernels;
 // Every output may alias an input (in-place use is allowed): each element is read and written
 // by the same thread. Backward: d(a+b) = (dy, dy), d(a-b) = (dy, -dy), d(a*b) = (dy*b, dy*a),
 // d(alpha*x) = alpha*dy; the Functional layer composes those from these same kernels.
-// On the CPU accelerator (KernelVariant.Cpu) the launchers run CpuLoops instead: the same float
+// On the Managed backend (host.RunsManaged) the launchers run CpuLoops instead: the same float
 // operations per element as the kernels, as managed (partly Vector256) loops on host memory.
 
 /// <summary>Elementwise arithmetic: ILGPU kernels and checked launchers.</summary>
@@ -147,19 +147,8 @@ internal static class Elementwise
     /// <param name="x">Input (n).</param>
     /// <param name="alpha">Scale.</param>
     /// <param name="y">Output (n).</param>
-    public static void Scale(KernelHost host, ArrayView<float> x, float alpha, ArrayView<float> y)
-    {
-        Check.SameLength(nameof(Scale), x, nameof(x), y, nameof(y));
-        if (y.Length == 0)
-            return;
-        if (host.RunsManaged)
-        {
-            CpuLoops.Map(host, x, y, new ScaleOp(alpha));
-            return;
-        }
-
-        host.Load(ScaleDef)(host.Stream, host.Launch.GridStride(y.Length), x, y, new ScaleOp(alpha));
-    }
+    public static void Scale(KernelHost host, ArrayView<float> x, float alpha, ArrayView<float> y) =>
+        Map(host, ScaleDef, x, y, new ScaleOp(alpha), nameof(Scale));
 
     /// <summary>y = alpha * x + y (accumulates into y).</summary>
     /// <param name="host">Where to run.</param>
