@@ -71,7 +71,7 @@ public readonly record struct AdamScalars(float Beta1, float OneMinusBeta1, floa
 /// <param name="DecayFactor">Decoupled decay (AdamW): p = p * factor with factor = 1 - lr * lambda, rounded from float64. 1 for Adam.</param>
 public readonly record struct AdamStepScalars(AdamScalars Adam, float LearningRate, float WeightDecay, float DecayFactor);
 
-/// <summary>Adam's moment update and direction, and the fused Adam/AdamW step: ILGPU kernels and checked launchers.</summary>
+/// <summary>Adam's moment update and direction, and the fused Adam/AdamW step: element bodies and checked launchers.</summary>
 internal static class AdamUpdate
 {
     /// <summary>Bytes the fused Adam/AdamW <c>Step</c> moves per fp32 parameter without a mask or AMSGrad: reads p, g, m, v (16), writes p, m, v (12). Benchmarks report GB/s from it.</summary>
@@ -155,16 +155,9 @@ internal static class AdamUpdate
             return;
         int amsgrad = vmax.Length == 0 ? 0 : 1;
         if (host.RunsManaged)
-        {
-            unsafe
-            {
-                CpuLoops.ForEach(host, g.Length, new DirectionBody<PtrElements<float>>(new(CpuLoops.Ptr(g)), new(CpuLoops.Ptr(m)), new(CpuLoops.Ptr(v)), new(CpuLoops.Ptr(vmax)), s, amsgrad));
-            }
-
-            return;
-        }
-
-        host.Load(DirectionDef)(host.Stream, host.Launch.GridStride(g.Length), g.IntLength, new(new(g), new(m), new(v), new(vmax), s, amsgrad));
+            CpuLoops.ForEach(host, g.Length, new DirectionBody<PtrElements<float>>(new(g), new(m), new(v), new(vmax), s, amsgrad));
+        else
+            Elementwise.ForEach(host, DirectionDef, g.Length, new(new(g), new(m), new(v), new(vmax), s, amsgrad));
     }
 
     /// <summary>The fused Adam/AdamW step over the flat buffer: p, m, v (and vmax) are updated in place; g is only read.</summary>
@@ -199,21 +192,21 @@ internal static class AdamUpdate
             throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, $"{op}: max_norm of the fused clip must be at least 0.");
         if (p.Length == 0)
             return;
-        int amsgrad = vmax.Length == 0 ? 0 : 1, useMask = mask.Length == 0 ? 0 : 1;
+        int amsgrad = vmax.Length == 0 ? 0 : 1, useMask = mask.Length == 0 ? 0 : 1, clip = clipNorm.Length == 0 ? 0 : 1;
         if (host.RunsManaged)
         {
+            var body = new StepBody<PtrElements<float>, PtrElements<byte>>(new(p), new(g), new(m), new(v), new(vmax), new(mask), s, amsgrad, useMask, new(clipNorm), clip, maxNorm);
+            host.Stream.Synchronize();
             unsafe
             {
-                var body = new StepBody<PtrElements<float>, PtrElements<byte>>(new(CpuLoops.Ptr(p)), new(CpuLoops.Ptr(g)), new(CpuLoops.Ptr(m)), new(CpuLoops.Ptr(v)), new(CpuLoops.Ptr(vmax)), new(CpuLoops.Ptr(mask)), s, amsgrad, useMask, new(CpuLoops.Ptr(clipNorm)), clipNorm.Length == 0 ? 0 : 1, maxNorm);
-                host.Stream.Synchronize();
-                float factor = clipNorm.Length == 0 ? 1f : Clip.NormFactor(CpuLoops.Ptr(clipNorm)[0], maxNorm);
-                CpuLoops.For(host, p.Length, new StepVectorBody(CpuLoops.Ptr(p), CpuLoops.Ptr(g), CpuLoops.Ptr(m), CpuLoops.Ptr(v), CpuLoops.Ptr(vmax), CpuLoops.Ptr(mask), s, clipNorm.Length != 0, factor, body));
+                float factor = clip == 0 ? 1f : Clip.NormFactor(CpuLoops.Ptr(clipNorm)[0], maxNorm);
+                CpuLoops.For(host, p.Length, new StepVectorBody(CpuLoops.Ptr(p), CpuLoops.Ptr(g), CpuLoops.Ptr(m), CpuLoops.Ptr(v), CpuLoops.Ptr(vmax), CpuLoops.Ptr(mask), s, clip != 0, factor, body));
             }
-
-            return;
         }
-
-        host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p.IntLength, new(new(p), new(g), new(m), new(v), new(vmax), new(mask), s, amsgrad, useMask, new(clipNorm), clipNorm.Length == 0 ? 0 : 1, maxNorm));
+        else
+        {
+            Elementwise.ForEach(host, StepDef, p.Length, new(new(p), new(g), new(m), new(v), new(vmax), new(mask), s, amsgrad, useMask, new(clipNorm), clip, maxNorm));
+        }
     }
 
     // The fused step of one element, run by Elementwise.ForEachKernel over views and, on the

@@ -206,9 +206,9 @@ internal static class Augment
         if (len == 0)
             return;
         if (host.RunsManaged)
-            CpuLoops.ForEach(host, len, new FlipBody<PtrElements<float>>(Ptrs(x), Ptrs(y), c * h * w, w, p, key));
+            CpuLoops.ForEach(host, len, new FlipBody<PtrElements<float>>(new(x), new(y), c * h * w, w, p, key));
         else
-            host.Load(FlipDef)(host.Stream, host.Launch.GridStride(len), (int)len, new(new(x), new(y), c * h * w, w, p, key));
+            Elementwise.ForEach(host, FlipDef, len, new(new(x), new(y), c * h * w, w, p, key));
     }
 
     /// <summary>Random crop of an (oh, ow) window from each sample padded with <paramref name="pad"/> zeros on every side (torchvision RandomCrop(size, padding)).</summary>
@@ -241,9 +241,9 @@ internal static class Augment
         if (outLen == 0)
             return;
         if (host.RunsManaged)
-            CpuLoops.ForEach(host, outLen, new CropBody<PtrElements<float>>(Ptrs(x), Ptrs(y), c, h, w, oh, ow, pad, key));
+            CpuLoops.ForEach(host, outLen, new CropBody<PtrElements<float>>(new(x), new(y), c, h, w, oh, ow, pad, key));
         else
-            host.Load(CropDef)(host.Stream, host.Launch.GridStride(outLen), (int)outLen, new(new(x), new(y), c, h, w, oh, ow, pad, key));
+            Elementwise.ForEach(host, CropDef, outLen, new(new(x), new(y), c, h, w, oh, ow, pad, key));
     }
 
     /// <summary>Random rotation of each sample by a uniform angle in [<paramref name="loDegrees"/>, <paramref name="hiDegrees"/>] degrees (counter-clockwise), bilinear, zero fill, about the center.</summary>
@@ -268,9 +268,9 @@ internal static class Augment
         if (len == 0)
             return;
         if (host.RunsManaged)
-            CpuLoops.ForEach(host, len, new RotateBody<PtrElements<float>>(Ptrs(x), Ptrs(y), c, h, w, loDegrees, hiDegrees, key));
+            CpuLoops.ForEach(host, len, new RotateBody<PtrElements<float>>(new(x), new(y), c, h, w, loDegrees, hiDegrees, key));
         else
-            host.Load(RotateDef)(host.Stream, host.Launch.GridStride(len), (int)len, new(new(x), new(y), c, h, w, loDegrees, hiDegrees, key));
+            Elementwise.ForEach(host, RotateDef, len, new(new(x), new(y), c, h, w, loDegrees, hiDegrees, key));
     }
 
     /// <summary>Scratch floats that <see cref="Jitter"/> needs: one gray mean per sample.</summary>
@@ -307,13 +307,13 @@ internal static class Augment
         var means = scratch.SubView(0, n);
         if (host.RunsManaged)
         {
-            CpuLoops.ForEach(host, n, new GrayMeanBody<PtrElements<float>>(Ptrs(x), Ptrs(means), c, h * w));
-            CpuLoops.ForEach(host, len, new JitterBody<PtrElements<float>>(Ptrs(x), Ptrs(y), Ptrs(means), c * h * w, brightnessLo, brightnessHi, contrastLo, contrastHi, key));
+            CpuLoops.ForEach(host, n, new GrayMeanBody<PtrElements<float>>(new(x), new(means), c, h * w));
+            CpuLoops.ForEach(host, len, new JitterBody<PtrElements<float>>(new(x), new(y), new(means), c * h * w, brightnessLo, brightnessHi, contrastLo, contrastHi, key));
             return;
         }
 
-        host.Load(GrayMeanDef)(host.Stream, host.Launch.GridStride(n), n, new(new(x), new(means), c, h * w));
-        host.Load(JitterDef)(host.Stream, host.Launch.GridStride(len), (int)len, new(new(x), new(y), new(means), c * h * w, brightnessLo, brightnessHi, contrastLo, contrastHi, key));
+        Elementwise.ForEach(host, GrayMeanDef, n, new(new(x), new(means), c, h * w));
+        Elementwise.ForEach(host, JitterDef, len, new(new(x), new(y), new(means), c * h * w, brightnessLo, brightnessHi, contrastLo, contrastHi, key));
     }
 
     private static long Nchw(string op, ArrayView<float> x, ArrayView<float> y, int n, int c, int h, int w)
@@ -329,8 +329,6 @@ internal static class Augment
         Check.Fits32(op, x, nameof(x));
         return len;
     }
-
-    private static unsafe PtrElements<float> Ptrs(ArrayView<float> view) => new(CpuLoops.Ptr(view));
 
     private static void Range(string op, float lo, float hi, string what, float min)
     {

@@ -15,7 +15,7 @@ namespace IlgpuTrain.Kernels;
 // Bytes per element: reads 4 B, writes 4 B, both directions. Backward OVERWRITES dx_k. The
 // inputs' slices are disjoint, so the forward launches never write the same element twice.
 
-/// <summary>Concatenation along an axis and its split backward: kernels and checked launchers.</summary>
+/// <summary>Concatenation along an axis and its split backward: one element body and checked launchers.</summary>
 internal static class Concat
 {
     // Element e of one input (or its gradient) and its place in the output: forward copies part to
@@ -76,15 +76,8 @@ internal static class Concat
         if (part.Length == 0)
             return;
         if (host.RunsManaged)
-        {
-            unsafe
-            {
-                CpuLoops.ForEach(host, part.Length, new SliceBody<PtrElements<float>>(new(CpuLoops.Ptr(part)), new(CpuLoops.Ptr(whole)), width, yWidth, offset, toWhole));
-            }
-
-            return;
-        }
-
-        host.Load(SliceDef)(host.Stream, host.Launch.GridStride(part.Length), part.IntLength, new(new(part), new(whole), width, yWidth, offset, toWhole));
+            CpuLoops.ForEach(host, part.Length, new SliceBody<PtrElements<float>>(new(part), new(whole), width, yWidth, offset, toWhole));
+        else
+            Elementwise.ForEach(host, SliceDef, part.Length, new(new(part), new(whole), width, yWidth, offset, toWhole));
     }
 }

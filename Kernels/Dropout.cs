@@ -21,7 +21,7 @@ namespace IlgpuTrain.Kernels;
 // per 4 elements (each thread handles a whole block, so no random word is computed twice).
 // Backward OVERWRITES dx (which may alias dy).
 
-/// <summary>Inverted dropout with a recomputed Philox mask: the kernel and checked launchers.</summary>
+/// <summary>Inverted dropout with a recomputed Philox mask: the element body, its AVX2 form and checked launchers.</summary>
 internal static class Dropout
 {
     // Block b (elements 4b to 4b + 3, those below n): one Philox call, then y = u < keep ? x * scale : 0
@@ -97,16 +97,16 @@ internal static class Dropout
         var key = new PhiloxStream(seed, stream, counter);
         if (host.RunsManaged)
         {
+            var body = new MaskBody<PtrElements<float>>(new(x), new(y), n, 1f - p, ScaleOf(p), key);
             unsafe
             {
-                var body = new MaskBody<PtrElements<float>>(new(CpuLoops.Ptr(x)), new(CpuLoops.Ptr(y)), n, 1f - p, ScaleOf(p), key);
                 CpuLoops.For(host, blocks, new MaskVectorBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), n, 1f - p, ScaleOf(p), key, body), 4);
             }
-
-            return;
         }
-
-        host.Load(MaskDef)(host.Stream, host.Launch.GridStride(blocks), blocks, new(new(x), new(y), n, 1f - p, ScaleOf(p), key));
+        else
+        {
+            Elementwise.ForEach(host, MaskDef, blocks, new(new(x), new(y), n, 1f - p, ScaleOf(p), key));
+        }
     }
 
     // The managed mask: four whole blocks (16 elements) per Philox call (PhiloxSimd), then MaskBody.

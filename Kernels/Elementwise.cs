@@ -71,6 +71,16 @@ internal static class Elementwise
             body.Run(i);
     }
 
+    /// <summary>Launches <paramref name="def"/> (<see cref="ForEachKernel{TBody}"/> for <typeparamref name="TBody"/>) over [0, n).</summary>
+    /// <typeparam name="TBody">The body, over views.</typeparam>
+    /// <param name="host">Where to run.</param>
+    /// <param name="def">The kernel definition.</param>
+    /// <param name="n">Length (zero or more).</param>
+    /// <param name="body">The body.</param>
+    internal static void ForEach<TBody>(KernelHost host, KernelDef<Action<AcceleratorStream, KernelConfig, int, TBody>> def, long n, TBody body)
+        where TBody : struct, IElementBody =>
+        host.Load(def)(host.Stream, host.Launch.GridStride(n), checked((int)n), body);
+
     /// <summary>Kernel: y[i] = value.</summary>
     /// <param name="y">Output.</param>
     /// <param name="value">Fill value.</param>

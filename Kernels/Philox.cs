@@ -62,8 +62,8 @@ public readonly record struct PhiloxStream(ulong Seed, uint Stream, uint Counter
 }
 
 /// <summary>
-/// Philox4x32-10 counter-based random numbers: device functions any kernel can call, kernels
-/// and launchers. Element i of every output depends only on
+/// Philox4x32-10 counter-based random numbers: device functions any kernel can call, element
+/// bodies and launchers. Element i of every output depends only on
 /// (seed, stream, counter, i); see the file header for the exact mapping.
 /// </summary>
 public static class Philox
@@ -320,9 +320,9 @@ public static class Philox
         {
             var key = new PhiloxStream(seed, stream, counter);
             if (host.RunsManaged)
-                CpuLoops.ForEach(host, BlockCount(n), new BitsBody<PtrElements<uint>>(Ptrs(y), n, key));
+                CpuLoops.ForEach(host, BlockCount(n), new BitsBody<PtrElements<uint>>(new(y), n, key));
             else
-                host.Load(BitsDef)(host.Stream, host.Launch.GridStride(BlockCount(n)), BlockCount(n), new(new(y), n, key));
+                Elementwise.ForEach(host, BitsDef, BlockCount(n), new(new(y), n, key));
         }
     }
 
@@ -338,9 +338,9 @@ public static class Philox
         {
             var key = new PhiloxStream(seed, stream, counter);
             if (host.RunsManaged)
-                CpuLoops.ForEach(host, BlockCount(n), new UniformBody<PtrElements<float>>(Ptrs(y), n, key));
+                CpuLoops.ForEach(host, BlockCount(n), new UniformBody<PtrElements<float>>(new(y), n, key));
             else
-                host.Load(UniformDef)(host.Stream, host.Launch.GridStride(BlockCount(n)), BlockCount(n), new(new(y), n, key));
+                Elementwise.ForEach(host, UniformDef, BlockCount(n), new(new(y), n, key));
         }
     }
 
@@ -359,9 +359,9 @@ public static class Philox
         {
             var key = new PhiloxStream(seed, stream, counter);
             if (host.RunsManaged)
-                CpuLoops.ForEach(host, BlockCount(n), new BernoulliBody<PtrElements<float>>(Ptrs(y), n, key, p));
+                CpuLoops.ForEach(host, BlockCount(n), new BernoulliBody<PtrElements<float>>(new(y), n, key, p));
             else
-                host.Load(BernoulliDef)(host.Stream, host.Launch.GridStride(BlockCount(n)), BlockCount(n), new(new(y), n, key, p));
+                Elementwise.ForEach(host, BernoulliDef, BlockCount(n), new(new(y), n, key, p));
         }
     }
 
@@ -383,9 +383,9 @@ public static class Philox
         {
             var key = new PhiloxStream(seed, stream, counter);
             if (host.RunsManaged)
-                CpuLoops.ForEach(host, BlockCount(n), new NormalBody<PtrElements<float>>(Ptrs(y), n, key, mean, std));
+                CpuLoops.ForEach(host, BlockCount(n), new NormalBody<PtrElements<float>>(new(y), n, key, mean, std));
             else
-                host.Load(NormalDef)(host.Stream, host.Launch.GridStride(BlockCount(n)), BlockCount(n), new(new(y), n, key, mean, std));
+                Elementwise.ForEach(host, NormalDef, BlockCount(n), new(new(y), n, key, mean, std));
         }
     }
 
@@ -408,9 +408,9 @@ public static class Philox
             return;
         int blocks = y.IntLength / 4;
         if (host.RunsManaged)
-            CpuLoops.ForEach(host, blocks, new BlockBody<PtrElements<uint>>(Ptrs(counters), Ptrs(keys), Ptrs(y)));
+            CpuLoops.ForEach(host, blocks, new BlockBody<PtrElements<uint>>(new(counters), new(keys), new(y)));
         else
-            host.Load(BlockDef)(host.Stream, host.Launch.GridStride(blocks), blocks, new(new(counters), new(keys), new(y)));
+            Elementwise.ForEach(host, BlockDef, blocks, new(new(counters), new(keys), new(y)));
     }
 
     // The checks every source launcher makes; its length, or null when there is nothing to write.
@@ -421,7 +421,4 @@ public static class Philox
         Check.Fits32(op, y, nameof(y));
         return y.Length == 0 ? null : y.IntLength;
     }
-
-    private static unsafe PtrElements<T> Ptrs<T>(ArrayView<T> view)
-        where T : unmanaged => new(CpuLoops.Ptr(view));
 }

@@ -47,10 +47,10 @@ public readonly record struct RmsScalars(float Alpha, float OneMinusAlpha, float
 /// <param name="WeightDecay">Coupled L2 lambda: g' = g + lambda * p.</param>
 public readonly record struct RmsStepScalars(RmsScalars Rms, float LearningRate, float WeightDecay);
 
-/// <summary>RMSProp's moment update and direction, and the fused RMSProp step: ILGPU kernels and checked launchers.</summary>
+/// <summary>RMSProp's moment update and direction, and the fused RMSProp step: element bodies and checked launchers.</summary>
 internal static class RmsUpdate
 {
-    // ---------------------------------------------------------------- ILGPU kernels
+    // ---------------------------------------------------------------- element bodies
 
     // One element: updates v, mu, b at i and returns the direction.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -125,16 +125,9 @@ internal static class RmsUpdate
             return;
         int centered = mu.Length == 0 ? 0 : 1, useMomentum = b.Length == 0 ? 0 : 1;
         if (host.RunsManaged)
-        {
-            unsafe
-            {
-                CpuLoops.ForEach(host, g.Length, new DirectionBody<PtrElements<float>>(new(CpuLoops.Ptr(g)), new(CpuLoops.Ptr(v)), new(CpuLoops.Ptr(mu)), new(CpuLoops.Ptr(b)), s, centered, useMomentum));
-            }
-
-            return;
-        }
-
-        host.Load(DirectionDef)(host.Stream, host.Launch.GridStride(g.Length), g.IntLength, new(new(g), new(v), new(mu), new(b), s, centered, useMomentum));
+            CpuLoops.ForEach(host, g.Length, new DirectionBody<PtrElements<float>>(new(g), new(v), new(mu), new(b), s, centered, useMomentum));
+        else
+            Elementwise.ForEach(host, DirectionDef, g.Length, new(new(g), new(v), new(mu), new(b), s, centered, useMomentum));
     }
 
     /// <summary>The fused RMSProp step over the flat buffer: p, v, mu and b are updated in place; g is only read.</summary>
@@ -159,15 +152,8 @@ internal static class RmsUpdate
             return;
         int centered = mu.Length == 0 ? 0 : 1, useMomentum = b.Length == 0 ? 0 : 1;
         if (host.RunsManaged)
-        {
-            unsafe
-            {
-                CpuLoops.ForEach(host, p.Length, new StepBody<PtrElements<float>>(new(CpuLoops.Ptr(p)), new(CpuLoops.Ptr(g)), new(CpuLoops.Ptr(v)), new(CpuLoops.Ptr(mu)), new(CpuLoops.Ptr(b)), s, centered, useMomentum));
-            }
-
-            return;
-        }
-
-        host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p.IntLength, new(new(p), new(g), new(v), new(mu), new(b), s, centered, useMomentum));
+            CpuLoops.ForEach(host, p.Length, new StepBody<PtrElements<float>>(new(p), new(g), new(v), new(mu), new(b), s, centered, useMomentum));
+        else
+            Elementwise.ForEach(host, StepDef, p.Length, new(new(p), new(g), new(v), new(mu), new(b), s, centered, useMomentum));
     }
 }

@@ -33,6 +33,13 @@ internal readonly struct ViewElements<T>(ArrayView<T> view) : IElements<T>
 internal readonly unsafe struct PtrElements<T>(T* p) : IElements<T>
     where T : unmanaged
 {
+    /// <summary>The host memory of a CPU-accelerator view (<see cref="CpuLoops.Ptr{T}"/>), so a launcher builds its body alike for both paths.</summary>
+    /// <param name="view">The view.</param>
+    public PtrElements(ArrayView<T> view)
+        : this(CpuLoops.Ptr(view))
+    {
+    }
+
     /// <inheritdoc/>
     public ref T this[int i]
     {
