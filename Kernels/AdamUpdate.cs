@@ -146,14 +146,9 @@ internal static class AdamUpdate
     public static void Direction(KernelHost host, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, AdamScalars s)
     {
         ArgumentNullException.ThrowIfNull(host);
-        const string op = "AdamUpdate.Direction";
-        Check.SameLength(op, g, nameof(g), m, nameof(m));
-        Check.SameLength(op, g, nameof(g), v, nameof(v));
-        if (vmax.Length != 0)
-            Check.SameLength(op, g, nameof(g), vmax, nameof(vmax));
+        int amsgrad = CheckMoments("AdamUpdate.Direction", g, m, v, vmax);
         if (g.Length == 0)
             return;
-        int amsgrad = vmax.Length == 0 ? 0 : 1;
         if (host.RunsManaged)
             CpuLoops.ForEach(host, g.Length, new DirectionBody<PtrElements<float>>(new(g), new(m), new(v), new(vmax), s, amsgrad));
         else
@@ -180,10 +175,7 @@ internal static class AdamUpdate
         ArgumentNullException.ThrowIfNull(host);
         const string op = "AdamUpdate.Step";
         Check.SameLength(op, p, nameof(p), g, nameof(g));
-        Check.SameLength(op, p, nameof(p), m, nameof(m));
-        Check.SameLength(op, p, nameof(p), v, nameof(v));
-        if (vmax.Length != 0)
-            Check.SameLength(op, p, nameof(p), vmax, nameof(vmax));
+        int amsgrad = CheckMoments(op, g, m, v, vmax);
         if (mask.Length != 0)
             Check.SameLength(op, p, nameof(p), mask, nameof(mask));
         if (clipNorm.Length > 1)
@@ -192,7 +184,7 @@ internal static class AdamUpdate
             throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, $"{op}: max_norm of the fused clip must be at least 0.");
         if (p.Length == 0)
             return;
-        int amsgrad = vmax.Length == 0 ? 0 : 1, useMask = mask.Length == 0 ? 0 : 1, clip = clipNorm.Length == 0 ? 0 : 1;
+        int useMask = mask.Length == 0 ? 0 : 1, clip = clipNorm.Length == 0 ? 0 : 1;
         if (host.RunsManaged)
         {
             var body = new StepBody<PtrElements<float>, PtrElements<byte>>(new(p), new(g), new(m), new(v), new(vmax), new(mask), s, amsgrad, useMask, new(clipNorm), clip, maxNorm);
@@ -207,6 +199,16 @@ internal static class AdamUpdate
         {
             Elementwise.ForEach(host, StepDef, p.Length, new(new(p), new(g), new(m), new(v), new(vmax), new(mask), s, amsgrad, useMask, new(clipNorm), clip, maxNorm));
         }
+    }
+
+    // m and v against g, and vmax where given; returns the AMSGrad flag the bodies take.
+    private static int CheckMoments(string op, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax)
+    {
+        Check.SameLength(op, g, nameof(g), m, nameof(m));
+        Check.SameLength(op, g, nameof(g), v, nameof(v));
+        if (vmax.Length != 0)
+            Check.SameLength(op, g, nameof(g), vmax, nameof(vmax));
+        return vmax.Length == 0 ? 0 : 1;
     }
 
     // The fused step of one element, run by Elementwise.ForEachKernel over views and, on the

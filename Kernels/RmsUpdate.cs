@@ -115,15 +115,9 @@ internal static class RmsUpdate
     public static void Direction(KernelHost host, ArrayView<float> g, ArrayView<float> v, ArrayView<float> mu, ArrayView<float> b, RmsScalars s)
     {
         ArgumentNullException.ThrowIfNull(host);
-        const string op = "RmsUpdate.Direction";
-        Check.SameLength(op, g, nameof(g), v, nameof(v));
-        if (mu.Length != 0)
-            Check.SameLength(op, g, nameof(g), mu, nameof(mu));
-        if (b.Length != 0)
-            Check.SameLength(op, g, nameof(g), b, nameof(b));
+        var (centered, useMomentum) = CheckState("RmsUpdate.Direction", g, v, mu, b);
         if (g.Length == 0)
             return;
-        int centered = mu.Length == 0 ? 0 : 1, useMomentum = b.Length == 0 ? 0 : 1;
         if (host.RunsManaged)
             CpuLoops.ForEach(host, g.Length, new DirectionBody<PtrElements<float>>(new(g), new(v), new(mu), new(b), s, centered, useMomentum));
         else
@@ -141,19 +135,24 @@ internal static class RmsUpdate
     public static void Step(KernelHost host, ArrayView<float> p, ArrayView<float> g, ArrayView<float> v, ArrayView<float> mu, ArrayView<float> b, RmsStepScalars s)
     {
         ArgumentNullException.ThrowIfNull(host);
-        const string op = "RmsUpdate.Step";
-        Check.SameLength(op, p, nameof(p), g, nameof(g));
-        Check.SameLength(op, p, nameof(p), v, nameof(v));
-        if (mu.Length != 0)
-            Check.SameLength(op, p, nameof(p), mu, nameof(mu));
-        if (b.Length != 0)
-            Check.SameLength(op, p, nameof(p), b, nameof(b));
+        Check.SameLength("RmsUpdate.Step", p, nameof(p), g, nameof(g));
+        var (centered, useMomentum) = CheckState("RmsUpdate.Step", g, v, mu, b);
         if (p.Length == 0)
             return;
-        int centered = mu.Length == 0 ? 0 : 1, useMomentum = b.Length == 0 ? 0 : 1;
         if (host.RunsManaged)
             CpuLoops.ForEach(host, p.Length, new StepBody<PtrElements<float>>(new(p), new(g), new(v), new(mu), new(b), s, centered, useMomentum));
         else
             Elementwise.ForEach(host, StepDef, p.Length, new(new(p), new(g), new(v), new(mu), new(b), s, centered, useMomentum));
+    }
+
+    // v against g, and mu and b where given; returns the flags (centered, momentum) the bodies take.
+    private static (int Centered, int UseMomentum) CheckState(string op, ArrayView<float> g, ArrayView<float> v, ArrayView<float> mu, ArrayView<float> b)
+    {
+        Check.SameLength(op, g, nameof(g), v, nameof(v));
+        if (mu.Length != 0)
+            Check.SameLength(op, g, nameof(g), mu, nameof(mu));
+        if (b.Length != 0)
+            Check.SameLength(op, g, nameof(g), b, nameof(b));
+        return (mu.Length == 0 ? 0 : 1, b.Length == 0 ? 0 : 1);
     }
 }
