@@ -78,7 +78,8 @@ public readonly record struct LeakyReluOp(float NegativeSlope) : IActivationOp
 /// y' = Phi(x) + x phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi).
 /// </summary>
 public readonly struct GeluOp : IActivationOp
-{    // exp-based: the managed loop runs the scalar form (Vectorizable is false).
+{
+    // exp-based: the managed loop runs the scalar form (Vectorizable is false).
 
     /// <inheritdoc/>
     public bool Vectorizable => false;
@@ -88,7 +89,6 @@ public readonly struct GeluOp : IActivationOp
 
     /// <inheritdoc/>
     public Vector256<float> Derivative(Vector256<float> x) => Simd.PerLaneDerivative(x, this);
-
 
     private const float InvSqrt2 = 0.707106781186547524f;
     private const float InvSqrt2Pi = 0.398942280401432678f;
@@ -115,7 +115,8 @@ public readonly struct GeluOp : IActivationOp
 /// has no cancellation in 1 + tanh(u) for negative x.
 /// </remarks>
 public readonly struct GeluTanhOp : IActivationOp
-{    // exp-based: the managed loop runs the scalar form (Vectorizable is false).
+{
+    // exp-based: the managed loop runs the scalar form (Vectorizable is false).
 
     /// <inheritdoc/>
     public bool Vectorizable => false;
@@ -125,7 +126,6 @@ public readonly struct GeluTanhOp : IActivationOp
 
     /// <inheritdoc/>
     public Vector256<float> Derivative(Vector256<float> x) => Simd.PerLaneDerivative(x, this);
-
 
     private const float Sqrt2OverPi = 0.797884560802865356f;
     private const float Kappa = 0.044715f;
@@ -156,7 +156,8 @@ public readonly struct GeluTanhOp : IActivationOp
 
 /// <summary>y = tanh(x); y' = 1 - tanh^2(x) = sech^2(x).</summary>
 public readonly struct TanhOp : IActivationOp
-{    // exp-based: the managed loop runs the scalar form (Vectorizable is false).
+{
+    // exp-based: the managed loop runs the scalar form (Vectorizable is false).
 
     /// <inheritdoc/>
     public bool Vectorizable => false;
@@ -166,7 +167,6 @@ public readonly struct TanhOp : IActivationOp
 
     /// <inheritdoc/>
     public Vector256<float> Derivative(Vector256<float> x) => Simd.PerLaneDerivative(x, this);
-
 
     /// <inheritdoc/>
     public float Apply(float x) => ActivationMath.Tanh(x);
@@ -190,7 +190,8 @@ public readonly struct TanhOp : IActivationOp
 
 /// <summary>y = sigmoid(x) = 1 / (1 + exp(-x)); y' = sigmoid(x) sigmoid(-x).</summary>
 public readonly struct SigmoidOp : IActivationOp
-{    // exp-based: the managed loop runs the scalar form (Vectorizable is false).
+{
+    // exp-based: the managed loop runs the scalar form (Vectorizable is false).
 
     /// <inheritdoc/>
     public bool Vectorizable => false;
@@ -200,7 +201,6 @@ public readonly struct SigmoidOp : IActivationOp
 
     /// <inheritdoc/>
     public Vector256<float> Derivative(Vector256<float> x) => Simd.PerLaneDerivative(x, this);
-
 
     /// <inheritdoc/>
     public float Apply(float x) => ActivationMath.Sigmoid(x);
@@ -218,7 +218,8 @@ public readonly struct SigmoidOp : IActivationOp
 
 /// <summary>y = x sigmoid(x) (SiLU, swish); y' = sigmoid(x) (1 + x sigmoid(-x)).</summary>
 public readonly struct SiluOp : IActivationOp
-{    // exp-based: the managed loop runs the scalar form (Vectorizable is false).
+{
+    // exp-based: the managed loop runs the scalar form (Vectorizable is false).
 
     /// <inheritdoc/>
     public bool Vectorizable => false;
@@ -228,7 +229,6 @@ public readonly struct SiluOp : IActivationOp
 
     /// <inheritdoc/>
     public Vector256<float> Derivative(Vector256<float> x) => Simd.PerLaneDerivative(x, this);
-
 
     /// <inheritdoc/>
     public float Apply(float x) => x * ActivationMath.Sigmoid(x);

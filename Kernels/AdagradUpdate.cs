@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ILGPU.Algorithms;
 using IlgpuTrain.Kernels.Runtime;
 
@@ -16,12 +17,13 @@ namespace IlgpuTrain.Kernels;
 //   the host. Reads p, g, s and writes p, s: 20 B per element.
 // s accumulates across steps by design (it is the optimizer's state); there is no backward.
 
-/// <summary>Adagrad's accumulator update and direction, and the fused Adagrad step: ILGPU kernels and checked launchers.</summary>
+/// <summary>Adagrad's accumulator update and direction, and the fused Adagrad step: element bodies and checked launchers.</summary>
 internal static class AdagradUpdate
 {
-    // ---------------------------------------------------------------- ILGPU kernels
+    // ---------------------------------------------------------------- element bodies
 
     // One element: sum += g^2, and the direction g / (sqrt(sum) + eps).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Accumulate(float g, ref float sum, float eps)
     {
         float s = sum + (g * g);
@@ -35,6 +37,7 @@ internal static class AdagradUpdate
     internal readonly struct DirectionBody<TF>(TF g, TF sum, float eps) : IElementBody
         where TF : struct, IElements<float>
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Run(int i) => g[i] = Accumulate(g[i], ref sum[i], eps);
     }
 
@@ -42,6 +45,7 @@ internal static class AdagradUpdate
     internal readonly struct StepBody<TF>(TF p, TF g, TF sum, float learningRate, float weightDecay, float eps) : IElementBody
         where TF : struct, IElements<float>
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Run(int i)
         {
             float pi = p[i];
@@ -69,16 +73,9 @@ internal static class AdagradUpdate
         if (g.Length == 0)
             return;
         if (host.RunsManaged)
-        {
-            unsafe
-            {
-                CpuLoops.ForEach(host, g.Length, new DirectionBody<PtrElements<float>>(new(CpuLoops.Ptr(g)), new(CpuLoops.Ptr(sum)), eps));
-            }
-
-            return;
-        }
-
-        host.Load(DirectionDef)(host.Stream, host.Launch.GridStride(g.Length), g.IntLength, new(new(g), new(sum), eps));
+            CpuLoops.ForEach(host, g.Length, new DirectionBody<PtrElements<float>>(new(g), new(sum), eps));
+        else
+            Elementwise.ForEach(host, DirectionDef, g.Length, new(new(g), new(sum), eps));
     }
 
     /// <summary>The fused Adagrad step over the flat buffer: p and sum are updated in place; g is only read.</summary>
@@ -98,15 +95,8 @@ internal static class AdagradUpdate
         if (p.Length == 0)
             return;
         if (host.RunsManaged)
-        {
-            unsafe
-            {
-                CpuLoops.ForEach(host, p.Length, new StepBody<PtrElements<float>>(new(CpuLoops.Ptr(p)), new(CpuLoops.Ptr(g)), new(CpuLoops.Ptr(sum)), learningRate, weightDecay, eps));
-            }
-
-            return;
-        }
-
-        host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p.IntLength, new(new(p), new(g), new(sum), learningRate, weightDecay, eps));
+            CpuLoops.ForEach(host, p.Length, new StepBody<PtrElements<float>>(new(p), new(g), new(sum), learningRate, weightDecay, eps));
+        else
+            Elementwise.ForEach(host, StepDef, p.Length, new(new(p), new(g), new(sum), learningRate, weightDecay, eps));
     }
 }

@@ -71,49 +71,11 @@ public readonly record struct AdamScalars(float Beta1, float OneMinusBeta1, floa
 /// <param name="DecayFactor">Decoupled decay (AdamW): p = p * factor with factor = 1 - lr * lambda, rounded from float64. 1 for Adam.</param>
 public readonly record struct AdamStepScalars(AdamScalars Adam, float LearningRate, float WeightDecay, float DecayFactor);
 
-/// <summary>Adam's moment update and direction, and the fused Adam/AdamW step: ILGPU kernels and checked launchers.</summary>
+/// <summary>Adam's moment update and direction, and the fused Adam/AdamW step: element bodies and checked launchers.</summary>
 internal static class AdamUpdate
 {
     /// <summary>Bytes the fused Adam/AdamW <c>Step</c> moves per fp32 parameter without a mask or AMSGrad: reads p, g, m, v (16), writes p, m, v (12). Benchmarks report GB/s from it.</summary>
     public const int StepBytesPerElement = 28;
-
-    // ---------------------------------------------------------------- ILGPU kernels
-
-    /// <summary>Kernel: the fused Adam/AdamW step.</summary>
-    /// <param name="p">Parameters, updated.</param>
-    /// <param name="g">Gradients, read.</param>
-    /// <param name="m">First moment.</param>
-    /// <param name="v">Second moment.</param>
-    /// <param name="vmax">Max of v (read only when amsgrad is 1).</param>
-    /// <param name="mask">Decay mask (read only when useMask is 1).</param>
-    /// <param name="s">Scalars.</param>
-    /// <param name="amsgrad">1 for AMSGrad.</param>
-    /// <param name="useMask">1 to read the mask.</param>
-    /// <param name="clipNorm">Empty, or the global gradient norm (1): g is first scaled by Clip.NormFactor(clipNorm[0], maxNorm).</param>
-    /// <param name="maxNorm">max_norm of the fused clip.</param>
-    public static void StepKernel(ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, ArrayView<byte> mask, AdamStepScalars s, int amsgrad, int useMask, ArrayView<float> clipNorm, float maxNorm)
-    {
-        int n = p.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        bool clip = clipNorm.Length > 0;
-        float factor = clip ? Clip.NormFactor(clipNorm[0], maxNorm) : 1f;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-        {
-            float pi = p[i], gi = g[i];
-            if (clip)
-                gi *= factor;
-            if (useMask == 0 || mask[i] != 0)
-            {
-                pi = Decayed(pi, s);
-                gi = DecayedGradient(gi, pi, s);
-            }
-            float mi = m[i] = FirstMoment(gi, m[i], s.Adam);
-            float vi = v[i] = SecondMoment(gi, v[i], s.Adam);
-            if (amsgrad != 0)
-                vi = vmax[i] = MaxKeepNaN(vmax[i], vi);
-            p[i] = Updated(pi, Direction(mi, vi, s.Adam), s);
-        }
-    }
 
     // ---------------------------------------------------------------- the per-element math, once
     // The kernels and the managed loops call these; each Vector256 form does its scalar form's
@@ -169,8 +131,8 @@ internal static class AdamUpdate
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, DirectionBody<ViewElements<float>>>> DirectionDef =
         KernelDef.Of<int, DirectionBody<ViewElements<float>>>(Elementwise.ForEachKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<byte>, AdamStepScalars, int, int, ArrayView<float>, float>> StepDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<byte>, AdamStepScalars, int, int, ArrayView<float>, float>(StepKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, StepBody<ViewElements<float>, ViewElements<byte>>>> StepDef =
+        KernelDef.Of<int, StepBody<ViewElements<float>, ViewElements<byte>>>(Elementwise.ForEachKernel);
 
     // ---------------------------------------------------------------- launchers
 
@@ -184,25 +146,13 @@ internal static class AdamUpdate
     public static void Direction(KernelHost host, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, AdamScalars s)
     {
         ArgumentNullException.ThrowIfNull(host);
-        const string op = "AdamUpdate.Direction";
-        Check.SameLength(op, g, nameof(g), m, nameof(m));
-        Check.SameLength(op, g, nameof(g), v, nameof(v));
-        if (vmax.Length != 0)
-            Check.SameLength(op, g, nameof(g), vmax, nameof(vmax));
+        int amsgrad = CheckMoments("AdamUpdate.Direction", g, m, v, vmax);
         if (g.Length == 0)
             return;
-        int amsgrad = vmax.Length == 0 ? 0 : 1;
         if (host.RunsManaged)
-        {
-            unsafe
-            {
-                CpuLoops.ForEach(host, g.Length, new DirectionBody<PtrElements<float>>(new(CpuLoops.Ptr(g)), new(CpuLoops.Ptr(m)), new(CpuLoops.Ptr(v)), new(CpuLoops.Ptr(vmax)), s, amsgrad));
-            }
-
-            return;
-        }
-
-        host.Load(DirectionDef)(host.Stream, host.Launch.GridStride(g.Length), g.IntLength, new(new(g), new(m), new(v), new(vmax), s, amsgrad));
+            CpuLoops.ForEach(host, g.Length, new DirectionBody<PtrElements<float>>(new(g), new(m), new(v), new(vmax), s, amsgrad));
+        else
+            Elementwise.ForEach(host, DirectionDef, g.Length, new(new(g), new(m), new(v), new(vmax), s, amsgrad));
     }
 
     /// <summary>The fused Adam/AdamW step over the flat buffer: p, m, v (and vmax) are updated in place; g is only read.</summary>
@@ -225,10 +175,7 @@ internal static class AdamUpdate
         ArgumentNullException.ThrowIfNull(host);
         const string op = "AdamUpdate.Step";
         Check.SameLength(op, p, nameof(p), g, nameof(g));
-        Check.SameLength(op, p, nameof(p), m, nameof(m));
-        Check.SameLength(op, p, nameof(p), v, nameof(v));
-        if (vmax.Length != 0)
-            Check.SameLength(op, p, nameof(p), vmax, nameof(vmax));
+        int amsgrad = CheckMoments(op, g, m, v, vmax);
         if (mask.Length != 0)
             Check.SameLength(op, p, nameof(p), mask, nameof(mask));
         if (clipNorm.Length > 1)
@@ -237,54 +184,74 @@ internal static class AdamUpdate
             throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, $"{op}: max_norm of the fused clip must be at least 0.");
         if (p.Length == 0)
             return;
+        int useMask = mask.Length == 0 ? 0 : 1, clip = clipNorm.Length == 0 ? 0 : 1;
         if (host.RunsManaged)
         {
-            StepManaged(host, p, g, m, v, vmax, mask, s, clipNorm, maxNorm);
-            return;
+            var body = new StepBody<PtrElements<float>, PtrElements<byte>>(new(p), new(g), new(m), new(v), new(vmax), new(mask), s, amsgrad, useMask, new(clipNorm), clip, maxNorm);
+            host.Stream.Synchronize();
+            unsafe
+            {
+                float factor = clip == 0 ? 1f : Clip.NormFactor(CpuLoops.Ptr(clipNorm)[0], maxNorm);
+                CpuLoops.For(host, p.Length, new StepVectorBody(CpuLoops.Ptr(p), CpuLoops.Ptr(g), CpuLoops.Ptr(m), CpuLoops.Ptr(v), CpuLoops.Ptr(vmax), CpuLoops.Ptr(mask), s, clip != 0, factor, body));
+            }
         }
-
-        host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p, g, m, v, vmax, mask, s, vmax.Length == 0 ? 0 : 1, mask.Length == 0 ? 0 : 1, clipNorm, maxNorm);
+        else
+        {
+            Elementwise.ForEach(host, StepDef, p.Length, new(new(p), new(g), new(m), new(v), new(vmax), new(mask), s, amsgrad, useMask, new(clipNorm), clip, maxNorm));
+        }
     }
 
-    // CPU accelerator: StepKernel's loop as managed code on host memory, through the same per-element functions.
-    private static unsafe void StepManaged(KernelHost host, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, ArrayView<byte> mask, AdamStepScalars s, ArrayView<float> clipNorm, float maxNorm)
+    // m and v against g, and vmax where given; returns the AMSGrad flag the bodies take.
+    private static int CheckMoments(string op, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax)
     {
-        host.Stream.Synchronize();
-        bool clip = clipNorm.Length > 0;
-        float factor = clip ? Clip.NormFactor(CpuLoops.Ptr(clipNorm)[0], maxNorm) : 1f;
-        CpuLoops.For(host, p.Length, new StepBody(CpuLoops.Ptr(p), CpuLoops.Ptr(g), CpuLoops.Ptr(m), CpuLoops.Ptr(v), CpuLoops.Ptr(vmax), CpuLoops.Ptr(mask), s, clip, factor));
+        Check.SameLength(op, g, nameof(g), m, nameof(m));
+        Check.SameLength(op, g, nameof(g), v, nameof(v));
+        if (vmax.Length != 0)
+            Check.SameLength(op, g, nameof(g), vmax, nameof(vmax));
+        return vmax.Length == 0 ? 0 : 1;
     }
 
+    // The fused step of one element, run by Elementwise.ForEachKernel over views and, on the
+    // managed path, for what StepVectorBody leaves (its tail, or everything without AVX2). With the
+    // fused clip each element computes the factor from the norm (the same float operations each
+    // time, so every element and both paths get the same factor).
+    internal readonly struct StepBody<TF, TB>(TF p, TF g, TF m, TF v, TF vmax, TB mask, AdamStepScalars s, int amsgrad, int useMask, TF clipNorm, int clip, float maxNorm) : IElementBody
+        where TF : struct, IElements<float>
+        where TB : struct, IElements<byte>
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Run(int i)
+        {
+            float pi = p[i], gi = g[i];
+            if (clip != 0)
+                gi *= Clip.NormFactor(clipNorm[0], maxNorm);
+            if (useMask == 0 || mask[i] != 0)
+            {
+                pi = Decayed(pi, s);
+                gi = DecayedGradient(gi, pi, s);
+            }
+            float mi = m[i] = FirstMoment(gi, m[i], s.Adam);
+            float vi = v[i] = SecondMoment(gi, v[i], s.Adam);
+            if (amsgrad != 0)
+                vi = vmax[i] = MaxKeepNaN(vmax[i], vi);
+            p[i] = Updated(pi, Direction(mi, vi, s.Adam), s);
+        }
+    }
 
-    private readonly unsafe struct StepBody(float* p, float* g, float* m, float* v, float* vmax, byte* mask, AdamStepScalars s, bool clip, float factor) : CpuLoops.IRange
+    // The managed step: eight elements at a time through the vector forms (AVX2), then StepBody.
+    private readonly unsafe struct StepVectorBody(float* p, float* g, float* m, float* v, float* vmax, byte* mask, AdamStepScalars s, bool clip, float factor, StepBody<PtrElements<float>, PtrElements<byte>> body) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
-            int i = start;
-            if (Avx2.IsSupported)
-                i = Vectorized(start, end);
+            int i = Avx2.IsSupported ? Vectorized(p, g, m, v, vmax, mask, s, clip, factor, start, end) : start;
             for (; i < end; i++)
-            {
-                float pi = p[i], gi = g[i];
-                if (clip)
-                    gi *= factor;
-                if (mask == null || mask[i] != 0)
-                {
-                    pi = Decayed(pi, s);
-                    gi = DecayedGradient(gi, pi, s);
-                }
-                float mi = m[i] = FirstMoment(gi, m[i], s.Adam);
-                float vi = v[i] = SecondMoment(gi, v[i], s.Adam);
-                if (vmax != null)
-                    vi = vmax[i] = MaxKeepNaN(vmax[i], vi);
-                p[i] = Updated(pi, Direction(mi, vi, s.Adam), s);
-            }
+                body.Run(i);
         }
 
-        // Eight elements at a time through the vector forms. Returns where the scalar tail starts.
-        private int Vectorized(int start, int end)
+        // Returns where the scalar tail starts. Static, so the pointers and the broadcast scalars
+        // are locals that stay in registers.
+        private static int Vectorized(float* p, float* g, float* m, float* v, float* vmax, byte* mask, AdamStepScalars s, bool clip, float factor, int start, int end)
         {
-            // The scalars broadcast once per chunk (locals, so they stay in registers).
             var a = s.Adam;
             var beta1 = Vector256.Create(a.Beta1);
             var oneMinusBeta1 = Vector256.Create(a.OneMinusBeta1);
@@ -341,6 +308,7 @@ internal static class AdamUpdate
     internal readonly struct DirectionBody<TF>(TF g, TF m, TF v, TF vmax, AdamScalars s, int amsgrad) : IElementBody
         where TF : struct, IElements<float>
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Run(int i)
         {
             float gi = g[i];

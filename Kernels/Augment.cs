@@ -36,7 +36,7 @@ namespace IlgpuTrain.Kernels;
 // neighbours) and writes 4 B; the gray mean reads each element once more. One Philox block
 // (10 rounds) per output element: cheap next to the model. No backward: inputs are data.
 
-/// <summary>On-device augmentation of NCHW batches: ILGPU kernels and checked launchers.</summary>
+/// <summary>On-device augmentation of NCHW batches: element bodies and checked launchers.</summary>
 internal static class Augment
 {
     /// <summary>Luma weights of ITU-R 601-2, as torchvision's rgb_to_grayscale.</summary>
@@ -48,87 +48,55 @@ internal static class Augment
     /// <summary>Blue weight.</summary>
     public const float GrayB = 0.114f;
 
-    // ---------------------------------------------------------------- ILGPU kernels
+    // ---------------------------------------------------------------- element bodies
+    // One output element per index (one sample per index for GrayMeanBody), run by
+    // Elementwise.ForEachKernel over views and by CpuLoops.ForEach over host pointers. Sample s
+    // reads block s of the key's stream.
 
     // floor(word * range / 2^32): an index in [0, range).
     private static int Bounded(uint word, int range) => (int)(((ulong)word * (ulong)(uint)range) >> 32);
 
-    /// <summary>Kernel: horizontal flip per sample, grid-stride over N C H W.</summary>
-    /// <param name="x">Input.</param>
-    /// <param name="y">Output.</param>
-    /// <param name="sample">C H W.</param>
-    /// <param name="w">W.</param>
-    /// <param name="p">Flip probability.</param>
-    /// <param name="seed">The seed.</param>
-    /// <param name="stream">The stream.</param>
-    /// <param name="counter">The counter.</param>
-    public static void FlipKernel(ArrayView<float> x, ArrayView<float> y, int sample, int w, float p, ulong seed, uint stream, uint counter)
+    // Horizontal flip of sample i / sample (C H W) iff u(w0) < p; w is W.
+    internal readonly struct FlipBody<TF>(TF x, TF y, int sample, int w, float p, PhiloxStream key) : IElementBody
+        where TF : struct, IElements<float>
     {
-        int total = y.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+        public void Run(int i)
         {
-            int s = i / sample;
             int j = i % w;
-            bool flip = Philox.ToUniform(Philox.BlockAt(seed, stream, counter, (ulong)s).X0) < p;
+            bool flip = Philox.ToUniform(key.Block(i / sample).X0) < p;
             y[i] = x[flip ? i - j + (w - 1 - j) : i];
         }
     }
 
-    /// <summary>Kernel: zero-padded random crop, grid-stride over N C OH OW.</summary>
-    /// <param name="x">Input (N, C, H, W).</param>
-    /// <param name="y">Output (N, C, OH, OW).</param>
-    /// <param name="c">C.</param>
-    /// <param name="h">H.</param>
-    /// <param name="w">W.</param>
-    /// <param name="oh">OH.</param>
-    /// <param name="ow">OW.</param>
-    /// <param name="pad">Padding.</param>
-    /// <param name="seed">The seed.</param>
-    /// <param name="stream">The stream.</param>
-    /// <param name="counter">The counter.</param>
-    public static void CropKernel(ArrayView<float> x, ArrayView<float> y, int c, int h, int w, int oh, int ow, int pad, ulong seed, uint stream, uint counter)
+    // Zero-padded random crop: output (N, C, OH, OW) from input (N, C, H, W) padded by pad.
+    internal readonly struct CropBody<TF>(TF x, TF y, int c, int h, int w, int oh, int ow, int pad, PhiloxStream key) : IElementBody
+        where TF : struct, IElements<float>
     {
-        int total = y.IntLength;
-        int outPlane = oh * ow;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+        public void Run(int i)
         {
+            int outPlane = oh * ow;
             int plane = i / outPlane;
-            int s = plane / c;
             int r = i - (plane * outPlane);
             int oi = r / ow, oj = r - (oi * ow);
-            var words = Philox.BlockAt(seed, stream, counter, (ulong)s);
+            var words = key.Block(plane / c);
             int si = oi + Bounded(words.X0, h + (2 * pad) - oh + 1) - pad;
             int sj = oj + Bounded(words.X1, w + (2 * pad) - ow + 1) - pad;
-            y[i] = si >= 0 && si < h && sj >= 0 && sj < w ? x[(((long)plane * h) + si) * w + sj] : 0f;
+            y[i] = si >= 0 && si < h && sj >= 0 && sj < w ? x[(((plane * h) + si) * w) + sj] : 0f;
         }
     }
 
-    /// <summary>Kernel: bilinear rotation with zero fill, grid-stride over N C H W.</summary>
-    /// <param name="x">Input.</param>
-    /// <param name="y">Output.</param>
-    /// <param name="c">C.</param>
-    /// <param name="h">H.</param>
-    /// <param name="w">W.</param>
-    /// <param name="loDegrees">Smallest angle.</param>
-    /// <param name="hiDegrees">Largest angle.</param>
-    /// <param name="seed">The seed.</param>
-    /// <param name="stream">The stream.</param>
-    /// <param name="counter">The counter.</param>
-    public static void RotateKernel(ArrayView<float> x, ArrayView<float> y, int c, int h, int w, float loDegrees, float hiDegrees, ulong seed, uint stream, uint counter)
+    // Bilinear rotation by an angle in [lo, hi] degrees, zero fill, over (N, C, H, W).
+    internal readonly struct RotateBody<TF>(TF x, TF y, int c, int h, int w, float loDegrees, float hiDegrees, PhiloxStream key) : IElementBody
+        where TF : struct, IElements<float>
     {
-        int total = y.IntLength;
-        int planeSize = h * w;
-        float cx = (w - 1) * 0.5f, cy = (h - 1) * 0.5f;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+        public void Run(int i)
         {
+            int planeSize = h * w;
+            float cx = (w - 1) * 0.5f, cy = (h - 1) * 0.5f;
             int plane = i / planeSize;
-            int s = plane / c;
             int r = i - (plane * planeSize);
             int oi = r / w, oj = r - (oi * w);
-            float u = Philox.ToUniform(Philox.BlockAt(seed, stream, counter, (ulong)s).X0);
+            float u = Philox.ToUniform(key.Block(plane / c).X0);
             float a = (loDegrees + (u * (hiDegrees - loDegrees))) * (XMath.PI / 180f);
             float cos = XMath.Cos(a), sin = XMath.Sin(a);
             float dx = oj - cx, dy = oi - cy;
@@ -142,32 +110,27 @@ internal static class Augment
             {
                 int j0 = (int)fj, i0 = (int)fi;
                 int basePlane = plane * planeSize;
-                float v00 = Pixel(x, basePlane, i0, j0, h, w), v01 = Pixel(x, basePlane, i0, j0 + 1, h, w);
-                float v10 = Pixel(x, basePlane, i0 + 1, j0, h, w), v11 = Pixel(x, basePlane, i0 + 1, j0 + 1, h, w);
+                float v00 = Pixel(basePlane, i0, j0), v01 = Pixel(basePlane, i0, j0 + 1);
+                float v10 = Pixel(basePlane, i0 + 1, j0), v11 = Pixel(basePlane, i0 + 1, j0 + 1);
                 v = ((1f - fy) * (((1f - fx) * v00) + (fx * v01))) + (fy * (((1f - fx) * v10) + (fx * v11)));
             }
 
             y[i] = v;
         }
+
+        private float Pixel(int basePlane, int i, int j) =>
+            i >= 0 && i < h && j >= 0 && j < w ? x[basePlane + (i * w) + j] : 0f;
     }
 
-    private static float Pixel(ArrayView<float> x, int basePlane, int i, int j, int h, int w) =>
-        i >= 0 && i < h && j >= 0 && j < w ? x[basePlane + (i * w) + j] : 0f;
-
-    /// <summary>Kernel: means[n] = the mean gray value of sample n (see the header), one thread per sample.</summary>
-    /// <param name="x">Input (N, C, H, W).</param>
-    /// <param name="means">Output (N).</param>
-    /// <param name="c">C.</param>
-    /// <param name="hw">H W.</param>
-    public static void GrayMeanKernel(ArrayView<float> x, ArrayView<float> means, int c, int hw)
+    // means[s] = the mean gray value of sample s (see the header); hw is H W.
+    internal readonly struct GrayMeanBody<TF>(TF x, TF means, int c, int hw) : IElementBody
+        where TF : struct, IElements<float>
     {
-        int n = means.IntLength;
-        int sample = c * hw;
-        int stride = Grid.DimX * Group.DimX;
-        for (int s = Grid.GlobalIndex.X; s < n; s += stride)
+        public void Run(int s)
         {
             float sum = 0f;
-            long b = (long)s * sample;
+            int sample = c * hw;
+            int b = s * sample;
             if (c == 3)
             {
                 for (int k = 0; k < hw; k++)
@@ -183,26 +146,14 @@ internal static class Augment
         }
     }
 
-    /// <summary>Kernel: brightness then contrast, grid-stride over N C H W.</summary>
-    /// <param name="x">Input.</param>
-    /// <param name="y">Output.</param>
-    /// <param name="means">Per-sample gray means of x (N).</param>
-    /// <param name="sample">C H W.</param>
-    /// <param name="brightnessLo">Smallest brightness factor.</param>
-    /// <param name="brightnessHi">Largest brightness factor.</param>
-    /// <param name="contrastLo">Smallest contrast factor.</param>
-    /// <param name="contrastHi">Largest contrast factor.</param>
-    /// <param name="seed">The seed.</param>
-    /// <param name="stream">The stream.</param>
-    /// <param name="counter">The counter.</param>
-    public static void JitterKernel(ArrayView<float> x, ArrayView<float> y, ArrayView<float> means, int sample, float brightnessLo, float brightnessHi, float contrastLo, float contrastHi, ulong seed, uint stream, uint counter)
+    // Brightness then contrast of sample i / sample (C H W), around its gray mean means[s].
+    internal readonly struct JitterBody<TF>(TF x, TF y, TF means, int sample, float brightnessLo, float brightnessHi, float contrastLo, float contrastHi, PhiloxStream key) : IElementBody
+        where TF : struct, IElements<float>
     {
-        int total = y.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+        public void Run(int i)
         {
             int s = i / sample;
-            var words = Philox.BlockAt(seed, stream, counter, (ulong)s);
+            var words = key.Block(s);
             float fb = brightnessLo + (Philox.ToUniform(words.X0) * (brightnessHi - brightnessLo));
             float fc = contrastLo + (Philox.ToUniform(words.X1) * (contrastHi - contrastLo));
             float v = x[i] * fb;
@@ -216,20 +167,20 @@ internal static class Augment
         }
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, float, ulong, uint, uint>> FlipDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, int, int, float, ulong, uint, uint>(FlipKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, FlipBody<ViewElements<float>>>> FlipDef =
+        KernelDef.Of<int, FlipBody<ViewElements<float>>>(Elementwise.ForEachKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, ulong, uint, uint>> CropDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, ulong, uint, uint>(CropKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, CropBody<ViewElements<float>>>> CropDef =
+        KernelDef.Of<int, CropBody<ViewElements<float>>>(Elementwise.ForEachKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, float, float, ulong, uint, uint>> RotateDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, int, int, int, float, float, ulong, uint, uint>(RotateKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, RotateBody<ViewElements<float>>>> RotateDef =
+        KernelDef.Of<int, RotateBody<ViewElements<float>>>(Elementwise.ForEachKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int>> GrayMeanDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, int, int>(GrayMeanKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, GrayMeanBody<ViewElements<float>>>> GrayMeanDef =
+        KernelDef.Of<int, GrayMeanBody<ViewElements<float>>>(Elementwise.ForEachKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float, float, float, ulong, uint, uint>> JitterDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, float, float, float, ulong, uint, uint>(JitterKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, JitterBody<ViewElements<float>>>> JitterDef =
+        KernelDef.Of<int, JitterBody<ViewElements<float>>>(Elementwise.ForEachKernel);
 
     // ---------------------------------------------------------------- launchers
 
@@ -251,9 +202,13 @@ internal static class Augment
         long len = Nchw(nameof(Flip), x, y, n, c, h, w);
         if (!(p >= 0f && p <= 1f))
             throw new ArgumentOutOfRangeException(nameof(p), p, $"{nameof(Flip)}: p is a probability and must be in [0, 1], got {p}.");
+        var key = new PhiloxStream(seed, stream, counter);
         if (len == 0)
             return;
-        host.Load(FlipDef)(host.Stream, host.Launch.GridStride((int)len), x, y, c * h * w, w, p, seed, stream, counter);
+        if (host.RunsManaged)
+            CpuLoops.ForEach(host, len, new FlipBody<PtrElements<float>>(new(x), new(y), c * h * w, w, p, key));
+        else
+            Elementwise.ForEach(host, FlipDef, len, new(new(x), new(y), c * h * w, w, p, key));
     }
 
     /// <summary>Random crop of an (oh, ow) window from each sample padded with <paramref name="pad"/> zeros on every side (torchvision RandomCrop(size, padding)).</summary>
@@ -282,9 +237,13 @@ internal static class Augment
         long outLen = (long)n * c * oh * ow;
         Check.Length(nameof(Crop), y, nameof(y), outLen, $"(N, C, OH, OW) = ({n}, {c}, {oh}, {ow})");
         Check.Fits32(nameof(Crop), y, nameof(y));
+        var key = new PhiloxStream(seed, stream, counter);
         if (outLen == 0)
             return;
-        host.Load(CropDef)(host.Stream, host.Launch.GridStride((int)outLen), x, y, c, h, w, oh, ow, pad, seed, stream, counter);
+        if (host.RunsManaged)
+            CpuLoops.ForEach(host, outLen, new CropBody<PtrElements<float>>(new(x), new(y), c, h, w, oh, ow, pad, key));
+        else
+            Elementwise.ForEach(host, CropDef, outLen, new(new(x), new(y), c, h, w, oh, ow, pad, key));
     }
 
     /// <summary>Random rotation of each sample by a uniform angle in [<paramref name="loDegrees"/>, <paramref name="hiDegrees"/>] degrees (counter-clockwise), bilinear, zero fill, about the center.</summary>
@@ -305,9 +264,13 @@ internal static class Augment
         ArgumentNullException.ThrowIfNull(host);
         long len = Nchw(nameof(Rotate), x, y, n, c, h, w);
         Range(nameof(Rotate), loDegrees, hiDegrees, "degrees", float.NegativeInfinity);
+        var key = new PhiloxStream(seed, stream, counter);
         if (len == 0)
             return;
-        host.Load(RotateDef)(host.Stream, host.Launch.GridStride((int)len), x, y, c, h, w, loDegrees, hiDegrees, seed, stream, counter);
+        if (host.RunsManaged)
+            CpuLoops.ForEach(host, len, new RotateBody<PtrElements<float>>(new(x), new(y), c, h, w, loDegrees, hiDegrees, key));
+        else
+            Elementwise.ForEach(host, RotateDef, len, new(new(x), new(y), c, h, w, loDegrees, hiDegrees, key));
     }
 
     /// <summary>Scratch floats that <see cref="Jitter"/> needs: one gray mean per sample.</summary>
@@ -338,11 +301,19 @@ internal static class Augment
         Range(nameof(Jitter), brightnessLo, brightnessHi, "brightness", 0f);
         Range(nameof(Jitter), contrastLo, contrastHi, "contrast", 0f);
         Check.AtLeast(nameof(Jitter), scratch, nameof(scratch), JitterScratchLength(n), $"N = {n} samples (one gray mean each)");
+        var key = new PhiloxStream(seed, stream, counter);
         if (len == 0)
             return;
         var means = scratch.SubView(0, n);
-        host.Load(GrayMeanDef)(host.Stream, host.Launch.GridStride(n), x, means, c, h * w);
-        host.Load(JitterDef)(host.Stream, host.Launch.GridStride((int)len), x, y, means, c * h * w, brightnessLo, brightnessHi, contrastLo, contrastHi, seed, stream, counter);
+        if (host.RunsManaged)
+        {
+            CpuLoops.ForEach(host, n, new GrayMeanBody<PtrElements<float>>(new(x), new(means), c, h * w));
+            CpuLoops.ForEach(host, len, new JitterBody<PtrElements<float>>(new(x), new(y), new(means), c * h * w, brightnessLo, brightnessHi, contrastLo, contrastHi, key));
+            return;
+        }
+
+        Elementwise.ForEach(host, GrayMeanDef, n, new(new(x), new(means), c, h * w));
+        Elementwise.ForEach(host, JitterDef, len, new(new(x), new(y), new(means), c * h * w, brightnessLo, brightnessHi, contrastLo, contrastHi, key));
     }
 
     private static long Nchw(string op, ArrayView<float> x, ArrayView<float> y, int n, int c, int h, int w)

@@ -15,50 +15,28 @@ namespace IlgpuTrain.Kernels;
 // Bytes per element: reads 4 B, writes 4 B, both directions. Backward OVERWRITES dx_k. The
 // inputs' slices are disjoint, so the forward launches never write the same element twice.
 
-/// <summary>Concatenation along an axis and its split backward: kernels and checked launchers.</summary>
+/// <summary>Concatenation along an axis and its split backward: one element body and checked launchers.</summary>
 internal static class Concat
 {
-    // ---------------------------------------------------------------- ILGPU kernels
-
-    /// <summary>Kernel: y[o * yWidth + offset + j] = x[o * width + j] for every element of x, grid-stride.</summary>
-    /// <param name="x">One input (outer, width).</param>
-    /// <param name="y">The output (outer, yWidth).</param>
-    /// <param name="width">W_k (at least 1).</param>
-    /// <param name="yWidth">W.</param>
-    /// <param name="offset">The input's first column in y.</param>
-    public static void PlaceKernel(ArrayView<float> x, ArrayView<float> y, int width, int yWidth, int offset)
+    // Element e of one input (or its gradient) and its place in the output: forward copies part to
+    // whole, backward whole to part. Run by Elementwise.ForEachKernel over views and by
+    // CpuLoops.ForEach over host pointers.
+    internal readonly struct SliceBody<TF>(TF part, TF whole, int width, int yWidth, int offset, int toWhole) : IElementBody
+        where TF : struct, IElements<float>
     {
-        int n = x.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int e = Grid.GlobalIndex.X; e < n; e += stride)
+        public void Run(int e)
         {
             int o = e / width;
-            y[(o * yWidth) + offset + (e - (o * width))] = x[e];
+            int w = (o * yWidth) + offset + (e - (o * width));
+            if (toWhole != 0)
+                whole[w] = part[e];
+            else
+                part[e] = whole[w];
         }
     }
 
-    /// <summary>Kernel: dx[o * width + j] = dy[o * yWidth + offset + j] for every element of dx, grid-stride.</summary>
-    /// <param name="dy">The output gradient (outer, yWidth).</param>
-    /// <param name="dx">One input's gradient (outer, width).</param>
-    /// <param name="width">W_k (at least 1).</param>
-    /// <param name="yWidth">W.</param>
-    /// <param name="offset">The input's first column in dy.</param>
-    public static void TakeKernel(ArrayView<float> dy, ArrayView<float> dx, int width, int yWidth, int offset)
-    {
-        int n = dx.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int e = Grid.GlobalIndex.X; e < n; e += stride)
-        {
-            int o = e / width;
-            dx[e] = dy[(o * yWidth) + offset + (e - (o * width))];
-        }
-    }
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>> PlaceDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, int, int, int>(PlaceKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>> TakeDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, int, int, int>(TakeKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, SliceBody<ViewElements<float>>>> SliceDef =
+        KernelDef.Of<int, SliceBody<ViewElements<float>>>(Elementwise.ForEachKernel);
 
     // ---------------------------------------------------------------- launchers
 
@@ -70,14 +48,8 @@ internal static class Concat
     /// <param name="width">The input's columns: its size along the axis times inner.</param>
     /// <param name="yWidth">The output's columns.</param>
     /// <param name="offset">The input's first column in y: the sizes of the inputs before it times inner.</param>
-    public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int outer, int width, int yWidth, int offset)
-    {
-        ArgumentNullException.ThrowIfNull(host);
-        CheckSlice("Concat.Forward", x, nameof(x), y, nameof(y), outer, width, yWidth, offset);
-        if (x.Length == 0)
-            return;
-        host.Load(PlaceDef)(host.Stream, host.Launch.GridStride(x.Length), x, y, width, yWidth, offset);
-    }
+    public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int outer, int width, int yWidth, int offset) =>
+        Slice("Concat.Forward", host, x, nameof(x), y, nameof(y), outer, width, yWidth, offset, 1);
 
     /// <summary>Copies one input's columns of dy back out: dx[o, j] = dy[o, offset + j] (overwrites dx).</summary>
     /// <param name="host">Where to run.</param>
@@ -87,17 +59,12 @@ internal static class Concat
     /// <param name="width">The input's columns.</param>
     /// <param name="yWidth">The output's columns.</param>
     /// <param name="offset">The input's first column in dy.</param>
-    public static void Backward(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, int outer, int width, int yWidth, int offset)
+    public static void Backward(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, int outer, int width, int yWidth, int offset) =>
+        Slice("Concat.Backward", host, dx, nameof(dx), dy, nameof(dy), outer, width, yWidth, offset, 0);
+
+    private static void Slice(string op, KernelHost host, ArrayView<float> part, string partName, ArrayView<float> whole, string wholeName, int outer, int width, int yWidth, int offset, int toWhole)
     {
         ArgumentNullException.ThrowIfNull(host);
-        CheckSlice("Concat.Backward", dx, nameof(dx), dy, nameof(dy), outer, width, yWidth, offset);
-        if (dx.Length == 0)
-            return;
-        host.Load(TakeDef)(host.Stream, host.Launch.GridStride(dx.Length), dy, dx, width, yWidth, offset);
-    }
-
-    private static void CheckSlice(string op, ArrayView<float> part, string partName, ArrayView<float> whole, string wholeName, int outer, int width, int yWidth, int offset)
-    {
         Check.Dimension(op, outer, nameof(outer));
         Check.Dimension(op, width, nameof(width));
         Check.Dimension(op, offset, nameof(offset));
@@ -106,5 +73,11 @@ internal static class Concat
         Check.Length(op, part, partName, (long)outer * width, $"(outer, width) = ({outer}, {width})");
         Check.Length(op, whole, wholeName, (long)outer * yWidth, $"(outer, yWidth) = ({outer}, {yWidth})");
         Check.Fits32(op, whole, wholeName);
+        if (part.Length == 0)
+            return;
+        if (host.RunsManaged)
+            CpuLoops.ForEach(host, part.Length, new SliceBody<PtrElements<float>>(new(part), new(whole), width, yWidth, offset, toWhole));
+        else
+            Elementwise.ForEach(host, SliceDef, part.Length, new(new(part), new(whole), width, yWidth, offset, toWhole));
     }
 }

@@ -21,47 +21,31 @@ namespace IlgpuTrain.Kernels;
 // per 4 elements (each thread handles a whole block, so no random word is computed twice).
 // Backward OVERWRITES dx (which may alias dy).
 
-/// <summary>Inverted dropout with a recomputed Philox mask: the kernel and checked launchers.</summary>
+/// <summary>Inverted dropout with a recomputed Philox mask: the element body, its AVX2 form and checked launchers.</summary>
 internal static class Dropout
 {
-    // ---------------------------------------------------------------- ILGPU kernels
-
-    /// <summary>Kernel: y[i] = keep(i) ? x[i] * scale : 0, grid-stride over blocks of 4 elements.</summary>
-    /// <param name="x">Input (forward) or output gradient (backward).</param>
-    /// <param name="y">Output (forward) or input gradient (backward).</param>
-    /// <param name="keep">Keep probability 1 - p.</param>
-    /// <param name="scale">1 / (1 - p), or 0 when p = 1.</param>
-    /// <param name="seed">The seed.</param>
-    /// <param name="stream">The stream.</param>
-    /// <param name="counter">The counter.</param>
-    public static void MaskKernel(ArrayView<float> x, ArrayView<float> y, float keep, float scale, ulong seed, uint stream, uint counter)
-    {
-        int n = y.IntLength;
-        int blocks = (n >> 2) + ((n & 3) != 0 ? 1 : 0);
-        // Grid and Group reads are thread-local on the CPU accelerator: read them once.
-        int stride = Grid.DimX * Group.DimX;
-        for (int b = Grid.GlobalIndex.X; b < blocks; b += stride)
-            MaskBlock(new ViewElements<float>(x), new ViewElements<float>(y), b, n, keep, scale, seed, stream, counter);
-    }
-
     // Block b (elements 4b to 4b + 3, those below n): one Philox call, then y = u < keep ? x * scale : 0
-    // per element. The kernel and the managed loop's scalar path both run it.
-    private static void MaskBlock<TF>(TF x, TF y, int b, int n, float keep, float scale, ulong seed, uint stream, uint counter)
+    // per element. Run by Elementwise.ForEachKernel over views, and on the managed path for what
+    // MaskVectorBody leaves (the last partial block, or everything without AVX2).
+    internal readonly struct MaskBody<TF>(TF x, TF y, int n, float keep, float scale, PhiloxStream key) : IElementBody
         where TF : struct, IElements<float>
     {
-        var w = Philox.BlockAt(seed, stream, counter, (ulong)b);
-        int i = b * 4;
-        y[i] = Philox.ToUniform(w.X0) < keep ? x[i] * scale : 0f;
-        if (i + 1 < n)
-            y[i + 1] = Philox.ToUniform(w.X1) < keep ? x[i + 1] * scale : 0f;
-        if (i + 2 < n)
-            y[i + 2] = Philox.ToUniform(w.X2) < keep ? x[i + 2] * scale : 0f;
-        if (i + 3 < n)
-            y[i + 3] = Philox.ToUniform(w.X3) < keep ? x[i + 3] * scale : 0f;
+        public void Run(int b)
+        {
+            var w = key.Block(b);
+            int i = b * 4;
+            y[i] = Philox.ToUniform(w.X0) < keep ? x[i] * scale : 0f;
+            if (i + 1 < n)
+                y[i + 1] = Philox.ToUniform(w.X1) < keep ? x[i + 1] * scale : 0f;
+            if (i + 2 < n)
+                y[i + 2] = Philox.ToUniform(w.X2) < keep ? x[i + 2] * scale : 0f;
+            if (i + 3 < n)
+                y[i + 3] = Philox.ToUniform(w.X3) < keep ? x[i + 3] * scale : 0f;
+        }
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, float, float, ulong, uint, uint>> MaskDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, float, float, ulong, uint, uint>(MaskKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, MaskBody<ViewElements<float>>>> MaskDef =
+        KernelDef.Of<int, MaskBody<ViewElements<float>>>(Elementwise.ForEachKernel);
 
     // ---------------------------------------------------------------- launchers
 
@@ -109,52 +93,57 @@ internal static class Dropout
         Check.SameLength("Dropout." + op, x, xName, y, yName);
         if (y.Length == 0)
             return;
-        int n = y.IntLength;
-        int blocks = (n >> 2) + ((n & 3) != 0 ? 1 : 0);
+        int n = y.IntLength, blocks = Philox.BlockCount(n);
+        var key = new PhiloxStream(seed, stream, counter);
         if (host.RunsManaged)
         {
-            MaskManaged(host, x, y, 1f - p, ScaleOf(p), seed, stream, counter, blocks);
-            return;
+            var body = new MaskBody<PtrElements<float>>(new(x), new(y), n, 1f - p, ScaleOf(p), key);
+            unsafe
+            {
+                CpuLoops.For(host, blocks, new MaskVectorBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), n, 1f - p, ScaleOf(p), key, body), 4);
+            }
         }
-
-        host.Load(MaskDef)(host.Stream, host.Launch.GridStride(blocks), x, y, 1f - p, ScaleOf(p), seed, stream, counter);
+        else
+        {
+            Elementwise.ForEach(host, MaskDef, blocks, new(new(x), new(y), n, 1f - p, ScaleOf(p), key));
+        }
     }
 
-    // CPU accelerator: the kernel's loop over blocks of 4 as managed code on host memory (the same
-    // Philox words and comparisons, so the same mask and values bit for bit).
-    private static unsafe void MaskManaged(KernelHost host, ArrayView<float> x, ArrayView<float> y, float keep, float scale, ulong seed, uint stream, uint counter, int blocks) =>
-        CpuLoops.For(host, blocks, new MaskBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), y.IntLength, keep, scale, seed, stream, counter), 4);
-
-    private readonly unsafe struct MaskBody(float* x, float* y, int n, float keep, float scale, ulong seed, uint stream, uint counter) : CpuLoops.IRange
+    // The managed mask: four whole blocks (16 elements) per Philox call (PhiloxSimd), then MaskBody.
+    // ToUniform and the comparison as vectors: (w >> 8) is below 2^24, so its float conversion and
+    // the power-of-two scale are exact, as in the scalar form; so the mask and values are bitwise
+    // the kernel's.
+    private readonly unsafe struct MaskVectorBody(float* x, float* y, int n, float keep, float scale, PhiloxStream key, MaskBody<PtrElements<float>> body) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
+            int b = PhiloxSimd.IsSupported ? Vectorized(x, y, n, keep, scale, key, start, end) : start;
+            for (; b < end; b++)
+                body.Run(b);
+        }
+
+        // Returns the first block left to the scalar body.
+        private static int Vectorized(float* x, float* y, int n, float keep, float scale, PhiloxStream key, int start, int end)
+        {
+            uint* words = stackalloc uint[16];
+            var vKeep = Vector256.Create(keep);
+            var vScale = Vector256.Create(scale);
+            var inv24 = Vector256.Create(Philox.Inv24);
             int b = start;
-            if (PhiloxSimd.IsSupported)
+            for (; b + 4 <= end && (b + 4) * 4 <= n; b += 4)
             {
-                // Four whole blocks (16 elements) per Philox call; the last partial block below.
-                // ToUniform and the comparison as vectors: (w >> 8) is below 2^24, so its float
-                // conversion and the power-of-two scale are exact, as in the scalar form.
-                uint* words = stackalloc uint[16];
-                var vKeep = Vector256.Create(keep);
-                var vScale = Vector256.Create(scale);
-                var inv24 = Vector256.Create(Philox.Inv24);
-                for (; b + 4 <= end && (b + 4) * 4 <= n; b += 4)
+                PhiloxSimd.Blocks4(key.Seed, key.Stream, key.Counter, (ulong)b, words);
+                int i0 = b * 4;
+                for (int h = 0; h < 16; h += 8)
                 {
-                    PhiloxSimd.Blocks4(seed, stream, counter, (ulong)b, words);
-                    int i0 = b * 4;
-                    for (int h = 0; h < 16; h += 8)
-                    {
-                        var u = Vector256.ConvertToSingle((Vector256.Load(words + h) >>> 8).AsInt32()) * inv24;
-                        var kept = Vector256.LessThan(u, vKeep);
-                        var v = Vector256.Load(x + i0 + h) * vScale;
-                        Vector256.ConditionalSelect(kept, v, Vector256<float>.Zero).Store(y + i0 + h);
-                    }
+                    var u = Vector256.ConvertToSingle((Vector256.Load(words + h) >>> 8).AsInt32()) * inv24;
+                    var kept = Vector256.LessThan(u, vKeep);
+                    var v = Vector256.Load(x + i0 + h) * vScale;
+                    Vector256.ConditionalSelect(kept, v, Vector256<float>.Zero).Store(y + i0 + h);
                 }
             }
 
-            for (; b < end; b++)
-                MaskBlock(new PtrElements<float>(x), new PtrElements<float>(y), b, n, keep, scale, seed, stream, counter);
+            return b;
         }
     }
 }

@@ -15,7 +15,7 @@ namespace IlgpuTrain.Kernels;
 // Every output may alias an input (in-place use is allowed): each element is read and written
 // by the same thread. Backward: d(a+b) = (dy, dy), d(a-b) = (dy, -dy), d(a*b) = (dy*b, dy*a),
 // d(alpha*x) = alpha*dy; the Functional layer composes those from these same kernels.
-// On the CPU accelerator (KernelVariant.Cpu) the launchers run CpuLoops instead: the same float
+// On the Managed backend (host.RunsManaged) the launchers run CpuLoops instead: the same float
 // operations per element as the kernels, as managed (partly Vector256) loops on host memory.
 
 /// <summary>Elementwise arithmetic: ILGPU kernels and checked launchers.</summary>
@@ -70,6 +70,16 @@ internal static class Elementwise
         for (int i = Grid.GlobalIndex.X; i < n; i += stride)
             body.Run(i);
     }
+
+    /// <summary>Launches <paramref name="def"/> (<see cref="ForEachKernel{TBody}"/> for <typeparamref name="TBody"/>) over [0, n).</summary>
+    /// <typeparam name="TBody">The body, over views.</typeparam>
+    /// <param name="host">Where to run.</param>
+    /// <param name="def">The kernel definition.</param>
+    /// <param name="n">Length (zero or more).</param>
+    /// <param name="body">The body.</param>
+    internal static void ForEach<TBody>(KernelHost host, KernelDef<Action<AcceleratorStream, KernelConfig, int, TBody>> def, long n, TBody body)
+        where TBody : struct, IElementBody =>
+        host.Load(def)(host.Stream, host.Launch.GridStride(n), checked((int)n), body);
 
     /// <summary>Kernel: y[i] = value.</summary>
     /// <param name="y">Output.</param>
@@ -147,19 +157,8 @@ internal static class Elementwise
     /// <param name="x">Input (n).</param>
     /// <param name="alpha">Scale.</param>
     /// <param name="y">Output (n).</param>
-    public static void Scale(KernelHost host, ArrayView<float> x, float alpha, ArrayView<float> y)
-    {
-        Check.SameLength(nameof(Scale), x, nameof(x), y, nameof(y));
-        if (y.Length == 0)
-            return;
-        if (host.RunsManaged)
-        {
-            CpuLoops.Map(host, x, y, new ScaleOp(alpha));
-            return;
-        }
-
-        host.Load(ScaleDef)(host.Stream, host.Launch.GridStride(y.Length), x, y, new ScaleOp(alpha));
-    }
+    public static void Scale(KernelHost host, ArrayView<float> x, float alpha, ArrayView<float> y) =>
+        Map(host, ScaleDef, x, y, new ScaleOp(alpha), nameof(Scale));
 
     /// <summary>y = alpha * x + y (accumulates into y).</summary>
     /// <param name="host">Where to run.</param>

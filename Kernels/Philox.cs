@@ -49,9 +49,21 @@ public readonly record struct PhiloxWords(uint X0, uint X1, uint X2, uint X3)
     public uint Word(int j) => j == 0 ? X0 : (j == 1 ? X1 : (j == 2 ? X2 : X3));
 }
 
+/// <summary>A Philox stream: the key (seed) and the counter words 2 and 3 (stream, counter) that every element of one draw shares.</summary>
+/// <param name="Seed">The seed (the key).</param>
+/// <param name="Stream">Counter word 2.</param>
+/// <param name="Counter">Counter word 3.</param>
+public readonly record struct PhiloxStream(ulong Seed, uint Stream, uint Counter)
+{
+    /// <summary>The words of block <paramref name="block"/>: <see cref="Philox.BlockAt"/>(Seed, Stream, Counter, block).</summary>
+    /// <param name="block">The block index (elements 4 block to 4 block + 3, or sample block).</param>
+    /// <returns>The four words.</returns>
+    public PhiloxWords Block(int block) => Philox.BlockAt(Seed, Stream, Counter, (ulong)block);
+}
+
 /// <summary>
-/// Philox4x32-10 counter-based random numbers: device functions any kernel can call, kernels
-/// and launchers. Element i of every output depends only on
+/// Philox4x32-10 counter-based random numbers: device functions any kernel can call, element
+/// bodies and launchers. Element i of every output depends only on
 /// (seed, stream, counter, i); see the file header for the exact mapping.
 /// </summary>
 public static class Philox
@@ -196,121 +208,80 @@ public static class Philox
         z1 = r * XMath.Sin(theta);
     }
 
-    // ---------------------------------------------------------------- ILGPU kernels
+    // ---------------------------------------------------------------- element bodies
+    // One block of 4 elements per index b (each thread handles a whole block, so no random word is
+    // computed twice), run by Elementwise.ForEachKernel over views and CpuLoops.ForEach over host
+    // pointers. The last block of a buffer whose length is not a multiple of 4 is partial.
 
-    /// <summary>Kernel: y = Bits over y's length, grid-stride over blocks of 4 elements.</summary>
-    /// <param name="y">Output.</param>
-    /// <param name="seed">The seed.</param>
-    /// <param name="stream">The stream.</param>
-    /// <param name="counter">The counter.</param>
-    public static void BitsKernel(ArrayView<uint> y, ulong seed, uint stream, uint counter)
+    // y[4b + j] = word j.
+    internal readonly struct BitsBody<TE>(TE y, int n, PhiloxStream key) : IElementBody
+        where TE : struct, IElements<uint>
     {
-        int n = y.IntLength;
-        int blocks = BlockCount(n);
-        // Grid and Group reads are thread-local on the CPU accelerator: read them once.
-        int stride = Grid.DimX * Group.DimX;
-        for (int b = Grid.GlobalIndex.X; b < blocks; b += stride)
+        public void Run(int b)
         {
-            var w = BlockAt(seed, stream, counter, (ulong)b);
-            int i = b * 4;
-            y[i] = w.X0;
-            if (i + 1 < n)
-                y[i + 1] = w.X1;
-            if (i + 2 < n)
-                y[i + 2] = w.X2;
-            if (i + 3 < n)
-                y[i + 3] = w.X3;
+            var w = key.Block(b);
+            Store<uint, TE>(y, b, n, w.X0, w.X1, w.X2, w.X3);
         }
     }
 
-    /// <summary>Kernel: y = Uniform in [0, 1), grid-stride over blocks of 4 elements.</summary>
-    /// <param name="y">Output.</param>
-    /// <param name="seed">The seed.</param>
-    /// <param name="stream">The stream.</param>
-    /// <param name="counter">The counter.</param>
-    public static void UniformKernel(ArrayView<float> y, ulong seed, uint stream, uint counter)
+    // y[4b + j] = Uniform of word j.
+    internal readonly struct UniformBody<TE>(TE y, int n, PhiloxStream key) : IElementBody
+        where TE : struct, IElements<float>
     {
-        int n = y.IntLength;
-        int blocks = BlockCount(n);
-        int stride = Grid.DimX * Group.DimX;
-        for (int b = Grid.GlobalIndex.X; b < blocks; b += stride)
+        public void Run(int b)
         {
-            var w = BlockAt(seed, stream, counter, (ulong)b);
-            Store(y, b * 4, n, ToUniform(w.X0), ToUniform(w.X1), ToUniform(w.X2), ToUniform(w.X3));
+            var w = key.Block(b);
+            Store<float, TE>(y, b, n, ToUniform(w.X0), ToUniform(w.X1), ToUniform(w.X2), ToUniform(w.X3));
         }
     }
 
-    /// <summary>Kernel: y = 1 where Uniform &lt; p, else 0.</summary>
-    /// <param name="y">Output.</param>
-    /// <param name="p">Probability of a 1.</param>
-    /// <param name="seed">The seed.</param>
-    /// <param name="stream">The stream.</param>
-    /// <param name="counter">The counter.</param>
-    public static void BernoulliKernel(ArrayView<float> y, float p, ulong seed, uint stream, uint counter)
+    // y[4b + j] = 1 where Uniform of word j < p, else 0.
+    internal readonly struct BernoulliBody<TE>(TE y, int n, PhiloxStream key, float p) : IElementBody
+        where TE : struct, IElements<float>
     {
-        int n = y.IntLength;
-        int blocks = BlockCount(n);
-        int stride = Grid.DimX * Group.DimX;
-        for (int b = Grid.GlobalIndex.X; b < blocks; b += stride)
+        public void Run(int b)
         {
-            var w = BlockAt(seed, stream, counter, (ulong)b);
-            Store(
-                y,
-                b * 4,
-                n,
-                ToUniform(w.X0) < p ? 1f : 0f,
-                ToUniform(w.X1) < p ? 1f : 0f,
-                ToUniform(w.X2) < p ? 1f : 0f,
-                ToUniform(w.X3) < p ? 1f : 0f);
+            var w = key.Block(b);
+            Store<float, TE>(y, b, n, ToUniform(w.X0) < p ? 1f : 0f, ToUniform(w.X1) < p ? 1f : 0f, ToUniform(w.X2) < p ? 1f : 0f, ToUniform(w.X3) < p ? 1f : 0f);
         }
     }
 
-    /// <summary>Kernel: y = mean + std * Normal, two Box-Muller pairs per block.</summary>
-    /// <param name="y">Output.</param>
-    /// <param name="seed">The seed.</param>
-    /// <param name="stream">The stream.</param>
-    /// <param name="counter">The counter.</param>
-    /// <param name="mean">Mean.</param>
-    /// <param name="std">Standard deviation.</param>
-    public static void NormalKernel(ArrayView<float> y, ulong seed, uint stream, uint counter, float mean, float std)
+    // y[4b + j] = mean + std * Normal: two Box-Muller pairs per block.
+    internal readonly struct NormalBody<TE>(TE y, int n, PhiloxStream key, float mean, float std) : IElementBody
+        where TE : struct, IElements<float>
     {
-        int n = y.IntLength;
-        int blocks = BlockCount(n);
-        int stride = Grid.DimX * Group.DimX;
-        for (int b = Grid.GlobalIndex.X; b < blocks; b += stride)
+        public void Run(int b)
         {
-            var w = BlockAt(seed, stream, counter, (ulong)b);
+            var w = key.Block(b);
             BoxMuller(w.X0, w.X1, out float z0, out float z1);
             BoxMuller(w.X2, w.X3, out float z2, out float z3);
-            Store(y, b * 4, n, mean + (std * z0), mean + (std * z1), mean + (std * z2), mean + (std * z3));
+            Store<float, TE>(y, b, n, mean + (std * z0), mean + (std * z1), mean + (std * z2), mean + (std * z3));
         }
     }
 
-    /// <summary>Kernel: the block function on explicit (counter, key) pairs; y[4b..4b+3] = Philox(counters[4b..4b+3], keys[2b..2b+1]).</summary>
-    /// <param name="counters">Four words per block.</param>
-    /// <param name="keys">Two words per block.</param>
-    /// <param name="y">Four words per block.</param>
-    public static void BlockKernel(ArrayView<uint> counters, ArrayView<uint> keys, ArrayView<uint> y)
+    // y[4b..4b+3] = Philox(counters[4b..4b+3], keys[2b..2b+1]).
+    internal readonly struct BlockBody<TE>(TE counters, TE keys, TE y) : IElementBody
+        where TE : struct, IElements<uint>
     {
-        int blocks = y.IntLength / 4;
-        int stride = Grid.DimX * Group.DimX;
-        for (int b = Grid.GlobalIndex.X; b < blocks; b += stride)
+        public void Run(int b)
         {
             int c = b * 4;
             var w = Block(new PhiloxWords(counters[c], counters[c + 1], counters[c + 2], counters[c + 3]), keys[b * 2], keys[(b * 2) + 1]);
-            y[c] = w.X0;
-            y[c + 1] = w.X1;
-            y[c + 2] = w.X2;
-            y[c + 3] = w.X3;
+            Store<uint, TE>(y, b, c + 4, w.X0, w.X1, w.X2, w.X3);
         }
     }
 
-    // Written without n + 3 so that n near int.MaxValue cannot overflow.
-    private static int BlockCount(int n) => (n >> 2) + ((n & 3) != 0 ? 1 : 0);
+    /// <summary>Blocks of 4 covering n elements, written without n + 3 so that n near int.MaxValue cannot overflow.</summary>
+    /// <param name="n">Elements.</param>
+    /// <returns>ceil(n / 4).</returns>
+    internal static int BlockCount(int n) => (n >> 2) + ((n & 3) != 0 ? 1 : 0);
 
-    // The last block of a buffer whose length is not a multiple of 4 is partial.
-    private static void Store(ArrayView<float> y, int i, int n, float v0, float v1, float v2, float v3)
+    // The elements of block b that lie below n.
+    private static void Store<T, TE>(TE y, int b, int n, T v0, T v1, T v2, T v3)
+        where T : unmanaged
+        where TE : struct, IElements<T>
     {
+        int i = b * 4;
         y[i] = v0;
         if (i + 1 < n)
             y[i + 1] = v1;
@@ -320,20 +291,20 @@ public static class Philox
             y[i + 3] = v3;
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<uint>, ulong, uint, uint>> BitsDef =
-        KernelDef.Of<ArrayView<uint>, ulong, uint, uint>(BitsKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, BitsBody<ViewElements<uint>>>> BitsDef =
+        KernelDef.Of<int, BitsBody<ViewElements<uint>>>(Elementwise.ForEachKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ulong, uint, uint>> UniformDef =
-        KernelDef.Of<ArrayView<float>, ulong, uint, uint>(UniformKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, UniformBody<ViewElements<float>>>> UniformDef =
+        KernelDef.Of<int, UniformBody<ViewElements<float>>>(Elementwise.ForEachKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, float, ulong, uint, uint>> BernoulliDef =
-        KernelDef.Of<ArrayView<float>, float, ulong, uint, uint>(BernoulliKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, BernoulliBody<ViewElements<float>>>> BernoulliDef =
+        KernelDef.Of<int, BernoulliBody<ViewElements<float>>>(Elementwise.ForEachKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ulong, uint, uint, float, float>> NormalDef =
-        KernelDef.Of<ArrayView<float>, ulong, uint, uint, float, float>(NormalKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, NormalBody<ViewElements<float>>>> NormalDef =
+        KernelDef.Of<int, NormalBody<ViewElements<float>>>(Elementwise.ForEachKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>>> BlockDef =
-        KernelDef.Of<ArrayView<uint>, ArrayView<uint>, ArrayView<uint>>(BlockKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, BlockBody<ViewElements<uint>>>> BlockDef =
+        KernelDef.Of<int, BlockBody<ViewElements<uint>>>(Elementwise.ForEachKernel);
 
     // ---------------------------------------------------------------- launchers
 
@@ -345,11 +316,14 @@ public static class Philox
     /// <param name="counter">The counter (counter word 3), e.g. the training step.</param>
     public static void Bits(KernelHost host, ArrayView<uint> y, ulong seed, uint stream, uint counter)
     {
-        ArgumentNullException.ThrowIfNull(host);
-        Check.Fits32(nameof(Bits), y, nameof(y));
-        if (y.Length == 0)
-            return;
-        host.Load(BitsDef)(host.Stream, host.Launch.GridStride(BlockCount(y.IntLength)), y, seed, stream, counter);
+        if (Start(host, y, nameof(Bits)) is int n)
+        {
+            var key = new PhiloxStream(seed, stream, counter);
+            if (host.RunsManaged)
+                CpuLoops.ForEach(host, BlockCount(n), new BitsBody<PtrElements<uint>>(new(y), n, key));
+            else
+                Elementwise.ForEach(host, BitsDef, BlockCount(n), new(new(y), n, key));
+        }
     }
 
     /// <summary>y[i] = a uniform float in [0, 1) (24 random bits) for element i of stream (seed, stream, counter).</summary>
@@ -360,11 +334,14 @@ public static class Philox
     /// <param name="counter">The counter.</param>
     public static void Uniform(KernelHost host, ArrayView<float> y, ulong seed, uint stream, uint counter)
     {
-        ArgumentNullException.ThrowIfNull(host);
-        Check.Fits32(nameof(Uniform), y, nameof(y));
-        if (y.Length == 0)
-            return;
-        host.Load(UniformDef)(host.Stream, host.Launch.GridStride(BlockCount(y.IntLength)), y, seed, stream, counter);
+        if (Start(host, y, nameof(Uniform)) is int n)
+        {
+            var key = new PhiloxStream(seed, stream, counter);
+            if (host.RunsManaged)
+                CpuLoops.ForEach(host, BlockCount(n), new UniformBody<PtrElements<float>>(new(y), n, key));
+            else
+                Elementwise.ForEach(host, UniformDef, BlockCount(n), new(new(y), n, key));
+        }
     }
 
     /// <summary>y[i] = 1 with probability <paramref name="p"/>, else 0 (1 where Uniform(i) &lt; p).</summary>
@@ -376,13 +353,16 @@ public static class Philox
     /// <param name="counter">The counter.</param>
     public static void Bernoulli(KernelHost host, ArrayView<float> y, float p, ulong seed, uint stream, uint counter)
     {
-        ArgumentNullException.ThrowIfNull(host);
         if (!(p >= 0f && p <= 1f))
             throw new ArgumentOutOfRangeException(nameof(p), p, $"{nameof(Bernoulli)}: p is a probability and must be in [0, 1], got {p}.");
-        Check.Fits32(nameof(Bernoulli), y, nameof(y));
-        if (y.Length == 0)
-            return;
-        host.Load(BernoulliDef)(host.Stream, host.Launch.GridStride(BlockCount(y.IntLength)), y, p, seed, stream, counter);
+        if (Start(host, y, nameof(Bernoulli)) is int n)
+        {
+            var key = new PhiloxStream(seed, stream, counter);
+            if (host.RunsManaged)
+                CpuLoops.ForEach(host, BlockCount(n), new BernoulliBody<PtrElements<float>>(new(y), n, key, p));
+            else
+                Elementwise.ForEach(host, BernoulliDef, BlockCount(n), new(new(y), n, key, p));
+        }
     }
 
     /// <summary>y[i] = mean + std * z(i), z(i) a standard normal (Box-Muller) for element i of stream (seed, stream, counter).</summary>
@@ -395,15 +375,18 @@ public static class Philox
     /// <param name="std">Standard deviation (finite, zero or more).</param>
     public static void Normal(KernelHost host, ArrayView<float> y, ulong seed, uint stream, uint counter, float mean = 0f, float std = 1f)
     {
-        ArgumentNullException.ThrowIfNull(host);
         if (!float.IsFinite(mean))
             throw new ArgumentOutOfRangeException(nameof(mean), mean, $"{nameof(Normal)}: mean must be finite, got {mean}.");
         if (!(std >= 0f && float.IsFinite(std)))
             throw new ArgumentOutOfRangeException(nameof(std), std, $"{nameof(Normal)}: std must be finite and zero or more, got {std}.");
-        Check.Fits32(nameof(Normal), y, nameof(y));
-        if (y.Length == 0)
-            return;
-        host.Load(NormalDef)(host.Stream, host.Launch.GridStride(BlockCount(y.IntLength)), y, seed, stream, counter, mean, std);
+        if (Start(host, y, nameof(Normal)) is int n)
+        {
+            var key = new PhiloxStream(seed, stream, counter);
+            if (host.RunsManaged)
+                CpuLoops.ForEach(host, BlockCount(n), new NormalBody<PtrElements<float>>(new(y), n, key, mean, std));
+            else
+                Elementwise.ForEach(host, NormalDef, BlockCount(n), new(new(y), n, key, mean, std));
+        }
     }
 
     /// <summary>
@@ -423,6 +406,19 @@ public static class Philox
         Check.Length(nameof(Blocks), keys, nameof(keys), counters.Length / 2, $"B = {counters.Length / 4} blocks (2 words each)");
         if (y.Length == 0)
             return;
-        host.Load(BlockDef)(host.Stream, host.Launch.GridStride(y.Length / 4), counters, keys, y);
+        int blocks = y.IntLength / 4;
+        if (host.RunsManaged)
+            CpuLoops.ForEach(host, blocks, new BlockBody<PtrElements<uint>>(new(counters), new(keys), new(y)));
+        else
+            Elementwise.ForEach(host, BlockDef, blocks, new(new(counters), new(keys), new(y)));
+    }
+
+    // The checks every source launcher makes; its length, or null when there is nothing to write.
+    private static int? Start<T>(KernelHost host, ArrayView<T> y, string op)
+        where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        Check.Fits32(op, y, nameof(y));
+        return y.Length == 0 ? null : y.IntLength;
     }
 }

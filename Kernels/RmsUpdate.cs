@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ILGPU.Algorithms;
 using IlgpuTrain.Kernels.Runtime;
 
@@ -46,12 +47,13 @@ public readonly record struct RmsScalars(float Alpha, float OneMinusAlpha, float
 /// <param name="WeightDecay">Coupled L2 lambda: g' = g + lambda * p.</param>
 public readonly record struct RmsStepScalars(RmsScalars Rms, float LearningRate, float WeightDecay);
 
-/// <summary>RMSProp's moment update and direction, and the fused RMSProp step: ILGPU kernels and checked launchers.</summary>
+/// <summary>RMSProp's moment update and direction, and the fused RMSProp step: element bodies and checked launchers.</summary>
 internal static class RmsUpdate
 {
-    // ---------------------------------------------------------------- ILGPU kernels
+    // ---------------------------------------------------------------- element bodies
 
     // One element: updates v, mu, b at i and returns the direction.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Moments<TF>(float g, TF v, TF mu, TF b, int i, RmsScalars s, int centered, int useMomentum)
         where TF : struct, IElements<float>
     {
@@ -78,6 +80,7 @@ internal static class RmsUpdate
     internal readonly struct DirectionBody<TF>(TF g, TF v, TF mu, TF b, RmsScalars s, int centered, int useMomentum) : IElementBody
         where TF : struct, IElements<float>
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Run(int i) => g[i] = Moments(g[i], v, mu, b, i, s, centered, useMomentum);
     }
 
@@ -85,6 +88,7 @@ internal static class RmsUpdate
     internal readonly struct StepBody<TF>(TF p, TF g, TF v, TF mu, TF b, RmsStepScalars s, int centered, int useMomentum) : IElementBody
         where TF : struct, IElements<float>
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Run(int i)
         {
             float pi = p[i];
@@ -111,26 +115,13 @@ internal static class RmsUpdate
     public static void Direction(KernelHost host, ArrayView<float> g, ArrayView<float> v, ArrayView<float> mu, ArrayView<float> b, RmsScalars s)
     {
         ArgumentNullException.ThrowIfNull(host);
-        const string op = "RmsUpdate.Direction";
-        Check.SameLength(op, g, nameof(g), v, nameof(v));
-        if (mu.Length != 0)
-            Check.SameLength(op, g, nameof(g), mu, nameof(mu));
-        if (b.Length != 0)
-            Check.SameLength(op, g, nameof(g), b, nameof(b));
+        var (centered, useMomentum) = CheckState("RmsUpdate.Direction", g, v, mu, b);
         if (g.Length == 0)
             return;
-        int centered = mu.Length == 0 ? 0 : 1, useMomentum = b.Length == 0 ? 0 : 1;
         if (host.RunsManaged)
-        {
-            unsafe
-            {
-                CpuLoops.ForEach(host, g.Length, new DirectionBody<PtrElements<float>>(new(CpuLoops.Ptr(g)), new(CpuLoops.Ptr(v)), new(CpuLoops.Ptr(mu)), new(CpuLoops.Ptr(b)), s, centered, useMomentum));
-            }
-
-            return;
-        }
-
-        host.Load(DirectionDef)(host.Stream, host.Launch.GridStride(g.Length), g.IntLength, new(new(g), new(v), new(mu), new(b), s, centered, useMomentum));
+            CpuLoops.ForEach(host, g.Length, new DirectionBody<PtrElements<float>>(new(g), new(v), new(mu), new(b), s, centered, useMomentum));
+        else
+            Elementwise.ForEach(host, DirectionDef, g.Length, new(new(g), new(v), new(mu), new(b), s, centered, useMomentum));
     }
 
     /// <summary>The fused RMSProp step over the flat buffer: p, v, mu and b are updated in place; g is only read.</summary>
@@ -144,26 +135,24 @@ internal static class RmsUpdate
     public static void Step(KernelHost host, ArrayView<float> p, ArrayView<float> g, ArrayView<float> v, ArrayView<float> mu, ArrayView<float> b, RmsStepScalars s)
     {
         ArgumentNullException.ThrowIfNull(host);
-        const string op = "RmsUpdate.Step";
-        Check.SameLength(op, p, nameof(p), g, nameof(g));
-        Check.SameLength(op, p, nameof(p), v, nameof(v));
-        if (mu.Length != 0)
-            Check.SameLength(op, p, nameof(p), mu, nameof(mu));
-        if (b.Length != 0)
-            Check.SameLength(op, p, nameof(p), b, nameof(b));
+        Check.SameLength("RmsUpdate.Step", p, nameof(p), g, nameof(g));
+        var (centered, useMomentum) = CheckState("RmsUpdate.Step", g, v, mu, b);
         if (p.Length == 0)
             return;
-        int centered = mu.Length == 0 ? 0 : 1, useMomentum = b.Length == 0 ? 0 : 1;
         if (host.RunsManaged)
-        {
-            unsafe
-            {
-                CpuLoops.ForEach(host, p.Length, new StepBody<PtrElements<float>>(new(CpuLoops.Ptr(p)), new(CpuLoops.Ptr(g)), new(CpuLoops.Ptr(v)), new(CpuLoops.Ptr(mu)), new(CpuLoops.Ptr(b)), s, centered, useMomentum));
-            }
+            CpuLoops.ForEach(host, p.Length, new StepBody<PtrElements<float>>(new(p), new(g), new(v), new(mu), new(b), s, centered, useMomentum));
+        else
+            Elementwise.ForEach(host, StepDef, p.Length, new(new(p), new(g), new(v), new(mu), new(b), s, centered, useMomentum));
+    }
 
-            return;
-        }
-
-        host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p.IntLength, new(new(p), new(g), new(v), new(mu), new(b), s, centered, useMomentum));
+    // v against g, and mu and b where given; returns the flags (centered, momentum) the bodies take.
+    private static (int Centered, int UseMomentum) CheckState(string op, ArrayView<float> g, ArrayView<float> v, ArrayView<float> mu, ArrayView<float> b)
+    {
+        Check.SameLength(op, g, nameof(g), v, nameof(v));
+        if (mu.Length != 0)
+            Check.SameLength(op, g, nameof(g), mu, nameof(mu));
+        if (b.Length != 0)
+            Check.SameLength(op, g, nameof(g), b, nameof(b));
+        return (mu.Length == 0 ? 0 : 1, b.Length == 0 ? 0 : 1);
     }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using IlgpuTrain.Kernels.Runtime;
 
 namespace IlgpuTrain.Kernels;
@@ -25,13 +26,13 @@ namespace IlgpuTrain.Kernels;
 // backend that does not contract a*b + c into an FMA the fused step equals the chain bitwise.
 // No backward: these act on gradients, not on the graph.
 
-/// <summary>SGD momentum (PyTorch semantics) and the fused whole SGD step: ILGPU kernels and checked launchers.</summary>
+/// <summary>SGD momentum (PyTorch semantics) and the fused whole SGD step: element bodies and checked launchers.</summary>
 internal static class SgdUpdate
 {
     /// <summary>Bytes the fused SGD <c>Step</c> with momentum (after the first update, no mask) moves per element: reads p, g, b (12), writes p, b (8). Benchmarks report GB/s from it.</summary>
     public const int StepBytesPerElement = 20;
 
-    // ---------------------------------------------------------------- ILGPU kernels
+    // ---------------------------------------------------------------- element bodies
 
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, MomentumBody<ViewElements<float>>>> MomentumDef =
         KernelDef.Of<int, MomentumBody<ViewElements<float>>>(Elementwise.ForEachKernel);
@@ -60,16 +61,9 @@ internal static class SgdUpdate
         if (g.Length == 0 || mu == 0f)
             return;
         if (host.RunsManaged)
-        {
-            unsafe
-            {
-                CpuLoops.ForEach(host, g.Length, new MomentumBody<PtrElements<float>>(new(CpuLoops.Ptr(g)), new(CpuLoops.Ptr(b)), new(mu, dampening, nesterov, first)));
-            }
-
-            return;
-        }
-
-        host.Load(MomentumDef)(host.Stream, host.Launch.GridStride(g.Length), g.IntLength, new(new(g), new(b), new(mu, dampening, nesterov, first)));
+            CpuLoops.ForEach(host, g.Length, new MomentumBody<PtrElements<float>>(new(g), new(b), new(mu, dampening, nesterov, first)));
+        else
+            Elementwise.ForEach(host, MomentumDef, g.Length, new(new(g), new(b), new(mu, dampening, nesterov, first)));
     }
 
     /// <summary>One fused SGD step in place on the parameters and the momentum buffer.</summary>
@@ -100,16 +94,9 @@ internal static class SgdUpdate
         if (p.Length == 0)
             return;
         if (host.RunsManaged)
-        {
-            unsafe
-            {
-                CpuLoops.ForEach(host, p.Length, new StepBody<PtrElements<float>, PtrElements<byte>>(new(CpuLoops.Ptr(p)), new(CpuLoops.Ptr(g)), new(CpuLoops.Ptr(b)), new(CpuLoops.Ptr(mask)), mask.Length == 0 ? 0 : 1, lr, weightDecay, new(mu, dampening, nesterov, first)));
-            }
-
-            return;
-        }
-
-        host.Load(StepDef)(host.Stream, host.Launch.GridStride(p.Length), p.IntLength, new(new(p), new(g), new(b), new(mask), mask.Length == 0 ? 0 : 1, lr, weightDecay, new(mu, dampening, nesterov, first)));
+            CpuLoops.ForEach(host, p.Length, new StepBody<PtrElements<float>, PtrElements<byte>>(new(p), new(g), new(b), new(mask), mask.Length == 0 ? 0 : 1, lr, weightDecay, new(mu, dampening, nesterov, first)));
+        else
+            Elementwise.ForEach(host, StepDef, p.Length, new(new(p), new(g), new(b), new(mask), mask.Length == 0 ? 0 : 1, lr, weightDecay, new(mu, dampening, nesterov, first)));
     }
 
     private static void CheckMomentum(string op, float mu, float dampening)
@@ -127,6 +114,7 @@ internal static class SgdUpdate
     internal readonly struct MomentumBody<TF>(TF g, TF b, MomentumOp op) : IElementBody
         where TF : struct, IElements<float>
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Run(int i) => g[i] = op.Direction(g[i], ref b[i]);
     }
 
@@ -136,6 +124,7 @@ internal static class SgdUpdate
         where TF : struct, IElements<float>
         where TB : struct, IElements<byte>
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Run(int i)
         {
             float d = g[i];
@@ -156,6 +145,7 @@ internal static class SgdUpdate
         private readonly int nesterov = nesterov ? 1 : 0;
         private readonly int first = first ? 1 : 0;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public float Direction(float g, ref float b)
         {
             float bi = first != 0 ? g : (Mu * b) + (keep * g);

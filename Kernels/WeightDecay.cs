@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using IlgpuTrain.Kernels.Runtime;
 
 namespace IlgpuTrain.Kernels;
@@ -12,7 +13,7 @@ namespace IlgpuTrain.Kernels;
 // (AdamW: added to the Adam direction before the learning rate) are this same kernel at two
 // places in a chain. It has no backward: it acts on gradients, not on the graph.
 
-/// <summary>Masked weight decay u += lambda * mask * p: ILGPU kernel and checked launcher.</summary>
+/// <summary>Masked weight decay u += lambda * mask * p: element body and checked launcher.</summary>
 internal static class WeightDecay
 {
 
@@ -37,16 +38,9 @@ internal static class WeightDecay
             return;
         int useMask = mask.Length == 0 ? 0 : 1;
         if (host.RunsManaged)
-        {
-            unsafe
-            {
-                CpuLoops.ForEach(host, updates.Length, new AddBody<PtrElements<float>, PtrElements<byte>>(new(CpuLoops.Ptr(updates)), new(CpuLoops.Ptr(parameters)), new(CpuLoops.Ptr(mask)), lambda, useMask));
-            }
-
-            return;
-        }
-
-        host.Load(AddDef)(host.Stream, host.Launch.GridStride(updates.Length), updates.IntLength, new(new(updates), new(parameters), new(mask), lambda, useMask));
+            CpuLoops.ForEach(host, updates.Length, new AddBody<PtrElements<float>, PtrElements<byte>>(new(updates), new(parameters), new(mask), lambda, useMask));
+        else
+            Elementwise.ForEach(host, AddDef, updates.Length, new(new(updates), new(parameters), new(mask), lambda, useMask));
     }
 
     // u[i] += lambda * p[i] where the mask allows (useMask = 0: everywhere): the one body that
@@ -55,6 +49,7 @@ internal static class WeightDecay
         where TF : struct, IElements<float>
         where TB : struct, IElements<byte>
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Run(int i)
         {
             if (useMask == 0 || mask[i] != 0)

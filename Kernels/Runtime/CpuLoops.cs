@@ -58,11 +58,15 @@ internal static unsafe class CpuLoops
         long work = (long)len * grain;
         int threads = (int)Math.Min(Math.Min(Environment.ProcessorCount, host.Launch.MaxGroups), Math.Min(len, work / (ParallelThreshold / 2)));
         if (threads <= 1)
-        {
             body.Run(0, len);
-            return;
-        }
+        else
+            Split(body, len, threads, grain);
+    }
 
+    // Kept apart from For so that the single-threaded path does not allocate the closure.
+    private static void Split<TBody>(TBody body, int len, int threads, int grain)
+        where TBody : struct, IRange
+    {
         int align = grain == 1 ? ChunkAlign : 1;
         int chunk = (((len + threads - 1) / threads) + align - 1) / align * align;
         int chunks = (len + chunk - 1) / chunk;
@@ -141,21 +145,30 @@ internal static unsafe class CpuLoops
 
     // The drivers run the operator's Vector256 form where it has one (each lane does exactly the
     // scalar operation), and the scalar form on the tail and on machines without AVX.
+    //
+    // Each IRange hands its fields to a static loop as arguments: read as fields of `this` (a
+    // reference into the fork-join closure), the pointers and the operator's scalars would be
+    // reloaded every iteration, since a store through y may alias them, and a broadcast such as
+    // AxpyOp's Vector256.Create(Alpha) would not be hoisted; as arguments they are registers.
     private readonly struct MapBody<TOp>(float* x, float* y, TOp op) : IRange
         where TOp : struct, IUnaryOp
     {
-        public void Run(int start, int end)
-        {
-            int i = start;
-            if (Vector256.IsHardwareAccelerated && op.Vectorizable)
-            {
-                for (; i <= end - 8; i += 8)
-                    op.Apply(Vector256.Load(x + i)).Store(y + i);
-            }
+        public void Run(int start, int end) => Map(x, y, start, end, op);
+    }
 
-            for (; i < end; i++)
-                y[i] = op.Apply(x[i]);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Map<TOp>(float* x, float* y, int start, int end, TOp op)
+        where TOp : struct, IUnaryOp
+    {
+        int i = start;
+        if (Vector256.IsHardwareAccelerated && op.Vectorizable)
+        {
+            for (; i <= end - 8; i += 8)
+                op.Apply(Vector256.Load(x + i)).Store(y + i);
         }
+
+        for (; i < end; i++)
+            y[i] = op.Apply(x[i]);
     }
 
     private readonly struct ZipBody<TOp>(float* a, float* b, float* y, TOp op) : IRange
@@ -182,29 +195,37 @@ internal static unsafe class CpuLoops
     private readonly struct BackwardBody<TOp>(float* x, float* dy, float* dx, TOp op) : IRange
         where TOp : struct, IActivationOp
     {
-        public void Run(int start, int end)
-        {
-            int i = start;
-            if (Vector256.IsHardwareAccelerated && op.Vectorizable)
-            {
-                // dy * f'(x), multiplied as the kernel does (so inf * 0 is NaN, -g * 0 is -0).
-                for (; i <= end - 8; i += 8)
-                    (Vector256.Load(dy + i) * op.Derivative(Vector256.Load(x + i))).Store(dx + i);
-            }
+        public void Run(int start, int end) => Backward(x, dy, dx, start, end, op);
+    }
 
-            for (; i < end; i++)
-                dx[i] = dy[i] * op.Derivative(x[i]);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Backward<TOp>(float* x, float* dy, float* dx, int start, int end, TOp op)
+        where TOp : struct, IActivationOp
+    {
+        int i = start;
+        if (Vector256.IsHardwareAccelerated && op.Vectorizable)
+        {
+            // dy * f'(x), multiplied as the kernel does (so inf * 0 is NaN, -g * 0 is -0).
+            for (; i <= end - 8; i += 8)
+                (Vector256.Load(dy + i) * op.Derivative(Vector256.Load(x + i))).Store(dx + i);
         }
+
+        for (; i < end; i++)
+            dx[i] = dy[i] * op.Derivative(x[i]);
     }
 
     private readonly struct EachBody<TBody>(TBody body) : IRange
         where TBody : struct, IElementBody
     {
-        public void Run(int start, int end)
-        {
-            for (int i = start; i < end; i++)
-                body.Run(i);
-        }
+        public void Run(int start, int end) => Each(body, start, end);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Each<TBody>(TBody body, int start, int end)
+        where TBody : struct, IElementBody
+    {
+        for (int i = start; i < end; i++)
+            body.Run(i);
     }
 
     private readonly struct BiasRowsBody(float* x, float* b, float* y, int f) : IRange

@@ -33,6 +33,13 @@ internal readonly struct ViewElements<T>(ArrayView<T> view) : IElements<T>
 internal readonly unsafe struct PtrElements<T>(T* p) : IElements<T>
     where T : unmanaged
 {
+    /// <summary>The host memory of a CPU-accelerator view (<see cref="CpuLoops.Ptr{T}"/>), so a launcher builds its body alike for both paths.</summary>
+    /// <param name="view">The view.</param>
+    public PtrElements(ArrayView<T> view)
+        : this(CpuLoops.Ptr(view))
+    {
+    }
+
     /// <inheritdoc/>
     public ref T this[int i]
     {
@@ -46,6 +53,11 @@ internal readonly unsafe struct PtrElements<T>(T* p) : IElements<T>
 /// <see cref="Elementwise.ForEachKernel{TBody}"/> on ILGPU (with views) and by
 /// <see cref="CpuLoops.ForEach{TBody}"/> on the managed path (with pointers), so both run one body.
 /// </summary>
+/// <remarks>
+/// CpuLoops.ForEach calls <see cref="Run"/> once per element: where the work per element is a few
+/// flops (an optimizer step), mark it <c>[MethodImpl(MethodImplOptions.AggressiveInlining)]</c>, or
+/// the JIT may leave a call in the loop (it did for SgdUpdate.StepBody, about twice the time).
+/// </remarks>
 internal interface IElementBody
 {
     /// <summary>Does the work of index i.</summary>

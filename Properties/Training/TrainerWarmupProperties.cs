@@ -53,7 +53,7 @@ public class TrainerWarmupProperties
         var (warmed, names, afterFit) = await WarmThenFit(KernelBackend.CpuAccelerator, model);
         Assert.True(warmed >= 8, $"only {warmed} kernels warmed: {string.Join(", ", names)}");
         Assert.True(warmed == afterFit, $"the first step loaded {afterFit - warmed} kernels the warm-up missed; warmed: {string.Join(", ", names)}");
-        Assert.Contains(names, n => n.StartsWith("AdamUpdate.", StringComparison.Ordinal));
+        Assert.Contains(names, n => n.Contains("AdamUpdate.", StringComparison.Ordinal));
         Assert.Contains(names, n => n.StartsWith("CrossEntropy.", StringComparison.Ordinal));
     }
 
@@ -65,7 +65,7 @@ public class TrainerWarmupProperties
         var (kernels, _, _) = await WarmThenFit(KernelBackend.CpuAccelerator, model);
         Assert.True(managed == afterFit, $"the first step loaded {afterFit - managed} kernels the warm-up missed");
         Assert.True(managed < kernels / 2, $"managed backend compiled {managed} kernels (the CPU accelerator {kernels}): {string.Join(", ", names)}");
-        Assert.DoesNotContain(names, n => n.StartsWith("AdamUpdate.", StringComparison.Ordinal) || n.StartsWith("Gemm.", StringComparison.Ordinal));
+        Assert.DoesNotContain(names, n => n.Contains("AdamUpdate.", StringComparison.Ordinal) || n.StartsWith("Gemm.", StringComparison.Ordinal));
     }
 
     [Fact]
