@@ -579,141 +579,69 @@ internal static class Reductions
         return (int)Math.Min((n + perPartial - 1) / perPartial, Math.Max(1, host.Launch.MaxReduceGroups));
     }
 
+    // The named reductions: an operator (ReductionOps.cs) run by one of the three generic
+    // launchers below. Every one overwrites result; flat ones take a scratch of at least
+    // ScratchLength elements in Deterministic mode (unused, possibly empty, in Atomic mode), and
+    // result must not overlap x or scratch. Rows and columns read x as a row-major (R, C) matrix.
+    // Max of an empty input throws (undefined, as in PyTorch); Mean of one is NaN (0/0).
+
     /// <summary>result[0] = Σ x (0 when x is empty).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (n).</param>
-    /// <param name="result">Output (1), overwritten; must not overlap x or scratch.</param>
-    /// <param name="scratch">At least <see cref="ScratchLength"/> elements in Deterministic mode; unused (may be empty) in Atomic mode.</param>
-    /// <param name="mode">Deterministic (default) or Atomic.</param>
     public static void Sum(KernelHost host, ArrayView<float> x, ArrayView<float> result, ArrayView<float> scratch, ReductionMode mode = ReductionMode.Deterministic) =>
         Flat(host, SumKernels, x, result, scratch, mode, nameof(Sum), emptyIsUndefined: false);
 
     /// <summary>result[0] = Σ x / n (NaN when x is empty, as PyTorch).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (n).</param>
-    /// <param name="result">Output (1), overwritten; must not overlap x or scratch.</param>
-    /// <param name="scratch">At least <see cref="ScratchLength"/> elements in Deterministic mode; unused (may be empty) in Atomic mode.</param>
-    /// <param name="mode">Deterministic (default) or Atomic.</param>
     public static void Mean(KernelHost host, ArrayView<float> x, ArrayView<float> result, ArrayView<float> scratch, ReductionMode mode = ReductionMode.Deterministic) =>
         Flat(host, MeanKernels, x, result, scratch, mode, nameof(Mean), emptyIsUndefined: false);
 
     /// <summary>result[0] = max x; NaN if any element is NaN (as PyTorch).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (n ≥ 1).</param>
-    /// <param name="result">Output (1), overwritten; must not overlap x or scratch.</param>
-    /// <param name="scratch">At least <see cref="ScratchLength"/> elements in Deterministic mode; unused (may be empty) in Atomic mode.</param>
-    /// <param name="mode">Deterministic (default) or Atomic. Max is exact, so both give the same bits.</param>
-    /// <exception cref="ArgumentException"><paramref name="x"/> is empty: the max of an empty tensor is undefined.</exception>
     public static void Max(KernelHost host, ArrayView<float> x, ArrayView<float> result, ArrayView<float> scratch, ReductionMode mode = ReductionMode.Deterministic) =>
         Flat(host, MaxKernels, x, result, scratch, mode, nameof(Max), emptyIsUndefined: true);
 
     /// <summary>result[0] = Σ x² (0 when x is empty).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (n).</param>
-    /// <param name="result">Output (1), overwritten; must not overlap x or scratch.</param>
-    /// <param name="scratch">At least <see cref="ScratchLength"/> elements in Deterministic mode; unused (may be empty) in Atomic mode.</param>
-    /// <param name="mode">Deterministic (default) or Atomic.</param>
     public static void SumOfSquares(KernelHost host, ArrayView<float> x, ArrayView<float> result, ArrayView<float> scratch, ReductionMode mode = ReductionMode.Deterministic) =>
         Flat(host, SumOfSquaresKernels, x, result, scratch, mode, nameof(SumOfSquares), emptyIsUndefined: false);
 
     /// <summary>result[0] = √(Σ x²) (0 when x is empty).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (n).</param>
-    /// <param name="result">Output (1), overwritten; must not overlap x or scratch.</param>
-    /// <param name="scratch">At least <see cref="ScratchLength"/> elements in Deterministic mode; unused (may be empty) in Atomic mode.</param>
-    /// <param name="mode">Deterministic (default) or Atomic.</param>
     public static void L2Norm(KernelHost host, ArrayView<float> x, ArrayView<float> result, ArrayView<float> scratch, ReductionMode mode = ReductionMode.Deterministic) =>
         Flat(host, L2NormKernels, x, result, scratch, mode, nameof(L2Norm), emptyIsUndefined: false);
 
     /// <summary>result[r] = Σ_c x[r, c] (0 for every row when C = 0).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Row-major (R, C) input.</param>
-    /// <param name="rows">R.</param>
-    /// <param name="cols">C.</param>
-    /// <param name="result">Output (R), overwritten.</param>
     public static void SumRows(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
         Rows(host, SumKernels, x, rows, cols, result, nameof(SumRows), emptyIsUndefined: false);
 
     /// <summary>result[r] = mean_c x[r, c] (NaN for every row when C = 0).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Row-major (R, C) input.</param>
-    /// <param name="rows">R.</param>
-    /// <param name="cols">C.</param>
-    /// <param name="result">Output (R), overwritten.</param>
     public static void MeanRows(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
         Rows(host, MeanKernels, x, rows, cols, result, nameof(MeanRows), emptyIsUndefined: false);
 
     /// <summary>result[r] = max_c x[r, c], NaN-propagating.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Row-major (R, C) input.</param>
-    /// <param name="rows">R.</param>
-    /// <param name="cols">C (at least 1 when R &gt; 0).</param>
-    /// <param name="result">Output (R), overwritten.</param>
-    /// <exception cref="ArgumentException">C = 0 and R &gt; 0: the max of an empty row is undefined.</exception>
     public static void MaxRows(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
         Rows(host, MaxKernels, x, rows, cols, result, nameof(MaxRows), emptyIsUndefined: true);
 
     /// <summary>result[r] = Σ_c x[r, c]².</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Row-major (R, C) input.</param>
-    /// <param name="rows">R.</param>
-    /// <param name="cols">C.</param>
-    /// <param name="result">Output (R), overwritten.</param>
     public static void SumOfSquaresRows(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
         Rows(host, SumOfSquaresKernels, x, rows, cols, result, nameof(SumOfSquaresRows), emptyIsUndefined: false);
 
     /// <summary>result[r] = √(Σ_c x[r, c]²).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Row-major (R, C) input.</param>
-    /// <param name="rows">R.</param>
-    /// <param name="cols">C.</param>
-    /// <param name="result">Output (R), overwritten.</param>
     public static void L2NormRows(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
         Rows(host, L2NormKernels, x, rows, cols, result, nameof(L2NormRows), emptyIsUndefined: false);
 
     /// <summary>result[c] = Σ_r x[r, c] (0 for every column when R = 0). BiasAdd's backward: dBias = SumColumns(dOut).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Row-major (R, C) input.</param>
-    /// <param name="rows">R.</param>
-    /// <param name="cols">C.</param>
-    /// <param name="result">Output (C), overwritten.</param>
     public static void SumColumns(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
         Columns(host, SumKernels, x, rows, cols, result, nameof(SumColumns), emptyIsUndefined: false);
 
     /// <summary>result[c] = mean_r x[r, c] (NaN for every column when R = 0).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Row-major (R, C) input.</param>
-    /// <param name="rows">R.</param>
-    /// <param name="cols">C.</param>
-    /// <param name="result">Output (C), overwritten.</param>
     public static void MeanColumns(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
         Columns(host, MeanKernels, x, rows, cols, result, nameof(MeanColumns), emptyIsUndefined: false);
 
     /// <summary>result[c] = max_r x[r, c], NaN-propagating.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Row-major (R, C) input.</param>
-    /// <param name="rows">R (at least 1 when C &gt; 0).</param>
-    /// <param name="cols">C.</param>
-    /// <param name="result">Output (C), overwritten.</param>
-    /// <exception cref="ArgumentException">R = 0 and C &gt; 0: the max of an empty column is undefined.</exception>
     public static void MaxColumns(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
         Columns(host, MaxKernels, x, rows, cols, result, nameof(MaxColumns), emptyIsUndefined: true);
 
     /// <summary>result[c] = Σ_r x[r, c]².</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Row-major (R, C) input.</param>
-    /// <param name="rows">R.</param>
-    /// <param name="cols">C.</param>
-    /// <param name="result">Output (C), overwritten.</param>
     public static void SumOfSquaresColumns(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
         Columns(host, SumOfSquaresKernels, x, rows, cols, result, nameof(SumOfSquaresColumns), emptyIsUndefined: false);
 
     /// <summary>result[c] = √(Σ_r x[r, c]²).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Row-major (R, C) input.</param>
-    /// <param name="rows">R.</param>
-    /// <param name="cols">C.</param>
-    /// <param name="result">Output (C), overwritten.</param>
     public static void L2NormColumns(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
         Columns(host, L2NormKernels, x, rows, cols, result, nameof(L2NormColumns), emptyIsUndefined: false);
 
