@@ -74,9 +74,10 @@ internal static unsafe class CpuLoops
     /// <param name="host">The host.</param>
     /// <param name="n">Length.</param>
     /// <param name="body">The body.</param>
-    internal static void ForEach<TBody>(KernelHost host, long n, TBody body)
+    /// <param name="grain">Elements per index (a row's width for a row body), as in <see cref="For{TBody}"/>.</param>
+    internal static void ForEach<TBody>(KernelHost host, long n, TBody body, int grain = 1)
         where TBody : struct, IElementBody =>
-        For(host, n, new EachBody<TBody>(body));
+        For(host, n, new EachBody<TBody>(body), grain);
 
     /// <summary>y = op(x) elementwise (Elementwise.MapKernel).</summary>
     /// <typeparam name="TOp">The operator.</typeparam>
