@@ -121,7 +121,7 @@ internal static unsafe class CpuLoops
         new Span<float>(Ptr(y), checked((int)y.Length)).Fill(value);
     }
 
-    /// <summary>y[r, j] = x[r, j] + b[j] over rows of width f (BiasAdd.ForwardKernel); also per-channel planes.</summary>
+    /// <summary>y[r, j] = x[r, j] + b[j] over rows of width f (BiasAdd.AddBody with S = 1).</summary>
     /// <param name="host">The host.</param>
     /// <param name="x">Input (rows * f).</param>
     /// <param name="b">Bias (f).</param>
@@ -130,7 +130,7 @@ internal static unsafe class CpuLoops
     internal static void BiasRows(KernelHost host, ArrayView<float> x, ArrayView<float> b, ArrayView<float> y, int f) =>
         For(host, y.Length / f, new BiasRowsBody(Ptr(x), Ptr(b), Ptr(y), f), f);
 
-    /// <summary>y[p, s] = x[p, s] + b[p % c] over planes of s (BiasAdd.ForwardChannelsKernel).</summary>
+    /// <summary>y[p, s] = x[p, s] + b[p % c] over planes of s (BiasAdd.AddBody).</summary>
     /// <param name="host">The host.</param>
     /// <param name="x">Input (n * c * s).</param>
     /// <param name="b">Bias (c).</param>
