@@ -2,58 +2,24 @@ using IlgpuTrain.Kernels.Runtime;
 
 namespace IlgpuTrain.Kernels;
 
-// Bias add: a bias vector broadcast over the rows of a row-major matrix.
+// Bias add: a bias vector broadcast over the rows of a row-major matrix, or over the channels of NCHW.
 //
-//   y[n, f] = x[n, f] + b[f]       x (N,F), b (F), y (N,F)
-//   reads 4 B of x per element plus b (F floats, re-read from cache), writes 4 B per element
-//
-// y may alias x (in-place): each element is read and written by the same thread. On the CPU
-// accelerator the launchers run CpuLoops (row by row, x + b in the kernel's order: bitwise equal).
+//   y[n, f] = x[n, f] + b[f]          Forward: x (N,F), b (F), y (N,F)
 //   y[n, c, s] = x[n, c, s] + b[c]    ForwardChannels: x (N,C,S) with S = H*W, a per-channel bias (convolutions)
+//   reads 4 B of x per element plus b (re-read from cache), writes 4 B per element
+//
+// Both are one element body, y[i] = x[i] + b[(i / S) mod C] (Forward is S = 1, C = F), run by the
+// ILGPU row driver. On the CPU accelerator the launchers run CpuLoops instead (row by row or plane
+// by plane, Vector256, x + b as the body: bitwise equal). y may alias x (in-place): each element is
+// read and written by the same thread.
 //
 // Backward: dx = dy (nothing to compute; pass dy on) and db[f] = sum over n of dy[n, f], the column
 // sum of dy, which the Reductions kernels provide. Neither is computed here.
 
-/// <summary>Bias add over the rows of a matrix: ILGPU kernel and checked launcher.</summary>
+/// <summary>Bias add over the rows of a matrix or the channels of NCHW: element body and checked launchers.</summary>
 internal static class BiasAdd
 {
-    // ---------------------------------------------------------------- ILGPU kernels
-
-    /// <summary>Kernel: y[i] = x[i] + b[i mod F] over the N*F elements of y, grid-stride.</summary>
-    /// <param name="x">Input (N,F).</param>
-    /// <param name="b">Bias (F).</param>
-    /// <param name="y">Output (N,F).</param>
-    /// <param name="f">Features F (at least 1).</param>
-    public static void ForwardKernel(ArrayView<float> x, ArrayView<float> b, ArrayView<float> y, int f)
-    {
-        int total = y.IntLength;
-        // Grid and Group reads are thread-local on the CPU accelerator: read them once.
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
-            y[i] = x[i] + b[i % f];
-    }
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>> ForwardDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ForwardKernel);
-
-    /// <summary>Kernel: y[i] = x[i] + b[(i / S) mod C] over the N*C*S elements of y, grid-stride.</summary>
-    /// <param name="x">Input (N,C,S).</param>
-    /// <param name="b">Bias (C).</param>
-    /// <param name="y">Output (N,C,S).</param>
-    /// <param name="c">Channels C (at least 1).</param>
-    /// <param name="s">Inner size S (at least 1).</param>
-    public static void ForwardChannelsKernel(ArrayView<float> x, ArrayView<float> b, ArrayView<float> y, int c, int s)
-    {
-        int total = y.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
-            y[i] = x[i] + b[(i / s) % c];
-    }
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>> ForwardChannelsDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(ForwardChannelsKernel);
-
-    // ---------------------------------------------------------------- launchers
+    private static readonly ForEachDef<AddBody<ViewElements<float>>> AddDef = new();
 
     /// <summary>y[n, f] = x[n, f] + b[f]. y may alias x.</summary>
     /// <param name="host">Where to run.</param>
@@ -64,25 +30,9 @@ internal static class BiasAdd
     /// <param name="f">Features F.</param>
     public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> b, ArrayView<float> y, int n, int f)
     {
-        ArgumentNullException.ThrowIfNull(host);
         const string op = nameof(BiasAdd) + "." + nameof(Forward);
-        Check.Dimension(op, n, nameof(n));
         Check.Dimension(op, f, nameof(f));
-        long total = (long)n * f;
-        string shape = $"(N, F) = ({n}, {f})";
-        Check.Length(op, x, nameof(x), total, shape);
-        Check.Length(op, b, nameof(b), f, $"(F) = ({f})");
-        Check.Length(op, y, nameof(y), total, shape);
-        Check.Fits32(op, y, nameof(y));
-        if (total == 0)
-            return;
-        if (host.RunsManaged)
-        {
-            CpuLoops.BiasRows(host, x, b, y, f);
-            return;
-        }
-
-        host.Load(ForwardDef)(host.Stream, host.Launch.GridStride(total), x, b, y, f);
+        Add(host, op, x, b, y, n, f, 1, $"(N, F) = ({n}, {f})", $"(F) = ({f})");
     }
 
     /// <summary>y[n, c, s] = x[n, c, s] + b[c] for x (N, C, S): a per-channel bias over NCHW with S = H*W. y may alias x.</summary>
@@ -95,25 +45,37 @@ internal static class BiasAdd
     /// <param name="s">Inner size S.</param>
     public static void ForwardChannels(KernelHost host, ArrayView<float> x, ArrayView<float> b, ArrayView<float> y, int n, int c, int s)
     {
-        ArgumentNullException.ThrowIfNull(host);
         const string op = nameof(BiasAdd) + "." + nameof(ForwardChannels);
-        Check.Dimension(op, n, nameof(n));
         Check.Dimension(op, c, nameof(c));
         Check.Dimension(op, s, nameof(s));
+        Add(host, op, x, b, y, n, c, s, $"(N, C, S) = ({n}, {c}, {s})", $"(C) = ({c})");
+    }
+
+    // y[i] = x[i] + b[(i / s) % c] over x (N, C, S), after the checks both launchers share.
+    private static void Add(KernelHost host, string op, ArrayView<float> x, ArrayView<float> b, ArrayView<float> y, int n, int c, int s, string shape, string biasShape)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        Check.Dimension(op, n, nameof(n));
         long total = (long)n * c * s;
-        string shape = $"(N, C, S) = ({n}, {c}, {s})";
         Check.Length(op, x, nameof(x), total, shape);
-        Check.Length(op, b, nameof(b), c, $"(C) = ({c})");
+        Check.Length(op, b, nameof(b), c, biasShape);
         Check.Length(op, y, nameof(y), total, shape);
         Check.Fits32(op, y, nameof(y));
         if (total == 0)
             return;
-        if (host.RunsManaged)
-        {
+        if (!host.RunsManaged)
+            AddDef.Launch(host, y.IntLength, new(new(x), new(b), new(y), c, s));
+        else if (s == 1)
+            CpuLoops.BiasRows(host, x, b, y, c);
+        else
             CpuLoops.BiasPlanes(host, x, b, y, c, s);
-            return;
-        }
+    }
 
-        host.Load(ForwardChannelsDef)(host.Stream, host.Launch.GridStride(total), x, b, y, c, s);
+    // y[i] = x[i] + b[(i / s) % c]: each element is read and written by the same thread.
+    internal readonly struct AddBody<TF>(TF x, TF b, TF y, int c, int s) : IElementBody
+        where TF : struct, IElements<float>
+    {
+        // S = 1 (every Forward launch, uniform across threads) skips an integer division per element.
+        public void Run(int i) => y[i] = x[i] + b[(s == 1 ? i : i / s) % c];
     }
 }

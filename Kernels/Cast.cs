@@ -26,7 +26,7 @@ namespace IlgpuTrain.Kernels;
 //
 // Mixed-precision backward: the gradient of a cast is the opposite cast of dy.
 
-/// <summary>float32 to binary16 and back: ILGPU kernels and checked launchers.</summary>
+/// <summary>float32 to binary16 and back: bit routines, element bodies, managed loops and checked launchers.</summary>
 internal static class Cast
 {
     // ---------------------------------------------------------------- device functions
@@ -102,36 +102,28 @@ internal static class Cast
         return sign | (exponent << 23) | ((m & 0x3FFu) << 13);
     }
 
-    // ---------------------------------------------------------------- ILGPU kernels
+    // ---------------------------------------------------------------- ILGPU element bodies
+    // Run by the row driver (Runtime/RowDrivers.cs). The managed side is ToHalfBody / ToFloatBody
+    // below: Vector256 forms of the same bit routines, which their scalar tails call.
 
-    /// <summary>Kernel: y[i] = half(x[i]), round to nearest even, grid-stride.</summary>
-    /// <param name="x">Input.</param>
-    /// <param name="y">Output.</param>
-    public static void ToHalfKernel(ArrayView<float> x, ArrayView<Half> y)
+    private static readonly ForEachDef<ToHalfElements<ViewElements<float>, ViewElements<Half>>> ToHalfDef = new();
+    private static readonly ForEachDef<ToFloatElements<ViewElements<Half>, ViewElements<float>>> ToFloatDef = new();
+
+    // y[i] = half(x[i]), round to nearest even.
+    internal readonly struct ToHalfElements<TF, TH>(TF x, TH y) : IElementBody
+        where TF : struct, IElements<float>
+        where TH : struct, IElements<Half>
     {
-        int n = y.IntLength;
-        // Grid and Group reads are thread-local on the CPU accelerator: read them once.
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-            y[i] = FloatToHalf(x[i]);
+        public void Run(int i) => y[i] = FloatToHalf(x[i]);
     }
 
-    /// <summary>Kernel: y[i] = float(x[i]), grid-stride.</summary>
-    /// <param name="x">Input.</param>
-    /// <param name="y">Output.</param>
-    public static void ToFloatKernel(ArrayView<Half> x, ArrayView<float> y)
+    // y[i] = float(x[i]).
+    internal readonly struct ToFloatElements<TH, TF>(TH x, TF y) : IElementBody
+        where TH : struct, IElements<Half>
+        where TF : struct, IElements<float>
     {
-        int n = y.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-            y[i] = HalfToFloat(x[i]);
+        public void Run(int i) => y[i] = HalfToFloat(x[i]);
     }
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<Half>>> ToHalfDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<Half>>(ToHalfKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<Half>, ArrayView<float>>> ToFloatDef =
-        KernelDef.Of<ArrayView<Half>, ArrayView<float>>(ToFloatKernel);
 
     // ---------------------------------------------------------------- launchers
 
@@ -151,7 +143,7 @@ internal static class Cast
             return;
         }
 
-        host.Load(ToHalfDef)(host.Stream, host.Launch.GridStride(y.Length), x, y);
+        ToHalfDef.Launch(host, y.IntLength, new(new(x), new(y)));
     }
 
     /// <summary>y = float(x), exact.</summary>
@@ -170,7 +162,7 @@ internal static class Cast
             return;
         }
 
-        host.Load(ToFloatDef)(host.Stream, host.Launch.GridStride(y.Length), x, y);
+        ToFloatDef.Launch(host, y.IntLength, new(new(x), new(y)));
     }
 
     // ---------------------------------------------------------------- managed CPU paths

@@ -100,83 +100,102 @@ internal static class CrossEntropy
         }
     }
 
-    // ---------------------------------------------------------------- ILGPU kernels
+    // ---------------------------------------------------------------- the row bodies, once
+    // Each is run by the row drivers (Runtime/RowDrivers.cs): Elementwise.ForEachKernel over views,
+    // CpuLoops.ForEach over host pointers, so both paths do the same float operations in order.
+    // The serial finishes (Reduce, MeanScale) are bodies of one index: thread 0 does all the work,
+    // so the result is the same for every launch shape.
 
-    /// <summary>Kernel: per-row smoothed cross-entropy losses, one thread per row, grid-stride over rows.</summary>
-    /// <param name="logits">Logits (N, C).</param>
-    /// <param name="targets">Class indices (N).</param>
-    /// <param name="losses">Per-row losses (N).</param>
-    /// <param name="errors">Empty, or one counter incremented (atomically) once per out-of-range target.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="t">Target weights, C and ignore_index.</param>
-    public static void ForwardKernel(ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> losses, ArrayView<int> errors, int n, SmoothedOneHot t)
+    private static readonly ForEachDef<ForwardBody<ViewElements<float>, ViewElements<int>>> ForwardDef = new();
+    private static readonly ForEachDef<ReduceBody<ViewElements<float>, ViewElements<int>>> ReduceDef = new();
+    private static readonly ForEachDef<MeanScaleBody<ViewElements<float>, ViewElements<int>>> MeanScaleDef = new();
+    private static readonly ForEachDef<BackwardBody<ViewElements<float>, ViewElements<int>>> BackwardDef = new();
+    private static readonly ForEachDef<SmoothedTargetsBody<ViewElements<float>, ViewElements<int>>> SmoothedTargetsDef = new();
+
+    // losses[i] = the smoothed loss of row i; 0 for an ignored row, NaN for an out-of-range target
+    // (counted, atomically, into errors[0] when countErrors is 1). For a target y in [0, C):
+    // (on - off) nll_y + off sum_k nll_k, nll_k = lse - (x_k - m), with the row max m subtracted
+    // before exp for stability; sum_k nll_k = C lse + sum_k (m - x_k).
+    internal readonly struct ForwardBody<TF, TI>(TF logits, TI targets, TF losses, TI errors, int countErrors, SmoothedOneHot t) : IElementBody
+        where TF : struct, IElements<float>
+        where TI : struct, IElements<int>
     {
-        int c = t.Classes;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        public void Run(int i)
         {
+            int c = t.Classes;
             int y = targets[i];
             if (y == t.IgnoreIndex)
             {
                 losses[i] = 0f;
-                continue;
+                return;
             }
 
             if (y < 0 || y >= c)
             {
                 losses[i] = float.NaN;
-                if (errors.Length > 0)
+                if (countErrors != 0)
                     Atomic.Add(ref errors[0], 1);
-                continue;
+                return;
             }
 
-            losses[i] = RowLoss(new ViewElements<float>(logits), i * c, y, t);
+            int o = i * c;
+            float m = SoftmaxRow.Max(logits, o, c);
+            float s = 0f;
+            float gap = 0f;
+            for (int k = 0; k < c; k++)
+            {
+                float d = m - logits[o + k];
+                s += XMath.Exp(-d);
+                gap += d;
+            }
+
+            float lse = XMath.Log(s);
+            float nll = lse + (m - logits[o + y]);
+            float allNll = (c * lse) + gap;
+            losses[i] = ((t.On - t.Off) * nll) + (t.Off * allNll);
         }
     }
 
-    /// <summary>
-    /// Kernel: loss[0] = sum of losses (Kahan-compensated, index order), divided by the number of
-    /// non-ignored rows when <paramref name="divideByCount"/> is 1. Thread 0 does all the work, so
-    /// the result is the same for every launch shape.
-    /// </summary>
-    /// <param name="losses">Per-row losses (N).</param>
-    /// <param name="targets">Class indices (N).</param>
-    /// <param name="loss">The reduced loss (1).</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="ignoreIndex">Target value of ignored rows.</param>
-    /// <param name="divideByCount">1 for Mean, 0 for Sum.</param>
-    public static void ReduceKernel(ArrayView<float> losses, ArrayView<int> targets, ArrayView<float> loss, int n, int ignoreIndex, int divideByCount)
+    // loss[0] = the sum of the N losses in index order, Kahan-compensated, divided by the
+    // non-ignored rows when mean is 1 (Mean of nothing is 0/0 = NaN, as PyTorch). Index 0 only.
+    internal readonly struct ReduceBody<TF, TI>(TF losses, TI targets, TF loss, int n, int ignoreIndex, int mean) : IElementBody
+        where TF : struct, IElements<float>
+        where TI : struct, IElements<int>
     {
-        if (Grid.GlobalIndex.X == 0)
-            loss[0] = Reduce(new ViewElements<float>(losses), new ViewElements<int>(targets), n, ignoreIndex, divideByCount != 0);
-    }
-
-    /// <summary>Kernel: scale[0] = dLoss[0] / (number of non-ignored rows), the Mean gradient of every row. Thread 0 only.</summary>
-    /// <param name="targets">Class indices (N).</param>
-    /// <param name="dLoss">Upstream gradient of the mean loss (1).</param>
-    /// <param name="scale">Output (1).</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="ignoreIndex">Target value of ignored rows.</param>
-    public static void MeanScaleKernel(ArrayView<int> targets, ArrayView<float> dLoss, ArrayView<float> scale, int n, int ignoreIndex)
-    {
-        if (Grid.GlobalIndex.X == 0)
-            scale[0] = dLoss[0] / Kept(new ViewElements<int>(targets), n, ignoreIndex);
-    }
-
-    /// <summary>Kernel: dlogits[i, k] = (softmax(x_i)_k - t[i, k]) * g[i * gStride], one thread per row.</summary>
-    /// <param name="logits">Logits (N, C).</param>
-    /// <param name="targets">Class indices (N).</param>
-    /// <param name="g">Row gradient scales: one shared value (gStride 0) or one per row (gStride 1).</param>
-    /// <param name="gStride">0 or 1.</param>
-    /// <param name="dlogits">Gradient (N, C), overwritten; may alias logits.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="t">Target weights, C and ignore_index.</param>
-    public static void BackwardKernel(ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> g, int gStride, ArrayView<float> dlogits, int n, SmoothedOneHot t)
-    {
-        int c = t.Classes;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        public void Run(int i)
         {
+            float sum = 0f;
+            float compensation = 0f;
+            for (int k = 0; k < n; k++)
+            {
+                float v = losses[k] - compensation;
+                float next = sum + v;
+                compensation = (next - sum) - v;
+                sum = next;
+            }
+
+            loss[0] = mean != 0 ? sum / Kept(targets, n, ignoreIndex) : sum;
+        }
+    }
+
+    // scale[0] = dLoss[0] / (number of non-ignored rows), the Mean gradient of every row. Index 0 only.
+    internal readonly struct MeanScaleBody<TF, TI>(TI targets, TF dLoss, TF scale, int n, int ignoreIndex) : IElementBody
+        where TF : struct, IElements<float>
+        where TI : struct, IElements<int>
+    {
+        public void Run(int i) => scale[0] = dLoss[0] / Kept(targets, n, ignoreIndex);
+    }
+
+    // dlogits[i, k] = (softmax(x_i)_k - t[i, k]) * g[i * gStride] (g: one shared scale, gStride 0,
+    // or one per row, gStride 1); 0 for an ignored row, NaN for an out-of-range target. dlogits may
+    // alias logits (each x_k is read before dx_k is written).
+    internal readonly struct BackwardBody<TF, TI>(TF logits, TI targets, TF g, int gStride, TF dlogits, SmoothedOneHot t) : IElementBody
+        where TF : struct, IElements<float>
+        where TI : struct, IElements<int>
+    {
+        public void Run(int i)
+        {
+            int c = t.Classes;
             int o = i * c;
             int y = targets[i];
             if (y == t.IgnoreIndex || y < 0 || y >= c)
@@ -184,70 +203,35 @@ internal static class CrossEntropy
                 float fill = y == t.IgnoreIndex ? 0f : float.NaN;
                 for (int k = 0; k < c; k++)
                     dlogits[o + k] = fill;
-                continue;
+                return;
             }
 
-            RowGradient(new ViewElements<float>(logits), new ViewElements<float>(dlogits), o, y, g[i * gStride], t);
+            float scale = g[i * gStride];
+            float m = SoftmaxRow.Max(logits, o, c);
+            float inv = 1f / SoftmaxRow.SumExp(logits, o, c, m);
+            for (int k = 0; k < c; k++)
+            {
+                float p = XMath.Exp(logits[o + k] - m) * inv;
+                dlogits[o + k] = (p - (k == y ? t.On : t.Off)) * scale;
+            }
         }
     }
 
-    // ---------------------------------------------------------------- one row, for the kernels and the managed loops
-
-    // The smoothed loss of the row at o with target y in [0, C):
-    // (on - off) nll_y + off sum_k nll_k, nll_k = lse - (x_k - m), with the row max m subtracted
-    // before exp for stability; sum_k nll_k = C lse + sum_k (m - x_k).
-    private static float RowLoss<TF>(TF logits, int o, int y, SmoothedOneHot t)
-        where TF : struct, IElements<float>
-    {
-        int c = t.Classes;
-        float m = SoftmaxRow.Max(logits, o, c);
-        float s = 0f;
-        float gap = 0f;
-        for (int k = 0; k < c; k++)
-        {
-            float d = m - logits[o + k];
-            s += XMath.Exp(-d);
-            gap += d;
-        }
-
-        float lse = XMath.Log(s);
-        float nll = lse + (m - logits[o + y]);
-        float allNll = (c * lse) + gap;
-        return ((t.On - t.Off) * nll) + (t.Off * allNll);
-    }
-
-    // dx[o + k] = (softmax(x)_k - t_k) * g for the row at o with target y in [0, C); dx may alias x
-    // (each x_k is read before dx_k is written).
-    private static void RowGradient<TF>(TF logits, TF dlogits, int o, int y, float g, SmoothedOneHot t)
-        where TF : struct, IElements<float>
-    {
-        int c = t.Classes;
-        float m = SoftmaxRow.Max(logits, o, c);
-        float inv = 1f / SoftmaxRow.SumExp(logits, o, c, m);
-        for (int k = 0; k < c; k++)
-        {
-            float p = XMath.Exp(logits[o + k] - m) * inv;
-            dlogits[o + k] = (p - (k == y ? t.On : t.Off)) * g;
-        }
-    }
-
-    // The sum of the N losses in index order, Kahan-compensated, divided by the non-ignored rows
-    // when mean (Mean of nothing is 0/0 = NaN, as PyTorch).
-    private static float Reduce<TF, TI>(TF losses, TI targets, int n, int ignoreIndex, bool mean)
+    // Row i of the smoothed targets: zeros for an ignored row, NaN for an out-of-range target.
+    internal readonly struct SmoothedTargetsBody<TF, TI>(TI targets, TF smoothed, SmoothedOneHot t) : IElementBody
         where TF : struct, IElements<float>
         where TI : struct, IElements<int>
     {
-        float sum = 0f;
-        float compensation = 0f;
-        for (int i = 0; i < n; i++)
+        public void Run(int i)
         {
-            float v = losses[i] - compensation;
-            float next = sum + v;
-            compensation = (next - sum) - v;
-            sum = next;
+            int c = t.Classes;
+            int o = i * c;
+            int y = targets[i];
+            bool ignored = y == t.IgnoreIndex;
+            bool valid = y >= 0 && y < c;
+            for (int k = 0; k < c; k++)
+                smoothed[o + k] = ignored ? 0f : !valid ? float.NaN : k == y ? t.On : t.Off;
         }
-
-        return mean ? sum / Kept(targets, n, ignoreIndex) : sum;
     }
 
     // The number of rows whose target is not ignore_index.
@@ -263,44 +247,6 @@ internal static class CrossEntropy
 
         return kept;
     }
-
-    /// <summary>Kernel: one row of smoothed targets per thread (zeros for ignored rows, NaN for out-of-range targets).</summary>
-    /// <param name="targets">Class indices (N).</param>
-    /// <param name="smoothed">Smoothed targets (N, C).</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="t">Target weights, C and ignore_index.</param>
-    public static void SmoothedTargetsKernel(ArrayView<int> targets, ArrayView<float> smoothed, int n, SmoothedOneHot t)
-    {
-        int c = t.Classes;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-        {
-            int o = i * c;
-            int y = targets[i];
-            bool ignored = y == t.IgnoreIndex;
-            bool valid = y >= 0 && y < c;
-            for (int k = 0; k < c; k++)
-                smoothed[o + k] = ignored ? 0f : !valid ? float.NaN : k == y ? t.On : t.Off;
-        }
-    }
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, SmoothedOneHot>> ForwardDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, SmoothedOneHot>(ForwardKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>> ReduceDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>(ReduceKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int>> MeanScaleDef =
-        KernelDef.Of<ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int>(MeanScaleKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, ArrayView<float>, int, SmoothedOneHot>> BackwardDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<int>, ArrayView<float>, int, ArrayView<float>, int, SmoothedOneHot>(BackwardKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<float>, int, SmoothedOneHot>> SmoothedTargetsDef =
-        KernelDef.Of<ArrayView<int>, ArrayView<float>, int, SmoothedOneHot>(SmoothedTargetsKernel);
-
-    // A single thread: the serial finish kernels do all their work in thread 0.
-    private static readonly KernelConfig SingleThread = new(1, 1);
 
     // ---------------------------------------------------------------- launchers
 
@@ -333,17 +279,22 @@ internal static class CrossEntropy
         if (errors.Length > 1)
             throw new ArgumentException($"{op}: errors has {errors.Length} elements but the error counter is empty (not counted) or 1 element.", nameof(errors));
 
+        int mean = options.Reduction == LossReduction.Mean ? 1 : 0;
         if (host.RunsManaged)
         {
-            ForwardManaged(host, logits, targets, losses, loss, errors, n, t, options);
+            var (pl, pt) = (PtrElements.Of(losses), PtrElements.Of(targets));
+            if (n > 0)
+                CpuLoops.ForEach(host, n, new ForwardBody<PtrElements<float>, PtrElements<int>>(PtrElements.Of(logits), pt, pl, PtrElements.Of(errors), errors.IntLength, t), c);
+            if (options.Reduction != LossReduction.None)
+                CpuLoops.ForEach(host, 1, new ReduceBody<PtrElements<float>, PtrElements<int>>(pl, pt, PtrElements.Of(loss), n, options.IgnoreIndex, mean));
             return;
         }
 
         if (n > 0)
-            host.Load(ForwardDef)(host.Stream, host.Launch.GridStride(n), logits, targets, losses, errors, n, t);
+            ForwardDef.Launch(host, n, new(new(logits), new(targets), new(losses), new(errors), errors.IntLength, t));
         // The scalar is written even for N = 0: Sum of nothing is 0 and Mean of nothing is NaN, as PyTorch.
         if (options.Reduction != LossReduction.None)
-            host.Load(ReduceDef)(host.Stream, SingleThread, losses, targets, loss, n, options.IgnoreIndex, options.Reduction == LossReduction.Mean ? 1 : 0);
+            ReduceDef.Launch(host, 1, new(new(losses), new(targets), new(loss), n, options.IgnoreIndex, mean));
     }
 
     /// <summary>
@@ -373,21 +324,21 @@ internal static class CrossEntropy
         Check.AtLeast(op, scratch, nameof(scratch), BackwardScratchLength(options.Reduction), $"reduction {options.Reduction} (BackwardScratchLength)");
         if (n == 0)
             return;
+        bool mean = options.Reduction == LossReduction.Mean;
+        var g = mean ? scratch.SubView(0, 1) : dLoss;
+        int gStride = options.Reduction == LossReduction.None ? 1 : 0;
         if (host.RunsManaged)
         {
-            BackwardManaged(host, logits, targets, dLoss, dlogits, n, t, options);
+            var pt = PtrElements.Of(targets);
+            if (mean)
+                CpuLoops.ForEach(host, 1, new MeanScaleBody<PtrElements<float>, PtrElements<int>>(pt, PtrElements.Of(dLoss), PtrElements.Of(g), n, options.IgnoreIndex));
+            CpuLoops.ForEach(host, n, new BackwardBody<PtrElements<float>, PtrElements<int>>(PtrElements.Of(logits), pt, PtrElements.Of(g), gStride, PtrElements.Of(dlogits), t), c);
             return;
         }
 
-        var g = dLoss;
-        if (options.Reduction == LossReduction.Mean)
-        {
-            g = scratch.SubView(0, 1);
-            host.Load(MeanScaleDef)(host.Stream, SingleThread, targets, dLoss, g, n, options.IgnoreIndex);
-        }
-
-        int gStride = options.Reduction == LossReduction.None ? 1 : 0;
-        host.Load(BackwardDef)(host.Stream, host.Launch.GridStride(n), logits, targets, g, gStride, dlogits, n, t);
+        if (mean)
+            MeanScaleDef.Launch(host, 1, new(new(targets), new(dLoss), new(g), n, options.IgnoreIndex));
+        BackwardDef.Launch(host, n, new(new(logits), new(targets), new(g), gStride, new(dlogits), t));
     }
 
     /// <summary>
@@ -414,91 +365,10 @@ internal static class CrossEntropy
         Check.Fits32(op, smoothed, nameof(smoothed));
         if (n == 0)
             return;
-        host.Load(SmoothedTargetsDef)(host.Stream, host.Launch.GridStride(n), targets, smoothed, n, t);
-    }
-
-    // ---------------------------------------------------------------- managed CPU-accelerator paths
-    //
-    // The same float operations per row, in the same order, as ForwardKernel/ReduceKernel and
-    // MeanScaleKernel/BackwardKernel (XMath is the very code the CPU accelerator runs), so the
-    // results are bitwise equal; each launcher's kernels become one managed call.
-
-    private static unsafe void ForwardManaged(KernelHost host, ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> losses, ArrayView<float> loss, ArrayView<int> errors, int n, SmoothedOneHot t, CrossEntropyOptions options)
-    {
-        host.Stream.Synchronize();
-        float* px = CpuLoops.Ptr(logits), pl = CpuLoops.Ptr(losses);
-        int* py = CpuLoops.Ptr(targets), pe = CpuLoops.Ptr(errors);
-        if (n > 0)
-            CpuLoops.For(host, n, new ForwardRows(px, py, pl, pe, t), t.Classes);
-        if (options.Reduction == LossReduction.None)
-            return;
-
-        CpuLoops.Ptr(loss)[0] = Reduce(new PtrElements<float>(pl), new PtrElements<int>(py), n, options.IgnoreIndex, options.Reduction == LossReduction.Mean);
-    }
-
-    private static unsafe void BackwardManaged(KernelHost host, ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> dLoss, ArrayView<float> dlogits, int n, SmoothedOneHot t, CrossEntropyOptions options)
-    {
-        host.Stream.Synchronize();
-        int* py = CpuLoops.Ptr(targets);
-        float* g = CpuLoops.Ptr(dLoss);
-        float mean = 0f;
-        if (options.Reduction == LossReduction.Mean)
-        {
-            mean = g[0] / Kept(new PtrElements<int>(py), n, options.IgnoreIndex);
-            g = &mean;
-        }
-
-        int gStride = options.Reduction == LossReduction.None ? 1 : 0;
-        CpuLoops.For(host, n, new BackwardRows(CpuLoops.Ptr(logits), py, g, gStride, CpuLoops.Ptr(dlogits), t), t.Classes);
-    }
-
-    private readonly unsafe struct ForwardRows(float* logits, int* targets, float* losses, int* errors, SmoothedOneHot t) : CpuLoops.IRange
-    {
-        public void Run(int start, int end)
-        {
-            int c = t.Classes;
-            for (int i = start; i < end; i++)
-            {
-                int y = targets[i];
-                if (y == t.IgnoreIndex)
-                {
-                    losses[i] = 0f;
-                    continue;
-                }
-
-                if (y < 0 || y >= c)
-                {
-                    losses[i] = float.NaN;
-                    if (errors != null)
-                        Interlocked.Increment(ref errors[0]);
-                    continue;
-                }
-
-                losses[i] = RowLoss(new PtrElements<float>(logits), i * c, y, t);
-            }
-        }
-    }
-
-    private readonly unsafe struct BackwardRows(float* logits, int* targets, float* g, int gStride, float* dlogits, SmoothedOneHot t) : CpuLoops.IRange
-    {
-        public void Run(int start, int end)
-        {
-            int c = t.Classes;
-            for (int i = start; i < end; i++)
-            {
-                int o = i * c;
-                int y = targets[i];
-                if (y == t.IgnoreIndex || y < 0 || y >= c)
-                {
-                    float fill = y == t.IgnoreIndex ? 0f : float.NaN;
-                    for (int k = 0; k < c; k++)
-                        dlogits[o + k] = fill;
-                    continue;
-                }
-
-                RowGradient(new PtrElements<float>(logits), new PtrElements<float>(dlogits), o, y, g[i * gStride], t);
-            }
-        }
+        if (host.RunsManaged)
+            CpuLoops.ForEach(host, n, new SmoothedTargetsBody<PtrElements<float>, PtrElements<int>>(PtrElements.Of(targets), PtrElements.Of(smoothed), t), c);
+        else
+            SmoothedTargetsDef.Launch(host, n, new(new(targets), new(smoothed), t));
     }
 
     private static SmoothedOneHot CheckRows(KernelHost host, string op, ArrayView<float> logits, ArrayView<int> targets, string logitsName, int n, int c, CrossEntropyOptions options)

@@ -24,23 +24,26 @@ namespace IlgpuTrain.Kernels;
 // reduce each run of equal indices in order, O(N log N + N D), still deterministic. Float atomics
 // would be O(N D) but not deterministic. Backward OVERWRITES dW.
 
-/// <summary>Embedding lookup and its deterministic scatter-add backward: kernels and checked launchers.</summary>
+/// <summary>Embedding lookup and its deterministic scatter-add backward: element bodies and checked launchers.</summary>
 internal static class Embedding
 {
     /// <summary>Length of the error flag the forward writes: [count of out-of-range indices, N - first such position (0 when none)].</summary>
     public const int ErrorsLength = 2;
 
-    // ---------------------------------------------------------------- ILGPU kernels
+    // ---------------------------------------------------------------- the element bodies, once
+    // Run by the drivers of Runtime/RowDrivers.cs: Elementwise.ForEachKernel over views and
+    // CpuLoops.ForEach over host pointers (ILGPU's Atomic runs as interlocked operations there).
 
-    /// <summary>Kernel: counts indices outside [0, V) into errors[0] and keeps N - (first such position) in errors[1].</summary>
-    /// <param name="indices">Indices (N).</param>
-    /// <param name="errors">The flag (2), zeroed before the launch.</param>
-    /// <param name="v">Vocabulary size V.</param>
-    public static void CheckKernel(ArrayView<int> indices, ArrayView<int> errors, int v)
+    private static readonly ForEachDef<CheckBody<ViewElements<int>>> CheckDef = new();
+    private static readonly ForEachDef<ForwardBody<ViewElements<float>, ViewElements<int>>> ForwardDef = new();
+    private static readonly ForEachDef<BackwardBody<ViewElements<float>, ViewElements<int>>> BackwardDef = new();
+
+    // Index i of N: when outside [0, V), counted into errors[0], and errors[1] keeps the largest N - i
+    // (so N - the first such position). errors is zeroed before the launch.
+    internal readonly struct CheckBody<TI>(TI indices, TI errors, int n, int v) : IElementBody
+        where TI : struct, IElements<int>
     {
-        int n = indices.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        public void Run(int i)
         {
             int k = indices[i];
             if (k < 0 || k >= v)
@@ -51,17 +54,12 @@ internal static class Embedding
         }
     }
 
-    /// <summary>Kernel: y[e] = W[indices[e / D], e % D], NaN for an out-of-range index; grid-stride over N D.</summary>
-    /// <param name="indices">Indices (N).</param>
-    /// <param name="weight">W (V, D).</param>
-    /// <param name="y">Output (N, D).</param>
-    /// <param name="v">V.</param>
-    /// <param name="d">D (at least 1).</param>
-    public static void ForwardKernel(ArrayView<int> indices, ArrayView<float> weight, ArrayView<float> y, int v, int d)
+    // y[e] = W[indices[e / D], e % D], NaN for an out-of-range index.
+    internal readonly struct ForwardBody<TF, TI>(TI indices, TF weight, TF y, int v, int d) : IElementBody
+        where TF : struct, IElements<float>
+        where TI : struct, IElements<int>
     {
-        int total = y.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int e = Grid.GlobalIndex.X; e < total; e += stride)
+        public void Run(int e)
         {
             int row = e / d;
             int k = indices[row];
@@ -69,18 +67,13 @@ internal static class Embedding
         }
     }
 
-    /// <summary>Kernel: dW[e] = sum over n (in order) with indices[n] == e / D of dy[n, e % D]; 0 on the padding row.</summary>
-    /// <param name="indices">Indices (N).</param>
-    /// <param name="dy">Output gradient (N, D).</param>
-    /// <param name="dWeight">dW (V, D), overwritten.</param>
-    /// <param name="d">D (at least 1).</param>
-    /// <param name="paddingIdx">The padding row, or -1 for none.</param>
-    public static void BackwardKernel(ArrayView<int> indices, ArrayView<float> dy, ArrayView<float> dWeight, int d, int paddingIdx)
+    // dW[e] = sum over n (in order) with indices[n] == e / D of dy[n, e % D]; 0 on the padding row
+    // (paddingIdx -1: none).
+    internal readonly struct BackwardBody<TF, TI>(TI indices, TF dy, TF dWeight, int n, int d, int paddingIdx) : IElementBody
+        where TF : struct, IElements<float>
+        where TI : struct, IElements<int>
     {
-        int total = dWeight.IntLength;
-        int n = indices.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int e = Grid.GlobalIndex.X; e < total; e += stride)
+        public void Run(int e)
         {
             int v = e / d;
             int c = e - (v * d);
@@ -97,15 +90,6 @@ internal static class Embedding
             dWeight[e] = s;
         }
     }
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<int>, int>> CheckDef =
-        KernelDef.Of<ArrayView<int>, ArrayView<int>, int>(CheckKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int>> ForwardDef =
-        KernelDef.Of<ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int>(ForwardKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int>> BackwardDef =
-        KernelDef.Of<ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int>(BackwardKernel);
 
     // ---------------------------------------------------------------- launchers
 
@@ -128,12 +112,19 @@ internal static class Embedding
         CheckShapes(op, indices, weight, nameof(weight), y, nameof(y), v, d);
         Check.Length(op, errors, nameof(errors), ErrorsLength, "the error flag [count, N - first position]");
         errors.MemSetToZero(host.Stream);
-        if (indices.Length == 0)
-            return;
-        host.Load(CheckDef)(host.Stream, host.Launch.GridStride(indices.Length), indices, errors, v);
-        if (y.Length == 0)
-            return;
-        host.Load(ForwardDef)(host.Stream, host.Launch.GridStride(y.Length), indices, weight, y, v, d);
+        int n = indices.IntLength;
+        if (n > 0 && host.RunsManaged)
+        {
+            var pi = PtrElements.Of(indices);
+            CpuLoops.ForEach(host, n, new CheckBody<PtrElements<int>>(pi, PtrElements.Of(errors), n, v));
+            CpuLoops.ForEach(host, y.Length, new ForwardBody<PtrElements<float>, PtrElements<int>>(pi, PtrElements.Of(weight), PtrElements.Of(y), v, d));
+        }
+        else if (n > 0)
+        {
+            CheckDef.Launch(host, n, new(new(indices), new(errors), n, v));
+            if (y.Length > 0)
+                ForwardDef.Launch(host, y.IntLength, new(new(indices), new(weight), new(y), v, d));
+        }
     }
 
     /// <summary>
@@ -153,9 +144,11 @@ internal static class Embedding
         ArgumentNullException.ThrowIfNull(host);
         CheckShapes(op, indices, dWeight, nameof(dWeight), dy, nameof(dy), v, d);
         int padding = NormalizePadding(op, paddingIdx, v) ?? -1;
-        if (dWeight.Length == 0)
-            return;
-        host.Load(BackwardDef)(host.Stream, host.Launch.GridStride(dWeight.Length), indices, dy, dWeight, d, padding);
+        int n = indices.IntLength;
+        if (dWeight.Length > 0 && host.RunsManaged)
+            CpuLoops.ForEach(host, dWeight.Length, new BackwardBody<PtrElements<float>, PtrElements<int>>(PtrElements.Of(indices), PtrElements.Of(dy), PtrElements.Of(dWeight), n, d, padding), Math.Max(n, 1));
+        else if (dWeight.Length > 0)
+            BackwardDef.Launch(host, dWeight.IntLength, new(new(indices), new(dy), new(dWeight), n, d, padding));
     }
 
     /// <summary>PyTorch's padding_idx rule: null stays null; p in [-V, V) becomes p, or V + p when negative.</summary>

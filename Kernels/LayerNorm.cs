@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using IlgpuTrain.Kernels.Runtime;
 using ILGPU.Algorithms;
@@ -25,31 +26,38 @@ namespace IlgpuTrain.Kernels;
 // does: rows of D = 64 .. 4096 fit in L1 and the batch (times the sequence) gives the parallelism.
 // ParamGrads runs one thread per column, over the rows in order: the column sums are deterministic
 // (no float atomics), and neighbouring threads read neighbouring columns (coalesced on GPUs).
-// No shared memory, so one variant serves every accelerator. On the CPU accelerator the launchers
-// run managed code instead (see "managed CPU paths"), bitwise equal to the kernels.
+// No shared memory, so one variant serves every accelerator.
+//
+// Each pass is written once as a body generic over IElements<float> (ForwardBody, InputGradBody per
+// row, ParamGradsBody per column): the ILGPU kernel runs it through Elementwise.ForEachKernel. On the
+// CPU accelerator (host.RunsManaged) the launchers run managed loops that call the same bodies'
+// pieces on host pointers and add only what pays on a CPU (see "managed CPU paths"), so they are
+// bitwise equal to the kernels.
 
-/// <summary>Layer normalization over the rows of (N, D): ILGPU kernels and checked launchers.</summary>
+/// <summary>Layer normalization over the rows of (N, D): bodies, managed loops and checked launchers.</summary>
 internal static class LayerNorm
 {
-    // ---------------------------------------------------------------- ILGPU kernels
+    // ---------------------------------------------------------------- the bodies, once
 
-    /// <summary>Kernel: normalizes each row (one thread per row, grid-stride), saving its mean and rstd.</summary>
-    /// <param name="x">Input (N, D).</param>
-    /// <param name="gamma">Scale (D); read only when <paramref name="hasGamma"/> is 1.</param>
-    /// <param name="beta">Shift (D); read only when <paramref name="hasBeta"/> is 1.</param>
-    /// <param name="y">Output (N, D); may alias x.</param>
-    /// <param name="mean">Output (N).</param>
-    /// <param name="rstd">Output (N).</param>
-    /// <param name="d">Row length D (at least 1).</param>
-    /// <param name="eps">Added to the variance.</param>
-    /// <param name="hasGamma">1 to scale by gamma, 0 for gamma = 1.</param>
-    /// <param name="hasBeta">1 to add beta, 0 for beta = 0.</param>
-    public static void ForwardKernel(ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, int d, float eps, int hasGamma, int hasBeta)
+    private static readonly ForEachDef<ForwardBody<ViewElements<float>>> ForwardDef = new();
+    private static readonly ForEachDef<InputGradBody<ViewElements<float>>> InputGradDef = new();
+    private static readonly ForEachDef<ParamGradsBody<ViewElements<float>>> ParamGradsDef = new();
+
+    // Row i: mean, biased variance, y = gamma x̂ + beta (gamma read only when hasGamma is 1, beta
+    // when hasBeta is 1), and the saved mean and rstd.
+    internal readonly struct ForwardBody<TF>(TF x, TF gamma, TF beta, TF y, TF mean, TF rstd, int d, float eps, int hasGamma, int hasBeta) : IElementBody
+        where TF : struct, IElements<float>
     {
-        int n = mean.IntLength;
-        // Grid and Group reads are thread-local on the CPU accelerator: read them once.
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        public void Run(int i)
+        {
+            var (mu, sq) = Moments(i);
+            float r = Rstd(sq);
+            Normalize(i, mu, r, 0);
+            Save(i, mu, r);
+        }
+
+        // The mean of row i and Σ (x - mean)², each summed over j in order from 0f.
+        public (float Mu, float Sq) Moments(int i)
         {
             int o = i * d;
             float sum = 0f;
@@ -63,48 +71,43 @@ internal static class LayerNorm
                 sq += v * v;
             }
 
-            float r = XMath.Rsqrt((sq / d) + eps);
-            for (int j = 0; j < d; j++)
+            return (mu, sq);
+        }
+
+        public float Rstd(float sq) => XMath.Rsqrt((sq / d) + eps);
+
+        // y[i, j] for j in [j0, D).
+        public void Normalize(int i, float mu, float r, int j0)
+        {
+            int o = i * d;
+            for (int j = j0; j < d; j++)
             {
                 float v = (x[o + j] - mu) * r;
                 if (hasGamma != 0)
                     v *= gamma[j];
                 y[o + j] = hasBeta != 0 ? v + beta[j] : v;
             }
+        }
 
+        public void Save(int i, float mu, float r)
+        {
             mean[i] = mu;
             rstd[i] = r;
         }
     }
 
-    /// <summary>Kernel: dx of each row (one thread per row, grid-stride) from the saved mean and rstd.</summary>
-    /// <param name="x">Forward input (N, D).</param>
-    /// <param name="dy">Upstream gradient (N, D).</param>
-    /// <param name="gamma">Scale (D); read only when <paramref name="hasGamma"/> is 1.</param>
-    /// <param name="mean">Saved row means (N).</param>
-    /// <param name="rstd">Saved row 1/std (N).</param>
-    /// <param name="dx">Output (N, D); may alias dy.</param>
-    /// <param name="d">Row length D (at least 1).</param>
-    /// <param name="hasGamma">1 to scale by gamma, 0 for gamma = 1.</param>
-    public static void InputGradKernel(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> gamma, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> dx, int d, int hasGamma)
+    // Row i: dx = rstd (g - mean_j g - x̂ mean_j(g x̂)), g = dy gamma (gamma read only when hasGamma is 1).
+    internal readonly struct InputGradBody<TF>(TF x, TF dy, TF gamma, TF mean, TF rstd, TF dx, int d, int hasGamma) : IElementBody
+        where TF : struct, IElements<float>
     {
-        int n = mean.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        float invD = 1f / d;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        public void Run(int i)
         {
+            var (a, b) = Sums(i);
+            // One multiply by rstd per row turns Σ g (x - mean) into Σ g x̂.
+            float invD = 1f / d;
             int o = i * d;
             float mu = mean[i];
             float r = rstd[i];
-            float a = 0f, b = 0f;
-            for (int j = 0; j < d; j++)
-            {
-                float g = hasGamma != 0 ? dy[o + j] * gamma[j] : dy[o + j];
-                a += g;
-                b += g * (x[o + j] - mu);
-            }
-
-            // b collects Σ g (x - mean); one multiply by rstd per row gives Σ g x̂.
             a *= invD;
             b *= r * invD;
             for (int j = 0; j < d; j++)
@@ -114,21 +117,29 @@ internal static class LayerNorm
                 dx[o + j] = r * (g - a - (xhat * b));
             }
         }
+
+        // a = Σ g and b = Σ g (x - mean) over row i, in order from 0f.
+        public (float A, float B) Sums(int i)
+        {
+            int o = i * d;
+            float mu = mean[i];
+            float a = 0f, b = 0f;
+            for (int j = 0; j < d; j++)
+            {
+                float g = hasGamma != 0 ? dy[o + j] * gamma[j] : dy[o + j];
+                a += g;
+                b += g * (x[o + j] - mu);
+            }
+
+            return (a, b);
+        }
     }
 
-    /// <summary>Kernel: dgamma and dbeta, one thread per column (grid-stride over columns), rows in order.</summary>
-    /// <param name="x">Forward input (N, D).</param>
-    /// <param name="dy">Upstream gradient (N, D).</param>
-    /// <param name="mean">Saved row means (N).</param>
-    /// <param name="rstd">Saved row 1/std (N).</param>
-    /// <param name="dgamma">Output (D).</param>
-    /// <param name="dbeta">Output (D).</param>
-    public static void ParamGradsKernel(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> dgamma, ArrayView<float> dbeta)
+    // Column j: dgamma_j = Σ_i dy x̂ and dbeta_j = Σ_i dy, rows in order.
+    internal readonly struct ParamGradsBody<TF>(TF x, TF dy, TF mean, TF rstd, TF dgamma, TF dbeta, int n, int d) : IElementBody
+        where TF : struct, IElements<float>
     {
-        int n = mean.IntLength;
-        int d = dgamma.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int j = Grid.GlobalIndex.X; j < d; j += stride)
+        public void Run(int j)
         {
             float sg = 0f, sb = 0f;
             for (int i = 0; i < n; i++)
@@ -144,37 +155,19 @@ internal static class LayerNorm
         }
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>> ForwardDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>(ForwardKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>> InputGradDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(InputGradKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>> ParamGradsDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ParamGradsKernel);
-
     // ---------------------------------------------------------------- managed CPU paths
-    // On the CPU accelerator (host.RunsManaged) the launchers run these on the buffers' host memory,
-    // with each output's float operations in the kernels' order, so bitwise equal to them:
-    // - Forward and InputGrad: a row's sums run over j in order from 0f, as the kernels' one
-    //   thread per row; 4 rows go side by side (4 independent add chains), then the elementwise
-    //   part is Vector256 sub/mul/add (never FMA), lane = element. Threads split the rows.
-    // - ParamGrads: column j sums rows 0, 1, ... in order, as the kernel's thread per column; a
-    //   Vector256 lane per column, 16 columns (one cache line of a row) per block, threads split blocks.
+    // With each output's float operations in the bodies' order, so bitwise equal to the kernels:
+    // - Forward and InputGrad: a row's sums run over j in order from 0f, as the bodies; 4 rows go
+    //   side by side (4 independent add chains), other rows call the body's sums; then the
+    //   elementwise part is Vector256 sub/mul/add (never FMA), lane = element, and the body's scalar
+    //   loop finishes the row. Threads split the rows.
+    // - ParamGrads: column j sums rows 0, 1, ... in order, as the body; a Vector256 lane per column,
+    //   16 columns (one cache line of a row) per block, the body for a partial block; threads split blocks.
 
     private const int ColumnBlock = 16;
 
-    private static unsafe void ForwardManaged(KernelHost host, ArrayView<float> x, ArrayView<float>? gamma, ArrayView<float>? beta, ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, int n, int d, float eps) =>
-        CpuLoops.For(host, n, new ForwardBody(CpuLoops.Ptr(x), gamma is { } g ? CpuLoops.Ptr(g) : null, beta is { } b ? CpuLoops.Ptr(b) : null, CpuLoops.Ptr(y), CpuLoops.Ptr(mean), CpuLoops.Ptr(rstd), d, eps), d);
-
-    private static unsafe void InputGradManaged(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float>? gamma, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> dx, int n, int d) =>
-        CpuLoops.For(host, n, new InputGradBody(CpuLoops.Ptr(x), CpuLoops.Ptr(dy), gamma is { } g ? CpuLoops.Ptr(g) : null, CpuLoops.Ptr(mean), CpuLoops.Ptr(rstd), CpuLoops.Ptr(dx), d), d);
-
-    private static unsafe void ParamGradsManaged(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> dgamma, ArrayView<float> dbeta, int n, int d) =>
-        CpuLoops.For(host, (d + ColumnBlock - 1) / ColumnBlock, new ParamGradsBody(CpuLoops.Ptr(x), CpuLoops.Ptr(dy), CpuLoops.Ptr(mean), CpuLoops.Ptr(rstd), CpuLoops.Ptr(dgamma), CpuLoops.Ptr(dbeta), n, d), n * Math.Min(d, ColumnBlock));
-
-    // gamma and beta are null when absent (the kernel's hasGamma / hasBeta = 0).
-    private readonly unsafe struct ForwardBody(float* x, float* gamma, float* beta, float* y, float* mean, float* rstd, int d, float eps) : CpuLoops.IRange
+    // gamma and beta are null when absent (hasGamma / hasBeta = 0); row is the same body over them.
+    private readonly unsafe struct ForwardRows(float* x, float* gamma, float* beta, float* y, int d, ForwardBody<PtrElements<float>> row) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
@@ -210,26 +203,14 @@ internal static class LayerNorm
 
             for (; i < end; i++)
             {
-                float* xr = x + ((long)i * d);
-                float sum = 0f;
-                for (int j = 0; j < d; j++)
-                    sum += xr[j];
-                float mu = sum / d;
-                float sq = 0f;
-                for (int j = 0; j < d; j++)
-                {
-                    float v = xr[j] - mu;
-                    sq += v * v;
-                }
-
+                var (mu, sq) = row.Moments(i);
                 Finish(i, mu, sq);
             }
         }
 
-        // y of row i from its mean and Σ (x - mean)², then the saved statistics.
         private void Finish(int i, float mu, float sq)
         {
-            float r = XMath.Rsqrt((sq / d) + eps);
+            float r = row.Rstd(sq);
             float* xr = x + ((long)i * d), yr = y + ((long)i * d);
             int j = 0;
             if (Vector256.IsHardwareAccelerated)
@@ -246,21 +227,15 @@ internal static class LayerNorm
                 }
             }
 
-            for (; j < d; j++)
-            {
-                float v = (xr[j] - mu) * r;
-                if (gamma != null)
-                    v *= gamma[j];
-                yr[j] = beta != null ? v + beta[j] : v;
-            }
-
-            mean[i] = mu;
-            rstd[i] = r;
+            row.Normalize(i, mu, r, j);
+            row.Save(i, mu, r);
         }
     }
 
-    private readonly unsafe struct InputGradBody(float* x, float* dy, float* gamma, float* mean, float* rstd, float* dx, int d) : CpuLoops.IRange
+    private readonly unsafe struct InputGradRows(float* x, float* dy, float* gamma, float* mean, float* rstd, float* dx, int d) : CpuLoops.IRange
     {
+        private InputGradBody<PtrElements<float>> Row => new(new(x), new(dy), new(gamma), new(mean), new(rstd), new(dx), d, gamma != null ? 1 : 0);
+
         public void Run(int start, int end)
         {
             int i = start;
@@ -295,22 +270,19 @@ internal static class LayerNorm
             }
 
             for (; i < end; i++)
-            {
-                float* xr = x + ((long)i * d), gr = dy + ((long)i * d);
-                float mu = mean[i];
-                float a = 0f, b = 0f;
-                for (int j = 0; j < d; j++)
-                {
-                    float g = gamma != null ? gr[j] * gamma[j] : gr[j];
-                    a += g;
-                    b += g * (xr[j] - mu);
-                }
-
-                Finish(i, a, b);
-            }
+                Single(i);
         }
 
-        // dx of row i from a = Σ g and b = Σ g (x - mean), scaled as the kernel does.
+        // Kept out of Run, whose 4-row loop needs every register.
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private void Single(int i)
+        {
+            var (a, b) = Row.Sums(i);
+            Finish(i, a, b);
+        }
+
+        // dx of row i from a = Σ g and b = Σ g (x - mean), as the body's Run. Its scalar tail is
+        // written out here: a call after the vector loop (to the body's loop) measured 1.7x slower.
         private void Finish(int i, float a, float b)
         {
             float invD = 1f / d;
@@ -342,14 +314,13 @@ internal static class LayerNorm
         }
     }
 
-    private readonly unsafe struct ParamGradsBody(float* x, float* dy, float* mean, float* rstd, float* dgamma, float* dbeta, int n, int d) : CpuLoops.IRange
+    private readonly unsafe struct ParamGradsColumns(float* x, float* dy, float* mean, float* rstd, float* dgamma, float* dbeta, int n, int d, ParamGradsBody<PtrElements<float>> column) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
             for (int blk = start; blk < end; blk++)
             {
                 int j0 = blk * ColumnBlock, w = Math.Min(ColumnBlock, d - j0);
-                int j = j0;
                 if (Vector256.IsHardwareAccelerated && w == ColumnBlock)
                 {
                     Vector256<float> sg0 = default, sg1 = default, sb0 = default, sb1 = default;
@@ -372,20 +343,8 @@ internal static class LayerNorm
                     continue;
                 }
 
-                for (; j < j0 + w; j++)
-                {
-                    float sg = 0f, sb = 0f;
-                    for (int i = 0; i < n; i++)
-                    {
-                        long at = ((long)i * d) + j;
-                        float g = dy[at];
-                        sb += g;
-                        sg += g * (x[at] - mean[i]) * rstd[i];
-                    }
-
-                    dgamma[j] = sg;
-                    dbeta[j] = sb;
-                }
+                for (int j = j0; j < j0 + w; j++)
+                    column.Run(j);
             }
         }
     }
@@ -412,13 +371,19 @@ internal static class LayerNorm
         Shapes(host, op, n, d, [(x, nameof(x)), (y, nameof(y))], [(mean, nameof(mean)), (rstd, nameof(rstd))], [(gamma, nameof(gamma)), (beta, nameof(beta))]);
         if (n == 0)
             return;
+        int hasGamma = gamma.HasValue ? 1 : 0, hasBeta = beta.HasValue ? 1 : 0;
         if (host.RunsManaged)
         {
-            ForwardManaged(host, x, gamma, beta, y, mean, rstd, n, d, eps);
+            unsafe
+            {
+                var row = new ForwardBody<PtrElements<float>>(PtrElements.Of(x), PtrElements.Of(gamma ?? x), PtrElements.Of(beta ?? x), PtrElements.Of(y), PtrElements.Of(mean), PtrElements.Of(rstd), d, eps, hasGamma, hasBeta);
+                CpuLoops.For(host, n, new ForwardRows(CpuLoops.Ptr(x), gamma is { } g ? CpuLoops.Ptr(g) : null, beta is { } b ? CpuLoops.Ptr(b) : null, CpuLoops.Ptr(y), d, row), d);
+            }
+
             return;
         }
 
-        host.Load(ForwardDef)(host.Stream, host.Launch.GridStride(n), x, gamma ?? x, beta ?? x, y, mean, rstd, d, eps, gamma.HasValue ? 1 : 0, beta.HasValue ? 1 : 0);
+        ForwardDef.Launch(host, n, new(new(x), new(gamma ?? x), new(beta ?? x), new(y), new(mean), new(rstd), d, eps, hasGamma, hasBeta));
     }
 
     /// <summary>dx = rstd (g - mean(g) - x̂ mean(g x̂)) per row, g = dy gamma, from the saved statistics. Overwrites dx (it may alias dy).</summary>
@@ -437,13 +402,18 @@ internal static class LayerNorm
         Shapes(host, op, n, d, [(x, nameof(x)), (dy, nameof(dy)), (dx, nameof(dx))], [(mean, nameof(mean)), (rstd, nameof(rstd))], [(gamma, nameof(gamma))]);
         if (n == 0)
             return;
+        int hasGamma = gamma.HasValue ? 1 : 0;
         if (host.RunsManaged)
         {
-            InputGradManaged(host, x, dy, gamma, mean, rstd, dx, n, d);
+            unsafe
+            {
+                CpuLoops.For(host, n, new InputGradRows(CpuLoops.Ptr(x), CpuLoops.Ptr(dy), gamma is { } g ? CpuLoops.Ptr(g) : null, CpuLoops.Ptr(mean), CpuLoops.Ptr(rstd), CpuLoops.Ptr(dx), d), d);
+            }
+
             return;
         }
 
-        host.Load(InputGradDef)(host.Stream, host.Launch.GridStride(n), x, dy, gamma ?? x, mean, rstd, dx, d, gamma.HasValue ? 1 : 0);
+        InputGradDef.Launch(host, n, new(new(x), new(dy), new(gamma ?? x), new(mean), new(rstd), new(dx), d, hasGamma));
     }
 
     /// <summary>dgamma_j = Σ over rows of dy x̂ and dbeta_j = Σ over rows of dy (deterministic column sums). Overwrites both.</summary>
@@ -469,9 +439,17 @@ internal static class LayerNorm
         }
 
         if (host.RunsManaged)
-            ParamGradsManaged(host, x, dy, mean, rstd, dgamma, dbeta, n, d);
-        else
-            host.Load(ParamGradsDef)(host.Stream, host.Launch.GridStride(d), x, dy, mean, rstd, dgamma, dbeta);
+        {
+            unsafe
+            {
+                var column = new ParamGradsBody<PtrElements<float>>(PtrElements.Of(x), PtrElements.Of(dy), PtrElements.Of(mean), PtrElements.Of(rstd), PtrElements.Of(dgamma), PtrElements.Of(dbeta), n, d);
+                CpuLoops.For(host, (d + ColumnBlock - 1) / ColumnBlock, new ParamGradsColumns(CpuLoops.Ptr(x), CpuLoops.Ptr(dy), CpuLoops.Ptr(mean), CpuLoops.Ptr(rstd), CpuLoops.Ptr(dgamma), CpuLoops.Ptr(dbeta), n, d, column), n * Math.Min(d, ColumnBlock));
+            }
+
+            return;
+        }
+
+        ParamGradsDef.Launch(host, d, new(new(x), new(dy), new(mean), new(rstd), new(dgamma), new(dbeta), n, d));
     }
 
     private static void Shapes(KernelHost host, string op, int n, int d, ReadOnlySpan<(ArrayView<float> View, string Name)> full, ReadOnlySpan<(ArrayView<float> View, string Name)> perRow, ReadOnlySpan<(ArrayView<float>? View, string Name)> perColumn)

@@ -172,53 +172,33 @@ public readonly struct BceWithLogitsOp : ILossOp
     }
 }
 
-/// <summary>Pointwise losses: generic kernels per <see cref="ILossOp"/> and checked launchers.</summary>
+/// <summary>Pointwise losses: element bodies generic over <see cref="ILossOp"/> and checked launchers.</summary>
 internal static class Losses
 {
-    // ---------------------------------------------------------------- ILGPU kernels
+    // ---------------------------------------------------------------- the element bodies, once
+    // Run by the drivers of Runtime/RowDrivers.cs: Elementwise.ForEachKernel over views (one
+    // kernel per operator, catalogued through LossKernels) and CpuLoops.ForEach over host pointers.
 
-    /// <summary>Kernel: losses[i] = op.Loss(x[i], t[i], w[i % C]) (w = 1 when the weight view is empty), grid-stride.</summary>
-    /// <typeparam name="TOp">The loss.</typeparam>
-    /// <param name="input">x (n).</param>
-    /// <param name="target">t (n).</param>
-    /// <param name="weight">w (C) or empty.</param>
-    /// <param name="losses">Per-element losses (n).</param>
-    /// <param name="op">The operator.</param>
-    public static void ForwardKernel<TOp>(ArrayView<float> input, ArrayView<float> target, ArrayView<float> weight, ArrayView<float> losses, TOp op)
+    // losses[i] = op.Loss(x[i], t[i], w[i % C]), w = 1 when the weight is empty (c = 0).
+    internal readonly struct ForwardBody<TF, TOp>(TF input, TF target, TF weight, int c, TF losses, TOp op) : IElementBody
+        where TF : struct, IElements<float>
         where TOp : struct, ILossOp
     {
-        int n = losses.IntLength;
-        int c = weight.IntLength;
-        // Grid and Group reads are thread-local on the CPU accelerator: read them once.
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-            losses[i] = op.Loss(input[i], target[i], c == 0 ? 1f : weight[i % c]);
+        public void Run(int i) => losses[i] = op.Loss(input[i], target[i], c == 0 ? 1f : weight[i % c]);
     }
 
-    /// <summary>Kernel: dz[i] = (wrtTarget ? dl/dt : dl/dx)(x[i], t[i], w[i % C]) * g_i * scale, g_i = dLoss[i] (perElement) or dLoss[0].</summary>
-    /// <typeparam name="TOp">The loss.</typeparam>
-    /// <param name="input">x (n).</param>
-    /// <param name="target">t (n).</param>
-    /// <param name="weight">w (C) or empty.</param>
-    /// <param name="dLoss">Upstream gradient (n when perElement, else 1).</param>
-    /// <param name="dz">The gradient (n), overwritten.</param>
-    /// <param name="scale">1 / n for Mean, else 1.</param>
-    /// <param name="perElement">1 for reduction None.</param>
-    /// <param name="wrtTarget">1 for the target's gradient, 0 for the input's.</param>
-    /// <param name="op">The operator.</param>
-    public static void BackwardKernel<TOp>(ArrayView<float> input, ArrayView<float> target, ArrayView<float> weight, ArrayView<float> dLoss, ArrayView<float> dz, float scale, int perElement, int wrtTarget, TOp op)
+    // dz[i] = (wrtTarget ? dl/dt : dl/dx)(x[i], t[i], w[i % C]) * g_i, g_i = dLoss[i] * scale
+    // (perElement, reduction None) or dLoss[0] * scale; scale = 1 / n for Mean, else 1.
+    internal readonly struct BackwardBody<TF, TOp>(TF input, TF target, TF weight, int c, TF dLoss, TF dz, float scale, int perElement, int wrtTarget, TOp op) : IElementBody
+        where TF : struct, IElements<float>
         where TOp : struct, ILossOp
     {
-        int n = dz.IntLength;
-        int c = weight.IntLength;
-        float g0 = perElement != 0 ? 0f : dLoss[0] * scale;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
+        public void Run(int i)
         {
             float x = input[i], t = target[i];
             float w = c == 0 ? 1f : weight[i % c];
             float d = wrtTarget != 0 ? op.DTarget(x, t, w) : op.DInput(x, t, w);
-            dz[i] = d * (perElement != 0 ? dLoss[i] * scale : g0);
+            dz[i] = d * (dLoss[perElement != 0 ? i : 0] * scale);
         }
     }
 
@@ -256,13 +236,15 @@ internal static class Losses
         where TOp : struct, ILossOp
     {
         string name = $"Losses.Forward<{typeof(TOp).Name}>";
-        ArgumentNullException.ThrowIfNull(host);
-        CheckOperands(name, input, target, posWeight, reduction);
-        Check.SameLength(name, input, nameof(input), losses, nameof(losses));
+        CheckOperands(host, name, input, target, posWeight, losses, nameof(losses), reduction);
         if (reduction != LossReduction.None)
             Check.Length(name, result, nameof(result), 1, $"reduction {reduction}");
-        if (input.Length > 0)
-            host.Load(LossKernels<TOp>.Instance.Forward)(host.Stream, host.Launch.GridStride(input.Length), input, target, posWeight, losses, op);
+        int c = posWeight.IntLength;
+        if (input.Length > 0 && host.RunsManaged)
+            CpuLoops.ForEach(host, input.Length, new ForwardBody<PtrElements<float>, TOp>(PtrElements.Of(input), PtrElements.Of(target), PtrElements.Of(posWeight), c, PtrElements.Of(losses), op));
+        else if (input.Length > 0)
+            LossKernels<TOp>.Instance.Forward.Launch(host, input.IntLength, new(new(input), new(target), new(posWeight), c, new(losses), op));
+
         if (reduction == LossReduction.Mean)
             Reductions.Mean(host, losses, result, scratch);
         else if (reduction == LossReduction.Sum)
@@ -288,9 +270,7 @@ internal static class Losses
         where TOp : struct, ILossOp
     {
         string name = $"Losses.Backward<{typeof(TOp).Name}>";
-        ArgumentNullException.ThrowIfNull(host);
-        CheckOperands(name, input, target, posWeight, reduction);
-        Check.SameLength(name, input, nameof(input), dz, nameof(dz));
+        CheckOperands(host, name, input, target, posWeight, dz, nameof(dz), reduction);
         long n = input.Length;
         if (reduction == LossReduction.None)
             Check.Length(name, dLoss, nameof(dLoss), n, $"reduction None over n = {n} elements");
@@ -299,14 +279,20 @@ internal static class Losses
         if (n == 0)
             return;
         float scale = reduction == LossReduction.Mean ? (float)(1.0 / n) : 1f;
-        host.Load(LossKernels<TOp>.Instance.Backward)(host.Stream, host.Launch.GridStride(n), input, target, posWeight, dLoss, dz, scale, reduction == LossReduction.None ? 1 : 0, wrtTarget ? 1 : 0, op);
+        int c = posWeight.IntLength, perElement = reduction == LossReduction.None ? 1 : 0, dt = wrtTarget ? 1 : 0;
+        if (host.RunsManaged)
+            CpuLoops.ForEach(host, n, new BackwardBody<PtrElements<float>, TOp>(PtrElements.Of(input), PtrElements.Of(target), PtrElements.Of(posWeight), c, PtrElements.Of(dLoss), PtrElements.Of(dz), scale, perElement, dt, op));
+        else
+            LossKernels<TOp>.Instance.Backward.Launch(host, input.IntLength, new(new(input), new(target), new(posWeight), c, new(dLoss), new(dz), scale, perElement, dt, op));
     }
 
-    private static void CheckOperands(string name, ArrayView<float> input, ArrayView<float> target, ArrayView<float> posWeight, LossReduction reduction)
+    private static void CheckOperands(KernelHost host, string name, ArrayView<float> input, ArrayView<float> target, ArrayView<float> posWeight, ArrayView<float> output, string outputName, LossReduction reduction)
     {
+        ArgumentNullException.ThrowIfNull(host);
         if (reduction is not (LossReduction.Mean or LossReduction.Sum or LossReduction.None))
             throw new ArgumentOutOfRangeException(nameof(reduction), reduction, $"{name}: unknown reduction {(int)reduction}.");
         Check.SameLength(name, input, nameof(input), target, nameof(target));
+        Check.SameLength(name, input, nameof(input), output, outputName);
         if (posWeight.Length > 0 && input.Length % posWeight.Length != 0)
             throw new ArgumentException($"{name}: posWeight has {posWeight.Length} elements, which must divide the {input.Length} elements of input (it broadcasts over the last dimension).", nameof(posWeight));
     }
@@ -319,12 +305,10 @@ internal sealed class LossKernels<TOp> : IKernelSet
 {
     public static readonly LossKernels<TOp> Instance = new();
 
-    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TOp>> Forward =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TOp>(Losses.ForwardKernel<TOp>);
+    public readonly ForEachDef<Losses.ForwardBody<ViewElements<float>, TOp>> Forward = new();
 
-    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, int, int, TOp>> Backward =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, int, int, TOp>(Losses.BackwardKernel<TOp>);
+    public readonly ForEachDef<Losses.BackwardBody<ViewElements<float>, TOp>> Backward = new();
 
     /// <inheritdoc/>
-    public IEnumerable<KernelDef> Kernels => [Forward, Backward];
+    public IEnumerable<KernelDef> Kernels => [.. Forward.Kernels, .. Backward.Kernels];
 }

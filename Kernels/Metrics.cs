@@ -14,49 +14,10 @@ namespace IlgpuTrain.Kernels;
 // A NaN logit for the target, or a target outside [0, C), is a miss. No backward: metrics are not
 // differentiated. Summing hit (Reductions.Sum) gives the number of correct samples.
 
-/// <summary>Top-k hits of a batch of logits: ILGPU kernel and checked launcher.</summary>
+/// <summary>Top-k hits of a batch of logits: row body and checked launcher.</summary>
 internal static class Metrics
 {
-    // ---------------------------------------------------------------- ILGPU kernels
-
-    /// <summary>Kernel: one row per thread, grid-stride.</summary>
-    /// <param name="logits">Logits (N, C).</param>
-    /// <param name="targets">Targets (N).</param>
-    /// <param name="hit">Output (N).</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Classes C.</param>
-    /// <param name="k">k.</param>
-    public static void TopKHitsKernel(ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> hit, int n, int c, int k)
-    {
-        int stride = Grid.DimX * Group.DimX;
-        for (int row = Grid.GlobalIndex.X; row < n; row += stride)
-            hit[row] = Hit(new ViewElements<float>(logits), row * c, c, targets[row], k);
-    }
-
-    // One row (starting at o): 1 when target t is a class whose logit is not NaN and fewer than k
-    // logits are greater (ties count as hits), else 0. The kernel and the managed loop both run it.
-    private static float Hit<TF>(TF logits, int o, int c, int t, int k)
-        where TF : struct, IElements<float>
-    {
-        if (t < 0 || t >= c)
-            return 0f;
-        float v = logits[o + t];
-        if (XMath.IsNaN(v))
-            return 0f;
-        int greater = 0;
-        for (int j = 0; j < c; j++)
-        {
-            if (logits[o + j] > v)
-                greater++;
-        }
-
-        return greater < k ? 1f : 0f;
-    }
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>> TopKHitsDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>(TopKHitsKernel);
-
-    // ---------------------------------------------------------------- launchers
+    private static readonly ForEachDef<TopKHitsBody<ViewElements<float>, ViewElements<int>>> TopKHitsDef = new();
 
     /// <summary>hit[n] = 1 when the target of row n is among the k largest logits (ties count as hits), else 0.</summary>
     /// <param name="host">Where to run.</param>
@@ -81,25 +42,34 @@ internal static class Metrics
         if (n == 0)
             return;
         if (host.RunsManaged)
-        {
-            // TopKHitsKernel's comparisons, row by row on host memory (bitwise the same hits).
-            unsafe
-            {
-                CpuLoops.For(host, n, new TopKRows(CpuLoops.Ptr(logits), CpuLoops.Ptr(targets), CpuLoops.Ptr(hit), c, k), c);
-            }
-
-            return;
-        }
-
-        host.Load(TopKHitsDef)(host.Stream, host.Launch.GridStride(n), logits, targets, hit, n, c, k);
+            CpuLoops.ForEach(host, n, new TopKHitsBody<PtrElements<float>, PtrElements<int>>(PtrElements.Of(logits), PtrElements.Of(targets), PtrElements.Of(hit), c, k), c);
+        else
+            TopKHitsDef.Launch(host, n, new(new(logits), new(targets), new(hit), c, k));
     }
 
-    private readonly unsafe struct TopKRows(float* logits, int* targets, float* hit, int c, int k) : CpuLoops.IRange
+    // Row i: 1 when its target t is a class whose logit is not NaN and fewer than k logits are
+    // greater (ties count as hits), else 0.
+    internal readonly struct TopKHitsBody<TF, TI>(TF logits, TI targets, TF hit, int c, int k) : IElementBody
+        where TF : struct, IElements<float>
+        where TI : struct, IElements<int>
     {
-        public void Run(int start, int end)
+        public void Run(int i) => hit[i] = Hit(i * c, targets[i]) ? 1f : 0f;
+
+        private bool Hit(int o, int t)
         {
-            for (int row = start; row < end; row++)
-                hit[row] = Hit(new PtrElements<float>(logits), row * c, c, targets[row], k);
+            if (t < 0 || t >= c)
+                return false;
+            float v = logits[o + t];
+            if (XMath.IsNaN(v))
+                return false;
+            int greater = 0;
+            for (int j = 0; j < c; j++)
+            {
+                if (logits[o + j] > v)
+                    greater++;
+            }
+
+            return greater < k;
         }
     }
 }

@@ -24,6 +24,9 @@ namespace IlgpuTrain.Kernels;
 // Backward OVERWRITES dx. Every output may alias its inputs (y = x, dx = dy or dx = y): a thread
 // owns its whole row and reads element j before it writes element j.
 //
+// Each op is a row body (one row per index, generic over IElements<float>) run by the row drivers
+// of Runtime/RowDrivers.cs: the ILGPU kernel and the managed loop run the same body, bitwise equal.
+//
 // Launch shape: one thread per row in a grid-stride loop, on the CPU accelerator and on GPUs.
 // Classifier rows are short (C = 10 .. 1000), so a row fits in L1 and the batch supplies the
 // parallelism. A large-C (vocabulary, C ~ 32k-256k) version would need one group (or warp) per
@@ -31,58 +34,11 @@ namespace IlgpuTrain.Kernels;
 // the sum (or one online-softmax pass carrying (max, sum) pairs), a CPU variant without
 // barriers, and fixed reduction order for determinism.
 
-/// <summary>Row-wise softmax over (N, C): ILGPU kernels and checked launchers.</summary>
+/// <summary>Row-wise softmax over (N, C): row bodies and checked launchers.</summary>
 internal static class Softmax
 {
-    // ---------------------------------------------------------------- ILGPU kernels
-
-    /// <summary>Kernel: softmax of each row, one thread per row, grid-stride over rows.</summary>
-    /// <param name="x">Input (N, C).</param>
-    /// <param name="y">Output (N, C); may alias x.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Columns C (at least 1).</param>
-    public static void ForwardKernel(ArrayView<float> x, ArrayView<float> y, int n, int c)
-    {
-        // Grid and Group reads are thread-local on the CPU accelerator: read them once.
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-        {
-            int o = i * c;
-            var xs = new ViewElements<float>(x);
-            float m = SoftmaxRow.Max(xs, o, c);
-            float inv = 1f / SoftmaxRow.SumExp(xs, o, c, m);
-            for (int j = 0; j < c; j++)
-                y[o + j] = XMath.Exp(x[o + j] - m) * inv;
-        }
-    }
-
-    /// <summary>Kernel: softmax VJP of each row from the forward output, one thread per row.</summary>
-    /// <param name="y">Forward output (N, C).</param>
-    /// <param name="dy">Upstream gradient (N, C).</param>
-    /// <param name="dx">Gradient (N, C), overwritten; may alias y or dy.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Columns C.</param>
-    public static void BackwardKernel(ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c)
-    {
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-        {
-            int o = i * c;
-            float dot = 0f;
-            for (int j = 0; j < c; j++)
-                dot += dy[o + j] * y[o + j];
-            for (int j = 0; j < c; j++)
-                dx[o + j] = y[o + j] * (dy[o + j] - dot);
-        }
-    }
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int>> ForwardDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, int, int>(ForwardKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>> BackwardDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(BackwardKernel);
-
-    // ---------------------------------------------------------------- launchers
+    private static readonly ForEachDef<ForwardBody<ViewElements<float>>> ForwardDef = new();
+    private static readonly ForEachDef<BackwardBody<ViewElements<float>>> BackwardDef = new();
 
     /// <summary>y = softmax(x) along each row of the (N, C) matrix x, max subtracted for stability.</summary>
     /// <param name="host">Where to run.</param>
@@ -92,10 +48,12 @@ internal static class Softmax
     /// <param name="c">Columns (classes) C.</param>
     public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c)
     {
-        RowShapes.Require(host, nameof(Softmax) + "." + nameof(Forward), n, c, (x, nameof(x)), (y, nameof(y)));
-        if (n == 0 || c == 0)
+        if (!RowShapes.Require(host, nameof(Softmax) + "." + nameof(Forward), n, c, (x, nameof(x)), (y, nameof(y))))
             return;
-        host.Load(ForwardDef)(host.Stream, host.Launch.GridStride(n), x, y, n, c);
+        if (host.RunsManaged)
+            CpuLoops.ForEach(host, n, new ForwardBody<PtrElements<float>>(PtrElements.Of(x), PtrElements.Of(y), c), c);
+        else
+            ForwardDef.Launch(host, n, new(new(x), new(y), c));
     }
 
     /// <summary>
@@ -110,65 +68,49 @@ internal static class Softmax
     /// <param name="c">Columns C.</param>
     public static void Backward(KernelHost host, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c)
     {
-        RowShapes.Require(host, nameof(Softmax) + "." + nameof(Backward), n, c, (y, nameof(y)), (dy, nameof(dy)), (dx, nameof(dx)));
-        if (n == 0 || c == 0)
+        if (!RowShapes.Require(host, nameof(Softmax) + "." + nameof(Backward), n, c, (y, nameof(y)), (dy, nameof(dy)), (dx, nameof(dx))))
             return;
-        host.Load(BackwardDef)(host.Stream, host.Launch.GridStride(n), y, dy, dx, n, c);
+        if (host.RunsManaged)
+            CpuLoops.ForEach(host, n, new BackwardBody<PtrElements<float>>(PtrElements.Of(y), PtrElements.Of(dy), PtrElements.Of(dx), c), c);
+        else
+            BackwardDef.Launch(host, n, new(new(y), new(dy), new(dx), c));
+    }
+
+    // y_j = exp(x_j - m) / sum_k exp(x_k - m) over row i.
+    internal readonly struct ForwardBody<TF>(TF x, TF y, int c) : IElementBody
+        where TF : struct, IElements<float>
+    {
+        public void Run(int i)
+        {
+            int o = i * c;
+            float m = SoftmaxRow.Max(x, o, c);
+            float inv = 1f / SoftmaxRow.SumExp(x, o, c, m);
+            for (int j = 0; j < c; j++)
+                y[o + j] = XMath.Exp(x[o + j] - m) * inv;
+        }
+    }
+
+    // dx_j = y_j (dy_j - sum_k dy_k y_k) over row i.
+    internal readonly struct BackwardBody<TF>(TF y, TF dy, TF dx, int c) : IElementBody
+        where TF : struct, IElements<float>
+    {
+        public void Run(int i)
+        {
+            int o = i * c;
+            float dot = 0f;
+            for (int j = 0; j < c; j++)
+                dot += dy[o + j] * y[o + j];
+            for (int j = 0; j < c; j++)
+                dx[o + j] = y[o + j] * (dy[o + j] - dot);
+        }
     }
 }
 
-/// <summary>Row-wise log-softmax over (N, C): ILGPU kernels and checked launchers.</summary>
+/// <summary>Row-wise log-softmax over (N, C): row bodies and checked launchers.</summary>
 internal static class LogSoftmax
 {
-    // ---------------------------------------------------------------- ILGPU kernels
-
-    /// <summary>Kernel: log-softmax of each row, one thread per row, grid-stride over rows.</summary>
-    /// <param name="x">Input (N, C).</param>
-    /// <param name="y">Output (N, C); may alias x.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Columns C (at least 1).</param>
-    public static void ForwardKernel(ArrayView<float> x, ArrayView<float> y, int n, int c)
-    {
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-        {
-            int o = i * c;
-            var xs = new ViewElements<float>(x);
-            float m = SoftmaxRow.Max(xs, o, c);
-            // The sum is in [1, C]: its log is well conditioned, and (x - m) is exact for nearby values.
-            float lse = XMath.Log(SoftmaxRow.SumExp(xs, o, c, m));
-            for (int j = 0; j < c; j++)
-                y[o + j] = (x[o + j] - m) - lse;
-        }
-    }
-
-    /// <summary>Kernel: log-softmax VJP of each row from the forward output, one thread per row.</summary>
-    /// <param name="y">Forward output (N, C).</param>
-    /// <param name="dy">Upstream gradient (N, C).</param>
-    /// <param name="dx">Gradient (N, C), overwritten; may alias y or dy.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Columns C.</param>
-    public static void BackwardKernel(ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c)
-    {
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-        {
-            int o = i * c;
-            float sum = 0f;
-            for (int j = 0; j < c; j++)
-                sum += dy[o + j];
-            for (int j = 0; j < c; j++)
-                dx[o + j] = dy[o + j] - (XMath.Exp(y[o + j]) * sum);
-        }
-    }
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int>> ForwardDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, int, int>(ForwardKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>> BackwardDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(BackwardKernel);
-
-    // ---------------------------------------------------------------- launchers
+    private static readonly ForEachDef<ForwardBody<ViewElements<float>>> ForwardDef = new();
+    private static readonly ForEachDef<BackwardBody<ViewElements<float>>> BackwardDef = new();
 
     /// <summary>y = log(softmax(x)) along each row of the (N, C) matrix x, computed as x - max - log-sum-exp.</summary>
     /// <param name="host">Where to run.</param>
@@ -178,10 +120,12 @@ internal static class LogSoftmax
     /// <param name="c">Columns C.</param>
     public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c)
     {
-        RowShapes.Require(host, nameof(LogSoftmax) + "." + nameof(Forward), n, c, (x, nameof(x)), (y, nameof(y)));
-        if (n == 0 || c == 0)
+        if (!RowShapes.Require(host, nameof(LogSoftmax) + "." + nameof(Forward), n, c, (x, nameof(x)), (y, nameof(y))))
             return;
-        host.Load(ForwardDef)(host.Stream, host.Launch.GridStride(n), x, y, n, c);
+        if (host.RunsManaged)
+            CpuLoops.ForEach(host, n, new ForwardBody<PtrElements<float>>(PtrElements.Of(x), PtrElements.Of(y), c), c);
+        else
+            ForwardDef.Launch(host, n, new(new(x), new(y), c));
     }
 
     /// <summary>
@@ -196,14 +140,45 @@ internal static class LogSoftmax
     /// <param name="c">Columns C.</param>
     public static void Backward(KernelHost host, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c)
     {
-        RowShapes.Require(host, nameof(LogSoftmax) + "." + nameof(Backward), n, c, (y, nameof(y)), (dy, nameof(dy)), (dx, nameof(dx)));
-        if (n == 0 || c == 0)
+        if (!RowShapes.Require(host, nameof(LogSoftmax) + "." + nameof(Backward), n, c, (y, nameof(y)), (dy, nameof(dy)), (dx, nameof(dx))))
             return;
-        host.Load(BackwardDef)(host.Stream, host.Launch.GridStride(n), y, dy, dx, n, c);
+        if (host.RunsManaged)
+            CpuLoops.ForEach(host, n, new BackwardBody<PtrElements<float>>(PtrElements.Of(y), PtrElements.Of(dy), PtrElements.Of(dx), c), c);
+        else
+            BackwardDef.Launch(host, n, new(new(y), new(dy), new(dx), c));
+    }
+
+    // y_j = (x_j - m) - log(sum_k exp(x_k - m)) over row i.
+    internal readonly struct ForwardBody<TF>(TF x, TF y, int c) : IElementBody
+        where TF : struct, IElements<float>
+    {
+        public void Run(int i)
+        {
+            int o = i * c;
+            float m = SoftmaxRow.Max(x, o, c);
+            // The sum is in [1, C]: its log is well conditioned, and (x - m) is exact for nearby values.
+            float lse = XMath.Log(SoftmaxRow.SumExp(x, o, c, m));
+            for (int j = 0; j < c; j++)
+                y[o + j] = (x[o + j] - m) - lse;
+        }
+    }
+
+    // dx_j = dy_j - exp(y_j) sum_k dy_k over row i.
+    internal readonly struct BackwardBody<TF>(TF y, TF dy, TF dx, int c) : IElementBody
+        where TF : struct, IElements<float>
+    {
+        public void Run(int i)
+        {
+            int o = i * c;
+            float sum = 0f;
+            for (int j = 0; j < c; j++)
+                sum += dy[o + j];
+            for (int j = 0; j < c; j++)
+                dx[o + j] = dy[o + j] - (XMath.Exp(y[o + j]) * sum);
+        }
     }
 }
 
-/// <summary>Argument checks for row-wise (N, C) kernels.</summary>
 /// <summary>
 /// The two row passes every softmax-based op shares (softmax, log-softmax, cross-entropy's
 /// gradient), written once so they run the same float operations in the same order.
@@ -242,6 +217,7 @@ internal static class SoftmaxRow
     }
 }
 
+/// <summary>Argument checks for row-wise (N, C) kernels.</summary>
 internal static class RowShapes
 {
     /// <summary>Throws unless n, c are non-negative and every view holds exactly N * C floats.</summary>
@@ -250,7 +226,8 @@ internal static class RowShapes
     /// <param name="n">Rows N.</param>
     /// <param name="c">Columns C.</param>
     /// <param name="views">The (N, C) views with their names.</param>
-    public static void Require(KernelHost host, string op, int n, int c, params ReadOnlySpan<(ArrayView<float> View, string Name)> views)
+    /// <returns>Whether there is work (N and C both positive).</returns>
+    public static bool Require(KernelHost host, string op, int n, int c, params ReadOnlySpan<(ArrayView<float> View, string Name)> views)
     {
         ArgumentNullException.ThrowIfNull(host);
         Check.Dimension(op, n, nameof(n));
@@ -261,5 +238,7 @@ internal static class RowShapes
             Check.Length(op, view, name, nc, $"(N, C) = ({n}, {c})");
             Check.Fits32(op, view, name);
         }
+
+        return nc > 0;
     }
 }

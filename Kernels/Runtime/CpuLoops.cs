@@ -78,9 +78,10 @@ internal static unsafe class CpuLoops
     /// <param name="host">The host.</param>
     /// <param name="n">Length.</param>
     /// <param name="body">The body.</param>
-    internal static void ForEach<TBody>(KernelHost host, long n, TBody body)
+    /// <param name="grain">Elements per index (a row's width for a row body), as in <see cref="For{TBody}"/>.</param>
+    internal static void ForEach<TBody>(KernelHost host, long n, TBody body, int grain = 1)
         where TBody : struct, IElementBody =>
-        For(host, n, new EachBody<TBody>(body));
+        For(host, n, new EachBody<TBody>(body), grain);
 
     /// <summary>y = op(x) elementwise (Elementwise.MapKernel).</summary>
     /// <typeparam name="TOp">The operator.</typeparam>
@@ -124,7 +125,7 @@ internal static unsafe class CpuLoops
         new Span<float>(Ptr(y), checked((int)y.Length)).Fill(value);
     }
 
-    /// <summary>y[r, j] = x[r, j] + b[j] over rows of width f (BiasAdd.ForwardKernel); also per-channel planes.</summary>
+    /// <summary>y[r, j] = x[r, j] + b[j] over rows of width f (BiasAdd.AddBody with S = 1).</summary>
     /// <param name="host">The host.</param>
     /// <param name="x">Input (rows * f).</param>
     /// <param name="b">Bias (f).</param>
@@ -133,7 +134,7 @@ internal static unsafe class CpuLoops
     internal static void BiasRows(KernelHost host, ArrayView<float> x, ArrayView<float> b, ArrayView<float> y, int f) =>
         For(host, y.Length / f, new BiasRowsBody(Ptr(x), Ptr(b), Ptr(y), f), f);
 
-    /// <summary>y[p, s] = x[p, s] + b[p % c] over planes of s (BiasAdd.ForwardChannelsKernel).</summary>
+    /// <summary>y[p, s] = x[p, s] + b[p % c] over planes of s (BiasAdd.AddBody).</summary>
     /// <param name="host">The host.</param>
     /// <param name="x">Input (n * c * s).</param>
     /// <param name="b">Bias (c).</param>

@@ -241,9 +241,11 @@ public abstract class KernelDef
     }
 
     // An operator's name (AddOp); a generic element body by its owner (RmsUpdate.StepBody), since
-    // several launchers name their bodies alike and the accessor arguments say nothing new.
+    // several launchers name their bodies alike, with its operator arguments (Losses.ForwardBody<MseLossOp>);
+    // the (generic) accessor arguments say nothing new.
     private static string ArgumentName(Type t) =>
-        !t.IsGenericType ? t.Name : $"{(t.DeclaringType is { } d ? d.Name + "." : "")}{t.Name[..t.Name.IndexOf('`', StringComparison.Ordinal)]}";
+        !t.IsGenericType ? t.Name : $"{(t.DeclaringType is { } d ? d.Name + "." : "")}{t.Name[..t.Name.IndexOf('`', StringComparison.Ordinal)]}"
+            + (t.GetGenericArguments().Where(a => !a.IsGenericType).Select(a => a.Name).ToList() is [_, ..] ops ? $"<{string.Join(", ", ops)}>" : "");
 }
 
 /// <summary>A kernel definition whose loaded launcher has the type <typeparamref name="TLauncher"/>.</summary>

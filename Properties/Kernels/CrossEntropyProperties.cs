@@ -425,6 +425,7 @@ public class CrossEntropyProperties
                 .And(Bits.Same([managed.Loss], [kernel.Loss], "reduced loss"))
                 .And((managed.Errors == kernel.Errors).Label($"errors {managed.Errors} vs {kernel.Errors}"))
                 .And(Bits.Same(managed.Dx, kernel.Dx, "dlogits"))
+                .And(Bits.Same(SmoothedTargets(k, Devices.Cpu), SmoothedTargets(k, Devices.CpuKernels), "smoothed targets"))
                 .Label(k.ToString());
         });
 
@@ -437,7 +438,7 @@ public class CrossEntropyProperties
         using var errors = d.Upload([5]);
         CrossEntropy.Forward(d.Kernels, x.View<float>(), t.View<int>(), losses.View<float>(), loss.View<float>(), k.N, k.C, k.Options, errors.View<int>());
         float reduced = k.Options.Reduction == LossReduction.None ? 0f : loss.ToHost()[0];
-        return (losses.ToHost(), reduced, errors.ToHost<int>()[0], Backward(k));
+        return (losses.ToHost(), reduced, errors.ToHost<int>()[0], Backward(k, d));
     }
 
     private static (float[] Losses, float Loss) Forward(CrossEntropyCase k)
@@ -451,9 +452,9 @@ public class CrossEntropyProperties
         return (losses.ToHost(), loss.ToHost()[0]);
     }
 
-    private static float[] Backward(CrossEntropyCase k)
+    private static float[] Backward(CrossEntropyCase k, Device? on = null)
     {
-        var d = Devices.Cpu;
+        var d = on ?? Devices.Cpu;
         using var x = d.Upload(k.Logits);
         using var t = d.Upload(k.Targets);
         using var dLoss = d.Upload(k.DLoss);
@@ -463,9 +464,9 @@ public class CrossEntropyProperties
         return dx.ToHost();
     }
 
-    private static float[] SmoothedTargets(CrossEntropyCase k)
+    private static float[] SmoothedTargets(CrossEntropyCase k, Device? on = null)
     {
-        var d = Devices.Cpu;
+        var d = on ?? Devices.Cpu;
         using var t = d.Upload(k.Targets);
         using var s = d.Poisoned(k.N * k.C);
         CrossEntropy.SmoothedTargets(d.Kernels, t.View<int>(), s.View<float>(), k.N, k.C, k.Options.Epsilon, k.Options.Smoothing, k.Options.IgnoreIndex);

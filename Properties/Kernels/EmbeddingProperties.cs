@@ -45,6 +45,24 @@ public class EmbeddingProperties
             return result;
         });
 
+    // The managed loop and the ILGPU kernel run one element body: bit for bit the same rows, sums
+    // and error flag, out-of-range indices included (one index in five is pushed outside [0, V)).
+    [Property(MaxTest = 30)]
+    public Property Managed_path_equals_the_kernels_bitwise() =>
+        Prop.ForAll(Gens.EmbeddingCase.ToArbitrary(), Gen.Elements<int?>(null, 0, -1).ToArbitrary(), (c, pad) =>
+        {
+            var (v, dim, idx0, seed) = c;
+            int n = idx0.Length;
+            var idx = idx0.Select((k, i) => i % 5 == 2 ? (i % 2 == 0 ? -1 - k : v + k) : k).ToArray();
+            int? padding = v > 0 ? pad : null;
+            float[] w = GradCheck.Values(seed, (long)v * dim), dy = GradCheck.Values(seed + 1, (long)n * dim);
+            return KernelParity.Same($"V {v} D {dim} indices [{string.Join(", ", idx)}] padding {padding}", [w, dy, new float[n * dim], new float[v * dim]], [idx, new int[EmbeddingKernels.ErrorsLength]], (h, f, i) =>
+            {
+                EmbeddingKernels.Forward(h, i[0], f[0], f[2], v, dim, i[1]);
+                EmbeddingKernels.Backward(h, i[0], f[1], f[3], v, dim, padding);
+            });
+        });
+
     [Property(MaxTest = 30)]
     public Property Vjp_matches_finite_differences() =>
         Prop.ForAll(Gens.EmbeddingCase.ToArbitrary(), c =>

@@ -54,7 +54,7 @@ public class TrainerWarmupProperties
         Assert.True(warmed >= 8, $"only {warmed} kernels warmed: {string.Join(", ", names)}");
         Assert.True(warmed == afterFit, $"the first step loaded {afterFit - warmed} kernels the warm-up missed; warmed: {string.Join(", ", names)}");
         Assert.Contains(names, n => n.Contains("AdamUpdate.", StringComparison.Ordinal));
-        Assert.Contains(names, n => n.StartsWith("CrossEntropy.", StringComparison.Ordinal));
+        Assert.Contains(names, n => n.Contains("CrossEntropy.", StringComparison.Ordinal));
     }
 
     [Theory]
