@@ -15,7 +15,12 @@ internal static class Cli
         return problems.Count > 0;
     }
 
-    /// <summary>Runs a command, turning the errors a user can fix into a message and an exit code.</summary>
+    /// <summary>
+    /// Runs a command, turning the errors a user can fix into a message and an exit code:
+    /// 2 bad options, 3 bad data or checkpoint files, 4 no usable device, 5 training diverged
+    /// (non-finite), 6 an environment fault (a path that is missing, special, unreadable or
+    /// unwritable; a full disk), 7 out of memory.
+    /// </summary>
     public static int Guard(Func<int> run)
     {
         try
@@ -56,6 +61,22 @@ internal static class Cli
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message} Check the path's permissions, or choose another path.");
+            return 6;
+        }
+        catch (IOException e)
+        {
+            // Missing or special paths, a full disk, a path under a file: the environment, not the options.
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 6;
+        }
+        catch (OutOfMemoryException)
+        {
+            Console.Error.WriteLine("error: out of memory. Use a smaller --batch-size or model, or a machine with more memory.");
+            return 7;
         }
     }
 
