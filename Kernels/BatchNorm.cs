@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using IlgpuTrain.Kernels.Runtime;
 using ILGPU.Algorithms;
@@ -119,36 +120,6 @@ internal static class BatchNorm
         }
     }
 
-    /// <summary>Kernel: the running statistics' update per channel, grid-stride over C.</summary>
-    /// <param name="mean">Batch mean (C).</param>
-    /// <param name="var">Batch biased variance (C).</param>
-    /// <param name="runningMean">Running mean (C).</param>
-    /// <param name="runningVar">Running variance (C).</param>
-    /// <param name="newRunningMean">Output (C); may alias runningMean.</param>
-    /// <param name="newRunningVar">Output (C); may alias runningVar.</param>
-    /// <param name="momentum">Weight of the batch statistics.</param>
-    /// <param name="unbias">m / (m - 1): turns the biased variance into the unbiased one.</param>
-    public static void RunningKernel(ArrayView<float> mean, ArrayView<float> var, ArrayView<float> runningMean, ArrayView<float> runningVar, ArrayView<float> newRunningMean, ArrayView<float> newRunningVar, float momentum, float unbias)
-    {
-        int c = mean.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        float keep = 1f - momentum;
-        for (int ch = Grid.GlobalIndex.X; ch < c; ch += stride)
-        {
-            newRunningMean[ch] = (keep * runningMean[ch]) + (momentum * mean[ch]);
-            newRunningVar[ch] = (keep * runningVar[ch]) + (momentum * var[ch] * unbias);
-        }
-    }
-
-    /// <summary>Kernel: counter'[0] = counter[0] + 1 (num_batches_tracked), one thread.</summary>
-    /// <param name="counter">The count (1).</param>
-    /// <param name="next">Output (1); may alias counter.</param>
-    public static void IncrementKernel(ArrayView<int> counter, ArrayView<int> next)
-    {
-        if (Grid.GlobalIndex.X == 0)
-            next[0] = counter[0] + 1;
-    }
-
     /// <summary>Kernel: one group per channel writes dgamma = Σ dy x̂ and dbeta = Σ dy through shared-memory trees.</summary>
     /// <param name="x">Forward input (N, C, S).</param>
     /// <param name="dy">Upstream gradient (N, C, S).</param>
@@ -235,12 +206,6 @@ internal static class BatchNorm
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>> NormalizeDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>(NormalizeKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float>> RunningDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float>(RunningKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<int>>> IncrementDef =
-        KernelDef.Of<ArrayView<int>, ArrayView<int>>(IncrementKernel);
-
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>> ParamGradsDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(ParamGradsKernel);
 
@@ -301,23 +266,27 @@ internal static class BatchNorm
     private static unsafe void InputGradManaged(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float>? gamma, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dx, int n, int c, int s, float eps, bool training) =>
         CpuLoops.For(host, (long)n * c, new InputGradBody(CpuLoops.Ptr(x), CpuLoops.Ptr(dy), CpuLoops.Ptr(mean), CpuLoops.Ptr(var), gamma is { } g ? CpuLoops.Ptr(g) : null, CpuLoops.Ptr(dgamma), CpuLoops.Ptr(dbeta), CpuLoops.Ptr(dx), dx.IntLength, c, s, eps, training), s);
 
-    private static unsafe void RunningManaged(KernelHost host, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> runningMean, ArrayView<float> runningVar, ArrayView<float> newRunningMean, ArrayView<float> newRunningVar, float momentum, float unbias)
+    private static readonly ForEachDef<RunningBody<ViewElements<float>>> RunningDef = new();
+    private static readonly ForEachDef<IncrementBody<ViewElements<int>>> IncrementDef = new();
+
+    // Channel ch of the running statistics' update: the one body of both backends.
+    internal readonly struct RunningBody<TF>(TF mean, TF var, TF runningMean, TF runningVar, TF newRunningMean, TF newRunningVar, float momentum, float unbias) : IElementBody
+        where TF : struct, IElements<float>
     {
-        host.Stream.Synchronize();
-        float* mu = CpuLoops.Ptr(mean), v = CpuLoops.Ptr(var), rm = CpuLoops.Ptr(runningMean), rv = CpuLoops.Ptr(runningVar);
-        float* nm = CpuLoops.Ptr(newRunningMean), nv = CpuLoops.Ptr(newRunningVar);
-        float keep = 1f - momentum;
-        for (int ch = 0; ch < mean.IntLength; ch++)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Run(int ch)
         {
-            nm[ch] = (keep * rm[ch]) + (momentum * mu[ch]);
-            nv[ch] = (keep * rv[ch]) + (momentum * v[ch] * unbias);
+            float keep = 1f - momentum;
+            newRunningMean[ch] = (keep * runningMean[ch]) + (momentum * mean[ch]);
+            newRunningVar[ch] = (keep * runningVar[ch]) + (momentum * var[ch] * unbias);
         }
     }
 
-    private static unsafe void IncrementManaged(KernelHost host, ArrayView<int> counter, ArrayView<int> next)
+    // num_batches_tracked + 1 (one index).
+    internal readonly struct IncrementBody<TI>(TI counter, TI next) : IElementBody
+        where TI : struct, IElements<int>
     {
-        host.Stream.Synchronize();
-        CpuLoops.Ptr(next)[0] = CpuLoops.Ptr(counter)[0] + 1;
+        public void Run(int i) => next[0] = counter[0] + 1;
     }
 
     private readonly unsafe struct StatisticsBody(float* x, float* mean, float* var, int n, int c, int s) : CpuLoops.IRange
@@ -650,9 +619,9 @@ internal static class BatchNorm
             return;
         float unbias = (float)((double)m / (m - 1));
         if (host.RunsManaged)
-            RunningManaged(host, mean, var, runningMean, runningVar, newRunningMean, newRunningVar, momentum, unbias);
+            CpuLoops.ForEach(host, mean.Length, new RunningBody<PtrElements<float>>(PtrElements.Of(mean), PtrElements.Of(var), PtrElements.Of(runningMean), PtrElements.Of(runningVar), PtrElements.Of(newRunningMean), PtrElements.Of(newRunningVar), momentum, unbias));
         else
-            host.Load(RunningDef)(host.Stream, host.Launch.GridStride(mean.Length), mean, var, runningMean, runningVar, newRunningMean, newRunningVar, momentum, unbias);
+            RunningDef.Launch(host, mean.IntLength, new(new(mean), new(var), new(runningMean), new(runningVar), new(newRunningMean), new(newRunningVar), momentum, unbias));
     }
 
     /// <summary>next[0] = counter[0] + 1: num_batches_tracked after a training batch. next may alias counter.</summary>
@@ -666,9 +635,9 @@ internal static class BatchNorm
         Check.Length(op, counter, nameof(counter), 1, "a scalar count");
         Check.Length(op, next, nameof(next), 1, "a scalar count");
         if (host.RunsManaged)
-            IncrementManaged(host, counter, next);
+            CpuLoops.ForEach(host, 1, new IncrementBody<PtrElements<int>>(PtrElements.Of(counter), PtrElements.Of(next)));
         else
-            host.Load(IncrementDef)(host.Stream, host.Launch.GridStride(1), counter, next);
+            IncrementDef.Launch(host, 1, new(new(counter), new(next)));
     }
 
     /// <summary>dgamma = Σ dy x̂ and dbeta = Σ dy per channel, x̂ from the mean and var the forward used. Overwrites both.</summary>
