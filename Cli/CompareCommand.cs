@@ -10,7 +10,11 @@ namespace IlgpuTrain.Cli;
 /// </summary>
 internal static class CompareCommand
 {
-    public static Command Create()
+    public static Command Create() => Build().Command;
+
+    /// <summary>The command and the options it reads (for tests that check every listed option is used).</summary>
+    /// <returns>The command and its options.</returns>
+    internal static (Command Command, TrainOptions Options) Build()
     {
         var o = new TrainOptions();
         var lrs = new Option<string>("--lrs") { Description = "Peak learning rates per optimizer, name=value (defaults: sgd=0.1, momentum=0.05, adam=0.003, adamw=0.003).", DefaultValueFactory = _ => "sgd=0.1,momentum=0.05,adam=0.003,adamw=0.003" };
@@ -22,8 +26,23 @@ internal static class CompareCommand
         o.EarlyStopping.Description = "Stop each run when val_loss has not improved for this many epochs, restoring its best weights (default: off).";
         command.Options.Add(lrs);
         command.SetAction(parse => Run(o.Read(parse), parse.GetValue(lrs)!));
-        return command;
+        return (command, o);
     }
+
+    /// <summary>The optimizers compared, in table order.</summary>
+    public static IReadOnlyList<string> Optimizers { get; } = ["sgd", "momentum", "adam", "adamw"];
+
+    /// <summary>The run of one optimizer: the command's options, with that optimizer, its rate from --lrs (or the default) and weight decay for adamw only.</summary>
+    /// <param name="baseConfig">The options of the command.</param>
+    /// <param name="name">One of <see cref="Optimizers"/>.</param>
+    /// <param name="lrs">Rates given with --lrs.</param>
+    /// <returns>The run's configuration.</returns>
+    public static RunConfig ForOptimizer(RunConfig baseConfig, string name, IReadOnlyDictionary<string, double> lrs) => baseConfig with
+    {
+        Optimizer = name,
+        LearningRate = lrs.GetValueOrDefault(name, name.StartsWith("adam", StringComparison.Ordinal) ? 3e-3 : name == "sgd" ? 0.1 : 0.05),
+        WeightDecay = name == "adamw" ? baseConfig.WeightDecay : 0,
+    };
 
     private static int Run(RunConfig baseConfig, string lrSpec)
     {
@@ -32,7 +51,7 @@ internal static class CompareCommand
         foreach (var part in lrSpec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             var kv = part.Split('=');
-            if (kv.Length != 2 || !new[] { "sgd", "momentum", "adam", "adamw" }.Contains(kv[0]) || !double.TryParse(kv[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) || !(v > 0 && v <= 10))
+            if (kv.Length != 2 || !Optimizers.Contains(kv[0]) || !double.TryParse(kv[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) || !(v > 0 && v <= 10))
                 problems.Add($"--lrs {part}: expected optimizer=learning_rate with optimizer one of sgd, momentum, adam, adamw and a rate in (0, 10].");
             else
                 lrs[kv[0]] = v;
@@ -50,14 +69,9 @@ internal static class CompareCommand
             var runs = new Dictionary<string, History>();
             var rows = new List<(string Name, double Acc, double Loss, double Seconds)>();
             var warnings = new List<string>();
-            foreach (var name in new[] { "sgd", "momentum", "adam", "adamw" })
+            foreach (var name in Optimizers)
             {
-                var c = baseConfig with
-                {
-                    Optimizer = name,
-                    LearningRate = lrs.GetValueOrDefault(name, name.StartsWith("adam", StringComparison.Ordinal) ? 3e-3 : name == "sgd" ? 0.1 : 0.05),
-                    WeightDecay = name == "adamw" ? baseConfig.WeightDecay : 0,
-                };
+                var c = ForOptimizer(baseConfig, name, lrs);
                 using var progress = new ConsoleProgress();
                 progress.Message($"== {name}: {Recipes.Describe(c)}");
                 TrainingCallback[] callbacks = c.EarlyStopping >= 0 ? [new EarlyStopping("val_loss", patience: c.EarlyStopping, restoreBestWeights: true)] : [];

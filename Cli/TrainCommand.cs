@@ -12,13 +12,17 @@ namespace IlgpuTrain.Cli;
 /// </summary>
 internal static class TrainCommand
 {
-    public static Command Create()
+    public static Command Create() => Build().Command;
+
+    /// <summary>The command and the options it reads (for tests that check every listed option is used).</summary>
+    /// <returns>The command and its options.</returns>
+    internal static (Command Command, TrainOptions Options) Build()
     {
         var o = new TrainOptions();
         var command = new Command("train", "Train a model (default: the Fashion-MNIST MLP with AdamW and one-cycle for 5 epochs).");
         o.AddTo(command);
         command.SetAction(parse => Run(o.Read(parse), parse.GetValue(o.Resume)));
-        return command;
+        return (command, o);
     }
 
     private static int Run(RunConfig config, string? resume)
@@ -126,7 +130,7 @@ internal sealed class TrainOptions
 
     public Option<int> EarlyStopping { get; } = new("--early-stopping") { Description = "Stop when val_loss has not improved for this many epochs, restoring the best weights (default: off).", DefaultValueFactory = _ => -1 };
 
-    public Option<string?> Device { get; } = new("--device") { Description = "cpu, cuda or opencl (default: $ILGPUTRAIN_DEVICE, else the best available)." };
+    public Option<string?> Device { get; } = new("--device") { Description = "cpu, cpu-kernels, cuda or opencl (default: $ILGPUTRAIN_DEVICE, else the best available)." };
 
     public Option<ulong> Seed { get; } = new("--seed") { Description = "Seed of initialization, shuffling, dropout and augmentation.", DefaultValueFactory = _ => D.Seed };
 
