@@ -44,10 +44,14 @@ internal static class CompareCommand
         WeightDecay = name == "adamw" ? baseConfig.WeightDecay : 0,
     };
 
-    private static int Run(RunConfig baseConfig, string lrSpec)
+    /// <summary>Parses --lrs (name=rate, comma-separated).</summary>
+    /// <param name="lrSpec">The option's text.</param>
+    /// <param name="lrs">The rates given.</param>
+    /// <returns>The problems, each naming the part and the fix; empty when valid.</returns>
+    internal static IReadOnlyList<string> LrProblems(string lrSpec, out Dictionary<string, double> lrs)
     {
-        var lrs = new Dictionary<string, double>();
-        var problems = new List<string>(TrainOptions.Problems(baseConfig));
+        lrs = new Dictionary<string, double>();
+        var problems = new List<string>();
         foreach (var part in lrSpec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             var kv = part.Split('=');
@@ -57,6 +61,13 @@ internal static class CompareCommand
                 lrs[kv[0]] = v;
         }
 
+        return problems;
+    }
+
+    private static int Run(RunConfig baseConfig, string lrSpec)
+    {
+        var problems = new List<string>(TrainOptions.Problems(baseConfig));
+        problems.AddRange(LrProblems(lrSpec, out var lrs));
         if (Cli.Fail(problems))
             return 2;
         return Cli.Guard(() =>

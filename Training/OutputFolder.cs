@@ -61,7 +61,7 @@ public static class OutputFolder
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                throw new OutputWriteException(path, Fail($"cannot create this folder ({Reason(e)}); choose a folder on a writable disk."), e);
+                throw new OutputWriteException(path, Fail($"cannot create this folder ({Reason(e)}); {Fix(e, "choose a folder on a writable disk")}."), e);
             }
         }
 
