@@ -83,11 +83,16 @@ public sealed class CheckpointCallback : TrainingCallback
         return new TrainState(c.Params, c.State, opt, scale, c.Epoch, c.BatchInEpoch, c.Step, c.History);
     }
 
-    /// <summary>Takes the best value so far from the history of the state the fit starts from (none for a fresh run).</summary>
+    /// <summary>
+    /// Takes the best value so far from the history of the state the fit starts from (none for a
+    /// fresh run), and removes the temporary files that a run killed during a checkpoint write left
+    /// beside last.safetensors and best.safetensors.
+    /// </summary>
     /// <param name="info">The starting state.</param>
     public override void OnFitStart(FitStartInfo info)
     {
         ArgumentNullException.ThrowIfNull(info);
+        RemoveStrayTemporaries();
         _best = Worst;
         foreach (var m in info.State.History.Epochs)
         {
@@ -109,6 +114,27 @@ public sealed class CheckpointCallback : TrainingCallback
         }
 
         return EpochVerdict.Continue;
+    }
+
+    // AtomicFile.Write's temporaries are <target>.tmp-<guid>; only this callback writes these targets.
+    private void RemoveStrayTemporaries()
+    {
+        if (!System.IO.Directory.Exists(Directory))
+            return;
+        foreach (var target in new[] { LastPath, BestPath })
+        {
+            foreach (var tmp in System.IO.Directory.EnumerateFiles(Directory, Path.GetFileName(target) + ".tmp-*"))
+            {
+                try
+                {
+                    File.Delete(tmp);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // A leftover that cannot be removed harms nothing; the next write uses a new name.
+                }
+            }
+        }
     }
 
     // NaN never counts as better: a diverged epoch must not replace the best checkpoint.

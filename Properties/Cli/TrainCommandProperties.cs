@@ -154,10 +154,11 @@ public class TrainCommandProperties
         using var ro = Tmpfs.Mount("ro,size=64k")!;
         foreach (var bad in new[] { ro.Path, Path.Combine(ro.Path, "run") })
         {
-            var (code, _, err) = Run(Args("train", "", "--output", bad));
+            var (code, output, err) = Run(Args("train", "", "--output", bad));
             Assert.True(code == 6, $"--output {bad}: exit {code}, {err}");
             OneLineError(err, bad);
             Assert.Contains("read-only", err);
+            Assert.DoesNotContain("epoch 1/1", output);
         }
     }
 

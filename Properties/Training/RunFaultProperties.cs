@@ -74,6 +74,28 @@ public class RunFaultProperties
     }
 
     [Fact]
+    public void A_fit_removes_the_temporary_checkpoints_a_killed_run_left()
+    {
+        string dir = TempDir();
+        try
+        {
+            var cb = new CheckpointCallback(dir, saveBest: "val_loss");
+            string[] stray = [cb.LastPath + ".tmp-0123abcd", cb.BestPath + ".tmp-ffff"];
+            foreach (var f in stray)
+                File.WriteAllText(f, "half a checkpoint");
+            string other = Path.Combine(dir, "notes.tmp-1");
+            File.WriteAllText(other, "mine");
+            using var s = Small(new Adam(0.01), 1, 16).Init();
+            cb.OnFitStart(new FitStartInfo(s, 1));
+            Assert.Equal([other], Directory.GetFiles(dir));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void A_non_finite_validation_loss_never_becomes_the_best_checkpoint()
     {
         string dir = TempDir();
