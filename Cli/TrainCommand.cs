@@ -12,13 +12,17 @@ namespace IlgpuTrain.Cli;
 /// </summary>
 internal static class TrainCommand
 {
-    public static Command Create()
+    public static Command Create() => Build().Command;
+
+    /// <summary>The command and the options it reads (for tests that check every listed option is used).</summary>
+    /// <returns>The command and its options.</returns>
+    internal static (Command Command, TrainOptions Options) Build()
     {
         var o = new TrainOptions();
         var command = new Command("train", "Train a model (default: the Fashion-MNIST MLP with AdamW and one-cycle for 5 epochs).");
         o.AddTo(command);
         command.SetAction(parse => Run(o.Read(parse), parse.GetValue(o.Resume)));
-        return command;
+        return (command, o);
     }
 
     private static int Run(RunConfig config, string? resume)
@@ -27,10 +31,14 @@ internal static class TrainCommand
             return 2;
         if (resume is not null && !File.Exists(resume))
             return Cli.Fail([$"--resume {resume}: no such file. train writes <output>/checkpoints/last.safetensors after every epoch."]) ? 2 : 0;
+
+        // Nothing in the output folder is created or replaced before the options, the data and the
+        // checkpoint to resume have been checked, and the logs are written only as epochs end.
         return Cli.Guard(() =>
         {
-            Directory.CreateDirectory(config.Output);
             var data = Recipes.LoadData(config);
+            if (Cli.Fail(TrainOptions.RunProblems(config, data.Train.Count)))
+                return 2;
             using var device = Recipes.CreateDevice(config);
             using var progress = new ConsoleProgress();
             string ckptDir = Path.Combine(config.Output, "checkpoints");
@@ -50,21 +58,32 @@ internal static class TrainCommand
             Console.WriteLine(model.Summary(data.Train.SampleShape, config.BatchSize));
 
             TrainState? from = null;
-            if (resume is not null)
-                from = Resuming.Resume(resume, device, trainer, optimizer, config, progress);
+            try
+            {
+                if (resume is not null)
+                    from = Resuming.Resume(resume, device, trainer, optimizer, config, progress);
+                OutputFolder.Require(config.Output, "--output");
+                OutputFolder.Require(ckptDir, "--output");
+            }
+            catch
+            {
+                from?.Dispose();
+                throw;
+            }
+
             var (result, seconds) = Cli.Timed(() => trainer.Fit(data.Train, data.Validation, from));
             using var final = result.State;
             var test = trainer.Evaluate(final.Params, final.State, data.Test);
-            long steps = final.History.Epochs.Sum(e => (long)e.Steps + e.SkippedSteps);
             double trainSeconds = final.History.Epochs.Sum(e => e.Seconds);
             Console.WriteLine();
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{result.StopReason}: {final.Epoch} epochs in {seconds:F1} s ({trainSeconds / Math.Max(steps, 1) * 1000:F2} ms/step, {final.History.Epochs.Sum(e => e.Samples) / Math.Max(trainSeconds, 1e-9):F0} samples/s)"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{result.StopReason}: {final.Epoch} epochs in {seconds:F1} s ({trainSeconds / Math.Max(final.Step, 1) * 1000:F2} ms/batch, {final.History.Epochs.Sum(e => e.Samples) / Math.Max(trainSeconds, 1e-9):F0} samples/s)"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test: loss {test.Loss:F4}, accuracy {test.Accuracy:F4}, top-{test.K} {test.TopK:F4} on {test.Samples} samples"));
-            var findings = CurveDiagnosis.Diagnose(final.History, data.Train.Classes);
+            var findings = CurveDiagnosis.Diagnose(final.History, data.Train.Classes, TrainOptions.PlannedUpdates(config, data.Train.Count));
             Console.WriteLine(CurveDiagnosis.Format(findings));
             string png = Path.Combine(config.Output, "curves.png");
-            Plots.SaveCurves(final.History, png, $"{config.Model} on {config.Dataset}");
+            OutputFolder.Writing(png, "plot", () => Plots.SaveCurves(final.History, png, $"{config.Model} on {config.Dataset}"), atomic: true);
             Console.WriteLine($"wrote {png}, {Path.Combine(config.Output, "metrics.csv")}, {Path.Combine(config.Output, "learning_rate.csv")}, checkpoints in {ckptDir}");
+            TrainOptions.Warn(findings);
             return 0;
         });
     }
@@ -111,7 +130,7 @@ internal sealed class TrainOptions
 
     public Option<int> EarlyStopping { get; } = new("--early-stopping") { Description = "Stop when val_loss has not improved for this many epochs, restoring the best weights (default: off).", DefaultValueFactory = _ => -1 };
 
-    public Option<string?> Device { get; } = new("--device") { Description = "cpu, cuda or opencl (default: $ILGPUTRAIN_DEVICE, else the best available)." };
+    public Option<string?> Device { get; } = new("--device") { Description = "cpu, cpu-kernels, cuda or opencl (default: $ILGPUTRAIN_DEVICE, else the best available)." };
 
     public Option<ulong> Seed { get; } = new("--seed") { Description = "Seed of initialization, shuffling, dropout and augmentation.", DefaultValueFactory = _ => D.Seed };
 
@@ -123,10 +142,44 @@ internal sealed class TrainOptions
 
     public Option<string?> Resume { get; } = new("--resume") { Description = "Continue a run from a checkpoint (.safetensors) written by an earlier train." };
 
-    public void AddTo(Command c)
+    /// <summary>Every option, in help order.</summary>
+    public IReadOnlyList<Option> All => [Model, Dataset, Data, Optimizer, Lr, WeightDecay, Momentum, Schedule, Warmup, Epochs, BatchSize, LabelSmoothing, Dropout, Augment, MixedPrecision, Accumulate, Clip, EarlyStopping, Device, Seed, Output, TrainLimit, ValSize, Resume];
+
+    /// <summary>Adds the options to a command, less those it does not use (a command lists only options that work).</summary>
+    /// <param name="c">The command.</param>
+    /// <param name="except">Options the command does not use.</param>
+    public void AddTo(Command c, params Option[] except)
     {
-        foreach (var opt in new Option[] { Model, Dataset, Data, Optimizer, Lr, WeightDecay, Momentum, Schedule, Warmup, Epochs, BatchSize, LabelSmoothing, Dropout, Augment, MixedPrecision, Accumulate, Clip, EarlyStopping, Device, Seed, Output, TrainLimit, ValSize, Resume })
+        foreach (var opt in All.Except(except))
             c.Options.Add(opt);
+    }
+
+    /// <summary>The problems of a run that only the data reveal: a gradient accumulation larger than the run, which would make no update.</summary>
+    /// <param name="c">The run.</param>
+    /// <param name="trainSamples">Samples in its training set.</param>
+    /// <returns>The problems, each naming the numbers and the fix; empty when none.</returns>
+    public static IReadOnlyList<string> RunProblems(RunConfig c, int trainSamples)
+    {
+        long batches = ((long)trainSamples + c.BatchSize - 1) / c.BatchSize;
+        long total = c.Epochs * batches;
+        if (c.Accumulate <= total)
+            return [];
+        return [$"--accumulate {c.Accumulate}: the run has only {total} batch(es) ({c.Epochs} epoch(s) of {batches} batch(es) of {c.BatchSize} from {trainSamples} samples), so it would make no optimizer update; use --accumulate {Math.Max(1, total)} or less, or more --epochs or --train-limit."];
+    }
+
+    /// <summary>The updates the run's learning-rate schedule spans, or null for a schedule that does not depend on the run's length.</summary>
+    /// <param name="c">The run.</param>
+    /// <param name="trainSamples">Samples in its training set.</param>
+    /// <returns>The planned updates, or null.</returns>
+    public static long? PlannedUpdates(RunConfig c, int trainSamples) =>
+        c.Schedule is "constant" or "plateau" ? null : Recipes.TotalUpdates(c, trainSamples);
+
+    /// <summary>A warning on stderr for each finding that makes the run's result suspect (it still exits 0: the run did finish).</summary>
+    /// <param name="findings">The run's diagnosis.</param>
+    public static void Warn(IReadOnlyList<Finding> findings)
+    {
+        foreach (var f in findings.Where(CurveDiagnosis.IsWarning))
+            Console.Error.WriteLine($"warning: {f.Summary} {f.Evidence}");
     }
 
     /// <summary>Every problem with the options, each naming the option and the fix; empty when valid.</summary>

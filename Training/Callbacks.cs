@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 
 namespace IlgpuTrain.Training;
 
@@ -9,7 +10,24 @@ namespace IlgpuTrain.Training;
 /// <param name="Loss">This batch's loss (unscaled).</param>
 /// <param name="LearningRate">The learning rate of the last update.</param>
 /// <param name="Skipped">Whether the update was skipped (non-finite gradients under loss scaling).</param>
-public sealed record StepInfo(int Epoch, int Batch, long Step, double Loss, double LearningRate, bool Skipped);
+public sealed record StepInfo(int Epoch, int Batch, long Step, double Loss, double LearningRate, bool Skipped)
+{
+    /// <summary>
+    /// Whether this batch ended in an optimizer update: false for a skipped step and, with gradient
+    /// accumulation, for a micro-batch that only accumulated (then <see cref="LearningRate"/> is the
+    /// rate the next update will use).
+    /// </summary>
+    public bool Updated { get; init; } = !Skipped;
+}
+
+/// <summary>What the trainer tells a callback before the first step of a <see cref="Trainer.Fit"/>.</summary>
+/// <param name="State">The state the fit starts from: a fresh run (epoch 0, step 0) or a resumed one, whose history holds the epochs before the resume (read it; do not dispose it).</param>
+/// <param name="Epochs">The epoch the fit trains to.</param>
+public sealed record FitStartInfo(TrainState State, int Epochs)
+{
+    /// <summary>Whether the fit continues a run (a checkpoint's state) rather than starting one.</summary>
+    public bool Resumed => State.Step > 0 || State.Epoch > 0;
+}
 
 /// <summary>What the trainer tells a callback after each epoch.</summary>
 /// <param name="Metrics">This epoch's metrics.</param>
@@ -32,6 +50,16 @@ public sealed record EpochVerdict(bool Stop, string? Reason = null, ParamSnapsho
 /// <summary>Hooks into <see cref="Trainer.Fit"/>: override what you need.</summary>
 public abstract class TrainingCallback
 {
+    /// <summary>
+    /// Before the first step of a fit, after the trainer has checked the data and options. A
+    /// callback resets its own state here (so one object can serve several fits) and, on a resumed
+    /// run, takes up what it tracks from <see cref="FitStartInfo.State"/>'s history.
+    /// </summary>
+    /// <param name="info">The starting state.</param>
+    public virtual void OnFitStart(FitStartInfo info)
+    {
+    }
+
     /// <summary>After each training batch. Keep it cheap: it runs on the training thread.</summary>
     /// <param name="info">The step.</param>
     public virtual void OnStep(StepInfo info)
@@ -120,14 +148,40 @@ public sealed class EarlyStopping : TrainingCallback
     /// <summary>The 1-based epoch at which training stopped, 0 if it did not.</summary>
     public int StoppedEpoch { get; private set; }
 
+    /// <summary>
+    /// Starts counting afresh, then, on a resumed run, replays the rule over the history the run
+    /// brings, so best and patience continue across the resume. The weights of an epoch before the
+    /// resume are not in memory: stopping on such a best keeps the current weights and says so.
+    /// </summary>
+    /// <param name="info">The starting state.</param>
+    public override void OnFitStart(FitStartInfo info)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        _best = Mode == MonitorMode.Min ? double.PositiveInfinity : double.NegativeInfinity;
+        _wait = 0;
+        _bestParams = null;
+        _bestState = null;
+        BestEpoch = 0;
+        StoppedEpoch = 0;
+        foreach (var m in info.State.History.Epochs)
+        {
+            _wait++;
+            if (Improves(Read(Monitor, m)))
+            {
+                _best = Read(Monitor, m);
+                BestEpoch = m.Epoch;
+                _wait = 0;
+            }
+        }
+    }
+
     /// <inheritdoc/>
     public override EpochVerdict OnEpochEnd(EpochInfo info)
     {
         ArgumentNullException.ThrowIfNull(info);
         double current = Read(Monitor, info.Metrics);
         _wait++;
-        bool improved = Mode == MonitorMode.Min ? current + MinDelta < _best : current - MinDelta > _best;
-        if (improved)
+        if (Improves(current))
         {
             _best = current;
             BestEpoch = info.Metrics.Epoch;
@@ -146,13 +200,17 @@ public sealed class EarlyStopping : TrainingCallback
         {
             StoppedEpoch = info.Metrics.Epoch;
             string reason = string.Create(CultureInfo.InvariantCulture, $"early stopping: {Monitor} has not improved on {_best:G6} (epoch {BestEpoch}) for {_wait} epoch(s)");
-            return RestoreBestWeights && _bestParams is not null
-                ? new EpochVerdict(true, reason + $"; restoring the weights of epoch {BestEpoch}", _bestParams, _bestState)
+            if (RestoreBestWeights && _bestParams is not null)
+                return new EpochVerdict(true, reason + $"; restoring the weights of epoch {BestEpoch}", _bestParams, _bestState);
+            return RestoreBestWeights
+                ? new EpochVerdict(true, reason + $"; the weights of epoch {BestEpoch} (before the resume) are not in memory, so the current ones are kept (best.safetensors holds the best checkpoint)")
                 : new EpochVerdict(true, reason);
         }
 
         return EpochVerdict.Continue;
     }
+
+    private bool Improves(double current) => Mode == MonitorMode.Min ? current + MinDelta < _best : current - MinDelta > _best;
 
     private static double Read(string monitor, EpochMetrics? m)
     {
@@ -171,40 +229,109 @@ public sealed class EarlyStopping : TrainingCallback
     }
 }
 
-/// <summary>Records the learning rate of every update (and optionally writes it as CSV: step,epoch,learning_rate).</summary>
+/// <summary>
+/// Records the learning rate of every optimizer update (not of micro-batches that only accumulate,
+/// nor of skipped steps) and optionally writes it as CSV: step,epoch,learning_rate.
+/// </summary>
+/// <remarks>
+/// The file is written at the end of each epoch, never before: a fit that fails before its first
+/// epoch ends leaves an earlier run's file as it was. A fresh run replaces the file; a resumed run
+/// (<see cref="FitStartInfo.Resumed"/>) continues it, keeping the rows up to the step it resumes
+/// from and dropping any later ones (written after that checkpoint by a run that then died), so
+/// the file holds each update of the whole run once, in order.
+/// </remarks>
 public sealed class LearningRateLogger : TrainingCallback
 {
+    /// <summary>The CSV header.</summary>
+    public const string Header = "step,epoch,learning_rate";
+
     private readonly List<(long Step, int Epoch, double LearningRate)> _rows = new();
     private readonly string? _path;
+    private int _written;
+    private long? _resumedAt;
+    private bool _prepared;
 
-    /// <summary>Creates the logger.</summary>
-    /// <param name="csvPath">A CSV file to append to, or null to keep the values in memory only.</param>
+    /// <summary>Creates the logger; nothing is written until the first epoch ends.</summary>
+    /// <param name="csvPath">A CSV file to write, or null to keep the values in memory only.</param>
     public LearningRateLogger(string? csvPath = null)
     {
+        if (csvPath is not null)
+            ArgumentException.ThrowIfNullOrWhiteSpace(csvPath);
         _path = csvPath;
-        if (_path is not null)
-            File.WriteAllText(_path, "step,epoch,learning_rate\n");
     }
 
-    /// <summary>(step, epoch, learning rate) of every update so far.</summary>
+    /// <summary>(step, epoch, learning rate) of every update of the current fit so far.</summary>
     public IReadOnlyList<(long Step, int Epoch, double LearningRate)> Rows => _rows;
+
+    /// <summary>A test seam: wraps each stream the logger writes to (the identity by default).</summary>
+    internal Func<Stream, Stream> WrapStream { get; init; } = s => s;
+
+    /// <inheritdoc/>
+    public override void OnFitStart(FitStartInfo info)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        _rows.Clear();
+        _written = 0;
+        _prepared = false;
+        _resumedAt = info.Resumed ? info.State.Step : null;
+    }
 
     /// <inheritdoc/>
     public override void OnStep(StepInfo info)
     {
         ArgumentNullException.ThrowIfNull(info);
-        _rows.Add((info.Step, info.Epoch, info.LearningRate));
+        if (info.Updated && !double.IsNaN(info.LearningRate))
+            _rows.Add((info.Step, info.Epoch, info.LearningRate));
     }
 
     /// <inheritdoc/>
     public override EpochVerdict OnEpochEnd(EpochInfo info)
     {
-        if (_path is not null)
+        if (_path is null)
+            return EpochVerdict.Continue;
+        OutputFolder.Writing(_path, "learning-rate log", () =>
         {
-            var lines = _rows.Where(r => r.Epoch == info.Metrics.Epoch).Select(r => string.Create(CultureInfo.InvariantCulture, $"{r.Step},{r.Epoch},{r.LearningRate:R}"));
-            File.AppendAllLines(_path, lines);
+            if (!_prepared)
+            {
+                Prepare(_path);
+                _prepared = true;
+            }
+
+            using var file = new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.Read);
+            using var w = new StreamWriter(WrapStream(file), new UTF8Encoding(false)) { NewLine = "\n" };
+            for (; _written < _rows.Count; _written++)
+                w.WriteLine(Line(_rows[_written]));
+        });
+        return EpochVerdict.Continue;
+    }
+
+    private static string Line((long Step, int Epoch, double LearningRate) r) =>
+        string.Create(CultureInfo.InvariantCulture, $"{r.Step},{r.Epoch},{r.LearningRate:R}");
+
+    // A fresh run starts the file with its header; a resumed one keeps the earlier rows up to the
+    // step it resumes from (a row cut short by a crash, or past that step, is dropped). Atomic: a
+    // failure leaves the old file.
+    private void Prepare(string path)
+    {
+        var keep = new List<string> { Header };
+        if (_resumedAt is { } from && File.Exists(path))
+        {
+            foreach (var line in File.ReadLines(path).Skip(1))
+            {
+                var cells = line.Split(',');
+                if (cells.Length == 3
+                    && long.TryParse(cells[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out long step) && step <= from
+                    && int.TryParse(cells[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out _)
+                    && double.TryParse(cells[2], NumberStyles.Float, CultureInfo.InvariantCulture, out double lr) && !double.IsNaN(lr))
+                    keep.Add(line);
+            }
         }
 
-        return EpochVerdict.Continue;
+        AtomicFile.Write(path, s =>
+        {
+            using var w = new StreamWriter(WrapStream(s), new UTF8Encoding(false), 1 << 16, leaveOpen: true) { NewLine = "\n" };
+            foreach (var line in keep)
+                w.WriteLine(line);
+        });
     }
 }

@@ -5,13 +5,20 @@ namespace IlgpuTrain.Training;
 /// <c>best.safetensors</c> when the monitored metric improves (Keras' ModelCheckpoint with
 /// save_best_only, plus the last one). Each write is atomic, so a crash never damages the previous file.
 /// </summary>
+/// <remarks>
+/// The best value so far carries across a resume: <see cref="OnFitStart"/> takes it from the
+/// history the resumed state brings, so best.safetensors is replaced only by an epoch better than
+/// every earlier one of the run. Nothing is written before the first epoch ends. A write that fails
+/// (a full disk, a folder that became read-only) throws an <see cref="OutputWriteException"/>
+/// naming the file, with the previous checkpoint intact.
+/// </remarks>
 public sealed class CheckpointCallback : TrainingCallback
 {
     private readonly string? _config;
     private double _best;
 
     /// <summary>Creates the callback.</summary>
-    /// <param name="directory">Where the checkpoints go (created if missing).</param>
+    /// <param name="directory">Where the checkpoints go (created, if missing, at the first save).</param>
     /// <param name="config">A JSON string describing the run (stored in the checkpoint's metadata), or null.</param>
     /// <param name="saveBest">The metric whose improvement writes best.safetensors (val_loss, val_accuracy, loss, accuracy), or null for last only.</param>
     /// <param name="mode">Which way is better (auto: min for losses).</param>
@@ -24,8 +31,7 @@ public sealed class CheckpointCallback : TrainingCallback
         _config = config;
         Monitor = saveBest;
         Mode = mode != MonitorMode.Auto ? mode : saveBest?.Contains("loss", StringComparison.Ordinal) != false ? MonitorMode.Min : MonitorMode.Max;
-        _best = Mode == MonitorMode.Min ? double.PositiveInfinity : double.NegativeInfinity;
-        System.IO.Directory.CreateDirectory(directory);
+        _best = Worst;
     }
 
     /// <summary>The folder of the checkpoints.</summary>
@@ -42,6 +48,14 @@ public sealed class CheckpointCallback : TrainingCallback
 
     /// <summary>The path of the best checkpoint.</summary>
     public string BestPath => Path.Combine(Directory, "best.safetensors");
+
+    /// <summary>The best value of <see cref="Monitor"/> so far (±infinity before any).</summary>
+    public double Best => _best;
+
+    /// <summary>A test seam: wraps the stream each checkpoint is written to (the identity by default).</summary>
+    internal Func<Stream, Stream> WrapStream { get; init; } = s => s;
+
+    private double Worst => Mode == MonitorMode.Min ? double.PositiveInfinity : double.NegativeInfinity;
 
     /// <summary>The checkpoint content of a run's state.</summary>
     /// <param name="s">The state.</param>
@@ -69,54 +83,101 @@ public sealed class CheckpointCallback : TrainingCallback
         return new TrainState(c.Params, c.State, opt, scale, c.Epoch, c.BatchInEpoch, c.Step, c.History);
     }
 
+    /// <summary>
+    /// Takes the best value so far from the history of the state the fit starts from (none for a
+    /// fresh run), and removes the temporary files that a run killed during a checkpoint write left
+    /// beside last.safetensors and best.safetensors.
+    /// </summary>
+    /// <param name="info">The starting state.</param>
+    public override void OnFitStart(FitStartInfo info)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        RemoveStrayTemporaries();
+        _best = Worst;
+        foreach (var m in info.State.History.Epochs)
+        {
+            if (Read(m) is { } v && Better(v))
+                _best = v;
+        }
+    }
+
     /// <inheritdoc/>
     public override EpochVerdict OnEpochEnd(EpochInfo info)
     {
         ArgumentNullException.ThrowIfNull(info);
         var c = Of(info.State, info.Seed, info.ModelDescription, _config);
-        Checkpoint.Save(LastPath, c);
-        if (Monitor is not null)
+        Save(LastPath, c);
+        if (Monitor is not null && Read(info.Metrics) is { } current && Better(current))
         {
-            double? v = Monitor switch
-            {
-                "val_loss" => info.Metrics.ValLoss,
-                "val_accuracy" => info.Metrics.ValAccuracy,
-                "loss" => info.Metrics.TrainLoss,
-                _ => info.Metrics.TrainAccuracy,
-            };
-            if (v is { } current && (Mode == MonitorMode.Min ? current < _best : current > _best))
-            {
-                _best = current;
-                Checkpoint.Save(BestPath, c);
-            }
+            _best = current;
+            Save(BestPath, c);
         }
 
         return EpochVerdict.Continue;
     }
+
+    // AtomicFile.Write's temporaries are <target>.tmp-<guid>; only this callback writes these targets.
+    private void RemoveStrayTemporaries()
+    {
+        if (!System.IO.Directory.Exists(Directory))
+            return;
+        foreach (var target in new[] { LastPath, BestPath })
+        {
+            foreach (var tmp in System.IO.Directory.EnumerateFiles(Directory, Path.GetFileName(target) + ".tmp-*"))
+            {
+                try
+                {
+                    File.Delete(tmp);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // A leftover that cannot be removed harms nothing; the next write uses a new name.
+                }
+            }
+        }
+    }
+
+    // NaN never counts as better: a diverged epoch must not replace the best checkpoint.
+    private bool Better(double v) => Mode == MonitorMode.Min ? v < _best : v > _best;
+
+    private double? Read(EpochMetrics m) => Monitor switch
+    {
+        null => null,
+        "val_loss" => m.ValLoss,
+        "val_accuracy" => m.ValAccuracy,
+        "loss" => m.TrainLoss,
+        _ => m.TrainAccuracy,
+    };
+
+    // Checkpoint.Save's content and atomic write, through the seam.
+    private void Save(string path, TrainingCheckpoint c) =>
+        OutputFolder.Writing(path, "checkpoint", () => AtomicFile.Write(path, s => Checkpoint.Write(WrapStream(s), c)), atomic: true);
 }
 
 /// <summary>Appends each epoch's metrics to a CSV or JSONL file as it ends (see <see cref="MetricsLog"/>).</summary>
 public sealed class MetricsLogger : TrainingCallback
 {
     private readonly string _path;
-    private bool _started;
 
     /// <summary>Creates the logger.</summary>
-    /// <param name="path">A .csv or .jsonl file; replaced when the run starts.</param>
+    /// <param name="path">A .csv or .jsonl file; written at the end of each epoch (nothing is written before the first ends).</param>
     public MetricsLogger(string path)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        _ = MetricsLog.FormatOf(path);
         _path = path;
     }
+
+    /// <summary>A test seam: wraps the stream the log is written to (the identity by default).</summary>
+    internal Func<Stream, Stream> WrapStream { get; init; } = s => s;
 
     /// <inheritdoc/>
     public override EpochVerdict OnEpochEnd(EpochInfo info)
     {
         ArgumentNullException.ThrowIfNull(info);
-        // Rewrite the whole history: a resumed run's file then holds every epoch, in order.
-        if (!_started || info.State.History.Epochs.Count > 0)
-            MetricsLog.Write(_path, info.State.History);
-        _started = true;
+        // Rewrite the whole history, atomically: a resumed run's file then holds every epoch (those
+        // before the resume come from the checkpoint), in order, and a failed write keeps the old file.
+        OutputFolder.Writing(_path, "metrics log", () => MetricsLog.Write(_path, info.State.History, WrapStream), atomic: true);
         return EpochVerdict.Continue;
     }
 }

@@ -14,6 +14,12 @@
 //   Underfitting (only when neither learning-rate rule fired): the final training loss is high,
 //     L_n > UnderfitLossFraction ln C (C known) or training accuracy < UnderfitAccuracy (C unknown),
 //     and flat: the relative change over the last SlowWindow epochs is below PlateauChange.
+//   LearningRateTooHigh also when the final training loss ends far above where an untrained model
+//     starts, L_n > ExplodedLossFactor ln C (C known), even in a single epoch and with a finite loss
+//     (a run that diverged to 5e8 under clipping).
+//   TooFewUpdates (when the planned number of updates is given): the epochs' applied updates sum to
+//     fewer than (1 - UpdateShortfall) of what the learning-rate schedule spans, so the schedule never
+//     reached its end (early stopping, many skipped steps, a partial accumulation group).
 //   Healthy: none of the above, with at least MinEpochs epochs; Inconclusive with fewer.
 // Uniform guessing over C classes has cross-entropy ln C: a model still above half of that has
 // learned little, whatever the data set.
@@ -42,6 +48,9 @@ public enum FindingKind
 
     /// <summary>Training loss falling steadily but very slowly while far from converged.</summary>
     LearningRateTooLow,
+
+    /// <summary>Fewer optimizer updates than the learning-rate schedule assumes: it never reached its end.</summary>
+    TooFewUpdates,
 }
 
 /// <summary>One diagnosis of a run's curves.</summary>
@@ -116,11 +125,27 @@ public static class CurveDiagnosis
     /// <summary>Epochs needed before a run can be called healthy.</summary>
     public const int MinEpochs = 3;
 
+    /// <summary>With C known, a final training loss above this multiple of ln C (where an untrained model starts) means the run blew up.</summary>
+    public const double ExplodedLossFactor = 3;
+
+    /// <summary>Fraction of the planned updates a run may miss (skipped steps under loss scaling) before it counts as too few.</summary>
+    public const double UpdateShortfall = 0.05;
+
+    /// <summary>Whether a finding is a warning: the run finished, but its result is suspect (not healthy, inconclusive, or a fitting hint).</summary>
+    /// <param name="f">A finding.</param>
+    /// <returns>True for a learning rate that blew the run up and for too few updates.</returns>
+    public static bool IsWarning(Finding f)
+    {
+        ArgumentNullException.ThrowIfNull(f);
+        return f.Kind is FindingKind.LearningRateTooHigh or FindingKind.TooFewUpdates;
+    }
+
     /// <summary>Diagnoses a run's curves.</summary>
     /// <param name="history">The run's epochs.</param>
     /// <param name="classes">The number of classes C, for the ln C reference; null if unknown.</param>
+    /// <param name="plannedUpdates">The optimizer updates the run's learning-rate schedule spans (null: unknown, or a schedule that does not depend on the run's length).</param>
     /// <returns>The findings, learning-rate problems first; a single Healthy or Inconclusive finding when no rule fires.</returns>
-    public static IReadOnlyList<Finding> Diagnose(History history, int? classes = null)
+    public static IReadOnlyList<Finding> Diagnose(History history, int? classes = null, long? plannedUpdates = null)
     {
         ArgumentNullException.ThrowIfNull(history);
         if (classes is int c && c < 2)
@@ -130,7 +155,7 @@ public static class CurveDiagnosis
 
         IReadOnlyList<EpochMetrics> e = history.Epochs;
         var findings = new List<Finding>();
-        Finding? high = Diverged(e) ?? Jump(e) ?? Oscillation(e);
+        Finding? high = Diverged(e) ?? Exploded(e, classes) ?? Jump(e) ?? Oscillation(e);
         if (high is not null)
         {
             findings.Add(high);
@@ -154,6 +179,11 @@ public static class CurveDiagnosis
             {
                 findings.Add(under);
             }
+        }
+
+        if (plannedUpdates is long planned && TooFewUpdates(e, planned) is Finding few)
+        {
+            findings.Add(few);
         }
 
         if (findings.Count == 0)
@@ -202,6 +232,39 @@ public static class CurveDiagnosis
         }
 
         return null;
+    }
+
+    private static Finding? Exploded(IReadOnlyList<EpochMetrics> e, int? classes)
+    {
+        if (e.Count == 0 || classes is not int c || !(e[^1].TrainLoss > ExplodedLossFactor * Math.Log(c)))
+        {
+            return null;
+        }
+
+        EpochMetrics last = e[^1];
+        return new Finding(FindingKind.LearningRateTooHigh, $"training loss ended far above where an untrained model starts (ln {c}): the run blew up.",
+            $"training loss {F(last.TrainLoss)} at epoch {last.Epoch}, {F(last.TrainLoss / Math.Log(c))} x ln {c} = {F(Math.Log(c))} " +
+            $"({Curve(e, m => m.TrainLoss)}); learning rate {F(last.LearningRate)}.",
+            [last.Epoch], LowerLr);
+    }
+
+    private static Finding? TooFewUpdates(IReadOnlyList<EpochMetrics> e, long planned)
+    {
+        long made = e.Sum(m => (long)m.Steps);
+        long skipped = e.Sum(m => (long)m.SkippedSteps);
+        if (planned <= 0 || made >= planned * (1 - UpdateShortfall))
+        {
+            return null;
+        }
+
+        return new Finding(FindingKind.TooFewUpdates, "the run made fewer optimizer updates than its learning-rate schedule assumes, so the schedule never reached its end.",
+            string.Create(CultureInfo.InvariantCulture, $"{made} updates applied of the {planned} the schedule spans ({100.0 * made / planned:F0}%) over epochs {(e.Count == 0 ? "none" : $"{e[0].Epoch}-{e[^1].Epoch}")}; {skipped} step(s) skipped; learning rate at the end {(e.Count == 0 ? "none" : F(e[^1].LearningRate))}."),
+            [.. e.Select(m => m.Epoch)],
+            [
+                "with early stopping, use a schedule that does not depend on the run's length (constant or plateau), or fewer epochs",
+                "with many skipped steps (mixed precision), look for overflowing activations or start the loss scale lower",
+                "with gradient accumulation, make the batches of the run a multiple of the accumulation",
+            ]);
     }
 
     private static Finding? Jump(IReadOnlyList<EpochMetrics> e)

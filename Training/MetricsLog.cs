@@ -112,17 +112,33 @@ public sealed class MetricsLog : IDisposable
         return log;
     }
 
-    /// <summary>Writes a whole history to a new file (replacing any).</summary>
+    /// <summary>
+    /// Writes a whole history to a new file (replacing any), atomically: a failed write (a full
+    /// disk) leaves the previous file as it was.
+    /// </summary>
     /// <param name="path">A <c>.csv</c> or <c>.jsonl</c> path.</param>
     /// <param name="history">The epochs to write.</param>
-    public static void Write(string path, History history)
+    public static void Write(string path, History history) => Write(path, history, s => s);
+
+    /// <summary><see cref="Write(string, History)"/> through a stream wrapper (a test seam for write faults).</summary>
+    internal static void Write(string path, History history, Func<Stream, Stream> wrap)
     {
         ArgumentNullException.ThrowIfNull(history);
-        using MetricsLog log = Open(path);
-        foreach (EpochMetrics m in history.Epochs)
+        MetricsLogFormat format = FormatOf(path);
+        AtomicFile.Write(path, stream =>
         {
-            log.Append(m);
-        }
+            var writer = new StreamWriter(wrap(stream), new UTF8Encoding(false), 1 << 16, leaveOpen: true) { NewLine = "\n" };
+            using var log = new MetricsLog(path, format, writer);
+            if (format == MetricsLogFormat.Csv)
+            {
+                writer.WriteLine(string.Join(',', Columns));
+            }
+
+            foreach (EpochMetrics m in history.Epochs)
+            {
+                log.Append(m);
+            }
+        });
     }
 
     /// <summary>Appends one epoch's line and flushes it to the file.</summary>

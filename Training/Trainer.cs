@@ -7,6 +7,13 @@ namespace IlgpuTrain.Training;
 /// <param name="StopReason">"completed" or the callback's reason.</param>
 public sealed record FitResult(TrainState State, string StopReason)
 {
+    /// <summary>
+    /// With gradient accumulation, the micro-batches at the end of the run that did not complete a
+    /// group of k: their gradients were dropped, not applied (0 otherwise). The run's schedule
+    /// counts only complete groups (epochs × batches / k, rounded down), so none of its updates is lost.
+    /// </summary>
+    public int PendingMicroBatches { get; init; }
+
     /// <summary>The per-epoch metrics.</summary>
     public History History => State.History;
 }
@@ -29,6 +36,14 @@ public sealed record EvalResult(double Loss, double Accuracy, double TopK, int K
 /// tape → cross-entropy → backward (seeded with the loss scale) → unscale and finite check →
 /// optimizer update (or a skip) → metrics. Every random choice is a function of (seed, step), so a
 /// run resumed from a checkpoint continues exactly.
+/// <para>Gradient accumulation (a <see cref="MultiSteps"/> optimizer) runs across epoch
+/// boundaries: the k micro-batches of a group may span two epochs, as they do in one long stream of
+/// batches. A run that would make no update at all (fewer batches than k) is refused before its
+/// first step. Micro-batches left at the end of the run that do not complete a group are dropped,
+/// not applied (<see cref="FitResult.PendingMicroBatches"/> counts them, and a note says so), like
+/// PyTorch's <c>if (i + 1) % k == 0: optimizer.step()</c> loop at the end of its data; the
+/// schedule counts only complete groups. <see cref="EpochMetrics.Steps"/> and
+/// <see cref="StepInfo.Updated"/> count applied updates, not micro-batches.</para>
 /// </remarks>
 public sealed class Trainer
 {
@@ -112,8 +127,15 @@ public sealed class Trainer
         using var loader = new DataLoader(train, _options.BatchSize, shuffle: true, dropLast: _options.DropLast, seed: _options.Seed);
         if (loader.BatchesPerEpoch == 0)
             throw new ArgumentException($"Trainer: {train.Name} has {train.Count} samples, fewer than one batch of {_options.BatchSize} with drop-last; lower the batch size.", nameof(train));
-        if (_optimizer is MultiSteps ms)
-            progress.Message($"gradient accumulation: {ms.EveryK} batches of {_options.BatchSize} per update, effective batch {ms.EffectiveBatch(_options.BatchSize)} (linear scaling rule: lr x {LearningRateScaling.Factor(_options.BatchSize, (int)ms.EffectiveBatch(_options.BatchSize)):G3} relative to batch {_options.BatchSize})");
+        var accumulation = _optimizer as MultiSteps;
+        if (accumulation is not null)
+        {
+            RequireAnUpdate(accumulation, s, loader.BatchesPerEpoch, train);
+            progress.Message($"gradient accumulation: {accumulation.EveryK} batches of {_options.BatchSize} per update, effective batch {accumulation.EffectiveBatch(_options.BatchSize)} (linear scaling rule: lr x {LearningRateScaling.Factor(_options.BatchSize, (int)accumulation.EffectiveBatch(_options.BatchSize)):G3} relative to batch {_options.BatchSize})");
+        }
+
+        foreach (var c in _options.Callbacks)
+            c.OnFitStart(new FitStartInfo(s, _options.Epochs));
 
         string reason = "completed";
         double? lastValLoss = null;
@@ -130,9 +152,9 @@ public sealed class Trainer
                     // The validation loss goes with the first update of the epoch (ReduceOnPlateau reads it).
                     var context = tally.Batches == 0 && lastValLoss is { } v ? new UpdateContext(v) : UpdateContext.None;
                     s = TrainStep(s, batch, epoch, context, tally);
-                    progress.BatchDone(batch.Index, tally.LastLoss, s.LearningRate, tally.Samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
+                    progress.BatchDone(batch.Index, tally.LastLoss, CurrentLearningRate(s), tally.Samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
                     foreach (var c in _options.Callbacks)
-                        c.OnStep(new StepInfo(epoch, batch.Index, s.Step, tally.LastLoss, s.LearningRate, tally.LastSkipped));
+                        c.OnStep(new StepInfo(epoch, batch.Index, s.Step, tally.LastLoss, CurrentLearningRate(s), tally.LastSkipped) { Updated = tally.LastUpdated });
                 }
 
                 double seconds = clock.Elapsed.TotalSeconds;
@@ -140,7 +162,7 @@ public sealed class Trainer
                 lastValLoss = val?.Loss;
                 var metrics = new EpochMetrics(
                     epoch, tally.MeanLoss, tally.Accuracy, val?.Loss, val?.Accuracy, val?.TopK, val?.K ?? Math.Min(_options.TopK, Classes),
-                    s.LearningRate, s.LossScale is DynamicLossScale d ? d.Scale : null, tally.Skipped, tally.Updates, tally.Samples, seconds);
+                    CurrentLearningRate(s), s.LossScale is DynamicLossScale d ? d.Scale : null, tally.Skipped, tally.Updates, tally.Samples, seconds);
                 s = s with { Epoch = epoch, BatchInEpoch = 0, History = s.History.Add(metrics) };
                 progress.EpochDone(metrics);
 
@@ -168,7 +190,36 @@ public sealed class Trainer
             throw;
         }
 
-        return new FitResult(s, reason);
+        int pending = PendingMicroBatches(s);
+        if (pending > 0)
+            progress.Message($"note: the last {pending} batch(es) of the run did not complete a group of {accumulation!.EveryK} and were not applied (dropped, as PyTorch's drop_last drops a partial batch); make the run's batches a multiple of {accumulation.EveryK} to use them.");
+        return new FitResult(s, reason) { PendingMicroBatches = pending };
+    }
+
+    /// <summary>
+    /// The learning rate to report after a step: that of the last update, or, before the first
+    /// update (micro-batches that only accumulate), the one the first update will use; never NaN
+    /// when the optimizer has a learning-rate schedule.
+    /// </summary>
+    private static double CurrentLearningRate(TrainState s) => double.IsNaN(s.LearningRate) ? s.NextLearningRate : s.LearningRate;
+
+    /// <summary>Micro-batches accumulated into a group that the run ended before completing (0 without accumulation).</summary>
+    private static int PendingMicroBatches(TrainState s) => s.OptState.FindAll<MultiStepsState>().FirstOrDefault()?.MiniStep ?? 0;
+
+    /// <summary>
+    /// Refuses, before any step, a run that would make no optimizer update: fewer batches left
+    /// than the accumulation group needs (a silent no-op that would save the untrained model).
+    /// </summary>
+    private void RequireAnUpdate(MultiSteps accumulation, TrainState s, int batchesPerEpoch, IDataset train)
+    {
+        long left = ((long)(_options.Epochs - s.Epoch) * batchesPerEpoch) - s.BatchInEpoch;
+        if (left <= 0 || PendingMicroBatches(s) + left >= accumulation.EveryK)
+            return;
+        throw new ArgumentException(
+            $"Trainer: accumulating {accumulation.EveryK} batches per update, but the run has only {PendingMicroBatches(s) + left} batch(es) to train " +
+            $"({_options.Epochs - s.Epoch} epoch(s) of {batchesPerEpoch} batch(es) of {_options.BatchSize} from {train.Count} samples), so it would make no optimizer update; " +
+            $"accumulate at most {PendingMicroBatches(s) + left} batches (MultiSteps k, --accumulate), or train for more epochs or on more samples.",
+            nameof(train));
     }
 
     /// <summary>Loss, top-1 and top-k accuracy on <paramref name="data"/> in Eval mode (running statistics, no dropout).</summary>
@@ -252,7 +303,8 @@ public sealed class Trainer
         float lossValue = metrics[0];
         bool finite = lossScale.UnscaleInPlace(grads) && float.IsFinite(lossValue);                               // unscale + finite check
         var nextScale = s.LossScale?.Adjust(finite);
-        tally.Record(lossValue, metrics[1], batch.Count, stepped: finite);
+        bool emits = _optimizer is not MultiSteps accumulation || accumulation.EmitsNext(s.OptState);
+        tally.Record(lossValue, metrics[1], batch.Count, stepped: finite, updated: finite && emits);
 
         if (!finite)
         {
@@ -370,18 +422,24 @@ public sealed class Trainer
 
         public bool LastSkipped { get; private set; }
 
+        public bool LastUpdated { get; private set; }
+
         public double MeanLoss => Samples == 0 ? double.NaN : _lossSum / Samples;
 
         public double Accuracy => Samples == 0 ? double.NaN : _hits / Samples;
 
-        public void Record(float loss, float hits, int count, bool stepped)
+        // stepped: the gradients were finite and went to the optimizer; updated: and it applied an
+        // update (not a micro-batch that only accumulates).
+        public void Record(float loss, float hits, int count, bool stepped, bool updated)
         {
             Batches++;
             LastLoss = loss;
             LastSkipped = !stepped;
+            LastUpdated = updated;
+            if (updated)
+                Updates++;
             if (stepped)
             {
-                Updates++;
                 _lossSum += (double)loss * count;
                 _hits += hits;
                 Samples += count;

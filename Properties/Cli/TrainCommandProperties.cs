@@ -104,4 +104,157 @@ public class TrainCommandProperties
             Directory.Delete(dir, recursive: true);
         }
     }
+    private const string TinyRun = "--device cpu --train-limit 256 --batch-size 64 --epochs 1 --schedule constant --lr 0.001";
+
+    private static string[] Args(string command, string extra, params string[] more) =>
+        [command, .. (TinyRun + " " + extra).Split(' ', StringSplitOptions.RemoveEmptyEntries), .. more];
+
+    private static void RequireFashionMnist()
+    {
+        if (!File.Exists(Path.Combine(FashionMnist.DefaultDirectory, "train-images-idx3-ubyte.gz")))
+            Assert.Fail("Fashion-MNIST is not installed: `apt-get install dataset-fashion-mnist` (CI does).");
+    }
+
+    private static void OneLineError(string err, string mustContain)
+    {
+        Assert.Contains(mustContain, err);
+        Assert.DoesNotContain("   at ", err);
+        Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
+    public void An_output_that_cannot_be_used_is_one_line_and_exit_6_before_training()
+    {
+        RequireFashionMnist();
+        string dir = Directory.CreateTempSubdirectory("ilgpu-badout-").FullName;
+        try
+        {
+            string file = Path.Combine(dir, "a-file");
+            File.WriteAllText(file, "keep");
+            foreach (var bad in new[] { file, Path.Combine(file, "sub"), "/proc/ilgpu-x", "/sys/ilgpu-x", "/dev/null" })
+            {
+                var (code, output, err) = Run(Args("train", "", "--output", bad));
+                Assert.True(code == 6, $"--output {bad}: exit {code}, {err}");
+                OneLineError(err, $"--output {bad}");
+                Assert.DoesNotContain("epoch 1/1", output);
+            }
+
+            Assert.Equal("keep", File.ReadAllText(file));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [TmpfsFact]
+    public void A_read_only_output_folder_is_exit_6_naming_it()
+    {
+        RequireFashionMnist();
+        using var ro = Tmpfs.Mount("ro,size=64k")!;
+        foreach (var bad in new[] { ro.Path, Path.Combine(ro.Path, "run") })
+        {
+            var (code, output, err) = Run(Args("train", "", "--output", bad));
+            Assert.True(code == 6, $"--output {bad}: exit {code}, {err}");
+            OneLineError(err, bad);
+            Assert.Contains("read-only", err);
+            Assert.DoesNotContain("epoch 1/1", output);
+        }
+    }
+
+    [TmpfsFact]
+    public void A_disk_that_fills_during_the_run_is_exit_6_naming_the_file_with_no_stray_temporary()
+    {
+        RequireFashionMnist();
+        using var small = Tmpfs.Mount("size=600k")!;
+        string output = Path.Combine(small.Path, "run");
+        var (code, _, err) = Run(Args("train", "", "--output", output));
+        Assert.True(code == 6, $"exit {code}, {err}");
+        OneLineError(err, Path.Combine(output, "checkpoints", "last.safetensors"));
+        Assert.Contains("disk is full", err);
+        Assert.Empty(Directory.GetFiles(output, "*.tmp-*", SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public void Accumulation_that_makes_no_update_is_refused_with_exit_2_and_nothing_written()
+    {
+        RequireFashionMnist();
+        string dir = Directory.CreateTempSubdirectory("ilgpu-acc-").FullName;
+        try
+        {
+            string lr = Path.Combine(dir, "learning_rate.csv");
+            File.WriteAllText(lr, "step,epoch,learning_rate\n1,1,0.5\n");
+            var (code, _, err) = Run(Args("train", "--accumulate 8", "--output", dir));
+            Assert.Equal(2, code);
+            OneLineError(err, "--accumulate 8");
+            Assert.Contains("4 batch", err);
+            Assert.Equal("step,epoch,learning_rate\n1,1,0.5\n", File.ReadAllText(lr));
+            Assert.Equal([lr], Directory.GetFileSystemEntries(dir));
+
+            string fresh = Path.Combine(dir, "fresh");
+            var (code2, _, _) = Run("compare-optimizers", "--device", "cpu", "--train-limit", "256", "--batch-size", "64", "--epochs", "1", "--accumulate", "5", "--output", fresh);
+            Assert.Equal(2, code2);
+            Assert.False(Directory.Exists(fresh), "nothing is created before the run is validated");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Accumulation_logs_no_NaN_and_a_resume_continues_the_learning_rate_log()
+    {
+        RequireFashionMnist();
+        string dir = Directory.CreateTempSubdirectory("ilgpu-accres-").FullName;
+        try
+        {
+            var (code, _, err) = Run(Args("train", "--accumulate 3", "--output", dir));
+            Assert.True(code == 0, err);
+            string lr = Path.Combine(dir, "learning_rate.csv");
+            var first = File.ReadAllLines(lr);
+            Assert.Equal(["step,epoch,learning_rate", "3,1,0.001"], first);
+
+            var more = TinyRun.Replace("--epochs 1", "--epochs 2", StringComparison.Ordinal).Split(' ');
+            var (code2, _, err2) = Run(["train", .. more, "--accumulate", "3", "--output", dir, "--resume", Path.Combine(dir, "checkpoints", "last.safetensors")]);
+            Assert.True(code2 == 0, err2);
+            Assert.Equal(["step,epoch,learning_rate", "3,1,0.001", "6,2,0.001"], File.ReadAllLines(lr));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void A_learning_rate_that_blows_the_loss_up_ends_with_a_warning()
+    {
+        RequireFashionMnist();
+        string dir = Directory.CreateTempSubdirectory("ilgpu-blowup-").FullName;
+        try
+        {
+            var (code, output, err) = Run("train", "--device", "cpu", "--train-limit", "1024", "--epochs", "1", "--lr", "10", "--output", dir);
+            Assert.True(code == 0, err);
+            Assert.Contains("LearningRateTooHigh", output);
+            Assert.Contains("warning: training loss ended far above", err);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Every_option_train_lists_reaches_the_run()
+    {
+        var (command, o) = TrainCommand.Build();
+        var baseline = o.Read(command.Parse([]));
+        foreach (var option in command.Options.Where(x => o.All.Contains(x)))
+        {
+            if (option == o.Resume)
+                continue; // Read by the command itself, beside the run's options (the resume tests use it).
+            var changed = o.Read(command.Parse(OptionValues.Changed(option)));
+            Assert.True(changed != baseline, $"train lists {option.Name}, but setting it changes nothing in the run's configuration");
+        }
+    }
 }
