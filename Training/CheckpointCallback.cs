@@ -26,6 +26,7 @@ public sealed class CheckpointCallback : TrainingCallback
         Mode = mode != MonitorMode.Auto ? mode : saveBest?.Contains("loss", StringComparison.Ordinal) != false ? MonitorMode.Min : MonitorMode.Max;
         _best = Mode == MonitorMode.Min ? double.PositiveInfinity : double.NegativeInfinity;
         System.IO.Directory.CreateDirectory(directory);
+        AtomicFile.RemoveStale(directory);
     }
 
     /// <summary>The folder of the checkpoints.</summary>
