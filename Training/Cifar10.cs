@@ -71,7 +71,7 @@ public static class Cifar10
         for (int f = 0; f < paths.Count; f++)
         {
             string file = Path.GetFileName(paths[f]);
-            InputFile.RequireRegular(paths[f], "data file", "pass the folder that holds the CIFAR-10 binary batches (cifar-10-batches-bin)");
+            InputFile.RequireRegular(paths[f], "data file", "replace it with the CIFAR-10 binary batch of that name (from cifar-10-batches-bin)");
             long length = new FileInfo(paths[f]).Length;
             if (length == 0)
                 throw DataFormat.Error(file, $"the file is empty; expected CIFAR-10 binary records of {RecordBytes} bytes. Download it again.");
@@ -92,7 +92,7 @@ public static class Cifar10
         for (int f = 0; f < paths.Count; f++)
         {
             string file = Path.GetFileName(paths[f]);
-            using var stream = InputFile.OpenRead(paths[f], "data file", "pass the folder that holds the CIFAR-10 binary batches (cifar-10-batches-bin)");
+            using var stream = InputFile.OpenRead(paths[f], "data file", "replace it with the CIFAR-10 binary batch of that name (from cifar-10-batches-bin)");
             for (long k = 0; k < records[f]; k++, r++)
             {
                 int got = stream.ReadAtLeast(record, RecordBytes, throwOnEndOfStream: false);

@@ -20,8 +20,11 @@ public sealed record IdxArray(int[] Dimensions, byte[] Data)
 /// <para>Layout: a 4-byte magic 00 00 TT RR (TT the element type, RR the rank), RR big-endian
 /// int32 dimensions, then the elements row-major. Only unsigned bytes (TT = 08) are accepted:
 /// 0x00000801 (labels, rank 1) and 0x00000803 (images, rank 3).</para>
-/// <para>Every failure (truncated, corrupt, wrong kind, trailing bytes, absurd dimensions) is a
-/// <see cref="InvalidDataException"/> naming the file, what was expected and what was found.
+/// <para>A path that is not a regular file (a dangling link, a directory, a pipe, a device) or that
+/// cannot be read is an <see cref="InputFileException"/>, raised before the file is opened (see
+/// <see cref="InputFile"/>). Every failure of the content (truncated, corrupt, wrong kind, trailing
+/// bytes, absurd dimensions) is a <see cref="InvalidDataException"/> naming the file, what was
+/// expected and what was found.
 /// Memory is bounded: the byte count the header claims is checked against
 /// <see cref="MaxBytes"/> (and, for a raw file, against the file's length) before anything is
 /// allocated, and a gzip stream's buffer grows only with the bytes actually decompressed.</para>
@@ -64,7 +67,7 @@ public static class Idx
     public static IdxArray Read(string path, int expectedMagic)
     {
         ArgumentNullException.ThrowIfNull(path);
-        using var file = InputFile.OpenRead(path, "data file", $"pass the IDX {Kind(expectedMagic)} file itself (raw or gzip)");
+        using var file = InputFile.OpenRead(path, "data file", $"replace it with the IDX {Kind(expectedMagic)} file (raw or gzip)");
         return Read(file, Path.GetFileName(path), expectedMagic);
     }
 

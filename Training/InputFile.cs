@@ -126,7 +126,7 @@ public static partial class InputFile
             case Kind.Directory:
                 throw new InputFileException(path, $"a directory, not a {what}; {fix}.");
             case Kind.Fifo:
-                throw new InputFileException(path, $"a named pipe (FIFO), not a regular file: a {what} is read from a regular file (a pipe could block the reader forever); save the data to a file and {fix}.");
+                throw new InputFileException(path, $"a named pipe (FIFO), not a regular file: a {what} is read from a regular file (reading a pipe could block forever); {fix}.");
             case Kind.CharacterDevice:
             case Kind.BlockDevice:
                 throw new InputFileException(path, $"a device, not a regular file: a {what} is read from a regular file; {fix}.");

@@ -277,6 +277,8 @@ public static class SafeTensors
     /// <summary>Reads and validates a safetensors file.</summary>
     /// <param name="path">The file.</param>
     /// <returns>Its tensors and metadata.</returns>
+    /// <exception cref="FileNotFoundException">Nothing is at <paramref name="path"/>.</exception>
+    /// <exception cref="InputFileException">The path is not a regular file (a dangling link, a directory, a pipe, a device) or cannot be read; checked before it is opened.</exception>
     /// <exception cref="CheckpointFormatException">The file is not valid safetensors.</exception>
     public static SafeTensorsFile Load(string path)
     {
