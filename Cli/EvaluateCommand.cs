@@ -21,16 +21,19 @@ internal static class EvaluateCommand
     {
         if (deviceName is not null and not ("cpu" or "cpu-kernels" or "cuda" or "opencl"))
             return Cli.Fail([$"--device {deviceName}: use cpu, cpu-kernels, cuda or opencl."]) ? 2 : 0;
-        if (!File.Exists(path))
+        if (!File.Exists(path) && !Directory.Exists(path))
             return Cli.Fail([$"--checkpoint {path}: no such file. train writes checkpoints to <output>/checkpoints/best.safetensors and last.safetensors."]) ? 2 : 0;
         return Cli.Guard(() =>
         {
+            // The stored configuration is validated before anything uses it. Evaluation needs the model
+            // and the data set, not the optimizer: its state (whose schedule spans the run's own, possibly
+            // limited, data) is not loaded.
             var config = Resuming.ReadConfig(path);
             config = config with { DataDir = dataDir ?? config.DataDir, Device = deviceName ?? config.Device };
             var data = Recipes.LoadData(config with { TrainLimit = 0, ValSize = 0 });
             using var dev = Recipes.CreateDevice(config);
-            var (trainer, _, optimizer) = Recipes.BuildTrainer(config, dev, data.Train);
-            using var ckpt = Checkpoint.Load(path, dev, optimizer);
+            var (trainer, _, _) = Recipes.BuildTrainer(config, dev, data.Train);
+            using var ckpt = Resuming.LoadFor(path, dev, config, data.Train);
             var r = trainer.Evaluate(ckpt.Params, ckpt.State, data.Test);
             Console.WriteLine($"{path}: {config.Model} on {config.Dataset}, epoch {ckpt.Epoch}, step {ckpt.Step}");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test: loss {r.Loss:F4}, accuracy {r.Accuracy:F4}, top-{r.K} {r.TopK:F4} on {r.Samples} samples"));

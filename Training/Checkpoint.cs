@@ -177,6 +177,13 @@ public static class Checkpoint
 
         var history = r.Deserialize<List<EpochMetrics>>("history") ?? [];
         var lossScale = r.Deserialize<LossScaleState>("loss_scale");
+        if (lossScale is not null && !(float.IsFinite(lossScale.Scale) && lossScale.Scale > 0 && lossScale.GrowthTracker >= 0))
+            throw new CheckpointFormatException(src, $"metadata \"loss_scale\" is scale {lossScale.Scale}, growth tracker {lossScale.GrowthTracker}; allowed: a finite scale above 0 and a tracker of 0 or more.");
+        ulong seed = r.UInt64("seed");
+        int epoch = r.Int("epoch"), batchInEpoch = r.Int("batch_in_epoch");
+        long step = r.Long("step");
+        if (epoch < 0 || step < 0 || batchInEpoch < 0)
+            throw new CheckpointFormatException(src, $"metadata {(epoch < 0 ? $"\"epoch\" is {epoch}" : step < 0 ? $"\"step\" is {step}" : $"\"batch_in_epoch\" is {batchInEpoch}")}; allowed: an integer of 0 or more.");
         var schedule = meta["schedule"] is JsonObject sj ? ReadSchedule(src, sj) : null;
 
         ParamTree? ps = null, ss = null;
@@ -194,7 +201,7 @@ public static class Checkpoint
             }
             return new TrainingCheckpoint(
                 ps, ss, opt,
-                r.UInt64("seed"), r.Int("epoch"), r.Long("step"), r.Int("batch_in_epoch"),
+                seed, epoch, step, batchInEpoch,
                 new History(history), lossScale, r.String("model") ?? string.Empty, r.String("config"))
             {
                 OptimizerDescription = (meta["optimizer"] as JsonObject) is { } o && o["description"]?.GetValueKind() == JsonValueKind.String ? o["description"]!.GetValue<string>() : null,

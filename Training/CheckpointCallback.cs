@@ -92,7 +92,8 @@ public sealed class CheckpointCallback : TrainingCallback
     public override void OnFitStart(FitStartInfo info)
     {
         ArgumentNullException.ThrowIfNull(info);
-        RemoveStrayTemporaries();
+        // Temporaries of a killed writer (AtomicFile's own pattern, their process gone) go now.
+        AtomicFile.RemoveStale(Directory);
         _best = Worst;
         foreach (var m in info.State.History.Epochs)
         {
@@ -114,27 +115,6 @@ public sealed class CheckpointCallback : TrainingCallback
         }
 
         return EpochVerdict.Continue;
-    }
-
-    // AtomicFile.Write's temporaries are <target>.tmp-<guid>; only this callback writes these targets.
-    private void RemoveStrayTemporaries()
-    {
-        if (!System.IO.Directory.Exists(Directory))
-            return;
-        foreach (var target in new[] { LastPath, BestPath })
-        {
-            foreach (var tmp in System.IO.Directory.EnumerateFiles(Directory, Path.GetFileName(target) + ".tmp-*"))
-            {
-                try
-                {
-                    File.Delete(tmp);
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    // A leftover that cannot be removed harms nothing; the next write uses a new name.
-                }
-            }
-        }
     }
 
     // NaN never counts as better: a diverged epoch must not replace the best checkpoint.

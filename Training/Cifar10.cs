@@ -42,7 +42,8 @@ public static class Cifar10
         if (!File.Exists(Path.Combine(root, TestFile)) && Directory.Exists(nested))
             root = nested;
         string[] all = [.. TrainFiles, TestFile];
-        var missing = all.Where(f => !File.Exists(Path.Combine(root, f))).ToArray();
+        // A directory or special file under a data file's name is read (and refused with its reason), not reported missing.
+        var missing = all.Where(f => !File.Exists(Path.Combine(root, f)) && !Directory.Exists(Path.Combine(root, f))).ToArray();
         if (missing.Length > 0)
         {
             throw new DataSetNotFoundException("CIFAR-10", Path.GetFullPath(root), missing,
@@ -70,6 +71,7 @@ public static class Cifar10
         for (int f = 0; f < paths.Count; f++)
         {
             string file = Path.GetFileName(paths[f]);
+            InputFile.RequireRegular(paths[f], "data file", "replace it with the CIFAR-10 binary batch of that name (from cifar-10-batches-bin)");
             long length = new FileInfo(paths[f]).Length;
             if (length == 0)
                 throw DataFormat.Error(file, $"the file is empty; expected CIFAR-10 binary records of {RecordBytes} bytes. Download it again.");
@@ -90,7 +92,7 @@ public static class Cifar10
         for (int f = 0; f < paths.Count; f++)
         {
             string file = Path.GetFileName(paths[f]);
-            using var stream = File.OpenRead(paths[f]);
+            using var stream = InputFile.OpenRead(paths[f], "data file", "replace it with the CIFAR-10 binary batch of that name (from cifar-10-batches-bin)");
             for (long k = 0; k < records[f]; k++, r++)
             {
                 int got = stream.ReadAtLeast(record, RecordBytes, throwOnEndOfStream: false);

@@ -106,14 +106,19 @@ public static class FashionMnist
         return (train, test);
     }
 
-    // Accepts the gzip name or the same name without .gz (some mirrors ship the files unpacked).
+    // Accepts the gzip name or the same name without .gz (some mirrors ship the files unpacked). A
+    // directory or special file under the name is returned too, for the reader to refuse with its reason.
     private static string? Find(string dir, string file)
     {
         string gz = Path.Combine(dir, file);
-        if (File.Exists(gz))
-            return gz;
         string raw = Path.Combine(dir, Path.GetFileNameWithoutExtension(file));
-        return File.Exists(raw) ? raw : null;
+        foreach (var candidate in new[] { gz, raw })
+        {
+            if (File.Exists(candidate))
+                return candidate;
+        }
+
+        return Directory.Exists(gz) ? gz : Directory.Exists(raw) ? raw : null;
     }
 
     internal static string Resolve(string? dir, string variable, string fallback)

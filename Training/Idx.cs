@@ -20,13 +20,18 @@ public sealed record IdxArray(int[] Dimensions, byte[] Data)
 /// <para>Layout: a 4-byte magic 00 00 TT RR (TT the element type, RR the rank), RR big-endian
 /// int32 dimensions, then the elements row-major. Only unsigned bytes (TT = 08) are accepted:
 /// 0x00000801 (labels, rank 1) and 0x00000803 (images, rank 3).</para>
-/// <para>Every failure (truncated, corrupt, wrong kind, trailing bytes, absurd dimensions) is a
-/// <see cref="InvalidDataException"/> naming the file, what was expected and what was found.
+/// <para>A path that is not a regular file (a dangling link, a directory, a pipe, a device) or that
+/// cannot be read is an <see cref="InputFileException"/>, raised before the file is opened (see
+/// <see cref="InputFile"/>). Every failure of the content (truncated, corrupt, wrong kind, trailing
+/// bytes, absurd dimensions) is a <see cref="InvalidDataException"/> naming the file, what was
+/// expected and what was found.
 /// Memory is bounded: the byte count the header claims is checked against
 /// <see cref="MaxBytes"/> (and, for a raw file, against the file's length) before anything is
 /// allocated, and a gzip stream's buffer grows only with the bytes actually decompressed.</para>
-/// <para>A gzip file is a single gzip member whose trailer is checked (GZipStream verifies the
-/// CRC; the length field catches a file cut inside the trailer).</para>
+/// <para>A gzip file may hold several members (what <c>cat a.gz b.gz</c> gives; gzip and zcat read
+/// them as one stream). GZipStream verifies each member's CRC-32 and length; the file's last 8 bytes
+/// are checked against the last member's data, which catches a file cut inside its trailer or
+/// followed by junk. A bad CRC or damaged stream is reported as "corrupt gzip data (...)".</para>
 /// <para>Format: http://yann.lecun.com/exdb/mnist/ (the "IDX file format" section).</para>
 /// </remarks>
 public static class Idx
@@ -62,7 +67,7 @@ public static class Idx
     public static IdxArray Read(string path, int expectedMagic)
     {
         ArgumentNullException.ThrowIfNull(path);
-        using var file = File.OpenRead(path);
+        using var file = InputFile.OpenRead(path, "data file", $"replace it with the IDX {Kind(expectedMagic)} file (raw or gzip)");
         return Read(file, Path.GetFileName(path), expectedMagic);
     }
 
@@ -88,27 +93,60 @@ public static class Idx
         using Stream raw = new ConcatStream(prefix, stream);
         using Stream input = gzip ? new GZipStream(raw, CompressionMode.Decompress, leaveOpen: true) : raw;
         long? available = !gzip && stream.CanSeek ? stream.Length - stream.Position + got : null;
-        var array = Parse(input, name, expectedMagic, gzip, available);
+        IdxArray array;
+        try
+        {
+            array = Parse(input, name, expectedMagic, gzip, available);
+        }
+        catch (InvalidDataException e) when (gzip && e.InnerException is InvalidDataException && stream.CanSeek)
+        {
+            throw DataFormat.Error(name, $"corrupt gzip data ({Gzip.Diagnose(stream)}); the file is damaged, download it again.", e.InnerException);
+        }
+
         if (gzip && stream.CanSeek)
-            CheckGzipTrailer(stream, name, 4L + (4L * array.Dimensions.Length) + array.Data.Length);
+            CheckGzipTrailer(stream, name, array);
         return array;
     }
 
-    // GZipStream verifies the CRC and length trailer when it is there, but a stream cut inside
-    // the 8-byte trailer reads back complete and silently. The trailer's last 4 bytes are the
-    // uncompressed length mod 2^32 (RFC 1952, ISIZE): compare them with what was read.
-    private static void CheckGzipTrailer(Stream stream, string name, long decompressed)
+    // GZipStream checks each member's CRC and length when its trailer is there, but reads a stream cut
+    // inside the last 8-byte trailer (or followed by junk) back silently. The file's last 8 bytes must
+    // be the last member's trailer (RFC 1952): the CRC-32 and length of the data's last ISIZE bytes. In
+    // a one-member file that is all of it; in a multi-member file (cat a.gz b.gz) the last member's.
+    private static void CheckGzipTrailer(Stream stream, string name, IdxArray array)
     {
-        var isize = new byte[4];
+        var header = Header(array);
+        long decompressed = header.Length + (long)array.Data.Length;
+        var trailer = new byte[8];
         if (stream.Length >= 18)
         {
-            stream.Seek(-4, SeekOrigin.End);
-            stream.ReadExactly(isize);
+            stream.Seek(-8, SeekOrigin.End);
+            stream.ReadExactly(trailer);
         }
 
-        uint found = BinaryPrimitives.ReadUInt32LittleEndian(isize);
-        if (stream.Length < 18 || found != (uint)decompressed)
-            throw DataFormat.Error(name, $"the gzip stream decompressed to {decompressed} bytes but its trailer {(stream.Length < 18 ? "is missing" : $"says {found}")}; the file is truncated, download it again.");
+        uint crc = BinaryPrimitives.ReadUInt32LittleEndian(trailer);
+        uint isize = BinaryPrimitives.ReadUInt32LittleEndian(trailer.AsSpan(4));
+        bool ok = stream.Length >= 18 && isize <= decompressed;
+        if (ok)
+        {
+            long skip = decompressed - isize;
+            uint found = skip < header.Length
+                ? Gzip.Crc32(array.Data, Gzip.Crc32(header.AsSpan((int)skip)))
+                : Gzip.Crc32(array.Data.AsSpan((int)(skip - header.Length)));
+            ok = found == crc;
+        }
+
+        if (!ok)
+            throw DataFormat.Error(name, $"the gzip data decompressed to {decompressed} bytes but the file does not end with their gzip trailer (CRC-32 and length); the file is truncated or has bytes appended, download it again.");
+    }
+
+    private static byte[] Header(IdxArray array)
+    {
+        var header = new byte[4 + (4 * array.Dimensions.Length)];
+        header[2] = 0x08;
+        header[3] = (byte)array.Dimensions.Length;
+        for (int i = 0; i < array.Dimensions.Length; i++)
+            BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(4 + (4 * i)), array.Dimensions[i]);
+        return header;
     }
 
     /// <summary>Writes an IDX file of unsigned bytes (magic 00 00 08 rank), optionally gzip-compressed.</summary>
@@ -126,12 +164,7 @@ public static class Idx
             throw new ArgumentException($"Idx.Write: dimensions {array.DimensionText} need {n} bytes but the data has {array.Data.Length}.", nameof(array));
         using var file = File.Create(path);
         using Stream output = gzip ? new GZipStream(file, CompressionLevel.Fastest) : file;
-        var header = new byte[4 + (4 * array.Dimensions.Length)];
-        header[2] = 0x08;
-        header[3] = (byte)array.Dimensions.Length;
-        for (int i = 0; i < array.Dimensions.Length; i++)
-            BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(4 + (4 * i)), array.Dimensions[i]);
-        output.Write(header);
+        output.Write(Header(array));
         output.Write(array.Data);
     }
 

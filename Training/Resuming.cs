@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace IlgpuTrain.Training;
@@ -16,16 +17,74 @@ namespace IlgpuTrain.Training;
 /// </remarks>
 public static class Resuming
 {
-    /// <summary>The configuration of the run that wrote <paramref name="path"/>.</summary>
+    /// <summary>The configuration of the run that wrote <paramref name="path"/>, checked against <see cref="RunConfig.Decode"/>'s schema before anything uses it.</summary>
     /// <param name="path">A checkpoint (.safetensors).</param>
     /// <returns>The stored configuration.</returns>
-    /// <exception cref="InvalidDataException">The checkpoint stores no run configuration.</exception>
+    /// <exception cref="CheckpointFormatException">The metadata is not valid JSON, stores no configuration, or a field has the wrong type or an out-of-range value (the message names it).</exception>
     public static RunConfig ReadConfig(string path)
     {
         var file = SafeTensors.Load(path);
-        if (!file.Metadata.TryGetValue(Checkpoint.MetadataKey, out var text) || JsonNode.Parse(text)?["config"]?.GetValue<string>() is not { } config)
-            throw new InvalidDataException($"{path}: this checkpoint stores no run configuration; it was not written by `ilgpu-train train` (or a CheckpointCallback given RunConfig.ToJson()).");
-        return RunConfig.FromJson(config);
+        if (!file.Metadata.TryGetValue(Checkpoint.MetadataKey, out var text))
+            throw new CheckpointFormatException(path, $"no \"{Checkpoint.MetadataKey}\" metadata: this checkpoint was not written by `ilgpu-train train` (or a CheckpointCallback given RunConfig.ToJson()).");
+        JsonNode? meta;
+        try
+        {
+            meta = JsonNode.Parse(text);
+        }
+        catch (JsonException e)
+        {
+            throw new CheckpointFormatException(path, $"the \"{Checkpoint.MetadataKey}\" metadata is not valid JSON ({e.Message}); the file is damaged, use another checkpoint.");
+        }
+
+        if (meta is not JsonObject obj)
+            throw new CheckpointFormatException(path, $"the \"{Checkpoint.MetadataKey}\" metadata is not a JSON object; the file is damaged, use another checkpoint.");
+        var config = obj["config"];
+        if (config is null)
+            throw new CheckpointFormatException(path, "this checkpoint stores no run configuration (metadata \"config\" is missing or null); it was not written by `ilgpu-train train` (or a CheckpointCallback given RunConfig.ToJson()).");
+        if (config.GetValueKind() != JsonValueKind.String)
+        {
+            string shown = config.ToJsonString();
+            throw new CheckpointFormatException(path, $"metadata \"config\" is {(shown.Length > 60 ? shown[..60] + "..." : shown)}; allowed: a string holding the run configuration as JSON (RunConfig.ToJson()).");
+        }
+
+        return RunConfig.Decode(config.GetValue<string>(), out string? problem)
+            ?? throw new CheckpointFormatException(path, $"the stored run configuration (metadata \"config\") is not valid: {problem}.");
+    }
+
+    /// <summary>
+    /// Loads <paramref name="path"/> onto <paramref name="device"/> for the model that <paramref name="config"/> names on
+    /// <paramref name="train"/>'s sample shape and classes: its parameter and buffer layout must be that model's.
+    /// </summary>
+    /// <param name="path">A checkpoint written by train.</param>
+    /// <param name="device">Where the state goes.</param>
+    /// <param name="config">The checkpoint's own configuration (<see cref="ReadConfig"/>).</param>
+    /// <param name="train">A split of the data set (its sample shape and classes shape the model).</param>
+    /// <param name="optimizer">The optimizer to restore the state into, or null to skip the optimizer state (evaluation needs none).</param>
+    /// <returns>The checkpoint; the caller owns it.</returns>
+    /// <exception cref="CheckpointFormatException">The file is malformed, or its parameters are not those of the model its configuration names.</exception>
+    public static TrainingCheckpoint LoadFor(string path, Device device, RunConfig config, IDataset train, IGradientTransformation? optimizer = null)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(train);
+        var model = Models.Build(config.Model, train.Classes, config.EffectiveDropout);
+        ParamLayout ps, ss;
+        var (p, s) = model.Init(device, train.SampleShape, Rng.Create(0));
+        using (p)
+        using (s)
+        {
+            ps = p.Layout;
+            ss = s.Layout;
+        }
+
+        try
+        {
+            return Checkpoint.Load(path, device, optimizer, ps, ss);
+        }
+        catch (CheckpointMismatchException e) when (e.Problem.StartsWith("the model does not match", StringComparison.Ordinal))
+        {
+            throw new CheckpointFormatException(path, $"the stored run configuration says \"Model\": \"{config.Model}\" on {config.Dataset}, but the parameters are not that model's: {e.Problem}");
+        }
     }
 
     /// <summary>Why a checkpoint of run <paramref name="stored"/> cannot continue run <paramref name="run"/>, or null when it can (see the remarks of <see cref="Resuming"/>).</summary>
@@ -72,14 +131,24 @@ public static class Resuming
     {
         ArgumentNullException.ThrowIfNull(trainer);
         ArgumentNullException.ThrowIfNull(progress);
-        if (!File.Exists(path))
-            throw new FileNotFoundException($"{path}: no such checkpoint.", path);
         var stored = ReadConfig(path);
         if (Incompatibility(stored, config) is { } why)
             throw new ArgumentException($"{path}: {why}", nameof(path));
         if (OptionsDiffer(stored, config))
             progress.Message("note: options differ from the checkpoint's run; the run continues with the new ones (the schedule and optimizer state come from the checkpoint).");
-        var c = Checkpoint.Load(path, device, optimizer);
+        TrainingCheckpoint c;
+        using (var fresh = trainer.Init())
+        {
+            try
+            {
+                c = Checkpoint.Load(path, device, optimizer, fresh.Params.Layout, fresh.State.Layout);
+            }
+            catch (CheckpointMismatchException e) when (e.Problem.StartsWith("the model does not match", StringComparison.Ordinal))
+            {
+                throw new CheckpointFormatException(path, $"the stored run configuration says \"Model\": \"{stored.Model}\" on {stored.Dataset}, but the parameters are not that model's: {e.Problem}");
+            }
+        }
+
         progress.Message($"resuming from {path}: epoch {c.Epoch}, batch {c.BatchInEpoch}, step {c.Step}");
         return CheckpointCallback.ToTrainState(c, trainer.Options.LossScale);
     }

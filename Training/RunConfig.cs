@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 
 namespace IlgpuTrain.Training;
 
@@ -119,12 +121,155 @@ public sealed record RunConfig
     /// <returns>The JSON text.</returns>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
-    /// <summary>Reads a configuration written by <see cref="ToJson"/>.</summary>
+    /// <summary>Reads a configuration written by <see cref="ToJson"/>, checked against <see cref="Problem"/>'s schema.</summary>
     /// <param name="json">The JSON text.</param>
     /// <returns>The configuration.</returns>
-    /// <exception cref="InvalidDataException">The JSON is empty (null).</exception>
-    public static RunConfig FromJson(string json) =>
-        JsonSerializer.Deserialize<RunConfig>(json, JsonOptions) ?? throw new InvalidDataException("The checkpoint's run configuration is empty.");
+    /// <exception cref="InvalidDataException">The JSON is not an object of fields of the right types and ranges; the message names the field, its value and what is allowed.</exception>
+    public static RunConfig FromJson(string json)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        return Decode(json, out string? problem) ?? throw new InvalidDataException($"The run configuration is not valid: {problem}");
+    }
+
+    /// <summary>Parses and validates a stored configuration: the JSON must be an object, each known field of its JSON type, and the values in range.</summary>
+    /// <param name="json">The JSON text.</param>
+    /// <param name="problem">Why it is not valid (naming the field, its value and what is allowed), or null.</param>
+    /// <returns>The configuration, or null when it is not valid.</returns>
+    public static RunConfig? Decode(string json, out string? problem)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        JsonNode? node;
+        try
+        {
+            node = JsonNode.Parse(json);
+        }
+        catch (JsonException e)
+        {
+            problem = $"it is not valid JSON ({e.Message})";
+            return null;
+        }
+
+        if (node is not JsonObject obj)
+        {
+            problem = $"it is {Show(node)}; allowed: a JSON object of the run's options";
+            return null;
+        }
+
+        foreach (var (name, value) in obj)
+        {
+            if (!Types.TryGetValue(name, out var type))
+                continue;
+            if (!Fits(value, type))
+            {
+                problem = $"field \"{name}\" is {Show(value)}; allowed: {type.Text}";
+                return null;
+            }
+        }
+
+        RunConfig? config;
+        try
+        {
+            config = obj.Deserialize<RunConfig>(JsonOptions);
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or OverflowException)
+        {
+            problem = $"it does not read as a run configuration ({e.Message})";
+            return null;
+        }
+
+        problem = config is null ? "it is null; allowed: a JSON object of the run's options" : config.Problem();
+        return problem is null ? config : null;
+    }
+
+    /// <summary>
+    /// The first value out of range, as "field \"BatchSize\" is 0; allowed: an integer from 1 to 65536", or null when every field is valid.
+    /// </summary>
+    /// <returns>The problem, or null.</returns>
+    public string? Problem()
+    {
+        static string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+        string? Check(bool ok, string field, string value, string allowed) => ok ? null : $"field \"{field}\" is {value}; allowed: {allowed}";
+        string Quote(string? v) => v is null ? "null" : $"\"{v}\"";
+        return Check(Model is not null && Models.Names.Contains(Model), nameof(Model), Quote(Model), string.Join(", ", Models.Names))
+            ?? Check(Dataset is not null && Recipes.Datasets.Contains(Dataset), nameof(Dataset), Quote(Dataset), string.Join(", ", Recipes.Datasets))
+            ?? Check(Optimizer is not null && Recipes.Optimizers.Contains(Optimizer), nameof(Optimizer), Quote(Optimizer), string.Join(", ", Recipes.Optimizers))
+            ?? Check(Schedule is not null && Recipes.Schedules.Contains(Schedule), nameof(Schedule), Quote(Schedule), string.Join(", ", Recipes.Schedules))
+            ?? Check(double.IsFinite(LearningRate) && LearningRate > 0 && LearningRate <= 10, nameof(LearningRate), F(LearningRate), "a number in (0, 10]")
+            ?? Check(double.IsFinite(WeightDecay) && WeightDecay >= 0 && WeightDecay < 1, nameof(WeightDecay), F(WeightDecay), "a number in [0, 1)")
+            ?? Check(double.IsFinite(Momentum) && Momentum >= 0 && Momentum < 1, nameof(Momentum), F(Momentum), "a number in [0, 1)")
+            ?? Check(WarmupSteps >= 0, nameof(WarmupSteps), $"{WarmupSteps}", "an integer of 0 or more")
+            ?? Check(Epochs is >= 1 and <= 10000, nameof(Epochs), $"{Epochs}", "an integer from 1 to 10000")
+            ?? Check(BatchSize is >= 1 and <= 65536, nameof(BatchSize), $"{BatchSize}", "an integer from 1 to 65536")
+            ?? Check(float.IsFinite(LabelSmoothing) && LabelSmoothing >= 0 && LabelSmoothing < 1, nameof(LabelSmoothing), F(LabelSmoothing), "a number in [0, 1)")
+            ?? Check(Dropout is null || (float.IsFinite(Dropout.Value) && Dropout >= 0 && Dropout < 1), nameof(Dropout), Dropout is { } d ? F(d) : "null", "null or a number in [0, 1)")
+            ?? Check(Augment is not null && Augment.Split(',', StringSplitOptions.TrimEntries).All(a => a is "none" or "flip" or "crop" or "rotate" or "jitter"), nameof(Augment), Quote(Augment), "none or a comma list of flip, crop, rotate, jitter")
+            ?? Check(Accumulate is >= 1 and <= 1024, nameof(Accumulate), $"{Accumulate}", "an integer from 1 to 1024")
+            ?? Check(double.IsFinite(Clip) && Clip >= 0, nameof(Clip), F(Clip), "0 (off) or a positive number")
+            ?? Check(EarlyStopping >= -1, nameof(EarlyStopping), $"{EarlyStopping}", "-1 (off) or an integer of 0 or more")
+            ?? Check(Device is null or "cpu" or "cpu-kernels" or "cuda" or "opencl", nameof(Device), Quote(Device), "null (the best available), cpu, cpu-kernels, cuda or opencl")
+            ?? Check(!string.IsNullOrEmpty(Output), nameof(Output), Quote(Output), "a folder path")
+            ?? Check(TrainLimit >= 0, nameof(TrainLimit), $"{TrainLimit}", "0 (all) or more samples")
+            ?? Check(ValSize >= 0, nameof(ValSize), $"{ValSize}", "0 (the test split) or more samples");
+    }
+
+    private enum JsonType
+    {
+        String,
+        NullableString,
+        Number,
+        NullableNumber,
+        Int,
+        UInt64,
+        Bool,
+    }
+
+    private static readonly Dictionary<string, (JsonType Type, string Text)> Types = new(StringComparer.Ordinal)
+    {
+        [nameof(Model)] = (JsonType.String, "a string"),
+        [nameof(Dataset)] = (JsonType.String, "a string"),
+        [nameof(DataDir)] = (JsonType.NullableString, "a string or null"),
+        [nameof(Optimizer)] = (JsonType.String, "a string"),
+        [nameof(LearningRate)] = (JsonType.Number, "a number"),
+        [nameof(WeightDecay)] = (JsonType.Number, "a number"),
+        [nameof(Momentum)] = (JsonType.Number, "a number"),
+        [nameof(Schedule)] = (JsonType.String, "a string"),
+        [nameof(WarmupSteps)] = (JsonType.Int, "a 32-bit integer"),
+        [nameof(Epochs)] = (JsonType.Int, "a 32-bit integer"),
+        [nameof(BatchSize)] = (JsonType.Int, "a 32-bit integer"),
+        [nameof(LabelSmoothing)] = (JsonType.Number, "a number"),
+        [nameof(Dropout)] = (JsonType.NullableNumber, "a number or null"),
+        [nameof(Augment)] = (JsonType.String, "a string"),
+        [nameof(MixedPrecision)] = (JsonType.Bool, "true or false"),
+        [nameof(Accumulate)] = (JsonType.Int, "a 32-bit integer"),
+        [nameof(Clip)] = (JsonType.Number, "a number"),
+        [nameof(EarlyStopping)] = (JsonType.Int, "a 32-bit integer"),
+        [nameof(Device)] = (JsonType.NullableString, "a string or null"),
+        [nameof(Seed)] = (JsonType.UInt64, "an integer from 0 to 2^64 - 1"),
+        [nameof(Output)] = (JsonType.String, "a string"),
+        [nameof(TrainLimit)] = (JsonType.Int, "a 32-bit integer"),
+        [nameof(ValSize)] = (JsonType.Int, "a 32-bit integer"),
+    };
+
+    private static bool Fits(JsonNode? value, (JsonType Type, string Text) type)
+    {
+        var kind = value?.GetValueKind() ?? JsonValueKind.Null;
+        return type.Type switch
+        {
+            JsonType.String => kind == JsonValueKind.String,
+            JsonType.NullableString => kind is JsonValueKind.String or JsonValueKind.Null,
+            JsonType.Number => kind == JsonValueKind.Number && value!.AsValue().TryGetValue<double>(out double d) && double.IsFinite(d),
+            JsonType.NullableNumber => kind == JsonValueKind.Null || (kind == JsonValueKind.Number && value!.AsValue().TryGetValue<float>(out float f) && float.IsFinite(f)),
+            JsonType.Int => kind == JsonValueKind.Number && value!.AsValue().TryGetValue<int>(out _),
+            JsonType.UInt64 => kind == JsonValueKind.Number && value!.AsValue().TryGetValue<ulong>(out _),
+            _ => kind is JsonValueKind.True or JsonValueKind.False,
+        };
+    }
+
+    private static string Show(JsonNode? node)
+    {
+        string text = node?.ToJsonString() ?? "null";
+        return text.Length > 60 ? text[..60] + "..." : text;
+    }
 
     private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = false };
 }

@@ -277,16 +277,35 @@ public static class SafeTensors
     /// <summary>Reads and validates a safetensors file.</summary>
     /// <param name="path">The file.</param>
     /// <returns>Its tensors and metadata.</returns>
+    /// <exception cref="FileNotFoundException">Nothing is at <paramref name="path"/>.</exception>
+    /// <exception cref="InputFileException">The path is not a regular file (a dangling link, a directory, a pipe, a device) or cannot be read; checked before it is opened.</exception>
     /// <exception cref="CheckpointFormatException">The file is not valid safetensors.</exception>
     public static SafeTensorsFile Load(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var info = new FileInfo(path);
-        if (!info.Exists)
-            throw new FileNotFoundException($"No safetensors file at \"{path}\".", path);
-        if (info.Length > Array.MaxLength)
-            throw new CheckpointFormatException(path, $"the file is {info.Length} bytes; files over {Array.MaxLength} bytes are not supported.");
-        return Read(File.ReadAllBytes(path), path);
+        using var file = InputFile.OpenRead(path, "checkpoint", "pass the .safetensors file itself (train writes <output>/checkpoints/last.safetensors and best.safetensors)");
+        long length = file.Length;
+        if (length > Array.MaxLength)
+            throw new CheckpointFormatException(path, $"the file is {length} bytes; files over {Array.MaxLength} bytes are not supported.");
+
+        // The header's claim is checked against the file's length before the file is read whole.
+        Span<byte> prefix = stackalloc byte[8];
+        if (length >= 8)
+        {
+            file.ReadExactly(prefix);
+            ulong n = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
+            if (n > MaxHeaderBytes)
+                throw Bad(path, $"the header length is {n} bytes, over the limit of {MaxHeaderBytes}; this is not a safetensors file or it is corrupt.");
+            if (n > (ulong)(length - 8))
+                throw Bad(path, $"the header length is {n} bytes but only {length - 8} bytes follow the length; the file is truncated or corrupt.");
+            file.Position = 0;
+        }
+
+        var bytes = new byte[length];
+        int got = file.ReadAtLeast(bytes, bytes.Length, throwOnEndOfStream: false);
+        if (got < length)
+            throw Bad(path, $"the file shrank from {length} to {got} bytes while it was read; another program is writing it. Wait for it to finish and try again.");
+        return Read(bytes, path);
     }
 
     /// <summary>Parses and validates the bytes of a safetensors file; the tensors view <paramref name="bytes"/> (no copy).</summary>
@@ -504,10 +523,11 @@ public sealed class CheckpointMismatchException : Exception
 public static class AtomicFile
 {
     /// <summary>
-    /// Runs <paramref name="write"/> on a fresh temporary file <c>path.tmp-XXXX</c>, flushes it to
+    /// Runs <paramref name="write"/> on a fresh temporary file <c>path.tmp-PID-GUID</c>, flushes it to
     /// disk, then renames it over <paramref name="path"/> (a rename within a directory is atomic on
     /// Linux). If <paramref name="write"/> throws, the temporary file is deleted and
-    /// <paramref name="path"/> is untouched; if the process dies, at worst a stray temporary file remains.
+    /// <paramref name="path"/> is untouched; if the process dies, at worst a stray temporary file
+    /// remains, which the next write of the same file (or <see cref="RemoveStale"/>) deletes.
     /// </summary>
     /// <param name="path">The target file.</param>
     /// <param name="write">Writes the whole content.</param>
@@ -518,8 +538,12 @@ public static class AtomicFile
         string full = Path.GetFullPath(path);
         string? dir = Path.GetDirectoryName(full);
         if (!string.IsNullOrEmpty(dir))
+        {
             Directory.CreateDirectory(dir);
-        string tmp = $"{full}.tmp-{Guid.NewGuid():N}";
+            RemoveStale(dir, Path.GetFileName(full));
+        }
+
+        string tmp = $"{full}{TempMarker}{Environment.ProcessId}-{Guid.NewGuid():N}";
         try
         {
             using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
@@ -540,6 +564,90 @@ public static class AtomicFile
                 // The original error matters more than a stray temporary file.
             }
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Deletes the temporary files that <see cref="Write"/> left in <paramref name="directory"/> when
+    /// its process died: <c>NAME.tmp-PID-GUID</c> whose process is no longer running, and any
+    /// <c>NAME.tmp-...</c> of this pattern untouched for <see cref="StaleAge"/> (a reused process id,
+    /// or the older <c>NAME.tmp-GUID</c> names). Files of a live writer and every other file stay.
+    /// </summary>
+    /// <param name="directory">The folder (nothing happens when it does not exist).</param>
+    /// <param name="target">Only the temporary files of this file name, or null for every target.</param>
+    /// <returns>The paths deleted.</returns>
+    public static IReadOnlyList<string> RemoveStale(string directory, string? target = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        var removed = new List<string>();
+        if (!Directory.Exists(directory))
+            return removed;
+        IEnumerable<string> candidates;
+        try
+        {
+            candidates = Directory.EnumerateFiles(directory, $"{target ?? "*"}{TempMarker}*").ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return removed;
+        }
+
+        foreach (var path in candidates)
+        {
+            if (!IsStale(path))
+                continue;
+            try
+            {
+                File.Delete(path);
+                removed.Add(path);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Another cleaner got it first, or the folder is read-only: the run goes on.
+            }
+        }
+
+        return removed;
+    }
+
+    /// <summary>How long a temporary file must be untouched to count as stray whatever its name says (1 hour; a write takes seconds).</summary>
+    public static TimeSpan StaleAge { get; } = TimeSpan.FromHours(1);
+
+    private const string TempMarker = ".tmp-";
+
+    // NAME.tmp-PID-GUID (GUID as 32 hex digits) or the older NAME.tmp-GUID.
+    private static bool IsStale(string path)
+    {
+        string name = Path.GetFileName(path);
+        int at = name.LastIndexOf(TempMarker, StringComparison.Ordinal);
+        if (at <= 0)
+            return false;
+        var tail = name.AsSpan(at + TempMarker.Length);
+        int dash = tail.IndexOf('-');
+        var guid = dash < 0 ? tail : tail[(dash + 1)..];
+        if (guid.Length != 32 || !Guid.TryParseExact(guid, "N", out _))
+            return false;
+        if (DateTime.UtcNow - File.GetLastWriteTimeUtc(path) > StaleAge)
+            return true;
+        return dash > 0 && int.TryParse(tail[..dash], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int pid) && !IsRunning(pid);
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        if (pid == Environment.ProcessId)
+            return true;
+        try
+        {
+            using var p = System.Diagnostics.Process.GetProcessById(pid);
+            return !p.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
         }
     }
 }

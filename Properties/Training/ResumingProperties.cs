@@ -51,7 +51,7 @@ public class ResumingProperties
 
             string bare = Path.Combine(dir, "bare.safetensors");
             SafeTensors.Save(bare, [], new Dictionary<string, string>());
-            var b = Assert.Throws<InvalidDataException>(() => Resuming.ReadConfig(bare));
+            var b = Assert.Throws<CheckpointFormatException>(() => Resuming.ReadConfig(bare));
             Assert.Contains(bare, b.Message);
         }
         finally

@@ -80,7 +80,10 @@ public class RunFaultProperties
         try
         {
             var cb = new CheckpointCallback(dir, saveBest: "val_loss");
-            string[] stray = [cb.LastPath + ".tmp-0123abcd", cb.BestPath + ".tmp-ffff"];
+            // AtomicFile's temporaries are NAME.tmp-PID-GUID; these writers' process is gone.
+            using var gone = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("true") { UseShellExecute = false })!;
+            gone.WaitForExit();
+            string[] stray = [cb.LastPath + $".tmp-{gone.Id}-{Guid.NewGuid():N}", cb.BestPath + $".tmp-{gone.Id}-{Guid.NewGuid():N}"];
             foreach (var f in stray)
                 File.WriteAllText(f, "half a checkpoint");
             string other = Path.Combine(dir, "notes.tmp-1");
