@@ -1,3 +1,4 @@
+using IlgpuTrain.Training;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -76,6 +77,7 @@ internal static class BenchCommand
 
         return Cli.Guard(() =>
         {
+            OutputFolder.RequireFile(jsonPath, "--json");
             var plan = new BenchPlan(kind, quick, families);
             var clock = Stopwatch.StartNew();
             var rows = BenchRunner.Run(plan, msg => Console.Error.WriteLine($"bench: {msg} ({clock.Elapsed.TotalSeconds:F1} s)"), out string deviceName);
@@ -84,10 +86,7 @@ internal static class BenchCommand
             rows = rows.Select(r => peer.Ms.TryGetValue(r.Name, out var ms) ? r with { PeerMs = ms } : r).ToList();
 
             Console.WriteLine(Table(rows, deviceName, plan, peer));
-            string? dir = Path.GetDirectoryName(Path.GetFullPath(jsonPath));
-            if (dir is not null)
-                Directory.CreateDirectory(dir);
-            File.WriteAllText(jsonPath, JsonSerializer.Serialize(
+            OutputFolder.Writing(jsonPath, "JSON table", () => File.WriteAllText(jsonPath, JsonSerializer.Serialize(
                 new
                 {
                     device = deviceName,
@@ -99,7 +98,7 @@ internal static class BenchCommand
                     seconds = clock.Elapsed.TotalSeconds,
                     rows = rows.Select(r => new { r.Family, r.Name, r.Ms, r.Value, r.Unit, r.VsCopy, r.PeerMs, r.Ratio, r.Skipped, r.Note }),
                 },
-                Json));
+                Json)));
             Console.WriteLine($"wrote {jsonPath}");
             return 0;
         });

@@ -1,3 +1,4 @@
+using IlgpuTrain.Training;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -25,7 +26,7 @@ internal static class CheckCommand
         var quick = new Option<bool>("--quick") { Description = "Small sizes only (seconds on the CPU accelerator)." };
         var seed = new Option<int>("--seed") { Description = "Seed of the random inputs.", DefaultValueFactory = _ => 1234 };
         var command = new Command("check", "Backend conformance: every kernel family against its CPU reference on random inputs, on the chosen device.") { device, json, quick, seed };
-        command.SetAction(parse => Run(parse.GetValue(device), parse.GetValue(json), new SuiteOptions { Quick = parse.GetValue(quick), Seed = parse.GetValue(seed) }));
+        command.SetAction(parse => Cli.Guard(() => Run(parse.GetValue(device), parse.GetValue(json), new SuiteOptions { Quick = parse.GetValue(quick), Seed = parse.GetValue(seed) })));
         return command;
     }
 
@@ -34,6 +35,8 @@ internal static class CheckCommand
     {
         bool quick = options.Quick;
         int seed = options.Seed;
+        if (jsonPath is not null)
+            OutputFolder.RequireFile(jsonPath, "--json");
         ComputeDevice dev;
         try
         {
@@ -64,7 +67,7 @@ internal static class CheckCommand
                 + (missing.Count > 0 ? $"; families without checks: {string.Join(", ", missing)}" : ""));
             if (jsonPath is not null)
             {
-                File.WriteAllText(jsonPath, JsonSerializer.Serialize(new
+                OutputFolder.Writing(jsonPath, "JSON report", () => File.WriteAllText(jsonPath, JsonSerializer.Serialize(new
                 {
                     device = dev.ToString(),
                     backend = dev.Backend.ToString(),
@@ -82,7 +85,7 @@ internal static class CheckCommand
                         r.Passed,
                         r.Detail,
                     }),
-                }, Json));
+                }, Json)));
             }
 
             return failed == 0 && missing.Count == 0 ? 0 : 1;

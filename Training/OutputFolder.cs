@@ -92,6 +92,24 @@ public static class OutputFolder
     }
 
     /// <summary>
+    /// Makes sure a report can be written at the file <paramref name="path"/> before the work that
+    /// produces it starts: it must not be a folder, and its folder must be one the command can
+    /// write into (created if missing, see <see cref="Require"/>).
+    /// </summary>
+    /// <param name="path">The file.</param>
+    /// <param name="label">How the user named it, for the message (such as "--json").</param>
+    /// <exception cref="OutputWriteException">It is a folder, or its folder is not usable; the message says which and what to do.</exception>
+    public static void RequireFile(string path, string label)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        string full = System.IO.Path.GetFullPath(path);
+        if (Directory.Exists(full))
+            throw new OutputWriteException(path, $"{label} {path}: this is a folder; give the path of a file to write (such as {System.IO.Path.Combine(path, "report.json")}).");
+        if (System.IO.Path.GetDirectoryName(full) is { } folder)
+            Require(folder, $"{label} {path}: its folder");
+    }
+
+    /// <summary>
     /// Runs <paramref name="write"/>, turning an I/O or permission fault into one
     /// <see cref="OutputWriteException"/> that names <paramref name="path"/>, the problem and the fix.
     /// </summary>

@@ -79,4 +79,30 @@ public class CheckCommandProperties
         Assert.NotEqual(0, code);
         Assert.Contains("tpu", err);
     }
+
+    // A report path that cannot be written fails before the checks run, in one line naming it:
+    // a folder, a path under a file, a folder that cannot be made, a device that is full.
+    [Theory]
+    [InlineData("/tmp", "this is a folder")]
+    [InlineData("/dev/null/report.json", "is a file (or a device), not a folder")]
+    [InlineData("/proc/ilgpu-train-no/report.json", "cannot create this folder")]
+    public void An_unusable_json_path_exits_6_before_any_check(string path, string problem)
+    {
+        var (code, output, err) = Run("check", "--device", "cpu", "--quick", "--json", path);
+        Assert.Equal(6, code);
+        Assert.Contains(path, err);
+        Assert.Contains(problem, err);
+        Assert.DoesNotContain("   at ", err);
+        Assert.DoesNotContain("pass  ", output);
+    }
+
+    [Fact]
+    public void A_full_disk_at_the_report_names_it_and_exits_6()
+    {
+        var (code, _, err) = Run("check", "--device", "cpu", "--quick", "--json", "/dev/full");
+        Assert.Equal(6, code);
+        Assert.Contains("/dev/full", err);
+        Assert.Contains("disk is full", err);
+        Assert.DoesNotContain("   at ", err);
+    }
 }
