@@ -66,8 +66,13 @@ internal static class CompareCommand
 
     private static int Run(RunConfig baseConfig, string lrSpec)
     {
-        var problems = new List<string>(TrainOptions.Problems(baseConfig));
-        problems.AddRange(LrProblems(lrSpec, out var lrs));
+        // The command sets each run's optimizer and rate itself: check the four configurations it runs.
+        var problems = new List<string>(LrProblems(lrSpec, out var lrs));
+        foreach (var problem in Optimizers.SelectMany(name => TrainOptions.Problems(ForOptimizer(baseConfig, name, lrs))).Distinct().ToList())
+        {
+            if (!problems.Contains(problem))
+                problems.Add(problem);
+        }
         if (Cli.Fail(problems))
             return 2;
         return Cli.Guard(() =>

@@ -9,8 +9,44 @@ namespace IlgpuTrain.Properties.Cli;
 /// optimizer (--optimizer, --lr) or cannot honour (--resume) are not listed, and every listed one
 /// changes the configuration of at least one of the four runs.
 /// </summary>
+[Collection(ProcessState.Name)]
 public class CompareCommandProperties
 {
+    // The whole command as a user runs it, on a tiny run: the four optimizers train and the table
+    // and plot are written (the options' own checks must accept what the command sets per run).
+    [Fact]
+    public void A_tiny_comparison_runs_all_four_optimizers_and_writes_its_plot()
+    {
+        string output = Path.Combine(Path.GetTempPath(), "ilgpu-compare-" + Guid.NewGuid().ToString("N"));
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        var (o, e) = (new StringWriter(), new StringWriter());
+        Console.SetOut(o);
+        Console.SetError(e);
+        int code;
+        try
+        {
+            code = CliApp.Root().Parse(["compare-optimizers", "--epochs", "1", "--train-limit", "256", "--val-size", "64", "--device", "cpu", "--output", output]).Invoke();
+        }
+        finally
+        {
+            Console.SetOut(oldOut);
+            Console.SetError(oldErr);
+        }
+
+        try
+        {
+            Assert.True(code == 0, $"exit {code}: {e}");
+            foreach (var name in CompareCommand.Optimizers)
+                Assert.Matches($@"(?m)^{name}\s+0\.\d+", o.ToString());
+            Assert.True(File.Exists(Path.Combine(output, "compare-optimizers.png")));
+        }
+        finally
+        {
+            if (Directory.Exists(output))
+                Directory.Delete(output, recursive: true);
+        }
+    }
+
     [Fact]
     public void Every_option_compare_optimizers_lists_reaches_at_least_one_run()
     {
