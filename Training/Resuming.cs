@@ -99,6 +99,10 @@ public static class Resuming
             return $"the checkpoint is {stored.Model} on {stored.Dataset}, but this run is {run.Model} on {run.Dataset}; use the same model and data set.";
         if (stored.Epochs != run.Epochs && (stored.Schedule != "constant" || run.Schedule != "constant"))
             return $"the run was for {stored.Epochs} epochs and its {stored.Schedule} schedule spans them all, so it continues exactly only with --epochs {stored.Epochs} (RunConfig.Epochs). To train longer, use the constant schedule for both runs or start a new run.";
+        if (stored.Optimizer != run.Optimizer)
+            return $"the run used --optimizer {stored.Optimizer} and this one {run.Optimizer}; the optimizer state does not carry over, so resume with --optimizer {stored.Optimizer} or start a new run.";
+        if (stored.Accumulate != run.Accumulate)
+            return $"the run accumulated gradients over --accumulate {stored.Accumulate} batch(es) per update and this one over {run.Accumulate}; the optimizer state (and where an update falls) differs, so resume with --accumulate {stored.Accumulate} or start a new run.";
         return null;
     }
 

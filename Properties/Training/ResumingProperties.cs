@@ -3,8 +3,9 @@ using IlgpuTrain.Training;
 namespace IlgpuTrain.Properties.Training;
 
 /// <summary>
-/// When a checkpoint may continue a run: same model and data set, and the same epochs unless both
-/// runs use the constant schedule; where the run reads and writes never matters.
+/// When a checkpoint may continue a run: same model and data set, the same optimizer and gradient
+/// accumulation (they shape the optimizer state), and the same epochs unless both runs use the
+/// constant schedule; where the run reads and writes never matters.
 /// </summary>
 public class ResumingProperties
 {
@@ -14,7 +15,9 @@ public class ResumingProperties
         from schedule in Gen.Elements(Recipes.Schedules.ToArray())
         from epochs in Gen.Choose(1, 4)
         from lr in Gen.Elements(1e-3, 3e-3)
-        select new RunConfig { Model = model, Dataset = dataset, Schedule = schedule, Epochs = epochs, LearningRate = lr };
+        from optimizer in Gen.Elements("adamw", "adamw", "adamw", "sgd")
+        from accumulate in Gen.Elements(1, 1, 1, 2, 4)
+        select new RunConfig { Model = model, Dataset = dataset, Schedule = schedule, Epochs = epochs, LearningRate = lr, Optimizer = optimizer, Accumulate = accumulate };
 
     [Property(MaxTest = 300)]
     public Property A_checkpoint_continues_a_run_of_the_same_model_and_data_and_a_length_its_schedule_allows() =>
@@ -22,10 +25,13 @@ public class ResumingProperties
         {
             bool sameModel = stored.Model == run.Model && stored.Dataset == run.Dataset;
             bool lengthOk = stored.Epochs == run.Epochs || (stored.Schedule == "constant" && run.Schedule == "constant");
+            bool sameOptimizer = stored.Optimizer == run.Optimizer, sameAccumulate = stored.Accumulate == run.Accumulate;
             string? why = Resuming.Incompatibility(stored, run);
-            return (why is null == (sameModel && lengthOk)).Label($"incompatibility: {why ?? "none"}")
+            return (why is null == (sameModel && lengthOk && sameOptimizer && sameAccumulate)).Label($"incompatibility: {why ?? "none"}")
                 .And((why is null || sameModel || (why.Contains(stored.Model, StringComparison.Ordinal) && why.Contains(run.Dataset, StringComparison.Ordinal))).Label("names both runs"))
-                .And((why is null || !sameModel || why.Contains($"--epochs {stored.Epochs}", StringComparison.Ordinal)).Label("names the epochs that fit"));
+                .And((why is null || !sameModel || lengthOk || why.Contains($"--epochs {stored.Epochs}", StringComparison.Ordinal)).Label("names the epochs that fit"))
+                .And((why is null || !sameModel || !lengthOk || sameOptimizer || why.Contains($"--optimizer {stored.Optimizer}", StringComparison.Ordinal)).Label("names the optimizer to resume with"))
+                .And((why is null || !sameModel || !lengthOk || !sameOptimizer || sameAccumulate || why.Contains($"--accumulate {stored.Accumulate}", StringComparison.Ordinal)).Label("names the accumulation to resume with"));
         });
 
     [Property(MaxTest = 100)]
