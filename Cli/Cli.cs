@@ -59,7 +59,9 @@ internal static class Cli
         }
         catch (ArgumentException e)
         {
-            Console.Error.WriteLine($"error: {e.Message}");
+            // The message names the option or file already; the parameter name is for programmers.
+            string message = e.ParamName is { } name ? e.Message.Replace($" (Parameter '{name}')", string.Empty, StringComparison.Ordinal) : e.Message;
+            Console.Error.WriteLine($"error: {message}");
             return 2;
         }
         catch (UnauthorizedAccessException e)

@@ -257,4 +257,26 @@ public class TrainCommandProperties
             Assert.True(changed != baseline, $"train lists {option.Name}, but setting it changes nothing in the run's configuration");
         }
     }
+
+    [Fact]
+    public void A_resume_with_another_accumulation_is_refused_naming_the_option_to_use()
+    {
+        string output = Path.Combine(Path.GetTempPath(), "ilgpu-resume-acc-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var (code, _, err) = Run("train", "--epochs", "1", "--train-limit", "256", "--val-size", "64", "--schedule", "constant", "--device", "cpu", "--output", output);
+            Assert.True(code == 0, err);
+            string last = Path.Combine(output, "checkpoints", "last.safetensors");
+            (code, _, err) = Run("train", "--epochs", "2", "--train-limit", "256", "--val-size", "64", "--schedule", "constant", "--device", "cpu", "--accumulate", "2", "--output", output, "--resume", last);
+            Assert.Equal(2, code);
+            Assert.Contains("resume with --accumulate 1", err);
+            Assert.DoesNotContain("(Parameter", err);
+            Assert.DoesNotContain("   at ", err);
+        }
+        finally
+        {
+            if (Directory.Exists(output))
+                Directory.Delete(output, recursive: true);
+        }
+    }
 }
