@@ -11,23 +11,7 @@ namespace IlgpuTrain.Properties.Cli;
 [Collection(ProcessState.Name)]
 public class BenchCommandProperties
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        var (o, e) = (new StringWriter(), new StringWriter());
-        Console.SetOut(o);
-        Console.SetError(e);
-        try
-        {
-            int code = CliApp.Root().Parse(args).Invoke();
-            return (code, o.ToString(), e.ToString());
-        }
-        finally
-        {
-            Console.SetOut(oldOut);
-            Console.SetError(oldErr);
-        }
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRun.Invoke(args);
 
     private static (int Code, string Out, string Err, JsonElement[] Rows, JsonElement Root) Bench(params string[] args)
     {

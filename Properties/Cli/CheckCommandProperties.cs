@@ -10,25 +10,9 @@ namespace IlgpuTrain.Properties.Cli;
 [Collection(ProcessState.Name)]
 public class CheckCommandProperties
 {
-    private static (int Code, string Out, string Err) Run(params string[] args) => Capture(() => CliApp.Root().Parse(args).Invoke());
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRun.Invoke(args);
 
-    private static (int Code, string Out, string Err) Capture(Func<int> command)
-    {
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        var (o, e) = (new StringWriter(), new StringWriter());
-        Console.SetOut(o);
-        Console.SetError(e);
-        try
-        {
-            int code = command();
-            return (code, o.ToString(), e.ToString());
-        }
-        finally
-        {
-            Console.SetOut(oldOut);
-            Console.SetError(oldErr);
-        }
-    }
+    private static (int Code, string Out, string Err) Capture(Func<int> command) => CliRun.Capture(command);
 
     [Fact]
     public void Quick_check_on_the_cpu_passes_every_family()

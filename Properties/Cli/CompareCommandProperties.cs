@@ -18,26 +18,12 @@ public class CompareCommandProperties
     public void A_tiny_comparison_runs_all_four_optimizers_and_writes_its_plot()
     {
         string output = Path.Combine(Path.GetTempPath(), "ilgpu-compare-" + Guid.NewGuid().ToString("N"));
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        var (o, e) = (new StringWriter(), new StringWriter());
-        Console.SetOut(o);
-        Console.SetError(e);
-        int code;
+        var (code, printed, err) = CliRun.Invoke("compare-optimizers", "--epochs", "1", "--train-limit", "256", "--val-size", "64", "--device", "cpu", "--output", output);
         try
         {
-            code = CliApp.Root().Parse(["compare-optimizers", "--epochs", "1", "--train-limit", "256", "--val-size", "64", "--device", "cpu", "--output", output]).Invoke();
-        }
-        finally
-        {
-            Console.SetOut(oldOut);
-            Console.SetError(oldErr);
-        }
-
-        try
-        {
-            Assert.True(code == 0, $"exit {code}: {e}");
+            Assert.True(code == 0, $"exit {code}: {err}");
             foreach (var name in CompareCommand.Optimizers)
-                Assert.Matches($@"(?m)^{name}\s+0\.\d+", o.ToString());
+                Assert.Matches($@"(?m)^{name}\s+0\.\d+", printed);
             Assert.True(File.Exists(Path.Combine(output, "compare-optimizers.png")));
         }
         finally
