@@ -14,16 +14,17 @@ namespace IlgpuTrain.Kernels;
 /// </remarks>
 public interface IActivationOp : IUnaryOp
 {
-    /// <summary>f'(x).</summary>
+    /// <summary>f'(x), the derivative of f at the forward input x.</summary>
     /// <param name="x">The forward input.</param>
-    /// <returns>The derivative of f at x.</returns>
     float Derivative(float x);
 
     /// <summary>f'(x) in each of eight lanes, bitwise the scalar form's result.</summary>
     /// <param name="x">The forward inputs.</param>
-    /// <returns>The derivative of f at x per lane.</returns>
     Vector256<float> Derivative(Vector256<float> x);
 }
+
+// The exp-based operators (Gelu, GeluTanh, Tanh, Sigmoid, Silu) are not Vectorizable: the managed
+// loop runs their scalar form, and their vector forms apply it per lane.
 
 /// <summary>y = max(x, 0); y' = 1 for x &gt; 0, else 0 (ReLU'(0) = 0, as PyTorch).</summary>
 public readonly struct ReluOp : IActivationOp
@@ -79,8 +80,6 @@ public readonly record struct LeakyReluOp(float NegativeSlope) : IActivationOp
 /// </summary>
 public readonly struct GeluOp : IActivationOp
 {
-    // exp-based: the managed loop runs the scalar form (Vectorizable is false).
-
     /// <inheritdoc/>
     public bool Vectorizable => false;
 
@@ -116,8 +115,6 @@ public readonly struct GeluOp : IActivationOp
 /// </remarks>
 public readonly struct GeluTanhOp : IActivationOp
 {
-    // exp-based: the managed loop runs the scalar form (Vectorizable is false).
-
     /// <inheritdoc/>
     public bool Vectorizable => false;
 
@@ -157,8 +154,6 @@ public readonly struct GeluTanhOp : IActivationOp
 /// <summary>y = tanh(x); y' = 1 - tanh^2(x) = sech^2(x).</summary>
 public readonly struct TanhOp : IActivationOp
 {
-    // exp-based: the managed loop runs the scalar form (Vectorizable is false).
-
     /// <inheritdoc/>
     public bool Vectorizable => false;
 
@@ -191,8 +186,6 @@ public readonly struct TanhOp : IActivationOp
 /// <summary>y = sigmoid(x) = 1 / (1 + exp(-x)); y' = sigmoid(x) sigmoid(-x).</summary>
 public readonly struct SigmoidOp : IActivationOp
 {
-    // exp-based: the managed loop runs the scalar form (Vectorizable is false).
-
     /// <inheritdoc/>
     public bool Vectorizable => false;
 
@@ -219,8 +212,6 @@ public readonly struct SigmoidOp : IActivationOp
 /// <summary>y = x sigmoid(x) (SiLU, swish); y' = sigmoid(x) (1 + x sigmoid(-x)).</summary>
 public readonly struct SiluOp : IActivationOp
 {
-    // exp-based: the managed loop runs the scalar form (Vectorizable is false).
-
     /// <inheritdoc/>
     public bool Vectorizable => false;
 
@@ -256,9 +247,8 @@ public static class ActivationMath
     /// <summary>Below this |x|, <see cref="Tanh"/> uses a rational function instead of exp.</summary>
     public const float TanhSmall = 0.625f;
 
-    /// <summary>erf(x) in float: at most about 1.2 ulp from the exact value (0.99 ulp with FMA).</summary>
+    /// <summary>erf(x) in float (NaN for NaN): at most about 1.2 ulp from the exact value (0.99 ulp with FMA).</summary>
     /// <param name="x">Argument.</param>
-    /// <returns>erf(x); NaN for NaN.</returns>
     /// <remarks>
     /// Norbert Juffa's faithfully rounded erff, "Efficient faithfully-rounded implementation of
     /// error function erff", https://stackoverflow.com/questions/35148198 (also MLX's
@@ -293,9 +283,8 @@ public static class ActivationMath
         return (p * x) + x;
     }
 
-    /// <summary>tanh(x) in float, within about 1.5 ulp for every x; exactly +-1 for large |x|.</summary>
+    /// <summary>tanh(x) in float (NaN for NaN), within about 1.5 ulp for every x; exactly +-1 for large |x|.</summary>
     /// <param name="x">Argument.</param>
-    /// <returns>tanh(x); NaN for NaN.</returns>
     /// <remarks>
     /// |x| &lt; 0.625: Lambert's continued fraction for tanh truncated after the term 9, written
     /// as a - a s (315 + 14 s) / (945 + 420 s + 15 s^2) with s = a^2 (relative error 7.5e-10 in
@@ -322,9 +311,8 @@ public static class ActivationMath
         return x < 0f ? -t : t;
     }
 
-    /// <summary>sigmoid(x) = 1 / (1 + exp(-x)) in float, stable for every x.</summary>
+    /// <summary>sigmoid(x) = 1 / (1 + exp(-x)) in float, in [0, 1] (NaN for NaN), stable for every x.</summary>
     /// <param name="x">Argument.</param>
-    /// <returns>sigmoid(x) in [0, 1]; NaN for NaN.</returns>
     /// <remarks>
     /// Uses e = exp(-|x|) &lt;= 1: 1 / (1 + e) for x &gt;= 0 and e / (1 + e) for x &lt; 0, so
     /// exp never overflows and large negative x keeps its relative accuracy (sigmoid(-100) is

@@ -31,12 +31,7 @@ internal static class Activations
     // ---------------------------------------------------------------- ILGPU kernels
     // Forward is Elementwise.MapKernel<TOp>.
 
-    /// <summary>Kernel: dx[i] = dy[i] * op.Derivative(x[i]) over dx's length, grid-stride.</summary>
-    /// <typeparam name="TOp">The activation.</typeparam>
-    /// <param name="x">Forward input.</param>
-    /// <param name="dy">Gradient of the output.</param>
-    /// <param name="dx">Gradient of the input (may alias dy).</param>
-    /// <param name="op">Operator value (carries parameters such as a slope).</param>
+    // Kernel: dx[i] = dy[i] * op.Derivative(x[i]) over dx's length, grid-stride (dx may alias dy).
     public static void BackwardKernel<TOp>(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx, TOp op)
         where TOp : struct, IActivationOp
     {
@@ -57,35 +52,22 @@ internal static class Activations
 
     // ---------------------------------------------------------------- launchers
 
-    /// <summary>y = max(x, 0). y may alias x.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (n).</param>
-    /// <param name="y">Output (n).</param>
+    // Every launcher takes x (forward input), y, dy, dx of one length n; y may alias x and dx may
+    // alias dy; backwards overwrite dx.
+
+    /// <summary>y = max(x, 0).</summary>
     public static void Relu(KernelHost host, ArrayView<float> x, ArrayView<float> y) =>
         Elementwise.Map(host, ReluKernels.Forward, x, y, default(ReluOp), nameof(Relu));
 
-    /// <summary>dx = dy * (x &gt; 0 ? 1 : 0). Overwrites dx, which may alias dy.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Forward input (n).</param>
-    /// <param name="dy">Gradient of the output (n).</param>
-    /// <param name="dx">Gradient of the input (n).</param>
+    /// <summary>dx = dy * (x &gt; 0 ? 1 : 0).</summary>
     public static void ReluBackward(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx) =>
         Backward(host, ReluKernels.Backward, x, dy, dx, default(ReluOp), nameof(ReluBackward));
 
-    /// <summary>y = x for x &gt; 0, else negativeSlope * x (PyTorch LeakyReLU). y may alias x.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (n).</param>
-    /// <param name="y">Output (n).</param>
-    /// <param name="negativeSlope">Slope for x &lt;= 0; PyTorch's default 0.01.</param>
+    /// <summary>y = x for x &gt; 0, else negativeSlope * x (PyTorch LeakyReLU, default slope 0.01).</summary>
     public static void LeakyRelu(KernelHost host, ArrayView<float> x, ArrayView<float> y, float negativeSlope = LeakyReluOp.DefaultNegativeSlope) =>
         Elementwise.Map(host, LeakyReluKernels.Forward, x, y, new LeakyReluOp(negativeSlope), nameof(LeakyRelu));
 
-    /// <summary>dx = dy * (x &gt; 0 ? 1 : negativeSlope). Overwrites dx, which may alias dy.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Forward input (n).</param>
-    /// <param name="dy">Gradient of the output (n).</param>
-    /// <param name="dx">Gradient of the input (n).</param>
-    /// <param name="negativeSlope">The forward's slope for x &lt;= 0.</param>
+    /// <summary>dx = dy * (x &gt; 0 ? 1 : negativeSlope).</summary>
     public static void LeakyReluBackward(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx, float negativeSlope = LeakyReluOp.DefaultNegativeSlope) =>
         Backward(host, LeakyReluKernels.Backward, x, dy, dx, new LeakyReluOp(negativeSlope), nameof(LeakyReluBackward));
 
@@ -93,10 +75,6 @@ internal static class Activations
     /// y = 0.5 x (1 + erf(x / sqrt 2)), or with <see cref="GeluApproximation.Tanh"/>
     /// y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (PyTorch GELU). y may alias x.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (n).</param>
-    /// <param name="y">Output (n).</param>
-    /// <param name="approximate">PyTorch's approximate='none' (default) or 'tanh'.</param>
     public static void Gelu(KernelHost host, ArrayView<float> x, ArrayView<float> y, GeluApproximation approximate = GeluApproximation.None)
     {
         switch (approximate)
@@ -112,12 +90,7 @@ internal static class Activations
         }
     }
 
-    /// <summary>dx = dy * gelu'(x). Overwrites dx, which may alias dy.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Forward input (n).</param>
-    /// <param name="dy">Gradient of the output (n).</param>
-    /// <param name="dx">Gradient of the input (n).</param>
-    /// <param name="approximate">The forward's approximation.</param>
+    /// <summary>dx = dy * gelu'(x).</summary>
     public static void GeluBackward(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx, GeluApproximation approximate = GeluApproximation.None)
     {
         switch (approximate)
@@ -133,48 +106,27 @@ internal static class Activations
         }
     }
 
-    /// <summary>y = tanh(x). y may alias x.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (n).</param>
-    /// <param name="y">Output (n).</param>
+    /// <summary>y = tanh(x).</summary>
     public static void Tanh(KernelHost host, ArrayView<float> x, ArrayView<float> y) =>
         Elementwise.Map(host, TanhKernels.Forward, x, y, default(TanhOp), nameof(Tanh));
 
-    /// <summary>dx = dy * (1 - tanh^2(x)). Overwrites dx, which may alias dy.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Forward input (n).</param>
-    /// <param name="dy">Gradient of the output (n).</param>
-    /// <param name="dx">Gradient of the input (n).</param>
+    /// <summary>dx = dy * (1 - tanh^2(x)).</summary>
     public static void TanhBackward(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx) =>
         Backward(host, TanhKernels.Backward, x, dy, dx, default(TanhOp), nameof(TanhBackward));
 
-    /// <summary>y = 1 / (1 + exp(-x)). y may alias x.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (n).</param>
-    /// <param name="y">Output (n).</param>
+    /// <summary>y = 1 / (1 + exp(-x)).</summary>
     public static void Sigmoid(KernelHost host, ArrayView<float> x, ArrayView<float> y) =>
         Elementwise.Map(host, SigmoidKernels.Forward, x, y, default(SigmoidOp), nameof(Sigmoid));
 
-    /// <summary>dx = dy * sigmoid(x) sigmoid(-x). Overwrites dx, which may alias dy.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Forward input (n).</param>
-    /// <param name="dy">Gradient of the output (n).</param>
-    /// <param name="dx">Gradient of the input (n).</param>
+    /// <summary>dx = dy * sigmoid(x) sigmoid(-x).</summary>
     public static void SigmoidBackward(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx) =>
         Backward(host, SigmoidKernels.Backward, x, dy, dx, default(SigmoidOp), nameof(SigmoidBackward));
 
-    /// <summary>y = x sigmoid(x). y may alias x.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (n).</param>
-    /// <param name="y">Output (n).</param>
+    /// <summary>y = x sigmoid(x).</summary>
     public static void Silu(KernelHost host, ArrayView<float> x, ArrayView<float> y) =>
         Elementwise.Map(host, SiluKernels.Forward, x, y, default(SiluOp), nameof(Silu));
 
-    /// <summary>dx = dy * sigmoid(x) (1 + x sigmoid(-x)). Overwrites dx, which may alias dy.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Forward input (n).</param>
-    /// <param name="dy">Gradient of the output (n).</param>
-    /// <param name="dx">Gradient of the input (n).</param>
+    /// <summary>dx = dy * sigmoid(x) (1 + x sigmoid(-x)).</summary>
     public static void SiluBackward(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx) =>
         Backward(host, SiluKernels.Backward, x, dy, dx, default(SiluOp), nameof(SiluBackward));
 
@@ -187,31 +139,24 @@ internal static class Activations
         if (dx.Length == 0)
             return;
         if (host.RunsManaged)
-        {
             CpuLoops.ActivationBackward(host, x, dy, dx, op);
-            return;
-        }
-
-        host.Load(def)(host.Stream, host.Launch.GridStride(dx.Length), x, dy, dx, op);
+        else
+            host.Load(def)(host.Stream, host.Launch.GridStride(dx.Length), x, dy, dx, op);
     }
 
     private static ArgumentOutOfRangeException UnknownApproximation(string what, GeluApproximation approximate) =>
         new("approximate", approximate, $"{what}: approximate must be None or Tanh, got {approximate}.");
 }
 
-/// <summary>The forward and backward kernels of one activation, compiled for its operator.</summary>
-/// <typeparam name="TOp">The activation.</typeparam>
+// The forward (Elementwise.MapKernel) and backward (Activations.BackwardKernel) kernels of one activation.
 internal sealed class ActivationKernels<TOp> : IKernelSet
     where TOp : struct, IActivationOp
 {
-    /// <summary>y = op(x): <see cref="Elementwise.MapKernel{TOp}"/>.</summary>
     public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, TOp>> Forward =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, TOp>(Elementwise.MapKernel);
 
-    /// <summary>dx = dy * op'(x): <see cref="Activations.BackwardKernel{TOp}"/>.</summary>
     public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, TOp>> Backward =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, TOp>(Activations.BackwardKernel);
 
-    /// <inheritdoc/>
     public IEnumerable<KernelDef> Kernels => [Forward, Backward];
 }

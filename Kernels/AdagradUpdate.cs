@@ -61,11 +61,7 @@ internal static class AdagradUpdate
 
     // ---------------------------------------------------------------- launchers
 
-    /// <summary>Adagrad accumulator and direction over the flat buffer: g becomes d, sum accumulates g^2.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="g">Gradients (n), overwritten with the direction.</param>
-    /// <param name="sum">Sum of squared gradients (n).</param>
-    /// <param name="eps">eps (finite, at least 0).</param>
+    /// <summary>Adagrad accumulator and direction over the flat buffer (n): g becomes d, sum accumulates g^2; eps finite, at least 0.</summary>
     public static void Direction(KernelHost host, ArrayView<float> g, ArrayView<float> sum, float eps)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -78,14 +74,7 @@ internal static class AdagradUpdate
             Elementwise.ForEach(host, DirectionDef, g.Length, new(new(g), new(sum), eps));
     }
 
-    /// <summary>The fused Adagrad step over the flat buffer: p and sum are updated in place; g is only read.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="p">Parameters (n).</param>
-    /// <param name="g">Gradients (n).</param>
-    /// <param name="sum">Sum of squared gradients (n).</param>
-    /// <param name="learningRate">clr of this step.</param>
-    /// <param name="weightDecay">Coupled L2 lambda.</param>
-    /// <param name="eps">eps.</param>
+    /// <summary>The fused Adagrad step over the flat buffer: p and sum are updated in place; g is only read; learningRate is this step's clr.</summary>
     public static void Step(KernelHost host, ArrayView<float> p, ArrayView<float> g, ArrayView<float> sum, float learningRate, float weightDecay, float eps)
     {
         ArgumentNullException.ThrowIfNull(host);

@@ -42,13 +42,7 @@ namespace IlgpuTrain.Kernels;
 /// <param name="BiasCorrection2">1 - beta2^t.</param>
 public readonly record struct AdamScalars(float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float Eps, float EpsRoot, float BiasCorrection1, float BiasCorrection2)
 {
-    /// <summary>The scalars of step <paramref name="step"/> (1-based), bias corrections in float64.</summary>
-    /// <param name="beta1">beta1 in [0, 1).</param>
-    /// <param name="beta2">beta2 in [0, 1).</param>
-    /// <param name="eps">eps, at least 0.</param>
-    /// <param name="epsRoot">eps_root, at least 0.</param>
-    /// <param name="step">The step t, at least 1.</param>
-    /// <returns>The scalars.</returns>
+    /// <summary>The scalars of step t = <paramref name="step"/> (1-based), bias corrections in float64; beta1, beta2 in [0, 1), eps, epsRoot at least 0.</summary>
     public static AdamScalars For(double beta1, double beta2, double eps, double epsRoot, long step)
     {
         if (step < 1)
@@ -57,10 +51,7 @@ public readonly record struct AdamScalars(float Beta1, float OneMinusBeta1, floa
             (float)BiasCorrection(beta1, step), (float)BiasCorrection(beta2, step));
     }
 
-    /// <summary>1 - beta^t: in (0, 1] for beta in [0, 1) and t at least 1.</summary>
-    /// <param name="beta">The decay rate.</param>
-    /// <param name="step">t, 1-based.</param>
-    /// <returns>The bias-correction factor.</returns>
+    /// <summary>The bias-correction factor 1 - beta^t for t = <paramref name="step"/>: in (0, 1] for beta in [0, 1) and t at least 1.</summary>
     public static double BiasCorrection(double beta, long step) => 1 - Math.Pow(beta, step);
 }
 
@@ -136,13 +127,10 @@ internal static class AdamUpdate
 
     // ---------------------------------------------------------------- launchers
 
-    /// <summary>Adam moments and direction over the flat buffer: g becomes d; m, v (and vmax) are updated in place.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="g">Gradients (n), overwritten with the direction.</param>
-    /// <param name="m">First moment (n).</param>
-    /// <param name="v">Second moment (n).</param>
-    /// <param name="vmax">Running max of v (n) for AMSGrad, or an empty view for plain Adam.</param>
-    /// <param name="s">Scalars (<see cref="AdamScalars.For"/>).</param>
+    /// <summary>
+    /// Adam moments and direction over the flat buffer, all (n): g becomes d; m, v (and vmax, the
+    /// running max of v for AMSGrad, or empty for plain Adam) are updated in place.
+    /// </summary>
     public static void Direction(KernelHost host, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, AdamScalars s)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -155,21 +143,13 @@ internal static class AdamUpdate
             Elementwise.ForEach(host, DirectionDef, g.Length, new(new(g), new(m), new(v), new(vmax), s, amsgrad));
     }
 
-    /// <summary>The fused Adam/AdamW step over the flat buffer: p, m, v (and vmax) are updated in place; g is only read.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="p">Parameters (n).</param>
-    /// <param name="g">Gradients (n).</param>
-    /// <param name="m">First moment (n).</param>
-    /// <param name="v">Second moment (n).</param>
-    /// <param name="vmax">Running max of v (n) for AMSGrad, or empty.</param>
-    /// <param name="mask">Empty (decay everywhere) or n bytes of 0/1.</param>
-    /// <param name="s">Scalars.</param>
-    /// <param name="clipNorm">
-    /// Empty, or one float of device memory holding the global gradient norm: the gradients are then
-    /// clipped on the fly, g · min(1, maxNorm / (norm + 1e-6)) as <see cref="Clip.ByNorm"/>, in the
-    /// same pass (a clip-then-Adam chain in one launch; g is still only read).
-    /// </param>
-    /// <param name="maxNorm">max_norm of that clip.</param>
+    /// <summary>
+    /// The fused Adam/AdamW step over the flat buffer: p, m, v (and vmax) are updated in place; g is
+    /// only read; mask is empty (decay everywhere) or n bytes of 0/1. clipNorm is empty, or one
+    /// float of device memory holding the global gradient norm: the gradients are then clipped on
+    /// the fly, g · min(1, maxNorm / (norm + 1e-6)) as <see cref="Clip.ByNorm"/>, in the same pass
+    /// (a clip-then-Adam chain in one launch).
+    /// </summary>
     public static void Step(KernelHost host, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> vmax, ArrayView<byte> mask, AdamStepScalars s, ArrayView<float> clipNorm = default, float maxNorm = 0f)
     {
         ArgumentNullException.ThrowIfNull(host);

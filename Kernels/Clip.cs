@@ -30,23 +30,15 @@ internal static class Clip
 
     // ---------------------------------------------------------------- ILGPU kernels
 
-    /// <summary>
-    /// min(1, maxNorm * (1 / (norm + 1e-6))) in PyTorch's float32 operations, for the kernels (ByNorm
-    /// and AdamUpdate's fused clip). Not XMath.Min: a NaN norm gives a NaN factor, as torch.clamp.
-    /// </summary>
-    /// <param name="norm">The global norm.</param>
-    /// <param name="maxNorm">max_norm.</param>
-    /// <returns>The factor.</returns>
+    // min(1, maxNorm * (1 / (norm + 1e-6))) in PyTorch's float32 operations, for the kernels (ByNorm
+    // and AdamUpdate's fused clip). Not XMath.Min: a NaN norm gives a NaN factor, as torch.clamp.
     internal static float NormFactor(float norm, float maxNorm)
     {
         float factor = maxNorm * (1f / (norm + NormEpsilon));
         return factor > 1f ? 1f : factor;
     }
 
-    /// <summary>Kernel: g[i] *= min(1, maxNorm · (1 / (norm[0] + 1e-6))).</summary>
-    /// <param name="g">Gradients, scaled in place.</param>
-    /// <param name="norm">The total norm (1 element, device memory).</param>
-    /// <param name="maxNorm">The largest norm allowed.</param>
+    // Kernel: g[i] *= min(1, maxNorm · (1 / (norm[0] + 1e-6))).
     public static void ByNormKernel(ArrayView<float> g, ArrayView<float> norm, float maxNorm)
     {
         int n = g.IntLength;
@@ -56,9 +48,7 @@ internal static class Clip
             g[i] *= factor;
     }
 
-    /// <summary>Kernel: resultBits[0] = max over threads of max |x| as IEEE bits (resultBits zeroed before).</summary>
-    /// <param name="x">Input.</param>
-    /// <param name="resultBits">One int, the float result's bits; must start at 0.</param>
+    // Kernel: resultBits[0] = max over threads of max |x| as IEEE bits (resultBits, one int, zeroed before).
     public static void AbsMaxKernel(ArrayView<float> x, ArrayView<int> resultBits)
     {
         int n = x.IntLength;
@@ -85,13 +75,10 @@ internal static class Clip
     // ---------------------------------------------------------------- launchers
 
     /// <summary>
-    /// g *= min(1, maxNorm / (norm[0] + 1e-6)), reading the norm on the device (no host
-    /// round-trip): PyTorch clip_grad_norm_'s scaling.
+    /// g (n) *= min(1, maxNorm / (norm[0] + 1e-6)) in place, reading the norm (1 element, not
+    /// overlapping g) on the device (no host round-trip): PyTorch clip_grad_norm_'s scaling; maxNorm
+    /// finite or +∞, at least 0.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="g">Gradients (n), scaled in place.</param>
-    /// <param name="norm">The total norm, 1 element in device memory (must not overlap g).</param>
-    /// <param name="maxNorm">The largest norm allowed: finite or +∞, at least 0.</param>
     public static void ByNorm(KernelHost host, ArrayView<float> g, ArrayView<float> norm, float maxNorm)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -102,19 +89,12 @@ internal static class Clip
         if (g.Length == 0)
             return;
         if (host.RunsManaged)
-        {
             ByNormManaged(host, g, norm, maxNorm);
-            return;
-        }
-
-        host.Load(ByNormDef)(host.Stream, host.Launch.GridStride(g.Length), g, norm, maxNorm);
+        else
+            host.Load(ByNormDef)(host.Stream, host.Launch.GridStride(g.Length), g, norm, maxNorm);
     }
 
-    /// <summary>g = min(max(g, lo), hi) in place (PyTorch clip_grad_value_ with lo = −c, hi = c).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="g">Gradients (n), clamped in place.</param>
-    /// <param name="lo">Lower bound.</param>
-    /// <param name="hi">Upper bound, at least <paramref name="lo"/>.</param>
+    /// <summary>g = min(max(g, lo), hi) in place, lo &lt;= hi (PyTorch clip_grad_value_ with lo = −c, hi = c).</summary>
     public static void ByValue(KernelHost host, ArrayView<float> g, float lo, float hi)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -124,10 +104,7 @@ internal static class Clip
         Elementwise.Map(host, ByValueDef, g, g, new ClampOp(lo, hi), "Clip.ByValue");
     }
 
-    /// <summary>result[0] = max |x| (0 when x is empty; NaN if any element is NaN): the inf-norm, exact and deterministic.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (n).</param>
-    /// <param name="result">Output (1), overwritten; must not overlap x.</param>
+    /// <summary>result[0] = max |x| (0 when x is empty; NaN if any element is NaN): the inf-norm, exact and deterministic; result (1) must not overlap x.</summary>
     public static void AbsMax(KernelHost host, ArrayView<float> x, ArrayView<float> result)
     {
         ArgumentNullException.ThrowIfNull(host);

@@ -89,19 +89,11 @@ public readonly struct Conv2dGeometry
     /// <summary>Output width Wo = floor((W + 2 pw - dw (kw - 1) - 1) / sw) + 1.</summary>
     public readonly int WO;
 
-    /// <summary>Creates a geometry and computes the output size; throws when it is invalid.</summary>
-    /// <param name="n">Batch N (0 or more).</param>
-    /// <param name="c">Input channels C (0 or more).</param>
-    /// <param name="h">Input height H (0 or more).</param>
-    /// <param name="w">Input width W (0 or more).</param>
-    /// <param name="kh">Kernel height (at least 1).</param>
-    /// <param name="kw">Kernel width (at least 1).</param>
-    /// <param name="sh">Vertical stride (at least 1).</param>
-    /// <param name="sw">Horizontal stride (at least 1).</param>
-    /// <param name="ph">Vertical padding (0 or more).</param>
-    /// <param name="pw">Horizontal padding (0 or more).</param>
-    /// <param name="dh">Vertical dilation (at least 1).</param>
-    /// <param name="dw">Horizontal dilation (at least 1).</param>
+    /// <summary>
+    /// The geometry of input (n, c, h, w) (each 0 or more), kernel (kh, kw), stride (sh, sw),
+    /// padding (ph, pw) (0 or more) and dilation (dh, dw) (kernel, stride, dilation at least 1),
+    /// with its output size.
+    /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">A size is negative, a kernel side, stride or dilation is below 1.</exception>
     /// <exception cref="ArgumentException">The dilated kernel is larger than the padded input (output size below 1).</exception>
     public Conv2dGeometry(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw)
@@ -141,9 +133,7 @@ public readonly struct Conv2dGeometry
     /// <summary>Elements of the column buffer of the whole batch: N K P.</summary>
     public long ColumnsLength => (long)N * C * KH * KW * HO * WO;
 
-    /// <summary>Elements of y for <paramref name="outChannels"/> output channels: N O Ho Wo.</summary>
-    /// <param name="outChannels">Output channels O.</param>
-    /// <returns>The length.</returns>
+    /// <summary>Elements of y for <paramref name="outChannels"/> output channels O: N O Ho Wo.</summary>
     public long OutputLength(int outChannels) => (long)N * outChannels * HO * WO;
 
     /// <inheritdoc/>
@@ -159,10 +149,7 @@ internal static partial class Conv2d
 
     // ---------------------------------------------------------------- ILGPU kernels
 
-    /// <summary>Kernel: im2col, one column entry per work item, grid-stride over the N K P entries of cols.</summary>
-    /// <param name="x">x (N, C, H, W).</param>
-    /// <param name="cols">cols (N, K, P).</param>
-    /// <param name="g">The geometry.</param>
+    // Kernel: im2col x (N, C, H, W) -> cols (N, K, P), one column entry per work item.
     public static void Im2ColKernel(ArrayView<float> x, ArrayView<float> cols, Conv2dGeometry g)
     {
         int total = cols.IntLength;
@@ -189,13 +176,8 @@ internal static partial class Conv2d
         }
     }
 
-    /// <summary>
-    /// Kernel: col2im as a gather, one x element per work item, grid-stride over N C H W. Each
-    /// element sums its column entries in the fixed order (i, j): deterministic, no atomics.
-    /// </summary>
-    /// <param name="cols">cols (N, K, P).</param>
-    /// <param name="x">x (N, C, H, W), overwritten.</param>
-    /// <param name="g">The geometry.</param>
+    // Kernel: col2im cols (N, K, P) -> x (N, C, H, W) overwritten, a gather, one x element per work
+    // item, summing its column entries in the fixed order (i, j): deterministic, no atomics.
     public static void Col2ImKernel(ArrayView<float> cols, ArrayView<float> x, Conv2dGeometry g)
     {
         int total = x.IntLength;
@@ -236,11 +218,7 @@ internal static partial class Conv2d
 
     // ---------------------------------------------------------------- launchers
 
-    /// <summary>cols (N, K, P) = im2col(x (N, C, H, W)); padding entries are 0.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">x: exactly N C H W elements.</param>
-    /// <param name="cols">cols: exactly <see cref="Conv2dGeometry.ColumnsLength"/> elements, overwritten.</param>
-    /// <param name="g">The geometry.</param>
+    /// <summary>cols (N, K, P) = im2col(x (N, C, H, W)), overwritten; padding entries are 0.</summary>
     public static unsafe void Im2Col(KernelHost host, ArrayView<float> x, ArrayView<float> cols, Conv2dGeometry g)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -254,10 +232,6 @@ internal static partial class Conv2d
     }
 
     /// <summary>x (N, C, H, W) = col2im(cols (N, K, P)), overwritten: each element is the sum of the column entries im2col copies from it (0 where none does).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="cols">cols: exactly <see cref="Conv2dGeometry.ColumnsLength"/> elements.</param>
-    /// <param name="x">x: exactly N C H W elements, overwritten.</param>
-    /// <param name="g">The geometry.</param>
     public static unsafe void Col2Im(KernelHost host, ArrayView<float> cols, ArrayView<float> x, Conv2dGeometry g)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -273,17 +247,10 @@ internal static partial class Conv2d
     }
 
     /// <summary>
-    /// y (N, O, Ho, Wo) = conv2d(x, w) + b: im2col into <paramref name="cols"/>, then one GEMM per
-    /// image, then the channel bias. <paramref name="cols"/> keeps the columns for the backward.
+    /// y (N, O, Ho, Wo) = conv2d(x (N, C, H, W), w (O, C, kh, kw)) + b (O, or empty for none),
+    /// overwritten (y overlaps no other view): im2col into cols (N, K, P), kept for the backward,
+    /// then one GEMM per image, then the channel bias.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">x (N, C, H, W).</param>
-    /// <param name="weight">w (O, C, kh, kw).</param>
-    /// <param name="bias">b (O), or an empty view for no bias.</param>
-    /// <param name="y">y (N, O, Ho, Wo), overwritten; must not overlap the other views.</param>
-    /// <param name="cols">Workspace of <see cref="Conv2dGeometry.ColumnsLength"/> elements, overwritten with the columns.</param>
-    /// <param name="g">The geometry.</param>
-    /// <param name="outChannels">O.</param>
     public static unsafe void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias, ArrayView<float> y, ArrayView<float> cols, Conv2dGeometry g, int outChannels)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -306,13 +273,7 @@ internal static partial class Conv2d
             BiasAdd.ForwardChannels(host, y, bias, y, g.N, outChannels, g.P);
     }
 
-    /// <summary>dW (O, C, kh, kw) = sum over n of dy_n cols_n^T, overwritten (the first image's GEMM has beta 0).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="dy">dL/dy (N, O, Ho, Wo).</param>
-    /// <param name="cols">The columns of x (from <see cref="Forward"/> or <see cref="Im2Col"/>).</param>
-    /// <param name="dw">dL/dw (O, C, kh, kw), overwritten.</param>
-    /// <param name="g">The geometry.</param>
-    /// <param name="outChannels">O.</param>
+    /// <summary>dW (O, C, kh, kw) = sum over n of dy_n cols_n^T, overwritten (the first image's GEMM has beta 0); cols from Forward or Im2Col.</summary>
     public static unsafe void BackwardWeight(KernelHost host, ArrayView<float> dy, ArrayView<float> cols, ArrayView<float> dw, Conv2dGeometry g, int outChannels)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -331,14 +292,7 @@ internal static partial class Conv2d
         }
     }
 
-    /// <summary>dx (N, C, H, W) = col2im(w^T dy_n for each image), overwritten.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="weight">w (O, C, kh, kw).</param>
-    /// <param name="dy">dL/dy (N, O, Ho, Wo).</param>
-    /// <param name="dcols">Workspace of <see cref="Conv2dGeometry.ColumnsLength"/> elements, overwritten.</param>
-    /// <param name="dx">dL/dx (N, C, H, W), overwritten.</param>
-    /// <param name="g">The geometry.</param>
-    /// <param name="outChannels">O.</param>
+    /// <summary>dx (N, C, H, W) = col2im(w^T dy_n for each image), overwritten; dcols (N, K, P) is an overwritten workspace.</summary>
     public static unsafe void BackwardInput(KernelHost host, ArrayView<float> weight, ArrayView<float> dy, ArrayView<float> dcols, ArrayView<float> dx, Conv2dGeometry g, int outChannels)
     {
         ArgumentNullException.ThrowIfNull(host);

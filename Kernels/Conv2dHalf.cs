@@ -22,9 +22,8 @@ namespace IlgpuTrain.Kernels;
 // binary16 overload faster: see GemmHalf.RunManaged), rounding and bias (or GEMM and col2im), as
 // Conv2d's float path does: the same float operations per element in the same order, and CpuGemm's
 // result does not depend on its thread count, so ForwardHalf and BackwardInputHalf equal the
-// generic path bitwise. dW sums
-// over images in DwGroups fixed image groups as Conv2d.BackwardWeight does: deterministic, but not
-// bitwise the generic path's single running sum.
+// generic path bitwise. dW sums over images in DwGroups fixed image groups as Conv2d.BackwardWeight
+// does: deterministic, but not bitwise the generic path's single running sum.
 
 /// <content>The binary16-operand (mixed-precision) forward and backward of the convolution.</content>
 internal static partial class Conv2d
@@ -34,18 +33,9 @@ internal static partial class Conv2d
     private static float[]? _wideW;
 
     /// <summary>
-    /// y (N, O, Ho, Wo) = round16(half(w) half(im2col(x))) + b, per image: <paramref name="cols"/>
-    /// gets the float columns and <paramref name="colsHalf"/> their binary16 copy (kept for the backward).
+    /// y (N, O, Ho, Wo) = round16(half(w) half(im2col(x))) + b per image, as Forward with weight =
+    /// half(w): cols (N, K, P) gets the float columns and colsHalf their binary16 copy (kept for the backward).
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">x (N, C, H, W).</param>
-    /// <param name="weight">half(w) (O, C, kh, kw).</param>
-    /// <param name="bias">b (O), or an empty view for no bias.</param>
-    /// <param name="y">y (N, O, Ho, Wo), overwritten; must not overlap the other views.</param>
-    /// <param name="cols">Workspace of <see cref="Conv2dGeometry.ColumnsLength"/> floats, overwritten with the columns.</param>
-    /// <param name="colsHalf">Workspace of <see cref="Conv2dGeometry.ColumnsLength"/> halves, overwritten with half(columns).</param>
-    /// <param name="g">The geometry.</param>
-    /// <param name="outChannels">O.</param>
     public static unsafe void ForwardHalf(KernelHost host, ArrayView<float> x, ArrayView<Half> weight, ArrayView<float> bias, ArrayView<float> y, ArrayView<float> cols, ArrayView<Half> colsHalf, Conv2dGeometry g, int outChannels)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -72,13 +62,7 @@ internal static partial class Conv2d
             BiasAdd.ForwardChannels(host, y, bias, y, g.N, outChannels, g.P);
     }
 
-    /// <summary>dW (O, C, kh, kw) = sum over n of half(dy)_n half(cols)_n^T in float32, overwritten.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="dy">half(dL/dy) (N, O, Ho, Wo).</param>
-    /// <param name="colsHalf">half(columns) of x (from <see cref="ForwardHalf"/>).</param>
-    /// <param name="dw">dL/dw (O, C, kh, kw), float, overwritten.</param>
-    /// <param name="g">The geometry.</param>
-    /// <param name="outChannels">O.</param>
+    /// <summary>dW (O, C, kh, kw) = sum over n of half(dy)_n half(cols)_n^T in float32, overwritten; colsHalf from ForwardHalf.</summary>
     public static unsafe void BackwardWeightHalf(KernelHost host, ArrayView<Half> dy, ArrayView<Half> colsHalf, ArrayView<float> dw, Conv2dGeometry g, int outChannels)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -97,14 +81,7 @@ internal static partial class Conv2d
         }
     }
 
-    /// <summary>dx (N, C, H, W) = col2im(half(w)^T half(dy)_n for each image), float32, overwritten.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="weight">half(w) (O, C, kh, kw).</param>
-    /// <param name="dy">half(dL/dy) (N, O, Ho, Wo).</param>
-    /// <param name="dcols">Workspace of <see cref="Conv2dGeometry.ColumnsLength"/> floats, overwritten.</param>
-    /// <param name="dx">dL/dx (N, C, H, W), overwritten.</param>
-    /// <param name="g">The geometry.</param>
-    /// <param name="outChannels">O.</param>
+    /// <summary>dx (N, C, H, W) = col2im(half(w)^T half(dy)_n for each image), float32, overwritten; dcols is an overwritten float workspace.</summary>
     public static unsafe void BackwardInputHalf(KernelHost host, ArrayView<Half> weight, ArrayView<Half> dy, ArrayView<float> dcols, ArrayView<float> dx, Conv2dGeometry g, int outChannels)
     {
         ArgumentNullException.ThrowIfNull(host);

@@ -43,73 +43,21 @@ internal static unsafe class CpuGemm
     public static int VectorWidth => Vector512.IsHardwareAccelerated ? 16 : 8;
 
     /// <summary>
-    /// C = alpha op(A) op(B) + beta C over host memory. Arguments are not checked here; the
-    /// <see cref="Gemm.Run(KernelHost, bool, bool, int, int, int, float, ArrayView{float}, ArrayView{float}, float, ArrayView{float})"/>
-    /// launcher checks them and calls this on the CPU accelerator.
+    /// C (M, N) = alpha op(A) op(B) + beta C over host memory (K at least 1; beta 0 does not read C),
+    /// split over <paramref name="threads"/>. Unchecked: Gemm.Run checks and calls it.
     /// </summary>
-    /// <param name="transA">Whether A is stored (K, M).</param>
-    /// <param name="transB">Whether B is stored (N, K).</param>
-    /// <param name="m">Rows of C.</param>
-    /// <param name="n">Columns of C.</param>
-    /// <param name="k">Reduction length (at least 1).</param>
-    /// <param name="alpha">Scale of the product.</param>
-    /// <param name="a">A.</param>
-    /// <param name="b">B.</param>
-    /// <param name="beta">Scale of the prior C; 0 means C is not read.</param>
-    /// <param name="c">C (M, N).</param>
-    /// <param name="threads">Threads to split the rows over.</param>
     public static void Run(bool transA, bool transB, int m, int n, int k, float alpha, float* a, float* b, float beta, float* c, int threads) =>
         Run(transA, transB, m, n, k, alpha, a, b, beta, c, threads, Vector512.IsHardwareAccelerated);
 
-    /// <summary>
-    /// C = alpha op(A) op(B) + beta C with binary16 operands over host memory: the packing
-    /// converts each half to float (exactly), so the float micro-kernels accumulate in float.
-    /// Arguments are not checked here; <see cref="GemmHalf.Run(KernelHost, bool, bool, int, int, int, float, ArrayView{Half}, ArrayView{Half}, float, ArrayView{float})"/>
-    /// checks them and calls this on the CPU accelerator.
-    /// </summary>
-    /// <param name="transA">Whether A is stored (K, M).</param>
-    /// <param name="transB">Whether B is stored (N, K).</param>
-    /// <param name="m">Rows of C.</param>
-    /// <param name="n">Columns of C.</param>
-    /// <param name="k">Reduction length (at least 1).</param>
-    /// <param name="alpha">Scale of the product.</param>
-    /// <param name="a">A, binary16.</param>
-    /// <param name="b">B, binary16.</param>
-    /// <param name="beta">Scale of the prior C; 0 means C is not read.</param>
-    /// <param name="c">C (M, N), float.</param>
-    /// <param name="threads">Threads to split the rows over.</param>
+    /// <summary>As the float overload with binary16 A and B: the packing widens each half to float (exactly), so the float micro-kernels accumulate in float.</summary>
     public static void Run(bool transA, bool transB, int m, int n, int k, float alpha, Half* a, Half* b, float beta, float* c, int threads) =>
         Run(transA, transB, m, n, k, alpha, a, b, beta, c, threads, Vector512.IsHardwareAccelerated);
 
-    /// <summary>As the public overload, with the micro-kernel width forced (tests run the 256-bit one on AVX-512 machines too).</summary>
-    /// <param name="transA">Whether A is stored (K, M).</param>
-    /// <param name="transB">Whether B is stored (N, K).</param>
-    /// <param name="m">Rows of C.</param>
-    /// <param name="n">Columns of C.</param>
-    /// <param name="k">Reduction length (at least 1).</param>
-    /// <param name="alpha">Scale of the product.</param>
-    /// <param name="a">A.</param>
-    /// <param name="b">B.</param>
-    /// <param name="beta">Scale of the prior C.</param>
-    /// <param name="c">C (M, N).</param>
-    /// <param name="threads">Threads.</param>
-    /// <param name="use512">Vector512 (6 x 32 tiles) or Vector256 (6 x 16 tiles).</param>
+    // As the public overloads, with the micro-kernel forced: use512, Vector512 (6 x 32 tiles) or
+    // Vector256 (6 x 16 tiles); tests run the 256-bit one on AVX-512 machines too.
     internal static void Run(bool transA, bool transB, int m, int n, int k, float alpha, float* a, float* b, float beta, float* c, int threads, bool use512) =>
         RunPacked(transA, transB, m, n, k, alpha, a, b, beta, c, threads, use512);
 
-    /// <summary>As the public binary16 overload, with the micro-kernel width forced.</summary>
-    /// <param name="transA">Whether A is stored (K, M).</param>
-    /// <param name="transB">Whether B is stored (N, K).</param>
-    /// <param name="m">Rows of C.</param>
-    /// <param name="n">Columns of C.</param>
-    /// <param name="k">Reduction length (at least 1).</param>
-    /// <param name="alpha">Scale of the product.</param>
-    /// <param name="a">A, binary16.</param>
-    /// <param name="b">B, binary16.</param>
-    /// <param name="beta">Scale of the prior C.</param>
-    /// <param name="c">C (M, N).</param>
-    /// <param name="threads">Threads.</param>
-    /// <param name="use512">Vector512 (6 x 32 tiles) or Vector256 (6 x 16 tiles).</param>
     internal static void Run(bool transA, bool transB, int m, int n, int k, float alpha, Half* a, Half* b, float beta, float* c, int threads, bool use512) =>
         RunPacked(transA, transB, m, n, k, alpha, a, b, beta, c, threads, use512);
 
@@ -135,9 +83,7 @@ internal static unsafe class CpuGemm
                 continue;
             long cost = ((long)((rowPanels + r - 1) / r) * MR * k) + ((long)k * ((colPanels + (threads / r) - 1) / (threads / r)) * nr);
             if (cost < best)
-            {
                 (best, tr, tc) = (cost, r, threads / r);
-            }
         }
 
         if (best == long.MaxValue)
@@ -150,13 +96,9 @@ internal static unsafe class CpuGemm
         int rowsPer = (rowPanels + tr - 1) / tr * MR, colsPer = (colPanels + tc - 1) / tc * nr;
         int lda = transA ? m : k, ldb = transB ? k : n;
         if (tr * tc == 1)
-        {
             Region(0);
-        }
         else
-        {
             Runtime.CpuWorkers.For(tr * tc, tr * tc, Region);
-        }
 
         void Region(int t)
         {

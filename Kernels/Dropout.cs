@@ -49,34 +49,18 @@ internal static class Dropout
 
     // ---------------------------------------------------------------- launchers
 
-    /// <summary>y = x * mask / (1 - p), mask ~ Bernoulli(1 - p) keyed by (seed, stream, counter, element). y may alias x.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (n).</param>
-    /// <param name="y">Output (n), overwritten.</param>
-    /// <param name="p">Drop probability in [0, 1]: 0 copies x, 1 writes zeros.</param>
-    /// <param name="seed">The seed.</param>
-    /// <param name="stream">The stream (for example one per layer).</param>
-    /// <param name="counter">The counter (for example the training step).</param>
-    /// <exception cref="ArgumentOutOfRangeException">p is NaN or outside [0, 1].</exception>
+    /// <summary>
+    /// y = x * mask / (1 - p), mask ~ Bernoulli(1 - p) keyed by (seed, stream, counter, element),
+    /// overwritten; y may alias x. p in [0, 1] (else ArgumentOutOfRangeException): 0 copies x, 1 writes zeros.
+    /// </summary>
     public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, float p, ulong seed, uint stream, uint counter) =>
         Launch(nameof(Forward), host, x, nameof(x), y, nameof(y), p, seed, stream, counter);
 
-    /// <summary>dx = dy * mask / (1 - p) with the forward's mask, recomputed from the same key (nothing stored). dx may alias dy.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="dy">Output gradient (n).</param>
-    /// <param name="dx">Input gradient (n), overwritten.</param>
-    /// <param name="p">The forward's drop probability.</param>
-    /// <param name="seed">The forward's seed.</param>
-    /// <param name="stream">The forward's stream.</param>
-    /// <param name="counter">The forward's counter.</param>
-    /// <exception cref="ArgumentOutOfRangeException">p is NaN or outside [0, 1].</exception>
+    /// <summary>dx = dy * mask / (1 - p), overwritten, with the forward's p and key (the mask is recomputed, nothing stored). dx may alias dy.</summary>
     public static void Backward(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, float p, ulong seed, uint stream, uint counter) =>
         Launch(nameof(Backward), host, dy, nameof(dy), dx, nameof(dx), p, seed, stream, counter);
 
-    /// <summary>Throws unless <paramref name="p"/> is a probability in [0, 1] (NaN is rejected).</summary>
-    /// <param name="op">The operation, for the message.</param>
-    /// <param name="p">The drop probability.</param>
-    /// <exception cref="ArgumentOutOfRangeException">p is NaN or outside [0, 1].</exception>
+    /// <summary>Throws ArgumentOutOfRangeException naming <paramref name="op"/> unless <paramref name="p"/> is a probability in [0, 1] (NaN is rejected).</summary>
     public static void CheckP(string op, float p)
     {
         if (!(p >= 0f && p <= 1f))
@@ -86,7 +70,7 @@ internal static class Dropout
     // 1 / (1 - p) in float, as PyTorch's scale; p = 1 keeps nothing, so the scale is never used.
     private static float ScaleOf(float p) => p >= 1f ? 0f : 1f / (1f - p);
 
-    private static void Launch(string op, KernelHost host, ArrayView<float> x, string xName, ArrayView<float> y, string yName, float p, ulong seed, uint stream, uint counter)
+    private static unsafe void Launch(string op, KernelHost host, ArrayView<float> x, string xName, ArrayView<float> y, string yName, float p, ulong seed, uint stream, uint counter)
     {
         ArgumentNullException.ThrowIfNull(host);
         CheckP(op, p);
@@ -98,10 +82,7 @@ internal static class Dropout
         if (host.RunsManaged)
         {
             var body = new MaskBody<PtrElements<float>>(new(x), new(y), n, 1f - p, ScaleOf(p), key);
-            unsafe
-            {
-                CpuLoops.For(host, blocks, new MaskVectorBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), n, 1f - p, ScaleOf(p), key, body), 4);
-            }
+            CpuLoops.For(host, blocks, new MaskVectorBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), n, 1f - p, ScaleOf(p), key, body), 4);
         }
         else
         {

@@ -29,11 +29,7 @@ internal static class Elementwise
 
     // ---------------------------------------------------------------- ILGPU kernels
 
-    /// <summary>Kernel: y[i] = op(x[i]) over y's length, grid-stride.</summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="x">Input.</param>
-    /// <param name="y">Output.</param>
-    /// <param name="op">Operator value (carries parameters such as a scale).</param>
+    // Kernel: y[i] = op(x[i]) over y's length, grid-stride; op carries parameters such as a scale.
     public static void MapKernel<TOp>(ArrayView<float> x, ArrayView<float> y, TOp op)
         where TOp : struct, IUnaryOp
     {
@@ -44,12 +40,7 @@ internal static class Elementwise
             y[i] = op.Apply(x[i]);
     }
 
-    /// <summary>Kernel: y[i] = op(a[i], b[i]) over y's length, grid-stride.</summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="a">Left input.</param>
-    /// <param name="b">Right input.</param>
-    /// <param name="y">Output.</param>
-    /// <param name="op">Operator value.</param>
+    // Kernel: y[i] = op(a[i], b[i]) over y's length, grid-stride.
     public static void ZipKernel<TOp>(ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, TOp op)
         where TOp : struct, IBinaryOp
     {
@@ -59,10 +50,8 @@ internal static class Elementwise
             y[i] = op.Apply(a[i], b[i]);
     }
 
-    /// <summary>Kernel: body.Run(i) for i in [0, n), grid-stride: the ILGPU driver of every <see cref="IElementBody"/>.</summary>
-    /// <typeparam name="TBody">The body, over ArrayViews.</typeparam>
-    /// <param name="n">Length.</param>
-    /// <param name="body">The body (carries its views and scalars).</param>
+    // Kernel: body.Run(i) for i in [0, n), grid-stride: the ILGPU driver of every IElementBody (over
+    // ArrayViews; the body carries its views and scalars).
     internal static void ForEachKernel<TBody>(int n, TBody body)
         where TBody : struct, IElementBody
     {
@@ -71,19 +60,12 @@ internal static class Elementwise
             body.Run(i);
     }
 
-    /// <summary>Launches <paramref name="def"/> (<see cref="ForEachKernel{TBody}"/> for <typeparamref name="TBody"/>) over [0, n).</summary>
-    /// <typeparam name="TBody">The body, over views.</typeparam>
-    /// <param name="host">Where to run.</param>
-    /// <param name="def">The kernel definition.</param>
-    /// <param name="n">Length (zero or more).</param>
-    /// <param name="body">The body.</param>
+    // Launches def (ForEachKernel for TBody) over [0, n).
     internal static void ForEach<TBody>(KernelHost host, KernelDef<Action<AcceleratorStream, KernelConfig, int, TBody>> def, long n, TBody body)
         where TBody : struct, IElementBody =>
         host.Load(def)(host.Stream, host.Launch.GridStride(n), checked((int)n), body);
 
-    /// <summary>Kernel: y[i] = value.</summary>
-    /// <param name="y">Output.</param>
-    /// <param name="value">Fill value.</param>
+    // Kernel: y[i] = value.
     public static void FillKernel(ArrayView<float> y, float value)
     {
         int n = y.IntLength;
@@ -107,10 +89,7 @@ internal static class Elementwise
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, AxpyOp>> AxpyDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, AxpyOp>(ZipKernel);
 
-    /// <summary>Kernel: y[i] = alpha * s[0].</summary>
-    /// <param name="s">A one-element device scalar.</param>
-    /// <param name="alpha">Scale.</param>
-    /// <param name="y">Output.</param>
+    // Kernel: y[i] = alpha * s[0], s a one-element device scalar.
     public static void BroadcastKernel(ArrayView<float> s, float alpha, ArrayView<float> y)
     {
         int n = y.IntLength;
@@ -128,43 +107,23 @@ internal static class Elementwise
 
     // ---------------------------------------------------------------- launchers
 
-    /// <summary>y = a + b. Outputs may alias inputs.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="a">Left input (n).</param>
-    /// <param name="b">Right input (n).</param>
-    /// <param name="y">Output (n).</param>
+    /// <summary>y = a + b, all (n). Outputs may alias inputs (here and below).</summary>
     public static void Add(KernelHost host, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) =>
         Zip(host, AddDef, a, b, y, default(AddOp), nameof(Add));
 
     /// <summary>y = a - b.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="a">Left input (n).</param>
-    /// <param name="b">Right input (n).</param>
-    /// <param name="y">Output (n).</param>
     public static void Sub(KernelHost host, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) =>
         Zip(host, SubDef, a, b, y, default(SubOp), nameof(Sub));
 
     /// <summary>y = a * b, elementwise.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="a">Left input (n).</param>
-    /// <param name="b">Right input (n).</param>
-    /// <param name="y">Output (n).</param>
     public static void Mul(KernelHost host, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) =>
         Zip(host, MulDef, a, b, y, default(MulOp), nameof(Mul));
 
     /// <summary>y = alpha * x.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (n).</param>
-    /// <param name="alpha">Scale.</param>
-    /// <param name="y">Output (n).</param>
     public static void Scale(KernelHost host, ArrayView<float> x, float alpha, ArrayView<float> y) =>
         Map(host, ScaleDef, x, y, new ScaleOp(alpha), nameof(Scale));
 
     /// <summary>y = alpha * x + y (accumulates into y).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="alpha">Scale of x.</param>
-    /// <param name="x">Input (n).</param>
-    /// <param name="y">Accumulated output (n).</param>
     public static void Axpy(KernelHost host, float alpha, ArrayView<float> x, ArrayView<float> y)
     {
         Check.SameLength(nameof(Axpy), x, nameof(x), y, nameof(y));
@@ -172,9 +131,6 @@ internal static class Elementwise
     }
 
     /// <summary>y = value everywhere.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="y">Output.</param>
-    /// <param name="value">Fill value.</param>
     public static void Fill(KernelHost host, ArrayView<float> y, float value)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -182,22 +138,12 @@ internal static class Elementwise
         if (y.Length == 0)
             return;
         if (host.RunsManaged)
-        {
             CpuLoops.Fill(host, y, value);
-            return;
-        }
-
-        host.Load(FillDef)(host.Stream, host.Launch.GridStride(y.Length), y, value);
+        else
+            host.Load(FillDef)(host.Stream, host.Launch.GridStride(y.Length), y, value);
     }
 
-    /// <summary>y = op(x) for any unary operator that has a kernel definition.</summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="host">Where to run.</param>
-    /// <param name="def">The kernel definition instantiated for <typeparamref name="TOp"/>.</param>
-    /// <param name="x">Input (n).</param>
-    /// <param name="y">Output (n).</param>
-    /// <param name="op">Operator value.</param>
-    /// <param name="what">Name used in error messages.</param>
+    // y = op(x) for any unary operator with a kernel definition (def, instantiated for TOp); what names the op in messages.
     internal static void Map<TOp>(KernelHost host, KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, TOp>> def, ArrayView<float> x, ArrayView<float> y, TOp op, string what)
         where TOp : struct, IUnaryOp
     {
@@ -206,23 +152,12 @@ internal static class Elementwise
         if (y.Length == 0)
             return;
         if (host.RunsManaged)
-        {
             CpuLoops.Map(host, x, y, op);
-            return;
-        }
-
-        host.Load(def)(host.Stream, host.Launch.GridStride(y.Length), x, y, op);
+        else
+            host.Load(def)(host.Stream, host.Launch.GridStride(y.Length), x, y, op);
     }
 
-    /// <summary>y = op(a, b) for any binary operator that has a kernel definition.</summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="host">Where to run.</param>
-    /// <param name="def">The kernel definition instantiated for <typeparamref name="TOp"/>.</param>
-    /// <param name="a">Left input (n).</param>
-    /// <param name="b">Right input (n).</param>
-    /// <param name="y">Output (n).</param>
-    /// <param name="op">Operator value.</param>
-    /// <param name="what">Name used in error messages.</param>
+    // y = op(a, b) for any binary operator with a kernel definition, as Map.
     internal static void Zip<TOp>(KernelHost host, KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, TOp>> def, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, TOp op, string what)
         where TOp : struct, IBinaryOp
     {
@@ -232,20 +167,13 @@ internal static class Elementwise
         if (y.Length == 0)
             return;
         if (host.RunsManaged)
-        {
             CpuLoops.Zip(host, a, b, y, op);
-            return;
-        }
-
-        host.Load(def)(host.Stream, host.Launch.GridStride(y.Length), a, b, y, op);
+        else
+            host.Load(def)(host.Stream, host.Launch.GridStride(y.Length), a, b, y, op);
     }
 
-    /// <summary>y = alpha * s[0] everywhere, reading the scalar on the device (no host round-trip).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="s">A one-element device scalar.</param>
-    /// <param name="alpha">Scale.</param>
-    /// <param name="y">Output.</param>
-    public static void Broadcast(KernelHost host, ArrayView<float> s, float alpha, ArrayView<float> y)
+    /// <summary>y = alpha * s[0] everywhere, s a one-element device scalar read on the device (no host round-trip).</summary>
+    public static unsafe void Broadcast(KernelHost host, ArrayView<float> s, float alpha, ArrayView<float> y)
     {
         ArgumentNullException.ThrowIfNull(host);
         Check.Length(nameof(Broadcast), s, nameof(s), 1, "a scalar");
@@ -255,14 +183,11 @@ internal static class Elementwise
         if (host.RunsManaged)
         {
             host.Stream.Synchronize();
-            unsafe
-            {
-                CpuLoops.Fill(host, y, alpha * CpuLoops.Ptr(s)[0]);
-            }
-
-            return;
+            CpuLoops.Fill(host, y, alpha * CpuLoops.Ptr(s)[0]);
         }
-
-        host.Load(BroadcastDef)(host.Stream, host.Launch.GridStride(y.Length), s, alpha, y);
+        else
+        {
+            host.Load(BroadcastDef)(host.Stream, host.Launch.GridStride(y.Length), s, alpha, y);
+        }
     }
 }

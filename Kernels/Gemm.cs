@@ -47,24 +47,10 @@ internal static class Gemm
 
     // ---------------------------------------------------------------- ILGPU kernels
 
-    /// <summary>
-    /// Kernel: shared-memory tiled GEMM. Square groups of side s = Group.DimX
-    /// (at most 16); each group owns (sR, sR) tiles of C, grid-stride over the tiles by group
-    /// index, and each thread holds an R x R block in registers at rows ty + r*s and columns
-    /// tx + c*s of the tile (strided, so a warp's shared-memory reads and global stores are contiguous).
-    /// </summary>
-    /// <typeparam name="TA">Storage layout of A.</typeparam>
-    /// <typeparam name="TB">Storage layout of B.</typeparam>
-    /// <typeparam name="T">Element type of A and B (float, or ILGPU.Half for mixed precision).</typeparam>
-    /// <typeparam name="TW">Widens an element of A or B to float as it is staged.</typeparam>
-    /// <param name="a">A (M*K).</param>
-    /// <param name="b">B (K*N).</param>
-    /// <param name="c">C (M, N), float.</param>
-    /// <param name="m">M, at least 1.</param>
-    /// <param name="n">N, at least 1.</param>
-    /// <param name="k">K, at least 1.</param>
-    /// <param name="alpha">Scale of the product.</param>
-    /// <param name="beta">Scale of the prior C (0: C is not read).</param>
+    // Kernel: square groups of side s = Group.DimX (at most 16) grid-stride over the (sR, sR) tiles
+    // of C; each thread holds an R x R block at rows ty + r s, columns tx + c s of the tile (strided,
+    // so a warp's shared-memory reads and global stores are contiguous). TA, TB: storage layouts;
+    // T: element of A and B (float or Half), widened to float by TW as it is staged. M, N, K >= 1.
     public static void TiledKernel<TA, TB, T, TW>(ArrayView<T> a, ArrayView<T> b, ArrayView<float> c, int m, int n, int k, float alpha, float beta)
         where TA : struct, IMatrixLayout
         where TB : struct, IMatrixLayout
@@ -129,30 +115,11 @@ internal static class Gemm
         }
     }
 
-
-    /// <summary>The tiled kernels of float operands, one per transpose case.</summary>
     internal static readonly TiledKernels<float, FloatWiden> FloatTiles = new();
 
     // ---------------------------------------------------------------- launcher
 
-    /// <summary>
-    /// C = alpha * op(A) * op(B) + beta * C (BLAS sgemm, row-major). FLOPs: 2MNK.
-    /// </summary>
-    /// <remarks>
-    /// beta == 0: C is not read, so NaN in C does not propagate. alpha == 0 or K == 0: C = beta * C,
-    /// and A and B are not read. M == 0 or N == 0: nothing happens. C must not alias A or B.
-    /// </remarks>
-    /// <param name="host">Where to run.</param>
-    /// <param name="transA">Whether A is stored (K, M), i.e. op(A) = A^T.</param>
-    /// <param name="transB">Whether B is stored (N, K), i.e. op(B) = B^T.</param>
-    /// <param name="m">Rows of op(A) and C.</param>
-    /// <param name="n">Columns of op(B) and C.</param>
-    /// <param name="k">Reduction length: columns of op(A), rows of op(B).</param>
-    /// <param name="alpha">Scale of the product.</param>
-    /// <param name="a">A: exactly M*K elements.</param>
-    /// <param name="b">B: exactly K*N elements.</param>
-    /// <param name="beta">Scale of the prior C.</param>
-    /// <param name="c">C (M, N): exactly M*N elements, updated.</param>
+    /// <summary>C = alpha op(A) op(B) + beta C with the header's BLAS semantics; A stored (K, M) when transA, B (N, K) when transB.</summary>
     public static void Run(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, ArrayView<float> b, float beta, ArrayView<float> c)
     {
         if (Trivial(nameof(Gemm), host, transA, transB, m, n, k, alpha, a, b, beta, c))
@@ -163,21 +130,7 @@ internal static class Gemm
             Tiled(host, FloatTiles, transA, transB, m, n, k, alpha, a, b, beta, c, GroupSide(host.Accelerator));
     }
 
-    /// <summary>
-    /// The CPU accelerator's fast path: <see cref="CpuGemm"/> on the buffers' host memory, split
-    /// over the policy's groups (one per core). Arguments must already be checked and non-trivial.
-    /// </summary>
-    /// <param name="host">A CPU accelerator host.</param>
-    /// <param name="transA">Whether A is stored (K, M).</param>
-    /// <param name="transB">Whether B is stored (N, K).</param>
-    /// <param name="m">Rows of C.</param>
-    /// <param name="n">Columns of C.</param>
-    /// <param name="k">Reduction length.</param>
-    /// <param name="alpha">Scale of the product.</param>
-    /// <param name="a">A.</param>
-    /// <param name="b">B.</param>
-    /// <param name="beta">Scale of the prior C.</param>
-    /// <param name="c">C.</param>
+    /// <summary><see cref="CpuGemm"/> on the buffers' host memory, split over the policy's groups (one per core); arguments checked and non-trivial.</summary>
     internal static unsafe void RunManaged(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, ArrayView<float> b, float beta, ArrayView<float> c)
     {
         // Earlier kernels on the stream must have written A, B and C before host code reads them.
@@ -188,11 +141,7 @@ internal static class Gemm
             host.Launch.MaxGroups);
     }
 
-    /// <summary>
-    /// Checks a GEMM's arguments (named for <paramref name="op"/> in messages) and does the trivial
-    /// cases: nothing when M or N is 0, C = beta C when alpha or K is 0.
-    /// </summary>
-    /// <returns>True when nothing is left to compute.</returns>
+    /// <summary>Checks a GEMM's arguments and does the trivial cases (M or N 0: nothing; alpha or K 0: C = beta C); true when nothing is left.</summary>
     internal static bool Trivial<T>(string op, KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<T> a, ArrayView<T> b, float beta, ArrayView<float> c)
         where T : unmanaged
     {
@@ -219,22 +168,7 @@ internal static class Gemm
         return true;
     }
 
-    /// <summary>
-    /// As <see cref="Run(KernelHost, bool, bool, int, int, int, float, ArrayView{float}, ArrayView{float}, float, ArrayView{float})"/>
-    /// running the tiled kernel with its group side forced, on any accelerator (tests run it with every side).
-    /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="transA">Whether A is stored (K, M).</param>
-    /// <param name="transB">Whether B is stored (N, K).</param>
-    /// <param name="m">Rows of C.</param>
-    /// <param name="n">Columns of C.</param>
-    /// <param name="k">Reduction length.</param>
-    /// <param name="alpha">Scale of the product.</param>
-    /// <param name="a">A (M*K).</param>
-    /// <param name="b">B (K*N).</param>
-    /// <param name="beta">Scale of the prior C.</param>
-    /// <param name="c">C (M*N).</param>
-    /// <param name="groupSide">Side of the square groups of the tiled kernel, 1 to 16; side squared must fit the accelerator's groups.</param>
+    /// <summary>As Run, but the tiled kernel on any accelerator with its group side (1 to 16, side^2 within the accelerator's groups) forced; tests run every side.</summary>
     internal static void Run(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<float> a, ArrayView<float> b, float beta, ArrayView<float> c, int groupSide) =>
         RunTiled(nameof(Gemm), FloatTiles, host, transA, transB, m, n, k, alpha, a, b, beta, c, groupSide);
 
@@ -268,9 +202,7 @@ internal static class Gemm
         host.Load(def)(host.Stream, config, a, b, c, m, n, k, alpha, beta);
     }
 
-    /// <summary>The largest square group side the tiled kernel supports on <paramref name="accelerator"/>: 16 on GPUs, 4 for 16-thread CPU groups.</summary>
-    /// <param name="accelerator">The accelerator.</param>
-    /// <returns>The side, 1 to 16.</returns>
+    /// <summary>The largest square group side the tiled kernel supports: 16 on GPUs, 4 for 16-thread CPU groups.</summary>
     internal static int GroupSide(Accelerator accelerator)
     {
         int side = MaxSide;
@@ -279,15 +211,13 @@ internal static class Gemm
         return side;
     }
 
-    /// <summary>
-    /// R x R (4 x 4) accumulators of C in registers: field Crc is element (r, c) of the block.
-    /// Plain fields rather than an array so GPU backends keep them in registers.
-    /// </summary>
+    // R x R (4 x 4) accumulators of C: field Crc is element (r, c). Plain fields rather than an
+    // array so GPU backends keep them in registers.
     internal struct Block4x4
     {
         public float C00, C01, C02, C03, C10, C11, C12, C13, C20, C21, C22, C23, C30, C31, C32, C33;
 
-        /// <summary>The rank-1 update C += a b^T of column a (4) of op(A) and row b (4) of op(B).</summary>
+        // The rank-1 update C += a b^T of column a (4) of op(A) and row b (4) of op(B).
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Add(float a0, float a1, float a2, float a3, float b0, float b1, float b2, float b3)
         {
@@ -309,7 +239,7 @@ internal static class Gemm
             C33 += a3 * b3;
         }
 
-        /// <summary>Writes element (r, c) to C[i + r*step, j + c*step] as alpha * acc + beta * C, skipping those outside (m, n).</summary>
+        // C[i + r step, j + c step] = alpha acc + beta C for element (r, c), skipping those outside (m, n).
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public readonly void Store(ArrayView<float> c, int i, int j, int step, int m, int n, float alpha, float beta)
         {
@@ -346,34 +276,26 @@ internal static class Gemm
     }
 }
 
-/// <summary>How the tiled GEMM kernel widens an element of A or B to float as it stages it.</summary>
-/// <typeparam name="T">The element type.</typeparam>
+// How the tiled GEMM kernel widens an element of A or B to float as it stages it (exact for float
+// and binary16).
 internal interface IWiden<T>
     where T : unmanaged
 {
-    /// <summary>The element as a float (exact for float and binary16).</summary>
-    /// <param name="value">The element.</param>
-    /// <returns>The float.</returns>
     float Widen(T value);
 }
 
-/// <summary>Float operands: as they are.</summary>
 internal readonly struct FloatWiden : IWiden<float>
 {
-    /// <inheritdoc/>
     public float Widen(float value) => value;
 }
 
-/// <summary>Binary16 operands: the exact widening of <see cref="Cast.HalfToFloat"/>.</summary>
+// Binary16 operands: the exact widening of Cast.HalfToFloat.
 internal readonly struct HalfWiden : IWiden<Half>
 {
-    /// <inheritdoc/>
     public float Widen(Half value) => Cast.HalfToFloat(value);
 }
 
-/// <summary>The tiled GEMM kernel for one operand type, one instantiation per transpose case.</summary>
-/// <typeparam name="T">Element type of A and B.</typeparam>
-/// <typeparam name="TW">Its widening to float.</typeparam>
+// The tiled GEMM kernel for one operand type T (widened by TW), one instantiation per transpose case.
 internal sealed class TiledKernels<T, TW> : IKernelSet
     where T : unmanaged
     where TW : struct, IWiden<T>
@@ -403,22 +325,20 @@ internal sealed class TiledKernels<T, TW> : IKernelSet
 /// is a bijection from [0, tileRows*tileCols) onto the tile's (row, col) pairs.</remarks>
 public interface IMatrixLayout
 {
-    /// <summary>Where element (row, col) of the logical (rows, cols) matrix lives in storage.</summary>
+    /// <summary>The storage offset of element (row, col) of the logical (rows, cols) matrix.</summary>
     /// <param name="row">Row, in [0, rows).</param>
     /// <param name="col">Column, in [0, cols).</param>
     /// <param name="rows">Logical rows.</param>
     /// <param name="cols">Logical columns.</param>
-    /// <returns>The storage offset.</returns>
     int Offset(int row, int col, int rows, int cols);
 
     /// <summary>
-    /// The (row, col) in a (tileRows, tileCols) tile of the <paramref name="index"/>-th element in
+    /// (X = row, Y = col) in a (tileRows, tileCols) tile of the <paramref name="index"/>-th element in
     /// storage order, so consecutive indices (neighbouring threads) read neighbouring addresses.
     /// </summary>
     /// <param name="index">Linear index, in [0, tileRows * tileCols).</param>
     /// <param name="tileRows">Tile rows.</param>
     /// <param name="tileCols">Tile columns.</param>
-    /// <returns>X = row, Y = column within the tile.</returns>
     Index2D Split(int index, int tileRows, int tileCols);
 }
 

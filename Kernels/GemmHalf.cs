@@ -29,8 +29,8 @@ namespace IlgpuTrain.Kernels;
 //
 // Algorithms mirror Gemm: the managed CpuGemm on the CPU accelerator (its float overload on
 // operands widened with Cast's vector routine: the same bits as its binary16 overload, faster),
-// and the shared-memory tiled kernel (GPUs), whose
-// stages hold the widened floats so the inner loop is Gemm's. Backward of Y = X W with half
+// and the shared-memory tiled kernel (GPUs), whose stages hold the widened floats so the inner
+// loop is Gemm's. Backward of Y = X W with half
 // operands is two more GemmHalf calls on the half copies of X, W and dY (each OVERWRITES with
 // beta 0 or accumulates with beta 1, as asked).
 
@@ -39,8 +39,7 @@ internal static class GemmHalf
 {
     // ---------------------------------------------------------------- ILGPU kernels
 
-    /// <summary>Kernel: x[i] = float(half(x[i])) in place, round to nearest even, grid-stride.</summary>
-    /// <param name="x">Values, rounded in place.</param>
+    // Kernel: x[i] = float(half(x[i])) in place, round to nearest even.
     public static void RoundToHalfKernel(ArrayView<float> x)
     {
         int n = x.IntLength;
@@ -50,8 +49,7 @@ internal static class GemmHalf
             x[i] = Cast.HalfToFloat(Cast.FloatToHalf(x[i]));
     }
 
-
-    /// <summary>Gemm's tiled kernels with binary16 operands, widened to float as they are staged.</summary>
+    // Gemm's tiled kernels with binary16 operands, widened to float as they are staged.
     internal static readonly TiledKernels<Half, HalfWiden> HalfTiles = new();
 
     // Per-thread widened operands of the managed path (see RunManaged).
@@ -66,24 +64,7 @@ internal static class GemmHalf
 
     // ---------------------------------------------------------------- launchers
 
-    /// <summary>
-    /// C = alpha * op(A) * op(B) + beta * C with binary16 A and B, float accumulation and float C. FLOPs: 2MNK.
-    /// </summary>
-    /// <remarks>
-    /// beta == 0: C is not read, so NaN in C does not propagate. alpha == 0 or K == 0: C = beta * C,
-    /// and A and B are not read. M == 0 or N == 0: nothing happens. C must not alias A or B.
-    /// </remarks>
-    /// <param name="host">Where to run.</param>
-    /// <param name="transA">Whether A is stored (K, M), i.e. op(A) = A^T.</param>
-    /// <param name="transB">Whether B is stored (N, K), i.e. op(B) = B^T.</param>
-    /// <param name="m">Rows of op(A) and C.</param>
-    /// <param name="n">Columns of op(B) and C.</param>
-    /// <param name="k">Reduction length: columns of op(A), rows of op(B).</param>
-    /// <param name="alpha">Scale of the product.</param>
-    /// <param name="a">A: exactly M*K halves.</param>
-    /// <param name="b">B: exactly K*N halves.</param>
-    /// <param name="beta">Scale of the prior C.</param>
-    /// <param name="c">C (M, N): exactly M*N floats, updated.</param>
+    /// <summary>C (float) = alpha op(A) op(B) + beta C with binary16 A and B and float accumulation, with Gemm.Run's BLAS semantics.</summary>
     public static void Run(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<Half> a, ArrayView<Half> b, float beta, ArrayView<float> c)
     {
         if (Gemm.Trivial(nameof(GemmHalf), host, transA, transB, m, n, k, alpha, a, b, beta, c))
@@ -94,21 +75,7 @@ internal static class GemmHalf
             Gemm.Tiled(host, HalfTiles, transA, transB, m, n, k, alpha, a, b, beta, c, Gemm.GroupSide(host.Accelerator));
     }
 
-    /// <summary>
-    /// The CPU accelerator's fast path: <see cref="CpuGemm"/>'s binary16 overload on the buffers'
-    /// host memory. Arguments must already be checked and non-trivial.
-    /// </summary>
-    /// <param name="host">A CPU accelerator host.</param>
-    /// <param name="transA">Whether A is stored (K, M).</param>
-    /// <param name="transB">Whether B is stored (N, K).</param>
-    /// <param name="m">Rows of C.</param>
-    /// <param name="n">Columns of C.</param>
-    /// <param name="k">Reduction length.</param>
-    /// <param name="alpha">Scale of the product.</param>
-    /// <param name="a">A, half.</param>
-    /// <param name="b">B, half.</param>
-    /// <param name="beta">Scale of the prior C.</param>
-    /// <param name="c">C, float.</param>
+    // The CPU accelerator's path on the buffers' host memory; arguments checked and non-trivial.
     internal static unsafe void RunManaged(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<Half> a, ArrayView<Half> b, float beta, ArrayView<float> c)
     {
         // CpuGemm's binary16 overload widens each half with the BCL's scalar conversion while it
@@ -124,13 +91,9 @@ internal static class GemmHalf
         CpuGemm.Run(transA, transB, m, n, k, alpha, wa, wb, beta, (float*)c.LoadEffectiveAddressAsPtr(), host.Launch.MaxGroups);
     }
 
-    /// <summary>
-    /// A pinned per-thread float buffer of at least <paramref name="length"/> elements, kept between
-    /// calls (a training step widens operands hundreds of times); slot names which of the thread's buffers.
-    /// </summary>
-    /// <param name="slot">The [ThreadStatic] slot.</param>
-    /// <param name="length">Elements needed.</param>
-    /// <returns>The buffer's address, valid until the same slot is asked for more on this thread.</returns>
+    // A pinned float buffer of at least length elements in a [ThreadStatic] slot, kept between calls
+    // (a training step widens operands hundreds of times); the address is valid until the same slot
+    // is asked for more on this thread.
     internal static unsafe float* WideScratch(ref float[]? slot, long length)
     {
         if (slot is null || slot.Length < length)
@@ -138,35 +101,15 @@ internal static class GemmHalf
         return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(slot));
     }
 
-    /// <summary>dst[i] = float(src[i]) for i in [0, n): the exact widening, on the calling thread.</summary>
-    /// <param name="src">Halves.</param>
-    /// <param name="dst">Floats.</param>
-    /// <param name="n">Count.</param>
+    // dst[i] = float(src[i]) for i in [0, n): the exact widening, on the calling thread.
     internal static unsafe void Widen(Half* src, float* dst, long n) =>
         new Cast.ToFloatBody((ushort*)src, dst).Run(0, checked((int)n));
 
-    /// <summary>
-    /// As <see cref="Run(KernelHost, bool, bool, int, int, int, float, ArrayView{Half}, ArrayView{Half}, float, ArrayView{float})"/>
-    /// running the tiled kernel with its group side forced, on any accelerator (tests run it with every side).
-    /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="transA">Whether A is stored (K, M).</param>
-    /// <param name="transB">Whether B is stored (N, K).</param>
-    /// <param name="m">Rows of C.</param>
-    /// <param name="n">Columns of C.</param>
-    /// <param name="k">Reduction length.</param>
-    /// <param name="alpha">Scale of the product.</param>
-    /// <param name="a">A (M*K), half.</param>
-    /// <param name="b">B (K*N), half.</param>
-    /// <param name="beta">Scale of the prior C.</param>
-    /// <param name="c">C (M*N), float.</param>
-    /// <param name="groupSide">Side of the square groups of the tiled kernel, 1 to 16; side squared must fit the accelerator's groups.</param>
+    // As Run, but the tiled kernel on any accelerator with its group side forced (Gemm.RunTiled).
     internal static void Run(KernelHost host, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<Half> a, ArrayView<Half> b, float beta, ArrayView<float> c, int groupSide) =>
         Gemm.RunTiled(nameof(GemmHalf), HalfTiles, host, transA, transB, m, n, k, alpha, a, b, beta, c, groupSide);
 
     /// <summary>x = float(half(x)) in place: each value becomes the nearest fp16 value (ties to even), +-inf from 65520 up, NaN stays NaN.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Values (n), rounded in place.</param>
     public static unsafe void RoundToHalfInPlace(KernelHost host, ArrayView<float> x)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -191,9 +134,7 @@ internal static class GemmHalf
             if (Vector256.IsHardwareAccelerated)
             {
                 for (; i <= end - 8; i += 8)
-                {
                     Cast.RoundToHalfBits(Vector256.Load((uint*)(x + i))).Store((uint*)(x + i));
-                }
             }
 
             for (; i < end; i++)

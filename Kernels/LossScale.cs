@@ -23,18 +23,12 @@ namespace IlgpuTrain.Kernels;
 // OR into one flag: zero it once, unscale each buffer, read it once. No backward: this acts on
 // gradients, not on the graph. The same kernel with invScale = 1 is ApplyIfFinite's check.
 
-/// <summary>
-/// Unscale a flat gradient buffer by 1/scale in place and flag non-finite values, in one kernel:
-/// ILGPU kernel and checked launcher.
-/// </summary>
+/// <summary>Unscale a flat gradient buffer by 1/scale in place and flag non-finite values, in one kernel.</summary>
 internal static class LossScale
 {
     // ---------------------------------------------------------------- ILGPU kernels
 
-    /// <summary>Kernel: g[i] *= invScale (skipped when invScale is 1) and found[0] = 1 if any result is inf or NaN.</summary>
-    /// <param name="grads">Gradients, unscaled in place.</param>
-    /// <param name="invScale">1 / scale.</param>
-    /// <param name="found">One int, set to 1 by a thread that saw a non-finite value; never cleared.</param>
+    // Kernel: g[i] *= invScale (skipped when invScale is 1) and found[0] = 1 if any result is inf or NaN.
     public static void UnscaleKernel(ArrayView<float> grads, float invScale, ArrayView<int> found)
     {
         int n = grads.IntLength;
@@ -69,13 +63,9 @@ internal static class LossScale
     // ---------------------------------------------------------------- launchers
 
     /// <summary>
-    /// g *= invScale in place, and found[0] = 1 if any unscaled value is inf or NaN (found is not
-    /// reset: zero it first). With invScale = 1 it only checks, reading 4 B and writing none per element.
+    /// g *= invScale (1 / scale: positive and finite) in place, and found[0] = 1 if any unscaled value
+    /// is inf or NaN (found is not reset: zero it first). With invScale = 1 it only checks.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="grads">Gradients (n), unscaled in place.</param>
-    /// <param name="invScale">1 / scale: positive and finite.</param>
-    /// <param name="found">One int: the sticky non-finite flag.</param>
     public static void Unscale(KernelHost host, ArrayView<float> grads, float invScale, ArrayView<int> found)
     {
         const string op = nameof(LossScale) + "." + nameof(Unscale);
@@ -87,18 +77,12 @@ internal static class LossScale
         if (grads.Length == 0)
             return;
         if (host.RunsManaged)
-        {
             UnscaleManaged(host, grads, invScale, found);
-            return;
-        }
-
-        host.Load(UnscaleDef)(host.Stream, host.Launch.GridStride(grads.Length), grads, invScale, found);
+        else
+            host.Load(UnscaleDef)(host.Stream, host.Launch.GridStride(grads.Length), grads, invScale, found);
     }
 
     /// <summary>Sets found[0] = 1 if any value is inf or NaN; reads only (the unscale kernel with invScale = 1).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="values">Values (n), read only.</param>
-    /// <param name="found">One int: the sticky non-finite flag (not reset).</param>
     public static void CheckFinite(KernelHost host, ArrayView<float> values, ArrayView<int> found) =>
         Unscale(host, values, 1f, found);
 

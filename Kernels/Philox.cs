@@ -44,8 +44,6 @@ namespace IlgpuTrain.Kernels;
 public readonly record struct PhiloxWords(uint X0, uint X1, uint X2, uint X3)
 {
     /// <summary>Word <paramref name="j"/> (0..3; anything else reads word 3).</summary>
-    /// <param name="j">The word index.</param>
-    /// <returns>The word.</returns>
     public uint Word(int j) => j == 0 ? X0 : (j == 1 ? X1 : (j == 2 ? X2 : X3));
 }
 
@@ -55,9 +53,7 @@ public readonly record struct PhiloxWords(uint X0, uint X1, uint X2, uint X3)
 /// <param name="Counter">Counter word 3.</param>
 public readonly record struct PhiloxStream(ulong Seed, uint Stream, uint Counter)
 {
-    /// <summary>The words of block <paramref name="block"/>: <see cref="Philox.BlockAt"/>(Seed, Stream, Counter, block).</summary>
-    /// <param name="block">The block index (elements 4 block to 4 block + 3, or sample block).</param>
-    /// <returns>The four words.</returns>
+    /// <summary>The words of block <paramref name="block"/> (elements 4 block to 4 block + 3): <see cref="Philox.BlockAt"/>(Seed, Stream, Counter, block).</summary>
     public PhiloxWords Block(int block) => Philox.BlockAt(Seed, Stream, Counter, (ulong)block);
 }
 
@@ -89,11 +85,7 @@ public static class Philox
 
     // ---------------------------------------------------------------- device functions (any kernel may call these)
 
-    /// <summary>The Philox4x32-10 block function: ten rounds on <paramref name="counter"/> under key (k0, k1).</summary>
-    /// <param name="counter">The 128-bit counter.</param>
-    /// <param name="k0">Key word 0.</param>
-    /// <param name="k1">Key word 1.</param>
-    /// <returns>Four random words.</returns>
+    /// <summary>The Philox4x32-10 block function: four random words from ten rounds on the 128-bit <paramref name="counter"/> under key (k0, k1).</summary>
     public static PhiloxWords Block(PhiloxWords counter, uint k0, uint k1)
     {
         uint c0 = counter.X0, c1 = counter.X1, c2 = counter.X2, c3 = counter.X3;
@@ -115,52 +107,33 @@ public static class Philox
         return new PhiloxWords(c0, c1, c2, c3);
     }
 
-    /// <summary>Block <paramref name="block"/> of stream (seed, stream, counter): Philox((block low, block high, stream, counter), (seed low, seed high)).</summary>
-    /// <param name="seed">The seed (the key).</param>
-    /// <param name="stream">Counter word 2.</param>
-    /// <param name="counter">Counter word 3.</param>
-    /// <param name="block">Element index / 4.</param>
-    /// <returns>The words of elements 4 * block .. 4 * block + 3.</returns>
+    /// <summary>
+    /// The words of elements 4 block .. 4 block + 3 of stream (seed, stream, counter):
+    /// Philox((block low, block high, stream, counter), (seed low, seed high)).
+    /// </summary>
     public static PhiloxWords BlockAt(ulong seed, uint stream, uint counter, ulong block) =>
         Block(new PhiloxWords((uint)block, (uint)(block >> 32), stream, counter), (uint)seed, (uint)(seed >> 32));
 
-    /// <summary>The raw 32-bit word of element <paramref name="element"/>.</summary>
-    /// <param name="seed">The seed.</param>
-    /// <param name="stream">The stream.</param>
-    /// <param name="counter">The counter (for example the training step).</param>
-    /// <param name="element">The element index (zero or more).</param>
-    /// <returns>Word element % 4 of block element / 4.</returns>
+    /// <summary>The raw 32-bit word of element <paramref name="element"/> (zero or more): word element % 4 of block element / 4.</summary>
+    /// <param name="seed">The seed (the key).</param>
+    /// <param name="stream">The stream (counter word 2), e.g. one per layer or rank.</param>
+    /// <param name="counter">The counter (counter word 3), e.g. the training step.</param>
+    /// <param name="element">The element index.</param>
     public static uint BitsAt(ulong seed, uint stream, uint counter, long element)
     {
         ulong e = (ulong)element;
         return BlockAt(seed, stream, counter, e >> 2).Word((int)(e & 3));
     }
 
-    /// <summary>A uniform float in [0, 1) for element <paramref name="element"/>: (Bits &gt;&gt; 8) * 2^-24.</summary>
-    /// <param name="seed">The seed.</param>
-    /// <param name="stream">The stream.</param>
-    /// <param name="counter">The counter.</param>
-    /// <param name="element">The element index.</param>
-    /// <returns>The uniform.</returns>
+    /// <summary>A uniform float in [0, 1) for element <paramref name="element"/> of (seed, stream, counter) as <see cref="BitsAt"/>: (Bits &gt;&gt; 8) * 2^-24.</summary>
     public static float UniformAt(ulong seed, uint stream, uint counter, long element) =>
         ToUniform(BitsAt(seed, stream, counter, element));
 
-    /// <summary>A Bernoulli(p) bit for element <paramref name="element"/>: UniformAt(...) &lt; p.</summary>
-    /// <param name="seed">The seed.</param>
-    /// <param name="stream">The stream.</param>
-    /// <param name="counter">The counter.</param>
-    /// <param name="element">The element index.</param>
-    /// <param name="p">Probability of true; 0 never and 1 always gives true.</param>
-    /// <returns>Whether the element is a 1.</returns>
+    /// <summary>A Bernoulli(p) bit for element <paramref name="element"/>: UniformAt(...) &lt; p (p 0 never and 1 always gives true).</summary>
     public static bool BernoulliAt(ulong seed, uint stream, uint counter, long element, float p) =>
         UniformAt(seed, stream, counter, element) < p;
 
-    /// <summary>A standard normal for element <paramref name="element"/> (Box-Muller on a word pair; see the file header).</summary>
-    /// <param name="seed">The seed.</param>
-    /// <param name="stream">The stream.</param>
-    /// <param name="counter">The counter.</param>
-    /// <param name="element">The element index.</param>
-    /// <returns>The normal, finite, |z| &lt;= 5.77.</returns>
+    /// <summary>A standard normal for element <paramref name="element"/>, finite, |z| &lt;= 5.77 (Box-Muller on a word pair; see the file header).</summary>
     public static float NormalAt(ulong seed, uint stream, uint counter, long element)
     {
         ulong e = (ulong)element;
@@ -171,18 +144,12 @@ public static class Philox
     }
 
     /// <summary>A word's top 24 bits as a float in [0, 1): (word &gt;&gt; 8) * 2^-24 (exact).</summary>
-    /// <param name="word">Random bits.</param>
-    /// <returns>The uniform.</returns>
     public static float ToUniform(uint word) => (word >> 8) * Inv24;
 
-    /// <summary>A word's top 24 bits as a float in (0, 1]: ((word &gt;&gt; 8) + 1) * 2^-24 (exact), safe for log.</summary>
-    /// <param name="word">Random bits.</param>
-    /// <returns>The uniform, never 0.</returns>
+    /// <summary>A word's top 24 bits as a float in (0, 1]: ((word &gt;&gt; 8) + 1) * 2^-24 (exact, never 0), safe for log.</summary>
     public static float ToUniformOpenLeft(uint word) => ((word >> 8) + 1) * Inv24;
 
-    /// <summary>-ln u1 for u1 = <see cref="ToUniformOpenLeft"/>(word), accurate to float rounding on every backend.</summary>
-    /// <param name="word">Random bits.</param>
-    /// <returns>-ln u1, zero or more.</returns>
+    /// <summary>-ln u1 (zero or more) for u1 = <see cref="ToUniformOpenLeft"/>(word), accurate to float rounding on every backend.</summary>
     public static float NegLogOpenLeft(uint word)
     {
         // Near u1 = 1 PTX's log (lg2.approx) is only accurate to ~2^-22 absolute, which can make
@@ -195,11 +162,10 @@ public static class Philox
         return -XMath.Log(ToUniformOpenLeft(word));
     }
 
-    /// <summary>Box-Muller: two independent standard normals from two words.</summary>
-    /// <param name="w1">Gives u1 in (0, 1], the radius.</param>
-    /// <param name="w2">Gives u2 in [0, 1), the angle.</param>
-    /// <param name="z0">sqrt(-2 ln u1) cos(2 pi u2).</param>
-    /// <param name="z1">sqrt(-2 ln u1) sin(2 pi u2).</param>
+    /// <summary>
+    /// Box-Muller: two independent standard normals z0 = sqrt(-2 ln u1) cos(2 pi u2) and
+    /// z1 = sqrt(-2 ln u1) sin(2 pi u2), with u1 in (0, 1] from w1 and u2 in [0, 1) from w2.
+    /// </summary>
     public static void BoxMuller(uint w1, uint w2, out float z0, out float z1)
     {
         float r = XMath.Sqrt(2f * NegLogOpenLeft(w1));
@@ -271,9 +237,7 @@ public static class Philox
         }
     }
 
-    /// <summary>Blocks of 4 covering n elements, written without n + 3 so that n near int.MaxValue cannot overflow.</summary>
-    /// <param name="n">Elements.</param>
-    /// <returns>ceil(n / 4).</returns>
+    // ceil(n / 4) blocks cover n elements, written without n + 3 so that n near int.MaxValue cannot overflow.
     internal static int BlockCount(int n) => (n >> 2) + ((n & 3) != 0 ? 1 : 0);
 
     // The elements of block b that lie below n.
@@ -308,12 +272,7 @@ public static class Philox
 
     // ---------------------------------------------------------------- launchers
 
-    /// <summary>y[i] = the raw 32-bit word of element i of stream (seed, stream, counter).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="y">Output (n).</param>
-    /// <param name="seed">The seed (the Philox key).</param>
-    /// <param name="stream">The stream (counter word 2), e.g. one per layer or rank.</param>
-    /// <param name="counter">The counter (counter word 3), e.g. the training step.</param>
+    /// <summary>y[i] = <see cref="BitsAt"/>(seed, stream, counter, i), the raw 32-bit word of element i.</summary>
     public static void Bits(KernelHost host, ArrayView<uint> y, ulong seed, uint stream, uint counter)
     {
         if (Start(host, y, nameof(Bits)) is int n)
@@ -326,12 +285,7 @@ public static class Philox
         }
     }
 
-    /// <summary>y[i] = a uniform float in [0, 1) (24 random bits) for element i of stream (seed, stream, counter).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="y">Output (n).</param>
-    /// <param name="seed">The seed.</param>
-    /// <param name="stream">The stream.</param>
-    /// <param name="counter">The counter.</param>
+    /// <summary>y[i] = <see cref="UniformAt"/>(seed, stream, counter, i), a uniform float in [0, 1) (24 random bits).</summary>
     public static void Uniform(KernelHost host, ArrayView<float> y, ulong seed, uint stream, uint counter)
     {
         if (Start(host, y, nameof(Uniform)) is int n)
@@ -344,13 +298,7 @@ public static class Philox
         }
     }
 
-    /// <summary>y[i] = 1 with probability <paramref name="p"/>, else 0 (1 where Uniform(i) &lt; p).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="y">Output (n).</param>
-    /// <param name="p">Probability of a 1, in [0, 1]: 0 gives all zeros, 1 all ones.</param>
-    /// <param name="seed">The seed.</param>
-    /// <param name="stream">The stream.</param>
-    /// <param name="counter">The counter.</param>
+    /// <summary>y[i] = 1 with probability <paramref name="p"/> in [0, 1], else 0 (1 where Uniform(i) &lt; p: p 0 gives all zeros, 1 all ones).</summary>
     public static void Bernoulli(KernelHost host, ArrayView<float> y, float p, ulong seed, uint stream, uint counter)
     {
         if (!(p >= 0f && p <= 1f))
@@ -365,14 +313,7 @@ public static class Philox
         }
     }
 
-    /// <summary>y[i] = mean + std * z(i), z(i) a standard normal (Box-Muller) for element i of stream (seed, stream, counter).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="y">Output (n).</param>
-    /// <param name="seed">The seed.</param>
-    /// <param name="stream">The stream.</param>
-    /// <param name="counter">The counter.</param>
-    /// <param name="mean">Mean (finite).</param>
-    /// <param name="std">Standard deviation (finite, zero or more).</param>
+    /// <summary>y[i] = mean + std * <see cref="NormalAt"/>(seed, stream, counter, i), with mean finite and std finite, zero or more.</summary>
     public static void Normal(KernelHost host, ArrayView<float> y, ulong seed, uint stream, uint counter, float mean = 0f, float std = 1f)
     {
         if (!float.IsFinite(mean))
@@ -390,13 +331,9 @@ public static class Philox
     }
 
     /// <summary>
-    /// The block function on explicit (counter, key) pairs, for known-answer tests and callers
-    /// with their own counter layout: y[4b..4b+3] = Philox(counters[4b..4b+3], keys[2b..2b+1]).
+    /// The block function on B explicit (counter, key) pairs, for known-answer tests and callers with
+    /// their own counter layout: y[4b..4b+3] = Philox(counters[4b..4b+3], keys[2b..2b+1]), y and counters 4B words, keys 2B.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="counters">4B counter words.</param>
-    /// <param name="keys">2B key words.</param>
-    /// <param name="y">4B output words.</param>
     public static void Blocks(KernelHost host, ArrayView<uint> counters, ArrayView<uint> keys, ArrayView<uint> y)
     {
         ArgumentNullException.ThrowIfNull(host);

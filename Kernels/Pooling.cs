@@ -61,13 +61,10 @@ public readonly record struct Pool2dGeometry(
     /// <summary>Elements of the output, N C OH OW.</summary>
     public long OutputLength => (long)N * C * OutH * OutW;
 
-    /// <summary>PyTorch's output size (ceil_mode false): floor((size + 2 pad - dilation (kernel - 1) - 1) / stride) + 1.</summary>
-    /// <param name="size">Input size along one axis.</param>
-    /// <param name="kernel">Window size.</param>
-    /// <param name="stride">Stride (at least 1).</param>
-    /// <param name="padding">Padding on each side.</param>
-    /// <param name="dilation">Tap spacing.</param>
-    /// <returns>The output size; less than 1 when the window does not fit.</returns>
+    /// <summary>
+    /// PyTorch's output size along one axis (ceil_mode false): floor((size + 2 padding - dilation
+    /// (kernel - 1) - 1) / stride) + 1, or 0 when not even one window fits.
+    /// </summary>
     public static int OutputSize(int size, int kernel, int stride, int padding, int dilation)
     {
         long span = (long)size + (2L * padding) - ((long)dilation * (kernel - 1)) - 1;
@@ -76,14 +73,9 @@ public readonly record struct Pool2dGeometry(
     }
 
     /// <summary>
-    /// Throws unless the window hyperparameters are valid for PyTorch: kernel, stride and dilation
-    /// at least 1, padding at least 0 and at most half the kernel.
+    /// Throws (naming <paramref name="op"/>) unless the (H, W) window hyperparameters are valid for
+    /// PyTorch: kernel, stride and dilation at least 1, padding at least 0 and at most half the kernel.
     /// </summary>
-    /// <param name="op">The operation, for messages.</param>
-    /// <param name="kernel">Window (KH, KW).</param>
-    /// <param name="stride">Stride (SH, SW).</param>
-    /// <param name="padding">Padding (PH, PW).</param>
-    /// <param name="dilation">Dilation (DH, DW).</param>
     public static void CheckWindow(string op, (int H, int W) kernel, (int H, int W) stride, (int H, int W) padding, (int H, int W) dilation)
     {
         if (kernel.H < 1 || kernel.W < 1)
@@ -98,17 +90,10 @@ public readonly record struct Pool2dGeometry(
             throw new ArgumentOutOfRangeException(nameof(padding), padding, $"{op}: padding {padding} must be at most half the kernel size {kernel} (as PyTorch requires), i.e. at most ({kernel.H / 2}, {kernel.W / 2}).");
     }
 
-    /// <summary>The geometry of pooling an (N, C, H, W) input; throws on invalid hyperparameters or when no window fits.</summary>
-    /// <param name="op">The operation, for messages.</param>
-    /// <param name="n">Batch N (0 or more).</param>
-    /// <param name="c">Channels C (0 or more).</param>
-    /// <param name="h">Height H (at least 1).</param>
-    /// <param name="w">Width W (at least 1).</param>
-    /// <param name="kernel">Window (KH, KW).</param>
-    /// <param name="stride">Stride (SH, SW).</param>
-    /// <param name="padding">Padding (PH, PW).</param>
-    /// <param name="dilation">Dilation (DH, DW).</param>
-    /// <returns>The validated geometry.</returns>
+    /// <summary>
+    /// The geometry of pooling an (N, C, H, W) input (N, C at least 0; H, W at least 1) with (H, W)
+    /// window hyperparameters; throws (naming <paramref name="op"/>) on invalid ones or when no window fits.
+    /// </summary>
     public static Pool2dGeometry Create(string op, int n, int c, int h, int w, (int H, int W) kernel, (int H, int W) stride, (int H, int W) padding, (int H, int W) dilation)
     {
         Check.Dimension(op, n, nameof(n));
@@ -123,8 +108,7 @@ public readonly record struct Pool2dGeometry(
         return new Pool2dGeometry(n, c, h, w, oh, ow, kernel.H, kernel.W, stride.H, stride.W, padding.H, padding.W, dilation.H, dilation.W);
     }
 
-    /// <summary>Throws unless this geometry is one <see cref="Create"/> would return (launchers re-check hand-built values).</summary>
-    /// <param name="op">The operation, for messages.</param>
+    /// <summary>Throws (naming <paramref name="op"/>) unless this geometry is one <see cref="Create"/> would return (launchers re-check hand-built values).</summary>
     public void Validate(string op)
     {
         var again = Create(op, N, C, H, W, (KernelH, KernelW), (StrideH, StrideW), (PadH, PadW), (DilationH, DilationW));
@@ -232,15 +216,9 @@ internal static class Pooling
     // Max and average pooling share their kernels: the argmax view is given (non-empty) for max
     // pooling and empty for average pooling, a branch uniform over the launch.
 
-    /// <summary>
-    /// Kernel: one output per work item, grid-stride over N C OH OW: the window max and its argmax
-    /// (max pooling), or the window mean (average pooling, argmax empty).
-    /// </summary>
-    /// <param name="x">Input (N,C,H,W).</param>
-    /// <param name="y">Output (N,C,OH,OW).</param>
-    /// <param name="argmax">Argmax (N,C,OH,OW) for max pooling; empty for average pooling.</param>
-    /// <param name="g">The geometry (dilation 1 for average pooling).</param>
-    /// <param name="countIncludePad">Average pooling: 1 to divide by KH KW, 0 to divide by the in-plane tap count.</param>
+    // Kernel: x (N,C,H,W) -> y (N,C,OH,OW), one output per work item, grid-stride: the window max
+    // and its argmax (max pooling), or the window mean (average pooling, argmax empty;
+    // countIncludePad 1: divide by KH KW, 0: by the in-plane taps).
     public static void Pool2dForwardKernel(ArrayView<float> x, ArrayView<float> y, ArrayView<int> argmax, Pool2dGeometry g, int countIncludePad)
     {
         int total = y.IntLength;
@@ -265,16 +243,9 @@ internal static class Pooling
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, Pool2dGeometry, int>> Pool2dForwardDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<int>, Pool2dGeometry, int>(Pool2dForwardKernel);
 
-    /// <summary>
-    /// Kernel: one input element per work item, grid-stride over N C H W, gathering dy of the
-    /// windows whose argmax it is (max pooling), or dy / divisor of every window that contains it
-    /// (average pooling, argmax empty).
-    /// </summary>
-    /// <param name="dy">Output gradient (N,C,OH,OW).</param>
-    /// <param name="argmax">Argmax from the forward (N,C,OH,OW) for max pooling; empty for average pooling.</param>
-    /// <param name="dx">Input gradient (N,C,H,W), overwritten.</param>
-    /// <param name="g">The forward's geometry.</param>
-    /// <param name="countIncludePad">As the forward.</param>
+    // Kernel: dy (N,C,OH,OW) -> dx (N,C,H,W) overwritten, one input per work item, grid-stride:
+    // gathers dy of the windows whose argmax it is (max pooling), or dy / divisor of every window
+    // that contains it (average pooling, argmax empty).
     public static void Pool2dBackwardKernel(ArrayView<float> dy, ArrayView<int> argmax, ArrayView<float> dx, Pool2dGeometry g, int countIncludePad)
     {
         int total = dx.IntLength;
@@ -311,10 +282,7 @@ internal static class Pooling
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, Pool2dGeometry, int>> Pool2dBackwardDef =
         KernelDef.Of<ArrayView<float>, ArrayView<int>, ArrayView<float>, Pool2dGeometry, int>(Pool2dBackwardKernel);
 
-    /// <summary>Kernel: one (n, c) plane per work item, its mean over S, grid-stride over N C.</summary>
-    /// <param name="x">Input (N C, S).</param>
-    /// <param name="y">Output (N C).</param>
-    /// <param name="s">Spatial size S (at least 1).</param>
+    // Kernel: x (N C, S) -> y (N C), one plane's mean per work item.
     public static void GlobalAvgPoolForwardKernel(ArrayView<float> x, ArrayView<float> y, int s)
     {
         int total = y.IntLength;
@@ -327,10 +295,7 @@ internal static class Pooling
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> GlobalAvgPoolForwardDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(GlobalAvgPoolForwardKernel);
 
-    /// <summary>Kernel: dx[i] = dy[i / S] / S, grid-stride over N C S.</summary>
-    /// <param name="dy">Output gradient (N C).</param>
-    /// <param name="dx">Input gradient (N C, S), overwritten.</param>
-    /// <param name="s">Spatial size S (at least 1).</param>
+    // Kernel: dx[i] = dy[i / S] / S over dx (N C, S).
     public static void GlobalAvgPoolBackwardKernel(ArrayView<float> dy, ArrayView<float> dx, int s)
     {
         int total = dx.IntLength;
@@ -456,18 +421,9 @@ internal static class Pooling
                         // ties -inf), evaluated without branches: random data mispredicts them.
                         float best = xp[at];
                         int bestAt = at;
-                        float v = xp[at + 1];
-                        bool take = (v > best) | float.IsNaN(v);
-                        best = take ? v : best;
-                        bestAt = take ? at + 1 : bestAt;
-                        v = xp[at + w];
-                        take = (v > best) | float.IsNaN(v);
-                        best = take ? v : best;
-                        bestAt = take ? at + w : bestAt;
-                        v = xp[at + w + 1];
-                        take = (v > best) | float.IsNaN(v);
-                        best = take ? v : best;
-                        bestAt = take ? at + w + 1 : bestAt;
+                        Take(ref best, ref bestAt, xp[at + 1], at + 1);
+                        Take(ref best, ref bestAt, xp[at + w], at + w);
+                        Take(ref best, ref bestAt, xp[at + w + 1], at + w + 1);
                         y[o] = best;
                         argmax[o] = bestAt;
                     }
@@ -516,6 +472,14 @@ internal static class Pooling
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Take(ref float best, ref int bestAt, float v, int at)
+    {
+        bool take = (v > best) | float.IsNaN(v);
+        best = take ? v : best;
+        bestAt = take ? at : bestAt;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Take(ref Vector128<float> best, ref Vector128<int> bestAt, Vector128<float> v, Vector128<int> at)
     {
         var take = Vector128.GreaterThan(v, best) | ~Vector128.Equals(v, v);
@@ -536,7 +500,6 @@ internal static class Pooling
     // inside the plane and do not overlap.
     private static bool IsPlain2x2(Pool2dGeometry g) =>
         g.KernelH == 2 && g.KernelW == 2 && g.StrideH == 2 && g.StrideW == 2 && g.PadH == 0 && g.PadW == 0 && g.DilationH == 1 && g.DilationW == 1;
-
 
     // Planes [start, end) of the max-pool backward (argmax given) or the average-pool backward
     // (argmax null), scattered: clear the plane, then add each output's share in row-major order.
@@ -660,39 +623,19 @@ internal static class Pooling
 
     // ---------------------------------------------------------------- launchers
 
-    /// <summary>Max pooling: y = window max and argmax = flat in-plane index of the first maximum (PyTorch's return_indices).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (N,C,H,W).</param>
-    /// <param name="y">Output (N,C,OH,OW).</param>
-    /// <param name="argmax">Argmax (N,C,OH,OW), kept for the backward.</param>
-    /// <param name="g">The geometry, from <see cref="Pool2dGeometry.Create"/>.</param>
+    /// <summary>Max pooling x (N,C,H,W) -> y, argmax (N,C,OH,OW): window max and flat in-plane index of its first maximum (PyTorch's return_indices).</summary>
     public static void MaxPool2dForward(KernelHost host, ArrayView<float> x, ArrayView<float> y, ArrayView<int> argmax, Pool2dGeometry g) =>
         Forward(host, nameof(Pooling) + "." + nameof(MaxPool2dForward), x, y, argmax, max: true, g, countIncludePad: false);
 
     /// <summary>Max-pool backward: dx[i] = Σ dy[o] over the outputs o whose argmax is i. Overwrites dx.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="dy">Output gradient (N,C,OH,OW).</param>
-    /// <param name="argmax">Argmax from <see cref="MaxPool2dForward"/> (N,C,OH,OW).</param>
-    /// <param name="dx">Input gradient (N,C,H,W), overwritten.</param>
-    /// <param name="g">The forward's geometry.</param>
     public static void MaxPool2dBackward(KernelHost host, ArrayView<float> dy, ArrayView<int> argmax, ArrayView<float> dx, Pool2dGeometry g) =>
         Backward(host, nameof(Pooling) + "." + nameof(MaxPool2dBackward), dy, argmax, max: true, dx, g, countIncludePad: false);
 
-    /// <summary>Average pooling: y = Σ window / divisor (KH KW with <paramref name="countIncludePad"/>, else the in-plane tap count).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (N,C,H,W).</param>
-    /// <param name="y">Output (N,C,OH,OW).</param>
-    /// <param name="g">The geometry (dilation 1).</param>
-    /// <param name="countIncludePad">Whether padding counts in the divisor (PyTorch's default, true).</param>
+    /// <summary>Average pooling (dilation 1): y = Σ window / divisor (KH KW with <paramref name="countIncludePad"/>, PyTorch's default, else the in-plane tap count).</summary>
     public static void AvgPool2dForward(KernelHost host, ArrayView<float> x, ArrayView<float> y, Pool2dGeometry g, bool countIncludePad = true) =>
         Forward(host, nameof(Pooling) + "." + nameof(AvgPool2dForward), x, y, default, max: false, g, countIncludePad);
 
     /// <summary>Average-pool backward: dx[i] = Σ dy[o] / divisor(o) over the windows that contain i. Overwrites dx.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="dy">Output gradient (N,C,OH,OW).</param>
-    /// <param name="dx">Input gradient (N,C,H,W), overwritten.</param>
-    /// <param name="g">The forward's geometry (dilation 1).</param>
-    /// <param name="countIncludePad">As the forward.</param>
     public static void AvgPool2dBackward(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, Pool2dGeometry g, bool countIncludePad = true) =>
         Backward(host, nameof(Pooling) + "." + nameof(AvgPool2dBackward), dy, default, max: false, dx, g, countIncludePad);
 
@@ -720,13 +663,7 @@ internal static class Pooling
             host.Load(Pool2dBackwardDef)(host.Stream, host.Launch.GridStride(g.InputLength), dy, argmax, dx, g, pad);
     }
 
-    /// <summary>Global average pooling: y[n, c] = mean over S of x[n, c, :] for x (N, C, S), S = H W.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (N,C,S).</param>
-    /// <param name="y">Output (N,C).</param>
-    /// <param name="n">Batch N.</param>
-    /// <param name="c">Channels C.</param>
-    /// <param name="s">Spatial size S = H W (at least 1).</param>
+    /// <summary>Global average pooling: y[n, c] = mean over S of x[n, c, :] for x (N, C, S), S = H W at least 1.</summary>
     public static unsafe void GlobalAvgPoolForward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c, int s)
     {
         if (!CheckGlobal(host, nameof(Pooling) + "." + nameof(GlobalAvgPoolForward), x, nameof(x), y, nameof(y), n, c, s))
@@ -738,12 +675,6 @@ internal static class Pooling
     }
 
     /// <summary>Global average-pool backward: dx[n, c, s] = dy[n, c] / S. Overwrites dx.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="dy">Output gradient (N,C).</param>
-    /// <param name="dx">Input gradient (N,C,S), overwritten.</param>
-    /// <param name="n">Batch N.</param>
-    /// <param name="c">Channels C.</param>
-    /// <param name="s">Spatial size S (at least 1).</param>
     public static unsafe void GlobalAvgPoolBackward(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, int n, int c, int s)
     {
         if (!CheckGlobal(host, nameof(Pooling) + "." + nameof(GlobalAvgPoolBackward), dx, nameof(dx), dy, nameof(dy), n, c, s))

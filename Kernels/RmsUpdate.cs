@@ -32,11 +32,7 @@ namespace IlgpuTrain.Kernels;
 /// <param name="Momentum">Momentum of the buffer b (used only when a buffer is given).</param>
 public readonly record struct RmsScalars(float Alpha, float OneMinusAlpha, float Eps, float Momentum)
 {
-    /// <summary>The scalars from float64 hyperparameters.</summary>
-    /// <param name="alpha">alpha.</param>
-    /// <param name="eps">eps.</param>
-    /// <param name="momentum">momentum.</param>
-    /// <returns>The scalars.</returns>
+    /// <summary>The scalars from float64 hyperparameters alpha, eps and momentum.</summary>
     public static RmsScalars For(double alpha, double eps, double momentum) =>
         new((float)alpha, (float)(1 - alpha), (float)eps, (float)momentum);
 }
@@ -105,13 +101,10 @@ internal static class RmsUpdate
 
     // ---------------------------------------------------------------- launchers
 
-    /// <summary>RMSProp moments and direction over the flat buffer: g becomes d; v, mu and b are updated in place.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="g">Gradients (n), overwritten with the direction.</param>
-    /// <param name="v">Running mean of g^2 (n).</param>
-    /// <param name="mu">Running mean of g (n) for the centered variant, or empty.</param>
-    /// <param name="b">Momentum buffer (n), or empty for no momentum.</param>
-    /// <param name="s">Scalars.</param>
+    /// <summary>
+    /// RMSProp moments and direction over the flat buffer, all (n): g becomes d; v (running mean of
+    /// g^2), mu (of g, centered variant, or empty) and b (momentum, or empty) are updated in place.
+    /// </summary>
     public static void Direction(KernelHost host, ArrayView<float> g, ArrayView<float> v, ArrayView<float> mu, ArrayView<float> b, RmsScalars s)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -124,14 +117,7 @@ internal static class RmsUpdate
             Elementwise.ForEach(host, DirectionDef, g.Length, new(new(g), new(v), new(mu), new(b), s, centered, useMomentum));
     }
 
-    /// <summary>The fused RMSProp step over the flat buffer: p, v, mu and b are updated in place; g is only read.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="p">Parameters (n).</param>
-    /// <param name="g">Gradients (n).</param>
-    /// <param name="v">Running mean of g^2 (n).</param>
-    /// <param name="mu">Running mean of g (n) for the centered variant, or empty.</param>
-    /// <param name="b">Momentum buffer (n), or empty.</param>
-    /// <param name="s">Scalars.</param>
+    /// <summary>The fused RMSProp step over the flat buffer: p, v, mu and b (as Direction) are updated in place; g is only read.</summary>
     public static void Step(KernelHost host, ArrayView<float> p, ArrayView<float> g, ArrayView<float> v, ArrayView<float> mu, ArrayView<float> b, RmsStepScalars s)
     {
         ArgumentNullException.ThrowIfNull(host);

@@ -43,16 +43,10 @@ internal static class SgdUpdate
     // ---------------------------------------------------------------- launchers
 
     /// <summary>
-    /// The momentum update in place: b = g (first) or mu*b + (1 − dampening)*g, then
-    /// g = g + mu*b (Nesterov) or b. Nothing is launched when mu = 0 (PyTorch's plain SGD).
+    /// The momentum update in place on g and b (n): b = g (first: no buffer yet) or mu*b + (1 − dampening)*g,
+    /// then g = g + mu*b (Nesterov) or b; mu finite, at least 0, dampening finite. Nothing is launched
+    /// when mu = 0 (PyTorch's plain SGD).
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="g">Gradients (n), overwritten with the step direction.</param>
-    /// <param name="b">Momentum buffer (n).</param>
-    /// <param name="mu">Momentum, finite and at least 0.</param>
-    /// <param name="dampening">Dampening, finite.</param>
-    /// <param name="nesterov">Nesterov's direction.</param>
-    /// <param name="first">No buffer yet: b is set to g.</param>
     public static void Momentum(KernelHost host, ArrayView<float> g, ArrayView<float> b, float mu, float dampening, bool nesterov, bool first)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -66,18 +60,11 @@ internal static class SgdUpdate
             Elementwise.ForEach(host, MomentumDef, g.Length, new(new(g), new(b), new(mu, dampening, nesterov, first)));
     }
 
-    /// <summary>One fused SGD step in place on the parameters and the momentum buffer.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="p">Parameters (n), updated.</param>
-    /// <param name="g">Gradients (n), read.</param>
-    /// <param name="b">Momentum buffer (n) when mu ≠ 0; may be empty when mu = 0.</param>
-    /// <param name="mask">Empty (weight decay everywhere) or n bytes of 0/1.</param>
-    /// <param name="lr">Learning rate, finite.</param>
-    /// <param name="weightDecay">Coupled weight decay, finite.</param>
-    /// <param name="mu">Momentum, finite and at least 0 (0: plain SGD).</param>
-    /// <param name="dampening">Dampening, finite.</param>
-    /// <param name="nesterov">Nesterov's direction.</param>
-    /// <param name="first">No buffer yet: b is set to the decayed gradient.</param>
+    /// <summary>
+    /// One fused SGD step in place on p and b (n; b may be empty when mu = 0, plain SGD), reading g;
+    /// mask is empty (weight decay everywhere) or n bytes of 0/1; lr, weightDecay finite; momentum as
+    /// <see cref="Momentum"/>, with first setting b to the decayed gradient.
+    /// </summary>
     public static void Step(KernelHost host, ArrayView<float> p, ArrayView<float> g, ArrayView<float> b, ArrayView<byte> mask, float lr, float weightDecay, float mu, float dampening, bool nesterov, bool first)
     {
         ArgumentNullException.ThrowIfNull(host);

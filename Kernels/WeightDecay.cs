@@ -16,16 +16,10 @@ namespace IlgpuTrain.Kernels;
 /// <summary>Masked weight decay u += lambda * mask * p: element body and checked launcher.</summary>
 internal static class WeightDecay
 {
-
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, AddBody<ViewElements<float>, ViewElements<byte>>>> AddDef =
         KernelDef.Of<int, AddBody<ViewElements<float>, ViewElements<byte>>>(Elementwise.ForEachKernel);
 
-    /// <summary>u += lambda * mask * p over the flat buffer.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="updates">Updates (n), accumulated.</param>
-    /// <param name="parameters">Parameters (n).</param>
-    /// <param name="lambda">Decay coefficient (finite).</param>
-    /// <param name="mask">Empty for no mask, else n bytes of 0/1.</param>
+    /// <summary>u += lambda * mask * p over the flat buffer (lambda finite; mask empty, or n bytes of 0/1).</summary>
     public static void Add(KernelHost host, ArrayView<float> updates, ArrayView<float> parameters, float lambda, ArrayView<byte> mask)
     {
         ArgumentNullException.ThrowIfNull(host);
