@@ -179,49 +179,54 @@ public static class Philox
     // computed twice), run by Elementwise.ForEachKernel over views and CpuLoops.ForEach over host
     // pointers. The last block of a buffer whose length is not a multiple of 4 is partial.
 
-    // y[4b + j] = word j.
-    internal readonly struct BitsBody<TE>(TE y, int n, PhiloxStream key) : IElementBody
-        where TE : struct, IElements<uint>
+    // The values of a block's 4 elements from its words: one struct per distribution.
+    internal interface IBlockValues<T>
+        where T : unmanaged
+    {
+        void Values(PhiloxWords w, out T v0, out T v1, out T v2, out T v3);
+    }
+
+    // y[4b + j] = value j of block b, for the elements below n.
+    internal readonly struct SourceBody<T, TE, TV>(TE y, int n, PhiloxStream key, TV values) : IElementBody
+        where T : unmanaged
+        where TE : struct, IElements<T>
+        where TV : struct, IBlockValues<T>
     {
         public void Run(int b)
         {
-            var w = key.Block(b);
-            Store<uint, TE>(y, b, n, w.X0, w.X1, w.X2, w.X3);
+            values.Values(key.Block(b), out T v0, out T v1, out T v2, out T v3);
+            Store<T, TE>(y, b, n, v0, v1, v2, v3);
         }
     }
 
-    // y[4b + j] = Uniform of word j.
-    internal readonly struct UniformBody<TE>(TE y, int n, PhiloxStream key) : IElementBody
-        where TE : struct, IElements<float>
+    // Word j.
+    internal readonly struct BitsValues : IBlockValues<uint>
     {
-        public void Run(int b)
-        {
-            var w = key.Block(b);
-            Store<float, TE>(y, b, n, ToUniform(w.X0), ToUniform(w.X1), ToUniform(w.X2), ToUniform(w.X3));
-        }
+        public void Values(PhiloxWords w, out uint v0, out uint v1, out uint v2, out uint v3) => (v0, v1, v2, v3) = (w.X0, w.X1, w.X2, w.X3);
     }
 
-    // y[4b + j] = 1 where Uniform of word j < p, else 0.
-    internal readonly struct BernoulliBody<TE>(TE y, int n, PhiloxStream key, float p) : IElementBody
-        where TE : struct, IElements<float>
+    // Uniform of word j.
+    internal readonly struct UniformValues : IBlockValues<float>
     {
-        public void Run(int b)
-        {
-            var w = key.Block(b);
-            Store<float, TE>(y, b, n, ToUniform(w.X0) < p ? 1f : 0f, ToUniform(w.X1) < p ? 1f : 0f, ToUniform(w.X2) < p ? 1f : 0f, ToUniform(w.X3) < p ? 1f : 0f);
-        }
+        public void Values(PhiloxWords w, out float v0, out float v1, out float v2, out float v3) =>
+            (v0, v1, v2, v3) = (ToUniform(w.X0), ToUniform(w.X1), ToUniform(w.X2), ToUniform(w.X3));
     }
 
-    // y[4b + j] = mean + std * Normal: two Box-Muller pairs per block.
-    internal readonly struct NormalBody<TE>(TE y, int n, PhiloxStream key, float mean, float std) : IElementBody
-        where TE : struct, IElements<float>
+    // 1 where Uniform of word j < p, else 0.
+    internal readonly struct BernoulliValues(float p) : IBlockValues<float>
     {
-        public void Run(int b)
+        public void Values(PhiloxWords w, out float v0, out float v1, out float v2, out float v3) =>
+            (v0, v1, v2, v3) = (ToUniform(w.X0) < p ? 1f : 0f, ToUniform(w.X1) < p ? 1f : 0f, ToUniform(w.X2) < p ? 1f : 0f, ToUniform(w.X3) < p ? 1f : 0f);
+    }
+
+    // mean + std * Normal: two Box-Muller pairs per block.
+    internal readonly struct NormalValues(float mean, float std) : IBlockValues<float>
+    {
+        public void Values(PhiloxWords w, out float v0, out float v1, out float v2, out float v3)
         {
-            var w = key.Block(b);
             BoxMuller(w.X0, w.X1, out float z0, out float z1);
             BoxMuller(w.X2, w.X3, out float z2, out float z3);
-            Store<float, TE>(y, b, n, mean + (std * z0), mean + (std * z1), mean + (std * z2), mean + (std * z3));
+            (v0, v1, v2, v3) = (mean + (std * z0), mean + (std * z1), mean + (std * z2), mean + (std * z3));
         }
     }
 
@@ -255,17 +260,17 @@ public static class Philox
             y[i + 3] = v3;
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, BitsBody<ViewElements<uint>>>> BitsDef =
-        KernelDef.Of<int, BitsBody<ViewElements<uint>>>(Elementwise.ForEachKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, SourceBody<uint, ViewElements<uint>, BitsValues>>> BitsDef =
+        KernelDef.Of<int, SourceBody<uint, ViewElements<uint>, BitsValues>>(Elementwise.ForEachKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, UniformBody<ViewElements<float>>>> UniformDef =
-        KernelDef.Of<int, UniformBody<ViewElements<float>>>(Elementwise.ForEachKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, SourceBody<float, ViewElements<float>, UniformValues>>> UniformDef =
+        KernelDef.Of<int, SourceBody<float, ViewElements<float>, UniformValues>>(Elementwise.ForEachKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, BernoulliBody<ViewElements<float>>>> BernoulliDef =
-        KernelDef.Of<int, BernoulliBody<ViewElements<float>>>(Elementwise.ForEachKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, SourceBody<float, ViewElements<float>, BernoulliValues>>> BernoulliDef =
+        KernelDef.Of<int, SourceBody<float, ViewElements<float>, BernoulliValues>>(Elementwise.ForEachKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, NormalBody<ViewElements<float>>>> NormalDef =
-        KernelDef.Of<int, NormalBody<ViewElements<float>>>(Elementwise.ForEachKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, SourceBody<float, ViewElements<float>, NormalValues>>> NormalDef =
+        KernelDef.Of<int, SourceBody<float, ViewElements<float>, NormalValues>>(Elementwise.ForEachKernel);
 
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, BlockBody<ViewElements<uint>>>> BlockDef =
         KernelDef.Of<int, BlockBody<ViewElements<uint>>>(Elementwise.ForEachKernel);
@@ -273,44 +278,19 @@ public static class Philox
     // ---------------------------------------------------------------- launchers
 
     /// <summary>y[i] = <see cref="BitsAt"/>(seed, stream, counter, i), the raw 32-bit word of element i.</summary>
-    public static void Bits(KernelHost host, ArrayView<uint> y, ulong seed, uint stream, uint counter)
-    {
-        if (Start(host, y, nameof(Bits)) is int n)
-        {
-            var key = new PhiloxStream(seed, stream, counter);
-            if (host.RunsManaged)
-                CpuLoops.ForEach(host, BlockCount(n), new BitsBody<PtrElements<uint>>(new(y), n, key));
-            else
-                Elementwise.ForEach(host, BitsDef, BlockCount(n), new(new(y), n, key));
-        }
-    }
+    public static void Bits(KernelHost host, ArrayView<uint> y, ulong seed, uint stream, uint counter) =>
+        Source(host, nameof(Bits), BitsDef, y, new(seed, stream, counter), default(BitsValues));
 
     /// <summary>y[i] = <see cref="UniformAt"/>(seed, stream, counter, i), a uniform float in [0, 1) (24 random bits).</summary>
-    public static void Uniform(KernelHost host, ArrayView<float> y, ulong seed, uint stream, uint counter)
-    {
-        if (Start(host, y, nameof(Uniform)) is int n)
-        {
-            var key = new PhiloxStream(seed, stream, counter);
-            if (host.RunsManaged)
-                CpuLoops.ForEach(host, BlockCount(n), new UniformBody<PtrElements<float>>(new(y), n, key));
-            else
-                Elementwise.ForEach(host, UniformDef, BlockCount(n), new(new(y), n, key));
-        }
-    }
+    public static void Uniform(KernelHost host, ArrayView<float> y, ulong seed, uint stream, uint counter) =>
+        Source(host, nameof(Uniform), UniformDef, y, new(seed, stream, counter), default(UniformValues));
 
     /// <summary>y[i] = 1 with probability <paramref name="p"/> in [0, 1], else 0 (1 where Uniform(i) &lt; p: p 0 gives all zeros, 1 all ones).</summary>
     public static void Bernoulli(KernelHost host, ArrayView<float> y, float p, ulong seed, uint stream, uint counter)
     {
         if (!(p >= 0f && p <= 1f))
             throw new ArgumentOutOfRangeException(nameof(p), p, $"{nameof(Bernoulli)}: p is a probability and must be in [0, 1], got {p}.");
-        if (Start(host, y, nameof(Bernoulli)) is int n)
-        {
-            var key = new PhiloxStream(seed, stream, counter);
-            if (host.RunsManaged)
-                CpuLoops.ForEach(host, BlockCount(n), new BernoulliBody<PtrElements<float>>(new(y), n, key, p));
-            else
-                Elementwise.ForEach(host, BernoulliDef, BlockCount(n), new(new(y), n, key, p));
-        }
+        Source(host, nameof(Bernoulli), BernoulliDef, y, new(seed, stream, counter), new BernoulliValues(p));
     }
 
     /// <summary>y[i] = mean + std * <see cref="NormalAt"/>(seed, stream, counter, i), with mean finite and std finite, zero or more.</summary>
@@ -320,14 +300,7 @@ public static class Philox
             throw new ArgumentOutOfRangeException(nameof(mean), mean, $"{nameof(Normal)}: mean must be finite, got {mean}.");
         if (!(std >= 0f && float.IsFinite(std)))
             throw new ArgumentOutOfRangeException(nameof(std), std, $"{nameof(Normal)}: std must be finite and zero or more, got {std}.");
-        if (Start(host, y, nameof(Normal)) is int n)
-        {
-            var key = new PhiloxStream(seed, stream, counter);
-            if (host.RunsManaged)
-                CpuLoops.ForEach(host, BlockCount(n), new NormalBody<PtrElements<float>>(new(y), n, key, mean, std));
-            else
-                Elementwise.ForEach(host, NormalDef, BlockCount(n), new(new(y), n, key, mean, std));
-        }
+        Source(host, nameof(Normal), NormalDef, y, new(seed, stream, counter), new NormalValues(mean, std));
     }
 
     /// <summary>
@@ -350,12 +323,19 @@ public static class Philox
             Elementwise.ForEach(host, BlockDef, blocks, new(new(counters), new(keys), new(y)));
     }
 
-    // The checks every source launcher makes; its length, or null when there is nothing to write.
-    private static int? Start<T>(KernelHost host, ArrayView<T> y, string op)
+    // The launch of every source: y (n) gets the values of key's blocks.
+    private static void Source<T, TV>(KernelHost host, string op, KernelDef<Action<AcceleratorStream, KernelConfig, int, SourceBody<T, ViewElements<T>, TV>>> def, ArrayView<T> y, PhiloxStream key, TV values)
         where T : unmanaged
+        where TV : struct, IBlockValues<T>
     {
         ArgumentNullException.ThrowIfNull(host);
         Check.Fits32(op, y, nameof(y));
-        return y.Length == 0 ? null : y.IntLength;
+        if (y.Length == 0)
+            return;
+        int n = y.IntLength;
+        if (host.RunsManaged)
+            CpuLoops.ForEach(host, BlockCount(n), new SourceBody<T, PtrElements<T>, TV>(new(y), n, key, values));
+        else
+            Elementwise.ForEach(host, def, BlockCount(n), new(new(y), n, key, values));
     }
 }
