@@ -79,7 +79,7 @@ internal static class Clip
     /// overlapping g) on the device (no host round-trip): PyTorch clip_grad_norm_'s scaling; maxNorm
     /// finite or +∞, at least 0.
     /// </summary>
-    public static void ByNorm(KernelHost host, ArrayView<float> g, ArrayView<float> norm, float maxNorm)
+    public static unsafe void ByNorm(KernelHost host, ArrayView<float> g, ArrayView<float> norm, float maxNorm)
     {
         ArgumentNullException.ThrowIfNull(host);
         Check.Fits32(nameof(ByNorm), g, nameof(g));
@@ -89,9 +89,15 @@ internal static class Clip
         if (g.Length == 0)
             return;
         if (host.RunsManaged)
-            ByNormManaged(host, g, norm, maxNorm);
+        {
+            // The kernel's loop as managed code, its factor from the same float operations once the stream has produced the norm.
+            host.Stream.Synchronize();
+            CpuLoops.Map(host, g, g, new ScaleOp(NormFactor(CpuLoops.Ptr(norm)[0], maxNorm)));
+        }
         else
+        {
             host.Load(ByNormDef)(host.Stream, host.Launch.GridStride(g.Length), g, norm, maxNorm);
+        }
     }
 
     /// <summary>g = min(max(g, lo), hi) in place, lo &lt;= hi (PyTorch clip_grad_value_ with lo = −c, hi = c).</summary>
@@ -115,13 +121,5 @@ internal static class Clip
         if (x.Length == 0)
             return;
         host.Load(AbsMaxDef)(host.Stream, host.Launch.GridStride(x.Length), x, bits);
-    }
-
-    // CPU accelerator: the kernels' loops as managed code on host memory (the factor computed
-    // with the same float operations, after the stream has produced the norm).
-    private static unsafe void ByNormManaged(KernelHost host, ArrayView<float> g, ArrayView<float> norm, float maxNorm)
-    {
-        host.Stream.Synchronize();
-        CpuLoops.Map(host, g, g, new ScaleOp(NormFactor(CpuLoops.Ptr(norm)[0], maxNorm)));
     }
 }

@@ -47,47 +47,26 @@ namespace IlgpuTrain.Kernels;
 /// </summary>
 public readonly struct Conv2dGeometry
 {
-    /// <summary>Batch N.</summary>
-    public readonly int N;
+    /// <summary>Batch N and input channels C.</summary>
+    public readonly int N, C;
 
-    /// <summary>Input channels C.</summary>
-    public readonly int C;
+    /// <summary>Input height H and width W.</summary>
+    public readonly int H, W;
 
-    /// <summary>Input height H.</summary>
-    public readonly int H;
+    /// <summary>Kernel height kh and width kw.</summary>
+    public readonly int KH, KW;
 
-    /// <summary>Input width W.</summary>
-    public readonly int W;
+    /// <summary>Vertical and horizontal stride (sh, sw).</summary>
+    public readonly int SH, SW;
 
-    /// <summary>Kernel height kh.</summary>
-    public readonly int KH;
+    /// <summary>Zero padding (ph, pw): ph at the top and bottom, pw at the left and right.</summary>
+    public readonly int PH, PW;
 
-    /// <summary>Kernel width kw.</summary>
-    public readonly int KW;
+    /// <summary>Vertical and horizontal dilation (dh, dw).</summary>
+    public readonly int DH, DW;
 
-    /// <summary>Vertical stride sh.</summary>
-    public readonly int SH;
-
-    /// <summary>Horizontal stride sw.</summary>
-    public readonly int SW;
-
-    /// <summary>Zero padding at the top and bottom, ph.</summary>
-    public readonly int PH;
-
-    /// <summary>Zero padding at the left and right, pw.</summary>
-    public readonly int PW;
-
-    /// <summary>Vertical dilation dh.</summary>
-    public readonly int DH;
-
-    /// <summary>Horizontal dilation dw.</summary>
-    public readonly int DW;
-
-    /// <summary>Output height Ho = floor((H + 2 ph - dh (kh - 1) - 1) / sh) + 1.</summary>
-    public readonly int HO;
-
-    /// <summary>Output width Wo = floor((W + 2 pw - dw (kw - 1) - 1) / sw) + 1.</summary>
-    public readonly int WO;
+    /// <summary>Output height Ho = floor((H + 2 ph - dh (kh - 1) - 1) / sh) + 1 and width Wo alike.</summary>
+    public readonly int HO, WO;
 
     /// <summary>
     /// The geometry of input (n, c, h, w) (each 0 or more), kernel (kh, kw), stride (sh, sw),
@@ -251,64 +230,101 @@ internal static partial class Conv2d
     /// overwritten (y overlaps no other view): im2col into cols (N, K, P), kept for the backward,
     /// then one GEMM per image, then the channel bias.
     /// </summary>
-    public static unsafe void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias, ArrayView<float> y, ArrayView<float> cols, Conv2dGeometry g, int outChannels)
+    public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias, ArrayView<float> y, ArrayView<float> cols, Conv2dGeometry g, int outChannels) =>
+        Forward(nameof(Conv2d) + "." + nameof(Forward), host, x, weight, bias, y, cols, default, g, outChannels);
+
+    /// <summary>dW (O, C, kh, kw) = sum over n of dy_n cols_n^T, overwritten (the first image's GEMM has beta 0); cols from Forward or Im2Col.</summary>
+    public static void BackwardWeight(KernelHost host, ArrayView<float> dy, ArrayView<float> cols, ArrayView<float> dw, Conv2dGeometry g, int outChannels) =>
+        BackwardWeight(nameof(Conv2d) + "." + nameof(BackwardWeight), host, dy, cols, nameof(cols), dw, g, outChannels);
+
+    /// <summary>dx (N, C, H, W) = col2im(w^T dy_n for each image), overwritten; dcols (N, K, P) is an overwritten workspace.</summary>
+    public static void BackwardInput(KernelHost host, ArrayView<float> weight, ArrayView<float> dy, ArrayView<float> dcols, ArrayView<float> dx, Conv2dGeometry g, int outChannels) =>
+        BackwardInput(nameof(Conv2d) + "." + nameof(BackwardInput), host, weight, dy, dcols, dx, g, outChannels);
+
+    // The float launchers (T float) and their binary16-operand forms (T Half, Conv2dHalf.cs) share
+    // these: the checks, the managed per-image path, or the launchers in sequence.
+    private static unsafe void Forward<T>(string op, KernelHost host, ArrayView<float> x, ArrayView<T> weight, ArrayView<float> bias, ArrayView<float> y, ArrayView<float> cols, ArrayView<Half> colsHalf, Conv2dGeometry g, int outChannels)
+        where T : unmanaged
     {
+        bool half = typeof(T) == typeof(Half);
         ArgumentNullException.ThrowIfNull(host);
-        const string op = nameof(Conv2d) + "." + nameof(Forward);
         CheckIo(op, x, nameof(x), cols, nameof(cols), g);
+        if (half)
+            CheckColumns(op, colsHalf, nameof(colsHalf), g);
         CheckWeight(op, weight, y, nameof(y), bias, g, outChannels);
         long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
-        if (perY == 0 || g.N == 0)
+        if (!half && (perY == 0 || g.N == 0))
             return;
         if (Managed(host, g, outChannels))
         {
-            CpuLoops.For(host, g.N, new ForwardBody(CpuLoops.Ptr(x), CpuLoops.Ptr(weight), CpuLoops.Ptr(bias), CpuLoops.Ptr(y), CpuLoops.Ptr(cols), null, g, outChannels), ImageWork(g, outChannels));
+            float* w = half ? WideWeight(host, weight.Cast<Half>()) : CpuLoops.Ptr(weight.Cast<float>());
+            CpuLoops.For(host, g.N, new ForwardBody(CpuLoops.Ptr(x), w, CpuLoops.Ptr(bias), CpuLoops.Ptr(y), CpuLoops.Ptr(cols), (ushort*)CpuLoops.Ptr(colsHalf), g, outChannels), ImageWork(g, outChannels));
             return;
         }
 
         Im2Col(host, x, cols, g);
+        if (half)
+            Cast.ToHalf(host, cols, colsHalf);
+        if (perY == 0 || g.N == 0)
+            return;
+        var b = half ? colsHalf.Cast<T>() : cols.Cast<T>();
         for (int n = 0; n < g.N; n++)
-            Gemm.Run(host, false, false, outChannels, g.P, g.K, 1f, weight, cols.SubView(n * perCols, perCols), 0f, y.SubView(n * perY, perY));
+            ImageGemm(host, false, false, outChannels, g.P, g.K, weight, b.SubView(n * perCols, perCols), 0f, y.SubView(n * perY, perY));
+        if (half)
+            GemmHalf.RoundToHalfInPlace(host, y);
         if (bias.Length != 0)
             BiasAdd.ForwardChannels(host, y, bias, y, g.N, outChannels, g.P);
     }
 
-    /// <summary>dW (O, C, kh, kw) = sum over n of dy_n cols_n^T, overwritten (the first image's GEMM has beta 0); cols from Forward or Im2Col.</summary>
-    public static unsafe void BackwardWeight(KernelHost host, ArrayView<float> dy, ArrayView<float> cols, ArrayView<float> dw, Conv2dGeometry g, int outChannels)
+    private static unsafe void BackwardWeight<T>(string op, KernelHost host, ArrayView<T> dy, ArrayView<T> cols, string colsName, ArrayView<float> dw, Conv2dGeometry g, int outChannels)
+        where T : unmanaged
     {
         ArgumentNullException.ThrowIfNull(host);
-        const string op = nameof(Conv2d) + "." + nameof(BackwardWeight);
-        CheckColumns(op, cols, nameof(cols), g);
+        CheckColumns(op, cols, colsName, g);
         CheckWeight(op, dw, dy, nameof(dy), default, g, outChannels);
         long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
         if (g.N == 0 || g.P == 0)
             Elementwise.Fill(host, dw, 0f);
+        else if (Managed(host, g, outChannels) && typeof(T) == typeof(Half))
+            BackwardWeightManaged(host, null, null, (Half*)CpuLoops.Ptr(dy), (Half*)CpuLoops.Ptr(cols), dw, g, outChannels, transposeNarrow: true);
         else if (Managed(host, g, outChannels))
-            BackwardWeightManaged(host, CpuLoops.Ptr(dy), CpuLoops.Ptr(cols), null, null, dw, g, outChannels, transposeNarrow: true);
+            BackwardWeightManaged(host, (float*)CpuLoops.Ptr(dy), (float*)CpuLoops.Ptr(cols), null, null, dw, g, outChannels, transposeNarrow: true);
         else
         {
             for (int n = 0; n < g.N; n++)
-                Gemm.Run(host, false, true, outChannels, g.K, g.P, 1f, dy.SubView(n * perY, perY), cols.SubView(n * perCols, perCols), n == 0 ? 0f : 1f, dw);
+                ImageGemm(host, false, true, outChannels, g.K, g.P, dy.SubView(n * perY, perY), cols.SubView(n * perCols, perCols), n == 0 ? 0f : 1f, dw);
         }
     }
 
-    /// <summary>dx (N, C, H, W) = col2im(w^T dy_n for each image), overwritten; dcols (N, K, P) is an overwritten workspace.</summary>
-    public static unsafe void BackwardInput(KernelHost host, ArrayView<float> weight, ArrayView<float> dy, ArrayView<float> dcols, ArrayView<float> dx, Conv2dGeometry g, int outChannels)
+    private static unsafe void BackwardInput<T>(string op, KernelHost host, ArrayView<T> weight, ArrayView<T> dy, ArrayView<float> dcols, ArrayView<float> dx, Conv2dGeometry g, int outChannels)
+        where T : unmanaged
     {
         ArgumentNullException.ThrowIfNull(host);
-        const string op = nameof(Conv2d) + "." + nameof(BackwardInput);
         CheckIo(op, dx, nameof(dx), dcols, nameof(dcols), g);
         CheckWeight(op, weight, dy, nameof(dy), default, g, outChannels);
         long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
         if (Managed(host, g, outChannels))
         {
-            CpuLoops.For(host, g.N, new BackwardInputBody(CpuLoops.Ptr(weight), CpuLoops.Ptr(dy), null, CpuLoops.Ptr(dcols), CpuLoops.Ptr(dx), g, outChannels), ImageWork(g, outChannels));
+            bool half = typeof(T) == typeof(Half);
+            float* w = half ? WideWeight(host, weight.Cast<Half>()) : CpuLoops.Ptr(weight.Cast<float>());
+            var body = new BackwardInputBody(w, half ? null : (float*)CpuLoops.Ptr(dy), half ? (Half*)CpuLoops.Ptr(dy) : null, CpuLoops.Ptr(dcols), CpuLoops.Ptr(dx), g, outChannels);
+            CpuLoops.For(host, g.N, body, ImageWork(g, outChannels));
             return;
         }
 
         for (int n = 0; n < g.N && perCols != 0; n++)
-            Gemm.Run(host, true, false, g.K, g.P, outChannels, 1f, weight, dy.SubView(n * perY, perY), 0f, dcols.SubView(n * perCols, perCols));
+            ImageGemm(host, true, false, g.K, g.P, outChannels, weight, dy.SubView(n * perY, perY), 0f, dcols.SubView(n * perCols, perCols));
         Col2Im(host, dcols, dx, g);
+    }
+
+    // One image's GEMM (alpha 1): Gemm for float operands, GemmHalf for binary16 ones.
+    private static void ImageGemm<T>(KernelHost host, bool transA, bool transB, int m, int n, int k, ArrayView<T> a, ArrayView<T> b, float beta, ArrayView<float> c)
+        where T : unmanaged
+    {
+        if (typeof(T) == typeof(Half))
+            GemmHalf.Run(host, transA, transB, m, n, k, 1f, a.Cast<Half>(), b.Cast<Half>(), beta, c);
+        else
+            Gemm.Run(host, transA, transB, m, n, k, 1f, a.Cast<float>(), b.Cast<float>(), beta, c);
     }
 
     // The CPU accelerator's per-image path needs a non-degenerate GEMM (CpuGemm takes K >= 1);

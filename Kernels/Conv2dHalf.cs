@@ -1,5 +1,3 @@
-using System.Buffers;
-using System.Runtime.Intrinsics;
 using IlgpuTrain.Kernels.Runtime;
 
 namespace IlgpuTrain.Kernels;
@@ -36,70 +34,16 @@ internal static partial class Conv2d
     /// y (N, O, Ho, Wo) = round16(half(w) half(im2col(x))) + b per image, as Forward with weight =
     /// half(w): cols (N, K, P) gets the float columns and colsHalf their binary16 copy (kept for the backward).
     /// </summary>
-    public static unsafe void ForwardHalf(KernelHost host, ArrayView<float> x, ArrayView<Half> weight, ArrayView<float> bias, ArrayView<float> y, ArrayView<float> cols, ArrayView<Half> colsHalf, Conv2dGeometry g, int outChannels)
-    {
-        ArgumentNullException.ThrowIfNull(host);
-        const string op = nameof(Conv2d) + "." + nameof(ForwardHalf);
-        CheckIo(op, x, nameof(x), cols, nameof(cols), g);
-        CheckColumns(op, colsHalf, nameof(colsHalf), g);
-        CheckWeight(op, weight, y, nameof(y), bias, g, outChannels);
-        if (Managed(host, g, outChannels))
-        {
-            var body = new ForwardBody(CpuLoops.Ptr(x), WideWeight(host, weight), CpuLoops.Ptr(bias), CpuLoops.Ptr(y), CpuLoops.Ptr(cols), (ushort*)CpuLoops.Ptr(colsHalf), g, outChannels);
-            CpuLoops.For(host, g.N, body, ImageWork(g, outChannels));
-            return;
-        }
-
-        Im2Col(host, x, cols, g);
-        Cast.ToHalf(host, cols, colsHalf);
-        long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
-        if (perY == 0 || g.N == 0)
-            return;
-        for (int n = 0; n < g.N; n++)
-            GemmHalf.Run(host, false, false, outChannels, g.P, g.K, 1f, weight, colsHalf.SubView(n * perCols, perCols), 0f, y.SubView(n * perY, perY));
-        GemmHalf.RoundToHalfInPlace(host, y);
-        if (bias.Length != 0)
-            BiasAdd.ForwardChannels(host, y, bias, y, g.N, outChannels, g.P);
-    }
+    public static void ForwardHalf(KernelHost host, ArrayView<float> x, ArrayView<Half> weight, ArrayView<float> bias, ArrayView<float> y, ArrayView<float> cols, ArrayView<Half> colsHalf, Conv2dGeometry g, int outChannels) =>
+        Forward(nameof(Conv2d) + "." + nameof(ForwardHalf), host, x, weight, bias, y, cols, colsHalf, g, outChannels);
 
     /// <summary>dW (O, C, kh, kw) = sum over n of half(dy)_n half(cols)_n^T in float32, overwritten; colsHalf from ForwardHalf.</summary>
-    public static unsafe void BackwardWeightHalf(KernelHost host, ArrayView<Half> dy, ArrayView<Half> colsHalf, ArrayView<float> dw, Conv2dGeometry g, int outChannels)
-    {
-        ArgumentNullException.ThrowIfNull(host);
-        const string op = nameof(Conv2d) + "." + nameof(BackwardWeightHalf);
-        CheckColumns(op, colsHalf, nameof(colsHalf), g);
-        CheckWeight(op, dw, dy, nameof(dy), default, g, outChannels);
-        long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
-        if (g.N == 0 || g.P == 0)
-            Elementwise.Fill(host, dw, 0f);
-        else if (Managed(host, g, outChannels))
-            BackwardWeightManaged(host, null, null, (Half*)CpuLoops.Ptr(dy), (Half*)CpuLoops.Ptr(colsHalf), dw, g, outChannels, transposeNarrow: true);
-        else
-        {
-            for (int n = 0; n < g.N; n++)
-                GemmHalf.Run(host, false, true, outChannels, g.K, g.P, 1f, dy.SubView(n * perY, perY), colsHalf.SubView(n * perCols, perCols), n == 0 ? 0f : 1f, dw);
-        }
-    }
+    public static void BackwardWeightHalf(KernelHost host, ArrayView<Half> dy, ArrayView<Half> colsHalf, ArrayView<float> dw, Conv2dGeometry g, int outChannels) =>
+        BackwardWeight(nameof(Conv2d) + "." + nameof(BackwardWeightHalf), host, dy, colsHalf, nameof(colsHalf), dw, g, outChannels);
 
     /// <summary>dx (N, C, H, W) = col2im(half(w)^T half(dy)_n for each image), float32, overwritten; dcols is an overwritten float workspace.</summary>
-    public static unsafe void BackwardInputHalf(KernelHost host, ArrayView<Half> weight, ArrayView<Half> dy, ArrayView<float> dcols, ArrayView<float> dx, Conv2dGeometry g, int outChannels)
-    {
-        ArgumentNullException.ThrowIfNull(host);
-        const string op = nameof(Conv2d) + "." + nameof(BackwardInputHalf);
-        CheckIo(op, dx, nameof(dx), dcols, nameof(dcols), g);
-        CheckWeight(op, weight, dy, nameof(dy), default, g, outChannels);
-        if (Managed(host, g, outChannels))
-        {
-            var body = new BackwardInputBody(WideWeight(host, weight), null, (Half*)CpuLoops.Ptr(dy), CpuLoops.Ptr(dcols), CpuLoops.Ptr(dx), g, outChannels);
-            CpuLoops.For(host, g.N, body, ImageWork(g, outChannels));
-            return;
-        }
-
-        long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
-        for (int n = 0; n < g.N && perCols != 0; n++)
-            GemmHalf.Run(host, true, false, g.K, g.P, outChannels, 1f, weight, dy.SubView(n * perY, perY), 0f, dcols.SubView(n * perCols, perCols));
-        Col2Im(host, dcols, dx, g);
-    }
+    public static void BackwardInputHalf(KernelHost host, ArrayView<Half> weight, ArrayView<Half> dy, ArrayView<float> dcols, ArrayView<float> dx, Conv2dGeometry g, int outChannels) =>
+        BackwardInput(nameof(Conv2d) + "." + nameof(BackwardInputHalf), host, weight, dy, dcols, dx, g, outChannels);
 
     // float(half(w)) in the calling thread's weight buffer, after the stream's pending work.
     private static unsafe float* WideWeight(KernelHost host, ArrayView<Half> weight)

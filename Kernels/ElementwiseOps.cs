@@ -16,12 +16,10 @@ public interface IUnaryOp
 
     /// <summary>y = f(x).</summary>
     /// <param name="x">Input.</param>
-    /// <returns>f(x).</returns>
     float Apply(float x);
 
     /// <summary>y = f(x) in each of eight lanes, bitwise the scalar form's result.</summary>
     /// <param name="x">Inputs.</param>
-    /// <returns>f(x) per lane.</returns>
     Vector256<float> Apply(Vector256<float> x);
 }
 
@@ -32,13 +30,11 @@ public interface IBinaryOp
     /// <summary>y = f(a, b).</summary>
     /// <param name="a">Left input.</param>
     /// <param name="b">Right input.</param>
-    /// <returns>f(a, b).</returns>
     float Apply(float a, float b);
 
     /// <summary>y = f(a, b) in each of eight lanes, bitwise the scalar form's result.</summary>
     /// <param name="a">Left inputs.</param>
     /// <param name="b">Right inputs.</param>
-    /// <returns>f(a, b) per lane.</returns>
     Vector256<float> Apply(Vector256<float> a, Vector256<float> b);
 }
 

@@ -243,24 +243,19 @@ internal static class Gemm
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public readonly void Store(ArrayView<float> c, int i, int j, int step, int m, int n, float alpha, float beta)
         {
-            int i1 = i + step, i2 = i + (2 * step), i3 = i + (3 * step);
-            int j1 = j + step, j2 = j + (2 * step), j3 = j + (3 * step);
-            StoreOne(c, i, j, m, n, alpha, beta, C00);
-            StoreOne(c, i, j1, m, n, alpha, beta, C01);
-            StoreOne(c, i, j2, m, n, alpha, beta, C02);
-            StoreOne(c, i, j3, m, n, alpha, beta, C03);
-            StoreOne(c, i1, j, m, n, alpha, beta, C10);
-            StoreOne(c, i1, j1, m, n, alpha, beta, C11);
-            StoreOne(c, i1, j2, m, n, alpha, beta, C12);
-            StoreOne(c, i1, j3, m, n, alpha, beta, C13);
-            StoreOne(c, i2, j, m, n, alpha, beta, C20);
-            StoreOne(c, i2, j1, m, n, alpha, beta, C21);
-            StoreOne(c, i2, j2, m, n, alpha, beta, C22);
-            StoreOne(c, i2, j3, m, n, alpha, beta, C23);
-            StoreOne(c, i3, j, m, n, alpha, beta, C30);
-            StoreOne(c, i3, j1, m, n, alpha, beta, C31);
-            StoreOne(c, i3, j2, m, n, alpha, beta, C32);
-            StoreOne(c, i3, j3, m, n, alpha, beta, C33);
+            StoreRow(c, i, j, step, m, n, alpha, beta, C00, C01, C02, C03);
+            StoreRow(c, i + step, j, step, m, n, alpha, beta, C10, C11, C12, C13);
+            StoreRow(c, i + (2 * step), j, step, m, n, alpha, beta, C20, C21, C22, C23);
+            StoreRow(c, i + (3 * step), j, step, m, n, alpha, beta, C30, C31, C32, C33);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void StoreRow(ArrayView<float> c, int i, int j, int step, int m, int n, float alpha, float beta, float a0, float a1, float a2, float a3)
+        {
+            StoreOne(c, i, j, m, n, alpha, beta, a0);
+            StoreOne(c, i, j + step, m, n, alpha, beta, a1);
+            StoreOne(c, i, j + (2 * step), m, n, alpha, beta, a2);
+            StoreOne(c, i, j + (3 * step), m, n, alpha, beta, a3);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -6,33 +6,25 @@ using IlgpuTrain.Kernels.Runtime;
 
 namespace IlgpuTrain.Kernels;
 
-// Mixed-precision GEMM: binary16 operands, float32 accumulation and output.
-//
-//   C = alpha * op(A) * op(B) + beta * C
-//   op(A) (M, K): A stored (M, K), or (K, M) when transA     A is ILGPU.Half
-//   op(B) (K, N): B stored (K, N), or (N, K) when transB     B is ILGPU.Half
-//   C     (M, N) float
-//
+// Mixed-precision GEMM: C (M, N) float = alpha op(A) op(B) + beta C with A and B ILGPU.Half,
+// stored and transposed as in Gemm, and Gemm's BLAS semantics (beta == 0 never reads C; alpha == 0
+// or K == 0 gives beta C without reading A or B; M == 0 or N == 0 does nothing).
 // Every half is widened to float exactly (Cast.HalfToFloat), and the products and sums are float,
 // as fp16 tensor-core GEMMs with fp32 accumulation do. So the result equals the float GEMM of the
 // widened operands, within float rounding. FLOPs: 2MNK. Bytes: at least 2(MK + KN) read, 4MN
-// written, plus 4MN read when beta != 0. BLAS semantics exactly as Gemm: beta == 0 never reads C;
-// alpha == 0 or K == 0 gives beta * C without reading A or B; M == 0 or N == 0 does nothing.
+// written, plus 4MN read when beta != 0.
 //
 // RoundToHalf x[i] = float(half(x[i])) in place: value-exact fp16 storage in a float buffer,
 // round to nearest even, |x| >= 65520 becomes +-inf, tiny values flush through the subnormals to
 // +-0. Reads 4 B and writes 4 B per element. Mixed-precision F ops round a GEMM's output with it,
-// so a product beyond 65504 overflows to inf as it would in an fp16 output register.
-//
-// On the CPU accelerator RoundToHalf runs managed (CpuLoops), through Cast's vector bit routines:
-// bitwise the kernel's.
+// so a product beyond 65504 overflows to inf as it would in an fp16 output register. On the CPU
+// accelerator it runs managed (CpuLoops) through Cast's vector bit routines: bitwise the kernel's.
 //
 // Algorithms mirror Gemm: the managed CpuGemm on the CPU accelerator (its float overload on
 // operands widened with Cast's vector routine: the same bits as its binary16 overload, faster),
 // and the shared-memory tiled kernel (GPUs), whose stages hold the widened floats so the inner
-// loop is Gemm's. Backward of Y = X W with half
-// operands is two more GemmHalf calls on the half copies of X, W and dY (each OVERWRITES with
-// beta 0 or accumulates with beta 1, as asked).
+// loop is Gemm's. Backward of Y = X W with half operands is two more GemmHalf calls on the half
+// copies of X, W and dY (each OVERWRITES with beta 0 or accumulates with beta 1, as asked).
 
 /// <summary>Mixed-precision GEMM C (float) = alpha op(A) op(B) + beta C with binary16 A and B: ILGPU kernels and the checked launcher; and the in-place rounding of floats to fp16 values.</summary>
 internal static class GemmHalf

@@ -66,7 +66,7 @@ internal static class LossScale
     /// g *= invScale (1 / scale: positive and finite) in place, and found[0] = 1 if any unscaled value
     /// is inf or NaN (found is not reset: zero it first). With invScale = 1 it only checks.
     /// </summary>
-    public static void Unscale(KernelHost host, ArrayView<float> grads, float invScale, ArrayView<int> found)
+    public static unsafe void Unscale(KernelHost host, ArrayView<float> grads, float invScale, ArrayView<int> found)
     {
         const string op = nameof(LossScale) + "." + nameof(Unscale);
         ArgumentNullException.ThrowIfNull(host);
@@ -77,7 +77,7 @@ internal static class LossScale
         if (grads.Length == 0)
             return;
         if (host.RunsManaged)
-            UnscaleManaged(host, grads, invScale, found);
+            CpuLoops.For(host, grads.Length, new UnscaleBody(CpuLoops.Ptr(grads), invScale, CpuLoops.Ptr(found)));
         else
             host.Load(UnscaleDef)(host.Stream, host.Launch.GridStride(grads.Length), grads, invScale, found);
     }
@@ -88,9 +88,6 @@ internal static class LossScale
 
     // CPU accelerator: the kernel's loop as managed code on host memory; a chunk that saw a
     // non-finite value sets the flag (every writer writes 1, so the race is harmless).
-    private static unsafe void UnscaleManaged(KernelHost host, ArrayView<float> grads, float invScale, ArrayView<int> found) =>
-        CpuLoops.For(host, grads.Length, new UnscaleBody(CpuLoops.Ptr(grads), invScale, CpuLoops.Ptr(found)));
-
     private readonly unsafe struct UnscaleBody(float* grads, float invScale, int* found) : CpuLoops.IRange
     {
         public void Run(int start, int end)
