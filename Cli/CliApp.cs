@@ -9,6 +9,7 @@ internal static class CliApp
     {
         TrainCommand.Create(),
         EvaluateCommand.Create(),
+        DiagnoseCommand.Create(),
         CompareCommand.Create(),
         DevicesCommand.Create(),
         BenchCommand.Create(),

@@ -45,6 +45,7 @@ internal static class TrainCommand
             var callbacks = new List<TrainingCallback>
             {
                 new LearningRateLogger(Path.Combine(config.Output, "learning_rate.csv")),
+                new StepLossLogger(Path.Combine(config.Output, "steps.csv")),
                 new MetricsLogger(Path.Combine(config.Output, "metrics.csv")),
                 new CheckpointCallback(ckptDir, config.ToJson(), saveBest: "val_loss"),
             };
@@ -82,7 +83,7 @@ internal static class TrainCommand
             Console.WriteLine(CurveDiagnosis.Format(findings));
             string png = Path.Combine(config.Output, "curves.png");
             OutputFolder.Writing(png, "plot", () => Plots.SaveCurves(final.History, png, $"{config.Model} on {config.Dataset}"), atomic: true);
-            Console.WriteLine($"wrote {png}, {Path.Combine(config.Output, "metrics.csv")}, {Path.Combine(config.Output, "learning_rate.csv")}, checkpoints in {ckptDir}");
+            Console.WriteLine($"wrote {png}, {Path.Combine(config.Output, "metrics.csv")}, {Path.Combine(config.Output, "learning_rate.csv")}, {Path.Combine(config.Output, "steps.csv")}, checkpoints in {ckptDir}");
             TrainOptions.Warn(findings);
             return 0;
         });

@@ -246,34 +246,25 @@ public sealed class LearningRateLogger : TrainingCallback
     public const string Header = "step,epoch,learning_rate";
 
     private readonly List<(long Step, int Epoch, double LearningRate)> _rows = new();
-    private readonly string? _path;
-    private int _written;
-    private long? _resumedAt;
-    private bool _prepared;
+    private readonly StepCsv _csv;
 
     /// <summary>Creates the logger; nothing is written until the first epoch ends.</summary>
     /// <param name="csvPath">A CSV file to write, or null to keep the values in memory only.</param>
-    public LearningRateLogger(string? csvPath = null)
-    {
-        if (csvPath is not null)
-            ArgumentException.ThrowIfNullOrWhiteSpace(csvPath);
-        _path = csvPath;
-    }
+    public LearningRateLogger(string? csvPath = null) =>
+        _csv = new StepCsv(csvPath, Header, "learning-rate log", cells => cells.Length == 3 && StepCsv.IsNumber(cells[2]));
 
     /// <summary>(step, epoch, learning rate) of every update of the current fit so far.</summary>
     public IReadOnlyList<(long Step, int Epoch, double LearningRate)> Rows => _rows;
 
     /// <summary>A test seam: wraps each stream the logger writes to (the identity by default).</summary>
-    internal Func<Stream, Stream> WrapStream { get; init; } = s => s;
+    internal Func<Stream, Stream> WrapStream { get => _csv.WrapStream; init => _csv.WrapStream = value; }
 
     /// <inheritdoc/>
     public override void OnFitStart(FitStartInfo info)
     {
         ArgumentNullException.ThrowIfNull(info);
         _rows.Clear();
-        _written = 0;
-        _prepared = false;
-        _resumedAt = info.Resumed ? info.State.Step : null;
+        _csv.Start(info);
     }
 
     /// <inheritdoc/>
@@ -281,53 +272,139 @@ public sealed class LearningRateLogger : TrainingCallback
     {
         ArgumentNullException.ThrowIfNull(info);
         if (info.Updated && !double.IsNaN(info.LearningRate))
+        {
             _rows.Add((info.Step, info.Epoch, info.LearningRate));
+            _csv.Add(string.Create(CultureInfo.InvariantCulture, $"{info.Step},{info.Epoch},{info.LearningRate:R}"));
+        }
     }
 
     /// <inheritdoc/>
     public override EpochVerdict OnEpochEnd(EpochInfo info)
     {
-        if (_path is null)
-            return EpochVerdict.Continue;
-        OutputFolder.Writing(_path, "learning-rate log", () =>
+        _csv.Flush();
+        return EpochVerdict.Continue;
+    }
+}
+
+/// <summary>
+/// Records the training loss of every batch, the per-step curve beside the per-epoch metrics, and
+/// optionally writes it as CSV: step,epoch,batch,loss,learning_rate,updated.
+/// </summary>
+/// <remarks>
+/// <para>One row per training batch, micro-batches of gradient accumulation and skipped steps
+/// included: <c>loss</c> is the batch's unscaled loss as trained (with label smoothing, in Train
+/// mode), <c>learning_rate</c> the rate of the last update, <c>updated</c> 1 when the batch ended
+/// in an optimizer update and 0 when it only accumulated or was skipped.</para>
+/// <para>Written as <see cref="LearningRateLogger"/> writes: at the end of each epoch, replaced by a
+/// fresh run, continued by a resumed one from the step it resumes at.</para>
+/// </remarks>
+public sealed class StepLossLogger : TrainingCallback
+{
+    /// <summary>The CSV header.</summary>
+    public const string Header = "step,epoch,batch,loss,learning_rate,updated";
+
+    private readonly List<StepInfo> _rows = new();
+    private readonly StepCsv _csv;
+
+    /// <summary>Creates the logger; nothing is written until the first epoch ends.</summary>
+    /// <param name="csvPath">A CSV file to write (steps.csv beside metrics.csv in the CLI), or null to keep the values in memory only.</param>
+    public StepLossLogger(string? csvPath = null) =>
+        _csv = new StepCsv(csvPath, Header, "step-loss log", cells => cells.Length == 6 && StepCsv.IsNumber(cells[3]));
+
+    /// <summary>Every batch of the current fit so far.</summary>
+    public IReadOnlyList<StepInfo> Rows => _rows;
+
+    /// <inheritdoc/>
+    public override void OnFitStart(FitStartInfo info)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        _rows.Clear();
+        _csv.Start(info);
+    }
+
+    /// <inheritdoc/>
+    public override void OnStep(StepInfo info)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        _rows.Add(info);
+        _csv.Add(string.Create(CultureInfo.InvariantCulture, $"{info.Step},{info.Epoch},{info.Batch},{info.Loss:R},{info.LearningRate:R},{(info.Updated ? 1 : 0)}"));
+    }
+
+    /// <inheritdoc/>
+    public override EpochVerdict OnEpochEnd(EpochInfo info)
+    {
+        _csv.Flush();
+        return EpochVerdict.Continue;
+    }
+}
+
+/// <summary>
+/// A CSV of per-step rows written as epochs end: a fresh run starts the file with its header; a
+/// resumed one keeps the earlier rows up to the step it resumes from (a row cut short by a crash,
+/// or past that step, is dropped). The first write of a fit is atomic: a failure leaves the old file.
+/// </summary>
+internal sealed class StepCsv(string? path, string header, string what, Func<string[], bool> wellFormed)
+{
+    private readonly List<string> _pending = new();
+    private long? _resumedAt;
+    private bool _prepared;
+
+    public Func<Stream, Stream> WrapStream { get; set; } = s => s;
+
+    public static bool IsNumber(string cell) =>
+        double.TryParse(cell, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && !double.IsNaN(v);
+
+    public void Start(FitStartInfo info)
+    {
+        if (path is not null)
+            ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        _pending.Clear();
+        _prepared = false;
+        _resumedAt = info.Resumed ? info.State.Step : null;
+    }
+
+    public void Add(string line)
+    {
+        if (path is not null)
+            _pending.Add(line);
+    }
+
+    public void Flush()
+    {
+        if (path is null)
+            return;
+        OutputFolder.Writing(path, what, () =>
         {
             if (!_prepared)
             {
-                Prepare(_path);
+                Prepare(path);
                 _prepared = true;
             }
 
-            using var file = new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.Read);
+            using var file = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read);
             using var w = new StreamWriter(WrapStream(file), new UTF8Encoding(false)) { NewLine = "\n" };
-            for (; _written < _rows.Count; _written++)
-                w.WriteLine(Line(_rows[_written]));
+            foreach (var line in _pending)
+                w.WriteLine(line);
+            _pending.Clear();
         });
-        return EpochVerdict.Continue;
     }
 
-    private static string Line((long Step, int Epoch, double LearningRate) r) =>
-        string.Create(CultureInfo.InvariantCulture, $"{r.Step},{r.Epoch},{r.LearningRate:R}");
-
-    // A fresh run starts the file with its header; a resumed one keeps the earlier rows up to the
-    // step it resumes from (a row cut short by a crash, or past that step, is dropped). Atomic: a
-    // failure leaves the old file.
-    private void Prepare(string path)
+    private void Prepare(string file)
     {
-        var keep = new List<string> { Header };
-        if (_resumedAt is { } from && File.Exists(path))
+        var keep = new List<string> { header };
+        if (_resumedAt is { } from && File.Exists(file))
         {
-            foreach (var line in File.ReadLines(path).Skip(1))
+            foreach (var line in File.ReadLines(file).Skip(1))
             {
                 var cells = line.Split(',');
-                if (cells.Length == 3
+                if (wellFormed(cells)
                     && long.TryParse(cells[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out long step) && step <= from
-                    && int.TryParse(cells[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out _)
-                    && double.TryParse(cells[2], NumberStyles.Float, CultureInfo.InvariantCulture, out double lr) && !double.IsNaN(lr))
+                    && int.TryParse(cells[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out _))
                     keep.Add(line);
             }
         }
 
-        AtomicFile.Write(path, s =>
+        AtomicFile.Write(file, s =>
         {
             using var w = new StreamWriter(WrapStream(s), new UTF8Encoding(false), 1 << 16, leaveOpen: true) { NewLine = "\n" };
             foreach (var line in keep)
