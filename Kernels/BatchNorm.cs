@@ -57,11 +57,6 @@ internal static class BatchNorm
     // ---------------------------------------------------------------- ILGPU kernels
 
     /// <summary>Kernel: one group per channel (grid-stride over channels by group), two passes, shared-memory trees.</summary>
-    /// <param name="x">Input (N, C, S).</param>
-    /// <param name="mean">Output (C).</param>
-    /// <param name="var">Output (C).</param>
-    /// <param name="n">Batch N.</param>
-    /// <param name="s">Inner size S.</param>
     public static void StatisticsKernel(ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, int n, int s)
     {
         var shared = SharedMemory.Allocate<float>(MaxGroupSize);
@@ -94,16 +89,6 @@ internal static class BatchNorm
     }
 
     /// <summary>Kernel: y = gamma (x - mean) rsqrt(var + eps) + beta, grid-stride over the N*C*S elements.</summary>
-    /// <param name="x">Input (N, C, S).</param>
-    /// <param name="mean">Mean (C).</param>
-    /// <param name="var">Variance (C).</param>
-    /// <param name="gamma">Scale (C); read only when <paramref name="hasGamma"/> is 1.</param>
-    /// <param name="beta">Shift (C); read only when <paramref name="hasBeta"/> is 1.</param>
-    /// <param name="y">Output (N, C, S); may alias x.</param>
-    /// <param name="s">Inner size S (at least 1).</param>
-    /// <param name="eps">Added to the variance.</param>
-    /// <param name="hasGamma">1 to scale by gamma, 0 for gamma = 1.</param>
-    /// <param name="hasBeta">1 to add beta, 0 for beta = 0.</param>
     public static void NormalizeKernel(ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> y, int s, float eps, int hasGamma, int hasBeta)
     {
         int total = y.IntLength;
@@ -121,15 +106,6 @@ internal static class BatchNorm
     }
 
     /// <summary>Kernel: one group per channel writes dgamma = Σ dy x̂ and dbeta = Σ dy through shared-memory trees.</summary>
-    /// <param name="x">Forward input (N, C, S).</param>
-    /// <param name="dy">Upstream gradient (N, C, S).</param>
-    /// <param name="mean">Mean the forward used (C).</param>
-    /// <param name="var">Variance the forward used (C).</param>
-    /// <param name="dgamma">Output (C).</param>
-    /// <param name="dbeta">Output (C).</param>
-    /// <param name="n">Batch N.</param>
-    /// <param name="s">Inner size S.</param>
-    /// <param name="eps">Added to the variance.</param>
     public static void ParamGradsKernel(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> dgamma, ArrayView<float> dbeta, int n, int s, float eps)
     {
         var shared = SharedMemory.Allocate<float>(MaxGroupSize);
@@ -164,18 +140,6 @@ internal static class BatchNorm
     /// Kernel: dx per element, grid-stride. Training: gamma invstd / m (m dy - dbeta - x̂ dgamma);
     /// evaluation: gamma invstd dy.
     /// </summary>
-    /// <param name="x">Forward input (N, C, S).</param>
-    /// <param name="dy">Upstream gradient (N, C, S).</param>
-    /// <param name="mean">Mean the forward used (C).</param>
-    /// <param name="var">Variance the forward used (C).</param>
-    /// <param name="gamma">Scale (C); read only when <paramref name="hasGamma"/> is 1.</param>
-    /// <param name="dgamma">Σ dy x̂ (C); read only in training.</param>
-    /// <param name="dbeta">Σ dy (C); read only in training.</param>
-    /// <param name="dx">Output (N, C, S); may alias dy.</param>
-    /// <param name="s">Inner size S (at least 1).</param>
-    /// <param name="eps">Added to the variance.</param>
-    /// <param name="hasGamma">1 to scale by gamma, 0 for gamma = 1.</param>
-    /// <param name="training">1 when mean and var were the batch's, 0 for running statistics.</param>
     public static void InputGradKernel(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> gamma, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dx, int s, float eps, int hasGamma, int training)
     {
         int total = dx.IntLength;
@@ -531,13 +495,6 @@ internal static class BatchNorm
     // ---------------------------------------------------------------- launchers
 
     /// <summary>Per channel mean and BIASED variance of x (N, C, S), two passes, deterministic. Overwrites mean and var.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (N, C, S), row-major.</param>
-    /// <param name="mean">Output (C); NaN when N S = 0.</param>
-    /// <param name="var">Output (C).</param>
-    /// <param name="n">Batch N.</param>
-    /// <param name="c">Channels C.</param>
-    /// <param name="s">Inner size S (H W, or 1).</param>
     public static void Statistics(KernelHost host, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, int n, int c, int s)
     {
         const string op = nameof(BatchNorm) + "." + nameof(Statistics);
@@ -562,17 +519,6 @@ internal static class BatchNorm
     /// y = gamma (x - mean) / sqrt(var + eps) + beta per channel. Training passes the batch
     /// statistics from <see cref="Statistics"/>, evaluation the running ones. y may alias x.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (N, C, S).</param>
-    /// <param name="mean">Mean (C).</param>
-    /// <param name="var">Variance (C).</param>
-    /// <param name="gamma">Scale (C), or null for 1.</param>
-    /// <param name="beta">Shift (C), or null for 0.</param>
-    /// <param name="y">Output (N, C, S).</param>
-    /// <param name="n">Batch N.</param>
-    /// <param name="c">Channels C.</param>
-    /// <param name="s">Inner size S.</param>
-    /// <param name="eps">Added to the variance.</param>
     public static void Normalize(KernelHost host, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, ArrayView<float>? gamma, ArrayView<float>? beta, ArrayView<float> y, int n, int c, int s, float eps)
     {
         const string op = nameof(BatchNorm) + "." + nameof(Normalize);
@@ -595,15 +541,6 @@ internal static class BatchNorm
     /// new mean = (1 - momentum) mean + momentum batch mean, new var = (1 - momentum) var + momentum
     /// batch var m / (m - 1). Overwrites the new buffers (they may alias the old ones).
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="mean">Batch mean (C).</param>
-    /// <param name="var">Batch BIASED variance (C).</param>
-    /// <param name="m">Values per channel, N S (at least 2: the unbiased variance divides by m - 1).</param>
-    /// <param name="momentum">Weight of the batch statistics (PyTorch's default 0.1).</param>
-    /// <param name="runningMean">Running mean (C).</param>
-    /// <param name="runningVar">Running variance (C).</param>
-    /// <param name="newRunningMean">Output (C).</param>
-    /// <param name="newRunningVar">Output (C).</param>
     public static void Running(KernelHost host, ArrayView<float> mean, ArrayView<float> var, int m, float momentum, ArrayView<float> runningMean, ArrayView<float> runningVar, ArrayView<float> newRunningMean, ArrayView<float> newRunningVar)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -625,9 +562,6 @@ internal static class BatchNorm
     }
 
     /// <summary>next[0] = counter[0] + 1: num_batches_tracked after a training batch. next may alias counter.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="counter">The count (1).</param>
-    /// <param name="next">Output (1).</param>
     public static void Increment(KernelHost host, ArrayView<int> counter, ArrayView<int> next)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -641,17 +575,6 @@ internal static class BatchNorm
     }
 
     /// <summary>dgamma = Σ dy x̂ and dbeta = Σ dy per channel, x̂ from the mean and var the forward used. Overwrites both.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Forward input (N, C, S).</param>
-    /// <param name="dy">Upstream gradient (N, C, S).</param>
-    /// <param name="mean">Mean the forward used (C).</param>
-    /// <param name="var">Variance the forward used (C).</param>
-    /// <param name="dgamma">Output (C).</param>
-    /// <param name="dbeta">Output (C).</param>
-    /// <param name="n">Batch N.</param>
-    /// <param name="c">Channels C.</param>
-    /// <param name="s">Inner size S.</param>
-    /// <param name="eps">Added to the variance.</param>
     public static void ParamGrads(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> dgamma, ArrayView<float> dbeta, int n, int c, int s, float eps)
     {
         const string op = nameof(BatchNorm) + "." + nameof(ParamGrads);
@@ -676,20 +599,6 @@ internal static class BatchNorm
     /// dx = gamma invstd / m (m dy - dbeta - x̂ dgamma), with dgamma and dbeta from
     /// <see cref="ParamGrads"/>. Evaluation: dx = gamma invstd dy. Overwrites dx (it may alias dy).
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Forward input (N, C, S).</param>
-    /// <param name="dy">Upstream gradient (N, C, S).</param>
-    /// <param name="mean">Mean the forward used (C).</param>
-    /// <param name="var">Variance the forward used (C).</param>
-    /// <param name="gamma">Scale (C), or null for 1.</param>
-    /// <param name="dgamma">Σ dy x̂ (C); read in training only.</param>
-    /// <param name="dbeta">Σ dy (C); read in training only.</param>
-    /// <param name="dx">Output (N, C, S).</param>
-    /// <param name="n">Batch N.</param>
-    /// <param name="c">Channels C.</param>
-    /// <param name="s">Inner size S.</param>
-    /// <param name="eps">Added to the variance.</param>
-    /// <param name="training">Whether the forward used batch statistics.</param>
     public static void InputGrad(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float>? gamma, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dx, int n, int c, int s, float eps, bool training)
     {
         const string op = nameof(BatchNorm) + "." + nameof(InputGrad);

@@ -36,13 +36,9 @@ internal static class Cast
     /// backend. Call it inside kernels instead of <c>(Half)x</c>, which truncates on the CPU
     /// accelerator.
     /// </summary>
-    /// <param name="x">The value.</param>
-    /// <returns>The nearest half.</returns>
     public static Half FloatToHalf(float x) => Interop.IntAsFloat((ushort)FloatToHalfBits(Interop.FloatAsInt(x)));
 
     /// <summary>half to float (exact), in integer arithmetic: the same bits on every backend.</summary>
-    /// <param name="x">The half.</param>
-    /// <returns>The same value as a float.</returns>
     public static float HalfToFloat(Half x) => Interop.IntAsFloat(HalfToFloatBits(Interop.FloatAsInt(x)));
 
     internal static uint FloatToHalfBits(uint f)
@@ -128,9 +124,6 @@ internal static class Cast
     // ---------------------------------------------------------------- launchers
 
     /// <summary>y = half(x): round to nearest even, +-inf from 65520 up, NaN stays NaN.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (n).</param>
-    /// <param name="y">Output (n).</param>
     public static unsafe void ToHalf(KernelHost host, ArrayView<float> x, ArrayView<Half> y)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -147,9 +140,6 @@ internal static class Cast
     }
 
     /// <summary>y = float(x), exact.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (n).</param>
-    /// <param name="y">Output (n).</param>
     public static unsafe void ToFloat(KernelHost host, ArrayView<Half> x, ArrayView<float> y)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -172,10 +162,6 @@ internal static class Cast
     private const int ParallelMin = 1 << 18;
 
     /// <summary>Waits for the stream, then runs a cast body over [0, n), split over threads from <see cref="ParallelMin"/> elements.</summary>
-    /// <typeparam name="TBody">The body.</typeparam>
-    /// <param name="host">The host.</param>
-    /// <param name="n">Elements.</param>
-    /// <param name="body">The body.</param>
     internal static void Each<TBody>(KernelHost host, long n, TBody body)
         where TBody : struct, CpuLoops.IRange
     {
@@ -193,8 +179,6 @@ internal static class Cast
     /// <see cref="FloatToHalfBits"/> on eight lanes (bits of floats in, half bits in the low 16 bits
     /// of each lane out), bit for bit.
     /// </summary>
-    /// <param name="f">Float bits.</param>
-    /// <returns>Half bits.</returns>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<uint> FloatToHalfBits(Vector256<uint> f)
     {
@@ -220,8 +204,6 @@ internal static class Cast
     }
 
     /// <summary><see cref="HalfToFloatBits"/> on eight lanes (half bits in the low 16 bits of each lane), bit for bit.</summary>
-    /// <param name="h">Half bits.</param>
-    /// <returns>Float bits.</returns>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<uint> HalfToFloatBits(Vector256<uint> h)
     {
@@ -252,8 +234,6 @@ internal static class Cast
     /// from 65520 on that lands at or past 65536, which is inf; below 2^-14, (|x| + 0.5) - 0.5 is
     /// |x| rounded to a multiple of 2^-24 (two IEEE ops, the second exact).
     /// </summary>
-    /// <param name="f">Float bits.</param>
-    /// <returns>The bits of the nearest fp16 value as a float.</returns>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<uint> RoundToHalfBits(Vector256<uint> f)
     {

@@ -41,24 +41,10 @@ internal static class Concat
     // ---------------------------------------------------------------- launchers
 
     /// <summary>Writes one input into its columns of the output: y[o, offset + j] = x[o, j].</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">The input (outer, width).</param>
-    /// <param name="y">The output (outer, yWidth); only the input's columns are written.</param>
-    /// <param name="outer">Rows: the product of the dimensions before the axis.</param>
-    /// <param name="width">The input's columns: its size along the axis times inner.</param>
-    /// <param name="yWidth">The output's columns.</param>
-    /// <param name="offset">The input's first column in y: the sizes of the inputs before it times inner.</param>
     public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int outer, int width, int yWidth, int offset) =>
         Slice("Concat.Forward", host, x, nameof(x), y, nameof(y), outer, width, yWidth, offset, 1);
 
     /// <summary>Copies one input's columns of dy back out: dx[o, j] = dy[o, offset + j] (overwrites dx).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="dy">The output gradient (outer, yWidth).</param>
-    /// <param name="dx">The input's gradient (outer, width), overwritten.</param>
-    /// <param name="outer">Rows.</param>
-    /// <param name="width">The input's columns.</param>
-    /// <param name="yWidth">The output's columns.</param>
-    /// <param name="offset">The input's first column in dy.</param>
     public static void Backward(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, int outer, int width, int yWidth, int offset) =>
         Slice("Concat.Backward", host, dx, nameof(dx), dy, nameof(dy), outer, width, yWidth, offset, 0);
 

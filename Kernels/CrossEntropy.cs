@@ -86,9 +86,6 @@ internal static class CrossEntropy
     // ---------------------------------------------------------------- host-side checks
 
     /// <summary>Throws if a target is neither <paramref name="ignoreIndex"/> nor a class in [0, C).</summary>
-    /// <param name="targets">Class indices (N), on the host.</param>
-    /// <param name="classes">C.</param>
-    /// <param name="ignoreIndex">Target value of ignored rows.</param>
     /// <exception cref="ArgumentOutOfRangeException">Names the first bad index and its value.</exception>
     public static void ValidateTargets(ReadOnlySpan<int> targets, int classes, int ignoreIndex = CrossEntropyOptions.DefaultIgnoreIndex)
     {
@@ -251,23 +248,12 @@ internal static class CrossEntropy
     // ---------------------------------------------------------------- launchers
 
     /// <summary>Scratch floats <see cref="Backward"/> needs: 1 for Mean (the shared row scale dLoss / count), else 0.</summary>
-    /// <param name="reduction">The reduction.</param>
-    /// <returns>The scratch length.</returns>
     public static int BackwardScratchLength(LossReduction reduction) => reduction == LossReduction.Mean ? 1 : 0;
 
     /// <summary>
     /// Cross-entropy forward: per-row losses into <paramref name="losses"/> and, for Mean and Sum,
     /// the reduced loss into <paramref name="loss"/>[0], all on the device.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="logits">Logits (N, C), row-major.</param>
-    /// <param name="targets">Class indices (N): in [0, C) or the ignore index.</param>
-    /// <param name="losses">Per-row losses (N), overwritten; 0 for ignored rows, NaN for out-of-range targets.</param>
-    /// <param name="loss">The reduced loss (1) for Mean and Sum; unused (may be empty) for None.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Classes C, at least 1.</param>
-    /// <param name="options">Reduction, label smoothing and ignore_index; <see cref="CrossEntropyOptions.Default"/> when null.</param>
-    /// <param name="errors">Empty, or a 1-element counter to which the number of out-of-range targets is added (it is not reset).</param>
     public static void Forward(KernelHost host, ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> losses, ArrayView<float> loss, int n, int c, CrossEntropyOptions? options = null, ArrayView<int> errors = default)
     {
         const string op = nameof(CrossEntropy) + "." + nameof(Forward);
@@ -302,15 +288,6 @@ internal static class CrossEntropy
     /// dLoss[0] / count (Mean), dLoss[0] (Sum) or dLoss[i] (None). Ignored rows get 0. Overwrites
     /// dlogits; reads dLoss on the device, so no host round-trip is needed.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="logits">Logits (N, C), the forward input.</param>
-    /// <param name="targets">Class indices (N).</param>
-    /// <param name="dLoss">Upstream gradient: 1 element for Mean and Sum, N for None.</param>
-    /// <param name="dlogits">Gradient (N, C), overwritten; may alias logits.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Classes C, at least 1.</param>
-    /// <param name="options">Reduction, label smoothing and ignore_index; <see cref="CrossEntropyOptions.Default"/> when null.</param>
-    /// <param name="scratch">At least <see cref="BackwardScratchLength"/> floats (1 for Mean; may be empty otherwise).</param>
     public static void Backward(KernelHost host, ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> dLoss, ArrayView<float> dlogits, int n, int c, CrossEntropyOptions? options = null, ArrayView<float> scratch = default)
     {
         const string op = nameof(CrossEntropy) + "." + nameof(Backward);
@@ -346,14 +323,6 @@ internal static class CrossEntropy
     /// OffTarget 1 - eps on the true class and eps / (C - 1) elsewhere. Ignored rows are zero and
     /// rows with an out-of-range target NaN. For soft-target losses and tests.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="targets">Class indices (N).</param>
-    /// <param name="smoothed">Output (N, C), overwritten.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Classes C, at least 1.</param>
-    /// <param name="eps">Label smoothing in [0, 1].</param>
-    /// <param name="smoothing">The convention.</param>
-    /// <param name="ignoreIndex">Target value of ignored rows.</param>
     public static void SmoothedTargets(KernelHost host, ArrayView<int> targets, ArrayView<float> smoothed, int n, int c, float eps, LabelSmoothing smoothing = LabelSmoothing.Uniform, int ignoreIndex = CrossEntropyOptions.DefaultIgnoreIndex)
     {
         const string op = nameof(CrossEntropy) + "." + nameof(SmoothedTargets);

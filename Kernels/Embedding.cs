@@ -98,13 +98,6 @@ internal static class Embedding
     /// [0, V), errors[1] = N - (first such position), 0 when none. Rows of out-of-range indices are NaN.
     /// Nothing is read back: call <see cref="DescribeErrors"/> on the flag's values to report them.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="indices">Indices (N).</param>
-    /// <param name="weight">W (V, D).</param>
-    /// <param name="y">Output (N, D), overwritten.</param>
-    /// <param name="v">Vocabulary size V.</param>
-    /// <param name="d">Embedding dimension D.</param>
-    /// <param name="errors">The flag (<see cref="ErrorsLength"/> ints), overwritten.</param>
     public static void Forward(KernelHost host, ArrayView<int> indices, ArrayView<float> weight, ArrayView<float> y, int v, int d, ArrayView<int> errors)
     {
         const string op = "Embedding.Forward";
@@ -131,13 +124,6 @@ internal static class Embedding
     /// dW[v, :] = sum of dy[n, :] over n with indices[n] == v, summed in increasing n (deterministic);
     /// the padding row and rows no index names get 0; out-of-range indices contribute nothing.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="indices">Indices (N).</param>
-    /// <param name="dy">Output gradient (N, D).</param>
-    /// <param name="dWeight">dW (V, D), overwritten.</param>
-    /// <param name="v">Vocabulary size V.</param>
-    /// <param name="d">Embedding dimension D.</param>
-    /// <param name="paddingIdx">The row that gets no gradient, in [-V, V) (negative counts from the end, as PyTorch), or null.</param>
     public static void Backward(KernelHost host, ArrayView<int> indices, ArrayView<float> dy, ArrayView<float> dWeight, int v, int d, int? paddingIdx = null)
     {
         const string op = "Embedding.Backward";
@@ -152,10 +138,6 @@ internal static class Embedding
     }
 
     /// <summary>PyTorch's padding_idx rule: null stays null; p in [-V, V) becomes p, or V + p when negative.</summary>
-    /// <param name="op">The operation, for the message.</param>
-    /// <param name="paddingIdx">The padding index.</param>
-    /// <param name="v">Vocabulary size V.</param>
-    /// <returns>The row in [0, V), or null.</returns>
     /// <exception cref="ArgumentOutOfRangeException">paddingIdx is outside [-V, V).</exception>
     public static int? NormalizePadding(string op, int? paddingIdx, int v)
     {
@@ -167,13 +149,6 @@ internal static class Embedding
     }
 
     /// <summary>The message for a nonzero error flag, or null when every index was in range.</summary>
-    /// <param name="op">The operation.</param>
-    /// <param name="count">errors[0].</param>
-    /// <param name="firstFromEnd">errors[1] = N - first position.</param>
-    /// <param name="n">N.</param>
-    /// <param name="value">The index at the first position (read by the caller).</param>
-    /// <param name="v">V.</param>
-    /// <returns>The message, or null.</returns>
     public static string? DescribeErrors(string op, int count, int firstFromEnd, int n, int value, int v) =>
         count == 0 ? null : $"{op}: {count} of the {n} indices are outside [0, {v}) for a weight of V = {v} rows; the first is indices[{n - firstFromEnd}] (flat position) = {value}.";
 

@@ -355,16 +355,6 @@ internal static class LayerNorm
     /// y = gamma (x - mean) / sqrt(var + eps) + beta over each row of x (N, D), biased variance;
     /// saves each row's mean and rstd = 1 / sqrt(var + eps) for the backward. y may alias x.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (N, D), row-major.</param>
-    /// <param name="gamma">Scale (D), or null for 1.</param>
-    /// <param name="beta">Shift (D), or null for 0.</param>
-    /// <param name="y">Output (N, D).</param>
-    /// <param name="mean">Output (N).</param>
-    /// <param name="rstd">Output (N).</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="d">Row length D (at least 1).</param>
-    /// <param name="eps">Added to the variance (PyTorch's default 1e-5).</param>
     public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float>? gamma, ArrayView<float>? beta, ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, int n, int d, float eps)
     {
         const string op = nameof(LayerNorm) + "." + nameof(Forward);
@@ -387,15 +377,6 @@ internal static class LayerNorm
     }
 
     /// <summary>dx = rstd (g - mean(g) - x̂ mean(g x̂)) per row, g = dy gamma, from the saved statistics. Overwrites dx (it may alias dy).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Forward input (N, D).</param>
-    /// <param name="dy">Upstream gradient (N, D).</param>
-    /// <param name="gamma">Scale (D), or null for 1.</param>
-    /// <param name="mean">Saved row means (N).</param>
-    /// <param name="rstd">Saved row 1/std (N).</param>
-    /// <param name="dx">Output (N, D).</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="d">Row length D.</param>
     public static void InputGrad(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float>? gamma, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> dx, int n, int d)
     {
         const string op = nameof(LayerNorm) + "." + nameof(InputGrad);
@@ -417,15 +398,6 @@ internal static class LayerNorm
     }
 
     /// <summary>dgamma_j = Σ over rows of dy x̂ and dbeta_j = Σ over rows of dy (deterministic column sums). Overwrites both.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Forward input (N, D).</param>
-    /// <param name="dy">Upstream gradient (N, D).</param>
-    /// <param name="mean">Saved row means (N).</param>
-    /// <param name="rstd">Saved row 1/std (N).</param>
-    /// <param name="dgamma">Output (D).</param>
-    /// <param name="dbeta">Output (D).</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="d">Row length D.</param>
     public static void ParamGrads(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> dgamma, ArrayView<float> dbeta, int n, int d)
     {
         const string op = nameof(LayerNorm) + "." + nameof(ParamGrads);

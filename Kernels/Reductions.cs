@@ -72,9 +72,6 @@ internal static class Reductions
     /// Kernel, deterministic pass 1: group g writes partials[g], the combination of
     /// Map(x[i]) over its threads' grid-stride slices.
     /// </summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="x">Input (n).</param>
-    /// <param name="partials">One partial per group.</param>
     public static void FlatPartialsKernel<TOp>(ArrayView<float> x, ArrayView<float> partials)
         where TOp : struct, IReduceOp
     {
@@ -89,10 +86,6 @@ internal static class Reductions
     /// Kernel, deterministic pass 2 (one group; also finishes an Atomic reduction in place, partials = result): result[0] = Finish(partials
     /// combined, count). Thread t takes partials t, t + G, ... in order, then the tree.
     /// </summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="partials">The partials of pass 1.</param>
-    /// <param name="result">Output (1).</param>
-    /// <param name="count">Number of input elements, for Finish.</param>
     public static void FlatCombineKernel<TOp>(ArrayView<float> partials, ArrayView<float> result, int count)
         where TOp : struct, IReduceOp
     {
@@ -112,9 +105,6 @@ internal static class Reductions
     /// Kernel, Atomic mode: each group combines its slice with the shared-memory
     /// tree, then thread 0 combines that into result[0] atomically (result holds the identity first).
     /// </summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="x">Input (n).</param>
-    /// <param name="result">Accumulated output (1); Finish is applied by a later launch.</param>
     public static void FlatAtomicKernel<TOp>(ArrayView<float> x, ArrayView<float> result)
         where TOp : struct, IReduceOp
     {
@@ -129,10 +119,6 @@ internal static class Reductions
     /// Kernel: one group per row (grid-stride over rows); thread t takes columns
     /// t, t + G, ... of the row, then the group's tree gives result[r].
     /// </summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="x">Row-major (R, C) input.</param>
-    /// <param name="result">Output (R).</param>
-    /// <param name="cols">C.</param>
     public static void RowsKernel<TOp>(ArrayView<float> x, ArrayView<float> result, int cols)
         where TOp : struct, IReduceOp
     {
@@ -161,10 +147,6 @@ internal static class Reductions
     /// so W neighbouring threads read W neighbouring floats (coalesced); a tree over the L row
     /// lanes gives result[c].
     /// </summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="x">Row-major (R, C) input.</param>
-    /// <param name="result">Output (C).</param>
-    /// <param name="rows">R.</param>
     public static void ColumnsKernel<TOp>(ArrayView<float> x, ArrayView<float> result, int rows)
         where TOp : struct, IReduceOp
     {
@@ -566,9 +548,6 @@ internal static class Reductions
     /// <paramref name="n"/> elements needs on <paramref name="host"/>: one partial per group
     /// (kernels) or per chain (managed), at most <see cref="LaunchPolicy.MaxReduceGroups"/>.
     /// </summary>
-    /// <param name="host">Where the reduction will run.</param>
-    /// <param name="n">Number of input elements.</param>
-    /// <returns>The scratch length (0 for an empty input).</returns>
     public static int ScratchLength(KernelHost host, long n)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -771,7 +750,6 @@ internal static class Reductions
 }
 
 /// <summary>The kernels of one reduction operator: flat (both passes, both modes), rows and columns.</summary>
-/// <typeparam name="TOp">The operator.</typeparam>
 internal sealed class ReduceKernels<TOp> : IKernelSet
     where TOp : struct, IReduceOp
 {

@@ -41,11 +41,6 @@ internal static class Softmax
     private static readonly ForEachDef<BackwardBody<ViewElements<float>>> BackwardDef = new();
 
     /// <summary>y = softmax(x) along each row of the (N, C) matrix x, max subtracted for stability.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (N, C), row-major.</param>
-    /// <param name="y">Output (N, C); may alias x.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Columns (classes) C.</param>
     public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c)
     {
         if (!RowShapes.Require(host, nameof(Softmax) + "." + nameof(Forward), n, c, (x, nameof(x)), (y, nameof(y))))
@@ -60,12 +55,6 @@ internal static class Softmax
     /// Softmax VJP: dx = y * (dy - rowsum(dy * y)), from the forward output y = softmax(x).
     /// Overwrites dx.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="y">Forward output softmax(x) (N, C).</param>
-    /// <param name="dy">Upstream gradient (N, C).</param>
-    /// <param name="dx">Gradient with respect to x (N, C), overwritten; may alias y or dy.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Columns C.</param>
     public static void Backward(KernelHost host, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c)
     {
         if (!RowShapes.Require(host, nameof(Softmax) + "." + nameof(Backward), n, c, (y, nameof(y)), (dy, nameof(dy)), (dx, nameof(dx))))
@@ -113,11 +102,6 @@ internal static class LogSoftmax
     private static readonly ForEachDef<BackwardBody<ViewElements<float>>> BackwardDef = new();
 
     /// <summary>y = log(softmax(x)) along each row of the (N, C) matrix x, computed as x - max - log-sum-exp.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (N, C), row-major.</param>
-    /// <param name="y">Output (N, C); may alias x.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Columns C.</param>
     public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c)
     {
         if (!RowShapes.Require(host, nameof(LogSoftmax) + "." + nameof(Forward), n, c, (x, nameof(x)), (y, nameof(y))))
@@ -132,12 +116,6 @@ internal static class LogSoftmax
     /// Log-softmax VJP: dx = dy - exp(y) * rowsum(dy), from the forward output y = log-softmax(x)
     /// (exp(y) is softmax(x)). Overwrites dx.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="y">Forward output log-softmax(x) (N, C).</param>
-    /// <param name="dy">Upstream gradient (N, C).</param>
-    /// <param name="dx">Gradient with respect to x (N, C), overwritten; may alias y or dy.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Columns C.</param>
     public static void Backward(KernelHost host, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c)
     {
         if (!RowShapes.Require(host, nameof(LogSoftmax) + "." + nameof(Backward), n, c, (y, nameof(y)), (dy, nameof(dy)), (dx, nameof(dx))))
@@ -186,11 +164,6 @@ internal static class LogSoftmax
 internal static class SoftmaxRow
 {
     /// <summary>m = max_k x[o + k] over the row's c entries (c at least 1), by XMath.Max in index order.</summary>
-    /// <typeparam name="TF">The accessor: a view in kernels, a pointer in managed loops.</typeparam>
-    /// <param name="x">The values.</param>
-    /// <param name="o">The row's first index.</param>
-    /// <param name="c">The row's length.</param>
-    /// <returns>The row max.</returns>
     public static float Max<TF>(TF x, int o, int c)
         where TF : struct, IElements<float>
     {
@@ -201,12 +174,6 @@ internal static class SoftmaxRow
     }
 
     /// <summary>sum_k exp(x[o + k] - m) in index order: the row max subtracted first, so no term overflows.</summary>
-    /// <typeparam name="TF">The accessor.</typeparam>
-    /// <param name="x">The values.</param>
-    /// <param name="o">The row's first index.</param>
-    /// <param name="c">The row's length.</param>
-    /// <param name="m">The row max.</param>
-    /// <returns>The sum, in [1, c] for finite rows.</returns>
     public static float SumExp<TF>(TF x, int o, int c, float m)
         where TF : struct, IElements<float>
     {
@@ -221,12 +188,6 @@ internal static class SoftmaxRow
 internal static class RowShapes
 {
     /// <summary>Throws unless n, c are non-negative and every view holds exactly N * C floats.</summary>
-    /// <param name="host">The host (must not be null).</param>
-    /// <param name="op">The operation, for messages.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Columns C.</param>
-    /// <param name="views">The (N, C) views with their names.</param>
-    /// <returns>Whether there is work (N and C both positive).</returns>
     public static bool Require(KernelHost host, string op, int n, int c, params ReadOnlySpan<(ArrayView<float> View, string Name)> views)
     {
         ArgumentNullException.ThrowIfNull(host);

@@ -31,25 +31,15 @@ internal static unsafe class CpuLoops
     internal interface IRange
     {
         /// <summary>Runs indices start (inclusive) to end (exclusive).</summary>
-        /// <param name="start">First index.</param>
-        /// <param name="end">One past the last index.</param>
         void Run(int start, int end);
     }
 
     /// <summary>Host address of a CPU-accelerator view.</summary>
-    /// <typeparam name="T">Element type.</typeparam>
-    /// <param name="view">The view (CPU accelerator memory).</param>
-    /// <returns>The pointer to its first element.</returns>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static T* Ptr<T>(ArrayView<T> view)
         where T : unmanaged => view.Length == 0 ? null : (T*)view.LoadEffectiveAddressAsPtr();
 
     /// <summary>Waits for queued kernels, then runs body over [0, n), split over threads for large n.</summary>
-    /// <typeparam name="TBody">The loop body.</typeparam>
-    /// <param name="host">The host (its stream is synchronized; MaxGroups caps the threads).</param>
-    /// <param name="n">Length.</param>
-    /// <param name="body">The body.</param>
-    /// <param name="grain">Elements per index (a row's width), so the split depends on the work, not the index count.</param>
     internal static void For<TBody>(KernelHost host, long n, TBody body, int grain = 1)
         where TBody : struct, IRange
     {
@@ -74,51 +64,26 @@ internal static unsafe class CpuLoops
     }
 
     /// <summary>body.Run(i) for i in [0, n) (Elementwise.ForEachKernel).</summary>
-    /// <typeparam name="TBody">The body, over host pointers.</typeparam>
-    /// <param name="host">The host.</param>
-    /// <param name="n">Length.</param>
-    /// <param name="body">The body.</param>
-    /// <param name="grain">Elements per index (a row's width for a row body), as in <see cref="For{TBody}"/>.</param>
     internal static void ForEach<TBody>(KernelHost host, long n, TBody body, int grain = 1)
         where TBody : struct, IElementBody =>
         For(host, n, new EachBody<TBody>(body), grain);
 
     /// <summary>y = op(x) elementwise (Elementwise.MapKernel).</summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="host">The host.</param>
-    /// <param name="x">Input.</param>
-    /// <param name="y">Output (may alias x).</param>
-    /// <param name="op">The operator.</param>
     internal static void Map<TOp>(KernelHost host, ArrayView<float> x, ArrayView<float> y, TOp op)
         where TOp : struct, IUnaryOp =>
         For(host, y.Length, new MapBody<TOp>(Ptr(x), Ptr(y), op));
 
     /// <summary>y = op(a, b) elementwise (Elementwise.ZipKernel).</summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="host">The host.</param>
-    /// <param name="a">Left input.</param>
-    /// <param name="b">Right input.</param>
-    /// <param name="y">Output (may alias an input).</param>
-    /// <param name="op">The operator.</param>
     internal static void Zip<TOp>(KernelHost host, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, TOp op)
         where TOp : struct, IBinaryOp =>
         For(host, y.Length, new ZipBody<TOp>(Ptr(a), Ptr(b), Ptr(y), op));
 
     /// <summary>dx = dy * op.Derivative(x) (Activations.BackwardKernel).</summary>
-    /// <typeparam name="TOp">The activation.</typeparam>
-    /// <param name="host">The host.</param>
-    /// <param name="x">Forward input.</param>
-    /// <param name="dy">Output gradient.</param>
-    /// <param name="dx">Input gradient (may alias dy).</param>
-    /// <param name="op">The activation.</param>
     internal static void ActivationBackward<TOp>(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx, TOp op)
         where TOp : struct, IActivationOp =>
         For(host, dx.Length, new BackwardBody<TOp>(Ptr(x), Ptr(dy), Ptr(dx), op));
 
     /// <summary>y = value (Elementwise.FillKernel, Broadcast).</summary>
-    /// <param name="host">The host.</param>
-    /// <param name="y">Output.</param>
-    /// <param name="value">Value.</param>
     internal static void Fill(KernelHost host, ArrayView<float> y, float value)
     {
         host.Stream.Synchronize();
@@ -126,21 +91,10 @@ internal static unsafe class CpuLoops
     }
 
     /// <summary>y[r, j] = x[r, j] + b[j] over rows of width f (BiasAdd.AddBody with S = 1).</summary>
-    /// <param name="host">The host.</param>
-    /// <param name="x">Input (rows * f).</param>
-    /// <param name="b">Bias (f).</param>
-    /// <param name="y">Output (may alias x).</param>
-    /// <param name="f">Row width.</param>
     internal static void BiasRows(KernelHost host, ArrayView<float> x, ArrayView<float> b, ArrayView<float> y, int f) =>
         For(host, y.Length / f, new BiasRowsBody(Ptr(x), Ptr(b), Ptr(y), f), f);
 
     /// <summary>y[p, s] = x[p, s] + b[p % c] over planes of s (BiasAdd.AddBody).</summary>
-    /// <param name="host">The host.</param>
-    /// <param name="x">Input (n * c * s).</param>
-    /// <param name="b">Bias (c).</param>
-    /// <param name="y">Output (may alias x).</param>
-    /// <param name="c">Channels.</param>
-    /// <param name="s">Plane size.</param>
     internal static void BiasPlanes(KernelHost host, ArrayView<float> x, ArrayView<float> b, ArrayView<float> y, int c, int s) =>
         For(host, y.Length / s, new BiasPlanesBody(Ptr(x), Ptr(b), Ptr(y), c, s), s);
 

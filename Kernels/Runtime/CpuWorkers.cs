@@ -30,9 +30,6 @@ internal static class CpuWorkers
     internal static int Threads => Environment.ProcessorCount;
 
     /// <summary>Runs <paramref name="body"/>(i) for i in [0, count) on up to <paramref name="parallelism"/> threads and returns when all are done.</summary>
-    /// <param name="count">Number of indices.</param>
-    /// <param name="parallelism">Most threads to use, the caller included.</param>
-    /// <param name="body">The work of one index; its exceptions are rethrown here (the first one).</param>
     internal static void For(int count, int parallelism, Action<int> body)
     {
         if (count <= 0)

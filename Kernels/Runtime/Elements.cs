@@ -8,18 +8,14 @@ namespace IlgpuTrain.Kernels.Runtime;
 // same order, and the indirection costs nothing.
 
 /// <summary>The elements of a buffer: an ArrayView in kernels, a host pointer in managed loops.</summary>
-/// <typeparam name="T">Element type.</typeparam>
 internal interface IElements<T>
     where T : unmanaged
 {
     /// <summary>The element at index i.</summary>
-    /// <param name="i">Index.</param>
     ref T this[int i] { get; }
 }
 
 /// <summary>A buffer seen through an ArrayView (kernels, and the ILGPU CPU accelerator).</summary>
-/// <typeparam name="T">Element type.</typeparam>
-/// <param name="view">The view.</param>
 internal readonly struct ViewElements<T>(ArrayView<T> view) : IElements<T>
     where T : unmanaged
 {
@@ -28,13 +24,10 @@ internal readonly struct ViewElements<T>(ArrayView<T> view) : IElements<T>
 }
 
 /// <summary>A buffer seen through a host pointer (managed loops on CPU-accelerator memory).</summary>
-/// <typeparam name="T">Element type.</typeparam>
-/// <param name="p">The first element.</param>
 internal readonly unsafe struct PtrElements<T>(T* p) : IElements<T>
     where T : unmanaged
 {
     /// <summary>The host memory of a CPU-accelerator view (<see cref="CpuLoops.Ptr{T}"/>), so a launcher builds its body alike for both paths.</summary>
-    /// <param name="view">The view.</param>
     public PtrElements(ArrayView<T> view)
         : this(CpuLoops.Ptr(view))
     {
@@ -61,6 +54,5 @@ internal readonly unsafe struct PtrElements<T>(T* p) : IElements<T>
 internal interface IElementBody
 {
     /// <summary>Does the work of index i.</summary>
-    /// <param name="i">Index.</param>
     void Run(int i);
 }

@@ -15,7 +15,6 @@ namespace IlgpuTrain.Kernels.Runtime;
 /// <see cref="Elementwise.ForEachKernel{TBody}"/> closed over one body type: a catalogued kernel
 /// (so the offline PTX/OpenCL test compiles it) and its launch.
 /// </summary>
-/// <typeparam name="TBody">The body, over <see cref="ViewElements{T}"/>.</typeparam>
 internal sealed class ForEachDef<TBody> : IKernelSet
     where TBody : struct, IElementBody
 {
@@ -26,9 +25,6 @@ internal sealed class ForEachDef<TBody> : IKernelSet
     public IEnumerable<KernelDef> Kernels => [def];
 
     /// <summary>Queues body.Run(i) for i in [0, n), grid-stride, on the host's stream.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="n">Indices (rows), at least 1.</param>
-    /// <param name="body">The body.</param>
     public void Launch(KernelHost host, int n, TBody body) =>
         host.Load(def)(host.Stream, host.Launch.GridStride(n), n, body);
 }
@@ -37,9 +33,6 @@ internal sealed class ForEachDef<TBody> : IKernelSet
 internal static class PtrElements
 {
     /// <summary>The view's elements through its host address (CPU-accelerator memory only).</summary>
-    /// <typeparam name="T">Element type.</typeparam>
-    /// <param name="view">The view (may be empty).</param>
-    /// <returns>The accessor.</returns>
     public static unsafe PtrElements<T> Of<T>(ArrayView<T> view)
         where T : unmanaged => new(CpuLoops.Ptr(view));
 }
