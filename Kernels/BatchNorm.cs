@@ -5,48 +5,36 @@ using ILGPU.Algorithms;
 
 namespace IlgpuTrain.Kernels;
 
-// Batch normalization over (N, C, S): S = H*W for images, 1 for (N, C) features. Statistics are
-// per channel c, over the m = N*S values x[n, c, s] (index (n*C + c)*S + s).
+// Batch normalization over x (N, C, S), S = H*W for images or 1 for (N, C) features; per-channel
+// statistics over the m = N*S values x[n, c, s] at (n*C + c)*S + s. Per-channel buffers (mean, var,
+// gamma, beta, dgamma, dbeta, running) are (C); num_batches_tracked is one Int32.
 //
-//   Statistics   mean[c] = (1/m) Σ x,  var[c] = (1/m) Σ (x - mean[c])²     (BIASED; two passes)
-//   Normalize    x̂ = (x - mean[c]) / sqrt(var[c] + eps),  y = gamma[c] x̂ + beta[c]
-//                (training passes the batch statistics, evaluation the running ones)
-//   Running      running_mean' = (1 - momentum) running_mean + momentum mean
-//                running_var'  = (1 - momentum) running_var  + momentum var m/(m - 1)   (UNBIASED, PyTorch)
-//                num_batches_tracked' = num_batches_tracked + 1
-//   Backward     dbeta[c] = Σ dy,  dgamma[c] = Σ dy x̂             (ParamGrads, both modes)
-//                training:   dx = gamma invstd / m (m dy - dbeta - x̂ dgamma)   (mean and var depend on x)
-//                evaluation: dx = gamma invstd dy                                (running stats are constants)
+//   Statistics  mean = (1/m) Σ x,  var = (1/m) Σ (x - mean)²   (BIASED; two passes)     reads 8 B
+//   Normalize   x̂ = (x - mean) / sqrt(var + eps),  y = gamma x̂ + beta                  reads 4 B, writes 4 B
+//               (training passes the batch statistics, evaluation the running ones)
+//   Running     running_mean' = (1 - momentum) running_mean + momentum mean
+//               running_var'  = (1 - momentum) running_var + momentum var m/(m - 1)   (UNBIASED, PyTorch)
+//               num_batches_tracked' = num_batches_tracked + 1
+//   ParamGrads  dbeta = Σ dy,  dgamma = Σ dy x̂   (both modes)                          reads 8 B
+//   InputGrad   training:   dx = gamma invstd / m (m dy - dbeta - x̂ dgamma)  (mean, var depend on x)
+//               evaluation: dx = gamma invstd dy  (running stats are constants)       reads 8 B, writes 4 B
 //
-// Shapes: x, y, dy, dx (N, C, S); mean, var, gamma, beta, dgamma, dbeta and the running buffers (C);
-// num_batches_tracked is one Int32.
-// Only mean and var (C floats each) are saved for the backward: invstd = 1/sqrt(var + eps) is
-// recomputed per channel, which costs nothing against the m reads per channel.
+// Bytes are per element of x. Statistics reads x twice: the second pass centers on the first pass's
+// mean, avoiding the cancellation of E[x²] - E[x]². Only mean and var are saved for the backward;
+// invstd = 1/sqrt(var + eps) is recomputed per channel (nothing against m reads). Every output is
+// OVERWRITTEN. y may alias x and dx may alias dy (each element read and written by one thread). No
+// float atomics: per-channel sums run in a fixed order, bitwise reproducible per device and policy.
 //
-// Memory traffic per element of x:
-//   Statistics   reads 8 B (x twice: the second pass centers on the first pass's mean, which avoids
-//                the cancellation of E[x²] - E[x]²)
-//   Normalize    reads 4 B, writes 4 B
-//   ParamGrads   reads 8 B (x, dy)
-//   InputGrad    reads 8 B (x, dy), writes 4 B
-// Every output is OVERWRITTEN, never accumulated. y may alias x and dx may alias dy (elementwise,
-// each element read and written by one thread). No float atomics anywhere: the per-channel sums
-// run in a fixed order, so results are bitwise reproducible on a device and launch policy.
+// Statistics and ParamGrads have two algorithms. Kernels: one group per channel (grid-stride over
+// channels); thread t takes values t, t + G, ... (S-contiguous runs read together, coalesced),
+// then a shared-memory tree (any group size up to MaxGroupSize; C is small, so groups are
+// plentiful). Managed: one loop per channel over n, then s, in order from 0f. Normalize, InputGrad
+// and Running are elementwise: grid-stride kernels, and managed loops with the same float
+// operations per element (bitwise equal given the same statistics).
 //
-// The per-channel reductions (Statistics, ParamGrads) have two algorithms:
-//   Kernels: one group per channel, grid-stride over channels by group. Thread t takes values
-//     t, t + G, ... of the channel, so a group reads S-contiguous runs together (coalesced), then
-//     a shared-memory tree combines the G partial sums. Correct for any group size up to
-//     MaxGroupSize. Channel counts are small (C <= a few thousand), so groups are plentiful.
-//   Managed (host.RunsManaged): one loop per channel over n, then s, in order from 0f (each
-//     (n, c) row of S values is contiguous); see "managed CPU paths".
-// Normalize, InputGrad and Running are elementwise: grid-stride kernels, and managed loops with
-// the same float operations per element (bitwise equal, given the same statistics).
-//
-// Accuracy: plain float sums of m terms per channel (one loop in the managed path; m/G terms per
-// thread, then a tree of depth log2 G, in the kernels), so the mean is within about (m - 1) u
-// mean|x| of exact (m/G + log2 G instead of m - 1 in the kernels), and x̂ inherits that divided
-// by the channel's std.
+// Accuracy: plain float sums of m terms per channel (m/G per thread then a tree of depth log2 G in
+// the kernels), so the mean is within about (m - 1) u mean|x| of exact (m/G + log2 G in the
+// kernels), and x̂ inherits that divided by the channel's std.
 
 /// <summary>Batch normalization over (N, C, S): ILGPU kernels and checked launchers.</summary>
 internal static class BatchNorm
@@ -56,7 +44,7 @@ internal static class BatchNorm
 
     // ---------------------------------------------------------------- ILGPU kernels
 
-    /// <summary>Kernel: one group per channel (grid-stride over channels by group), two passes, shared-memory trees.</summary>
+    /// <summary>Kernel, x (N, C, S) -> mean, var (C): one group per channel (grid-stride over channels), two passes, shared-memory trees.</summary>
     public static void StatisticsKernel(ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, int n, int s)
     {
         var shared = SharedMemory.Allocate<float>(MaxGroupSize);
@@ -88,7 +76,7 @@ internal static class BatchNorm
         }
     }
 
-    /// <summary>Kernel: y = gamma (x - mean) rsqrt(var + eps) + beta, grid-stride over the N*C*S elements.</summary>
+    /// <summary>Kernel: y = gamma (x - mean) rsqrt(var + eps) + beta, grid-stride over the N*C*S elements; gamma is read only when hasGamma = 1, beta when hasBeta = 1.</summary>
     public static void NormalizeKernel(ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> y, int s, float eps, int hasGamma, int hasBeta)
     {
         int total = y.IntLength;
@@ -136,10 +124,7 @@ internal static class BatchNorm
         }
     }
 
-    /// <summary>
-    /// Kernel: dx per element, grid-stride. Training: gamma invstd / m (m dy - dbeta - x̂ dgamma);
-    /// evaluation: gamma invstd dy.
-    /// </summary>
+    /// <summary>Kernel: dx per element, grid-stride. training = 1: gamma invstd / m (m dy - dbeta - x̂ dgamma); 0: gamma invstd dy (dgamma, dbeta unread).</summary>
     public static void InputGradKernel(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> gamma, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dx, int s, float eps, int hasGamma, int training)
     {
         int total = dx.IntLength;
@@ -176,32 +161,17 @@ internal static class BatchNorm
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>> InputGradDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>(InputGradKernel);
 
-    /// <summary>Index of value k (k = n S + s) of channel ch in (N, C, S).</summary>
+    // Index of value k (k = n S + s) of channel ch in (N, C, S).
     private static int At(int k, int ch, int c, int s)
     {
         int i = k / s;
         return (((i * c) + ch) * s) + (k - (i * s));
     }
 
-    /// <summary>
-    /// The sum of one value per thread of the group, returned to EVERY thread. A fixed pairing
-    /// (slot t with t + half, starting at half the next power of two, so any group size works),
-    /// hence deterministic. Every thread of the group must call it (barriers).
-    /// </summary>
+    // The group's sum (Reductions' fixed-pairing tree), returned to EVERY thread; every thread must call it.
     private static float GroupSum(ArrayView<float> shared, int tid, int size, float value)
     {
-        shared[tid] = value;
-        Group.Barrier();
-        int half = 1;
-        while (half < size)
-            half <<= 1;
-        for (half >>= 1; half > 0; half >>= 1)
-        {
-            if (tid < half && tid + half < size)
-                shared[tid] += shared[tid + half];
-            Group.Barrier();
-        }
-
+        Reductions.GroupCombine<SumOp>(shared, 0, tid, size, 1, value);
         float total = shared[0];
         // Everyone reads slot 0 before the next call overwrites it.
         Group.Barrier();
@@ -209,14 +179,12 @@ internal static class BatchNorm
     }
 
     // ---------------------------------------------------------------- managed CPU paths
-    // On the managed backend (host.RunsManaged) the launchers run these on the buffers' host memory.
-    // The per-channel sums run over n, then s, in order from 0f; invstd is XMath.Rsqrt, the very
-    // method the kernels call, so the elementwise passes are bitwise the kernels'.
-    // A float sum is a chain of dependent adds (4 cycles each), so the reductions walk 4
-    // channels side by side: 4 (ParamGrads: 8) independent chains, each in its own channel's
-    // order. The elementwise passes walk one (n, c) plane at a time with the per-channel
-    // constants hoisted and Vector256 sub/mul/add (never FMA, as the kernels), lane = element.
-    // Threads split channels (reductions) or planes (elementwise), never one sum.
+    // Per-channel sums run over n, then s, in order from 0f; invstd is XMath.Rsqrt, as in the
+    // kernels, so the elementwise passes are bitwise the kernels'. A float sum is a chain of
+    // dependent adds (4 cycles each), so the reductions walk 4 channels side by side (4, ParamGrads
+    // 8, independent chains). The elementwise passes walk one (n, c) plane at a time, per-channel
+    // constants hoisted, Vector256 sub/mul/add (never FMA), lane = element. Threads split channels
+    // or planes, never one sum.
 
     private static unsafe void StatisticsManaged(KernelHost host, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, int n, int c, int s) =>
         CpuLoops.For(host, c, new StatisticsBody(CpuLoops.Ptr(x), CpuLoops.Ptr(mean), CpuLoops.Ptr(var), n, c, s), n * s);
@@ -253,53 +221,24 @@ internal static class BatchNorm
         public void Run(int i) => next[0] = counter[0] + 1;
     }
 
+    // Channels are taken four at a time, [ch, ch + count) with count <= 4: a lane past count
+    // re-reads channel ch (offset 0) and is dropped, so a remainder runs the same loop.
     private readonly unsafe struct StatisticsBody(float* x, float* mean, float* var, int n, int c, int s) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
-            int ch = start;
-            for (; ch <= end - 4; ch += 4)
-                Four(ch);
-            for (; ch < end; ch++)
-                One(ch);
+            for (int ch = start; ch < end; ch += 4)
+                Four(ch, Math.Min(4, end - ch));
         }
 
-        private float* Row(int i, int ch) => x + ((((long)i * c) + ch) * s);
-
-        private void One(int ch)
+        private void Four(int ch, int count)
         {
             int m = n * s;
-            float sum = 0f;
-            for (int i = 0; i < n; i++)
-            {
-                float* r = Row(i, ch);
-                for (int j = 0; j < s; j++)
-                    sum += r[j];
-            }
-
-            float mu = sum / m;
-            float sq = 0f;
-            for (int i = 0; i < n; i++)
-            {
-                float* r = Row(i, ch);
-                for (int j = 0; j < s; j++)
-                {
-                    float d = r[j] - mu;
-                    sq += d * d;
-                }
-            }
-
-            mean[ch] = mu;
-            var[ch] = sq / m;
-        }
-
-        private void Four(int ch)
-        {
-            int m = n * s;
+            long o1 = count > 1 ? s : 0, o2 = count > 2 ? 2L * s : 0, o3 = count > 3 ? 3L * s : 0;
             float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
             for (int i = 0; i < n; i++)
             {
-                float* r0 = Row(i, ch), r1 = r0 + s, r2 = r1 + s, r3 = r2 + s;
+                float* r0 = x + ((((long)i * c) + ch) * s), r1 = r0 + o1, r2 = r0 + o2, r3 = r0 + o3;
                 for (int j = 0; j < s; j++)
                 {
                     s0 += r0[j];
@@ -313,7 +252,7 @@ internal static class BatchNorm
             float q0 = 0f, q1 = 0f, q2 = 0f, q3 = 0f;
             for (int i = 0; i < n; i++)
             {
-                float* r0 = Row(i, ch), r1 = r0 + s, r2 = r1 + s, r3 = r2 + s;
+                float* r0 = x + ((((long)i * c) + ch) * s), r1 = r0 + o1, r2 = r0 + o2, r3 = r0 + o3;
                 for (int j = 0; j < s; j++)
                 {
                     float d0 = r0[j] - mu0, d1 = r1[j] - mu1, d2 = r2[j] - mu2, d3 = r3[j] - mu3;
@@ -324,14 +263,12 @@ internal static class BatchNorm
                 }
             }
 
-            mean[ch] = mu0;
-            mean[ch + 1] = mu1;
-            mean[ch + 2] = mu2;
-            mean[ch + 3] = mu3;
-            var[ch] = q0 / m;
-            var[ch + 1] = q1 / m;
-            var[ch + 2] = q2 / m;
-            var[ch + 3] = q3 / m;
+            Span<float> mu = [mu0, mu1, mu2, mu3], q = [q0, q1, q2, q3];
+            for (int k = 0; k < count; k++)
+            {
+                mean[ch + k] = mu[k];
+                var[ch + k] = q[k] / m;
+            }
         }
     }
 
@@ -339,44 +276,20 @@ internal static class BatchNorm
     {
         public void Run(int start, int end)
         {
-            int ch = start;
-            for (; ch <= end - 4; ch += 4)
-                Four(ch);
-            for (; ch < end; ch++)
-                One(ch);
+            for (int ch = start; ch < end; ch += 4)
+                Four(ch, Math.Min(4, end - ch));
         }
 
-        private long Row(int i, int ch) => (((long)i * c) + ch) * s;
-
-        private void One(int ch)
+        private void Four(int ch, int count)
         {
-            float mu = mean[ch];
-            float sg = 0f, sb = 0f;
-            for (int i = 0; i < n; i++)
-            {
-                long row = Row(i, ch);
-                float* xr = x + row, gr = dy + row;
-                for (int j = 0; j < s; j++)
-                {
-                    float g = gr[j];
-                    sb += g;
-                    sg += g * (xr[j] - mu);
-                }
-            }
-
-            dgamma[ch] = sg * XMath.Rsqrt(var[ch] + eps);
-            dbeta[ch] = sb;
-        }
-
-        private void Four(int ch)
-        {
-            float mu0 = mean[ch], mu1 = mean[ch + 1], mu2 = mean[ch + 2], mu3 = mean[ch + 3];
+            long o1 = count > 1 ? s : 0, o2 = count > 2 ? 2L * s : 0, o3 = count > 3 ? 3L * s : 0;
+            float mu0 = mean[ch], mu1 = count > 1 ? mean[ch + 1] : mu0, mu2 = count > 2 ? mean[ch + 2] : mu0, mu3 = count > 3 ? mean[ch + 3] : mu0;
             float g0 = 0f, g1 = 0f, g2 = 0f, g3 = 0f, b0 = 0f, b1 = 0f, b2 = 0f, b3 = 0f;
             for (int i = 0; i < n; i++)
             {
-                long row = Row(i, ch);
-                float* x0 = x + row, x1 = x0 + s, x2 = x1 + s, x3 = x2 + s;
-                float* d0 = dy + row, d1 = d0 + s, d2 = d1 + s, d3 = d2 + s;
+                long row = (((long)i * c) + ch) * s;
+                float* x0 = x + row, x1 = x0 + o1, x2 = x0 + o2, x3 = x0 + o3;
+                float* d0 = dy + row, d1 = d0 + o1, d2 = d0 + o2, d3 = d0 + o3;
                 for (int j = 0; j < s; j++)
                 {
                     float e0 = d0[j], e1 = d1[j], e2 = d2[j], e3 = d3[j];
@@ -391,14 +304,12 @@ internal static class BatchNorm
                 }
             }
 
-            dgamma[ch] = g0 * XMath.Rsqrt(var[ch] + eps);
-            dgamma[ch + 1] = g1 * XMath.Rsqrt(var[ch + 1] + eps);
-            dgamma[ch + 2] = g2 * XMath.Rsqrt(var[ch + 2] + eps);
-            dgamma[ch + 3] = g3 * XMath.Rsqrt(var[ch + 3] + eps);
-            dbeta[ch] = b0;
-            dbeta[ch + 1] = b1;
-            dbeta[ch + 2] = b2;
-            dbeta[ch + 3] = b3;
+            Span<float> g = [g0, g1, g2, g3], b = [b0, b1, b2, b3];
+            for (int k = 0; k < count; k++)
+            {
+                dgamma[ch + k] = g[k] * XMath.Rsqrt(var[ch + k] + eps);
+                dbeta[ch + k] = b[k];
+            }
         }
     }
 
@@ -494,7 +405,7 @@ internal static class BatchNorm
 
     // ---------------------------------------------------------------- launchers
 
-    /// <summary>Per channel mean and BIASED variance of x (N, C, S), two passes, deterministic. Overwrites mean and var.</summary>
+    /// <summary>Per-channel mean and BIASED variance (C) of x (N, C, S), two passes, deterministic; NaN when N = 0.</summary>
     public static void Statistics(KernelHost host, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, int n, int c, int s)
     {
         const string op = nameof(BatchNorm) + "." + nameof(Statistics);
@@ -515,10 +426,7 @@ internal static class BatchNorm
             host.Load(StatisticsDef)(host.Stream, PerChannel(host, c), x, mean, var, n, s);
     }
 
-    /// <summary>
-    /// y = gamma (x - mean) / sqrt(var + eps) + beta per channel. Training passes the batch
-    /// statistics from <see cref="Statistics"/>, evaluation the running ones. y may alias x.
-    /// </summary>
+    /// <summary>y = gamma (x - mean) / sqrt(var + eps) + beta per channel (gamma null: 1, beta null: 0), with the batch's or the running statistics. y may alias x.</summary>
     public static void Normalize(KernelHost host, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, ArrayView<float>? gamma, ArrayView<float>? beta, ArrayView<float> y, int n, int c, int s, float eps)
     {
         const string op = nameof(BatchNorm) + "." + nameof(Normalize);
@@ -537,9 +445,9 @@ internal static class BatchNorm
     }
 
     /// <summary>
-    /// The running statistics after a training batch of m values per channel:
+    /// The running statistics after a training batch of m = N S values per channel (m at least 2):
     /// new mean = (1 - momentum) mean + momentum batch mean, new var = (1 - momentum) var + momentum
-    /// batch var m / (m - 1). Overwrites the new buffers (they may alias the old ones).
+    /// batch var m / (m - 1). The new buffers may alias the old ones.
     /// </summary>
     public static void Running(KernelHost host, ArrayView<float> mean, ArrayView<float> var, int m, float momentum, ArrayView<float> runningMean, ArrayView<float> runningVar, ArrayView<float> newRunningMean, ArrayView<float> newRunningVar)
     {
@@ -596,8 +504,8 @@ internal static class BatchNorm
 
     /// <summary>
     /// dx of batch normalization. Training (mean and var are the batch's, so functions of x):
-    /// dx = gamma invstd / m (m dy - dbeta - x̂ dgamma), with dgamma and dbeta from
-    /// <see cref="ParamGrads"/>. Evaluation: dx = gamma invstd dy. Overwrites dx (it may alias dy).
+    /// dx = gamma invstd / m (m dy - dbeta - x̂ dgamma), dgamma and dbeta from <see cref="ParamGrads"/>.
+    /// Evaluation: dx = gamma invstd dy. gamma null: 1. dx may alias dy.
     /// </summary>
     public static void InputGrad(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float>? gamma, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dx, int n, int c, int s, float eps, bool training)
     {
@@ -615,7 +523,7 @@ internal static class BatchNorm
         host.Load(InputGradDef)(host.Stream, host.Launch.GridStride(dx.Length), x, dy, mean, var, gamma ?? mean, dgamma, dbeta, dx, s, eps, gamma.HasValue ? 1 : 0, training ? 1 : 0);
     }
 
-    /// <summary>Groups for a group-per-channel launch: one per channel up to the policy's cap.</summary>
+    // One group per channel, up to the policy's cap.
     private static KernelConfig PerChannel(KernelHost host, int c)
     {
         int group = Math.Min(host.Launch.ReduceGroupSize, MaxGroupSize);

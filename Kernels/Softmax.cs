@@ -3,36 +3,26 @@ using ILGPU.Algorithms;
 
 namespace IlgpuTrain.Kernels;
 
-// Row-wise softmax and log-softmax over a row-major (N, C) matrix, and their VJPs.
+// Row-wise softmax and log-softmax over x (N, C) row-major, and their VJPs (y, dy, dx (N, C)).
 //
 //   Softmax forward      m = max_j x_j,  y_j = exp(x_j - m) / sum_k exp(x_k - m)
 //   LogSoftmax forward   y_j = (x_j - m) - log(sum_k exp(x_k - m))
 //   Softmax backward     dx_j = y_j * (dy_j - sum_k dy_k y_k)            (y = softmax output)
 //   LogSoftmax backward  dx_j = dy_j - exp(y_j) * sum_k dy_k              (y = log-softmax output)
+//   forward reads 4 B, writes 4 B; backward reads 8 B, writes 4 B per element (re-reads from cache)
 //
-// Shapes: x, y, dy, dx are (N, C) row-major. Subtracting the row max keeps every exp argument
-// <= 0, so nothing overflows and the largest term is exactly 1; log-softmax never forms
-// log(softmax) and so stays finite for logits of any magnitude.
+// The row max keeps every exp argument <= 0: nothing overflows and the largest term is exactly 1;
+// log-softmax never forms log(softmax), so it stays finite for logits of any magnitude. Both
+// backward passes take the forward OUTPUT y, not x (as PyTorch's autograd): the softmax VJP needs
+// y, the log-softmax VJP softmax(x) = exp(y); x need not be kept. Backward OVERWRITES dx. Outputs
+// may alias inputs (y = x, dx = dy or dx = y): a thread owns its row and reads element j before
+// writing it. Each op is a row body generic over IElements<float>, run by the row drivers
+// (Runtime/RowDrivers.cs), so kernel and managed loop agree bit for bit.
 //
-// Both backward passes take the forward OUTPUT y, not x (as PyTorch's autograd does): the
-// softmax VJP needs y itself, and the log-softmax VJP needs softmax(x) = exp(y). The input x
-// need not be kept alive for backward.
-//
-// Memory traffic per element (each row is read from cache after its first pass):
-//   forward   reads 4 B (x), writes 4 B (y)
-//   backward  reads 8 B (y, dy), writes 4 B (dx)
-// Backward OVERWRITES dx. Every output may alias its inputs (y = x, dx = dy or dx = y): a thread
-// owns its whole row and reads element j before it writes element j.
-//
-// Each op is a row body (one row per index, generic over IElements<float>) run by the row drivers
-// of Runtime/RowDrivers.cs: the ILGPU kernel and the managed loop run the same body, bitwise equal.
-//
-// Launch shape: one thread per row in a grid-stride loop, on the CPU accelerator and on GPUs.
-// Classifier rows are short (C = 10 .. 1000), so a row fits in L1 and the batch supplies the
-// parallelism. A large-C (vocabulary, C ~ 32k-256k) version would need one group (or warp) per
-// row: coalesced strided loads, a shared-memory or warp-shuffle tree reduction for the max and
-// the sum (or one online-softmax pass carrying (max, sum) pairs), a CPU variant without
-// barriers, and fixed reduction order for determinism.
+// One thread per row (grid-stride): classifier rows (C = 10 .. 1000) fit in L1 and the batch gives
+// the parallelism. A vocabulary-sized C (32k-256k) would need a group (or warp) per row: coalesced
+// strided loads, a shared-memory or warp-shuffle tree (or one online-softmax pass carrying (max,
+// sum) pairs), a CPU variant without barriers, and a fixed reduction order for determinism.
 
 /// <summary>Row-wise softmax over (N, C): row bodies and checked launchers.</summary>
 internal static class Softmax
@@ -40,7 +30,7 @@ internal static class Softmax
     private static readonly ForEachDef<ForwardBody<ViewElements<float>>> ForwardDef = new();
     private static readonly ForEachDef<BackwardBody<ViewElements<float>>> BackwardDef = new();
 
-    /// <summary>y = softmax(x) along each row of the (N, C) matrix x, max subtracted for stability.</summary>
+    /// <summary>y = softmax(x) along each row of x (N, C), max subtracted for stability. y may alias x.</summary>
     public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c)
     {
         if (!RowShapes.Require(host, nameof(Softmax) + "." + nameof(Forward), n, c, (x, nameof(x)), (y, nameof(y))))
@@ -51,10 +41,7 @@ internal static class Softmax
             ForwardDef.Launch(host, n, new(new(x), new(y), c));
     }
 
-    /// <summary>
-    /// Softmax VJP: dx = y * (dy - rowsum(dy * y)), from the forward output y = softmax(x).
-    /// Overwrites dx.
-    /// </summary>
+    /// <summary>Softmax VJP: dx = y * (dy - rowsum(dy * y)), from the forward output y = softmax(x); dx may alias y or dy.</summary>
     public static void Backward(KernelHost host, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c)
     {
         if (!RowShapes.Require(host, nameof(Softmax) + "." + nameof(Backward), n, c, (y, nameof(y)), (dy, nameof(dy)), (dx, nameof(dx))))
@@ -101,7 +88,7 @@ internal static class LogSoftmax
     private static readonly ForEachDef<ForwardBody<ViewElements<float>>> ForwardDef = new();
     private static readonly ForEachDef<BackwardBody<ViewElements<float>>> BackwardDef = new();
 
-    /// <summary>y = log(softmax(x)) along each row of the (N, C) matrix x, computed as x - max - log-sum-exp.</summary>
+    /// <summary>y = log(softmax(x)) along each row of x (N, C), computed as x - max - log-sum-exp. y may alias x.</summary>
     public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c)
     {
         if (!RowShapes.Require(host, nameof(LogSoftmax) + "." + nameof(Forward), n, c, (x, nameof(x)), (y, nameof(y))))
@@ -112,10 +99,7 @@ internal static class LogSoftmax
             ForwardDef.Launch(host, n, new(new(x), new(y), c));
     }
 
-    /// <summary>
-    /// Log-softmax VJP: dx = dy - exp(y) * rowsum(dy), from the forward output y = log-softmax(x)
-    /// (exp(y) is softmax(x)). Overwrites dx.
-    /// </summary>
+    /// <summary>Log-softmax VJP: dx = dy - exp(y) * rowsum(dy), from the forward output y = log-softmax(x); dx may alias y or dy.</summary>
     public static void Backward(KernelHost host, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c)
     {
         if (!RowShapes.Require(host, nameof(LogSoftmax) + "." + nameof(Backward), n, c, (y, nameof(y)), (dy, nameof(dy)), (dx, nameof(dx))))
@@ -157,10 +141,7 @@ internal static class LogSoftmax
     }
 }
 
-/// <summary>
-/// The two row passes every softmax-based op shares (softmax, log-softmax, cross-entropy's
-/// gradient), written once so they run the same float operations in the same order.
-/// </summary>
+/// <summary>The two row passes every softmax-based op shares (softmax, log-softmax, cross-entropy), written once.</summary>
 internal static class SoftmaxRow
 {
     /// <summary>m = max_k x[o + k] over the row's c entries (c at least 1), by XMath.Max in index order.</summary>
@@ -173,7 +154,7 @@ internal static class SoftmaxRow
         return m;
     }
 
-    /// <summary>sum_k exp(x[o + k] - m) in index order: the row max subtracted first, so no term overflows.</summary>
+    /// <summary>sum_k exp(x[o + k] - m) in index order, m the row max: no term overflows, and the sum is in [1, c] for finite rows.</summary>
     public static float SumExp<TF>(TF x, int o, int c, float m)
         where TF : struct, IElements<float>
     {
@@ -187,7 +168,7 @@ internal static class SoftmaxRow
 /// <summary>Argument checks for row-wise (N, C) kernels.</summary>
 internal static class RowShapes
 {
-    /// <summary>Throws unless n, c are non-negative and every view holds exactly N * C floats.</summary>
+    /// <summary>Throws unless n, c are non-negative and every view holds exactly N * C floats; returns whether N C > 0.</summary>
     public static bool Require(KernelHost host, string op, int n, int c, params ReadOnlySpan<(ArrayView<float> View, string Name)> views)
     {
         ArgumentNullException.ThrowIfNull(host);
