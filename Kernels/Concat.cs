@@ -19,8 +19,7 @@ namespace IlgpuTrain.Kernels;
 internal static class Concat
 {
     // Element e of one input (or its gradient) and its place in the output: forward copies part to
-    // whole, backward whole to part. Run by Elementwise.ForEachKernel over views and by
-    // CpuLoops.ForEach over host pointers.
+    // whole, backward whole to part. Run by the row drivers (Runtime/RowDrivers.cs).
     internal readonly struct SliceBody<TF>(TF part, TF whole, int width, int yWidth, int offset, int toWhole) : IElementBody
         where TF : struct, IElements<float>
     {
@@ -35,12 +34,15 @@ internal static class Concat
         }
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, SliceBody<ViewElements<float>>>> SliceDef =
-        KernelDef.Of<int, SliceBody<ViewElements<float>>>(Elementwise.ForEachKernel);
+    private static readonly ForEachDef<SliceBody<ViewElements<float>>> SliceDef = new();
 
     // ---------------------------------------------------------------- launchers
 
-    /// <summary>Writes one input into its columns of the output: y[o, offset + j] = x[o, j].</summary>
+    /// <summary>
+    /// Writes one input x (outer, width) into its columns of y (outer, yWidth): y[o, offset + j] = x[o, j];
+    /// outer is the product of the dimensions before the axis, width the input's size along it times
+    /// inner, offset the sizes of the inputs before it times inner. Only the input's columns are written.
+    /// </summary>
     public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int outer, int width, int yWidth, int offset) =>
         Slice("Concat.Forward", host, x, nameof(x), y, nameof(y), outer, width, yWidth, offset, 1);
 
@@ -64,6 +66,6 @@ internal static class Concat
         if (host.RunsManaged)
             CpuLoops.ForEach(host, part.Length, new SliceBody<PtrElements<float>>(new(part), new(whole), width, yWidth, offset, toWhole));
         else
-            Elementwise.ForEach(host, SliceDef, part.Length, new(new(part), new(whole), width, yWidth, offset, toWhole));
+            SliceDef.Launch(host, part.IntLength, new(new(part), new(whole), width, yWidth, offset, toWhole));
     }
 }

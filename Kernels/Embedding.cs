@@ -10,19 +10,17 @@ namespace IlgpuTrain.Kernels;
 //             dW[padding_idx, :] = 0
 //
 // Out-of-range indices: kernels never read outside W. The check kernel counts indices outside
-// [0, V) into errors[0] and records the first offending position as errors[1] = N - n (0 when
-// none), with integer atomics only (Add, Max), so the flag is exact and deterministic. Forward
-// writes NaN rows for such indices, so a caller that ignores the flag still sees them; backward
-// gives them no row. The launchers only write the flag; F.Embedding reads it after the forward
-// (one 8-byte device-to-host read) and throws naming the position and the value.
+// [0, V) into errors[0] and records the first one's position n as errors[1] = N - n (0 when none),
+// with integer atomics only (Add, Max): exact and deterministic. Forward writes NaN rows for them,
+// backward gives them no row. The launchers only write the flag; F.Embedding reads it after the
+// forward (one 8-byte read) and throws naming the position and the value.
 //
-// Bytes: forward reads 4 B of W and 4 B / D of indices, writes 4 B per output element.
-// Backward: one thread per element of dW loops over all N indices in order and reads its column of
-// dy where the index matches: O(V N D / threads) work, reading 4 B N per dW element (indices
-// are shared through the cache). That is fine for vocabularies and batches of a few thousand;
-// a large vocabulary would instead stable-sort (index, n) pairs by index (a radix sort, O(N)) and
-// reduce each run of equal indices in order, O(N log N + N D), still deterministic. Float atomics
-// would be O(N D) but not deterministic. Backward OVERWRITES dW.
+// Bytes: forward reads 4 B of W and 4 B / D of indices, writes 4 B per output element. Backward
+// (OVERWRITES dW): one thread per element of dW loops over all N indices in order, reading 4 B N
+// per dW element (indices shared through the cache), O(V N D / threads) work: fine for
+// vocabularies and batches of a few thousand. A large vocabulary would stable-sort (index, n) by
+// index (radix, O(N)) and reduce each run in order, O(N log N + N D), still deterministic; float
+// atomics would be O(N D) but not deterministic.
 
 /// <summary>Embedding lookup and its deterministic scatter-add backward: element bodies and checked launchers.</summary>
 internal static class Embedding
@@ -31,8 +29,7 @@ internal static class Embedding
     public const int ErrorsLength = 2;
 
     // ---------------------------------------------------------------- the element bodies, once
-    // Run by the drivers of Runtime/RowDrivers.cs: Elementwise.ForEachKernel over views and
-    // CpuLoops.ForEach over host pointers (ILGPU's Atomic runs as interlocked operations there).
+    // Run by the drivers of Runtime/RowDrivers.cs (ILGPU's Atomic is interlocked on the managed path).
 
     private static readonly ForEachDef<CheckBody<ViewElements<int>>> CheckDef = new();
     private static readonly ForEachDef<ForwardBody<ViewElements<float>, ViewElements<int>>> ForwardDef = new();
@@ -94,9 +91,9 @@ internal static class Embedding
     // ---------------------------------------------------------------- launchers
 
     /// <summary>
-    /// y[n, :] = W[indices[n], :], and the out-of-range flag: errors[0] = number of indices outside
-    /// [0, V), errors[1] = N - (first such position), 0 when none. Rows of out-of-range indices are NaN.
-    /// Nothing is read back: call <see cref="DescribeErrors"/> on the flag's values to report them.
+    /// y (N, D)[n, :] = W (V, D)[indices[n], :], and the out-of-range flag (<see cref="ErrorsLength"/> ints):
+    /// errors[0] = number of indices outside [0, V), errors[1] = N - (first such position), 0 when none.
+    /// Rows of out-of-range indices are NaN. Nothing is read back: <see cref="DescribeErrors"/> reports the flag.
     /// </summary>
     public static void Forward(KernelHost host, ArrayView<int> indices, ArrayView<float> weight, ArrayView<float> y, int v, int d, ArrayView<int> errors)
     {
@@ -122,7 +119,8 @@ internal static class Embedding
 
     /// <summary>
     /// dW[v, :] = sum of dy[n, :] over n with indices[n] == v, summed in increasing n (deterministic);
-    /// the padding row and rows no index names get 0; out-of-range indices contribute nothing.
+    /// the padding row (paddingIdx in [-V, V), negative from the end, as PyTorch; null: none) and rows no
+    /// index names get 0; out-of-range indices contribute nothing.
     /// </summary>
     public static void Backward(KernelHost host, ArrayView<int> indices, ArrayView<float> dy, ArrayView<float> dWeight, int v, int d, int? paddingIdx = null)
     {
@@ -148,7 +146,7 @@ internal static class Embedding
         return p < 0 ? v + p : p;
     }
 
-    /// <summary>The message for a nonzero error flag, or null when every index was in range.</summary>
+    /// <summary>The message for a nonzero error flag (count = errors[0], firstFromEnd = errors[1], value = the index at the first position), or null when every index was in range.</summary>
     public static string? DescribeErrors(string op, int count, int firstFromEnd, int n, int value, int v) =>
         count == 0 ? null : $"{op}: {count} of the {n} indices are outside [0, {v}) for a weight of V = {v} rows; the first is indices[{n - firstFromEnd}] (flat position) = {value}.";
 

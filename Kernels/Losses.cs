@@ -176,8 +176,7 @@ public readonly struct BceWithLogitsOp : ILossOp
 internal static class Losses
 {
     // ---------------------------------------------------------------- the element bodies, once
-    // Run by the drivers of Runtime/RowDrivers.cs: Elementwise.ForEachKernel over views (one
-    // kernel per operator, catalogued through LossKernels) and CpuLoops.ForEach over host pointers.
+    // Run by the drivers of Runtime/RowDrivers.cs (one kernel per operator, catalogued through LossKernels).
 
     // losses[i] = op.Loss(x[i], t[i], w[i % C]), w = 1 when the weight is empty (c = 0).
     internal readonly struct ForwardBody<TF, TOp>(TF input, TF target, TF weight, int c, TF losses, TOp op) : IElementBody
@@ -215,8 +214,10 @@ internal static class Losses
         reduction == LossReduction.None || n == 0 ? 0 : Reductions.ScratchLength(host, n);
 
     /// <summary>
-    /// Per-element losses l_i = op(x_i, t_i, w_{i mod C}) into <paramref name="losses"/>, then for
-    /// Mean or Sum their deterministic reduction into <paramref name="result"/> (Mean of 0 elements is NaN).
+    /// Per-element losses l_i = op(x_i, t_i, w_{i mod C}) (n) of input and target (n), posWeight (C
+    /// dividing n, or empty for w = 1); then for Mean or Sum their deterministic reduction into result
+    /// (1; Mean of 0 elements is NaN; unused, may be empty, for None), with a scratch of <see cref="ScratchLength"/>.
+    /// The five built-in operators have catalogued kernels.
     /// </summary>
     public static void Forward<TOp>(KernelHost host, TOp op, ArrayView<float> input, ArrayView<float> target, ArrayView<float> posWeight, ArrayView<float> losses, ArrayView<float> result, ArrayView<float> scratch, LossReduction reduction)
         where TOp : struct, ILossOp
@@ -239,8 +240,8 @@ internal static class Losses
 
     /// <summary>
     /// dz_i = dl/dz(x_i, t_i, w) times the upstream gradient read on the device: dLoss[0] / n
-    /// (Mean), dLoss[0] (Sum) or dLoss[i] (None); z is the input, or the target when
-    /// <paramref name="wrtTarget"/>. Overwrites dz.
+    /// (Mean), dLoss[0] (Sum) or dLoss[i] (None; dLoss has n elements); z is the input, or the
+    /// target when <paramref name="wrtTarget"/>.
     /// </summary>
     public static void Backward<TOp>(KernelHost host, TOp op, ArrayView<float> input, ArrayView<float> target, ArrayView<float> posWeight, ArrayView<float> dLoss, ArrayView<float> dz, LossReduction reduction, bool wrtTarget = false)
         where TOp : struct, ILossOp

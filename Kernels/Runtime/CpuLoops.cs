@@ -3,20 +3,16 @@ using System.Runtime.Intrinsics;
 
 namespace IlgpuTrain.Kernels.Runtime;
 
-// Managed fast paths for flat, per-element kernels on ILGPU's CPU accelerator.
-//
-// A CPU-accelerator launch costs ~60-140 us and its grid-stride loop runs 5-8x slower than a plain
-// C# loop (PERFORMANCE.md), so on the Managed backend (KernelHost.RunsManaged) the launchers call
-// these loops on the buffers' host memory instead, after synchronizing the stream (as Gemm does
-// with CpuGemm). The CpuAccelerator backend runs the ILGPU kernels on the same memory.
-//
-// Every element gets the same float operations in the same order as the ILGPU kernel: the drivers
-// here (Map, Zip, ActivationBackward, ForEach) run the very operator structs and element bodies the
-// generic kernels run, and an operator's Vector256 form, beside its scalar form, does the scalar
-// IEEE operations per lane, never FMA (neither the kernels nor the JIT contract a*b+c). So the
-// managed path is bitwise equal to the kernel by construction. Work is split over threads only from
-// ParallelThreshold elements (a fork-join on CpuWorkers costs microseconds), in fixed chunks independent of
-// thread timing.
+// Managed fast paths for flat, per-element kernels on ILGPU's CPU accelerator. A CPU-accelerator
+// launch costs ~60-140 us and its grid-stride loop runs 5-8x slower than a plain C# loop
+// (PERFORMANCE.md), so on the Managed backend (KernelHost.RunsManaged) launchers run these loops on
+// the buffers' host memory after synchronizing the stream; the CpuAccelerator backend runs the
+// kernels on the same memory. The drivers (Map, Zip, ActivationBackward, ForEach) run the very
+// operator structs and element bodies the generic kernels run, and an operator's Vector256 form
+// does the scalar IEEE operations per lane, never FMA (neither the kernels nor the JIT contract
+// a*b+c): bitwise equal to the kernel by construction. Threads split the work only from
+// ParallelThreshold elements (a CpuWorkers fork-join costs microseconds), in fixed chunks
+// independent of thread timing.
 
 /// <summary>Managed loops that replace per-element kernels on the CPU accelerator.</summary>
 internal static unsafe class CpuLoops
@@ -98,13 +94,11 @@ internal static unsafe class CpuLoops
     internal static void BiasPlanes(KernelHost host, ArrayView<float> x, ArrayView<float> b, ArrayView<float> y, int c, int s) =>
         For(host, y.Length / s, new BiasPlanesBody(Ptr(x), Ptr(b), Ptr(y), c, s), s);
 
-    // The drivers run the operator's Vector256 form where it has one (each lane does exactly the
-    // scalar operation), and the scalar form on the tail and on machines without AVX.
-    //
-    // Each IRange hands its fields to a static loop as arguments: read as fields of `this` (a
-    // reference into the fork-join closure), the pointers and the operator's scalars would be
-    // reloaded every iteration, since a store through y may alias them, and a broadcast such as
-    // AxpyOp's Vector256.Create(Alpha) would not be hoisted; as arguments they are registers.
+    // Vector256 form where the operator has one, scalar on the tail and without AVX. Each IRange
+    // hands its fields to a static loop as arguments: as fields of `this` (a reference into the
+    // fork-join closure) the pointers and the operator's scalars would be reloaded every iteration,
+    // since a store through y may alias them, and a broadcast such as AxpyOp's
+    // Vector256.Create(Alpha) would not be hoisted; as arguments they are registers.
     private readonly struct MapBody<TOp>(float* x, float* y, TOp op) : IRange
         where TOp : struct, IUnaryOp
     {
