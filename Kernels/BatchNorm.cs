@@ -76,13 +76,12 @@ internal static class BatchNorm
         }
     }
 
-    /// <summary>Kernel: y = gamma (x - mean) rsqrt(var + eps) + beta, grid-stride over the N*C*S elements; gamma is read only when hasGamma = 1, beta when hasBeta = 1.</summary>
-    public static void NormalizeKernel(ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> y, int s, float eps, int hasGamma, int hasBeta)
+    // y[i] = gamma (x - mean) rsqrt(var + eps) + beta at channel (i / s) % c; gamma read only when
+    // hasGamma = 1, beta when hasBeta = 1.
+    internal readonly struct NormalizeBody<TF>(TF x, TF mean, TF var, TF gamma, TF beta, TF y, int c, int s, float eps, int hasGamma, int hasBeta) : IElementBody
+        where TF : struct, IElements<float>
     {
-        int total = y.IntLength;
-        int c = mean.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+        public void Run(int i)
         {
             int ch = (i / s) % c;
             float scale = XMath.Rsqrt(var[ch] + eps);
@@ -124,15 +123,12 @@ internal static class BatchNorm
         }
     }
 
-    /// <summary>Kernel: dx per element, grid-stride. training = 1: gamma invstd / m (m dy - dbeta - x̂ dgamma); 0: gamma invstd dy (dgamma, dbeta unread).</summary>
-    public static void InputGradKernel(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> gamma, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dx, int s, float eps, int hasGamma, int training)
+    // dx[i] at channel (i / s) % c. training = 1: gamma invstd (dy - invM (dbeta + x̂ dgamma)), invM = 1 / m;
+    // 0: gamma invstd dy (dgamma, dbeta unread). gamma read only when hasGamma = 1.
+    internal readonly struct InputGradBody<TF>(TF x, TF dy, TF mean, TF var, TF gamma, TF dgamma, TF dbeta, TF dx, int c, int s, float eps, float invM, int hasGamma, int training) : IElementBody
+        where TF : struct, IElements<float>
     {
-        int total = dx.IntLength;
-        int c = mean.IntLength;
-        float m = total / c;
-        float invM = 1f / m;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+        public void Run(int i)
         {
             int ch = (i / s) % c;
             float invstd = XMath.Rsqrt(var[ch] + eps);
@@ -152,14 +148,11 @@ internal static class BatchNorm
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>> StatisticsDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(StatisticsKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>> NormalizeDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>(NormalizeKernel);
+    private static readonly ForEachDef<NormalizeBody<ViewElements<float>>> NormalizeDef = new();
+    private static readonly ForEachDef<InputGradBody<ViewElements<float>>> InputGradDef = new();
 
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>> ParamGradsDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(ParamGradsKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>> InputGradDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>(InputGradKernel);
 
     // Index of value k (k = n S + s) of channel ch in (N, C, S).
     private static int At(int k, int ch, int c, int s)
@@ -189,14 +182,8 @@ internal static class BatchNorm
     private static unsafe void StatisticsManaged(KernelHost host, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, int n, int c, int s) =>
         CpuLoops.For(host, c, new StatisticsBody(CpuLoops.Ptr(x), CpuLoops.Ptr(mean), CpuLoops.Ptr(var), n, c, s), n * s);
 
-    private static unsafe void NormalizeManaged(KernelHost host, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, ArrayView<float>? gamma, ArrayView<float>? beta, ArrayView<float> y, int n, int c, int s, float eps) =>
-        CpuLoops.For(host, (long)n * c, new NormalizeBody(CpuLoops.Ptr(x), CpuLoops.Ptr(mean), CpuLoops.Ptr(var), gamma is { } g ? CpuLoops.Ptr(g) : null, beta is { } b ? CpuLoops.Ptr(b) : null, CpuLoops.Ptr(y), c, s, eps), s);
-
     private static unsafe void ParamGradsManaged(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> dgamma, ArrayView<float> dbeta, int n, int c, int s, float eps) =>
         CpuLoops.For(host, c, new ParamGradsBody(CpuLoops.Ptr(x), CpuLoops.Ptr(dy), CpuLoops.Ptr(mean), CpuLoops.Ptr(var), CpuLoops.Ptr(dgamma), CpuLoops.Ptr(dbeta), n, c, s, eps), n * s);
-
-    private static unsafe void InputGradManaged(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float>? gamma, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dx, int n, int c, int s, float eps, bool training) =>
-        CpuLoops.For(host, (long)n * c, new InputGradBody(CpuLoops.Ptr(x), CpuLoops.Ptr(dy), CpuLoops.Ptr(mean), CpuLoops.Ptr(var), gamma is { } g ? CpuLoops.Ptr(g) : null, CpuLoops.Ptr(dgamma), CpuLoops.Ptr(dbeta), CpuLoops.Ptr(dx), dx.IntLength, c, s, eps, training), s);
 
     private static readonly ForEachDef<RunningBody<ViewElements<float>>> RunningDef = new();
     private static readonly ForEachDef<IncrementBody<ViewElements<int>>> IncrementDef = new();
@@ -313,8 +300,8 @@ internal static class BatchNorm
         }
     }
 
-    // gamma and beta are null when absent (the kernel's hasGamma / hasBeta = 0).
-    private readonly unsafe struct NormalizeBody(float* x, float* mean, float* var, float* gamma, float* beta, float* y, int c, int s, float eps) : CpuLoops.IRange
+    // Plane p = (n, c) of NormalizeBody: gamma and beta are null when absent; the tail is the body.
+    private readonly unsafe struct NormalizePlanes(float* x, float* mean, float* var, float* gamma, float* beta, float* y, int c, int s, float eps, NormalizeBody<PtrElements<float>> element) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
@@ -324,13 +311,11 @@ internal static class BatchNorm
                 float scale = XMath.Rsqrt(var[ch] + eps);
                 if (gamma != null)
                     scale *= gamma[ch];
-                float mu = mean[ch];
                 float* xp = x + ((long)p * s), yp = y + ((long)p * s);
                 int j = 0;
                 if (Vector256.IsHardwareAccelerated)
                 {
-                    var vmu = Vector256.Create(mu);
-                    var vscale = Vector256.Create(scale);
+                    Vector256<float> vmu = Vector256.Create(mean[ch]), vscale = Vector256.Create(scale);
                     if (beta != null)
                     {
                         var vb = Vector256.Create(beta[ch]);
@@ -345,21 +330,16 @@ internal static class BatchNorm
                 }
 
                 for (; j < s; j++)
-                {
-                    float v = (xp[j] - mu) * scale;
-                    yp[j] = beta != null ? v + beta[ch] : v;
-                }
+                    element.Run((p * s) + j);
             }
         }
     }
 
-    // InputGradKernel per element, with its invM = 1f / (float)(total / c) (int division, as the kernel).
-    private readonly unsafe struct InputGradBody(float* x, float* dy, float* mean, float* var, float* gamma, float* dgamma, float* dbeta, float* dx, int total, int c, int s, float eps, bool training) : CpuLoops.IRange
+    // Plane p = (n, c) of InputGradBody: gamma is null when absent; the tail is the body.
+    private readonly unsafe struct InputGradPlanes(float* x, float* dy, float* mean, float* var, float* gamma, float* dgamma, float* dbeta, float* dx, int c, int s, float eps, float invM, bool training, InputGradBody<PtrElements<float>> element) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
-            float m = total / c;
-            float invM = 1f / m;
             for (int p = start; p < end; p++)
             {
                 int ch = p % c;
@@ -367,38 +347,25 @@ internal static class BatchNorm
                 float scale = gamma != null ? gamma[ch] * invstd : invstd;
                 float* xp = x + ((long)p * s), gp = dy + ((long)p * s), dp = dx + ((long)p * s);
                 int j = 0;
-                if (training)
+                if (Vector256.IsHardwareAccelerated && training)
                 {
-                    float mu = mean[ch], db = dbeta[ch], dg = dgamma[ch];
-                    if (Vector256.IsHardwareAccelerated)
+                    Vector256<float> vmu = Vector256.Create(mean[ch]), vinv = Vector256.Create(invstd), vscale = Vector256.Create(scale);
+                    Vector256<float> vdb = Vector256.Create(dbeta[ch]), vdg = Vector256.Create(dgamma[ch]), vm = Vector256.Create(invM);
+                    for (; j <= s - 8; j += 8)
                     {
-                        Vector256<float> vmu = Vector256.Create(mu), vinv = Vector256.Create(invstd), vscale = Vector256.Create(scale);
-                        Vector256<float> vdb = Vector256.Create(db), vdg = Vector256.Create(dg), vm = Vector256.Create(invM);
-                        for (; j <= s - 8; j += 8)
-                        {
-                            var xhat = (Vector256.Load(xp + j) - vmu) * vinv;
-                            (vscale * (Vector256.Load(gp + j) - (vm * (vdb + (xhat * vdg))))).Store(dp + j);
-                        }
-                    }
-
-                    for (; j < s; j++)
-                    {
-                        float xhat = (xp[j] - mu) * invstd;
-                        dp[j] = scale * (gp[j] - (invM * (db + (xhat * dg))));
+                        var xhat = (Vector256.Load(xp + j) - vmu) * vinv;
+                        (vscale * (Vector256.Load(gp + j) - (vm * (vdb + (xhat * vdg))))).Store(dp + j);
                     }
                 }
-                else
+                else if (Vector256.IsHardwareAccelerated)
                 {
-                    if (Vector256.IsHardwareAccelerated)
-                    {
-                        var vscale = Vector256.Create(scale);
-                        for (; j <= s - 8; j += 8)
-                            (vscale * Vector256.Load(gp + j)).Store(dp + j);
-                    }
-
-                    for (; j < s; j++)
-                        dp[j] = scale * gp[j];
+                    var vscale = Vector256.Create(scale);
+                    for (; j <= s - 8; j += 8)
+                        (vscale * Vector256.Load(gp + j)).Store(dp + j);
                 }
+
+                for (; j < s; j++)
+                    element.Run((p * s) + j);
             }
         }
     }
@@ -435,13 +402,19 @@ internal static class BatchNorm
         Optional(op, beta, nameof(beta), c);
         if (y.Length == 0)
             return;
+        int hasGamma = gamma.HasValue ? 1 : 0, hasBeta = beta.HasValue ? 1 : 0;
         if (host.RunsManaged)
         {
-            NormalizeManaged(host, x, mean, var, gamma, beta, y, n, c, s, eps);
+            unsafe
+            {
+                var element = new NormalizeBody<PtrElements<float>>(PtrElements.Of(x), PtrElements.Of(mean), PtrElements.Of(var), PtrElements.Of(gamma ?? mean), PtrElements.Of(beta ?? mean), PtrElements.Of(y), c, s, eps, hasGamma, hasBeta);
+                CpuLoops.For(host, (long)n * c, new NormalizePlanes(CpuLoops.Ptr(x), CpuLoops.Ptr(mean), CpuLoops.Ptr(var), gamma is { } g ? CpuLoops.Ptr(g) : null, beta is { } b ? CpuLoops.Ptr(b) : null, CpuLoops.Ptr(y), c, s, eps, element), s);
+            }
+
             return;
         }
 
-        host.Load(NormalizeDef)(host.Stream, host.Launch.GridStride(y.Length), x, mean, var, gamma ?? mean, beta ?? mean, y, s, eps, gamma.HasValue ? 1 : 0, beta.HasValue ? 1 : 0);
+        NormalizeDef.Launch(host, y.IntLength, new(new(x), new(mean), new(var), new(gamma ?? mean), new(beta ?? mean), new(y), c, s, eps, hasGamma, hasBeta));
     }
 
     /// <summary>
@@ -514,13 +487,21 @@ internal static class BatchNorm
         Optional(op, gamma, nameof(gamma), c);
         if (dx.Length == 0)
             return;
+        // m = N S as an int, then 1 / (float)m: the same invM on both paths.
+        float invM = 1f / (dx.IntLength / c);
+        int hasGamma = gamma.HasValue ? 1 : 0, train = training ? 1 : 0;
         if (host.RunsManaged)
         {
-            InputGradManaged(host, x, dy, mean, var, gamma, dgamma, dbeta, dx, n, c, s, eps, training);
+            unsafe
+            {
+                var element = new InputGradBody<PtrElements<float>>(PtrElements.Of(x), PtrElements.Of(dy), PtrElements.Of(mean), PtrElements.Of(var), PtrElements.Of(gamma ?? mean), PtrElements.Of(dgamma), PtrElements.Of(dbeta), PtrElements.Of(dx), c, s, eps, invM, hasGamma, train);
+                CpuLoops.For(host, (long)n * c, new InputGradPlanes(CpuLoops.Ptr(x), CpuLoops.Ptr(dy), CpuLoops.Ptr(mean), CpuLoops.Ptr(var), gamma is { } g ? CpuLoops.Ptr(g) : null, CpuLoops.Ptr(dgamma), CpuLoops.Ptr(dbeta), CpuLoops.Ptr(dx), c, s, eps, invM, training, element), s);
+            }
+
             return;
         }
 
-        host.Load(InputGradDef)(host.Stream, host.Launch.GridStride(dx.Length), x, dy, mean, var, gamma ?? mean, dgamma, dbeta, dx, s, eps, gamma.HasValue ? 1 : 0, training ? 1 : 0);
+        InputGradDef.Launch(host, dx.IntLength, new(new(x), new(dy), new(mean), new(var), new(gamma ?? mean), new(dgamma), new(dbeta), new(dx), c, s, eps, invM, hasGamma, train));
     }
 
     // One group per channel, up to the policy's cap.
