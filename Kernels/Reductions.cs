@@ -49,15 +49,21 @@ internal static class Reductions
 
     // ---------------------------------------------------------------- ILGPU kernels
 
-    /// <summary>Kernel, deterministic pass 1: x (n) -> partials[g], group g's combination of Map(x[i]) over its threads' grid-stride slices.</summary>
-    public static void FlatPartialsKernel<TOp>(ArrayView<float> x, ArrayView<float> partials)
+    /// <summary>
+    /// Kernel, pass 1: group g combines Map(x[i]) over its threads' grid-stride slices, then writes
+    /// output[g] (deterministic, atomic = 0) or combines it into output[0] atomically (atomic = 1;
+    /// output holds the identity first, and a later launch applies Finish).
+    /// </summary>
+    public static void FlatKernel<TOp>(ArrayView<float> x, ArrayView<float> output, int atomic)
         where TOp : struct, IReduceOp
     {
         var shared = SharedMemory.Allocate<float>(LaunchPolicy.MaxReduceGroupSize);
         int tid = Group.IdxX;
         float total = GroupCombine<TOp>(shared, 0, tid, Group.DimX, 1, SliceOf<TOp>(x));
-        if (tid == 0)
-            partials[Grid.IdxX] = total;
+        if (tid == 0 && atomic != 0)
+            AtomicCombine<TOp>(output, total);
+        else if (tid == 0)
+            output[Grid.IdxX] = total;
     }
 
     /// <summary>
@@ -77,17 +83,6 @@ internal static class Reductions
         float total = GroupCombine<TOp>(shared, 0, tid, size, 1, acc.Value);
         if (tid == 0)
             result[0] = default(TOp).Finish(total, count);
-    }
-
-    /// <summary>Kernel, Atomic mode: each group's tree of its slice is combined into result[0] atomically (result holds the identity first; a later launch applies Finish).</summary>
-    public static void FlatAtomicKernel<TOp>(ArrayView<float> x, ArrayView<float> result)
-        where TOp : struct, IReduceOp
-    {
-        var shared = SharedMemory.Allocate<float>(LaunchPolicy.MaxReduceGroupSize);
-        int tid = Group.IdxX;
-        float total = GroupCombine<TOp>(shared, 0, tid, Group.DimX, 1, SliceOf<TOp>(x));
-        if (tid == 0)
-            AtomicCombine<TOp>(result, total);
     }
 
     /// <summary>Kernel, x (R, C) -> result (R): one group per row (grid-stride over rows); thread t takes columns t, t + G, ..., then the group's tree.</summary>
@@ -625,13 +620,13 @@ internal static class Reductions
         if (mode == ReductionMode.Atomic)
         {
             Elementwise.Fill(host, result, default(TOp).Identity);
-            host.Load(k.FlatAtomic)(host.Stream, pass1, x, result);
+            host.Load(k.Flat)(host.Stream, pass1, x, result, 1);
             host.Load(k.FlatCombine)(host.Stream, pass2, result, result, n);
             return;
         }
 
         var parts = scratch.SubView(0, partials);
-        host.Load(k.FlatPartials)(host.Stream, pass1, x, parts);
+        host.Load(k.Flat)(host.Stream, pass1, x, parts, 0);
         host.Load(k.FlatCombine)(host.Stream, pass2, parts, result, n);
     }
 
@@ -691,18 +686,15 @@ internal static class Reductions
     }
 }
 
-/// <summary>The kernels of one reduction operator: flat (both passes, both modes), rows and columns.</summary>
+/// <summary>The kernels of one reduction operator: flat (both passes; pass 1 serves both modes), rows and columns.</summary>
 internal sealed class ReduceKernels<TOp> : IKernelSet
     where TOp : struct, IReduceOp
 {
-    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>>> FlatPartials =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>>(Reductions.FlatPartialsKernel<TOp>);
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> Flat =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.FlatKernel<TOp>);
 
     public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> FlatCombine =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.FlatCombineKernel<TOp>);
-
-    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>>> FlatAtomic =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>>(Reductions.FlatAtomicKernel<TOp>);
 
     public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> Rows =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.RowsKernel<TOp>);
@@ -711,5 +703,5 @@ internal sealed class ReduceKernels<TOp> : IKernelSet
         KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.ColumnsKernel<TOp>);
 
     /// <inheritdoc/>
-    public IEnumerable<KernelDef> Kernels => [FlatPartials, FlatCombine, FlatAtomic, Rows, Columns];
+    public IEnumerable<KernelDef> Kernels => [Flat, FlatCombine, Rows, Columns];
 }
