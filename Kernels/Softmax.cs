@@ -24,121 +24,103 @@ namespace IlgpuTrain.Kernels;
 // strided loads, a shared-memory or warp-shuffle tree (or one online-softmax pass carrying (max,
 // sum) pairs), a CPU variant without barriers, and a fixed reduction order for determinism.
 
-/// <summary>Row-wise softmax over (N, C): row bodies and checked launchers.</summary>
+/// <summary>Row-wise softmax over (N, C): row bodies (log-softmax's too) and checked launchers.</summary>
 internal static class Softmax
 {
     private static readonly ForEachDef<ForwardBody<ViewElements<float>>> ForwardDef = new();
     private static readonly ForEachDef<BackwardBody<ViewElements<float>>> BackwardDef = new();
 
     /// <summary>y = softmax(x) along each row of x (N, C), max subtracted for stability. y may alias x.</summary>
-    public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c)
-    {
-        if (!RowShapes.Require(host, nameof(Softmax) + "." + nameof(Forward), n, c, (x, nameof(x)), (y, nameof(y))))
-            return;
-        if (host.RunsManaged)
-            CpuLoops.ForEach(host, n, new ForwardBody<PtrElements<float>>(PtrElements.Of(x), PtrElements.Of(y), c), c);
-        else
-            ForwardDef.Launch(host, n, new(new(x), new(y), c));
-    }
+    public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c) =>
+        ForwardRows(host, nameof(Softmax), x, y, n, c, log: 0);
 
     /// <summary>Softmax VJP: dx = y * (dy - rowsum(dy * y)), from the forward output y = softmax(x); dx may alias y or dy.</summary>
-    public static void Backward(KernelHost host, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c)
+    public static void Backward(KernelHost host, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c) =>
+        BackwardRows(host, nameof(Softmax), y, dy, dx, n, c, log: 0);
+
+    // Softmax (log = 0) or log-softmax (log = 1) of each row; owner names the op in messages.
+    internal static void ForwardRows(KernelHost host, string owner, ArrayView<float> x, ArrayView<float> y, int n, int c, int log)
     {
-        if (!RowShapes.Require(host, nameof(Softmax) + "." + nameof(Backward), n, c, (y, nameof(y)), (dy, nameof(dy)), (dx, nameof(dx))))
+        if (!RowShapes.Require(host, owner + "." + nameof(Forward), n, c, (x, nameof(x)), (y, nameof(y))))
             return;
         if (host.RunsManaged)
-            CpuLoops.ForEach(host, n, new BackwardBody<PtrElements<float>>(PtrElements.Of(y), PtrElements.Of(dy), PtrElements.Of(dx), c), c);
+            CpuLoops.ForEach(host, n, new ForwardBody<PtrElements<float>>(PtrElements.Of(x), PtrElements.Of(y), c, log), c);
         else
-            BackwardDef.Launch(host, n, new(new(y), new(dy), new(dx), c));
+            ForwardDef.Launch(host, n, new(new(x), new(y), c, log));
     }
 
-    // y_j = exp(x_j - m) / sum_k exp(x_k - m) over row i.
-    internal readonly struct ForwardBody<TF>(TF x, TF y, int c) : IElementBody
+    internal static void BackwardRows(KernelHost host, string owner, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c, int log)
+    {
+        if (!RowShapes.Require(host, owner + "." + nameof(Backward), n, c, (y, nameof(y)), (dy, nameof(dy)), (dx, nameof(dx))))
+            return;
+        if (host.RunsManaged)
+            CpuLoops.ForEach(host, n, new BackwardBody<PtrElements<float>>(PtrElements.Of(y), PtrElements.Of(dy), PtrElements.Of(dx), c, log), c);
+        else
+            BackwardDef.Launch(host, n, new(new(y), new(dy), new(dx), c, log));
+    }
+
+    // Row i, m = max_j x_j, s = sum_k exp(x_k - m): softmax y_j = exp(x_j - m) / s, or (log = 1)
+    // log-softmax y_j = (x_j - m) - log s.
+    internal readonly struct ForwardBody<TF>(TF x, TF y, int c, int log) : IElementBody
         where TF : struct, IElements<float>
     {
         public void Run(int i)
         {
             int o = i * c;
             float m = SoftmaxRow.Max(x, o, c);
-            float inv = 1f / SoftmaxRow.SumExp(x, o, c, m);
-            for (int j = 0; j < c; j++)
-                y[o + j] = XMath.Exp(x[o + j] - m) * inv;
+            float sum = SoftmaxRow.SumExp(x, o, c, m);
+            if (log != 0)
+            {
+                // The sum is in [1, C]: its log is well conditioned, and (x - m) is exact for nearby values.
+                float lse = XMath.Log(sum);
+                for (int j = 0; j < c; j++)
+                    y[o + j] = (x[o + j] - m) - lse;
+            }
+            else
+            {
+                float inv = 1f / sum;
+                for (int j = 0; j < c; j++)
+                    y[o + j] = XMath.Exp(x[o + j] - m) * inv;
+            }
         }
     }
 
-    // dx_j = y_j (dy_j - sum_k dy_k y_k) over row i.
-    internal readonly struct BackwardBody<TF>(TF y, TF dy, TF dx, int c) : IElementBody
-        where TF : struct, IElements<float>
-    {
-        public void Run(int i)
-        {
-            int o = i * c;
-            float dot = 0f;
-            for (int j = 0; j < c; j++)
-                dot += dy[o + j] * y[o + j];
-            for (int j = 0; j < c; j++)
-                dx[o + j] = y[o + j] * (dy[o + j] - dot);
-        }
-    }
-}
-
-/// <summary>Row-wise log-softmax over (N, C): row bodies and checked launchers.</summary>
-internal static class LogSoftmax
-{
-    private static readonly ForEachDef<ForwardBody<ViewElements<float>>> ForwardDef = new();
-    private static readonly ForEachDef<BackwardBody<ViewElements<float>>> BackwardDef = new();
-
-    /// <summary>y = log(softmax(x)) along each row of x (N, C), computed as x - max - log-sum-exp. y may alias x.</summary>
-    public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c)
-    {
-        if (!RowShapes.Require(host, nameof(LogSoftmax) + "." + nameof(Forward), n, c, (x, nameof(x)), (y, nameof(y))))
-            return;
-        if (host.RunsManaged)
-            CpuLoops.ForEach(host, n, new ForwardBody<PtrElements<float>>(PtrElements.Of(x), PtrElements.Of(y), c), c);
-        else
-            ForwardDef.Launch(host, n, new(new(x), new(y), c));
-    }
-
-    /// <summary>Log-softmax VJP: dx = dy - exp(y) * rowsum(dy), from the forward output y = log-softmax(x); dx may alias y or dy.</summary>
-    public static void Backward(KernelHost host, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c)
-    {
-        if (!RowShapes.Require(host, nameof(LogSoftmax) + "." + nameof(Backward), n, c, (y, nameof(y)), (dy, nameof(dy)), (dx, nameof(dx))))
-            return;
-        if (host.RunsManaged)
-            CpuLoops.ForEach(host, n, new BackwardBody<PtrElements<float>>(PtrElements.Of(y), PtrElements.Of(dy), PtrElements.Of(dx), c), c);
-        else
-            BackwardDef.Launch(host, n, new(new(y), new(dy), new(dx), c));
-    }
-
-    // y_j = (x_j - m) - log(sum_k exp(x_k - m)) over row i.
-    internal readonly struct ForwardBody<TF>(TF x, TF y, int c) : IElementBody
-        where TF : struct, IElements<float>
-    {
-        public void Run(int i)
-        {
-            int o = i * c;
-            float m = SoftmaxRow.Max(x, o, c);
-            // The sum is in [1, C]: its log is well conditioned, and (x - m) is exact for nearby values.
-            float lse = XMath.Log(SoftmaxRow.SumExp(x, o, c, m));
-            for (int j = 0; j < c; j++)
-                y[o + j] = (x[o + j] - m) - lse;
-        }
-    }
-
-    // dx_j = dy_j - exp(y_j) sum_k dy_k over row i.
-    internal readonly struct BackwardBody<TF>(TF y, TF dy, TF dx, int c) : IElementBody
+    // Row i: softmax dx_j = y_j (dy_j - sum_k dy_k y_k), or (log = 1) log-softmax dx_j = dy_j - exp(y_j) sum_k dy_k.
+    internal readonly struct BackwardBody<TF>(TF y, TF dy, TF dx, int c, int log) : IElementBody
         where TF : struct, IElements<float>
     {
         public void Run(int i)
         {
             int o = i * c;
             float sum = 0f;
-            for (int j = 0; j < c; j++)
-                sum += dy[o + j];
-            for (int j = 0; j < c; j++)
-                dx[o + j] = dy[o + j] - (XMath.Exp(y[o + j]) * sum);
+            if (log != 0)
+            {
+                for (int j = 0; j < c; j++)
+                    sum += dy[o + j];
+                for (int j = 0; j < c; j++)
+                    dx[o + j] = dy[o + j] - (XMath.Exp(y[o + j]) * sum);
+            }
+            else
+            {
+                for (int j = 0; j < c; j++)
+                    sum += dy[o + j] * y[o + j];
+                for (int j = 0; j < c; j++)
+                    dx[o + j] = y[o + j] * (dy[o + j] - sum);
+            }
         }
     }
+}
+
+/// <summary>Row-wise log-softmax over (N, C): launchers of Softmax's row bodies.</summary>
+internal static class LogSoftmax
+{
+    /// <summary>y = log(softmax(x)) along each row of x (N, C), computed as x - max - log-sum-exp. y may alias x.</summary>
+    public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c) =>
+        Softmax.ForwardRows(host, nameof(LogSoftmax), x, y, n, c, log: 1);
+
+    /// <summary>Log-softmax VJP: dx = dy - exp(y) * rowsum(dy), from the forward output y = log-softmax(x); dx may alias y or dy.</summary>
+    public static void Backward(KernelHost host, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c) =>
+        Softmax.BackwardRows(host, nameof(LogSoftmax), y, dy, dx, n, c, log: 1);
 }
 
 /// <summary>The two row passes every softmax-based op shares (softmax, log-softmax, cross-entropy), written once.</summary>
