@@ -5,48 +5,36 @@ using ILGPU.Algorithms;
 
 namespace IlgpuTrain.Kernels;
 
-// Batch normalization over (N, C, S): S = H*W for images, 1 for (N, C) features. Statistics are
-// per channel c, over the m = N*S values x[n, c, s] (index (n*C + c)*S + s).
+// Batch normalization over x (N, C, S), S = H*W for images or 1 for (N, C) features; per-channel
+// statistics over the m = N*S values x[n, c, s] at (n*C + c)*S + s. Per-channel buffers (mean, var,
+// gamma, beta, dgamma, dbeta, running) are (C); num_batches_tracked is one Int32.
 //
-//   Statistics   mean[c] = (1/m) Σ x,  var[c] = (1/m) Σ (x - mean[c])²     (BIASED; two passes)
-//   Normalize    x̂ = (x - mean[c]) / sqrt(var[c] + eps),  y = gamma[c] x̂ + beta[c]
-//                (training passes the batch statistics, evaluation the running ones)
-//   Running      running_mean' = (1 - momentum) running_mean + momentum mean
-//                running_var'  = (1 - momentum) running_var  + momentum var m/(m - 1)   (UNBIASED, PyTorch)
-//                num_batches_tracked' = num_batches_tracked + 1
-//   Backward     dbeta[c] = Σ dy,  dgamma[c] = Σ dy x̂             (ParamGrads, both modes)
-//                training:   dx = gamma invstd / m (m dy - dbeta - x̂ dgamma)   (mean and var depend on x)
-//                evaluation: dx = gamma invstd dy                                (running stats are constants)
+//   Statistics  mean = (1/m) Σ x,  var = (1/m) Σ (x - mean)²   (BIASED; two passes)     reads 8 B
+//   Normalize   x̂ = (x - mean) / sqrt(var + eps),  y = gamma x̂ + beta                  reads 4 B, writes 4 B
+//               (training passes the batch statistics, evaluation the running ones)
+//   Running     running_mean' = (1 - momentum) running_mean + momentum mean
+//               running_var'  = (1 - momentum) running_var + momentum var m/(m - 1)   (UNBIASED, PyTorch)
+//               num_batches_tracked' = num_batches_tracked + 1
+//   ParamGrads  dbeta = Σ dy,  dgamma = Σ dy x̂   (both modes)                          reads 8 B
+//   InputGrad   training:   dx = gamma invstd / m (m dy - dbeta - x̂ dgamma)  (mean, var depend on x)
+//               evaluation: dx = gamma invstd dy  (running stats are constants)       reads 8 B, writes 4 B
 //
-// Shapes: x, y, dy, dx (N, C, S); mean, var, gamma, beta, dgamma, dbeta and the running buffers (C);
-// num_batches_tracked is one Int32.
-// Only mean and var (C floats each) are saved for the backward: invstd = 1/sqrt(var + eps) is
-// recomputed per channel, which costs nothing against the m reads per channel.
+// Bytes are per element of x. Statistics reads x twice: the second pass centers on the first pass's
+// mean, avoiding the cancellation of E[x²] - E[x]². Only mean and var are saved for the backward;
+// invstd = 1/sqrt(var + eps) is recomputed per channel (nothing against m reads). Every output is
+// OVERWRITTEN. y may alias x and dx may alias dy (each element read and written by one thread). No
+// float atomics: per-channel sums run in a fixed order, bitwise reproducible per device and policy.
 //
-// Memory traffic per element of x:
-//   Statistics   reads 8 B (x twice: the second pass centers on the first pass's mean, which avoids
-//                the cancellation of E[x²] - E[x]²)
-//   Normalize    reads 4 B, writes 4 B
-//   ParamGrads   reads 8 B (x, dy)
-//   InputGrad    reads 8 B (x, dy), writes 4 B
-// Every output is OVERWRITTEN, never accumulated. y may alias x and dx may alias dy (elementwise,
-// each element read and written by one thread). No float atomics anywhere: the per-channel sums
-// run in a fixed order, so results are bitwise reproducible on a device and launch policy.
+// Statistics and ParamGrads have two algorithms. Kernels: one group per channel (grid-stride over
+// channels); thread t takes values t, t + G, ... (S-contiguous runs read together, coalesced),
+// then a shared-memory tree (any group size up to MaxGroupSize; C is small, so groups are
+// plentiful). Managed: one loop per channel over n, then s, in order from 0f. Normalize, InputGrad
+// and Running are elementwise: grid-stride kernels, and managed loops with the same float
+// operations per element (bitwise equal given the same statistics).
 //
-// The per-channel reductions (Statistics, ParamGrads) have two algorithms:
-//   Kernels: one group per channel, grid-stride over channels by group. Thread t takes values
-//     t, t + G, ... of the channel, so a group reads S-contiguous runs together (coalesced), then
-//     a shared-memory tree combines the G partial sums. Correct for any group size up to
-//     MaxGroupSize. Channel counts are small (C <= a few thousand), so groups are plentiful.
-//   Managed (host.RunsManaged): one loop per channel over n, then s, in order from 0f (each
-//     (n, c) row of S values is contiguous); see "managed CPU paths".
-// Normalize, InputGrad and Running are elementwise: grid-stride kernels, and managed loops with
-// the same float operations per element (bitwise equal, given the same statistics).
-//
-// Accuracy: plain float sums of m terms per channel (one loop in the managed path; m/G terms per
-// thread, then a tree of depth log2 G, in the kernels), so the mean is within about (m - 1) u
-// mean|x| of exact (m/G + log2 G instead of m - 1 in the kernels), and x̂ inherits that divided
-// by the channel's std.
+// Accuracy: plain float sums of m terms per channel (m/G per thread then a tree of depth log2 G in
+// the kernels), so the mean is within about (m - 1) u mean|x| of exact (m/G + log2 G in the
+// kernels), and x̂ inherits that divided by the channel's std.
 
 /// <summary>Batch normalization over (N, C, S): ILGPU kernels and checked launchers.</summary>
 internal static class BatchNorm
@@ -56,12 +44,7 @@ internal static class BatchNorm
 
     // ---------------------------------------------------------------- ILGPU kernels
 
-    /// <summary>Kernel: one group per channel (grid-stride over channels by group), two passes, shared-memory trees.</summary>
-    /// <param name="x">Input (N, C, S).</param>
-    /// <param name="mean">Output (C).</param>
-    /// <param name="var">Output (C).</param>
-    /// <param name="n">Batch N.</param>
-    /// <param name="s">Inner size S.</param>
+    /// <summary>Kernel, x (N, C, S) -> mean, var (C): one group per channel (grid-stride over channels), two passes, shared-memory trees.</summary>
     public static void StatisticsKernel(ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, int n, int s)
     {
         var shared = SharedMemory.Allocate<float>(MaxGroupSize);
@@ -93,23 +76,12 @@ internal static class BatchNorm
         }
     }
 
-    /// <summary>Kernel: y = gamma (x - mean) rsqrt(var + eps) + beta, grid-stride over the N*C*S elements.</summary>
-    /// <param name="x">Input (N, C, S).</param>
-    /// <param name="mean">Mean (C).</param>
-    /// <param name="var">Variance (C).</param>
-    /// <param name="gamma">Scale (C); read only when <paramref name="hasGamma"/> is 1.</param>
-    /// <param name="beta">Shift (C); read only when <paramref name="hasBeta"/> is 1.</param>
-    /// <param name="y">Output (N, C, S); may alias x.</param>
-    /// <param name="s">Inner size S (at least 1).</param>
-    /// <param name="eps">Added to the variance.</param>
-    /// <param name="hasGamma">1 to scale by gamma, 0 for gamma = 1.</param>
-    /// <param name="hasBeta">1 to add beta, 0 for beta = 0.</param>
-    public static void NormalizeKernel(ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> y, int s, float eps, int hasGamma, int hasBeta)
+    // y[i] = gamma (x - mean) rsqrt(var + eps) + beta at channel (i / s) % c; gamma read only when
+    // hasGamma = 1, beta when hasBeta = 1.
+    internal readonly struct NormalizeBody<TF>(TF x, TF mean, TF var, TF gamma, TF beta, TF y, int c, int s, float eps, int hasGamma, int hasBeta) : IElementBody
+        where TF : struct, IElements<float>
     {
-        int total = y.IntLength;
-        int c = mean.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+        public void Run(int i)
         {
             int ch = (i / s) % c;
             float scale = XMath.Rsqrt(var[ch] + eps);
@@ -121,15 +93,6 @@ internal static class BatchNorm
     }
 
     /// <summary>Kernel: one group per channel writes dgamma = Σ dy x̂ and dbeta = Σ dy through shared-memory trees.</summary>
-    /// <param name="x">Forward input (N, C, S).</param>
-    /// <param name="dy">Upstream gradient (N, C, S).</param>
-    /// <param name="mean">Mean the forward used (C).</param>
-    /// <param name="var">Variance the forward used (C).</param>
-    /// <param name="dgamma">Output (C).</param>
-    /// <param name="dbeta">Output (C).</param>
-    /// <param name="n">Batch N.</param>
-    /// <param name="s">Inner size S.</param>
-    /// <param name="eps">Added to the variance.</param>
     public static void ParamGradsKernel(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> dgamma, ArrayView<float> dbeta, int n, int s, float eps)
     {
         var shared = SharedMemory.Allocate<float>(MaxGroupSize);
@@ -160,30 +123,12 @@ internal static class BatchNorm
         }
     }
 
-    /// <summary>
-    /// Kernel: dx per element, grid-stride. Training: gamma invstd / m (m dy - dbeta - x̂ dgamma);
-    /// evaluation: gamma invstd dy.
-    /// </summary>
-    /// <param name="x">Forward input (N, C, S).</param>
-    /// <param name="dy">Upstream gradient (N, C, S).</param>
-    /// <param name="mean">Mean the forward used (C).</param>
-    /// <param name="var">Variance the forward used (C).</param>
-    /// <param name="gamma">Scale (C); read only when <paramref name="hasGamma"/> is 1.</param>
-    /// <param name="dgamma">Σ dy x̂ (C); read only in training.</param>
-    /// <param name="dbeta">Σ dy (C); read only in training.</param>
-    /// <param name="dx">Output (N, C, S); may alias dy.</param>
-    /// <param name="s">Inner size S (at least 1).</param>
-    /// <param name="eps">Added to the variance.</param>
-    /// <param name="hasGamma">1 to scale by gamma, 0 for gamma = 1.</param>
-    /// <param name="training">1 when mean and var were the batch's, 0 for running statistics.</param>
-    public static void InputGradKernel(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> gamma, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dx, int s, float eps, int hasGamma, int training)
+    // dx[i] at channel (i / s) % c. training = 1: gamma invstd (dy - invM (dbeta + x̂ dgamma)), invM = 1 / m;
+    // 0: gamma invstd dy (dgamma, dbeta unread). gamma read only when hasGamma = 1.
+    internal readonly struct InputGradBody<TF>(TF x, TF dy, TF mean, TF var, TF gamma, TF dgamma, TF dbeta, TF dx, int c, int s, float eps, float invM, int hasGamma, int training) : IElementBody
+        where TF : struct, IElements<float>
     {
-        int total = dx.IntLength;
-        int c = mean.IntLength;
-        float m = total / c;
-        float invM = 1f / m;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+        public void Run(int i)
         {
             int ch = (i / s) % c;
             float invstd = XMath.Rsqrt(var[ch] + eps);
@@ -203,41 +148,23 @@ internal static class BatchNorm
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>> StatisticsDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(StatisticsKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>> NormalizeDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>(NormalizeKernel);
+    private static readonly ForEachDef<NormalizeBody<ViewElements<float>>> NormalizeDef = new();
+    private static readonly ForEachDef<InputGradBody<ViewElements<float>>> InputGradDef = new();
 
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>> ParamGradsDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(ParamGradsKernel);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>> InputGradDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>(InputGradKernel);
-
-    /// <summary>Index of value k (k = n S + s) of channel ch in (N, C, S).</summary>
+    // Index of value k (k = n S + s) of channel ch in (N, C, S).
     private static int At(int k, int ch, int c, int s)
     {
         int i = k / s;
         return (((i * c) + ch) * s) + (k - (i * s));
     }
 
-    /// <summary>
-    /// The sum of one value per thread of the group, returned to EVERY thread. A fixed pairing
-    /// (slot t with t + half, starting at half the next power of two, so any group size works),
-    /// hence deterministic. Every thread of the group must call it (barriers).
-    /// </summary>
+    // The group's sum (Reductions' fixed-pairing tree), returned to EVERY thread; every thread must call it.
     private static float GroupSum(ArrayView<float> shared, int tid, int size, float value)
     {
-        shared[tid] = value;
-        Group.Barrier();
-        int half = 1;
-        while (half < size)
-            half <<= 1;
-        for (half >>= 1; half > 0; half >>= 1)
-        {
-            if (tid < half && tid + half < size)
-                shared[tid] += shared[tid + half];
-            Group.Barrier();
-        }
-
+        Reductions.GroupCombine<SumOp>(shared, 0, tid, size, 1, value);
         float total = shared[0];
         // Everyone reads slot 0 before the next call overwrites it.
         Group.Barrier();
@@ -245,26 +172,18 @@ internal static class BatchNorm
     }
 
     // ---------------------------------------------------------------- managed CPU paths
-    // On the managed backend (host.RunsManaged) the launchers run these on the buffers' host memory.
-    // The per-channel sums run over n, then s, in order from 0f; invstd is XMath.Rsqrt, the very
-    // method the kernels call, so the elementwise passes are bitwise the kernels'.
-    // A float sum is a chain of dependent adds (4 cycles each), so the reductions walk 4
-    // channels side by side: 4 (ParamGrads: 8) independent chains, each in its own channel's
-    // order. The elementwise passes walk one (n, c) plane at a time with the per-channel
-    // constants hoisted and Vector256 sub/mul/add (never FMA, as the kernels), lane = element.
-    // Threads split channels (reductions) or planes (elementwise), never one sum.
+    // Per-channel sums run over n, then s, in order from 0f; invstd is XMath.Rsqrt, as in the
+    // kernels, so the elementwise passes are bitwise the kernels'. A float sum is a chain of
+    // dependent adds (4 cycles each), so the reductions walk 4 channels side by side (4, ParamGrads
+    // 8, independent chains). The elementwise passes walk one (n, c) plane at a time, per-channel
+    // constants hoisted, Vector256 sub/mul/add (never FMA), lane = element. Threads split channels
+    // or planes, never one sum.
 
     private static unsafe void StatisticsManaged(KernelHost host, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, int n, int c, int s) =>
         CpuLoops.For(host, c, new StatisticsBody(CpuLoops.Ptr(x), CpuLoops.Ptr(mean), CpuLoops.Ptr(var), n, c, s), n * s);
 
-    private static unsafe void NormalizeManaged(KernelHost host, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, ArrayView<float>? gamma, ArrayView<float>? beta, ArrayView<float> y, int n, int c, int s, float eps) =>
-        CpuLoops.For(host, (long)n * c, new NormalizeBody(CpuLoops.Ptr(x), CpuLoops.Ptr(mean), CpuLoops.Ptr(var), gamma is { } g ? CpuLoops.Ptr(g) : null, beta is { } b ? CpuLoops.Ptr(b) : null, CpuLoops.Ptr(y), c, s, eps), s);
-
     private static unsafe void ParamGradsManaged(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> dgamma, ArrayView<float> dbeta, int n, int c, int s, float eps) =>
         CpuLoops.For(host, c, new ParamGradsBody(CpuLoops.Ptr(x), CpuLoops.Ptr(dy), CpuLoops.Ptr(mean), CpuLoops.Ptr(var), CpuLoops.Ptr(dgamma), CpuLoops.Ptr(dbeta), n, c, s, eps), n * s);
-
-    private static unsafe void InputGradManaged(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float>? gamma, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dx, int n, int c, int s, float eps, bool training) =>
-        CpuLoops.For(host, (long)n * c, new InputGradBody(CpuLoops.Ptr(x), CpuLoops.Ptr(dy), CpuLoops.Ptr(mean), CpuLoops.Ptr(var), gamma is { } g ? CpuLoops.Ptr(g) : null, CpuLoops.Ptr(dgamma), CpuLoops.Ptr(dbeta), CpuLoops.Ptr(dx), dx.IntLength, c, s, eps, training), s);
 
     private static readonly ForEachDef<RunningBody<ViewElements<float>>> RunningDef = new();
     private static readonly ForEachDef<IncrementBody<ViewElements<int>>> IncrementDef = new();
@@ -289,53 +208,24 @@ internal static class BatchNorm
         public void Run(int i) => next[0] = counter[0] + 1;
     }
 
+    // Channels are taken four at a time, [ch, ch + count) with count <= 4: a lane past count
+    // re-reads channel ch (offset 0) and is dropped, so a remainder runs the same loop.
     private readonly unsafe struct StatisticsBody(float* x, float* mean, float* var, int n, int c, int s) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
-            int ch = start;
-            for (; ch <= end - 4; ch += 4)
-                Four(ch);
-            for (; ch < end; ch++)
-                One(ch);
+            for (int ch = start; ch < end; ch += 4)
+                Four(ch, Math.Min(4, end - ch));
         }
 
-        private float* Row(int i, int ch) => x + ((((long)i * c) + ch) * s);
-
-        private void One(int ch)
+        private void Four(int ch, int count)
         {
             int m = n * s;
-            float sum = 0f;
-            for (int i = 0; i < n; i++)
-            {
-                float* r = Row(i, ch);
-                for (int j = 0; j < s; j++)
-                    sum += r[j];
-            }
-
-            float mu = sum / m;
-            float sq = 0f;
-            for (int i = 0; i < n; i++)
-            {
-                float* r = Row(i, ch);
-                for (int j = 0; j < s; j++)
-                {
-                    float d = r[j] - mu;
-                    sq += d * d;
-                }
-            }
-
-            mean[ch] = mu;
-            var[ch] = sq / m;
-        }
-
-        private void Four(int ch)
-        {
-            int m = n * s;
+            long o1 = count > 1 ? s : 0, o2 = count > 2 ? 2L * s : 0, o3 = count > 3 ? 3L * s : 0;
             float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
             for (int i = 0; i < n; i++)
             {
-                float* r0 = Row(i, ch), r1 = r0 + s, r2 = r1 + s, r3 = r2 + s;
+                float* r0 = x + ((((long)i * c) + ch) * s), r1 = r0 + o1, r2 = r0 + o2, r3 = r0 + o3;
                 for (int j = 0; j < s; j++)
                 {
                     s0 += r0[j];
@@ -349,7 +239,7 @@ internal static class BatchNorm
             float q0 = 0f, q1 = 0f, q2 = 0f, q3 = 0f;
             for (int i = 0; i < n; i++)
             {
-                float* r0 = Row(i, ch), r1 = r0 + s, r2 = r1 + s, r3 = r2 + s;
+                float* r0 = x + ((((long)i * c) + ch) * s), r1 = r0 + o1, r2 = r0 + o2, r3 = r0 + o3;
                 for (int j = 0; j < s; j++)
                 {
                     float d0 = r0[j] - mu0, d1 = r1[j] - mu1, d2 = r2[j] - mu2, d3 = r3[j] - mu3;
@@ -360,14 +250,12 @@ internal static class BatchNorm
                 }
             }
 
-            mean[ch] = mu0;
-            mean[ch + 1] = mu1;
-            mean[ch + 2] = mu2;
-            mean[ch + 3] = mu3;
-            var[ch] = q0 / m;
-            var[ch + 1] = q1 / m;
-            var[ch + 2] = q2 / m;
-            var[ch + 3] = q3 / m;
+            Span<float> mu = [mu0, mu1, mu2, mu3], q = [q0, q1, q2, q3];
+            for (int k = 0; k < count; k++)
+            {
+                mean[ch + k] = mu[k];
+                var[ch + k] = q[k] / m;
+            }
         }
     }
 
@@ -375,44 +263,20 @@ internal static class BatchNorm
     {
         public void Run(int start, int end)
         {
-            int ch = start;
-            for (; ch <= end - 4; ch += 4)
-                Four(ch);
-            for (; ch < end; ch++)
-                One(ch);
+            for (int ch = start; ch < end; ch += 4)
+                Four(ch, Math.Min(4, end - ch));
         }
 
-        private long Row(int i, int ch) => (((long)i * c) + ch) * s;
-
-        private void One(int ch)
+        private void Four(int ch, int count)
         {
-            float mu = mean[ch];
-            float sg = 0f, sb = 0f;
-            for (int i = 0; i < n; i++)
-            {
-                long row = Row(i, ch);
-                float* xr = x + row, gr = dy + row;
-                for (int j = 0; j < s; j++)
-                {
-                    float g = gr[j];
-                    sb += g;
-                    sg += g * (xr[j] - mu);
-                }
-            }
-
-            dgamma[ch] = sg * XMath.Rsqrt(var[ch] + eps);
-            dbeta[ch] = sb;
-        }
-
-        private void Four(int ch)
-        {
-            float mu0 = mean[ch], mu1 = mean[ch + 1], mu2 = mean[ch + 2], mu3 = mean[ch + 3];
+            long o1 = count > 1 ? s : 0, o2 = count > 2 ? 2L * s : 0, o3 = count > 3 ? 3L * s : 0;
+            float mu0 = mean[ch], mu1 = count > 1 ? mean[ch + 1] : mu0, mu2 = count > 2 ? mean[ch + 2] : mu0, mu3 = count > 3 ? mean[ch + 3] : mu0;
             float g0 = 0f, g1 = 0f, g2 = 0f, g3 = 0f, b0 = 0f, b1 = 0f, b2 = 0f, b3 = 0f;
             for (int i = 0; i < n; i++)
             {
-                long row = Row(i, ch);
-                float* x0 = x + row, x1 = x0 + s, x2 = x1 + s, x3 = x2 + s;
-                float* d0 = dy + row, d1 = d0 + s, d2 = d1 + s, d3 = d2 + s;
+                long row = (((long)i * c) + ch) * s;
+                float* x0 = x + row, x1 = x0 + o1, x2 = x0 + o2, x3 = x0 + o3;
+                float* d0 = dy + row, d1 = d0 + o1, d2 = d0 + o2, d3 = d0 + o3;
                 for (int j = 0; j < s; j++)
                 {
                     float e0 = d0[j], e1 = d1[j], e2 = d2[j], e3 = d3[j];
@@ -427,19 +291,17 @@ internal static class BatchNorm
                 }
             }
 
-            dgamma[ch] = g0 * XMath.Rsqrt(var[ch] + eps);
-            dgamma[ch + 1] = g1 * XMath.Rsqrt(var[ch + 1] + eps);
-            dgamma[ch + 2] = g2 * XMath.Rsqrt(var[ch + 2] + eps);
-            dgamma[ch + 3] = g3 * XMath.Rsqrt(var[ch + 3] + eps);
-            dbeta[ch] = b0;
-            dbeta[ch + 1] = b1;
-            dbeta[ch + 2] = b2;
-            dbeta[ch + 3] = b3;
+            Span<float> g = [g0, g1, g2, g3], b = [b0, b1, b2, b3];
+            for (int k = 0; k < count; k++)
+            {
+                dgamma[ch + k] = g[k] * XMath.Rsqrt(var[ch + k] + eps);
+                dbeta[ch + k] = b[k];
+            }
         }
     }
 
-    // gamma and beta are null when absent (the kernel's hasGamma / hasBeta = 0).
-    private readonly unsafe struct NormalizeBody(float* x, float* mean, float* var, float* gamma, float* beta, float* y, int c, int s, float eps) : CpuLoops.IRange
+    // Plane p = (n, c) of NormalizeBody: gamma and beta are null when absent; the tail is the body.
+    private readonly unsafe struct NormalizePlanes(float* x, float* mean, float* var, float* gamma, float* beta, float* y, int c, int s, float eps, NormalizeBody<PtrElements<float>> element) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
@@ -449,13 +311,11 @@ internal static class BatchNorm
                 float scale = XMath.Rsqrt(var[ch] + eps);
                 if (gamma != null)
                     scale *= gamma[ch];
-                float mu = mean[ch];
                 float* xp = x + ((long)p * s), yp = y + ((long)p * s);
                 int j = 0;
                 if (Vector256.IsHardwareAccelerated)
                 {
-                    var vmu = Vector256.Create(mu);
-                    var vscale = Vector256.Create(scale);
+                    Vector256<float> vmu = Vector256.Create(mean[ch]), vscale = Vector256.Create(scale);
                     if (beta != null)
                     {
                         var vb = Vector256.Create(beta[ch]);
@@ -470,21 +330,16 @@ internal static class BatchNorm
                 }
 
                 for (; j < s; j++)
-                {
-                    float v = (xp[j] - mu) * scale;
-                    yp[j] = beta != null ? v + beta[ch] : v;
-                }
+                    element.Run((p * s) + j);
             }
         }
     }
 
-    // InputGradKernel per element, with its invM = 1f / (float)(total / c) (int division, as the kernel).
-    private readonly unsafe struct InputGradBody(float* x, float* dy, float* mean, float* var, float* gamma, float* dgamma, float* dbeta, float* dx, int total, int c, int s, float eps, bool training) : CpuLoops.IRange
+    // Plane p = (n, c) of InputGradBody: gamma is null when absent; the tail is the body.
+    private readonly unsafe struct InputGradPlanes(float* x, float* dy, float* mean, float* var, float* gamma, float* dgamma, float* dbeta, float* dx, int c, int s, float eps, float invM, bool training, InputGradBody<PtrElements<float>> element) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
-            float m = total / c;
-            float invM = 1f / m;
             for (int p = start; p < end; p++)
             {
                 int ch = p % c;
@@ -492,52 +347,32 @@ internal static class BatchNorm
                 float scale = gamma != null ? gamma[ch] * invstd : invstd;
                 float* xp = x + ((long)p * s), gp = dy + ((long)p * s), dp = dx + ((long)p * s);
                 int j = 0;
-                if (training)
+                if (Vector256.IsHardwareAccelerated && training)
                 {
-                    float mu = mean[ch], db = dbeta[ch], dg = dgamma[ch];
-                    if (Vector256.IsHardwareAccelerated)
+                    Vector256<float> vmu = Vector256.Create(mean[ch]), vinv = Vector256.Create(invstd), vscale = Vector256.Create(scale);
+                    Vector256<float> vdb = Vector256.Create(dbeta[ch]), vdg = Vector256.Create(dgamma[ch]), vm = Vector256.Create(invM);
+                    for (; j <= s - 8; j += 8)
                     {
-                        Vector256<float> vmu = Vector256.Create(mu), vinv = Vector256.Create(invstd), vscale = Vector256.Create(scale);
-                        Vector256<float> vdb = Vector256.Create(db), vdg = Vector256.Create(dg), vm = Vector256.Create(invM);
-                        for (; j <= s - 8; j += 8)
-                        {
-                            var xhat = (Vector256.Load(xp + j) - vmu) * vinv;
-                            (vscale * (Vector256.Load(gp + j) - (vm * (vdb + (xhat * vdg))))).Store(dp + j);
-                        }
-                    }
-
-                    for (; j < s; j++)
-                    {
-                        float xhat = (xp[j] - mu) * invstd;
-                        dp[j] = scale * (gp[j] - (invM * (db + (xhat * dg))));
+                        var xhat = (Vector256.Load(xp + j) - vmu) * vinv;
+                        (vscale * (Vector256.Load(gp + j) - (vm * (vdb + (xhat * vdg))))).Store(dp + j);
                     }
                 }
-                else
+                else if (Vector256.IsHardwareAccelerated)
                 {
-                    if (Vector256.IsHardwareAccelerated)
-                    {
-                        var vscale = Vector256.Create(scale);
-                        for (; j <= s - 8; j += 8)
-                            (vscale * Vector256.Load(gp + j)).Store(dp + j);
-                    }
-
-                    for (; j < s; j++)
-                        dp[j] = scale * gp[j];
+                    var vscale = Vector256.Create(scale);
+                    for (; j <= s - 8; j += 8)
+                        (vscale * Vector256.Load(gp + j)).Store(dp + j);
                 }
+
+                for (; j < s; j++)
+                    element.Run((p * s) + j);
             }
         }
     }
 
     // ---------------------------------------------------------------- launchers
 
-    /// <summary>Per channel mean and BIASED variance of x (N, C, S), two passes, deterministic. Overwrites mean and var.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (N, C, S), row-major.</param>
-    /// <param name="mean">Output (C); NaN when N S = 0.</param>
-    /// <param name="var">Output (C).</param>
-    /// <param name="n">Batch N.</param>
-    /// <param name="c">Channels C.</param>
-    /// <param name="s">Inner size S (H W, or 1).</param>
+    /// <summary>Per-channel mean and BIASED variance (C) of x (N, C, S), two passes, deterministic; NaN when N = 0.</summary>
     public static void Statistics(KernelHost host, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, int n, int c, int s)
     {
         const string op = nameof(BatchNorm) + "." + nameof(Statistics);
@@ -558,21 +393,7 @@ internal static class BatchNorm
             host.Load(StatisticsDef)(host.Stream, PerChannel(host, c), x, mean, var, n, s);
     }
 
-    /// <summary>
-    /// y = gamma (x - mean) / sqrt(var + eps) + beta per channel. Training passes the batch
-    /// statistics from <see cref="Statistics"/>, evaluation the running ones. y may alias x.
-    /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (N, C, S).</param>
-    /// <param name="mean">Mean (C).</param>
-    /// <param name="var">Variance (C).</param>
-    /// <param name="gamma">Scale (C), or null for 1.</param>
-    /// <param name="beta">Shift (C), or null for 0.</param>
-    /// <param name="y">Output (N, C, S).</param>
-    /// <param name="n">Batch N.</param>
-    /// <param name="c">Channels C.</param>
-    /// <param name="s">Inner size S.</param>
-    /// <param name="eps">Added to the variance.</param>
+    /// <summary>y = gamma (x - mean) / sqrt(var + eps) + beta per channel (gamma null: 1, beta null: 0), with the batch's or the running statistics. y may alias x.</summary>
     public static void Normalize(KernelHost host, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> var, ArrayView<float>? gamma, ArrayView<float>? beta, ArrayView<float> y, int n, int c, int s, float eps)
     {
         const string op = nameof(BatchNorm) + "." + nameof(Normalize);
@@ -581,29 +402,26 @@ internal static class BatchNorm
         Optional(op, beta, nameof(beta), c);
         if (y.Length == 0)
             return;
+        int hasGamma = gamma.HasValue ? 1 : 0, hasBeta = beta.HasValue ? 1 : 0;
         if (host.RunsManaged)
         {
-            NormalizeManaged(host, x, mean, var, gamma, beta, y, n, c, s, eps);
+            unsafe
+            {
+                var element = new NormalizeBody<PtrElements<float>>(PtrElements.Of(x), PtrElements.Of(mean), PtrElements.Of(var), PtrElements.Of(gamma ?? mean), PtrElements.Of(beta ?? mean), PtrElements.Of(y), c, s, eps, hasGamma, hasBeta);
+                CpuLoops.For(host, (long)n * c, new NormalizePlanes(CpuLoops.Ptr(x), CpuLoops.Ptr(mean), CpuLoops.Ptr(var), gamma is { } g ? CpuLoops.Ptr(g) : null, beta is { } b ? CpuLoops.Ptr(b) : null, CpuLoops.Ptr(y), c, s, eps, element), s);
+            }
+
             return;
         }
 
-        host.Load(NormalizeDef)(host.Stream, host.Launch.GridStride(y.Length), x, mean, var, gamma ?? mean, beta ?? mean, y, s, eps, gamma.HasValue ? 1 : 0, beta.HasValue ? 1 : 0);
+        NormalizeDef.Launch(host, y.IntLength, new(new(x), new(mean), new(var), new(gamma ?? mean), new(beta ?? mean), new(y), c, s, eps, hasGamma, hasBeta));
     }
 
     /// <summary>
-    /// The running statistics after a training batch of m values per channel:
+    /// The running statistics after a training batch of m = N S values per channel (m at least 2):
     /// new mean = (1 - momentum) mean + momentum batch mean, new var = (1 - momentum) var + momentum
-    /// batch var m / (m - 1). Overwrites the new buffers (they may alias the old ones).
+    /// batch var m / (m - 1). The new buffers may alias the old ones.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="mean">Batch mean (C).</param>
-    /// <param name="var">Batch BIASED variance (C).</param>
-    /// <param name="m">Values per channel, N S (at least 2: the unbiased variance divides by m - 1).</param>
-    /// <param name="momentum">Weight of the batch statistics (PyTorch's default 0.1).</param>
-    /// <param name="runningMean">Running mean (C).</param>
-    /// <param name="runningVar">Running variance (C).</param>
-    /// <param name="newRunningMean">Output (C).</param>
-    /// <param name="newRunningVar">Output (C).</param>
     public static void Running(KernelHost host, ArrayView<float> mean, ArrayView<float> var, int m, float momentum, ArrayView<float> runningMean, ArrayView<float> runningVar, ArrayView<float> newRunningMean, ArrayView<float> newRunningVar)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -625,9 +443,6 @@ internal static class BatchNorm
     }
 
     /// <summary>next[0] = counter[0] + 1: num_batches_tracked after a training batch. next may alias counter.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="counter">The count (1).</param>
-    /// <param name="next">Output (1).</param>
     public static void Increment(KernelHost host, ArrayView<int> counter, ArrayView<int> next)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -641,17 +456,6 @@ internal static class BatchNorm
     }
 
     /// <summary>dgamma = Σ dy x̂ and dbeta = Σ dy per channel, x̂ from the mean and var the forward used. Overwrites both.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Forward input (N, C, S).</param>
-    /// <param name="dy">Upstream gradient (N, C, S).</param>
-    /// <param name="mean">Mean the forward used (C).</param>
-    /// <param name="var">Variance the forward used (C).</param>
-    /// <param name="dgamma">Output (C).</param>
-    /// <param name="dbeta">Output (C).</param>
-    /// <param name="n">Batch N.</param>
-    /// <param name="c">Channels C.</param>
-    /// <param name="s">Inner size S.</param>
-    /// <param name="eps">Added to the variance.</param>
     public static void ParamGrads(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float> dgamma, ArrayView<float> dbeta, int n, int c, int s, float eps)
     {
         const string op = nameof(BatchNorm) + "." + nameof(ParamGrads);
@@ -673,23 +477,9 @@ internal static class BatchNorm
 
     /// <summary>
     /// dx of batch normalization. Training (mean and var are the batch's, so functions of x):
-    /// dx = gamma invstd / m (m dy - dbeta - x̂ dgamma), with dgamma and dbeta from
-    /// <see cref="ParamGrads"/>. Evaluation: dx = gamma invstd dy. Overwrites dx (it may alias dy).
+    /// dx = gamma invstd / m (m dy - dbeta - x̂ dgamma), dgamma and dbeta from <see cref="ParamGrads"/>.
+    /// Evaluation: dx = gamma invstd dy. gamma null: 1. dx may alias dy.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Forward input (N, C, S).</param>
-    /// <param name="dy">Upstream gradient (N, C, S).</param>
-    /// <param name="mean">Mean the forward used (C).</param>
-    /// <param name="var">Variance the forward used (C).</param>
-    /// <param name="gamma">Scale (C), or null for 1.</param>
-    /// <param name="dgamma">Σ dy x̂ (C); read in training only.</param>
-    /// <param name="dbeta">Σ dy (C); read in training only.</param>
-    /// <param name="dx">Output (N, C, S).</param>
-    /// <param name="n">Batch N.</param>
-    /// <param name="c">Channels C.</param>
-    /// <param name="s">Inner size S.</param>
-    /// <param name="eps">Added to the variance.</param>
-    /// <param name="training">Whether the forward used batch statistics.</param>
     public static void InputGrad(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> var, ArrayView<float>? gamma, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> dx, int n, int c, int s, float eps, bool training)
     {
         const string op = nameof(BatchNorm) + "." + nameof(InputGrad);
@@ -697,16 +487,24 @@ internal static class BatchNorm
         Optional(op, gamma, nameof(gamma), c);
         if (dx.Length == 0)
             return;
+        // m = N S as an int, then 1 / (float)m: the same invM on both paths.
+        float invM = 1f / (dx.IntLength / c);
+        int hasGamma = gamma.HasValue ? 1 : 0, train = training ? 1 : 0;
         if (host.RunsManaged)
         {
-            InputGradManaged(host, x, dy, mean, var, gamma, dgamma, dbeta, dx, n, c, s, eps, training);
+            unsafe
+            {
+                var element = new InputGradBody<PtrElements<float>>(PtrElements.Of(x), PtrElements.Of(dy), PtrElements.Of(mean), PtrElements.Of(var), PtrElements.Of(gamma ?? mean), PtrElements.Of(dgamma), PtrElements.Of(dbeta), PtrElements.Of(dx), c, s, eps, invM, hasGamma, train);
+                CpuLoops.For(host, (long)n * c, new InputGradPlanes(CpuLoops.Ptr(x), CpuLoops.Ptr(dy), CpuLoops.Ptr(mean), CpuLoops.Ptr(var), gamma is { } g ? CpuLoops.Ptr(g) : null, CpuLoops.Ptr(dgamma), CpuLoops.Ptr(dbeta), CpuLoops.Ptr(dx), c, s, eps, invM, training, element), s);
+            }
+
             return;
         }
 
-        host.Load(InputGradDef)(host.Stream, host.Launch.GridStride(dx.Length), x, dy, mean, var, gamma ?? mean, dgamma, dbeta, dx, s, eps, gamma.HasValue ? 1 : 0, training ? 1 : 0);
+        InputGradDef.Launch(host, dx.IntLength, new(new(x), new(dy), new(mean), new(var), new(gamma ?? mean), new(dgamma), new(dbeta), new(dx), c, s, eps, invM, hasGamma, train));
     }
 
-    /// <summary>Groups for a group-per-channel launch: one per channel up to the policy's cap.</summary>
+    // One group per channel, up to the policy's cap.
     private static KernelConfig PerChannel(KernelHost host, int c)
     {
         int group = Math.Min(host.Launch.ReduceGroupSize, MaxGroupSize);

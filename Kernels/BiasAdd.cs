@@ -22,12 +22,6 @@ internal static class BiasAdd
     private static readonly ForEachDef<AddBody<ViewElements<float>>> AddDef = new();
 
     /// <summary>y[n, f] = x[n, f] + b[f]. y may alias x.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (N,F), row-major.</param>
-    /// <param name="b">Bias (F).</param>
-    /// <param name="y">Output (N,F).</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="f">Features F.</param>
     public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> b, ArrayView<float> y, int n, int f)
     {
         const string op = nameof(BiasAdd) + "." + nameof(Forward);
@@ -36,13 +30,6 @@ internal static class BiasAdd
     }
 
     /// <summary>y[n, c, s] = x[n, c, s] + b[c] for x (N, C, S): a per-channel bias over NCHW with S = H*W. y may alias x.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (N,C,S), row-major.</param>
-    /// <param name="b">Bias (C).</param>
-    /// <param name="y">Output (N,C,S).</param>
-    /// <param name="n">Batch N.</param>
-    /// <param name="c">Channels C.</param>
-    /// <param name="s">Inner size S.</param>
     public static void ForwardChannels(KernelHost host, ArrayView<float> x, ArrayView<float> b, ArrayView<float> y, int n, int c, int s)
     {
         const string op = nameof(BiasAdd) + "." + nameof(ForwardChannels);

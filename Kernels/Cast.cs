@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using IlgpuTrain.Kernels.Runtime;
@@ -13,18 +14,13 @@ namespace IlgpuTrain.Kernels;
 //   ToFloat  y = float(x)   reads 2 B, writes 4 B per element; exact (every half is a float);
 //            NaN is quieted, keeping sign and payload.
 //
-// Both kernels work on the bits with integer arithmetic, so every backend gives the same bits.
+// The kernels work on the bits with integer arithmetic, so every backend gives the same bits.
 // ILGPU's own (Half)x does not: on the CPU accelerator it is van der Zijp's table lookup, which
 // truncates toward zero (and turns some NaNs into infinity), while PTX rounds with cvt.rn.
-// Kernels that store halves should call Cast.FloatToHalf.
-//
-// On the CPU accelerator (host.RunsManaged) the launchers run managed loops on host memory instead:
-// the scalar tail calls the kernels' own bit routines, and the Vector256 body computes the same bits
-// branch-free (a select over the normal, overflow/NaN and subnormal cases; the subnormal rounding is
-// one IEEE float add of 0.5, whose ulp is the smallest subnormal half, so it rounds to nearest even
-// exactly as the integer code does). CastProperties checks managed == kernel bit for bit.
-//
-// Mixed-precision backward: the gradient of a cast is the opposite cast of dy.
+// Kernels that store halves should call Cast.FloatToHalf. On the managed backend the launchers run
+// System.Numerics.Tensors' ConvertToHalf / ConvertToSingle: the same IEEE conversions, bit for bit
+// (CastProperties checks managed == kernel == BCL, exhaustively for halves). The gradient of a
+// cast is the opposite cast of dy.
 
 /// <summary>float32 to binary16 and back: bit routines, element bodies, managed loops and checked launchers.</summary>
 internal static class Cast
@@ -36,13 +32,9 @@ internal static class Cast
     /// backend. Call it inside kernels instead of <c>(Half)x</c>, which truncates on the CPU
     /// accelerator.
     /// </summary>
-    /// <param name="x">The value.</param>
-    /// <returns>The nearest half.</returns>
     public static Half FloatToHalf(float x) => Interop.IntAsFloat((ushort)FloatToHalfBits(Interop.FloatAsInt(x)));
 
     /// <summary>half to float (exact), in integer arithmetic: the same bits on every backend.</summary>
-    /// <param name="x">The half.</param>
-    /// <returns>The same value as a float.</returns>
     public static float HalfToFloat(Half x) => Interop.IntAsFloat(HalfToFloatBits(Interop.FloatAsInt(x)));
 
     internal static uint FloatToHalfBits(uint f)
@@ -103,8 +95,7 @@ internal static class Cast
     }
 
     // ---------------------------------------------------------------- ILGPU element bodies
-    // Run by the row driver (Runtime/RowDrivers.cs). The managed side is ToHalfBody / ToFloatBody
-    // below: Vector256 forms of the same bit routines, which their scalar tails call.
+    // Run by the row driver (Runtime/RowDrivers.cs); the managed side is ToHalfBody / ToFloatBody.
 
     private static readonly ForEachDef<ToHalfElements<ViewElements<float>, ViewElements<Half>>> ToHalfDef = new();
     private static readonly ForEachDef<ToFloatElements<ViewElements<Half>, ViewElements<float>>> ToFloatDef = new();
@@ -128,9 +119,6 @@ internal static class Cast
     // ---------------------------------------------------------------- launchers
 
     /// <summary>y = half(x): round to nearest even, +-inf from 65520 up, NaN stays NaN.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (n).</param>
-    /// <param name="y">Output (n).</param>
     public static unsafe void ToHalf(KernelHost host, ArrayView<float> x, ArrayView<Half> y)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -147,9 +135,6 @@ internal static class Cast
     }
 
     /// <summary>y = float(x), exact.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (n).</param>
-    /// <param name="y">Output (n).</param>
     public static unsafe void ToFloat(KernelHost host, ArrayView<Half> x, ArrayView<float> y)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -167,15 +152,11 @@ internal static class Cast
 
     // ---------------------------------------------------------------- managed CPU paths
 
-    // A cast moves 6 B per element at about 0.2 ns (one core, Vector256): below this many elements a
+    // A cast moves 6 B per element at about 0.2 ns (one core, SIMD): below this many elements a
     // fork-join onto a second core costs more than it saves.
     private const int ParallelMin = 1 << 18;
 
     /// <summary>Waits for the stream, then runs a cast body over [0, n), split over threads from <see cref="ParallelMin"/> elements.</summary>
-    /// <typeparam name="TBody">The body.</typeparam>
-    /// <param name="host">The host.</param>
-    /// <param name="n">Elements.</param>
-    /// <param name="body">The body.</param>
     internal static void Each<TBody>(KernelHost host, long n, TBody body)
         where TBody : struct, CpuLoops.IRange
     {
@@ -190,70 +171,12 @@ internal static class Cast
     }
 
     /// <summary>
-    /// <see cref="FloatToHalfBits"/> on eight lanes (bits of floats in, half bits in the low 16 bits
-    /// of each lane out), bit for bit.
-    /// </summary>
-    /// <param name="f">Float bits.</param>
-    /// <returns>Half bits.</returns>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<uint> FloatToHalfBits(Vector256<uint> f)
-    {
-        var sign = (f >>> 16) & Vector256.Create(0x8000u);
-        var a = f & Vector256.Create(0x7FFFFFFFu);
-        var ai = a.AsInt32();
-
-        // The normal case, as the scalar code: rebias, add 0xFFF plus the kept lowest bit, drop 13 bits.
-        var odd = (a >>> 13) & Vector256<uint>.One;
-        var normal = (a - Vector256.Create(0x38000000u) + Vector256.Create(0xFFFu) + odd) >>> 13;
-
-        // |x| >= 65536, inf, NaN (a NaN keeps its top payload bits under the quiet bit).
-        var nan = Vector256.GreaterThan(ai, Vector256.Create(0x7F800000));
-        var big = Vector256.ConditionalSelect(nan.AsUInt32(), Vector256.Create(0x7E00u) | ((a >>> 13) & Vector256.Create(0x3FFu)), Vector256.Create(0x7C00u));
-
-        // |x| < 2^-14: |x| + 0.5 rounds to a multiple of 2^-24 (ties to even) in one IEEE add, and
-        // the bits above 0.5's are the subnormal half's encoding (1024 being the smallest normal).
-        var sub = (a.AsSingle() + Vector256.Create(0.5f)).AsUInt32() - Vector256.Create(0x3F000000u);
-
-        var isBig = Vector256.GreaterThanOrEqual(ai, Vector256.Create(0x47800000)).AsUInt32();
-        var isNormal = Vector256.GreaterThanOrEqual(ai, Vector256.Create(0x38800000)).AsUInt32();
-        return sign | Vector256.ConditionalSelect(isBig, big, Vector256.ConditionalSelect(isNormal, normal, sub));
-    }
-
-    /// <summary><see cref="HalfToFloatBits"/> on eight lanes (half bits in the low 16 bits of each lane), bit for bit.</summary>
-    /// <param name="h">Half bits.</param>
-    /// <returns>Float bits.</returns>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<uint> HalfToFloatBits(Vector256<uint> h)
-    {
-        var sign = (h & Vector256.Create(0x8000u)) << 16;
-        var e = h & Vector256.Create(0x7C00u);
-        var m = h & Vector256.Create(0x3FFu);
-        var o = (h & Vector256.Create(0x7FFFu)) << 13;
-
-        // Normal: rebias the exponent (15 -> 127).
-        var normal = o + Vector256.Create(112u << 23);
-
-        // Inf, or a NaN quieted with its payload kept.
-        var quiet = Vector256.AndNot(Vector256.Create(0x400000u), Vector256.Equals(m, Vector256<uint>.Zero));
-        var special = Vector256.Create(0x7F800000u) | (m << 13) | quiet;
-
-        // Subnormal or zero: 2^-14 (1 + m/1024) - 2^-14 = m 2^-24, exact in float.
-        var sub = ((o + Vector256.Create(113u << 23)).AsSingle() - Vector256.Create(1f / 16384)).AsUInt32();
-
-        var isSpecial = Vector256.Equals(e, Vector256.Create(0x7C00u));
-        var isSub = Vector256.Equals(e, Vector256<uint>.Zero);
-        return sign | Vector256.ConditionalSelect(isSpecial, special, Vector256.ConditionalSelect(isSub, sub, normal));
-    }
-
-    /// <summary>
     /// float(half(x)) on eight lanes of float bits, bit for bit <c>HalfToFloatBits(FloatToHalfBits(f))</c>
     /// without leaving the float encoding: a normal half drops the float's low 13 mantissa bits after
     /// the same round-to-nearest-even add (a carry bumps the exponent as it does in the half);
     /// from 65520 on that lands at or past 65536, which is inf; below 2^-14, (|x| + 0.5) - 0.5 is
     /// |x| rounded to a multiple of 2^-24 (two IEEE ops, the second exact).
     /// </summary>
-    /// <param name="f">Float bits.</param>
-    /// <returns>The bits of the nearest fp16 value as a float.</returns>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<uint> RoundToHalfBits(Vector256<uint> f)
     {
@@ -272,45 +195,17 @@ internal static class Cast
         return sign | Vector256.ConditionalSelect(isSub, sub, Vector256.ConditionalSelect(isNan, nan, normal));
     }
 
-    // y[i] = half(x[i]) for i in [start, end): 16 per step through two 8-lane conversions and a narrowing.
+    // y[i] = half(x[i]) for i in [start, end).
     internal readonly unsafe struct ToHalfBody(float* x, ushort* y) : CpuLoops.IRange
     {
-        public void Run(int start, int end)
-        {
-            int i = start;
-            if (Vector256.IsHardwareAccelerated)
-            {
-                for (; i <= end - 16; i += 16)
-                {
-                    var lo = FloatToHalfBits(Vector256.Load((uint*)(x + i)));
-                    var hi = FloatToHalfBits(Vector256.Load((uint*)(x + i + 8)));
-                    Vector256.Narrow(lo, hi).Store(y + i);
-                }
-            }
-
-            for (; i < end; i++)
-                y[i] = (ushort)FloatToHalfBits(BitConverter.SingleToUInt32Bits(x[i]));
-        }
+        public void Run(int start, int end) =>
+            TensorPrimitives.ConvertToHalf(new ReadOnlySpan<float>(x + start, end - start), new Span<System.Half>(y + start, end - start));
     }
 
-    // y[i] = float(x[i]) for i in [start, end): 16 per step through a widening and two 8-lane conversions.
+    // y[i] = float(x[i]) for i in [start, end).
     internal readonly unsafe struct ToFloatBody(ushort* x, float* y) : CpuLoops.IRange
     {
-        public void Run(int start, int end)
-        {
-            int i = start;
-            if (Vector256.IsHardwareAccelerated)
-            {
-                for (; i <= end - 16; i += 16)
-                {
-                    var (lo, hi) = Vector256.Widen(Vector256.Load(x + i));
-                    HalfToFloatBits(lo).Store((uint*)(y + i));
-                    HalfToFloatBits(hi).Store((uint*)(y + i + 8));
-                }
-            }
-
-            for (; i < end; i++)
-                y[i] = BitConverter.UInt32BitsToSingle(HalfToFloatBits(x[i]));
-        }
+        public void Run(int start, int end) =>
+            TensorPrimitives.ConvertToSingle(new ReadOnlySpan<System.Half>(x + start, end - start), new Span<float>(y + start, end - start));
     }
 }

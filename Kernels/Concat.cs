@@ -19,8 +19,7 @@ namespace IlgpuTrain.Kernels;
 internal static class Concat
 {
     // Element e of one input (or its gradient) and its place in the output: forward copies part to
-    // whole, backward whole to part. Run by Elementwise.ForEachKernel over views and by
-    // CpuLoops.ForEach over host pointers.
+    // whole, backward whole to part. Run by the row drivers (Runtime/RowDrivers.cs).
     internal readonly struct SliceBody<TF>(TF part, TF whole, int width, int yWidth, int offset, int toWhole) : IElementBody
         where TF : struct, IElements<float>
     {
@@ -35,30 +34,19 @@ internal static class Concat
         }
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, SliceBody<ViewElements<float>>>> SliceDef =
-        KernelDef.Of<int, SliceBody<ViewElements<float>>>(Elementwise.ForEachKernel);
+    private static readonly ForEachDef<SliceBody<ViewElements<float>>> SliceDef = new();
 
     // ---------------------------------------------------------------- launchers
 
-    /// <summary>Writes one input into its columns of the output: y[o, offset + j] = x[o, j].</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">The input (outer, width).</param>
-    /// <param name="y">The output (outer, yWidth); only the input's columns are written.</param>
-    /// <param name="outer">Rows: the product of the dimensions before the axis.</param>
-    /// <param name="width">The input's columns: its size along the axis times inner.</param>
-    /// <param name="yWidth">The output's columns.</param>
-    /// <param name="offset">The input's first column in y: the sizes of the inputs before it times inner.</param>
+    /// <summary>
+    /// Writes one input x (outer, width) into its columns of y (outer, yWidth): y[o, offset + j] = x[o, j];
+    /// outer is the product of the dimensions before the axis, width the input's size along it times
+    /// inner, offset the sizes of the inputs before it times inner. Only the input's columns are written.
+    /// </summary>
     public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int outer, int width, int yWidth, int offset) =>
         Slice("Concat.Forward", host, x, nameof(x), y, nameof(y), outer, width, yWidth, offset, 1);
 
     /// <summary>Copies one input's columns of dy back out: dx[o, j] = dy[o, offset + j] (overwrites dx).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="dy">The output gradient (outer, yWidth).</param>
-    /// <param name="dx">The input's gradient (outer, width), overwritten.</param>
-    /// <param name="outer">Rows.</param>
-    /// <param name="width">The input's columns.</param>
-    /// <param name="yWidth">The output's columns.</param>
-    /// <param name="offset">The input's first column in dy.</param>
     public static void Backward(KernelHost host, ArrayView<float> dy, ArrayView<float> dx, int outer, int width, int yWidth, int offset) =>
         Slice("Concat.Backward", host, dx, nameof(dx), dy, nameof(dy), outer, width, yWidth, offset, 0);
 
@@ -78,6 +66,6 @@ internal static class Concat
         if (host.RunsManaged)
             CpuLoops.ForEach(host, part.Length, new SliceBody<PtrElements<float>>(new(part), new(whole), width, yWidth, offset, toWhole));
         else
-            Elementwise.ForEach(host, SliceDef, part.Length, new(new(part), new(whole), width, yWidth, offset, toWhole));
+            SliceDef.Launch(host, part.IntLength, new(new(part), new(whole), width, yWidth, offset, toWhole));
     }
 }

@@ -7,40 +7,27 @@ namespace IlgpuTrain.Kernels;
 // F.cross_entropy(logits, target, reduction, ignore_index, label_smoothing)).
 //
 //   logits x (N, C) row-major, targets y (N) int, losses (N), loss (1), dLoss (1, or N for None)
-//
 //   log p_k  = x_k - m - lse,  m = max_j x_j,  lse = log sum_j exp(x_j - m)
-//   t_k      = smoothed one-hot of y (see SmoothedTargets):
-//                Uniform   (PyTorch/Optax default)  t = (1 - eps) onehot(y) + eps/C
-//                OffTarget                          t_y = 1 - eps, t_k = eps/(C-1) for k != y
-//   loss_i   = -sum_k t_k log p_k
-//            = (t_y - t_off) * (lse + m - x_y) + t_off * (C*lse + sum_k (m - x_k))
-//   (every bracket is a sum of non-negative terms, so the kernel never cancels large logits)
+//   t_k      = smoothed one-hot of y:  Uniform (PyTorch/Optax default)  t = (1 - eps) onehot(y) + eps/C
+//                                      OffTarget  t_y = 1 - eps, t_k = eps/(C-1) for k != y
+//   loss_i   = -sum_k t_k log p_k = (t_y - t_off) (lse + m - x_y) + t_off (C lse + sum_k (m - x_k))
+//              (every bracket is a sum of non-negative terms: large logits never cancel)
+//   Mean loss = sum_i loss_i / #{i : y_i != ignore_index} (all ignored: 0/0 = NaN, as PyTorch);
+//   Sum loss = sum_i loss_i; None: only the per-row losses
+//   dlogits_ik = (softmax(x_i)_k - t_ik) g_i,  g_i = dLoss/count (Mean), dLoss (Sum), dLoss_i (None)
 //
-//   Mean  loss = sum_i loss_i / #{i : y_i != ignore_index}    (all ignored -> 0/0 = NaN, as PyTorch)
-//   Sum   loss = sum_i loss_i
-//   None  only the per-row losses
+// ignore_index (default -100, checked before the class range, as PyTorch): the row's loss and
+// gradient row are 0 and Mean does not count it. A target neither ignore_index nor in [0, C) cannot
+// throw in a kernel: its loss (and gradient row) is NaN, so NaN guards and apply-if-finite catch it,
+// and Forward counts such rows into an optional int counter; host code can call ValidateTargets.
 //
-//   dlogits_ik = (softmax(x_i)_k - t_ik) * g_i,
-//   g_i = dLoss/count (Mean), dLoss (Sum), dLoss_i (None)
-//
-// ignore_index (default -100, checked before the class range, as PyTorch): the row's loss is 0,
-// its gradient row is 0 and it is not counted by Mean. A target that is neither ignore_index nor
-// in [0, C) cannot throw inside a kernel: its loss (and gradient row) is NaN, so NaN guards and
-// apply-if-finite catch it, and Forward counts such rows into an optional int counter. Host code
-// that has the targets can call ValidateTargets for a clear exception instead.
-//
-// Memory traffic per element of the logits (each row is re-read from cache):
-//   forward   reads 4 B (+4 B per row for the target), writes 4 B per row
-//   backward  reads 4 B, writes 4 B (dlogits)
-//   smoothed targets  writes 4 B
-// Backward OVERWRITES dlogits (which may alias the logits). The softmax is recomputed in backward
-// from the logits rather than stored, so forward writes N floats instead of N*C.
-//
-// Launch shape: one thread per row (see Softmax.cs for what a vocabulary-sized C would need).
-// The Mean/Sum finish is a single thread summing the N row losses in index order with Kahan
-// compensation: deterministic and exact enough, without float atomics. It is O(N) serial work,
-// negligible for classifier batches; a token-level loss over ~1e6 rows would instead use the
-// fixed-order two-pass tree reduction.
+// Bytes per logit (rows re-read from cache): forward reads 4 B (+4 B per row of target) and writes
+// 4 B per row; backward reads 4 B, writes 4 B; smoothed targets write 4 B. Backward OVERWRITES
+// dlogits (which may alias the logits); it recomputes the softmax from the logits, so the forward
+// writes N floats, not N*C. One thread per row (Softmax.cs says what a vocabulary-sized C would
+// need). The Mean/Sum finish is one thread summing the N row losses in index order with Kahan
+// compensation: deterministic, no float atomics, O(N) serial work that is negligible for classifier
+// batches (a token-level loss over ~1e6 rows would use the fixed-order two-pass tree reduction).
 
 /// <summary>
 /// One row of smoothed targets as kernels see it: weight <see cref="On"/> for the target class,
@@ -86,9 +73,6 @@ internal static class CrossEntropy
     // ---------------------------------------------------------------- host-side checks
 
     /// <summary>Throws if a target is neither <paramref name="ignoreIndex"/> nor a class in [0, C).</summary>
-    /// <param name="targets">Class indices (N), on the host.</param>
-    /// <param name="classes">C.</param>
-    /// <param name="ignoreIndex">Target value of ignored rows.</param>
     /// <exception cref="ArgumentOutOfRangeException">Names the first bad index and its value.</exception>
     public static void ValidateTargets(ReadOnlySpan<int> targets, int classes, int ignoreIndex = CrossEntropyOptions.DefaultIgnoreIndex)
     {
@@ -101,10 +85,8 @@ internal static class CrossEntropy
     }
 
     // ---------------------------------------------------------------- the row bodies, once
-    // Each is run by the row drivers (Runtime/RowDrivers.cs): Elementwise.ForEachKernel over views,
-    // CpuLoops.ForEach over host pointers, so both paths do the same float operations in order.
-    // The serial finishes (Reduce, MeanScale) are bodies of one index: thread 0 does all the work,
-    // so the result is the same for every launch shape.
+    // Run by the row drivers (Runtime/RowDrivers.cs). The serial finishes (Reduce, MeanScale) are
+    // bodies of one index: thread 0 does all the work, the same for every launch shape.
 
     private static readonly ForEachDef<ForwardBody<ViewElements<float>, ViewElements<int>>> ForwardDef = new();
     private static readonly ForEachDef<ReduceBody<ViewElements<float>, ViewElements<int>>> ReduceDef = new();
@@ -251,23 +233,14 @@ internal static class CrossEntropy
     // ---------------------------------------------------------------- launchers
 
     /// <summary>Scratch floats <see cref="Backward"/> needs: 1 for Mean (the shared row scale dLoss / count), else 0.</summary>
-    /// <param name="reduction">The reduction.</param>
-    /// <returns>The scratch length.</returns>
     public static int BackwardScratchLength(LossReduction reduction) => reduction == LossReduction.Mean ? 1 : 0;
 
     /// <summary>
-    /// Cross-entropy forward: per-row losses into <paramref name="losses"/> and, for Mean and Sum,
-    /// the reduced loss into <paramref name="loss"/>[0], all on the device.
+    /// Cross-entropy forward of logits (N, C) and targets (N): per-row losses (N; 0 for ignored rows,
+    /// NaN for out-of-range targets) and, for Mean and Sum, loss[0] (unused, may be empty, for None).
+    /// options null: <see cref="CrossEntropyOptions.Default"/>. errors: empty, or a 1-element counter
+    /// to which the number of out-of-range targets is added (not reset).
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="logits">Logits (N, C), row-major.</param>
-    /// <param name="targets">Class indices (N): in [0, C) or the ignore index.</param>
-    /// <param name="losses">Per-row losses (N), overwritten; 0 for ignored rows, NaN for out-of-range targets.</param>
-    /// <param name="loss">The reduced loss (1) for Mean and Sum; unused (may be empty) for None.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Classes C, at least 1.</param>
-    /// <param name="options">Reduction, label smoothing and ignore_index; <see cref="CrossEntropyOptions.Default"/> when null.</param>
-    /// <param name="errors">Empty, or a 1-element counter to which the number of out-of-range targets is added (it is not reset).</param>
     public static void Forward(KernelHost host, ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> losses, ArrayView<float> loss, int n, int c, CrossEntropyOptions? options = null, ArrayView<int> errors = default)
     {
         const string op = nameof(CrossEntropy) + "." + nameof(Forward);
@@ -298,19 +271,10 @@ internal static class CrossEntropy
     }
 
     /// <summary>
-    /// Cross-entropy backward: dlogits = (softmax(logits) - smoothed targets) * g, with g =
-    /// dLoss[0] / count (Mean), dLoss[0] (Sum) or dLoss[i] (None). Ignored rows get 0. Overwrites
-    /// dlogits; reads dLoss on the device, so no host round-trip is needed.
+    /// Cross-entropy backward: dlogits (N, C) = (softmax(logits) - smoothed targets) * g, g = dLoss[0] /
+    /// count (Mean), dLoss[0] (Sum) or dLoss[i] (None), read on the device. Ignored rows get 0. dlogits
+    /// may alias logits. scratch: at least <see cref="BackwardScratchLength"/> floats.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="logits">Logits (N, C), the forward input.</param>
-    /// <param name="targets">Class indices (N).</param>
-    /// <param name="dLoss">Upstream gradient: 1 element for Mean and Sum, N for None.</param>
-    /// <param name="dlogits">Gradient (N, C), overwritten; may alias logits.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Classes C, at least 1.</param>
-    /// <param name="options">Reduction, label smoothing and ignore_index; <see cref="CrossEntropyOptions.Default"/> when null.</param>
-    /// <param name="scratch">At least <see cref="BackwardScratchLength"/> floats (1 for Mean; may be empty otherwise).</param>
     public static void Backward(KernelHost host, ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> dLoss, ArrayView<float> dlogits, int n, int c, CrossEntropyOptions? options = null, ArrayView<float> scratch = default)
     {
         const string op = nameof(CrossEntropy) + "." + nameof(Backward);
@@ -342,18 +306,10 @@ internal static class CrossEntropy
     }
 
     /// <summary>
-    /// Writes the smoothed one-hot targets (N, C): Uniform t = (1 - eps) onehot + eps / C, or
-    /// OffTarget 1 - eps on the true class and eps / (C - 1) elsewhere. Ignored rows are zero and
+    /// Writes the smoothed one-hot targets (N, C), eps in [0, 1]: Uniform t = (1 - eps) onehot + eps / C,
+    /// or OffTarget 1 - eps on the true class and eps / (C - 1) elsewhere. Ignored rows are zero and
     /// rows with an out-of-range target NaN. For soft-target losses and tests.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="targets">Class indices (N).</param>
-    /// <param name="smoothed">Output (N, C), overwritten.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Classes C, at least 1.</param>
-    /// <param name="eps">Label smoothing in [0, 1].</param>
-    /// <param name="smoothing">The convention.</param>
-    /// <param name="ignoreIndex">Target value of ignored rows.</param>
     public static void SmoothedTargets(KernelHost host, ArrayView<int> targets, ArrayView<float> smoothed, int n, int c, float eps, LabelSmoothing smoothing = LabelSmoothing.Uniform, int ignoreIndex = CrossEntropyOptions.DefaultIgnoreIndex)
     {
         const string op = nameof(CrossEntropy) + "." + nameof(SmoothedTargets);
@@ -381,5 +337,4 @@ internal static class CrossEntropy
         Check.Length(op, targets, nameof(targets), n, $"N = {n}");
         return t;
     }
-
 }

@@ -10,19 +10,17 @@ namespace IlgpuTrain.Kernels;
 //             dW[padding_idx, :] = 0
 //
 // Out-of-range indices: kernels never read outside W. The check kernel counts indices outside
-// [0, V) into errors[0] and records the first offending position as errors[1] = N - n (0 when
-// none), with integer atomics only (Add, Max), so the flag is exact and deterministic. Forward
-// writes NaN rows for such indices, so a caller that ignores the flag still sees them; backward
-// gives them no row. The launchers only write the flag; F.Embedding reads it after the forward
-// (one 8-byte device-to-host read) and throws naming the position and the value.
+// [0, V) into errors[0] and records the first one's position n as errors[1] = N - n (0 when none),
+// with integer atomics only (Add, Max): exact and deterministic. Forward writes NaN rows for them,
+// backward gives them no row. The launchers only write the flag; F.Embedding reads it after the
+// forward (one 8-byte read) and throws naming the position and the value.
 //
-// Bytes: forward reads 4 B of W and 4 B / D of indices, writes 4 B per output element.
-// Backward: one thread per element of dW loops over all N indices in order and reads its column of
-// dy where the index matches: O(V N D / threads) work, reading 4 B N per dW element (indices
-// are shared through the cache). That is fine for vocabularies and batches of a few thousand;
-// a large vocabulary would instead stable-sort (index, n) pairs by index (a radix sort, O(N)) and
-// reduce each run of equal indices in order, O(N log N + N D), still deterministic. Float atomics
-// would be O(N D) but not deterministic. Backward OVERWRITES dW.
+// Bytes: forward reads 4 B of W and 4 B / D of indices, writes 4 B per output element. Backward
+// (OVERWRITES dW): one thread per element of dW loops over all N indices in order, reading 4 B N
+// per dW element (indices shared through the cache), O(V N D / threads) work: fine for
+// vocabularies and batches of a few thousand. A large vocabulary would stable-sort (index, n) by
+// index (radix, O(N)) and reduce each run in order, O(N log N + N D), still deterministic; float
+// atomics would be O(N D) but not deterministic.
 
 /// <summary>Embedding lookup and its deterministic scatter-add backward: element bodies and checked launchers.</summary>
 internal static class Embedding
@@ -31,8 +29,7 @@ internal static class Embedding
     public const int ErrorsLength = 2;
 
     // ---------------------------------------------------------------- the element bodies, once
-    // Run by the drivers of Runtime/RowDrivers.cs: Elementwise.ForEachKernel over views and
-    // CpuLoops.ForEach over host pointers (ILGPU's Atomic runs as interlocked operations there).
+    // Run by the drivers of Runtime/RowDrivers.cs (ILGPU's Atomic is interlocked on the managed path).
 
     private static readonly ForEachDef<CheckBody<ViewElements<int>>> CheckDef = new();
     private static readonly ForEachDef<ForwardBody<ViewElements<float>, ViewElements<int>>> ForwardDef = new();
@@ -94,17 +91,10 @@ internal static class Embedding
     // ---------------------------------------------------------------- launchers
 
     /// <summary>
-    /// y[n, :] = W[indices[n], :], and the out-of-range flag: errors[0] = number of indices outside
-    /// [0, V), errors[1] = N - (first such position), 0 when none. Rows of out-of-range indices are NaN.
-    /// Nothing is read back: call <see cref="DescribeErrors"/> on the flag's values to report them.
+    /// y (N, D)[n, :] = W (V, D)[indices[n], :], and the out-of-range flag (<see cref="ErrorsLength"/> ints):
+    /// errors[0] = number of indices outside [0, V), errors[1] = N - (first such position), 0 when none.
+    /// Rows of out-of-range indices are NaN. Nothing is read back: <see cref="DescribeErrors"/> reports the flag.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="indices">Indices (N).</param>
-    /// <param name="weight">W (V, D).</param>
-    /// <param name="y">Output (N, D), overwritten.</param>
-    /// <param name="v">Vocabulary size V.</param>
-    /// <param name="d">Embedding dimension D.</param>
-    /// <param name="errors">The flag (<see cref="ErrorsLength"/> ints), overwritten.</param>
     public static void Forward(KernelHost host, ArrayView<int> indices, ArrayView<float> weight, ArrayView<float> y, int v, int d, ArrayView<int> errors)
     {
         const string op = "Embedding.Forward";
@@ -129,15 +119,9 @@ internal static class Embedding
 
     /// <summary>
     /// dW[v, :] = sum of dy[n, :] over n with indices[n] == v, summed in increasing n (deterministic);
-    /// the padding row and rows no index names get 0; out-of-range indices contribute nothing.
+    /// the padding row (paddingIdx in [-V, V), negative from the end, as PyTorch; null: none) and rows no
+    /// index names get 0; out-of-range indices contribute nothing.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="indices">Indices (N).</param>
-    /// <param name="dy">Output gradient (N, D).</param>
-    /// <param name="dWeight">dW (V, D), overwritten.</param>
-    /// <param name="v">Vocabulary size V.</param>
-    /// <param name="d">Embedding dimension D.</param>
-    /// <param name="paddingIdx">The row that gets no gradient, in [-V, V) (negative counts from the end, as PyTorch), or null.</param>
     public static void Backward(KernelHost host, ArrayView<int> indices, ArrayView<float> dy, ArrayView<float> dWeight, int v, int d, int? paddingIdx = null)
     {
         const string op = "Embedding.Backward";
@@ -152,10 +136,6 @@ internal static class Embedding
     }
 
     /// <summary>PyTorch's padding_idx rule: null stays null; p in [-V, V) becomes p, or V + p when negative.</summary>
-    /// <param name="op">The operation, for the message.</param>
-    /// <param name="paddingIdx">The padding index.</param>
-    /// <param name="v">Vocabulary size V.</param>
-    /// <returns>The row in [0, V), or null.</returns>
     /// <exception cref="ArgumentOutOfRangeException">paddingIdx is outside [-V, V).</exception>
     public static int? NormalizePadding(string op, int? paddingIdx, int v)
     {
@@ -166,14 +146,7 @@ internal static class Embedding
         return p < 0 ? v + p : p;
     }
 
-    /// <summary>The message for a nonzero error flag, or null when every index was in range.</summary>
-    /// <param name="op">The operation.</param>
-    /// <param name="count">errors[0].</param>
-    /// <param name="firstFromEnd">errors[1] = N - first position.</param>
-    /// <param name="n">N.</param>
-    /// <param name="value">The index at the first position (read by the caller).</param>
-    /// <param name="v">V.</param>
-    /// <returns>The message, or null.</returns>
+    /// <summary>The message for a nonzero error flag (count = errors[0], firstFromEnd = errors[1], value = the index at the first position), or null when every index was in range.</summary>
     public static string? DescribeErrors(string op, int count, int firstFromEnd, int n, int value, int v) =>
         count == 0 ? null : $"{op}: {count} of the {n} indices are outside [0, {v}) for a weight of V = {v} rows; the first is indices[{n - firstFromEnd}] (flat position) = {value}.";
 

@@ -5,34 +5,25 @@ using ILGPU.Algorithms;
 
 namespace IlgpuTrain.Kernels;
 
-// Layer normalization over the rows of x (N, D): each row is normalized over its own D values
-// (D is the product of PyTorch's normalized_shape), with an elementwise affine (D).
+// Layer normalization over the rows of x (N, D) (D is the product of PyTorch's normalized_shape),
+// with an elementwise affine gamma, beta (D); the forward saves mean and rstd (N) for the backward.
 //
-//   Forward    mean = (1/D) Σ_j x_j,  var = (1/D) Σ_j (x_j - mean)²   (BIASED; two passes)
-//              rstd = 1 / sqrt(var + eps),  x̂ = (x - mean) rstd,  y = gamma x̂ + beta
-//   Backward   with g = dy gamma per element of a row:
-//              dx = rstd (g - mean_j(g) - x̂ mean_j(g x̂))
-//              dgamma_j = Σ_rows dy x̂,  dbeta_j = Σ_rows dy     (column sums)
+//   Forward     mean = (1/D) Σ_j x_j,  var = (1/D) Σ_j (x_j - mean)²  (BIASED; two passes)
+//               rstd = 1 / sqrt(var + eps),  x̂ = (x - mean) rstd,  y = gamma x̂ + beta
+//               reads 8 B (x twice, from cache the second time; the centered pass avoids the
+//               E[x²] - E[x]² cancellation), writes 4 B
+//   InputGrad   g = dy gamma:  dx = rstd (g - mean_j(g) - x̂ mean_j(g x̂))     reads 8 B, writes 4 B
+//   ParamGrads  dgamma_j = Σ_rows dy x̂,  dbeta_j = Σ_rows dy  (column sums)  reads 8 B
 //
-// Shapes: x, y, dy, dx (N, D); gamma, beta, dgamma, dbeta (D); mean and rstd (N) are saved by the
-// forward for the backward.
-// Memory traffic per element: forward reads 8 B (x twice, the row is in cache the second time:
-// one pass for the mean, one centered pass for the variance, no E[x²] - E[x]² cancellation) plus
-// gamma/beta from cache, writes 4 B; InputGrad reads 8 B (x, dy), writes 4 B; ParamGrads reads 8 B.
-// Every output is OVERWRITTEN. y may alias x and dx may alias dy: a thread owns its whole row and
-// reads each element of it before writing it (the row statistics are finished before any write).
-//
-// Launch shape: Forward and InputGrad run one thread per row (grid-stride over rows), as Softmax
-// does: rows of D = 64 .. 4096 fit in L1 and the batch (times the sequence) gives the parallelism.
-// ParamGrads runs one thread per column, over the rows in order: the column sums are deterministic
-// (no float atomics), and neighbouring threads read neighbouring columns (coalesced on GPUs).
-// No shared memory, so one variant serves every accelerator.
-//
-// Each pass is written once as a body generic over IElements<float> (ForwardBody, InputGradBody per
-// row, ParamGradsBody per column): the ILGPU kernel runs it through Elementwise.ForEachKernel. On the
-// CPU accelerator (host.RunsManaged) the launchers run managed loops that call the same bodies'
-// pieces on host pointers and add only what pays on a CPU (see "managed CPU paths"), so they are
-// bitwise equal to the kernels.
+// Every output is OVERWRITTEN. y may alias x and dx may alias dy: a thread owns its row and
+// finishes the row statistics before any write. Forward and InputGrad run one thread per row
+// (grid-stride), as Softmax: rows of D = 64 .. 4096 fit in L1 and the batch gives the parallelism.
+// ParamGrads runs one thread per column over the rows in order: deterministic (no float atomics),
+// neighbouring threads read neighbouring columns (coalesced). No shared memory, so one variant
+// serves every accelerator. Each pass is one body generic over IElements<float> (ForwardBody,
+// InputGradBody per row, ParamGradsBody per column) run by Elementwise.ForEachKernel; the managed
+// loops call the same bodies' pieces on host pointers and add only what pays on a CPU, so they
+// are bitwise equal to the kernels.
 
 /// <summary>Layer normalization over the rows of (N, D): bodies, managed loops and checked launchers.</summary>
 internal static class LayerNorm
@@ -43,8 +34,8 @@ internal static class LayerNorm
     private static readonly ForEachDef<InputGradBody<ViewElements<float>>> InputGradDef = new();
     private static readonly ForEachDef<ParamGradsBody<ViewElements<float>>> ParamGradsDef = new();
 
-    // Row i: mean, biased variance, y = gamma x̂ + beta (gamma read only when hasGamma is 1, beta
-    // when hasBeta is 1), and the saved mean and rstd.
+    // Row i: mean, biased variance, y = gamma x̂ + beta (gamma read only when hasGamma = 1, beta
+    // when hasBeta = 1), and the saved mean and rstd.
     internal readonly struct ForwardBody<TF>(TF x, TF gamma, TF beta, TF y, TF mean, TF rstd, int d, float eps, int hasGamma, int hasBeta) : IElementBody
         where TF : struct, IElements<float>
     {
@@ -156,13 +147,11 @@ internal static class LayerNorm
     }
 
     // ---------------------------------------------------------------- managed CPU paths
-    // With each output's float operations in the bodies' order, so bitwise equal to the kernels:
-    // - Forward and InputGrad: a row's sums run over j in order from 0f, as the bodies; 4 rows go
-    //   side by side (4 independent add chains), other rows call the body's sums; then the
-    //   elementwise part is Vector256 sub/mul/add (never FMA), lane = element, and the body's scalar
-    //   loop finishes the row. Threads split the rows.
-    // - ParamGrads: column j sums rows 0, 1, ... in order, as the body; a Vector256 lane per column,
-    //   16 columns (one cache line of a row) per block, the body for a partial block; threads split blocks.
+    // Each output's float operations in the bodies' order. Forward, InputGrad: a row's sums run
+    // over j from 0f; 4 rows side by side (4 independent add chains), other rows call the body's
+    // sums; then Vector256 sub/mul/add (never FMA), lane = element, and the body's scalar loop
+    // finishes the row; threads split rows. ParamGrads: a Vector256 lane per column, rows in order,
+    // 16 columns (a cache line) per block, the body for a partial block; threads split blocks.
 
     private const int ColumnBlock = 16;
 
@@ -352,19 +341,9 @@ internal static class LayerNorm
     // ---------------------------------------------------------------- launchers
 
     /// <summary>
-    /// y = gamma (x - mean) / sqrt(var + eps) + beta over each row of x (N, D), biased variance;
-    /// saves each row's mean and rstd = 1 / sqrt(var + eps) for the backward. y may alias x.
+    /// y = gamma (x - mean) / sqrt(var + eps) + beta over each row of x (N, D), D at least 1, biased
+    /// variance (gamma null: 1, beta null: 0); saves the row mean and rstd = 1 / sqrt(var + eps) (N). y may alias x.
     /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (N, D), row-major.</param>
-    /// <param name="gamma">Scale (D), or null for 1.</param>
-    /// <param name="beta">Shift (D), or null for 0.</param>
-    /// <param name="y">Output (N, D).</param>
-    /// <param name="mean">Output (N).</param>
-    /// <param name="rstd">Output (N).</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="d">Row length D (at least 1).</param>
-    /// <param name="eps">Added to the variance (PyTorch's default 1e-5).</param>
     public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float>? gamma, ArrayView<float>? beta, ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, int n, int d, float eps)
     {
         const string op = nameof(LayerNorm) + "." + nameof(Forward);
@@ -386,16 +365,7 @@ internal static class LayerNorm
         ForwardDef.Launch(host, n, new(new(x), new(gamma ?? x), new(beta ?? x), new(y), new(mean), new(rstd), d, eps, hasGamma, hasBeta));
     }
 
-    /// <summary>dx = rstd (g - mean(g) - x̂ mean(g x̂)) per row, g = dy gamma, from the saved statistics. Overwrites dx (it may alias dy).</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Forward input (N, D).</param>
-    /// <param name="dy">Upstream gradient (N, D).</param>
-    /// <param name="gamma">Scale (D), or null for 1.</param>
-    /// <param name="mean">Saved row means (N).</param>
-    /// <param name="rstd">Saved row 1/std (N).</param>
-    /// <param name="dx">Output (N, D).</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="d">Row length D.</param>
+    /// <summary>dx = rstd (g - mean(g) - x̂ mean(g x̂)) per row, g = dy gamma (gamma null: 1), from the saved mean and rstd (N). dx may alias dy.</summary>
     public static void InputGrad(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float>? gamma, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> dx, int n, int d)
     {
         const string op = nameof(LayerNorm) + "." + nameof(InputGrad);
@@ -416,16 +386,7 @@ internal static class LayerNorm
         InputGradDef.Launch(host, n, new(new(x), new(dy), new(gamma ?? x), new(mean), new(rstd), new(dx), d, hasGamma));
     }
 
-    /// <summary>dgamma_j = Σ over rows of dy x̂ and dbeta_j = Σ over rows of dy (deterministic column sums). Overwrites both.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Forward input (N, D).</param>
-    /// <param name="dy">Upstream gradient (N, D).</param>
-    /// <param name="mean">Saved row means (N).</param>
-    /// <param name="rstd">Saved row 1/std (N).</param>
-    /// <param name="dgamma">Output (D).</param>
-    /// <param name="dbeta">Output (D).</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="d">Row length D.</param>
+    /// <summary>dgamma_j = Σ over rows of dy x̂ and dbeta_j = Σ over rows of dy (D), x̂ from the saved mean and rstd; deterministic column sums.</summary>
     public static void ParamGrads(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> dgamma, ArrayView<float> dbeta, int n, int d)
     {
         const string op = nameof(LayerNorm) + "." + nameof(ParamGrads);

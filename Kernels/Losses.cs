@@ -176,8 +176,7 @@ public readonly struct BceWithLogitsOp : ILossOp
 internal static class Losses
 {
     // ---------------------------------------------------------------- the element bodies, once
-    // Run by the drivers of Runtime/RowDrivers.cs: Elementwise.ForEachKernel over views (one
-    // kernel per operator, catalogued through LossKernels) and CpuLoops.ForEach over host pointers.
+    // Run by the drivers of Runtime/RowDrivers.cs (one kernel per operator, catalogued through LossKernels).
 
     // losses[i] = op.Loss(x[i], t[i], w[i % C]), w = 1 when the weight is empty (c = 0).
     internal readonly struct ForwardBody<TF, TOp>(TF input, TF target, TF weight, int c, TF losses, TOp op) : IElementBody
@@ -211,27 +210,15 @@ internal static class Losses
     // ---------------------------------------------------------------- launchers
 
     /// <summary>Scratch elements <see cref="Forward{TOp}"/> needs for <paramref name="reduction"/> over n elements (0 for None).</summary>
-    /// <param name="host">Where it will run.</param>
-    /// <param name="n">Number of elements.</param>
-    /// <param name="reduction">The reduction.</param>
-    /// <returns>The scratch length.</returns>
     public static int ScratchLength(KernelHost host, long n, LossReduction reduction) =>
         reduction == LossReduction.None || n == 0 ? 0 : Reductions.ScratchLength(host, n);
 
     /// <summary>
-    /// Per-element losses l_i = op(x_i, t_i, w_{i mod C}) into <paramref name="losses"/>, then for
-    /// Mean or Sum their deterministic reduction into <paramref name="result"/> (Mean of 0 elements is NaN).
+    /// Per-element losses l_i = op(x_i, t_i, w_{i mod C}) (n) of input and target (n), posWeight (C
+    /// dividing n, or empty for w = 1); then for Mean or Sum their deterministic reduction into result
+    /// (1; Mean of 0 elements is NaN; unused, may be empty, for None), with a scratch of <see cref="ScratchLength"/>.
+    /// The five built-in operators have catalogued kernels.
     /// </summary>
-    /// <typeparam name="TOp">The loss; the five built-in operators have catalogued kernels.</typeparam>
-    /// <param name="host">Where to run.</param>
-    /// <param name="op">The operator (carries delta or beta).</param>
-    /// <param name="input">x (n).</param>
-    /// <param name="target">t (n).</param>
-    /// <param name="posWeight">w (C, with n a multiple of C), or empty for w = 1.</param>
-    /// <param name="losses">Per-element losses (n), overwritten.</param>
-    /// <param name="result">The loss (1) for Mean and Sum, overwritten; unused (may be empty) for None.</param>
-    /// <param name="scratch">At least <see cref="ScratchLength"/> elements.</param>
-    /// <param name="reduction">Mean, Sum or None.</param>
     public static void Forward<TOp>(KernelHost host, TOp op, ArrayView<float> input, ArrayView<float> target, ArrayView<float> posWeight, ArrayView<float> losses, ArrayView<float> result, ArrayView<float> scratch, LossReduction reduction)
         where TOp : struct, ILossOp
     {
@@ -253,19 +240,9 @@ internal static class Losses
 
     /// <summary>
     /// dz_i = dl/dz(x_i, t_i, w) times the upstream gradient read on the device: dLoss[0] / n
-    /// (Mean), dLoss[0] (Sum) or dLoss[i] (None); z is the input, or the target when
-    /// <paramref name="wrtTarget"/>. Overwrites dz.
+    /// (Mean), dLoss[0] (Sum) or dLoss[i] (None; dLoss has n elements); z is the input, or the
+    /// target when <paramref name="wrtTarget"/>.
     /// </summary>
-    /// <typeparam name="TOp">The loss.</typeparam>
-    /// <param name="host">Where to run.</param>
-    /// <param name="op">The operator.</param>
-    /// <param name="input">x (n).</param>
-    /// <param name="target">t (n).</param>
-    /// <param name="posWeight">w (C) or empty.</param>
-    /// <param name="dLoss">Upstream gradient: 1 element for Mean and Sum, n for None.</param>
-    /// <param name="dz">The gradient (n), overwritten.</param>
-    /// <param name="reduction">The forward's reduction.</param>
-    /// <param name="wrtTarget">Whether to differentiate with respect to the target instead of the input.</param>
     public static void Backward<TOp>(KernelHost host, TOp op, ArrayView<float> input, ArrayView<float> target, ArrayView<float> posWeight, ArrayView<float> dLoss, ArrayView<float> dz, LossReduction reduction, bool wrtTarget = false)
         where TOp : struct, ILossOp
     {
@@ -299,7 +276,6 @@ internal static class Losses
 }
 
 /// <summary>The forward and backward kernels of one loss operator.</summary>
-/// <typeparam name="TOp">The operator.</typeparam>
 internal sealed class LossKernels<TOp> : IKernelSet
     where TOp : struct, ILossOp
 {

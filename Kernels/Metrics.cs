@@ -20,13 +20,6 @@ internal static class Metrics
     private static readonly ForEachDef<TopKHitsBody<ViewElements<float>, ViewElements<int>>> TopKHitsDef = new();
 
     /// <summary>hit[n] = 1 when the target of row n is among the k largest logits (ties count as hits), else 0.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="logits">Logits (N, C).</param>
-    /// <param name="targets">Targets (N).</param>
-    /// <param name="hit">Output (N), overwritten.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Classes C.</param>
-    /// <param name="k">k, at least 1.</param>
     public static void TopKHits(KernelHost host, ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> hit, int n, int c, int k)
     {
         ArgumentNullException.ThrowIfNull(host);

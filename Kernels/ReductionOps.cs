@@ -29,7 +29,7 @@ public interface IReduceOp
 
     /// <summary>
     /// Whether <see cref="Combine"/> is float addition. Kernels then accumulate each thread's
-    /// slice with Neumaier compensation instead of plain <see cref="Combine"/> calls.
+    /// slice with a compensated (float-float) sum instead of plain <see cref="Combine"/> calls.
     /// </summary>
     bool IsSum { get; }
 

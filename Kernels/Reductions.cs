@@ -5,60 +5,41 @@ using IlgpuTrain.Kernels.Runtime;
 
 namespace IlgpuTrain.Kernels;
 
-// Reductions of float buffers: a flat buffer to one value, and the rows or columns of a
-// row-major (R, C) matrix to R or C values. Five operators (ReductionOps.cs):
+// Reductions of float buffers: flat (n) -> 1, rows (R, C) -> R, columns (R, C) -> C, by one of
+// five operators (ReductionOps.cs): Sum Σx (empty 0), Mean Σx/n (empty NaN = 0/0, as PyTorch),
+// Max (empty: the launcher throws, as PyTorch; any NaN gives NaN), SumOfSquares Σx² (empty 0),
+// L2Norm √Σx² (empty 0). Each reads 4 B per element and writes 4 B per output (flat: per partial).
+// Every launcher OVERWRITES its result, which stays on the device. Column sums are BiasAdd's
+// backward and BatchNorm's statistics; flat ones give global norms and finite checks over a whole
+// ParamTree buffer in one launch.
 //
-//   Sum           Σ x            empty: 0
-//   Mean          Σ x / n        empty: NaN (0/0, as PyTorch)
-//   Max           max x          empty: the launcher throws (undefined; PyTorch raises too).
-//                                A NaN anywhere gives NaN.
-//   SumOfSquares  Σ x²           empty: 0
-//   L2Norm        √(Σ x²)        empty: 0
-//
-//   flat     x (n)    -> result (1)   reads 4 B per element, writes 4 B per partial + 4 B
-//   rows     x (R, C) -> result (R)   result[r] = reduce over c of x[r, c]; reads 4 B per element, writes 4 B per row
-//   columns  x (R, C) -> result (C)   result[c] = reduce over r of x[r, c]; reads 4 B per element, writes 4 B per column
-//
-// Every launcher overwrites its result. Column sums are BiasAdd's backward and BatchNorm's
-// statistics; the flat reductions give global norms and finite checks over a whole ParamTree
-// buffer in one launch. The result stays on the device (no host round-trip).
-//
-// Flat modes (ReductionMode):
-//   Deterministic (default): pass 1 writes one partial per group into scratch; pass 2, one
-//     group, combines the partials in a fixed order and applies Finish. No float atomics: the
-//     same input on the same device and launch policy gives the same bits every run.
-//   Atomic: one pass; each group combines its partial into the result (first filled with the
-//     identity) with a compare-and-swap loop (see AtomicCombine), then a one-group launch
-//     applies Finish. Faster on GPUs, but the order of the atomic adds varies from run to run,
-//     so sums are not bitwise reproducible.
-// Rows and columns are deterministic by construction: each output is reduced by one group (or
-// one managed loop) in a fixed order.
+// Flat modes (ReductionMode). Deterministic (default): pass 1 writes one partial per group into
+// scratch, pass 2 (one group) combines them in a fixed order and applies Finish; no float atomics,
+// so the same input, device and launch policy give the same bits. Atomic: one pass, each group
+// combines its partial into the result (first the identity) by a compare-and-swap loop
+// (AtomicCombine), then a one-group launch applies Finish; faster on GPUs, not bitwise
+// reproducible. Rows and columns are deterministic by construction (one group or loop per output).
 //
 // Two algorithms, each checked against the references:
-//   Kernels (GPUs, and ILGPU's CPU accelerator): each thread accumulates a grid-stride slice,
-//     then the group combines its threads' values with a shared-memory tree (Group.Barrier).
-//     Correct for any group size up to LaunchPolicy.MaxReduceGroupSize (256); the launch uses
-//     ReduceGroupSize.
-//   Managed (host.RunsManaged): P = MaxReduceGroups independent chains, chain t taking elements
-//     t, t + P, ... in order (eight chains to a Vector256 for sums, threads splitting the chains),
-//     then the chains combined in index order; rows take their columns in order, and columns
-//     their rows in order, walked in blocks so that memory is read contiguously. Atomic mode is
-//     the deterministic loop here (there is nothing to gain from atomics on the host).
+//   Kernels (GPUs, ILGPU's CPU accelerator): each thread accumulates a grid-stride slice, then a
+//     shared-memory tree (Group.Barrier) combines the group; any group size up to
+//     LaunchPolicy.MaxReduceGroupSize (256); launched with ReduceGroupSize.
+//   Managed (host.RunsManaged): P = MaxReduceGroups chains, chain t taking elements t, t + P, ...
+//     in order (eight chains to a Vector256 for sums, threads splitting the chains), combined in
+//     index order; rows take their columns in order, columns their rows, walked in blocks so memory
+//     is read contiguously. Atomic mode runs the deterministic loop (atomics gain nothing here).
 //
-// Accuracy. A managed chain (or a kernel thread with few groups) accumulates millions of floats,
-// so the per-chain phase of the sum-like operators is compensated: a float-float accumulator
-// (Knuth's TwoSum, then a Fast2Sum that folds the carry back; see Accumulator). For a slice
-// of m terms with exact sum S and s = Σ|m(x_i)|, the slice's value is within u·|S| + 2m·u²·s of
-// S (u = 2^-24; Joldes, Muller and Popescu, ACM TOMS 2017, DWPlusFP), against (m−1)·u·s for a
-// plain loop: 1e6 terms of 0.1 come out correctly rounded, where a plain loop is 1% off.
-// Partials are then combined in float, a tree of depth log2(G) within a group and a compensated
-// second pass, so a deterministic flat sum is within (2 + 2·log2 G + 2m·u)·u·Σ|x| of the exact
-// sum (G = 1 for the managed chains; 18u for G = 256 while m·u is small); Atomic mode adds up to
-// P·u·Σ|x| for its P atomic adds. Rows and columns: (1 + log2 G + 2m·u)·u·Σ|x| per output.
-// Squares are rounded once before they are summed (one more u; a backend that fuses x·x + s
-// into an FMA only removes that rounding). Every step is written out: nothing relies on the
-// compiler reassociating float additions (neither RyuJIT nor ILGPU does). A sum that
-// overflows, or meets ±∞ or NaN, is what float addition gives (±∞ or NaN).
+// Accuracy. The per-chain (per-thread) phase of the sum-like operators is compensated: a
+// float-float Accumulator (Knuth's TwoSum, then a Fast2Sum folding the carry back). A slice of m
+// terms with exact sum S and s = Σ|m(x_i)| comes within u·|S| + 2m·u²·s of S (u = 2^-24; Joldes,
+// Muller, Popescu, ACM TOMS 2017, DWPlusFP), against (m−1)·u·s for a plain loop: 1e6 terms of 0.1
+// round correctly where a plain loop is 1% off. Partials combine in float (a tree of depth log2 G,
+// a compensated second pass): a deterministic flat sum is within (2 + 2·log2 G + 2m·u)·u·Σ|x|
+// (G = 1 for managed chains; 18u for G = 256 while m·u is small); Atomic adds up to P·u·Σ|x| for
+// its P atomic adds; rows and columns (1 + log2 G + 2m·u)·u·Σ|x| per output. Squares are rounded
+// once before summing (one more u; an FMA only removes it). Nothing relies on the compiler
+// reassociating float additions (neither RyuJIT nor ILGPU does). Overflow, ±∞ and NaN give what
+// float addition gives.
 
 /// <summary>Sum, mean, max, sum of squares and L2 norm of flat buffers and of matrix rows and columns.</summary>
 internal static class Reductions
@@ -69,30 +50,26 @@ internal static class Reductions
     // ---------------------------------------------------------------- ILGPU kernels
 
     /// <summary>
-    /// Kernel, deterministic pass 1: group g writes partials[g], the combination of
-    /// Map(x[i]) over its threads' grid-stride slices.
+    /// Kernel, pass 1: group g combines Map(x[i]) over its threads' grid-stride slices, then writes
+    /// output[g] (deterministic, atomic = 0) or combines it into output[0] atomically (atomic = 1;
+    /// output holds the identity first, and a later launch applies Finish).
     /// </summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="x">Input (n).</param>
-    /// <param name="partials">One partial per group.</param>
-    public static void FlatPartialsKernel<TOp>(ArrayView<float> x, ArrayView<float> partials)
+    public static void FlatKernel<TOp>(ArrayView<float> x, ArrayView<float> output, int atomic)
         where TOp : struct, IReduceOp
     {
         var shared = SharedMemory.Allocate<float>(LaunchPolicy.MaxReduceGroupSize);
         int tid = Group.IdxX;
         float total = GroupCombine<TOp>(shared, 0, tid, Group.DimX, 1, SliceOf<TOp>(x));
-        if (tid == 0)
-            partials[Grid.IdxX] = total;
+        if (tid == 0 && atomic != 0)
+            AtomicCombine<TOp>(output, total);
+        else if (tid == 0)
+            output[Grid.IdxX] = total;
     }
 
     /// <summary>
-    /// Kernel, deterministic pass 2 (one group; also finishes an Atomic reduction in place, partials = result): result[0] = Finish(partials
-    /// combined, count). Thread t takes partials t, t + G, ... in order, then the tree.
+    /// Kernel, deterministic pass 2 (one group; also finishes an Atomic reduction in place, partials = result):
+    /// result[0] = Finish(partials combined, count = n). Thread t takes partials t, t + G, ... in order, then the tree.
     /// </summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="partials">The partials of pass 1.</param>
-    /// <param name="result">Output (1).</param>
-    /// <param name="count">Number of input elements, for Finish.</param>
     public static void FlatCombineKernel<TOp>(ArrayView<float> partials, ArrayView<float> result, int count)
         where TOp : struct, IReduceOp
     {
@@ -108,31 +85,7 @@ internal static class Reductions
             result[0] = default(TOp).Finish(total, count);
     }
 
-    /// <summary>
-    /// Kernel, Atomic mode: each group combines its slice with the shared-memory
-    /// tree, then thread 0 combines that into result[0] atomically (result holds the identity first).
-    /// </summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="x">Input (n).</param>
-    /// <param name="result">Accumulated output (1); Finish is applied by a later launch.</param>
-    public static void FlatAtomicKernel<TOp>(ArrayView<float> x, ArrayView<float> result)
-        where TOp : struct, IReduceOp
-    {
-        var shared = SharedMemory.Allocate<float>(LaunchPolicy.MaxReduceGroupSize);
-        int tid = Group.IdxX;
-        float total = GroupCombine<TOp>(shared, 0, tid, Group.DimX, 1, SliceOf<TOp>(x));
-        if (tid == 0)
-            AtomicCombine<TOp>(result, total);
-    }
-
-    /// <summary>
-    /// Kernel: one group per row (grid-stride over rows); thread t takes columns
-    /// t, t + G, ... of the row, then the group's tree gives result[r].
-    /// </summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="x">Row-major (R, C) input.</param>
-    /// <param name="result">Output (R).</param>
-    /// <param name="cols">C.</param>
+    /// <summary>Kernel, x (R, C) -> result (R): one group per row (grid-stride over rows); thread t takes columns t, t + G, ..., then the group's tree.</summary>
     public static void RowsKernel<TOp>(ArrayView<float> x, ArrayView<float> result, int cols)
         where TOp : struct, IReduceOp
     {
@@ -155,16 +108,11 @@ internal static class Reductions
     }
 
     /// <summary>
-    /// Kernel: a group of G threads is a tile of W column lanes by L = G / W row
-    /// lanes (W = G / 8 within [1, 32]: 32 x 8 for G = 256), and covers W adjacent columns
-    /// (grid-stride over column blocks). Lane (w, l) takes rows l, l + L, ... of column c0 + w,
-    /// so W neighbouring threads read W neighbouring floats (coalesced); a tree over the L row
-    /// lanes gives result[c].
+    /// Kernel, x (R, C) -> result (C): a group of G threads is W column lanes by L = G / W row lanes
+    /// (W = G / 8 within [1, 32]: 32 x 8 for G = 256) over W adjacent columns (grid-stride over column
+    /// blocks). Lane (w, l) takes rows l, l + L, ... of column c0 + w, so W neighbouring threads read
+    /// W neighbouring floats (coalesced); a tree over the L row lanes gives result[c].
     /// </summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="x">Row-major (R, C) input.</param>
-    /// <param name="result">Output (C).</param>
-    /// <param name="rows">R.</param>
     public static void ColumnsKernel<TOp>(ArrayView<float> x, ArrayView<float> result, int rows)
         where TOp : struct, IReduceOp
     {
@@ -224,7 +172,7 @@ internal static class Reductions
     /// last barrier each thread reads only its own cell, which only it writes next, so a caller
     /// may loop and call again without another barrier.
     /// </summary>
-    private static float GroupCombine<TOp>(ArrayView<float> shared, int offset, int slot, int count, int spacing, float value)
+    internal static float GroupCombine<TOp>(ArrayView<float> shared, int offset, int slot, int count, int spacing, float value)
         where TOp : struct, IReduceOp
     {
         int cell = offset + (slot * spacing);
@@ -266,23 +214,12 @@ internal static class Reductions
         }
     }
 
-    /// <summary>
-    /// A running combination. For sums it is a compensated (float-float) sum: the exact value
-    /// _value + _carry is kept with |_carry| at most half an ulp of _value. Each step is Knuth's
-    /// branch-free TwoSum of _value and the new term, whose rounding error joins the carry, then
-    /// a Fast2Sum that folds the carry back (Joldes, Muller, Popescu 2017, DWPlusFP: relative
-    /// error at most 2u² per step). Neumaier's variant of Kahan's sum keeps a carry that is
-    /// never folded back: it grows like n·u·Σ|x| and its own rounding errors add up (measured:
-    /// 4e-5 relative error, about 650u, on 2e6 terms of 0.1, where this accumulator rounds
-    /// correctly).
-    /// </summary>
     // ---------------------------------------------------------------- CPU-accelerator managed paths
 
-    // Chain t accumulates elements t, t + P, t + 2P, ... (P = count) in order; walking x in blocks
-    // of P reads memory contiguously. The chains are then combined in index order. Lanes are
-    // independent chains: a Vector256 holds eight of them (the same IEEE adds, subtractions and
-    // compare per lane as Accumulator), and threads take disjoint lane ranges, so neither vectors
-    // nor threads change a single rounding: the result depends on P only.
+    // Chain t accumulates elements t, t + P, ... (P = count) in order, x walked in blocks of P
+    // (contiguous reads), then the chains combine in index order. A Vector256 holds eight chains
+    // (Accumulator's IEEE operations per lane) and threads take disjoint lane ranges, so neither
+    // vectors nor threads change a rounding: the result depends on P only.
     private static unsafe void FlatManaged<TOp>(KernelHost host, ArrayView<float> x, float* pp, int count, ArrayView<float> result, int n)
         where TOp : struct, IReduceOp
     {
@@ -360,8 +297,7 @@ internal static class Reductions
         where TOp : struct, IReduceOp =>
         CpuLoops.For(host, result.Length, new RowsBody<TOp>(CpuLoops.Ptr(x), CpuLoops.Ptr(result), cols), cols);
 
-    // Column c accumulates rows 0, 1, ... in order; a block of columns is
-    // walked row by row so each row segment is read contiguously.
+    // Column c accumulates rows 0, 1, ... in order; a block of columns is walked row by row (contiguous reads).
     private static unsafe void ColumnsManaged<TOp>(KernelHost host, ArrayView<float> x, ArrayView<float> result, int rows)
         where TOp : struct, IReduceOp
     {
@@ -503,6 +439,12 @@ internal static class Reductions
         }
     }
 
+    // A running combination; for sums a compensated (float-float) sum: the exact value _value +
+    // _carry, |_carry| at most half an ulp of _value. Each step is Knuth's branch-free TwoSum of
+    // _value and the term, whose error joins the carry, then a Fast2Sum folding the carry back
+    // (DWPlusFP: relative error at most 2u² per step). Neumaier's variant of Kahan's sum never
+    // folds its carry back, so it grows like n·u·Σ|x| (measured: 4e-5 relative error, about 650u,
+    // on 2e6 terms of 0.1, where this rounds correctly).
     private struct Accumulator<TOp>
         where TOp : struct, IReduceOp
     {
@@ -561,14 +503,7 @@ internal static class Reductions
 
     // ---------------------------------------------------------------- launchers
 
-    /// <summary>
-    /// Scratch elements a <see cref="ReductionMode.Deterministic"/> flat reduction of
-    /// <paramref name="n"/> elements needs on <paramref name="host"/>: one partial per group
-    /// (kernels) or per chain (managed), at most <see cref="LaunchPolicy.MaxReduceGroups"/>.
-    /// </summary>
-    /// <param name="host">Where the reduction will run.</param>
-    /// <param name="n">Number of input elements.</param>
-    /// <returns>The scratch length (0 for an empty input).</returns>
+    /// <summary>Scratch a Deterministic flat reduction of n elements needs on host: one partial per group (kernels) or chain (managed), at most MaxReduceGroups; 0 when n = 0.</summary>
     public static int ScratchLength(KernelHost host, long n)
     {
         ArgumentNullException.ThrowIfNull(host);
@@ -579,71 +514,69 @@ internal static class Reductions
         return (int)Math.Min((n + perPartial - 1) / perPartial, Math.Max(1, host.Launch.MaxReduceGroups));
     }
 
-    // The named reductions: an operator (ReductionOps.cs) run by one of the three generic
-    // launchers below. Every one overwrites result; flat ones take a scratch of at least
-    // ScratchLength elements in Deterministic mode (unused, possibly empty, in Atomic mode), and
-    // result must not overlap x or scratch. Rows and columns read x as a row-major (R, C) matrix.
-    // Max of an empty input throws (undefined, as in PyTorch); Mean of one is NaN (0/0).
+    // The named reductions: an operator run by one of the three generic launchers below. Flat ones
+    // take a scratch of ScratchLength elements in Deterministic mode (unused, possibly empty, in
+    // Atomic mode); result must not overlap x or scratch.
 
     /// <summary>result[0] = Σ x (0 when x is empty).</summary>
     public static void Sum(KernelHost host, ArrayView<float> x, ArrayView<float> result, ArrayView<float> scratch, ReductionMode mode = ReductionMode.Deterministic) =>
-        Flat(host, SumKernels, x, result, scratch, mode, nameof(Sum), emptyIsUndefined: false);
+        Flat(host, SumKernels, x, result, scratch, mode, nameof(Sum), false);
 
     /// <summary>result[0] = Σ x / n (NaN when x is empty, as PyTorch).</summary>
     public static void Mean(KernelHost host, ArrayView<float> x, ArrayView<float> result, ArrayView<float> scratch, ReductionMode mode = ReductionMode.Deterministic) =>
-        Flat(host, MeanKernels, x, result, scratch, mode, nameof(Mean), emptyIsUndefined: false);
+        Flat(host, MeanKernels, x, result, scratch, mode, nameof(Mean), false);
 
     /// <summary>result[0] = max x; NaN if any element is NaN (as PyTorch).</summary>
     public static void Max(KernelHost host, ArrayView<float> x, ArrayView<float> result, ArrayView<float> scratch, ReductionMode mode = ReductionMode.Deterministic) =>
-        Flat(host, MaxKernels, x, result, scratch, mode, nameof(Max), emptyIsUndefined: true);
+        Flat(host, MaxKernels, x, result, scratch, mode, nameof(Max), true);
 
     /// <summary>result[0] = Σ x² (0 when x is empty).</summary>
     public static void SumOfSquares(KernelHost host, ArrayView<float> x, ArrayView<float> result, ArrayView<float> scratch, ReductionMode mode = ReductionMode.Deterministic) =>
-        Flat(host, SumOfSquaresKernels, x, result, scratch, mode, nameof(SumOfSquares), emptyIsUndefined: false);
+        Flat(host, SumOfSquaresKernels, x, result, scratch, mode, nameof(SumOfSquares), false);
 
     /// <summary>result[0] = √(Σ x²) (0 when x is empty).</summary>
     public static void L2Norm(KernelHost host, ArrayView<float> x, ArrayView<float> result, ArrayView<float> scratch, ReductionMode mode = ReductionMode.Deterministic) =>
-        Flat(host, L2NormKernels, x, result, scratch, mode, nameof(L2Norm), emptyIsUndefined: false);
+        Flat(host, L2NormKernels, x, result, scratch, mode, nameof(L2Norm), false);
 
     /// <summary>result[r] = Σ_c x[r, c] (0 for every row when C = 0).</summary>
     public static void SumRows(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
-        Rows(host, SumKernels, x, rows, cols, result, nameof(SumRows), emptyIsUndefined: false);
+        Matrix(host, SumKernels, x, rows, cols, result, nameof(SumRows), false, columns: false);
 
     /// <summary>result[r] = mean_c x[r, c] (NaN for every row when C = 0).</summary>
     public static void MeanRows(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
-        Rows(host, MeanKernels, x, rows, cols, result, nameof(MeanRows), emptyIsUndefined: false);
+        Matrix(host, MeanKernels, x, rows, cols, result, nameof(MeanRows), false, columns: false);
 
     /// <summary>result[r] = max_c x[r, c], NaN-propagating.</summary>
     public static void MaxRows(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
-        Rows(host, MaxKernels, x, rows, cols, result, nameof(MaxRows), emptyIsUndefined: true);
+        Matrix(host, MaxKernels, x, rows, cols, result, nameof(MaxRows), true, columns: false);
 
     /// <summary>result[r] = Σ_c x[r, c]².</summary>
     public static void SumOfSquaresRows(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
-        Rows(host, SumOfSquaresKernels, x, rows, cols, result, nameof(SumOfSquaresRows), emptyIsUndefined: false);
+        Matrix(host, SumOfSquaresKernels, x, rows, cols, result, nameof(SumOfSquaresRows), false, columns: false);
 
     /// <summary>result[r] = √(Σ_c x[r, c]²).</summary>
     public static void L2NormRows(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
-        Rows(host, L2NormKernels, x, rows, cols, result, nameof(L2NormRows), emptyIsUndefined: false);
+        Matrix(host, L2NormKernels, x, rows, cols, result, nameof(L2NormRows), false, columns: false);
 
     /// <summary>result[c] = Σ_r x[r, c] (0 for every column when R = 0). BiasAdd's backward: dBias = SumColumns(dOut).</summary>
     public static void SumColumns(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
-        Columns(host, SumKernels, x, rows, cols, result, nameof(SumColumns), emptyIsUndefined: false);
+        Matrix(host, SumKernels, x, rows, cols, result, nameof(SumColumns), false, columns: true);
 
     /// <summary>result[c] = mean_r x[r, c] (NaN for every column when R = 0).</summary>
     public static void MeanColumns(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
-        Columns(host, MeanKernels, x, rows, cols, result, nameof(MeanColumns), emptyIsUndefined: false);
+        Matrix(host, MeanKernels, x, rows, cols, result, nameof(MeanColumns), false, columns: true);
 
     /// <summary>result[c] = max_r x[r, c], NaN-propagating.</summary>
     public static void MaxColumns(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
-        Columns(host, MaxKernels, x, rows, cols, result, nameof(MaxColumns), emptyIsUndefined: true);
+        Matrix(host, MaxKernels, x, rows, cols, result, nameof(MaxColumns), true, columns: true);
 
     /// <summary>result[c] = Σ_r x[r, c]².</summary>
     public static void SumOfSquaresColumns(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
-        Columns(host, SumOfSquaresKernels, x, rows, cols, result, nameof(SumOfSquaresColumns), emptyIsUndefined: false);
+        Matrix(host, SumOfSquaresKernels, x, rows, cols, result, nameof(SumOfSquaresColumns), false, columns: true);
 
     /// <summary>result[c] = √(Σ_r x[r, c]²).</summary>
     public static void L2NormColumns(KernelHost host, ArrayView<float> x, int rows, int cols, ArrayView<float> result) =>
-        Columns(host, L2NormKernels, x, rows, cols, result, nameof(L2NormColumns), emptyIsUndefined: false);
+        Matrix(host, L2NormKernels, x, rows, cols, result, nameof(L2NormColumns), false, columns: true);
 
     private static unsafe void Flat<TOp>(KernelHost host, ReduceKernels<TOp> k, ArrayView<float> x, ArrayView<float> result, ArrayView<float> scratch, ReductionMode mode, string op, bool emptyIsUndefined)
         where TOp : struct, IReduceOp
@@ -661,19 +594,22 @@ internal static class Reductions
             return;
         }
         int partials = ScratchLength(host, n);
+        if (mode == ReductionMode.Deterministic)
+            Check.AtLeast(op, scratch, nameof(scratch), partials, $"a deterministic reduction of {n} elements (Reductions.ScratchLength)");
         if (host.RunsManaged)
         {
+            // Scratch may be empty in Atomic mode: the chains then live here while the workers fill
+            // them (CpuLoops.For returns when they are done).
             if (mode == ReductionMode.Atomic)
             {
-                // Scratch may be empty in Atomic mode: the chains live here while the workers fill
-                // them (CpuLoops.For returns when they are done).
                 fixed (float* local = partials <= 1024 ? stackalloc float[partials] : new float[partials])
                     FlatManaged<TOp>(host, x, local, partials, result, n);
-                return;
+            }
+            else
+            {
+                FlatManaged<TOp>(host, x, CpuLoops.Ptr(scratch), partials, result, n);
             }
 
-            Check.AtLeast(op, scratch, nameof(scratch), partials, $"a deterministic reduction of {n} elements (Reductions.ScratchLength)");
-            FlatManaged<TOp>(host, x, CpuLoops.Ptr(scratch), partials, result, n);
             return;
         }
 
@@ -684,68 +620,48 @@ internal static class Reductions
         if (mode == ReductionMode.Atomic)
         {
             Elementwise.Fill(host, result, default(TOp).Identity);
-            host.Load(k.FlatAtomic)(host.Stream, pass1, x, result);
+            host.Load(k.Flat)(host.Stream, pass1, x, result, 1);
             host.Load(k.FlatCombine)(host.Stream, pass2, result, result, n);
             return;
         }
-        Check.AtLeast(op, scratch, nameof(scratch), partials, $"a deterministic reduction of {n} elements (Reductions.ScratchLength)");
+
         var parts = scratch.SubView(0, partials);
-        host.Load(k.FlatPartials)(host.Stream, pass1, x, parts);
+        host.Load(k.Flat)(host.Stream, pass1, x, parts, 0);
         host.Load(k.FlatCombine)(host.Stream, pass2, parts, result, n);
     }
 
-    private static void Rows<TOp>(KernelHost host, ReduceKernels<TOp> k, ArrayView<float> x, int rows, int cols, ArrayView<float> result, string op, bool emptyIsUndefined)
+    // Rows (x (R, C) -> result (R)) or columns (-> result (C)).
+    private static void Matrix<TOp>(KernelHost host, ReduceKernels<TOp> k, ArrayView<float> x, int rows, int cols, ArrayView<float> result, string op, bool emptyIsUndefined, bool columns)
         where TOp : struct, IReduceOp
     {
         ArgumentNullException.ThrowIfNull(host);
         CheckMatrix(op, x, rows, cols);
-        Check.Length(op, result, nameof(result), rows, $"R = {rows} rows");
-        if (rows == 0)
+        var (outputs, length, what, along, alongName) = columns ? (cols, rows, "column", "R = 0 rows", nameof(rows)) : (rows, cols, "row", "C = 0 columns", nameof(cols));
+        Check.Length(op, result, nameof(result), outputs, columns ? $"C = {cols} columns" : $"R = {rows} rows");
+        if (outputs == 0)
             return;
-        if (cols == 0)
+        if (length == 0)
         {
             if (emptyIsUndefined)
-                throw new ArgumentException($"{op}: each of the {rows} rows has C = 0 columns; the max of an empty row is undefined (PyTorch raises too).", nameof(cols));
+                throw new ArgumentException($"{op}: each of the {outputs} {what}s has {along}; the max of an empty {what} is undefined (PyTorch raises too).", alongName);
             Elementwise.Fill(host, result, default(TOp).Finish(default(TOp).Identity, 0));
             return;
         }
         if (host.RunsManaged)
         {
-            RowsManaged<TOp>(host, x, result, cols);
+            if (columns)
+                ColumnsManaged<TOp>(host, x, result, rows);
+            else
+                RowsManaged<TOp>(host, x, result, cols);
             return;
         }
 
         CheckGroupSize(host, op);
-        var config = new KernelConfig(Math.Min(rows, host.Launch.MaxGroups), host.Launch.ReduceGroupSize);
-        host.Load(k.Rows)(host.Stream, config, x, result, cols);
-    }
-
-    private static void Columns<TOp>(KernelHost host, ReduceKernels<TOp> k, ArrayView<float> x, int rows, int cols, ArrayView<float> result, string op, bool emptyIsUndefined)
-        where TOp : struct, IReduceOp
-    {
-        ArgumentNullException.ThrowIfNull(host);
-        CheckMatrix(op, x, rows, cols);
-        Check.Length(op, result, nameof(result), cols, $"C = {cols} columns");
-        if (cols == 0)
-            return;
-        if (rows == 0)
-        {
-            if (emptyIsUndefined)
-                throw new ArgumentException($"{op}: each of the {cols} columns has R = 0 rows; the max of an empty column is undefined (PyTorch raises too).", nameof(rows));
-            Elementwise.Fill(host, result, default(TOp).Finish(default(TOp).Identity, 0));
-            return;
-        }
-        if (host.RunsManaged)
-        {
-            ColumnsManaged<TOp>(host, x, result, rows);
-            return;
-        }
-
-        CheckGroupSize(host, op);
-        int group = host.Launch.ReduceGroupSize;
-        int lanes = ColumnLanes(group);
-        var config = new KernelConfig((int)Math.Min((cols + lanes - 1L) / lanes, host.Launch.MaxGroups), group);
-        host.Load(k.Columns)(host.Stream, config, x, result, rows);
+        int group = host.Launch.ReduceGroupSize, lanes = ColumnLanes(group);
+        if (columns)
+            host.Load(k.Columns)(host.Stream, new KernelConfig((int)Math.Min((cols + lanes - 1L) / lanes, host.Launch.MaxGroups), group), x, result, rows);
+        else
+            host.Load(k.Rows)(host.Stream, new KernelConfig(Math.Min(rows, host.Launch.MaxGroups), group), x, result, cols);
     }
 
     private static void CheckMatrix(string op, ArrayView<float> x, int rows, int cols)
@@ -770,19 +686,15 @@ internal static class Reductions
     }
 }
 
-/// <summary>The kernels of one reduction operator: flat (both passes, both modes), rows and columns.</summary>
-/// <typeparam name="TOp">The operator.</typeparam>
+/// <summary>The kernels of one reduction operator: flat (both passes; pass 1 serves both modes), rows and columns.</summary>
 internal sealed class ReduceKernels<TOp> : IKernelSet
     where TOp : struct, IReduceOp
 {
-    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>>> FlatPartials =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>>(Reductions.FlatPartialsKernel<TOp>);
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> Flat =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.FlatKernel<TOp>);
 
     public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> FlatCombine =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.FlatCombineKernel<TOp>);
-
-    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>>> FlatAtomic =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>>(Reductions.FlatAtomicKernel<TOp>);
 
     public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> Rows =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.RowsKernel<TOp>);
@@ -791,5 +703,5 @@ internal sealed class ReduceKernels<TOp> : IKernelSet
         KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(Reductions.ColumnsKernel<TOp>);
 
     /// <inheritdoc/>
-    public IEnumerable<KernelDef> Kernels => [FlatPartials, FlatCombine, FlatAtomic, Rows, Columns];
+    public IEnumerable<KernelDef> Kernels => [Flat, FlatCombine, Rows, Columns];
 }

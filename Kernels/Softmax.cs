@@ -3,194 +3,130 @@ using ILGPU.Algorithms;
 
 namespace IlgpuTrain.Kernels;
 
-// Row-wise softmax and log-softmax over a row-major (N, C) matrix, and their VJPs.
+// Row-wise softmax and log-softmax over x (N, C) row-major, and their VJPs (y, dy, dx (N, C)).
 //
 //   Softmax forward      m = max_j x_j,  y_j = exp(x_j - m) / sum_k exp(x_k - m)
 //   LogSoftmax forward   y_j = (x_j - m) - log(sum_k exp(x_k - m))
 //   Softmax backward     dx_j = y_j * (dy_j - sum_k dy_k y_k)            (y = softmax output)
 //   LogSoftmax backward  dx_j = dy_j - exp(y_j) * sum_k dy_k              (y = log-softmax output)
+//   forward reads 4 B, writes 4 B; backward reads 8 B, writes 4 B per element (re-reads from cache)
 //
-// Shapes: x, y, dy, dx are (N, C) row-major. Subtracting the row max keeps every exp argument
-// <= 0, so nothing overflows and the largest term is exactly 1; log-softmax never forms
-// log(softmax) and so stays finite for logits of any magnitude.
+// The row max keeps every exp argument <= 0: nothing overflows and the largest term is exactly 1;
+// log-softmax never forms log(softmax), so it stays finite for logits of any magnitude. Both
+// backward passes take the forward OUTPUT y, not x (as PyTorch's autograd): the softmax VJP needs
+// y, the log-softmax VJP softmax(x) = exp(y); x need not be kept. Backward OVERWRITES dx. Outputs
+// may alias inputs (y = x, dx = dy or dx = y): a thread owns its row and reads element j before
+// writing it. Each op is a row body generic over IElements<float>, run by the row drivers
+// (Runtime/RowDrivers.cs), so kernel and managed loop agree bit for bit.
 //
-// Both backward passes take the forward OUTPUT y, not x (as PyTorch's autograd does): the
-// softmax VJP needs y itself, and the log-softmax VJP needs softmax(x) = exp(y). The input x
-// need not be kept alive for backward.
-//
-// Memory traffic per element (each row is read from cache after its first pass):
-//   forward   reads 4 B (x), writes 4 B (y)
-//   backward  reads 8 B (y, dy), writes 4 B (dx)
-// Backward OVERWRITES dx. Every output may alias its inputs (y = x, dx = dy or dx = y): a thread
-// owns its whole row and reads element j before it writes element j.
-//
-// Each op is a row body (one row per index, generic over IElements<float>) run by the row drivers
-// of Runtime/RowDrivers.cs: the ILGPU kernel and the managed loop run the same body, bitwise equal.
-//
-// Launch shape: one thread per row in a grid-stride loop, on the CPU accelerator and on GPUs.
-// Classifier rows are short (C = 10 .. 1000), so a row fits in L1 and the batch supplies the
-// parallelism. A large-C (vocabulary, C ~ 32k-256k) version would need one group (or warp) per
-// row: coalesced strided loads, a shared-memory or warp-shuffle tree reduction for the max and
-// the sum (or one online-softmax pass carrying (max, sum) pairs), a CPU variant without
-// barriers, and fixed reduction order for determinism.
+// One thread per row (grid-stride): classifier rows (C = 10 .. 1000) fit in L1 and the batch gives
+// the parallelism. A vocabulary-sized C (32k-256k) would need a group (or warp) per row: coalesced
+// strided loads, a shared-memory or warp-shuffle tree (or one online-softmax pass carrying (max,
+// sum) pairs), a CPU variant without barriers, and a fixed reduction order for determinism.
 
-/// <summary>Row-wise softmax over (N, C): row bodies and checked launchers.</summary>
+/// <summary>Row-wise softmax over (N, C): row bodies (log-softmax's too) and checked launchers.</summary>
 internal static class Softmax
 {
     private static readonly ForEachDef<ForwardBody<ViewElements<float>>> ForwardDef = new();
     private static readonly ForEachDef<BackwardBody<ViewElements<float>>> BackwardDef = new();
 
-    /// <summary>y = softmax(x) along each row of the (N, C) matrix x, max subtracted for stability.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (N, C), row-major.</param>
-    /// <param name="y">Output (N, C); may alias x.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Columns (classes) C.</param>
-    public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c)
+    /// <summary>y = softmax(x) along each row of x (N, C), max subtracted for stability. y may alias x.</summary>
+    public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c) =>
+        ForwardRows(host, nameof(Softmax), x, y, n, c, log: 0);
+
+    /// <summary>Softmax VJP: dx = y * (dy - rowsum(dy * y)), from the forward output y = softmax(x); dx may alias y or dy.</summary>
+    public static void Backward(KernelHost host, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c) =>
+        BackwardRows(host, nameof(Softmax), y, dy, dx, n, c, log: 0);
+
+    // Softmax (log = 0) or log-softmax (log = 1) of each row; owner names the op in messages.
+    internal static void ForwardRows(KernelHost host, string owner, ArrayView<float> x, ArrayView<float> y, int n, int c, int log)
     {
-        if (!RowShapes.Require(host, nameof(Softmax) + "." + nameof(Forward), n, c, (x, nameof(x)), (y, nameof(y))))
+        if (!RowShapes.Require(host, owner + "." + nameof(Forward), n, c, (x, nameof(x)), (y, nameof(y))))
             return;
         if (host.RunsManaged)
-            CpuLoops.ForEach(host, n, new ForwardBody<PtrElements<float>>(PtrElements.Of(x), PtrElements.Of(y), c), c);
+            CpuLoops.ForEach(host, n, new ForwardBody<PtrElements<float>>(PtrElements.Of(x), PtrElements.Of(y), c, log), c);
         else
-            ForwardDef.Launch(host, n, new(new(x), new(y), c));
+            ForwardDef.Launch(host, n, new(new(x), new(y), c, log));
     }
 
-    /// <summary>
-    /// Softmax VJP: dx = y * (dy - rowsum(dy * y)), from the forward output y = softmax(x).
-    /// Overwrites dx.
-    /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="y">Forward output softmax(x) (N, C).</param>
-    /// <param name="dy">Upstream gradient (N, C).</param>
-    /// <param name="dx">Gradient with respect to x (N, C), overwritten; may alias y or dy.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Columns C.</param>
-    public static void Backward(KernelHost host, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c)
+    internal static void BackwardRows(KernelHost host, string owner, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c, int log)
     {
-        if (!RowShapes.Require(host, nameof(Softmax) + "." + nameof(Backward), n, c, (y, nameof(y)), (dy, nameof(dy)), (dx, nameof(dx))))
+        if (!RowShapes.Require(host, owner + "." + nameof(Backward), n, c, (y, nameof(y)), (dy, nameof(dy)), (dx, nameof(dx))))
             return;
         if (host.RunsManaged)
-            CpuLoops.ForEach(host, n, new BackwardBody<PtrElements<float>>(PtrElements.Of(y), PtrElements.Of(dy), PtrElements.Of(dx), c), c);
+            CpuLoops.ForEach(host, n, new BackwardBody<PtrElements<float>>(PtrElements.Of(y), PtrElements.Of(dy), PtrElements.Of(dx), c, log), c);
         else
-            BackwardDef.Launch(host, n, new(new(y), new(dy), new(dx), c));
+            BackwardDef.Launch(host, n, new(new(y), new(dy), new(dx), c, log));
     }
 
-    // y_j = exp(x_j - m) / sum_k exp(x_k - m) over row i.
-    internal readonly struct ForwardBody<TF>(TF x, TF y, int c) : IElementBody
+    // Row i, m = max_j x_j, s = sum_k exp(x_k - m): softmax y_j = exp(x_j - m) / s, or (log = 1)
+    // log-softmax y_j = (x_j - m) - log s.
+    internal readonly struct ForwardBody<TF>(TF x, TF y, int c, int log) : IElementBody
         where TF : struct, IElements<float>
     {
         public void Run(int i)
         {
             int o = i * c;
             float m = SoftmaxRow.Max(x, o, c);
-            float inv = 1f / SoftmaxRow.SumExp(x, o, c, m);
-            for (int j = 0; j < c; j++)
-                y[o + j] = XMath.Exp(x[o + j] - m) * inv;
+            float sum = SoftmaxRow.SumExp(x, o, c, m);
+            if (log != 0)
+            {
+                // The sum is in [1, C]: its log is well conditioned, and (x - m) is exact for nearby values.
+                float lse = XMath.Log(sum);
+                for (int j = 0; j < c; j++)
+                    y[o + j] = (x[o + j] - m) - lse;
+            }
+            else
+            {
+                float inv = 1f / sum;
+                for (int j = 0; j < c; j++)
+                    y[o + j] = XMath.Exp(x[o + j] - m) * inv;
+            }
         }
     }
 
-    // dx_j = y_j (dy_j - sum_k dy_k y_k) over row i.
-    internal readonly struct BackwardBody<TF>(TF y, TF dy, TF dx, int c) : IElementBody
-        where TF : struct, IElements<float>
-    {
-        public void Run(int i)
-        {
-            int o = i * c;
-            float dot = 0f;
-            for (int j = 0; j < c; j++)
-                dot += dy[o + j] * y[o + j];
-            for (int j = 0; j < c; j++)
-                dx[o + j] = y[o + j] * (dy[o + j] - dot);
-        }
-    }
-}
-
-/// <summary>Row-wise log-softmax over (N, C): row bodies and checked launchers.</summary>
-internal static class LogSoftmax
-{
-    private static readonly ForEachDef<ForwardBody<ViewElements<float>>> ForwardDef = new();
-    private static readonly ForEachDef<BackwardBody<ViewElements<float>>> BackwardDef = new();
-
-    /// <summary>y = log(softmax(x)) along each row of the (N, C) matrix x, computed as x - max - log-sum-exp.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="x">Input (N, C), row-major.</param>
-    /// <param name="y">Output (N, C); may alias x.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Columns C.</param>
-    public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c)
-    {
-        if (!RowShapes.Require(host, nameof(LogSoftmax) + "." + nameof(Forward), n, c, (x, nameof(x)), (y, nameof(y))))
-            return;
-        if (host.RunsManaged)
-            CpuLoops.ForEach(host, n, new ForwardBody<PtrElements<float>>(PtrElements.Of(x), PtrElements.Of(y), c), c);
-        else
-            ForwardDef.Launch(host, n, new(new(x), new(y), c));
-    }
-
-    /// <summary>
-    /// Log-softmax VJP: dx = dy - exp(y) * rowsum(dy), from the forward output y = log-softmax(x)
-    /// (exp(y) is softmax(x)). Overwrites dx.
-    /// </summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="y">Forward output log-softmax(x) (N, C).</param>
-    /// <param name="dy">Upstream gradient (N, C).</param>
-    /// <param name="dx">Gradient with respect to x (N, C), overwritten; may alias y or dy.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Columns C.</param>
-    public static void Backward(KernelHost host, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c)
-    {
-        if (!RowShapes.Require(host, nameof(LogSoftmax) + "." + nameof(Backward), n, c, (y, nameof(y)), (dy, nameof(dy)), (dx, nameof(dx))))
-            return;
-        if (host.RunsManaged)
-            CpuLoops.ForEach(host, n, new BackwardBody<PtrElements<float>>(PtrElements.Of(y), PtrElements.Of(dy), PtrElements.Of(dx), c), c);
-        else
-            BackwardDef.Launch(host, n, new(new(y), new(dy), new(dx), c));
-    }
-
-    // y_j = (x_j - m) - log(sum_k exp(x_k - m)) over row i.
-    internal readonly struct ForwardBody<TF>(TF x, TF y, int c) : IElementBody
-        where TF : struct, IElements<float>
-    {
-        public void Run(int i)
-        {
-            int o = i * c;
-            float m = SoftmaxRow.Max(x, o, c);
-            // The sum is in [1, C]: its log is well conditioned, and (x - m) is exact for nearby values.
-            float lse = XMath.Log(SoftmaxRow.SumExp(x, o, c, m));
-            for (int j = 0; j < c; j++)
-                y[o + j] = (x[o + j] - m) - lse;
-        }
-    }
-
-    // dx_j = dy_j - exp(y_j) sum_k dy_k over row i.
-    internal readonly struct BackwardBody<TF>(TF y, TF dy, TF dx, int c) : IElementBody
+    // Row i: softmax dx_j = y_j (dy_j - sum_k dy_k y_k), or (log = 1) log-softmax dx_j = dy_j - exp(y_j) sum_k dy_k.
+    internal readonly struct BackwardBody<TF>(TF y, TF dy, TF dx, int c, int log) : IElementBody
         where TF : struct, IElements<float>
     {
         public void Run(int i)
         {
             int o = i * c;
             float sum = 0f;
-            for (int j = 0; j < c; j++)
-                sum += dy[o + j];
-            for (int j = 0; j < c; j++)
-                dx[o + j] = dy[o + j] - (XMath.Exp(y[o + j]) * sum);
+            if (log != 0)
+            {
+                for (int j = 0; j < c; j++)
+                    sum += dy[o + j];
+                for (int j = 0; j < c; j++)
+                    dx[o + j] = dy[o + j] - (XMath.Exp(y[o + j]) * sum);
+            }
+            else
+            {
+                for (int j = 0; j < c; j++)
+                    sum += dy[o + j] * y[o + j];
+                for (int j = 0; j < c; j++)
+                    dx[o + j] = y[o + j] * (dy[o + j] - sum);
+            }
         }
     }
 }
 
-/// <summary>
-/// The two row passes every softmax-based op shares (softmax, log-softmax, cross-entropy's
-/// gradient), written once so they run the same float operations in the same order.
-/// </summary>
+/// <summary>Row-wise log-softmax over (N, C): launchers of Softmax's row bodies.</summary>
+internal static class LogSoftmax
+{
+    /// <summary>y = log(softmax(x)) along each row of x (N, C), computed as x - max - log-sum-exp. y may alias x.</summary>
+    public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> y, int n, int c) =>
+        Softmax.ForwardRows(host, nameof(LogSoftmax), x, y, n, c, log: 1);
+
+    /// <summary>Log-softmax VJP: dx = dy - exp(y) * rowsum(dy), from the forward output y = log-softmax(x); dx may alias y or dy.</summary>
+    public static void Backward(KernelHost host, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n, int c) =>
+        Softmax.BackwardRows(host, nameof(LogSoftmax), y, dy, dx, n, c, log: 1);
+}
+
+/// <summary>The two row passes every softmax-based op shares (softmax, log-softmax, cross-entropy), written once.</summary>
 internal static class SoftmaxRow
 {
     /// <summary>m = max_k x[o + k] over the row's c entries (c at least 1), by XMath.Max in index order.</summary>
-    /// <typeparam name="TF">The accessor: a view in kernels, a pointer in managed loops.</typeparam>
-    /// <param name="x">The values.</param>
-    /// <param name="o">The row's first index.</param>
-    /// <param name="c">The row's length.</param>
-    /// <returns>The row max.</returns>
     public static float Max<TF>(TF x, int o, int c)
         where TF : struct, IElements<float>
     {
@@ -200,13 +136,7 @@ internal static class SoftmaxRow
         return m;
     }
 
-    /// <summary>sum_k exp(x[o + k] - m) in index order: the row max subtracted first, so no term overflows.</summary>
-    /// <typeparam name="TF">The accessor.</typeparam>
-    /// <param name="x">The values.</param>
-    /// <param name="o">The row's first index.</param>
-    /// <param name="c">The row's length.</param>
-    /// <param name="m">The row max.</param>
-    /// <returns>The sum, in [1, c] for finite rows.</returns>
+    /// <summary>sum_k exp(x[o + k] - m) in index order, m the row max: no term overflows, and the sum is in [1, c] for finite rows.</summary>
     public static float SumExp<TF>(TF x, int o, int c, float m)
         where TF : struct, IElements<float>
     {
@@ -220,13 +150,7 @@ internal static class SoftmaxRow
 /// <summary>Argument checks for row-wise (N, C) kernels.</summary>
 internal static class RowShapes
 {
-    /// <summary>Throws unless n, c are non-negative and every view holds exactly N * C floats.</summary>
-    /// <param name="host">The host (must not be null).</param>
-    /// <param name="op">The operation, for messages.</param>
-    /// <param name="n">Rows N.</param>
-    /// <param name="c">Columns C.</param>
-    /// <param name="views">The (N, C) views with their names.</param>
-    /// <returns>Whether there is work (N and C both positive).</returns>
+    /// <summary>Throws unless n, c are non-negative and every view holds exactly N * C floats; returns whether N C > 0.</summary>
     public static bool Require(KernelHost host, string op, int n, int c, params ReadOnlySpan<(ArrayView<float> View, string Name)> views)
     {
         ArgumentNullException.ThrowIfNull(host);

@@ -1,16 +1,9 @@
 namespace IlgpuTrain.Kernels.Runtime;
 
-/// <summary>Argument checks shared by launchers. Messages name the operation, the arguments and both sizes.</summary>
+/// <summary>Argument checks shared by launchers: op names the operation and each name its argument; messages give both sizes.</summary>
 public static class Check
 {
     /// <summary>Throws unless both views have the same length.</summary>
-    /// <typeparam name="TA">Element type of the first view.</typeparam>
-    /// <typeparam name="TB">Element type of the second view.</typeparam>
-    /// <param name="op">The operation, for the message.</param>
-    /// <param name="a">First view.</param>
-    /// <param name="aName">Its name.</param>
-    /// <param name="b">Second view.</param>
-    /// <param name="bName">Its name.</param>
     public static void SameLength<TA, TB>(string op, ArrayView<TA> a, string aName, ArrayView<TB> b, string bName)
         where TA : unmanaged
         where TB : unmanaged
@@ -20,13 +13,7 @@ public static class Check
         Fits32(op, a, aName);
     }
 
-    /// <summary>Throws unless the view has exactly <paramref name="expected"/> elements.</summary>
-    /// <typeparam name="T">Element type.</typeparam>
-    /// <param name="op">The operation.</param>
-    /// <param name="view">The view.</param>
-    /// <param name="name">Its name.</param>
-    /// <param name="expected">Required length.</param>
-    /// <param name="shape">The shape that implies the length, for the message, e.g. "(N, C) = (4, 10)".</param>
+    /// <summary>Throws unless the view has exactly <paramref name="expected"/> elements; <paramref name="shape"/> names what implies that length, e.g. "(N, C) = (4, 10)".</summary>
     public static void Length<T>(string op, ArrayView<T> view, string name, long expected, string shape)
         where T : unmanaged
     {
@@ -34,13 +21,7 @@ public static class Check
             throw new ArgumentException($"{op}: {name} has {view.Length} elements but {shape} needs {expected}.", name);
     }
 
-    /// <summary>Throws unless the view has at least <paramref name="expected"/> elements.</summary>
-    /// <typeparam name="T">Element type.</typeparam>
-    /// <param name="op">The operation.</param>
-    /// <param name="view">The view.</param>
-    /// <param name="name">Its name.</param>
-    /// <param name="expected">Minimum length.</param>
-    /// <param name="why">What needs that length.</param>
+    /// <summary>Throws unless the view has at least <paramref name="expected"/> elements; <paramref name="why"/> names what needs them.</summary>
     public static void AtLeast<T>(string op, ArrayView<T> view, string name, long expected, string why)
         where T : unmanaged
     {
@@ -49,10 +30,6 @@ public static class Check
     }
 
     /// <summary>Throws unless <paramref name="value"/> is positive (or zero when allowed).</summary>
-    /// <param name="op">The operation.</param>
-    /// <param name="value">The value.</param>
-    /// <param name="name">Its name.</param>
-    /// <param name="allowZero">Whether zero is accepted.</param>
     public static void Dimension(string op, int value, string name, bool allowZero = true)
     {
         if (value < 0 || (!allowZero && value == 0))
@@ -60,10 +37,6 @@ public static class Check
     }
 
     /// <summary>Throws if the view is too long for 32-bit kernel indexing.</summary>
-    /// <typeparam name="T">Element type.</typeparam>
-    /// <param name="op">The operation.</param>
-    /// <param name="view">The view.</param>
-    /// <param name="name">Its name.</param>
     public static void Fits32<T>(string op, ArrayView<T> view, string name)
         where T : unmanaged
     {

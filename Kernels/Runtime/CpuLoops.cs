@@ -3,20 +3,16 @@ using System.Runtime.Intrinsics;
 
 namespace IlgpuTrain.Kernels.Runtime;
 
-// Managed fast paths for flat, per-element kernels on ILGPU's CPU accelerator.
-//
-// A CPU-accelerator launch costs ~60-140 us and its grid-stride loop runs 5-8x slower than a plain
-// C# loop (PERFORMANCE.md), so on the Managed backend (KernelHost.RunsManaged) the launchers call
-// these loops on the buffers' host memory instead, after synchronizing the stream (as Gemm does
-// with CpuGemm). The CpuAccelerator backend runs the ILGPU kernels on the same memory.
-//
-// Every element gets the same float operations in the same order as the ILGPU kernel: the drivers
-// here (Map, Zip, ActivationBackward, ForEach) run the very operator structs and element bodies the
-// generic kernels run, and an operator's Vector256 form, beside its scalar form, does the scalar
-// IEEE operations per lane, never FMA (neither the kernels nor the JIT contract a*b+c). So the
-// managed path is bitwise equal to the kernel by construction. Work is split over threads only from
-// ParallelThreshold elements (a fork-join on CpuWorkers costs microseconds), in fixed chunks independent of
-// thread timing.
+// Managed fast paths for flat, per-element kernels on ILGPU's CPU accelerator. A CPU-accelerator
+// launch costs ~60-140 us and its grid-stride loop runs 5-8x slower than a plain C# loop
+// (PERFORMANCE.md), so on the Managed backend (KernelHost.RunsManaged) launchers run these loops on
+// the buffers' host memory after synchronizing the stream; the CpuAccelerator backend runs the
+// kernels on the same memory. The drivers (Map, Zip, ActivationBackward, ForEach) run the very
+// operator structs and element bodies the generic kernels run, and an operator's Vector256 form
+// does the scalar IEEE operations per lane, never FMA (neither the kernels nor the JIT contract
+// a*b+c): bitwise equal to the kernel by construction. Threads split the work only from
+// ParallelThreshold elements (a CpuWorkers fork-join costs microseconds), in fixed chunks
+// independent of thread timing.
 
 /// <summary>Managed loops that replace per-element kernels on the CPU accelerator.</summary>
 internal static unsafe class CpuLoops
@@ -31,25 +27,15 @@ internal static unsafe class CpuLoops
     internal interface IRange
     {
         /// <summary>Runs indices start (inclusive) to end (exclusive).</summary>
-        /// <param name="start">First index.</param>
-        /// <param name="end">One past the last index.</param>
         void Run(int start, int end);
     }
 
     /// <summary>Host address of a CPU-accelerator view.</summary>
-    /// <typeparam name="T">Element type.</typeparam>
-    /// <param name="view">The view (CPU accelerator memory).</param>
-    /// <returns>The pointer to its first element.</returns>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static T* Ptr<T>(ArrayView<T> view)
         where T : unmanaged => view.Length == 0 ? null : (T*)view.LoadEffectiveAddressAsPtr();
 
     /// <summary>Waits for queued kernels, then runs body over [0, n), split over threads for large n.</summary>
-    /// <typeparam name="TBody">The loop body.</typeparam>
-    /// <param name="host">The host (its stream is synchronized; MaxGroups caps the threads).</param>
-    /// <param name="n">Length.</param>
-    /// <param name="body">The body.</param>
-    /// <param name="grain">Elements per index (a row's width), so the split depends on the work, not the index count.</param>
     internal static void For<TBody>(KernelHost host, long n, TBody body, int grain = 1)
         where TBody : struct, IRange
     {
@@ -74,51 +60,26 @@ internal static unsafe class CpuLoops
     }
 
     /// <summary>body.Run(i) for i in [0, n) (Elementwise.ForEachKernel).</summary>
-    /// <typeparam name="TBody">The body, over host pointers.</typeparam>
-    /// <param name="host">The host.</param>
-    /// <param name="n">Length.</param>
-    /// <param name="body">The body.</param>
-    /// <param name="grain">Elements per index (a row's width for a row body), as in <see cref="For{TBody}"/>.</param>
     internal static void ForEach<TBody>(KernelHost host, long n, TBody body, int grain = 1)
         where TBody : struct, IElementBody =>
         For(host, n, new EachBody<TBody>(body), grain);
 
     /// <summary>y = op(x) elementwise (Elementwise.MapKernel).</summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="host">The host.</param>
-    /// <param name="x">Input.</param>
-    /// <param name="y">Output (may alias x).</param>
-    /// <param name="op">The operator.</param>
     internal static void Map<TOp>(KernelHost host, ArrayView<float> x, ArrayView<float> y, TOp op)
         where TOp : struct, IUnaryOp =>
         For(host, y.Length, new MapBody<TOp>(Ptr(x), Ptr(y), op));
 
     /// <summary>y = op(a, b) elementwise (Elementwise.ZipKernel).</summary>
-    /// <typeparam name="TOp">The operator.</typeparam>
-    /// <param name="host">The host.</param>
-    /// <param name="a">Left input.</param>
-    /// <param name="b">Right input.</param>
-    /// <param name="y">Output (may alias an input).</param>
-    /// <param name="op">The operator.</param>
     internal static void Zip<TOp>(KernelHost host, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, TOp op)
         where TOp : struct, IBinaryOp =>
         For(host, y.Length, new ZipBody<TOp>(Ptr(a), Ptr(b), Ptr(y), op));
 
     /// <summary>dx = dy * op.Derivative(x) (Activations.BackwardKernel).</summary>
-    /// <typeparam name="TOp">The activation.</typeparam>
-    /// <param name="host">The host.</param>
-    /// <param name="x">Forward input.</param>
-    /// <param name="dy">Output gradient.</param>
-    /// <param name="dx">Input gradient (may alias dy).</param>
-    /// <param name="op">The activation.</param>
     internal static void ActivationBackward<TOp>(KernelHost host, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx, TOp op)
         where TOp : struct, IActivationOp =>
         For(host, dx.Length, new BackwardBody<TOp>(Ptr(x), Ptr(dy), Ptr(dx), op));
 
     /// <summary>y = value (Elementwise.FillKernel, Broadcast).</summary>
-    /// <param name="host">The host.</param>
-    /// <param name="y">Output.</param>
-    /// <param name="value">Value.</param>
     internal static void Fill(KernelHost host, ArrayView<float> y, float value)
     {
         host.Stream.Synchronize();
@@ -126,31 +87,18 @@ internal static unsafe class CpuLoops
     }
 
     /// <summary>y[r, j] = x[r, j] + b[j] over rows of width f (BiasAdd.AddBody with S = 1).</summary>
-    /// <param name="host">The host.</param>
-    /// <param name="x">Input (rows * f).</param>
-    /// <param name="b">Bias (f).</param>
-    /// <param name="y">Output (may alias x).</param>
-    /// <param name="f">Row width.</param>
     internal static void BiasRows(KernelHost host, ArrayView<float> x, ArrayView<float> b, ArrayView<float> y, int f) =>
         For(host, y.Length / f, new BiasRowsBody(Ptr(x), Ptr(b), Ptr(y), f), f);
 
     /// <summary>y[p, s] = x[p, s] + b[p % c] over planes of s (BiasAdd.AddBody).</summary>
-    /// <param name="host">The host.</param>
-    /// <param name="x">Input (n * c * s).</param>
-    /// <param name="b">Bias (c).</param>
-    /// <param name="y">Output (may alias x).</param>
-    /// <param name="c">Channels.</param>
-    /// <param name="s">Plane size.</param>
     internal static void BiasPlanes(KernelHost host, ArrayView<float> x, ArrayView<float> b, ArrayView<float> y, int c, int s) =>
         For(host, y.Length / s, new BiasPlanesBody(Ptr(x), Ptr(b), Ptr(y), c, s), s);
 
-    // The drivers run the operator's Vector256 form where it has one (each lane does exactly the
-    // scalar operation), and the scalar form on the tail and on machines without AVX.
-    //
-    // Each IRange hands its fields to a static loop as arguments: read as fields of `this` (a
-    // reference into the fork-join closure), the pointers and the operator's scalars would be
-    // reloaded every iteration, since a store through y may alias them, and a broadcast such as
-    // AxpyOp's Vector256.Create(Alpha) would not be hoisted; as arguments they are registers.
+    // Vector256 form where the operator has one, scalar on the tail and without AVX. Each IRange
+    // hands its fields to a static loop as arguments: as fields of `this` (a reference into the
+    // fork-join closure) the pointers and the operator's scalars would be reloaded every iteration,
+    // since a store through y may alias them, and a broadcast such as AxpyOp's
+    // Vector256.Create(Alpha) would not be hoisted; as arguments they are registers.
     private readonly struct MapBody<TOp>(float* x, float* y, TOp op) : IRange
         where TOp : struct, IUnaryOp
     {

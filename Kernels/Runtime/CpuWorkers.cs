@@ -2,18 +2,14 @@ using System.Runtime.ExceptionServices;
 
 namespace IlgpuTrain.Kernels.Runtime;
 
-// A fork-join pool for the managed CPU-accelerator paths (CpuLoops, CpuGemm).
-//
-// A training step on the CPU forks dozens of times, each for tens to hundreds of microseconds of
-// work. Parallel.For pays task creation, thread-pool queueing and a wake-up per call, and the
-// thread pool keeps several workers spinning between calls, which on a two-core machine takes
-// cycles from the thread that is doing the work. Here ProcessorCount - 1 dedicated background
-// threads sleep on their own event; a fork publishes one immutable job, sets the events and the
-// caller claims indices too, so the common case is one wake-up and no allocation beyond the job.
-//
-// Indices are claimed dynamically, but callers give each index a fixed piece of work, so which
-// thread ran an index never changes a result. A fork from inside a job, or while another thread's
-// job runs, runs inline on the calling thread: same results, no deadlock.
+// A fork-join pool for the managed CPU-accelerator paths (CpuLoops, CpuGemm). A CPU training step
+// forks dozens of times for tens to hundreds of microseconds each. Parallel.For pays task creation,
+// queueing and a wake-up per call, and the thread pool keeps workers spinning between calls, which
+// on two cores takes cycles from the working thread. Here ProcessorCount - 1 background threads
+// sleep on their own event; a fork publishes one immutable job, sets the events and the caller
+// claims indices too: one wake-up, no allocation beyond the job. Indices are claimed dynamically,
+// but each has a fixed piece of work, so which thread ran it never changes a result. A fork from
+// inside a job, or while another thread's job runs, runs inline: same results, no deadlock.
 
 /// <summary>Dedicated fork-join workers for the managed CPU paths.</summary>
 internal static class CpuWorkers
@@ -29,10 +25,7 @@ internal static class CpuWorkers
     /// <summary>Threads a fork can use: the caller and the workers.</summary>
     internal static int Threads => Environment.ProcessorCount;
 
-    /// <summary>Runs <paramref name="body"/>(i) for i in [0, count) on up to <paramref name="parallelism"/> threads and returns when all are done.</summary>
-    /// <param name="count">Number of indices.</param>
-    /// <param name="parallelism">Most threads to use, the caller included.</param>
-    /// <param name="body">The work of one index; its exceptions are rethrown here (the first one).</param>
+    /// <summary>Runs body(i) for i in [0, count) on up to parallelism threads (the caller included) and returns when all are done; rethrows the first exception.</summary>
     internal static void For(int count, int parallelism, Action<int> body)
     {
         if (count <= 0)

@@ -2,24 +2,19 @@ using System.Runtime.CompilerServices;
 
 namespace IlgpuTrain.Kernels.Runtime;
 
-// Row-wise and reduction math written once, as generic methods over IElements<T>: an ILGPU kernel
-// passes its ArrayView (ViewElements), the managed CPU loop a host pointer (PtrElements). ILGPU and
-// the JIT specialize the method per accessor, so both paths run the same float operations in the
-// same order, and the indirection costs nothing.
+// Math written once as generic methods over IElements<T>: a kernel passes its ArrayView
+// (ViewElements), the managed loop a host pointer (PtrElements). ILGPU and the JIT specialize per
+// accessor, so both run the same float operations in order, and the indirection costs nothing.
 
 /// <summary>The elements of a buffer: an ArrayView in kernels, a host pointer in managed loops.</summary>
-/// <typeparam name="T">Element type.</typeparam>
 internal interface IElements<T>
     where T : unmanaged
 {
     /// <summary>The element at index i.</summary>
-    /// <param name="i">Index.</param>
     ref T this[int i] { get; }
 }
 
 /// <summary>A buffer seen through an ArrayView (kernels, and the ILGPU CPU accelerator).</summary>
-/// <typeparam name="T">Element type.</typeparam>
-/// <param name="view">The view.</param>
 internal readonly struct ViewElements<T>(ArrayView<T> view) : IElements<T>
     where T : unmanaged
 {
@@ -28,13 +23,10 @@ internal readonly struct ViewElements<T>(ArrayView<T> view) : IElements<T>
 }
 
 /// <summary>A buffer seen through a host pointer (managed loops on CPU-accelerator memory).</summary>
-/// <typeparam name="T">Element type.</typeparam>
-/// <param name="p">The first element.</param>
 internal readonly unsafe struct PtrElements<T>(T* p) : IElements<T>
     where T : unmanaged
 {
     /// <summary>The host memory of a CPU-accelerator view (<see cref="CpuLoops.Ptr{T}"/>), so a launcher builds its body alike for both paths.</summary>
-    /// <param name="view">The view.</param>
     public PtrElements(ArrayView<T> view)
         : this(CpuLoops.Ptr(view))
     {
@@ -48,11 +40,7 @@ internal readonly unsafe struct PtrElements<T>(T* p) : IElements<T>
     }
 }
 
-/// <summary>
-/// The work of one index of a flat op, over its buffers' <see cref="IElements{T}"/>: run by
-/// <see cref="Elementwise.ForEachKernel{TBody}"/> on ILGPU (with views) and by
-/// <see cref="CpuLoops.ForEach{TBody}"/> on the managed path (with pointers), so both run one body.
-/// </summary>
+/// <summary>The work of one index over its buffers' <see cref="IElements{T}"/>, run by <see cref="Elementwise.ForEachKernel{TBody}"/> (views) and <see cref="CpuLoops.ForEach{TBody}"/> (pointers).</summary>
 /// <remarks>
 /// CpuLoops.ForEach calls <see cref="Run"/> once per element: where the work per element is a few
 /// flops (an optimizer step), mark it <c>[MethodImpl(MethodImplOptions.AggressiveInlining)]</c>, or
@@ -61,6 +49,5 @@ internal readonly unsafe struct PtrElements<T>(T* p) : IElements<T>
 internal interface IElementBody
 {
     /// <summary>Does the work of index i.</summary>
-    /// <param name="i">Index.</param>
     void Run(int i);
 }

@@ -18,196 +18,63 @@ namespace IlgpuTrain.Kernels.Runtime;
 /// </remarks>
 public abstract class KernelDef
 {
-    // Factories: KernelDef.Of<T1, ..., Tn>(SomeKernel) for the 1..14 parameters ILGPU allows.
-
-    /// <summary>Defines a kernel with 1 parameter(s).</summary>
-    /// <param name="entry">A static kernel method (generic arguments closed).</param>
+    /// <summary>Defines a kernel from a static kernel method of 1 to 14 parameters (ILGPU's limit), its generic arguments closed.</summary>
+    /// <param name="entry">The kernel method, e.g. <c>KernelDef.Of&lt;ArrayView&lt;float&gt;, int&gt;(MyKernel)</c>.</param>
     /// <returns>The definition, to be stored in a <c>static readonly</c> field.</returns>
     public static KernelDef<Action<AcceleratorStream, KernelConfig, T1>> Of<T1>(Action<T1> entry)
-        where T1 : struct
-        => new(entry.Method);
+        where T1 : struct => new(entry.Method);
 
-    /// <summary>Defines a kernel with 2 parameter(s).</summary>
-    /// <param name="entry">A static kernel method (generic arguments closed).</param>
-    /// <returns>The definition, to be stored in a <c>static readonly</c> field.</returns>
+    /// <inheritdoc cref="Of{T1}(Action{T1})"/>
     public static KernelDef<Action<AcceleratorStream, KernelConfig, T1, T2>> Of<T1, T2>(Action<T1, T2> entry)
-        where T1 : struct
-        where T2 : struct
-        => new(entry.Method);
+        where T1 : struct where T2 : struct => new(entry.Method);
 
-    /// <summary>Defines a kernel with 3 parameter(s).</summary>
-    /// <param name="entry">A static kernel method (generic arguments closed).</param>
-    /// <returns>The definition, to be stored in a <c>static readonly</c> field.</returns>
+    /// <inheritdoc cref="Of{T1}(Action{T1})"/>
     public static KernelDef<Action<AcceleratorStream, KernelConfig, T1, T2, T3>> Of<T1, T2, T3>(Action<T1, T2, T3> entry)
-        where T1 : struct
-        where T2 : struct
-        where T3 : struct
-        => new(entry.Method);
+        where T1 : struct where T2 : struct where T3 : struct => new(entry.Method);
 
-    /// <summary>Defines a kernel with 4 parameter(s).</summary>
-    /// <param name="entry">A static kernel method (generic arguments closed).</param>
-    /// <returns>The definition, to be stored in a <c>static readonly</c> field.</returns>
+    /// <inheritdoc cref="Of{T1}(Action{T1})"/>
     public static KernelDef<Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4>> Of<T1, T2, T3, T4>(Action<T1, T2, T3, T4> entry)
-        where T1 : struct
-        where T2 : struct
-        where T3 : struct
-        where T4 : struct
-        => new(entry.Method);
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct => new(entry.Method);
 
-    /// <summary>Defines a kernel with 5 parameter(s).</summary>
-    /// <param name="entry">A static kernel method (generic arguments closed).</param>
-    /// <returns>The definition, to be stored in a <c>static readonly</c> field.</returns>
+    /// <inheritdoc cref="Of{T1}(Action{T1})"/>
     public static KernelDef<Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4, T5>> Of<T1, T2, T3, T4, T5>(Action<T1, T2, T3, T4, T5> entry)
-        where T1 : struct
-        where T2 : struct
-        where T3 : struct
-        where T4 : struct
-        where T5 : struct
-        => new(entry.Method);
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct => new(entry.Method);
 
-    /// <summary>Defines a kernel with 6 parameter(s).</summary>
-    /// <param name="entry">A static kernel method (generic arguments closed).</param>
-    /// <returns>The definition, to be stored in a <c>static readonly</c> field.</returns>
+    /// <inheritdoc cref="Of{T1}(Action{T1})"/>
     public static KernelDef<Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4, T5, T6>> Of<T1, T2, T3, T4, T5, T6>(Action<T1, T2, T3, T4, T5, T6> entry)
-        where T1 : struct
-        where T2 : struct
-        where T3 : struct
-        where T4 : struct
-        where T5 : struct
-        where T6 : struct
-        => new(entry.Method);
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct => new(entry.Method);
 
-    /// <summary>Defines a kernel with 7 parameter(s).</summary>
-    /// <param name="entry">A static kernel method (generic arguments closed).</param>
-    /// <returns>The definition, to be stored in a <c>static readonly</c> field.</returns>
+    /// <inheritdoc cref="Of{T1}(Action{T1})"/>
     public static KernelDef<Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4, T5, T6, T7>> Of<T1, T2, T3, T4, T5, T6, T7>(Action<T1, T2, T3, T4, T5, T6, T7> entry)
-        where T1 : struct
-        where T2 : struct
-        where T3 : struct
-        where T4 : struct
-        where T5 : struct
-        where T6 : struct
-        where T7 : struct
-        => new(entry.Method);
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct => new(entry.Method);
 
-    /// <summary>Defines a kernel with 8 parameter(s).</summary>
-    /// <param name="entry">A static kernel method (generic arguments closed).</param>
-    /// <returns>The definition, to be stored in a <c>static readonly</c> field.</returns>
+    /// <inheritdoc cref="Of{T1}(Action{T1})"/>
     public static KernelDef<Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8>> Of<T1, T2, T3, T4, T5, T6, T7, T8>(Action<T1, T2, T3, T4, T5, T6, T7, T8> entry)
-        where T1 : struct
-        where T2 : struct
-        where T3 : struct
-        where T4 : struct
-        where T5 : struct
-        where T6 : struct
-        where T7 : struct
-        where T8 : struct
-        => new(entry.Method);
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct => new(entry.Method);
 
-    /// <summary>Defines a kernel with 9 parameter(s).</summary>
-    /// <param name="entry">A static kernel method (generic arguments closed).</param>
-    /// <returns>The definition, to be stored in a <c>static readonly</c> field.</returns>
+    /// <inheritdoc cref="Of{T1}(Action{T1})"/>
     public static KernelDef<Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9>> Of<T1, T2, T3, T4, T5, T6, T7, T8, T9>(Action<T1, T2, T3, T4, T5, T6, T7, T8, T9> entry)
-        where T1 : struct
-        where T2 : struct
-        where T3 : struct
-        where T4 : struct
-        where T5 : struct
-        where T6 : struct
-        where T7 : struct
-        where T8 : struct
-        where T9 : struct
-        => new(entry.Method);
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct where T9 : struct => new(entry.Method);
 
-    /// <summary>Defines a kernel with 10 parameter(s).</summary>
-    /// <param name="entry">A static kernel method (generic arguments closed).</param>
-    /// <returns>The definition, to be stored in a <c>static readonly</c> field.</returns>
+    /// <inheritdoc cref="Of{T1}(Action{T1})"/>
     public static KernelDef<Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10>> Of<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10>(Action<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10> entry)
-        where T1 : struct
-        where T2 : struct
-        where T3 : struct
-        where T4 : struct
-        where T5 : struct
-        where T6 : struct
-        where T7 : struct
-        where T8 : struct
-        where T9 : struct
-        where T10 : struct
-        => new(entry.Method);
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct where T9 : struct where T10 : struct => new(entry.Method);
 
-    /// <summary>Defines a kernel with 11 parameter(s).</summary>
-    /// <param name="entry">A static kernel method (generic arguments closed).</param>
-    /// <returns>The definition, to be stored in a <c>static readonly</c> field.</returns>
+    /// <inheritdoc cref="Of{T1}(Action{T1})"/>
     public static KernelDef<Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11>> Of<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11>(Action<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11> entry)
-        where T1 : struct
-        where T2 : struct
-        where T3 : struct
-        where T4 : struct
-        where T5 : struct
-        where T6 : struct
-        where T7 : struct
-        where T8 : struct
-        where T9 : struct
-        where T10 : struct
-        where T11 : struct
-        => new(entry.Method);
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct where T9 : struct where T10 : struct where T11 : struct => new(entry.Method);
 
-    /// <summary>Defines a kernel with 12 parameter(s).</summary>
-    /// <param name="entry">A static kernel method (generic arguments closed).</param>
-    /// <returns>The definition, to be stored in a <c>static readonly</c> field.</returns>
+    /// <inheritdoc cref="Of{T1}(Action{T1})"/>
     public static KernelDef<Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12>> Of<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12>(Action<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12> entry)
-        where T1 : struct
-        where T2 : struct
-        where T3 : struct
-        where T4 : struct
-        where T5 : struct
-        where T6 : struct
-        where T7 : struct
-        where T8 : struct
-        where T9 : struct
-        where T10 : struct
-        where T11 : struct
-        where T12 : struct
-        => new(entry.Method);
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct where T9 : struct where T10 : struct where T11 : struct where T12 : struct => new(entry.Method);
 
-    /// <summary>Defines a kernel with 13 parameter(s).</summary>
-    /// <param name="entry">A static kernel method (generic arguments closed).</param>
-    /// <returns>The definition, to be stored in a <c>static readonly</c> field.</returns>
+    /// <inheritdoc cref="Of{T1}(Action{T1})"/>
     public static KernelDef<Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13>> Of<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13>(Action<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13> entry)
-        where T1 : struct
-        where T2 : struct
-        where T3 : struct
-        where T4 : struct
-        where T5 : struct
-        where T6 : struct
-        where T7 : struct
-        where T8 : struct
-        where T9 : struct
-        where T10 : struct
-        where T11 : struct
-        where T12 : struct
-        where T13 : struct
-        => new(entry.Method);
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct where T9 : struct where T10 : struct where T11 : struct where T12 : struct where T13 : struct => new(entry.Method);
 
-    /// <summary>Defines a kernel with 14 parameter(s).</summary>
-    /// <param name="entry">A static kernel method (generic arguments closed).</param>
-    /// <returns>The definition, to be stored in a <c>static readonly</c> field.</returns>
+    /// <inheritdoc cref="Of{T1}(Action{T1})"/>
     public static KernelDef<Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13, T14>> Of<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13, T14>(Action<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13, T14> entry)
-        where T1 : struct
-        where T2 : struct
-        where T3 : struct
-        where T4 : struct
-        where T5 : struct
-        where T6 : struct
-        where T7 : struct
-        where T8 : struct
-        where T9 : struct
-        where T10 : struct
-        where T11 : struct
-        where T12 : struct
-        where T13 : struct
-        where T14 : struct
-        => new(entry.Method);
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct where T9 : struct where T10 : struct where T11 : struct where T12 : struct where T13 : struct where T14 : struct => new(entry.Method);
 
     private protected KernelDef(MethodInfo method)
     {

@@ -10,11 +10,10 @@ namespace IlgpuTrain.Kernels.Runtime;
 public enum KernelBackend
 {
     /// <summary>
-    /// The CPU algorithms: managed (SIMD) loops on the host memory of ILGPU's CPU accelerator.
-    /// Where an op's CPU and GPU algorithms are the same, both run one body, so the results are
-    /// bitwise those of the ILGPU kernels; where they differ (GEMM, flat and per-channel
-    /// reductions, pooling backwards) each is checked against the op's reference. The default
-    /// on the CPU: a CPU-accelerator launch costs tens of microseconds and its loops do not vectorize.
+    /// The CPU algorithms: managed (SIMD) loops on the host memory of ILGPU's CPU accelerator, bitwise
+    /// the ILGPU kernels where both run one body; where the algorithms differ (GEMM, flat and
+    /// per-channel reductions, pooling backwards) each is checked against the op's reference. The
+    /// default on the CPU: a CPU-accelerator launch costs tens of microseconds and does not vectorize.
     /// </summary>
     Managed,
 
@@ -110,8 +109,7 @@ public sealed class KernelHost
         where TLauncher : Delegate
     {
         ArgumentNullException.ThrowIfNull(def);
-        var lazy = _cache.GetOrAdd(def, d => new Lazy<Delegate>(() => Compile(d), LazyThreadSafetyMode.ExecutionAndPublication));
-        return (TLauncher)lazy.Value;
+        return (TLauncher)Entry(def).Value;
     }
 
     /// <summary>Compiles every given kernel now (in parallel), so later launches start at once.</summary>
@@ -119,7 +117,7 @@ public sealed class KernelHost
     public void Warm(IEnumerable<KernelDef> defs)
     {
         ArgumentNullException.ThrowIfNull(defs);
-        Parallel.ForEach(defs, d => _ = _cache.GetOrAdd(d, x => new Lazy<Delegate>(() => Compile(x), LazyThreadSafetyMode.ExecutionAndPublication)).Value);
+        Parallel.ForEach(defs, d => _ = Entry(d).Value);
     }
 
     /// <summary>
@@ -144,7 +142,7 @@ public sealed class KernelHost
                 {
                     try
                     {
-                        _ = _cache.GetOrAdd(d, x => new Lazy<Delegate>(() => Compile(x), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+                        _ = Entry(d).Value;
                     }
                     catch (InvalidOperationException)
                     {
@@ -159,6 +157,9 @@ public sealed class KernelHost
 
     /// <summary>Waits for every launch queued on <see cref="Stream"/>.</summary>
     public void Synchronize() => Stream.Synchronize();
+
+    private Lazy<Delegate> Entry(KernelDef def) =>
+        _cache.GetOrAdd(def, d => new Lazy<Delegate>(() => Compile(d), LazyThreadSafetyMode.ExecutionAndPublication));
 
     private Delegate Compile(KernelDef def)
     {

@@ -29,22 +29,19 @@ public sealed record LaunchPolicy(int GroupSize, int MaxGroups, int ReduceGroupS
     public static LaunchPolicy For(Accelerator accelerator)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
+        // Tree reductions run in the accelerator's groups (on the CPU accelerator, barriers simulated with OS threads).
+        int reduceGroup = LargestPowerOfTwoAtMost(Math.Min(accelerator.MaxNumThreadsPerGroup, MaxReduceGroupSize));
         if (accelerator.AcceleratorType == AcceleratorType.CPU)
         {
-            int cores = Math.Max(1, accelerator.NumMultiprocessors);
-            // Tree reductions run in the accelerator's groups (barriers simulated with OS threads).
             // The managed flat reduction keeps one partial per chain: a fixed count (not the core
             // count) gives the same deterministic sums on every CPU, and 256 independent chains
             // let it vectorize and split them over threads.
-            int reduceGroup = LargestPowerOfTwoAtMost(Math.Min(accelerator.MaxNumThreadsPerGroup, MaxReduceGroupSize));
-            return new LaunchPolicy(1, cores, reduceGroup, CpuReducePartials);
+            return new LaunchPolicy(1, Math.Max(1, accelerator.NumMultiprocessors), reduceGroup, CpuReducePartials);
         }
 
         int group = Math.Min(256, accelerator.MaxNumThreadsPerGroup);
         int perSm = Math.Max(1, accelerator.MaxNumThreadsPerMultiprocessor / group);
-        int groups = Math.Max(1, accelerator.NumMultiprocessors * perSm * 2);
-        int rGroup = LargestPowerOfTwoAtMost(Math.Min(accelerator.MaxNumThreadsPerGroup, MaxReduceGroupSize));
-        return new LaunchPolicy(group, groups, rGroup, Math.Max(1, accelerator.NumMultiprocessors * perSm));
+        return new LaunchPolicy(group, Math.Max(1, accelerator.NumMultiprocessors * perSm * 2), reduceGroup, Math.Max(1, accelerator.NumMultiprocessors * perSm));
     }
 
     /// <summary>A grid-stride launch over <paramref name="n"/> work items.</summary>

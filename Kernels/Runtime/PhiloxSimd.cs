@@ -22,11 +22,6 @@ internal static unsafe class PhiloxSimd
     /// The words of blocks <paramref name="block"/> to <paramref name="block"/> + 3 of stream
     /// (seed, stream, counter): words[4j + k] = Philox.BlockAt(seed, stream, counter, block + j).Word(k).
     /// </summary>
-    /// <param name="seed">The key.</param>
-    /// <param name="stream">The stream (counter word 2).</param>
-    /// <param name="counter">The counter (counter word 3).</param>
-    /// <param name="block">The first block index (counter words 0 and 1).</param>
-    /// <param name="words">16 words, overwritten.</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Blocks4(ulong seed, uint stream, uint counter, ulong block, uint* words)
     {

@@ -1,21 +1,13 @@
 namespace IlgpuTrain.Kernels.Runtime;
 
-// The two drivers of row-wise ops (softmax, cross-entropy, top-k hits, ...) and of flat ops whose
-// index body is written once as an IElementBody generic over IElements<T>; such an op is its body
-// struct plus its launcher:
-//
-//   ILGPU    ForEachDef<TBody>.Launch   Elementwise.ForEachKernel: one thread per index (a row), grid-stride
+// The two drivers of ops whose index body (a row, or an element) is written once as an
+// IElementBody generic over IElements<T>; such an op is its body struct plus its launcher:
+//   ILGPU    ForEachDef<TBody>.Launch   Elementwise.ForEachKernel: one thread per index, grid-stride
 //   managed  CpuLoops.ForEach           body.Run over index ranges on host pointers; threads split the
-//                                       indices, with the row width as grain so short rows are not split thinly
-//
-// Both run the very same body (views in the kernel, pointers in the managed loop), so both do the
-// same float operations in the same order and agree bit for bit.
+//                                       indices, the row width as grain so short rows are not split thinly
+// Both run the very same body, so they do the same float operations in order, bit for bit.
 
-/// <summary>
-/// <see cref="Elementwise.ForEachKernel{TBody}"/> closed over one body type: a catalogued kernel
-/// (so the offline PTX/OpenCL test compiles it) and its launch.
-/// </summary>
-/// <typeparam name="TBody">The body, over <see cref="ViewElements{T}"/>.</typeparam>
+/// <summary><see cref="Elementwise.ForEachKernel{TBody}"/> closed over one body type: a catalogued kernel (so the offline PTX/OpenCL test compiles it) and its launch.</summary>
 internal sealed class ForEachDef<TBody> : IKernelSet
     where TBody : struct, IElementBody
 {
@@ -26,9 +18,6 @@ internal sealed class ForEachDef<TBody> : IKernelSet
     public IEnumerable<KernelDef> Kernels => [def];
 
     /// <summary>Queues body.Run(i) for i in [0, n), grid-stride, on the host's stream.</summary>
-    /// <param name="host">Where to run.</param>
-    /// <param name="n">Indices (rows), at least 1.</param>
-    /// <param name="body">The body.</param>
     public void Launch(KernelHost host, int n, TBody body) =>
         host.Load(def)(host.Stream, host.Launch.GridStride(n), n, body);
 }
@@ -37,9 +26,6 @@ internal sealed class ForEachDef<TBody> : IKernelSet
 internal static class PtrElements
 {
     /// <summary>The view's elements through its host address (CPU-accelerator memory only).</summary>
-    /// <typeparam name="T">Element type.</typeparam>
-    /// <param name="view">The view (may be empty).</param>
-    /// <returns>The accessor.</returns>
     public static unsafe PtrElements<T> Of<T>(ArrayView<T> view)
         where T : unmanaged => new(CpuLoops.Ptr(view));
 }

@@ -9,13 +9,6 @@ namespace IlgpuTrain.Kernels.Runtime;
 internal static class SlidingWindow
 {
     /// <summary>The output whose tap t reads input i (o stride = i + pad - t dilation, exactly, with o in [0, outSize)), or -1 when none does.</summary>
-    /// <param name="i">Input index.</param>
-    /// <param name="t">Tap.</param>
-    /// <param name="stride">Stride (at least 1).</param>
-    /// <param name="pad">Padding before the first input.</param>
-    /// <param name="dilation">Tap spacing.</param>
-    /// <param name="outSize">Outputs along the axis.</param>
-    /// <returns>The output, or -1.</returns>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int OutputOfTap(int i, int t, int stride, int pad, int dilation, int outSize)
     {
