@@ -219,7 +219,7 @@ public sealed class DataLoader : IDisposable
         var labels = new int[count];
         Data.Gather(order.AsSpan(start, count), x, labels);
         var batch = new HostBatch(b, count, new Shape([count, .. Data.SampleShape.ToArray()]), x, labels);
-        if (Data is not ITargetDataset values)
+        if (Data is not ITargetDataset values || values.TargetShape.Length == 0)
             return batch;
         var targets = new float[checked(count * (int)values.TargetShape.Length)];
         values.GatherTargets(order.AsSpan(start, count), targets);

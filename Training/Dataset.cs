@@ -33,6 +33,7 @@ public interface IDataset
 /// </summary>
 /// <remarks>
 /// A data set of values and no classes has <see cref="IDataset.Classes"/> 0 and gathers labels of 0.
+/// One of class labels only may have an empty target shape (length 0): its batches carry no targets.
 /// </remarks>
 public interface ITargetDataset : IDataset
 {
