@@ -108,7 +108,10 @@ public sealed record ClassificationTask : ITrainingTask
     public bool UsesTargets => false;
 
     /// <inheritdoc/>
-    public IReadOnlyList<TaskMetric> Metrics { get; } = [new("accuracy", true), new("top_k", true)];
+    public IReadOnlyList<TaskMetric> Metrics => Accuracies;
+
+    // Shared by every instance, so that two equal tasks compare equal.
+    private static readonly TaskMetric[] Accuracies = [new("accuracy", true), new("top_k", true)];
 
     /// <inheritdoc/>
     public string? OutputProblem(Shape output)
@@ -197,7 +200,10 @@ public sealed record MultiLabelTask : ITrainingTask
     public bool UsesTargets => true;
 
     /// <inheritdoc/>
-    public IReadOnlyList<TaskMetric> Metrics { get; } = [new("micro_f1", true), new("macro_f1", true), new("subset_accuracy", true)];
+    public IReadOnlyList<TaskMetric> Metrics => F1Scores;
+
+    // Shared by every instance, so that two equal tasks compare equal.
+    private static readonly TaskMetric[] F1Scores = [new("micro_f1", true), new("macro_f1", true), new("subset_accuracy", true)];
 
     /// <summary>micro-F1 and macro-F1 from per-label counts (scikit-learn's f1_score, zero_division 0).</summary>
     /// <param name="counts">TP, FP, FN of each label in turn (3L values).</param>
@@ -325,7 +331,10 @@ public sealed record RegressionTask : ITrainingTask
     public bool UsesTargets => true;
 
     /// <inheritdoc/>
-    public IReadOnlyList<TaskMetric> Metrics { get; } = [new("mae", false), new("rmse", false)];
+    public IReadOnlyList<TaskMetric> Metrics => Errors;
+
+    // Shared by every instance, so that two equal tasks compare equal.
+    private static readonly TaskMetric[] Errors = [new("mae", false), new("rmse", false)];
 
     /// <inheritdoc/>
     public string? OutputProblem(Shape output)

@@ -295,6 +295,17 @@ public class TrainingTaskProperties
     }
 
     [Fact]
+    public void Tasks_are_values_and_the_default_task_is_classification_with_the_options_loss()
+    {
+        Assert.Equal(new RegressionTask { LossFunction = RegressionLoss.Huber }, new RegressionTask { LossFunction = RegressionLoss.Huber });
+        Assert.NotEqual(new RegressionTask(), new RegressionTask { Delta = 2 });
+        Assert.Equal(new MultiLabelTask(), new MultiLabelTask());
+        var ce = new CrossEntropyOptions { Epsilon = 0.1f, Smoothing = LabelSmoothing.OffTarget };
+        Assert.Equal(new ClassificationTask { CrossEntropy = ce, TopK = 3 }, new TrainerOptions { Loss = ce, TopK = 3 }.EffectiveTask);
+        Assert.Equal("val_loss", ((ITrainingTask)new RegressionTask()).Monitor);
+    }
+
+    [Fact]
     public void A_checkpoint_of_one_task_does_not_resume_another()
     {
         var regression = new RunConfig { Dataset = "csv", Task = "regression", Target = "y", DataDir = "a.csv" };
