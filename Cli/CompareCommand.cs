@@ -97,7 +97,7 @@ internal static class CompareCommand
                 var test = trainer.Evaluate(final.Params, final.State, data.Test);
                 runs[name] = final.History;
                 rows.Add((name, test.Accuracy, test.Loss, seconds));
-                foreach (var f in CurveDiagnosis.Diagnose(final.History, data.Train.Classes, TrainOptions.PlannedUpdates(c, data.Train.Count)).Where(CurveDiagnosis.IsWarning))
+                foreach (var f in CurveDiagnosis.Diagnose(final.History, c.Task == "classification" ? data.Train.Classes : null, TrainOptions.PlannedUpdates(c, data.Train.Count)).Where(CurveDiagnosis.IsWarning))
                     warnings.Add($"warning: {name}: {f.Summary} {f.Evidence}");
             }
 

@@ -36,7 +36,7 @@ internal static class EvaluateCommand
             using var ckpt = Resuming.LoadFor(path, dev, config, data.Train);
             var r = trainer.Evaluate(ckpt.Params, ckpt.State, data.Test);
             Console.WriteLine($"{path}: {config.Model} on {config.Dataset}, epoch {ckpt.Epoch}, step {ckpt.Step}");
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test: loss {r.Loss:F4}, accuracy {r.Accuracy:F4}, top-{r.K} {r.TopK:F4} on {r.Samples} samples"));
+            Console.WriteLine(TrainCommand.Describe(r));
             return 0;
         });
     }

@@ -42,18 +42,20 @@ internal static class TrainCommand
             using var device = Recipes.CreateDevice(config);
             using var progress = new ConsoleProgress();
             string ckptDir = Path.Combine(config.Output, "checkpoints");
+            var task = Recipes.Task(config);
             var callbacks = new List<TrainingCallback>
             {
                 new LearningRateLogger(Path.Combine(config.Output, "learning_rate.csv")),
                 new StepLossLogger(Path.Combine(config.Output, "steps.csv")),
                 new MetricsLogger(Path.Combine(config.Output, "metrics.csv")),
-                new CheckpointCallback(ckptDir, config.ToJson(), saveBest: "val_loss"),
+                new CheckpointCallback(ckptDir, config.ToJson(), saveBest: task.Monitor),
             };
             if (config.EarlyStopping >= 0)
-                callbacks.Insert(0, new EarlyStopping("val_loss", patience: config.EarlyStopping, restoreBestWeights: true));
+                callbacks.Insert(0, new EarlyStopping(task.Monitor, patience: config.EarlyStopping, restoreBestWeights: true));
             var (trainer, model, optimizer) = Recipes.BuildTrainer(config, device, data.Train, callbacks, progress);
 
-            Console.WriteLine($"ilgpu-train: {config.Model} on {data.Train.Name} ({data.Train.Count} samples, {data.Train.Classes} classes) on {device}");
+            string what = config.Task == "classification" ? $"{data.Train.Classes} classes" : $"{task.Name}, {Recipes.Outputs(config, data.Train)} output(s)";
+            Console.WriteLine($"ilgpu-train: {config.Model} on {data.Train.Name} ({data.Train.Count} samples, {what}) on {device}");
             Console.WriteLine($"  {data.ValidationNote}");
             Console.WriteLine($"  optimizer: {Recipes.Describe(config)}; batch {config.BatchSize}; label smoothing {config.LabelSmoothing}; dropout {config.EffectiveDropout}; augmentation {config.Augment}; {(config.MixedPrecision ? "mixed precision fp16 with dynamic loss scaling" : "fp32")}");
             Console.WriteLine(model.Summary(data.Train.SampleShape, config.BatchSize));
@@ -78,8 +80,9 @@ internal static class TrainCommand
             double trainSeconds = final.History.Epochs.Sum(e => e.Seconds);
             Console.WriteLine();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{result.StopReason}: {final.Epoch} epochs in {seconds:F1} s ({trainSeconds / Math.Max(final.Step, 1) * 1000:F2} ms/batch, {final.History.Epochs.Sum(e => e.Samples) / Math.Max(trainSeconds, 1e-9):F0} samples/s)"));
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test: loss {test.Loss:F4}, accuracy {test.Accuracy:F4}, top-{test.K} {test.TopK:F4} on {test.Samples} samples"));
-            var findings = CurveDiagnosis.Diagnose(final.History, data.Train.Classes, TrainOptions.PlannedUpdates(config, data.Train.Count));
+            Console.WriteLine(Describe(test));
+            // Tasks other than classification are judged by their losses only (no ln C reference, no accuracy).
+            var findings = CurveDiagnosis.Diagnose(final.History, config.Task == "classification" ? data.Train.Classes : null, TrainOptions.PlannedUpdates(config, data.Train.Count));
             Console.WriteLine(CurveDiagnosis.Format(findings));
             string png = Path.Combine(config.Output, "curves.png");
             OutputFolder.Writing(png, "plot", () => Plots.SaveCurves(final.History, png, $"{config.Model} on {config.Dataset}"), atomic: true);
@@ -88,6 +91,13 @@ internal static class TrainCommand
             return 0;
         });
     }
+
+    /// <summary>The test line: loss, accuracy and top-k for classification, else the task's metrics.</summary>
+    /// <param name="r">The evaluation.</param>
+    /// <returns>The line.</returns>
+    internal static string Describe(EvalResult r) => r.K > 0 && !double.IsNaN(r.Accuracy)
+        ? string.Create(CultureInfo.InvariantCulture, $"test: loss {r.Loss:F4}, accuracy {r.Accuracy:F4}, top-{r.K} {r.TopK:F4} on {r.Samples} samples")
+        : string.Create(CultureInfo.InvariantCulture, $"test: loss {r.Loss:F4}, {string.Join(", ", r.Metrics.Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key} {kv.Value:F4}")))} on {r.Samples} samples");
 }
 
 /// <summary>The options of <c>train</c> (shared by compare-optimizers), with PyTorch-peer defaults.</summary>
@@ -97,9 +107,19 @@ internal sealed class TrainOptions
 
     public Option<string> Model { get; } = new("--model") { Description = "mlp, cnn or resnet.", DefaultValueFactory = _ => D.Model };
 
-    public Option<string> Dataset { get; } = new("--dataset") { Description = "fashion-mnist, mnist or cifar10.", DefaultValueFactory = _ => D.Dataset };
+    public Option<string> Dataset { get; } = new("--dataset") { Description = "fashion-mnist, mnist, cifar10 or csv.", DefaultValueFactory = _ => D.Dataset };
 
-    public Option<string?> Data { get; } = new("--data") { Description = "Folder with the data set's files (default: $ILGPUTRAIN_FASHION_MNIST or /usr/share/datasets/fashion-mnist for Fashion-MNIST)." };
+    public Option<string?> Data { get; } = new("--data") { Description = "Folder with the data set's files (default: $ILGPUTRAIN_FASHION_MNIST or /usr/share/datasets/fashion-mnist for Fashion-MNIST); the CSV file for --dataset csv." };
+
+    public Option<string> Task { get; } = new("--task") { Description = "classification, regression or multilabel (regression and multilabel need --dataset csv).", DefaultValueFactory = _ => D.Task };
+
+    public Option<string?> Target { get; } = new("--target") { Description = "--dataset csv: the target column(s), comma-separated (the class column for classification, 0/1 label columns for multilabel)." };
+
+    public Option<string?> Features { get; } = new("--features") { Description = "--dataset csv: the feature columns, comma-separated (default: every other column)." };
+
+    public Option<string?> Loss { get; } = new("--loss") { Description = "Regression loss: mse (default), huber, l1 or smooth-l1." };
+
+    public Option<double> Delta { get; } = new("--delta") { Description = "Huber's delta and smooth-l1's beta.", DefaultValueFactory = _ => D.Delta };
 
     public Option<string> Optimizer { get; } = new("--optimizer") { Description = "sgd, momentum, nesterov, adam or adamw.", DefaultValueFactory = _ => D.Optimizer };
 
@@ -144,7 +164,7 @@ internal sealed class TrainOptions
     public Option<string?> Resume { get; } = new("--resume") { Description = "Continue a run from a checkpoint (.safetensors) written by an earlier train." };
 
     /// <summary>Every option, in help order.</summary>
-    public IReadOnlyList<Option> All => [Model, Dataset, Data, Optimizer, Lr, WeightDecay, Momentum, Schedule, Warmup, Epochs, BatchSize, LabelSmoothing, Dropout, Augment, MixedPrecision, Accumulate, Clip, EarlyStopping, Device, Seed, Output, TrainLimit, ValSize, Resume];
+    public IReadOnlyList<Option> All => [Model, Dataset, Data, Task, Target, Features, Loss, Delta, Optimizer, Lr, WeightDecay, Momentum, Schedule, Warmup, Epochs, BatchSize, LabelSmoothing, Dropout, Augment, MixedPrecision, Accumulate, Clip, EarlyStopping, Device, Seed, Output, TrainLimit, ValSize, Resume];
 
     /// <summary>Adds the options to a command, less those it does not use (a command lists only options that work).</summary>
     /// <param name="c">The command.</param>
@@ -196,6 +216,12 @@ internal sealed class TrainOptions
         static string F(double v) => v.ToString(CultureInfo.InvariantCulture);
         Require(Models.Names.Contains(c.Model), $"--model {c.Model}: unknown; use one of {string.Join(", ", Models.Names)}.");
         Require(Recipes.Datasets.Contains(c.Dataset), $"--dataset {c.Dataset}: unknown; use one of {string.Join(", ", Recipes.Datasets)}.");
+        Require(Recipes.Tasks.Contains(c.Task), $"--task {c.Task}: unknown; use one of {string.Join(", ", Recipes.Tasks)}.");
+        Require(c.Task is not ("regression" or "multilabel") || c.Dataset == "csv", $"--task {c.Task}: trains on tabular data; use --dataset csv --data FILE.csv --target COLUMN.");
+        Require(c.Dataset != "csv" || !string.IsNullOrWhiteSpace(c.DataDir), "--dataset csv: give the file with --data FILE.csv.");
+        Require(c.Dataset != "csv" || !string.IsNullOrWhiteSpace(c.Target), "--dataset csv: name the target column(s) with --target COLUMN.");
+        Require(c.Loss is null || (c.Task == "regression" && Recipes.RegressionLosses.Contains(c.Loss)), $"--loss {c.Loss}: use one of {string.Join(", ", Recipes.RegressionLosses)} with --task regression.");
+        Require(double.IsFinite(c.Delta) && c.Delta > 0, $"--delta {F(c.Delta)}: must be positive.");
         Require(Recipes.Optimizers.Contains(c.Optimizer), $"--optimizer {c.Optimizer}: unknown; use one of {string.Join(", ", Recipes.Optimizers)}.");
         Require(Recipes.Schedules.Contains(c.Schedule), $"--schedule {c.Schedule}: unknown; use one of {string.Join(", ", Recipes.Schedules)}.");
         Require(double.IsFinite(c.LearningRate) && c.LearningRate > 0 && c.LearningRate <= 10, $"--lr {F(c.LearningRate)}: the learning rate must be in (0, 10].");
@@ -221,6 +247,11 @@ internal sealed class TrainOptions
         Model = p.GetValue(Model)!,
         Dataset = p.GetValue(Dataset)!,
         DataDir = p.GetValue(Data),
+        Task = p.GetValue(Task)!,
+        Target = p.GetValue(Target),
+        Features = p.GetValue(Features),
+        Loss = p.GetValue(Loss),
+        Delta = p.GetValue(Delta),
         Optimizer = p.GetValue(Optimizer)!,
         LearningRate = p.GetValue(Lr),
         WeightDecay = p.GetValue(WeightDecay),

@@ -27,6 +27,9 @@ public sealed record FitStartInfo(TrainState State, int Epochs)
 {
     /// <summary>Whether the fit continues a run (a checkpoint's state) rather than starting one.</summary>
     public bool Resumed => State.Step > 0 || State.Epoch > 0;
+
+    /// <summary>The trainer's task (its metrics and which way each is better), or null when unknown.</summary>
+    public ITrainingTask? Task { get; init; }
 }
 
 /// <summary>What the trainer tells a callback after each epoch.</summary>
@@ -86,6 +89,73 @@ public enum MonitorMode
 }
 
 /// <summary>
+/// The names a callback can monitor and which way each improves: loss and val_loss, accuracy,
+/// val_accuracy and val_top_k, and each metric of the trainer's task on the training set (its name)
+/// and on the validation set ("val_" and its name).
+/// </summary>
+public static class Monitors
+{
+    // The built-in tasks' metrics, for a direction known before the trainer says which task runs.
+    private static readonly Dictionary<string, bool> Known = new(StringComparer.Ordinal)
+    {
+        ["loss"] = false, ["accuracy"] = true, ["top_k"] = true, ["mae"] = false, ["rmse"] = false,
+        ["micro_f1"] = true, ["macro_f1"] = true, ["subset_accuracy"] = true,
+    };
+
+    /// <summary>The names a run of <paramref name="task"/> can monitor.</summary>
+    /// <param name="task">The task.</param>
+    /// <returns>loss, val_loss, then each metric and its val_ form (classification's training top_k excepted: the epoch keeps only its validation value).</returns>
+    public static IReadOnlyList<string> Names(ITrainingTask task)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        var names = new List<string> { "loss", "val_loss" };
+        foreach (var m in task.Metrics)
+        {
+            if (m.Name != "top_k")
+                names.Add(m.Name);
+            names.Add(m.Name == "top_k" ? "val_top_k" : "val_" + m.Name);
+        }
+
+        return names;
+    }
+
+    /// <summary>Which way <paramref name="monitor"/> improves: from the task's declaration, else from the built-in metrics' names; <see cref="MonitorMode.Auto"/> when neither knows it.</summary>
+    /// <param name="monitor">A monitor name, such as val_mae.</param>
+    /// <param name="task">The trainer's task, or null when not known yet.</param>
+    /// <returns>Min, Max, or Auto for an unknown name.</returns>
+    public static MonitorMode Direction(string monitor, ITrainingTask? task)
+    {
+        ArgumentNullException.ThrowIfNull(monitor);
+        string name = monitor.StartsWith("val_", StringComparison.Ordinal) ? monitor[4..] : monitor;
+        if (name == "loss")
+            return MonitorMode.Min;
+        if (task?.Metrics.FirstOrDefault(m => m.Name == name) is { } declared)
+            return declared.HigherIsBetter ? MonitorMode.Max : MonitorMode.Min;
+        return Known.TryGetValue(name, out bool higher) ? (higher ? MonitorMode.Max : MonitorMode.Min) : MonitorMode.Auto;
+    }
+
+    /// <summary>Throws unless a run of <paramref name="task"/> reports <paramref name="monitor"/>.</summary>
+    /// <param name="owner">The callback, for the message.</param>
+    /// <param name="monitor">The monitor.</param>
+    /// <param name="task">The task, or null (nothing to check).</param>
+    internal static void Require(string owner, string monitor, ITrainingTask? task)
+    {
+        if (task is not null && !Names(task).Contains(monitor))
+            throw new ArgumentException($"{owner}: the task {task.Name} has no metric \"{monitor}\"; monitor one of {string.Join(", ", Names(task))}.", nameof(monitor));
+    }
+
+    /// <summary>The monitored value of an epoch.</summary>
+    /// <param name="owner">The callback, for the message.</param>
+    /// <param name="monitor">The monitor.</param>
+    /// <param name="m">The epoch.</param>
+    /// <returns>The value.</returns>
+    internal static double Read(string owner, string monitor, EpochMetrics m) =>
+        m.Value(monitor) ?? throw new InvalidOperationException(monitor.StartsWith("val_", StringComparison.Ordinal)
+            ? $"{owner} monitors {monitor}, but the run has no validation set; pass one to Fit or monitor \"{monitor[4..]}\"."
+            : $"{owner} monitors {monitor}, but epoch {m.Epoch} has no such metric; monitor loss, val_loss or a metric of the trainer's task.");
+}
+
+/// <summary>
 /// Stops training when a monitored metric stops improving, with Keras' semantics
 /// (tf.keras.callbacks.EarlyStopping).
 /// </summary>
@@ -95,7 +165,9 @@ public enum MonitorMode
 /// <para>otherwise, if wait ≥ patience and this is not the first epoch: stop, and with
 /// restore_best_weights put back the weights (parameters and BatchNorm statistics) of the best epoch.</para>
 /// <para>Defaults (Keras'): monitor val_loss, min_delta 0, patience 0, mode auto, restore_best_weights false.
-/// Monitors: val_loss, val_accuracy, val_top_k, loss, accuracy.</para>
+/// Monitors: loss, val_loss, accuracy, val_accuracy, val_top_k, and the task's metrics, such as
+/// mae and val_mae (see <see cref="Monitors"/>). Auto takes the direction the task declares for the
+/// metric (min for losses and errors, max for accuracies and F1 scores).</para>
 /// </remarks>
 public sealed class EarlyStopping : TrainingCallback
 {
@@ -105,21 +177,21 @@ public sealed class EarlyStopping : TrainingCallback
     private ParamSnapshot? _bestState;
 
     /// <summary>Creates the callback.</summary>
-    /// <param name="monitor">The metric: val_loss (default), val_accuracy, val_top_k, loss or accuracy.</param>
+    /// <param name="monitor">The metric: val_loss (default), val_accuracy, val_top_k, loss, accuracy, or a metric of the task such as val_mae.</param>
     /// <param name="patience">Epochs without improvement to tolerate (0).</param>
     /// <param name="minDelta">Smallest change that counts as an improvement (0).</param>
-    /// <param name="mode">Which way is better (auto: min for losses, max for accuracies).</param>
+    /// <param name="mode">Which way is better (auto: as the task declares; min for losses and errors, max for accuracies).</param>
     /// <param name="restoreBestWeights">Restore the best epoch's weights when stopping (false).</param>
     public EarlyStopping(string monitor = "val_loss", int patience = 0, double minDelta = 0, MonitorMode mode = MonitorMode.Auto, bool restoreBestWeights = false)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(patience);
         if (!(minDelta >= 0 && double.IsFinite(minDelta)))
             throw new ArgumentOutOfRangeException(nameof(minDelta), minDelta, "EarlyStopping: min_delta must be finite and at least 0.");
-        _ = Read(monitor, null);
+        ArgumentException.ThrowIfNullOrWhiteSpace(monitor);
         Monitor = monitor;
         Patience = patience;
         MinDelta = minDelta;
-        Mode = mode == MonitorMode.Auto ? (monitor.Contains("loss", StringComparison.Ordinal) ? MonitorMode.Min : MonitorMode.Max) : mode;
+        Mode = mode == MonitorMode.Auto ? Monitors.Direction(monitor, null) : mode;
         RestoreBestWeights = restoreBestWeights;
         _best = Mode == MonitorMode.Min ? double.PositiveInfinity : double.NegativeInfinity;
     }
@@ -133,8 +205,8 @@ public sealed class EarlyStopping : TrainingCallback
     /// <summary>Minimum improvement.</summary>
     public double MinDelta { get; }
 
-    /// <summary>Min or Max (resolved from Auto).</summary>
-    public MonitorMode Mode { get; }
+    /// <summary>Min or Max (resolved from Auto; a metric of your own task stays Auto until the fit starts and the task declares it).</summary>
+    public MonitorMode Mode { get; private set; }
 
     /// <summary>Whether the best weights are restored on stopping.</summary>
     public bool RestoreBestWeights { get; }
@@ -157,6 +229,11 @@ public sealed class EarlyStopping : TrainingCallback
     public override void OnFitStart(FitStartInfo info)
     {
         ArgumentNullException.ThrowIfNull(info);
+        Monitors.Require(nameof(EarlyStopping), Monitor, info.Task);
+        if (Mode == MonitorMode.Auto)
+            Mode = Monitors.Direction(Monitor, info.Task);
+        if (Mode == MonitorMode.Auto)
+            throw new ArgumentException($"EarlyStopping: which way \"{Monitor}\" improves is unknown; pass mode Min or Max, or declare the metric in the task.", nameof(info));
         _best = Mode == MonitorMode.Min ? double.PositiveInfinity : double.NegativeInfinity;
         _wait = 0;
         _bestParams = null;
@@ -166,9 +243,9 @@ public sealed class EarlyStopping : TrainingCallback
         foreach (var m in info.State.History.Epochs)
         {
             _wait++;
-            if (Improves(Read(Monitor, m)))
+            if (Improves(Read(m)))
             {
-                _best = Read(Monitor, m);
+                _best = Read(m);
                 BestEpoch = m.Epoch;
                 _wait = 0;
             }
@@ -179,7 +256,7 @@ public sealed class EarlyStopping : TrainingCallback
     public override EpochVerdict OnEpochEnd(EpochInfo info)
     {
         ArgumentNullException.ThrowIfNull(info);
-        double current = Read(Monitor, info.Metrics);
+        double current = Read(info.Metrics);
         _wait++;
         if (Improves(current))
         {
@@ -212,21 +289,7 @@ public sealed class EarlyStopping : TrainingCallback
 
     private bool Improves(double current) => Mode == MonitorMode.Min ? current + MinDelta < _best : current - MinDelta > _best;
 
-    private static double Read(string monitor, EpochMetrics? m)
-    {
-        double? v = monitor switch
-        {
-            "val_loss" => m?.ValLoss,
-            "val_accuracy" => m?.ValAccuracy,
-            "val_top_k" => m?.ValTopK,
-            "loss" => m?.TrainLoss,
-            "accuracy" => m?.TrainAccuracy,
-            _ => throw new ArgumentException($"EarlyStopping: unknown monitor \"{monitor}\"; use val_loss, val_accuracy, val_top_k, loss or accuracy.", nameof(monitor)),
-        };
-        if (m is null)
-            return 0;
-        return v ?? throw new InvalidOperationException($"EarlyStopping monitors {monitor}, but the run has no validation set; pass one to Fit or monitor \"loss\".");
-    }
+    private double Read(EpochMetrics m) => Monitors.Read(nameof(EarlyStopping), Monitor, m);
 }
 
 /// <summary>

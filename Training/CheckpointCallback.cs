@@ -20,17 +20,17 @@ public sealed class CheckpointCallback : TrainingCallback
     /// <summary>Creates the callback.</summary>
     /// <param name="directory">Where the checkpoints go (created, if missing, at the first save).</param>
     /// <param name="config">A JSON string describing the run (stored in the checkpoint's metadata), or null.</param>
-    /// <param name="saveBest">The metric whose improvement writes best.safetensors (val_loss, val_accuracy, loss, accuracy), or null for last only.</param>
-    /// <param name="mode">Which way is better (auto: min for losses).</param>
+    /// <param name="saveBest">The metric whose improvement writes best.safetensors (val_loss, val_accuracy, loss, accuracy, or a metric of the task such as val_mae), or null for last only.</param>
+    /// <param name="mode">Which way is better (auto: as the task declares; min for losses and errors).</param>
     public CheckpointCallback(string directory, string? config = null, string? saveBest = "val_loss", MonitorMode mode = MonitorMode.Auto)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
-        if (saveBest is not (null or "val_loss" or "val_accuracy" or "loss" or "accuracy"))
-            throw new ArgumentException($"CheckpointCallback: unknown metric \"{saveBest}\"; use val_loss, val_accuracy, loss or accuracy.", nameof(saveBest));
+        if (saveBest is not null)
+            ArgumentException.ThrowIfNullOrWhiteSpace(saveBest);
         Directory = directory;
         _config = config;
         Monitor = saveBest;
-        Mode = mode != MonitorMode.Auto ? mode : saveBest?.Contains("loss", StringComparison.Ordinal) != false ? MonitorMode.Min : MonitorMode.Max;
+        Mode = mode != MonitorMode.Auto ? mode : saveBest is null ? MonitorMode.Min : Monitors.Direction(saveBest, null);
         _best = Worst;
     }
 
@@ -40,8 +40,8 @@ public sealed class CheckpointCallback : TrainingCallback
     /// <summary>The metric that selects best.safetensors, or null.</summary>
     public string? Monitor { get; }
 
-    /// <summary>Min or Max.</summary>
-    public MonitorMode Mode { get; }
+    /// <summary>Min or Max (a metric of your own task stays Auto until the fit starts and the task declares it).</summary>
+    public MonitorMode Mode { get; private set; }
 
     /// <summary>The path of the last checkpoint.</summary>
     public string LastPath => Path.Combine(Directory, "last.safetensors");
@@ -94,6 +94,15 @@ public sealed class CheckpointCallback : TrainingCallback
         ArgumentNullException.ThrowIfNull(info);
         // Temporaries of a killed writer (AtomicFile's own pattern, their process gone) go now.
         AtomicFile.RemoveStale(Directory);
+        if (Monitor is not null)
+        {
+            Monitors.Require(nameof(CheckpointCallback), Monitor, info.Task);
+            if (Mode == MonitorMode.Auto)
+                Mode = Monitors.Direction(Monitor, info.Task);
+            if (Mode == MonitorMode.Auto)
+                throw new ArgumentException($"CheckpointCallback: which way \"{Monitor}\" improves is unknown; pass mode Min or Max, or declare the metric in the task.", nameof(info));
+        }
+
         _best = Worst;
         foreach (var m in info.State.History.Epochs)
         {
@@ -120,14 +129,7 @@ public sealed class CheckpointCallback : TrainingCallback
     // NaN never counts as better: a diverged epoch must not replace the best checkpoint.
     private bool Better(double v) => Mode == MonitorMode.Min ? v < _best : v > _best;
 
-    private double? Read(EpochMetrics m) => Monitor switch
-    {
-        null => null,
-        "val_loss" => m.ValLoss,
-        "val_accuracy" => m.ValAccuracy,
-        "loss" => m.TrainLoss,
-        _ => m.TrainAccuracy,
-    };
+    private double? Read(EpochMetrics m) => Monitor is null ? null : m.Value(Monitor);
 
     // Checkpoint.Save's content and atomic write, through the seam.
     private void Save(string path, TrainingCheckpoint c) =>

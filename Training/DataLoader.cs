@@ -218,7 +218,12 @@ public sealed class DataLoader : IDisposable
         var x = new float[checked(count * sample)];
         var labels = new int[count];
         Data.Gather(order.AsSpan(start, count), x, labels);
-        return new HostBatch(b, count, new Shape([count, .. Data.SampleShape.ToArray()]), x, labels);
+        var batch = new HostBatch(b, count, new Shape([count, .. Data.SampleShape.ToArray()]), x, labels);
+        if (Data is not ITargetDataset values || values.TargetShape.Length == 0)
+            return batch;
+        var targets = new float[checked(count * (int)values.TargetShape.Length)];
+        values.GatherTargets(order.AsSpan(start, count), targets);
+        return batch with { Targets = targets, TargetShape = new Shape([count, .. values.TargetShape.ToArray()]) };
     }
 
     // A bounded hand-off between the prefetch thread and the consumer that blocks without

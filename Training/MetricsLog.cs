@@ -7,6 +7,8 @@
 // cell is null; non-finite values are written NaN, Infinity, -Infinity (a diverged loss must stay
 // visible in the log). JSONL: one object per line with every key; null for nulls; non-finite
 // values as the strings "NaN", "Infinity", "-Infinity" (JSON has no literal for them).
+// A task's own metrics (EpochMetrics.Metrics: mae, val_mae, ...) follow as extra columns (CSV) or
+// keys (JSONL) named as the metrics; a reader puts every column it does not know into Metrics.
 // Each epoch is flushed to the OS as it ends, so a crash keeps every completed epoch; a reader
 // skips a final line that a crash cut short (no trailing newline and does not parse).
 using System.Globalization;
@@ -45,12 +47,14 @@ public sealed class MetricsLog : IDisposable
     ];
 
     private readonly StreamWriter writer;
+    private readonly IReadOnlyList<string> extra;
 
-    private MetricsLog(string path, MetricsLogFormat format, StreamWriter writer)
+    private MetricsLog(string path, MetricsLogFormat format, StreamWriter writer, IReadOnlyList<string>? extra = null)
     {
         Path = path;
         Format = format;
         this.writer = writer;
+        this.extra = extra ?? [];
     }
 
     /// <summary>The file written.</summary>
@@ -83,8 +87,9 @@ public sealed class MetricsLog : IDisposable
     /// </summary>
     /// <param name="path">A <c>.csv</c> or <c>.jsonl</c> path; its folder is created if missing.</param>
     /// <param name="append">Continue an existing file rather than replacing it.</param>
+    /// <param name="metrics">The task's own metrics to write after the fixed columns (such as mae, val_mae), or null for none.</param>
     /// <returns>The open log; dispose it to close the file.</returns>
-    public static MetricsLog Open(string path, bool append = false)
+    public static MetricsLog Open(string path, bool append = false, IReadOnlyList<string>? metrics = null)
     {
         MetricsLogFormat format = FormatOf(path);
         string? dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path));
@@ -102,10 +107,10 @@ public sealed class MetricsLog : IDisposable
 
         var stream = new FileStream(path, continuing ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.Read);
         var writer = new StreamWriter(stream, new UTF8Encoding(false)) { NewLine = "\n" };
-        var log = new MetricsLog(path, format, writer);
+        var log = new MetricsLog(path, format, writer, metrics);
         if (format == MetricsLogFormat.Csv && !continuing)
         {
-            writer.WriteLine(string.Join(',', Columns));
+            writer.WriteLine(string.Join(',', Columns.Concat(log.extra)));
             writer.Flush();
         }
 
@@ -128,10 +133,11 @@ public sealed class MetricsLog : IDisposable
         AtomicFile.Write(path, stream =>
         {
             var writer = new StreamWriter(wrap(stream), new UTF8Encoding(false), 1 << 16, leaveOpen: true) { NewLine = "\n" };
-            using var log = new MetricsLog(path, format, writer);
+            var extra = history.Epochs.SelectMany(m => m.Metrics?.Keys ?? []).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+            using var log = new MetricsLog(path, format, writer, extra);
             if (format == MetricsLogFormat.Csv)
             {
-                writer.WriteLine(string.Join(',', Columns));
+                writer.WriteLine(string.Join(',', Columns.Concat(extra)));
             }
 
             foreach (EpochMetrics m in history.Epochs)
@@ -200,15 +206,28 @@ public sealed class MetricsLog : IDisposable
         return new History(epochs);
     }
 
-    private static string CsvLine(EpochMetrics m) => string.Join(',',
+    private string CsvLine(EpochMetrics m) => string.Join(',', new[]
+    {
         I(m.Epoch), D(m.TrainLoss), D(m.TrainAccuracy), D(m.ValLoss), D(m.ValAccuracy), D(m.ValTopK), I(m.TopK),
-        D(m.LearningRate), D(m.LossScale), I(m.SkippedSteps), I(m.Steps), m.Samples.ToString(CultureInfo.InvariantCulture), D(m.Seconds));
+        D(m.LearningRate), D(m.LossScale), I(m.SkippedSteps), I(m.Steps), m.Samples.ToString(CultureInfo.InvariantCulture), D(m.Seconds),
+    }.Concat(extra.Select(name => D(m.Metrics is not null && m.Metrics.TryGetValue(name, out double v) ? v : null))));
 
     private static string I(int v) => v.ToString(CultureInfo.InvariantCulture);
 
     private static string D(double? v) => v is double d ? d.ToString("R", CultureInfo.InvariantCulture) : string.Empty;
 
     private static string JsonLine(EpochMetrics m)
+    {
+        var o = JsonFixed(m);
+        foreach (var (name, value) in m.Metrics ?? new MetricSet([]))
+        {
+            o[name] = J(value);
+        }
+
+        return o.ToJsonString();
+    }
+
+    private static JsonObject JsonFixed(EpochMetrics m)
     {
         var o = new JsonObject
         {
@@ -226,7 +245,14 @@ public sealed class MetricsLog : IDisposable
             ["samples"] = m.Samples,
             ["seconds"] = J(m.Seconds),
         };
-        return o.ToJsonString();
+        return o;
+    }
+
+    // The columns of a line that are none of the fixed ones: the task's own metrics, or null.
+    private static MetricSet? Extra(IEnumerable<(string Name, double? Value)> cells)
+    {
+        var values = cells.Where(c => !Columns.Contains(c.Name) && c.Value is not null).Select(c => new KeyValuePair<string, double>(c.Name, c.Value!.Value)).ToList();
+        return values.Count == 0 ? null : new MetricSet(values);
     }
 
     private static JsonNode? J(double? v) => v switch
@@ -283,7 +309,10 @@ public sealed class MetricsLog : IDisposable
             checked((int)Rl("epoch")), Rd("train_loss"), Rd("train_accuracy"),
             Nd("val_loss"), Nd("val_accuracy"), Nd("val_topk"), checked((int)Rl("top_k")),
             Rd("learning_rate"), Nd("loss_scale"), checked((int)Rl("skipped_steps")), checked((int)Rl("steps")),
-            Rl("samples"), Rd("seconds"));
+            Rl("samples"), Rd("seconds"))
+        {
+            Metrics = Extra(header.Keys.Select(name => (name, Nd(name)))),
+        };
     }
 
     private static double ParseDouble(string name, string s) =>
@@ -314,7 +343,10 @@ public sealed class MetricsLog : IDisposable
             checked((int)Rl("epoch", required: true)), Rd("train_loss"), Rd("train_accuracy"),
             Nd("val_loss"), Nd("val_accuracy"), Nd("val_topk"), checked((int)Rl("top_k")),
             Nd("learning_rate") ?? 0, Nd("loss_scale"), checked((int)Rl("skipped_steps")), checked((int)Rl("steps")),
-            Rl("samples"), Nd("seconds") ?? 0);
+            Rl("samples"), Nd("seconds") ?? 0)
+        {
+            Metrics = Extra(o.Select(kv => kv.Key).ToList().Select(name => (name, Nd(name)))),
+        };
     }
 
     // A crash can leave a last line cut short; it holds no complete epoch, so a resumed run drops it.

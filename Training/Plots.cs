@@ -21,7 +21,8 @@ public static class Plots
 
     /// <summary>
     /// Saves one PNG with two panels: training and validation loss per epoch (left), training and
-    /// validation accuracy per epoch (right). Validation lines appear when the history has them.
+    /// validation accuracy per epoch (right), or, for a task without accuracy (regression,
+    /// multi-label), the task's metrics (right). Validation lines appear when the history has them.
     /// </summary>
     /// <param name="history">The run's epochs.</param>
     /// <param name="pngPath">The file to write; its folder is created if missing.</param>
@@ -35,6 +36,17 @@ public static class Plots
         Plot loss = Panel($"{title}: loss", "loss");
         AddLine(loss, "train", e, m => m.TrainLoss);
         AddLine(loss, "validation", e, m => m.ValLoss);
+        var own = e.SelectMany(m => m.Metrics?.Keys ?? []).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        if (own.Count > 0 && e.All(m => double.IsNaN(m.TrainAccuracy)))
+        {
+            // A task without accuracy (regression, multi-label): its own metrics on the right.
+            Plot metrics = Panel($"{title}: metrics", "metric");
+            foreach (string name in own)
+                AddLine(metrics, name, e, m => m.Value(name));
+            Save(pngPath, width, height, loss, metrics);
+            return;
+        }
+
         Plot acc = Panel($"{title}: accuracy", "accuracy");
         AddLine(acc, "train", e, m => m.TrainAccuracy);
         AddLine(acc, "validation", e, m => m.ValAccuracy);

@@ -262,7 +262,16 @@ public sealed class ConsoleProgress : IProgressSink, IDisposable
             s.Append(CultureInfo.InvariantCulture, $"/{epochs}");
         }
 
-        s.Append(CultureInfo.InvariantCulture, $"  train loss {m.TrainLoss:F4} acc {m.TrainAccuracy:F4}");
+        s.Append(CultureInfo.InvariantCulture, $"  train loss {m.TrainLoss:F4}");
+        if (!double.IsNaN(m.TrainAccuracy) || m.Metrics is null)
+        {
+            s.Append(CultureInfo.InvariantCulture, $" acc {m.TrainAccuracy:F4}");
+        }
+
+        foreach (var (name, value) in m.Metrics ?? new MetricSet([]))
+        {
+            s.Append(CultureInfo.InvariantCulture, $" {name} {value:G4}");
+        }
         if (m.ValLoss is double vl)
         {
             s.Append(CultureInfo.InvariantCulture, $"  val loss {vl:F4}");

@@ -23,8 +23,56 @@ public static class Recipes
     /// <summary>The schedule names: onecycle, cosine, step, constant, warmup-cosine, wsd, plateau.</summary>
     public static IReadOnlyList<string> Schedules { get; } = ["onecycle", "cosine", "step", "constant", "warmup-cosine", "wsd", "plateau"];
 
-    /// <summary>The data-set names: fashion-mnist, mnist, cifar10.</summary>
-    public static IReadOnlyList<string> Datasets { get; } = ["fashion-mnist", "mnist", "cifar10"];
+    /// <summary>The data-set names: fashion-mnist, mnist, cifar10, csv (a CSV file: <see cref="RunConfig.DataDir"/> is its path).</summary>
+    public static IReadOnlyList<string> Datasets { get; } = ["fashion-mnist", "mnist", "cifar10", "csv"];
+
+    /// <summary>The task names: classification, multilabel, regression.</summary>
+    public static IReadOnlyList<string> Tasks { get; } = ["classification", "multilabel", "regression"];
+
+    /// <summary>The regression losses: mse, huber, l1, smooth-l1.</summary>
+    public static IReadOnlyList<string> RegressionLosses { get; } = ["mse", "huber", "l1", "smooth-l1"];
+
+    /// <summary>
+    /// The task of a run: classification (cross-entropy with <see cref="RunConfig.LabelSmoothing"/>),
+    /// multilabel (binary cross-entropy with logits, threshold 0.5) or regression
+    /// (<see cref="RunConfig.Loss"/>, mse by default, with <see cref="RunConfig.Delta"/>).
+    /// </summary>
+    /// <param name="config">The run.</param>
+    /// <returns>The task.</returns>
+    /// <exception cref="ArgumentException">Unknown task or loss.</exception>
+    public static ITrainingTask Task(RunConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return config.Task switch
+        {
+            "classification" => new ClassificationTask { CrossEntropy = new CrossEntropyOptions { Epsilon = config.LabelSmoothing } },
+            "multilabel" => new MultiLabelTask(),
+            "regression" => new RegressionTask
+            {
+                Delta = (float)config.Delta,
+                LossFunction = config.Loss switch
+                {
+                    null or "mse" => RegressionLoss.Mse,
+                    "huber" => RegressionLoss.Huber,
+                    "l1" => RegressionLoss.L1,
+                    "smooth-l1" => RegressionLoss.SmoothL1,
+                    _ => throw new ArgumentException($"Unknown regression loss \"{config.Loss}\"; use one of: {string.Join(", ", RegressionLosses)}.", nameof(config)),
+                },
+            },
+            _ => throw new ArgumentException($"Unknown task \"{config.Task}\"; use one of: {string.Join(", ", Tasks)}.", nameof(config)),
+        };
+    }
+
+    /// <summary>The width of the model's output for a run on <paramref name="train"/>: its target values or labels for regression and multilabel, else its classes.</summary>
+    /// <param name="config">The run.</param>
+    /// <param name="train">The training set.</param>
+    /// <returns>The output width.</returns>
+    public static int Outputs(RunConfig config, IDataset train)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(train);
+        return config.Task != "classification" && train is ITargetDataset t ? checked((int)t.TargetShape.Length) : train.Classes;
+    }
 
     /// <summary>
     /// The learning-rate schedule <paramref name="name"/> over a run of <paramref name="totalUpdates"/> updates.
@@ -138,6 +186,8 @@ public static class Recipes
     {
         ArgumentNullException.ThrowIfNull(config);
         var c = config;
+        if (c.Dataset == "csv")
+            return LoadCsv(c);
         var (train, test) = c.Dataset switch
         {
             "fashion-mnist" => FashionMnist.Load(c.DataDir),
@@ -159,6 +209,34 @@ public static class Recipes
         if (c.TrainLimit > 0)
             train = train.Take(Math.Min(c.TrainLimit, train.Count));
         return new RunData(train, test, test, "validation: the test split (hold out training samples with ValSize, --val-size on the command line)");
+    }
+
+    // The csv data set: the file's rows, ValSize of them (else a fifth) held out for validation and
+    // test, features standardized with the training split's statistics.
+    private static RunData LoadCsv(RunConfig c)
+    {
+        if (string.IsNullOrWhiteSpace(c.DataDir))
+            throw new ArgumentException("The csv data set needs its file: --data FILE.csv (RunConfig.DataDir).", nameof(c));
+        var targets = (c.Target ?? string.Empty).Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (targets.Length == 0)
+            throw new ArgumentException($"The csv data set needs its target column(s): --target COLUMN (RunConfig.Target), such as the value to regress or the class column of {c.DataDir}.", nameof(c));
+        if (c.Task == "classification" && targets.Length != 1)
+            throw new ArgumentException($"--target {c.Target}: classification takes one class column; name one (or use --task multilabel for several 0/1 columns).", nameof(c));
+        var features = c.Features?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var all = c.Task == "classification" ? CsvDataset.LoadClassification(c.DataDir, targets[0], features) : CsvDataset.Load(c.DataDir, targets, features);
+        int held = c.ValSize > 0 ? c.ValSize : Math.Max(1, all.Count / 5);
+        if (held >= all.Count)
+            throw new ArgumentException($"ValSize {held}: {c.DataDir} has only {all.Count} rows; hold out fewer (--val-size).", nameof(c));
+        var (train, val) = all.Split((double)held / all.Count, c.Seed);
+        string note = $"validation and test: {val.Count} rows held out of {all.Count} (seeded)";
+        if (c.Standardize)
+        {
+            var scaler = Standardization.Fit(train);
+            (train, val) = (train.Standardize(scaler), val.Standardize(scaler));
+            note += "; features standardized with the training rows' mean and standard deviation";
+        }
+
+        return new RunData(train, val, val, note);
     }
 
     /// <summary>The device of <paramref name="config"/>: <see cref="RunConfig.Device"/>, else $ILGPUTRAIN_DEVICE, else the best available.</summary>
@@ -189,7 +267,7 @@ public static class Recipes
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(train);
         var c = config;
-        var model = Models.Build(c.Model, train.Classes, c.EffectiveDropout);
+        var model = Models.Build(c.Model, Outputs(c, train), c.EffectiveDropout);
         var optimizer = Optimizer(c, TotalUpdates(c, train.Count));
         var options = new TrainerOptions
         {
@@ -197,6 +275,7 @@ public static class Recipes
             BatchSize = c.BatchSize,
             Seed = c.Seed,
             Loss = new CrossEntropyOptions { Epsilon = c.LabelSmoothing },
+            Task = c.Task == "classification" ? null : Task(c),
             Augmentation = c.Augmentation(train.SampleShape[^1]),
             LossScale = c.MixedPrecision ? new DynamicLossScale() : null,
             Precision = c.MixedPrecision ? Precision.Float16 : Precision.Float32,

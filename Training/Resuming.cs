@@ -67,7 +67,7 @@ public static class Resuming
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(train);
-        var model = Models.Build(config.Model, train.Classes, config.EffectiveDropout);
+        var model = Models.Build(config.Model, Recipes.Outputs(config, train), config.EffectiveDropout);
         ParamLayout ps, ss;
         var (p, s) = model.Init(device, train.SampleShape, Rng.Create(0));
         using (p)
@@ -103,6 +103,8 @@ public static class Resuming
             return $"the run used --optimizer {stored.Optimizer} and this one {run.Optimizer}; the optimizer state does not carry over, so resume with --optimizer {stored.Optimizer} or start a new run.";
         if (stored.Accumulate != run.Accumulate)
             return $"the run accumulated gradients over --accumulate {stored.Accumulate} batch(es) per update and this one over {run.Accumulate}; the optimizer state (and where an update falls) differs, so resume with --accumulate {stored.Accumulate} or start a new run.";
+        if (stored.Task != run.Task || stored.Target != run.Target)
+            return $"the checkpoint trained --task {stored.Task} (target {stored.Target ?? "the labels"}) and this run --task {run.Task} (target {run.Target ?? "the labels"}); its output layer and metrics are another task's, so resume with --task {stored.Task}{(stored.Target is null ? string.Empty : $" --target {stored.Target}")} or start a new run.";
         return null;
     }
 

@@ -29,8 +29,26 @@ public sealed record RunConfig
     /// <summary>The data set, one of <see cref="Recipes.Datasets"/> (default fashion-mnist).</summary>
     public string Dataset { get; init; } = "fashion-mnist";
 
-    /// <summary>The folder of the data set's files, or null for the data set's default folder.</summary>
+    /// <summary>The folder of the data set's files, or null for the data set's default folder; the CSV file for the csv data set.</summary>
     public string? DataDir { get; init; }
+
+    /// <summary>What to train for, one of <see cref="Recipes.Tasks"/> (default classification): see <see cref="Recipes.Task"/>.</summary>
+    public string Task { get; init; } = "classification";
+
+    /// <summary>The regression loss (mse, huber, l1, smooth-l1), or null for mse; classification and multilabel have theirs.</summary>
+    public string? Loss { get; init; }
+
+    /// <summary>Huber's delta and smooth-l1's beta (default 1).</summary>
+    public double Delta { get; init; } = 1.0;
+
+    /// <summary>The csv data set's target columns, comma-separated: the values of regression, the 0/1 labels of multilabel, or the one class column of classification.</summary>
+    public string? Target { get; init; }
+
+    /// <summary>The csv data set's feature columns, comma-separated, or null for every column that is not a target.</summary>
+    public string? Features { get; init; }
+
+    /// <summary>Standardize the csv data set's features with the training split's mean and standard deviation (default true).</summary>
+    public bool Standardize { get; init; } = true;
 
     /// <summary>The optimizer, one of <see cref="Recipes.Optimizers"/> (default adamw).</summary>
     public string Optimizer { get; init; } = "adamw";
@@ -192,6 +210,10 @@ public sealed record RunConfig
         string Quote(string? v) => v is null ? "null" : $"\"{v}\"";
         return Check(Model is not null && Models.Names.Contains(Model), nameof(Model), Quote(Model), string.Join(", ", Models.Names))
             ?? Check(Dataset is not null && Recipes.Datasets.Contains(Dataset), nameof(Dataset), Quote(Dataset), string.Join(", ", Recipes.Datasets))
+            ?? Check(Task is not null && Recipes.Tasks.Contains(Task), nameof(Task), Quote(Task), string.Join(", ", Recipes.Tasks))
+            ?? Check(Task is not ("regression" or "multilabel") || Dataset == "csv", nameof(Task), Quote(Task), "classification on this data set; regression and multilabel train on the csv data set")
+            ?? Check(Loss is null || (Task == "regression" && Recipes.RegressionLosses.Contains(Loss)), nameof(Loss), Quote(Loss), $"null, or for the regression task one of {string.Join(", ", Recipes.RegressionLosses)}")
+            ?? Check(double.IsFinite(Delta) && Delta > 0, nameof(Delta), F(Delta), "a positive number")
             ?? Check(Optimizer is not null && Recipes.Optimizers.Contains(Optimizer), nameof(Optimizer), Quote(Optimizer), string.Join(", ", Recipes.Optimizers))
             ?? Check(Schedule is not null && Recipes.Schedules.Contains(Schedule), nameof(Schedule), Quote(Schedule), string.Join(", ", Recipes.Schedules))
             ?? Check(double.IsFinite(LearningRate) && LearningRate > 0 && LearningRate <= 10, nameof(LearningRate), F(LearningRate), "a number in (0, 10]")
@@ -228,6 +250,12 @@ public sealed record RunConfig
         [nameof(Model)] = (JsonType.String, "a string"),
         [nameof(Dataset)] = (JsonType.String, "a string"),
         [nameof(DataDir)] = (JsonType.NullableString, "a string or null"),
+        [nameof(Task)] = (JsonType.String, "a string"),
+        [nameof(Loss)] = (JsonType.NullableString, "a string or null"),
+        [nameof(Delta)] = (JsonType.Number, "a number"),
+        [nameof(Target)] = (JsonType.NullableString, "a string or null"),
+        [nameof(Features)] = (JsonType.NullableString, "a string or null"),
+        [nameof(Standardize)] = (JsonType.Bool, "true or false"),
         [nameof(Optimizer)] = (JsonType.String, "a string"),
         [nameof(LearningRate)] = (JsonType.Number, "a number"),
         [nameof(WeightDecay)] = (JsonType.Number, "a number"),

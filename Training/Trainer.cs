@@ -18,22 +18,28 @@ public sealed record FitResult(TrainState State, string StopReason)
     public History History => State.History;
 }
 
-/// <summary>Loss and accuracies of a model on a data set, in Eval mode.</summary>
-/// <param name="Loss">Mean loss (with the trainer's label smoothing).</param>
-/// <param name="Accuracy">Top-1 accuracy.</param>
-/// <param name="TopK">Top-k accuracy.</param>
-/// <param name="K">k.</param>
+/// <summary>Loss and metrics of a model on a data set, in Eval mode.</summary>
+/// <param name="Loss">Mean loss per sample (with the trainer's label smoothing).</param>
+/// <param name="Accuracy">Top-1 accuracy (NaN for a task without accuracy).</param>
+/// <param name="TopK">Top-k accuracy (NaN for a task without it).</param>
+/// <param name="K">k (0 for a task without top-k accuracy).</param>
 /// <param name="Samples">Samples evaluated.</param>
-public sealed record EvalResult(double Loss, double Accuracy, double TopK, int K, int Samples);
+public sealed record EvalResult(double Loss, double Accuracy, double TopK, int K, int Samples)
+{
+    /// <summary>Every metric of the trainer's task by name, such as accuracy and top_k, or mae and rmse.</summary>
+    public MetricSet Metrics { get; init; } = new([]);
+}
 
 /// <summary>
-/// Trains a classifier: a model (layers), an optimizer (any gradient transformation: clipping,
-/// schedules and gradient accumulation are part of it) and the options. <see cref="Fit"/> runs
-/// epochs over a data set with an optional validation set and returns the history.
+/// Trains a model for a task (<see cref="TrainerOptions.Task"/>: classification by default,
+/// multi-label, regression or your own <see cref="ITrainingTask"/>): a model (layers), an
+/// optimizer (any gradient transformation: clipping, schedules and gradient accumulation are part
+/// of it) and the options. <see cref="Fit"/> runs epochs over a data set with an optional
+/// validation set and returns the history.
 /// </summary>
 /// <remarks>
 /// One training step (<see cref="TrainStep"/>): batch → device → augmentation → forward with a
-/// tape → cross-entropy → backward (seeded with the loss scale) → unscale and finite check →
+/// tape → the task's loss → backward (seeded with the loss scale) → unscale and finite check →
 /// optimizer update (or a skip) → metrics. Every random choice is a function of (seed, step), so a
 /// run resumed from a checkpoint continues exactly.
 /// <para>Gradient accumulation (a <see cref="MultiSteps"/> optimizer) runs across epoch
@@ -57,13 +63,15 @@ public sealed class Trainer
     private readonly Shape _inputShape;
     private readonly IGradientTransformation _optimizer;
     private readonly TrainerOptions _options;
+    private readonly ITrainingTask _task;
+    private readonly Shape _output;
 
     /// <summary>Creates a trainer.</summary>
     /// <param name="device">Where to train.</param>
-    /// <param name="model">The model: per-sample input <paramref name="inputShape"/>, output (classes).</param>
+    /// <param name="model">The model: per-sample input <paramref name="inputShape"/>, output (classes) for classification, else what the task needs.</param>
     /// <param name="inputShape">Per-sample input shape, such as (784) or (1, 28, 28).</param>
     /// <param name="optimizer">The optimizer (a chain with clipping, a schedule, MultiSteps for accumulation...).</param>
-    /// <param name="options">Epochs, batch size, seed, loss, augmentation, loss scaling, callbacks, progress.</param>
+    /// <param name="options">Epochs, batch size, seed, task, augmentation, loss scaling, callbacks, progress.</param>
     public Trainer(Device device, Layer model, Shape inputShape, IGradientTransformation optimizer, TrainerOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(device);
@@ -76,10 +84,11 @@ public sealed class Trainer
         _model = model;
         _inputShape = inputShape;
         _optimizer = optimizer;
-        var output = model.OutputShape(inputShape);
-        if (output.Rank != 1)
-            throw new LayerShapeException($"Trainer: the model maps {inputShape} to {output}, but a classifier must output (classes); end it with Flatten and Dense(classes).");
-        Classes = output[0];
+        _task = _options.EffectiveTask;
+        _output = model.OutputShape(inputShape);
+        if (_task.OutputProblem(_output) is { } problem)
+            throw new LayerShapeException($"Trainer: the model maps {inputShape} to {_output}, but {problem}.");
+        Classes = _output.Length > 0 ? _output[0] : 0;
         if (_options.WarmKernels)
             KernelWarmup = device.RunInBackground(WarmUp);
     }
@@ -91,8 +100,14 @@ public sealed class Trainer
     /// </summary>
     public Task? KernelWarmup { get; }
 
-    /// <summary>The number of classes (the model's output width).</summary>
+    /// <summary>The number of classes (the model's output width; the labels or values of a multi-label or regression task).</summary>
     public int Classes { get; }
+
+    /// <summary>The task: the loss and metrics (<see cref="TrainerOptions.Task"/>, else classification from <see cref="TrainerOptions.Loss"/>).</summary>
+    public ITrainingTask Task => _task;
+
+    // Top-k's k of a classification task (0 otherwise).
+    private int K => _task is ClassificationTask c ? Math.Min(c.TopK, Classes) : 0;
 
     /// <summary>The options.</summary>
     public TrainerOptions Options => _options;
@@ -135,7 +150,7 @@ public sealed class Trainer
         }
 
         foreach (var c in _options.Callbacks)
-            c.OnFitStart(new FitStartInfo(s, _options.Epochs));
+            c.OnFitStart(new FitStartInfo(s, _options.Epochs) { Task = _task });
 
         string reason = "completed";
         double? lastValLoss = null;
@@ -160,9 +175,13 @@ public sealed class Trainer
                 double seconds = clock.Elapsed.TotalSeconds;
                 var val = validation is null ? null : Evaluate(s.Params, s.State, validation);
                 lastValLoss = val?.Loss;
+                var trained = MetricsOf(tally.Totals, tally.Samples);
                 var metrics = new EpochMetrics(
-                    epoch, tally.MeanLoss, tally.Accuracy, val?.Loss, val?.Accuracy, val?.TopK, val?.K ?? Math.Min(_options.TopK, Classes),
-                    CurrentLearningRate(s), s.LossScale is DynamicLossScale d ? d.Scale : null, tally.Skipped, tally.Updates, tally.Samples, seconds);
+                    epoch, tally.MeanLoss, trained.GetValueOrDefault("accuracy", double.NaN), val?.Loss, Finite(val?.Accuracy), Finite(val?.TopK), val?.K ?? K,
+                    CurrentLearningRate(s), s.LossScale is DynamicLossScale d ? d.Scale : null, tally.Skipped, tally.Updates, tally.Samples, seconds)
+                {
+                    Metrics = Extra(trained, val?.Metrics),
+                };
                 s = s with { Epoch = epoch, BatchInEpoch = 0, History = s.History.Add(metrics) };
                 progress.EpochDone(metrics);
 
@@ -222,7 +241,7 @@ public sealed class Trainer
             nameof(train));
     }
 
-    /// <summary>Loss, top-1 and top-k accuracy on <paramref name="data"/> in Eval mode (running statistics, no dropout).</summary>
+    /// <summary>Loss and the task's metrics (top-1 and top-k accuracy for classification) on <paramref name="data"/> in Eval mode (running statistics, no dropout), exact over the whole set.</summary>
     /// <param name="parameters">The parameters.</param>
     /// <param name="state">The model state.</param>
     /// <param name="data">The data set.</param>
@@ -233,9 +252,8 @@ public sealed class Trainer
         ArgumentNullException.ThrowIfNull(state);
         ArgumentNullException.ThrowIfNull(data);
         RequireCompatible(data, nameof(data));
-        int k = Math.Min(_options.TopK, Classes);
-        var sumLoss = _options.Loss with { Reduction = LossReduction.Sum };
-        double loss = 0, top1 = 0, topk = 0;
+        double loss = 0;
+        double[]? totals = null;
         int n = 0;
         using var loader = new DataLoader(data, _options.EvalBatchSize, shuffle: false, dropLast: false, seed: 0);
         foreach (var batch in loader.Epoch(1))
@@ -243,16 +261,18 @@ public sealed class Trainer
             using var step = _device.BeginStep();
             step.Precision = _options.Precision;
             var x = step.Upload(batch.X, batch.Shape);
-            var y = step.Upload(batch.Labels, new Shape(batch.Count));
-            var logits = _model.Predict(parameters, state, x);
-            var m = ReadLossAndHits(step, F.CrossEntropy(logits, y, sumLoss), logits, y, 1, k);
+            var y = UploadTarget(step, batch);
+            var prediction = _model.Predict(parameters, state, x);
+            var m = ReadLossAndStatistics(step, _task.Loss(step, prediction, y, LossReduction.Sum), _task.Statistics(step, prediction, y));
             loss += m[0];
-            top1 += m[1];
-            topk += m[2];
+            totals ??= new double[m.Length - 1];
+            for (int i = 0; i < totals.Length; i++)
+                totals[i] += m[1 + i];
             n += batch.Count;
         }
 
-        return new EvalResult(loss / Math.Max(n, 1), top1 / Math.Max(n, 1), topk / Math.Max(n, 1), k, n);
+        var metrics = MetricsOf(totals ?? [], n);
+        return new EvalResult(loss / Math.Max(n, 1), metrics.GetValueOrDefault("accuracy", double.NaN), metrics.GetValueOrDefault("top_k", double.NaN), K, n) { Metrics = metrics };
     }
 
     /// <summary>
@@ -272,7 +292,11 @@ public sealed class Trainer
         try
         {
             int n = Math.Min(2, _options.BatchSize);
-            var batch = new HostBatch(0, n, new Shape([n, .. _inputShape]), new float[n * _inputShape.Length], new int[n]);
+            var batch = new HostBatch(0, n, new Shape([n, .. _inputShape]), new float[n * _inputShape.Length], new int[n])
+            {
+                Targets = _task.UsesTargets ? new float[n * _output.Length] : null,
+                TargetShape = _task.UsesTargets ? new Shape([n, .. _output]) : null,
+            };
             var s = Init();
             try
             {
@@ -296,15 +320,15 @@ public sealed class Trainer
         step.Precision = _options.Precision;
         var rng = Rng.Create(_options.Seed).At(checked((uint)s.Step));
         var x = _options.Augmentation.Apply(step, step.Upload(batch.X, batch.Shape), rng.Fold(AugmentPurpose));   // batch -> device -> augment
-        var y = step.Upload(batch.Labels, new Shape(batch.Count));
+        var y = UploadTarget(step, batch);
         var lossScale = s.LossScale ?? NoScale;
-        var (loss, logits, grads, modelState) = ForwardBackward(step, s, x, y, rng.Fold(DropoutPurpose), lossScale.Scale); // forward -> loss -> backward
-        var metrics = ReadLossAndHits(step, loss, logits, y, 1);                                                   // metrics
+        var (loss, prediction, grads, modelState) = ForwardBackward(step, s, x, y, rng.Fold(DropoutPurpose), lossScale.Scale); // forward -> loss -> backward
+        var metrics = ReadLossAndStatistics(step, loss, _task.Statistics(step, prediction, y));                       // metrics
         float lossValue = metrics[0];
         bool finite = lossScale.UnscaleInPlace(grads) && float.IsFinite(lossValue);                               // unscale + finite check
         var nextScale = s.LossScale?.Adjust(finite);
         bool emits = _optimizer is not MultiSteps accumulation || accumulation.EmitsNext(s.OptState);
-        tally.Record(lossValue, metrics[1], batch.Count, stepped: finite, updated: finite && emits);
+        tally.Record(lossValue, metrics.AsSpan(1), batch.Count, stepped: finite, updated: finite && emits);
 
         if (!finite)
         {
@@ -341,7 +365,7 @@ public sealed class Trainer
             p =>
             {
                 (logits, modelState) = _model.Apply(p, s.State, x, Mode.Train, dropout);
-                return F.CrossEntropy(logits, y, _options.Loss);
+                return _task.Loss(step, logits, y, LossReduction.Mean);
             },
             new GradOptions { Seed = seed, Trainable = _options.Trainable });
         return (loss, logits!, grads, modelState!);
@@ -350,25 +374,76 @@ public sealed class Trainer
     private static readonly StaticLossScale NoScale = new(1f);
 
     /// <summary>
-    /// The loss and the number of top-k hits for each k, gathered on the device and read in one
-    /// host transfer (one synchronization per step instead of one per value).
+    /// The loss and the task's statistics, gathered on the device and read in one host transfer
+    /// (one synchronization per step instead of one per value).
     /// </summary>
-    private static float[] ReadLossAndHits(StepScope step, Tensor loss, Tensor logits, Tensor y, params int[] ks)
+    private static float[] ReadLossAndStatistics(StepScope step, Tensor loss, IReadOnlyList<Tensor> statistics)
     {
-        int n = logits.Shape[0], c = logits.Shape[1];
         var host = step.Device.Kernels;
-        var values = step.Allocate(new Shape(1 + ks.Length));
+        long length = 1 + statistics.Sum(t => t.Length);
+        var values = step.Allocate(new Shape(checked((int)length)));
         var view = values.View<float>();
         Transfer.Copy(host.Stream, loss.View<float>(), view.SubView(0, 1));
-        var hits = step.Scratch<float>(Math.Max(n, 1)).SubView(0, n);
-        var scratch = step.Scratch<float>(Math.Max(1, Reductions.ScratchLength(host, n)));
-        for (int i = 0; i < ks.Length; i++)
+        long at = 1;
+        foreach (var t in statistics)
         {
-            Metrics.TopKHits(host, logits.View<float>(), y.View<int>(), hits, n, c, ks[i]);
-            Reductions.Sum(host, hits, view.SubView(1 + i, 1), scratch);
+            if (t.DType != DType.Float32)
+                throw new InvalidOperationException($"Trainer: the task's statistics must be Float32 tensors, but one is {t.DType}; return float sums.");
+            Transfer.Copy(host.Stream, t.View<float>(), view.SubView(at, t.Length));
+            at += t.Length;
         }
 
         return values.ToHost();
+    }
+
+    /// <summary>The batch's target on the device: int labels (N), or the float targets (N, ...) of an <see cref="ITargetDataset"/>.</summary>
+    private Tensor UploadTarget(StepScope step, HostBatch batch)
+    {
+        if (!_task.UsesTargets)
+            return step.Upload(batch.Labels, new Shape(batch.Count));
+        if (batch.Targets is null || batch.TargetShape is null)
+            throw new ArgumentException($"Trainer: the task {_task.Name} trains on float targets, but the batch has none; use a data set that implements ITargetDataset (CsvDataset, TabularDataset).");
+        return step.Upload(batch.Targets, batch.TargetShape);
+    }
+
+    /// <summary>The task's metrics by name from the statistics' totals.</summary>
+    private MetricSet MetricsOf(IReadOnlyList<double> totals, long samples)
+    {
+        if (samples == 0)
+            return new MetricSet(_task.Metrics.Select(m => new KeyValuePair<string, double>(m.Name, double.NaN)));
+        var values = _task.Finish(totals, samples);
+        if (values.Count != _task.Metrics.Count)
+            throw new InvalidOperationException($"Trainer: the task {_task.Name} declares {_task.Metrics.Count} metrics but its Finish returned {values.Count} values; return one per metric.");
+        return new MetricSet(_task.Metrics.Select((m, i) => new KeyValuePair<string, double>(m.Name, values[i])));
+    }
+
+    /// <summary>The metrics that have no member of their own in <see cref="EpochMetrics"/>: name on the training set, val_name on the validation set; null when none.</summary>
+    private static MetricSet? Extra(MetricSet trained, MetricSet? validation)
+    {
+        static bool Own(string name) => name is "accuracy" or "top_k";
+        var values = trained.Where(kv => !Own(kv.Key))
+            .Concat((validation ?? new MetricSet([])).Where(kv => !Own(kv.Key)).Select(kv => new KeyValuePair<string, double>("val_" + kv.Key, kv.Value)))
+            .ToList();
+        return values.Count == 0 ? null : new MetricSet(values);
+    }
+
+    private static double? Finite(double? v) => v is double d && double.IsNaN(d) ? null : v;
+
+    /// <summary>
+    /// Why <paramref name="data"/> cannot feed a task trained on float targets of the model's
+    /// output shape, or null: it must be an <see cref="ITargetDataset"/> whose target shape is the output.
+    /// </summary>
+    /// <param name="data">The data set.</param>
+    /// <param name="output">The model's per-sample output shape.</param>
+    /// <param name="what">What the targets are, for the message ("labels", "target values").</param>
+    /// <returns>The problem, or null.</returns>
+    internal static string? TargetProblem(IDataset data, Shape output, string what)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(output);
+        if (data is not ITargetDataset t)
+            return $"{data.Name} has class labels but no float {what}; use a data set that implements ITargetDataset (CsvDataset, TabularDataset).";
+        return t.TargetShape == output ? null : $"{data.Name} has {what} of shape {t.TargetShape} per sample, but the model outputs {output}; make its last layer Dense({t.TargetShape.Length}).";
     }
 
     private static void DisposeIfNew(ParamTree candidate, ParamTree original)
@@ -395,8 +470,8 @@ public sealed class Trainer
     {
         if (data.SampleShape != _inputShape)
             throw new ArgumentException($"Trainer: {data.Name} has samples of shape {data.SampleShape}, but the model takes {_inputShape}; pick the model for this data set (for example --model mlp takes (784) from Fashion-MNIST flattened).", name);
-        if (data.Classes > Classes)
-            throw new ArgumentException($"Trainer: {data.Name} has {data.Classes} classes, but the model outputs {Classes}; make its last layer Dense({data.Classes}).", name);
+        if (_task.DataProblem(data, _output) is { } problem)
+            throw new ArgumentException($"Trainer: {problem}", name);
     }
 
     private static string Describe(Layer model) =>
@@ -406,7 +481,7 @@ public sealed class Trainer
     private sealed class EpochTally
     {
         private double _lossSum;
-        private double _hits;
+        private double[] _totals = [];
 
         public int Batches { get; private set; }
 
@@ -426,11 +501,12 @@ public sealed class Trainer
 
         public double MeanLoss => Samples == 0 ? double.NaN : _lossSum / Samples;
 
-        public double Accuracy => Samples == 0 ? double.NaN : _hits / Samples;
+        /// <summary>Each statistic element's total over the stepped batches.</summary>
+        public IReadOnlyList<double> Totals => _totals;
 
         // stepped: the gradients were finite and went to the optimizer; updated: and it applied an
         // update (not a micro-batch that only accumulates).
-        public void Record(float loss, float hits, int count, bool stepped, bool updated)
+        public void Record(float loss, ReadOnlySpan<float> statistics, int count, bool stepped, bool updated)
         {
             Batches++;
             LastLoss = loss;
@@ -441,7 +517,10 @@ public sealed class Trainer
             if (stepped)
             {
                 _lossSum += (double)loss * count;
-                _hits += hits;
+                if (_totals.Length != statistics.Length)
+                    _totals = Samples == 0 ? new double[statistics.Length] : throw new InvalidOperationException($"Trainer: the task's statistics had {_totals.Length} values in an earlier batch and {statistics.Length} now; return the same number every batch.");
+                for (int i = 0; i < statistics.Length; i++)
+                    _totals[i] += statistics[i];
                 Samples += count;
             }
             else

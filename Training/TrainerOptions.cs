@@ -33,11 +33,21 @@ public sealed record TrainerOptions
     /// </summary>
     public ulong Seed { get; init; }
 
-    /// <summary>The cross-entropy loss: reduction Mean, label smoothing, ignore_index.</summary>
+    /// <summary>The cross-entropy loss of the default classification task: reduction Mean, label smoothing, ignore_index (unused when <see cref="Task"/> is set).</summary>
     public CrossEntropyOptions Loss { get; init; } = CrossEntropyOptions.Default;
 
-    /// <summary>The k of the validation top-k accuracy (5; capped at the number of classes).</summary>
+    /// <summary>The k of the default classification task's top-k accuracy (5; capped at the number of classes; unused when <see cref="Task"/> is set).</summary>
     public int TopK { get; init; } = 5;
+
+    /// <summary>
+    /// What to train for: a <see cref="ClassificationTask"/>, <see cref="MultiLabelTask"/>,
+    /// <see cref="RegressionTask"/> or your own <see cref="ITrainingTask"/>; null (the default) for
+    /// classification with <see cref="Loss"/> and <see cref="TopK"/>.
+    /// </summary>
+    public ITrainingTask? Task { get; init; }
+
+    /// <summary>The task the trainer uses: <see cref="Task"/>, else classification with <see cref="Loss"/> and <see cref="TopK"/>.</summary>
+    public ITrainingTask EffectiveTask => Task ?? new ClassificationTask { CrossEntropy = Loss, TopK = TopK };
 
     /// <summary>On-device augmentation of training batches (none by default).</summary>
     public Augmentation Augmentation { get; init; } = Augmentation.None;
