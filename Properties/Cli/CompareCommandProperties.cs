@@ -78,6 +78,8 @@ internal static class OptionValues
         ["--model"] = ["cnn"],
         ["--dataset"] = ["mnist"],
         ["--data"] = ["/elsewhere"],
+        ["--image-size"] = ["24"],
+        ["--workers"] = ["3"],
         ["--optimizer"] = ["sgd"],
         ["--lr"] = ["0.5"],
         ["--weight-decay"] = ["0.2"],
