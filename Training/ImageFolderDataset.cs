@@ -462,7 +462,7 @@ internal static class ImageDecoding
         // a JPEG whose last scan has no end-of-image marker (FF D9) after it as truncated, and so
         // does this reader. The last markers are compared because an EXIF thumbnail carries a
         // start-of-scan (FF DA) and an end-of-image of its own; entropy-coded data never holds either.
-        if (bytes is [0xFF, 0xD8, ..] && bytes.AsSpan().LastIndexOf([(byte)0xFF, (byte)0xD9]) < bytes.AsSpan().LastIndexOf([(byte)0xFF, (byte)0xDA]))
+        if (bytes is [0xFF, 0xD8, ..] && bytes.AsSpan().LastIndexOf([(byte)0xFF, (byte)0xD9]) is int end && (end < 0 || end < bytes.AsSpan().LastIndexOf([(byte)0xFF, (byte)0xDA])))
             throw DataFormat.Error(path, $"the JPEG image is truncated (no end-of-image marker after its last scan); {Fix}.");
         ImageResult image;
         try

@@ -274,11 +274,12 @@ public sealed class ImageFolderDatasetProperties : IDisposable
         byte[] jpg = File.ReadAllBytes(P("a", "ok.jpg"));
         File.WriteAllBytes(P("a", "cut.png"), png[..(png.Length / 2)]);
         File.WriteAllBytes(P("a", "cut.jpg"), jpg[..(jpg.Length * 2 / 3)]);
+        File.WriteAllBytes(P("a", "cut-scan.jpg"), jpg[..^4]);
         File.WriteAllBytes(P("a", "gif.png"), "GIF89a"u8.ToArray());
         File.WriteAllBytes(P("a", "empty.jpeg"), []);
         var d = new ImageFolderDataset(_root, new ImageFolderOptions { Transforms = [new ImageTransform.CenterCrop(16)] });
         var names = d.Samples.Select(s => Path.GetFileName(s.Path)).ToList();
-        foreach (var bad in new[] { "cut.png", "cut.jpg", "gif.png", "empty.jpeg" })
+        foreach (var bad in new[] { "cut.png", "cut.jpg", "cut-scan.jpg", "gif.png", "empty.jpeg" })
         {
             var e = Assert.Throws<InvalidDataException>(() => All(d, names.IndexOf(bad)));
             Assert.Contains(P("a", bad), e.Message);
