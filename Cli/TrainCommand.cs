@@ -107,9 +107,9 @@ internal sealed class TrainOptions
 
     public Option<string> Model { get; } = new("--model") { Description = "mlp, cnn or resnet.", DefaultValueFactory = _ => D.Model };
 
-    public Option<string> Dataset { get; } = new("--dataset") { Description = "fashion-mnist, mnist, cifar10 or csv.", DefaultValueFactory = _ => D.Dataset };
+    public Option<string> Dataset { get; } = new("--dataset") { Description = "fashion-mnist, mnist, cifar10, csv, or image-folder (your own images: --data DIR with one subfolder per class).", DefaultValueFactory = _ => D.Dataset };
 
-    public Option<string?> Data { get; } = new("--data") { Description = "Folder with the data set's files (default: $ILGPUTRAIN_FASHION_MNIST or /usr/share/datasets/fashion-mnist for Fashion-MNIST); the CSV file for --dataset csv." };
+    public Option<string?> Data { get; } = new("--data") { Description = "Folder with the data set's files (default: $ILGPUTRAIN_FASHION_MNIST or /usr/share/datasets/fashion-mnist for Fashion-MNIST); the CSV file for --dataset csv; required for image-folder." };
 
     public Option<string> Task { get; } = new("--task") { Description = "classification, regression or multilabel (regression and multilabel need --dataset csv).", DefaultValueFactory = _ => D.Task };
 
@@ -120,6 +120,9 @@ internal sealed class TrainOptions
     public Option<string?> Loss { get; } = new("--loss") { Description = "Regression loss: mse (default), huber, l1 or smooth-l1." };
 
     public Option<double> Delta { get; } = new("--delta") { Description = "Huber's delta and smooth-l1's beta.", DefaultValueFactory = _ => D.Delta };
+    public Option<int> ImageSize { get; } = new("--image-size") { Description = "image-folder: resize the shorter side to N, then center-crop N x N (0: keep the images' size, which must then be one).", DefaultValueFactory = _ => D.ImageSize };
+
+    public Option<int?> Workers { get; } = new("--workers") { Description = "Threads that load batches ahead of training (default: min(4, cores); 0: the training thread). The batches are the same whatever the number." };
 
     public Option<string> Optimizer { get; } = new("--optimizer") { Description = "sgd, momentum, nesterov, adam or adamw.", DefaultValueFactory = _ => D.Optimizer };
 
@@ -164,7 +167,7 @@ internal sealed class TrainOptions
     public Option<string?> Resume { get; } = new("--resume") { Description = "Continue a run from a checkpoint (.safetensors) written by an earlier train." };
 
     /// <summary>Every option, in help order.</summary>
-    public IReadOnlyList<Option> All => [Model, Dataset, Data, Task, Target, Features, Loss, Delta, Optimizer, Lr, WeightDecay, Momentum, Schedule, Warmup, Epochs, BatchSize, LabelSmoothing, Dropout, Augment, MixedPrecision, Accumulate, Clip, EarlyStopping, Device, Seed, Output, TrainLimit, ValSize, Resume];
+    public IReadOnlyList<Option> All => [Model, Dataset, Data, ImageSize, Workers, Task, Target, Features, Loss, Delta, Optimizer, Lr, WeightDecay, Momentum, Schedule, Warmup, Epochs, BatchSize, LabelSmoothing, Dropout, Augment, MixedPrecision, Accumulate, Clip, EarlyStopping, Device, Seed, Output, TrainLimit, ValSize, Resume];
 
     /// <summary>Adds the options to a command, less those it does not use (a command lists only options that work).</summary>
     /// <param name="c">The command.</param>
@@ -222,6 +225,9 @@ internal sealed class TrainOptions
         Require(c.Dataset != "csv" || !string.IsNullOrWhiteSpace(c.Target), "--dataset csv: name the target column(s) with --target COLUMN.");
         Require(c.Loss is null || (c.Task == "regression" && Recipes.RegressionLosses.Contains(c.Loss)), $"--loss {c.Loss}: use one of {string.Join(", ", Recipes.RegressionLosses)} with --task regression.");
         Require(double.IsFinite(c.Delta) && c.Delta > 0, $"--delta {F(c.Delta)}: must be positive.");
+        Require(c.Dataset != "image-folder" || !string.IsNullOrEmpty(c.DataDir), "--dataset image-folder needs --data DIR: a folder with one subfolder of images per class.");
+        Require(c.ImageSize is >= 0 and <= RunConfig.MaxImageSize, $"--image-size {c.ImageSize}: must be 0 (keep the images' size) or a side from 1 to {RunConfig.MaxImageSize} pixels.");
+        Require(c.Workers is null or (>= 0 and <= DataLoader.MaxWorkers), $"--workers {c.Workers}: must be from 0 (load on the training thread) to {DataLoader.MaxWorkers}.");
         Require(Recipes.Optimizers.Contains(c.Optimizer), $"--optimizer {c.Optimizer}: unknown; use one of {string.Join(", ", Recipes.Optimizers)}.");
         Require(Recipes.Schedules.Contains(c.Schedule), $"--schedule {c.Schedule}: unknown; use one of {string.Join(", ", Recipes.Schedules)}.");
         Require(double.IsFinite(c.LearningRate) && c.LearningRate > 0 && c.LearningRate <= 10, $"--lr {F(c.LearningRate)}: the learning rate must be in (0, 10].");
@@ -252,6 +258,8 @@ internal sealed class TrainOptions
         Features = p.GetValue(Features),
         Loss = p.GetValue(Loss),
         Delta = p.GetValue(Delta),
+        ImageSize = p.GetValue(ImageSize),
+        Workers = p.GetValue(Workers),
         Optimizer = p.GetValue(Optimizer)!,
         LearningRate = p.GetValue(Lr),
         WeightDecay = p.GetValue(WeightDecay),

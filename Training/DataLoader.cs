@@ -5,19 +5,26 @@ namespace IlgpuTrain.Training;
 /// <summary>
 /// Cuts a data set into batches, epoch by epoch: a seeded shuffle (a pure function of
 /// (seed, epoch)), batches of <see cref="BatchSize"/> (the last one short unless drop-last), and
-/// prefetch of the next batches on a background thread while the caller computes.
+/// prefetch of the next batches on worker threads while the caller computes.
 /// </summary>
 /// <remarks>
 /// <para>Order: with shuffle, epoch e visits the samples in the Fisher-Yates permutation driven by
 /// the Philox words of (seed, stream 0x5348464C "SHFL", counter e): see <see cref="Permutation"/>.
 /// Without shuffle, in index order. A resume at (epoch, startBatch) sees exactly the batches an
 /// uninterrupted run would have seen from there.</para>
-/// <para>Prefetch: each <see cref="Epoch"/> enumeration with prefetch &gt; 0 runs one worker
-/// thread that gathers batches into a bounded queue of <see cref="Prefetch"/> batches. An
-/// exception in the worker (for example from <see cref="IDataset.Gather"/>) is rethrown in the
-/// caller at the batch where it happened. Ending the enumeration early (break, dispose) or
-/// disposing the loader stops the worker. Batch arrays are not reused: each
-/// <see cref="HostBatch"/> owns its arrays and stays valid after the next one arrives.</para>
+/// <para>Workers (PyTorch's num_workers): each <see cref="Epoch"/> enumeration runs
+/// <see cref="Workers"/> threads that gather batches ahead of the caller, at most
+/// <see cref="Prefetch"/> batches beyond the one the caller holds (queued or being gathered), so
+/// memory stays bounded. Workers claim batch numbers in order and the caller receives the batches
+/// in order, each the same bits whatever the number of workers and the prefetch depth: a batch is
+/// a function of (seed, epoch, batch number) only. With more than one worker,
+/// <see cref="IDataset.Gather"/> runs on several threads at once (for distinct batches), which the
+/// library's data sets allow; with 0 workers (or prefetch 0) the caller's thread gathers. An
+/// exception in a worker (for example a corrupt image) is rethrown in the caller at the batch
+/// where it happened, after the batches before it. Ending the enumeration early (break, dispose)
+/// or disposing the loader stops the workers (one already inside Gather finishes that batch).
+/// Batch arrays are not reused: each <see cref="HostBatch"/> owns its arrays and stays valid after
+/// the next one arrives.</para>
 /// </remarks>
 public sealed class DataLoader : IDisposable
 {
@@ -31,21 +38,28 @@ public sealed class DataLoader : IDisposable
     /// <param name="shuffle">Whether to shuffle each epoch.</param>
     /// <param name="dropLast">Whether to drop the last, short batch.</param>
     /// <param name="seed">The shuffle seed.</param>
-    /// <param name="prefetch">Batches gathered ahead on a background thread (0: gather on the caller's thread).</param>
-    public DataLoader(IDataset data, int batchSize, bool shuffle = true, bool dropLast = false, ulong seed = 0, int prefetch = 2)
+    /// <param name="prefetch">Batches gathered ahead of the caller, at most (0: gather on the caller's thread); null for 2 per worker (PyTorch's prefetch_factor).</param>
+    /// <param name="workers">Threads that gather batches (0: the caller's thread).</param>
+    public DataLoader(IDataset data, int batchSize, bool shuffle = true, bool dropLast = false, ulong seed = 0, int? prefetch = null, int workers = 1)
     {
         ArgumentNullException.ThrowIfNull(data);
         if (batchSize < 1)
             throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, $"DataLoader: batch size must be at least 1, got {batchSize}.");
         if (prefetch < 0)
-            throw new ArgumentOutOfRangeException(nameof(prefetch), prefetch, $"DataLoader: prefetch must be zero or more, got {prefetch}.");
+            throw new ArgumentOutOfRangeException(nameof(prefetch), prefetch, $"DataLoader: prefetch must be zero or more batches, got {prefetch}.");
+        if (workers is < 0 or > MaxWorkers)
+            throw new ArgumentOutOfRangeException(nameof(workers), workers, $"DataLoader: workers must be from 0 (the caller's thread) to {MaxWorkers}, got {workers}.");
+        Workers = workers;
         Data = data;
         BatchSize = batchSize;
         Shuffle = shuffle;
         DropLast = dropLast;
         Seed = seed;
-        Prefetch = prefetch;
+        Prefetch = prefetch ?? 2 * Math.Max(1, workers);
     }
+
+    /// <summary>The most worker threads a loader runs (64).</summary>
+    public const int MaxWorkers = 64;
 
     /// <summary>The data set.</summary>
     public IDataset Data { get; }
@@ -62,8 +76,11 @@ public sealed class DataLoader : IDisposable
     /// <summary>The shuffle seed.</summary>
     public ulong Seed { get; }
 
-    /// <summary>Batches gathered ahead on a background thread.</summary>
+    /// <summary>Batches gathered ahead of the caller, at most (queued or being gathered).</summary>
     public int Prefetch { get; }
+
+    /// <summary>Threads that gather batches; 0 when the caller's thread does.</summary>
+    public int Workers { get; }
 
     /// <summary>Batches per epoch: Count / BatchSize, rounded up unless drop-last.</summary>
     public int BatchesPerEpoch => DropLast ? Data.Count / BatchSize : (int)(((long)Data.Count + BatchSize - 1) / BatchSize);
@@ -119,7 +136,7 @@ public sealed class DataLoader : IDisposable
 
     /// <summary>
     /// The batches of epoch <paramref name="epoch"/>, from batch <paramref name="startBatch"/> on,
-    /// gathered ahead on a background thread when <see cref="Prefetch"/> &gt; 0.
+    /// gathered ahead on <see cref="Workers"/> threads when both it and <see cref="Prefetch"/> are above 0.
     /// </summary>
     /// <param name="epoch">The epoch; it and <see cref="Seed"/> fix the order.</param>
     /// <param name="startBatch">The first batch to produce (0 to BatchesPerEpoch), to resume mid-epoch.</param>
@@ -131,10 +148,10 @@ public sealed class DataLoader : IDisposable
         if (startBatch < 0 || startBatch > batches)
             throw new ArgumentOutOfRangeException(nameof(startBatch), startBatch, $"DataLoader.Epoch: start batch must be in [0, {batches}] ({batches} batches per epoch), got {startBatch}.");
         ObjectDisposedException.ThrowIf(_disposed.IsCancellationRequested, this);
-        return Prefetch == 0 ? Sequential(epoch, startBatch, batches) : Prefetched(epoch, startBatch, batches);
+        return Workers == 0 || Prefetch == 0 ? Sequential(epoch, startBatch, batches) : Prefetched(epoch, startBatch, batches);
     }
 
-    /// <summary>Stops every prefetch worker of this loader; running enumerations end with <see cref="ObjectDisposedException"/>.</summary>
+    /// <summary>Stops every worker of this loader; running enumerations end with <see cref="ObjectDisposedException"/>.</summary>
     public void Dispose()
     {
         if (_disposed.IsCancellationRequested)
@@ -155,43 +172,52 @@ public sealed class DataLoader : IDisposable
     private IEnumerable<HostBatch> Prefetched(int epoch, int startBatch, int batches)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(_disposed.Token);
-        using var queue = new Handoff(Prefetch, stop.Token);
-        ExceptionDispatchInfo? failure = null;
-        var worker = new Thread(() =>
+        using var window = new Window(startBatch, batches, Prefetch, stop.Token);
+        var order = Order(epoch);
+        // More threads than batches in the window, or than batches left, would only wait.
+        var workers = new Thread[Math.Max(1, Math.Min(Math.Min(Workers, Prefetch), batches - startBatch))];
+        for (int w = 0; w < workers.Length; w++)
         {
-            try
+            workers[w] = new Thread(() =>
             {
-                var order = Order(epoch);
-                for (int b = startBatch; b < batches; b++)
-                    queue.Add(Make(order, b));
-            }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+                try
+                {
+                    while (window.TryClaim(out int b))
+                    {
+                        HostBatch? batch = null;
+                        ExceptionDispatchInfo? failure = null;
+                        try
+                        {
+                            batch = Make(order, b);
+                        }
+                        catch (Exception e)
+                        {
+                            failure = ExceptionDispatchInfo.Capture(e);
+                        }
+
+                        window.Complete(b, batch, failure);
+                    }
+                }
+                catch (OperationCanceledException) when (stop.IsCancellationRequested)
+                {
+                    // The consumer stopped or the loader was disposed.
+                }
+            })
             {
-                // The consumer stopped or the loader was disposed.
-            }
-            catch (Exception e)
-            {
-                failure = ExceptionDispatchInfo.Capture(e);
-            }
-            finally
-            {
-                queue.CompleteAdding();
-            }
-        })
-        {
-            IsBackground = true,
-            Name = $"DataLoader prefetch ({Data.Name}, epoch {epoch})",
-        };
-        worker.Start();
+                IsBackground = true,
+                Name = $"DataLoader worker {w} ({Data.Name}, epoch {epoch})",
+            };
+            workers[w].Start();
+        }
+
         try
         {
-            while (true)
+            for (int b = startBatch; b < batches; b++)
             {
                 HostBatch batch;
                 try
                 {
-                    if (!queue.TryTake(out batch!, _disposed.Token))
-                        break;
+                    batch = window.Take(b, _disposed.Token);
                 }
                 catch (OperationCanceledException)
                 {
@@ -200,13 +226,12 @@ public sealed class DataLoader : IDisposable
 
                 yield return batch;
             }
-
-            failure?.Throw();
         }
         finally
         {
             stop.Cancel();
-            worker.Join();
+            foreach (var worker in workers)
+                worker.Join();
         }
     }
 
@@ -226,83 +251,99 @@ public sealed class DataLoader : IDisposable
         return batch with { Targets = targets, TargetShape = new Shape([count, .. values.TargetShape.ToArray()]) };
     }
 
-    // A bounded hand-off between the prefetch thread and the consumer that blocks without
-    // spinning: BlockingCollection's SemaphoreSlim spins and yields before it sleeps, and on a
-    // two-core machine a producer that waits on a full queue once per batch then competes with
-    // the training thread and the kernels' workers for the cores.
-    private sealed class Handoff : IDisposable
+    // The batches in flight between the workers and the consumer. Workers claim batch numbers in
+    // order, at most `capacity` ahead of the one the consumer waits for, and file each result
+    // (a batch or the exception that stopped it) under its number; the consumer takes them in order.
+    // After a failure no new batch is claimed. Waits block without spinning: BlockingCollection's
+    // SemaphoreSlim spins and yields before it sleeps, and on a two-core machine waiting workers
+    // would then compete with the training thread and the kernels' workers for the cores.
+    private sealed class Window : IDisposable
     {
-        private readonly Queue<HostBatch> _items = new();
+        private readonly Dictionary<int, (HostBatch? Batch, ExceptionDispatchInfo? Failure)> _done = [];
+        private readonly object _gate = new();
+        private readonly int _end;
         private readonly int _capacity;
         private readonly CancellationToken _stop;
         private readonly CancellationTokenRegistration _wakeOnStop;
-        private bool _completed;
+        private int _next;
+        private int _taking;
+        private bool _failed;
 
-        public Handoff(int capacity, CancellationToken stop)
+        public Window(int start, int end, int capacity, CancellationToken stop)
         {
+            _next = start;
+            _taking = start;
+            _end = end;
             _capacity = capacity;
             _stop = stop;
             _wakeOnStop = stop.Register(Wake);
         }
 
-        /// <summary>Waits for room, then enqueues; throws OperationCanceledException once stopped.</summary>
-        public void Add(HostBatch item)
+        /// <summary>Waits until the next batch is within the window and claims it; false when none is left (or one failed).</summary>
+        public bool TryClaim(out int batch)
         {
-            lock (_items)
+            lock (_gate)
             {
-                while (_items.Count >= _capacity)
+                while (true)
                 {
                     _stop.ThrowIfCancellationRequested();
-                    Monitor.Wait(_items);
-                }
-
-                _stop.ThrowIfCancellationRequested();
-                _items.Enqueue(item);
-                Monitor.PulseAll(_items);
-            }
-        }
-
-        /// <summary>Waits for an item; false once adding completed and the queue is empty.</summary>
-        public bool TryTake(out HostBatch? item, CancellationToken cancel)
-        {
-            // As BlockingCollection: a cancelled take throws even when items are queued.
-            cancel.ThrowIfCancellationRequested();
-            using var wakeOnCancel = cancel.Register(Wake);
-            lock (_items)
-            {
-                while (_items.Count == 0)
-                {
-                    if (_completed)
+                    if (_failed || _next >= _end)
                     {
-                        item = null;
+                        batch = -1;
                         return false;
                     }
 
-                    cancel.ThrowIfCancellationRequested();
-                    Monitor.Wait(_items);
-                }
+                    if (_next - _taking < _capacity)
+                    {
+                        batch = _next++;
+                        return true;
+                    }
 
-                item = _items.Dequeue();
-                Monitor.PulseAll(_items);
-                return true;
+                    Monitor.Wait(_gate);
+                }
             }
         }
 
-        public void CompleteAdding()
+        /// <summary>Files the result of batch <paramref name="batch"/>.</summary>
+        public void Complete(int batch, HostBatch? result, ExceptionDispatchInfo? failure)
         {
-            lock (_items)
+            lock (_gate)
             {
-                _completed = true;
-                Monitor.PulseAll(_items);
+                _done[batch] = (result, failure);
+                _failed |= failure is not null;
+                Monitor.PulseAll(_gate);
             }
+        }
+
+        /// <summary>Waits for batch <paramref name="batch"/> (the next in order) and returns it, or rethrows the exception that stopped it.</summary>
+        public HostBatch Take(int batch, CancellationToken cancel)
+        {
+            // As BlockingCollection: a cancelled take throws even when the batch is ready.
+            cancel.ThrowIfCancellationRequested();
+            using var wakeOnCancel = cancel.Register(Wake);
+            (HostBatch? Batch, ExceptionDispatchInfo? Failure) result;
+            lock (_gate)
+            {
+                while (!_done.Remove(batch, out result))
+                {
+                    cancel.ThrowIfCancellationRequested();
+                    Monitor.Wait(_gate);
+                }
+
+                _taking = batch + 1;
+                Monitor.PulseAll(_gate);
+            }
+
+            result.Failure?.Throw();
+            return result.Batch!;
         }
 
         public void Dispose() => _wakeOnStop.Dispose();
 
         private void Wake()
         {
-            lock (_items)
-                Monitor.PulseAll(_items);
+            lock (_gate)
+                Monitor.PulseAll(_gate);
         }
     }
 }

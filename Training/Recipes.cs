@@ -23,8 +23,8 @@ public static class Recipes
     /// <summary>The schedule names: onecycle, cosine, step, constant, warmup-cosine, wsd, plateau.</summary>
     public static IReadOnlyList<string> Schedules { get; } = ["onecycle", "cosine", "step", "constant", "warmup-cosine", "wsd", "plateau"];
 
-    /// <summary>The data-set names: fashion-mnist, mnist, cifar10, csv (a CSV file: <see cref="RunConfig.DataDir"/> is its path).</summary>
-    public static IReadOnlyList<string> Datasets { get; } = ["fashion-mnist", "mnist", "cifar10", "csv"];
+    /// <summary>The data-set names: fashion-mnist, mnist, cifar10, csv (a CSV file: <see cref="RunConfig.DataDir"/> is its path), image-folder (your own images, <see cref="ImageFolderDataset"/>).</summary>
+    public static IReadOnlyList<string> Datasets { get; } = ["fashion-mnist", "mnist", "cifar10", "csv", "image-folder"];
 
     /// <summary>The task names: classification, multilabel, regression.</summary>
     public static IReadOnlyList<string> Tasks { get; } = ["classification", "multilabel", "regression"];
@@ -178,7 +178,14 @@ public static class Recipes
     /// <see cref="RunConfig.TrainLimit"/> samples when set), a validation set (held out of the
     /// train split with <see cref="RunConfig.ValSize"/>, else the test split) and the test split.
     /// </summary>
-    /// <param name="config">The run (Dataset, DataDir, ValSize, TrainLimit, Seed).</param>
+    /// <remarks>
+    /// image-folder: <see cref="RunConfig.DataDir"/> is the folder, read by
+    /// <see cref="ImageFolderDataset.LoadTrainTest"/> (root/train and root/val, else a stratified
+    /// 20% of each class held out as the test split, seeded by <see cref="RunConfig.Seed"/>), with
+    /// Resize(<see cref="RunConfig.ImageSize"/>) and CenterCrop(<see cref="RunConfig.ImageSize"/>)
+    /// when it is set. Images are decoded lazily, batch by batch, in the loader's workers.
+    /// </remarks>
+    /// <param name="config">The run (Dataset, DataDir, ImageSize, ValSize, TrainLimit, Seed).</param>
     /// <returns>The data.</returns>
     /// <exception cref="ArgumentException">Unknown data set, or a validation set as large as the train split.</exception>
     /// <exception cref="DataSetNotFoundException">The data set's files are missing (the message says how to get them).</exception>
@@ -188,6 +195,8 @@ public static class Recipes
         var c = config;
         if (c.Dataset == "csv")
             return LoadCsv(c);
+        if (c.Dataset == "image-folder")
+            return LoadImageFolder(c);
         var (train, test) = c.Dataset switch
         {
             "fashion-mnist" => FashionMnist.Load(c.DataDir),
@@ -239,6 +248,29 @@ public static class Recipes
         return new RunData(train, val, val, note);
     }
 
+    private static RunData LoadImageFolder(RunConfig c)
+    {
+        if (string.IsNullOrEmpty(c.DataDir))
+            throw new ArgumentException("The image-folder data set needs its folder: pass --data DIR (RunConfig.DataDir), a folder with one subfolder of images per class.", nameof(c));
+        var options = new ImageFolderOptions
+        {
+            Transforms = c.ImageSize > 0 ? [new ImageTransform.Resize(c.ImageSize), new ImageTransform.CenterCrop(c.ImageSize)] : [],
+        };
+        var (train, test, note) = ImageFolderDataset.LoadTrainTest(c.DataDir, options, 0.2, c.Seed);
+        if (c.ValSize > 0)
+        {
+            if (c.ValSize >= train.Count)
+                throw new ArgumentException($"ValSize {c.ValSize}: the training split has only {train.Count} samples.", nameof(c));
+            var (rest, val) = train.Split((double)c.ValSize / train.Count, c.Seed, stratified: false);
+            train = c.TrainLimit > 0 ? rest.Take(c.TrainLimit) : rest;
+            return new RunData(train, val, test, $"validation: {val.Count} samples held out of the training split; {note}");
+        }
+
+        if (c.TrainLimit > 0)
+            train = train.Take(c.TrainLimit);
+        return new RunData(train, test, test, $"validation: the test split ({note})");
+    }
+
     /// <summary>The device of <paramref name="config"/>: <see cref="RunConfig.Device"/>, else $ILGPUTRAIN_DEVICE, else the best available.</summary>
     /// <param name="config">The run.</param>
     /// <returns>A new device; the caller disposes it.</returns>
@@ -274,6 +306,7 @@ public static class Recipes
             Epochs = c.Epochs,
             BatchSize = c.BatchSize,
             Seed = c.Seed,
+            Workers = c.Workers ?? TrainerOptions.DefaultWorkers,
             Loss = new CrossEntropyOptions { Epsilon = c.LabelSmoothing },
             Task = c.Task == "classification" ? null : Task(c),
             Augmentation = c.Augmentation(train.SampleShape[^1]),

@@ -108,7 +108,7 @@ public static class Resuming
         return null;
     }
 
-    /// <summary>Whether <paramref name="run"/> differs from <paramref name="stored"/> in more than the epochs and where the run reads and writes (output, device, data folder).</summary>
+    /// <summary>Whether <paramref name="run"/> differs from <paramref name="stored"/> in more than the epochs, where the run reads and writes (output, device, data folder) and its data workers.</summary>
     /// <param name="stored">The configuration the checkpoint stores.</param>
     /// <param name="run">The configuration of the run to continue.</param>
     /// <returns>True when some training option changed.</returns>
@@ -116,7 +116,7 @@ public static class Resuming
     {
         ArgumentNullException.ThrowIfNull(stored);
         ArgumentNullException.ThrowIfNull(run);
-        return stored with { Epochs = run.Epochs, Output = run.Output, Device = run.Device, DataDir = run.DataDir } != run;
+        return stored with { Epochs = run.Epochs, Output = run.Output, Device = run.Device, DataDir = run.DataDir, Workers = run.Workers } != run;
     }
 
     /// <summary>

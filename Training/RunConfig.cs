@@ -29,7 +29,7 @@ public sealed record RunConfig
     /// <summary>The data set, one of <see cref="Recipes.Datasets"/> (default fashion-mnist).</summary>
     public string Dataset { get; init; } = "fashion-mnist";
 
-    /// <summary>The folder of the data set's files, or null for the data set's default folder; the CSV file for the csv data set.</summary>
+    /// <summary>The folder of the data set's files, or null for the data set's default folder; the CSV file for the csv data set (image-folder has no default folder: it needs the folder).</summary>
     public string? DataDir { get; init; }
 
     /// <summary>What to train for, one of <see cref="Recipes.Tasks"/> (default classification): see <see cref="Recipes.Task"/>.</summary>
@@ -49,6 +49,14 @@ public sealed record RunConfig
 
     /// <summary>Standardize the csv data set's features with the training split's mean and standard deviation (default true).</summary>
     public bool Standardize { get; init; } = true;
+    /// <summary>
+    /// For image-folder: resize the shorter side to N then center-crop N × N (torchvision's
+    /// Resize(N), CenterCrop(N)); 0 (the default) keeps the images' size, which must then be one.
+    /// </summary>
+    public int ImageSize { get; init; }
+
+    /// <summary>Threads that gather batches (<see cref="TrainerOptions.Workers"/>), or null for the default; the batches are the same whatever the number.</summary>
+    public int? Workers { get; init; }
 
     /// <summary>The optimizer, one of <see cref="Recipes.Optimizers"/> (default adamw).</summary>
     public string Optimizer { get; init; } = "adamw";
@@ -214,6 +222,9 @@ public sealed record RunConfig
             ?? Check(Task is not ("regression" or "multilabel") || Dataset == "csv", nameof(Task), Quote(Task), "classification on this data set; regression and multilabel train on the csv data set")
             ?? Check(Loss is null || (Task == "regression" && Recipes.RegressionLosses.Contains(Loss)), nameof(Loss), Quote(Loss), $"null, or for the regression task one of {string.Join(", ", Recipes.RegressionLosses)}")
             ?? Check(double.IsFinite(Delta) && Delta > 0, nameof(Delta), F(Delta), "a positive number")
+            ?? Check(Dataset != "image-folder" || !string.IsNullOrEmpty(DataDir), nameof(DataDir), Quote(DataDir), "the image folder's path (image-folder has no default folder)")
+            ?? Check(ImageSize is >= 0 and <= MaxImageSize, nameof(ImageSize), $"{ImageSize}", $"0 (keep the images' size) or a side from 1 to {MaxImageSize} pixels")
+            ?? Check(Workers is null or (>= 0 and <= DataLoader.MaxWorkers), nameof(Workers), Workers is { } w ? $"{w}" : "null", $"null (the default) or an integer from 0 to {DataLoader.MaxWorkers}")
             ?? Check(Optimizer is not null && Recipes.Optimizers.Contains(Optimizer), nameof(Optimizer), Quote(Optimizer), string.Join(", ", Recipes.Optimizers))
             ?? Check(Schedule is not null && Recipes.Schedules.Contains(Schedule), nameof(Schedule), Quote(Schedule), string.Join(", ", Recipes.Schedules))
             ?? Check(double.IsFinite(LearningRate) && LearningRate > 0 && LearningRate <= 10, nameof(LearningRate), F(LearningRate), "a number in (0, 10]")
@@ -234,6 +245,9 @@ public sealed record RunConfig
             ?? Check(ValSize >= 0, nameof(ValSize), $"{ValSize}", "0 (the test split) or more samples");
     }
 
+    /// <summary>The largest <see cref="ImageSize"/> (4096).</summary>
+    public const int MaxImageSize = 4096;
+
     private enum JsonType
     {
         String,
@@ -241,6 +255,7 @@ public sealed record RunConfig
         Number,
         NullableNumber,
         Int,
+        NullableInt,
         UInt64,
         Bool,
     }
@@ -256,6 +271,8 @@ public sealed record RunConfig
         [nameof(Target)] = (JsonType.NullableString, "a string or null"),
         [nameof(Features)] = (JsonType.NullableString, "a string or null"),
         [nameof(Standardize)] = (JsonType.Bool, "true or false"),
+        [nameof(ImageSize)] = (JsonType.Int, "a 32-bit integer"),
+        [nameof(Workers)] = (JsonType.NullableInt, "a 32-bit integer or null"),
         [nameof(Optimizer)] = (JsonType.String, "a string"),
         [nameof(LearningRate)] = (JsonType.Number, "a number"),
         [nameof(WeightDecay)] = (JsonType.Number, "a number"),
@@ -288,6 +305,7 @@ public sealed record RunConfig
             JsonType.Number => kind == JsonValueKind.Number && value!.AsValue().TryGetValue<double>(out double d) && double.IsFinite(d),
             JsonType.NullableNumber => kind == JsonValueKind.Null || (kind == JsonValueKind.Number && value!.AsValue().TryGetValue<float>(out float f) && float.IsFinite(f)),
             JsonType.Int => kind == JsonValueKind.Number && value!.AsValue().TryGetValue<int>(out _),
+            JsonType.NullableInt => kind == JsonValueKind.Null || (kind == JsonValueKind.Number && value!.AsValue().TryGetValue<int>(out _)),
             JsonType.UInt64 => kind == JsonValueKind.Number && value!.AsValue().TryGetValue<ulong>(out _),
             _ => kind is JsonValueKind.True or JsonValueKind.False,
         };

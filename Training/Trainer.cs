@@ -139,7 +139,7 @@ public sealed class Trainer
             RequireCompatible(validation, nameof(validation));
         var s = from ?? Init();
         var progress = _options.Progress;
-        using var loader = new DataLoader(train, _options.BatchSize, shuffle: true, dropLast: _options.DropLast, seed: _options.Seed);
+        using var loader = new DataLoader(train, _options.BatchSize, shuffle: true, dropLast: _options.DropLast, seed: _options.Seed, workers: _options.Workers);
         if (loader.BatchesPerEpoch == 0)
             throw new ArgumentException($"Trainer: {train.Name} has {train.Count} samples, fewer than one batch of {_options.BatchSize} with drop-last; lower the batch size.", nameof(train));
         var accumulation = _optimizer as MultiSteps;
@@ -255,7 +255,7 @@ public sealed class Trainer
         double loss = 0;
         double[]? totals = null;
         int n = 0;
-        using var loader = new DataLoader(data, _options.EvalBatchSize, shuffle: false, dropLast: false, seed: 0);
+        using var loader = new DataLoader(data, _options.EvalBatchSize, shuffle: false, dropLast: false, seed: 0, workers: _options.Workers);
         foreach (var batch in loader.Epoch(1))
         {
             using var step = _device.BeginStep();

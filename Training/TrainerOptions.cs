@@ -23,6 +23,17 @@ public sealed record TrainerOptions
     /// <summary>Samples per evaluation batch (1000); evaluation keeps no tape, so it can be larger.</summary>
     public int EvalBatchSize { get; init; } = 1000;
 
+    /// <summary>
+    /// Threads that gather training and evaluation batches ahead of the step (PyTorch's
+    /// num_workers): min(4, processor count) by default; 0 gathers on the training thread. The
+    /// batches are the same whatever the number; more workers help when gathering is slow, as when
+    /// an <see cref="ImageFolderDataset"/> decodes images.
+    /// </summary>
+    public int Workers { get; init; } = DefaultWorkers;
+
+    /// <summary>The default of <see cref="Workers"/>: min(4, <see cref="Environment.ProcessorCount"/>).</summary>
+    public static int DefaultWorkers => Math.Min(4, Environment.ProcessorCount);
+
     /// <summary>Drops the last short batch of an epoch (false, as PyTorch's DataLoader).</summary>
     public bool DropLast { get; init; }
 
@@ -95,6 +106,8 @@ public sealed record TrainerOptions
             throw new ArgumentOutOfRangeException(nameof(EvalBatchSize), EvalBatchSize, "EvalBatchSize must be at least 1.");
         if (TopK < 1)
             throw new ArgumentOutOfRangeException(nameof(TopK), TopK, "TopK must be at least 1.");
+        if (Workers is < 0 or > DataLoader.MaxWorkers)
+            throw new ArgumentOutOfRangeException(nameof(Workers), Workers, $"Workers must be from 0 (gather on the training thread) to {DataLoader.MaxWorkers}.");
         if (MaxConsecutiveSkips < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxConsecutiveSkips), MaxConsecutiveSkips, "MaxConsecutiveSkips must be at least 1.");
         ArgumentNullException.ThrowIfNull(Loss, nameof(Loss));

@@ -83,6 +83,8 @@ internal static class OptionValues
         ["--features"] = ["a,b"],
         ["--loss"] = ["huber"],
         ["--delta"] = ["0.5"],
+        ["--image-size"] = ["24"],
+        ["--workers"] = ["3"],
         ["--optimizer"] = ["sgd"],
         ["--lr"] = ["0.5"],
         ["--weight-decay"] = ["0.2"],
