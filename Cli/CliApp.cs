@@ -10,6 +10,8 @@ internal static class CliApp
         TrainCommand.Create(),
         EvaluateCommand.Create(),
         CompareCommand.Create(),
+        FindLrCommand.Create(),
+        FindBatchSizeCommand.Create(),
         DevicesCommand.Create(),
         BenchCommand.Create(),
         CheckCommand.Create(),

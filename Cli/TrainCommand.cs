@@ -55,6 +55,8 @@ internal static class TrainCommand
             Console.WriteLine($"ilgpu-train: {config.Model} on {data.Train.Name} ({data.Train.Count} samples, {data.Train.Classes} classes) on {device}");
             Console.WriteLine($"  {data.ValidationNote}");
             Console.WriteLine($"  optimizer: {Recipes.Describe(config)}; batch {config.BatchSize}; label smoothing {config.LabelSmoothing}; dropout {config.EffectiveDropout}; augmentation {config.Augment}; {(config.MixedPrecision ? "mixed precision fp16 with dynamic loss scaling" : "fp32")}");
+            if (ScaledLearningRate.For(config, Recipes.TotalUpdates(config, data.Train.Count)) is { } scaled)
+                Console.WriteLine($"  {scaled.Describe()}");
             Console.WriteLine(model.Summary(data.Train.SampleShape, config.BatchSize));
 
             TrainState? from = null;
@@ -110,7 +112,7 @@ internal sealed class TrainOptions
 
     public Option<string> Schedule { get; } = new("--schedule") { Description = "onecycle, cosine, step, constant, warmup-cosine, wsd (warmup-stable-decay) or plateau (reduce on validation-loss plateau).", DefaultValueFactory = _ => D.Schedule };
 
-    public Option<int> Warmup { get; } = new("--warmup") { Description = "Warmup steps of warmup-cosine and wsd (default 5% of the run).", DefaultValueFactory = _ => 0 };
+    public Option<int> Warmup { get; } = new("--warmup") { Description = "Warmup steps of warmup-cosine and wsd (default 5% of the run), and of --scale-lr's gradual warmup.", DefaultValueFactory = _ => 0 };
 
     public Option<int> Epochs { get; } = new("--epochs") { Description = "Epochs.", DefaultValueFactory = _ => D.Epochs };
 
@@ -125,6 +127,10 @@ internal sealed class TrainOptions
     public Option<bool> MixedPrecision { get; } = new("--mixed-precision") { Description = "FP16 GEMM operands and activations with fp32 master weights and dynamic loss scaling." };
 
     public Option<int> Accumulate { get; } = new("--accumulate") { Description = "Gradient accumulation: batches per optimizer update.", DefaultValueFactory = _ => D.Accumulate };
+
+    public Option<bool> ScaleLr { get; } = new("--scale-lr") { Description = "Linear scaling rule: multiply --lr by (batch x accumulate)/--base-batch-size, with warmup (the schedule's own, else 5 epochs, at most half the run, or --warmup updates)." };
+
+    public Option<int> BaseBatchSize { get; } = new("--base-batch-size") { Description = "The batch --lr was tuned for: the reference of --scale-lr.", DefaultValueFactory = _ => D.BaseBatchSize };
 
     public Option<double> Clip { get; } = new("--clip") { Description = "Clip the global gradient norm at this value (0: off).", DefaultValueFactory = _ => D.Clip };
 
@@ -143,7 +149,7 @@ internal sealed class TrainOptions
     public Option<string?> Resume { get; } = new("--resume") { Description = "Continue a run from a checkpoint (.safetensors) written by an earlier train." };
 
     /// <summary>Every option, in help order.</summary>
-    public IReadOnlyList<Option> All => [Model, Dataset, Data, Optimizer, Lr, WeightDecay, Momentum, Schedule, Warmup, Epochs, BatchSize, LabelSmoothing, Dropout, Augment, MixedPrecision, Accumulate, Clip, EarlyStopping, Device, Seed, Output, TrainLimit, ValSize, Resume];
+    public IReadOnlyList<Option> All => [Model, Dataset, Data, Optimizer, Lr, WeightDecay, Momentum, Schedule, Warmup, Epochs, BatchSize, LabelSmoothing, Dropout, Augment, MixedPrecision, Accumulate, ScaleLr, BaseBatchSize, Clip, EarlyStopping, Device, Seed, Output, TrainLimit, ValSize, Resume];
 
     /// <summary>Adds the options to a command, less those it does not use (a command lists only options that work).</summary>
     /// <param name="c">The command.</param>
@@ -206,6 +212,7 @@ internal sealed class TrainOptions
         Require(c.LabelSmoothing >= 0 && c.LabelSmoothing < 1, $"--label-smoothing {F(c.LabelSmoothing)}: must be in [0, 1).");
         Require(c.Dropout is null || (c.Dropout >= 0 && c.Dropout < 1), $"--dropout {(c.Dropout is { } d ? F(d) : "")}: must be in [0, 1).");
         Require(c.Accumulate >= 1 && c.Accumulate <= 1024, $"--accumulate {c.Accumulate}: must be between 1 and 1024 batches.");
+        Require(c.BaseBatchSize >= 1 && c.BaseBatchSize <= 65536, $"--base-batch-size {c.BaseBatchSize}: must be between 1 and 65536.");
         Require(double.IsFinite(c.Clip) && c.Clip >= 0, $"--clip {F(c.Clip)}: the gradient-norm limit must be 0 (off) or more.");
         Require(c.EarlyStopping >= -1, $"--early-stopping {c.EarlyStopping}: the patience must be 0 or more (or leave it out).");
         Require(c.TrainLimit >= 0, $"--train-limit {c.TrainLimit}: must be 0 (all) or more.");
@@ -233,6 +240,8 @@ internal sealed class TrainOptions
         Augment = p.GetValue(Augment)!,
         MixedPrecision = p.GetValue(MixedPrecision),
         Accumulate = p.GetValue(Accumulate),
+        ScaleLr = p.GetValue(ScaleLr),
+        BaseBatchSize = p.GetValue(BaseBatchSize),
         Clip = p.GetValue(Clip),
         EarlyStopping = p.GetValue(EarlyStopping),
         Device = p.GetValue(Device),
