@@ -222,32 +222,37 @@ internal sealed class TrainOptions
         return p;
     }
 
-    public RunConfig Read(ParseResult p) => new()
+    /// <summary>The run's configuration from the parsed options; an option the command does not list keeps RunConfig's default.</summary>
+    public RunConfig Read(ParseResult p)
     {
-        Model = p.GetValue(Model)!,
-        Dataset = p.GetValue(Dataset)!,
-        DataDir = p.GetValue(Data),
-        Optimizer = p.GetValue(Optimizer)!,
-        LearningRate = p.GetValue(Lr),
-        WeightDecay = p.GetValue(WeightDecay),
-        Momentum = p.GetValue(Momentum),
-        Schedule = p.GetValue(Schedule)!,
-        WarmupSteps = p.GetValue(Warmup),
-        Epochs = p.GetValue(Epochs),
-        BatchSize = p.GetValue(BatchSize),
-        LabelSmoothing = p.GetValue(LabelSmoothing),
-        Dropout = p.GetValue(Dropout),
-        Augment = p.GetValue(Augment)!,
-        MixedPrecision = p.GetValue(MixedPrecision),
-        Accumulate = p.GetValue(Accumulate),
-        ScaleLr = p.GetValue(ScaleLr),
-        BaseBatchSize = p.GetValue(BaseBatchSize),
-        Clip = p.GetValue(Clip),
-        EarlyStopping = p.GetValue(EarlyStopping),
-        Device = p.GetValue(Device),
-        Seed = p.GetValue(Seed),
-        Output = p.GetValue(Output)!,
-        TrainLimit = p.GetValue(TrainLimit),
-        ValSize = p.GetValue(ValSize),
-    };
+        T V<T>(Option<T> option, T fallback) => p.CommandResult.Command.Options.Contains(option) ? p.GetValue(option)! : fallback;
+        return new RunConfig
+        {
+            Model = V(Model, D.Model),
+            Dataset = V(Dataset, D.Dataset),
+            DataDir = V(Data, D.DataDir),
+            Optimizer = V(Optimizer, D.Optimizer),
+            LearningRate = V(Lr, D.LearningRate),
+            WeightDecay = V(WeightDecay, D.WeightDecay),
+            Momentum = V(Momentum, D.Momentum),
+            Schedule = V(Schedule, D.Schedule),
+            WarmupSteps = V(Warmup, D.WarmupSteps),
+            Epochs = V(Epochs, D.Epochs),
+            BatchSize = V(BatchSize, D.BatchSize),
+            LabelSmoothing = V(LabelSmoothing, D.LabelSmoothing),
+            Dropout = V(Dropout, D.Dropout),
+            Augment = V(Augment, D.Augment),
+            MixedPrecision = V(MixedPrecision, D.MixedPrecision),
+            Accumulate = V(Accumulate, D.Accumulate),
+            ScaleLr = V(ScaleLr, D.ScaleLr),
+            BaseBatchSize = V(BaseBatchSize, D.BaseBatchSize),
+            Clip = V(Clip, D.Clip),
+            EarlyStopping = V(EarlyStopping, D.EarlyStopping),
+            Device = V(Device, D.Device),
+            Seed = V(Seed, D.Seed),
+            Output = V(Output, D.Output),
+            TrainLimit = V(TrainLimit, D.TrainLimit),
+            ValSize = V(ValSize, D.ValSize),
+        };
+    }
 }

@@ -97,6 +97,13 @@ public static class Plots
             smooth.LegendText = "smoothed loss";
             smooth.LineWidth = 2.5f;
             smooth.MarkerSize = 0;
+
+            // As fastai's plot: the divergence tail would flatten the part that matters, so the
+            // y axis stops at 1.5x the first smoothed loss.
+            double lo = points.Min(p => Math.Min(p.Loss, p.SmoothedLoss)), hi = points.Max(p => Math.Max(p.Loss, p.SmoothedLoss));
+            hi = Math.Min(hi, 1.5 * points[0].SmoothedLoss);
+            if (hi > lo)
+                plot.Axes.SetLimitsY(lo - (0.05 * (hi - lo)), hi);
         }
 
         foreach (var (label, lr) in new[] { ("steepest", result.Steepest), ("minimum/10", result.MinimumOverTen) })
