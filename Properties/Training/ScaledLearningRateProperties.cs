@@ -104,6 +104,17 @@ public class ScaledLearningRateProperties
         }
     }
 
+    [Fact]
+    public void A_resume_with_other_learning_rate_scaling_is_refused_naming_the_options_to_use()
+    {
+        var scaled = new RunConfig { ScaleLr = true, BaseBatchSize = 64, BatchSize = 256 };
+        Assert.Null(Resuming.Incompatibility(scaled, scaled with { Output = "elsewhere" }));
+        Assert.Contains("resume with --scale-lr --base-batch-size 64", Resuming.Incompatibility(scaled, scaled with { ScaleLr = false }));
+        Assert.Contains("resume with --scale-lr --base-batch-size 64", Resuming.Incompatibility(scaled, scaled with { BaseBatchSize = 128 }));
+        Assert.Contains("resume with no --scale-lr", Resuming.Incompatibility(new RunConfig(), new RunConfig { ScaleLr = true }));
+        Assert.Null(Resuming.Incompatibility(new RunConfig(), new RunConfig { BaseBatchSize = 32 }));
+    }
+
     private sealed class StopAfterFirstEpoch : TrainingCallback
     {
         public override EpochVerdict OnEpochEnd(EpochInfo info) => new(true, "stopped after epoch 1");
