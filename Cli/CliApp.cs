@@ -11,6 +11,8 @@ internal static class CliApp
         EvaluateCommand.Create(),
         DiagnoseCommand.Create(),
         CompareCommand.Create(),
+        FindLrCommand.Create(),
+        FindBatchSizeCommand.Create(),
         DevicesCommand.Create(),
         BenchCommand.Create(),
         CheckCommand.Create(),

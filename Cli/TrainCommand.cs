@@ -58,6 +58,8 @@ internal static class TrainCommand
             Console.WriteLine($"ilgpu-train: {config.Model} on {data.Train.Name} ({data.Train.Count} samples, {what}) on {device}");
             Console.WriteLine($"  {data.ValidationNote}");
             Console.WriteLine($"  optimizer: {Recipes.Describe(config)}; batch {config.BatchSize}; label smoothing {config.LabelSmoothing}; dropout {config.EffectiveDropout}; augmentation {config.Augment}; {(config.MixedPrecision ? "mixed precision fp16 with dynamic loss scaling" : "fp32")}");
+            if (ScaledLearningRate.For(config, Recipes.TotalUpdates(config, data.Train.Count)) is { } scaled)
+                Console.WriteLine($"  {scaled.Describe()}");
             Console.WriteLine(model.Summary(data.Train.SampleShape, config.BatchSize));
 
             TrainState? from = null;
@@ -134,7 +136,7 @@ internal sealed class TrainOptions
 
     public Option<string> Schedule { get; } = new("--schedule") { Description = "onecycle, cosine, step, constant, warmup-cosine, wsd (warmup-stable-decay) or plateau (reduce on validation-loss plateau).", DefaultValueFactory = _ => D.Schedule };
 
-    public Option<int> Warmup { get; } = new("--warmup") { Description = "Warmup steps of warmup-cosine and wsd (default 5% of the run).", DefaultValueFactory = _ => 0 };
+    public Option<int> Warmup { get; } = new("--warmup") { Description = "Warmup steps of warmup-cosine and wsd (default 5% of the run), and of --scale-lr's gradual warmup.", DefaultValueFactory = _ => 0 };
 
     public Option<int> Epochs { get; } = new("--epochs") { Description = "Epochs.", DefaultValueFactory = _ => D.Epochs };
 
@@ -149,6 +151,10 @@ internal sealed class TrainOptions
     public Option<bool> MixedPrecision { get; } = new("--mixed-precision") { Description = "FP16 GEMM operands and activations with fp32 master weights and dynamic loss scaling." };
 
     public Option<int> Accumulate { get; } = new("--accumulate") { Description = "Gradient accumulation: batches per optimizer update.", DefaultValueFactory = _ => D.Accumulate };
+
+    public Option<bool> ScaleLr { get; } = new("--scale-lr") { Description = "Linear scaling rule: multiply --lr by (batch x accumulate)/--base-batch-size, with warmup (the schedule's own, else 5 epochs, at most half the run, or --warmup updates)." };
+
+    public Option<int> BaseBatchSize { get; } = new("--base-batch-size") { Description = "The batch --lr was tuned for: the reference of --scale-lr.", DefaultValueFactory = _ => D.BaseBatchSize };
 
     public Option<double> Clip { get; } = new("--clip") { Description = "Clip the global gradient norm at this value (0: off).", DefaultValueFactory = _ => D.Clip };
 
@@ -167,7 +173,7 @@ internal sealed class TrainOptions
     public Option<string?> Resume { get; } = new("--resume") { Description = "Continue a run from a checkpoint (.safetensors) written by an earlier train." };
 
     /// <summary>Every option, in help order.</summary>
-    public IReadOnlyList<Option> All => [Model, Dataset, Data, ImageSize, Workers, Task, Target, Features, Loss, Delta, Optimizer, Lr, WeightDecay, Momentum, Schedule, Warmup, Epochs, BatchSize, LabelSmoothing, Dropout, Augment, MixedPrecision, Accumulate, Clip, EarlyStopping, Device, Seed, Output, TrainLimit, ValSize, Resume];
+    public IReadOnlyList<Option> All => [Model, Dataset, Data, ImageSize, Workers, Task, Target, Features, Loss, Delta, Optimizer, Lr, WeightDecay, Momentum, Schedule, Warmup, Epochs, BatchSize, LabelSmoothing, Dropout, Augment, MixedPrecision, Accumulate, ScaleLr, BaseBatchSize, Clip, EarlyStopping, Device, Seed, Output, TrainLimit, ValSize, Resume];
 
     /// <summary>Adds the options to a command, less those it does not use (a command lists only options that work).</summary>
     /// <param name="c">The command.</param>
@@ -239,6 +245,7 @@ internal sealed class TrainOptions
         Require(c.LabelSmoothing >= 0 && c.LabelSmoothing < 1, $"--label-smoothing {F(c.LabelSmoothing)}: must be in [0, 1).");
         Require(c.Dropout is null || (c.Dropout >= 0 && c.Dropout < 1), $"--dropout {(c.Dropout is { } d ? F(d) : "")}: must be in [0, 1).");
         Require(c.Accumulate >= 1 && c.Accumulate <= 1024, $"--accumulate {c.Accumulate}: must be between 1 and 1024 batches.");
+        Require(c.BaseBatchSize >= 1 && c.BaseBatchSize <= 65536, $"--base-batch-size {c.BaseBatchSize}: must be between 1 and 65536.");
         Require(double.IsFinite(c.Clip) && c.Clip >= 0, $"--clip {F(c.Clip)}: the gradient-norm limit must be 0 (off) or more.");
         Require(c.EarlyStopping >= -1, $"--early-stopping {c.EarlyStopping}: the patience must be 0 or more (or leave it out).");
         Require(c.TrainLimit >= 0, $"--train-limit {c.TrainLimit}: must be 0 (all) or more.");
@@ -248,37 +255,44 @@ internal sealed class TrainOptions
         return p;
     }
 
-    public RunConfig Read(ParseResult p) => new()
+    /// <summary>The run's configuration from the parsed options; an option the command does not list keeps RunConfig's default.</summary>
+    public RunConfig Read(ParseResult p)
     {
-        Model = p.GetValue(Model)!,
-        Dataset = p.GetValue(Dataset)!,
-        DataDir = p.GetValue(Data),
-        Task = p.GetValue(Task)!,
-        Target = p.GetValue(Target),
-        Features = p.GetValue(Features),
-        Loss = p.GetValue(Loss),
-        Delta = p.GetValue(Delta),
-        ImageSize = p.GetValue(ImageSize),
-        Workers = p.GetValue(Workers),
-        Optimizer = p.GetValue(Optimizer)!,
-        LearningRate = p.GetValue(Lr),
-        WeightDecay = p.GetValue(WeightDecay),
-        Momentum = p.GetValue(Momentum),
-        Schedule = p.GetValue(Schedule)!,
-        WarmupSteps = p.GetValue(Warmup),
-        Epochs = p.GetValue(Epochs),
-        BatchSize = p.GetValue(BatchSize),
-        LabelSmoothing = p.GetValue(LabelSmoothing),
-        Dropout = p.GetValue(Dropout),
-        Augment = p.GetValue(Augment)!,
-        MixedPrecision = p.GetValue(MixedPrecision),
-        Accumulate = p.GetValue(Accumulate),
-        Clip = p.GetValue(Clip),
-        EarlyStopping = p.GetValue(EarlyStopping),
-        Device = p.GetValue(Device),
-        Seed = p.GetValue(Seed),
-        Output = p.GetValue(Output)!,
-        TrainLimit = p.GetValue(TrainLimit),
-        ValSize = p.GetValue(ValSize),
-    };
+        T V<T>(Option<T> option, T fallback) => p.CommandResult.Command.Options.Contains(option) ? p.GetValue(option)! : fallback;
+        return new RunConfig
+        {
+            Model = V(Model, D.Model),
+            Dataset = V(Dataset, D.Dataset),
+            DataDir = V(Data, D.DataDir),
+            Task = V(Task, D.Task),
+            Target = V(Target, D.Target),
+            Features = V(Features, D.Features),
+            Loss = V(Loss, D.Loss),
+            Delta = V(Delta, D.Delta),
+            ImageSize = V(ImageSize, D.ImageSize),
+            Workers = V(Workers, D.Workers),
+            Optimizer = V(Optimizer, D.Optimizer),
+            LearningRate = V(Lr, D.LearningRate),
+            WeightDecay = V(WeightDecay, D.WeightDecay),
+            Momentum = V(Momentum, D.Momentum),
+            Schedule = V(Schedule, D.Schedule),
+            WarmupSteps = V(Warmup, D.WarmupSteps),
+            Epochs = V(Epochs, D.Epochs),
+            BatchSize = V(BatchSize, D.BatchSize),
+            LabelSmoothing = V(LabelSmoothing, D.LabelSmoothing),
+            Dropout = V(Dropout, D.Dropout),
+            Augment = V(Augment, D.Augment),
+            MixedPrecision = V(MixedPrecision, D.MixedPrecision),
+            Accumulate = V(Accumulate, D.Accumulate),
+            ScaleLr = V(ScaleLr, D.ScaleLr),
+            BaseBatchSize = V(BaseBatchSize, D.BaseBatchSize),
+            Clip = V(Clip, D.Clip),
+            EarlyStopping = V(EarlyStopping, D.EarlyStopping),
+            Device = V(Device, D.Device),
+            Seed = V(Seed, D.Seed),
+            Output = V(Output, D.Output),
+            TrainLimit = V(TrainLimit, D.TrainLimit),
+            ValSize = V(ValSize, D.ValSize),
+        };
+    }
 }

@@ -10,7 +10,7 @@ using SkiaSharp;
 
 namespace IlgpuTrain.Training;
 
-/// <summary>Loss and accuracy curves of a <see cref="History"/>, and optimizer comparisons, saved as PNG.</summary>
+/// <summary>Loss and accuracy curves of a <see cref="History"/>, optimizer comparisons and learning-rate range tests, saved as PNG.</summary>
 public static class Plots
 {
     /// <summary>Default figure width in pixels (two panels).</summary>
@@ -79,6 +79,66 @@ public static class Plots
         Save(pngPath, width, height, acc, loss);
     }
 
+    /// <summary>
+    /// Saves one PNG of a learning-rate range test: the loss (thin) and the smoothed loss (thick)
+    /// against the learning rate on a log axis, with a vertical line at each suggestion.
+    /// </summary>
+    /// <param name="result">The range test.</param>
+    /// <param name="pngPath">The file to write; its folder is created if missing.</param>
+    /// <param name="title">The figure's title.</param>
+    /// <param name="width">Width in pixels.</param>
+    /// <param name="height">Height in pixels.</param>
+    public static void SaveLearningRateFinder(LearningRateFinderResult result, string pngPath, string title, int width = DefaultWidth / 2, int height = DefaultHeight)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        var plot = new Plot();
+        plot.Title(title);
+        plot.XLabel("learning rate (log scale)");
+        plot.YLabel("training loss");
+
+        // ScottPlot has no log axis: plot log10(lr) and label the ticks 10^x.
+        var points = result.Curve.Where(p => double.IsFinite(p.Loss) && double.IsFinite(p.SmoothedLoss) && p.LearningRate > 0).ToList();
+        double[] x = [.. points.Select(p => Math.Log10(p.LearningRate))];
+        if (x.Length > 0)
+        {
+            var raw = plot.Add.Scatter(x, [.. points.Select(p => p.Loss)]);
+            raw.LegendText = "loss";
+            raw.LineWidth = 1;
+            raw.MarkerSize = 0;
+            var smooth = plot.Add.Scatter(x, [.. points.Select(p => p.SmoothedLoss)]);
+            smooth.LegendText = "smoothed loss";
+            smooth.LineWidth = 2.5f;
+            smooth.MarkerSize = 0;
+
+            // As fastai's plot: the divergence tail would flatten the part that matters, so the
+            // y axis stops at 1.5x the first smoothed loss.
+            double lo = points.Min(p => Math.Min(p.Loss, p.SmoothedLoss)), hi = points.Max(p => Math.Max(p.Loss, p.SmoothedLoss));
+            hi = Math.Min(hi, 1.5 * points[0].SmoothedLoss);
+            if (hi > lo)
+                plot.Axes.SetLimitsY(lo - (0.05 * (hi - lo)), hi);
+        }
+
+        foreach (var (label, lr) in new[] { ("steepest", result.Steepest), ("minimum/10", result.MinimumOverTen) })
+        {
+            if (lr is { } v && v > 0 && double.IsFinite(v))
+            {
+                var line = plot.Add.VerticalLine(Math.Log10(v));
+                line.LegendText = $"{label} {v.ToString("0.##e+00", System.Globalization.CultureInfo.InvariantCulture)}";
+                line.LinePattern = LinePattern.Dashed;
+            }
+        }
+
+        var ticks = new ScottPlot.TickGenerators.NumericAutomatic
+        {
+            IntegerTicksOnly = true,
+            MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
+            LabelFormatter = v => Math.Pow(10, v).ToString("0.#e+0", System.Globalization.CultureInfo.InvariantCulture),
+        };
+        plot.Axes.Bottom.TickGenerator = ticks;
+        plot.ShowLegend();
+        Save(pngPath, width, height, plot);
+    }
+
     private static Plot Panel(string title, string yLabel)
     {
         var plot = new Plot();
@@ -123,12 +183,12 @@ public static class Plots
         canvas.Restore();
     }
 
-    private static void Save(string pngPath, int width, int height, Plot left, Plot right)
+    private static void Save(string pngPath, int width, int height, params Plot[] panels)
     {
         ArgumentNullException.ThrowIfNull(pngPath);
-        if (width < 2 || height < 1)
+        if (width < panels.Length || height < 1)
         {
-            throw new ArgumentOutOfRangeException(nameof(width), $"Plots: the figure must be at least 2x1 pixels, got {width}x{height}.");
+            throw new ArgumentOutOfRangeException(nameof(width), $"Plots: the figure must be at least {panels.Length}x1 pixels, got {width}x{height}.");
         }
 
         string? dir = Path.GetDirectoryName(Path.GetFullPath(pngPath));
@@ -142,9 +202,11 @@ public static class Plots
             ?? throw new InvalidOperationException($"Plots: SkiaSharp could not create a {width}x{height} surface.");
         SKCanvas canvas = surface.Canvas;
         canvas.Clear(SKColors.White);
-        int half = width / 2;
-        RenderPanel(canvas, left, 0, half, height);
-        RenderPanel(canvas, right, half, width - half, height);
+        for (int i = 0; i < panels.Length; i++)
+        {
+            int x0 = width * i / panels.Length, x1 = width * (i + 1) / panels.Length;
+            RenderPanel(canvas, panels[i], x0, x1 - x0, height);
+        }
         canvas.Flush();
 
         using SKImage image = surface.Snapshot();

@@ -116,10 +116,12 @@ public static class Recipes
     /// 0.85, as PyTorch's OneCycleLR with cycle_momentum does.
     /// </summary>
     /// <remarks>
+    /// With <see cref="RunConfig.ScaleLr"/> the schedule peaks at the linearly scaled rate, after a
+    /// warmup (<see cref="ScaledLearningRate"/>).
     /// plateau is PyTorch's ReduceLROnPlateau on the validation loss (factor 0.1), with patience 2
     /// epochs (shorter than PyTorch's 10, to act within a short run), after the optimizer's scaling.
     /// </remarks>
-    /// <param name="config">The run (Optimizer, LearningRate, WeightDecay, Momentum, Schedule, WarmupSteps, Clip, Accumulate).</param>
+    /// <param name="config">The run (Optimizer, LearningRate, WeightDecay, Momentum, Schedule, WarmupSteps, Clip, Accumulate, ScaleLr, BaseBatchSize).</param>
     /// <param name="totalUpdates">Optimizer updates in the run (see <see cref="TotalUpdates"/>).</param>
     /// <returns>The gradient transformation.</returns>
     /// <exception cref="ArgumentException">Unknown optimizer or schedule name.</exception>
@@ -127,26 +129,46 @@ public static class Recipes
     {
         ArgumentNullException.ThrowIfNull(config);
         var c = config;
-        var lr = LearningRateSchedule(c.Schedule, c.LearningRate, totalUpdates, c.WarmupSteps);
+        var scaled = ScaledLearningRate.For(c, totalUpdates);
+        var lr = scaled?.Schedule(c.Schedule, totalUpdates, c.WarmupSteps) ?? LearningRateSchedule(c.Schedule, c.LearningRate, totalUpdates, c.WarmupSteps);
         Schedule? cycled = lr is OneCycleLR one ? one.Momentum() : null;
-        IGradientTransformation core = c.Optimizer switch
-        {
-            "sgd" => new Sgd(lr, weightDecay: c.WeightDecay),
-            "momentum" => new Sgd(lr, momentum: cycled ?? c.Momentum, weightDecay: c.WeightDecay),
-            "nesterov" => new Sgd(lr, momentum: cycled ?? c.Momentum, weightDecay: c.WeightDecay, nesterov: true),
-            "adam" => new Adam(lr, beta1: cycled, weightDecay: c.WeightDecay),
-            "adamw" => new AdamW(lr, beta1: cycled, weightDecay: c.WeightDecay),
-            _ => throw new ArgumentException($"Unknown optimizer \"{c.Optimizer}\"; use one of: {string.Join(", ", Optimizers)}.", nameof(config)),
-        };
+        var core = Core(c, lr, cycled);
         var steps = new List<IGradientTransformation>();
         if (c.Clip > 0)
             steps.Add(new ClipByGlobalNorm(c.Clip));
         steps.Add(core);
         if (c.Schedule == "plateau")
-            steps.Add(ReduceOnPlateau.ForLearningRate(c.LearningRate, patience: 2));
+            steps.Add(ReduceOnPlateau.ForLearningRate(scaled?.LearningRate ?? c.LearningRate, patience: 2));
         var chain = steps.Count == 1 ? core : new Chain([.. steps]);
         return c.Accumulate > 1 ? new MultiSteps(chain, c.Accumulate) : chain;
     }
+
+    /// <summary>
+    /// The run's optimizer with <paramref name="learningRate"/> in place of its schedule, as a
+    /// learning-rate range test sweeps it: [ClipByGlobalNorm] then the optimizer with constant
+    /// momentum (no one-cycle), and no plateau reduction or gradient accumulation.
+    /// </summary>
+    /// <param name="config">The run (Optimizer, WeightDecay, Momentum, Clip).</param>
+    /// <param name="learningRate">The learning-rate schedule.</param>
+    /// <returns>The gradient transformation.</returns>
+    /// <exception cref="ArgumentException">Unknown optimizer name.</exception>
+    public static IGradientTransformation Optimizer(RunConfig config, Schedule learningRate)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(learningRate);
+        var core = Core(config, learningRate, null);
+        return config.Clip > 0 ? new Chain(new ClipByGlobalNorm(config.Clip), core) : core;
+    }
+
+    private static IGradientTransformation Core(RunConfig config, Schedule lr, Schedule? cycled) => config.Optimizer switch
+    {
+        "sgd" => new Sgd(lr, weightDecay: config.WeightDecay),
+        "momentum" => new Sgd(lr, momentum: cycled ?? config.Momentum, weightDecay: config.WeightDecay),
+        "nesterov" => new Sgd(lr, momentum: cycled ?? config.Momentum, weightDecay: config.WeightDecay, nesterov: true),
+        "adam" => new Adam(lr, beta1: cycled, weightDecay: config.WeightDecay),
+        "adamw" => new AdamW(lr, beta1: cycled, weightDecay: config.WeightDecay),
+        _ => throw new ArgumentException($"Unknown optimizer \"{config.Optimizer}\"; use one of: {string.Join(", ", Optimizers)}.", nameof(config)),
+    };
 
     /// <summary>Optimizer updates in a run of <paramref name="config"/> over <paramref name="trainSamples"/> samples: epochs × batches per epoch / accumulation.</summary>
     /// <param name="config">The run (Epochs, BatchSize, Accumulate).</param>
@@ -170,7 +192,8 @@ public static class Recipes
         string clip = c.Clip > 0 ? $"clip {F(c.Clip)} -> " : string.Empty;
         string momentum = c.Optimizer is "momentum" or "nesterov" ? $", momentum {F(c.Momentum)}" : string.Empty;
         string accumulate = c.Accumulate > 1 ? $", accumulating {c.Accumulate} batches" : string.Empty;
-        return $"{clip}{c.Optimizer} (lr {F(c.LearningRate)}, {c.Schedule}, weight decay {F(c.WeightDecay)}{momentum}){accumulate}";
+        string lr = c.ScaleLr ? $"{F(LearningRateScaling.Linear(c.LearningRate, c.BaseBatchSize, c.BatchSize * c.Accumulate))} = {F(c.LearningRate)} scaled to batch {c.BatchSize * c.Accumulate}" : F(c.LearningRate);
+        return $"{clip}{c.Optimizer} (lr {lr}, {c.Schedule}, weight decay {F(c.WeightDecay)}{momentum}){accumulate}";
     }
 
     /// <summary>
@@ -301,7 +324,24 @@ public static class Recipes
         var c = config;
         var model = Models.Build(c.Model, Outputs(c, train), c.EffectiveDropout);
         var optimizer = Optimizer(c, TotalUpdates(c, train.Count));
-        var options = new TrainerOptions
+        return (new Trainer(device, model, train.SampleShape, optimizer, Options(c, train, callbacks, progress)), model, optimizer);
+    }
+
+    /// <summary>
+    /// The trainer options of a run: epochs, batch, seed, the cross-entropy with label smoothing,
+    /// the augmentation and, with <see cref="RunConfig.MixedPrecision"/>, fp16 with dynamic loss scaling.
+    /// </summary>
+    /// <param name="config">The run.</param>
+    /// <param name="train">The training set (its image side sizes the crop augmentation).</param>
+    /// <param name="callbacks">Callbacks of the fit, or null for none.</param>
+    /// <param name="progress">Where progress goes, or null for none.</param>
+    /// <returns>The options.</returns>
+    public static TrainerOptions Options(RunConfig config, IDataset train, IReadOnlyList<TrainingCallback>? callbacks = null, IProgressSink? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(train);
+        var c = config;
+        return new TrainerOptions
         {
             Epochs = c.Epochs,
             BatchSize = c.BatchSize,
@@ -315,6 +355,24 @@ public static class Recipes
             Callbacks = callbacks ?? [],
             Progress = progress ?? NullProgress.Instance,
         };
-        return (new Trainer(device, model, train.SampleShape, optimizer, options), model, optimizer);
+    }
+
+    /// <summary>
+    /// The trainer of a learning-rate range test of the run (<see cref="LearningRateFinder"/>): the
+    /// run's model, loss, augmentation and options, with <see cref="Optimizer(RunConfig, Schedule)"/>
+    /// around the swept rate.
+    /// </summary>
+    /// <param name="config">The run.</param>
+    /// <param name="device">Where it trains.</param>
+    /// <param name="train">The training set.</param>
+    /// <param name="learningRate">The swept learning rate.</param>
+    /// <returns>The trainer.</returns>
+    public static Trainer RangeTestTrainer(RunConfig config, Device device, IDataset train, Schedule learningRate)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(train);
+        var model = Models.Build(config.Model, train.Classes, config.EffectiveDropout);
+        return new Trainer(device, model, train.SampleShape, Optimizer(config, learningRate), Options(config, train));
     }
 }

@@ -12,8 +12,9 @@ namespace IlgpuTrain.Training;
 /// A checkpoint continues a run when both are the same model on the same data set (its parameters
 /// fit no other model), and either both are for the same number of epochs or both use the constant
 /// schedule: every other schedule spans the whole run, so a longer run would need another schedule
-/// than the one whose position the checkpoint stores. Any other option may change; the optimizer
-/// state and the schedule's step come from the checkpoint.
+/// than the one whose position the checkpoint stores. The optimizer, the gradient accumulation and
+/// the learning-rate scaling (<see cref="RunConfig.ScaleLr"/>) must be the run's too. Any other
+/// option may change; the optimizer state and the schedule's step come from the checkpoint.
 /// </remarks>
 public static class Resuming
 {
@@ -105,6 +106,13 @@ public static class Resuming
             return $"the run accumulated gradients over --accumulate {stored.Accumulate} batch(es) per update and this one over {run.Accumulate}; the optimizer state (and where an update falls) differs, so resume with --accumulate {stored.Accumulate} or start a new run.";
         if (stored.Task != run.Task || stored.Target != run.Target)
             return $"the checkpoint trained --task {stored.Task} (target {stored.Target ?? "the labels"}) and this run --task {run.Task} (target {run.Target ?? "the labels"}); its output layer and metrics are another task's, so resume with --task {stored.Task}{(stored.Target is null ? string.Empty : $" --target {stored.Target}")} or start a new run.";
+
+        if (stored.ScaleLr != run.ScaleLr || (stored.ScaleLr && stored.BaseBatchSize != run.BaseBatchSize))
+        {
+            static string Scaling(RunConfig c) => c.ScaleLr ? $"--scale-lr --base-batch-size {c.BaseBatchSize}" : "no --scale-lr";
+            return $"the run was trained with {Scaling(stored)} and this one with {Scaling(run)}; its learning-rate schedule differs, so resume with {Scaling(stored)} or start a new run.";
+        }
+
         return null;
     }
 

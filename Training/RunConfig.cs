@@ -97,6 +97,16 @@ public sealed record RunConfig
     /// <summary>Batches per optimizer update (gradient accumulation; default 1).</summary>
     public int Accumulate { get; init; } = 1;
 
+    /// <summary>
+    /// Applies the linear scaling rule to <see cref="LearningRate"/> when the effective batch
+    /// (<see cref="BatchSize"/> × <see cref="Accumulate"/>) differs from <see cref="BaseBatchSize"/>,
+    /// with warmup (<see cref="ScaledLearningRate"/>; off by default).
+    /// </summary>
+    public bool ScaleLr { get; init; }
+
+    /// <summary>The batch <see cref="LearningRate"/> was tuned for, the reference of <see cref="ScaleLr"/> (default 128, the default batch).</summary>
+    public int BaseBatchSize { get; init; } = 128;
+
     /// <summary>Clip the global gradient norm at this value; 0 turns clipping off (default 1).</summary>
     public double Clip { get; init; } = 1.0;
 
@@ -237,6 +247,7 @@ public sealed record RunConfig
             ?? Check(Dropout is null || (float.IsFinite(Dropout.Value) && Dropout >= 0 && Dropout < 1), nameof(Dropout), Dropout is { } d ? F(d) : "null", "null or a number in [0, 1)")
             ?? Check(Augment is not null && Augment.Split(',', StringSplitOptions.TrimEntries).All(a => a is "none" or "flip" or "crop" or "rotate" or "jitter"), nameof(Augment), Quote(Augment), "none or a comma list of flip, crop, rotate, jitter")
             ?? Check(Accumulate is >= 1 and <= 1024, nameof(Accumulate), $"{Accumulate}", "an integer from 1 to 1024")
+            ?? Check(BaseBatchSize is >= 1 and <= 65536, nameof(BaseBatchSize), $"{BaseBatchSize}", "an integer from 1 to 65536")
             ?? Check(double.IsFinite(Clip) && Clip >= 0, nameof(Clip), F(Clip), "0 (off) or a positive number")
             ?? Check(EarlyStopping >= -1, nameof(EarlyStopping), $"{EarlyStopping}", "-1 (off) or an integer of 0 or more")
             ?? Check(Device is null or "cpu" or "cpu-kernels" or "cuda" or "opencl", nameof(Device), Quote(Device), "null (the best available), cpu, cpu-kernels, cuda or opencl")
@@ -286,6 +297,8 @@ public sealed record RunConfig
         [nameof(Augment)] = (JsonType.String, "a string"),
         [nameof(MixedPrecision)] = (JsonType.Bool, "true or false"),
         [nameof(Accumulate)] = (JsonType.Int, "a 32-bit integer"),
+        [nameof(ScaleLr)] = (JsonType.Bool, "true or false"),
+        [nameof(BaseBatchSize)] = (JsonType.Int, "a 32-bit integer"),
         [nameof(Clip)] = (JsonType.Number, "a number"),
         [nameof(EarlyStopping)] = (JsonType.Int, "a 32-bit integer"),
         [nameof(Device)] = (JsonType.NullableString, "a string or null"),

@@ -112,6 +112,9 @@ public sealed class Trainer
     /// <summary>The options.</summary>
     public TrainerOptions Options => _options;
 
+    /// <summary>The device it trains on.</summary>
+    public Device Device => _device;
+
     /// <summary>The model, for checkpoints and messages: its layers and the input shape.</summary>
     public string ModelDescription => $"{Describe(_model)} on input {_inputShape}";
 
@@ -213,6 +216,30 @@ public sealed class Trainer
         if (pending > 0)
             progress.Message($"note: the last {pending} batch(es) of the run did not complete a group of {accumulation!.EveryK} and were not applied (dropped, as PyTorch's drop_last drops a partial batch); make the run's batches a multiple of {accumulation.EveryK} to use them.");
         return new FitResult(s, reason) { PendingMicroBatches = pending };
+    }
+
+    /// <summary>
+    /// One training step outside <see cref="Fit"/>, for tools that drive training themselves (the
+    /// learning-rate range test, the batch-size finder): the same step as Fit's, seeded by
+    /// <see cref="TrainState.Step"/>, with no callbacks, progress or epoch bookkeeping.
+    /// </summary>
+    /// <param name="state">The state (consumed: the result reuses its buffers).</param>
+    /// <param name="batch">A batch of samples of the model's input shape.</param>
+    /// <returns>
+    /// The next state and the batch's loss before the update. A non-finite loss is a skipped step
+    /// (parameters unchanged) when <see cref="TrainerOptions.NanGuard"/> is off, and a
+    /// <see cref="NonFiniteTrainingException"/> when it is on.
+    /// </returns>
+    public (TrainState State, double Loss) Step(TrainState state, HostBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(batch);
+        var expected = new Shape([batch.Count, .. _inputShape]);
+        if (batch.Shape != expected)
+            throw new ArgumentException($"Trainer.Step: the batch has shape {batch.Shape}, but the model takes {expected}; give a batch of the model's input shape.", nameof(batch));
+        var tally = new EpochTally();
+        var next = TrainStep(state, batch, state.Epoch + 1, UpdateContext.None, tally);
+        return (next, tally.LastLoss);
     }
 
     /// <summary>

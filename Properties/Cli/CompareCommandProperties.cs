@@ -98,6 +98,8 @@ internal static class OptionValues
         ["--augment"] = ["flip"],
         ["--mixed-precision"] = [],
         ["--accumulate"] = ["2"],
+        ["--scale-lr"] = [],
+        ["--base-batch-size"] = ["256"],
         ["--clip"] = ["2.5"],
         ["--early-stopping"] = ["3"],
         ["--device"] = ["opencl"],

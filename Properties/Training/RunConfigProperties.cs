@@ -18,7 +18,9 @@ public class RunConfigProperties
         from epochs in Gen.Choose(1, 100)
         from seed in Gen.Choose(0, int.MaxValue).Select(s => (ulong)s * 3)
         from device in Gen.Elements<string?>(null, "cpu", "cuda")
-        select new RunConfig { Model = model, Optimizer = optimizer, Schedule = schedule, LearningRate = lr, Dropout = dropout, Augment = augment, Epochs = epochs, Seed = seed, Device = device };
+        from scaleLr in Gen.Elements(false, true)
+        from baseBatch in Gen.Choose(1, 65536)
+        select new RunConfig { Model = model, Optimizer = optimizer, Schedule = schedule, LearningRate = lr, Dropout = dropout, Augment = augment, Epochs = epochs, Seed = seed, Device = device, ScaleLr = scaleLr, BaseBatchSize = baseBatch };
 
     [Property(MaxTest = 200)]
     public Property Json_round_trips_exactly() =>
