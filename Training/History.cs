@@ -27,7 +27,14 @@ public sealed record EpochMetrics(
     int SkippedSteps,
     int Steps,
     long Samples,
-    double Seconds);
+    double Seconds)
+{
+    /// <summary>Validation loss of the averaged weights (EMA or SWA, <see cref="TrainerOptions.Averaging"/>), or null.</summary>
+    public double? AveragedValLoss { get; init; }
+
+    /// <summary>Validation top-1 accuracy of the averaged weights, or null.</summary>
+    public double? AveragedValAccuracy { get; init; }
+}
 
 /// <summary>The per-epoch metrics of a run, in order; an immutable value.</summary>
 /// <param name="Epochs">One entry per completed epoch.</param>
