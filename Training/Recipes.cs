@@ -202,6 +202,7 @@ public static class Recipes
             Precision = c.MixedPrecision ? Precision.Float16 : Precision.Float32,
             Callbacks = callbacks ?? [],
             Progress = progress ?? NullProgress.Instance,
+            Averaging = c.Averaging(),
         };
         return (new Trainer(device, model, train.SampleShape, optimizer, options), model, optimizer);
     }
