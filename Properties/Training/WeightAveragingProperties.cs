@@ -122,6 +122,20 @@ public class WeightAveragingProperties
         Assert.Contains("TrainerOptions.Averaging", e.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void A_stored_configuration_with_bad_averaging_is_refused_naming_the_field()
+    {
+        Assert.Null(RunConfig.Decode("""{"Ema": 1.5}""", out var problem));
+        Assert.Contains("field \"Ema\" is 1.5", problem, StringComparison.Ordinal);
+        Assert.Null(RunConfig.Decode("""{"Epochs": 3, "SwaStart": 4}""", out problem));
+        Assert.Contains("field \"SwaStart\" is 4", problem, StringComparison.Ordinal);
+        Assert.Null(RunConfig.Decode("""{"Ema": 0.9, "SwaStart": 1}""", out problem));
+        Assert.Contains("one weight averaging per run", problem, StringComparison.Ordinal);
+        Assert.Equal(new Ema(0.999), RunConfig.FromJson("""{"Ema": 0.999}""").Averaging());
+        Assert.Equal(new Swa(2), RunConfig.FromJson("""{"SwaStart": 2}""").Averaging());
+        Assert.Null(new RunConfig().Averaging());
+    }
+
     private sealed class Capture(List<float[]> ends) : TrainingCallback
     {
         public override EpochVerdict OnEpochEnd(EpochInfo info)
