@@ -1,8 +1,6 @@
 using IlgpuTrain.Layers;
 using IlgpuTrain.Optimizers;
 using IlgpuTrain.Training;
-using Conv2d = IlgpuTrain.Layers.Conv2d;
-using Dropout = IlgpuTrain.Layers.Dropout;
 
 namespace IlgpuTrain.Properties.Training;
 
@@ -13,24 +11,9 @@ namespace IlgpuTrain.Properties.Training;
 /// </summary>
 public class WeightAveragingProperties
 {
-    private static InMemoryDataset Blobs(int n, int classes, int seed)
-    {
-        var r = new Random(seed);
-        var centers = Enumerable.Range(0, classes).Select(_ => Enumerable.Range(0, 8).Select(_ => (float)((r.NextDouble() * 4) - 2)).ToArray()).ToArray();
-        var x = new float[n * 8];
-        var y = new int[n];
-        for (int i = 0; i < n; i++)
-        {
-            y[i] = i % classes;
-            for (int j = 0; j < 8; j++)
-                x[(i * 8) + j] = centers[y[i]][j] + (float)(r.NextDouble() - 0.5);
-        }
+    private static InMemoryDataset Blobs(int n, int classes, int seed) => TrainerProperties.Blobs(n, classes, seed);
 
-        return new InMemoryDataset("blobs", x, y, new Shape(2, 2, 2), classes);
-    }
-
-    private static Layer SmallCnn() =>
-        new Conv2d(4, 2, Padding: 1) >> new BatchNorm2d() >> new ReLU() >> new Flatten() >> new Dropout(0.2f) >> new Dense(3);
+    private static Layer SmallCnn() => TrainerProperties.SmallCnn();
 
     private static TrainerOptions Options(int epochs, WeightAveraging averaging, params TrainingCallback[] callbacks) =>
         new() { Epochs = epochs, BatchSize = 16, Seed = 3, Averaging = averaging, Callbacks = callbacks, WarmKernels = false };
