@@ -2,7 +2,7 @@
 //
 // Both formats carry the same columns, in EpochMetrics order, snake_case:
 //   epoch, train_loss, train_accuracy, val_loss, val_accuracy, val_topk, top_k, learning_rate,
-//   loss_scale, skipped_steps, steps, samples, seconds
+//   loss_scale, skipped_steps, steps, samples, seconds, averaged_val_loss, averaged_val_accuracy
 // CSV: a header, then one line per epoch; invariant culture; round-trip doubles ("R"); an empty
 // cell is null; non-finite values are written NaN, Infinity, -Infinity (a diverged loss must stay
 // visible in the log). JSONL: one object per line with every key; null for nulls; non-finite
@@ -32,7 +32,8 @@ public enum MetricsLogFormat
 /// </summary>
 /// <remarks>
 /// Columns: epoch, train_loss, train_accuracy, val_loss, val_accuracy, val_topk, top_k,
-/// learning_rate, loss_scale, skipped_steps, steps, samples, seconds. Nulls are empty CSV cells
+/// learning_rate, loss_scale, skipped_steps, steps, samples, seconds, averaged_val_loss,
+/// averaged_val_accuracy (the EMA's or SWA's weights, empty without averaging). Nulls are empty CSV cells
 /// and JSON nulls; doubles round-trip exactly.
 /// </remarks>
 public sealed class MetricsLog : IDisposable
@@ -42,6 +43,7 @@ public sealed class MetricsLog : IDisposable
     [
         "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_topk", "top_k",
         "learning_rate", "loss_scale", "skipped_steps", "steps", "samples", "seconds",
+        "averaged_val_loss", "averaged_val_accuracy",
     ];
 
     private readonly StreamWriter writer;
@@ -202,7 +204,8 @@ public sealed class MetricsLog : IDisposable
 
     private static string CsvLine(EpochMetrics m) => string.Join(',',
         I(m.Epoch), D(m.TrainLoss), D(m.TrainAccuracy), D(m.ValLoss), D(m.ValAccuracy), D(m.ValTopK), I(m.TopK),
-        D(m.LearningRate), D(m.LossScale), I(m.SkippedSteps), I(m.Steps), m.Samples.ToString(CultureInfo.InvariantCulture), D(m.Seconds));
+        D(m.LearningRate), D(m.LossScale), I(m.SkippedSteps), I(m.Steps), m.Samples.ToString(CultureInfo.InvariantCulture), D(m.Seconds),
+        D(m.AveragedValLoss), D(m.AveragedValAccuracy));
 
     private static string I(int v) => v.ToString(CultureInfo.InvariantCulture);
 
@@ -225,6 +228,8 @@ public sealed class MetricsLog : IDisposable
             ["steps"] = m.Steps,
             ["samples"] = m.Samples,
             ["seconds"] = J(m.Seconds),
+            ["averaged_val_loss"] = J(m.AveragedValLoss),
+            ["averaged_val_accuracy"] = J(m.AveragedValAccuracy),
         };
         return o.ToJsonString();
     }
@@ -283,7 +288,11 @@ public sealed class MetricsLog : IDisposable
             checked((int)Rl("epoch")), Rd("train_loss"), Rd("train_accuracy"),
             Nd("val_loss"), Nd("val_accuracy"), Nd("val_topk"), checked((int)Rl("top_k")),
             Rd("learning_rate"), Nd("loss_scale"), checked((int)Rl("skipped_steps")), checked((int)Rl("steps")),
-            Rl("samples"), Rd("seconds"));
+            Rl("samples"), Rd("seconds"))
+        {
+            AveragedValLoss = Nd("averaged_val_loss"),
+            AveragedValAccuracy = Nd("averaged_val_accuracy"),
+        };
     }
 
     private static double ParseDouble(string name, string s) =>
@@ -314,7 +323,11 @@ public sealed class MetricsLog : IDisposable
             checked((int)Rl("epoch", required: true)), Rd("train_loss"), Rd("train_accuracy"),
             Nd("val_loss"), Nd("val_accuracy"), Nd("val_topk"), checked((int)Rl("top_k")),
             Nd("learning_rate") ?? 0, Nd("loss_scale"), checked((int)Rl("skipped_steps")), checked((int)Rl("steps")),
-            Rl("samples"), Nd("seconds") ?? 0);
+            Rl("samples"), Nd("seconds") ?? 0)
+        {
+            AveragedValLoss = Nd("averaged_val_loss"),
+            AveragedValAccuracy = Nd("averaged_val_accuracy"),
+        };
     }
 
     // A crash can leave a last line cut short; it holds no complete epoch, so a resumed run drops it.
