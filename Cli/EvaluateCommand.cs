@@ -12,12 +12,13 @@ internal static class EvaluateCommand
         var checkpoint = new Option<string>("--checkpoint") { Description = "A checkpoint written by train (runs/latest/checkpoints/best.safetensors).", Required = true };
         var data = new Option<string?>("--data") { Description = "Folder with the data set's files (default: the one the run used)." };
         var device = new Option<string?>("--device") { Description = "cpu, cpu-kernels, cuda or opencl." };
-        var command = new Command("evaluate", "Evaluate a checkpoint on the test split of its data set.") { checkpoint, data, device };
-        command.SetAction(parse => Run(parse.GetValue(checkpoint)!, parse.GetValue(data), parse.GetValue(device)));
+        var averaged = new Option<bool>("--averaged") { Description = "Evaluate the checkpoint's averaged weights (a run with --ema or --swa-start) instead of the trained ones." };
+        var command = new Command("evaluate", "Evaluate a checkpoint on the test split of its data set.") { checkpoint, data, device, averaged };
+        command.SetAction(parse => Run(parse.GetValue(checkpoint)!, parse.GetValue(data), parse.GetValue(device), parse.GetValue(averaged)));
         return command;
     }
 
-    private static int Run(string path, string? dataDir, string? deviceName)
+    private static int Run(string path, string? dataDir, string? deviceName, bool averaged)
     {
         if (deviceName is not null and not ("cpu" or "cpu-kernels" or "cuda" or "opencl"))
             return Cli.Fail([$"--device {deviceName}: use cpu, cpu-kernels, cuda or opencl."]) ? 2 : 0;
@@ -34,8 +35,10 @@ internal static class EvaluateCommand
             using var dev = Recipes.CreateDevice(config);
             var (trainer, _, _) = Recipes.BuildTrainer(config, dev, data.Train);
             using var ckpt = Resuming.LoadFor(path, dev, config, data.Train);
-            var r = trainer.Evaluate(ckpt.Params, ckpt.State, data.Test);
-            Console.WriteLine($"{path}: {config.Model} on {config.Dataset}, epoch {ckpt.Epoch}, step {ckpt.Step}");
+            if (averaged && ckpt.Averaged is null)
+                return Cli.Fail([$"--averaged: {path} holds no averaged weights (its run had no --ema or --swa-start, or SWA had not started); evaluate it without --averaged."]) ? 2 : 0;
+            var r = averaged ? trainer.Evaluate(ckpt.Averaged!.Params, ckpt.Averaged.State, data.Test) : trainer.Evaluate(ckpt.Params, ckpt.State, data.Test);
+            Console.WriteLine($"{path}: {config.Model} on {config.Dataset}, epoch {ckpt.Epoch}, step {ckpt.Step}{(averaged ? $", averaged weights ({(config.Ema is not null ? "ema" : "swa")}, {ckpt.Averaged!.Count} updates)" : string.Empty)}");
             Console.WriteLine(TrainCommand.Describe(r));
             return 0;
         });

@@ -83,6 +83,11 @@ internal static class TrainCommand
             Console.WriteLine();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{result.StopReason}: {final.Epoch} epochs in {seconds:F1} s ({trainSeconds / Math.Max(final.Step, 1) * 1000:F2} ms/batch, {final.History.Epochs.Sum(e => e.Samples) / Math.Max(trainSeconds, 1e-9):F0} samples/s)"));
             Console.WriteLine(Describe(test));
+            if (final.Averaged is not null)
+            {
+                var averaged = trainer.EvaluateAveraged(final, data.Test);
+                Console.WriteLine($"test ({trainer.Options.Averaging!.Kind} weights): {Describe(averaged).Replace("test: ", string.Empty, StringComparison.Ordinal)}");
+            }
             // Tasks other than classification are judged by their losses only (no ln C reference, no accuracy).
             var findings = CurveDiagnosis.Diagnose(final.History, config.Task == "classification" ? data.Train.Classes : null, TrainOptions.PlannedUpdates(config, data.Train.Count));
             Console.WriteLine(CurveDiagnosis.Format(findings));
@@ -170,10 +175,14 @@ internal sealed class TrainOptions
 
     public Option<int> ValSize { get; } = new("--val-size") { Description = "Hold out N training samples for validation (0: validate on the test split).", DefaultValueFactory = _ => 0 };
 
+    public Option<double?> Ema { get; } = new("--ema") { Description = "Keep an exponential moving average of the weights with this decay (e.g. 0.999; timm's ModelEmaV3) and evaluate it too." };
+
+    public Option<int> SwaStart { get; } = new("--swa-start") { Description = "Stochastic weight averaging: average the weights at the end of every epoch from this one (from 1), then refresh BatchNorm statistics (0: off).", DefaultValueFactory = _ => 0 };
+
     public Option<string?> Resume { get; } = new("--resume") { Description = "Continue a run from a checkpoint (.safetensors) written by an earlier train." };
 
     /// <summary>Every option, in help order.</summary>
-    public IReadOnlyList<Option> All => [Model, Dataset, Data, ImageSize, Workers, Task, Target, Features, Loss, Delta, Optimizer, Lr, WeightDecay, Momentum, Schedule, Warmup, Epochs, BatchSize, LabelSmoothing, Dropout, Augment, MixedPrecision, Accumulate, ScaleLr, BaseBatchSize, Clip, EarlyStopping, Device, Seed, Output, TrainLimit, ValSize, Resume];
+    public IReadOnlyList<Option> All => [Model, Dataset, Data, ImageSize, Workers, Task, Target, Features, Loss, Delta, Optimizer, Lr, WeightDecay, Momentum, Schedule, Warmup, Epochs, BatchSize, LabelSmoothing, Dropout, Augment, MixedPrecision, Accumulate, ScaleLr, BaseBatchSize, Clip, EarlyStopping, Device, Seed, Output, TrainLimit, ValSize, Ema, SwaStart, Resume];
 
     /// <summary>Adds the options to a command, less those it does not use (a command lists only options that work).</summary>
     /// <param name="c">The command.</param>
@@ -251,6 +260,10 @@ internal sealed class TrainOptions
         Require(c.TrainLimit >= 0, $"--train-limit {c.TrainLimit}: must be 0 (all) or more.");
         Require(c.ValSize >= 0, $"--val-size {c.ValSize}: must be 0 (validate on the test split) or more.");
         Require(c.Device is null or "cpu" or "cpu-kernels" or "cuda" or "opencl", $"--device {c.Device}: use cpu, cpu-kernels, cuda or opencl.");
+        Require(c.Ema is null || (c.Ema >= 0 && c.Ema <= 1), $"--ema {(c.Ema is { } e ? F(e) : "")}: the decay must be in [0, 1] (for example 0.999).");
+        Require(c.SwaStart >= 0, $"--swa-start {c.SwaStart}: must be 0 (off) or an epoch from 1.");
+        Require(c.SwaStart <= c.Epochs, $"--swa-start {c.SwaStart}: the run has only {c.Epochs} epoch(s), so nothing would be averaged; start at an epoch from 1 to {c.Epochs}, or train for more --epochs.");
+        Require(c.Ema is null || c.SwaStart == 0, $"--ema and --swa-start: a run averages its weights one way; pick one.");
         Require(c.Augment.Split(',').All(a => a is "none" or "flip" or "crop" or "rotate" or "jitter"), $"--augment {c.Augment}: use none or a comma list of flip, crop, rotate, jitter.");
         return p;
     }
@@ -293,6 +306,8 @@ internal sealed class TrainOptions
             Output = V(Output, D.Output),
             TrainLimit = V(TrainLimit, D.TrainLimit),
             ValSize = V(ValSize, D.ValSize),
+            Ema = V(Ema, D.Ema),
+            SwaStart = V(SwaStart, D.SwaStart),
         };
     }
 }

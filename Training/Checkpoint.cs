@@ -62,15 +62,22 @@ public sealed record TrainingCheckpoint(
     /// <summary>The learning-rate schedule (null: the first one in <see cref="Optimizer"/>'s state is stored).</summary>
     public Schedule? Schedule { get; init; }
 
+    /// <summary>
+    /// The run's averaged weights (an EMA or SWA average, <see cref="TrainState.Averaged"/>), or
+    /// null; stored under <c>averaged/</c> + the parameter and buffer names, with its count in the metadata.
+    /// </summary>
+    public AveragedWeights? Averaged { get; init; }
+
     /// <summary>The format version of the file it was loaded from (<see cref="Checkpoint.FormatVersion"/> for new ones).</summary>
     public int FormatVersion { get; init; } = Checkpoint.FormatVersion;
 
-    /// <summary>Disposes the parameters, buffers and optimizer state.</summary>
+    /// <summary>Disposes the parameters, buffers, optimizer state and averaged weights.</summary>
     public void Dispose()
     {
         Params.Dispose();
         State.Dispose();
         Optimizer?.Dispose();
+        Averaged?.Dispose();
     }
 }
 
@@ -93,6 +100,9 @@ public static class Checkpoint
 {
     /// <summary>The version this code writes; files of a newer version are refused.</summary>
     public const int FormatVersion = 1;
+
+    /// <summary>The prefix of the averaged weights' tensor names (<c>averaged/0.weight</c>).</summary>
+    public const string AveragedPrefix = "averaged/";
 
     /// <summary>The metadata key holding the JSON metadata.</summary>
     public const string MetadataKey = "ilgpu_train";
@@ -188,10 +198,12 @@ public static class Checkpoint
 
         ParamTree? ps = null, ss = null;
         OptState? opt = null;
+        AveragedWeights? averaged = null;
         try
         {
             ps = Upload(device, file, paramLayout);
             ss = Upload(device, file, stateLayout);
+            averaged = ReadAveraged(src, file, meta, device, paramLayout, stateLayout);
             if (optimizer is not null)
             {
                 var saved = meta["optimizer"] as JsonObject;
@@ -207,6 +219,7 @@ public static class Checkpoint
                 OptimizerDescription = (meta["optimizer"] as JsonObject) is { } o && o["description"]?.GetValueKind() == JsonValueKind.String ? o["description"]!.GetValue<string>() : null,
                 Schedule = schedule,
                 FormatVersion = version,
+                Averaged = averaged,
             };
         }
         catch
@@ -214,6 +227,7 @@ public static class Checkpoint
             ps?.Dispose();
             ss?.Dispose();
             opt?.Dispose();
+            averaged?.Dispose();
             throw;
         }
     }
@@ -226,6 +240,13 @@ public static class Checkpoint
         var tensors = new List<SafeTensor>();
         AddTree(tensors, c.Params);
         AddTree(tensors, c.State);
+        if (c.Averaged is { } avg)
+        {
+            c.Params.Layout.RequireSame(avg.Params.Layout, "Checkpoint.Save (averaged parameters)");
+            c.State.Layout.RequireSame(avg.State.Layout, "Checkpoint.Save (averaged buffers)");
+            AddTree(tensors, avg.Params, AveragedPrefix);
+            AddTree(tensors, avg.State, AveragedPrefix);
+        }
         JsonObject? optimizer = null;
         if (c.Optimizer is not null)
         {
@@ -260,6 +281,7 @@ public static class Checkpoint
             ["history"] = JsonSerializer.SerializeToNode(c.History?.Epochs ?? [], JsonOptions),
             ["loss_scale"] = c.LossScale is null ? null : JsonSerializer.SerializeToNode(c.LossScale, JsonOptions),
             ["config"] = c.Config,
+            ["averaged"] = c.Averaged is null ? null : new JsonObject { ["count"] = c.Averaged.Count },
         };
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal)
         {
@@ -269,19 +291,48 @@ public static class Checkpoint
         return (tensors, metadata);
     }
 
-    private static void AddTree(List<SafeTensor> tensors, ParamTree tree)
+    private static void AddTree(List<SafeTensor> tensors, ParamTree tree, string prefix = "")
     {
         var snap = tree.Snapshot();
         foreach (var p in snap.Layout.Params)
         {
             var shape = p.Shape.Select(d => (long)d).ToArray();
             int off = (int)p.Offset, len = (int)p.Length;
+            string name = prefix + p.Path;
             tensors.Add(p.DType switch
             {
-                DType.Float32 => SafeTensor.Float32(p.Path, shape, snap.Float32.AsSpan(off, len)),
-                DType.Float16 => SafeTensor.Float16(p.Path, shape, snap.Float16.AsSpan(off, len)),
-                _ => SafeTensor.Int32(p.Path, shape, snap.Int32.AsSpan(off, len)),
+                DType.Float32 => SafeTensor.Float32(name, shape, snap.Float32.AsSpan(off, len)),
+                DType.Float16 => SafeTensor.Float16(name, shape, snap.Float16.AsSpan(off, len)),
+                _ => SafeTensor.Int32(name, shape, snap.Int32.AsSpan(off, len)),
             });
+        }
+    }
+
+    // The averaged weights: metadata "averaged" {"count": n} and a tensor averaged/<name> of the
+    // same shape and dtype for every parameter and buffer; null when the metadata has none.
+    private static AveragedWeights? ReadAveraged(string src, SafeTensorsFile file, JsonObject meta, Device device, ParamLayout paramLayout, ParamLayout stateLayout)
+    {
+        if (meta["averaged"] is null)
+            return null;
+        if (meta["averaged"] is not JsonObject o || o["count"] is not JsonValue cv || !cv.TryGetValue(out long count) || count < 0)
+            throw new CheckpointFormatException(src, $"metadata \"averaged\" is {meta["averaged"]!.ToJsonString()}; allowed: an object {{\"count\": n}} with n an integer of 0 or more.");
+        foreach (var p in paramLayout.Params.Concat(stateLayout.Params))
+        {
+            var t = file.Find(AveragedPrefix + p.Path)
+                ?? throw new CheckpointFormatException(src, $"the metadata says the checkpoint holds averaged weights, but it has no tensor \"{AveragedPrefix}{p.Path}\".");
+            if (t.Shape.Count != p.Shape.Rank || t.Shape.Where((d, i) => d != p.Shape[i]).Any() || t.DType != p.DType switch { DType.Float32 => SafeTensorDType.F32, DType.Float16 => SafeTensorDType.F16, _ => SafeTensorDType.I32 })
+                throw new CheckpointFormatException(src, $"the averaged tensor \"{t.Name}\" is [{string.Join(", ", t.Shape)}] {SafeTensors.DTypeName(t.DType)}, but \"{p.Path}\" is {p.Shape} {p.DType}; both must agree.");
+        }
+
+        var ap = Upload(device, file, paramLayout, AveragedPrefix);
+        try
+        {
+            return new AveragedWeights(ap, Upload(device, file, stateLayout, AveragedPrefix), count);
+        }
+        catch
+        {
+            ap.Dispose();
+            throw;
         }
     }
 
@@ -321,14 +372,14 @@ public static class Checkpoint
         }
     }
 
-    private static ParamTree Upload(Device device, SafeTensorsFile file, ParamLayout layout)
+    private static ParamTree Upload(Device device, SafeTensorsFile file, ParamLayout layout, string prefix = "")
     {
         var f32 = new float[layout.LengthOf(DType.Float32)];
         var f16 = new Half[layout.LengthOf(DType.Float16)];
         var i32 = new int[layout.LengthOf(DType.Int32)];
         foreach (var p in layout.Params)
         {
-            var bytes = file.Find(p.Path)!.Data.Span;
+            var bytes = file.Find(prefix + p.Path)!.Data.Span;
             int off = (int)p.Offset, len = (int)p.Length;
             switch (p.DType)
             {

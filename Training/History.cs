@@ -61,6 +61,12 @@ public sealed record EpochMetrics(
             _ => Metrics is not null && Metrics.TryGetValue(monitor, out double v) ? v : null,
         };
     }
+
+    /// <summary>Validation loss of the averaged weights (EMA or SWA, <see cref="TrainerOptions.Averaging"/>), or null.</summary>
+    public double? AveragedValLoss { get; init; }
+
+    /// <summary>Validation top-1 accuracy of the averaged weights, or null.</summary>
+    public double? AveragedValAccuracy { get; init; }
 }
 
 /// <summary>

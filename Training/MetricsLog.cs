@@ -2,7 +2,7 @@
 //
 // Both formats carry the same columns, in EpochMetrics order, snake_case:
 //   epoch, train_loss, train_accuracy, val_loss, val_accuracy, val_topk, top_k, learning_rate,
-//   loss_scale, skipped_steps, steps, samples, seconds
+//   loss_scale, skipped_steps, steps, samples, seconds, averaged_val_loss, averaged_val_accuracy
 // CSV: a header, then one line per epoch; invariant culture; round-trip doubles ("R"); an empty
 // cell is null; non-finite values are written NaN, Infinity, -Infinity (a diverged loss must stay
 // visible in the log). JSONL: one object per line with every key; null for nulls; non-finite
@@ -34,7 +34,8 @@ public enum MetricsLogFormat
 /// </summary>
 /// <remarks>
 /// Columns: epoch, train_loss, train_accuracy, val_loss, val_accuracy, val_topk, top_k,
-/// learning_rate, loss_scale, skipped_steps, steps, samples, seconds. Nulls are empty CSV cells
+/// learning_rate, loss_scale, skipped_steps, steps, samples, seconds, averaged_val_loss,
+/// averaged_val_accuracy (the EMA's or SWA's weights, empty without averaging). Nulls are empty CSV cells
 /// and JSON nulls; doubles round-trip exactly.
 /// </remarks>
 public sealed class MetricsLog : IDisposable
@@ -44,6 +45,7 @@ public sealed class MetricsLog : IDisposable
     [
         "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_topk", "top_k",
         "learning_rate", "loss_scale", "skipped_steps", "steps", "samples", "seconds",
+        "averaged_val_loss", "averaged_val_accuracy",
     ];
 
     private readonly StreamWriter writer;
@@ -210,6 +212,7 @@ public sealed class MetricsLog : IDisposable
     {
         I(m.Epoch), D(m.TrainLoss), D(m.TrainAccuracy), D(m.ValLoss), D(m.ValAccuracy), D(m.ValTopK), I(m.TopK),
         D(m.LearningRate), D(m.LossScale), I(m.SkippedSteps), I(m.Steps), m.Samples.ToString(CultureInfo.InvariantCulture), D(m.Seconds),
+        D(m.AveragedValLoss), D(m.AveragedValAccuracy),
     }.Concat(extra.Select(name => D(m.Metrics is not null && m.Metrics.TryGetValue(name, out double v) ? v : null))));
 
     private static string I(int v) => v.ToString(CultureInfo.InvariantCulture);
@@ -244,6 +247,8 @@ public sealed class MetricsLog : IDisposable
             ["steps"] = m.Steps,
             ["samples"] = m.Samples,
             ["seconds"] = J(m.Seconds),
+            ["averaged_val_loss"] = J(m.AveragedValLoss),
+            ["averaged_val_accuracy"] = J(m.AveragedValAccuracy),
         };
         return o;
     }
@@ -312,6 +317,8 @@ public sealed class MetricsLog : IDisposable
             Rl("samples"), Rd("seconds"))
         {
             Metrics = Extra(header.Keys.Select(name => (name, Nd(name)))),
+            AveragedValLoss = Nd("averaged_val_loss"),
+            AveragedValAccuracy = Nd("averaged_val_accuracy"),
         };
     }
 
@@ -346,6 +353,8 @@ public sealed class MetricsLog : IDisposable
             Rl("samples"), Nd("seconds") ?? 0)
         {
             Metrics = Extra(o.Select(kv => kv.Key).ToList().Select(name => (name, Nd(name)))),
+            AveragedValLoss = Nd("averaged_val_loss"),
+            AveragedValAccuracy = Nd("averaged_val_accuracy"),
         };
     }
 

@@ -287,6 +287,11 @@ public sealed class ConsoleProgress : IProgressSink, IDisposable
             s.Append(CultureInfo.InvariantCulture, $" top{m.TopK} {vk:F4}");
         }
 
+        if (m.AveragedValLoss is double al && m.AveragedValAccuracy is double aa)
+        {
+            s.Append(CultureInfo.InvariantCulture, $"  averaged val loss {al:F4} acc {aa:F4}");
+        }
+
         s.Append(CultureInfo.InvariantCulture, $"  lr {m.LearningRate:G4}");
         if (m.LossScale is double ls)
         {

@@ -354,6 +354,7 @@ public static class Recipes
             Precision = c.MixedPrecision ? Precision.Float16 : Precision.Float32,
             Callbacks = callbacks ?? [],
             Progress = progress ?? NullProgress.Instance,
+            Averaging = c.Averaging(),
         };
     }
 

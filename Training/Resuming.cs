@@ -102,6 +102,8 @@ public static class Resuming
             return $"the run was for {stored.Epochs} epochs and its {stored.Schedule} schedule spans them all, so it continues exactly only with --epochs {stored.Epochs} (RunConfig.Epochs). To train longer, use the constant schedule for both runs or start a new run.";
         if (stored.Optimizer != run.Optimizer)
             return $"the run used --optimizer {stored.Optimizer} and this one {run.Optimizer}; the optimizer state does not carry over, so resume with --optimizer {stored.Optimizer} or start a new run.";
+        if (stored.Ema != run.Ema || stored.SwaStart != run.SwaStart)
+            return $"the run averaged its weights with {Averaging(stored)} and this one with {Averaging(run)}; the average does not carry over, so resume with {Averaging(stored)} or start a new run.";
         if (stored.Accumulate != run.Accumulate)
             return $"the run accumulated gradients over --accumulate {stored.Accumulate} batch(es) per update and this one over {run.Accumulate}; the optimizer state (and where an update falls) differs, so resume with --accumulate {stored.Accumulate} or start a new run.";
         if (stored.Task != run.Task || stored.Target != run.Target)
@@ -120,6 +122,9 @@ public static class Resuming
     /// <param name="stored">The configuration the checkpoint stores.</param>
     /// <param name="run">The configuration of the run to continue.</param>
     /// <returns>True when some training option changed.</returns>
+    private static string Averaging(RunConfig c) =>
+        c.Ema is { } e ? $"--ema {e.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}" : c.SwaStart > 0 ? $"--swa-start {c.SwaStart}" : "no --ema or --swa-start";
+
     public static bool OptionsDiffer(RunConfig stored, RunConfig run)
     {
         ArgumentNullException.ThrowIfNull(stored);

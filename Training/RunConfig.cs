@@ -128,6 +128,17 @@ public sealed record RunConfig
     /// <summary>Hold out N training samples for validation; 0 (the default) validates on the test split.</summary>
     public int ValSize { get; init; }
 
+    /// <summary>Decay of an exponential moving average of the weights (<see cref="Optimizers.Ema"/>, timm's ModelEmaV3), or null (the default) for none.</summary>
+    public double? Ema { get; init; }
+
+    /// <summary>The epoch (from 1) from whose end stochastic weight averaging (<see cref="Swa"/>) starts, or 0 (the default) for none.</summary>
+    public int SwaStart { get; init; }
+
+    /// <summary>The weight averaging of <see cref="Ema"/> or <see cref="SwaStart"/>, or null for none.</summary>
+    /// <returns>An <see cref="Optimizers.Ema"/>, a <see cref="Swa"/> or null.</returns>
+    public WeightAveraging? Averaging() =>
+        Ema is { } decay ? new Ema(decay) : SwaStart > 0 ? new Swa(SwaStart) : null;
+
     /// <summary>The dropout the model gets: <see cref="Dropout"/>, else the model's default.</summary>
     public float EffectiveDropout => Dropout ?? Models.DefaultDropout(Model);
 
@@ -253,7 +264,10 @@ public sealed record RunConfig
             ?? Check(Device is null or "cpu" or "cpu-kernels" or "cuda" or "opencl", nameof(Device), Quote(Device), "null (the best available), cpu, cpu-kernels, cuda or opencl")
             ?? Check(!string.IsNullOrEmpty(Output), nameof(Output), Quote(Output), "a folder path")
             ?? Check(TrainLimit >= 0, nameof(TrainLimit), $"{TrainLimit}", "0 (all) or more samples")
-            ?? Check(ValSize >= 0, nameof(ValSize), $"{ValSize}", "0 (the test split) or more samples");
+            ?? Check(ValSize >= 0, nameof(ValSize), $"{ValSize}", "0 (the test split) or more samples")
+            ?? Check(Ema is null || (Ema >= 0 && Ema <= 1), nameof(Ema), Ema is { } e ? F(e) : "null", "null (off) or a decay in [0, 1]")
+            ?? Check(SwaStart >= 0 && SwaStart <= Epochs, nameof(SwaStart), $"{SwaStart}", $"0 (off) or an epoch from 1 to Epochs ({Epochs})")
+            ?? Check(Ema is null || SwaStart == 0, nameof(SwaStart), $"{SwaStart}", "0 when Ema is set (one weight averaging per run)");
     }
 
     /// <summary>The largest <see cref="ImageSize"/> (4096).</summary>
@@ -306,6 +320,8 @@ public sealed record RunConfig
         [nameof(Output)] = (JsonType.String, "a string"),
         [nameof(TrainLimit)] = (JsonType.Int, "a 32-bit integer"),
         [nameof(ValSize)] = (JsonType.Int, "a 32-bit integer"),
+        [nameof(Ema)] = (JsonType.NullableNumber, "a number or null"),
+        [nameof(SwaStart)] = (JsonType.Int, "a 32-bit integer"),
     };
 
     private static bool Fits(JsonNode? value, (JsonType Type, string Text) type)

@@ -23,17 +23,24 @@ public sealed record TrainState(
     long Step,
     History History) : IDisposable
 {
+    /// <summary>
+    /// The averaged weights when the run averages them (<see cref="TrainerOptions.Averaging"/>: an
+    /// EMA or SWA), else null; a checkpoint stores them, so a resumed run continues the average.
+    /// </summary>
+    public AveragedWeights? Averaged { get; init; }
+
     /// <summary>The learning rate of the last update (NaN before the first update or without a learning-rate schedule).</summary>
     public double LearningRate => OptState.Find<ScaleByLearningRateState>() is { } s && s.Count > 0 ? s.LastLearningRate : double.NaN;
 
     /// <summary>The learning rate the next update will use.</summary>
     public double NextLearningRate => OptState.Find<ScaleByLearningRateState>()?.NextLearningRate ?? double.NaN;
 
-    /// <summary>Releases the device memory of the parameters, model state and optimizer state.</summary>
+    /// <summary>Releases the device memory of the parameters, model state, optimizer state and averaged weights.</summary>
     public void Dispose()
     {
         Params.Dispose();
         State.Dispose();
         OptState.Dispose();
+        Averaged?.Dispose();
     }
 }

@@ -123,7 +123,7 @@ public sealed class Trainer
     public TrainState Init()
     {
         var (p, s) = _model.Init(_device, _inputShape, Rng.Create(_options.Seed).Fold(InitPurpose));
-        return new TrainState(p, s, _optimizer.Init(p), _options.LossScale, 0, 0, 0, History.Empty);
+        return new TrainState(p, s, _optimizer.Init(p), _options.LossScale, 0, 0, 0, History.Empty) { Averaged = _options.Averaging?.Start(p, s) };
     }
 
     /// <summary>
@@ -176,7 +176,9 @@ public sealed class Trainer
                 }
 
                 double seconds = clock.Elapsed.TotalSeconds;
+                s = AverageAfterEpoch(s, epoch, train);                                                                  // SWA snapshot (+ update_bn)
                 var val = validation is null ? null : Evaluate(s.Params, s.State, validation);
+                var averagedVal = validation is null || s.Averaged is null ? null : EvaluateAveraged(s, validation);
                 lastValLoss = val?.Loss;
                 var trained = MetricsOf(tally.Totals, tally.Samples);
                 var metrics = new EpochMetrics(
@@ -184,6 +186,8 @@ public sealed class Trainer
                     CurrentLearningRate(s), s.LossScale is DynamicLossScale d ? d.Scale : null, tally.Skipped, tally.Updates, tally.Samples, seconds)
                 {
                     Metrics = Extra(trained, val?.Metrics),
+                    AveragedValLoss = averagedVal?.Loss,
+                    AveragedValAccuracy = averagedVal?.Accuracy,
                 };
                 s = s with { Epoch = epoch, BatchInEpoch = 0, History = s.History.Add(metrics) };
                 progress.EpochDone(metrics);
@@ -303,6 +307,71 @@ public sealed class Trainer
     }
 
     /// <summary>
+    /// Loss and accuracies of the averaged weights (<see cref="TrainState.Averaged"/>: the EMA, or
+    /// the SWA average with its refreshed BatchNorm statistics) on <paramref name="data"/>, in Eval mode.
+    /// </summary>
+    /// <param name="s">A state of a run with <see cref="TrainerOptions.Averaging"/>.</param>
+    /// <param name="data">The data set.</param>
+    /// <returns>The result.</returns>
+    public EvalResult EvaluateAveraged(TrainState s, IDataset data)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        var averaged = s.Averaged ?? throw new ArgumentException(
+            _options.Averaging is null
+                ? "Trainer.EvaluateAveraged: this run averages no weights; set TrainerOptions.Averaging (an Ema or Swa) or evaluate s.Params with Evaluate."
+                : $"Trainer.EvaluateAveraged: the run has no averaged weights yet ({_options.Averaging.Kind} starts later); evaluate s.Params with Evaluate.",
+            nameof(s));
+        return Evaluate(averaged.Params, averaged.State, data);
+    }
+
+    /// <summary>
+    /// The model state with its BatchNorm statistics recomputed for <paramref name="parameters"/>
+    /// over <paramref name="data"/> (<see cref="BatchNormRefresh"/>, PyTorch's update_bn), at this
+    /// trainer's batch size and precision.
+    /// </summary>
+    /// <param name="parameters">The weights (read).</param>
+    /// <param name="state">The model state (read).</param>
+    /// <param name="data">The data, usually the training set.</param>
+    /// <returns>A new state tree, which the caller owns.</returns>
+    public ParamTree RefreshBatchNorm(ParamTree parameters, ParamTree state, IDataset data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        RequireCompatible(data, nameof(data));
+        return BatchNormRefresh.Refresh(_device, _model, parameters, state, data, _options.BatchSize, _options.DropLast, _options.Seed, _options.Precision);
+    }
+
+    /// <summary>
+    /// The end-of-epoch averaging (SWA's snapshot), then, when the average changed and the model has
+    /// BatchNorm layers, its statistics refreshed from the training data (SWA's update_bn).
+    /// </summary>
+    private TrainState AverageAfterEpoch(TrainState s, int epoch, IDataset train)
+    {
+        var averaging = _options.Averaging;
+        if (averaging is null)
+            return s;
+        long before = s.Averaged?.Count ?? -1;
+        var averaged = averaging.AfterEpoch(s.Averaged, s.Params, s.State, epoch);
+        if (averaged is not null && averaged.Count != before && averaging.RefreshesBatchNorm && BatchNormRefresh.Has(_model))
+        {
+            ParamTree refreshed;
+            try
+            {
+                refreshed = RefreshBatchNorm(averaged.Params, averaged.State, train);
+            }
+            catch
+            {
+                averaged.Dispose();
+                throw;
+            }
+
+            averaged.State.Dispose();
+            averaged = averaged with { State = refreshed };
+        }
+
+        return s with { Averaged = averaged };
+    }
+
+    /// <summary>
     /// Runs one step of this trainer on a synthetic batch of zeros, with parameters and optimizer
     /// state of its own that are thrown away, on a background thread (the device's dispose waits
     /// for it). What it loads into the
@@ -377,9 +446,10 @@ public sealed class Trainer
 
         tally.ConsecutiveSkips = 0;
         var (parameters, optState) = _optimizer.Step(s.Params, grads, s.OptState, context);                        // clip -> update -> apply
+        var averaged = emits ? _options.Averaging?.AfterUpdate(s.Averaged, parameters, modelState) : s.Averaged;   // EMA of the weights
         if (!ReferenceEquals(modelState, s.State))
             s.State.Dispose();
-        return s with { Params = parameters, State = modelState, OptState = optState, LossScale = nextScale, Step = s.Step + 1, BatchInEpoch = batch.Index + 1 };
+        return s with { Params = parameters, State = modelState, OptState = optState, LossScale = nextScale, Step = s.Step + 1, BatchInEpoch = batch.Index + 1, Averaged = averaged };
     }
 
     private (Tensor Loss, Tensor Logits, ParamTree Grads, ParamTree State) ForwardBackward(StepScope step, TrainState s, Tensor x, Tensor y, Rng dropout, float seed)

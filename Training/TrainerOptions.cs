@@ -89,6 +89,14 @@ public sealed record TrainerOptions
     /// <summary>Consecutive loss-scaling skips after which the run counts as diverged and the NaN guard fires (25).</summary>
     public int MaxConsecutiveSkips { get; init; } = 25;
 
+    /// <summary>
+    /// Weight averaging: an <see cref="Ema"/> of the weights updated after every optimizer update,
+    /// <see cref="Swa"/> from a start epoch, or null (none). The average travels in
+    /// <see cref="TrainState.Averaged"/>; validation evaluates it too
+    /// (<see cref="EpochMetrics.AveragedValLoss"/>), and <see cref="Trainer.EvaluateAveraged"/> evaluates it on request.
+    /// </summary>
+    public WeightAveraging? Averaging { get; init; }
+
     /// <summary>Callbacks: early stopping, checkpoints, learning-rate logging, or your own.</summary>
     public IReadOnlyList<TrainingCallback> Callbacks { get; init; } = [];
 
@@ -110,6 +118,7 @@ public sealed record TrainerOptions
             throw new ArgumentOutOfRangeException(nameof(Workers), Workers, $"Workers must be from 0 (gather on the training thread) to {DataLoader.MaxWorkers}.");
         if (MaxConsecutiveSkips < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxConsecutiveSkips), MaxConsecutiveSkips, "MaxConsecutiveSkips must be at least 1.");
+        Averaging?.Validate(Epochs);
         ArgumentNullException.ThrowIfNull(Loss, nameof(Loss));
         ArgumentNullException.ThrowIfNull(Augmentation, nameof(Augmentation));
         ArgumentNullException.ThrowIfNull(Callbacks, nameof(Callbacks));

@@ -107,6 +107,8 @@ internal static class OptionValues
         ["--output"] = ["/elsewhere"],
         ["--train-limit"] = ["9"],
         ["--val-size"] = ["9"],
+        ["--ema"] = ["0.99"],
+        ["--swa-start"] = ["2"],
         ["--resume"] = ["x.safetensors"],
     };
 

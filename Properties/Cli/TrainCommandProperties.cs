@@ -243,6 +243,50 @@ public class TrainCommandProperties
     }
 
     [Fact]
+    public void Averaging_options_out_of_range_are_refused_naming_the_option()
+    {
+        var (code, _, err) = Run("train", "--ema", "1.5", "--epochs", "3", "--swa-start", "4");
+        Assert.Equal(2, code);
+        Assert.Contains("--ema 1.5: the decay must be in [0, 1]", err);
+        Assert.Contains("--swa-start 4: the run has only 3 epoch(s)", err);
+        Assert.Contains("pick one", err);
+        (code, _, err) = Run("train", "--ema", "NaN");
+        Assert.Equal(2, code);
+        Assert.Contains("--ema NaN", err);
+    }
+
+    [Fact]
+    public void A_run_with_ema_reports_its_test_result_and_evaluate_averaged_reads_the_checkpoint()
+    {
+        RequireFashionMnist();
+        string output = Path.Combine(Path.GetTempPath(), "ilgpu-ema-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var (code, stdout, err) = Run(Args("train", $"--ema 0.9 --output {output}"));
+            Assert.True(code == 0, err);
+            Assert.Contains("test (ema weights): loss", stdout);
+            string last = Path.Combine(output, "checkpoints", "last.safetensors");
+            (code, stdout, err) = Run("evaluate", "--checkpoint", last, "--averaged", "--device", "cpu");
+            Assert.True(code == 0, err);
+            Assert.Contains("averaged weights (ema, 4 updates)", stdout);
+            (code, _, err) = Run("train", "--device", "cpu", "--train-limit", "256", "--batch-size", "64", "--epochs", "2", "--schedule", "constant", "--lr", "0.001", "--output", output, "--resume", last);
+            Assert.Equal(2, code);
+            Assert.Contains("resume with --ema 0.9", err);
+
+            (code, _, err) = Run(Args("train", $"--output {output}"));
+            Assert.True(code == 0, err);
+            (code, _, err) = Run("evaluate", "--checkpoint", last, "--averaged", "--device", "cpu");
+            Assert.Equal(2, code);
+            Assert.Contains("holds no averaged weights", err);
+        }
+        finally
+        {
+            if (Directory.Exists(output))
+                Directory.Delete(output, recursive: true);
+        }
+    }
+
+    [Fact]
     public void A_resume_with_another_accumulation_is_refused_naming_the_option_to_use()
     {
         string output = Path.Combine(Path.GetTempPath(), "ilgpu-resume-acc-" + Guid.NewGuid().ToString("N"));

@@ -30,7 +30,9 @@ public static partial class Gens
         from steps in Gen.Choose(0, 100000)
         from samples in Gen.Elements(0L, 1L, 60000L, 5_000_000_000L)
         from sec in MetricValue
-        select new EpochMetrics(epoch, tl, ta, vl, va, vk, k, lr, ls, skipped, steps, samples, sec);
+        from al in MaybeMetric
+        from aa in MaybeMetric
+        select new EpochMetrics(epoch, tl, ta, vl, va, vk, k, lr, ls, skipped, steps, samples, sec) { AveragedValLoss = al, AveragedValAccuracy = aa };
 
     /// <summary>A history of 0 to 12 generated epochs numbered 1..n.</summary>
     public static Gen<History> AnyHistory { get; } =

@@ -88,8 +88,8 @@ public sealed class MetricsLogProperties : IDisposable
 
         string[] lines = File.ReadAllLines(path);
         Assert.Equal(2, lines.Length);
-        Assert.Equal("epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_topk,top_k,learning_rate,loss_scale,skipped_steps,steps,samples,seconds", lines[0]);
-        Assert.Equal("3,0.5,0.875,,0.9,,5,0.001,,0,469,60000,12.25", lines[1]);
+        Assert.Equal("epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_topk,top_k,learning_rate,loss_scale,skipped_steps,steps,samples,seconds,averaged_val_loss,averaged_val_accuracy", lines[0]);
+        Assert.Equal("3,0.5,0.875,,0.9,,5,0.001,,0,469,60000,12.25,,", lines[1]);
     }
 
     [Fact]

@@ -14,7 +14,7 @@ namespace IlgpuTrain.Properties.Training;
 public class TrainerProperties
 {
     /// <summary>Two Gaussian blobs per class in 8 dimensions, shaped (2, 2, 2) so convolutions apply too.</summary>
-    private static InMemoryDataset Blobs(int n, int classes, int seed, string name = "blobs")
+    internal static InMemoryDataset Blobs(int n, int classes, int seed, string name = "blobs")
     {
         var r = new Random(seed);
         var centers = Enumerable.Range(0, classes).Select(_ => Enumerable.Range(0, 8).Select(_ => (float)((r.NextDouble() * 4) - 2)).ToArray()).ToArray();
@@ -32,7 +32,7 @@ public class TrainerProperties
 
     private static double Gaussian(Random r) => Math.Sqrt(-2 * Math.Log(1 - r.NextDouble())) * Math.Cos(2 * Math.PI * r.NextDouble());
 
-    private static Layer SmallCnn() =>
+    internal static Layer SmallCnn() =>
         new Conv2d(4, 2, Padding: 1) >> new BatchNorm2d() >> new ReLU() >> new Flatten() >> new Dropout(0.2f) >> new Dense(3);
 
     [Fact]
