@@ -120,7 +120,7 @@ internal sealed class TrainOptions
 
     public Option<float?> Dropout { get; } = new("--dropout") { Description = "Dropout probability (default: 0.2 for mlp, 0.25 for cnn, 0 for resnet)." };
 
-    public Option<string> Augment { get; } = new("--augment") { Description = "none, or a comma list of flip, crop, rotate, jitter (on the device).", DefaultValueFactory = _ => D.Augment };
+    public Option<string> Augment { get; } = new("--augment") { Description = "none, or a comma list of flip, vflip, crop, rotate, jitter, saturation, hue, resized-crop, erasing, mixup, cutmix, each optionally name=value (e.g. crop=4, hue=0.1, mixup=0.2; on the device).", DefaultValueFactory = _ => D.Augment };
 
     public Option<bool> MixedPrecision { get; } = new("--mixed-precision") { Description = "FP16 GEMM operands and activations with fp32 master weights and dynamic loss scaling." };
 
@@ -211,7 +211,7 @@ internal sealed class TrainOptions
         Require(c.TrainLimit >= 0, $"--train-limit {c.TrainLimit}: must be 0 (all) or more.");
         Require(c.ValSize >= 0, $"--val-size {c.ValSize}: must be 0 (validate on the test split) or more.");
         Require(c.Device is null or "cpu" or "cpu-kernels" or "cuda" or "opencl", $"--device {c.Device}: use cpu, cpu-kernels, cuda or opencl.");
-        Require(c.Augment.Split(',').All(a => a is "none" or "flip" or "crop" or "rotate" or "jitter"), $"--augment {c.Augment}: use none or a comma list of flip, crop, rotate, jitter.");
+        Require(RunConfig.AugmentProblem(c.Augment) is null, $"--augment {c.Augment}: {RunConfig.AugmentProblem(c.Augment)}.");
         return p;
     }
 

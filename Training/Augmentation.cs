@@ -17,7 +17,7 @@ namespace IlgpuTrain.Training;
 /// Fold(6) resized crop, Fold(7) erasing), so a batch's augmentation is a pure function of that
 /// Rng and the sample index: pass Rng.Create(seed).Fold(purpose).At(step) and a resumed run
 /// repeats it.</para>
-/// <para>Two ways to feed colour jitter:</para>
+/// <para>Three ways to feed colour jitter:</para>
 /// <list type="bullet">
 /// <item><b>Pixels, then Normalize (torchvision's way).</b> Set <see cref="Normalize"/> and give
 /// Apply pixel values in [0, 1] (load the data set with <see cref="Normalization.Identity"/>).
@@ -25,6 +25,10 @@ namespace IlgpuTrain.Training;
 /// result is clamped to [0, 1] (adjust_brightness and _blend clamp float images); Normalize(mean,
 /// std) runs after it, on the device. Evaluation batches are not augmented, so normalize the test
 /// set with the same statistics when loading it.</item>
+/// <item><b>Normalized data whose statistics are known.</b> Set Normalize to them and
+/// <see cref="NormalizedInput"/>: the jitter runs as above on x std + mean, and Normalize maps the
+/// result back; the other transforms see the normalized values. The command line does this for its
+/// built-in data sets.</item>
 /// <item><b>Already normalized data (the default, Normalize null).</b> Jitter acts on the values
 /// it is given without clamping, in the fixed order brightness, contrast, saturation: brightness
 /// scales each value (x f), contrast and saturation blend with the gray mean or gray pixel.
@@ -66,6 +70,14 @@ public sealed record Augmentation(bool HorizontalFlip = false, int CropPadding =
 
     /// <summary>Per-channel Normalize(mean, std) after the colour jitter; when set, Apply takes pixel values in [0, 1] and the jitter clamps (see remarks). Null is off.</summary>
     public Normalization? Normalize { get; init; }
+
+    /// <summary>
+    /// The batch arrives already normalized with <see cref="Normalize"/>'s statistics (as the
+    /// built-in data sets load): the colour jitter then runs on the pixels x std + mean, clamped, and
+    /// Normalize maps its result back; the other transforms act on the normalized values as given,
+    /// and without colour ops nothing is denormalized. Needs Normalize.
+    /// </summary>
+    public bool NormalizedInput { get; init; }
 
     /// <summary>RandomErasing, last; null is off.</summary>
     public RandomErasing? Erasing { get; init; }
@@ -196,7 +208,17 @@ public sealed record Augmentation(bool HorizontalFlip = false, int CropPadding =
             cur = y;
         }
 
-        if (Brightness != 0 || Contrast != 0 || Saturation != 0 || Hue != 0)
+        bool colour = Brightness != 0 || Contrast != 0 || Saturation != 0 || Hue != 0;
+        if (colour && NormalizedInput && Normalize is { } input)
+        {
+            // x std + mean as Normalize with mean' = -mean / std and std' = 1 / std.
+            var y = Next();
+            var inverse = step.Upload([.. input.Mean.Select((m, i) => -m / input.Std[i]), .. input.Std.Select(v => 1f / v)], new Shape(2 * c));
+            Augment.Normalize(host, cur.View<float>(), y.View<float>(), inverse.View<float>(), n, c, h, w);
+            cur = y;
+        }
+
+        if (colour)
         {
             var k = rng.Fold(4);
             var y = Next();
@@ -205,7 +227,7 @@ public sealed record Augmentation(bool HorizontalFlip = false, int CropPadding =
             cur = y;
         }
 
-        if (Normalize is { } norm)
+        if (Normalize is { } norm && (colour || !NormalizedInput))
         {
             var y = Next();
             var statsOnDevice = step.Upload([.. norm.Mean, .. norm.Std], new Shape(2 * c));
@@ -265,6 +287,8 @@ public sealed record Augmentation(bool HorizontalFlip = false, int CropPadding =
             }
         }
 
+        if (NormalizedInput && Normalize is null)
+            throw new ArgumentException("Augmentation: NormalizedInput says the batch was normalized with Normalize's statistics, but Normalize is null; set Normalize to the statistics the data were loaded with.", nameof(NormalizedInput));
         ResizedCrop?.Validate();
         Erasing?.Validate();
     }

@@ -38,7 +38,7 @@ public sealed record Mixing(float MixUpAlpha = 0, float CutMixAlpha = 0)
 
     /// <summary>Mixes a batch on its device and makes its soft targets.</summary>
     /// <param name="step">The step that owns the tensors.</param>
-    /// <param name="x">A Float32 batch (N, C, H, W).</param>
+    /// <param name="x">A Float32 batch: (N, C, H, W), or any (N, ...) for mixup alone.</param>
     /// <param name="labels">Its Int32 class indices (N), in [0, classes).</param>
     /// <param name="classes">The number of classes C.</param>
     /// <param name="rng">The randomness of this batch.</param>
@@ -52,13 +52,18 @@ public sealed record Mixing(float MixUpAlpha = 0, float CutMixAlpha = 0)
         Validate();
         if (IsNone)
             return (x, labels);
-        if (x.DType != DType.Float32 || x.Shape.Rank != 4)
-            throw new ArgumentException($"Mixing.Apply: x must be a Float32 batch (N, C, H, W), got {x.DType} {x.Shape}; mixup and cutmix work on image batches.", nameof(x));
-        int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
+        if (x.DType != DType.Float32 || x.Shape.Rank < 2)
+            throw new ArgumentException($"Mixing.Apply: x must be a Float32 batch (N, ...), got {x.DType} {x.Shape}.", nameof(x));
+        int n = x.Shape[0];
         if (labels.DType != DType.Int32 || labels.Shape.Rank != 1 || labels.Shape[0] != n)
             throw new ArgumentException($"Mixing.Apply: mixup and cutmix turn class labels into soft targets, so they need a classification task with Int32 labels ({n}); got {labels.DType} {labels.Shape}. Turn mixing off for other tasks.", nameof(labels));
         if (classes < 1)
             throw new ArgumentOutOfRangeException(nameof(classes), classes, "Mixing.Apply: classes must be at least 1.");
+        if (CutMixAlpha > 0 && x.Shape.Rank != 4)
+            throw new ArgumentException($"Mixing.Apply: cutmix cuts a box out of images (N, C, H, W), but the batch is {x.Shape}; use mixup alone for flat inputs.", nameof(x));
+        int c = x.Shape.Rank == 4 ? x.Shape[1] : 1;
+        int h = x.Shape.Rank == 4 ? x.Shape[2] : 1;
+        int w = x.Shape.Rank == 4 ? x.Shape[3] : checked((int)(x.Shape.Length / Math.Max(1, n)));
         var draw = Draw(h, w, rng);
         var host = step.Device.Kernels;
         var mixed = step.Allocate(x.Shape);

@@ -51,6 +51,7 @@ public sealed class Trainer
     private const uint DropoutPurpose = 1;
     private const uint AugmentPurpose = 2;
     private const uint InitPurpose = 3;
+    private const uint MixingPurpose = 4;
 
     private readonly Device _device;
     private readonly Layer _model;
@@ -297,8 +298,9 @@ public sealed class Trainer
         var rng = Rng.Create(_options.Seed).At(checked((uint)s.Step));
         var x = _options.Augmentation.Apply(step, step.Upload(batch.X, batch.Shape), rng.Fold(AugmentPurpose));   // batch -> device -> augment
         var y = step.Upload(batch.Labels, new Shape(batch.Count));
+        (x, var targets) = _options.Mixing.Apply(step, x, y, Classes, rng.Fold(MixingPurpose));                     // mixup / cutmix -> soft targets
         var lossScale = s.LossScale ?? NoScale;
-        var (loss, logits, grads, modelState) = ForwardBackward(step, s, x, y, rng.Fold(DropoutPurpose), lossScale.Scale); // forward -> loss -> backward
+        var (loss, logits, grads, modelState) = ForwardBackward(step, s, x, targets, rng.Fold(DropoutPurpose), lossScale.Scale); // forward -> loss -> backward
         var metrics = ReadLossAndHits(step, loss, logits, y, 1);                                                   // metrics
         float lossValue = metrics[0];
         bool finite = lossScale.UnscaleInPlace(grads) && float.IsFinite(lossValue);                               // unscale + finite check

@@ -42,7 +42,7 @@ public class AugmentationProperties
             k = rng.Fold(3);
             AugmentReference.RotateReference(b, a, n, c, h, w, -10f, 10f, k.Seed, k.Stream, k.Counter);
             k = rng.Fold(4);
-            AugmentReference.JitterReference(a, b, n, c, h, w, 0.8f, 1.2f, 0.7f, 1.3f, k.Seed, k.Stream, k.Counter);
+            AugmentReference.JitterReference(a, b, n, c, h, w, new JitterRanges(0.8f, 1.2f, 0.7f, 1.3f, 1f, 1f, 0f, 0f, 0, 0), k.Seed, k.Stream, k.Counter);
             return Close.All(got, b, Atol, Atol, "pipeline").And((!got.SequenceEqual(again)).Label("the next counter differs"));
         });
 
