@@ -32,7 +32,8 @@ public sealed record EvalResult(double Loss, double Accuracy, double TopK, int K
 /// epochs over a data set with an optional validation set and returns the history.
 /// </summary>
 /// <remarks>
-/// One training step (<see cref="TrainStep"/>): batch → device → augmentation → forward with a
+/// One training step (<see cref="TrainStep"/>): batch → device → augmentation → mixing (MixUp or
+/// CutMix into soft targets, when <see cref="TrainerOptions.Mixing"/> is on) → forward with a
 /// tape → cross-entropy → backward (seeded with the loss scale) → unscale and finite check →
 /// optimizer update (or a skip) → metrics. Every random choice is a function of (seed, step), so a
 /// run resumed from a checkpoint continues exactly.
