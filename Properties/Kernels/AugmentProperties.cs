@@ -258,7 +258,7 @@ public class AugmentProperties
             int n = b.N, c = b.C, h = b.H, w = b.W, len = b.X.Length, oh = h + 2, ow = Math.Max(1, w - 1);
             int[] boxes = new int[Math.Max(1, 4 * n)];
             float[] Out(int length) => new float[length];
-            float[] stats = [.. Enumerable.Repeat(0.5f, c), .. Enumerable.Repeat(0.25f, c)];
+            float[] stats = [.. Enumerable.Range(0, c).Select(i => 0.3f + (0.1f * i)), .. Enumerable.Range(0, c).Select(i => 0.2f + (0.05f * i))];
             int[] labels = Enumerable.Range(0, n).Select(i => i % 3).ToArray();
             return KernelParity.Same("vflip", [b.X, Out(len)], (k, f) => Augment.VerticalFlip(k, f[0], f[1], n, c, h, w, 0.5f, seed, stream, counter))
                 .And(KernelParity.Same("resize", [b.X, Out(n * c * oh * ow)], [boxes], (k, f, i) => Augment.Resize(k, f[0], f[1], i[0], n, c, h, w, oh, ow)))
