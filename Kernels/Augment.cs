@@ -177,6 +177,17 @@ internal static class Augment
 
     private static float Clamp01(float v, int clamp) => clamp == 0 ? v : XMath.Clamp(v, 0f, 1f);
 
+    // Element i of planes of rows x cols: returns its plane, with its row and column.
+    private static int Plane(int i, int rows, int cols, out int row, out int col)
+    {
+        int size = rows * cols;
+        int plane = i / size;
+        int r = i - (plane * size);
+        row = r / cols;
+        col = r - (row * cols);
+        return plane;
+    }
+
     // Horizontal (vertical = 0) or vertical flip of sample i / sample (C H W) iff u(w0) < p; w is W, h is H.
     internal readonly struct FlipBody<TF>(TF x, TF y, int sample, int h, int w, int vertical, float p, PhiloxStream key) : IElementBody
         where TF : struct, IElements<float>
@@ -206,10 +217,7 @@ internal static class Augment
     {
         public void Run(int i)
         {
-            int outPlane = oh * ow;
-            int plane = i / outPlane;
-            int r = i - (plane * outPlane);
-            int oi = r / ow, oj = r - (oi * ow);
+            int plane = Plane(i, oh, ow, out int oi, out int oj);
             var words = key.Block(plane / c);
             int si = oi + Bounded(words.X0, h + (2 * pad) - oh + 1) - pad;
             int sj = oj + Bounded(words.X1, w + (2 * pad) - ow + 1) - pad;
@@ -225,9 +233,7 @@ internal static class Augment
         {
             int planeSize = h * w;
             float cx = (w - 1) * 0.5f, cy = (h - 1) * 0.5f;
-            int plane = i / planeSize;
-            int r = i - (plane * planeSize);
-            int oi = r / w, oj = r - (oi * w);
+            int plane = Plane(i, h, w, out int oi, out int oj);
             float u = Philox.ToUniform(key.Block(plane / c).X0);
             float a = (loDegrees + (u * (hiDegrees - loDegrees))) * (XMath.PI / 180f);
             float cos = XMath.Cos(a), sin = XMath.Sin(a);
@@ -322,10 +328,7 @@ internal static class Augment
     {
         public void Run(int i)
         {
-            int outPlane = oh * ow;
-            int plane = i / outPlane;
-            int r = i - (plane * outPlane);
-            int oi = r / ow, oj = r - (oi * ow);
+            int plane = Plane(i, oh, ow, out int oi, out int oj);
             int s = plane / c;
             int top = boxes[4 * s], left = boxes[(4 * s) + 1], bh = boxes[(4 * s) + 2], bw = boxes[(4 * s) + 3];
             float sy = XMath.Max(0f, ((oi + 0.5f) * ((float)bh / oh)) - 0.5f);
@@ -347,10 +350,7 @@ internal static class Augment
     {
         public void Run(int i)
         {
-            int plane = i / (h * w);
-            int r = i - (plane * h * w);
-            int oi = r / w, oj = r - (oi * w);
-            int s = plane / c;
+            int s = Plane(i, h, w, out int oi, out int oj) / c;
             int top = boxes[4 * s], left = boxes[(4 * s) + 1];
             bool inside = oi >= top && oi < top + boxes[(4 * s) + 2] && oj >= left && oj < left + boxes[(4 * s) + 3];
             y[i] = inside ? value : x[i];
@@ -529,8 +529,7 @@ internal static class Augment
         public void Run(int i)
         {
             int s = i / sample;
-            int r = i % (h * w);
-            int oi = r / w, oj = r - (oi * w);
+            Plane(i, h, w, out int oi, out int oj);
             bool inside = oi >= y1 && oi < y2 && oj >= x1 && oj < x2;
             y[i] = inside ? x[i + ((s == 0 ? n - 1 : -1) * sample)] : x[i];
         }
