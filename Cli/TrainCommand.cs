@@ -151,7 +151,7 @@ internal sealed class TrainOptions
 
     public Option<float?> Dropout { get; } = new("--dropout") { Description = "Dropout probability (default: 0.2 for mlp, 0.25 for cnn, 0 for resnet)." };
 
-    public Option<string> Augment { get; } = new("--augment") { Description = "none, or a comma list of flip, crop, rotate, jitter (on the device).", DefaultValueFactory = _ => D.Augment };
+    public Option<string> Augment { get; } = new("--augment") { Description = "none, or a comma list of flip, vflip, crop, rotate, jitter, saturation, hue, resized-crop, erasing, mixup, cutmix, each optionally name=value (e.g. crop=4, hue=0.1, mixup=0.2; on the device).", DefaultValueFactory = _ => D.Augment };
 
     public Option<bool> MixedPrecision { get; } = new("--mixed-precision") { Description = "FP16 GEMM operands and activations with fp32 master weights and dynamic loss scaling." };
 
@@ -264,7 +264,7 @@ internal sealed class TrainOptions
         Require(c.SwaStart >= 0, $"--swa-start {c.SwaStart}: must be 0 (off) or an epoch from 1.");
         Require(c.SwaStart <= c.Epochs, $"--swa-start {c.SwaStart}: the run has only {c.Epochs} epoch(s), so nothing would be averaged; start at an epoch from 1 to {c.Epochs}, or train for more --epochs.");
         Require(c.Ema is null || c.SwaStart == 0, $"--ema and --swa-start: a run averages its weights one way; pick one.");
-        Require(c.Augment.Split(',').All(a => a is "none" or "flip" or "crop" or "rotate" or "jitter"), $"--augment {c.Augment}: use none or a comma list of flip, crop, rotate, jitter.");
+        Require(RunConfig.AugmentProblem(c.Augment) is null, $"--augment {c.Augment}: {RunConfig.AugmentProblem(c.Augment)}.");
         return p;
     }
 

@@ -21,6 +21,13 @@ namespace IlgpuTrain.Kernels;
 // throw in a kernel: its loss (and gradient row) is NaN, so NaN guards and apply-if-finite catch it,
 // and Forward counts such rows into an optional int counter; host code can call ValidateTargets.
 //
+// Class-probability targets t (N, C) (PyTorch's cross_entropy with a float target of the logits'
+// shape, e.g. MixUp/CutMix soft labels), no ignore_index: smoothing t' = keep t + off (Uniform:
+// keep 1 - eps, off eps/C; OffTarget: keep 1 - eps - eps/(C-1), off eps/(C-1), mapping one-hot rows
+// to the rows above); loss_i = sum_k t'_ik (lse + m - x_k); Mean divides by N (N = 0: NaN);
+// dlogits_ik = (softmax(x_i)_k - t'_ik) g_i. Forward reads 8 B per element, backward reads 8 B and
+// writes 4 B.
+//
 // Bytes per logit (rows re-read from cache): forward reads 4 B (+4 B per row of target) and writes
 // 4 B per row; backward reads 4 B, writes 4 B; smoothed targets write 4 B. Backward OVERWRITES
 // dlogits (which may alias the logits); it recomputes the softmax from the logits, so the forward
@@ -64,6 +71,29 @@ public readonly record struct SmoothedOneHot(int Classes, float On, float Off, i
             default:
                 throw new ArgumentOutOfRangeException(nameof(smoothing), smoothing, $"{op}: unknown label smoothing convention {smoothing}.");
         }
+    }
+}
+
+/// <summary>
+/// Label smoothing of class-probability targets as kernels see it: t' = <see cref="Keep"/> t +
+/// <see cref="Off"/>, which for a one-hot t gives <see cref="SmoothedOneHot"/>'s rows.
+/// </summary>
+/// <param name="Classes">C.</param>
+/// <param name="Keep">1 - eps (Uniform, PyTorch) or 1 - eps - eps/(C-1) (OffTarget).</param>
+/// <param name="Off">eps/C (Uniform) or eps/(C-1) (OffTarget; 0 when C = 1).</param>
+public readonly record struct SmoothedProbabilities(int Classes, float Keep, float Off)
+{
+    /// <summary>Validates eps and the convention (as <see cref="SmoothedOneHot.Create"/>) and computes the two weights in float64.</summary>
+    /// <param name="op">The operation, for messages.</param>
+    /// <param name="classes">C, at least 1.</param>
+    /// <param name="eps">Label smoothing in [0, 1].</param>
+    /// <param name="smoothing">The convention.</param>
+    /// <returns>The weights.</returns>
+    public static SmoothedProbabilities Create(string op, int classes, float eps, LabelSmoothing smoothing)
+    {
+        var t = SmoothedOneHot.Create(op, classes, eps, smoothing, CrossEntropyOptions.DefaultIgnoreIndex);
+        double keep = smoothing == LabelSmoothing.Uniform || classes == 1 ? 1.0 - eps : 1.0 - eps - ((double)eps / (classes - 1));
+        return new SmoothedProbabilities(classes, (float)keep, t.Off);
     }
 }
 
@@ -146,16 +176,7 @@ internal static class CrossEntropy
     {
         public void Run(int i)
         {
-            float sum = 0f;
-            float compensation = 0f;
-            for (int k = 0; k < n; k++)
-            {
-                float v = losses[k] - compensation;
-                float next = sum + v;
-                compensation = (next - sum) - v;
-                sum = next;
-            }
-
+            float sum = KahanSum(losses, n);
             loss[0] = mean != 0 ? sum / Kept(targets, n, ignoreIndex) : sum;
         }
     }
@@ -213,6 +234,76 @@ internal static class CrossEntropy
             bool valid = y >= 0 && y < c;
             for (int k = 0; k < c; k++)
                 smoothed[o + k] = ignored ? 0f : !valid ? float.NaN : k == y ? t.On : t.Off;
+        }
+    }
+
+    // The sum of v[0..n) in index order, Kahan-compensated.
+    private static float KahanSum<TF>(TF v, int n)
+        where TF : struct, IElements<float>
+    {
+        float sum = 0f;
+        float compensation = 0f;
+        for (int k = 0; k < n; k++)
+        {
+            float d = v[k] - compensation;
+            float next = sum + d;
+            compensation = (next - sum) - d;
+            sum = next;
+        }
+
+        return sum;
+    }
+
+    // ---------------------------------------------------------------- class-probability targets (bodies)
+
+    private static readonly ForEachDef<SoftForwardBody<ViewElements<float>>> SoftForwardDef = new();
+    private static readonly ForEachDef<SoftReduceBody<ViewElements<float>>> SoftReduceDef = new();
+    private static readonly ForEachDef<SoftBackwardBody<ViewElements<float>>> SoftBackwardDef = new();
+
+    // losses[i] = sum_k (keep t_ik + off) (lse + m - x_ik).
+    internal readonly struct SoftForwardBody<TF>(TF logits, TF targets, TF losses, SmoothedProbabilities t) : IElementBody
+        where TF : struct, IElements<float>
+    {
+        public void Run(int i)
+        {
+            int c = t.Classes;
+            int o = i * c;
+            float m = SoftmaxRow.Max(logits, o, c);
+            float lse = XMath.Log(SoftmaxRow.SumExp(logits, o, c, m));
+            float loss = 0f;
+            for (int k = 0; k < c; k++)
+                loss += ((t.Keep * targets[o + k]) + t.Off) * (lse + (m - logits[o + k]));
+            losses[i] = loss;
+        }
+    }
+
+    // loss[0] = the Kahan sum of the N losses, divided by N when mean is 1. Index 0 only.
+    internal readonly struct SoftReduceBody<TF>(TF losses, TF loss, int n, int mean) : IElementBody
+        where TF : struct, IElements<float>
+    {
+        public void Run(int i)
+        {
+            float sum = KahanSum(losses, n);
+            loss[0] = mean != 0 ? sum / n : sum;
+        }
+    }
+
+    // dlogits[i, k] = (softmax(x_i)_k - (keep t_ik + off)) * g[i * gStride] / divisor; may alias logits.
+    internal readonly struct SoftBackwardBody<TF>(TF logits, TF targets, TF g, int gStride, float divisor, TF dlogits, SmoothedProbabilities t) : IElementBody
+        where TF : struct, IElements<float>
+    {
+        public void Run(int i)
+        {
+            int c = t.Classes;
+            int o = i * c;
+            float scale = g[i * gStride] / divisor;
+            float m = SoftmaxRow.Max(logits, o, c);
+            float inv = 1f / SoftmaxRow.SumExp(logits, o, c, m);
+            for (int k = 0; k < c; k++)
+            {
+                float p = XMath.Exp(logits[o + k] - m) * inv;
+                dlogits[o + k] = (p - ((t.Keep * targets[o + k]) + t.Off)) * scale;
+            }
         }
     }
 
@@ -325,6 +416,86 @@ internal static class CrossEntropy
             CpuLoops.ForEach(host, n, new SmoothedTargetsBody<PtrElements<float>, PtrElements<int>>(PtrElements.Of(targets), PtrElements.Of(smoothed), t), c);
         else
             SmoothedTargetsDef.Launch(host, n, new(new(targets), new(smoothed), t));
+    }
+
+    /// <summary>
+    /// Cross-entropy forward against class probabilities (N, C) (PyTorch's float-target
+    /// cross_entropy; see the file header): per-row losses and, for Mean and Sum, the reduced loss.
+    /// </summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="logits">Logits (N, C), row-major.</param>
+    /// <param name="targets">Class probabilities (N, C), rows normally summing to 1.</param>
+    /// <param name="losses">Per-row losses (N), overwritten.</param>
+    /// <param name="loss">The reduced loss (1) for Mean and Sum; unused (may be empty) for None.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Classes C, at least 1.</param>
+    /// <param name="options">Reduction and label smoothing; ignore_index must be the default (PyTorch has none for probability targets).</param>
+    public static void ForwardSoft(KernelHost host, ArrayView<float> logits, ArrayView<float> targets, ArrayView<float> losses, ArrayView<float> loss, int n, int c, CrossEntropyOptions? options = null)
+    {
+        const string op = nameof(CrossEntropy) + "." + nameof(ForwardSoft);
+        options ??= CrossEntropyOptions.Default;
+        var t = CheckSoftRows(host, op, logits, targets, n, c, options);
+        Check.Length(op, losses, nameof(losses), n, $"N = {n}");
+        if (options.Reduction != LossReduction.None)
+            Check.Length(op, loss, nameof(loss), 1, $"reduction {options.Reduction}");
+        int mean = options.Reduction == LossReduction.Mean ? 1 : 0;
+        if (host.RunsManaged)
+        {
+            var pl = PtrElements.Of(losses);
+            if (n > 0)
+                CpuLoops.ForEach(host, n, new SoftForwardBody<PtrElements<float>>(PtrElements.Of(logits), PtrElements.Of(targets), pl, t), c);
+            if (options.Reduction != LossReduction.None)
+                CpuLoops.ForEach(host, 1, new SoftReduceBody<PtrElements<float>>(pl, PtrElements.Of(loss), n, mean));
+            return;
+        }
+
+        if (n > 0)
+            SoftForwardDef.Launch(host, n, new(new(logits), new(targets), new(losses), t));
+        if (options.Reduction != LossReduction.None)
+            SoftReduceDef.Launch(host, 1, new(new(losses), new(loss), n, mean));
+    }
+
+    /// <summary>
+    /// Cross-entropy backward against class probabilities: dlogits = (softmax(logits) - t') * g,
+    /// g = dLoss[0] / N (Mean), dLoss[0] (Sum) or dLoss[i] (None). Overwrites dlogits.
+    /// </summary>
+    /// <param name="host">Where to run.</param>
+    /// <param name="logits">Logits (N, C), the forward input.</param>
+    /// <param name="targets">Class probabilities (N, C).</param>
+    /// <param name="dLoss">Upstream gradient: 1 element for Mean and Sum, N for None.</param>
+    /// <param name="dlogits">Gradient (N, C), overwritten; may alias logits.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Classes C, at least 1.</param>
+    /// <param name="options">Reduction and label smoothing, as in <see cref="ForwardSoft"/>.</param>
+    public static void BackwardSoft(KernelHost host, ArrayView<float> logits, ArrayView<float> targets, ArrayView<float> dLoss, ArrayView<float> dlogits, int n, int c, CrossEntropyOptions? options = null)
+    {
+        const string op = nameof(CrossEntropy) + "." + nameof(BackwardSoft);
+        options ??= CrossEntropyOptions.Default;
+        var t = CheckSoftRows(host, op, logits, targets, n, c, options);
+        Check.Length(op, dlogits, nameof(dlogits), (long)n * c, $"(N, C) = ({n}, {c})");
+        bool none = options.Reduction == LossReduction.None;
+        Check.Length(op, dLoss, nameof(dLoss), none ? n : 1, none ? $"reduction None with N = {n}" : $"reduction {options.Reduction}");
+        if (n == 0)
+            return;
+        float divisor = options.Reduction == LossReduction.Mean ? n : 1f;
+        int gStride = none ? 1 : 0;
+        if (host.RunsManaged)
+            CpuLoops.ForEach(host, n, new SoftBackwardBody<PtrElements<float>>(PtrElements.Of(logits), PtrElements.Of(targets), PtrElements.Of(dLoss), gStride, divisor, PtrElements.Of(dlogits), t), c);
+        else
+            SoftBackwardDef.Launch(host, n, new(new(logits), new(targets), new(dLoss), gStride, divisor, new(dlogits), t));
+    }
+
+    private static SmoothedProbabilities CheckSoftRows(KernelHost host, string op, ArrayView<float> logits, ArrayView<float> targets, int n, int c, CrossEntropyOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        Check.Dimension(op, n, nameof(n));
+        if (options.IgnoreIndex != CrossEntropyOptions.DefaultIgnoreIndex)
+            throw new ArgumentException($"{op}: ignore_index {options.IgnoreIndex} applies to class-index targets only (PyTorch refuses it with probability targets); leave it at {CrossEntropyOptions.DefaultIgnoreIndex}.", nameof(options));
+        var t = SmoothedProbabilities.Create(op, c, options.Epsilon, options.Smoothing);
+        Check.Length(op, logits, nameof(logits), (long)n * c, $"(N, C) = ({n}, {c})");
+        Check.Fits32(op, logits, nameof(logits));
+        Check.Length(op, targets, nameof(targets), (long)n * c, $"(N, C) = ({n}, {c}) class probabilities");
+        return t;
     }
 
     private static SmoothedOneHot CheckRows(KernelHost host, string op, ArrayView<float> logits, ArrayView<int> targets, string logitsName, int n, int c, CrossEntropyOptions options)

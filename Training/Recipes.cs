@@ -294,6 +294,17 @@ public static class Recipes
         return new RunData(train, test, test, $"validation: the test split ({note})");
     }
 
+    /// <summary>The statistics <see cref="LoadData"/> normalizes a data set with, or null for an unknown one.</summary>
+    /// <param name="dataset">A <see cref="Datasets"/> name.</param>
+    /// <returns>The normalization.</returns>
+    public static Normalization? LoadedNormalization(string dataset) => dataset switch
+    {
+        "fashion-mnist" => Normalization.FashionMnist,
+        "mnist" => Normalization.Mnist,
+        "cifar10" => Normalization.Cifar10,
+        _ => null,
+    };
+
     /// <summary>The device of <paramref name="config"/>: <see cref="RunConfig.Device"/>, else $ILGPUTRAIN_DEVICE, else the best available.</summary>
     /// <param name="config">The run.</param>
     /// <returns>A new device; the caller disposes it.</returns>
@@ -349,7 +360,8 @@ public static class Recipes
             Workers = c.Workers ?? TrainerOptions.DefaultWorkers,
             Loss = new CrossEntropyOptions { Epsilon = c.LabelSmoothing },
             Task = c.Task == "classification" ? null : Task(c),
-            Augmentation = c.Augmentation(train.SampleShape[^1]),
+            Augmentation = c.Augmentation(train.SampleShape[^1], LoadedNormalization(c.Dataset)),
+            Mixing = c.Mixing(),
             LossScale = c.MixedPrecision ? new DynamicLossScale() : null,
             Precision = c.MixedPrecision ? Precision.Float16 : Precision.Float32,
             Callbacks = callbacks ?? [],

@@ -88,7 +88,7 @@ public sealed record RunConfig
     /// <summary>Dropout probability, or null for the model's default (<see cref="Models.DefaultDropout"/>).</summary>
     public float? Dropout { get; init; }
 
-    /// <summary>On-device augmentation: none, or a comma list of flip, crop, rotate, jitter (see <see cref="Augmentation"/>).</summary>
+    /// <summary>On-device augmentation and mixing: none, or a comma list of <see cref="AugmentNames"/>, each optionally name=value (see <see cref="Augmentation(int, Normalization?)"/> and <see cref="Mixing"/>).</summary>
     public string Augment { get; init; } = "none";
 
     /// <summary>FP16 activations and GEMM operands with fp32 master weights and dynamic loss scaling.</summary>
@@ -142,26 +142,122 @@ public sealed record RunConfig
     /// <summary>The dropout the model gets: <see cref="Dropout"/>, else the model's default.</summary>
     public float EffectiveDropout => Dropout ?? Models.DefaultDropout(Model);
 
+    /// <summary>The names <see cref="Augment"/> accepts, each optionally as name=value (see <see cref="Augmentation(int, Normalization?)"/>).</summary>
+    public static IReadOnlyList<string> AugmentNames { get; } =
+        ["flip", "vflip", "crop", "rotate", "jitter", "saturation", "hue", "resized-crop", "erasing", "mixup", "cutmix"];
+
+    private static readonly HashSet<string> Valueless = ["flip", "vflip"];
+
     /// <summary>
-    /// The augmentation <see cref="Augment"/> names: flip, crop with 4 pixels of padding on 32x32
-    /// images and 2 on 28x28, rotation by up to 10 degrees, brightness and contrast jitter 0.2.
+    /// What is wrong with an <see cref="Augment"/> text ("none", or a comma list of
+    /// <see cref="AugmentNames"/>, each optionally name=value), or null when it is valid.
     /// </summary>
-    /// <param name="side">The image side (the last dimension of a sample).</param>
-    /// <returns>The augmentation; <see cref="Training.Augmentation.None"/> for none.</returns>
-    /// <exception cref="ArgumentException"><see cref="Augment"/> names something else.</exception>
-    public Augmentation Augmentation(int side)
+    /// <param name="augment">The text.</param>
+    /// <returns>The problem, or null.</returns>
+    public static string? AugmentProblem(string? augment)
     {
-        var parts = Augment.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet();
-        if (parts.FirstOrDefault(p => p is not ("none" or "flip" or "crop" or "rotate" or "jitter")) is { } unknown)
-            throw new ArgumentException($"RunConfig.Augment {Augment}: unknown augmentation \"{unknown}\"; use none or a comma list of flip, crop, rotate, jitter.");
-        if (parts.Count == 0 || parts.SetEquals(["none"]))
+        if (augment is null)
+            return "it is missing";
+        foreach (var part in augment.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (part == "none")
+                continue;
+            var (name, text) = part.IndexOf('=', StringComparison.Ordinal) is int eq and >= 0 ? (part[..eq].Trim(), part[(eq + 1)..].Trim()) : (part, null);
+            if (!AugmentNames.Contains(name))
+                return $"unknown augmentation \"{name}\"; use none or a comma list of {string.Join(", ", AugmentNames)} (each optionally name=value)";
+            if (text is null)
+                continue;
+            if (Valueless.Contains(name))
+                return $"{name} takes no value (got {part})";
+            if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !double.IsFinite(v) || !(v > 0))
+                return $"{part}: the value must be a positive number";
+            string? range = name switch
+            {
+                "crop" when v != Math.Floor(v) || v > 64 => "crop=P takes a whole number of pixels of padding, 1 to 64",
+                "rotate" when v > 180 => "rotate=D takes degrees up to 180",
+                "jitter" or "saturation" when v > 10 => $"{name}=S takes a strength up to 10 (factors in [max(0, 1 - S), 1 + S])",
+                "hue" when v > 0.5 => "hue=H takes a shift up to 0.5",
+                "resized-crop" when v > 1 => "resized-crop=S takes the smallest area fraction, up to 1",
+                "erasing" when v > 1 => "erasing=P takes a probability, up to 1",
+                "mixup" or "cutmix" when v > 100 => $"{name}=A takes a Beta concentration up to 100",
+                _ => null,
+            };
+            if (range is not null)
+                return $"{part}: {range}";
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// The augmentation <see cref="Augment"/> names, with these defaults (name=value overrides the
+    /// number): flip and vflip (p 0.5); crop with 4 pixels of padding on 32x32 images and 2 on
+    /// 28x28 (crop=P); rotation by up to 10 degrees (rotate=D); brightness and contrast jitter 0.2
+    /// (jitter=S); saturation 0.2 (saturation=S); hue 0.1 (hue=H); RandomResizedCrop to the same
+    /// size with scale [0.08, 1] (resized-crop=smallest scale); RandomErasing with p 0.5
+    /// (erasing=P). mixup and cutmix are <see cref="Mixing"/>.
+    /// </summary>
+    /// <remarks>
+    /// With <paramref name="normalizedWith"/> (the statistics the data set was normalized with when
+    /// loaded) and any colour op on, the colour jitter runs on pixels as torchvision's ColorJitter
+    /// (random order per sample, clamped to [0, 1]) between x std + mean and Normalize; without it,
+    /// it runs on the normalized values in a fixed order without clamping, and hue is refused.
+    /// </remarks>
+    /// <param name="side">The image side (the last dimension of a sample).</param>
+    /// <param name="normalizedWith">How the data set was normalized, or null when unknown.</param>
+    /// <returns>The augmentation; <see cref="Training.Augmentation.None"/> for none.</returns>
+    /// <exception cref="ArgumentException"><see cref="Augment"/> names something else or has a bad value.</exception>
+    public Augmentation Augmentation(int side, Normalization? normalizedWith = null)
+    {
+        var parts = ParseAugment();
+        if (parts.Count == 0)
             return Training.Augmentation.None;
-        return new Augmentation(
-            HorizontalFlip: parts.Contains("flip"),
-            CropPadding: parts.Contains("crop") ? (side >= 32 ? 4 : 2) : 0,
-            RotationDegrees: parts.Contains("rotate") ? 10 : 0,
-            Brightness: parts.Contains("jitter") ? 0.2f : 0,
-            Contrast: parts.Contains("jitter") ? 0.2f : 0);
+        float Get(string name, float fallback) => parts.TryGetValue(name, out var v) ? (float)(v ?? fallback) : 0f;
+        var a = new Augmentation(
+            HorizontalFlip: parts.ContainsKey("flip"),
+            CropPadding: (int)Get("crop", side >= 32 ? 4 : 2),
+            RotationDegrees: Get("rotate", 10),
+            Brightness: Get("jitter", 0.2f),
+            Contrast: Get("jitter", 0.2f))
+        {
+            VerticalFlip = parts.ContainsKey("vflip"),
+            Saturation = Get("saturation", 0.2f),
+            Hue = Get("hue", 0.1f),
+            ResizedCrop = parts.ContainsKey("resized-crop") ? new RandomResizedCrop(ScaleLo: Get("resized-crop", 0.08f)) : null,
+            Erasing = parts.ContainsKey("erasing") ? new RandomErasing(P: Get("erasing", 0.5f)) : null,
+        };
+        bool colour = a.Brightness != 0 || a.Contrast != 0 || a.Saturation != 0 || a.Hue != 0;
+        if (colour && normalizedWith is not null)
+            a = a with { Normalize = normalizedWith, NormalizedInput = true };
+        else if (a.Hue != 0)
+            throw new ArgumentException($"RunConfig.Augment {Augment}: hue works on pixel values, but the statistics this data set was normalized with are unknown; drop hue.");
+        return a;
+    }
+
+    /// <summary>The mixing <see cref="Augment"/> names: mixup (alpha 1.0, mixup=A) and cutmix (alpha 1.0, cutmix=A), torchvision's defaults.</summary>
+    /// <returns>The mixing; <see cref="Training.Mixing.None"/> when neither is named.</returns>
+    /// <exception cref="ArgumentException"><see cref="Augment"/> names something else or has a bad value.</exception>
+    public Mixing Mixing()
+    {
+        var parts = ParseAugment();
+        float Alpha(string name) => parts.TryGetValue(name, out var v) ? (float)(v ?? 1.0) : 0f;
+        return new Mixing(Alpha("mixup"), Alpha("cutmix"));
+    }
+
+    private Dictionary<string, double?> ParseAugment()
+    {
+        if (AugmentProblem(Augment) is { } problem)
+            throw new ArgumentException($"RunConfig.Augment {Augment}: {problem}.");
+        var parts = new Dictionary<string, double?>();
+        foreach (var part in Augment.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (part == "none")
+                continue;
+            int eq = part.IndexOf('=', StringComparison.Ordinal);
+            parts[eq >= 0 ? part[..eq].Trim() : part] = eq >= 0 ? double.Parse(part[(eq + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture) : null;
+        }
+
+        return parts;
     }
 
     /// <summary>The configuration as one line of JSON, as checkpoints store it.</summary>
@@ -256,7 +352,7 @@ public sealed record RunConfig
             ?? Check(BatchSize is >= 1 and <= 65536, nameof(BatchSize), $"{BatchSize}", "an integer from 1 to 65536")
             ?? Check(float.IsFinite(LabelSmoothing) && LabelSmoothing >= 0 && LabelSmoothing < 1, nameof(LabelSmoothing), F(LabelSmoothing), "a number in [0, 1)")
             ?? Check(Dropout is null || (float.IsFinite(Dropout.Value) && Dropout >= 0 && Dropout < 1), nameof(Dropout), Dropout is { } d ? F(d) : "null", "null or a number in [0, 1)")
-            ?? Check(Augment is not null && Augment.Split(',', StringSplitOptions.TrimEntries).All(a => a is "none" or "flip" or "crop" or "rotate" or "jitter"), nameof(Augment), Quote(Augment), "none or a comma list of flip, crop, rotate, jitter")
+            ?? Check(AugmentProblem(Augment) is null, nameof(Augment), Quote(Augment), $"none or a comma list of {string.Join(", ", AugmentNames)}, each optionally name=value ({AugmentProblem(Augment)})")
             ?? Check(Accumulate is >= 1 and <= 1024, nameof(Accumulate), $"{Accumulate}", "an integer from 1 to 1024")
             ?? Check(BaseBatchSize is >= 1 and <= 65536, nameof(BaseBatchSize), $"{BaseBatchSize}", "an integer from 1 to 65536")
             ?? Check(double.IsFinite(Clip) && Clip >= 0, nameof(Clip), F(Clip), "0 (off) or a positive number")

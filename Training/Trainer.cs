@@ -38,7 +38,8 @@ public sealed record EvalResult(double Loss, double Accuracy, double TopK, int K
 /// validation set and returns the history.
 /// </summary>
 /// <remarks>
-/// One training step (<see cref="TrainStep"/>): batch → device → augmentation → forward with a
+/// One training step (<see cref="TrainStep"/>): batch → device → augmentation → mixing (MixUp or
+/// CutMix into soft targets, when <see cref="TrainerOptions.Mixing"/> is on) → forward with a
 /// tape → the task's loss → backward (seeded with the loss scale) → unscale and finite check →
 /// optimizer update (or a skip) → metrics. Every random choice is a function of (seed, step), so a
 /// run resumed from a checkpoint continues exactly.
@@ -57,6 +58,7 @@ public sealed class Trainer
     private const uint DropoutPurpose = 1;
     private const uint AugmentPurpose = 2;
     private const uint InitPurpose = 3;
+    private const uint MixingPurpose = 4;
 
     private readonly Device _device;
     private readonly Layer _model;
@@ -89,6 +91,8 @@ public sealed class Trainer
         if (_task.OutputProblem(_output) is { } problem)
             throw new LayerShapeException($"Trainer: the model maps {inputShape} to {_output}, but {problem}.");
         Classes = _output.Length > 0 ? _output[0] : 0;
+        if (!_options.Mixing.IsNone && _task is not ClassificationTask)
+            throw new ArgumentException($"Trainer: mixup and cutmix mix class labels into soft targets for cross-entropy, but the task is {_task.Name}; turn TrainerOptions.Mixing off, or train a ClassificationTask.", nameof(options));
         if (_options.WarmKernels)
             KernelWarmup = device.RunInBackground(WarmUp);
     }
@@ -417,9 +421,10 @@ public sealed class Trainer
         var rng = Rng.Create(_options.Seed).At(checked((uint)s.Step));
         var x = _options.Augmentation.Apply(step, step.Upload(batch.X, batch.Shape), rng.Fold(AugmentPurpose));   // batch -> device -> augment
         var y = UploadTarget(step, batch);
+        (x, var targets) = _options.Mixing.Apply(step, x, y, Classes, rng.Fold(MixingPurpose));                     // mixup / cutmix -> soft targets
         var lossScale = s.LossScale ?? NoScale;
-        var (loss, prediction, grads, modelState) = ForwardBackward(step, s, x, y, rng.Fold(DropoutPurpose), lossScale.Scale); // forward -> loss -> backward
-        var metrics = ReadLossAndStatistics(step, loss, _task.Statistics(step, prediction, y));                       // metrics
+        var (loss, prediction, grads, modelState) = ForwardBackward(step, s, x, targets, rng.Fold(DropoutPurpose), lossScale.Scale); // forward -> loss -> backward
+        var metrics = ReadLossAndStatistics(step, loss, _task.Statistics(step, prediction, y));                       // metrics against the unmixed labels
         float lossValue = metrics[0];
         bool finite = lossScale.UnscaleInPlace(grads) && float.IsFinite(lossValue);                               // unscale + finite check
         var nextScale = s.LossScale?.Adjust(finite);

@@ -63,6 +63,9 @@ public sealed record TrainerOptions
     /// <summary>On-device augmentation of training batches (none by default).</summary>
     public Augmentation Augmentation { get; init; } = Augmentation.None;
 
+    /// <summary>MixUp or CutMix of training batches into soft targets (none by default); classification only.</summary>
+    public Mixing Mixing { get; init; } = Mixing.None;
+
     /// <summary>
     /// Loss scaling: null for none (fp32). A <see cref="DynamicLossScale"/> multiplies the loss
     /// (seeds the backward) by its scale, unscales the gradients, skips steps whose gradients are
@@ -121,6 +124,7 @@ public sealed record TrainerOptions
         Averaging?.Validate(Epochs);
         ArgumentNullException.ThrowIfNull(Loss, nameof(Loss));
         ArgumentNullException.ThrowIfNull(Augmentation, nameof(Augmentation));
+        ArgumentNullException.ThrowIfNull(Mixing, nameof(Mixing));
         ArgumentNullException.ThrowIfNull(Callbacks, nameof(Callbacks));
         ArgumentNullException.ThrowIfNull(Progress, nameof(Progress));
     }

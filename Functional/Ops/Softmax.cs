@@ -40,7 +40,12 @@ public static partial class F
     /// The loss stays on the device.
     /// </summary>
     /// <param name="logits">Logits (N, C), float32.</param>
-    /// <param name="targets">Class indices (N), Int32, in [0, C) or the ignore index.</param>
+    /// <param name="targets">
+    /// Class indices (N), Int32, in [0, C) or the ignore index; or class probabilities (N, C),
+    /// Float32 (soft labels, e.g. MixUp's): then loss_i = -sum_k t'_ik log softmax(x_i)_k with
+    /// t' = (1 - eps) t + eps / C smoothed as PyTorch does, Mean divides by N, and ignore_index
+    /// does not apply.
+    /// </param>
     /// <param name="options">Reduction, label smoothing (eps, convention) and ignore_index; PyTorch's defaults when null.</param>
     /// <returns>The loss: one value (shape ()) for Mean and Sum, (N) for None.</returns>
     public static Tensor CrossEntropy(Tensor logits, Tensor targets, CrossEntropyOptions? options = null)
@@ -50,9 +55,11 @@ public static partial class F
         var scope = ScopeOf(op, logits, targets);
         RequireFloat(op, logits, nameof(logits));
         RequireRank(op, logits, nameof(logits), 2, "(N, C)");
-        if (targets.DType != DType.Int32)
-            throw new ArgumentException($"{op}: targets must be Int32 class indices but are {targets.DType}; upload labels with step.Upload(int[] ...).", nameof(targets));
         int n = logits.Shape[0], c = logits.Shape[1];
+        if (targets.DType == DType.Float32 && targets.Shape == logits.Shape)
+            return CrossEntropySoft(scope, logits, targets, n, c, options);
+        if (targets.DType != DType.Int32)
+            throw new ArgumentException($"{op}: targets must be Int32 class indices (N) or Float32 class probabilities of the logits' shape {logits.Shape}, but are {targets.DType} {targets.Shape}; upload labels with step.Upload(int[] ...).", nameof(targets));
         if (targets.Shape.Rank != 1 || targets.Shape[0] != n)
             throw new ArgumentException($"{op}: logits are {logits.Shape} (N = {n}) but targets are {targets.Shape}; targets must be ({n}).", nameof(targets));
 
@@ -67,6 +74,16 @@ public static partial class F
             var scratch = g.Scope.Scratch<float>(IlgpuTrain.Kernels.CrossEntropy.BackwardScratchLength(options.Reduction));
             IlgpuTrain.Kernels.CrossEntropy.Backward(g.Kernels, logits.View<float>(), targets.View<int>(), g.OutputGrad, g.Into(logits), n, c, options, scratch);
         });
+        return result;
+    }
+
+    private static Tensor CrossEntropySoft(StepScope scope, Tensor logits, Tensor targets, int n, int c, CrossEntropyOptions options)
+    {
+        var losses = scope.Allocate(new Shape(n));
+        var result = options.Reduction == LossReduction.None ? losses : scope.Allocate(Shape.Scalar);
+        IlgpuTrain.Kernels.CrossEntropy.ForwardSoft(scope.Device.Kernels, logits.View<float>(), targets.View<float>(), losses.View<float>(), options.Reduction == LossReduction.None ? default : result.View<float>(), n, c, options);
+        Record(nameof(CrossEntropy), result, [logits], g =>
+            IlgpuTrain.Kernels.CrossEntropy.BackwardSoft(g.Kernels, logits.View<float>(), targets.View<float>(), g.OutputGrad, g.Into(logits), n, c, options));
         return result;
     }
 

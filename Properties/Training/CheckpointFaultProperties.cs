@@ -28,7 +28,7 @@ public sealed class CheckpointFaultProperties : IDisposable
         ("BatchSize", ["0", "-1", "65537", "0.5", "\"128\"", "null", "true"]),
         ("LabelSmoothing", ["-0.1", "1", "1e300", "\"0.1\"", "null"]),
         ("Dropout", ["-0.1", "1", "\"x\"", "true", "1e300"]),
-        ("Augment", ["5", "null", "\"mixup\"", "\"flip,zoom\""]),
+        ("Augment", ["5", "null", "\"blur\"", "\"flip,zoom\"", "\"hue=0.9\""]),
         ("MixedPrecision", ["1", "\"true\"", "null"]),
         ("Accumulate", ["0", "1025", "-4", "1.5", "null"]),
         ("Clip", ["-0.5", "\"1\"", "null"]),

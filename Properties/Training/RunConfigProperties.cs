@@ -43,7 +43,45 @@ public class RunConfigProperties
         var all = new RunConfig { Augment = "flip, crop,rotate,jitter" };
         Assert.Equal(new Augmentation(HorizontalFlip: true, CropPadding: 4, RotationDegrees: 10, Brightness: 0.2f, Contrast: 0.2f), all.Augmentation(32));
         Assert.Equal(2, all.Augmentation(28).CropPadding);
-        var e = Assert.Throws<ArgumentException>(() => new RunConfig { Augment = "flip,mixup" }.Augmentation(28));
-        Assert.Contains("mixup", e.Message);
+        var e = Assert.Throws<ArgumentException>(() => new RunConfig { Augment = "flip,sharpen" }.Augmentation(28));
+        Assert.Contains("sharpen", e.Message);
+    }
+
+    [Fact]
+    public void New_augmentation_names_take_defaults_or_values_and_mixing_comes_apart()
+    {
+        var c = new RunConfig { Augment = "vflip,crop=3,rotate=5,jitter=0.3,saturation,hue=0.05,resized-crop=0.5,erasing=0.25,mixup=0.2,cutmix" };
+        var a = c.Augmentation(32, Normalization.Cifar10);
+        Assert.True(a.VerticalFlip);
+        Assert.False(a.HorizontalFlip);
+        Assert.Equal(3, a.CropPadding);
+        Assert.Equal(5f, a.RotationDegrees);
+        Assert.Equal((0.3f, 0.3f, 0.2f, 0.05f), (a.Brightness, a.Contrast, a.Saturation, a.Hue));
+        Assert.Equal(new RandomResizedCrop(ScaleLo: 0.5f), a.ResizedCrop);
+        Assert.Equal(new RandomErasing(P: 0.25f), a.Erasing);
+        Assert.Equal(Normalization.Cifar10, a.Normalize);
+        Assert.True(a.NormalizedInput);
+        Assert.Equal(new Mixing(0.2f, 1f), c.Mixing());
+        Assert.Equal(Mixing.None, new RunConfig { Augment = "flip" }.Mixing());
+        Assert.Null(c.Problem());
+
+        // Colour ops on data of unknown statistics stay on the normalized values; hue needs them.
+        var unknown = new RunConfig { Augment = "jitter" }.Augmentation(32);
+        Assert.Null(unknown.Normalize);
+        var h = Assert.Throws<ArgumentException>(() => new RunConfig { Augment = "hue" }.Augmentation(32));
+        Assert.Contains("hue", h.Message);
+    }
+
+    [Theory]
+    [InlineData("flip=2", "flip takes no value")]
+    [InlineData("crop=2.5", "whole number")]
+    [InlineData("hue=0.7", "up to 0.5")]
+    [InlineData("erasing=-1", "positive number")]
+    [InlineData("mixup=x", "positive number")]
+    [InlineData("blur", "unknown augmentation")]
+    public void Bad_augment_values_are_named_with_the_allowed_range(string augment, string expected)
+    {
+        Assert.Contains(expected, RunConfig.AugmentProblem(augment));
+        Assert.Contains(expected, new RunConfig { Augment = augment }.Problem());
     }
 }

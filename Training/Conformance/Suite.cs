@@ -926,7 +926,29 @@ public static class Suite
         One("flip", x.Length, (a, y) => Kernels.Augment.Flip(h.Host, a, y, n, c, hh, w, 0.5f, 7, 1, 2), (a, r) => AugmentReference.FlipReference(a, r, n, c, hh, w, 0.5f, 7, 1, 2), 0, 0);
         One("crop", n * c * (hh - 1) * (w - 2), (a, y) => Kernels.Augment.Crop(h.Host, a, y, n, c, hh, w, hh - 1, w - 2, 2, 7, 1, 2), (a, r) => AugmentReference.CropReference(a, r, n, c, hh, w, hh - 1, w - 2, 2, 7, 1, 2), 0, 0);
         One("rotate", x.Length, (a, y) => Kernels.Augment.Rotate(h.Host, a, y, n, c, hh, w, -15f, 15f, 7, 1, 2), (a, r) => AugmentReference.RotateReference(a, r, n, c, hh, w, -15f, 15f, 7, 1, 2), Tolerances.Augment.RotateAtol, 0);
-        One("jitter", x.Length, (a, y) => Kernels.Augment.Jitter(h.Host, a, y, h.Zeros<float>(Kernels.Augment.JitterScratchLength(n)), n, c, hh, w, 0.8f, 1.2f, 0.8f, 1.2f, 7, 1, 2), (a, r) => AugmentReference.JitterReference(a, r, n, c, hh, w, 0.8f, 1.2f, 0.8f, 1.2f, 7, 1, 2), Tolerances.Augment.JitterAtol, Tolerances.Augment.JitterRtol);
+        var legacy = new JitterRanges(0.8f, 1.2f, 0.8f, 1.2f, 0.7f, 1.3f, 0f, 0f, 0, 0);
+        One("jitter", x.Length, (a, y) => Kernels.Augment.Jitter(h.Host, a, y, h.Zeros<float>(Kernels.Augment.JitterScratchLength(n, c, hh, w)), n, c, hh, w, legacy, 7, 1, 2), (a, r) => AugmentReference.JitterReference(a, r, n, c, hh, w, legacy, 7, 1, 2), Tolerances.Augment.JitterAtol, Tolerances.Augment.JitterRtol);
+        One("vflip", x.Length, (a, y) => Kernels.Augment.VerticalFlip(h.Host, a, y, n, c, hh, w, 0.5f, 7, 1, 2), (a, r) => AugmentReference.VerticalFlipReference(a, r, n, c, hh, w, 0.5f, 7, 1, 2), 0, 0);
+        var pixels = x.Select(v => (v + 1f) / 2f).ToArray();
+        var color = new JitterRanges(0.6f, 1.4f, 0.6f, 1.4f, 0.5f, 1.5f, -0.2f, 0.2f, 1, 1);
+        h.Run("color jitter", () =>
+        {
+            var y = h.Zeros<float>(x.Length);
+            Kernels.Augment.Jitter(h.Host, h.Up(pixels), y, h.Zeros<float>(Kernels.Augment.JitterScratchLength(n, c, hh, w)), n, c, hh, w, color, 7, 1, 2);
+            var r = new float[x.Length];
+            AugmentReference.JitterReference(pixels, r, n, c, hh, w, color, 7, 1, 2);
+            h.Compare("color jitter", h.Down(y), r, Tolerances.Augment.ColorAtol, 0);
+        });
+        int oh = hh + 3, ow = w - 3;
+        var whole = AugmentReference.BoxesReference(n, hh, w, 0, 1, 1, 1, 1, 1, 7, 1, 2);
+        One("resize", n * c * oh * ow, (a, y) => Kernels.Augment.Resize(h.Host, a, y, h.Zeros<int>(Kernels.Augment.BoxScratchLength(n)), n, c, hh, w, oh, ow), (a, r) => AugmentReference.ResampleReference(a, r, whole, n, c, hh, w, oh, ow), Tolerances.Augment.ResampleAtol, 0);
+        var crops = AugmentReference.BoxesReference(n, hh, w, 1, 0.08, 1, 3 / 4.0, 4 / 3.0, 1, 7, 1, 2);
+        One("resized crop", n * c * oh * ow, (a, y) => Kernels.Augment.ResizedCrop(h.Host, a, y, h.Zeros<int>(Kernels.Augment.BoxScratchLength(n)), n, c, hh, w, oh, ow, 0.08f, 1f, 3f / 4f, 4f / 3f, 7, 1, 2), (a, r) => AugmentReference.ResampleReference(a, r, crops, n, c, hh, w, oh, ow), Tolerances.Augment.ResampleAtol, 0);
+        var erased = AugmentReference.BoxesReference(n, hh, w, 2, 0.02, 0.33, 0.3, 3.3, 0.5, 7, 1, 2);
+        One("erase", x.Length, (a, y) => Kernels.Augment.Erase(h.Host, a, y, h.Zeros<int>(Kernels.Augment.BoxScratchLength(n)), n, c, hh, w, 0.5f, 0.02f, 0.33f, 0.3f, 3.3f, 0f, 7, 1, 2), (a, r) => AugmentReference.EraseReference(a, r, erased, n, c, hh, w, 0f), 0, 0);
+        float[] mean = [0.4914f, 0.4822f, 0.4465f], std = [0.2470f, 0.2435f, 0.2616f];
+        One("normalize", x.Length, (a, y) => Kernels.Augment.Normalize(h.Host, a, y, h.Up(mean.Concat(std).ToArray()), n, c, hh, w), (a, r) => AugmentReference.NormalizeReference(a, r, mean, std, n, hh, w), 0, Tolerances.Augment.NormalizeRtol);
+        One("mixup", x.Length, (a, y) => Kernels.Augment.MixUp(h.Host, a, y, n, c, hh, w, 0.3), (a, r) => AugmentReference.MixUpReference(a, r, n, 0.3), Tolerances.Augment.MixAtol, 0);
     }
 
     private static void Metrics(Harness h)

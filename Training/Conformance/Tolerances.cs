@@ -144,6 +144,21 @@ public static class Tolerances
 
         /// <summary>Relative part of the jitter bound.</summary>
         public const double JitterRtol = 1e-5;
+
+        /// <summary>
+        /// Colour jitter on pixels in [0, 1]: up to four float stages (blends and the HSV round
+        /// trip, each a few roundings of values at most 1) against float64; clamping is 1-Lipschitz.
+        /// </summary>
+        public const double ColorAtol = 2e-5;
+
+        /// <summary>Bilinear resampling: float source coordinates and weights against float64, values of order 1.</summary>
+        public const double ResampleAtol = 1e-5;
+
+        /// <summary>Normalize: one float subtraction and one division against float64, each rounded once.</summary>
+        public const double NormalizeRtol = 2.5e-7;
+
+        /// <summary>MixUp: two float products and a sum against float64, values of order 1.</summary>
+        public const double MixAtol = 1e-6;
     }
 
     /// <summary>Loss-scale unscaling.</summary>
