@@ -110,7 +110,7 @@ public static class CurveDiagnosis
     public const int OverfitEpochs = 2;
 
     /// <summary>Relative rise of the final validation loss above its minimum needed to call overfitting.</summary>
-    public const double OverfitRise = 0.02;
+    public const double OverfitRise = 0.05;
 
     /// <summary>Training accuracy this far above validation accuracy (0.10: ten points) is overfitting (the tutorial's 99% / 75%).</summary>
     public const double AccuracyGap = 0.10;
