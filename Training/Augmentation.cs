@@ -23,8 +23,9 @@ namespace IlgpuTrain.Training;
 /// Apply pixel values in [0, 1] (load the data set with <see cref="Normalization.Identity"/>).
 /// The jitter is then exactly ColorJitter: its ops run in a random order per sample and each
 /// result is clamped to [0, 1] (adjust_brightness and _blend clamp float images); Normalize(mean,
-/// std) runs after it, on the device. Evaluation batches are not augmented, so normalize the test
-/// set with the same statistics when loading it.</item>
+/// std) runs after it, on the device. The trainer's evaluation runs <see cref="ApplyEval"/>, the
+/// pipeline's deterministic part (Resize, Normalize), so validation and test batches are scaled
+/// as the training batches were.</item>
 /// <item><b>Normalized data whose statistics are known.</b> Set Normalize to them and
 /// <see cref="NormalizedInput"/>: the jitter runs as above on x std + mean, and Normalize maps the
 /// result back; the other transforms see the normalized values. The command line does this for its
@@ -240,6 +241,48 @@ public sealed record Augmentation(bool HorizontalFlip = false, int CropPadding =
             var k = rng.Fold(7);
             var y = Next();
             Augment.Erase(host, cur.View<float>(), y.View<float>(), step.Scratch<int>(Math.Max(1, Augment.BoxScratchLength(n))), n, c, h, w, er.P, er.ScaleLo, er.ScaleHi, er.RatioLo, er.RatioHi, er.Value, k.Seed, k.Stream, k.Counter);
+            cur = y;
+        }
+
+        return cur;
+    }
+
+    /// <summary>
+    /// The evaluation transform of this training pipeline, as a torchvision user pairs a train and an
+    /// eval transform: only its deterministic part, so validation and test batches have the shape and
+    /// scale the model was trained on. Resize (or, with only a ResizedCrop, a resize of the whole image
+    /// to its output size), then Normalize when the input is pixels (<see cref="NormalizedInput"/>
+    /// false); flips, crops, rotation, jitter and erasing are training-only.
+    /// </summary>
+    /// <param name="step">The step that owns <paramref name="x"/>.</param>
+    /// <param name="x">A Float32 batch (N, C, H, W) of the step.</param>
+    /// <returns>A new tensor of the step, or <paramref name="x"/> when the pipeline has no deterministic part.</returns>
+    public Tensor ApplyEval(StepScope step, Tensor x)
+    {
+        ArgumentNullException.ThrowIfNull(step);
+        ArgumentNullException.ThrowIfNull(x);
+        Validate();
+        bool normalize = Normalize is not null && !NormalizedInput;
+        (int Height, int Width)? size = Resize is { } r ? (r.Height, r.Width) : ResizedCrop is { } rc ? (rc.Height, rc.Width) : null;
+        if ((size is null && !normalize) || x.Shape.Rank != 4)
+            return x;
+        int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
+        var host = step.Device.Kernels;
+        var cur = x;
+        if (size is { } s && s.Height > 0 && s.Width > 0 && (s.Height, s.Width) != (h, w))
+        {
+            var y = step.Allocate(new Shape(n, c, s.Height, s.Width));
+            Augment.Resize(host, cur.View<float>(), y.View<float>(), step.Scratch<int>(Math.Max(1, Augment.BoxScratchLength(n))), n, c, h, w, s.Height, s.Width);
+            (cur, h, w) = (y, s.Height, s.Width);
+        }
+
+        if (normalize && Normalize is { } norm)
+        {
+            if (norm.Channels != c)
+                throw new ArgumentException($"Augmentation.ApplyEval: Normalize has {norm.Channels} channel(s) but the batch {x.Shape} has C = {c}; give one mean and std per channel.", nameof(x));
+            var y = step.Allocate(new Shape(n, c, h, w));
+            var stats = step.Upload([.. norm.Mean, .. norm.Std], new Shape(2 * c));
+            Augment.Normalize(host, cur.View<float>(), y.View<float>(), stats.View<float>(), n, c, h, w);
             cur = y;
         }
 

@@ -18,6 +18,9 @@ public sealed record Normalization(IReadOnlyList<float> Mean, IReadOnlyList<floa
     /// <summary>MNIST: mean 0.1307, std 0.3081 (training pixels, the values torchvision examples use).</summary>
     public static Normalization Mnist { get; } = new([0.1307f], [0.3081f]);
 
+    /// <summary>ImageNet's (R, G, B) mean 0.485, 0.456, 0.406 and std 0.229, 0.224, 0.225: torchvision's Normalize for its pretrained models, and the CLI's for image folders.</summary>
+    public static Normalization ImageNet { get; } = new([0.485f, 0.456f, 0.406f], [0.229f, 0.224f, 0.225f]);
+
     /// <summary>CIFAR-10: per-channel (R, G, B) mean 0.4914, 0.4822, 0.4465 and std 0.2470, 0.2435, 0.2616 of the training pixels.</summary>
     public static Normalization Cifar10 { get; } = new([0.4914f, 0.4822f, 0.4465f], [0.2470f, 0.2435f, 0.2616f]);
 

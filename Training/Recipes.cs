@@ -294,6 +294,23 @@ public static class Recipes
         return new RunData(train, test, test, $"validation: the test split ({note})");
     }
 
+    /// <summary>
+    /// The Normalize a data set of pixels gets on the device (image-folder loads [0, 1] pixels): ImageNet's
+    /// statistics for RGB images (torchvision's convention, and what pretrained weights expect), mean 0.5 and
+    /// std 0.5 per channel otherwise; null for data sets normalized when loaded.
+    /// </summary>
+    /// <param name="dataset">A <see cref="Datasets"/> name.</param>
+    /// <param name="train">The training set (its channel count).</param>
+    /// <returns>The normalization, or null.</returns>
+    public static Normalization? PixelNormalization(string dataset, IDataset train)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        if (dataset != "image-folder" || train.SampleShape.Rank != 3)
+            return null;
+        int channels = train.SampleShape[0];
+        return channels == 3 ? Normalization.ImageNet : new Normalization([.. Enumerable.Repeat(0.5f, channels)], [.. Enumerable.Repeat(0.5f, channels)]);
+    }
+
     /// <summary>The statistics <see cref="LoadData"/> normalizes a data set with, or null for an unknown one.</summary>
     /// <param name="dataset">A <see cref="Datasets"/> name.</param>
     /// <returns>The normalization.</returns>
@@ -360,7 +377,7 @@ public static class Recipes
             Workers = c.Workers ?? TrainerOptions.DefaultWorkers,
             Loss = new CrossEntropyOptions { Epsilon = c.LabelSmoothing },
             Task = c.Task == "classification" ? null : Task(c),
-            Augmentation = c.Augmentation(train.SampleShape[^1], LoadedNormalization(c.Dataset)),
+            Augmentation = c.Augmentation(train.SampleShape[^1], LoadedNormalization(c.Dataset), PixelNormalization(c.Dataset, train)),
             Mixing = c.Mixing(),
             LossScale = c.MixedPrecision ? new DynamicLossScale() : null,
             Precision = c.MixedPrecision ? Precision.Float16 : Precision.Float32,

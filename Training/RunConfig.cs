@@ -205,13 +205,16 @@ public sealed record RunConfig
     /// </remarks>
     /// <param name="side">The image side (the last dimension of a sample).</param>
     /// <param name="normalizedWith">How the data set was normalized, or null when unknown.</param>
+    /// <param name="pixelsNormalizeWith">For a data set of pixels in [0, 1] (image-folder): the Normalize that
+    /// the pipeline applies on the device, in training and evaluation alike, after the colour jitter (which then
+    /// runs as torchvision's, clamped).</param>
     /// <returns>The augmentation; <see cref="Training.Augmentation.None"/> for none.</returns>
     /// <exception cref="ArgumentException"><see cref="Augment"/> names something else or has a bad value.</exception>
-    public Augmentation Augmentation(int side, Normalization? normalizedWith = null)
+    public Augmentation Augmentation(int side, Normalization? normalizedWith = null, Normalization? pixelsNormalizeWith = null)
     {
         var parts = ParseAugment();
         if (parts.Count == 0)
-            return Training.Augmentation.None;
+            return pixelsNormalizeWith is null ? Training.Augmentation.None : new Augmentation { Normalize = pixelsNormalizeWith };
         float Get(string name, float fallback) => parts.TryGetValue(name, out var v) ? (float)(v ?? fallback) : 0f;
         var a = new Augmentation(
             HorizontalFlip: parts.ContainsKey("flip"),
@@ -227,7 +230,9 @@ public sealed record RunConfig
             Erasing = parts.ContainsKey("erasing") ? new RandomErasing(P: Get("erasing", 0.5f)) : null,
         };
         bool colour = a.Brightness != 0 || a.Contrast != 0 || a.Saturation != 0 || a.Hue != 0;
-        if (colour && normalizedWith is not null)
+        if (pixelsNormalizeWith is not null)
+            a = a with { Normalize = pixelsNormalizeWith };
+        else if (colour && normalizedWith is not null)
             a = a with { Normalize = normalizedWith, NormalizedInput = true };
         else if (a.Hue != 0)
             throw new ArgumentException($"RunConfig.Augment {Augment}: hue works on pixel values, but the statistics this data set was normalized with are unknown; drop hue.");

@@ -295,7 +295,7 @@ public sealed class Trainer
         {
             using var step = _device.BeginStep();
             step.Precision = _options.Precision;
-            var x = step.Upload(batch.X, batch.Shape);
+            var x = _options.Augmentation.ApplyEval(step, step.Upload(batch.X, batch.Shape));   // the eval transform: Resize, Normalize
             var y = UploadTarget(step, batch);
             var prediction = _model.Predict(parameters, state, x);
             var m = ReadLossAndStatistics(step, _task.Loss(step, prediction, y, LossReduction.Sum), _task.Statistics(step, prediction, y));
@@ -570,8 +570,12 @@ public sealed class Trainer
 
     private void RequireCompatible(IDataset data, string name)
     {
-        if (data.SampleShape != _inputShape)
-            throw new ArgumentException($"Trainer: {data.Name} has samples of shape {data.SampleShape}, but the model takes {_inputShape}; pick the model for this data set (for example --model mlp takes (784) from Fashion-MNIST flattened).", name);
+        // Resize and RandomResizedCrop change the shape the model sees (in training and evaluation alike).
+        var seen = _options.Augmentation.OutputShape(data.SampleShape);
+        if (seen != _inputShape)
+            throw new ArgumentException(seen == data.SampleShape
+                ? $"Trainer: {data.Name} has samples of shape {data.SampleShape}, but the model takes {_inputShape}; pick the model for this data set (for example --model mlp takes (784) from Fashion-MNIST flattened)."
+                : $"Trainer: {data.Name} has samples of shape {data.SampleShape}, which the augmentation resizes to {seen}, but the model takes {_inputShape}; build the model for {seen} or resize to the model's input.", name);
         if (_task.DataProblem(data, _output) is { } problem)
             throw new ArgumentException($"Trainer: {problem}", name);
     }

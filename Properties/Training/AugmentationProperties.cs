@@ -1,3 +1,4 @@
+using IlgpuTrain.Optimizers;
 using IlgpuTrain.Training;
 
 namespace IlgpuTrain.Properties.Training;
@@ -147,5 +148,56 @@ public class AugmentationProperties
         Assert.Equal(new Shape(2, 3, 3, 2), resized.Apply(step, x, rng).Shape);
         Assert.Equal(new Shape(2, 3, 6, 5), new Augmentation { Resize = new ImageSize(6, 5) }.Apply(step, x, rng).Shape);
         Assert.Equal("vflip, saturation 0.2, hue 0.1, normalize mean (0.2860), std (0.3530)", new Augmentation { VerticalFlip = true, Saturation = 0.2f, Hue = 0.1f, Normalize = Normalization.FashionMnist }.Description);
+    }
+
+    // Evaluation sees the pipeline's deterministic part: a model trained on pixels normalized on the device scores
+    // the same as on data normalized beforehand, and a Resize to another size reaches the evaluation batches too.
+    [Fact]
+    public void Evaluation_runs_the_pipelines_resize_and_normalize()
+    {
+        var pixels = TrainerProperties.Blobs(60, 3, 5);
+        var stats = new Normalization([0.5f, -0.25f], [2f, 0.5f]);
+        float[] normalized = new float[pixels.Count * 8];
+        for (int i = 0; i < pixels.Count; i++)
+        {
+            pixels.Features(i).CopyTo(normalized.AsSpan(i * 8, 8));
+            stats.Apply(normalized.AsSpan(i * 8, 8), pixels.SampleShape);
+        }
+
+        var pre = new InMemoryDataset("pre", normalized, [.. Enumerable.Range(0, pixels.Count).Select(pixels.Label)], pixels.SampleShape, 3);
+        var model = TrainerProperties.SmallCnn();
+        var plain = new Trainer(Devices.Cpu, model, pixels.SampleShape, new Adam(0.01), new TrainerOptions { Epochs = 1, BatchSize = 16, WarmKernels = false });
+        var onDevice = new Trainer(Devices.Cpu, model, pixels.SampleShape, new Adam(0.01), new TrainerOptions
+        {
+            Epochs = 1, BatchSize = 16, WarmKernels = false, Augmentation = new Augmentation { Normalize = stats },
+        });
+        using var s = plain.Init();
+        var a = plain.Evaluate(s.Params, s.State, pre);
+        var b = onDevice.Evaluate(s.Params, s.State, pixels);
+        Assert.Equal(a.Loss, b.Loss, 5);
+        Assert.Equal(a.Accuracy, b.Accuracy);
+
+        // Resize 2x2 -> 4x4 in training: evaluation batches are resized too, so the model (built for 4x4) accepts them.
+        var resized = new Trainer(Devices.Cpu, TrainerProperties.SmallCnn(), new Shape(2, 4, 4), new Adam(0.01), new TrainerOptions
+        {
+            Epochs = 1, BatchSize = 16, WarmKernels = false, Augmentation = new Augmentation { Resize = new ImageSize(4, 4) },
+        });
+        using var fit = resized.Fit(pixels, pixels).State;
+        Assert.True(fit.History.Last!.ValLoss is double v && double.IsFinite(v));
+    }
+
+    // The command line's image folders are pixels in [0, 1]: the pipeline normalizes them on the device with ImageNet's
+    // statistics (training and evaluation), and colour jitter, hue included, runs on the pixels, clamped.
+    [Fact]
+    public void Image_folders_are_normalized_on_the_device_and_jittered_as_pixels()
+    {
+        var rgb = new InMemoryDataset("rgb", new float[3 * 4 * 4], [0], new Shape(3, 4, 4), 2);
+        Assert.Equal(Normalization.ImageNet, Recipes.PixelNormalization("image-folder", rgb));
+        Assert.Null(Recipes.PixelNormalization("cifar10", rgb));
+        var plain = new RunConfig { Dataset = "image-folder", DataDir = "pets" }.Augmentation(4, null, Normalization.ImageNet);
+        Assert.Equal(Normalization.ImageNet, plain.Normalize);
+        Assert.False(plain.NormalizedInput);
+        var hue = new RunConfig { Dataset = "image-folder", DataDir = "pets", Augment = "flip,hue" }.Augmentation(4, null, Normalization.ImageNet);
+        Assert.Equal((Normalization.ImageNet, false, 0.1f), (hue.Normalize, hue.NormalizedInput, hue.Hue));
     }
 }
