@@ -5,8 +5,8 @@ using IlgpuTrain.Kernels.Runtime;
 namespace IlgpuTrain.Kernels;
 
 /// <summary>
-/// An activation function f run by <see cref="Activations"/>: <see cref="IUnaryOp.Apply"/> is
-/// f(x) and <see cref="Derivative"/> is f'(x), both computed from the input x.
+/// An activation function f run by <see cref="Activations"/>: <see cref="IUnaryOp.Apply(float)"/> is
+/// f(x) and <see cref="Derivative(float)"/> is f'(x), both computed from the input x.
 /// </summary>
 /// <remarks>
 /// Backward is dx = dy * f'(x), so only the forward input needs to be kept. At kinks the

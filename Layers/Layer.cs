@@ -34,7 +34,7 @@ public sealed class LayerShapeException : ArgumentException
 /// <remarks>
 /// Shapes given to <see cref="Init"/>, <see cref="OutputShape"/> and <see cref="Summary"/> are per
 /// sample, without the batch dimension: (784) for an MLP on flattened images, (1, 28, 28) for a CNN.
-/// Tensors passed to <see cref="Apply(Params, ParamTree, Tensor, Mode, Rng)"/> carry the batch first.
+/// Tensors passed to <see cref="Apply(Params, ParamTree, Tensor, Mode, Rng, Action{string, Layer, Tensor})"/> carry the batch first.
 /// Parameter paths follow PyTorch's state_dict names (<c>0.weight</c>, <c>1.running_mean</c>).
 /// </remarks>
 public abstract record Layer

@@ -15,7 +15,7 @@ namespace IlgpuTrain.Optimizers;
 public static class LearningRateScaling
 {
     /// <summary>k = <paramref name="batchSize"/>/<paramref name="baseBatchSize"/>.</summary>
-    /// <param name="baseBatchSize">The batch size <paramref name="learningRate"/> was tuned for, at least 1.</param>
+    /// <param name="baseBatchSize">The batch size the learning rate was tuned for, at least 1.</param>
     /// <param name="batchSize">The new effective batch size, at least 1.</param>
     /// <returns>k.</returns>
     public static double Factor(int baseBatchSize, int batchSize)

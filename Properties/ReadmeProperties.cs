@@ -159,7 +159,7 @@ public partial class ReadmeProperties
         var assemblies = new[]
         {
             typeof(ComputeDevice).Assembly, typeof(Tensor).Assembly, typeof(IlgpuTrain.Layers.Dense).Assembly,
-            typeof(IlgpuTrain.Optimizers.Chain).Assembly, typeof(IlgpuTrain.Training.Trainer).Assembly,
+            typeof(IlgpuTrain.Optimizers.Chain).Assembly, typeof(IlgpuTrain.Training.Trainer).Assembly, typeof(IlgpuTrain.Training.Plots).Assembly,
             typeof(KernelHost).Assembly, typeof(Accelerator).Assembly,
         }.Distinct();
         var clashes = assemblies

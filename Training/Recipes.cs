@@ -81,7 +81,7 @@ public static class Recipes
     /// onecycle: PyTorch's OneCycleLR peaking at <paramref name="learningRate"/>.
     /// cosine: CosineAnnealingLR with T_max = the run.
     /// step: StepLR dropping 10x every third of the run.
-    /// constant, plateau: constant (plateau adds ReduceOnPlateau in <see cref="Optimizer"/>).
+    /// constant, plateau: constant (plateau adds ReduceOnPlateau in <see cref="Optimizer(RunConfig, long)"/>).
     /// warmup-cosine: linear warmup, then cosine decay to 0.
     /// wsd: linear warmup, 70% of the rest stable, then cosine decay.
     /// Warmup is <paramref name="warmupSteps"/>, or 5% of the run when 0, at most the run.
@@ -334,7 +334,7 @@ public static class Recipes
 
     /// <summary>
     /// The trainer of a run on a training set: the model (<see cref="Models.Build"/>), the optimizer
-    /// (<see cref="Optimizer"/> over the run's <see cref="TotalUpdates"/>), the cross-entropy with
+    /// (<see cref="Optimizer(RunConfig, long)"/> over the run's <see cref="TotalUpdates"/>), the cross-entropy with
     /// label smoothing, the augmentation and, with <see cref="RunConfig.MixedPrecision"/>, fp16 with
     /// dynamic loss scaling.
     /// </summary>

@@ -118,13 +118,13 @@ public static class Resuming
         return null;
     }
 
+    private static string Averaging(RunConfig c) =>
+        c.Ema is { } e ? $"--ema {e.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}" : c.SwaStart > 0 ? $"--swa-start {c.SwaStart}" : "no --ema or --swa-start";
+
     /// <summary>Whether <paramref name="run"/> differs from <paramref name="stored"/> in more than the epochs, where the run reads and writes (output, device, data folder) and its data workers.</summary>
     /// <param name="stored">The configuration the checkpoint stores.</param>
     /// <param name="run">The configuration of the run to continue.</param>
     /// <returns>True when some training option changed.</returns>
-    private static string Averaging(RunConfig c) =>
-        c.Ema is { } e ? $"--ema {e.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}" : c.SwaStart > 0 ? $"--swa-start {c.SwaStart}" : "no --ema or --swa-start";
-
     public static bool OptionsDiffer(RunConfig stored, RunConfig run)
     {
         ArgumentNullException.ThrowIfNull(stored);

@@ -4,7 +4,7 @@ using IlgpuTrain.Kernels.Runtime;
 
 namespace IlgpuTrain.Training.Conformance;
 
-/// <summary>One comparison of a kernel with its CPU reference, as <see cref="Suite.Run"/> reports it.</summary>
+/// <summary>One comparison of a kernel with its CPU reference, as <see cref="Suite.Run(Device, SuiteOptions?)"/> reports it.</summary>
 /// <param name="Family">The kernel family (Elementwise, Gemm, ...).</param>
 /// <param name="Name">The check within the family.</param>
 /// <param name="MaxError">Largest |kernel - reference| over the elements.</param>
@@ -13,7 +13,7 @@ namespace IlgpuTrain.Training.Conformance;
 /// <param name="Detail">The first failing element, or the exception, when failed.</param>
 public sealed record CheckResult(string Family, string Name, double MaxError, double Tolerance, bool Passed, string? Detail);
 
-/// <summary>The choices of one <see cref="Suite.Run"/>.</summary>
+/// <summary>The choices of one <see cref="Suite.Run(Device, SuiteOptions?)"/>.</summary>
 public sealed record SuiteOptions
 {
     /// <summary>Small sizes only (seconds on the CPU accelerator); the default runs sizes where a GPU's tiling and summation order show.</summary>
