@@ -88,7 +88,7 @@ public sealed record RunConfig
     /// <summary>Dropout probability, or null for the model's default (<see cref="Models.DefaultDropout"/>).</summary>
     public float? Dropout { get; init; }
 
-    /// <summary>On-device augmentation and mixing: none, or a comma list of <see cref="AugmentNames"/>, each optionally name=value (see <see cref="Augmentation(int, Normalization?)"/> and <see cref="Mixing"/>).</summary>
+    /// <summary>On-device augmentation and mixing: none, or a comma list of <see cref="AugmentNames"/>, each optionally name=value (see <see cref="Augmentation(int, Normalization?, Normalization?)"/> and <see cref="Mixing"/>).</summary>
     public string Augment { get; init; } = "none";
 
     /// <summary>FP16 activations and GEMM operands with fp32 master weights and dynamic loss scaling.</summary>
@@ -142,7 +142,7 @@ public sealed record RunConfig
     /// <summary>The dropout the model gets: <see cref="Dropout"/>, else the model's default.</summary>
     public float EffectiveDropout => Dropout ?? Models.DefaultDropout(Model);
 
-    /// <summary>The names <see cref="Augment"/> accepts, each optionally as name=value (see <see cref="Augmentation(int, Normalization?)"/>).</summary>
+    /// <summary>The names <see cref="Augment"/> accepts, each optionally as name=value (see <see cref="Augmentation(int, Normalization?, Normalization?)"/>).</summary>
     public static IReadOnlyList<string> AugmentNames { get; } =
         ["flip", "vflip", "crop", "rotate", "jitter", "saturation", "hue", "resized-crop", "erasing", "mixup", "cutmix"];
 
