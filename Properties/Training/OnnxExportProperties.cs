@@ -61,7 +61,7 @@ public class OnnxExportProperties(ITestOutputHelper output)
     [InlineData(7)]
     public void Every_pooling_and_convolution_layer_exports(int batch)
     {
-        var model = new Conv2d(4, 3, Stride: 2, Padding: 1) { KernelHW = (3, 2), DilationHW = (1, 2) } >> new BatchNorm2d(Affine: false)
+        var model = new Conv2d(4, 3, Stride: 2, Padding: 1) { KernelHW = (3, 2), DilationHW = (1, 2), PaddingHW = (1, 2) } >> new BatchNorm2d(Affine: false)
             >> new AvgPool2d(3, 1, 1, CountIncludePad: false) >> new AvgPool2d(2, 1, 1)
             >> new MaxPool2d(3, 2, 1) >> new Residual(new Conv2d(6, 1) >> new BatchNorm2d(), new Conv2d(6, 1, UseBias: false)) >> new GlobalAvgPool() >> new Dense(3);
         var diff = Compare(model, new Shape(2, 11, 13), batch, seed: 5 + batch);
