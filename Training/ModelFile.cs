@@ -104,15 +104,15 @@ public sealed record LoadedModel(SavedModel Model, ParamTree Params, ParamTree S
 public static class ModelFile
 {
     /// <summary>
-    /// Rebuilds the checkpoint's model and loads its parameters and buffers onto <paramref name="device"/>. The weights
-    /// are the averaged ones (EMA or SWA) when the checkpoint holds them, since those are the ones a run evaluates last.
+    /// Rebuilds the checkpoint's model and loads its parameters and buffers onto <paramref name="device"/>.
     /// </summary>
     /// <param name="path">A checkpoint written by <see cref="CheckpointCallback"/> or <see cref="Checkpoint.Save"/> with a <see cref="TrainingCheckpoint.Model"/>.</param>
     /// <param name="device">Where the weights go.</param>
+    /// <param name="averaged">Load the averaged weights (a run with EMA or SWA) instead of the trained ones.</param>
     /// <returns>The loaded model; dispose it to free the weights.</returns>
     /// <exception cref="CheckpointFormatException">The file is not a checkpoint, or it does not carry its model (written by an older version or with a custom layer).</exception>
     /// <exception cref="CheckpointMismatchException">The stored weights do not match the stored architecture.</exception>
-    public static LoadedModel Load(string path, Device device)
+    public static LoadedModel Load(string path, Device device, bool averaged = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(device);
@@ -123,13 +123,20 @@ public static class ModelFile
         p.Dispose();
         s.Dispose();
         var c = Checkpoint.Decode(file, device, expectedParams: pl, expectedState: sl);
-        if (c.Averaged is { } avg)
+        if (averaged && c.Averaged is null)
+        {
+            c.Dispose();
+            throw new ArgumentException($"ModelFile.Load: {path} holds no averaged weights (its run had no EMA or SWA); load it with averaged false.", nameof(averaged));
+        }
+
+        if (averaged && c.Averaged is { } avg)
         {
             c.Params.Dispose();
             c.State.Dispose();
             return new LoadedModel(model, avg.Params, avg.State);
         }
 
+        c.Averaged?.Dispose();
         return new LoadedModel(model, c.Params, c.State);
     }
 
@@ -142,8 +149,18 @@ public static class ModelFile
         ArgumentNullException.ThrowIfNull(file);
         if (!file.Metadata.TryGetValue(Checkpoint.MetadataKey, out var text))
             throw new CheckpointFormatException(file.Source, $"no \"{Checkpoint.MetadataKey}\" metadata: a safetensors file, but not an IlgpuTrain checkpoint.");
-        var meta = JsonNode.Parse(text) as JsonObject
-            ?? throw new CheckpointFormatException(file.Source, $"the \"{Checkpoint.MetadataKey}\" metadata is not a JSON object.");
+        JsonObject? meta;
+        try
+        {
+            meta = JsonNode.Parse(text) as JsonObject;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            meta = null;
+        }
+
+        if (meta is null)
+            throw new CheckpointFormatException(file.Source, $"the \"{Checkpoint.MetadataKey}\" metadata is not a JSON object.");
         if (meta[SavedModel.MetadataMember] is null)
         {
             throw new CheckpointFormatException(

@@ -55,10 +55,11 @@ public sealed class Predictor : IDisposable
     /// <param name="path">The checkpoint.</param>
     /// <param name="device">Where to run.</param>
     /// <param name="batchSize">Samples per forward pass.</param>
+    /// <param name="averaged">Use the averaged weights (a run with EMA or SWA) instead of the trained ones.</param>
     /// <returns>The predictor; dispose it to free the weights.</returns>
-    public static Predictor Load(string path, Device device, int batchSize = DefaultBatchSize)
+    public static Predictor Load(string path, Device device, int batchSize = DefaultBatchSize, bool averaged = false)
     {
-        var model = ModelFile.Load(path, device);
+        var model = ModelFile.Load(path, device, averaged);
         try
         {
             return new Predictor(model, device, batchSize);
@@ -128,6 +129,64 @@ public sealed class Predictor : IDisposable
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// A PNG or JPEG file as one raw sample of <see cref="InputShape"/> (C, H, W): decoded to RGB, turned to luminance
+    /// for C = 1 (ITU-R 601, as PIL's convert("L")), and when its size differs, resized (shorter side to max(H, W), PIL bilinear) and
+    /// center-cropped to H x W as an image folder trained with --image-size; then scaled to [0, 1].
+    /// Normalization is left to <see cref="Predict"/>.
+    /// </summary>
+    /// <param name="path">The image file.</param>
+    /// <returns>C * H * W floats.</returns>
+    /// <exception cref="ArgumentException">The model does not take images of 1 or 3 channels.</exception>
+    public float[] ReadImage(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (InputShape.Rank != 3 || InputShape[0] is not (1 or 3))
+            throw new ArgumentException($"Predictor: the model takes samples of shape {InputShape}, not images (C, H, W) with 1 or 3 channels; pass its inputs as numbers (a CSV row) instead.", nameof(path));
+        var image = ImageDecoding.Rgb(path);
+        if (InputShape[0] == 1)
+            image = ImageDecoding.Luminance(image);
+        int h = InputShape[1], w = InputShape[2];
+        if (image.Height != h || image.Width != w)
+            image = new ImageTransform.CenterCrop(h, w).Apply(new ImageTransform.Resize(Math.Max(h, w)).Apply(image));
+        return ImageDecoding.ToTensor(image);
+    }
+
+    /// <summary>
+    /// Rows of a CSV file as raw samples: every row holds <see cref="InputShape"/>'s length of numbers (invariant
+    /// culture); a first row that is not all numbers is a header and is skipped.
+    /// </summary>
+    /// <param name="path">The CSV file.</param>
+    /// <returns>The rows back to back.</returns>
+    /// <exception cref="InvalidDataException">A row has another number of values or a value that is not a number.</exception>
+    public float[] ReadCsv(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        int sample = checked((int)InputShape.Length);
+        var x = new List<float>();
+        int line = 0;
+        foreach (var text in File.ReadLines(path))
+        {
+            line++;
+            if (string.IsNullOrWhiteSpace(text))
+                continue;
+            var cells = text.Split(',');
+            var values = new float[cells.Length];
+            bool numeric = true;
+            for (int i = 0; i < cells.Length && numeric; i++)
+                numeric = float.TryParse(cells[i].Trim(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out values[i]);
+            if (!numeric && line == 1)
+                continue;
+            if (!numeric)
+                throw new InvalidDataException($"{path}: line {line} holds a value that is not a number; every row after the header must be {sample} numbers.");
+            if (values.Length != sample)
+                throw new InvalidDataException($"{path}: line {line} has {values.Length} values, but the model takes {sample} per sample (shape {InputShape}); give each row exactly the model's features.");
+            x.AddRange(values);
+        }
+
+        return [.. x];
     }
 
     /// <summary>Frees the weights.</summary>
