@@ -9,6 +9,7 @@ internal static class CliApp
     {
         TrainCommand.Create(),
         EvaluateCommand.Create(),
+        PredictCommand.Create(),
         ExportCommand.Create(),
         DiagnoseCommand.Create(),
         CompareCommand.Create(),

@@ -48,7 +48,17 @@ internal static class TrainCommand
                 new LearningRateLogger(Path.Combine(config.Output, "learning_rate.csv")),
                 new StepLossLogger(Path.Combine(config.Output, "steps.csv")),
                 new MetricsLogger(Path.Combine(config.Output, "metrics.csv")),
-                new CheckpointCallback(ckptDir, config.ToJson(), saveBest: task.Monitor),
+                new CheckpointCallback(ckptDir, config.ToJson(), saveBest: task.Monitor)
+                {
+                    Normalization = Recipes.LoadedNormalization(config.Dataset),
+                    ClassNames = data.Train switch
+                    {
+                        InMemoryDataset m => m.ClassNames,
+                        ImageFolderDataset f => f.ClassNames,
+                        TabularDataset t when t.Classes > 0 => t.ClassNames,
+                        _ => null,
+                    },
+                },
             };
             if (config.EarlyStopping >= 0)
                 callbacks.Insert(0, new EarlyStopping(task.Monitor, patience: config.EarlyStopping, restoreBestWeights: true));

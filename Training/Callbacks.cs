@@ -37,7 +37,14 @@ public sealed record FitStartInfo(TrainState State, int Epochs)
 /// <param name="State">The run's state after the epoch (read it; do not dispose it).</param>
 /// <param name="ModelDescription">The model, for checkpoints.</param>
 /// <param name="Seed">The run's seed, for checkpoints.</param>
-public sealed record EpochInfo(EpochMetrics Metrics, TrainState State, string ModelDescription, ulong Seed);
+public sealed record EpochInfo(EpochMetrics Metrics, TrainState State, string ModelDescription, ulong Seed)
+{
+    /// <summary>The model being trained (null when the caller does not say).</summary>
+    public Layer? Model { get; init; }
+
+    /// <summary>The model's per-sample input shape (null when the caller does not say).</summary>
+    public Shape? InputShape { get; init; }
+}
 
 /// <summary>A callback's answer at the end of an epoch: go on, or stop (optionally restoring saved weights).</summary>
 /// <param name="Stop">Whether to stop training.</param>

@@ -66,6 +66,9 @@ public sealed record TrainingCheckpoint(
     /// The run's averaged weights (an EMA or SWA average, <see cref="TrainState.Averaged"/>), or
     /// null; stored under <c>averaged/</c> + the parameter and buffer names, with its count in the metadata.
     /// </summary>
+    /// <summary>The model itself (architecture, input shape, normalization, class names), so that <see cref="ModelFile.Load"/> rebuilds it with no code; null in checkpoints that do not carry it.</summary>
+    public SavedModel? Model { get; init; }
+
     public AveragedWeights? Averaged { get; init; }
 
     /// <summary>The format version of the file it was loaded from (<see cref="Checkpoint.FormatVersion"/> for new ones).</summary>
@@ -220,6 +223,7 @@ public static class Checkpoint
                 Schedule = schedule,
                 FormatVersion = version,
                 Averaged = averaged,
+                Model = meta[SavedModel.MetadataMember] is { } m ? SavedModel.FromNode(m, src) : null,
             };
         }
         catch
@@ -283,6 +287,8 @@ public static class Checkpoint
             ["config"] = c.Config,
             ["averaged"] = c.Averaged is null ? null : new JsonObject { ["count"] = c.Averaged.Count },
         };
+        if (c.Model is not null)
+            meta[SavedModel.MetadataMember] = c.Model.ToNode();
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["format"] = "pt",

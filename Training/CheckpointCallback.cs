@@ -52,6 +52,12 @@ public sealed class CheckpointCallback : TrainingCallback
     /// <summary>The best value of <see cref="Monitor"/> so far (±infinity before any).</summary>
     public double Best => _best;
 
+    /// <summary>The input normalization the model was trained with, stored with the model so that predictions apply it (null: none).</summary>
+    public Normalization? Normalization { get; init; }
+
+    /// <summary>The name of each class, stored with the model so that predictions name their class (null: unknown).</summary>
+    public IReadOnlyList<string>? ClassNames { get; init; }
+
     /// <summary>A test seam: wraps the stream each checkpoint is written to (the identity by default).</summary>
     internal Func<Stream, Stream> WrapStream { get; init; } = s => s;
 
@@ -116,7 +122,12 @@ public sealed class CheckpointCallback : TrainingCallback
     public override EpochVerdict OnEpochEnd(EpochInfo info)
     {
         ArgumentNullException.ThrowIfNull(info);
-        var c = Of(info.State, info.Seed, info.ModelDescription, _config);
+        var c = Of(info.State, info.Seed, info.ModelDescription, _config) with
+        {
+            Model = info.Model is { } m && info.InputShape is { } shape && SavedModel.TryCreate(m, shape) is { } saved
+                ? saved with { Normalization = Normalization, ClassNames = ClassNames }
+                : null,
+        };
         Save(LastPath, c);
         if (Monitor is not null && Read(info.Metrics) is { } current && Better(current))
         {

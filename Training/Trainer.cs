@@ -199,7 +199,7 @@ public sealed class Trainer
                 EpochVerdict? stop = null;
                 foreach (var c in _options.Callbacks)
                 {
-                    var verdict = c.OnEpochEnd(new EpochInfo(metrics, s, ModelDescription, _options.Seed));
+                    var verdict = c.OnEpochEnd(new EpochInfo(metrics, s, ModelDescription, _options.Seed) { Model = _model, InputShape = _inputShape });
                     if (verdict.Stop && stop is null)
                         stop = verdict;
                 }
