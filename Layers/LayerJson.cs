@@ -13,7 +13,7 @@ namespace IlgpuTrain.Layers;
 /// <remarks>
 /// <c>FromJson(ToJson(model)) == model</c> for every layer type in this assembly, so the rebuilt model has the same
 /// output shape and parameter names. The format is System.Text.Json's <see cref="JsonNode"/> tree, written with a
-/// <see cref="JsonConverter"/> so that a <see cref="Layer"/> can sit inside any other serialized value.
+/// <see cref="System.Text.Json.Serialization.JsonConverter"/> so that a <see cref="Layer"/> can sit inside any other serialized value.
 /// </remarks>
 public static class LayerJson
 {

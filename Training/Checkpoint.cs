@@ -62,13 +62,13 @@ public sealed record TrainingCheckpoint(
     /// <summary>The learning-rate schedule (null: the first one in <see cref="Optimizer"/>'s state is stored).</summary>
     public Schedule? Schedule { get; init; }
 
+    /// <summary>The model itself (architecture, input shape, normalization, class names), so that <see cref="ModelFile.Load"/> rebuilds it with no code; null in checkpoints that do not carry it.</summary>
+    public SavedModel? Model { get; init; }
+
     /// <summary>
     /// The run's averaged weights (an EMA or SWA average, <see cref="TrainState.Averaged"/>), or
     /// null; stored under <c>averaged/</c> + the parameter and buffer names, with its count in the metadata.
     /// </summary>
-    /// <summary>The model itself (architecture, input shape, normalization, class names), so that <see cref="ModelFile.Load"/> rebuilds it with no code; null in checkpoints that do not carry it.</summary>
-    public SavedModel? Model { get; init; }
-
     public AveragedWeights? Averaged { get; init; }
 
     /// <summary>The format version of the file it was loaded from (<see cref="Checkpoint.FormatVersion"/> for new ones).</summary>
