@@ -137,6 +137,9 @@ public sealed class StateDictProperties
                 F32("module.1.weight", [3], 1, 1, 1), F32("module.1.bias", [3], 0, 0, 0),
                 F32("module.1.running_mean", [3], 0, 0, 0), F32("module.1.running_var", [3], 1, 1, 1),
                 I64("module.1.num_batches_tracked", [], 0), F32("module.extra", [1], 5));
+            var strictOnly = Assert.Throws<CheckpointMismatchException>(() => StateDict.Load(file, p, s, new StateDictOptions { MapKey = k => k["module.".Length..] }));
+            Assert.Contains("unexpected key(s) in the file: \"extra\".", strictOnly.Message);
+            Assert.DoesNotContain("missing", strictOnly.Message);
             var options = new StateDictOptions { MapKey = k => k == "module.extra" ? null : k["module.".Length..] };
             var r = StateDict.Load(file, p, s, options);
             using (r.Params)
