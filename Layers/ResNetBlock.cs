@@ -46,9 +46,7 @@ public sealed record ResNetBlock(NamedSequential Body, Layer? Downsample = null)
     public override Tensor Forward(LayerContext ctx, Tensor x)
     {
         ArgumentNullException.ThrowIfNull(ctx);
-        var h = x;
-        for (int i = 0; i < Body.Layers.Length; i++)
-            h = ctx.RunChild(Body.Layers[i].Layer, Body.Layers[i].Name, h, (uint)i);
+        var h = Body.Forward(ctx, x);   // the body's layers run under this block's own prefix
         var s = Downsample is null ? x : ctx.RunChild(Downsample, DownsampleName, x, (uint)Body.Layers.Length);
         return F.Relu(F.Add(h, s));
     }
