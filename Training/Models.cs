@@ -66,6 +66,52 @@ public static class Models
             >> new GlobalAvgPool() >> new Dropout(dropout) >> new Dense(classes);
     }
 
+    /// <summary>
+    /// torchvision.models.resnet18: BasicBlocks [2, 2, 2, 2]. Its state_dict names and shapes are
+    /// torchvision's (<c>conv1.weight</c>, <c>bn1.running_mean</c>, <c>layer1.0.conv1.weight</c>,
+    /// <c>layer2.0.downsample.0.weight</c>, <c>fc.weight</c>), so PyTorch weights load with
+    /// <see cref="StateDict.Load(string, ParamTree, ParamTree, StateDictOptions?)"/>. Input (3, H, W), H and W at least 32 (224 for ImageNet).
+    /// </summary>
+    /// <param name="classes">Outputs of <c>fc</c> (1000 for ImageNet weights).</param>
+    /// <param name="width">Channels of the stem and of layer1 (torchvision's 64); layers 2 to 4 have 2, 4 and 8 times as many.</param>
+    /// <returns>The model: a <see cref="NamedSequential"/> conv1, bn1, relu, maxpool, layer1 to layer4, avgpool, fc.</returns>
+    /// <remarks>Weights start at this library's PyTorch layer defaults, not torchvision's kaiming_normal_(fan_out) init.</remarks>
+    public static NamedSequential ResNet18(int classes = 1000, int width = 64) => TorchvisionResNet(false, [2, 2, 2, 2], classes, width);
+
+    /// <summary>torchvision.models.resnet34: BasicBlocks [3, 4, 6, 3], with torchvision's state_dict names (see <see cref="ResNet18"/>).</summary>
+    /// <param name="classes">Outputs of <c>fc</c> (1000 for ImageNet weights).</param>
+    /// <param name="width">Channels of the stem and of layer1 (torchvision's 64).</param>
+    /// <returns>The model.</returns>
+    public static NamedSequential ResNet34(int classes = 1000, int width = 64) => TorchvisionResNet(false, [3, 4, 6, 3], classes, width);
+
+    /// <summary>
+    /// torchvision.models.resnet50: Bottlenecks [3, 4, 6, 3] (ResNet v1.5: the stride sits on the 3x3
+    /// convolution, conv2), four times as many output channels as planes; torchvision's state_dict names
+    /// (see <see cref="ResNet18"/>; the blocks add <c>conv3</c> and <c>bn3</c>).
+    /// </summary>
+    /// <param name="classes">Outputs of <c>fc</c> (1000 for ImageNet weights).</param>
+    /// <param name="width">Channels of the stem and planes of layer1 (torchvision's 64).</param>
+    /// <returns>The model.</returns>
+    public static NamedSequential ResNet50(int classes = 1000, int width = 64) => TorchvisionResNet(true, [3, 4, 6, 3], classes, width);
+
+    /// <summary>
+    /// The model with its classifier <c>fc</c> replaced by a fresh Dense of <paramref name="classes"/>
+    /// outputs, as <c>model.fc = nn.Linear(model.fc.in_features, classes)</c> in PyTorch: the
+    /// first step of fine-tuning on a new label set.
+    /// </summary>
+    /// <param name="model">A model whose last layer is named <c>fc</c> (the torchvision ResNets).</param>
+    /// <param name="classes">The new number of outputs, at least 1.</param>
+    /// <returns>The new model; load the other weights with a key map that drops <c>fc.*</c>.</returns>
+    /// <exception cref="ArgumentException">The model has no layer named fc.</exception>
+    public static NamedSequential ReplaceHead(NamedSequential model, int classes)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        Check(classes, 0f);
+        if (!model.Layers.Any(l => l.Name == "fc"))
+            throw new ArgumentException($"Models.ReplaceHead: the model has no layer named \"fc\" (its layers: {string.Join(", ", model.Layers.Select(l => l.Name))}); it replaces torchvision's classifier.", nameof(model));
+        return model.With("fc", new Dense(classes));
+    }
+
     /// <summary>The model named <paramref name="name"/> (one of <see cref="Names"/>).</summary>
     /// <param name="name">mlp, cnn or resnet.</param>
     /// <param name="classes">Outputs (logits), at least 1.</param>
@@ -102,6 +148,54 @@ public static class Models
             >> new Conv2d(channels, 3, Padding: 1, UseBias: false) >> new BatchNorm2d();
         Layer? shortcut = project ? new Conv2d(channels, 1, Stride: stride, UseBias: false) >> new BatchNorm2d() : null;
         return new Residual(body, shortcut);
+    }
+
+    // torchvision/models/resnet.py: conv1 7x7/2 (no bias), bn1, relu, maxpool 3x3/2 pad 1, four stages
+    // of blocks (planes width, 2 width, 4 width, 8 width; stride 1, 2, 2, 2), adaptive average pool, fc.
+    // _make_layer: the first block of a stage gets the stride and a downsample (1x1 conv with that
+    // stride, no bias, then BatchNorm) when the stride is not 1 or the channels change.
+    private static NamedSequential TorchvisionResNet(bool bottleneck, int[] blocks, int classes, int width)
+    {
+        Check(classes, 0f);
+        if (width < 1)
+            throw new ArgumentOutOfRangeException(nameof(width), width, "The width (torchvision's 64) must be at least 1.");
+        int expansion = bottleneck ? 4 : 1;
+        int inplanes = width;
+        var layers = new List<(string, Layer)>
+        {
+            ("conv1", new Conv2d(width, 7, Stride: 2, Padding: 3, UseBias: false)),
+            ("bn1", new BatchNorm2d()),
+            ("relu", new ReLU()),
+            ("maxpool", new MaxPool2d(3, 2, 1)),
+        };
+        for (int stage = 0; stage < blocks.Length; stage++)
+        {
+            int planes = width << stage, stride = stage == 0 ? 1 : 2;
+            var stageBlocks = new List<(string, Layer)>();
+            for (int b = 0; b < blocks[stage]; b++)
+            {
+                int s = b == 0 ? stride : 1;
+                Layer? downsample = b == 0 && (s != 1 || inplanes != planes * expansion)
+                    ? new Conv2d(planes * expansion, 1, Stride: s, UseBias: false) >> new BatchNorm2d()
+                    : null;
+                var body = bottleneck
+                    ? new NamedSequential(
+                        ("conv1", new Conv2d(planes, 1, UseBias: false)), ("bn1", new BatchNorm2d()), ("relu1", new ReLU()),
+                        ("conv2", new Conv2d(planes, 3, Stride: s, Padding: 1, UseBias: false)), ("bn2", new BatchNorm2d()), ("relu2", new ReLU()),
+                        ("conv3", new Conv2d(planes * expansion, 1, UseBias: false)), ("bn3", new BatchNorm2d()))
+                    : new NamedSequential(
+                        ("conv1", new Conv2d(planes, 3, Stride: s, Padding: 1, UseBias: false)), ("bn1", new BatchNorm2d()), ("relu", new ReLU()),
+                        ("conv2", new Conv2d(planes, 3, Padding: 1, UseBias: false)), ("bn2", new BatchNorm2d()));
+                stageBlocks.Add((b.ToString(System.Globalization.CultureInfo.InvariantCulture), new ResNetBlock(body, downsample)));
+                inplanes = planes * expansion;
+            }
+
+            layers.Add(($"layer{stage + 1}", new NamedSequential([.. stageBlocks])));
+        }
+
+        layers.Add(("avgpool", new GlobalAvgPool()));
+        layers.Add(("fc", new Dense(classes)));
+        return new NamedSequential([.. layers]);
     }
 
     private static void Check(int classes, float dropout)

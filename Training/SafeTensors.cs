@@ -138,8 +138,84 @@ public sealed class SafeTensor
     /// <returns>A copy.</returns>
     public int[] ToInt32() => As<int>(SafeTensorDType.I32);
 
+    /// <summary>
+    /// The elements converted to float from any dtype, as PyTorch's <c>tensor.float()</c>: F16, BF16,
+    /// F8_E4M3 and F8_E5M2 exactly; F64 and 64-bit integers rounded to the nearest float; BOOL as 0 or 1.
+    /// </summary>
+    /// <returns>A new array, row-major.</returns>
+    public float[] ConvertToFloat32()
+    {
+        var b = Data.Span;
+        var r = new float[checked((int)Length)];
+        for (int i = 0; i < r.Length; i++)
+        {
+            r[i] = DType switch
+            {
+                SafeTensorDType.F32 => BinaryPrimitives.ReadSingleLittleEndian(b[(4 * i)..]),
+                SafeTensorDType.F16 => (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(b[(2 * i)..])),
+                SafeTensorDType.BF16 => BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(b[(2 * i)..]) << 16),
+                SafeTensorDType.F64 => (float)BinaryPrimitives.ReadDoubleLittleEndian(b[(8 * i)..]),
+                SafeTensorDType.F8E5M2 => (float)BitConverter.UInt16BitsToHalf((ushort)(b[i] << 8)),
+                SafeTensorDType.F8E4M3 => Float8E4M3(b[i]),
+                SafeTensorDType.Bool => b[i] != 0 ? 1f : 0f,
+                SafeTensorDType.U8 => b[i],
+                SafeTensorDType.I8 => (sbyte)b[i],
+                SafeTensorDType.I16 => BinaryPrimitives.ReadInt16LittleEndian(b[(2 * i)..]),
+                SafeTensorDType.U16 => BinaryPrimitives.ReadUInt16LittleEndian(b[(2 * i)..]),
+                SafeTensorDType.I32 => BinaryPrimitives.ReadInt32LittleEndian(b[(4 * i)..]),
+                SafeTensorDType.U32 => BinaryPrimitives.ReadUInt32LittleEndian(b[(4 * i)..]),
+                SafeTensorDType.I64 => BinaryPrimitives.ReadInt64LittleEndian(b[(8 * i)..]),
+                _ => BinaryPrimitives.ReadUInt64LittleEndian(b[(8 * i)..]),
+            };
+        }
+
+        return r;
+    }
+
+    /// <summary>
+    /// The elements converted to int from any dtype, as PyTorch's <c>tensor.int()</c>: floats are
+    /// truncated toward zero, BOOL is 0 or 1.
+    /// </summary>
+    /// <returns>A new array, row-major.</returns>
+    /// <exception cref="OverflowException">An element (a NaN, or a value outside the int range) does not fit; the message names it.</exception>
+    public int[] ConvertToInt32()
+    {
+        var b = Data.Span;
+        var r = new int[checked((int)Length)];
+        bool integral = DType is SafeTensorDType.I64 or SafeTensorDType.U64 or SafeTensorDType.U32;
+        var floats = integral || DType is SafeTensorDType.I32 ? null : ConvertToFloat32();
+        for (int i = 0; i < r.Length; i++)
+        {
+            double v = DType switch
+            {
+                SafeTensorDType.I32 => (double)BinaryPrimitives.ReadInt32LittleEndian(b[(4 * i)..]),
+                SafeTensorDType.I64 => (double)BinaryPrimitives.ReadInt64LittleEndian(b[(8 * i)..]),
+                SafeTensorDType.U64 => (double)BinaryPrimitives.ReadUInt64LittleEndian(b[(8 * i)..]),
+                SafeTensorDType.U32 => (double)BinaryPrimitives.ReadUInt32LittleEndian(b[(4 * i)..]),
+                _ => (double)floats![i],
+            };
+            double t = Math.Truncate(v);
+            if (!(t >= int.MinValue && t <= int.MaxValue))
+                throw new OverflowException($"element {i} of {SafeTensors.DTypeName(DType)} tensor \"{Name}\" is {v}, which does not fit a 32-bit integer.");
+            r[i] = (int)t;
+        }
+
+        return r;
+    }
+
     /// <inheritdoc/>
     public override string ToString() => $"{Name}: {SafeTensors.DTypeName(DType)} [{string.Join(", ", Shape)}]";
+
+    // OCP FP8 E4M3 ("fn"): sign, 4 exponent bits (bias 7), 3 mantissa bits; no infinities,
+    // S.1111.111 is NaN; exponent 0 is subnormal: m/8 x 2^-6.
+    private static float Float8E4M3(byte v)
+    {
+        int e = (v >> 3) & 0xF, m = v & 0x7;
+        float sign = (v & 0x80) != 0 ? -1f : 1f;
+        if (e == 0xF && m == 0x7)
+            return float.NaN;
+        return sign * (e == 0 ? m / 8f * MathF.Pow(2, -6) : (1 + (m / 8f)) * MathF.Pow(2, e - 7));
+    }
 
     private T[] As<T>(SafeTensorDType want)
         where T : unmanaged

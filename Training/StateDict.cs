@@ -1,0 +1,165 @@
+using System.Buffers.Binary;
+using Half = ILGPU.Half;
+
+namespace IlgpuTrain.Training;
+
+/// <summary>How <see cref="StateDict.Load(string, ParamTree, ParamTree, StateDictOptions?)"/> matches a file's tensors to a model's, as torch.nn.Module.load_state_dict.</summary>
+public sealed record StateDictOptions
+{
+    /// <summary>
+    /// True (PyTorch's default): every parameter and buffer of the model must be in the file and every
+    /// tensor of the file must be in the model, or nothing is loaded. False: matching tensors are
+    /// loaded, the others keep their values, and the result lists the missing and unexpected keys.
+    /// Shapes must match in both modes.
+    /// </summary>
+    public bool Strict { get; init; } = true;
+
+    /// <summary>
+    /// Maps a key of the file to the model's name for it (strip <c>"module."</c>, rename a head), or
+    /// returns null to skip the tensor (it is then neither loaded nor reported as unexpected); null for
+    /// the identity.
+    /// </summary>
+    public Func<string, string?>? MapKey { get; init; }
+}
+
+/// <summary>What <see cref="StateDict.Load(string, ParamTree, ParamTree, StateDictOptions?)"/> produced: new trees the caller owns and disposes, and the keys that did not match.</summary>
+/// <param name="Params">The parameters with the file's values (and the input's where the file had none).</param>
+/// <param name="State">The state (BatchNorm running statistics, num_batches_tracked) likewise.</param>
+/// <param name="MissingKeys">Model keys the file did not supply, in the model's order (empty when strict).</param>
+/// <param name="UnexpectedKeys">File keys (after the key map) the model has no entry for, in the file's order (empty when strict).</param>
+public sealed record StateDictResult(ParamTree Params, ParamTree State, IReadOnlyList<string> MissingKeys, IReadOnlyList<string> UnexpectedKeys);
+
+/// <summary>
+/// Loads a PyTorch state_dict saved as safetensors (<c>safetensors.torch.save_file(model.state_dict(), path)</c>)
+/// into a model's parameters and state, as torch.nn.Module.load_state_dict: keys are the parameter
+/// paths (<c>layer1.0.conv1.weight</c>, <c>bn1.running_mean</c>), every dtype is converted on load to
+/// the entry's (F16, BF16 and F64 to Float32; I64 <c>num_batches_tracked</c> to Int32), shapes must
+/// match, and missing and unexpected keys fail a strict load or are reported by a non-strict one.
+/// </summary>
+/// <example>
+/// <code>
+/// var model = Models.ResNet18(classes: 1000);
+/// var (p, s) = model.Init(device, new Shape(3, 224, 224), Rng.Create(0));
+/// var loaded = StateDict.Load("resnet18.safetensors", p, s);
+/// </code>
+/// </example>
+public static class StateDict
+{
+    /// <summary>Reads <paramref name="path"/> and loads it (see <see cref="Load(SafeTensorsFile, ParamTree, ParamTree, StateDictOptions?)"/>).</summary>
+    /// <param name="path">A safetensors file.</param>
+    /// <param name="parameters">The model's parameters (from Init); not modified.</param>
+    /// <param name="state">The model's state (from Init); not modified.</param>
+    /// <param name="options">Strictness and key map; null for strict with no map.</param>
+    /// <returns>New trees with the loaded values, and the keys that did not match.</returns>
+    /// <exception cref="CheckpointFormatException">The file is not valid safetensors.</exception>
+    /// <exception cref="CheckpointMismatchException">A shape differs, an integer does not fit, or (strict) keys are missing or unexpected; the message lists them.</exception>
+    public static StateDictResult Load(string path, ParamTree parameters, ParamTree state, StateDictOptions? options = null) =>
+        Load(SafeTensors.Load(path), parameters, state, options);
+
+    /// <summary>Loads the tensors of <paramref name="file"/> into copies of <paramref name="parameters"/> and <paramref name="state"/>.</summary>
+    /// <param name="file">The tensors (for instance from <see cref="SafeTensors.Load"/>).</param>
+    /// <param name="parameters">The model's parameters (from Init); not modified.</param>
+    /// <param name="state">The model's state (from Init); not modified.</param>
+    /// <param name="options">Strictness and key map; null for strict with no map.</param>
+    /// <returns>New trees with the loaded values, and the keys that did not match.</returns>
+    /// <exception cref="CheckpointMismatchException">A shape differs, an integer does not fit, or (strict) keys are missing or unexpected; the message lists them.</exception>
+    /// <exception cref="ArgumentException">The key map sends two file keys to the same model key.</exception>
+    public static StateDictResult Load(SafeTensorsFile file, ParamTree parameters, ParamTree state, StateDictOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        ArgumentNullException.ThrowIfNull(parameters);
+        ArgumentNullException.ThrowIfNull(state);
+        options ??= new StateDictOptions();
+        var trees = new[] { parameters, state };
+
+        // Match: file key -> (tree, entry).
+        var matched = new Dictionary<string, (int Tree, ParamInfo Info, SafeTensor Tensor)>(StringComparer.Ordinal);
+        var from = new Dictionary<string, string>(StringComparer.Ordinal);
+        var unexpected = new List<string>();
+        var shapeErrors = new List<string>();
+        foreach (var t in file.Tensors)
+        {
+            string? key = options.MapKey is null ? t.Name : options.MapKey(t.Name);
+            if (key is null)
+                continue;
+            if (from.TryGetValue(key, out var other))
+                throw new ArgumentException($"StateDict.Load: the key map sends both \"{other}\" and \"{t.Name}\" to \"{key}\"; map each file key to its own model key.", nameof(options));
+            from[key] = t.Name;
+            int tree = Array.FindIndex(trees, tr => tr.Layout.Contains(key));
+            if (tree < 0)
+            {
+                unexpected.Add(key);
+                continue;
+            }
+
+            var info = trees[tree].Layout[key];
+            if (!SameShape(info.Shape, t.Shape))
+            {
+                shapeErrors.Add($"\"{key}\"{(key == t.Name ? string.Empty : $" (\"{t.Name}\" in the file)")}: the file has shape [{string.Join(", ", t.Shape)}] but the model has [{string.Join(", ", info.Shape)}]");
+                continue;
+            }
+
+            matched[key] = (tree, info, t);
+        }
+
+        if (shapeErrors.Count > 0)
+            throw new CheckpointMismatchException(file.Source, $"size mismatch for {string.Join("; ", shapeErrors)}. Build the model with the file's sizes (classes, width), or skip these keys with a MapKey that returns null for them and load non-strictly.");
+
+        var missing = trees.SelectMany(tr => tr.Layout.Params).Select(p => p.Path).Where(p => !matched.ContainsKey(p)).ToList();
+        if (options.Strict && (missing.Count > 0 || unexpected.Count > 0))
+        {
+            var parts = new List<string>();
+            if (missing.Count > 0)
+                parts.Add($"missing key(s) in the file: {List(missing)}");
+            if (unexpected.Count > 0)
+                parts.Add($"unexpected key(s) in the file: {List(unexpected)}");
+            throw new CheckpointMismatchException(file.Source, $"the file does not match the model: {string.Join("; ", parts)}. Rename keys with StateDictOptions.MapKey, or load what matches with Strict = false.");
+        }
+
+        var snaps = trees.Select(tr => tr.Snapshot()).ToArray();
+        foreach (var (key, (tree, info, tensor)) in matched)
+        {
+            var snap = snaps[tree];
+            int off = (int)info.Offset;
+            switch (info.DType)
+            {
+                case DType.Float32:
+                    tensor.ConvertToFloat32().CopyTo(snap.Float32, off);
+                    break;
+                case DType.Float16:
+                    var f = tensor.ConvertToFloat32();
+                    for (int i = 0; i < f.Length; i++)
+                        snap.Float16[off + i] = (Half)f[i];
+                    break;
+                default:
+                    try
+                    {
+                        tensor.ConvertToInt32().CopyTo(snap.Int32, off);
+                    }
+                    catch (OverflowException e)
+                    {
+                        throw new CheckpointMismatchException(file.Source, $"\"{key}\": {e.Message}");
+                    }
+
+                    break;
+            }
+        }
+
+        var p = ParamTree.FromSnapshot(parameters.Device, snaps[0]);
+        try
+        {
+            return new StateDictResult(p, ParamTree.FromSnapshot(state.Device, snaps[1]), missing, unexpected);
+        }
+        catch
+        {
+            p.Dispose();
+            throw;
+        }
+    }
+
+    private static bool SameShape(Shape model, IReadOnlyList<long> file) =>
+        model.Rank == file.Count && model.Select((d, i) => d == file[i]).All(x => x);
+
+    private static string List(List<string> keys) =>
+        string.Join(", ", keys.Take(20).Select(k => $"\"{k}\"")) + (keys.Count > 20 ? $" and {keys.Count - 20} more" : string.Empty);
+}
