@@ -26,7 +26,7 @@ public static class LayerJson
     /// <summary>The layer type names this format knows, in the order of the docs.</summary>
     public static IReadOnlyList<string> KnownTypes { get; } =
     [
-        nameof(Sequential), nameof(Residual), nameof(Dense), nameof(Flatten), nameof(Conv2d), nameof(MaxPool2d), nameof(AvgPool2d),
+        nameof(Sequential), nameof(NamedSequential), nameof(Residual), nameof(ResNetBlock), nameof(Dense), nameof(Flatten), nameof(Conv2d), nameof(MaxPool2d), nameof(AvgPool2d),
         nameof(GlobalAvgPool), nameof(BatchNorm1d), nameof(BatchNorm2d), nameof(LayerNorm), nameof(Dropout), nameof(Embedding),
         nameof(ReLU), nameof(LeakyReLU), nameof(GELU), nameof(Tanh), nameof(Sigmoid), nameof(SiLU), nameof(Softmax), nameof(LogSoftmax),
     ];
@@ -63,6 +63,14 @@ public static class LayerJson
         {
             case Sequential s:
                 o["layers"] = new JsonArray([.. s.Layers.Select(l => (JsonNode)ToNode(l))]);
+                break;
+            case NamedSequential ns:
+                o["layers"] = new JsonArray([.. ns.Layers.Select(l => (JsonNode)new JsonObject { ["name"] = l.Name, ["layer"] = ToNode(l.Layer) })]);
+                break;
+            case ResNetBlock rb:
+                o["body"] = ToNode(rb.Body);
+                if (rb.Downsample is not null)
+                    o["downsample"] = ToNode(rb.Downsample);
                 break;
             case Residual r:
                 o["block"] = ToNode(r.Block);
@@ -152,6 +160,10 @@ public static class LayerJson
         Layer layer = type switch
         {
             nameof(Sequential) => new Sequential([.. r.Array("layers").Select((n, i) => FromNode(n, $"{path}.layers[{i}]"))]),
+            nameof(NamedSequential) => Named(r.Array("layers"), path + ".layers"),
+            nameof(ResNetBlock) => new ResNetBlock(
+                FromNode(o["body"], path + ".body") as NamedSequential ?? throw Bad(path + ".body", "a ResNetBlock's body must be a NamedSequential"),
+                o["downsample"] is null ? null : FromNode(o["downsample"], path + ".downsample")),
             nameof(Residual) => new Residual(FromNode(o["block"], path + ".block"), o["shortcut"] is null ? null : FromNode(o["shortcut"], path + ".shortcut")),
             nameof(Dense) => new Dense(r.Int("features"), r.Bool("useBias", true), r.Enum("weightInit", WeightInit.Default)),
             nameof(Conv2d) => Conv(r),
@@ -176,6 +188,16 @@ public static class LayerJson
         };
         return layer;
     }
+
+    // [{"name": "conv1", "layer": {...}}, ...]
+    private static NamedSequential Named(IEnumerable<JsonNode?> items, string path) =>
+        new([.. items.Select((n, i) =>
+        {
+            string at = $"{path}[{i}]";
+            if (n is not JsonObject item || item["name"] is not JsonValue nv || !nv.TryGetValue<string>(out var name))
+                throw Bad(at, "expected {\"name\": ..., \"layer\": {...}}");
+            return (name, FromNode(item["layer"], at + ".layer"));
+        })]);
 
     private static Conv2d Conv(Reader r) =>
         new(r.Int("outChannels"), r.Int("kernelSize"), r.Int("stride", 1), r.Int("padding", 0), r.Int("dilation", 1), r.Bool("useBias", true), r.Enum("weightInit", WeightInit.Default))

@@ -133,4 +133,29 @@ public class LayerJsonProperties
         var e = Assert.Throws<ArgumentException>(() => LayerJson.ToJson(new Dense(2) >> new Custom()));
         Assert.Contains("Custom cannot be written as JSON", e.Message, StringComparison.Ordinal);
     }
+
+    // The torchvision-named ResNets (NamedSequential stages of ResNetBlocks) round-trip with their state_dict names.
+    [Fact]
+    public void Torchvision_resnets_round_trip_with_their_names()
+    {
+        foreach (var model in new[] { IlgpuTrain.Training.Models.ResNet18(10, width: 8), IlgpuTrain.Training.Models.ResNet50(10, width: 8) })
+        {
+            string json = LayerJson.ToJson(model);
+            var back = LayerJson.FromJson(json);
+            Assert.Equal(model, back);
+            Assert.Equal(json, LayerJson.ToJson(back));
+            var input = new Shape(3, 32, 32);
+            Assert.Equal(model.OutputShape(input), back.OutputShape(input));
+            var (p1, s1) = model.Init(Devices.Cpu, input, Rng.Create(1));
+            var (p2, s2) = back.Init(Devices.Cpu, input, Rng.Create(1));
+            using (p1)
+            using (s1)
+            using (p2)
+            using (s2)
+            {
+                Assert.Equal(p1.Layout.Params.Select(i => i.Path), p2.Layout.Params.Select(i => i.Path));
+                Assert.Contains("layer1.0.conv1.weight", p1.Layout.Params.Select(i => i.Path));
+            }
+        }
+    }
 }
