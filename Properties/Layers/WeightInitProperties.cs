@@ -36,9 +36,11 @@ public class WeightInitProperties
                 var (_, variance) = InitializerProperties.Moments(w);
                 double fanIn = c.D, fanOut = c.F;
                 double biasBound = 1 / Math.Sqrt(fanIn);
-                var biasOk = b.All(v => Math.Abs(v) <= biasBound).Label("bias within 1/sqrt(fan_in) (PyTorch's default for every scheme)");
+                // Bounds are compared in float32, as the initializer computes them: U(-b, b) drawn as -b + 2b u can
+                // land exactly on -b, and (float)b may round above the double b by half an ulp.
+                var biasOk = b.All(v => Math.Abs(v) <= (float)biasBound).Label("bias within 1/sqrt(fan_in) (PyTorch's default for every scheme)");
                 Property Uniform(double bound) =>
-                    w.All(v => Math.Abs(v) <= bound).Label($"weights within {bound}")
+                    w.All(v => Math.Abs(v) <= (float)bound).Label($"weights within {bound}")
                         .And(Close.Scalar(variance, bound * bound / 3, 0, VarianceRtol(w.Length, normal: false), "variance bound^2/3"));
                 var weights = c.Scheme switch
                 {
@@ -67,7 +69,7 @@ public class WeightInitProperties
                 foreach (var (path, (shape, data)) in host)
                 {
                     int fanIn = path.EndsWith(".weight", StringComparison.Ordinal) ? shape[1] : host[path.Replace(".bias", ".weight", StringComparison.Ordinal)].Shape[1];
-                    result = result.And(data.All(v => Math.Abs(v) <= 1 / Math.Sqrt(fanIn)).Label($"{path} within 1/sqrt({fanIn})"));
+                    result = result.And(data.All(v => Math.Abs(v) <= (float)(1 / Math.Sqrt(fanIn))).Label($"{path} within 1/sqrt({fanIn})"));
                 }
 
                 // Layers 2 and 4 have the same shapes; they must not be initialized alike.
