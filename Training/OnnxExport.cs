@@ -108,11 +108,11 @@ public static class OnnxExport
     }
 
     private const string Supported =
-        "Sequential, Residual, Dense, Flatten, Conv2d, MaxPool2d, AvgPool2d, GlobalAvgPool, BatchNorm1d, BatchNorm2d, LayerNorm, Dropout, Embedding, ReLU, LeakyReLU, GELU, Tanh, Sigmoid, SiLU, Softmax, LogSoftmax";
+        "Sequential, NamedSequential, Residual, ResNetBlock, Dense, Flatten, Conv2d, MaxPool2d, AvgPool2d, GlobalAvgPool, BatchNorm1d, BatchNorm2d, LayerNorm, Dropout, Embedding, ReLU, LeakyReLU, GELU, Tanh, Sigmoid, SiLU, Softmax, LogSoftmax";
 
     private static IEnumerable<string> Unsupported(Layer layer, string path)
     {
-        bool known = layer is Sequential or Residual or Dense or Flatten or Conv2d or MaxPool2d or AvgPool2d or GlobalAvgPool
+        bool known = layer is Sequential or NamedSequential or Residual or ResNetBlock or Dense or Flatten or Conv2d or MaxPool2d or AvgPool2d or GlobalAvgPool
             or BatchNorm1d or BatchNorm2d or LayerNorm or Dropout or Embedding or ReLU or LeakyReLU or GELU or Tanh or Sigmoid or SiLU or Softmax or LogSoftmax;
         if (!known)
         {
@@ -166,6 +166,24 @@ public static class OnnxExport
                     foreach (var (name, child) in seq.Children())
                         h = Emit(child, prefix + name + ".", h, shapes[i++]);
                     return h;
+                }
+
+                case NamedSequential ns:
+                {
+                    var shapes = ns.ChildInputShapes(shape);
+                    string h = x;
+                    int i = 0;
+                    foreach (var (name, child) in ns.Children())
+                        h = Emit(child, prefix + name + ".", h, shapes[i++]);
+                    return h;
+                }
+
+                case ResNetBlock rb:
+                {
+                    // torchvision's block: relu(body(x) + downsample(x)); the body's layers sit under the block's own prefix.
+                    string y = Emit(rb.Body, prefix, x, shape);
+                    string s = rb.Downsample is null ? x : Emit(rb.Downsample, prefix + ResNetBlock.DownsampleName + ".", x, shape);
+                    return Node("Relu", [Node("Add", [y, s], at + ".add")], at + ".relu");
                 }
 
                 case Residual r:

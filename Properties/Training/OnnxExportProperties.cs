@@ -41,6 +41,16 @@ public class OnnxExportProperties(ITestOutputHelper output)
         output.WriteLine($"{name}, batch {batch}: largest |onnxruntime - predict| = {diff:G3}");
     }
 
+    // The torchvision-named ResNets (NamedSequential stages of ResNetBlocks, with downsample projections).
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    public void The_torchvision_resnet18_exports(int batch)
+    {
+        var diff = Compare(Models.ResNet18(10, width: 8), new Shape(3, 32, 32), batch, seed: 11 + batch);
+        output.WriteLine($"resnet18 (width 8), batch {batch}: largest |onnxruntime - predict| = {diff:G3}");
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(7)]
