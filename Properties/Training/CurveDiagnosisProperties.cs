@@ -92,8 +92,8 @@ public class CurveDiagnosisProperties
     public Property A_loss_above_its_first_epoch_is_a_learning_rate_too_high() =>
         Prop.ForAll(Gen.Choose(2, 10).ToArbitrary(), Gen.Choose(2, 50).ToArbitrary(), (n, pct) =>
         {
-            // Falls, then climbs past the first epoch for good (staying below ln C): no zigzag, only the jump.
-            History h = Gens.Curves(n + 1, i => i == 0 ? 1.0 : i == 1 ? 0.9 : 1.0 + (pct / 100.0 * (i - 1) / n), _ => null);
+            // Falls, then climbs past the first epoch for good, by pct% at once and then slowly (staying below ln C): no zigzag, only the jump.
+            History h = Gens.Curves(n + 1, i => i == 0 ? 1.0 : i == 1 ? 0.9 : 1.0 + (pct / 100.0 * (1 + ((i - 2.0) / n))), _ => null);
             IReadOnlyList<Finding> f = CurveDiagnosis.Diagnose(h, C);
             return (f[0].Kind == FindingKind.LearningRateTooHigh && f[0].Summary.Contains("first epoch")).Label(CurveDiagnosis.Format(f));
         });
