@@ -29,6 +29,8 @@ internal static class TrainCommand
     {
         if (Cli.Fail(TrainOptions.Problems(config)))
             return 2;
+        if (resume is not null && config.InitFrom is not null)
+            return Cli.Fail([$"--resume {resume} and --init-from {config.InitFrom}: --resume continues a run with its own weights, --init-from starts a new one from a file's; pick one."]) ? 2 : 0;
         if (resume is not null && !File.Exists(resume))
             return Cli.Fail([$"--resume {resume}: no such file. train writes <output>/checkpoints/last.safetensors after every epoch."]) ? 2 : 0;
 
@@ -75,8 +77,9 @@ internal static class TrainCommand
             TrainState? from = null;
             try
             {
-                if (resume is not null)
-                    from = Resuming.Resume(resume, device, trainer, optimizer, config, progress);
+                from = resume is not null
+                    ? Resuming.Resume(resume, device, trainer, optimizer, config, progress)
+                    : Recipes.Start(config, trainer, progress);
                 OutputFolder.Require(config.Output, "--output");
                 OutputFolder.Require(ckptDir, "--output");
             }
@@ -122,7 +125,7 @@ internal sealed class TrainOptions
 {
     private static readonly RunConfig D = new();
 
-    public Option<string> Model { get; } = new("--model") { Description = "mlp, cnn or resnet.", DefaultValueFactory = _ => D.Model };
+    public Option<string> Model { get; } = new("--model") { Description = "mlp, cnn, resnet (a small ResNet-8), or resnet18, resnet34, resnet50 (torchvision's, with its state_dict names).", DefaultValueFactory = _ => D.Model };
 
     public Option<string> Dataset { get; } = new("--dataset") { Description = "fashion-mnist, mnist, cifar10, csv, or image-folder (your own images: --data DIR with one subfolder per class).", DefaultValueFactory = _ => D.Dataset };
 
@@ -191,8 +194,16 @@ internal sealed class TrainOptions
 
     public Option<string?> Resume { get; } = new("--resume") { Description = "Continue a run from a checkpoint (.safetensors) written by an earlier train." };
 
+    public Option<string?> InitFrom { get; } = new("--init-from") { Description = "Start from the weights of a safetensors file instead of a random initialization (fine-tuning): a PyTorch state_dict (torchvision's names for resnet18/34/50) or a checkpoint of train. A head of another shape (new classes) starts fresh." };
+
+    public Option<bool> Strict { get; } = new("--strict") { Description = "With --init-from: every parameter and buffer must be in the file and every tensor of the file in the model (true, PyTorch's default); false loads what matches and lists the rest.", DefaultValueFactory = _ => D.InitStrict };
+
+    public Option<string?> InitSkip { get; } = new("--init-skip") { Description = "With --init-from: parameter globs that keep their initialization, comma-separated (e.g. 'fc.*')." };
+
+    public Option<string?> Freeze { get; } = new("--freeze") { Description = "Parameter globs that do not train, comma-separated: * within a path segment, ** across (e.g. 'conv1.*,bn1.*,layer1.**'). Frozen parameters get no gradient and no update." };
+
     /// <summary>Every option, in help order.</summary>
-    public IReadOnlyList<Option> All => [Model, Dataset, Data, ImageSize, Workers, Task, Target, Features, Loss, Delta, Optimizer, Lr, WeightDecay, Momentum, Schedule, Warmup, Epochs, BatchSize, LabelSmoothing, Dropout, Augment, MixedPrecision, Accumulate, ScaleLr, BaseBatchSize, Clip, EarlyStopping, Device, Seed, Output, TrainLimit, ValSize, Ema, SwaStart, Resume];
+    public IReadOnlyList<Option> All => [Model, Dataset, Data, ImageSize, Workers, Task, Target, Features, Loss, Delta, Optimizer, Lr, WeightDecay, Momentum, Schedule, Warmup, Epochs, BatchSize, LabelSmoothing, Dropout, Augment, MixedPrecision, Accumulate, ScaleLr, BaseBatchSize, Clip, EarlyStopping, Device, Seed, Output, TrainLimit, ValSize, Ema, SwaStart, Resume, InitFrom, Strict, InitSkip, Freeze];
 
     /// <summary>Adds the options to a command, less those it does not use (a command lists only options that work).</summary>
     /// <param name="c">The command.</param>
@@ -275,6 +286,11 @@ internal sealed class TrainOptions
         Require(c.SwaStart <= c.Epochs, $"--swa-start {c.SwaStart}: the run has only {c.Epochs} epoch(s), so nothing would be averaged; start at an epoch from 1 to {c.Epochs}, or train for more --epochs.");
         Require(c.Ema is null || c.SwaStart == 0, $"--ema and --swa-start: a run averages its weights one way; pick one.");
         Require(RunConfig.AugmentProblem(c.Augment) is null, $"--augment {c.Augment}: {RunConfig.AugmentProblem(c.Augment)}.");
+        Require(c.InitFrom is null || File.Exists(c.InitFrom), $"--init-from {c.InitFrom}: no such file; give a safetensors file (a PyTorch state_dict saved with safetensors.torch.save_file, or a checkpoint of train).");
+        Require(c.InitSkip is null || c.InitFrom is not null, $"--init-skip {c.InitSkip}: names weights not to load, but nothing is loaded; add --init-from FILE or leave it out.");
+        Require(c.InitStrict || c.InitFrom is not null, "--strict false: says how to load --init-from, which is not given; add --init-from FILE or leave it out.");
+        Require(c.Freeze is null || RunConfig.Globs(c.Freeze).Length > 0, $"--freeze '{c.Freeze}': give parameter globs, comma-separated, such as 'conv1.*,layer1.**'.");
+        Require(c.Model is not ("resnet18" or "resnet34" or "resnet50") || c.Dropout is null or 0, $"--dropout {(c.Dropout is { } dr ? F(dr) : "")}: torchvision's {c.Model} has no dropout layer; leave --dropout out.");
         return p;
     }
 
@@ -318,6 +334,10 @@ internal sealed class TrainOptions
             ValSize = V(ValSize, D.ValSize),
             Ema = V(Ema, D.Ema),
             SwaStart = V(SwaStart, D.SwaStart),
+            InitFrom = V(InitFrom, D.InitFrom),
+            InitStrict = V(Strict, D.InitStrict),
+            InitSkip = V(InitSkip, D.InitSkip),
+            Freeze = V(Freeze, D.Freeze),
         };
     }
 }

@@ -45,7 +45,7 @@ public sealed record BatchSizeFinderResult(int BatchSize, long PeakBytes, long? 
 /// <remarks>
 /// <para>A step fits when it runs without running out of device memory and, with a budget, when
 /// its measured peak is within it. The peak is the memory pool's <see cref="MemoryPoolStats.PeakBytesInUse"/>
-/// over the step, counted from a fresh <see cref="Trainer.Init"/>: every device buffer of the run
+/// over the step, counted from a fresh <see cref="Trainer.Init()"/>: every device buffer of the run
 /// (parameters, model and optimizer state, activations, tape, gradients, scratch) in the pool's
 /// size classes. Host scratch of the managed CPU kernels (GEMM packing) is not device memory and is
 /// not counted. On the CPU the device's memory is the machine's, so give a budget there.</para>
@@ -138,7 +138,7 @@ public static class BatchSizeFinder
     }
 
     /// <summary>
-    /// One training step at <paramref name="batchSize"/> from a fresh <see cref="Trainer.Init"/>,
+    /// One training step at <paramref name="batchSize"/> from a fresh <see cref="Trainer.Init()"/>,
     /// measuring the device memory in use at its peak; the state is released afterwards and the
     /// pool's cache trimmed, so each trial starts from the same device.
     /// </summary>

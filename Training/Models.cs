@@ -18,8 +18,8 @@ namespace IlgpuTrain.Training;
 /// </example>
 public static class Models
 {
-    /// <summary>The names <see cref="Build"/> accepts: mlp, cnn, resnet.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["mlp", "cnn", "resnet"];
+    /// <summary>The names <see cref="Build"/> accepts: mlp, cnn, resnet (ResNet-8), resnet18, resnet34, resnet50.</summary>
+    public static IReadOnlyList<string> Names { get; } = ["mlp", "cnn", "resnet", "resnet18", "resnet34", "resnet50"];
 
     /// <summary>
     /// The MLP of torch_fmnist.py: Flatten, Dense(256), ReLU, Dropout, Dense(<paramref name="classes"/>).
@@ -113,7 +113,7 @@ public static class Models
     }
 
     /// <summary>The model named <paramref name="name"/> (one of <see cref="Names"/>).</summary>
-    /// <param name="name">mlp, cnn or resnet.</param>
+    /// <param name="name">mlp, cnn, resnet (the small ResNet-8), or resnet18, resnet34 or resnet50 (torchvision's, with its state_dict names, at full width).</param>
     /// <param name="classes">Outputs (logits), at least 1.</param>
     /// <param name="dropout">Dropout probability in [0, 1), or null for the model's <see cref="DefaultDropout"/>.</param>
     /// <returns>The model.</returns>
@@ -126,6 +126,10 @@ public static class Models
             "mlp" => Mlp(classes, p),
             "cnn" => Cnn(classes, p),
             "resnet" => ResNet8(classes, p),
+            "resnet18" or "resnet34" or "resnet50" when p > 0 => throw new ArgumentException($"Dropout {p}: torchvision's {name} has no dropout layer; leave the dropout out (0).", nameof(dropout)),
+            "resnet18" => ResNet18(classes),
+            "resnet34" => ResNet34(classes),
+            "resnet50" => ResNet50(classes),
             _ => throw new ArgumentException($"Unknown model \"{name}\"; use one of: {string.Join(", ", Names)}.", nameof(name)),
         };
     }

@@ -343,7 +343,7 @@ public static class Recipes
     /// <param name="train">The training set (its sample shape, classes and size shape the model and schedule).</param>
     /// <param name="callbacks">Callbacks of the fit (metrics logs, checkpoints, early stopping), or null for none.</param>
     /// <param name="progress">Where progress goes, or null for none.</param>
-    /// <returns>The trainer, and the model and optimizer it holds.</returns>
+    /// <returns>The trainer, and the model and the optimizer it steps (<see cref="Trainer.Optimizer"/>: with <see cref="RunConfig.Freeze"/>, over the trainable parameters only).</returns>
     public static (Trainer Trainer, Layer Model, IGradientTransformation Optimizer) BuildTrainer(RunConfig config, Device device, IDataset train, IReadOnlyList<TrainingCallback>? callbacks = null, IProgressSink? progress = null)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -351,8 +351,8 @@ public static class Recipes
         ArgumentNullException.ThrowIfNull(train);
         var c = config;
         var model = Models.Build(c.Model, Outputs(c, train), c.EffectiveDropout);
-        var optimizer = Optimizer(c, TotalUpdates(c, train.Count));
-        return (new Trainer(device, model, train.SampleShape, optimizer, Options(c, train, callbacks, progress)), model, optimizer);
+        var trainer = new Trainer(device, model, train.SampleShape, Optimizer(c, TotalUpdates(c, train.Count)), Options(c, train, callbacks, progress));
+        return (trainer, model, trainer.Optimizer);
     }
 
     /// <summary>
@@ -384,7 +384,106 @@ public static class Recipes
             Callbacks = callbacks ?? [],
             Progress = progress ?? NullProgress.Instance,
             Averaging = c.Averaging(),
+            Trainable = c.Freeze is null ? null : Freezing.Frozen(RunConfig.Globs(c.Freeze)),
         };
+    }
+
+    /// <summary>
+    /// The state a new run starts from when it does not start from the seed's initialization: the weights of
+    /// <see cref="RunConfig.InitFrom"/> (a PyTorch state_dict or an IlgpuTrain checkpoint, loaded as
+    /// <see cref="StateDict.Load(SafeTensorsFile, ParamTree, ParamTree, StateDictOptions?)"/> with
+    /// <see cref="RunConfig.InitStrict"/> and <see cref="RunConfig.InitSkip"/>). The model's head (the layer of its
+    /// last parameter, <c>fc</c> of the ResNets) starts from initialization when its shape differs from the file's,
+    /// as when fine-tuning on a new number of classes. Checks <see cref="RunConfig.Freeze"/>'s globs against the
+    /// model, and reports what was loaded and what trains through <paramref name="progress"/>.
+    /// </summary>
+    /// <param name="config">The run.</param>
+    /// <param name="trainer">Its trainer (<see cref="BuildTrainer"/>).</param>
+    /// <param name="progress">Where the report goes.</param>
+    /// <returns>The state to pass to <see cref="Trainer.Fit"/>, or null to start from the seed's initialization.</returns>
+    /// <exception cref="ArgumentException">A --freeze or --init-skip glob matches no parameter.</exception>
+    /// <exception cref="CheckpointMismatchException">The file does not fit the model (shapes, or missing or unexpected keys when strict); the message lists them.</exception>
+    public static TrainState? Start(RunConfig config, Trainer trainer, IProgressSink progress)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(trainer);
+        ArgumentNullException.ThrowIfNull(progress);
+        if (config.Freeze is null && config.InitFrom is null)
+            return null;
+        var fresh = trainer.Init();
+        try
+        {
+            var layout = fresh.Params.Layout;
+            if (config.Freeze is not null)
+            {
+                var globs = RunConfig.Globs(config.Freeze);
+                Freezing.RequireMatches(layout, globs);
+                var report = Freezing.Report(layout, Freezing.Frozen(globs));
+                progress.Message(string.Create(CultureInfo.InvariantCulture, $"--freeze {config.Freeze}: {report.FrozenCount:N0} of {report.TrainableCount + report.FrozenCount:N0} parameter values frozen ({report.Rows.Count(r => !r.Trainable)} of {report.Rows.Count} tensors); they get no gradient and no update"));
+            }
+
+            if (config.InitFrom is null)
+                return fresh;
+            var loaded = InitFrom(config, fresh, progress);
+            fresh.Dispose();
+            return trainer.Init(loaded.Params, loaded.State);
+        }
+        catch
+        {
+            fresh.Dispose();
+            throw;
+        }
+    }
+
+    private static StateDictResult InitFrom(RunConfig config, TrainState fresh, IProgressSink progress)
+    {
+        string path = config.InitFrom!;
+        var file = SafeTensors.Load(path);
+        var skip = RunConfig.Globs(config.InitSkip);
+        var all = fresh.Params.Layout.Params.Concat(fresh.State.Layout.Params).ToList();
+        foreach (var glob in skip)
+        {
+            if (!all.Any(p => ParamFilter.Glob(glob).Matches(p.Path)))
+                throw new ArgumentException($"--init-skip {glob}: matches no parameter or buffer of the model; it has {string.Join(", ", all.Take(8).Select(p => p.Path))}{(all.Count > 8 ? ", ..." : string.Empty)}.", nameof(config));
+        }
+
+        // An IlgpuTrain checkpoint holds the weights under their paths, beside the optimizer's and the averaged weights' tensors.
+        bool checkpoint = file.Metadata.ContainsKey(Checkpoint.MetadataKey);
+        Func<string, string?>? map = checkpoint
+            ? k => k.StartsWith(OptStateCodec.DefaultPrefix + "/", StringComparison.Ordinal) || k.StartsWith(Checkpoint.AveragedPrefix, StringComparison.Ordinal) ? null : k
+            : null;
+
+        // The head: the layer of the model's last parameter. A file head of another shape is replaced, not loaded.
+        var notes = new List<string>();
+        string last = fresh.Params.Layout.Params[^1].Path;
+        string head = last.Contains('.', StringComparison.Ordinal) ? last[..last.LastIndexOf('.')] : last;
+        var headKeys = all.Where(p => p.Path.StartsWith(head + ".", StringComparison.Ordinal) || p.Path == head).ToList();
+        var replaced = headKeys.Where(p => file.Find(p.Path) is { } t && !(t.Shape.Count == p.Shape.Rank && t.Shape.Select((d, i) => d == p.Shape[i]).All(b => b))).ToList();
+        var keep = skip.ToList();
+        if (replaced.Count > 0)
+        {
+            keep.Add(head + ".*");
+            var t = file.Find(replaced[0].Path)!;
+            notes.Add($"head {head} replaced: the file's {replaced[0].Path} is [{string.Join(", ", t.Shape)}] and the model's [{string.Join(", ", replaced[0].Shape)}], so {head} starts from initialization");
+        }
+
+        var result = StateDict.Load(file, fresh.Params, fresh.State, new StateDictOptions
+        {
+            Strict = config.InitStrict,
+            MapKey = map,
+            Keep = keep.Count == 0 ? null : ParamFilter.Glob([.. keep]),
+        });
+        int kept = all.Count(p => keep.Any(g => ParamFilter.Glob(g).Matches(p.Path)));
+        notes.Insert(0, $"--init-from {path}: {all.Count - kept - result.MissingKeys.Count} of {all.Count} tensors loaded ({(checkpoint ? "an IlgpuTrain checkpoint" : "a state_dict")}{(config.InitStrict ? ", strict" : ", not strict")})");
+        if (skip.Length > 0)
+            notes.Add($"--init-skip {config.InitSkip}: {kept - (replaced.Count > 0 ? headKeys.Count : 0)} tensor(s) keep their initialization");
+        if (result.MissingKeys.Count > 0)
+            notes.Add($"missing from the file (initialized instead): {string.Join(", ", result.MissingKeys.Take(10))}{(result.MissingKeys.Count > 10 ? $" and {result.MissingKeys.Count - 10} more" : string.Empty)}");
+        if (result.UnexpectedKeys.Count > 0)
+            notes.Add($"in the file but not the model (ignored): {string.Join(", ", result.UnexpectedKeys.Take(10))}{(result.UnexpectedKeys.Count > 10 ? $" and {result.UnexpectedKeys.Count - 10} more" : string.Empty)}");
+        foreach (var n in notes)
+            progress.Message(n);
+        return result;
     }
 
     /// <summary>

@@ -106,6 +106,8 @@ public static class Resuming
             return $"the run averaged its weights with {Averaging(stored)} and this one with {Averaging(run)}; the average does not carry over, so resume with {Averaging(stored)} or start a new run.";
         if (stored.Accumulate != run.Accumulate)
             return $"the run accumulated gradients over --accumulate {stored.Accumulate} batch(es) per update and this one over {run.Accumulate}; the optimizer state (and where an update falls) differs, so resume with --accumulate {stored.Accumulate} or start a new run.";
+        if (RunConfig.Globs(stored.Freeze).SequenceEqual(RunConfig.Globs(run.Freeze)) is false)
+            return $"the run froze {Frozen(stored)} and this one {Frozen(run)}; the optimizer state covers the trainable parameters only, so resume with {(stored.Freeze is null ? "no --freeze" : $"--freeze {stored.Freeze}")}, or start a new run from the checkpoint's weights with --init-from and the new --freeze (gradual unfreezing).";
         if (stored.Task != run.Task || stored.Target != run.Target)
             return $"the checkpoint trained --task {stored.Task} (target {stored.Target ?? "the labels"}) and this run --task {run.Task} (target {run.Target ?? "the labels"}); its output layer and metrics are another task's, so resume with --task {stored.Task}{(stored.Target is null ? string.Empty : $" --target {stored.Target}")} or start a new run.";
 
@@ -117,6 +119,8 @@ public static class Resuming
 
         return null;
     }
+
+    private static string Frozen(RunConfig c) => c.Freeze is null ? "nothing (no --freeze)" : $"--freeze {c.Freeze}";
 
     private static string Averaging(RunConfig c) =>
         c.Ema is { } e ? $"--ema {e.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}" : c.SwaStart > 0 ? $"--swa-start {c.SwaStart}" : "no --ema or --swa-start";

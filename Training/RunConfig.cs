@@ -134,6 +134,32 @@ public sealed record RunConfig
     /// <summary>The epoch (from 1) from whose end stochastic weight averaging (<see cref="Swa"/>) starts, or 0 (the default) for none.</summary>
     public int SwaStart { get; init; }
 
+    /// <summary>
+    /// A safetensors file whose weights start the run instead of the seed's initialization (fine-tuning): a
+    /// PyTorch state_dict (torchvision's names for resnet18/34/50) or an IlgpuTrain checkpoint; null (the default) for none.
+    /// A head whose shape differs from the file's (a new number of classes) starts from initialization.
+    /// </summary>
+    public string? InitFrom { get; init; }
+
+    /// <summary>With <see cref="InitFrom"/>: every model key must be in the file and every file key in the model (true, the default, as PyTorch's load_state_dict), or load what matches and list the rest (false).</summary>
+    public bool InitStrict { get; init; } = true;
+
+    /// <summary>With <see cref="InitFrom"/>: comma-separated globs of parameter paths that keep their initialization (file tensors for them are ignored), such as <c>fc.*</c>; null for none.</summary>
+    public string? InitSkip { get; init; }
+
+    /// <summary>
+    /// Comma-separated globs of parameter paths that do not train (<c>*</c> within one path segment, <c>**</c> across, as
+    /// <see cref="ParamFilter.Glob"/>), such as <c>conv1.*,bn1.*,layer1.**</c>: they get no gradient and no optimizer update,
+    /// weight decay included; null (the default) trains every parameter.
+    /// </summary>
+    public string? Freeze { get; init; }
+
+    /// <summary>The globs of a comma-separated list (<see cref="Freeze"/>, <see cref="InitSkip"/>), trimmed, empty entries dropped.</summary>
+    /// <param name="list">The list, or null.</param>
+    /// <returns>The globs; empty for null.</returns>
+    public static string[] Globs(string? list) =>
+        (list ?? string.Empty).Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+
     /// <summary>The weight averaging of <see cref="Ema"/> or <see cref="SwaStart"/>, or null for none.</summary>
     /// <returns>An <see cref="Optimizers.Ema"/>, a <see cref="Swa"/> or null.</returns>
     public WeightAveraging? Averaging() =>
@@ -368,7 +394,11 @@ public sealed record RunConfig
             ?? Check(ValSize >= 0, nameof(ValSize), $"{ValSize}", "0 (the test split) or more samples")
             ?? Check(Ema is null || (Ema >= 0 && Ema <= 1), nameof(Ema), Ema is { } e ? F(e) : "null", "null (off) or a decay in [0, 1]")
             ?? Check(SwaStart >= 0 && SwaStart <= Epochs, nameof(SwaStart), $"{SwaStart}", $"0 (off) or an epoch from 1 to Epochs ({Epochs})")
-            ?? Check(Ema is null || SwaStart == 0, nameof(SwaStart), $"{SwaStart}", "0 when Ema is set (one weight averaging per run)");
+            ?? Check(Ema is null || SwaStart == 0, nameof(SwaStart), $"{SwaStart}", "0 when Ema is set (one weight averaging per run)")
+            ?? Check(InitFrom is null || InitFrom.Length > 0, nameof(InitFrom), Quote(InitFrom), "null or a safetensors file's path")
+            ?? Check(InitSkip is null || InitFrom is not null, nameof(InitSkip), Quote(InitSkip), "null when InitFrom is null (it names keys not to load)")
+            ?? Check(InitStrict || InitFrom is not null, nameof(InitStrict), "false", "true when InitFrom is null (it says how to load)")
+            ?? Check(Freeze is null || Globs(Freeze).Length > 0, nameof(Freeze), Quote(Freeze), "null or comma-separated parameter globs such as \"conv1.*,layer1.**\"");
     }
 
     /// <summary>The largest <see cref="ImageSize"/> (4096).</summary>
@@ -423,6 +453,10 @@ public sealed record RunConfig
         [nameof(ValSize)] = (JsonType.Int, "a 32-bit integer"),
         [nameof(Ema)] = (JsonType.NullableNumber, "a number or null"),
         [nameof(SwaStart)] = (JsonType.Int, "a 32-bit integer"),
+        [nameof(InitFrom)] = (JsonType.NullableString, "a string or null"),
+        [nameof(InitStrict)] = (JsonType.Bool, "true or false"),
+        [nameof(InitSkip)] = (JsonType.NullableString, "a string or null"),
+        [nameof(Freeze)] = (JsonType.NullableString, "a string or null"),
     };
 
     private static bool Fits(JsonNode? value, (JsonType Type, string Text) type)

@@ -20,12 +20,20 @@ public sealed record StateDictOptions
     /// the identity.
     /// </summary>
     public Func<string, string?>? MapKey { get; init; }
+
+    /// <summary>
+    /// Model keys that keep the values of the trees passed in (their initialization), such as a head
+    /// replaced for a new number of classes (<c>ParamFilter.Glob("fc.*")</c>): the file's tensors for them
+    /// are ignored whatever their shapes, and they are not missing in a strict load. Null for none. This
+    /// is what a PyTorch user does by deleting those keys from the state_dict before loading it.
+    /// </summary>
+    public ParamFilter? Keep { get; init; }
 }
 
 /// <summary>What <see cref="StateDict.Load(string, ParamTree, ParamTree, StateDictOptions?)"/> produced: new trees the caller owns and disposes, and the keys that did not match.</summary>
 /// <param name="Params">The parameters with the file's values (and the input's where the file had none).</param>
 /// <param name="State">The state (BatchNorm running statistics, num_batches_tracked) likewise.</param>
-/// <param name="MissingKeys">Model keys the file did not supply, in the model's order (empty when strict).</param>
+/// <param name="MissingKeys">Model keys the file did not supply (less those <see cref="StateDictOptions.Keep"/> names), in the model's order (empty when strict).</param>
 /// <param name="UnexpectedKeys">File keys (after the key map) the model has no entry for, in the file's order (empty when strict).</param>
 public sealed record StateDictResult(ParamTree Params, ParamTree State, IReadOnlyList<string> MissingKeys, IReadOnlyList<string> UnexpectedKeys);
 
@@ -92,6 +100,9 @@ public static class StateDict
                 continue;
             }
 
+            if (options.Keep?.Matches(key) == true)
+                continue;
+
             var info = trees[tree].Layout[key];
             if (!SameShape(info.Shape, t.Shape))
             {
@@ -103,9 +114,10 @@ public static class StateDict
         }
 
         if (shapeErrors.Count > 0)
-            throw new CheckpointMismatchException(file.Source, $"size mismatch for {string.Join("; ", shapeErrors)}. Build the model with the file's sizes (classes, width), or skip these keys with a MapKey that returns null for them and load non-strictly.");
+            throw new CheckpointMismatchException(file.Source, $"size mismatch for {string.Join("; ", shapeErrors)}. Build the model with the file's sizes (classes, width), or keep the model's own values for these keys with StateDictOptions.Keep (a replaced head).");
 
-        var missing = trees.SelectMany(tr => tr.Layout.Params).Select(p => p.Path).Where(p => !matched.ContainsKey(p)).ToList();
+        var missing = trees.SelectMany(tr => tr.Layout.Params).Select(p => p.Path)
+            .Where(p => !matched.ContainsKey(p) && options.Keep?.Matches(p) != true).ToList();
         if (options.Strict && (missing.Count > 0 || unexpected.Count > 0))
         {
             var parts = new List<string>();

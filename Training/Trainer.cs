@@ -85,7 +85,7 @@ public sealed class Trainer
         _device = device;
         _model = model;
         _inputShape = inputShape;
-        _optimizer = optimizer;
+        _optimizer = WithFrozen(optimizer, _options.Trainable);
         _task = _options.EffectiveTask;
         _output = model.OutputShape(inputShape);
         if (_task.OutputProblem(_output) is { } problem)
@@ -116,6 +116,15 @@ public sealed class Trainer
     /// <summary>The options.</summary>
     public TrainerOptions Options => _options;
 
+    /// <summary>
+    /// The optimizer the trainer steps: the one it was given, or with <see cref="TrainerOptions.Trainable"/> that
+    /// optimizer over the trainable parameters only and a <see cref="Freeze"/> of the others
+    /// (<see cref="Freeze.AllExcept"/>, inside a <see cref="MultiSteps"/>), so that weight decay and moments
+    /// never move a frozen parameter, as PyTorch's optimizers skip parameters that have no gradient.
+    /// Its <see cref="IGradientTransformation.Init"/> gives the layout of <see cref="TrainState.OptState"/>.
+    /// </summary>
+    public IGradientTransformation Optimizer => _optimizer;
+
     /// <summary>The device it trains on.</summary>
     public Device Device => _device;
 
@@ -127,7 +136,42 @@ public sealed class Trainer
     public TrainState Init()
     {
         var (p, s) = _model.Init(_device, _inputShape, Rng.Create(_options.Seed).Fold(InitPurpose));
-        return new TrainState(p, s, _optimizer.Init(p), _options.LossScale, 0, 0, 0, History.Empty) { Averaged = _options.Averaging?.Start(p, s) };
+        return Init(p, s);
+    }
+
+    /// <summary>
+    /// A fresh run from given weights (fine-tuning): fresh optimizer state, loss scale and history
+    /// around <paramref name="parameters"/> and <paramref name="state"/>, which the result takes over.
+    /// </summary>
+    /// <param name="parameters">The model's parameters, such as those of <see cref="StateDict.Load(string, ParamTree, ParamTree, StateDictOptions?)"/>.</param>
+    /// <param name="state">The model's buffers (BatchNorm running statistics).</param>
+    /// <returns>The initial state (the caller owns it, or passes it to <see cref="Fit"/>).</returns>
+    /// <exception cref="ArgumentException">The trees are not this model's (another layout) or live on another device.</exception>
+    public TrainState Init(ParamTree parameters, ParamTree state)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        ArgumentNullException.ThrowIfNull(state);
+        if (!ReferenceEquals(parameters.Device, _device) || !ReferenceEquals(state.Device, _device))
+            throw new ArgumentException($"Trainer.Init: the weights live on {(ReferenceEquals(parameters.Device, _device) ? state.Device : parameters.Device)}, but the trainer trains on {_device}; load them onto the trainer's device.", nameof(parameters));
+        var (p0, s0) = _model.Init(_device, _inputShape, Rng.Create(0));
+        using (p0)
+        using (s0)
+        {
+            p0.Layout.RequireSame(parameters.Layout, "Trainer.Init (parameters)");
+            s0.Layout.RequireSame(state.Layout, "Trainer.Init (state)");
+        }
+
+        return new TrainState(parameters, state, _optimizer.Init(parameters), _options.LossScale, 0, 0, 0, History.Empty) { Averaged = _options.Averaging?.Start(parameters, state) };
+    }
+
+    // The optimizer over the trainable parameters, the others frozen (no decay, no moments), as PyTorch's
+    // optimizers skip parameters without a gradient; accumulation stays outermost.
+    private static IGradientTransformation WithFrozen(IGradientTransformation optimizer, ParamFilter? trainable)
+    {
+        if (trainable is null)
+            return optimizer;
+        var mask = ParamMask.From(trainable);
+        return optimizer is MultiSteps m ? m with { Inner = Freeze.AllExcept(mask, m.Inner) } : Freeze.AllExcept(mask, optimizer);
     }
 
     /// <summary>
@@ -136,7 +180,7 @@ public sealed class Trainer
     /// </summary>
     /// <param name="train">The training set.</param>
     /// <param name="validation">The validation set, or null.</param>
-    /// <param name="from">A state to continue (from <see cref="Init"/> or a checkpoint; consumed), or null to start fresh.</param>
+    /// <param name="from">A state to continue (from <see cref="Init()"/> or a checkpoint; consumed), or null to start fresh.</param>
     /// <returns>The final state and the history.</returns>
     public FitResult Fit(IDataset train, IDataset? validation = null, TrainState? from = null)
     {
