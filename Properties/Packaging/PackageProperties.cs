@@ -46,6 +46,8 @@ public sealed class PackageProperties : IDisposable
             Assert.Contains("README.md", entries);
             string nuspec = new StreamReader(zip.GetEntry($"{id}.nuspec")!.Open()).ReadToEnd();
             Assert.Contains("<readme>README.md</readme>", nuspec);
+            Assert.Contains("<license type=\"expression\">MIT</license>", nuspec);
+            Assert.Contains("LICENSE", entries);
             Assert.Matches("<repository type=\"git\"[^>]* commit=\"[0-9a-f]{40}\"", nuspec);
             if (id == "IlgpuTrain.Cli")
             {
