@@ -43,6 +43,7 @@ public sealed record StateDictResult(ParamTree Params, ParamTree State, IReadOnl
 /// paths (<c>layer1.0.conv1.weight</c>, <c>bn1.running_mean</c>), every dtype is converted on load to
 /// the entry's (F16, BF16 and F64 to Float32; I64 <c>num_batches_tracked</c> to Int32), shapes must
 /// match, and missing and unexpected keys fail a strict load or are reported by a non-strict one.
+/// <see cref="Save"/> writes the other way: a model's trees as a state_dict that PyTorch loads.
 /// </summary>
 /// <example>
 /// <code>
@@ -167,6 +168,78 @@ public static class StateDict
             p.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Writes a model's parameters and state as a PyTorch state_dict in safetensors, atomically: what
+    /// <c>safetensors.torch.load_file</c> reads and <c>torch.nn.Module.load_state_dict</c> accepts, and
+    /// what <see cref="Load(string, ParamTree, ParamTree, StateDictOptions?)"/> reads back unchanged.
+    /// The tensors are those of <see cref="ToTensors"/>; the file's metadata is <c>{"format": "pt"}</c>,
+    /// as Hugging Face's PyTorch checkpoints have it.
+    /// </summary>
+    /// <param name="path">The file to write (replaced when it exists).</param>
+    /// <param name="parameters">The model's parameters (from Init, training or Load); not modified.</param>
+    /// <param name="state">The model's state (BatchNorm running statistics and num_batches_tracked); not modified.</param>
+    /// <exception cref="ArgumentException">A path is in both trees, or <paramref name="path"/> is empty.</exception>
+    /// <exception cref="ConsumedValueException">A tree was consumed by an earlier operation.</exception>
+    public static void Save(string path, ParamTree parameters, ParamTree state)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        SafeTensors.Save(path, ToTensors(parameters, state), PyTorchFormat);
+    }
+
+    /// <summary>
+    /// The state_dict of a model as safetensors tensors, in PyTorch's order (module by module, each
+    /// module's parameters, then its buffers: <c>bn1.weight</c>, <c>bn1.bias</c>, <c>bn1.running_mean</c>,
+    /// <c>bn1.running_var</c>, <c>bn1.num_batches_tracked</c>), keyed by path. Float32 entries are F32;
+    /// Float16 entries stay F16 (exact, and <c>load_state_dict</c> converts them to the module's dtype
+    /// as it copies); Int32 entries are I64, the dtype in which PyTorch keeps <c>num_batches_tracked</c>.
+    /// </summary>
+    /// <param name="parameters">The model's parameters; not modified.</param>
+    /// <param name="state">The model's state; not modified.</param>
+    /// <returns>One tensor per entry of both trees.</returns>
+    /// <exception cref="ArgumentException">A path is in both trees.</exception>
+    /// <exception cref="ConsumedValueException">A tree was consumed by an earlier operation.</exception>
+    public static IReadOnlyList<SafeTensor> ToTensors(ParamTree parameters, ParamTree state)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        ArgumentNullException.ThrowIfNull(state);
+        var both = parameters.Layout.Params.Select(p => p.Path).Where(state.Layout.Contains).ToList();
+        if (both.Count > 0)
+            throw new ArgumentException($"StateDict.Save: the key(s) {List(both)} are in both the parameters and the state, but a state_dict key names one tensor. Pass the parameters and the state of one model, as Init returns them.", nameof(state));
+
+        var snaps = new[] { parameters.Snapshot(), state.Snapshot() };
+        var entries = parameters.Layout.Params.Select(p => (Tree: 0, Info: p)).Concat(state.Layout.Params.Select(p => (Tree: 1, Info: p))).ToList();
+        var tensors = new List<SafeTensor>(entries.Count);
+        foreach (var (tree, info) in entries.GroupBy(e => Module(e.Info.Path), StringComparer.Ordinal).SelectMany(g => g))
+        {
+            var snap = snaps[tree];
+            long[] shape = info.Shape.Select(d => (long)d).ToArray();
+            int off = (int)info.Offset, n = (int)info.Length;
+            tensors.Add(info.DType switch
+            {
+                DType.Float32 => SafeTensor.Float32(info.Path, shape, snap.Float32.AsSpan(off, n)),
+                DType.Float16 => SafeTensor.Float16(info.Path, shape, snap.Float16.AsSpan(off, n)),
+                _ => Int64(info.Path, shape, snap.Int32.AsSpan(off, n)),
+            });
+        }
+
+        return tensors;
+
+        // A module's entries sit together in PyTorch's order: GroupBy keeps the groups in the order of
+        // their first entry (the module's first parameter) and the entries of each in the input order
+        // (parameters before buffers).
+        static string Module(string path) => path[..Math.Max(0, path.LastIndexOf('.'))];
+    }
+
+    private static readonly Dictionary<string, string> PyTorchFormat = new(StringComparer.Ordinal) { ["format"] = "pt" };
+
+    private static SafeTensor Int64(string name, long[] shape, ReadOnlySpan<int> values)
+    {
+        var bytes = new byte[values.Length * sizeof(long)];
+        for (int i = 0; i < values.Length; i++)
+            BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(i * sizeof(long)), values[i]);
+        return new SafeTensor(name, SafeTensorDType.I64, shape, bytes);
     }
 
     private static bool SameShape(Shape model, IReadOnlyList<long> file) =>

@@ -12,6 +12,7 @@ Outputs (safetensors written directly: 8-byte little-endian header length, JSON 
   resnet18_w8_io.safetensors  "input" (2, 3, 64, 64) F32 and "output" (2, 10) F32: the eval-mode
                               forward of the model whose weights are the F16 values above
   dtypes.safetensors          one small tensor per dtype (F32, F16, BF16, F64, I64, I32, U8, BOOL)
+make_resnet_formula.py (beside this one) imports these definitions for the full-width fixture.
 """
 import json
 import struct

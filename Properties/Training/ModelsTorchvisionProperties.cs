@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using IlgpuTrain.Layers;
@@ -10,7 +11,9 @@ namespace IlgpuTrain.Properties.Training;
 /// PyTorch's weights equal to PyTorch's output, and head replacement for fine-tuning. The fixtures
 /// were written by Properties/Fixtures/make_resnet18.py with Debian's python3-torch 1.13: a ResNet-18
 /// with torchvision's module names and base width 8 instead of 64 (to keep the file small), weights
-/// stored as F16, num_batches_tracked as I64.
+/// stored as F16, num_batches_tracked as I64. Full width (64, 1000 classes), ResNet-18 and ResNet-50
+/// are checked against make_resnet_formula.py's float64 forward on weights that an integer-hash formula
+/// defines in both languages, so that fixture holds only the input, the outputs and the key order.
 /// </summary>
 public sealed class ModelsTorchvisionProperties
 {
@@ -76,6 +79,89 @@ public sealed class ModelsTorchvisionProperties
             double worst = expected.Zip(y, (a, b) => Math.Abs(a - b)).Max();
             Assert.True(worst <= 1e-4, $"largest difference from PyTorch {worst:E3}");
         }
+    }
+
+    [Theory]
+    [InlineData("resnet18")]
+    [InlineData("resnet50")]
+    public void Full_width_resnet_on_formula_weights_gives_pytorchs_float64_eval_output(string name)
+    {
+        // Fixtures/make_resnet_formula.py: torchvision's width 64 and 1000 classes, weights from an
+        // integer-hash formula (FormulaWeights), the eval forward of PyTorch in float64 on two
+        // 3x64x64 images; the file holds only the input, the outputs and the state_dict key order.
+        var model = name == "resnet18" ? Models.ResNet18() : Models.ResNet50();
+        var io = SafeTensors.Load(Path.Combine(Fixtures, "resnet_formula_io.safetensors"));
+        var expected = MemoryMarshal.Cast<byte, double>(io.Find(name)!.Data.Span).ToArray();
+        var (p0, s0) = model.Init(Devices.Cpu, new Shape(3, 64, 64), Rng.Create(0));
+        ParamTree p, s;
+        using (p0)
+        using (s0)
+        {
+            var order = TorchStateDictOrder(p0.Layout, s0.Layout);
+            Assert.Equal(io.Metadata[name + "_keys"].Split('\n'), order.Select(e => e.Path));
+            (p, s) = FormulaWeights(p0, s0, order);
+        }
+
+        // The weights are the script's bit for bit: SHA-256 of the float32 entries' bytes in state_dict order.
+        var snaps = new[] { p.Snapshot(), s.Snapshot() };
+        using (var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+        {
+            foreach (var e in TorchStateDictOrder(p.Layout, s.Layout).Where(e => e.DType == DType.Float32))
+                sha.AppendData(MemoryMarshal.AsBytes(snaps[p.Layout.Contains(e.Path) ? 0 : 1].Float32.AsSpan((int)e.Offset, (int)e.Length)));
+            Assert.Equal(io.Metadata[name + "_sha256"], Convert.ToHexStringLower(sha.GetHashAndReset()));
+        }
+
+        using (p)
+        using (s)
+        {
+            using var step = Devices.Cpu.BeginStep();
+            float[] y = model.Predict(p, s, step.Upload(io.Find("input")!.ToFloat32(), new Shape(2, 3, 64, 64))).ToHost();
+            Assert.Equal(expected.Length, y.Length);
+            double worst = expected.Zip(y, (a, b) => Math.Abs(a - b)).Max();
+            Assert.True(worst <= 1e-4, $"{name}: largest difference from PyTorch's float64 output {worst:E3} (largest |output| {expected.Max(Math.Abs):F3})");
+        }
+    }
+
+    // PyTorch's state_dict order: module by module in registration order (the order of their first
+    // entry in our layouts), each module's parameters, then its buffers.
+    private static List<ParamInfo> TorchStateDictOrder(ParamLayout parameters, ParamLayout state)
+    {
+        static string Module(string path) => path[..Math.Max(0, path.LastIndexOf('.'))];
+        var all = parameters.Params.Concat(state.Params).ToList();
+        return all.Select(e => Module(e.Path)).Distinct().SelectMany(m => all.Where(e => Module(e.Path) == m)).ToList();
+    }
+
+    // The formula of make_resnet_formula.py: the k-th state_dict entry's element i is
+    // float32(offset + scale * (u - 0.5)), u = ((i * 2654435761 + k * 40503 + 12345) mod 2^32) / 2^32,
+    // in the same float64 operations as the script; num_batches_tracked stays as Init left it.
+    private static (ParamTree Params, ParamTree State) FormulaWeights(ParamTree parameters, ParamTree state, List<ParamInfo> order)
+    {
+        var snaps = new[] { parameters.Snapshot(), state.Snapshot() };
+        long fcIn = parameters.Layout["fc.weight"].Shape[1];
+        for (int k = 0; k < order.Count; k++)
+        {
+            var e = order[k];
+            if (e.DType != DType.Float32)
+                continue;
+            string last = e.Path[(e.Path.LastIndexOf('.') + 1)..];
+            (double offset, double scale) = e.Path.StartsWith("fc.", StringComparison.Ordinal) ? (0.0, 2 * (1.0 / Math.Sqrt(fcIn)))
+                : last == "weight" && e.Shape.Rank == 4 ? (0.0, 2 * Math.Sqrt(6.0 / (e.Shape[1] * e.Shape[2] * e.Shape[3])))
+                : last switch
+                {
+                    "weight" or "running_var" => (1.0, 1.0),
+                    "bias" or "running_mean" => (0.0, 0.4),
+                    _ => throw new InvalidOperationException($"no formula for \"{e.Path}\""),
+                };
+            var dst = snaps[parameters.Layout.Contains(e.Path) ? 0 : 1].Float32.AsSpan((int)e.Offset, (int)e.Length);
+            for (int i = 0; i < dst.Length; i++)
+            {
+                uint x = unchecked(((uint)i * 2654435761u) + ((uint)k * 40503u) + 12345u);
+                dst[i] = (float)(offset + (scale * ((x / 4294967296.0) - 0.5)));
+            }
+        }
+
+        var p = ParamTree.FromSnapshot(parameters.Device, snaps[0]);
+        return (p, ParamTree.FromSnapshot(state.Device, snaps[1]));
     }
 
     [Fact]

@@ -7,6 +7,8 @@ namespace IlgpuTrain.Properties.Training;
 /// Loading PyTorch state_dicts: every safetensors dtype converted on load to known values, strict and
 /// non-strict key matching, key maps, and shape mismatches named with both shapes. The fixtures in
 /// Properties/Fixtures were written by make_resnet18.py (beside them) with Debian's python3-torch 1.13.
+/// Saving: StateDict.Save round-trips bit for bit and writes PyTorch's key order and dtypes;
+/// <c>make_resnet_formula.py check FILE resnet18</c> loads such a file with load_state_dict (by hand, not here).
 /// </summary>
 public sealed class StateDictProperties
 {
@@ -176,6 +178,127 @@ public sealed class StateDictProperties
             var e = Assert.Throws<CheckpointMismatchException>(() =>
                 StateDict.Load(File(I64("1.num_batches_tracked", [], 1L << 40)), p, s, new StateDictOptions { Strict = false }));
             Assert.Contains("\"1.num_batches_tracked\"", e.Message);
+        }
+    }
+
+    // Models whose state_dicts Save writes: Dense + BatchNorm1d, and the torchvision ResNets at small widths.
+    private static readonly (string Name, Layer Model, Shape Input)[] SaveModels =
+    [
+        ("dense-bn", Small(), SmallInput),
+        ("resnet18-w2", Models.ResNet18(classes: 10, width: 2), new Shape(3, 32, 32)),
+        ("resnet50-w1", Models.ResNet50(classes: 5, width: 1), new Shape(3, 32, 32)),
+    ];
+
+    [Property(MaxTest = 30)]
+    public Property Save_then_a_strict_load_gives_the_same_trees_bit_for_bit() =>
+        Prop.ForAll(Gen.Choose(0, SaveModels.Length - 1).ToArbitrary(), Gen.Choose(0, int.MaxValue).ToArbitrary(), (which, seed) =>
+        {
+            var (name, model, input) = SaveModels[which];
+            var (p0, s0) = model.Init(Devices.Cpu, input, Rng.Create((ulong)seed));
+            using var dir = new TempDir();
+            using (p0)
+            using (s0)
+            {
+                // Any float32 bit pattern (NaN payloads, infinities, -0, subnormals) and any Int32 count.
+                var random = new Random(seed);
+                var ps = p0.Snapshot();
+                var ss = s0.Snapshot();
+                for (int i = 0; i < ps.Float32.Length; i++)
+                    ps.Float32[i] = BitConverter.Int32BitsToSingle(random.Next(int.MinValue, int.MaxValue));
+                for (int i = 0; i < ss.Float32.Length; i++)
+                    ss.Float32[i] = BitConverter.Int32BitsToSingle(random.Next(int.MinValue, int.MaxValue));
+                for (int i = 0; i < ss.Int32.Length; i++)
+                    ss.Int32[i] = random.Next(int.MinValue, int.MaxValue);
+                using var p = ParamTree.FromSnapshot(Devices.Cpu, ps);
+                using var s = ParamTree.FromSnapshot(Devices.Cpu, ss);
+                string path = dir.File("model.safetensors");
+                StateDict.Save(path, p, s);
+                var r = StateDict.Load(path, p0, s0);
+                using (r.Params)
+                using (r.State)
+                {
+                    var rp = r.Params.Snapshot();
+                    var rs = r.State.Snapshot();
+                    return (rp.Layout.Equals(ps.Layout) && rs.Layout.Equals(ss.Layout)).Label("layouts")
+                        .And(Bits(rp.Float32).SequenceEqual(Bits(ps.Float32)).Label("parameters bitwise"))
+                        .And(Bits(rs.Float32).SequenceEqual(Bits(ss.Float32)).Label("running statistics bitwise"))
+                        .And(rs.Int32.SequenceEqual(ss.Int32).Label("num_batches_tracked"))
+                        .And((r.MissingKeys.Count == 0 && r.UnexpectedKeys.Count == 0).Label("no missing or unexpected key"))
+                        .Label(name);
+                }
+            }
+        });
+
+    [Fact]
+    public void Save_writes_pytorchs_keys_order_and_dtypes()
+    {
+        var (p, s) = Small().Init(Devices.Cpu, SmallInput, Rng.Create(6));
+        using var dir = new TempDir();
+        using (p)
+        using (s)
+        {
+            string path = dir.File("small.safetensors");
+            StateDict.Save(path, p, s);
+            var file = SafeTensors.Load(path);
+            Assert.Equal(["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked"], file.Tensors.Select(t => t.Name));
+            Assert.Equal("0.weight: F32 [3, 2]", file.Tensors[0].ToString());
+            Assert.Equal("1.num_batches_tracked: I64 []", file.Tensors[6].ToString());
+            Assert.Equal(8, file.Tensors[6].Data.Length);
+            Assert.Equal("pt", file.Metadata["format"]);
+        }
+
+        // The ResNets' keys come out in the order of PyTorch's state_dict, as make_resnet_formula.py
+        // recorded it from PyTorch (at width 64; the names do not depend on the width or the classes).
+        var io = SafeTensors.Load(Path.Combine(Fixtures, "resnet_formula_io.safetensors"));
+        foreach (var (name, model) in new[] { ("resnet18", Models.ResNet18(classes: 2, width: 1)), ("resnet50", Models.ResNet50(classes: 2, width: 1)) })
+        {
+            var (pp, ss) = model.Init(Devices.Cpu, new Shape(3, 32, 32), Rng.Create(0));
+            using (pp)
+            using (ss)
+                Assert.Equal(io.Metadata[name + "_keys"].Split('\n'), StateDict.ToTensors(pp, ss).Select(t => t.Name));
+        }
+    }
+
+    [Fact]
+    public void Float16_entries_are_saved_as_f16_and_load_back_unchanged()
+    {
+        var layout = new ParamLayout([("w", new Shape(2, 2), DType.Float16), ("b", new Shape(2), DType.Float32)]);
+        Half[] half = [(Half)1.5f, (Half)(-0.0009765625f), (Half)65504f, (Half)float.NegativeInfinity];
+        var snap = new ParamSnapshot(layout, [0.25f, -3f], half, []);
+        using var p = ParamTree.FromSnapshot(Devices.Cpu, snap);
+        using var s = ParamTree.FromSnapshot(Devices.Cpu, new ParamSnapshot(new ParamLayout([]), [], [], []));
+        var tensors = StateDict.ToTensors(p, s);
+        Assert.Equal(["w: F16 [2, 2]", "b: F32 [2]"], tensors.Select(t => t.ToString()));
+        using var dir = new TempDir();
+        StateDict.Save(dir.File("half.safetensors"), p, s);
+        using var zeros = ParamTree.Zeros(Devices.Cpu, layout);
+        var r = StateDict.Load(dir.File("half.safetensors"), zeros, s);
+        using (r.Params)
+        using (r.State)
+        {
+            var back = r.Params.Snapshot();
+            Assert.Equal(half.Select(h => BitConverter.HalfToUInt16Bits((System.Half)(float)h)), back.Float16.Select(h => BitConverter.HalfToUInt16Bits((System.Half)(float)h)));
+            Assert.Equal([0.25f, -3f], back.Float32);
+        }
+    }
+
+    [Fact]
+    public void Save_refuses_a_key_in_both_trees_and_a_consumed_tree_naming_them()
+    {
+        var (p, s) = Small().Init(Devices.Cpu, SmallInput, Rng.Create(7));
+        using var dir = new TempDir();
+        using (p)
+        using (s)
+        {
+            var e = Assert.Throws<ArgumentException>(() => StateDict.Save(dir.File("x.safetensors"), p, p));
+            Assert.Contains("\"0.weight\"", e.Message);
+            Assert.Contains("parameters and the state of one model", e.Message);
+            Assert.False(System.IO.File.Exists(dir.File("x.safetensors")));
+
+            var consumed = p.Clone();
+            using var moved = consumed.Consume("a test step");
+            var c = Assert.Throws<ConsumedValueException>(() => StateDict.Save(dir.File("y.safetensors"), consumed, s));
+            Assert.Contains("a test step", c.Message);
         }
     }
 
