@@ -13,6 +13,10 @@ namespace IlgpuTrain.Kernels;
 //            NaN stays NaN (quiet, sign and top payload bits kept); the sign of zero is kept.
 //   ToFloat  y = float(x)   reads 2 B, writes 4 B per element; exact (every half is a float);
 //            NaN is quieted, keeping sign and payload.
+//   ToIndex  y = int(x)     reads 4 B, writes 4 B per element: float token ids (as a data set's
+//            float samples carry them) to Int32 indices; x must be a whole number in int range,
+//            anything else (a fraction, +-inf, NaN, |x| >= 2^31) becomes int.MinValue, which no
+//            index range holds, so the op that reads the indices reports it.
 //
 // The kernels work on the bits with integer arithmetic, so every backend gives the same bits.
 // ILGPU's own (Half)x does not: on the CPU accelerator it is van der Zijp's table lookup, which
@@ -94,6 +98,17 @@ internal static class Cast
         return sign | (exponent << 23) | ((m & 0x3FFu) << 13);
     }
 
+    /// <summary>A whole number x in int range as that int; anything else (a fraction, NaN, +-inf, out of range) as <see cref="int.MinValue"/>.</summary>
+    /// <param name="x">A float token id.</param>
+    /// <returns>The index, or int.MinValue.</returns>
+    public static int ToIndex(float x)
+    {
+        if (!(x >= -2147483648f && x < 2147483648f))
+            return int.MinValue;
+        int t = (int)x;
+        return t == x ? t : int.MinValue;
+    }
+
     // ---------------------------------------------------------------- ILGPU element bodies
     // Run by the row driver (Runtime/RowDrivers.cs); the managed side is ToHalfBody / ToFloatBody.
 
@@ -106,6 +121,16 @@ internal static class Cast
         where TH : struct, IElements<Half>
     {
         public void Run(int i) => y[i] = FloatToHalf(x[i]);
+    }
+
+    private static readonly ForEachDef<ToIndexElements<ViewElements<float>, ViewElements<int>>> ToIndexDef = new();
+
+    // y[i] = ToIndex(x[i]).
+    internal readonly struct ToIndexElements<TF, TI>(TF x, TI y) : IElementBody
+        where TF : struct, IElements<float>
+        where TI : struct, IElements<int>
+    {
+        public void Run(int i) => y[i] = ToIndex(x[i]);
     }
 
     // y[i] = float(x[i]).
@@ -148,6 +173,25 @@ internal static class Cast
         }
 
         ToFloatDef.Launch(host, y.IntLength, new(new(x), new(y)));
+    }
+
+    /// <summary>y = <see cref="ToIndex(float)"/>(x): float token ids to Int32 indices, int.MinValue where x is not a whole number in int range.</summary>
+    /// <param name="host">The device's kernel host.</param>
+    /// <param name="x">Float ids.</param>
+    /// <param name="y">Int32 indices, x's length.</param>
+    public static unsafe void ToIndices(KernelHost host, ArrayView<float> x, ArrayView<int> y)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        Check.SameLength(nameof(ToIndices), x, nameof(x), y, nameof(y));
+        if (y.Length == 0)
+            return;
+        if (host.RunsManaged)
+        {
+            Each(host, y.Length, new ToIndexBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y)));
+            return;
+        }
+
+        ToIndexDef.Launch(host, y.IntLength, new(new(x), new(y)));
     }
 
     // ---------------------------------------------------------------- managed CPU paths
@@ -203,6 +247,15 @@ internal static class Cast
     }
 
     // y[i] = float(x[i]) for i in [start, end).
+    internal readonly unsafe struct ToIndexBody(float* x, int* y) : CpuLoops.IRange
+    {
+        public void Run(int start, int end)
+        {
+            for (int i = start; i < end; i++)
+                y[i] = ToIndex(x[i]);
+        }
+    }
+
     internal readonly unsafe struct ToFloatBody(ushort* x, float* y) : CpuLoops.IRange
     {
         public void Run(int start, int end) =>

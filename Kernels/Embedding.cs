@@ -148,7 +148,7 @@ internal static class Embedding
 
     /// <summary>The message for a nonzero error flag (count = errors[0], firstFromEnd = errors[1], value = the index at the first position), or null when every index was in range.</summary>
     public static string? DescribeErrors(string op, int count, int firstFromEnd, int n, int value, int v) =>
-        count == 0 ? null : $"{op}: {count} of the {n} indices are outside [0, {v}) for a weight of V = {v} rows; the first is indices[{n - firstFromEnd}] (flat position) = {value}.";
+        count == 0 ? null : $"{op}: {count} of the {n} indices are outside [0, {v}) for a weight of V = {v} rows; the first is indices[{n - firstFromEnd}] (flat position) = {value}{(value == int.MinValue ? " (a float id that is not a whole number in int range, converted by F.Indices)" : string.Empty)}.";
 
     private static void CheckShapes(string op, ArrayView<int> indices, ArrayView<float> weight, string weightName, ArrayView<float> rows, string rowsName, int v, int d)
     {

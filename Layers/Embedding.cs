@@ -38,7 +38,7 @@ public sealed record Embedding(int NumEmbeddings, int EmbeddingDim, int? Padding
     public override Tensor Forward(LayerContext ctx, Tensor x)
     {
         ArgumentNullException.ThrowIfNull(ctx);
-        return F.Embedding(x, ctx.Param("weight"), PaddingIdx);
+        return F.Embedding(F.Indices(x), ctx.Param("weight"), PaddingIdx);
     }
 
     private int? Padding() => IlgpuTrain.Kernels.Embedding.NormalizePadding(Describe(), PaddingIdx, NumEmbeddings);

@@ -24,7 +24,7 @@ public static partial class F
         const string op = nameof(Embedding);
         var scope = ScopeOf(op, indices, weight);
         if (indices.DType != DType.Int32)
-            throw new ArgumentException($"{op}: indices must be Int32 but are a {indices.DType} Tensor{indices.Shape}; upload them with step.Upload(int[] ...).", nameof(indices));
+            throw new ArgumentException($"{op}: indices must be Int32 but are a {indices.DType} Tensor{indices.Shape}; upload them with step.Upload(int[] ...), or convert float ids with F.Indices.", nameof(indices));
         RequireFloat(op, weight, nameof(weight));
         RequireRank(op, weight, nameof(weight), 2, "(V, D)");
         int v = weight.Shape[0], d = weight.Shape[1];
@@ -48,6 +48,26 @@ public static partial class F
         }
 
         Record(op, y, [weight], g => IlgpuTrain.Kernels.Embedding.Backward(g.Kernels, iv, g.OutputGrad, g.Into(weight), v, d, padding));
+        return y;
+    }
+
+    /// <summary>
+    /// Float token ids as Int32 indices (torch's <c>x.long()</c> on ids that a float tensor carries, as a data set's
+    /// samples do): each element must be a whole number; anything else (a fraction, NaN, an infinity, a value outside
+    /// int) becomes int.MinValue, which an index consumer such as <see cref="Embedding"/> then reports as out of range.
+    /// Int32 input is returned as it is. No gradient flows to indices.
+    /// </summary>
+    /// <param name="x">Float32 or Int32 ids, any shape.</param>
+    /// <returns>Int32 indices of x's shape.</returns>
+    public static Tensor Indices(Tensor x)
+    {
+        const string op = nameof(Indices);
+        var scope = ScopeOf(op, x);
+        if (x.DType == DType.Int32)
+            return x;
+        RequireFloat(op, x, nameof(x));
+        var y = scope.Allocate(x.Shape, DType.Int32);
+        IlgpuTrain.Kernels.Cast.ToIndices(scope.Device.Kernels, x.View<float>(), y.View<int>());
         return y;
     }
 }

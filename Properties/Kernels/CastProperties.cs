@@ -242,4 +242,44 @@ public unsafe class CastProperties
 
         return [.. list, .. list.Select(v => -v)];
     }
+
+    // The spec of ToIndices, in float64: a whole number in [-2^31, 2^31) is that int, anything else int.MinValue.
+    private static int ToIndexReference(float x)
+    {
+        double d = x;
+        return double.IsFinite(d) && Math.Floor(d) == d && d >= int.MinValue && d <= int.MaxValue ? (int)d : int.MinValue;
+    }
+
+    [Property(MaxTest = 50)]
+    public Property ToIndices_on_every_backend_equals_the_reference_on_ids_fractions_and_specials() =>
+        Prop.ForAll(Gen.Choose(0, 100000).ToArbitrary(), seed =>
+        {
+            var r = new Random(seed);
+            float[] specials = [0f, -0f, 1f, -1f, 0.5f, -0.5f, 16777216f, 16777217f, 2147483520f, 2147483648f, -2147483648f, -2147483904f, float.NaN, float.PositiveInfinity, float.NegativeInfinity, float.Epsilon, 3.0000002f];
+            var x = Enumerable.Range(0, 300).Select(i => (i % 3) switch
+            {
+                0 => (float)r.Next(-70000, 70000),
+                1 => specials[r.Next(specials.Length)],
+                _ => BitConverter.Int32BitsToSingle(r.Next(int.MinValue, int.MaxValue)),
+            }).ToArray();
+            var expected = x.Select(ToIndexReference).ToArray();
+            var results = Devices.All.Select(d =>
+            {
+                using var xt = d.Upload(x);
+                using var yt = d.Upload(new int[x.Length]);
+                Cast.ToIndices(d.Kernels, xt.View<float>(), yt.View<int>());
+                return (Device: Devices.Describe(d), Got: yt.ToHost<int>());
+            }).ToList();
+            return results.Aggregate(true.ToProperty(), (p, r2) => p.And(r2.Got.SequenceEqual(expected).Label($"{r2.Device}: first difference at {Enumerable.Range(0, x.Length).FirstOrDefault(i => r2.Got[i] != expected[i])}")));
+        });
+
+    [Fact]
+    public void ToIndices_known_values()
+    {
+        float[] x = [0f, 3f, -2f, 65535f, 2.5f, float.NaN, 2147483648f, -2147483648f];
+        using var xt = Devices.Cpu.Upload(x);
+        using var yt = Devices.Cpu.Upload(new int[x.Length]);
+        Cast.ToIndices(Devices.Cpu.Kernels, xt.View<float>(), yt.View<int>());
+        Assert.Equal([0, 3, -2, 65535, int.MinValue, int.MinValue, int.MinValue, int.MinValue], yt.ToHost<int>());
+    }
 }
