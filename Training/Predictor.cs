@@ -11,7 +11,7 @@ public sealed record Prediction(int Class, string? Label, float Probability, flo
 /// <summary>
 /// Runs a trained model on host data: loads a checkpoint that carries its model (<see cref="ModelFile.Load"/>), and
 /// predicts on raw inputs in batches, in Eval mode (dropout off, BatchNorm on its running statistics), after applying
-/// the normalization the model was trained with.
+/// the normalization (images) or feature standardization (CSV rows) the model was trained with.
 /// </summary>
 /// <remarks>
 /// Batching does not change the result: every sample's outputs depend only on that sample in Eval mode.
@@ -73,7 +73,8 @@ public sealed class Predictor : IDisposable
 
     /// <summary>
     /// The model's raw outputs for <paramref name="inputs"/>: whole samples of <see cref="InputShape"/>, back to back,
-    /// as they come from the data set (before normalization). The result holds one <see cref="OutputShape"/> per sample.
+    /// as they come from the data set (before normalization or standardization: <see cref="SavedModel.Normalization"/>
+    /// and then <see cref="SavedModel.Standardization"/> are applied here). The result holds one <see cref="OutputShape"/> per sample.
     /// </summary>
     /// <param name="inputs">N samples, N * InputShape.Length floats.</param>
     /// <returns>N * OutputShape.Length floats.</returns>
@@ -97,6 +98,7 @@ public sealed class Predictor : IDisposable
             var chunk = x.AsSpan(0, b * sample);
             inputs.Slice(start * sample, b * sample).CopyTo(chunk);
             Model.Normalization?.Apply(chunk, InputShape);
+            Model.Standardization?.Apply(chunk);
             using var step = _device.BeginStep();
             var y = _model.Model.Layer.Predict(_model.Params, _model.State, step.Upload(chunk, new Shape([b, .. InputShape])));
             y.ToHost().CopyTo(result, start * outLen);

@@ -140,4 +140,156 @@ public sealed class PredictorProperties : IDisposable
         Assert.Equal(Norm.Mean, c.Model.Normalization!.Mean);
         Assert.Equal(Norm.Std, c.Model.Normalization.Std);
     }
+
+    // A tabular regression model (3 features, 2 targets) trained for one epoch on raw rows standardized by hand, as
+    // the csv data set does; the callback records the scaler, the names and (from the fit) the task.
+    private static readonly Lazy<(string Path, Standardization Scaler)> Tabular = new(() =>
+    {
+        var r = new Random(3);
+        int n = 40;
+        var x = Enumerable.Range(0, n * 3).Select(i => (float)((r.NextDouble() * 10 * ((i % 3) + 1)) + (50 * (i % 3)))).ToArray();
+        var y = Enumerable.Range(0, n * 2).Select(_ => (float)r.NextDouble()).ToArray();
+        var raw = new TabularDataset("rows", x, ["a", "b", "c"], y, ["u", "v"]);
+        var scaler = Standardization.Fit(raw);
+        string dir = Directory.CreateTempSubdirectory("predictor-tabular").FullName;
+        var callback = new CheckpointCallback(dir, saveBest: null) { Standardization = scaler, OutputNames = ["u", "v"], FeatureNames = ["a", "b", "c"] };
+        var trainer = new Trainer(Devices.Cpu, TabularModel(), raw.SampleShape, new Sgd(0.05), new TrainerOptions { Task = new RegressionTask(), Epochs = 1, BatchSize = 8, Seed = 1, Callbacks = [callback] });
+        trainer.Fit(raw.Standardize(scaler)).State.Dispose();
+        return (callback.LastPath, scaler);
+    });
+
+    private static Layer TabularModel() => new Dense(5) >> new Tanh() >> new Dense(2);
+
+    [Property(MaxTest = 20)]
+    public Property Outputs_on_raw_rows_equal_the_models_forward_on_the_standardized_rows() =>
+        Prop.ForAll(Gen.Choose(1, 9).ToArbitrary(), Gen.Choose(0, 1000).ToArbitrary(), (n, seed) =>
+        {
+            var (path, scaler) = Tabular.Value;
+            var r = new Random(seed);
+            // Rows like the training rows (within two standard deviations of the mean), so tanh does not saturate.
+            var raw = Enumerable.Range(0, n * 3).Select(i => (float)(scaler.Mean[i % 3] + (scaler.Std[i % 3] * ((r.NextDouble() * 4) - 2)))).ToArray();
+
+            // z = (x - mean) / std per feature, in float64, rounded to float32: the training rows' transform.
+            var z = raw.Select((v, i) => (float)((v - scaler.Mean[i % 3]) / scaler.Std[i % 3])).ToArray();
+            using var loaded = ModelFile.Load(path, Devices.Cpu);
+            float[] forward;
+            using (var step = Devices.Cpu.BeginStep())
+                forward = loaded.Model.Layer.Predict(loaded.Params, loaded.State, step.Upload(z, new Shape(n, 3))).ToHost();
+            float[] unstandardized;
+            using (var step = Devices.Cpu.BeginStep())
+                unstandardized = loaded.Model.Layer.Predict(loaded.Params, loaded.State, step.Upload(raw, new Shape(n, 3))).ToHost();
+
+            using var predictor = Predictor.Load(path, Devices.Cpu);
+            var outputs = predictor.Outputs(raw);
+            return outputs.SequenceEqual(forward).Label($"outputs {string.Join(", ", outputs.Take(4))} vs forward on standardized rows {string.Join(", ", forward.Take(4))}")
+                .And((!unstandardized.SequenceEqual(forward)).Label("standardizing changes the forward (the property can fail)"));
+        });
+
+    [Fact]
+    public void A_checkpoint_records_the_task_names_and_standardization_of_its_fit()
+    {
+        var (path, scaler) = Tabular.Value;
+        using var predictor = Predictor.Load(path, Devices.Cpu);
+        var m = predictor.Model;
+        Assert.Equal(ModelTaskKind.Regression, m.Task.Kind);
+        Assert.Equal(["u", "v"], m.OutputNames);
+        Assert.Equal(["a", "b", "c"], m.FeatureNames);
+        Assert.Equal(scaler.Mean, m.Standardization!.Mean);
+        Assert.Equal(scaler.Std, m.Standardization.Std);
+        Assert.Null(m.Normalization);
+    }
+
+    private static float Threshold(Random r) => r.Next(1, 1000) / 1000f;
+
+    // Any finite double (random bits), positive when asked: the JSON must keep every bit.
+    private static double AnyDouble(Random r, bool positive)
+    {
+        double v = BitConverter.Int64BitsToDouble(r.NextInt64(long.MinValue, long.MaxValue));
+        v = double.IsFinite(v) ? v : 1.5;
+        return positive ? (Math.Abs(v) is var a && a > 0 ? a : 2.0) : v;
+    }
+
+    [Property(MaxTest = 100)]
+    public Property A_saved_model_round_trips_its_task_names_and_standardization_through_json() =>
+        Prop.ForAll(
+            Gen.Elements(ModelTaskKind.Classification, ModelTaskKind.MultiLabel, ModelTaskKind.Regression, ModelTaskKind.Other).ToArbitrary(),
+            Gen.Choose(1, 4).ToArbitrary(),
+            Gen.Choose(0, int.MaxValue).ToArbitrary(),
+            (kind, d, seed) =>
+            {
+                var r = new Random(seed);
+                int outputs = 3;
+                var t = new ModelTask(kind);
+                if (kind == ModelTaskKind.MultiLabel)
+                {
+                    t = r.Next(2) == 0
+                        ? t with { Threshold = Threshold(r) }
+                        : t with { Thresholds = [.. Enumerable.Range(0, outputs).Select(_ => Threshold(r))] };
+                }
+
+                var mean = Enumerable.Range(0, d).Select(_ => AnyDouble(r, false)).ToArray();
+                var std = Enumerable.Range(0, d).Select(_ => AnyDouble(r, true)).ToArray();
+                var saved = new SavedModel(new Dense(outputs), new Shape(d))
+                {
+                    Task = t,
+                    OutputNames = [.. Enumerable.Range(0, outputs).Select(i => $"out \"{i}\" é")],
+                    FeatureNames = [.. Enumerable.Range(0, d).Select(i => $"f{i}")],
+                    Standardization = r.Next(4) == 0 ? null : new Standardization(mean, std),
+                };
+                string json = saved.ToNode().ToJsonString();
+                var back = SavedModel.FromNode(System.Text.Json.Nodes.JsonNode.Parse(json), "test");
+                bool thresholds = (back.Task.Thresholds is null && t.Thresholds is null) || (back.Task.Thresholds is { } bt && t.Thresholds is { } tt && bt.SequenceEqual(tt));
+                bool scaler = saved.Standardization is null ? back.Standardization is null
+                    : back.Standardization is { } z && z.Mean.SequenceEqual(mean) && z.Std.SequenceEqual(std);
+                return (back.Task.Kind == kind).Label("kind")
+                    .And((back.Task.Threshold == t.Threshold && thresholds).Label("thresholds"))
+                    .And(back.OutputNames!.SequenceEqual(saved.OutputNames!).Label("output names"))
+                    .And(back.FeatureNames!.SequenceEqual(saved.FeatureNames!).Label("feature names"))
+                    .And(scaler.Label($"standardization {json}"));
+            });
+
+    [Fact]
+    public void An_older_checkpoints_model_loads_as_a_classifier_without_standardization()
+    {
+        // What the first version with models wrote: class names, no task, no standardization.
+        var node = new SavedModel(new Dense(3), new Shape(4)).ToNode();
+        foreach (var member in new[] { "task", "output_names", "standardization", "feature_names" })
+            node.Remove(member);
+        node["class_names"] = new System.Text.Json.Nodes.JsonArray("cat", "dog", "eel");
+        var back = SavedModel.FromNode(node, "old.safetensors");
+        Assert.Equal(ModelTaskKind.Classification, back.Task.Kind);
+        Assert.Null(back.Standardization);
+        Assert.Null(back.FeatureNames);
+        Assert.Equal(["cat", "dog", "eel"], back.ClassNames);
+        Assert.Equal(["cat", "dog", "eel"], back.OutputNames);
+    }
+
+    [Theory]
+    [InlineData("standardization", "standardization has 2 means and 2 standard deviations for 4 features")]
+    [InlineData("feature_names", "feature_names has 2 names for 4 features")]
+    [InlineData("thresholds", "task.thresholds has 2 values for 3 outputs")]
+    [InlineData("kind", "task.kind \"ranking\" is not classification, multilabel, regression or other")]
+    public void A_stored_model_whose_fields_disagree_with_its_shapes_is_refused(string field, string expected)
+    {
+        var saved = new SavedModel(new Dense(3), new Shape(4)) { Task = new ModelTask(ModelTaskKind.MultiLabel) };
+        var node = saved.ToNode();
+        switch (field)
+        {
+            case "standardization":
+                node["standardization"] = new System.Text.Json.Nodes.JsonObject { ["mean"] = new System.Text.Json.Nodes.JsonArray(0.0, 1.0), ["std"] = new System.Text.Json.Nodes.JsonArray(1.0, 1.0) };
+                break;
+            case "feature_names":
+                node["feature_names"] = new System.Text.Json.Nodes.JsonArray("a", "b");
+                break;
+            case "thresholds":
+                node["task"]!["thresholds"] = new System.Text.Json.Nodes.JsonArray(0.5f, 0.5f);
+                break;
+            default:
+                node["task"]!["kind"] = "ranking";
+                break;
+        }
+
+        var e = Assert.Throws<CheckpointFormatException>(() => SavedModel.FromNode(node, "bad.safetensors"));
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+    }
 }
