@@ -143,20 +143,117 @@ public sealed class PredictorProperties : IDisposable
 
     // A tabular regression model (3 features, 2 targets) trained for one epoch on raw rows standardized by hand, as
     // the csv data set does; the callback records the scaler, the names and (from the fit) the task.
-    private static readonly Lazy<(string Path, Standardization Scaler)> Tabular = new(() =>
+    private static readonly Lazy<(string Path, Standardization Scaler)> Tabular = new(() => TrainTabular(new RegressionTask(), binary: false));
+
+    // Thresholds on either side of 0.5, so that a predictor using 0.5 for every label would be caught.
+    private static readonly float[] LabelThresholds = [0.35f, 0.65f];
+
+    private static readonly Lazy<(string Path, Standardization Scaler)> MultiLabel = new(() => TrainTabular(new MultiLabelTask { Thresholds = LabelThresholds }, binary: true));
+
+    private static (string Path, Standardization Scaler) TrainTabular(ITrainingTask task, bool binary)
     {
         var r = new Random(3);
         int n = 40;
         var x = Enumerable.Range(0, n * 3).Select(i => (float)((r.NextDouble() * 10 * ((i % 3) + 1)) + (50 * (i % 3)))).ToArray();
-        var y = Enumerable.Range(0, n * 2).Select(_ => (float)r.NextDouble()).ToArray();
+        var y = Enumerable.Range(0, n * 2).Select(_ => binary ? r.Next(2) : (float)r.NextDouble()).ToArray();
         var raw = new TabularDataset("rows", x, ["a", "b", "c"], y, ["u", "v"]);
         var scaler = Standardization.Fit(raw);
         string dir = Directory.CreateTempSubdirectory("predictor-tabular").FullName;
         var callback = new CheckpointCallback(dir, saveBest: null) { Standardization = scaler, OutputNames = ["u", "v"], FeatureNames = ["a", "b", "c"] };
-        var trainer = new Trainer(Devices.Cpu, TabularModel(), raw.SampleShape, new Sgd(0.05), new TrainerOptions { Task = new RegressionTask(), Epochs = 1, BatchSize = 8, Seed = 1, Callbacks = [callback] });
+        var trainer = new Trainer(Devices.Cpu, TabularModel(), raw.SampleShape, new Sgd(0.05), new TrainerOptions { Task = task, Epochs = 1, BatchSize = 8, Seed = 1, Callbacks = [callback] });
         trainer.Fit(raw.Standardize(scaler)).State.Dispose();
         return (callback.LastPath, scaler);
-    });
+    }
+
+    // n rows like the training rows (within two standard deviations of the mean), so tanh does not saturate.
+    private static float[] Rows(Standardization scaler, int n, int seed)
+    {
+        var r = new Random(seed);
+        return [.. Enumerable.Range(0, n * 3).Select(i => (float)(scaler.Mean[i % 3] + (scaler.Std[i % 3] * ((r.NextDouble() * 4) - 2))))];
+    }
+
+    [Property(MaxTest = 20)]
+    public Property A_multi_label_model_predicts_the_labels_whose_sigmoid_is_above_their_trained_thresholds() =>
+        Prop.ForAll(Gen.Choose(1, 30).ToArbitrary(), Gen.Choose(0, 1000).ToArbitrary(), (n, seed) =>
+        {
+            var (path, scaler) = MultiLabel.Value;
+            using var predictor = Predictor.Load(path, Devices.Cpu);
+            var x = Rows(scaler, n, seed);
+            var logits = predictor.Outputs(x);
+            var predictions = predictor.PredictLabels(x);
+            bool all = predictions.Count == n;
+            for (int i = 0; i < n && all; i++)
+            {
+                var z = logits.AsSpan(i * 2, 2).ToArray();
+                var p = z.Select(v => 1 / (1 + Math.Exp(-v))).ToArray();
+                int[] on = [.. Enumerable.Range(0, 2).Where(l => p[l] > LabelThresholds[l])];
+                all = predictions[i].Labels.SequenceEqual(on)
+                    && predictions[i].Names!.SequenceEqual(on.Select(l => new[] { "u", "v" }[l]))
+                    && predictions[i].Logits.SequenceEqual(z)
+                    && predictions[i].Probabilities.Zip(p).All(t => Math.Abs(t.First - t.Second) <= 1e-6);
+            }
+
+            return all.Label($"{n} rows: labels by sigmoid(logit) > ({string.Join(", ", LabelThresholds)})");
+        });
+
+    [Fact]
+    public void A_multi_label_checkpoint_records_its_per_label_thresholds_and_the_sample_crosses_them()
+    {
+        var (path, scaler) = MultiLabel.Value;
+        using var predictor = Predictor.Load(path, Devices.Cpu);
+        Assert.Equal(ModelTaskKind.MultiLabel, predictor.Model.Task.Kind);
+        Assert.Equal(LabelThresholds, predictor.Model.Task.Thresholds);
+
+        // The rows the property draws give probabilities between the two thresholds, where 0.5 would decide otherwise.
+        var p = predictor.PredictLabels(Rows(scaler, 200, 1)).SelectMany(q => q.Probabilities.Select((v, l) => (v, l))).ToList();
+        Assert.Contains(p, t => t.l == 0 && t.v > 0.35f && t.v <= 0.5f);
+        Assert.Contains(p, t => t.l == 1 && t.v > 0.5f && t.v <= 0.65f);
+    }
+
+    [Property(MaxTest = 10)]
+    public Property A_regression_model_predicts_its_outputs_as_the_target_values() =>
+        Prop.ForAll(Gen.Choose(0, 12).ToArbitrary(), Gen.Choose(0, 1000).ToArbitrary(), (n, seed) =>
+        {
+            var (path, scaler) = Tabular.Value;
+            using var predictor = Predictor.Load(path, Devices.Cpu);
+            var x = Rows(scaler, n, seed);
+            var y = predictor.Outputs(x);
+            var predictions = predictor.PredictValues(x);
+            return (predictions.Count == n).Label("one prediction per row")
+                .And(predictions.SelectMany(q => q.Values).SequenceEqual(y).Label("the values are the outputs"))
+                .And(predictions.All(q => q.Names!.SequenceEqual(["u", "v"])).Label("the target names"));
+        });
+
+    [Fact]
+    public void Another_tasks_prediction_method_is_refused_naming_the_right_one()
+    {
+        using var regression = Predictor.Load(Tabular.Value.Path, Devices.Cpu);
+        var e = Assert.Throws<InvalidOperationException>(() => regression.Predict(new float[3]));
+        Assert.Contains("trained for regression, not classification; call PredictValues", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<InvalidOperationException>(() => regression.PredictLabels(new float[3]));
+        Assert.Contains("call PredictValues", e.Message, StringComparison.Ordinal);
+        using var labels = Predictor.Load(MultiLabel.Value.Path, Devices.Cpu);
+        e = Assert.Throws<InvalidOperationException>(() => labels.PredictValues(new float[3]));
+        Assert.Contains("trained for multilabel, not regression; call PredictLabels", e.Message, StringComparison.Ordinal);
+        using var classifier = Predictor.Load(SharedCheckpoint.Value, Devices.Cpu);
+        e = Assert.Throws<InvalidOperationException>(() => classifier.PredictLabels(new float[8]));
+        Assert.Contains("call Predict ", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_csv_row_of_the_wrong_width_is_refused_naming_the_expected_features_and_a_header_selects_them()
+    {
+        var (path, scaler) = Tabular.Value;
+        using var predictor = Predictor.Load(path, Devices.Cpu);
+        string csv = Path.Combine(_dir, "rows.csv");
+        File.WriteAllLines(csv, ["1,2,3", "4,5"]);
+        var e = Assert.Throws<InvalidDataException>(() => predictor.ReadCsv(csv));
+        Assert.Contains("line 2 has 2 values, but the model takes 3 per sample (a, b, c)", e.Message, StringComparison.Ordinal);
+
+        // A header naming the features selects them by name, in the model's order; other columns are ignored.
+        File.WriteAllLines(csv, ["u,c,a,b", "9,3,1,2", "x,6,4,5"]);
+        Assert.Equal([1f, 2, 3, 4, 5, 6], predictor.ReadCsv(csv));
+    }
 
     private static Layer TabularModel() => new Dense(5) >> new Tanh() >> new Dense(2);
 
@@ -165,9 +262,7 @@ public sealed class PredictorProperties : IDisposable
         Prop.ForAll(Gen.Choose(1, 9).ToArbitrary(), Gen.Choose(0, 1000).ToArbitrary(), (n, seed) =>
         {
             var (path, scaler) = Tabular.Value;
-            var r = new Random(seed);
-            // Rows like the training rows (within two standard deviations of the mean), so tanh does not saturate.
-            var raw = Enumerable.Range(0, n * 3).Select(i => (float)(scaler.Mean[i % 3] + (scaler.Std[i % 3] * ((r.NextDouble() * 4) - 2)))).ToArray();
+            var raw = Rows(scaler, n, seed);
 
             // z = (x - mean) / std per feature, in float64, rounded to float32: the training rows' transform.
             var z = raw.Select((v, i) => (float)((v - scaler.Mean[i % 3]) / scaler.Std[i % 3])).ToArray();
