@@ -289,8 +289,23 @@ public static class ModelFile
     public static LoadedModel Load(string path, Device device, bool averaged = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        return Load(SafeTensors.Load(path), device, averaged);
+    }
+
+    /// <summary>
+    /// Rebuilds the model of an already read checkpoint file and loads its parameters and buffers onto <paramref name="device"/>.
+    /// </summary>
+    /// <param name="file">A checkpoint file (<see cref="SafeTensors.Load"/>) that carries its model (<see cref="Carries"/>).</param>
+    /// <param name="device">Where the weights go.</param>
+    /// <param name="averaged">Load the averaged weights (a run with EMA or SWA) instead of the trained ones.</param>
+    /// <returns>The loaded model; dispose it to free the weights.</returns>
+    /// <exception cref="CheckpointFormatException">The file is not a checkpoint, or it does not carry its model.</exception>
+    /// <exception cref="CheckpointMismatchException">The stored weights do not match the stored architecture.</exception>
+    public static LoadedModel Load(SafeTensorsFile file, Device device, bool averaged = false)
+    {
+        ArgumentNullException.ThrowIfNull(file);
         ArgumentNullException.ThrowIfNull(device);
-        var file = SafeTensors.Load(path);
+        string path = file.Source;
         var model = Read(file);
         var (p, s) = model.Layer.Init(device, model.InputShape, Rng.Create(0));
         ParamLayout pl = p.Layout, sl = s.Layout;
@@ -312,6 +327,27 @@ public static class ModelFile
 
         c.Averaged?.Dispose();
         return new LoadedModel(model, c.Params, c.State);
+    }
+
+    /// <summary>
+    /// Whether a checkpoint file carries its model (written by this version's <see cref="CheckpointCallback"/> with a
+    /// model whose layers are all built in), so that <see cref="Load(SafeTensorsFile, Device, bool)"/> needs no code and no data set.
+    /// </summary>
+    /// <param name="file">A loaded safetensors file.</param>
+    /// <returns>True when its checkpoint metadata holds the model; false for older checkpoints and files that are not checkpoints.</returns>
+    public static bool Carries(SafeTensorsFile file)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        if (!file.Metadata.TryGetValue(Checkpoint.MetadataKey, out var text))
+            return false;
+        try
+        {
+            return JsonNode.Parse(text) is JsonObject meta && meta[SavedModel.MetadataMember] is not null;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return false;
+        }
     }
 
     /// <summary>The model a checkpoint file carries.</summary>

@@ -21,7 +21,7 @@ public sealed record LabelsPrediction(IReadOnlyList<int> Labels, IReadOnlyList<s
 public sealed record RegressionPrediction(float[] Values, IReadOnlyList<string>? Names);
 
 /// <summary>
-/// Runs a trained model on host data: loads a checkpoint that carries its model (<see cref="ModelFile.Load"/>), and
+/// Runs a trained model on host data: loads a checkpoint that carries its model (<see cref="ModelFile.Load(string, IlgpuTrain.Functional.ComputeDevice, bool)"/>), and
 /// predicts on raw inputs in batches, in Eval mode (dropout off, BatchNorm on its running statistics), after applying
 /// the normalization (images) or feature standardization (CSV rows) the model was trained with.
 /// </summary>
