@@ -53,13 +53,17 @@ internal static class TrainCommand
                 new CheckpointCallback(ckptDir, config.ToJson(), saveBest: task.Monitor)
                 {
                     Normalization = Recipes.LoadedNormalization(config.Dataset),
-                    ClassNames = data.Train switch
+                    Task = ModelTask.Of(task),
+                    OutputNames = data.Train switch
                     {
                         InMemoryDataset m => m.ClassNames,
                         ImageFolderDataset f => f.ClassNames,
                         TabularDataset t when t.Classes > 0 => t.ClassNames,
+                        TabularDataset t when config.Task != "classification" => t.TargetNames,
                         _ => null,
                     },
+                    Standardization = data.Standardization,
+                    FeatureNames = data.Train is TabularDataset tab ? tab.FeatureNames : null,
                 },
             };
             if (config.EarlyStopping >= 0)

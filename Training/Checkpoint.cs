@@ -62,7 +62,7 @@ public sealed record TrainingCheckpoint(
     /// <summary>The learning-rate schedule (null: the first one in <see cref="Optimizer"/>'s state is stored).</summary>
     public Schedule? Schedule { get; init; }
 
-    /// <summary>The model itself (architecture, input shape, normalization, class names), so that <see cref="ModelFile.Load"/> rebuilds it with no code; null in checkpoints that do not carry it.</summary>
+    /// <summary>The model itself (architecture, input shape, normalization, class names), so that <see cref="ModelFile.Load(string, IlgpuTrain.Functional.ComputeDevice, bool)"/> rebuilds it with no code; null in checkpoints that do not carry it.</summary>
     public SavedModel? Model { get; init; }
 
     /// <summary>

@@ -16,6 +16,7 @@ public sealed class CheckpointCallback : TrainingCallback
 {
     private readonly string? _config;
     private double _best;
+    private ModelTask? _fitTask;
 
     /// <summary>Creates the callback.</summary>
     /// <param name="directory">Where the checkpoints go (created, if missing, at the first save).</param>
@@ -55,8 +56,36 @@ public sealed class CheckpointCallback : TrainingCallback
     /// <summary>The input normalization the model was trained with, stored with the model so that predictions apply it (null: none).</summary>
     public Normalization? Normalization { get; init; }
 
-    /// <summary>The name of each class, stored with the model so that predictions name their class (null: unknown).</summary>
-    public IReadOnlyList<string>? ClassNames { get; init; }
+    /// <summary>
+    /// The name of each output, stored with the model so that predictions name them: the class names of a classifier,
+    /// the label names of a multi-label model, the target names of a regression model (null: unknown).
+    /// </summary>
+    public IReadOnlyList<string>? OutputNames { get; init; }
+
+    /// <summary>The class names of a classifier: another name for <see cref="OutputNames"/>.</summary>
+    public IReadOnlyList<string>? ClassNames
+    {
+        get => OutputNames;
+        init => OutputNames = value;
+    }
+
+    /// <summary>
+    /// The per-feature standardization the training rows had (<see cref="RunData.Standardization"/>), stored with the
+    /// model so that predictions standardize raw rows alike (null: none).
+    /// </summary>
+    public Standardization? Standardization { get; init; }
+
+    /// <summary>The name of each input feature of a tabular model, stored so that errors on rows can name them (null: unknown).</summary>
+    public IReadOnlyList<string>? FeatureNames { get; init; }
+
+    /// <summary>
+    /// The task stored with the model, which decides what predictions mean; null (the default) takes it from the
+    /// trainer's task when the fit starts (<see cref="ModelTask.Of"/>), classification when the trainer does not say.
+    /// </summary>
+    public ModelTask? Task { get; init; }
+
+    // The task the checkpoints record: Task, else the task of the fit.
+    private ModelTask RecordedTask => Task ?? _fitTask ?? ModelTask.Classification;
 
     /// <summary>A test seam: wraps the stream each checkpoint is written to (the identity by default).</summary>
     internal Func<Stream, Stream> WrapStream { get; init; } = s => s;
@@ -101,6 +130,7 @@ public sealed class CheckpointCallback : TrainingCallback
         ArgumentNullException.ThrowIfNull(info);
         // Temporaries of a killed writer (AtomicFile's own pattern, their process gone) go now.
         AtomicFile.RemoveStale(Directory);
+        _fitTask = info.Task is { } t ? ModelTask.Of(t) : null;
         if (Monitor is not null)
         {
             Monitors.Require(nameof(CheckpointCallback), Monitor, info.Task);
@@ -125,7 +155,7 @@ public sealed class CheckpointCallback : TrainingCallback
         var c = Of(info.State, info.Seed, info.ModelDescription, _config) with
         {
             Model = info.Model is { } m && info.InputShape is { } shape && SavedModel.TryCreate(m, shape) is { } saved
-                ? saved with { Normalization = Normalization, ClassNames = ClassNames }
+                ? saved with { Normalization = Normalization, Standardization = Standardization, Task = RecordedTask, OutputNames = OutputNames, FeatureNames = FeatureNames }
                 : null,
         };
         Save(LastPath, c);

@@ -148,13 +148,8 @@ public sealed class TabularDataset : ITargetDataset
         int d = SampleShape[0];
         if (scaler.Mean.Count != d || scaler.Std.Count != d)
             throw new ArgumentException($"{Name}.Standardize: the scaler has {scaler.Mean.Count} means and {scaler.Std.Count} standard deviations for {d} features; fit it on a split of this data set.", nameof(scaler));
-        var x = new float[_x.Length];
-        for (int i = 0; i < Count; i++)
-        {
-            for (int j = 0; j < d; j++)
-                x[(i * d) + j] = (float)((_x[(i * d) + j] - scaler.Mean[j]) / scaler.Std[j]);
-        }
-
+        var x = _x.ToArray();
+        scaler.Apply(x);
         return new TabularDataset(Name, x, FeatureNames, _targets, TargetNames, Classes > 0 ? _labels : null, Classes > 0 ? ClassNames : null);
     }
 
@@ -215,6 +210,23 @@ public sealed record Standardization(IReadOnlyList<double> Mean, IReadOnlyList<d
         }
 
         return new Standardization(mean, std);
+    }
+
+    /// <summary>
+    /// Standardizes rows of features in place: z = (x − mean) / std per feature, computed in float64 and rounded to
+    /// float32 (what <see cref="TabularDataset.Standardize"/> does to every split, and <see cref="Predictor"/> to raw rows).
+    /// </summary>
+    /// <param name="rows">Whole rows of <see cref="Mean"/>'s count of features, back to back.</param>
+    /// <exception cref="ArgumentException">The rows are not whole rows of the scaler's features.</exception>
+    public void Apply(Span<float> rows)
+    {
+        int d = Mean.Count;
+        if (Std.Count != d)
+            throw new ArgumentException($"Standardization: {d} means but {Std.Count} standard deviations; give one of each per feature.", nameof(rows));
+        if (d == 0 || rows.Length % d != 0)
+            throw new ArgumentException($"Standardization: {rows.Length} values are not whole rows of {d} features; pass rows of exactly the scaler's features.", nameof(rows));
+        for (int i = 0; i < rows.Length; i++)
+            rows[i] = (float)((rows[i] - Mean[i % d]) / Std[i % d]);
     }
 }
 

@@ -7,7 +7,15 @@ namespace IlgpuTrain.Training;
 /// <param name="Validation">The held-out samples (<see cref="RunConfig.ValSize"/>), else the test split.</param>
 /// <param name="Test">The test split.</param>
 /// <param name="ValidationNote">One line saying where the validation set came from.</param>
-public sealed record RunData(IDataset Train, IDataset Validation, IDataset Test, string ValidationNote);
+public sealed record RunData(IDataset Train, IDataset Validation, IDataset Test, string ValidationNote)
+{
+    /// <summary>
+    /// The per-feature standardization fitted on the training rows of a csv data set and applied to every split
+    /// (null for other data sets, or with <see cref="RunConfig.Standardize"/> off); save it with the model so that
+    /// raw rows are standardized alike when predicting (<see cref="CheckpointCallback.Standardization"/>).
+    /// </summary>
+    public Standardization? Standardization { get; init; }
+}
 
 /// <summary>
 /// Turns a <see cref="RunConfig"/> (names and numbers, as a command line gives them) into the
@@ -261,14 +269,14 @@ public static class Recipes
             throw new ArgumentException($"ValSize {held}: {c.DataDir} has only {all.Count} rows; hold out fewer (--val-size).", nameof(c));
         var (train, val) = all.Split((double)held / all.Count, c.Seed);
         string note = $"validation and test: {val.Count} rows held out of {all.Count} (seeded)";
-        if (c.Standardize)
-        {
-            var scaler = Standardization.Fit(train);
-            (train, val) = (train.Standardize(scaler), val.Standardize(scaler));
-            note += "; features standardized with the training rows' mean and standard deviation";
-        }
+        if (!c.Standardize)
+            return new RunData(train, val, val, note);
 
-        return new RunData(train, val, val, note);
+        // Only the features are standardized; targets (regression values, 0/1 labels) stay in their own units.
+        var scaler = Standardization.Fit(train);
+        (train, val) = (train.Standardize(scaler), val.Standardize(scaler));
+        note += "; features standardized with the training rows' mean and standard deviation";
+        return new RunData(train, val, val, note) { Standardization = scaler };
     }
 
     private static RunData LoadImageFolder(RunConfig c)
