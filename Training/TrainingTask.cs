@@ -384,3 +384,97 @@ public sealed record RegressionTask : ITrainingTask
 
     private static int PerSample(Tensor prediction) => checked((int)(prediction.Length / Math.Max(prediction.Shape[0], 1)));
 }
+
+/// <summary>
+/// Next-token prediction (a language model): the model outputs (T, V) logits per sample, one row per position, and
+/// the data set (an <see cref="ITargetDataset"/> such as <see cref="TextDataset"/>) gives the (T) next token ids.
+/// Loss: the cross-entropy of <see cref="CrossEntropy"/> over every position (label smoothing as configured),
+/// a sample's loss being the mean over its T positions, as PyTorch's
+/// <c>F.cross_entropy(logits.view(-1, V), targets.view(-1))</c> for equal-length samples; metrics: bits per token
+/// (the cross-entropy without smoothing, in bits: bits per character for a <see cref="CharVocabulary"/>) and the
+/// next-token accuracy (ties count as hits, as <see cref="ClassificationTask"/>'s).
+/// </summary>
+public sealed record LanguageModelTask : ITrainingTask
+{
+    /// <summary>The cross-entropy: reduction is set by the trainer; label smoothing eps and convention.</summary>
+    public CrossEntropyOptions CrossEntropy { get; init; } = CrossEntropyOptions.Default;
+
+    /// <inheritdoc/>
+    public string Name => CrossEntropy.Epsilon > 0 ? $"language model (cross-entropy per token, label smoothing {CrossEntropy.Epsilon})" : "language model (cross-entropy per token)";
+
+    /// <inheritdoc/>
+    public bool UsesTargets => true;
+
+    /// <inheritdoc/>
+    public IReadOnlyList<TaskMetric> Metrics => LmMetrics;
+
+    // Shared by every instance, so that two equal tasks compare equal.
+    private static readonly TaskMetric[] LmMetrics = [new("bits_per_token", false), new("accuracy", true)];
+
+    /// <inheritdoc/>
+    public string? OutputProblem(Shape output)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        return output.Rank == 2 ? null : $"a language model must output (positions, vocabulary) logits per sample, not {output}; end it with a Dense(vocabulary) over (T, D) features";
+    }
+
+    /// <inheritdoc/>
+    public string? DataProblem(IDataset data, Shape output)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(output);
+        if (data is not ITargetDataset t || t.TargetShape.Rank != 1)
+            return $"{data.Name} gives no (T) next-token targets; train a language model on a TextDataset (or another ITargetDataset of token ids)";
+        if (t.TargetShape[0] != output[0])
+            return $"{data.Name} has samples of {t.TargetShape[0]} tokens, but the model outputs {output[0]} positions; build the model for a context of {t.TargetShape[0]}";
+        return data.Classes > output[1] ? $"{data.Name} has a vocabulary of {data.Classes}, but the model outputs {output[1]} logits per position; make its last layer Dense({data.Classes})" : null;
+    }
+
+    /// <inheritdoc/>
+    public Tensor Loss(StepScope step, Tensor prediction, Tensor target, LossReduction reduction)
+    {
+        ArgumentNullException.ThrowIfNull(prediction);
+        ArgumentNullException.ThrowIfNull(target);
+        var (logits, labels, _, t) = Flat(prediction, target);
+        if (reduction == LossReduction.Mean)
+            return F.CrossEntropy(logits, labels, CrossEntropy with { Reduction = LossReduction.Mean });
+        return F.Scale(F.CrossEntropy(logits, labels, CrossEntropy with { Reduction = LossReduction.Sum }), 1f / t);
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<Tensor> Statistics(StepScope step, Tensor prediction, Tensor target)
+    {
+        ArgumentNullException.ThrowIfNull(step);
+        ArgumentNullException.ThrowIfNull(prediction);
+        ArgumentNullException.ThrowIfNull(target);
+        var (logits, labels, n, t) = Flat(prediction, target);
+        int rows = n * t, v = prediction.Shape[2];
+        var host = step.Device.Kernels;
+        var nll = F.CrossEntropy(logits, labels, CrossEntropy with { Epsilon = 0, Reduction = LossReduction.Sum });
+        var hits = step.Scratch<float>(Math.Max(rows, 1)).SubView(0, rows);
+        var scratch = step.Scratch<float>(Math.Max(1, Reductions.ScratchLength(host, rows)));
+        var sums = step.Allocate(new Shape(2));
+        IlgpuTrain.Kernels.Metrics.TopKHits(host, logits.View<float>(), labels.View<int>(), hits, rows, v, 1);
+        Reductions.Sum(host, hits, sums.View<float>().SubView(1, 1), scratch);
+        Transfer.Copy(host.Stream, nll.View<float>(), sums.View<float>().SubView(0, 1));
+        return [sums, step.Upload(new float[] { rows }, new Shape(1))];
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<double> Finish(IReadOnlyList<double> totals, long samples)
+    {
+        ArgumentNullException.ThrowIfNull(totals);
+        double tokens = Math.Max(totals[2], 1);
+        return [totals[0] / tokens / Math.Log(2), totals[1] / tokens];
+    }
+
+    private static (Tensor Logits, Tensor Labels, int N, int T) Flat(Tensor prediction, Tensor target)
+    {
+        if (prediction.Shape.Rank != 3)
+            throw new ArgumentException($"LanguageModelTask: the prediction must be (N, T, V) logits, not {prediction.Shape}.", nameof(prediction));
+        int n = prediction.Shape[0], t = prediction.Shape[1], v = prediction.Shape[2];
+        if (target.Shape.Rank != 2 || target.Shape[0] != n || target.Shape[1] != t)
+            throw new ArgumentException($"LanguageModelTask: the targets are {target.Shape} for a prediction of {prediction.Shape}; give (N, T) next-token ids.", nameof(target));
+        return (F.Reshape(prediction, n * t, v), F.Indices(F.Reshape(target, n * t)), n, t);
+    }
+}

@@ -110,6 +110,10 @@ internal static class OptionValues
         ["--ema"] = ["0.99"],
         ["--swa-start"] = ["2"],
         ["--resume"] = ["x.safetensors"],
+        ["--init-from"] = ["resnet18.safetensors"],
+        ["--strict"] = ["false"],
+        ["--init-skip"] = ["fc.*"],
+        ["--freeze"] = ["conv1.*"],
     };
 
     /// <summary>The arguments that set <paramref name="option"/> to a value other than its default.</summary>

@@ -58,6 +58,9 @@ public class ModelsProperties
             {
                 "mlp" => Models.Mlp(classes, 0.2f),
                 "cnn" => Models.Cnn(classes, 0.25f),
+                "resnet18" => Models.ResNet18(classes),
+                "resnet34" => Models.ResNet34(classes),
+                "resnet50" => Models.ResNet50(classes),
                 _ => Models.ResNet8(classes, 0f),
             };
             var input = new Shape(3, 32, 32);
@@ -74,5 +77,6 @@ public class ModelsProperties
         Assert.Equal("classes", Assert.Throws<ArgumentOutOfRangeException>(() => Models.ResNet8(0)).ParamName);
         Assert.Equal("dropout", Assert.Throws<ArgumentOutOfRangeException>(() => Models.Mlp(10, 1f)).ParamName);
         Assert.Equal("dropout", Assert.Throws<ArgumentOutOfRangeException>(() => Models.Build("cnn", 10, float.NaN)).ParamName);
+        Assert.Contains("torchvision's resnet18 has no dropout layer", Assert.Throws<ArgumentException>(() => Models.Build("resnet18", 10, 0.2f)).Message);
     }
 }
