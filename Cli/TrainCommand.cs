@@ -129,7 +129,7 @@ internal sealed class TrainOptions
 {
     private static readonly RunConfig D = new();
 
-    public Option<string> Model { get; } = new("--model") { Description = "mlp, cnn, resnet (a small ResNet-8), or resnet18, resnet34, resnet50 (torchvision's, with its state_dict names).", DefaultValueFactory = _ => D.Model };
+    public Option<string> Model { get; } = new("--model") { Description = "mlp, cnn, resnet (a small ResNet-8), resnet20, resnet32, resnet44, resnet56, resnet110 (He et al.'s CIFAR ResNets), or resnet18, resnet34, resnet50 (torchvision's, with its state_dict names).", DefaultValueFactory = _ => D.Model };
 
     public Option<string> Dataset { get; } = new("--dataset") { Description = "fashion-mnist, mnist, cifar10, csv, or image-folder (your own images: --data DIR with one subfolder per class).", DefaultValueFactory = _ => D.Dataset };
 
@@ -294,7 +294,7 @@ internal sealed class TrainOptions
         Require(c.InitSkip is null || c.InitFrom is not null, $"--init-skip {c.InitSkip}: names weights not to load, but nothing is loaded; add --init-from FILE or leave it out.");
         Require(c.InitStrict || c.InitFrom is not null, "--strict false: says how to load --init-from, which is not given; add --init-from FILE or leave it out.");
         Require(c.Freeze is null || RunConfig.Globs(c.Freeze).Length > 0, $"--freeze '{c.Freeze}': give parameter globs, comma-separated, such as 'conv1.*,layer1.**'.");
-        Require(c.Model is not ("resnet18" or "resnet34" or "resnet50") || c.Dropout is null or 0, $"--dropout {(c.Dropout is { } dr ? F(dr) : "")}: torchvision's {c.Model} has no dropout layer; leave --dropout out.");
+        Require(!c.Model.StartsWith("resnet", StringComparison.Ordinal) || c.Model == "resnet" || c.Dropout is null or 0, $"--dropout {c.Dropout?.ToString(CultureInfo.InvariantCulture)}: {c.Model} has no dropout layer; leave --dropout out.");
         return p;
     }
 

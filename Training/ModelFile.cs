@@ -125,7 +125,8 @@ public sealed record SavedModel(Layer Layer, Shape InputShape)
     // What FromNode checks beyond the JSON's types: the counts agree with the shapes, the statistics are usable.
     private void Validate()
     {
-        long inputs = InputShape.Length, outputs = Layer.OutputShape(InputShape).Length;
+        var outputShape = Layer.OutputShape(InputShape);
+        long inputs = InputShape.Length, outputs = Task.Kind == ModelTaskKind.LanguageModel ? outputShape[^1] : outputShape.Length;
         if (Task.Thresholds is { } th && th.Count != outputs)
             throw new ArgumentException($"task.thresholds has {th.Count} values for {outputs} outputs");
         if (Task.Kind != ModelTaskKind.Classification && OutputNames is { } names && names.Count != outputs)
@@ -167,6 +168,12 @@ public enum ModelTaskKind
 
     /// <summary>A task of your own: only the raw outputs (<see cref="Predictor.Outputs"/>) are defined.</summary>
     Other,
+
+    /// <summary>
+    /// Next-token prediction (<see cref="LanguageModelTask"/>): (T, V) logits per sample; the output names are the
+    /// vocabulary's V symbols, which <see cref="TextGenerator"/> samples from.
+    /// </summary>
+    LanguageModel,
 }
 
 /// <summary>
@@ -199,6 +206,7 @@ public sealed record ModelTask(ModelTaskKind Kind)
             ClassificationTask => Classification,
             RegressionTask => Regression,
             MultiLabelTask m => new ModelTask(ModelTaskKind.MultiLabel) { Threshold = m.Threshold, Thresholds = m.Thresholds is null ? null : [.. m.Thresholds] },
+            LanguageModelTask => new ModelTask(ModelTaskKind.LanguageModel),
             _ => new ModelTask(ModelTaskKind.Other),
         };
     }
@@ -216,6 +224,7 @@ public sealed record ModelTask(ModelTaskKind Kind)
         ModelTaskKind.Classification => "classification",
         ModelTaskKind.MultiLabel => "multilabel",
         ModelTaskKind.Regression => "regression",
+        ModelTaskKind.LanguageModel => "language-model",
         _ => "other",
     };
 
@@ -247,12 +256,13 @@ public sealed record ModelTask(ModelTaskKind Kind)
             "classification" => Classification,
             "regression" => Regression,
             "other" => new ModelTask(ModelTaskKind.Other),
+            "language-model" => new ModelTask(ModelTaskKind.LanguageModel),
             "multilabel" => new ModelTask(ModelTaskKind.MultiLabel)
             {
                 Threshold = o["threshold"]?.GetValue<float>() ?? 0.5f,
                 Thresholds = o["thresholds"] is JsonArray a ? [.. a.Select(v => v?.GetValue<float>() ?? throw new ArgumentException("task.thresholds holds null"))] : null,
             },
-            _ => throw new ArgumentException($"task.kind \"{kind}\" is not classification, multilabel, regression or other"),
+            _ => throw new ArgumentException($"task.kind \"{kind}\" is not classification, multilabel, regression, language-model or other"),
         };
         if (!(task.Threshold > 0 && task.Threshold < 1) || (task.Thresholds?.Any(v => !(v > 0 && v < 1)) ?? false))
             throw new ArgumentException("a multi-label threshold is outside (0, 1)");

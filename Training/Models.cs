@@ -18,8 +18,8 @@ namespace IlgpuTrain.Training;
 /// </example>
 public static class Models
 {
-    /// <summary>The names <see cref="Build"/> accepts: mlp, cnn, resnet (ResNet-8), resnet18, resnet34, resnet50.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["mlp", "cnn", "resnet", "resnet18", "resnet34", "resnet50"];
+    /// <summary>The names <see cref="Build"/> accepts: mlp, cnn, resnet (ResNet-8), the CIFAR ResNets resnet20 to resnet110, and torchvision's resnet18, resnet34, resnet50.</summary>
+    public static IReadOnlyList<string> Names { get; } = ["mlp", "cnn", "resnet", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet18", "resnet34", "resnet50"];
 
     /// <summary>
     /// The MLP of torch_fmnist.py: Flatten, Dense(256), ReLU, Dropout, Dense(<paramref name="classes"/>).
@@ -64,6 +64,53 @@ public static class Models
         return new Conv2d(16, 3, Padding: 1, UseBias: false) >> new BatchNorm2d() >> new ReLU()
             >> BasicBlock(16, 1, project: false) >> new ReLU() >> BasicBlock(32, 2, project: true) >> new ReLU() >> BasicBlock(64, 2, project: true) >> new ReLU()
             >> new GlobalAvgPool() >> new Dropout(dropout) >> new Dense(classes);
+    }
+
+    /// <summary>
+    /// The ResNets for CIFAR-10 of He et al. (2016, section 4.2): a 3x3 convolution of 16 channels, three stages of
+    /// n = (depth − 2) / 6 basic blocks of 16, 32 and 64 channels (the first block of stages 2 and 3 with stride 2),
+    /// global average pooling and a linear classifier; depth 20, 32, 44, 56 or 110. Where the shape changes the
+    /// shortcut is a strided 1x1 convolution with BatchNorm (the paper's option B, torchvision's downsample), so
+    /// ResNet-20 has 272,474 parameters for 10 classes (option A's zero padding gives the paper's 0.27M less 2,752).
+    /// Names follow torchvision: <c>conv1</c>, <c>bn1</c>, <c>layer1.0.conv1.weight</c>, <c>layer2.0.downsample.0.weight</c>, <c>fc</c>.
+    /// </summary>
+    /// <param name="depth">20, 32, 44, 56 or 110.</param>
+    /// <param name="classes">Outputs of <c>fc</c>.</param>
+    /// <returns>The model, for (3, 32, 32) inputs (any size from 8 works).</returns>
+    /// <exception cref="ArgumentException">Another depth.</exception>
+    public static NamedSequential CifarResNet(int depth, int classes = 10)
+    {
+        Check(classes, 0f);
+        if (depth is not (20 or 32 or 44 or 56 or 110))
+            throw new ArgumentException($"Models.CifarResNet: depth {depth}; the CIFAR ResNets have depth 6n + 2: 20, 32, 44, 56 or 110.", nameof(depth));
+        int n = (depth - 2) / 6, inplanes = 16;
+        var layers = new List<(string, Layer)>
+        {
+            ("conv1", new Conv2d(16, 3, Padding: 1, UseBias: false)),
+            ("bn1", new BatchNorm2d()),
+            ("relu", new ReLU()),
+        };
+        for (int stage = 0; stage < 3; stage++)
+        {
+            int planes = 16 << stage;
+            var blocks = new List<(string, Layer)>();
+            for (int b = 0; b < n; b++)
+            {
+                int stride = stage > 0 && b == 0 ? 2 : 1;
+                Layer? downsample = stride != 1 || inplanes != planes ? new Conv2d(planes, 1, Stride: stride, UseBias: false) >> new BatchNorm2d() : null;
+                var body = new NamedSequential(
+                    ("conv1", new Conv2d(planes, 3, Stride: stride, Padding: 1, UseBias: false)), ("bn1", new BatchNorm2d()), ("relu", new ReLU()),
+                    ("conv2", new Conv2d(planes, 3, Padding: 1, UseBias: false)), ("bn2", new BatchNorm2d()));
+                blocks.Add((b.ToString(System.Globalization.CultureInfo.InvariantCulture), new ResNetBlock(body, downsample)));
+                inplanes = planes;
+            }
+
+            layers.Add(($"layer{stage + 1}", new NamedSequential([.. blocks])));
+        }
+
+        layers.Add(("avgpool", new GlobalAvgPool()));
+        layers.Add(("fc", new Dense(classes)));
+        return new NamedSequential([.. layers]);
     }
 
     /// <summary>
@@ -126,7 +173,8 @@ public static class Models
             "mlp" => Mlp(classes, p),
             "cnn" => Cnn(classes, p),
             "resnet" => ResNet8(classes, p),
-            "resnet18" or "resnet34" or "resnet50" when p > 0 => throw new ArgumentException($"Dropout {p}: torchvision's {name} has no dropout layer; leave the dropout out (0).", nameof(dropout)),
+            "resnet18" or "resnet34" or "resnet50" or "resnet20" or "resnet32" or "resnet44" or "resnet56" or "resnet110" when p > 0 => throw new ArgumentException($"Dropout {p}: {name} (torchvision's and He et al.'s) has no dropout layer; leave the dropout out (0).", nameof(dropout)),
+            "resnet20" or "resnet32" or "resnet44" or "resnet56" or "resnet110" => CifarResNet(int.Parse(name.AsSpan(6), System.Globalization.CultureInfo.InvariantCulture), classes),
             "resnet18" => ResNet18(classes),
             "resnet34" => ResNet34(classes),
             "resnet50" => ResNet50(classes),

@@ -35,6 +35,9 @@ public sealed class CharVocabulary
     /// <summary>Number of tokens.</summary>
     public int Count => Symbols.Count;
 
+    /// <summary>Each id's symbol as a string: a language model's output names in its checkpoint (<see cref="CheckpointCallback.OutputNames"/>), which <see cref="TextGenerator"/> reads back.</summary>
+    public IReadOnlyList<string> Names => [.. Symbols.Select(s => new Rune(s).ToString())];
+
     /// <summary>The vocabulary of a text: its distinct runes in ordinal order.</summary>
     /// <param name="text">The text.</param>
     /// <returns>The vocabulary.</returns>

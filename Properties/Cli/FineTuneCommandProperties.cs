@@ -165,7 +165,7 @@ public sealed class FineTuneCommandProperties : IDisposable
 
         r = Run("--dropout", "0.2");
         Assert.Equal(2, r.Code);
-        Assert.Contains("torchvision's resnet18 has no dropout layer", r.Err);
+        Assert.Contains("--dropout 0.2: resnet18 has no dropout layer", r.Err);
 
         // A shape that differs outside the head (one input channel against the file's three) names both shapes.
         var (code, _, err) = CliRun.Invoke("train", "--model", "resnet18", "--train-limit", "32", "--epochs", "1", "--device", "cpu",

@@ -363,7 +363,7 @@ public sealed class PredictorProperties : IDisposable
     [InlineData("standardization", "standardization has 2 means and 2 standard deviations for 4 features")]
     [InlineData("feature_names", "feature_names has 2 names for 4 features")]
     [InlineData("thresholds", "task.thresholds has 2 values for 3 outputs")]
-    [InlineData("kind", "task.kind \"ranking\" is not classification, multilabel, regression or other")]
+    [InlineData("kind", "task.kind \"ranking\" is not classification, multilabel, regression, language-model or other")]
     public void A_stored_model_whose_fields_disagree_with_its_shapes_is_refused(string field, string expected)
     {
         var saved = new SavedModel(new Dense(3), new Shape(4)) { Task = new ModelTask(ModelTaskKind.MultiLabel) };
