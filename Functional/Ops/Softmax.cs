@@ -19,6 +19,75 @@ public static partial class F
     }
 
     /// <summary>
+    /// Softmax over the last dimension with masks: a causal mask, key lengths (key padding) and an
+    /// additive bias, as the attention weights of torch.nn.functional.scaled_dot_product_attention
+    /// (is_causal, a key_padding_mask given as lengths, a float attn_mask). Masked entries get
+    /// probability exactly 0.
+    /// </summary>
+    /// <remarks>
+    /// <para>x (..., Tq, Tk); entry (q, j) of row (item b, query q) is kept when j &lt; lengths[b] (with
+    /// lengths) and j &lt;= q (when causal, top-left aligned: torch.ones(Tq, Tk).tril())</para>
+    /// <para>v = x + bias (bias broadcast over the leading dimensions), m = max over kept v</para>
+    /// <para>y_j = exp(v_j - m) / sum_kept exp(v_k - m) when kept, y_j = 0 when masked</para>
+    /// <para>dx = y (dy - sum(dy y)) per row (0 at masked entries); dbias = dx summed over the broadcast dimensions</para>
+    /// <para>A row with no kept entry (length 0, or every kept v = -inf, e.g. a -inf bias) is all
+    /// zeros with zero gradient; PyTorch gives NaN there. An arbitrary boolean mask is a bias of 0
+    /// and -inf. Lengths above Tk keep every key and below 0 none.</para>
+    /// </remarks>
+    /// <param name="x">Scores (..., Tq, Tk), float32; rank 2 or more when causal or with lengths.</param>
+    /// <param name="causal">Mask keys after the query (j &gt; q).</param>
+    /// <param name="keyLengths">Int32 (B) valid key counts per entry of x's first dimension, or null.</param>
+    /// <param name="bias">Additive float32 bias shaped as the trailing dimensions of x (leading 1s allowed), e.g. (Tq, Tk) or (1, H, Tq, Tk) for x (B, H, Tq, Tk); or null.</param>
+    /// <returns>y, the shape of x; each row sums to 1 over its kept entries (or is all 0).</returns>
+    public static Tensor MaskedSoftmax(Tensor x, bool causal = false, Tensor? keyLengths = null, Tensor? bias = null)
+    {
+        const string op = nameof(MaskedSoftmax);
+        var (scope, n, c) = Rows(op, x);
+        if (keyLengths is not null)
+            ScopeOf(op, x, keyLengths);
+        if (bias is not null)
+        {
+            ScopeOf(op, x, bias);
+            RequireFloat(op, bias, nameof(bias));
+        }
+
+        int rank = x.Shape.Rank;
+        if ((causal || keyLengths is not null) && rank < 2)
+            throw new ArgumentException($"{op}: x is {x.Shape}; a causal mask or key lengths need rows of queries, x (..., Tq, Tk) of rank 2 or more (reshape x to (1, Tk) for one query).", nameof(x));
+        int tq = rank >= 2 ? x.Shape[-2] : 1;
+        if (keyLengths is not null && (keyLengths.DType != DType.Int32 || keyLengths.Shape.Rank != 1 || keyLengths.Shape[0] != x.Shape[0]))
+            throw new ArgumentException($"{op}: keyLengths is a {keyLengths.DType} Tensor{keyLengths.Shape} but x is {x.Shape}; it must be Int32 ({x.Shape[0]}), one valid key count per entry of x's first dimension (upload it with step.Upload(int[] ...)).", nameof(keyLengths));
+        if (bias is not null)
+        {
+            var bd = bias.Shape.ToArray().SkipWhile(d => d == 1).ToArray();
+            bool suffix = bd.Length <= rank && bd.Length >= 1 && bd.Select((d, i) => d == x.Shape[rank - bd.Length + i]).All(t => t);
+            if (!suffix && !(bd.Length == 0 && c == 1))
+                throw new ArgumentException($"{op}: bias is {bias.Shape} but x is {x.Shape}; bias must equal x's trailing dimensions (leading 1s allowed), e.g. ({(rank >= 2 ? $"{tq}, " : string.Empty)}{c}), to broadcast over the rest.", nameof(bias));
+        }
+
+        var y = scope.Allocate(x.Shape);
+        var host = scope.Device.Kernels;
+        var bv = bias?.View<float>() ?? default;
+        IlgpuTrain.Kernels.MaskedSoftmax.Forward(host, x.View<float>(), bv, keyLengths?.View<int>() ?? default, y.View<float>(), n, c, causal, tq);
+        Record(op, y, [x, bias], g =>
+        {
+            bool biasGrad = bias is not null && g.Needs(bias);
+            var dx = g.Needs(x) ? g.Into(x) : g.Scope.Scratch<float>((long)n * c);
+            IlgpuTrain.Kernels.Softmax.Backward(g.Kernels, y.View<float>(), g.OutputGrad, dx, n, c);
+            if (biasGrad && n > 0 && c > 0)
+            {
+                int biasLength = checked((int)bias!.Length);
+                Reductions.SumColumns(g.Kernels, dx, checked((int)((long)n * c / biasLength)), biasLength, g.Into(bias!));
+            }
+            else if (biasGrad)
+            {
+                IlgpuTrain.Kernels.Elementwise.Fill(g.Kernels, g.Into(bias!), 0f);
+            }
+        });
+        return y;
+    }
+
+    /// <summary>
     /// Log-softmax over the last dimension: x - max - log sum exp(x - max).
     /// Backward: dx = dy - softmax(x) sum(dy) per row.
     /// </summary>
