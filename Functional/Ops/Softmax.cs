@@ -19,14 +19,15 @@ public static partial class F
     }
 
     /// <summary>
-    /// Softmax over the last dimension with masks: a causal mask, key lengths (key padding) and an
-    /// additive bias, as the attention weights of torch.nn.functional.scaled_dot_product_attention
-    /// (is_causal, a key_padding_mask given as lengths, a float attn_mask). Masked entries get
-    /// probability exactly 0.
+    /// Softmax over the last dimension with masks: a causal mask, key padding (as lengths or as a
+    /// per-item key mask) and an additive bias, as the attention weights of
+    /// torch.nn.functional.scaled_dot_product_attention (is_causal, nn.MultiheadAttention's
+    /// key_padding_mask, a float attn_mask). Masked entries get probability exactly 0.
     /// </summary>
     /// <remarks>
     /// <para>x (..., Tq, Tk); entry (q, j) of row (item b, query q) is kept when j &lt; lengths[b] (with
-    /// lengths) and j &lt;= q (when causal, top-left aligned: torch.ones(Tq, Tk).tril())</para>
+    /// lengths), keyMask[b, j] != 0 (with a key mask; note PyTorch's key_padding_mask marks the
+    /// masked keys with true, the opposite) and j &lt;= q (when causal, top-left aligned: torch.ones(Tq, Tk).tril())</para>
     /// <para>v = x + bias (bias broadcast over the leading dimensions), m = max over kept v</para>
     /// <para>y_j = exp(v_j - m) / sum_kept exp(v_k - m) when kept, y_j = 0 when masked</para>
     /// <para>dx = y (dy - sum(dy y)) per row (0 at masked entries); dbias = dx summed over the broadcast dimensions</para>
@@ -38,8 +39,9 @@ public static partial class F
     /// <param name="causal">Mask keys after the query (j &gt; q).</param>
     /// <param name="keyLengths">Int32 (B) valid key counts per entry of x's first dimension, or null.</param>
     /// <param name="bias">Additive float32 bias shaped as the trailing dimensions of x (leading 1s allowed), e.g. (Tq, Tk) or (1, H, Tq, Tk) for x (B, H, Tq, Tk); or null.</param>
+    /// <param name="keyMask">Int32 (B, Tk), nonzero where a key is kept, per entry of x's first dimension; or null. Not with keyLengths.</param>
     /// <returns>y, the shape of x; each row sums to 1 over its kept entries (or is all 0).</returns>
-    public static Tensor MaskedSoftmax(Tensor x, bool causal = false, Tensor? keyLengths = null, Tensor? bias = null)
+    public static Tensor MaskedSoftmax(Tensor x, bool causal = false, Tensor? keyLengths = null, Tensor? bias = null, Tensor? keyMask = null)
     {
         const string op = nameof(MaskedSoftmax);
         var (scope, n, c) = Rows(op, x);
@@ -52,11 +54,17 @@ public static partial class F
         }
 
         int rank = x.Shape.Rank;
-        if ((causal || keyLengths is not null) && rank < 2)
+        if (keyMask is not null)
+            ScopeOf(op, x, keyMask);
+        if (keyMask is not null && keyLengths is not null)
+            throw new ArgumentException($"{op}: got both keyLengths {keyLengths.Shape} and keyMask {keyMask.Shape} for x {x.Shape}; give one (a length l is the mask of keys j < l).", nameof(keyMask));
+        if ((causal || keyLengths is not null || keyMask is not null) && rank < 2)
             throw new ArgumentException($"{op}: x is {x.Shape}; a causal mask or key lengths need rows of queries, x (..., Tq, Tk) of rank 2 or more (reshape x to (1, Tk) for one query).", nameof(x));
         int tq = rank >= 2 ? x.Shape[-2] : 1;
         if (keyLengths is not null && (keyLengths.DType != DType.Int32 || keyLengths.Shape.Rank != 1 || keyLengths.Shape[0] != x.Shape[0]))
             throw new ArgumentException($"{op}: keyLengths is a {keyLengths.DType} Tensor{keyLengths.Shape} but x is {x.Shape}; it must be Int32 ({x.Shape[0]}), one valid key count per entry of x's first dimension (upload it with step.Upload(int[] ...)).", nameof(keyLengths));
+        if (keyMask is not null && (keyMask.DType != DType.Int32 || keyMask.Shape.Rank != 2 || keyMask.Shape[0] != x.Shape[0] || keyMask.Shape[1] != c))
+            throw new ArgumentException($"{op}: keyMask is a {keyMask.DType} Tensor{keyMask.Shape} but x is {x.Shape}; it must be Int32 ({x.Shape[0]}, {c}), nonzero where a key is kept, one row per entry of x's first dimension.", nameof(keyMask));
         if (bias is not null)
         {
             var bd = bias.Shape.ToArray().SkipWhile(d => d == 1).ToArray();
@@ -68,7 +76,8 @@ public static partial class F
         var y = scope.Allocate(x.Shape);
         var host = scope.Device.Kernels;
         var bv = bias?.View<float>() ?? default;
-        IlgpuTrain.Kernels.MaskedSoftmax.Forward(host, x.View<float>(), bv, keyLengths?.View<int>() ?? default, y.View<float>(), n, c, causal, tq);
+        var keys = keyMask ?? keyLengths;
+        IlgpuTrain.Kernels.MaskedSoftmax.Forward(host, x.View<float>(), bv, keys?.View<int>() ?? default, y.View<float>(), n, c, causal, tq, keyMask is not null);
         Record(op, y, [x, bias], g =>
         {
             bool biasGrad = bias is not null && g.Needs(bias);

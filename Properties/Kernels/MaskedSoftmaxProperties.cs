@@ -30,7 +30,7 @@ public class MaskedSoftmaxProperties
         var y = new double[x.Length];
         for (int r = 0; r < n; r++)
         {
-            bool Kept(int j) => (c.Lengths is null || j < c.Lengths[r / perItem]) && (!c.Causal || j <= r % tq);
+            bool Kept(int j) => (c.Lengths is null || j < c.Lengths[r / perItem]) && (c.KeyMask is null || c.KeyMask[((r / perItem) * tk) + j] != 0) && (!c.Causal || j <= r % tq);
             double V(int j) => x[(r * tk) + j] + (bias is null ? 0 : bias[((r % biasRows) * tk) + j]);
             var kept = Enumerable.Range(0, tk).Where(Kept).Where(j => !double.IsNegativeInfinity(V(j))).ToArray();
             if (kept.Length == 0)
@@ -49,7 +49,7 @@ public class MaskedSoftmaxProperties
     private static float[]? BiasValues(MaskCase c) => c.BiasDims is null ? null : GradCheck.Values(c.Seed + 1, c.BiasDims.Aggregate(1, (a, b) => a * b), 3);
 
     private static Tensor Run(StepScope step, Tensor x, Tensor? bias, MaskCase c) =>
-        F.MaskedSoftmax(x, c.Causal, c.Lengths is null ? null : step.Upload(c.Lengths, new Shape(c.Lengths.Length)), bias);
+        F.MaskedSoftmax(x, c.Causal, c.Lengths is null ? null : step.Upload(c.Lengths, new Shape(c.Lengths.Length)), bias, c.KeyMask is null ? null : step.Upload(c.KeyMask, new Shape(c.Dims[0], c.Cols)));
 
     [Property(MaxTest = 80)]
     public Property Every_backend_equals_the_float64_reference_and_the_paths_agree_bit_for_bit() =>
@@ -68,8 +68,8 @@ public class MaskedSoftmaxProperties
             }
 
             int tq = c.Dims[^2];
-            return result.And(KernelParity.Same("masked softmax", [x, bias ?? [], new float[len]], [c.Lengths ?? []], (h, f, i) =>
-                MaskedKernels.Forward(h, f[0], f[1], i[0], f[2], c.Rows, c.Cols, c.Causal, tq)));
+            return result.And(KernelParity.Same("masked softmax", [x, bias ?? [], new float[len]], [c.KeyMask ?? c.Lengths ?? []], (h, f, i) =>
+                MaskedKernels.Forward(h, f[0], f[1], i[0], f[2], c.Rows, c.Cols, c.Causal, tq, c.KeyMask is not null)));
         });
 
     [Property(MaxTest = 80)]
@@ -86,20 +86,22 @@ public class MaskedSoftmaxProperties
                 int valid = Math.Min(c.Cols, c.Causal ? (r % tq) + 1 : c.Cols);
                 if (c.Lengths is not null)
                     valid = Math.Clamp(Math.Min(valid, c.Lengths[r / perItem]), 0, c.Cols);
+                bool Masked(int j) => j >= valid || (c.KeyMask is not null && c.KeyMask[((r / perItem) * c.Cols) + j] == 0);
+                int kept = Enumerable.Range(0, c.Cols).Count(j => !Masked(j));
                 double sum = 0;
                 for (int j = 0; j < c.Cols; j++)
                 {
                     float v = y[(r * c.Cols) + j];
-                    if (j >= valid && BitConverter.SingleToInt32Bits(v) != 0)
+                    if (Masked(j) && BitConverter.SingleToInt32Bits(v) != 0)
                         return false.Label($"{c}: row {r} masked entry {j} is {v:R}, not +0");
                     if (!(v >= 0 && v <= 1))
                         return false.Label($"{c}: row {r} entry {j} is {v:R}, outside [0, 1]");
                     sum += v;
                 }
 
-                double want = valid == 0 ? 0 : 1;
+                double want = kept == 0 ? 0 : 1;
                 if (Math.Abs(sum - want) > 1e-5)
-                    return false.Label($"{c}: row {r} (valid {valid}) sums to {sum:R}, not {want}");
+                    return false.Label($"{c}: row {r} ({kept} kept) sums to {sum:R}, not {want}");
             }
 
             return true.Label(c.ToString());
@@ -134,6 +136,13 @@ public class MaskedSoftmaxProperties
             Xunit.Assert.All(grads["x"][..6], v => Xunit.Assert.Equal(0f, v));
             Xunit.Assert.All(grads["x"][9..], v => Xunit.Assert.Equal(0f, v));
             Xunit.Assert.All(grads["bias"], v => Xunit.Assert.True(float.IsFinite(v)));
+
+            // A key mask that drops every key of item 1 and key 1 of item 0.
+            var (ym, gm) = GradCheck.Vjp(d, [x], (s, p) => F.MaskedSoftmax(p("x"), keyMask: s.Upload(new[] { 1, 0, 1, 0, 0, 0 }, new Shape(2, 3))), GradCheck.Values(9, 12));
+            Xunit.Assert.All(ym[6..], v => Xunit.Assert.Equal(0f, v));
+            Xunit.Assert.All(gm["x"][6..], v => Xunit.Assert.Equal(0f, v));
+            Xunit.Assert.Equal(0f, ym[1]);
+            Xunit.Assert.Equal(1.0, ym[..3].Sum(), 5);
         }
     }
 
@@ -148,6 +157,10 @@ public class MaskedSoftmaxProperties
         Xunit.Assert.Contains("trailing dimensions", e.Message);
         e = Xunit.Assert.Throws<ArgumentException>(() => F.MaskedSoftmax(x, keyLengths: step.Upload(new[] { 1, 2, 3 }, new Shape(3))));
         Xunit.Assert.Contains("Int32 (2)", e.Message);
+        e = Xunit.Assert.Throws<ArgumentException>(() => F.MaskedSoftmax(x, keyMask: step.Upload(new int[8], new Shape(2, 4)), keyLengths: step.Upload(new[] { 1, 2 }, new Shape(2))));
+        Xunit.Assert.Contains("give one", e.Message);
+        e = Xunit.Assert.Throws<ArgumentException>(() => F.MaskedSoftmax(x, keyMask: step.Upload(new int[6], new Shape(2, 3))));
+        Xunit.Assert.Contains("Int32 (2, 4)", e.Message);
         var v = step.Upload(new float[4], new Shape(4));
         e = Xunit.Assert.Throws<ArgumentException>(() => F.MaskedSoftmax(v, causal: true));
         Xunit.Assert.Contains("rank 2", e.Message);

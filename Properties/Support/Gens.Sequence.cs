@@ -41,10 +41,12 @@ public static partial class Gens
         from tq in Gen.Elements(1, 2, 3, 5)
         from tk in Gen.Elements(1, 2, 3, 5, 17)
         from causal in Gen.Elements(false, true)
-        from lengths in Gen.OneOf(Gen.Constant<int[]?>(null), Gen.ArrayOf(Gen.Choose(-1, tk + 1), b).Select(a => (int[]?)a))
+        from keys in Gen.Elements(0, 1, 2)
+        from lengths in Gen.ArrayOf(Gen.Choose(-1, tk + 1), b)
+        from mask in Gen.ArrayOf(Gen.Elements(0, 1, 1, 7), b * tk)
         from bias in Gen.Elements(0, 1, 2)
         from seed in Gen.Choose(0, 100000)
-        select new MaskCase(h == 0 ? [b, tq, tk] : [b, h, tq, tk], causal, lengths, bias == 0 ? null : bias == 1 ? [tq, tk] : [1, tq, tk], seed);
+        select new MaskCase(h == 0 ? [b, tq, tk] : [b, h, tq, tk], causal, keys == 1 ? lengths : null, bias == 0 ? null : bias == 1 ? [tq, tk] : [1, tq, tk], seed, keys == 2 ? mask : null);
 }
 
 /// <summary>One batched product C = op(A) op(B) over batch dimensions.</summary>
@@ -76,7 +78,8 @@ public sealed record BmmCase(int[] Batch, int M, int N, int K, bool TransA, bool
 /// <param name="Lengths">Valid key counts, or null.</param>
 /// <param name="BiasDims">The bias' dimensions, or null.</param>
 /// <param name="Seed">Seed of the values.</param>
-public sealed record MaskCase(int[] Dims, bool Causal, int[]? Lengths, int[]? BiasDims, int Seed)
+/// <param name="KeyMask">A key mask (B, Tk), nonzero = kept, or null (never with Lengths).</param>
+public sealed record MaskCase(int[] Dims, bool Causal, int[]? Lengths, int[]? BiasDims, int Seed, int[]? KeyMask = null)
 {
     /// <summary>Rows N (all but the last dimension).</summary>
     public int Rows => Dims[..^1].Aggregate(1, (a, b) => a * b);
@@ -86,5 +89,5 @@ public sealed record MaskCase(int[] Dims, bool Causal, int[]? Lengths, int[]? Bi
 
     /// <inheritdoc/>
     public override string ToString() =>
-        $"Mask(x [{string.Join(", ", Dims)}], causal {Causal}, lengths [{string.Join(", ", Lengths ?? [])}], bias [{string.Join(", ", BiasDims ?? [])}], seed {Seed})";
+        $"Mask(x [{string.Join(", ", Dims)}], causal {Causal}, lengths [{string.Join(", ", Lengths ?? [])}], key mask [{string.Join(", ", KeyMask ?? [])}], bias [{string.Join(", ", BiasDims ?? [])}], seed {Seed})";
 }
