@@ -15,8 +15,11 @@ public static partial class F
     /// reshape the operand first). Rank 2 is one product, as <see cref="MatMul"/>. Every product is
     /// one GEMM of the batch: on CPUs the cache-blocked SIMD GEMM, one product per core when the
     /// batch is at least the core count; on GPUs one launch of the tiled GEMM whose grid spans batch
-    /// x tiles. The product is computed in float32 under every <see cref="Precision"/> (there is no
-    /// binary16 path for it yet).</para>
+    /// x tiles.</para>
+    /// <para>Under <see cref="Precision.Float16"/>: C = round16(half(A) half(B)) with float
+    /// accumulation and the backward products on half(dC), half(A), half(B), as <see cref="MatMul"/>
+    /// (per matrix, the same bits as MatMul under Float16). The operands are rounded to binary16 in
+    /// float copies, so the float GEMM multiplies exactly the values a binary16 GEMM would widen.</para>
     /// </remarks>
     /// <param name="a">A (..., M, K), or (..., K, M) when <paramref name="transA"/>; float32.</param>
     /// <param name="b">B (..., K, N), or (..., N, K) when <paramref name="transB"/>; float32, the leading dimensions of a.</param>
@@ -53,26 +56,43 @@ public static partial class F
         dims[^2] = m;
         dims[^1] = n;
         var c = scope.Allocate(new Shape(dims));
-        IlgpuTrain.Kernels.Gemm.RunBatched(scope.Device.Kernels, transA, transB, batch, m, n, k, 1f, a.View<float>(), b.View<float>(), 0f, c.View<float>());
+        var host = scope.Device.Kernels;
+        bool half = scope.Precision == Precision.Float16;
+        var av = half ? HalfRoundedCopy(scope, a.View<float>()) : a.View<float>();
+        var bv = half ? HalfRoundedCopy(scope, b.View<float>()) : b.View<float>();
+        IlgpuTrain.Kernels.Gemm.RunBatched(host, transA, transB, batch, m, n, k, 1f, av, bv, 0f, c.View<float>());
+        if (half)
+            GemmHalf.RoundToHalfInPlace(host, c.View<float>());
         Record(op, c, [a, b], g =>
         {
-            var dc = g.OutputGrad;
+            // Under Float16, dC in fp16 (as MatMul): gradients below 2^-25 flush to 0 unless the loss scale lifts them.
+            var dc = half ? HalfRoundedCopy(g.Scope, g.OutputGrad) : g.OutputGrad;
             if (g.Needs(a))
             {
                 if (!transA)
-                    IlgpuTrain.Kernels.Gemm.RunBatched(g.Kernels, false, !transB, batch, m, k, n, 1f, dc, b.View<float>(), 0f, g.Into(a));
+                    IlgpuTrain.Kernels.Gemm.RunBatched(g.Kernels, false, !transB, batch, m, k, n, 1f, dc, bv, 0f, g.Into(a));
                 else
-                    IlgpuTrain.Kernels.Gemm.RunBatched(g.Kernels, transB, true, batch, k, m, n, 1f, b.View<float>(), dc, 0f, g.Into(a));
+                    IlgpuTrain.Kernels.Gemm.RunBatched(g.Kernels, transB, true, batch, k, m, n, 1f, bv, dc, 0f, g.Into(a));
             }
 
             if (g.Needs(b))
             {
                 if (!transB)
-                    IlgpuTrain.Kernels.Gemm.RunBatched(g.Kernels, !transA, false, batch, k, n, m, 1f, a.View<float>(), dc, 0f, g.Into(b));
+                    IlgpuTrain.Kernels.Gemm.RunBatched(g.Kernels, !transA, false, batch, k, n, m, 1f, av, dc, 0f, g.Into(b));
                 else
-                    IlgpuTrain.Kernels.Gemm.RunBatched(g.Kernels, true, transA, batch, n, k, m, 1f, dc, a.View<float>(), 0f, g.Into(b));
+                    IlgpuTrain.Kernels.Gemm.RunBatched(g.Kernels, true, transA, batch, n, k, m, 1f, dc, av, 0f, g.Into(b));
             }
         });
         return c;
+    }
+
+    // float(half(x)) in the step arena: x rounded to binary16 (nearest even, +-inf from 65520) and
+    // kept as float, for the Float16 policy of the GEMM-based ops.
+    private static ArrayView<float> HalfRoundedCopy(StepScope scope, ArrayView<float> x)
+    {
+        var r = scope.Scratch<float>(x.Length);
+        Transfer.Copy(scope.Device.Kernels.Stream, x, r);
+        GemmHalf.RoundToHalfInPlace(scope.Device.Kernels, r);
+        return r;
     }
 }

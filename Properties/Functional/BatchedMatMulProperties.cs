@@ -113,6 +113,62 @@ public class BatchedMatMulProperties
                 .Label(c.ToString());
         });
 
+    [Property(MaxTest = 30)]
+    public Property Under_float16_each_product_has_the_bits_of_matmul_under_float16_forward_and_backward() =>
+        Prop.ForAll(Gens.BmmCase.Where(c => c.Count >= 1).ToArbitrary(), c =>
+        {
+            int q = c.Count;
+            // Values beyond fp16's precision (and some beyond its range after the product) so rounding shows.
+            var inputs = new[]
+            {
+                new GradInput("a", c.AShape, GradCheck.Values(c.Seed, c.AShape.Length, 300)),
+                new GradInput("b", c.BShape, GradCheck.Values(c.Seed + 1, c.BShape.Length, 3)),
+            };
+            var dOut = GradCheck.Values(c.Seed + 2, (long)q * c.M * c.N, 1e-3);
+            int ar = c.AShape[^2], br = c.BShape[^2];
+
+            // The reference: one F.MatMul per matrix, on slices of the operands, concatenated.
+            Tensor PerMatrix(Tensor a, Tensor b)
+            {
+                var a2 = F.Reshape(a, q * ar, c.AShape[^1]);
+                var b2 = F.Reshape(b, q * br, c.BShape[^1]);
+                var products = Enumerable.Range(0, q).Select(i => F.MatMul(F.Slice(a2, 0, i * ar, ar), F.Slice(b2, 0, i * br, br), c.TransA, c.TransB)).ToList();
+                return F.Reshape(F.Concat(products, 0), [.. c.Batch, c.M, c.N]);
+            }
+
+            var result = true.Label(c.ToString());
+            foreach (var d in Devices.All)
+            {
+                var batched = Float16Vjp(d, inputs, p => F.BatchedMatMul(p("a"), p("b"), c.TransA, c.TransB), dOut);
+                var single = Float16Vjp(d, inputs, p => PerMatrix(p("a"), p("b")), dOut);
+                string on = Devices.Describe(d);
+                result = result.And(Close.All(batched.Y, single.Y, 0, 0, $"forward on {on}"))
+                    .And(Close.All(batched.Grads["a"], single.Grads["a"], 0, 0, $"dA on {on}"))
+                    .And(Close.All(batched.Grads["b"], single.Grads["b"], 0, 0, $"dB on {on}"));
+            }
+
+            return result;
+        });
+
+    private static (float[] Y, Dictionary<string, float[]> Grads) Float16Vjp(Device device, GradInput[] inputs, Func<Func<string, Tensor>, Tensor> op, float[] dOut)
+    {
+        using var tree = ParamTree.FromHost(device, inputs.Select(i => KeyValuePair.Create(i.Name, (i.Shape.ToArray(), i.Values))));
+        using var step = device.BeginStep();
+        step.Precision = Precision.Float16;
+        float[]? y = null;
+        var (_, grads) = Autodiff.ValueAndGrad(step, tree, p =>
+        {
+            var outTensor = op(name => p[name]);
+            y = outTensor.ToHost();
+            return F.Sum(F.Mul(outTensor, step.Upload(dOut, outTensor.Shape)));
+        });
+        using (grads)
+        {
+            var host = grads.ToHost();
+            return (y!, inputs.ToDictionary(i => i.Name, i => host[i.Name].Data));
+        }
+    }
+
     [Fact]
     public void Shape_errors_name_both_shapes_and_the_fix()
     {
