@@ -51,7 +51,9 @@ internal static class Gemm
     // of C; each thread holds an R x R block at rows ty + r s, columns tx + c s of the tile (strided,
     // so a warp's shared-memory reads and global stores are contiguous). TA, TB: storage layouts;
     // T: element of A and B (float or Half), widened to float by TW as it is staged. M, N, K >= 1.
-    public static void TiledKernel<TA, TB, T, TW>(ArrayView<T> a, ArrayView<T> b, ArrayView<float> c, int m, int n, int k, float alpha, float beta)
+    // Batched (torch.bmm): `batch` products, product q reading A at q strideA, B at q strideB and
+    // writing C at q strideC; the grid strides over batch x tiles (one GEMM: batch 1, strides 0).
+    public static void TiledKernel<TA, TB, T, TW>(ArrayView<T> a, ArrayView<T> b, ArrayView<float> c, int m, int n, int k, float alpha, float beta, int batch, int strideA, int strideB, int strideC)
         where TA : struct, IMatrixLayout
         where TB : struct, IMatrixLayout
         where T : unmanaged
@@ -75,8 +77,12 @@ internal static class Gemm
         int slice = tile * KTile;
 
         // The tile loop depends on the group index only, so every thread of a group reaches the same barriers.
-        for (int t = Grid.IdxX; t < tiles; t += gridStride)
+        for (int bt = Grid.IdxX; bt < batch * tiles; bt += gridStride)
         {
+            int q = bt / tiles;
+            int t = bt - (q * tiles);
+            int baseA = q * strideA;
+            int baseB = q * strideB;
             int i0 = (t / tilesN) * tile;
             int j0 = (t % tilesN) * tile;
             var acc = default(Block4x4);
@@ -91,14 +97,14 @@ internal static class Gemm
                     var rc = la.Split(e, tile, KTile);
                     int i = i0 + rc.X;
                     int p = k0 + rc.Y;
-                    sa[(rc.Y * ld) + rc.X] = i < m & p < k ? default(TW).Widen(a[la.Offset(i, p, m, k)]) : 0f;
+                    sa[(rc.Y * ld) + rc.X] = i < m & p < k ? default(TW).Widen(a[baseA + la.Offset(i, p, m, k)]) : 0f;
                 }
                 for (int e = tid; e < slice; e += threads)
                 {
                     var rc = lb.Split(e, KTile, tile);
                     int p = k0 + rc.X;
                     int j = j0 + rc.Y;
-                    sb[(rc.X * ld) + rc.Y] = p < k & j < n ? default(TW).Widen(b[lb.Offset(p, j, k, n)]) : 0f;
+                    sb[(rc.X * ld) + rc.Y] = p < k & j < n ? default(TW).Widen(b[baseB + lb.Offset(p, j, k, n)]) : 0f;
                 }
                 Group.Barrier();
                 for (int kk = 0; kk < KTile; kk++)
@@ -111,7 +117,7 @@ internal static class Gemm
                 }
                 Group.Barrier();
             }
-            acc.Store(c, i0 + ty, j0 + tx, side, m, n, alpha, beta);
+            acc.Store(c, q * strideC, i0 + ty, j0 + tx, side, m, n, alpha, beta);
         }
     }
 
@@ -128,6 +134,74 @@ internal static class Gemm
             RunManaged(host, transA, transB, m, n, k, alpha, a, b, beta, c);
         else
             Tiled(host, FloatTiles, transA, transB, m, n, k, alpha, a, b, beta, c, GroupSide(host.Accelerator));
+    }
+
+    /// <summary>
+    /// Batched GEMM (torch.bmm): C_q = alpha op(A_q) op(B_q) + beta C_q for q in [0, batch), each
+    /// operand a stack of matrices stored one after another (A_q at q M K, B_q at q K N, C_q at q M N),
+    /// with Run's BLAS semantics per product.
+    /// </summary>
+    public static void RunBatched(KernelHost host, bool transA, bool transB, int batch, int m, int n, int k, float alpha, ArrayView<float> a, ArrayView<float> b, float beta, ArrayView<float> c) =>
+        RunBatched(host, transA, transB, batch, m, n, k, alpha, a, b, beta, c, groupSide: 0);
+
+    /// <summary>As RunBatched, with the tiled kernel's group side forced (1 to 16) on any accelerator; 0 picks the production path. Tests run the tiled kernel this way.</summary>
+    internal static void RunBatched(KernelHost host, bool transA, bool transB, int batch, int m, int n, int k, float alpha, ArrayView<float> a, ArrayView<float> b, float beta, ArrayView<float> c, int groupSide)
+    {
+        const string op = "Gemm.RunBatched";
+        ArgumentNullException.ThrowIfNull(host);
+        Check.Dimension(op, batch, nameof(batch));
+        Check.Dimension(op, m, nameof(m));
+        Check.Dimension(op, n, nameof(n));
+        Check.Dimension(op, k, nameof(k));
+        Check.Length(op, a, nameof(a), (long)batch * m * k, $"{batch} matrices op(A) (M, K) = ({m}, {k})");
+        Check.Length(op, b, nameof(b), (long)batch * k * n, $"{batch} matrices op(B) (K, N) = ({k}, {n})");
+        Check.Length(op, c, nameof(c), (long)batch * m * n, $"{batch} matrices C (M, N) = ({m}, {n})");
+        Check.Fits32(op, a, nameof(a));
+        Check.Fits32(op, b, nameof(b));
+        Check.Fits32(op, c, nameof(c));
+        if (batch == 0 || m == 0 || n == 0)
+            return;
+        if (alpha == 0f || k == 0)
+        {
+            // Every product is C_q = beta C_q: one pass over the whole stack.
+            Trivial(op, host, transA, transB, batch * m, n, 0, 0f, default(ArrayView<float>), default(ArrayView<float>), beta, c);
+            return;
+        }
+
+        if (groupSide == 0 && host.IsCpu)
+        {
+            RunManagedBatched(host, transA, transB, batch, m, n, k, alpha, a, b, beta, c);
+            return;
+        }
+
+        int side = groupSide == 0 ? GroupSide(host.Accelerator) : groupSide;
+        if (side < 1 || side > MaxSide || side * side > host.Accelerator.MaxNumThreadsPerGroup)
+            throw new ArgumentOutOfRangeException(nameof(groupSide), groupSide, $"{op}: the tiled group side must be 1 to {MaxSide} with side^2 at most {host.Accelerator.MaxNumThreadsPerGroup} threads, got {groupSide}.");
+        Tiled(host, FloatTiles, transA, transB, m, n, k, alpha, a, b, beta, c, side, batch);
+    }
+
+    // The CPU path of a batch: CpuGemm per product. A batch at least as large as the thread count
+    // runs one product per thread (attention's many small per-head products: one fork-join, no
+    // thin splits of small matrices); a smaller batch runs its products in turn, each split over
+    // all threads. CpuGemm's result does not depend on its thread count, so both give the same bits.
+    private static unsafe void RunManagedBatched(KernelHost host, bool transA, bool transB, int batch, int m, int n, int k, float alpha, ArrayView<float> a, ArrayView<float> b, float beta, ArrayView<float> c)
+    {
+        host.Stream.Synchronize();
+        nint pa = (nint)a.LoadEffectiveAddressAsPtr(), pb = (nint)b.LoadEffectiveAddressAsPtr(), pc = (nint)c.LoadEffectiveAddressAsPtr();
+        long sa = (long)m * k, sb = (long)k * n, sc = (long)m * n;
+        int threads = host.Launch.MaxGroups;
+        if (batch >= threads && threads > 1)
+        {
+            Runtime.CpuWorkers.For(batch, threads, q => Product(q, 1));
+        }
+        else
+        {
+            for (int q = 0; q < batch; q++)
+                Product(q, threads);
+        }
+
+        void Product(int q, int t) =>
+            CpuGemm.Run(transA, transB, m, n, k, alpha, (float*)pa + (q * sa), (float*)pb + (q * sb), beta, (float*)pc + (q * sc), t);
     }
 
     /// <summary><see cref="CpuGemm"/> on the buffers' host memory, split over the policy's groups (one per core); arguments checked and non-trivial.</summary>
@@ -185,12 +259,14 @@ internal static class Gemm
     }
 
     /// <summary>Launches the tiled kernel on checked, non-trivial arguments.</summary>
-    internal static void Tiled<T, TW>(KernelHost host, TiledKernels<T, TW> kernels, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<T> a, ArrayView<T> b, float beta, ArrayView<float> c, int groupSide)
+    internal static void Tiled<T, TW>(KernelHost host, TiledKernels<T, TW> kernels, bool transA, bool transB, int m, int n, int k, float alpha, ArrayView<T> a, ArrayView<T> b, float beta, ArrayView<float> c, int groupSide, int batch = 1)
         where T : unmanaged
         where TW : struct, IWiden<T>
     {
         int tile = groupSide * R;
-        long tiles = (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile);
+        long tiles = (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile) * batch;
+        if (tiles > int.MaxValue)
+            throw new ArgumentException($"Gemm: {batch} products of ({m}, {n}) make {tiles} tiles, more than the kernel's 32-bit tile index; split the batch.", nameof(batch));
         var config = new KernelConfig(new Index2D((int)Math.Min(tiles, host.Launch.MaxGroups), 1), new Index2D(groupSide, groupSide));
         var def = (transA, transB) switch
         {
@@ -199,7 +275,7 @@ internal static class Gemm
             (true, false) => kernels.TN,
             (true, true) => kernels.TT,
         };
-        host.Load(def)(host.Stream, config, a, b, c, m, n, k, alpha, beta);
+        host.Load(def)(host.Stream, config, a, b, c, m, n, k, alpha, beta, batch, batch == 1 ? 0 : m * k, batch == 1 ? 0 : k * n, batch == 1 ? 0 : m * n);
     }
 
     /// <summary>The largest square group side the tiled kernel supports: 16 on GPUs, 4 for 16-thread CPU groups.</summary>
@@ -241,29 +317,29 @@ internal static class Gemm
 
         // C[i + r step, j + c step] = alpha acc + beta C for element (r, c), skipping those outside (m, n).
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public readonly void Store(ArrayView<float> c, int i, int j, int step, int m, int n, float alpha, float beta)
+        public readonly void Store(ArrayView<float> c, int cBase, int i, int j, int step, int m, int n, float alpha, float beta)
         {
-            StoreRow(c, i, j, step, m, n, alpha, beta, C00, C01, C02, C03);
-            StoreRow(c, i + step, j, step, m, n, alpha, beta, C10, C11, C12, C13);
-            StoreRow(c, i + (2 * step), j, step, m, n, alpha, beta, C20, C21, C22, C23);
-            StoreRow(c, i + (3 * step), j, step, m, n, alpha, beta, C30, C31, C32, C33);
+            StoreRow(c, cBase, i, j, step, m, n, alpha, beta, C00, C01, C02, C03);
+            StoreRow(c, cBase, i + step, j, step, m, n, alpha, beta, C10, C11, C12, C13);
+            StoreRow(c, cBase, i + (2 * step), j, step, m, n, alpha, beta, C20, C21, C22, C23);
+            StoreRow(c, cBase, i + (3 * step), j, step, m, n, alpha, beta, C30, C31, C32, C33);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void StoreRow(ArrayView<float> c, int i, int j, int step, int m, int n, float alpha, float beta, float a0, float a1, float a2, float a3)
+        private static void StoreRow(ArrayView<float> c, int cBase, int i, int j, int step, int m, int n, float alpha, float beta, float a0, float a1, float a2, float a3)
         {
-            StoreOne(c, i, j, m, n, alpha, beta, a0);
-            StoreOne(c, i, j + step, m, n, alpha, beta, a1);
-            StoreOne(c, i, j + (2 * step), m, n, alpha, beta, a2);
-            StoreOne(c, i, j + (3 * step), m, n, alpha, beta, a3);
+            StoreOne(c, cBase, i, j, m, n, alpha, beta, a0);
+            StoreOne(c, cBase, i, j + step, m, n, alpha, beta, a1);
+            StoreOne(c, cBase, i, j + (2 * step), m, n, alpha, beta, a2);
+            StoreOne(c, cBase, i, j + (3 * step), m, n, alpha, beta, a3);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void StoreOne(ArrayView<float> c, int i, int j, int m, int n, float alpha, float beta, float acc)
+        private static void StoreOne(ArrayView<float> c, int cBase, int i, int j, int m, int n, float alpha, float beta, float acc)
         {
             if (i < m & j < n)
             {
-                int idx = (i * n) + j;
+                int idx = cBase + (i * n) + j;
                 // beta == 0 must not read C: 0 * NaN is NaN (BLAS semantics).
                 c[idx] = beta == 0f ? alpha * acc : (alpha * acc) + (beta * c[idx]);
             }
@@ -295,17 +371,17 @@ internal sealed class TiledKernels<T, TW> : IKernelSet
     where T : unmanaged
     where TW : struct, IWiden<T>
 {
-    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float>> NN =
-        KernelDef.Of<ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float>(Gemm.TiledKernel<NormalLayout, NormalLayout, T, TW>);
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float, int, int, int, int>> NN =
+        KernelDef.Of<ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float, int, int, int, int>(Gemm.TiledKernel<NormalLayout, NormalLayout, T, TW>);
 
-    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float>> NT =
-        KernelDef.Of<ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float>(Gemm.TiledKernel<NormalLayout, TransposedLayout, T, TW>);
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float, int, int, int, int>> NT =
+        KernelDef.Of<ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float, int, int, int, int>(Gemm.TiledKernel<NormalLayout, TransposedLayout, T, TW>);
 
-    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float>> TN =
-        KernelDef.Of<ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float>(Gemm.TiledKernel<TransposedLayout, NormalLayout, T, TW>);
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float, int, int, int, int>> TN =
+        KernelDef.Of<ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float, int, int, int, int>(Gemm.TiledKernel<TransposedLayout, NormalLayout, T, TW>);
 
-    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float>> TT =
-        KernelDef.Of<ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float>(Gemm.TiledKernel<TransposedLayout, TransposedLayout, T, TW>);
+    public readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float, int, int, int, int>> TT =
+        KernelDef.Of<ArrayView<T>, ArrayView<T>, ArrayView<float>, int, int, int, float, float, int, int, int, int>(Gemm.TiledKernel<TransposedLayout, TransposedLayout, T, TW>);
 
     /// <inheritdoc/>
     public IEnumerable<KernelDef> Kernels => [NN, NT, TN, TT];

@@ -111,6 +111,109 @@ internal static class Softmax
     }
 }
 
+/// <summary>
+/// Masked softmax over the rows of x (N, C): causal and key-length masks and an additive bias,
+/// with the forward written once as a row body. The backward is <see cref="Softmax.Backward"/>:
+/// masked entries have y = 0, so y (dy - sum(dy y)) gives them dx = 0.
+/// </summary>
+/// <remarks>
+/// Row i keeps keys j &lt; valid(i) = min(C, lengths[i / rowsPerItem] (clamped to [0, C]), i mod Tq + 1 when causal)
+/// (both keep a prefix of the row) and, with a key mask instead of lengths, only the j with
+/// mask[i / rowsPerItem, j] != 0. v_j = x_j + bias[(i mod biasRows) C + j] for kept j;
+/// m = max v_j, y_j = exp(v_j - m) / sum_kept exp(v_k - m) for kept j, y_j = 0 otherwise. A row
+/// with nothing kept, or whose kept values are all -inf (a -inf bias masks), is all zeros (where
+/// PyTorch gives NaN). Bytes: reads 4 B of x (and of bias) per kept entry, writes 4 B per entry.
+/// </remarks>
+internal static class MaskedSoftmax
+{
+    private static readonly ForEachDef<ForwardBody<ViewElements<float>, ViewElements<int>>> ForwardDef = new();
+
+    // Row i of the header's masked softmax; bias is read only when hasBias, keys by keyMode: 0 none,
+    // 1 lengths (one per item), 2 a key mask (item, C), nonzero = kept.
+    internal readonly struct ForwardBody<TF, TI>(TF x, TF bias, TI keys, TF y, int c, int tq, int rowsPerItem, int biasRows, int causal, int hasBias, int keyMode) : IElementBody
+        where TF : struct, IElements<float>
+        where TI : struct, IElements<int>
+    {
+        public void Run(int i)
+        {
+            int o = i * c;
+            int valid = c;
+            int item = i / rowsPerItem;
+            if (keyMode == 1)
+                valid = XMath.Min(valid, XMath.Max(0, keys[item]));
+            if (causal != 0)
+                valid = XMath.Min(valid, (i % tq) + 1);
+            int b = hasBias != 0 ? (i % biasRows) * c : 0;
+
+            // Max subtraction over the kept entries only: masked values (which may be anything,
+            // NaN included) are never read.
+            float m = float.NegativeInfinity;
+            for (int j = 0; j < valid; j++)
+            {
+                if (Kept(item, j))
+                    m = XMath.Max(m, Value(o, b, j));
+            }
+
+            if (m == float.NegativeInfinity)
+            {
+                // Nothing kept, or every kept value -inf: a row of zeros, whose VJP is zero too.
+                for (int j = 0; j < c; j++)
+                    y[o + j] = 0f;
+                return;
+            }
+
+            float sum = 0f;
+            for (int j = 0; j < valid; j++)
+            {
+                if (Kept(item, j))
+                    sum += XMath.Exp(Value(o, b, j) - m);
+            }
+
+            float inv = 1f / sum;
+            for (int j = 0; j < valid; j++)
+                y[o + j] = Kept(item, j) ? XMath.Exp(Value(o, b, j) - m) * inv : 0f;
+            for (int j = valid; j < c; j++)
+                y[o + j] = 0f;
+        }
+
+        private float Value(int o, int b, int j) => hasBias != 0 ? x[o + j] + bias[b + j] : x[o + j];
+
+        private bool Kept(int item, int j) => keyMode != 2 || keys[(item * c) + j] != 0;
+    }
+
+    /// <summary>
+    /// y = masked softmax of each row of x (N, C), as the class remarks: Tq rows per causal block
+    /// (row i is query i mod Tq), N / B rows per item of keys: lengths (B), or with keyMask a mask
+    /// (B, C) whose nonzero entries are kept; bias (biasRows, C) tiled over the rows. Without a mask
+    /// or bias pass causal false and empty views.
+    /// </summary>
+    public static void Forward(KernelHost host, ArrayView<float> x, ArrayView<float> bias, ArrayView<int> keys, ArrayView<float> y, int n, int c, bool causal, int tq, bool keyMask = false)
+    {
+        const string op = "MaskedSoftmax.Forward";
+        if (!RowShapes.Require(host, op, n, c, (x, nameof(x)), (y, nameof(y))))
+            return;
+        if (causal && (tq < 1 || n % tq != 0))
+            throw new ArgumentException($"{op}: causal rows come in blocks of Tq query rows, but Tq = {tq} does not divide N = {n}.", nameof(tq));
+        bool hasBias = bias.Length > 0, hasKeys = keys.Length > 0;
+        long biasRows = bias.Length / c;
+        if (hasBias && (bias.Length % c != 0 || n % biasRows != 0))
+            throw new ArgumentException($"{op}: bias has {bias.Length} elements; it must be (R, C = {c}) rows with R dividing N = {n}, tiled over the rows.", nameof(bias));
+        long items = keyMask ? keys.Length / c : keys.Length;
+        if (hasKeys && ((keyMask && keys.Length % c != 0) || n % items != 0))
+            throw new ArgumentException($"{op}: keys has {keys.Length} entries; it must be {(keyMask ? $"a mask (B, C = {c})" : "lengths (B)")} with B dividing N = {n} (N / B rows per item).", nameof(keys));
+        int rowsPerItem = hasKeys ? (int)(n / items) : 1;
+        int keyMode = !hasKeys ? 0 : keyMask ? 2 : 1;
+        int rows = hasBias ? (int)biasRows : 1;
+        if (host.RunsManaged)
+            CpuLoops.ForEach(host, n, new ForwardBody<PtrElements<float>, PtrElements<int>>(PtrElements.Of(x), PtrElements.Of(bias), PtrElements.Of(keys), PtrElements.Of(y), c, Math.Max(tq, 1), rowsPerItem, rows, causal ? 1 : 0, hasBias ? 1 : 0, keyMode), c);
+        else
+        {
+            // An absent mask or bias is never read; x stands in for it so every kernel argument is a valid view.
+            ForwardDef.Launch(host, n, new(new(x), new(hasBias ? bias : x), new(hasKeys ? keys : x.Cast<int>()), new(y), c, Math.Max(tq, 1), rowsPerItem, rows, causal ? 1 : 0, hasBias ? 1 : 0, keyMode));
+        }
+    }
+}
+
 /// <summary>Row-wise log-softmax over (N, C): launchers of Softmax's row bodies.</summary>
 internal static class LogSoftmax
 {
