@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using ILGPU.Algorithms;
 using IlgpuTrain.Kernels.Runtime;
 
@@ -37,8 +38,11 @@ namespace IlgpuTrain.Kernels;
 //   per thread, K/V tiles staged; it also writes Delta) and dK/dV (key rows per thread, tiles of
 //   queries, dO, lse and Delta staged).
 // - Managed CPU: each worker takes (bh, block of query rows) and walks key tiles of CpuKeyTile with
-//   the same online softmax, SIMD dot products and axpys (TensorPrimitives); the backward is one
-//   pass per bh (dq, dk, dv together), parallel over bh.
+//   the same online softmax: Vector256 dot products and axpys, the tile's exps vectorized
+//   (TensorPrimitives.Exp); the backward is one pass per bh (dq, dk, dv together), parallel over bh,
+//   so no two threads write one gradient row.
+// Dropout draws one Philox block per (i, j) and uses one of its four words: simple, layout-free, and
+// only paid when p > 0.
 
 /// <summary>The shape and options of one attention call: what every attention kernel takes besides its buffers.</summary>
 /// <param name="Batch">B.</param>
@@ -543,11 +547,12 @@ internal static class Attention
     private static unsafe void ForwardRow(AttentionArgs a, Views x, int bh, int i, float* s)
     {
         int d = a.D, dv = a.Dv;
-        var qi = new ReadOnlySpan<float>(x.Q + (((long)bh * a.Lq) + i) * d, d);
-        var oi = new Span<float>(x.O + (((long)bh * a.Lq) + i) * dv, dv);
+        float* qi = x.Q + ((((long)bh * a.Lq) + i) * d);
+        float* oi = x.O + ((((long)bh * a.Lq) + i) * dv);
         float* k = x.K + ((long)bh * a.Lk * d);
         float* v = x.V + ((long)bh * a.Lk * dv);
-        oi.Clear();
+        var o = new Span<float>(oi, dv);
+        o.Clear();
         float m = float.NegativeInfinity, l = 0f;
         int jEnd = a.Causal != 0 ? Math.Min(a.Lk, i + 1) : a.Lk;
         for (int j0 = 0; j0 < jEnd; j0 += CpuKeyTile)
@@ -559,7 +564,7 @@ internal static class Attention
                 int j = j0 + c;
                 float sc = float.NegativeInfinity;
                 if (AttentionMath.Allowed(a, x.Lengths, x.KeyMask, bh, i, j))
-                    sc = AttentionMath.Logit(a, x.Bias, TensorPrimitives.Dot(qi, new ReadOnlySpan<float>(k + ((long)j * d), d)), bh, i, j);
+                    sc = AttentionMath.Logit(a, x.Bias, Dot(qi, k + ((long)j * d), d), bh, i, j);
                 s[c] = sc;
                 mt = MathF.Max(mt, sc);
             }
@@ -571,24 +576,27 @@ internal static class Attention
             if (alpha != 1f)
             {
                 l *= alpha;
-                TensorPrimitives.Multiply(oi, alpha, oi);
+                TensorPrimitives.Multiply(o, alpha, o);
             }
 
+            // P of the tile, vectorized: exp(s - m) with masked entries exp(-inf) = 0 (AttentionMath.Prob).
+            var tile = new Span<float>(s, bc);
+            TensorPrimitives.Subtract(tile, mNew, tile);
+            TensorPrimitives.Exp(tile, tile);
+            l += TensorPrimitives.Sum(tile);
             for (int c = 0; c < bc; c++)
             {
-                float p = AttentionMath.Prob(s[c], mNew);
-                if (p == 0f)
-                    continue;
-                l += p;
-                float pz = p * AttentionMath.Drop(a, bh, i, j0 + c);
+                float pz = s[c];
+                if (pz != 0f && a.Keep < 1f)
+                    pz *= AttentionMath.Drop(a, bh, i, j0 + c);
                 if (pz != 0f)
-                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v + ((long)(j0 + c) * dv), dv), pz, oi, oi);
+                    Axpy(oi, v + ((long)(j0 + c) * dv), pz, dv);
             }
 
             m = mNew;
         }
 
-        TensorPrimitives.Multiply(oi, AttentionMath.Normalizer(l), oi);
+        TensorPrimitives.Multiply(o, AttentionMath.Normalizer(l), o);
         x.Lse[((long)bh * a.Lq) + i] = AttentionMath.Lse(m, l);
     }
 
@@ -597,12 +605,13 @@ internal static class Attention
     {
         public void Run(int start, int end)
         {
+            float* p = stackalloc float[CpuKeyTile];
             for (int bh = start; bh < end; bh++)
-                BackwardHead(a, x, dO, dq, dk, dv, bh);
+                BackwardHead(a, x, dO, dq, dk, dv, bh, p);
         }
     }
 
-    private static unsafe void BackwardHead(AttentionArgs a, Views x, float* dO, float* dq, float* dk, float* dv, int bh)
+    private static unsafe void BackwardHead(AttentionArgs a, Views x, float* dO, float* dq, float* dk, float* dv, int bh, float* p)
     {
         int d = a.D, dvw = a.Dv;
         long qBase = (long)bh * a.Lq, kBase = (long)bh * a.Lk;
@@ -611,30 +620,88 @@ internal static class Attention
         new Span<float>(dv + (kBase * dvw), a.Lk * dvw).Clear();
         for (int i = 0; i < a.Lq; i++)
         {
-            var qi = new ReadOnlySpan<float>(x.Q + ((qBase + i) * d), d);
-            var doi = new ReadOnlySpan<float>(dO + ((qBase + i) * dvw), dvw);
-            var dqi = new Span<float>(dq + ((qBase + i) * d), d);
+            float* qi = x.Q + ((qBase + i) * d);
+            float* doi = dO + ((qBase + i) * dvw);
+            float* dqi = dq + ((qBase + i) * d);
             float lse = x.Lse[qBase + i];
-            float delta = TensorPrimitives.Dot(doi, new ReadOnlySpan<float>(x.O + ((qBase + i) * dvw), dvw));
+            float delta = Dot(doi, x.O + ((qBase + i) * dvw), dvw);
             int jEnd = a.Causal != 0 ? Math.Min(a.Lk, i + 1) : a.Lk;
-            for (int j = 0; j < jEnd; j++)
+            for (int j0 = 0; j0 < jEnd; j0 += CpuKeyTile)
             {
-                if (!AttentionMath.Allowed(a, x.Lengths, x.KeyMask, bh, i, j))
-                    continue;
-                var kj = new ReadOnlySpan<float>(x.K + ((kBase + j) * d), d);
-                float p = AttentionMath.Prob(AttentionMath.Logit(a, x.Bias, TensorPrimitives.Dot(qi, kj), bh, i, j), lse);
-                if (p == 0f)
-                    continue;
-                float z = AttentionMath.Drop(a, bh, i, j);
-                var dvj = new Span<float>(dv + ((kBase + j) * dvw), dvw);
-                if (z != 0f)
-                    TensorPrimitives.MultiplyAdd(doi, p * z, dvj, dvj);
-                float dp = TensorPrimitives.Dot(doi, new ReadOnlySpan<float>(x.V + ((kBase + j) * dvw), dvw)) * z;
-                float ds = p * (dp - delta) * a.Scale;
-                var dkj = new Span<float>(dk + ((kBase + j) * d), d);
-                TensorPrimitives.MultiplyAdd(kj, ds, dqi, dqi);
-                TensorPrimitives.MultiplyAdd(qi, ds, dkj, dkj);
+                int bc = Math.Min(CpuKeyTile, jEnd - j0);
+                for (int c = 0; c < bc; c++)
+                {
+                    int j = j0 + c;
+                    p[c] = AttentionMath.Allowed(a, x.Lengths, x.KeyMask, bh, i, j)
+                        ? AttentionMath.Logit(a, x.Bias, Dot(qi, x.K + ((kBase + j) * d), d), bh, i, j)
+                        : float.NegativeInfinity;
+                }
+
+                // P = exp(s - lse) for the tile, vectorized; masked entries and rows without keys (lse = +inf) give 0.
+                var tile = new Span<float>(p, bc);
+                TensorPrimitives.Subtract(tile, lse, tile);
+                TensorPrimitives.Exp(tile, tile);
+                for (int c = 0; c < bc; c++)
+                {
+                    float pc = p[c];
+                    if (!(pc > 0f))
+                        continue;
+                    long j = kBase + j0 + c;
+                    float z = AttentionMath.Drop(a, bh, i, j0 + c);
+                    if (z != 0f)
+                        Axpy(dv + (j * dvw), doi, pc * z, dvw);
+                    float dp = Dot(doi, x.V + (j * dvw), dvw) * z;
+                    float ds = pc * (dp - delta) * a.Scale;
+                    Axpy(dqi, x.K + (j * d), ds, d);
+                    Axpy(dk + (j * d), qi, ds, d);
+                }
             }
         }
+    }
+
+    // x . y over n floats: Vector256 with two accumulators (D = 32, 64 are a few iterations), scalar tail.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe float Dot(float* x, float* y, int n)
+    {
+        int e = 0;
+        float sum = 0f;
+        if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            var a0 = Vector256<float>.Zero;
+            var a1 = Vector256<float>.Zero;
+            for (; e <= n - 16; e += 16)
+            {
+                a0 += Vector256.Load(x + e) * Vector256.Load(y + e);
+                a1 += Vector256.Load(x + e + 8) * Vector256.Load(y + e + 8);
+            }
+
+            if (e <= n - 8)
+            {
+                a0 += Vector256.Load(x + e) * Vector256.Load(y + e);
+                e += 8;
+            }
+
+            sum = Vector256.Sum(a0 + a1);
+        }
+
+        for (; e < n; e++)
+            sum += x[e] * y[e];
+        return sum;
+    }
+
+    // y += alpha x over n floats.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Axpy(float* y, float* x, float alpha, int n)
+    {
+        int e = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var va = Vector256.Create(alpha);
+            for (; e <= n - 8; e += 8)
+                (Vector256.Load(y + e) + (va * Vector256.Load(x + e))).Store(y + e);
+        }
+
+        for (; e < n; e++)
+            y[e] += alpha * x[e];
     }
 }
