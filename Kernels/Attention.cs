@@ -425,8 +425,14 @@ internal static class Attention
             return;
         }
 
-        RequireTiled(host, nameof(Forward), a);
-        host.Load(ForwardDef)(host.Stream, Config(host, a.Lq, a), q, k, v, o, lse, bias, lengths, keyMask, a);
+        ForwardTiled(host, a, q, k, v, o, lse, bias, lengths, keyMask, DefaultRows(host));
+    }
+
+    /// <summary>As <see cref="Forward"/>, but the tiled kernel on any accelerator, with <paramref name="rows"/> query rows (threads) per group; tests run several.</summary>
+    internal static void ForwardTiled(KernelHost host, AttentionArgs a, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> o, ArrayView<float> lse, ArrayView<float> bias, ArrayView<int> lengths, ArrayView<int> keyMask, int rows)
+    {
+        RequireTiled(host, nameof(Forward), a, rows);
+        host.Load(ForwardDef)(host.Stream, Config(host, a.Lq, a, rows), q, k, v, o, lse, bias, lengths, keyMask, a);
     }
 
     /// <summary>
@@ -459,9 +465,17 @@ internal static class Attention
             return;
         }
 
-        RequireTiled(host, nameof(Backward), a);
-        host.Load(BackwardQueryDef)(host.Stream, Config(host, a.Lq, a), q, k, v, o, lse, dO, dq, delta, bias, lengths, keyMask, a);
-        host.Load(BackwardKeyDef)(host.Stream, Config(host, a.Lk, a), q, k, v, lse, dO, delta, dk, dv, bias, lengths, keyMask, a);
+        BackwardTiled(host, a, q, k, v, o, lse, dO, dq, dk, dv, delta, bias, lengths, keyMask, DefaultRows(host));
+    }
+
+    /// <summary>As <see cref="Backward"/>, but the tiled kernels on any accelerator, with <paramref name="rows"/> threads per group; tests run several.</summary>
+    internal static void BackwardTiled(
+        KernelHost host, AttentionArgs a, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> o, ArrayView<float> lse, ArrayView<float> dO,
+        ArrayView<float> dq, ArrayView<float> dk, ArrayView<float> dv, ArrayView<float> delta, ArrayView<float> bias, ArrayView<int> lengths, ArrayView<int> keyMask, int rows)
+    {
+        RequireTiled(host, nameof(Backward), a, rows);
+        host.Load(BackwardQueryDef)(host.Stream, Config(host, a.Lq, a, rows), q, k, v, o, lse, dO, dq, delta, bias, lengths, keyMask, a);
+        host.Load(BackwardKeyDef)(host.Stream, Config(host, a.Lk, a, rows), q, k, v, lse, dO, delta, dk, dv, bias, lengths, keyMask, a);
     }
 
     // Checks the views against the shape; false when there is no work (BH, Lq or Lk zero).
@@ -486,17 +500,22 @@ internal static class Attention
         return bh > 0 && a.Lq > 0 && a.Lk > 0;
     }
 
-    private static void RequireTiled(KernelHost host, string op, AttentionArgs a)
+    private static void RequireTiled(KernelHost host, string op, AttentionArgs a, int rows)
     {
+        if (rows < 1 || rows > MaxRows || rows > host.Accelerator.MaxNumThreadsPerGroup)
+            throw new ArgumentOutOfRangeException(nameof(rows), rows, $"Attention.{op}: the rows per group must be 1 to {Math.Min(MaxRows, host.Accelerator.MaxNumThreadsPerGroup)}, got {rows}.");
+
         if (a.D > MaxHeadDim || a.Dv > MaxHeadDim)
             throw new NotSupportedException($"Attention.{op}: the {host.Backend} kernels take head dimensions up to {MaxHeadDim} (their shared-memory tiles are sized for it), got D = {a.D}, Dv = {a.Dv}; split the heads further, or run on the CPU (Managed) backend, which has no limit.");
     }
 
-    // Groups of Br = min(MaxRows, the accelerator's group limit) threads, one row each; grid-stride over BH * ceil(rows / Br).
-    private static KernelConfig Config(KernelHost host, int rows, AttentionArgs a)
+    // Br = min(MaxRows, the accelerator's group limit) threads per group, one row each.
+    private static int DefaultRows(KernelHost host) => Math.Min(MaxRows, host.Accelerator.MaxNumThreadsPerGroup);
+
+    // Groups of br threads, grid-stride over BH * ceil(length / br).
+    private static KernelConfig Config(KernelHost host, int length, AttentionArgs a, int br)
     {
-        int br = Math.Min(MaxRows, host.Accelerator.MaxNumThreadsPerGroup);
-        long tiles = (long)a.Batch * a.Heads * ((rows + br - 1) / br);
+        long tiles = (long)a.Batch * a.Heads * ((length + br - 1) / br);
         return new KernelConfig((int)Math.Min(tiles, Math.Max(1, host.Launch.MaxGroups)), br);
     }
 

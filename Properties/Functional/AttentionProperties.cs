@@ -283,6 +283,20 @@ public class AttentionProperties(ITestOutputHelper output)
             return result;
         });
 
+    // Self-attention with one tensor as q, k and v: the tape sums the three gradients into it.
+    [Property(MaxTest = 1)]
+    public Property One_tensor_as_query_key_and_value_gets_the_sum_of_the_three_gradients()
+    {
+        var c = new AttentionCase(2, 2, 5, 5, 4, 4, true, null, 0, 1, 0.25f, 31);
+        var x = AttentionData.For(c);
+        var inputs = new[] { new GradInput("x", new Shape(c.B, c.H, c.Lq, c.D), x.Q) };
+        double[] Reference(double[][] a) => AttentionReference.Run(c, x, a[0], a[0], a[0], null).Y;
+        var result = true.Label(c.ToString());
+        foreach (var device in Devices.All)
+            result = result.And(GradCheck.Check(device, inputs, (step, p) => Run(step, c, x, p("x"), p("x"), p("x")), Reference, x.DOut, Atol, Rtol).Label($"on {Devices.Describe(device)}"));
+        return result;
+    }
+
     // is_causal: row i of y reads keys and values 0..i only, so rewriting every later key and value leaves it bit for bit.
     [Property(MaxTest = 20)]
     public Property Causal_row_i_is_independent_of_keys_and_values_after_i() =>
