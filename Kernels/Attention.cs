@@ -20,6 +20,8 @@ namespace IlgpuTrain.Kernels;
 //   Delta_i = dO_i . o_i  (= sum_j P_ij dP_ij)
 //   dP_ij   = Z_ij (dO_i . v_j),  dS_ij = P_ij (dP_ij - Delta_i)
 //   dq_i = scale sum_j dS_ij k_j,  dk_j = scale sum_i dS_ij q_i,  dv_j = sum_i P_ij Z_ij dO_i
+//   dbias_ij = dS_ij  (only when asked: the one output of size (BH, Lq, Lk), written by the query side;
+//                      the caller sums it over the bias's broadcast axes)
 // The forward runs the online softmax over key tiles: a running max m and sum l per row; a tile
 // whose max exceeds m rescales the accumulated o and l by exp(m_old - m_new), so no exp argument is
 // positive and nothing overflows. A row with no unmasked key (or only -inf biases) gets o = 0 and
@@ -61,10 +63,11 @@ namespace IlgpuTrain.Kernels;
 /// <param name="Keep">1 - p, the dropout keep probability (1 without dropout).</param>
 /// <param name="DropScale">1 / (1 - p) (0 when p = 1).</param>
 /// <param name="Key">The Philox stream of the dropout mask.</param>
+/// <param name="HasBiasGrad">1: the backward writes dS_ij = P_ij (dP_ij - Delta_i), the bias's gradient before broadcasting, to a (BH, Lq, Lk) buffer.</param>
 internal readonly record struct AttentionArgs(
     int Batch, int Heads, int Lq, int Lk, int D, int Dv, float Scale, int Causal,
     int HasBias, int BiasStrideB, int BiasStrideH, int HasLengths, int HasKeyMask,
-    float Keep, float DropScale, PhiloxStream Key);
+    float Keep, float DropScale, PhiloxStream Key, int HasBiasGrad = 0);
 
 /// <summary>The scalar math of attention that every path shares: masks, logits, dropout, the online softmax.</summary>
 internal static class AttentionMath
@@ -229,7 +232,7 @@ internal static class Attention
     // also writes Delta_i = dO_i . o_i, which the key side reads.
     public static void BackwardQueryKernel(
         ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> o, ArrayView<float> lse, ArrayView<float> dO,
-        ArrayView<float> dq, ArrayView<float> delta, ArrayView<float> bias, ArrayView<int> lengths, ArrayView<int> keyMask, AttentionArgs a)
+        ArrayView<float> dq, ArrayView<float> delta, ArrayView<float> dBias, ArrayView<float> bias, ArrayView<int> lengths, ArrayView<int> keyMask, AttentionArgs a)
     {
         var sk = SharedMemory.Allocate<float>(Tile * MaxHeadDim);
         var sv = SharedMemory.Allocate<float>(Tile * MaxHeadDim);
@@ -273,10 +276,12 @@ internal static class Attention
                     {
                         float p = AttentionMath.Prob(AttentionMath.Logit(a, fb, Dot(q, qo, sk, c * d, d), bh, i, j), rowLse);
                         float dp = Dot(dO, oo, sv, c * dv, dv) * AttentionMath.Drop(a, bh, i, j);
-                        ds = p * (dp - rowDelta) * a.Scale;
+                        ds = p * (dp - rowDelta);
+                        if (a.HasBiasGrad != 0)
+                            dBias[(((bh * a.Lq) + i) * a.Lk) + j] = ds;
                     }
 
-                    ss[(c * MaxRows) + tid] = ds;
+                    ss[(c * MaxRows) + tid] = ds * a.Scale;
                 }
 
                 for (int e = 0; e < d; e++)
@@ -394,8 +399,8 @@ internal static class Attention
     private static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, AttentionArgs>> ForwardDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, AttentionArgs>(ForwardKernel);
 
-    private static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, AttentionArgs>> BackwardQueryDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, AttentionArgs>(BackwardQueryKernel);
+    private static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, AttentionArgs>> BackwardQueryDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, AttentionArgs>(BackwardQueryKernel);
 
     private static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, AttentionArgs>> BackwardKeyDef =
         KernelDef.Of<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, AttentionArgs>(BackwardKeyKernel);
@@ -437,12 +442,20 @@ internal static class Attention
 
     /// <summary>
     /// dq, dk, dv (OVERWRITTEN) from the forward's o and lse and the upstream dO; the probabilities and
-    /// the dropout mask are recomputed. delta (BH, Lq) is scratch.
+    /// the dropout mask are recomputed. delta (BH, Lq) is scratch. When a.HasBiasGrad, dBias (BH, Lq, Lk)
+    /// is OVERWRITTEN with dS (0 where masked); otherwise it is not touched.
     /// </summary>
     public static unsafe void Backward(
         KernelHost host, AttentionArgs a, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> o, ArrayView<float> lse, ArrayView<float> dO,
-        ArrayView<float> dq, ArrayView<float> dk, ArrayView<float> dv, ArrayView<float> delta, ArrayView<float> bias, ArrayView<int> lengths, ArrayView<int> keyMask)
+        ArrayView<float> dq, ArrayView<float> dk, ArrayView<float> dv, ArrayView<float> delta, ArrayView<float> dBias, ArrayView<float> bias, ArrayView<int> lengths, ArrayView<int> keyMask)
     {
+        if (a.HasBiasGrad != 0)
+        {
+            ArgumentNullException.ThrowIfNull(host);
+            Check.Length(nameof(Attention) + "." + nameof(Backward), dBias, nameof(dBias), (long)a.Batch * a.Heads * a.Lq * a.Lk, $"(B H, Lq, Lk) = ({a.Batch * a.Heads}, {a.Lq}, {a.Lk})");
+            Check.Fits32(nameof(Attention) + "." + nameof(Backward), dBias, nameof(dBias));
+        }
+
         if (!Require(
             host, nameof(Backward), a,
             (q, nameof(q), (long)a.Lq * a.D), (k, nameof(k), (long)a.Lk * a.D), (v, nameof(v), (long)a.Lk * a.Dv), (o, nameof(o), (long)a.Lq * a.Dv), (lse, nameof(lse), a.Lq),
@@ -461,20 +474,24 @@ internal static class Attention
         if (host.RunsManaged)
         {
             var views = Views.Of(q, k, v, o, lse, bias, lengths, keyMask);
-            CpuLoops.For(host, (long)a.Batch * a.Heads, new BackwardRange(a, views, CpuLoops.Ptr(dO), CpuLoops.Ptr(dq), CpuLoops.Ptr(dk), CpuLoops.Ptr(dv)), Grain(a, 3L * a.Lq));
+            CpuLoops.For(host, (long)a.Batch * a.Heads, new BackwardRange(a, views, CpuLoops.Ptr(dO), CpuLoops.Ptr(dq), CpuLoops.Ptr(dk), CpuLoops.Ptr(dv), CpuLoops.Ptr(dBias)), Grain(a, 3L * a.Lq));
             return;
         }
 
-        BackwardTiled(host, a, q, k, v, o, lse, dO, dq, dk, dv, delta, bias, lengths, keyMask, DefaultRows(host));
+        BackwardTiled(host, a, q, k, v, o, lse, dO, dq, dk, dv, delta, dBias, bias, lengths, keyMask, DefaultRows(host));
     }
 
     /// <summary>As <see cref="Backward"/>, but the tiled kernels on any accelerator, with <paramref name="rows"/> threads per group; tests run several.</summary>
     internal static void BackwardTiled(
         KernelHost host, AttentionArgs a, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> o, ArrayView<float> lse, ArrayView<float> dO,
-        ArrayView<float> dq, ArrayView<float> dk, ArrayView<float> dv, ArrayView<float> delta, ArrayView<float> bias, ArrayView<int> lengths, ArrayView<int> keyMask, int rows)
+        ArrayView<float> dq, ArrayView<float> dk, ArrayView<float> dv, ArrayView<float> delta, ArrayView<float> dBias, ArrayView<float> bias, ArrayView<int> lengths, ArrayView<int> keyMask, int rows)
     {
         RequireTiled(host, nameof(Backward), a, rows);
-        host.Load(BackwardQueryDef)(host.Stream, Config(host, a.Lq, a, rows), q, k, v, o, lse, dO, dq, delta, bias, lengths, keyMask, a);
+
+        // The query kernel writes the unmasked entries only.
+        if (a.HasBiasGrad != 0)
+            Elementwise.Fill(host, dBias, 0f);
+        host.Load(BackwardQueryDef)(host.Stream, Config(host, a.Lq, a, rows), q, k, v, o, lse, dO, dq, delta, dBias, bias, lengths, keyMask, a);
         host.Load(BackwardKeyDef)(host.Stream, Config(host, a.Lk, a, rows), q, k, v, lse, dO, delta, dk, dv, bias, lengths, keyMask, a);
     }
 
@@ -620,23 +637,25 @@ internal static class Attention
     }
 
     // Work item = bh: dq, dk, dv of the whole (b, h) in one pass over its unmasked (i, j).
-    private readonly unsafe struct BackwardRange(AttentionArgs a, Views x, float* dO, float* dq, float* dk, float* dv) : CpuLoops.IRange
+    private readonly unsafe struct BackwardRange(AttentionArgs a, Views x, float* dO, float* dq, float* dk, float* dv, float* dBias) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
             float* p = stackalloc float[CpuKeyTile];
             for (int bh = start; bh < end; bh++)
-                BackwardHead(a, x, dO, dq, dk, dv, bh, p);
+                BackwardHead(a, x, dO, dq, dk, dv, dBias, bh, p);
         }
     }
 
-    private static unsafe void BackwardHead(AttentionArgs a, Views x, float* dO, float* dq, float* dk, float* dv, int bh, float* p)
+    private static unsafe void BackwardHead(AttentionArgs a, Views x, float* dO, float* dq, float* dk, float* dv, float* dBias, int bh, float* p)
     {
         int d = a.D, dvw = a.Dv;
         long qBase = (long)bh * a.Lq, kBase = (long)bh * a.Lk;
         new Span<float>(dq + (qBase * d), a.Lq * d).Clear();
         new Span<float>(dk + (kBase * d), a.Lk * d).Clear();
         new Span<float>(dv + (kBase * dvw), a.Lk * dvw).Clear();
+        if (a.HasBiasGrad != 0)
+            new Span<float>(dBias + (qBase * a.Lk), a.Lq * a.Lk).Clear();
         for (int i = 0; i < a.Lq; i++)
         {
             float* qi = x.Q + ((qBase + i) * d);
@@ -670,7 +689,10 @@ internal static class Attention
                     if (z != 0f)
                         Axpy(dv + (j * dvw), doi, pc * z, dvw);
                     float dp = Dot(doi, x.V + (j * dvw), dvw) * z;
-                    float ds = pc * (dp - delta) * a.Scale;
+                    float dsu = pc * (dp - delta);
+                    if (a.HasBiasGrad != 0)
+                        dBias[((qBase + i) * a.Lk) + j0 + c] = dsu;
+                    float ds = dsu * a.Scale;
                     Axpy(dqi, x.K + (j * d), ds, d);
                     Axpy(dk + (j * d), qi, ds, d);
                 }

@@ -25,8 +25,9 @@ public static partial class F
     /// memory; head dims up to 128); the CPU runs SIMD loops parallel over batch x head x query blocks.</para>
     /// <para>A query row with no key to attend to (every key masked or padded, or every bias -inf) gives
     /// zeros, and zero gradients, not NaN as PyTorch does.</para>
-    /// <para>The bias is a constant: when it needs a gradient (a learned bias), the op throws
-    /// <see cref="NotSupportedException"/> rather than drop its gradient.</para>
+    /// <para>A bias that needs a gradient (a learned relative-position bias, say) gets dbias = dS summed over
+    /// its broadcast axes; computing it takes one (B, H, Lq, Lk) temporary in the backward (the size of a
+    /// full bias), so only then does the backward use memory of order L^2.</para>
     /// </remarks>
     /// <param name="q">Queries (B, H, Lq, D), float32.</param>
     /// <param name="k">Keys (B, H, Lk, D), float32.</param>
@@ -47,7 +48,6 @@ public static partial class F
     /// <returns>y (B, H, Lq, Dv).</returns>
     /// <exception cref="ArgumentException">A shape, dtype or broadcast does not fit, or dropout is asked for without an rng.</exception>
     /// <exception cref="ArgumentOutOfRangeException">dropoutP is outside [0, 1], or scale is not finite.</exception>
-    /// <exception cref="NotSupportedException">The bias needs a gradient.</exception>
     public static Tensor ScaledDotProductAttention(
         Tensor q, Tensor k, Tensor v, Tensor? bias = null, Tensor? keyPadding = null, float dropoutP = 0f,
         bool causal = false, float? scale = null, Mode mode = Mode.Train, Rng? rng = null)
@@ -93,14 +93,11 @@ public static partial class F
                 throw new ArgumentException($"{op}: keyPadding is {keyPadding.Shape}; it must be valid lengths ({b}) or a (B, Lk) = ({b}, {lk}) mask, nonzero = attend.", nameof(keyPadding));
         }
 
-        if (bias is not null && Recording(scope, bias))
-            throw new NotSupportedException($"{op}: the bias {bias.Shape} needs a gradient, which this op does not compute (it treats the bias as a constant); build the biased scores from F.* ops instead, or freeze the bias.");
-
         float keep = drops ? 1f - dropoutP : 1f;
         var key = drops ? new PhiloxStream(rng!.Seed, rng.Stream, rng.Counter) : default;
         var args = new AttentionArgs(
             b, h, lq, lk, d, dv, s, causal ? 1 : 0, bias is null ? 0 : 1, strideB, strideH, lengths ? 1 : 0, keyMask ? 1 : 0,
-            keep, keep > 0f ? 1f / keep : 0f, key);
+            keep, keep > 0f ? 1f / keep : 0f, key, bias is not null && Recording(scope, bias) ? 1 : 0);
 
         var y = scope.Allocate(new Shape(b, h, lq, dv));
         var lse = scope.Allocate(new Shape(b, h, lq));
@@ -108,16 +105,39 @@ public static partial class F
         var lengthsView = lengths ? keyPadding!.View<int>() : default;
         var maskView = keyMask ? keyPadding!.View<int>() : default;
         Attention.Forward(scope.Device.Kernels, args, q.View<float>(), k.View<float>(), v.View<float>(), y.View<float>(), lse.View<float>(), biasView, lengthsView, maskView);
-        Record(op, y, [q, k, v], g =>
+        Record(op, y, [q, k, v, bias], g =>
         {
             // Every gradient is computed together; those no input needs go to scratch.
             var dq = g.Needs(q) ? g.Into(q) : g.Scope.Scratch<float>(q.Length);
             var dk = g.Needs(k) ? g.Into(k) : g.Scope.Scratch<float>(k.Length);
             var dvv = g.Needs(v) ? g.Into(v) : g.Scope.Scratch<float>(v.Length);
             var delta = g.Scope.Scratch<float>(lse.Length);
-            Attention.Backward(g.Kernels, args, q.View<float>(), k.View<float>(), v.View<float>(), y.View<float>(), lse.View<float>(), g.OutputGrad, dq, dk, dvv, delta, biasView, lengthsView, maskView);
+            bool full = bias is not null && bias.Length == (long)b * h * lq * lk;
+            var dBias = args.HasBiasGrad == 0 ? default : full ? g.Into(bias!) : g.Scope.Scratch<float>((long)b * h * lq * lk);
+            Attention.Backward(g.Kernels, args, q.View<float>(), k.View<float>(), v.View<float>(), y.View<float>(), lse.View<float>(), g.OutputGrad, dq, dk, dvv, delta, dBias, biasView, lengthsView, maskView);
+            if (args.HasBiasGrad != 0 && !full)
+                SumBiasGrad(g.Kernels, dBias, g.Into(bias!), b, h, lq * lk, strideB != 0);
         });
         return y;
+    }
+
+    // dbias from dS (B, H, Lq Lk): the sum over the axes the bias broadcasts along (batch, heads or both;
+    // a bias of length B H Lq Lk takes dS as it is).
+    private static void SumBiasGrad(IlgpuTrain.Kernels.Runtime.KernelHost host, ArrayView<float> dS, ArrayView<float> dBias, int b, int h, int plane, bool perBatch)
+    {
+        if (dBias.Length == 0)
+            return;
+        if (!perBatch)
+        {
+            // (1 or absent, H or 1, ...): over the batch, and over the heads too when the bias has one head.
+            int cols = checked((int)dBias.Length);
+            Reductions.SumColumns(host, dS, checked((int)(dS.Length / cols)), cols, dBias);
+            return;
+        }
+
+        // (B, 1, Lq, Lk) with H > 1: over the heads of each batch element.
+        for (int n = 0; n < b; n++)
+            Reductions.SumColumns(host, dS.SubView((long)n * h * plane, (long)h * plane), h, plane, dBias.SubView((long)n * plane, plane));
     }
 
     // The bias's strides over batch and head (0 where it broadcasts); it must be (Lq, Lk), (H or 1, Lq, Lk) or (B or 1, H or 1, Lq, Lk).

@@ -77,9 +77,11 @@ public sealed record AttentionData(float[] Q, float[] K, float[] V, float[] Bias
 /// </summary>
 public static class AttentionReference
 {
-    /// <summary>y, and (when dOut is given) dq, dk, dv.</summary>
-    public static (double[] Y, double[] Dq, double[] Dk, double[] Dv) Run(AttentionCase c, AttentionData x, double[] q, double[] k, double[] v, double[]? dOut)
+    /// <summary>y, and (when dOut is given) dq, dk, dv and dS (B, H, Lq, Lk), the gradient of a full bias; <paramref name="bias"/> replaces x's bias values.</summary>
+    public static (double[] Y, double[] Dq, double[] Dk, double[] Dv, double[] DS) Run(AttentionCase c, AttentionData x, double[] q, double[] k, double[] v, double[]? dOut, double[]? bias = null)
     {
+        var biasValues = bias ?? x.BiasValues.Select(e => (double)e).ToArray();
+        var dS = new double[c.B * c.H * c.Lq * c.Lk];
         var y = new double[c.B * c.H * c.Lq * c.Dv];
         var dq = new double[q.Length];
         var dk = new double[k.Length];
@@ -108,7 +110,7 @@ public static class AttentionReference
                             double dot = 0;
                             for (int e = 0; e < c.D; e++)
                                 dot += q[(((bh * c.Lq) + i) * c.D) + e] * k[(((bh * c.Lk) + j) * c.D) + e];
-                            s[j] = (dot * scale) + BiasAt(c, x, b, h, i, j);
+                            s[j] = (dot * scale) + BiasAt(c, biasValues, b, h, i, j);
                         }
 
                         m = Math.Max(m, s[j]);
@@ -153,6 +155,7 @@ public static class AttentionReference
 
                     for (int j = 0; j < c.Lk; j++)
                     {
+                        dS[(((bh * c.Lq) + i) * c.Lk) + j] = p[j] * (dp[j] - delta);
                         double ds = p[j] * (dp[j] - delta) * scale;
                         for (int e = 0; e < c.D; e++)
                         {
@@ -164,16 +167,35 @@ public static class AttentionReference
             }
         }
 
-        return (y, dq, dk, dv);
+        return (y, dq, dk, dv, dS);
     }
 
-    private static double BiasAt(AttentionCase c, AttentionData x, int b, int h, int i, int j) => c.Bias switch
+    /// <summary>The gradient of the case's bias: dS summed over the axes the bias broadcasts along.</summary>
+    public static double[] BiasGrad(AttentionCase c, double[] dS)
     {
-        1 => x.BiasValues[(i * c.Lk) + j],
-        2 => x.BiasValues[(((h * c.Lq) + i) * c.Lk) + j],
-        3 => x.BiasValues[(((b * c.Lq) + i) * c.Lk) + j],
-        4 => x.BiasValues[(((((b * c.H) + h) * c.Lq) + i) * c.Lk) + j],
-        _ => 0,
+        var g = new double[c.BiasShape?.Length ?? 0];
+        if (c.Bias == 0)
+            return g;
+        for (int b = 0; b < c.B; b++)
+        {
+            for (int h = 0; h < c.H; h++)
+            {
+                for (int ij = 0; ij < c.Lq * c.Lk; ij++)
+                    g[BiasIndex(c, b, h, ij / c.Lk, ij % c.Lk)] += dS[(((b * c.H) + h) * c.Lq * c.Lk) + ij];
+            }
+        }
+
+        return g;
+    }
+
+    private static double BiasAt(AttentionCase c, double[] bias, int b, int h, int i, int j) => c.Bias == 0 ? 0 : bias[BiasIndex(c, b, h, i, j)];
+
+    private static int BiasIndex(AttentionCase c, int b, int h, int i, int j) => c.Bias switch
+    {
+        1 => (i * c.Lk) + j,
+        2 => (((h * c.Lq) + i) * c.Lk) + j,
+        3 => (((b * c.Lq) + i) * c.Lk) + j,
+        _ => (((((b * c.H) + h) * c.Lq) + i) * c.Lk) + j,
     };
 }
 
@@ -208,10 +230,10 @@ public class AttentionProperties(ITestOutputHelper output)
         from seed in Gen.Choose(0, 100000)
         select new AttentionCase(b, h, lq, lk, d, dv, causal, scale, bias, pad, p, seed);
 
-    private static Tensor Run(StepScope step, AttentionCase c, AttentionData x, Tensor q, Tensor k, Tensor v, Mode mode = Mode.Train) =>
+    private static Tensor Run(StepScope step, AttentionCase c, AttentionData x, Tensor q, Tensor k, Tensor v, Mode mode = Mode.Train, Tensor? bias = null) =>
         F.ScaledDotProductAttention(
             q, k, v,
-            bias: c.BiasShape is { } bs ? step.Upload(x.BiasValues, bs) : null,
+            bias: bias ?? (c.BiasShape is { } bs ? step.Upload(x.BiasValues, bs) : null),
             keyPadding: c.Pad == 1 ? step.Upload(x.PadValues, new Shape(c.B)) : c.Pad == 2 ? step.Upload(x.PadValues, new Shape(c.B, c.Lk)) : null,
             dropoutP: c.P,
             causal: c.Causal,
@@ -225,6 +247,14 @@ public class AttentionProperties(ITestOutputHelper output)
         new("k", new Shape(c.B, c.H, c.Lk, c.D), x.K),
         new("v", new Shape(c.B, c.H, c.Lk, c.Dv), x.V),
     ];
+
+    // As Inputs, with the bias (when the case has one) as a fourth input that needs a gradient.
+    private static GradInput[] InputsWithBias(AttentionCase c, AttentionData x) =>
+        c.BiasShape is { } bs ? [.. Inputs(c, x), new("bias", bs, x.BiasValues)] : Inputs(c, x);
+
+    // The function of q, k, v (and the bias when it is an input).
+    private static Tensor RunWithBias(StepScope step, AttentionCase c, AttentionData x, Func<string, Tensor> p) =>
+        Run(step, c, x, p("q"), p("k"), p("v"), bias: c.Bias != 0 ? p("bias") : null);
 
     private static double[] D(float[] a) => a.Select(e => (double)e).ToArray();
 
@@ -241,17 +271,17 @@ public class AttentionProperties(ITestOutputHelper output)
         Prop.ForAll(Cases(6, 7, 5, [0f, 0f, 0.4f]).ToArbitrary(), c =>
         {
             var x = AttentionData.For(c);
-            var inputs = Inputs(c, x);
-            double[] Reference(double[][] a) => AttentionReference.Run(c, x, a[0], a[1], a[2], null).Y;
+            var inputs = InputsWithBias(c, x);
+            double[] Reference(double[][] a) => AttentionReference.Run(c, x, a[0], a[1], a[2], null, a.Length > 3 ? a[3] : null).Y;
             var result = true.Label(c.ToString());
             foreach (var device in Devices.All)
-                result = result.And(GradCheck.Check(device, inputs, (step, p) => Run(step, c, x, p("q"), p("k"), p("v")), Reference, x.DOut, Atol, Rtol).Label($"on {Devices.Describe(device)}"));
+                result = result.And(GradCheck.Check(device, inputs, (step, p) => RunWithBias(step, c, x, p), Reference, x.DOut, Atol, Rtol).Label($"on {Devices.Describe(device)}"));
 
-            var (_, dq, dk, dv) = AttentionReference.Run(c, x, D(x.Q), D(x.K), D(x.V), D(x.DOut));
-            var plain = new[] { D(x.Q), D(x.K), D(x.V) };
-            var names = new[] { "dq", "dk", "dv" };
-            var analytic = new[] { dq, dk, dv };
-            for (int n = 0; n < 3; n++)
+            var (_, dq, dk, dv, ds) = AttentionReference.Run(c, x, D(x.Q), D(x.K), D(x.V), D(x.DOut));
+            var plain = new[] { D(x.Q), D(x.K), D(x.V), D(x.BiasValues) }[..inputs.Length];
+            var names = new[] { "dq", "dk", "dv", "dbias" };
+            var analytic = new[] { dq, dk, dv, AttentionReference.BiasGrad(c, ds) };
+            for (int n = 0; n < inputs.Length; n++)
             {
                 var fd = GradCheck.FiniteDifference(Reference, plain, n, D(x.DOut));
                 result = result.And(Close.All(analytic[n].Select(e => (float)e).ToArray(), fd, 1e-6, 1e-6, $"reference {names[n]} vs finite differences"));
@@ -267,17 +297,19 @@ public class AttentionProperties(ITestOutputHelper output)
         Prop.ForAll(Cases(40, 150, 20, [0f, 0f, 0.3f]).ToArbitrary(), c =>
         {
             var x = AttentionData.For(c);
-            var (y, dq, dk, dv) = AttentionReference.Run(c, x, D(x.Q), D(x.K), D(x.V), D(x.DOut));
+            var (y, dq, dk, dv, ds) = AttentionReference.Run(c, x, D(x.Q), D(x.K), D(x.V), D(x.DOut));
             var result = true.Label(c.ToString());
             foreach (var device in Devices.All)
             {
-                var (yd, g) = GradCheck.Vjp(device, Inputs(c, x), (step, p) => Run(step, c, x, p("q"), p("k"), p("v")), x.DOut);
+                var (yd, g) = GradCheck.Vjp(device, InputsWithBias(c, x), (step, p) => RunWithBias(step, c, x, p), x.DOut);
                 string on = $" on {Devices.Describe(device)}";
                 result = result
                     .And(Close.All(yd, y, Atol, Rtol, "y" + on))
                     .And(Close.All(g["q"], dq, Atol, Rtol, "dq" + on))
                     .And(Close.All(g["k"], dk, Atol, Rtol, "dk" + on))
                     .And(Close.All(g["v"], dv, Atol, Rtol, "dv" + on));
+                if (c.Bias != 0)
+                    result = result.And(Close.All(g["bias"], AttentionReference.BiasGrad(c, ds), Atol, Rtol, "dbias" + on));
             }
 
             return result;
@@ -364,7 +396,7 @@ public class AttentionProperties(ITestOutputHelper output)
                     Assert.All(g["v"].AsSpan(bh * c.Lk * c.Dv, c.Lk * c.Dv).ToArray(), e => Assert.Equal(0f, e));
                 }
 
-                var (yRef, _, _, _) = AttentionReference.Run(c, data, D(data.Q), D(data.K), D(data.V), null);
+                var (yRef, _, _, _, _) = AttentionReference.Run(c, data, D(data.Q), D(data.K), D(data.V), null);
                 Assert.True(Close.Check(y, yRef.Select(e => (float)e).ToArray(), Atol, Rtol, "y " + on).Ok, on);
             }
 
@@ -381,7 +413,7 @@ public class AttentionProperties(ITestOutputHelper output)
     {
         var c = new AttentionCase(1, 2, 20, 90, 8, 3, false, null, 0, 0, 0f, 5);
         var x = AttentionData.For(c, magnitude: 30);
-        var (y, dq, dk, dv) = AttentionReference.Run(c, x, D(x.Q), D(x.K), D(x.V), D(x.DOut));
+        var (y, dq, dk, dv, _) = AttentionReference.Run(c, x, D(x.Q), D(x.K), D(x.V), D(x.DOut));
         foreach (var device in Devices.All)
         {
             var (yd, g) = GradCheck.Vjp(device, Inputs(c, x), (step, p) => Run(step, c, x, p("q"), p("k"), p("v")), x.DOut);
@@ -449,19 +481,6 @@ public class AttentionProperties(ITestOutputHelper output)
         Assert.Contains("needs an rng", Assert.Throws<ArgumentException>(() => F.ScaledDotProductAttention(q, k, v, dropoutP: 0.1f)).Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => F.ScaledDotProductAttention(q, k, v, dropoutP: 1.5f, rng: Rng.Create(1)));
         Assert.Throws<ArgumentOutOfRangeException>(() => F.ScaledDotProductAttention(q, k, v, scale: float.NaN));
-    }
-
-    // A bias that needs a gradient is refused (the op treats the bias as a constant), never silently left without one.
-    [Fact]
-    public void A_bias_that_needs_a_gradient_is_refused()
-    {
-        var inputs = new[]
-        {
-            new GradInput("q", new Shape(1, 1, 2, 3), GradCheck.Values(1, 6)),
-            new GradInput("bias", new Shape(2, 2), GradCheck.Values(2, 4)),
-        };
-        var e = Assert.Throws<NotSupportedException>(() => GradCheck.Vjp(Devices.Cpu, inputs, (_, p) => F.ScaledDotProductAttention(p("q"), p("q"), p("q"), bias: p("bias")), null));
-        Assert.Contains("freeze the bias", e.Message);
     }
 
     // The kernels' head-dim limit names the fix.

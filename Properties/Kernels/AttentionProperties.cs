@@ -5,7 +5,7 @@ namespace IlgpuTrain.Properties.Kernels;
 /// <summary>
 /// The tiled attention kernels at every group size (1 thread, a prime, the CPU accelerator's 16):
 /// rows and keys that straddle tiles and groups, against the float64 reference
-/// (<see cref="AttentionReference"/>); F.ScaledDotProductAttention's properties run the default size.
+/// (<see cref="AttentionReference"/>), dS (the bias gradient) included; F.ScaledDotProductAttention's properties run the default size.
 /// </summary>
 public class AttentionProperties
 {
@@ -36,7 +36,7 @@ public class AttentionProperties
         var rng = c.Rng;
         return new AttentionArgs(
             c.B, c.H, c.Lq, c.Lk, c.D, c.Dv, (float)c.ScaleValue, c.Causal ? 1 : 0, c.Bias == 0 ? 0 : 1, sb, sh, c.Pad == 1 ? 1 : 0, c.Pad == 2 ? 1 : 0,
-            keep, keep > 0f ? 1f / keep : 0f, new PhiloxStream(rng.Seed, rng.Stream, rng.Counter));
+            keep, keep > 0f ? 1f / keep : 0f, new PhiloxStream(rng.Seed, rng.Stream, rng.Counter), HasBiasGrad: 1);
     }
 
     [Property(MaxTest = 30)]
@@ -60,16 +60,18 @@ public class AttentionProperties
             using var dq = device.Upload(new float[x.Q.Length]);
             using var dk = device.Upload(new float[x.K.Length]);
             using var dv = device.Upload(new float[x.V.Length]);
+            using var dS = device.Upload(Enumerable.Repeat(float.NaN, bh * c.Lq * c.Lk).ToArray());
             var a = Args(c);
             var pv = pad.View<int>();
             IlgpuTrain.Kernels.Attention.ForwardTiled(host, a, q.View<float>(), k.View<float>(), v.View<float>(), o.View<float>(), lse.View<float>(), bias.View<float>(), pv, pv, rows);
-            IlgpuTrain.Kernels.Attention.BackwardTiled(host, a, q.View<float>(), k.View<float>(), v.View<float>(), o.View<float>(), lse.View<float>(), dO.View<float>(), dq.View<float>(), dk.View<float>(), dv.View<float>(), delta.View<float>(), bias.View<float>(), pv, pv, rows);
+            IlgpuTrain.Kernels.Attention.BackwardTiled(host, a, q.View<float>(), k.View<float>(), v.View<float>(), o.View<float>(), lse.View<float>(), dO.View<float>(), dq.View<float>(), dk.View<float>(), dv.View<float>(), delta.View<float>(), dS.View<float>(), bias.View<float>(), pv, pv, rows);
             static double[] D(float[] f) => f.Select(e => (double)e).ToArray();
             var r = AttentionReference.Run(c, x, D(x.Q), D(x.K), D(x.V), D(x.DOut));
             return Close.All(o.ToHost(), r.Y, Atol, Rtol, "y")
                 .And(Close.All(dq.ToHost(), r.Dq, Atol, Rtol, "dq"))
                 .And(Close.All(dk.ToHost(), r.Dk, Atol, Rtol, "dk"))
                 .And(Close.All(dv.ToHost(), r.Dv, Atol, Rtol, "dv"))
+                .And(Close.All(dS.ToHost(), r.DS, Atol, Rtol, "dS (the full bias's gradient)"))
                 .Label($"{c}, {rows} rows per group");
         });
 }
