@@ -8,13 +8,13 @@ arrived in 2.0), so the reference is its documented math in explicit float64 ops
     masked: is_causal and j > i (torch.ones(Lq, Lk).tril(0), top-left aligned), and key padding
     (j >= lengths[b], or mask[b, j] == 0: PyTorch's boolean attn_mask broadcast as (B, 1, 1, Lk))
 
-with dq, dk, dv from autograd of sum(y * dout). Inputs are drawn in float32 (so the C# side uploads
+with dq, dk, dv (and dbias, for the cases with a bias) from autograd of sum(y * dout). Inputs are drawn in float32 (so the C# side uploads
 them exactly), then widened; outputs are F64. Every case keeps at least one key per row (PyTorch
 gives NaN for a fully masked row, IlgpuTrain zeros).
 
 Tensors, per case NAME: NAME.q (B, H, Lq, D), NAME.k (B, H, Lk, D), NAME.v (B, H, Lk, Dv),
 NAME.dout (B, H, Lq, Dv), all F32; optional NAME.bias F32, NAME.lengths I32 (B), NAME.mask I32 (B, Lk);
-NAME.y, NAME.dq, NAME.dk, NAME.dv F64. Metadata: NAME.causal "0"/"1", NAME.scale "" (1/sqrt(D)) or a number.
+NAME.y, NAME.dq, NAME.dk, NAME.dv (and NAME.dbias with a bias) F64. Metadata: NAME.causal "0"/"1", NAME.scale "" (1/sqrt(D)) or a number.
 
     /usr/bin/python3 make_attention.py        (in this folder; rewrites attention.safetensors)
 """
@@ -68,12 +68,14 @@ def main():
             mask = (torch.rand(b, lk, generator=gen) < 0.6).to(torch.int32)
             mask[:, 0] = 1  # causal row 0 sees key 0 only: keep it, so no row is empty
         q64, k64, v64 = (t.double().requires_grad_(True) for t in (q, k, v))
-        y = attention(q64, k64, v64, causal, scale, None if bias is None else bias.double(), lengths, mask)
+        bias64 = None if bias is None else bias.double().requires_grad_(True)
+        y = attention(q64, k64, v64, causal, scale, bias64, lengths, mask)
         assert torch.isfinite(y).all(), name
         (y * dout.double()).sum().backward()
         tensors.update({f"{name}.q": q, f"{name}.k": k, f"{name}.v": v, f"{name}.dout": dout})
         if bias is not None:
             tensors[f"{name}.bias"] = bias
+            tensors[f"{name}.dbias"] = bias64.grad
         if lengths is not None:
             tensors[f"{name}.lengths"] = lengths
         if mask is not None:

@@ -494,7 +494,8 @@ public class AttentionProperties(ITestOutputHelper output)
         Assert.Contains("Managed", e.Message);
     }
 
-    // PyTorch 1.13 (float64, explicit ops and autograd; Fixtures/make_attention.py) against both backends.
+    // PyTorch 1.13 (float64, explicit ops and autograd; Fixtures/make_attention.py) against both backends:
+    // y, dq, dk, dv, and dbias where the case has a (broadcast) bias.
     [Theory]
     [InlineData("plain")]
     [InlineData("causal")]
@@ -515,20 +516,25 @@ public class AttentionProperties(ITestOutputHelper output)
         var bias = io.Find($"{name}.bias");
         var lengths = io.Find($"{name}.lengths");
         var mask = io.Find($"{name}.mask");
-        var inputs = new[] { new GradInput("q", qs, F32("q")), new GradInput("k", ks, F32("k")), new GradInput("v", vs, F32("v")) };
+        var inputs = new[] { new GradInput("q", qs, F32("q")), new GradInput("k", ks, F32("k")), new GradInput("v", vs, F32("v")) }.ToList();
+        if (bias is not null)
+            inputs.Add(new GradInput("bias", new Shape(bias.Shape.Select(e => (int)e).ToArray()), bias.ToFloat32()));
         foreach (var device in Devices.All)
         {
             var (y, g) = GradCheck.Vjp(
                 device, inputs,
                 (step, p) => F.ScaledDotProductAttention(
                     p("q"), p("k"), p("v"),
-                    bias: bias is null ? null : step.Upload(bias.ToFloat32(), new Shape(bias.Shape.Select(e => (int)e).ToArray())),
+                    bias: bias is null ? null : p("bias"),
                     keyPadding: lengths is not null ? step.Upload(lengths.ToInt32(), new Shape(qs[0])) : mask is not null ? step.Upload(mask.ToInt32(), new Shape(qs[0], ks[2])) : null,
                     causal: causal,
                     scale: scale),
                 F32("dout"));
             string on = $"{name} on {Devices.Describe(device)}";
-            foreach (var (a, t) in new[] { (y, "y"), (g["q"], "dq"), (g["k"], "dk"), (g["v"], "dv") })
+            var compared = new List<(float[], string)> { (y, "y"), (g["q"], "dq"), (g["k"], "dk"), (g["v"], "dv") };
+            if (bias is not null)
+                compared.Add((g["bias"], "dbias"));
+            foreach (var (a, t) in compared)
             {
                 var r = F64(t);
                 double worst = a.Select((e, n) => Math.Abs(e - r[n])).Max();
