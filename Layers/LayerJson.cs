@@ -29,6 +29,7 @@ public static class LayerJson
         nameof(Sequential), nameof(NamedSequential), nameof(Residual), nameof(ResNetBlock), nameof(Dense), nameof(Flatten), nameof(Conv2d), nameof(MaxPool2d), nameof(AvgPool2d),
         nameof(GlobalAvgPool), nameof(BatchNorm1d), nameof(BatchNorm2d), nameof(LayerNorm), nameof(Dropout), nameof(Embedding),
         nameof(ReLU), nameof(LeakyReLU), nameof(GELU), nameof(Tanh), nameof(Sigmoid), nameof(SiLU), nameof(Softmax), nameof(LogSoftmax),
+        nameof(MultiheadAttention), nameof(PositionalEmbedding), nameof(TransformerBlock),
     ];
 
     /// <summary>The model as an indented JSON document.</summary>
@@ -135,6 +136,29 @@ public static class LayerJson
             case GELU g:
                 o["approximate"] = g.Approximate.ToString();
                 break;
+            case MultiheadAttention m:
+                o["embedDim"] = m.EmbedDim;
+                o["numHeads"] = m.NumHeads;
+                o["dropout"] = m.Dropout;
+                o["bias"] = m.Bias;
+                o["causal"] = m.Causal;
+                o["packedProjections"] = m.PackedProjections;
+                break;
+            case PositionalEmbedding pe:
+                o["maxLength"] = pe.MaxLength;
+                o["dim"] = pe.Dim;
+                o["learned"] = pe.Learned;
+                break;
+            case TransformerBlock tb:
+                o["dim"] = tb.Dim;
+                o["heads"] = tb.Heads;
+                o["feedForward"] = tb.FeedForward;
+                o["dropout"] = tb.Dropout;
+                o["normFirst"] = tb.NormFirst;
+                o["causal"] = tb.Causal;
+                o["activation"] = tb.Activation.ToString();
+                o["eps"] = tb.Eps;
+                break;
             case Flatten or GlobalAvgPool or ReLU or Tanh or Sigmoid or SiLU or Softmax or LogSoftmax:
                 break;
             default:
@@ -184,6 +208,9 @@ public static class LayerJson
             nameof(SiLU) => new SiLU(),
             nameof(Softmax) => new Softmax(),
             nameof(LogSoftmax) => new LogSoftmax(),
+            nameof(MultiheadAttention) => new MultiheadAttention(r.Int("embedDim"), r.Int("numHeads"), r.Float("dropout", 0f), r.Bool("bias", true), r.Bool("causal", false), r.Bool("packedProjections", true)),
+            nameof(PositionalEmbedding) => new PositionalEmbedding(r.Int("maxLength"), r.Int("dim"), r.Bool("learned", true)),
+            nameof(TransformerBlock) => new TransformerBlock(r.Int("dim"), r.Int("heads"), r.Int("feedForward"), r.Float("dropout", 0.1f), r.Bool("normFirst", true), r.Bool("causal", false), r.Enum("activation", FeedForwardActivation.Gelu), r.Float("eps", 1e-5f)),
             _ => throw Bad(path, $"unknown layer type \"{type}\"; use one of {string.Join(", ", KnownTypes)}"),
         };
         return layer;

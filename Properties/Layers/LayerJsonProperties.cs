@@ -67,7 +67,11 @@ public class LayerJsonProperties
         Gen.OneOf(
             from d in Gens.Width from m in VectorModel(d, 2) select (m.Layer, new Shape(d)),
             ImageModel.Select(m => (m, new Shape(2, 6, 7))),
-            from v in Gen.Elements(1, 5, 17) from dim in Gen.Elements(1, 4) from pad in Gen.Elements<int?>(null, 0) select ((Layer)(new Embedding(v, dim, pad) >> new Flatten() >> new Dense(3)), new Shape(4)));
+            from v in Gen.Elements(1, 5, 17) from dim in Gen.Elements(1, 4) from pad in Gen.Elements<int?>(null, 0) select ((Layer)(new Embedding(v, dim, pad) >> new Flatten() >> new Dense(3)), new Shape(4)),
+            from heads in Gen.Elements(1, 2, 4) from learned in Gen.Elements(true, false) from normFirst in Gen.Elements(true, false) from causal in Gen.Elements(true, false)
+            from act in Gen.Elements(FeedForwardActivation.Relu, FeedForwardActivation.Gelu) from packed in Gen.Elements(true, false) from p in Gen.Elements(0f, 0.1f)
+            select ((Layer)(new Embedding(11, 8) >> new PositionalEmbedding(6, 8, learned) >> new TransformerBlock(8, heads, 16, p, normFirst, causal, act)
+                >> new MultiheadAttention(8, heads, p, Bias: !causal, Causal: causal, PackedProjections: packed) >> new Dense(11)), new Shape(5)));
 
     [Property(MaxTest = 150)]
     public Property Round_trip_keeps_the_model_its_output_shape_and_parameter_names() =>
