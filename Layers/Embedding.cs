@@ -16,6 +16,9 @@ namespace IlgpuTrain.Layers;
 /// <param name="PaddingIdx">A row in [-V, V) that is initialized to zero and never trained, or null.</param>
 public sealed record Embedding(int NumEmbeddings, int EmbeddingDim, int? PaddingIdx = null) : Layer
 {
+    /// <summary>The standard deviation of the initial weights: 1 as nn.Embedding draws them, 0.02 as GPT's token embeddings.</summary>
+    public double InitStd { get; init; } = 1;
+
     /// <inheritdoc/>
     public override string Describe() => $"Embedding({NumEmbeddings}, {EmbeddingDim}{(PaddingIdx is int p ? $", padding_idx {p}" : string.Empty)})";
 
@@ -23,7 +26,7 @@ public sealed record Embedding(int NumEmbeddings, int EmbeddingDim, int? Padding
     public override IReadOnlyList<ParamSpec> Parameters(Shape input)
     {
         Validate();
-        return [new ParamSpec("weight", new Shape(NumEmbeddings, EmbeddingDim), new EmbeddingInit(Padding()))];
+        return [new ParamSpec("weight", new Shape(NumEmbeddings, EmbeddingDim), new EmbeddingInit(Padding()) { Std = InitStd })];
     }
 
     /// <inheritdoc/>
@@ -57,11 +60,14 @@ public sealed record Embedding(int NumEmbeddings, int EmbeddingDim, int? Padding
 /// <param name="PaddingRow">The row to zero, in [0, V), or null.</param>
 public sealed record EmbeddingInit(int? PaddingRow) : Initializer
 {
+    /// <summary>The standard deviation of the normal draws (1, nn.Embedding's).</summary>
+    public double Std { get; init; } = 1;
+
     /// <inheritdoc/>
     public override float[] Sample(Shape shape, Rng rng)
     {
         ArgumentNullException.ThrowIfNull(shape);
-        var v = Normal(1).Sample(shape, rng);
+        var v = Normal(Std).Sample(shape, rng);
         if (PaddingRow is int p && shape.Rank == 2)
             Array.Clear(v, p * shape[1], shape[1]);
         return v;

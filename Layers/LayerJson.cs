@@ -29,7 +29,7 @@ public static class LayerJson
         nameof(Sequential), nameof(NamedSequential), nameof(Residual), nameof(ResNetBlock), nameof(Dense), nameof(Flatten), nameof(Conv2d), nameof(MaxPool2d), nameof(AvgPool2d),
         nameof(GlobalAvgPool), nameof(BatchNorm1d), nameof(BatchNorm2d), nameof(LayerNorm), nameof(Dropout), nameof(Embedding),
         nameof(ReLU), nameof(LeakyReLU), nameof(GELU), nameof(Tanh), nameof(Sigmoid), nameof(SiLU), nameof(Softmax), nameof(LogSoftmax),
-        nameof(MultiheadAttention), nameof(PositionalEmbedding), nameof(TransformerBlock),
+        nameof(MultiheadAttention), nameof(PositionalEmbedding), nameof(TransformerBlock), nameof(TransformerLM),
     ];
 
     /// <summary>The model as an indented JSON document.</summary>
@@ -129,6 +129,7 @@ public static class LayerJson
                 o["numEmbeddings"] = e.NumEmbeddings;
                 o["embeddingDim"] = e.EmbeddingDim;
                 o["paddingIdx"] = e.PaddingIdx;
+                o["initStd"] = e.InitStd;
                 break;
             case LeakyReLU l:
                 o["negativeSlope"] = l.NegativeSlope;
@@ -158,6 +159,18 @@ public static class LayerJson
                 o["causal"] = tb.Causal;
                 o["activation"] = tb.Activation.ToString();
                 o["eps"] = tb.Eps;
+                break;
+            case TransformerLM lm:
+                o["vocab"] = lm.Vocab;
+                o["context"] = lm.Context;
+                o["dim"] = lm.Dim;
+                o["heads"] = lm.Heads;
+                o["layers"] = lm.Layers;
+                o["feedForward"] = lm.FeedForward;
+                o["dropout"] = lm.Dropout;
+                o["tieWeights"] = lm.TieWeights;
+                o["learnedPositions"] = lm.LearnedPositions;
+                o["normFirst"] = lm.NormFirst;
                 break;
             case Flatten or GlobalAvgPool or ReLU or Tanh or Sigmoid or SiLU or Softmax or LogSoftmax:
                 break;
@@ -197,7 +210,7 @@ public static class LayerJson
             nameof(BatchNorm2d) => new BatchNorm2d(r.Float("eps", 1e-5f), r.Float("momentum", 0.1f), r.Bool("affine", true)),
             nameof(LayerNorm) => new LayerNorm(new Shape([.. r.Array("normalizedShape").Select((n, i) => r.Int(n, $"normalizedShape[{i}]"))]), r.Float("eps", 1e-5f), r.Bool("elementwiseAffine", true)),
             nameof(Dropout) => new Dropout(r.Float("p", 0.5f)),
-            nameof(Embedding) => new Embedding(r.Int("numEmbeddings"), r.Int("embeddingDim"), r.IntOrNull("paddingIdx")),
+            nameof(Embedding) => new Embedding(r.Int("numEmbeddings"), r.Int("embeddingDim"), r.IntOrNull("paddingIdx")) { InitStd = r.Double("initStd", 1) },
             nameof(Flatten) => new Flatten(),
             nameof(GlobalAvgPool) => new GlobalAvgPool(),
             nameof(ReLU) => new ReLU(),
@@ -210,6 +223,7 @@ public static class LayerJson
             nameof(LogSoftmax) => new LogSoftmax(),
             nameof(MultiheadAttention) => new MultiheadAttention(r.Int("embedDim"), r.Int("numHeads"), r.Float("dropout", 0f), r.Bool("bias", true), r.Bool("causal", false), r.Bool("packedProjections", true)),
             nameof(PositionalEmbedding) => new PositionalEmbedding(r.Int("maxLength"), r.Int("dim"), r.Bool("learned", true)),
+            nameof(TransformerLM) => new TransformerLM(r.Int("vocab"), r.Int("context"), r.Int("dim"), r.Int("heads"), r.Int("layers"), r.Int("feedForward"), r.Float("dropout", 0.1f), r.Bool("tieWeights", true), r.Bool("learnedPositions", true), r.Bool("normFirst", true)),
             nameof(TransformerBlock) => new TransformerBlock(r.Int("dim"), r.Int("heads"), r.Int("feedForward"), r.Float("dropout", 0.1f), r.Bool("normFirst", true), r.Bool("causal", false), r.Enum("activation", FeedForwardActivation.Gelu), r.Float("eps", 1e-5f)),
             _ => throw Bad(path, $"unknown layer type \"{type}\"; use one of {string.Join(", ", KnownTypes)}"),
         };
@@ -298,6 +312,13 @@ public static class LayerJson
         {
             null => fallback,
             JsonValue v when v.TryGetValue<float>(out var f) => f,
+            var n => throw Bad(path, $"\"{name}\" must be a number, got {Kind(n)}"),
+        };
+
+        public double Double(string name, double fallback) => o[name] switch
+        {
+            null => fallback,
+            JsonValue v when v.TryGetValue<double>(out var d) => d,
             var n => throw Bad(path, $"\"{name}\" must be a number, got {Kind(n)}"),
         };
 

@@ -237,3 +237,88 @@ public sealed record TransformerBlock(int Dim, int Heads, int FeedForward, float
         return Norm2(F.Add(x, Ff(x)));
     }
 }
+
+/// <summary>
+/// A decoder-only (GPT) language model over token ids: token embedding <c>tok_emb</c> (V, D; N(0, 0.02²) as GPT-2),
+/// positions <c>pos_emb</c> (<see cref="PositionalEmbedding"/>), dropout, <see cref="Layers"/> causal
+/// <see cref="TransformerBlock"/>s <c>blocks.0</c>, ..., a final LayerNorm <c>norm</c> (pre-norm blocks), and the
+/// output head: with <see cref="TieWeights"/> the logits are h · tok_emb.weightᵀ (Press and Wolf's weight tying:
+/// one matrix, its gradient the sum of both uses), otherwise a Dense <c>head</c> without bias.
+/// Input (T) float or Int32 token ids, T at most <see cref="Context"/>; output (T, V) logits.
+/// </summary>
+/// <param name="Vocab">V, the vocabulary size.</param>
+/// <param name="Context">The longest sequence (the block size).</param>
+/// <param name="Dim">D, the model width.</param>
+/// <param name="Heads">Attention heads.</param>
+/// <param name="Layers">Transformer blocks.</param>
+/// <param name="FeedForward">The blocks' feed-forward width (4 D in GPT).</param>
+/// <param name="Dropout">Dropout after the embeddings and in the blocks.</param>
+/// <param name="TieWeights">Share the token embedding with the output head.</param>
+/// <param name="LearnedPositions">Learned (true) or sinusoidal (false) positions.</param>
+/// <param name="NormFirst">Pre-norm blocks with a final LayerNorm (GPT-2), or post-norm blocks.</param>
+public sealed record TransformerLM(int Vocab, int Context, int Dim, int Heads, int Layers, int FeedForward, float Dropout = 0.1f, bool TieWeights = true, bool LearnedPositions = true, bool NormFirst = true) : Layer
+{
+    private Embedding TokEmb => new(Vocab, Dim) { InitStd = 0.02 };
+
+    private PositionalEmbedding PosEmb => new(Context, Dim, LearnedPositions);
+
+    private NamedSequential Blocks => new([.. Enumerable.Range(0, Layers).Select(i => (i.ToString(System.Globalization.CultureInfo.InvariantCulture), (Layer)new TransformerBlock(Dim, Heads, FeedForward, Dropout, NormFirst, Causal: true)))]);
+
+    private LayerNorm Norm => new(new Shape(Dim));
+
+    private Dense Head => new(Vocab, UseBias: false);
+
+    /// <inheritdoc/>
+    public override string Describe() =>
+        $"TransformerLM(vocab {Vocab}, context {Context}, dim {Dim}, heads {Heads}, layers {Layers}, ff {FeedForward}, dropout {Dropout}{(TieWeights ? ", tied" : string.Empty)}{(LearnedPositions ? string.Empty : ", sinusoidal")}{(NormFirst ? string.Empty : ", post-norm")})";
+
+    /// <inheritdoc/>
+    public override IEnumerable<(string Name, Layer Layer)> Children()
+    {
+        yield return ("tok_emb", TokEmb);
+        yield return ("pos_emb", PosEmb);
+        yield return ("blocks", Blocks);
+        if (NormFirst)
+            yield return ("norm", Norm);
+        if (!TieWeights)
+            yield return ("head", Head);
+    }
+
+    /// <inheritdoc/>
+    public override IReadOnlyList<Shape> ChildInputShapes(Shape input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var h = new Shape(input[0], Dim);
+        return [input, .. Children().Skip(1).Select(_ => h)];
+    }
+
+    /// <inheritdoc/>
+    public override Shape OutputShape(Shape input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        if (Vocab < 1 || Layers < 0)
+            throw ShapeError(input, $"a vocabulary of at least 1 and 0 or more layers, but Vocab is {Vocab} and Layers {Layers}");
+        if (input.Rank != 1 || input[0] > Context)
+            throw ShapeError(input, $"(T) token ids with T at most the context {Context}");
+        var h = new Shape(input[0], Dim);
+        _ = PosEmb.OutputShape(h);
+        if (Layers > 0)
+            _ = Blocks.OutputShape(h);
+        return new Shape(input[0], Vocab);
+    }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(LayerContext ctx, Tensor x)
+    {
+        ArgumentNullException.ThrowIfNull(ctx);
+        var h = ctx.RunChild(TokEmb, "tok_emb", x, 0);
+        h = ctx.RunChild(PosEmb, "pos_emb", h, 1);
+        if (Dropout > 0)
+            h = F.Dropout(h, Dropout, ctx.Mode, ctx.Rng.Fold(5));
+        if (Layers > 0)
+            h = ctx.RunChild(Blocks, "blocks", h, 2);
+        if (NormFirst)
+            h = ctx.RunChild(Norm, "norm", h, 3);
+        return TieWeights ? F.Linear(h, ctx.Param("tok_emb.weight")) : ctx.RunChild(Head, "head", h, 4);
+    }
+}
