@@ -29,13 +29,13 @@ namespace IlgpuTrain.Kernels;
 // math path gives NaN there).
 //
 // Memory: o and lse (4 B per query row) are all the forward keeps; no (Lq, Lk) buffer exists on any
-// path. Work: 2 BH Lq Lk (D + Dv) FLOPs forward, about 2.5x that backward (the scores and P are
+// path, except dbias's when the bias needs a gradient (the size of a full bias). Work: 2 BH Lq Lk (D + Dv) FLOPs forward, about 2.5x that backward (the scores and P are
 // recomputed). Backward OVERWRITES dq, dk, dv (they must not alias the inputs or each other).
 //
 // Two algorithms, sharing the scalar math of AttentionMath (masking, logits, dropout keep, the
 // online-softmax rescale, the lse of a row):
 // - GPU (and the CpuAccelerator backend): a group of Br threads owns Br query rows; key and value
-//   tiles of KeyTile rows are staged through shared memory, so K and V are read once per group,
+//   tiles of Tile rows are staged through shared memory (D, Dv up to MaxHeadDim), so K and V are read once per group,
 //   not once per row. The backward is two deterministic kernels with no atomics: dQ (query rows
 //   per thread, K/V tiles staged; it also writes Delta) and dK/dV (key rows per thread, tiles of
 //   queries, dO, lse and Delta staged).
