@@ -214,16 +214,21 @@ public sealed class TextDataset : ITargetDataset
         TargetShape = new Shape(blockSize);
     }
 
-    /// <summary>The training and validation windows of a corpus (its fixed <see cref="TextCorpus.Split"/>).</summary>
+    /// <summary>
+    /// The training and validation windows of a corpus (its fixed <see cref="TextCorpus.Split"/>). Validation windows
+    /// tile its text; training windows start every <paramref name="trainStride"/> tokens, so that with a stride below
+    /// the block size a model sees every phase of the text at every position, as nanoGPT's random offsets give it.
+    /// </summary>
     /// <param name="corpus">The text.</param>
     /// <param name="blockSize">Tokens per sample.</param>
     /// <param name="validationFraction">The share of the text for validation.</param>
+    /// <param name="trainStride">Offset between training windows (default: the block size).</param>
     /// <returns>The two data sets.</returns>
-    public static (TextDataset Train, TextDataset Validation) FromCorpus(TextCorpus corpus, int blockSize, double validationFraction = 0.1)
+    public static (TextDataset Train, TextDataset Validation) FromCorpus(TextCorpus corpus, int blockSize, double validationFraction = 0.1, int? trainStride = null)
     {
         ArgumentNullException.ThrowIfNull(corpus);
         var (train, val) = corpus.Split(validationFraction);
-        return (new TextDataset($"{corpus.Name} train", train, corpus.Vocabulary.Count, blockSize),
+        return (new TextDataset($"{corpus.Name} train", train, corpus.Vocabulary.Count, blockSize, trainStride),
                 new TextDataset($"{corpus.Name} validation", val, corpus.Vocabulary.Count, blockSize));
     }
 

@@ -71,7 +71,9 @@ public class LayerJsonProperties
             from heads in Gen.Elements(1, 2, 4) from learned in Gen.Elements(true, false) from normFirst in Gen.Elements(true, false) from causal in Gen.Elements(true, false)
             from act in Gen.Elements(FeedForwardActivation.Relu, FeedForwardActivation.Gelu) from packed in Gen.Elements(true, false) from p in Gen.Elements(0f, 0.1f)
             select ((Layer)(new Embedding(11, 8) >> new PositionalEmbedding(6, 8, learned) >> new TransformerBlock(8, heads, 16, p, normFirst, causal, act)
-                >> new MultiheadAttention(8, heads, p, Bias: !causal, Causal: causal, PackedProjections: packed) >> new Dense(11)), new Shape(5)));
+                >> new MultiheadAttention(8, heads, p, Bias: !causal, Causal: causal, PackedProjections: packed) >> new Dense(11)), new Shape(5)),
+            from tie in Gen.Elements(true, false) from learned in Gen.Elements(true, false) from normFirst in Gen.Elements(true, false) from layers in Gen.Elements(0, 1, 2)
+            select ((Layer)new TransformerLM(9, 6, 8, 2, layers, 12, 0.1f, tie, learned, normFirst), new Shape(6)));
 
     [Property(MaxTest = 150)]
     public Property Round_trip_keeps_the_model_its_output_shape_and_parameter_names() =>
