@@ -163,3 +163,36 @@ public sealed class TextDatasetProperties : IDisposable
         Assert.Contains("make its last layer Dense(5)", e2.Message);
     }
 }
+
+/// <summary>Debian's fortunes as a corpus: the real text the language-model recipe trains on.</summary>
+public sealed class FortunesCorpusProperties
+{
+    /// <summary>Where the package puts its text.</summary>
+    public const string Folder = "/usr/share/games/fortunes";
+
+    [FortunesFact]
+    public void Debians_fortunes_read_as_one_text_of_its_43_files_without_indexes_or_links()
+    {
+        var c = TextCorpus.Load(Folder);
+        var files = Directory.EnumerateFiles(Folder).Where(f => new FileInfo(f).LinkTarget is null && !f.EndsWith(".dat", StringComparison.Ordinal)).ToList();
+        long bytes = files.Sum(f => new FileInfo(f).Length);
+        Assert.True(c.Text.Length > 2_000_000 && c.Text.Length <= bytes + files.Count, $"{c.Text.Length} characters from {files.Count} files of {bytes} bytes");
+        Assert.DoesNotContain('\0', c.Text);
+        Assert.InRange(c.Vocabulary.Count, 90, 200);
+        Assert.Contains("%\n", c.Text, StringComparison.Ordinal);
+        var (train, val) = TextDataset.FromCorpus(c, blockSize: 128);
+        Assert.Equal(c.Vocabulary.Encode(c.Text).Length - (int)Math.Round(c.Vocabulary.Encode(c.Text).Length * 0.9), val.Tokens);
+        Assert.Equal(c.Vocabulary.Count, train.Classes);
+    }
+}
+
+/// <summary>A fact that reads Debian's fortunes: skipped, with the reason, where the package is not installed.</summary>
+public sealed class FortunesFactAttribute : FactAttribute
+{
+    /// <summary>Skips when /usr/share/games/fortunes is missing.</summary>
+    public FortunesFactAttribute()
+    {
+        if (!Directory.Exists(FortunesCorpusProperties.Folder))
+            Skip = $"{FortunesCorpusProperties.Folder} is missing: apt-get install fortunes (CI does).";
+    }
+}
