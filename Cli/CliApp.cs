@@ -10,6 +10,7 @@ internal static class CliApp
         TrainCommand.Create(),
         EvaluateCommand.Create(),
         PredictCommand.Create(),
+        GenerateCommand.Create(),
         ExportCommand.Create(),
         DiagnoseCommand.Create(),
         CompareCommand.Create(),

@@ -72,7 +72,7 @@ internal static class ExportCommand
         Console.WriteLine($"{path} does not carry its model (an older checkpoint): rebuilding {config.Model} from its stored configuration and the data set at {config.DataDir ?? "the default location"}.");
         var data = Recipes.LoadData(config with { TrainLimit = 0, ValSize = 0 });
         using var dev = Recipes.CreateDevice(config);
-        var model = Models.Build(config.Model, Recipes.Outputs(config, data.Train), config.EffectiveDropout);
+        var model = Recipes.Model(config, data.Train);
         using var ckpt = Resuming.LoadFor(path, dev, config, data.Train);
         if (averaged && ckpt.Averaged is null)
             return AveragedMissing(path);

@@ -60,6 +60,7 @@ internal static class TrainCommand
                         ImageFolderDataset f => f.ClassNames,
                         TabularDataset t when t.Classes > 0 => t.ClassNames,
                         TabularDataset t when config.Task != "classification" => t.TargetNames,
+                        TextDataset => data.Vocabulary?.Names,
                         _ => null,
                     },
                     Standardization = data.Standardization,
@@ -70,7 +71,7 @@ internal static class TrainCommand
                 callbacks.Insert(0, new EarlyStopping(task.Monitor, patience: config.EarlyStopping, restoreBestWeights: true));
             var (trainer, model, optimizer) = Recipes.BuildTrainer(config, device, data.Train, callbacks, progress);
 
-            string what = config.Task == "classification" ? $"{data.Train.Classes} classes" : $"{task.Name}, {Recipes.Outputs(config, data.Train)} output(s)";
+            string what = config.Dataset == "text" ? $"{task.Name}, a vocabulary of {data.Train.Classes}" : config.Task == "classification" ? $"{data.Train.Classes} classes" : $"{task.Name}, {Recipes.Outputs(config, data.Train)} output(s)";
             Console.WriteLine($"ilgpu-train: {config.Model} on {data.Train.Name} ({data.Train.Count} samples, {what}) on {device}");
             Console.WriteLine($"  {data.ValidationNote}");
             Console.WriteLine($"  optimizer: {Recipes.Describe(config)}; batch {config.BatchSize}; label smoothing {config.LabelSmoothing}; dropout {config.EffectiveDropout}; augmentation {config.Augment}; {(config.MixedPrecision ? "mixed precision fp16 with dynamic loss scaling" : "fp32")}");
@@ -106,7 +107,7 @@ internal static class TrainCommand
                 Console.WriteLine($"test ({trainer.Options.Averaging!.Kind} weights): {Describe(averaged).Replace("test: ", string.Empty, StringComparison.Ordinal)}");
             }
             // Tasks other than classification are judged by their losses only (no ln C reference, no accuracy).
-            var findings = CurveDiagnosis.Diagnose(final.History, config.Task == "classification" ? data.Train.Classes : null, TrainOptions.PlannedUpdates(config, data.Train.Count));
+            var findings = CurveDiagnosis.Diagnose(final.History, config.Task == "classification" && config.Dataset != "text" ? data.Train.Classes : null, TrainOptions.PlannedUpdates(config, data.Train.Count));
             Console.WriteLine(CurveDiagnosis.Format(findings));
             string png = Path.Combine(config.Output, "curves.png");
             OutputFolder.Writing(png, "plot", () => Plots.SaveCurves(final.History, png, $"{config.Model} on {config.Dataset}"), atomic: true);
@@ -129,9 +130,9 @@ internal sealed class TrainOptions
 {
     private static readonly RunConfig D = new();
 
-    public Option<string> Model { get; } = new("--model") { Description = "mlp, cnn, resnet (a small ResNet-8), resnet20, resnet32, resnet44, resnet56, resnet110 (He et al.'s CIFAR ResNets), or resnet18, resnet34, resnet50 (torchvision's, with its state_dict names).", DefaultValueFactory = _ => D.Model };
+    public Option<string> Model { get; } = new("--model") { Description = "mlp, cnn, transformer (--dataset text), resnet (a small ResNet-8), resnet20, resnet32, resnet44, resnet56, resnet110 (He et al.'s CIFAR ResNets), or resnet18, resnet34, resnet50 (torchvision's, with its state_dict names).", DefaultValueFactory = _ => D.Model };
 
-    public Option<string> Dataset { get; } = new("--dataset") { Description = "fashion-mnist, mnist, cifar10, csv, or image-folder (your own images: --data DIR with one subfolder per class).", DefaultValueFactory = _ => D.Dataset };
+    public Option<string> Dataset { get; } = new("--dataset") { Description = "fashion-mnist, mnist, cifar10, csv, image-folder (your own images: --data DIR with one subfolder per class), or text (a UTF-8 file or folder for --model transformer; default Debian's fortunes).", DefaultValueFactory = _ => D.Dataset };
 
     public Option<string?> Data { get; } = new("--data") { Description = "Folder with the data set's files (default: $ILGPUTRAIN_FASHION_MNIST or /usr/share/datasets/fashion-mnist for Fashion-MNIST); the CSV file for --dataset csv; required for image-folder." };
 
@@ -144,6 +145,14 @@ internal sealed class TrainOptions
     public Option<string?> Loss { get; } = new("--loss") { Description = "Regression loss: mse (default), huber, l1 or smooth-l1." };
 
     public Option<double> Delta { get; } = new("--delta") { Description = "Huber's delta and smooth-l1's beta.", DefaultValueFactory = _ => D.Delta };
+    public Option<int> BlockSize { get; } = new("--block-size") { Description = "--dataset text: characters per sample, the transformer's context.", DefaultValueFactory = _ => D.BlockSize };
+
+    public Option<int> Dim { get; } = new("--dim") { Description = "--model transformer: the model width D (feed-forward 4 D).", DefaultValueFactory = _ => D.ModelDim };
+
+    public Option<int> Layers { get; } = new("--layers") { Description = "--model transformer: the number of blocks.", DefaultValueFactory = _ => D.Layers };
+
+    public Option<int> Heads { get; } = new("--heads") { Description = "--model transformer: attention heads (a divisor of --dim).", DefaultValueFactory = _ => D.Heads };
+
     public Option<int> ImageSize { get; } = new("--image-size") { Description = "image-folder: resize the shorter side to N, then center-crop N x N (0: keep the images' size, which must then be one).", DefaultValueFactory = _ => D.ImageSize };
 
     public Option<int?> Workers { get; } = new("--workers") { Description = "Threads that load batches ahead of training (default: min(4, cores); 0: the training thread). The batches are the same whatever the number." };
@@ -207,7 +216,7 @@ internal sealed class TrainOptions
     public Option<string?> Freeze { get; } = new("--freeze") { Description = "Parameter globs that do not train, comma-separated: * within a path segment, ** across (e.g. 'conv1.*,bn1.*,layer1.**'). Frozen parameters get no gradient and no update." };
 
     /// <summary>Every option, in help order.</summary>
-    public IReadOnlyList<Option> All => [Model, Dataset, Data, ImageSize, Workers, Task, Target, Features, Loss, Delta, Optimizer, Lr, WeightDecay, Momentum, Schedule, Warmup, Epochs, BatchSize, LabelSmoothing, Dropout, Augment, MixedPrecision, Accumulate, ScaleLr, BaseBatchSize, Clip, EarlyStopping, Device, Seed, Output, TrainLimit, ValSize, Ema, SwaStart, Resume, InitFrom, Strict, InitSkip, Freeze];
+    public IReadOnlyList<Option> All => [Model, Dataset, Data, BlockSize, Dim, Layers, Heads, ImageSize, Workers, Task, Target, Features, Loss, Delta, Optimizer, Lr, WeightDecay, Momentum, Schedule, Warmup, Epochs, BatchSize, LabelSmoothing, Dropout, Augment, MixedPrecision, Accumulate, ScaleLr, BaseBatchSize, Clip, EarlyStopping, Device, Seed, Output, TrainLimit, ValSize, Ema, SwaStart, Resume, InitFrom, Strict, InitSkip, Freeze];
 
     /// <summary>Adds the options to a command, less those it does not use (a command lists only options that work).</summary>
     /// <param name="c">The command.</param>
@@ -258,6 +267,13 @@ internal sealed class TrainOptions
 
         static string F(double v) => v.ToString(CultureInfo.InvariantCulture);
         Require(Models.Names.Contains(c.Model), $"--model {c.Model}: unknown; use one of {string.Join(", ", Models.Names)}.");
+        Require(c.Dataset != "text" || c.Model == "transformer", $"--dataset text: trains a language model; add --model transformer.");
+        Require(c.Model != "transformer" || c.Dataset == "text", $"--model transformer: trains on text; add --dataset text [--data FILE] (default: Debian's fortunes).");
+        Require(c.Dataset != "text" || c.Task == "classification", $"--task {c.Task}: --dataset text trains next-character prediction; leave --task out.");
+        Require(c.BlockSize is >= 2 and <= 8192, $"--block-size {c.BlockSize}: must be from 2 to 8192 characters.");
+        Require(c.ModelDim is >= 1 and <= 16384, $"--dim {c.ModelDim}: must be from 1 to 16384.");
+        Require(c.Layers is >= 0 and <= 256, $"--layers {c.Layers}: must be from 0 to 256.");
+        Require(c.Heads >= 1 && c.ModelDim % c.Heads == 0, $"--heads {c.Heads}: must divide --dim {c.ModelDim}.");
         Require(Recipes.Datasets.Contains(c.Dataset), $"--dataset {c.Dataset}: unknown; use one of {string.Join(", ", Recipes.Datasets)}.");
         Require(Recipes.Tasks.Contains(c.Task), $"--task {c.Task}: unknown; use one of {string.Join(", ", Recipes.Tasks)}.");
         Require(c.Task is not ("regression" or "multilabel") || c.Dataset == "csv", $"--task {c.Task}: trains on tabular data; use --dataset csv --data FILE.csv --target COLUMN.");
@@ -313,6 +329,10 @@ internal sealed class TrainOptions
             Loss = V(Loss, D.Loss),
             Delta = V(Delta, D.Delta),
             ImageSize = V(ImageSize, D.ImageSize),
+            BlockSize = V(BlockSize, D.BlockSize),
+            ModelDim = V(Dim, D.ModelDim),
+            Layers = V(Layers, D.Layers),
+            Heads = V(Heads, D.Heads),
             Workers = V(Workers, D.Workers),
             Optimizer = V(Optimizer, D.Optimizer),
             LearningRate = V(Lr, D.LearningRate),

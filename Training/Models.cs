@@ -19,7 +19,7 @@ namespace IlgpuTrain.Training;
 public static class Models
 {
     /// <summary>The names <see cref="Build"/> accepts: mlp, cnn, resnet (ResNet-8), the CIFAR ResNets resnet20 to resnet110, and torchvision's resnet18, resnet34, resnet50.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["mlp", "cnn", "resnet", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet18", "resnet34", "resnet50"];
+    public static IReadOnlyList<string> Names { get; } = ["mlp", "cnn", "transformer", "resnet", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet18", "resnet34", "resnet50"];
 
     /// <summary>
     /// The MLP of torch_fmnist.py: Flatten, Dense(256), ReLU, Dropout, Dense(<paramref name="classes"/>).
@@ -173,6 +173,7 @@ public static class Models
             "mlp" => Mlp(classes, p),
             "cnn" => Cnn(classes, p),
             "resnet" => ResNet8(classes, p),
+            "transformer" => throw new ArgumentException("Models.Build: the transformer needs its vocabulary, context and width; build a TransformerLM, or use Recipes.Model with a RunConfig on a text data set.", nameof(name)),
             "resnet18" or "resnet34" or "resnet50" or "resnet20" or "resnet32" or "resnet44" or "resnet56" or "resnet110" when p > 0 => throw new ArgumentException($"Dropout {p}: {name} (torchvision's and He et al.'s) has no dropout layer; leave the dropout out (0).", nameof(dropout)),
             "resnet20" or "resnet32" or "resnet44" or "resnet56" or "resnet110" => CifarResNet(int.Parse(name.AsSpan(6), System.Globalization.CultureInfo.InvariantCulture), classes),
             "resnet18" => ResNet18(classes),
@@ -189,6 +190,7 @@ public static class Models
     {
         "mlp" => 0.2f,
         "cnn" => 0.25f,
+        "transformer" => 0.1f,
         _ => 0f,
     };
 

@@ -15,6 +15,9 @@ public sealed record RunData(IDataset Train, IDataset Validation, IDataset Test,
     /// raw rows are standardized alike when predicting (<see cref="CheckpointCallback.Standardization"/>).
     /// </summary>
     public Standardization? Standardization { get; init; }
+
+    /// <summary>The vocabulary of a text data set (null for other data sets): a language model's output names, which generation reads back.</summary>
+    public CharVocabulary? Vocabulary { get; init; }
 }
 
 /// <summary>
@@ -32,7 +35,10 @@ public static class Recipes
     public static IReadOnlyList<string> Schedules { get; } = ["onecycle", "cosine", "step", "constant", "warmup-cosine", "wsd", "plateau"];
 
     /// <summary>The data-set names: fashion-mnist, mnist, cifar10, csv (a CSV file: <see cref="RunConfig.DataDir"/> is its path), image-folder (your own images, <see cref="ImageFolderDataset"/>).</summary>
-    public static IReadOnlyList<string> Datasets { get; } = ["fashion-mnist", "mnist", "cifar10", "csv", "image-folder"];
+    public static IReadOnlyList<string> Datasets { get; } = ["fashion-mnist", "mnist", "cifar10", "csv", "image-folder", "text"];
+
+    /// <summary>Where the text data set reads by default: Debian's fortunes (apt-get install fortunes).</summary>
+    public const string DefaultText = "/usr/share/games/fortunes";
 
     /// <summary>The task names: classification, multilabel, regression.</summary>
     public static IReadOnlyList<string> Tasks { get; } = ["classification", "multilabel", "regression"];
@@ -51,6 +57,8 @@ public static class Recipes
     public static ITrainingTask Task(RunConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
+        if (config.Dataset == "text")
+            return new LanguageModelTask { CrossEntropy = new CrossEntropyOptions { Epsilon = config.LabelSmoothing } };
         return config.Task switch
         {
             "classification" => new ClassificationTask { CrossEntropy = new CrossEntropyOptions { Epsilon = config.LabelSmoothing } },
@@ -79,7 +87,25 @@ public static class Recipes
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(train);
-        return config.Task != "classification" && train is ITargetDataset t ? checked((int)t.TargetShape.Length) : train.Classes;
+        return config.Task != "classification" && config.Dataset != "text" && train is ITargetDataset t ? checked((int)t.TargetShape.Length) : train.Classes;
+    }
+
+    /// <summary>
+    /// The model of a run on <paramref name="train"/>: <see cref="Models.Build"/>'s, or for the text data set a
+    /// <see cref="TransformerLM"/> of <see cref="RunConfig.Layers"/> blocks of width <see cref="RunConfig.ModelDim"/>
+    /// with <see cref="RunConfig.Heads"/> heads, feed-forward 4 D, over the vocabulary and a context of
+    /// <see cref="RunConfig.BlockSize"/>, with tied weights.
+    /// </summary>
+    /// <param name="config">The run.</param>
+    /// <param name="train">The training set (its classes are the vocabulary of a text data set).</param>
+    /// <returns>The model.</returns>
+    public static Layer Model(RunConfig config, IDataset train)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(train);
+        return config.Model == "transformer"
+            ? new TransformerLM(train.Classes, config.BlockSize, config.ModelDim, config.Heads, config.Layers, 4 * config.ModelDim, config.EffectiveDropout)
+            : Models.Build(config.Model, Outputs(config, train), config.EffectiveDropout);
     }
 
     /// <summary>
@@ -174,7 +200,7 @@ public static class Recipes
         "momentum" => new Sgd(lr, momentum: cycled ?? config.Momentum, weightDecay: config.WeightDecay),
         "nesterov" => new Sgd(lr, momentum: cycled ?? config.Momentum, weightDecay: config.WeightDecay, nesterov: true),
         "adam" => new Adam(lr, beta1: cycled, weightDecay: config.WeightDecay),
-        "adamw" => new AdamW(lr, beta1: cycled, weightDecay: config.WeightDecay),
+        "adamw" => new AdamW(lr, beta1: cycled, weightDecay: config.WeightDecay, decayMask: config.Model == "transformer" ? MatricesOnly : null),
         _ => throw new ArgumentException($"Unknown optimizer \"{config.Optimizer}\"; use one of: {string.Join(", ", Optimizers)}.", nameof(config)),
     };
 
@@ -228,6 +254,8 @@ public static class Recipes
             return LoadCsv(c);
         if (c.Dataset == "image-folder")
             return LoadImageFolder(c);
+        if (c.Dataset == "text")
+            return LoadText(c);
         var (train, test) = c.Dataset switch
         {
             "fashion-mnist" => FashionMnist.Load(c.DataDir),
@@ -278,6 +306,27 @@ public static class Recipes
         note += "; features standardized with the training rows' mean and standard deviation";
         return new RunData(train, val, val, note) { Standardization = scaler };
     }
+
+    // The text data set: a UTF-8 file or folder (Debian's fortunes by default), its last 10% for validation and
+    // test, training windows every half block (so that every phase of the text meets every position).
+    private static RunData LoadText(RunConfig c)
+    {
+        var corpus = TextCorpus.Load(string.IsNullOrEmpty(c.DataDir) ? DefaultText : c.DataDir);
+        var (train, val) = TextDataset.FromCorpus(corpus, c.BlockSize, 0.1, trainStride: Math.Max(1, c.BlockSize / 2));
+        if (c.TrainLimit > 0 && c.TrainLimit < train.Count)
+        {
+            var ids = corpus.Split(0.1).Train;
+            train = new TextDataset(train.Name, ids[..(((c.TrainLimit - 1) * train.Stride) + c.BlockSize + 1)], train.Classes, c.BlockSize, train.Stride);
+        }
+
+        return new RunData(train, val, val, $"validation and test: the last 10% of {corpus.Name} ({val.Tokens} characters, {val.Count} windows of {c.BlockSize}); a vocabulary of {corpus.Vocabulary.Count} characters")
+        {
+            Vocabulary = corpus.Vocabulary,
+        };
+    }
+
+    // GPT's weight decay: matrices decay, biases, norms' gains and other vectors do not.
+    private static readonly ParamMask MatricesOnly = ParamMask.Where(p => p.Shape.Rank >= 2, "matrices (not biases or norms)");
 
     private static RunData LoadImageFolder(RunConfig c)
     {
@@ -358,7 +407,7 @@ public static class Recipes
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(train);
         var c = config;
-        var model = Models.Build(c.Model, Outputs(c, train), c.EffectiveDropout);
+        var model = Model(c, train);
         var trainer = new Trainer(device, model, train.SampleShape, Optimizer(c, TotalUpdates(c, train.Count)), Options(c, train, callbacks, progress));
         return (trainer, model, trainer.Optimizer);
     }
@@ -384,7 +433,7 @@ public static class Recipes
             Seed = c.Seed,
             Workers = c.Workers ?? TrainerOptions.DefaultWorkers,
             Loss = new CrossEntropyOptions { Epsilon = c.LabelSmoothing },
-            Task = c.Task == "classification" ? null : Task(c),
+            Task = c.Task == "classification" && c.Dataset != "text" ? null : Task(c),
             Augmentation = c.Augmentation(train.SampleShape[^1], LoadedNormalization(c.Dataset), PixelNormalization(c.Dataset, train)),
             Mixing = c.Mixing(),
             LossScale = c.MixedPrecision ? new DynamicLossScale() : null,
@@ -509,7 +558,7 @@ public static class Recipes
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(train);
-        var model = Models.Build(config.Model, train.Classes, config.EffectiveDropout);
+        var model = Model(config, train);
         return new Trainer(device, model, train.SampleShape, Optimizer(config, learningRate), Options(config, train));
     }
 }

@@ -68,7 +68,7 @@ public static class Resuming
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(train);
-        var model = Models.Build(config.Model, Recipes.Outputs(config, train), config.EffectiveDropout);
+        var model = Recipes.Model(config, train);
         ParamLayout ps, ss;
         var (p, s) = model.Init(device, train.SampleShape, Rng.Create(0));
         using (p)

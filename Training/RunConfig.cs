@@ -55,6 +55,18 @@ public sealed record RunConfig
     /// </summary>
     public int ImageSize { get; init; }
 
+    /// <summary>The text data set and the transformer model: tokens per sample, the model's context (default 128).</summary>
+    public int BlockSize { get; init; } = 128;
+
+    /// <summary>The transformer model's width D (default 128); its feed-forward width is 4 D.</summary>
+    public int ModelDim { get; init; } = 128;
+
+    /// <summary>The transformer model's blocks (default 4).</summary>
+    public int Layers { get; init; } = 4;
+
+    /// <summary>The transformer model's attention heads (default 4); <see cref="ModelDim"/> must be a multiple.</summary>
+    public int Heads { get; init; } = 4;
+
     /// <summary>Threads that gather batches (<see cref="TrainerOptions.Workers"/>), or null for the default; the batches are the same whatever the number.</summary>
     public int? Workers { get; init; }
 
@@ -395,6 +407,11 @@ public sealed record RunConfig
             ?? Check(Ema is null || (Ema >= 0 && Ema <= 1), nameof(Ema), Ema is { } e ? F(e) : "null", "null (off) or a decay in [0, 1]")
             ?? Check(SwaStart >= 0 && SwaStart <= Epochs, nameof(SwaStart), $"{SwaStart}", $"0 (off) or an epoch from 1 to Epochs ({Epochs})")
             ?? Check(Ema is null || SwaStart == 0, nameof(SwaStart), $"{SwaStart}", "0 when Ema is set (one weight averaging per run)")
+            ?? Check(BlockSize is >= 2 and <= 8192, nameof(BlockSize), $"{BlockSize}", "an integer from 2 to 8192")
+            ?? Check(ModelDim is >= 1 and <= 16384, nameof(ModelDim), $"{ModelDim}", "an integer from 1 to 16384")
+            ?? Check(Layers is >= 0 and <= 256, nameof(Layers), $"{Layers}", "an integer from 0 to 256")
+            ?? Check(Heads >= 1 && ModelDim % Heads == 0, nameof(Heads), $"{Heads}", $"a divisor of ModelDim ({ModelDim})")
+            ?? Check((Model == "transformer") == (Dataset == "text"), nameof(Model), Quote(Model), "transformer exactly when Dataset is text (a language model on a text file)")
             ?? Check(InitFrom is null || InitFrom.Length > 0, nameof(InitFrom), Quote(InitFrom), "null or a safetensors file's path")
             ?? Check(InitSkip is null || InitFrom is not null, nameof(InitSkip), Quote(InitSkip), "null when InitFrom is null (it names keys not to load)")
             ?? Check(InitStrict || InitFrom is not null, nameof(InitStrict), "false", "true when InitFrom is null (it says how to load)")
@@ -453,6 +470,10 @@ public sealed record RunConfig
         [nameof(ValSize)] = (JsonType.Int, "a 32-bit integer"),
         [nameof(Ema)] = (JsonType.NullableNumber, "a number or null"),
         [nameof(SwaStart)] = (JsonType.Int, "a 32-bit integer"),
+        [nameof(BlockSize)] = (JsonType.Int, "a 32-bit integer"),
+        [nameof(ModelDim)] = (JsonType.Int, "a 32-bit integer"),
+        [nameof(Layers)] = (JsonType.Int, "a 32-bit integer"),
+        [nameof(Heads)] = (JsonType.Int, "a 32-bit integer"),
         [nameof(InitFrom)] = (JsonType.NullableString, "a string or null"),
         [nameof(InitStrict)] = (JsonType.Bool, "true or false"),
         [nameof(InitSkip)] = (JsonType.NullableString, "a string or null"),

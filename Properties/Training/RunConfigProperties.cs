@@ -20,7 +20,8 @@ public class RunConfigProperties
         from device in Gen.Elements<string?>(null, "cpu", "cuda")
         from scaleLr in Gen.Elements(false, true)
         from baseBatch in Gen.Choose(1, 65536)
-        select new RunConfig { Model = model, Optimizer = optimizer, Schedule = schedule, LearningRate = lr, Dropout = dropout, Augment = augment, Epochs = epochs, Seed = seed, Device = device, ScaleLr = scaleLr, BaseBatchSize = baseBatch };
+        from block in Gen.Elements(16, 128, 256)
+        select new RunConfig { Model = model, Dataset = model == "transformer" ? "text" : "fashion-mnist", BlockSize = block, Optimizer = optimizer, Schedule = schedule, LearningRate = lr, Dropout = dropout, Augment = augment, Epochs = epochs, Seed = seed, Device = device, ScaleLr = scaleLr, BaseBatchSize = baseBatch };
 
     [Property(MaxTest = 200)]
     public Property Json_round_trips_exactly() =>
