@@ -104,7 +104,7 @@ internal static class BenchRunner
 
         if (plan.Has("models"))
         {
-            foreach (var model in new[] { "mlp", "cnn" })
+            foreach (var model in new[] { "mlp", "cnn", "transformer" })
             {
                 log($"models {model}");
                 rows.AddRange(ModelRows(plan, device, model));
@@ -279,21 +279,34 @@ internal static class BenchRunner
         private OptState _optState;
         private uint _step;
 
+        // The transformer row: the README's character-level model (vocabulary 96, context 64, width 64,
+        // 2 pre-norm blocks of 4 heads, feed-forward 256, dropout 0.1, tied weights), batch 64, next-character
+        // cross-entropy over every position; Cli/peer/torch_bench.py builds the same model.
+        public const int LmVocab = 96, LmContext = 64, LmBatch = 64;
+
         public ModelRig(ComputeDevice device, string name)
         {
             _device = device;
-            var sample = new Shape(1, 28, 28);
-            _model = Models.Build(name, 10);
+            var r = new Random(1);
+            bool lm = name == "transformer";
+            var sample = lm ? new Shape(LmContext) : new Shape(1, 28, 28);
+            _model = lm ? new TransformerLM(LmVocab, LmContext, 64, 4, 2, 256, 0.1f) : Models.Build(name, 10);
             (_params, _state) = _model.Init(device, sample, Rng.Create(0));
             _opt = new Chain(new ClipByGlobalNorm(1.0), new AdamW(1e-3));
             _optState = _opt.Init(_params);
-            _xShape = new Shape(BenchPlan.Batch, 1, 28, 28);
+            Batch = lm ? LmBatch : BenchPlan.Batch;
+            _xShape = new Shape([Batch, .. sample]);
             _x = new float[_xShape.Length];
-            var r = new Random(1);
             for (int i = 0; i < _x.Length; i++)
-                _x[i] = (float)r.NextDouble();
-            _y = Enumerable.Range(0, BenchPlan.Batch).Select(i => r.Next(10)).ToArray();
+                _x[i] = lm ? r.Next(LmVocab) : (float)r.NextDouble();
+            _y = Enumerable.Range(0, lm ? Batch * LmContext : Batch).Select(i => r.Next(lm ? LmVocab : 10)).ToArray();
+            _lm = lm;
         }
+
+        private readonly bool _lm;
+
+        /// <summary>Samples per step.</summary>
+        public int Batch { get; }
 
         /// <summary>Forward, loss and backward; the gradients are dropped.</summary>
         public void ForwardBackward() => Step(update: false);
@@ -305,14 +318,14 @@ internal static class BenchRunner
         {
             using var scope = _device.BeginStep();
             var x = scope.Upload(_x, _xShape);
-            var y = scope.Upload(_y, new Shape(BenchPlan.Batch));
+            var y = scope.Upload(_y, new Shape(_y.Length));
             ParamTree? newState = null;
             var rng = Rng.Create(1).At(_step++);
             var (loss, grads) = Autodiff.ValueAndGrad(scope, _params, p =>
             {
                 var (logits, st) = _model.Apply(p, _state, x, Mode.Train, rng);
                 newState = st;
-                return F.CrossEntropy(logits, y, _ce);
+                return F.CrossEntropy(_lm ? F.Reshape(logits, _y.Length, LmVocab) : logits, y, _ce);
             });
             if (update)
             {
@@ -390,8 +403,8 @@ internal static class BenchRunner
         const double MiB = 1 << 20;
         return
         [
-            new BenchRow("models", $"{name} fwd+bwd", fb, BenchPlan.Batch / (fb / 1000), "samples/s", "batch 128, cross-entropy with label smoothing 0.1") { PeerSpec = Spec("fwdbwd", ("model", name)) },
-            new BenchRow("models", $"{name} train step", step, BenchPlan.Batch / (step / 1000), "samples/s", "batch 128: upload, fwd+bwd, loss to host, clip 1, AdamW") { PeerSpec = Spec("step", ("model", name)) },
+            new BenchRow("models", $"{name} fwd+bwd", fb, rig.Batch / (fb / 1000), "samples/s", $"batch {rig.Batch}{(name == "transformer" ? $" x {ModelRig.LmContext} characters" : string.Empty)}, cross-entropy with label smoothing 0.1") { PeerSpec = Spec("fwdbwd", ("model", name)) },
+            new BenchRow("models", $"{name} train step", step, rig.Batch / (step / 1000), "samples/s", $"batch {rig.Batch}: upload, fwd+bwd, loss to host, clip 1, AdamW") { PeerSpec = Spec("step", ("model", name)) },
             new BenchRow("memory", $"{name} peak per step", null, stats.PeakBytesInUse / MiB, "MiB", "MemoryPool PeakBytesInUse over one train step"),
             new BenchRow("memory", $"{name} pool high-water", null, reservedAfter / MiB, "MiB", reservedAfter == reservedBefore ? "PeakBytesReserved since the model's first step, flat over the last 6 steps" : $"PeakBytesReserved grew from {reservedBefore / MiB:F1} MiB over the last 6 steps"),
         ];

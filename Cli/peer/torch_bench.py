@@ -3,7 +3,7 @@ calls after warm-up), so the command can print IlgpuTrain / PyTorch ratios from 
 
 Usage: THREADS=1 DEVICE=cpu|cuda /usr/bin/python3 torch_bench.py '<spec json>'
 The spec is {"reps": int, "budget": seconds, "rows": [{"name": str, "kind": str, ...}, ...]} with
-kinds copy/axpy/add/relu/sum/l2norm (n), gemm (m, n, k), adamw (n), fwdbwd/step (model: mlp|cnn).
+kinds copy/axpy/add/relu/sum/l2norm (n), gemm (m, n, k), adamw (n), fwdbwd/step (model: mlp|cnn|transformer).
 Prints one JSON object: {"torch": version, "device": str, "threads": int, "ms": {name: median ms}}.
 """
 import json, os, sys, time
@@ -49,6 +49,26 @@ def model(name):
                          nn.Flatten(), nn.Dropout(0.25), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
+class LM(nn.Module):
+    # IlgpuTrain's TransformerLM(96, 64, 64, 4, 2, 256, 0.1): tied token embedding, learned positions, two
+    # pre-norm GELU blocks with a causal mask, a final LayerNorm.
+    def __init__(self, v=96, t=64, d=64):
+        super().__init__()
+        self.tok = nn.Embedding(v, d)
+        self.pos = nn.Parameter(torch.randn(t, d) * 0.02)
+        self.drop = nn.Dropout(0.1)
+        self.blocks = nn.ModuleList([nn.TransformerEncoderLayer(d, 4, 4 * d, dropout=0.1, activation="gelu", batch_first=True, norm_first=True) for _ in range(2)])
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, x):
+        t = x.shape[1]
+        h = self.drop(self.tok(x) + self.pos[:t])
+        mask = torch.triu(torch.full((t, t), float("-inf"), device=x.device), 1)
+        for b in self.blocks:
+            h = b(h, src_mask=mask)
+        return self.norm(h) @ self.tok.weight.T
+
+
 def row(r):
     kind = r["kind"]
     with torch.no_grad():
@@ -82,10 +102,12 @@ def row(r):
             p.grad = g.clone()
         return median(opt.step, setup)
     if kind in ("fwdbwd", "step"):
-        m = model(r["model"]).to(DEV).train()
-        lossf = nn.CrossEntropyLoss(label_smoothing=0.1)
-        xh = torch.rand(B, 1, 28, 28)
-        yh = torch.randint(0, 10, (B,))
+        lm = r["model"] == "transformer"
+        m = (LM() if lm else model(r["model"])).to(DEV).train()
+        ce = nn.CrossEntropyLoss(label_smoothing=0.1)
+        lossf = (lambda z, y: ce(z.reshape(-1, 96), y.reshape(-1))) if lm else ce
+        xh = torch.randint(0, 96, (64, 64)) if lm else torch.rand(B, 1, 28, 28)
+        yh = torch.randint(0, 96, (64, 64)) if lm else torch.randint(0, 10, (B,))
         opt = torch.optim.AdamW(m.parameters(), lr=1e-3, foreach=True)
 
         def fwdbwd():
