@@ -314,10 +314,7 @@ public static class Recipes
         var corpus = TextCorpus.Load(string.IsNullOrEmpty(c.DataDir) ? DefaultText : c.DataDir);
         var (train, val) = TextDataset.FromCorpus(corpus, c.BlockSize, 0.1, trainStride: Math.Max(1, c.BlockSize / 2));
         if (c.TrainLimit > 0 && c.TrainLimit < train.Count)
-        {
-            var ids = corpus.Split(0.1).Train;
-            train = new TextDataset(train.Name, ids[..(((c.TrainLimit - 1) * train.Stride) + c.BlockSize + 1)], train.Classes, c.BlockSize, train.Stride);
-        }
+            train = train.Take(c.TrainLimit);
 
         return new RunData(train, val, val, $"validation and test: the last 10% of {corpus.Name} ({val.Tokens} characters, {val.Count} windows of {c.BlockSize}); a vocabulary of {corpus.Vocabulary.Count} characters")
         {

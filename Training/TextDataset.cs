@@ -287,6 +287,16 @@ public sealed class TextDataset : ITargetDataset
         }
     }
 
+    /// <summary>The first <paramref name="count"/> samples (windows) only, over the tokens they read.</summary>
+    /// <param name="count">Samples to keep, from 1 to <see cref="Count"/>.</param>
+    /// <returns>The shorter data set (it shares nothing it could change).</returns>
+    public TextDataset Take(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, Count);
+        return new TextDataset(Name, _ids[..(((count - 1) * Stride) + BlockSize + 1)], Classes, BlockSize, Stride);
+    }
+
     private int Offset(int i) => (uint)i < (uint)Count ? i * Stride
         : throw new ArgumentOutOfRangeException(nameof(i), i, $"{Name}: sample index {i} is outside [0, {Count}).");
 }

@@ -457,15 +457,17 @@ public sealed record LanguageModelTask : ITrainingTask
         IlgpuTrain.Kernels.Metrics.TopKHits(host, logits.View<float>(), labels.View<int>(), hits, rows, v, 1);
         Reductions.Sum(host, hits, sums.View<float>().SubView(1, 1), scratch);
         Transfer.Copy(host.Stream, nll.View<float>(), sums.View<float>().SubView(0, 1));
-        return [sums, step.Upload(new float[] { rows }, new Shape(1))];
+
+        // Per sample: every sample has T positions, so the totals over samples divided by their count are per-token means.
+        return [F.Scale(sums, 1f / t)];
     }
 
     /// <inheritdoc/>
     public IReadOnlyList<double> Finish(IReadOnlyList<double> totals, long samples)
     {
         ArgumentNullException.ThrowIfNull(totals);
-        double tokens = Math.Max(totals[2], 1);
-        return [totals[0] / tokens / Math.Log(2), totals[1] / tokens];
+        double n = Math.Max(samples, 1);
+        return [totals[0] / n / Math.Log(2), totals[1] / n];
     }
 
     private static (Tensor Logits, Tensor Labels, int N, int T) Flat(Tensor prediction, Tensor target)

@@ -33,7 +33,7 @@ public static class AttentionPeer
             rows.Add((name + " fwd+bwd", Time(device, b, h, l, d, causal, reps, backward: true)));
         }
 
-        var (describe, peer) = Peer(reps);
+        var (describe, peer) = PeerScript.Run("torch_attention.py", reps);
         Console.WriteLine();
         Console.WriteLine($"scaled dot-product attention, median of {reps}; device {device}; peer {describe}");
         Console.WriteLine($"{"case",-32} {"IlgpuTrain ms",14} {"PyTorch ms",11} {"ratio",7}");
@@ -83,27 +83,5 @@ public static class AttentionPeer
         foreach (var t in owned)
             t.Dispose();
         return times[times.Length / 2];
-    }
-
-    private static (string Describe, Dictionary<string, double> Ms) Peer(int reps)
-    {
-        string script = Path.Combine(AppContext.BaseDirectory, "peer", "torch_attention.py");
-        if (!File.Exists(script) || !File.Exists("/usr/bin/python3"))
-            return ("not run (no /usr/bin/python3 or script)", new());
-        var psi = new ProcessStartInfo("/usr/bin/python3", [script, reps.ToString(CultureInfo.InvariantCulture)])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        psi.Environment["THREADS"] = Environment.GetEnvironmentVariable("THREADS") ?? "1";
-        using var proc = Process.Start(psi)!;
-        string output = proc.StandardOutput.ReadToEnd();
-        string err = proc.StandardError.ReadToEnd();
-        proc.WaitForExit();
-        if (proc.ExitCode != 0)
-            return ($"failed: {err.Split('\n').LastOrDefault(l => l.Length > 0)}", new());
-        using var doc = JsonDocument.Parse(output.Trim().Split('\n')[^1]);
-        var ms = doc.RootElement.GetProperty("ms").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetDouble());
-        return ($"PyTorch {doc.RootElement.GetProperty("torch").GetString()}, {doc.RootElement.GetProperty("threads").GetInt32()} thread(s)", ms);
     }
 }

@@ -35,7 +35,7 @@ public static class LayersPeer
         foreach (var (name, model, input, flops) in Cases())
             rows.Add((name, Time(device, model, input, reps, name.StartsWith("dense", StringComparison.Ordinal) || name.StartsWith("conv", StringComparison.Ordinal)), flops));
 
-        var peer = Peer(reps);
+        var peer = PeerScript.Run("torch_layers.py", reps);
         Console.WriteLine();
         Console.WriteLine($"forward+backward, batch {Batch}, median of {reps}; device {device}; peer {peer.Describe}");
         Console.WriteLine($"{"case",-20} {"IlgpuTrain ms",14} {"GFLOP/s",9} {"PyTorch ms",11} {"ratio",7}");
@@ -125,27 +125,5 @@ public static class LayersPeer
             Once(i);
         var times = Enumerable.Range(0, reps).Select(i => Once(i + 3)).OrderBy(t => t).ToArray();
         return times[times.Length / 2];
-    }
-
-    private static (string Describe, Dictionary<string, double> Ms) Peer(int reps)
-    {
-        string script = Path.Combine(AppContext.BaseDirectory, "peer", "torch_layers.py");
-        if (!File.Exists(script) || !File.Exists("/usr/bin/python3"))
-            return ("not run (no /usr/bin/python3 or script)", new());
-        var psi = new ProcessStartInfo("/usr/bin/python3", [script, reps.ToString(CultureInfo.InvariantCulture)])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        psi.Environment["THREADS"] = Environment.GetEnvironmentVariable("THREADS") ?? "1";
-        using var proc = Process.Start(psi)!;
-        string output = proc.StandardOutput.ReadToEnd();
-        string err = proc.StandardError.ReadToEnd();
-        proc.WaitForExit();
-        if (proc.ExitCode != 0)
-            return ($"failed: {err.Split('\n').LastOrDefault(l => l.Length > 0)}", new());
-        using var doc = JsonDocument.Parse(output.Trim().Split('\n')[^1]);
-        var ms = doc.RootElement.GetProperty("ms").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetDouble());
-        return ($"PyTorch {doc.RootElement.GetProperty("torch").GetString()} {doc.RootElement.GetProperty("device").GetString()}, {doc.RootElement.GetProperty("threads").GetInt32()} thread(s)", ms);
     }
 }

@@ -72,7 +72,13 @@ public sealed class TextDatasetProperties : IDisposable
             data.GatherTargets(all, y);
             bool windows = Enumerable.Range(0, n).All(i => Enumerable.Range(0, block).All(j => x[(i * block) + j] == ids[(i * stride) + j] && y[(i * block) + j] == ids[(i * stride) + j + 1]));
             bool count = (n - 1) * stride + block + 1 <= len && n * stride + block + 1 > len;
-            return windows.Label("x = ids[i s + j], y = ids[i s + j + 1]").And(count.Label($"{n} windows: the last that fits"));
+            int k = (len % n) + 1;
+            var head = data.Take(k);
+            var hx = new float[k * block];
+            head.Gather(all[..k], hx, new int[k]);
+            bool take = head.Count == k && hx.SequenceEqual(x[..(k * block)]);
+            return windows.Label("x = ids[i s + j], y = ids[i s + j + 1]").And(count.Label($"{n} windows: the last that fits"))
+                .And(take.Label($"Take({k}) keeps the first {k} windows"));
         });
 
     [Fact]
