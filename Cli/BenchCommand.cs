@@ -31,9 +31,11 @@ internal static class BenchCommand
         var device = new Option<string?>("--device") { Description = "cpu, cuda or opencl (default: $ILGPUTRAIN_DEVICE, else the best available)." };
         var only = new Option<string?>("--only") { Description = $"A comma list of row families to run: {string.Join(", ", BenchPlan.AllFamilies)} (default: all; models includes the memory rows)." };
         var noPeer = new Option<bool>("--no-peer") { Description = "Do not run the PyTorch peer even when it is installed." };
+        var rounds = new Option<int>("--rounds") { Description = "Rounds of every row, IlgpuTrain and PyTorch alternating group by group; the table gives the median and the range over the rounds.", DefaultValueFactory = _ => 3 };
+        var compare = new Option<string?>("--compare") { Description = "An earlier bench.json: print each row's change against it (for A/B work on one machine)." };
         var command = new Command("bench", "Measure kernels, the optimizer step and the Fashion-MNIST models on this device, next to PyTorch when it is installed.")
         {
-            json, quick, synthetic, device, only, noPeer,
+            json, quick, synthetic, device, only, noPeer, rounds, compare,
         };
         command.SetAction(parse => Run(
             parse.GetValue(json)!,
@@ -41,13 +43,33 @@ internal static class BenchCommand
             parse.GetValue(synthetic),
             parse.GetValue(device),
             parse.GetValue(only),
-            parse.GetValue(noPeer)));
+            parse.GetValue(noPeer),
+            parse.GetValue(rounds),
+            parse.GetValue(compare)));
         return command;
     }
 
-    private static int Run(string jsonPath, bool quick, bool synthetic, string? deviceText, string? only, bool noPeer)
+    /// <summary>The most rounds a run may ask for.</summary>
+    public const int MaxRounds = 50;
+
+    private static int Run(string jsonPath, bool quick, bool synthetic, string? deviceText, string? only, bool noPeer, int rounds, string? comparePath)
     {
         var problems = new List<string>();
+        if (rounds < 1 || rounds > MaxRounds)
+            problems.Add($"--rounds {rounds}: give 1 to {MaxRounds} rounds (3, the default, shows the spread; 1 is quickest).");
+        BenchReference? reference = null;
+        if (comparePath is not null)
+        {
+            try
+            {
+                reference = BenchReference.Load(comparePath);
+            }
+            catch (InvalidDataException e)
+            {
+                problems.Add($"--compare {comparePath}: {e.Message}");
+            }
+        }
+
         if (!synthetic)
             problems.Add("--synthetic false: bench measures time on random inputs of Fashion-MNIST's shapes only; leave --synthetic on (the default).");
         DeviceKind kind = DeviceKind.Auto;
@@ -78,25 +100,31 @@ internal static class BenchCommand
         return Cli.Guard(() =>
         {
             OutputFolder.RequireFile(jsonPath, "--json");
-            var plan = new BenchPlan(kind, quick, families);
+            var plan = new BenchPlan(kind, quick, families) { Rounds = rounds };
             var clock = Stopwatch.StartNew();
-            var rows = BenchRunner.Run(plan, msg => Console.Error.WriteLine($"bench: {msg} ({clock.Elapsed.TotalSeconds:F1} s)"), out string deviceName);
-            bool cuda = deviceName.StartsWith("cuda", StringComparison.Ordinal);
-            var peer = noPeer ? PeerResult.Off("--no-peer") : RunPeer(plan, rows, cuda);
-            rows = rows.Select(r => peer.Ms.TryGetValue(r.Name, out var ms) ? r with { PeerMs = ms } : r).ToList();
+            var rows = BenchRunner.Run(
+                plan,
+                msg => Console.Error.WriteLine($"bench: {msg} ({clock.Elapsed.TotalSeconds:F1} s)"),
+                device => noPeer ? PeerSession.Off(plan, "--no-peer") : PeerSession.Start(plan, cuda: device.Accelerator.AcceleratorType == ILGPU.Runtime.AcceleratorType.Cuda),
+                out string deviceName,
+                out var started);
+            using var peer = started;
 
-            Console.WriteLine(Table(rows, deviceName, plan, peer));
+            Console.WriteLine(Table(rows, deviceName, plan, peer.Describe));
+            if (reference is not null)
+                Console.WriteLine(reference.Compare(rows, deviceName));
             OutputFolder.Writing(jsonPath, "JSON table", () => File.WriteAllText(jsonPath, JsonSerializer.Serialize(
                 new
                 {
                     device = deviceName,
                     quick,
                     synthetic,
+                    rounds,
                     families = BenchPlan.AllFamilies.Where(families.Contains),
-                    peer = new { available = peer.Available, peer.Describe },
+                    peer = new { available = peer.Ran, describe = peer.Describe },
                     ratio = RatioNote,
                     seconds = clock.Elapsed.TotalSeconds,
-                    rows = rows.Select(r => new { r.Family, r.Name, r.Ms, r.Value, r.Unit, r.VsCopy, r.PeerMs, r.Ratio, r.Skipped, r.Note }),
+                    rows = rows.Select(r => new { r.Family, r.Name, r.Ms, r.Value, r.Unit, r.VsCopy, r.PeerMs, r.Ratio, r.MsSpread, r.PeerSpread, r.RatioSpread, r.Skipped, r.Note }),
                 },
                 Json)));
             Console.WriteLine($"wrote {jsonPath}");
@@ -104,75 +132,32 @@ internal static class BenchCommand
         });
     }
 
-    /// <summary>The table as text: one line per row, the device, the peer and the ratio's meaning in the header.</summary>
-    internal static string Table(IReadOnlyList<BenchRow> rows, string device, BenchPlan plan, PeerResult peer)
+    /// <summary>The table as text: one line per row, the device, the peer and the ratio's meaning in the header; with several rounds, each median has its range over the rounds.</summary>
+    internal static string Table(IReadOnlyList<BenchRow> rows, string device, BenchPlan plan, string peer)
     {
-        static string F(double? v, string fmt) => v is { } x ? x.ToString(fmt, CultureInfo.InvariantCulture) : "-";
+        static string F(double? v) => v is { } x ? x.ToString(x >= 100 ? "F0" : x >= 10 ? "F1" : "F3", CultureInfo.InvariantCulture) : "-";
+        static string WithRange(double? median, Spread? spread) =>
+            spread is { Count: > 1 } s ? $"{F(median)} [{F(s.Min)}-{F(s.Max)}]" : F(median);
+        static string Ratio(BenchRow r) => r.Ratio is not { } q ? "-"
+            : r.RatioSpread is { Count: > 1 } s ? string.Create(CultureInfo.InvariantCulture, $"{q:F2}x [{s.Min:F2}-{s.Max:F2}]")
+            : string.Create(CultureInfo.InvariantCulture, $"{q:F2}x");
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture, $"ilgpu-train bench on {device}{(plan.Quick ? " (--quick)" : string.Empty)}; synthetic inputs; times are medians of synchronized calls after warm-up");
-        sb.AppendLine(CultureInfo.InvariantCulture, $"peer: {peer.Describe}");
+        if (plan.Rounds > 1)
+            sb.AppendLine(CultureInfo.InvariantCulture, $"{plan.Rounds} rounds, IlgpuTrain and the peer alternating; each figure is the median over the rounds [least-most], the ratio the median of the rounds' ratios");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"peer: {peer}");
         sb.AppendLine(RatioNote);
-        string header = $"{"row",-24} {"ms",10} {"value",10} {"unit",-9} {"vs copy",7} {"torch ms",10} {"ratio",7}  note";
+        bool spread = rows.Any(r => r.MsSpread is { Count: > 1 });
+        int msWidth = spread ? 22 : 10, ratioWidth = spread ? 20 : 7;
+        string header = $"{"row",-24} {"ms".PadLeft(msWidth)} {"value",10} {"unit",-9} {"vs copy",7} {"torch ms".PadLeft(msWidth)} {"ratio".PadLeft(ratioWidth)}  note";
         sb.AppendLine(header);
         sb.AppendLine(new string('-', header.Length + 20));
         foreach (var r in rows)
         {
             sb.AppendLine(CultureInfo.InvariantCulture,
-                $"{r.Name,-24} {F(r.Ms, r.Ms >= 100 ? "F0" : "F3"),10} {F(r.Value, r.Value >= 100 ? "F0" : "F2"),10} {r.Unit,-9} {F(r.VsCopy, "F2"),7} {F(r.PeerMs, r.PeerMs >= 100 ? "F0" : "F3"),10} {(r.Ratio is { } q ? q.ToString("F2", CultureInfo.InvariantCulture) + "x" : "-"),7}  {r.Note}");
+                $"{r.Name,-24} {WithRange(r.Ms, r.MsSpread).PadLeft(msWidth)} {F(r.Value),10} {r.Unit,-9} {(r.VsCopy is { } v ? v.ToString("F2", CultureInfo.InvariantCulture) : "-"),7} {WithRange(r.PeerMs, r.PeerSpread).PadLeft(msWidth)} {Ratio(r).PadLeft(ratioWidth)}  {r.Note}");
         }
 
         return sb.ToString();
-    }
-
-    /// <summary>What the PyTorch peer returned: median ms by row name, or why it did not run.</summary>
-    internal sealed record PeerResult(bool Available, string Describe, IReadOnlyDictionary<string, double> Ms)
-    {
-        public static PeerResult Off(string why) => new(false, $"none ({why})", new Dictionary<string, double>());
-    }
-
-    private const string Python = "/usr/bin/python3";
-
-    private static PeerResult RunPeer(BenchPlan plan, IReadOnlyList<BenchRow> rows, bool cuda)
-    {
-        string script = Path.Combine(AppContext.BaseDirectory, "peer", "torch_bench.py");
-        if (!File.Exists(script))
-            return PeerResult.Off($"{script} is missing");
-        if (!File.Exists(Python))
-            return PeerResult.Off($"{Python} is missing");
-        var specs = rows.Where(r => r.PeerSpec is not null && !r.Skipped)
-            .Select(r => new Dictionary<string, object>(r.PeerSpec!) { ["name"] = r.Name })
-            .ToList();
-        if (specs.Count == 0)
-            return PeerResult.Off("no row of this run has a PyTorch counterpart");
-        string spec = JsonSerializer.Serialize(new { reps = plan.Reps, budget = plan.BudgetSeconds, rows = specs });
-        var psi = new ProcessStartInfo(Python) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(script);
-        psi.ArgumentList.Add(spec);
-        // One thread is PyTorch's best on this class of machine, and what the GEMM target compares against.
-        psi.Environment["THREADS"] = Environment.GetEnvironmentVariable("THREADS") ?? "1";
-        psi.Environment["DEVICE"] = cuda ? "cuda" : "cpu";
-        Console.Error.WriteLine($"bench: PyTorch peer ({specs.Count} rows)");
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(10)))
-        {
-            p.Kill(entireProcessTree: true);
-            return PeerResult.Off("the peer script ran past 10 minutes");
-        }
-
-        string err = stderr.Result;
-        if (p.ExitCode != 0)
-        {
-            string first = err.Split('\n').LastOrDefault(l => l.Trim().Length > 0) ?? $"exit {p.ExitCode}";
-            return PeerResult.Off(first.Contains("No module named 'torch'", StringComparison.Ordinal) ? "PyTorch is not installed" : $"peer failed: {first.Trim()}");
-        }
-
-        if (err.Length > 0)
-            Console.Error.Write(err);
-        using var doc = JsonDocument.Parse(stdout.Result.Trim().Split('\n').Last());
-        var root = doc.RootElement;
-        var ms = root.GetProperty("ms").EnumerateObject().ToDictionary(e => e.Name, e => e.Value.GetDouble());
-        return new PeerResult(true, $"PyTorch {root.GetProperty("torch").GetString()} on {root.GetProperty("device").GetString()}, {root.GetProperty("threads").GetInt32()} thread(s)", ms);
     }
 }

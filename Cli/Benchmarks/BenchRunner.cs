@@ -34,6 +34,9 @@ internal sealed record BenchPlan(DeviceKind Kind, bool Quick, IReadOnlySet<strin
     /// <summary>The batch of the model rows (torch_fmnist.py's).</summary>
     public const int Batch = 128;
 
+    /// <summary>How many rounds every row runs (each round: IlgpuTrain, then the peer, group by group).</summary>
+    public int Rounds { get; init; } = 3;
+
     /// <summary>Whether the family runs.</summary>
     public bool Has(string family) => Families.Contains(family);
 }
@@ -52,10 +55,21 @@ internal static class BenchRunner
     /// <summary>GEMM calls predicted to take longer than this on the CPU are skipped.</summary>
     private const double CpuGemmLimitSeconds = 20;
 
-    /// <summary>Runs the plan and returns the rows in print order; <paramref name="log"/> hears progress.</summary>
-    public static List<BenchRow> Run(BenchPlan plan, Action<string> log, out string deviceName)
+    /// <summary>
+    /// Runs the plan for <see cref="BenchPlan.Rounds"/> rounds and returns the rows in print order, each
+    /// with its median over the rounds and the spread. Within a round, each group of rows goes to
+    /// <paramref name="peer"/> right after IlgpuTrain measured it, so the two sides alternate and each
+    /// round's ratio compares times taken a moment apart. The startup rows need a fresh process's
+    /// first compilation, so only the first round has them.
+    /// </summary>
+    /// <param name="plan">What to measure.</param>
+    /// <param name="log">Hears progress.</param>
+    /// <param name="startPeer">Starts the peer for the device in use (it is asked after the startup rows, which it has no counterpart of).</param>
+    /// <param name="deviceName">The device in use.</param>
+    /// <param name="peer">The peer it started; the caller disposes it.</param>
+    public static List<BenchRow> Run(BenchPlan plan, Action<string> log, Func<ComputeDevice, PeerSession> startPeer, out string deviceName, out PeerSession peer)
     {
-        var rows = new List<BenchRow>();
+        var startup = new List<BenchRow>();
 
         // First, before anything else compiles in this process: time to first step of a fresh device.
         if (plan.Has("startup"))
@@ -63,55 +77,118 @@ internal static class BenchRunner
             foreach (var model in new[] { "mlp", "cnn" })
             {
                 log($"startup {model}");
-                rows.AddRange(FirstStep(plan, model));
+                startup.AddRange(FirstStep(plan, model));
             }
         }
 
         using var device = ComputeDevice.Create(plan.Kind);
         deviceName = device.ToString();
-        double? copyGbs = null;
-        if (plan.Has("copy") || plan.Has("elementwise") || plan.Has("reductions"))
+        peer = startPeer(device);
+        var session = peer;
+        var rounds = new List<List<BenchRow>>();
+        for (int round = 1; round <= plan.Rounds; round++)
         {
-            log("copy");
-            var copy = Copy(plan, device);
-            copyGbs = copy.Value;
-            rows.Add(copy);
-        }
-
-        if (plan.Has("elementwise"))
-        {
-            log("elementwise");
-            rows.AddRange(Elementwise(plan, device).Select(r => r with { VsCopy = r.Value / copyGbs }));
-        }
-
-        if (plan.Has("reductions"))
-        {
-            log("reductions");
-            rows.AddRange(Reductions(plan, device).Select(r => r with { VsCopy = r.Value / copyGbs }));
-        }
-
-        if (plan.Has("gemm"))
-        {
-            log("gemm");
-            rows.AddRange(Gemms(plan, device, log));
-        }
-
-        if (plan.Has("optimizer"))
-        {
-            log("optimizer");
-            rows.AddRange(plan.OptimizerSizes.Select(n => AdamWStep(plan, device, n)));
-        }
-
-        if (plan.Has("models"))
-        {
-            foreach (var model in new[] { "mlp", "cnn", "transformer" })
+            string of = plan.Rounds > 1 ? $"round {round}/{plan.Rounds}: " : string.Empty;
+            var rows = new List<BenchRow>();
+            void Group(IEnumerable<BenchRow> ours)
             {
-                log($"models {model}");
-                rows.AddRange(ModelRows(plan, device, model));
+                var list = ours.ToList();
+                var theirs = session.Measure(list);
+                rows.AddRange(list.Select(r => theirs.TryGetValue(r.Name, out var ms) ? r with { PeerMs = ms } : r));
             }
+
+            double? copyGbs = null;
+            if (plan.Has("copy") || plan.Has("elementwise") || plan.Has("reductions"))
+            {
+                log(of + "copy");
+                var copy = Copy(plan, device);
+                copyGbs = copy.Value;
+                Group([copy]);
+            }
+
+            if (plan.Has("elementwise"))
+            {
+                log(of + "elementwise");
+                Group(Elementwise(plan, device).Select(r => r with { VsCopy = r.Value / copyGbs }));
+            }
+
+            if (plan.Has("reductions"))
+            {
+                log(of + "reductions");
+                Group(Reductions(plan, device).Select(r => r with { VsCopy = r.Value / copyGbs }));
+            }
+
+            if (plan.Has("gemm"))
+            {
+                log(of + "gemm");
+                foreach (var row in Gemms(plan, device, msg => log(of + msg)))
+                    Group([row]);
+            }
+
+            if (plan.Has("optimizer"))
+            {
+                log(of + "optimizer");
+                foreach (int n in plan.OptimizerSizes)
+                    Group([AdamWStep(plan, device, n)]);
+            }
+
+            if (plan.Has("models"))
+            {
+                foreach (var model in new[] { "mlp", "cnn", "transformer" })
+                {
+                    log($"{of}models {model}");
+                    Group(ModelRows(plan, device, model));
+                }
+            }
+
+            rounds.Add(rows);
         }
 
-        return rows;
+        return [.. startup, .. Merge(rounds)];
+    }
+
+    /// <summary>
+    /// One row per name (in the first round's order) from the rounds' rows: the median time with its
+    /// spread, the peer's likewise, and the spread of the rounds' own ratios. A throughput is the
+    /// work over the time, so it follows the median time; a row without a time (memory) keeps the
+    /// median of its values. A row measured in one round only comes back as it was.
+    /// </summary>
+    public static List<BenchRow> Merge(IReadOnlyList<IReadOnlyList<BenchRow>> rounds)
+    {
+        var byName = rounds.SelectMany(r => r).GroupBy(r => r.Name).ToList();
+        var merged = new List<BenchRow>();
+        foreach (var group in byName)
+        {
+            var rows = group.ToList();
+            var first = rows[0];
+            if (rows.Count == 1)
+            {
+                merged.Add(first);
+                continue;
+            }
+
+            var ms = rows.Where(r => r.Ms is not null).Select(r => r.Ms!.Value).ToList();
+            var peer = rows.Where(r => r.PeerMs is not null).Select(r => r.PeerMs!.Value).ToList();
+            var ratios = rows.Where(r => r.Ms is not null && r.PeerMs is > 0).Select(r => r.Ms!.Value / r.PeerMs!.Value).ToList();
+            var timed = rows.FirstOrDefault(r => r.Ms is not null && r.Value is not null);
+            Spread? msSpread = ms.Count > 0 ? Spread.Of(ms) : null;
+            double? value = msSpread is { } t && timed is not null
+                ? timed.Value!.Value * timed.Ms!.Value / t.Median
+                : rows.Any(r => r.Value is not null) ? Spread.Of(rows.Where(r => r.Value is not null).Select(r => r.Value!.Value).ToList()).Median : null;
+            merged.Add(first with
+            {
+                Ms = msSpread?.Median,
+                Value = value,
+                MsSpread = msSpread,
+                PeerMs = peer.Count > 0 ? Spread.Of(peer).Median : null,
+                PeerSpread = peer.Count > 0 ? Spread.Of(peer) : null,
+                RatioSpread = ratios.Count > 0 ? Spread.Of(ratios) : null,
+            });
+        }
+
+        // vs copy: the row's median throughput over the copy's.
+        double? copy = merged.FirstOrDefault(r => r.Family == "copy")?.Value;
+        return merged.Select(r => r.VsCopy is not null && copy is > 0 ? r with { VsCopy = r.Value / copy } : r).ToList();
     }
 
     /// <summary>The median milliseconds of <paramref name="run"/>; <paramref name="setup"/> runs before each call, untimed.</summary>

@@ -2,9 +2,13 @@
 calls after warm-up), so the command can print IlgpuTrain / PyTorch ratios from one invocation.
 
 Usage: THREADS=1 DEVICE=cpu|cuda /usr/bin/python3 torch_bench.py '<spec json>'
+   or: THREADS=1 DEVICE=cpu|cuda /usr/bin/python3 torch_bench.py --serve
 The spec is {"reps": int, "budget": seconds, "rows": [{"name": str, "kind": str, ...}, ...]} with
 kinds copy/axpy/add/relu/sum/l2norm (n), gemm (m, n, k), adamw (n), fwdbwd/step (model: mlp|cnn|transformer).
-Prints one JSON object: {"torch": version, "device": str, "threads": int, "ms": {name: median ms}}.
+With a spec argument it prints one JSON object: {"torch": version, "device": str, "threads": int,
+"ms": {name: median ms}}. With --serve it prints {"torch", "device", "threads"} once, then reads one
+spec per line of stdin and answers each with one line {"ms": {name: median ms}}, until stdin closes:
+`bench` sends each group of rows right after measuring it, so the two sides run interleaved.
 """
 import json, os, sys, time
 import torch, torch.nn as nn
@@ -12,8 +16,8 @@ import torch, torch.nn as nn
 torch.set_num_threads(int(os.environ.get("THREADS", "1")))
 torch.manual_seed(0)
 DEV = os.environ.get("DEVICE", "cpu")
-spec = json.loads(sys.argv[1])
-REPS, BUDGET = int(spec["reps"]), float(spec["budget"])
+SERVE = sys.argv[1] == "--serve"
+REPS, BUDGET = 5, 0.5
 B = 128
 
 
@@ -125,12 +129,25 @@ def row(r):
     return None
 
 
-out = {}
-for r in spec["rows"]:
-    try:
-        ms = row(r)
-        if ms is not None:
-            out[r["name"]] = ms
-    except Exception as e:  # a row PyTorch cannot run (memory, an old version) stays empty
-        print(f"torch_bench: {r['name']}: {e}", file=sys.stderr)
-print(json.dumps({"torch": torch.__version__, "device": DEV, "threads": torch.get_num_threads(), "ms": out}))
+def measure(spec):
+    global REPS, BUDGET
+    REPS, BUDGET = int(spec["reps"]), float(spec["budget"])
+    out = {}
+    for r in spec["rows"]:
+        try:
+            ms = row(r)
+            if ms is not None:
+                out[r["name"]] = ms
+        except Exception as e:  # a row PyTorch cannot run (memory, an old version) stays empty
+            print(f"torch_bench: {r['name']}: {e}", file=sys.stderr)
+    return out
+
+
+HELLO = {"torch": torch.__version__, "device": DEV, "threads": torch.get_num_threads()}
+if SERVE:
+    print(json.dumps(HELLO), flush=True)
+    for line in sys.stdin:
+        if line.strip():
+            print(json.dumps({"ms": measure(json.loads(line))}), flush=True)
+else:
+    print(json.dumps(dict(HELLO, ms=measure(json.loads(sys.argv[1])))))
