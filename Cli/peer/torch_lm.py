@@ -13,6 +13,8 @@ over 5% of the updates then cosine to 0, clipping at 1, label smoothing 0.1. Pri
 step (one thread, as bench runs PyTorch) and the validation bits per character without smoothing.
 
 Run with Debian's python3-torch: /usr/bin/python3 torch_lm.py
+The README's longer run (no --train-limit, --epochs 2): N_TRAIN=all EPOCHS=2 /usr/bin/python3 torch_lm.py
+(every training window, a fresh permutation each epoch, warmup and cosine over all the updates).
 """
 import os, math, time, torch, torch.nn as nn, torch.nn.functional as F
 torch.manual_seed(0); torch.set_num_threads(1)
@@ -28,7 +30,9 @@ chars=sorted(set(text)); stoi={c:i for i,c in enumerate(chars)}
 ids=torch.tensor([stoi[c] for c in text])
 cut=round(len(ids)*0.9); tr, va = ids[:cut], ids[cut:]
 T=64; stride=32; V=len(chars); D=64
-n_train=19200
+n_all=(len(tr)-T-1)//stride+1
+n_train=n_all if os.environ.get('N_TRAIN','19200')=='all' else min(n_all,int(os.environ.get('N_TRAIN','19200')))
+epochs=int(os.environ.get('EPOCHS','1'))
 starts=torch.arange(n_train)*stride
 class Block(nn.Module):
     def __init__(s):
@@ -45,12 +49,14 @@ class LM(nn.Module):
 m=LM()
 decay=[p for p in m.parameters() if p.dim()>=2]; nodecay=[p for p in m.parameters() if p.dim()<2]
 opt=torch.optim.AdamW([{'params':decay,'weight_decay':0.1},{'params':nodecay,'weight_decay':0}],lr=3e-3)
-steps=n_train//64; warm=max(1,int(0.05*steps))
+per_epoch=n_train//64; steps=epochs*per_epoch; warm=max(1,int(0.05*steps))
 sched=torch.optim.lr_scheduler.LambdaLR(opt,lambda s: (s+1)/warm if s<warm else 0.5*(1+math.cos(math.pi*(s-warm)/max(1,steps-warm))))
-g=torch.Generator().manual_seed(0); perm=torch.randperm(n_train,generator=g)
+g=torch.Generator().manual_seed(0)
 t0=time.time()
 for step in range(steps):
-    idx=starts[perm[step*64:(step+1)*64]]
+    if step%per_epoch==0: perm=torch.randperm(n_train,generator=g)
+    k=step%per_epoch
+    idx=starts[perm[k*64:(k+1)*64]]
     x=torch.stack([tr[i:i+T] for i in idx]); y=torch.stack([tr[i+1:i+T+1] for i in idx])
     loss=F.cross_entropy(m(x).reshape(-1,V),y.reshape(-1),label_smoothing=0.1)
     opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(m.parameters(),1.0); opt.step(); sched.step()
