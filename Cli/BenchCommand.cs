@@ -32,10 +32,11 @@ internal static class BenchCommand
         var only = new Option<string?>("--only") { Description = $"A comma list of row families to run: {string.Join(", ", BenchPlan.AllFamilies)} (default: all; models includes the memory rows)." };
         var noPeer = new Option<bool>("--no-peer") { Description = "Do not run the PyTorch peer even when it is installed." };
         var rounds = new Option<int>("--rounds") { Description = "Rounds of every row, IlgpuTrain and PyTorch alternating group by group; the table gives the median and the range over the rounds.", DefaultValueFactory = _ => 3 };
+        var profile = new Option<bool>("--profile") { Description = "Also time each model's train step op by op (forward, backward, the optimizer, uploads) and print where the time goes." };
         var compare = new Option<string?>("--compare") { Description = "An earlier bench.json: print each row's change against it (for A/B work on one machine)." };
         var command = new Command("bench", "Measure kernels, the optimizer step and the Fashion-MNIST models on this device, next to PyTorch when it is installed.")
         {
-            json, quick, synthetic, device, only, noPeer, rounds, compare,
+            json, quick, synthetic, device, only, noPeer, rounds, compare, profile,
         };
         command.SetAction(parse => Run(
             parse.GetValue(json)!,
@@ -45,14 +46,15 @@ internal static class BenchCommand
             parse.GetValue(only),
             parse.GetValue(noPeer),
             parse.GetValue(rounds),
-            parse.GetValue(compare)));
+            parse.GetValue(compare),
+            parse.GetValue(profile)));
         return command;
     }
 
     /// <summary>The most rounds a run may ask for.</summary>
     public const int MaxRounds = 50;
 
-    private static int Run(string jsonPath, bool quick, bool synthetic, string? deviceText, string? only, bool noPeer, int rounds, string? comparePath)
+    private static int Run(string jsonPath, bool quick, bool synthetic, string? deviceText, string? only, bool noPeer, int rounds, string? comparePath, bool profile)
     {
         var problems = new List<string>();
         if (rounds < 1 || rounds > MaxRounds)
@@ -100,7 +102,9 @@ internal static class BenchCommand
         return Cli.Guard(() =>
         {
             OutputFolder.RequireFile(jsonPath, "--json");
-            var plan = new BenchPlan(kind, quick, families) { Rounds = rounds };
+            if (profile && !families.Contains("models"))
+                Console.Error.WriteLine("bench: --profile times the model rows, and --only leaves them out; nothing to profile.");
+            var plan = new BenchPlan(kind, quick, families) { Rounds = rounds, Profile = profile };
             var clock = Stopwatch.StartNew();
             var rows = BenchRunner.Run(
                 plan,
@@ -111,6 +115,12 @@ internal static class BenchCommand
             using var peer = started;
 
             Console.WriteLine(Table(rows, deviceName, plan, peer.Describe));
+            foreach (var r in rows.Where(r => r.Profile is not null))
+            {
+                Console.WriteLine($"{r.Name}, op by op (mean of {r.Profile!.Steps} synchronized steps; an op's forward is the time since the previous recorded op):");
+                Console.WriteLine(r.Profile.Table());
+            }
+
             if (reference is not null)
                 Console.WriteLine(reference.Compare(rows, deviceName));
             OutputFolder.Writing(jsonPath, "JSON table", () => File.WriteAllText(jsonPath, JsonSerializer.Serialize(
@@ -125,6 +135,12 @@ internal static class BenchCommand
                     ratio = RatioNote,
                     seconds = clock.Elapsed.TotalSeconds,
                     rows = rows.Select(r => new { r.Family, r.Name, r.Ms, r.Value, r.Unit, r.VsCopy, r.PeerMs, r.Ratio, r.MsSpread, r.PeerSpread, r.RatioSpread, r.Skipped, r.Note }),
+                    profiles = rows.Where(r => r.Profile is not null).ToDictionary(r => r.Name, r => new
+                    {
+                        r.Profile!.Steps,
+                        msPerStep = r.Profile.TotalMs / Math.Max(1, r.Profile.Steps),
+                        ops = r.Profile.Ops.Select(o => new { o.Op, o.ForwardMs, o.ForwardCalls, o.BackwardMs, o.BackwardCalls, o.OtherMs, o.OtherCalls }),
+                    }),
                 },
                 Json)));
             Console.WriteLine($"wrote {jsonPath}");

@@ -38,6 +38,22 @@ public sealed class StepScope : IDisposable
     /// </summary>
     public Precision Precision { get; set; } = Precision.Float32;
 
+    /// <summary>
+    /// Where this step's time goes, op by op, or null (the default) for no timing. Setting it starts
+    /// its forward clock; uploads count as "upload". See <see cref="StepProfile"/>.
+    /// </summary>
+    public StepProfile? Profile
+    {
+        get => _profile;
+        set
+        {
+            _profile = value;
+            value?.Mark(Device);
+        }
+    }
+
+    private StepProfile? _profile;
+
     /// <summary>The tape recording this step's training-mode forward, or null when nothing records (evaluation, inference).</summary>
     public Tape? Tape { get; internal set; }
 
@@ -50,7 +66,9 @@ public sealed class StepScope : IDisposable
         var t = Allocate(shape);
         if (data.Length != shape.Length)
             throw new ArgumentException($"Upload: shape {shape} needs {shape.Length} elements but the data has {data.Length}.", nameof(shape));
+        long start = _profile?.Start(Device) ?? 0;
         Transfer.ToDevice(Device.Stream, data, t.View<float>());
+        _profile?.Stop("upload", Device, start);
         return t;
     }
 
@@ -63,7 +81,9 @@ public sealed class StepScope : IDisposable
         var t = Allocate(shape, DType.Int32);
         if (data.Length != shape.Length)
             throw new ArgumentException($"Upload: shape {shape} needs {shape.Length} elements but the data has {data.Length}.", nameof(shape));
+        long start = _profile?.Start(Device) ?? 0;
         Transfer.ToDevice(Device.Stream, data, t.View<int>());
+        _profile?.Stop("upload", Device, start);
         return t;
     }
 

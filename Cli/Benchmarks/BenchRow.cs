@@ -24,6 +24,9 @@ internal sealed record BenchRow(string Family, string Name, double? Ms, double? 
     /// <summary>IlgpuTrain time / PyTorch time: below 1, IlgpuTrain is faster. Over several rounds, the median of the rounds' ratios.</summary>
     public double? Ratio => RatioSpread?.Median ?? (Ms is { } a && PeerMs is { } b && b > 0 ? a / b : null);
 
+    /// <summary>Where this row's step time went, op by op (bench --profile, train step rows of the first round), or null.</summary>
+    public Functional.StepProfile? Profile { get; init; }
+
     /// <summary>IlgpuTrain's milliseconds over the rounds (<see cref="Ms"/> is their median), or null for a row measured once.</summary>
     public Spread? MsSpread { get; init; }
 

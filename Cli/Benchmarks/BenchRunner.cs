@@ -34,6 +34,12 @@ internal sealed record BenchPlan(DeviceKind Kind, bool Quick, IReadOnlySet<strin
     /// <summary>The batch of the model rows (torch_fmnist.py's).</summary>
     public const int Batch = 128;
 
+    /// <summary>Whether the model rows also time one op at a time (in the first round, after the timed steps).</summary>
+    public bool Profile { get; init; }
+
+    /// <summary>Steps the profile of a model row averages.</summary>
+    public int ProfileSteps => Quick ? 5 : 20;
+
     /// <summary>How many rounds every row runs (each round: IlgpuTrain, then the peer, group by group).</summary>
     public int Rounds { get; init; } = 3;
 
@@ -137,7 +143,7 @@ internal static class BenchRunner
                 foreach (var model in new[] { "mlp", "cnn", "transformer" })
                 {
                     log($"{of}models {model}");
-                    Group(ModelRows(plan, device, model));
+                    Group(ModelRows(plan, device, model, plan.Profile && round == 1));
                 }
             }
 
@@ -391,9 +397,17 @@ internal static class BenchRunner
         /// <summary>What Trainer.TrainStep does: upload, forward, loss, backward, loss to the host, clip, AdamW.</summary>
         public void TrainStep() => Step(update: true);
 
-        private void Step(bool update)
+        /// <summary>One train step with every piece timed into <paramref name="profile"/>.</summary>
+        public void ProfiledStep(StepProfile profile)
+        {
+            Step(update: true, profile);
+            profile.EndStep();
+        }
+
+        private void Step(bool update, StepProfile? profile = null)
         {
             using var scope = _device.BeginStep();
+            scope.Profile = profile;
             var x = scope.Upload(_x, _xShape);
             var y = scope.Upload(_y, new Shape(_y.Length));
             ParamTree? newState = null;
@@ -404,7 +418,12 @@ internal static class BenchRunner
                 newState = st;
                 return F.CrossEntropy(_lm ? F.Reshape(logits, _y.Length, LmVocab) : logits, y, _ce);
             });
-            if (update)
+            if (update && profile is not null)
+            {
+                profile.Time("loss to host", _device, () => _ = loss.ToHost()[0]);
+                profile.Time("optimizer (clip, AdamW)", _device, () => (_params, _optState) = _opt.Step(_params, grads, _optState));
+            }
+            else if (update)
             {
                 _ = loss.ToHost()[0];
                 (_params, _optState) = _opt.Step(_params, grads, _optState);
@@ -454,7 +473,7 @@ internal static class BenchRunner
         ];
     }
 
-    private static IEnumerable<BenchRow> ModelRows(BenchPlan plan, ComputeDevice device, string name)
+    private static IEnumerable<BenchRow> ModelRows(BenchPlan plan, ComputeDevice device, string name, bool profile)
     {
         // The pool keeps what earlier rows returned (the 25M-parameter step, the large GEMMs): free it, so
         // the high-water mark is this model's alone. Reserved bytes only fall on Trim, so the later
@@ -478,10 +497,18 @@ internal static class BenchRunner
         device.Synchronize();
         long reservedAfter = pool.Stats.PeakBytesReserved;
         const double MiB = 1 << 20;
+        StepProfile? steps = null;
+        if (profile)
+        {
+            steps = new StepProfile();
+            for (int i = 0; i < plan.ProfileSteps; i++)
+                rig.ProfiledStep(steps);
+        }
+
         return
         [
             new BenchRow("models", $"{name} fwd+bwd", fb, rig.Batch / (fb / 1000), "samples/s", $"batch {rig.Batch}{(name == "transformer" ? $" x {ModelRig.LmContext} characters" : string.Empty)}, cross-entropy with label smoothing 0.1") { PeerSpec = Spec("fwdbwd", ("model", name)) },
-            new BenchRow("models", $"{name} train step", step, rig.Batch / (step / 1000), "samples/s", $"batch {rig.Batch}: upload, fwd+bwd, loss to host, clip 1, AdamW") { PeerSpec = Spec("step", ("model", name)) },
+            new BenchRow("models", $"{name} train step", step, rig.Batch / (step / 1000), "samples/s", $"batch {rig.Batch}: upload, fwd+bwd, loss to host, clip 1, AdamW") { PeerSpec = Spec("step", ("model", name)), Profile = steps },
             new BenchRow("memory", $"{name} peak per step", null, stats.PeakBytesInUse / MiB, "MiB", "MemoryPool PeakBytesInUse over one train step"),
             new BenchRow("memory", $"{name} pool high-water", null, reservedAfter / MiB, "MiB", reservedAfter == reservedBefore ? "PeakBytesReserved since the model's first step, flat over the last 6 steps" : $"PeakBytesReserved grew from {reservedBefore / MiB:F1} MiB over the last 6 steps"),
         ];

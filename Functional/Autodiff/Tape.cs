@@ -132,6 +132,7 @@ public sealed class Tape
         var node = new TapeNode(this, _nodes.Count, op, output, inputs, vjp, null, default);
         _nodes.Add(node);
         output.Node = node;
+        Scope.Profile?.Forward(op, Scope.Device);
     }
 
     /// <summary>
@@ -182,7 +183,10 @@ public sealed class Tape
                     var node = _nodes[i];
                     if (!node.HasGrad || node.IsLeaf)
                         continue;
-                    ctx.Run(node);
+                    if (Scope.Profile is { } profile)
+                        profile.Backward(node.Op, Scope.Device, () => ctx.Run(node));
+                    else
+                        ctx.Run(node);
                 }
             }
         }

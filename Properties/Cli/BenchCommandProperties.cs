@@ -139,6 +139,34 @@ public class BenchCommandProperties
         Assert.Contains("3 rounds", output);
     }
 
+    [Fact]
+    public void Profile_times_each_model_step_op_by_op_and_the_pieces_add_up()
+    {
+        var (_, output, _, rows, root) = Bench("--only", "models", "--no-peer", "--rounds", "1", "--profile");
+        var profiles = root.GetProperty("profiles");
+        foreach (var model in new[] { "mlp", "cnn", "transformer" })
+        {
+            var p = profiles.GetProperty($"{model} train step");
+            Assert.Equal(5, p.GetProperty("steps").GetInt32());
+            var ops = p.GetProperty("ops").EnumerateArray().ToList();
+            string[] names = [.. ops.Select(o => o.GetProperty("op").GetString()!)];
+            Assert.Contains("Linear", names);
+            Assert.Contains("CrossEntropy", names);
+            Assert.Contains("optimizer (clip, AdamW)", names);
+            if (model == "cnn")
+                Assert.Contains("Conv2d", names);
+            if (model == "transformer")
+                Assert.Contains("ScaledDotProductAttention", names);
+            double sum = ops.Sum(o => Num(o, "forwardMs") + Num(o, "backwardMs") + Num(o, "otherMs"));
+            Assert.Equal(sum / 5, Num(p, "msPerStep"), 6);
+            var linear = ops.Single(o => o.GetProperty("op").GetString() == "Linear");
+            Assert.Equal(linear.GetProperty("forwardCalls").GetInt32(), linear.GetProperty("backwardCalls").GetInt32());
+            Assert.Contains($"{model} train step, op by op", output);
+        }
+
+        Assert.Equal(12, rows.Length);
+    }
+
     private static string FormatMs(double v) => v.ToString(v >= 100 ? "F0" : v >= 10 ? "F1" : "F3", System.Globalization.CultureInfo.InvariantCulture);
 
     [Fact]
