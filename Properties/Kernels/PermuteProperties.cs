@@ -187,6 +187,26 @@ public class PermuteProperties
                 .Label(label);
         });
 
+    [Theory]
+    [InlineData(new[] { 64, 64, 4, 16 }, new[] { 0, 2, 1, 3 })] // attention's heads split: rows of 16 contiguous floats
+    [InlineData(new[] { 64, 4, 64, 16 }, new[] { 0, 2, 3, 1 })] // the innermost axis moves: strided rows
+    [InlineData(new[] { 3, 5, 7, 11, 13 }, new[] { 4, 3, 2, 1, 0 })] // odd sizes, reversed
+    public void Large_permutes_split_over_threads_equal_the_reference_both_ways(int[] dims, int[] axes)
+    {
+        var x = GradCheck.Values(17, dims.Aggregate(1, (a, b) => a * b));
+        var expected = PermuteReference(x, dims, axes);
+        foreach (var d in Devices.All)
+        {
+            using var xs = d.Upload(x);
+            using var y = d.Poisoned(x.Length);
+            PermuteKernels.Forward(d.Kernels, xs.View<float>(), y.View<float>(), dims, axes);
+            Xunit.Assert.Equal(expected, y.ToHost());
+            using var dx = d.Poisoned(x.Length);
+            PermuteKernels.Backward(d.Kernels, y.View<float>(), dx.View<float>(), dims, axes);
+            Xunit.Assert.Equal(x, dx.ToHost());
+        }
+    }
+
     [Fact]
     public void Gather_adds_the_gradients_of_repeated_indices()
     {
