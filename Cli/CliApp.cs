@@ -19,5 +19,6 @@ internal static class CliApp
         DevicesCommand.Create(),
         BenchCommand.Create(),
         CheckCommand.Create(),
+        CollectivesCommand.Create(),
     };
 }
