@@ -397,17 +397,26 @@ public static class Recipes
     /// <param name="train">The training set (its sample shape, classes and size shape the model and schedule).</param>
     /// <param name="callbacks">Callbacks of the fit (metrics logs, checkpoints, early stopping), or null for none.</param>
     /// <param name="progress">Where progress goes, or null for none.</param>
+    /// <param name="group">The ranks of a distributed run (<see cref="TrainerOptions.Distributed"/>; the schedule spans each rank's share), or null for one process.</param>
     /// <returns>The trainer, and the model and the optimizer it steps (<see cref="Trainer.Optimizer"/>: with <see cref="RunConfig.Freeze"/>, over the trainable parameters only).</returns>
-    public static (Trainer Trainer, Layer Model, IGradientTransformation Optimizer) BuildTrainer(RunConfig config, Device device, IDataset train, IReadOnlyList<TrainingCallback>? callbacks = null, IProgressSink? progress = null)
+    public static (Trainer Trainer, Layer Model, IGradientTransformation Optimizer) BuildTrainer(RunConfig config, Device device, IDataset train, IReadOnlyList<TrainingCallback>? callbacks = null, IProgressSink? progress = null, Distributed.ProcessGroup? group = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(train);
         var c = config;
         var model = Model(c, train);
-        var trainer = new Trainer(device, model, train.SampleShape, Optimizer(c, TotalUpdates(c, train.Count)), Options(c, train, callbacks, progress));
+        var options = Options(c, train, callbacks, progress) with { Distributed = group is null ? null : new Distributed.DistributedOptions(group) };
+        var trainer = new Trainer(device, model, train.SampleShape, Optimizer(c, TotalUpdates(c, SamplesPerRank(train.Count, group))), options);
         return (trainer, model, trainer.Optimizer);
     }
+
+    /// <summary>The training samples one rank sees per epoch: all of them in one process, ⌈n / ranks⌉ in a distributed run (<see cref="Distributed.DataShard"/>).</summary>
+    /// <param name="trainSamples">Samples in the training set.</param>
+    /// <param name="group">The ranks, or null.</param>
+    /// <returns>Samples per rank and epoch.</returns>
+    public static int SamplesPerRank(int trainSamples, Distributed.ProcessGroup? group) =>
+        group is null ? trainSamples : new Distributed.DataShard(group.Rank, group.WorldSize).Length(trainSamples);
 
     /// <summary>
     /// The trainer options of a run: epochs, batch, seed, the cross-entropy with label smoothing,

@@ -117,6 +117,21 @@ public sealed unsafe class NcclProcessGroup : ProcessGroup
     }
 
     /// <inheritdoc/>
+    public override void AllReduce(Device device, ArrayView<float> flat, IReadOnlyList<GradientBucket> buckets, ReduceOp op, string what)
+    {
+        RequireOwnDevice(device);
+        ArgumentNullException.ThrowIfNull(buckets);
+        int ncclOp = op switch { ReduceOp.Mean => NcclAvg, ReduceOp.Max => NcclMax, ReduceOp.Min => NcclMin, _ => NcclSum };
+        foreach (var b in buckets)
+        {
+            nint p = flat.SubView(b.Offset, b.Length).LoadEffectiveAddressAsPtr();
+            _nccl.Check(_nccl.AllReduce(p, p, (nuint)b.Length, NcclFloat32, ncclOp, _comm, _stream), "ncclAllReduce");
+        }
+
+        WaitForStream($"NCCL all-reduce of {what} ({buckets.Count} buckets, {flat.Length} floats)");
+    }
+
+    /// <inheritdoc/>
     public override void BroadcastView(Device device, ArrayView<byte> view, int root, string what)
     {
         RequireOwnDevice(device);

@@ -282,6 +282,60 @@ public abstract class ProcessGroup : IDisposable
         Transfer.ToDevice<float>(device.Stream, host, view);
     }
 
+    /// <summary>
+    /// All-reduces a flat device buffer bucket by bucket: every bucket's nonblocking all-reduce is
+    /// started as soon as its values are on the host (at once on the CPU accelerator, whose memory
+    /// is the host's), so one bucket's transfer overlaps the others' reduction; then all are awaited.
+    /// </summary>
+    /// <param name="device">The buffer's device.</param>
+    /// <param name="flat">The buffer (such as a gradient ParamTree's <see cref="ParamTree.Flat32"/>).</param>
+    /// <param name="buckets">The pieces (<see cref="GradientBuckets.Plan"/>).</param>
+    /// <param name="op">How to combine the values.</param>
+    /// <param name="what">What is reduced, for the timeout message.</param>
+    public virtual unsafe void AllReduce(Device device, ArrayView<float> flat, IReadOnlyList<GradientBucket> buckets, ReduceOp op, string what)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(buckets);
+        foreach (var b in buckets)
+        {
+            if (b.Offset < 0 || b.Length < 0 || b.Offset + b.Length > flat.Length || b.Length > int.MaxValue)
+                throw new ArgumentException($"ProcessGroup: bucket [{b.Offset}, {b.Offset + b.Length}) does not fit the buffer of {flat.Length} floats (or exceeds 2^31 elements); plan the buckets from this buffer's layout.", nameof(buckets));
+        }
+
+        bool onHost = device.Accelerator.AcceleratorType == AcceleratorType.CPU;
+        float[]? staging = null;
+        if (onHost)
+            device.Synchronize();
+        else
+            staging = Staging(flat.Length);
+        var started = new List<(PendingCollective Pending, nint Data, int Count)>(buckets.Count);
+        fixed (float* host = staging)
+        {
+            for (int i = 0; i < buckets.Count; i++)
+            {
+                var b = buckets[i];
+                nint data;
+                if (onHost)
+                {
+                    data = flat.SubView(b.Offset, b.Length).LoadEffectiveAddressAsPtr();
+                }
+                else
+                {
+                    Transfer.ToHost(device.Stream, flat.SubView(b.Offset, b.Length), staging.AsSpan((int)b.Offset, (int)b.Length));
+                    data = (nint)(host + b.Offset);
+                }
+
+                started.Add((Start(data, (int)b.Length, ElementKind.Float32, op, $"{what} (bucket {i + 1} of {buckets.Count})"), data, (int)b.Length));
+            }
+
+            foreach (var (pending, data, count) in started)
+                Finish(pending, data, count, op);
+        }
+
+        if (!onHost)
+            Transfer.ToDevice<float>(device.Stream, staging, flat);
+    }
+
     /// <summary>Sets a device view's bytes on every rank to the root's (see <see cref="AllReduce(Device, ArrayView{float}, ReduceOp, string)"/> for where the bytes travel).</summary>
     /// <param name="device">The view's device.</param>
     /// <param name="view">The bytes.</param>
@@ -371,6 +425,16 @@ public abstract class ProcessGroup : IDisposable
             for (int i = 0; i < d.Length; i++)
                 d[i] /= WorldSize;
         }
+    }
+
+    private float[]? _staging;
+
+    // A pinned host copy of a device buffer, kept from one step to the next.
+    private float[] Staging(long length)
+    {
+        if (_staging is null || _staging.Length != length)
+            _staging = GC.AllocateUninitializedArray<float>(checked((int)length), pinned: true);
+        return _staging;
     }
 
     private void RequireRoot(int root)
