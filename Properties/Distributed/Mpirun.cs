@@ -33,14 +33,22 @@ public static class Mpirun
     /// <param name="ranks">Processes.</param>
     /// <param name="limit">Wall-clock limit; the job is killed past it.</param>
     /// <param name="args">The CLI's arguments.</param>
-    /// <param name="whileRunning">Called with mpirun's process once started (to stop or kill a rank), or null.</param>
+    /// <param name="whileRunning">Called with mpirun's process and a reader of the output so far once started (to stop or kill a rank), or null.</param>
     /// <returns>The result.</returns>
-    public static Result Run(int ranks, TimeSpan limit, IEnumerable<string> args, Action<Process>? whileRunning = null)
+    public static Result Run(int ranks, TimeSpan limit, IEnumerable<string> args, Action<Process, Func<string>>? whileRunning = null) =>
+        Launch(limit, ["-np", ranks.ToString(System.Globalization.CultureInfo.InvariantCulture), "--oversubscribe", "--bind-to", "none", Cli, .. args], whileRunning);
+
+    /// <summary>Runs one rank per argument list (mpirun's MPMD form: <c>-np 1 ilgpu-train A : -np 1 ilgpu-train B</c>).</summary>
+    /// <param name="limit">Wall-clock limit; the job is killed past it.</param>
+    /// <param name="perRank">Each rank's CLI arguments.</param>
+    /// <returns>The result.</returns>
+    public static Result RunEach(TimeSpan limit, params string[][] perRank) =>
+        Launch(limit, ["--oversubscribe", "--bind-to", "none", .. perRank.SelectMany((a, i) => (i == 0 ? Array.Empty<string>() : [":"]).Concat(["-np", "1", Cli, .. a]))], null);
+
+    private static Result Launch(TimeSpan limit, IEnumerable<string> arguments, Action<Process, Func<string>>? whileRunning)
     {
         var info = new ProcessStartInfo(Find("mpirun")!) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "-np", ranks.ToString(System.Globalization.CultureInfo.InvariantCulture), "--oversubscribe", "--bind-to", "none", Cli })
-            info.ArgumentList.Add(a);
-        foreach (var a in args)
+        foreach (var a in arguments)
             info.ArgumentList.Add(a);
         info.Environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
         info.Environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
@@ -52,7 +60,11 @@ public static class Mpirun
         p.ErrorDataReceived += (_, d) => { lock (e) e.AppendLine(d.Data); };
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
-        whileRunning?.Invoke(p);
+        whileRunning?.Invoke(p, () =>
+        {
+            lock (o)
+                return o.ToString();
+        });
         bool finished = p.WaitForExit(limit);
         if (!finished)
         {
