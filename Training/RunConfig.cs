@@ -112,6 +112,9 @@ public sealed record RunConfig
     /// </summary>
     public bool Distributed { get; init; }
 
+    /// <summary>Synchronized batch normalization in a distributed run (statistics over every rank's batch; <see cref="Distributed.DistributedOptions.SyncBatchNorm"/>); default false.</summary>
+    public bool SyncBatchNorm { get; init; }
+
     /// <summary>The collective engine of a distributed run: auto (NCCL when every rank trains on CUDA, else MPI), mpi or nccl.</summary>
     public string Backend { get; init; } = "auto";
 
@@ -472,6 +475,7 @@ public sealed record RunConfig
         [nameof(MixedPrecision)] = (JsonType.Bool, "true or false"),
         [nameof(Distributed)] = (JsonType.Bool, "true or false"),
         [nameof(Backend)] = (JsonType.String, "a string"),
+        [nameof(SyncBatchNorm)] = (JsonType.Bool, "true or false"),
         [nameof(CollectiveTimeout)] = (JsonType.Number, "a number"),
         [nameof(Accumulate)] = (JsonType.Int, "a 32-bit integer"),
         [nameof(ScaleLr)] = (JsonType.Bool, "true or false"),

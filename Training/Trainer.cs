@@ -494,6 +494,8 @@ public sealed class Trainer
         using var step = _device.BeginStep();
         step.Precision = _options.Precision;
         var group = collective ? _group : null;
+        if (group is not null && _options.Distributed!.SyncBatchNorm)
+            step.BatchNormSync = group;                                                                               // SyncBatchNorm: statistics over all ranks
         var rng = Rng.Create(_options.Seed).At(checked((uint)s.Step));
         if (group is { WorldSize: > 1 })
             rng = rng.Fold(RankPurpose).Fold((uint)group.Rank);                                                      // each rank its own dropout and augmentation
@@ -597,6 +599,7 @@ public sealed class Trainer
             $"batch size: {_options.BatchSize}; drop last: {_options.DropLast}; epochs: {_options.Epochs}",
             $"seed: {_options.Seed}",
             $"precision: {_options.Precision}; loss scaling: {_options.LossScale?.GetType().Name ?? "none"}",
+            $"sync batchnorm: {_options.Distributed?.SyncBatchNorm ?? false}; bucket bytes: {_options.Distributed?.BucketBytes}",
             $"starts at: epoch {s.Epoch}, batch {s.BatchInEpoch}, step {s.Step}",
         };
         if (Fingerprint.Differences(Fingerprint.Gather(_group, lines)) is { } differences)

@@ -120,6 +120,7 @@ internal static class OptionValues
         ["--freeze"] = ["conv1.*"],
         ["--distributed"] = [],
         ["--backend"] = ["mpi"],
+        ["--sync-batchnorm"] = [],
         ["--collective-timeout"] = ["12"],
     };
 

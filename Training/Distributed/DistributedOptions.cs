@@ -18,6 +18,14 @@ public sealed record DistributedOptions(ProcessGroup Group)
     /// </summary>
     public long BucketBytes { get; init; } = DefaultBucketBytes;
 
+    /// <summary>
+    /// Synchronized batch normalization (false): every BatchNorm layer normalizes with the mean
+    /// and variance over all ranks' batches and sums its backward's Σdy and Σdy x̂ over the ranks,
+    /// as PyTorch's SyncBatchNorm (convert_sync_batchnorm), so N ranks × batch B normalize as one
+    /// batch of N B. Off: each rank normalizes with its own batch (PyTorch's default under DDP).
+    /// </summary>
+    public bool SyncBatchNorm { get; init; }
+
     /// <summary>Throws when an option is out of range, naming it and the fix.</summary>
     public void Validate()
     {

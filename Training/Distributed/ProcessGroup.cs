@@ -66,7 +66,7 @@ public sealed class DistributedException : Exception
 /// <para>A group is a value the caller creates once per process (<see cref="MpiProcessGroup.Create"/>
 /// or <see cref="Create"/>), passes to the trainer in <see cref="TrainerOptions.Distributed"/> and disposes at the end.</para>
 /// </remarks>
-public abstract class ProcessGroup : IDisposable
+public abstract class ProcessGroup : IDisposable, ICrossRankSum
 {
     /// <summary>The default <see cref="Timeout"/>: 5 minutes.</summary>
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(5);
@@ -140,6 +140,11 @@ public abstract class ProcessGroup : IDisposable
 
     /// <inheritdoc cref="AllReduce(Span{float}, ReduceOp, string)"/>
     public void AllReduce(Span<double> data, ReduceOp op, string what) => OnHost(data, ElementKind.Float64, op, what);
+
+    /// <summary>Sums <paramref name="values"/> over the ranks (an all-reduce), for <see cref="StepScope.BatchNormSync"/>.</summary>
+    /// <param name="values">This rank's values; the sums on return.</param>
+    /// <param name="what">What is summed, for the timeout message.</param>
+    public void Sum(Span<double> values, string what) => AllReduce(values, ReduceOp.Sum, what);
 
     /// <summary>All-reduces <paramref name="data"/> in place; Mean is refused (use Sum and divide).</summary>
     /// <param name="data">This rank's values; the combined values on return.</param>
