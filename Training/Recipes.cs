@@ -376,14 +376,23 @@ public static class Recipes
         _ => null,
     };
 
-    /// <summary>The device of <paramref name="config"/>: <see cref="RunConfig.Device"/>, else $ILGPUTRAIN_DEVICE, else the best available.</summary>
+    /// <summary>The device of <paramref name="config"/>: <see cref="RunConfig.Device"/>, else $ILGPUTRAIN_DEVICE, else the best available; in a <see cref="RunConfig.Distributed"/> run on CUDA, the GPU of the launcher's local rank (modulo the GPUs).</summary>
     /// <param name="config">The run.</param>
     /// <returns>A new device; the caller disposes it.</returns>
     /// <exception cref="ArgumentException">The device name is not cpu, cuda or opencl.</exception>
     public static Device CreateDevice(RunConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return config.Device is null ? Device.Create() : Device.Create(DeviceOptions.Parse(config.Device, "RunConfig.Device"));
+        var options = config.Device is null ? DeviceOptions.FromEnvironment() : DeviceOptions.Parse(config.Device, "RunConfig.Device");
+        if (config.Distributed && options.Kind is DeviceKind.Auto or DeviceKind.Cuda && Distributed.LaunchEnvironment.FromEnvironment() is { } launch)
+        {
+            // One GPU per rank of a node: the launcher's local rank picks it (round robin when there are fewer GPUs than ranks).
+            int gpus = Device.Describe().Found.Count(d => d.Kind == DeviceKind.Cuda);
+            if (gpus > 0)
+                options = options with { Kind = DeviceKind.Cuda, Ordinal = launch.LocalRank % gpus };
+        }
+
+        return Device.Create(options);
     }
 
     /// <summary>
