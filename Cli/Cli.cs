@@ -19,7 +19,8 @@ internal static class Cli
     /// Runs a command, turning the errors a user can fix into a message and an exit code:
     /// 2 bad options, 3 bad data or checkpoint files, 4 no usable device, 5 training diverged
     /// (non-finite), 6 an environment fault (a path that is missing, special, unreadable or
-    /// unwritable; a full disk), 7 out of memory.
+    /// unwritable; a full disk), 7 out of memory, 8 a distributed run's launch, library
+    /// or mismatch between ranks.
     /// </summary>
     public static int Guard(Func<int> run)
     {
@@ -51,6 +52,11 @@ internal static class Cli
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 4;
+        }
+        catch (IlgpuTrain.Training.Distributed.DistributedException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 8;
         }
         catch (NonFiniteTrainingException e)
         {

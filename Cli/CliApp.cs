@@ -20,5 +20,6 @@ internal static class CliApp
         BenchCommand.Create(),
         CheckCommand.Create(),
         GpuReportCommand.Create(),
+        CollectivesCommand.Create(),
     };
 }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using IlgpuTrain.Functional;
 using IlgpuTrain.Training;
+using IlgpuTrain.Training.Distributed;
 
 namespace IlgpuTrain.Cli;
 
@@ -42,6 +43,24 @@ internal static class TrainCommand
             if (Cli.Fail(TrainOptions.RunProblems(config, data.Train.Count)))
                 return 2;
             using var device = Recipes.CreateDevice(config);
+            using var group = config.Distributed ? ProcessGroup.Create(device, CollectivesCommand.ParseBackend(config.Backend), TimeSpan.FromSeconds(config.CollectiveTimeout)) : null;
+            var console = Console.Out;
+            if (group is { IsMain: false })
+                Console.SetOut(TextWriter.Null);                                                   // logs and progress from rank 0 only
+            try
+            {
+                return Train(config, resume, data, device, group);
+            }
+            finally
+            {
+                Console.SetOut(console);
+            }
+        });
+    }
+
+    private static int Train(RunConfig config, string? resume, RunData data, ComputeDevice device, ProcessGroup? group)
+    {
+        {
             using var progress = new ConsoleProgress();
             string ckptDir = Path.Combine(config.Output, "checkpoints");
             var task = Recipes.Task(config);
@@ -69,13 +88,16 @@ internal static class TrainCommand
             };
             if (config.EarlyStopping >= 0)
                 callbacks.Insert(0, new EarlyStopping(task.Monitor, patience: config.EarlyStopping, restoreBestWeights: true));
-            var (trainer, model, optimizer) = Recipes.BuildTrainer(config, device, data.Train, callbacks, progress);
+            var (trainer, model, optimizer) = Recipes.BuildTrainer(config, device, data.Train, callbacks, progress, group);
+            int perRank = Recipes.SamplesPerRank(data.Train.Count, group);
+            if (group is not null)
+                Console.WriteLine($"  distributed: {group.WorldSize} ranks on {group.Backend.ToString().ToUpperInvariant()}, batch {config.BatchSize} per rank ({group.WorldSize * config.BatchSize} in all), {perRank} samples per rank and epoch");
 
             string what = config.Dataset == "text" ? $"{task.Name}, a vocabulary of {data.Train.Classes}" : config.Task == "classification" ? $"{data.Train.Classes} classes" : $"{task.Name}, {Recipes.Outputs(config, data.Train)} output(s)";
             Console.WriteLine($"ilgpu-train: {config.Model} on {data.Train.Name} ({data.Train.Count} samples, {what}) on {device}");
             Console.WriteLine($"  {data.ValidationNote}");
             Console.WriteLine($"  optimizer: {Recipes.Describe(config)}; batch {config.BatchSize}; label smoothing {config.LabelSmoothing}; dropout {config.EffectiveDropout}; augmentation {config.Augment}; {(config.MixedPrecision ? "mixed precision fp16 with dynamic loss scaling" : "fp32")}");
-            if (ScaledLearningRate.For(config, Recipes.TotalUpdates(config, data.Train.Count)) is { } scaled)
+            if (ScaledLearningRate.For(config, Recipes.TotalUpdates(config, perRank)) is { } scaled)
                 Console.WriteLine($"  {scaled.Describe()}");
             Console.WriteLine(model.Summary(data.Train.SampleShape, config.BatchSize));
 
@@ -107,14 +129,16 @@ internal static class TrainCommand
                 Console.WriteLine($"test ({trainer.Options.Averaging!.Kind} weights): {Describe(averaged).Replace("test: ", string.Empty, StringComparison.Ordinal)}");
             }
             // Tasks other than classification are judged by their losses only (no ln C reference, no accuracy).
-            var findings = CurveDiagnosis.Diagnose(final.History, config.Task == "classification" && config.Dataset != "text" ? data.Train.Classes : null, TrainOptions.PlannedUpdates(config, data.Train.Count));
+            var findings = CurveDiagnosis.Diagnose(final.History, config.Task == "classification" && config.Dataset != "text" ? data.Train.Classes : null, TrainOptions.PlannedUpdates(config, perRank));
             Console.WriteLine(CurveDiagnosis.Format(findings));
             string png = Path.Combine(config.Output, "curves.png");
-            OutputFolder.Writing(png, "plot", () => Plots.SaveCurves(final.History, png, $"{config.Model} on {config.Dataset}"), atomic: true);
+            if (group is not { IsMain: false })
+                OutputFolder.Writing(png, "plot", () => Plots.SaveCurves(final.History, png, $"{config.Model} on {config.Dataset}"), atomic: true);
             Console.WriteLine($"wrote {png}, {Path.Combine(config.Output, "metrics.csv")}, {Path.Combine(config.Output, "learning_rate.csv")}, {Path.Combine(config.Output, "steps.csv")}, checkpoints in {ckptDir}");
-            TrainOptions.Warn(findings);
+            if (group is not { IsMain: false })
+                TrainOptions.Warn(findings);
             return 0;
-        });
+        }
     }
 
     /// <summary>The test line: loss, accuracy and top-k for classification, else the task's metrics.</summary>
@@ -213,10 +237,18 @@ internal sealed class TrainOptions
 
     public Option<string?> InitSkip { get; } = new("--init-skip") { Description = "With --init-from: parameter globs that keep their initialization, comma-separated (e.g. 'fc.*')." };
 
+    public Option<bool> Distributed { get; } = new("--distributed") { Description = "Data-parallel training across the ranks of mpirun -np N (--batch-size is per rank); rank 0 logs and writes checkpoints." };
+
+    public Option<string> Backend { get; } = new("--backend") { Description = "With --distributed: auto (NCCL when every rank has a CUDA device, else MPI), mpi or nccl.", DefaultValueFactory = _ => D.Backend };
+
+    public Option<bool> SyncBatchNorm { get; } = new("--sync-batchnorm") { Description = "With --distributed: BatchNorm statistics over every rank's batch (PyTorch's SyncBatchNorm) instead of each rank's own." };
+
+    public Option<double> CollectiveTimeout { get; } = new("--collective-timeout") { Description = "With --distributed: seconds a collective may wait for the other ranks before the job is aborted with a message (default 300).", DefaultValueFactory = _ => D.CollectiveTimeout };
+
     public Option<string?> Freeze { get; } = new("--freeze") { Description = "Parameter globs that do not train, comma-separated: * within a path segment, ** across (e.g. 'conv1.*,bn1.*,layer1.**'). Frozen parameters get no gradient and no update." };
 
     /// <summary>Every option, in help order.</summary>
-    public IReadOnlyList<Option> All => [Model, Dataset, Data, BlockSize, Dim, Layers, Heads, ImageSize, Workers, Task, Target, Features, Loss, Delta, Optimizer, Lr, WeightDecay, Momentum, Schedule, Warmup, Epochs, BatchSize, LabelSmoothing, Dropout, Augment, MixedPrecision, Accumulate, ScaleLr, BaseBatchSize, Clip, EarlyStopping, Device, Seed, Output, TrainLimit, ValSize, Ema, SwaStart, Resume, InitFrom, Strict, InitSkip, Freeze];
+    public IReadOnlyList<Option> All => [Model, Dataset, Data, BlockSize, Dim, Layers, Heads, ImageSize, Workers, Task, Target, Features, Loss, Delta, Optimizer, Lr, WeightDecay, Momentum, Schedule, Warmup, Epochs, BatchSize, LabelSmoothing, Dropout, Augment, MixedPrecision, Accumulate, ScaleLr, BaseBatchSize, Clip, EarlyStopping, Device, Seed, Output, TrainLimit, ValSize, Ema, SwaStart, Resume, InitFrom, Strict, InitSkip, Freeze, Distributed, Backend, SyncBatchNorm, CollectiveTimeout];
 
     /// <summary>Adds the options to a command, less those it does not use (a command lists only options that work).</summary>
     /// <param name="c">The command.</param>
@@ -310,6 +342,10 @@ internal sealed class TrainOptions
         Require(c.InitSkip is null || c.InitFrom is not null, $"--init-skip {c.InitSkip}: names weights not to load, but nothing is loaded; add --init-from FILE or leave it out.");
         Require(c.InitStrict || c.InitFrom is not null, "--strict false: says how to load --init-from, which is not given; add --init-from FILE or leave it out.");
         Require(c.Freeze is null || RunConfig.Globs(c.Freeze).Length > 0, $"--freeze '{c.Freeze}': give parameter globs, comma-separated, such as 'conv1.*,layer1.**'.");
+        Require(c.Backend is "auto" or "mpi" or "nccl", $"--backend {c.Backend}: use auto, mpi or nccl.");
+        Require(c.Distributed || c.Backend == "auto", $"--backend {c.Backend}: chooses the engine of a distributed run; add --distributed (under mpirun -np N) or leave it out.");
+        Require(c.Distributed || !c.SyncBatchNorm, "--sync-batchnorm: synchronizes BatchNorm across the ranks of a distributed run; add --distributed (under mpirun -np N) or leave it out.");
+        Require(double.IsFinite(c.CollectiveTimeout) && c.CollectiveTimeout > 0, $"--collective-timeout {F(c.CollectiveTimeout)}: give a positive number of seconds (default 300).");
         Require(!c.Model.StartsWith("resnet", StringComparison.Ordinal) || c.Model == "resnet" || c.Dropout is null or 0, $"--dropout {c.Dropout?.ToString(CultureInfo.InvariantCulture)}: {c.Model} has no dropout layer; leave --dropout out.");
         return p;
     }
@@ -362,6 +398,10 @@ internal sealed class TrainOptions
             InitStrict = V(Strict, D.InitStrict),
             InitSkip = V(InitSkip, D.InitSkip),
             Freeze = V(Freeze, D.Freeze),
+            Distributed = V(Distributed, D.Distributed),
+            Backend = V(Backend, D.Backend),
+            CollectiveTimeout = V(CollectiveTimeout, D.CollectiveTimeout),
+            SyncBatchNorm = V(SyncBatchNorm, D.SyncBatchNorm),
         };
     }
 }

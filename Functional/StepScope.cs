@@ -54,6 +54,15 @@ public sealed class StepScope : IDisposable
 
     private StepProfile? _profile;
 
+    /// <summary>
+    /// Synchronized batch normalization (PyTorch's SyncBatchNorm) for this step, or null (the
+    /// default: each process normalizes with its own batch's statistics). When set, every
+    /// training-mode <see cref="F.BatchNorm"/> of the step normalizes with the mean and variance over
+    /// all ranks' batches (its running statistics too), and its backward sums Σdy and Σdy x̂ over
+    /// the ranks. Set it before the forward, on every rank.
+    /// </summary>
+    public ICrossRankSum? BatchNormSync { get; set; }
+
     /// <summary>The tape recording this step's training-mode forward, or null when nothing records (evaluation, inference).</summary>
     public Tape? Tape { get; internal set; }
 

@@ -71,6 +71,9 @@ public sealed record TrainingCheckpoint(
     /// </summary>
     public AveragedWeights? Averaged { get; init; }
 
+    /// <summary>The number of ranks of the run that wrote it (1 for one process; <see cref="TrainState.WorldSize"/>).</summary>
+    public int WorldSize { get; init; } = 1;
+
     /// <summary>The format version of the file it was loaded from (<see cref="Checkpoint.FormatVersion"/> for new ones).</summary>
     public int FormatVersion { get; init; } = Checkpoint.FormatVersion;
 
@@ -198,6 +201,9 @@ public static class Checkpoint
         if (epoch < 0 || step < 0 || batchInEpoch < 0)
             throw new CheckpointFormatException(src, $"metadata {(epoch < 0 ? $"\"epoch\" is {epoch}" : step < 0 ? $"\"step\" is {step}" : $"\"batch_in_epoch\" is {batchInEpoch}")}; allowed: an integer of 0 or more.");
         var schedule = meta["schedule"] is JsonObject sj ? ReadSchedule(src, sj) : null;
+        int worldSize = meta["world_size"] is null ? 1 : r.Int("world_size");
+        if (worldSize < 1)
+            throw new CheckpointFormatException(src, $"metadata \"world_size\" is {worldSize}; allowed: an integer of 1 or more.");
 
         ParamTree? ps = null, ss = null;
         OptState? opt = null;
@@ -223,6 +229,7 @@ public static class Checkpoint
                 Schedule = schedule,
                 FormatVersion = version,
                 Averaged = averaged,
+                WorldSize = worldSize,
                 Model = meta[SavedModel.MetadataMember] is { } m ? SavedModel.FromNode(m, src) : null,
             };
         }
@@ -286,6 +293,7 @@ public static class Checkpoint
             ["loss_scale"] = c.LossScale is null ? null : JsonSerializer.SerializeToNode(c.LossScale, JsonOptions),
             ["config"] = c.Config,
             ["averaged"] = c.Averaged is null ? null : new JsonObject { ["count"] = c.Averaged.Count },
+            ["world_size"] = c.WorldSize,
         };
         if (c.Model is not null)
             meta[SavedModel.MetadataMember] = c.Model.ToNode();

@@ -104,7 +104,7 @@ public sealed class CheckpointCallback : TrainingCallback
         return new TrainingCheckpoint(
             s.Params, s.State, s.OptState, seed, s.Epoch, s.Step, s.BatchInEpoch, s.History,
             s.LossScale is DynamicLossScale d ? LossScaleState.From(d) : null, modelDescription, config)
-        { Averaged = s.Averaged };
+        { Averaged = s.Averaged, WorldSize = s.WorldSize };
     }
 
     /// <summary>The run state stored in a loaded checkpoint, continuing with <paramref name="lossScale"/>'s settings and the stored scale.</summary>
@@ -116,7 +116,7 @@ public sealed class CheckpointCallback : TrainingCallback
         ArgumentNullException.ThrowIfNull(c);
         var scale = lossScale is DynamicLossScale d && c.LossScale is { } stored ? stored.ApplyTo(d) : lossScale;
         var opt = c.Optimizer ?? throw new InvalidDataException("The checkpoint has no optimizer state; it cannot continue a run. Load it for evaluation only.");
-        return new TrainState(c.Params, c.State, opt, scale, c.Epoch, c.BatchInEpoch, c.Step, c.History) { Averaged = c.Averaged };
+        return new TrainState(c.Params, c.State, opt, scale, c.Epoch, c.BatchInEpoch, c.Step, c.History) { Averaged = c.Averaged, WorldSize = c.WorldSize };
     }
 
     /// <summary>

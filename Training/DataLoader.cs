@@ -40,7 +40,8 @@ public sealed class DataLoader : IDisposable
     /// <param name="seed">The shuffle seed.</param>
     /// <param name="prefetch">Batches gathered ahead of the caller, at most (0: gather on the caller's thread); null for 2 per worker (PyTorch's prefetch_factor).</param>
     /// <param name="workers">Threads that gather batches (0: the caller's thread).</param>
-    public DataLoader(IDataset data, int batchSize, bool shuffle = true, bool dropLast = false, ulong seed = 0, int? prefetch = null, int workers = 1)
+    /// <param name="shard">In a distributed run, this rank's share of each epoch's order (null: all of it).</param>
+    public DataLoader(IDataset data, int batchSize, bool shuffle = true, bool dropLast = false, ulong seed = 0, int? prefetch = null, int workers = 1, Distributed.DataShard? shard = null)
     {
         ArgumentNullException.ThrowIfNull(data);
         if (batchSize < 1)
@@ -56,7 +57,14 @@ public sealed class DataLoader : IDisposable
         DropLast = dropLast;
         Seed = seed;
         Prefetch = prefetch ?? 2 * Math.Max(1, workers);
+        Shard = shard;
     }
+
+    /// <summary>This rank's share of each epoch in a distributed run, or null for all of it.</summary>
+    public Distributed.DataShard? Shard { get; }
+
+    /// <summary>Samples per epoch on this rank: the data set's count, or the shard's share of it.</summary>
+    public int SamplesPerEpoch => Shard?.Length(Data.Count) ?? Data.Count;
 
     /// <summary>The most worker threads a loader runs (64).</summary>
     public const int MaxWorkers = 64;
@@ -82,8 +90,8 @@ public sealed class DataLoader : IDisposable
     /// <summary>Threads that gather batches; 0 when the caller's thread does.</summary>
     public int Workers { get; }
 
-    /// <summary>Batches per epoch: Count / BatchSize, rounded up unless drop-last.</summary>
-    public int BatchesPerEpoch => DropLast ? Data.Count / BatchSize : (int)(((long)Data.Count + BatchSize - 1) / BatchSize);
+    /// <summary>Batches per epoch: <see cref="SamplesPerEpoch"/> / BatchSize, rounded up unless drop-last.</summary>
+    public int BatchesPerEpoch => DropLast ? SamplesPerEpoch / BatchSize : (int)(((long)SamplesPerEpoch + BatchSize - 1) / BatchSize);
 
     /// <summary>
     /// A uniformly random permutation of [0, n), a pure function of (seed, stream, counter):
@@ -120,18 +128,25 @@ public sealed class DataLoader : IDisposable
         return p;
     }
 
-    /// <summary>The sample order of epoch <paramref name="epoch"/>: a permutation of [0, Count).</summary>
+    /// <summary>The sample order of epoch <paramref name="epoch"/>: a permutation of [0, Count), or with a <see cref="Shard"/> this rank's share of it.</summary>
     /// <param name="epoch">The epoch (any non-negative number; the trainer's 0-based or 1-based count).</param>
     /// <returns>The order.</returns>
     public int[] Order(int epoch)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(epoch);
+        int[] order;
         if (Shuffle)
-            return Permutation(Data.Count, Seed, ShuffleStream, (uint)epoch);
-        var order = new int[Data.Count];
-        for (int i = 0; i < order.Length; i++)
-            order[i] = i;
-        return order;
+        {
+            order = Permutation(Data.Count, Seed, ShuffleStream, (uint)epoch);
+        }
+        else
+        {
+            order = new int[Data.Count];
+            for (int i = 0; i < order.Length; i++)
+                order[i] = i;
+        }
+
+        return Shard is null ? order : Shard.Take(order);
     }
 
     /// <summary>

@@ -376,14 +376,23 @@ public static class Recipes
         _ => null,
     };
 
-    /// <summary>The device of <paramref name="config"/>: <see cref="RunConfig.Device"/>, else $ILGPUTRAIN_DEVICE, else the best available.</summary>
+    /// <summary>The device of <paramref name="config"/>: <see cref="RunConfig.Device"/>, else $ILGPUTRAIN_DEVICE, else the best available; in a <see cref="RunConfig.Distributed"/> run on CUDA, the GPU of the launcher's local rank (modulo the GPUs).</summary>
     /// <param name="config">The run.</param>
     /// <returns>A new device; the caller disposes it.</returns>
     /// <exception cref="ArgumentException">The device name is not cpu, cuda or opencl.</exception>
     public static Device CreateDevice(RunConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return config.Device is null ? Device.Create() : Device.Create(DeviceOptions.Parse(config.Device, "RunConfig.Device"));
+        var options = config.Device is null ? DeviceOptions.FromEnvironment() : DeviceOptions.Parse(config.Device, "RunConfig.Device");
+        if (config.Distributed && options.Kind is DeviceKind.Auto or DeviceKind.Cuda && Distributed.LaunchEnvironment.FromEnvironment() is { } launch)
+        {
+            // One GPU per rank of a node: the launcher's local rank picks it (round robin when there are fewer GPUs than ranks).
+            int gpus = Device.Describe().Found.Count(d => d.Kind == DeviceKind.Cuda);
+            if (gpus > 0)
+                options = options with { Kind = DeviceKind.Cuda, Ordinal = launch.LocalRank % gpus };
+        }
+
+        return Device.Create(options);
     }
 
     /// <summary>
@@ -397,17 +406,26 @@ public static class Recipes
     /// <param name="train">The training set (its sample shape, classes and size shape the model and schedule).</param>
     /// <param name="callbacks">Callbacks of the fit (metrics logs, checkpoints, early stopping), or null for none.</param>
     /// <param name="progress">Where progress goes, or null for none.</param>
+    /// <param name="group">The ranks of a distributed run (<see cref="TrainerOptions.Distributed"/>; the schedule spans each rank's share), or null for one process.</param>
     /// <returns>The trainer, and the model and the optimizer it steps (<see cref="Trainer.Optimizer"/>: with <see cref="RunConfig.Freeze"/>, over the trainable parameters only).</returns>
-    public static (Trainer Trainer, Layer Model, IGradientTransformation Optimizer) BuildTrainer(RunConfig config, Device device, IDataset train, IReadOnlyList<TrainingCallback>? callbacks = null, IProgressSink? progress = null)
+    public static (Trainer Trainer, Layer Model, IGradientTransformation Optimizer) BuildTrainer(RunConfig config, Device device, IDataset train, IReadOnlyList<TrainingCallback>? callbacks = null, IProgressSink? progress = null, Distributed.ProcessGroup? group = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(train);
         var c = config;
         var model = Model(c, train);
-        var trainer = new Trainer(device, model, train.SampleShape, Optimizer(c, TotalUpdates(c, train.Count)), Options(c, train, callbacks, progress));
+        var options = Options(c, train, callbacks, progress) with { Distributed = group is null ? null : new Distributed.DistributedOptions(group) { SyncBatchNorm = c.SyncBatchNorm } };
+        var trainer = new Trainer(device, model, train.SampleShape, Optimizer(c, TotalUpdates(c, SamplesPerRank(train.Count, group))), options);
         return (trainer, model, trainer.Optimizer);
     }
+
+    /// <summary>The training samples one rank sees per epoch: all of them in one process, ⌈n / ranks⌉ in a distributed run (<see cref="Distributed.DataShard"/>).</summary>
+    /// <param name="trainSamples">Samples in the training set.</param>
+    /// <param name="group">The ranks, or null.</param>
+    /// <returns>Samples per rank and epoch.</returns>
+    public static int SamplesPerRank(int trainSamples, Distributed.ProcessGroup? group) =>
+        group is null ? trainSamples : new Distributed.DataShard(group.Rank, group.WorldSize).Length(trainSamples);
 
     /// <summary>
     /// The trainer options of a run: epochs, batch, seed, the cross-entropy with label smoothing,

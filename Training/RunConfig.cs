@@ -106,6 +106,21 @@ public sealed record RunConfig
     /// <summary>FP16 activations and GEMM operands with fp32 master weights and dynamic loss scaling.</summary>
     public bool MixedPrecision { get; init; }
 
+    /// <summary>
+    /// Data-parallel training across the ranks of an <c>mpirun -np N</c> launch (default false):
+    /// <see cref="BatchSize"/> is per rank, so the global batch is N × BatchSize.
+    /// </summary>
+    public bool Distributed { get; init; }
+
+    /// <summary>Synchronized batch normalization in a distributed run (statistics over every rank's batch; <see cref="Distributed.DistributedOptions.SyncBatchNorm"/>); default false.</summary>
+    public bool SyncBatchNorm { get; init; }
+
+    /// <summary>The collective engine of a distributed run: auto (NCCL when every rank trains on CUDA, else MPI), mpi or nccl.</summary>
+    public string Backend { get; init; } = "auto";
+
+    /// <summary>Seconds one collective of a distributed run may take before the job is aborted with a message naming the rank and the collective (default 300).</summary>
+    public double CollectiveTimeout { get; init; } = 300;
+
     /// <summary>Batches per optimizer update (gradient accumulation; default 1).</summary>
     public int Accumulate { get; init; } = 1;
 
@@ -458,6 +473,10 @@ public sealed record RunConfig
         [nameof(Dropout)] = (JsonType.NullableNumber, "a number or null"),
         [nameof(Augment)] = (JsonType.String, "a string"),
         [nameof(MixedPrecision)] = (JsonType.Bool, "true or false"),
+        [nameof(Distributed)] = (JsonType.Bool, "true or false"),
+        [nameof(Backend)] = (JsonType.String, "a string"),
+        [nameof(SyncBatchNorm)] = (JsonType.Bool, "true or false"),
+        [nameof(CollectiveTimeout)] = (JsonType.Number, "a number"),
         [nameof(Accumulate)] = (JsonType.Int, "a 32-bit integer"),
         [nameof(ScaleLr)] = (JsonType.Bool, "true or false"),
         [nameof(BaseBatchSize)] = (JsonType.Int, "a 32-bit integer"),

@@ -29,6 +29,12 @@ public sealed record TrainState(
     /// </summary>
     public AveragedWeights? Averaged { get; init; }
 
+    /// <summary>
+    /// The number of ranks that trained this state (1 for one process): a distributed run resumes
+    /// exactly only on as many ranks, since each rank's share of an epoch depends on it.
+    /// </summary>
+    public int WorldSize { get; init; } = 1;
+
     /// <summary>The learning rate of the last update (NaN before the first update or without a learning-rate schedule).</summary>
     public double LearningRate => OptState.Find<ScaleByLearningRateState>() is { } s && s.Count > 0 ? s.LastLearningRate : double.NaN;
 

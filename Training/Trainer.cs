@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using IlgpuTrain.Training.Distributed;
 
 namespace IlgpuTrain.Training;
 
@@ -59,6 +60,7 @@ public sealed class Trainer
     private const uint AugmentPurpose = 2;
     private const uint InitPurpose = 3;
     private const uint MixingPurpose = 4;
+    private const uint RankPurpose = 5;
 
     private readonly Device _device;
     private readonly Layer _model;
@@ -67,6 +69,8 @@ public sealed class Trainer
     private readonly TrainerOptions _options;
     private readonly ITrainingTask _task;
     private readonly Shape _output;
+    private readonly ProcessGroup? _group;
+    private IReadOnlyList<GradientBucket>? _buckets;
 
     /// <summary>Creates a trainer.</summary>
     /// <param name="device">Where to train.</param>
@@ -88,6 +92,7 @@ public sealed class Trainer
         _optimizer = WithFrozen(optimizer, _options.Trainable);
         _task = _options.EffectiveTask;
         _output = model.OutputShape(inputShape);
+        _group = _options.Distributed?.Group;
         if (_task.OutputProblem(_output) is { } problem)
             throw new LayerShapeException($"Trainer: the model maps {inputShape} to {_output}, but {problem}.");
         Classes = _output.Length > 0 ? _output[0] : 0;
@@ -189,8 +194,19 @@ public sealed class Trainer
         if (validation is not null)
             RequireCompatible(validation, nameof(validation));
         var s = from ?? Init();
-        var progress = _options.Progress;
-        using var loader = new DataLoader(train, _options.BatchSize, shuffle: true, dropLast: _options.DropLast, seed: _options.Seed, workers: _options.Workers);
+        var progress = Progress;
+        var callbacks = _group is { IsMain: false } ? [] : _options.Callbacks;
+        try
+        {
+            s = JoinRun(s, train, validation);                                                                             // world size, fingerprint, broadcast from rank 0
+        }
+        catch
+        {
+            s.Dispose();
+            throw;
+        }
+
+        using var loader = new DataLoader(train, _options.BatchSize, shuffle: true, dropLast: _options.DropLast, seed: _options.Seed, workers: _options.Workers, shard: Shard(pad: true));
         if (loader.BatchesPerEpoch == 0)
             throw new ArgumentException($"Trainer: {train.Name} has {train.Count} samples, fewer than one batch of {_options.BatchSize} with drop-last; lower the batch size.", nameof(train));
         var accumulation = _optimizer as MultiSteps;
@@ -200,7 +216,7 @@ public sealed class Trainer
             progress.Message($"gradient accumulation: {accumulation.EveryK} batches of {_options.BatchSize} per update, effective batch {accumulation.EffectiveBatch(_options.BatchSize)} (linear scaling rule: lr x {LearningRateScaling.Factor(_options.BatchSize, (int)accumulation.EffectiveBatch(_options.BatchSize)):G3} relative to batch {_options.BatchSize})");
         }
 
-        foreach (var c in _options.Callbacks)
+        foreach (var c in callbacks)
             c.OnFitStart(new FitStartInfo(s, _options.Epochs) { Task = _task });
 
         string reason = "completed";
@@ -217,13 +233,15 @@ public sealed class Trainer
                 {
                     // The validation loss goes with the first update of the epoch (ReduceOnPlateau reads it).
                     var context = tally.Batches == 0 && lastValLoss is { } v ? new UpdateContext(v) : UpdateContext.None;
-                    s = TrainStep(s, batch, epoch, context, tally);
+                    s = TrainStep(s, batch, epoch, context, tally, collective: true);
                     progress.BatchDone(batch.Index, tally.LastLoss, CurrentLearningRate(s), tally.Samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
-                    foreach (var c in _options.Callbacks)
+                    foreach (var c in callbacks)
                         c.OnStep(new StepInfo(epoch, batch.Index, s.Step, tally.LastLoss, CurrentLearningRate(s), tally.LastSkipped) { Updated = tally.LastUpdated });
                 }
 
                 double seconds = clock.Elapsed.TotalSeconds;
+                if (_group is not null && s.State.Layout.Count > 0)
+                    _group.Broadcast(s.State, 0, $"rank 0's buffers after epoch {epoch}");                                // BatchNorm running statistics: rank 0's, as DDP's broadcast_buffers
                 s = AverageAfterEpoch(s, epoch, train);                                                                  // SWA snapshot (+ update_bn)
                 var val = validation is null ? null : Evaluate(s.Params, s.State, validation);
                 var averagedVal = validation is null || s.Averaged is null ? null : EvaluateAveraged(s, validation);
@@ -241,17 +259,27 @@ public sealed class Trainer
                 progress.EpochDone(metrics);
 
                 EpochVerdict? stop = null;
-                foreach (var c in _options.Callbacks)
+                foreach (var c in callbacks)
                 {
                     var verdict = c.OnEpochEnd(new EpochInfo(metrics, s, ModelDescription, _options.Seed) { Model = _model, InputShape = _inputShape });
                     if (verdict.Stop && stop is null)
                         stop = verdict;
                 }
 
+                bool restore = stop?.RestoreParams is not null;
+                if (_group is not null)
+                    (stop, restore) = AgreeOnStop(_group, stop);                                                        // rank 0 decides for all
+
                 if (stop is not null)
                 {
                     if (stop.RestoreParams is not null)
                         s = Restore(s, stop.RestoreParams, stop.RestoreState);
+                    if (_group is not null && restore)
+                    {
+                        _group.Broadcast(s.Params, 0, "the restored best parameters");
+                        _group.Broadcast(s.State, 0, "the restored best buffers");
+                    }
+
                     reason = stop.Reason ?? "stopped by a callback";
                     progress.Message(reason);
                     break;
@@ -290,7 +318,7 @@ public sealed class Trainer
         if (batch.Shape != expected)
             throw new ArgumentException($"Trainer.Step: the batch has shape {batch.Shape}, but the model takes {expected}; give a batch of the model's input shape.", nameof(batch));
         var tally = new EpochTally();
-        var next = TrainStep(state, batch, state.Epoch + 1, UpdateContext.None, tally);
+        var next = TrainStep(state, batch, state.Epoch + 1, UpdateContext.None, tally, collective: true);
         return (next, tally.LastLoss);
     }
 
@@ -334,7 +362,7 @@ public sealed class Trainer
         double loss = 0;
         double[]? totals = null;
         int n = 0;
-        using var loader = new DataLoader(data, _options.EvalBatchSize, shuffle: false, dropLast: false, seed: 0, workers: _options.Workers);
+        using var loader = new DataLoader(data, _options.EvalBatchSize, shuffle: false, dropLast: false, seed: 0, workers: _options.Workers, shard: Shard(pad: false));
         foreach (var batch in loader.Epoch(1))
         {
             using var step = _device.BeginStep();
@@ -350,6 +378,8 @@ public sealed class Trainer
             n += batch.Count;
         }
 
+        if (_group is not null)
+            (loss, totals, n) = SumAcrossRanks(_group, loss, totals, n);                          // each rank evaluated its share
         var metrics = MetricsOf(totals ?? [], n);
         return new EvalResult(loss / Math.Max(n, 1), metrics.GetValueOrDefault("accuracy", double.NaN), metrics.GetValueOrDefault("top_k", double.NaN), K, n) { Metrics = metrics };
     }
@@ -444,7 +474,7 @@ public sealed class Trainer
             var s = Init();
             try
             {
-                s = TrainStep(s, batch, 1, UpdateContext.None, new EpochTally());
+                s = TrainStep(s, batch, 1, UpdateContext.None, new EpochTally(), collective: false);
             }
             finally
             {
@@ -458,22 +488,33 @@ public sealed class Trainer
     }
 
     /// <summary>One training step: the table of contents of training.</summary>
-    private TrainState TrainStep(TrainState s, HostBatch batch, int epoch, UpdateContext context, EpochTally tally)
+    /// <remarks>collective: in a distributed run, average the gradients and reduce the metrics and the finite check across ranks (false only for the warm-up, which runs alone).</remarks>
+    private TrainState TrainStep(TrainState s, HostBatch batch, int epoch, UpdateContext context, EpochTally tally, bool collective)
     {
         using var step = _device.BeginStep();
         step.Precision = _options.Precision;
+        var group = collective ? _group : null;
+        if (group is not null && _options.Distributed!.SyncBatchNorm)
+            step.BatchNormSync = group;                                                                               // SyncBatchNorm: statistics over all ranks
         var rng = Rng.Create(_options.Seed).At(checked((uint)s.Step));
+        if (group is { WorldSize: > 1 })
+            rng = rng.Fold(RankPurpose).Fold((uint)group.Rank);                                                      // each rank its own dropout and augmentation
         var x = _options.Augmentation.Apply(step, step.Upload(batch.X, batch.Shape), rng.Fold(AugmentPurpose));   // batch -> device -> augment
         var y = UploadTarget(step, batch);
         (x, var targets) = _options.Mixing.Apply(step, x, y, Classes, rng.Fold(MixingPurpose));                     // mixup / cutmix -> soft targets
         var lossScale = s.LossScale ?? NoScale;
         var (loss, prediction, grads, modelState) = ForwardBackward(step, s, x, targets, rng.Fold(DropoutPurpose), lossScale.Scale); // forward -> loss -> backward
+        if (group is not null)
+            group.AllReduce(_device, grads.Flat32, Buckets(grads.Layout), ReduceOp.Mean, $"the gradients of step {s.Step}");  // average across ranks
         var metrics = ReadLossAndStatistics(step, loss, _task.Statistics(step, prediction, y));                       // metrics against the unmixed labels
         float lossValue = metrics[0];
         bool finite = lossScale.UnscaleInPlace(grads) && float.IsFinite(lossValue);                               // unscale + finite check
+        int count = batch.Count;
+        if (group is not null)
+            (lossValue, metrics, count, finite) = ReduceStep(group, metrics, count, finite, s.Step);                // every rank sees the same loss, metrics, verdict
         var nextScale = s.LossScale?.Adjust(finite);
         bool emits = _optimizer is not MultiSteps accumulation || accumulation.EmitsNext(s.OptState);
-        tally.Record(lossValue, metrics.AsSpan(1), batch.Count, stepped: finite, updated: finite && emits);
+        tally.Record(lossValue, metrics.AsSpan(1), count, stepped: finite, updated: finite && emits);
 
         if (!finite)
         {
@@ -518,6 +559,109 @@ public sealed class Trainer
     }
 
     private static readonly StaticLossScale NoScale = new(1f);
+
+    /// <summary>Progress goes to the options' sink on rank 0 (or in a single process) and nowhere on the other ranks.</summary>
+    private IProgressSink Progress => _group is { IsMain: false } ? NullProgress.Instance : _options.Progress;
+
+    /// <summary>This rank's share of the data in a distributed run (null otherwise): padded to equal shares for training, plain for evaluation.</summary>
+    private DataShard? Shard(bool pad) => _group is null ? null : new DataShard(_group.Rank, _group.WorldSize, pad);
+
+    /// <summary>The gradient buckets of a layout (planned once: the layout is the model's).</summary>
+    private IReadOnlyList<GradientBucket> Buckets(ParamLayout layout) =>
+        _buckets ??= GradientBuckets.Plan(layout, _options.Distributed?.BucketBytes ?? DistributedOptions.DefaultBucketBytes);
+
+    /// <summary>
+    /// The start of a distributed run (the state as it is in a single process): the world size
+    /// of a resumed state must be this run's; every rank must run the same model on the same data
+    /// with the same options (a fingerprint is all-gathered and compared); then rank 0's
+    /// parameters and buffers (and averaged weights) are broadcast, so every rank starts from the same values.
+    /// </summary>
+    private TrainState JoinRun(TrainState s, IDataset train, IDataset? validation)
+    {
+        bool resumed = s.Step > 0 || s.Epoch > 0;
+        int world = _group?.WorldSize ?? 1;
+        if (resumed && s.WorldSize != world)
+            throw new DistributedException(
+                $"Trainer: the state to resume was trained by {s.WorldSize} process(es) (epoch {s.Epoch}, batch {s.BatchInEpoch}), but this run has {world}; each rank's share of an epoch and its batches depend on the number of ranks, so the run would not continue exactly. " +
+                $"Resume with {(s.WorldSize == 1 ? "one process (no --distributed)" : $"mpirun -np {s.WorldSize}")}, or start a new run from its weights (--init-from).");
+        if (_group is null)
+            return s;
+
+        var lines = new List<string>
+        {
+            $"world size: {_group.WorldSize}",
+            $"model: {ModelDescription}",
+            $"parameters: {s.Params.Layout.Count} tensors, {s.Params.Count} floats; buffers: {s.State.Layout.Count} tensors",
+            $"optimizer: {_optimizer.GetType().Name}",
+            $"task: {_task.Name}",
+            $"training data: {train.Name}, {train.Count} samples of {train.SampleShape}",
+            $"validation data: {(validation is null ? "none" : $"{validation.Name}, {validation.Count} samples")}",
+            $"batch size: {_options.BatchSize}; drop last: {_options.DropLast}; epochs: {_options.Epochs}",
+            $"seed: {_options.Seed}",
+            $"precision: {_options.Precision}; loss scaling: {_options.LossScale?.GetType().Name ?? "none"}",
+            $"sync batchnorm: {_options.Distributed?.SyncBatchNorm ?? false}; bucket bytes: {_options.Distributed?.BucketBytes}",
+            $"starts at: epoch {s.Epoch}, batch {s.BatchInEpoch}, step {s.Step}",
+        };
+        if (Fingerprint.Differences(Fingerprint.Gather(_group, lines)) is { } differences)
+            throw new DistributedException($"Trainer: the ranks were not launched with the same run, so their gradients cannot be averaged:\n{differences}\nLaunch every rank with the same command, data and checkpoint.");
+
+        _group.Broadcast(s.Params, 0, "the parameters at the start");
+        _group.Broadcast(s.State, 0, "the buffers at the start");
+        if (s.Averaged is { } averaged)
+        {
+            _group.Broadcast(averaged.Params, 0, "the averaged parameters at the start");
+            _group.Broadcast(averaged.State, 0, "the averaged buffers at the start");
+        }
+
+        return s with { WorldSize = _group.WorldSize };
+    }
+
+    /// <summary>Rank 0's verdict (its callbacks ran) on every rank: whether to stop, why, and whether its weights were restored (then broadcast).</summary>
+    private static (EpochVerdict? Stop, bool Restore) AgreeOnStop(ProcessGroup group, EpochVerdict? mine)
+    {
+        Span<int> flags = [mine is null ? 0 : 1, mine?.RestoreParams is null ? 0 : 1];
+        group.Broadcast(flags, 0, "rank 0's stop decision");
+        if (flags[0] == 0)
+            return (null, false);
+        var reason = System.Text.Encoding.UTF8.GetString(group.AllGather(System.Text.Encoding.UTF8.GetBytes(mine?.Reason ?? string.Empty), "rank 0's stop reason")[0]);
+        return (group.IsMain ? mine : new EpochVerdict(true, reason.Length == 0 ? null : reason), flags[1] == 1);
+    }
+
+    /// <summary>
+    /// A step's loss, statistics, sample count and finite check summed over the ranks in one
+    /// all-reduce: the loss is the mean over every rank's samples, and the step is skipped (or the
+    /// NaN guard fires) on every rank when it is not finite on one.
+    /// </summary>
+    private static (float Loss, float[] Metrics, int Count, bool Finite) ReduceStep(ProcessGroup group, float[] metrics, int count, bool finite, long step)
+    {
+        var sums = new double[metrics.Length + 2];
+        sums[0] = (double)metrics[0] * count;
+        for (int i = 1; i < metrics.Length; i++)
+            sums[i] = metrics[i];
+        sums[^2] = count;
+        sums[^1] = finite ? 0 : 1;
+        group.AllReduce(sums.AsSpan(), ReduceOp.Sum, $"the loss and metrics of step {step}");
+        int total = (int)sums[^2];
+        var reduced = new float[metrics.Length];
+        reduced[0] = (float)(sums[0] / Math.Max(total, 1));
+        for (int i = 1; i < metrics.Length; i++)
+            reduced[i] = (float)sums[i];
+        return (reduced[0], reduced, total, sums[^1] == 0 && float.IsFinite(reduced[0]));
+    }
+
+    /// <summary>An evaluation's loss sum, statistics' totals and sample count summed over the ranks (a rank with no batch has no totals yet).</summary>
+    private static (double Loss, double[]? Totals, int N) SumAcrossRanks(ProcessGroup group, double loss, double[]? totals, int n)
+    {
+        Span<int> width = [totals?.Length ?? 0];
+        group.AllReduce(width, ReduceOp.Max, "the number of evaluation statistics");
+        var sums = new double[width[0] + 2];
+        sums[0] = loss;
+        sums[1] = n;
+        totals?.CopyTo(sums, 2);
+        group.AllReduce(sums.AsSpan(), ReduceOp.Sum, "the evaluation's sums");
+        int all = (int)sums[1];
+        return (sums[0], all == 0 ? null : sums[2..], all);
+    }
 
     /// <summary>
     /// The loss and the task's statistics, gathered on the device and read in one host transfer

@@ -106,6 +106,15 @@ public sealed record TrainerOptions
     /// <summary>Where progress goes (nothing by default; the CLI shows a progress bar).</summary>
     public IProgressSink Progress { get; init; } = NullProgress.Instance;
 
+    /// <summary>
+    /// Data-parallel training across the processes of an <c>mpirun</c> launch (null: this process
+    /// alone). Rank 0 broadcasts the parameters and buffers at the start, each rank trains on its
+    /// shard of every epoch (<see cref="DataLoader"/>'s distributed split), the gradients are
+    /// averaged in buckets, metrics and validation are reduced across ranks, and callbacks (early
+    /// stopping, checkpoints, logs) and progress run on rank 0, whose decisions every rank follows.
+    /// </summary>
+    public Distributed.DistributedOptions? Distributed { get; init; }
+
     /// <summary>Throws when an option is out of range, naming it and the fix.</summary>
     public void Validate()
     {
@@ -127,5 +136,6 @@ public sealed record TrainerOptions
         ArgumentNullException.ThrowIfNull(Mixing, nameof(Mixing));
         ArgumentNullException.ThrowIfNull(Callbacks, nameof(Callbacks));
         ArgumentNullException.ThrowIfNull(Progress, nameof(Progress));
+        Distributed?.Validate();
     }
 }

@@ -29,6 +29,11 @@ public static partial class F
     /// functions of x: dx = weight invstd / m (m dy − Σdy − x̂ Σ(dy x̂)).
     /// Eval: y = weight (x − running_mean) / √(running_var + eps) + bias; dx = weight dy / √(running_var + eps).
     /// Both: dweight = Σ dy x̂, dbias = Σ dy (per channel).
+    /// Synchronized (<see cref="StepScope.BatchNormSync"/> set, Train): mean and var are over every
+    /// rank's batch (M = Σ m values per channel; var from Σ m (var + mean²) / M − mean², in double),
+    /// the running statistics use them and M, and dx uses Σdy and Σdy x̂ summed over the ranks with
+    /// M: dx = weight invstd (dy − ΣΣdy / M − x̂ ΣΣ(dy x̂) / M); dweight and dbias stay this rank's
+    /// (the data-parallel gradient average combines them), as PyTorch's SyncBatchNorm.
     /// Defaults as PyTorch: momentum 0.1, eps 1e-5. https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm2d.html
     /// </remarks>
     /// <param name="x">Input (N, C) or (N, C, ...).</param>
@@ -76,11 +81,15 @@ public static partial class F
         ArrayView<float>? bv = bias?.View<float>();
         bool training = mode == Mode.Train;
         ArrayView<float> mean, var;
+        var sync = training ? scope.BatchNormSync : null;
+        int total = m;
         if (training)
         {
             mean = scope.Scratch<float>(Math.Max(1, c)).SubView(0, c);
             var = scope.Scratch<float>(Math.Max(1, c)).SubView(0, c);
             Kernel.Statistics(host, xv, mean, var, n, c, s);
+            if (sync is not null)
+                total = SyncStatistics(sync, host.Stream, mean, var, m, c);
         }
         else
         {
@@ -92,7 +101,7 @@ public static partial class F
         Kernel.Normalize(host, xv, mean, var, gv, bv, y.View<float>(), n, c, s, eps);
         if (updated is not null)
         {
-            Kernel.Running(host, mean, var, m, momentum, running!.Mean.View<float>(), running.Var.View<float>(), updated.Mean.View<float>(), updated.Var.View<float>());
+            Kernel.Running(host, mean, var, total, momentum, running!.Mean.View<float>(), running.Var.View<float>(), updated.Mean.View<float>(), updated.Var.View<float>());
             if (updated.NumBatchesTracked is { } next)
                 Kernel.Increment(host, running.NumBatchesTracked!.View<int>(), next.View<int>());
         }
@@ -109,8 +118,15 @@ public static partial class F
                 var dgamma = needW ? g.Into(weight!) : g.Scope.Scratch<float>(c);
                 var dbeta = needB ? g.Into(bias!) : g.Scope.Scratch<float>(c);
                 Kernel.ParamGrads(g.Kernels, xv, dy, mean, var, dgamma, dbeta, n, c, s, eps);
-                if (needX)
+                if (needX && sync is not null)
+                {
+                    var (sumDyXhat, sumDy) = SyncGradientSums(sync, g.Kernels.Stream, dgamma, dbeta, g.Scope, m, total, c);
+                    Kernel.InputGrad(g.Kernels, xv, dy, mean, var, gv, sumDyXhat, sumDy, g.Into(x), n, c, s, eps, training);
+                }
+                else if (needX)
+                {
                     Kernel.InputGrad(g.Kernels, xv, dy, mean, var, gv, dgamma, dbeta, g.Into(x), n, c, s, eps, training);
+                }
             }
             else if (needX)
             {
@@ -118,6 +134,66 @@ public static partial class F
             }
         });
         return y;
+    }
+
+    /// <summary>
+    /// Replaces this rank's batch mean and biased variance (m values per channel) by those over
+    /// every rank's batch; returns M, the values per channel over all ranks.
+    /// </summary>
+    private static int SyncStatistics(ICrossRankSum sync, AcceleratorStream stream, ArrayView<float> mean, ArrayView<float> var, int m, int c)
+    {
+        var mu = Transfer.ToHost(stream, mean);
+        var v = Transfer.ToHost(stream, var);
+        var sums = new double[(2 * c) + 1];
+        for (int ch = 0; ch < c; ch++)
+        {
+            sums[ch] = (double)m * mu[ch];
+            sums[c + ch] = m * ((double)v[ch] + ((double)mu[ch] * mu[ch]));
+        }
+
+        sums[2 * c] = m;
+        sync.Sum(sums, "SyncBatchNorm statistics");
+        double total = sums[2 * c];
+        for (int ch = 0; ch < c; ch++)
+        {
+            double gm = sums[ch] / total;
+            mu[ch] = (float)gm;
+            v[ch] = (float)Math.Max(0, (sums[c + ch] / total) - (gm * gm));   // E[x²] − mean², clamped: rounding can make it slightly negative
+        }
+
+        Transfer.ToDevice<float>(stream, mu, mean);
+        Transfer.ToDevice<float>(stream, v, var);
+        return checked((int)total);
+    }
+
+    /// <summary>
+    /// Σ dy x̂ and Σ dy summed over the ranks, scaled by m / M so that the per-rank dx kernel (which
+    /// divides by its own m) computes dx with the global sums and the global count M.
+    /// </summary>
+    private static (ArrayView<float> SumDyXhat, ArrayView<float> SumDy) SyncGradientSums(ICrossRankSum sync, AcceleratorStream stream, ArrayView<float> dgamma, ArrayView<float> dbeta, StepScope scope, int m, int total, int c)
+    {
+        var dg = Transfer.ToHost(stream, dgamma);
+        var db = Transfer.ToHost(stream, dbeta);
+        var sums = new double[2 * c];
+        for (int ch = 0; ch < c; ch++)
+        {
+            sums[ch] = dg[ch];
+            sums[c + ch] = db[ch];
+        }
+
+        sync.Sum(sums, "SyncBatchNorm gradient sums");
+        double scale = (double)m / total;
+        for (int ch = 0; ch < c; ch++)
+        {
+            dg[ch] = (float)(sums[ch] * scale);
+            db[ch] = (float)(sums[c + ch] * scale);
+        }
+
+        var sumDyXhat = scope.Scratch<float>(c);
+        var sumDy = scope.Scratch<float>(c);
+        Transfer.ToDevice<float>(stream, dg, sumDyXhat);
+        Transfer.ToDevice<float>(stream, db, sumDy);
+        return (sumDyXhat, sumDy);
     }
 
     /// <summary>The spatial size S: the product of the dimensions after N and C (1 for (N, C)).</summary>

@@ -118,6 +118,10 @@ internal static class OptionValues
         ["--strict"] = ["false"],
         ["--init-skip"] = ["fc.*"],
         ["--freeze"] = ["conv1.*"],
+        ["--distributed"] = [],
+        ["--backend"] = ["mpi"],
+        ["--sync-batchnorm"] = [],
+        ["--collective-timeout"] = ["12"],
     };
 
     /// <summary>The arguments that set <paramref name="option"/> to a value other than its default.</summary>

@@ -1,0 +1,36 @@
+namespace IlgpuTrain.Training.Distributed;
+
+/// <summary>
+/// Data-parallel training over a <see cref="ProcessGroup"/> (<see cref="TrainerOptions.Distributed"/>):
+/// each rank trains on its shard of every epoch, the gradients are averaged across ranks in
+/// buckets, and decisions (a skipped step, the NaN guard, early stopping) are taken together.
+/// </summary>
+/// <param name="Group">The processes (one per rank; see <see cref="ProcessGroup.Create"/>).</param>
+public sealed record DistributedOptions(ProcessGroup Group)
+{
+    /// <summary>The default <see cref="BucketBytes"/>: 25 MB, as PyTorch's DistributedDataParallel.</summary>
+    public const long DefaultBucketBytes = 25L * 1024 * 1024;
+
+    /// <summary>
+    /// The size of a gradient bucket (25 MB): the flat gradient buffer is all-reduced in pieces
+    /// of about this size, cut at parameter boundaries, last parameters first, each started as soon
+    /// as it is on the host so that the transfers of one overlap the reduction of the others.
+    /// </summary>
+    public long BucketBytes { get; init; } = DefaultBucketBytes;
+
+    /// <summary>
+    /// Synchronized batch normalization (false): every BatchNorm layer normalizes with the mean
+    /// and variance over all ranks' batches and sums its backward's Σdy and Σdy x̂ over the ranks,
+    /// as PyTorch's SyncBatchNorm (convert_sync_batchnorm), so N ranks × batch B normalize as one
+    /// batch of N B. Off: each rank normalizes with its own batch (PyTorch's default under DDP).
+    /// </summary>
+    public bool SyncBatchNorm { get; init; }
+
+    /// <summary>Throws when an option is out of range, naming it and the fix.</summary>
+    public void Validate()
+    {
+        ArgumentNullException.ThrowIfNull(Group, nameof(Group));
+        if (BucketBytes < sizeof(float))
+            throw new ArgumentOutOfRangeException(nameof(BucketBytes), BucketBytes, "DistributedOptions.BucketBytes must hold at least one float; use megabytes (default 25 MB).");
+    }
+}
