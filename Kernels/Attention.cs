@@ -178,10 +178,7 @@ internal static class Attention
             for (int j0 = 0; j0 < jEnd; j0 += Tile)
             {
                 int bc = XMath.Min(Tile, jEnd - j0);
-                Group.Barrier();
-                Stage(k, sk, ((bh * a.Lk) + j0) * d, bc * d, tid, br);
-                Stage(v, sv, ((bh * a.Lk) + j0) * dv, bc * dv, tid, br);
-                Group.Barrier();
+                StagePair(k, sk, ((bh * a.Lk) + j0) * d, bc * d, v, sv, ((bh * a.Lk) + j0) * dv, bc * dv, tid, br);
                 if (!row)
                     continue;
                 float mt = float.NegativeInfinity;
@@ -207,13 +204,7 @@ internal static class Attention
                     ss[(c * MaxRows) + tid] = p * AttentionMath.Drop(a, bh, i, j0 + c);
                 }
 
-                for (int e = 0; e < dv; e++)
-                {
-                    float acc = o[oo + e] * alpha;
-                    for (int c = 0; c < bc; c++)
-                        acc += ss[(c * MaxRows) + tid] * sv[(c * dv) + e];
-                    o[oo + e] = acc;
-                }
+                AccumulateTile(o, oo, dv, alpha, ss, tid, sv, bc);
 
                 m = mNew;
             }
@@ -262,10 +253,7 @@ internal static class Attention
             for (int j0 = 0; j0 < jEnd; j0 += Tile)
             {
                 int bc = XMath.Min(Tile, jEnd - j0);
-                Group.Barrier();
-                Stage(k, sk, ((bh * a.Lk) + j0) * d, bc * d, tid, br);
-                Stage(v, sv, ((bh * a.Lk) + j0) * dv, bc * dv, tid, br);
-                Group.Barrier();
+                StagePair(k, sk, ((bh * a.Lk) + j0) * d, bc * d, v, sv, ((bh * a.Lk) + j0) * dv, bc * dv, tid, br);
                 if (!row)
                     continue;
                 for (int c = 0; c < bc; c++)
@@ -284,13 +272,7 @@ internal static class Attention
                     ss[(c * MaxRows) + tid] = ds * a.Scale;
                 }
 
-                for (int e = 0; e < d; e++)
-                {
-                    float acc = dq[qo + e];
-                    for (int c = 0; c < bc; c++)
-                        acc += ss[(c * MaxRows) + tid] * sk[(c * d) + e];
-                    dq[qo + e] = acc;
-                }
+                AccumulateTile(dq, qo, d, 1f, ss, tid, sk, bc);
             }
         }
     }
@@ -335,12 +317,8 @@ internal static class Attention
                 Group.Barrier();
                 Stage(q, sq, ((bh * a.Lq) + i0) * d, bq * d, tid, br);
                 Stage(dO, sdo, ((bh * a.Lq) + i0) * dvw, bq * dvw, tid, br);
-                for (int r = tid; r < bq; r += br)
-                {
-                    sl[r] = lse[(bh * a.Lq) + i0 + r];
-                    sd[r] = delta[(bh * a.Lq) + i0 + r];
-                }
-
+                Stage(lse, sl, (bh * a.Lq) + i0, bq, tid, br);
+                Stage(delta, sd, (bh * a.Lq) + i0, bq, tid, br);
                 Group.Barrier();
                 if (!col)
                     continue;
@@ -361,21 +339,8 @@ internal static class Attention
                     ss[(r * MaxRows) + tid] = ds;
                 }
 
-                for (int e = 0; e < dvw; e++)
-                {
-                    float acc = dv[vo + e];
-                    for (int r = 0; r < bq; r++)
-                        acc += sp[(r * MaxRows) + tid] * sdo[(r * dvw) + e];
-                    dv[vo + e] = acc;
-                }
-
-                for (int e = 0; e < d; e++)
-                {
-                    float acc = dk[ko + e];
-                    for (int r = 0; r < bq; r++)
-                        acc += ss[(r * MaxRows) + tid] * sq[(r * d) + e];
-                    dk[ko + e] = acc;
-                }
+                AccumulateTile(dv, vo, dvw, 1f, sp, tid, sdo, bq);
+                AccumulateTile(dk, ko, d, 1f, ss, tid, sq, bq);
             }
         }
     }
@@ -385,6 +350,28 @@ internal static class Attention
     {
         for (int e = tid; e < n; e += br)
             tile[e] = x[offset + e];
+    }
+
+    // Stages two tiles (keys and values, or queries and dO) between barriers: every thread of the group must call it.
+    private static void StagePair(ArrayView<float> x, ArrayView<float> xTile, int xOffset, int xn, ArrayView<float> y, ArrayView<float> yTile, int yOffset, int yn, int tid, int br)
+    {
+        Group.Barrier();
+        Stage(x, xTile, xOffset, xn, tid, br);
+        Stage(y, yTile, yOffset, yn, tid, br);
+        Group.Barrier();
+    }
+
+    // out[o + e] = out[o + e] alpha + sum_c w[c MaxRows + tid] tile[c n + e] for e < n, over the
+    // tile's rows c in order: this thread's weighted sum of a staged tile (alpha 1 is exact).
+    private static void AccumulateTile(ArrayView<float> output, int o, int n, float alpha, ArrayView<float> w, int tid, ArrayView<float> tile, int rows)
+    {
+        for (int e = 0; e < n; e++)
+        {
+            float acc = output[o + e] * alpha;
+            for (int c = 0; c < rows; c++)
+                acc += w[(c * MaxRows) + tid] * tile[(c * n) + e];
+            output[o + e] = acc;
+        }
     }
 
     // x[xo .. xo + n) . y[yo .. yo + n) in index order.
