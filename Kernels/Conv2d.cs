@@ -513,7 +513,7 @@ internal static partial class Conv2d
                 float* yn = y + (n * perY);
                 CpuGemm.Run(false, false, outChannels, g.P, g.K, 1f, w, b, 0f, yn, 1);
                 if (colsHalf != null)
-                    new GemmHalf.RoundBody(yn).Run(0, (int)perY);
+                    CpuLoops.Map(yn, yn, 0, (int)perY, default(RoundToHalfOp));
                 if (bias != null)
                     AddChannelBias(yn, bias, outChannels, g.P);
             }

@@ -105,8 +105,9 @@ internal static unsafe class CpuLoops
         public void Run(int start, int end) => Map(x, y, start, end, op);
     }
 
+    /// <summary>y[i] = op(x[i]) for i in [start, end) on the calling thread (the Map driver's loop).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Map<TOp>(float* x, float* y, int start, int end, TOp op)
+    internal static void Map<TOp>(float* x, float* y, int start, int end, TOp op)
         where TOp : struct, IUnaryOp
     {
         int i = start;
