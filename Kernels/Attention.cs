@@ -613,7 +613,7 @@ internal static class Attention
                 if (pz != 0f && a.Keep < 1f)
                     pz *= AttentionMath.Drop(a, bh, i, j0 + c);
                 if (pz != 0f)
-                    Axpy(oi, v + ((long)(j0 + c) * dv), pz, dv);
+                    CpuLoops.Zip(v + ((long)(j0 + c) * dv), oi, oi, 0, dv, new AxpyOp(pz));
             }
 
             m = mNew;
@@ -674,14 +674,14 @@ internal static class Attention
                     long j = kBase + j0 + c;
                     float z = AttentionMath.Drop(a, bh, i, j0 + c);
                     if (z != 0f)
-                        Axpy(dv + (j * dvw), doi, pc * z, dvw);
+                        CpuLoops.Zip(doi, dv + (j * dvw), dv + (j * dvw), 0, dvw, new AxpyOp(pc * z));
                     float dp = Dot(doi, x.V + (j * dvw), dvw) * z;
                     float dsu = pc * (dp - delta);
                     if (a.HasBiasGrad != 0)
                         dBias[((qBase + i) * a.Lk) + j0 + c] = dsu;
                     float ds = dsu * a.Scale;
-                    Axpy(dqi, x.K + (j * d), ds, d);
-                    Axpy(dk + (j * d), qi, ds, d);
+                    CpuLoops.Zip(x.K + (j * d), dqi, dqi, 0, d, new AxpyOp(ds));
+                    CpuLoops.Zip(qi, dk + (j * d), dk + (j * d), 0, d, new AxpyOp(ds));
                 }
             }
         }
@@ -715,21 +715,5 @@ internal static class Attention
         for (; e < n; e++)
             sum += x[e] * y[e];
         return sum;
-    }
-
-    // y += alpha x over n floats.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Axpy(float* y, float* x, float alpha, int n)
-    {
-        int e = 0;
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var va = Vector256.Create(alpha);
-            for (; e <= n - 8; e += 8)
-                (Vector256.Load(y + e) + (va * Vector256.Load(x + e))).Store(y + e);
-        }
-
-        for (; e < n; e++)
-            y[e] += alpha * x[e];
     }
 }
