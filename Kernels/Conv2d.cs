@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using IlgpuTrain.Kernels.Runtime;
 
 namespace IlgpuTrain.Kernels;
@@ -424,6 +425,7 @@ internal static partial class Conv2d
         {
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Row(float* col, float* xRow, int lo, int hi, int sw, int wo)
         {
             if (xRow == null)
@@ -454,6 +456,7 @@ internal static partial class Conv2d
     {
         public void Plane(float* xp, int plane) => new Span<float>(xp, plane).Clear();
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Row(float* col, float* xRow, int lo, int hi, int sw, int wo)
         {
             if (xRow == null)
