@@ -53,11 +53,8 @@ internal static class AdagradUpdate
         }
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, DirectionBody<ViewElements<float>>>> DirectionDef =
-        KernelDef.Of<int, DirectionBody<ViewElements<float>>>(Elementwise.ForEachKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, StepBody<ViewElements<float>>>> StepDef =
-        KernelDef.Of<int, StepBody<ViewElements<float>>>(Elementwise.ForEachKernel);
+    internal static readonly ForEachDef<DirectionBody<ViewElements<float>>> DirectionDef = new();
+    internal static readonly ForEachDef<StepBody<ViewElements<float>>> StepDef = new();
 
     // ---------------------------------------------------------------- launchers
 
@@ -71,7 +68,7 @@ internal static class AdagradUpdate
         if (host.RunsManaged)
             CpuLoops.ForEach(host, g.Length, new DirectionBody<PtrElements<float>>(new(g), new(sum), eps));
         else
-            Elementwise.ForEach(host, DirectionDef, g.Length, new(new(g), new(sum), eps));
+            DirectionDef.Launch(host, g.Length, new(new(g), new(sum), eps));
     }
 
     /// <summary>The fused Adagrad step over the flat buffer: p and sum are updated in place; g is only read; learningRate is this step's clr.</summary>
@@ -86,6 +83,6 @@ internal static class AdagradUpdate
         if (host.RunsManaged)
             CpuLoops.ForEach(host, p.Length, new StepBody<PtrElements<float>>(new(p), new(g), new(sum), learningRate, weightDecay, eps));
         else
-            Elementwise.ForEach(host, StepDef, p.Length, new(new(p), new(g), new(sum), learningRate, weightDecay, eps));
+            StepDef.Launch(host, p.Length, new(new(p), new(g), new(sum), learningRate, weightDecay, eps));
     }
 }

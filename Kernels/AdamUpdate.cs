@@ -119,11 +119,8 @@ internal static class AdamUpdate
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Updated(Vector256<float> p, Vector256<float> d, Vector256<float> lr) => p - (lr * d);
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, DirectionBody<ViewElements<float>>>> DirectionDef =
-        KernelDef.Of<int, DirectionBody<ViewElements<float>>>(Elementwise.ForEachKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, StepBody<ViewElements<float>, ViewElements<byte>>>> StepDef =
-        KernelDef.Of<int, StepBody<ViewElements<float>, ViewElements<byte>>>(Elementwise.ForEachKernel);
+    internal static readonly ForEachDef<DirectionBody<ViewElements<float>>> DirectionDef = new();
+    internal static readonly ForEachDef<StepBody<ViewElements<float>, ViewElements<byte>>> StepDef = new();
 
     // ---------------------------------------------------------------- launchers
 
@@ -140,7 +137,7 @@ internal static class AdamUpdate
         if (host.RunsManaged)
             CpuLoops.ForEach(host, g.Length, new DirectionBody<PtrElements<float>>(new(g), new(m), new(v), new(vmax), s, amsgrad));
         else
-            Elementwise.ForEach(host, DirectionDef, g.Length, new(new(g), new(m), new(v), new(vmax), s, amsgrad));
+            DirectionDef.Launch(host, g.Length, new(new(g), new(m), new(v), new(vmax), s, amsgrad));
     }
 
     /// <summary>
@@ -177,7 +174,7 @@ internal static class AdamUpdate
         }
         else
         {
-            Elementwise.ForEach(host, StepDef, p.Length, new(new(p), new(g), new(m), new(v), new(vmax), new(mask), s, amsgrad, useMask, new(clipNorm), clip, maxNorm));
+            StepDef.Launch(host, p.Length, new(new(p), new(g), new(m), new(v), new(vmax), new(mask), s, amsgrad, useMask, new(clipNorm), clip, maxNorm));
         }
     }
 

@@ -178,10 +178,7 @@ internal static class Attention
             for (int j0 = 0; j0 < jEnd; j0 += Tile)
             {
                 int bc = XMath.Min(Tile, jEnd - j0);
-                Group.Barrier();
-                Stage(k, sk, ((bh * a.Lk) + j0) * d, bc * d, tid, br);
-                Stage(v, sv, ((bh * a.Lk) + j0) * dv, bc * dv, tid, br);
-                Group.Barrier();
+                StagePair(k, sk, ((bh * a.Lk) + j0) * d, bc * d, v, sv, ((bh * a.Lk) + j0) * dv, bc * dv, tid, br);
                 if (!row)
                     continue;
                 float mt = float.NegativeInfinity;
@@ -207,13 +204,7 @@ internal static class Attention
                     ss[(c * MaxRows) + tid] = p * AttentionMath.Drop(a, bh, i, j0 + c);
                 }
 
-                for (int e = 0; e < dv; e++)
-                {
-                    float acc = o[oo + e] * alpha;
-                    for (int c = 0; c < bc; c++)
-                        acc += ss[(c * MaxRows) + tid] * sv[(c * dv) + e];
-                    o[oo + e] = acc;
-                }
+                AccumulateTile(o, oo, dv, alpha, ss, tid, sv, bc);
 
                 m = mNew;
             }
@@ -262,10 +253,7 @@ internal static class Attention
             for (int j0 = 0; j0 < jEnd; j0 += Tile)
             {
                 int bc = XMath.Min(Tile, jEnd - j0);
-                Group.Barrier();
-                Stage(k, sk, ((bh * a.Lk) + j0) * d, bc * d, tid, br);
-                Stage(v, sv, ((bh * a.Lk) + j0) * dv, bc * dv, tid, br);
-                Group.Barrier();
+                StagePair(k, sk, ((bh * a.Lk) + j0) * d, bc * d, v, sv, ((bh * a.Lk) + j0) * dv, bc * dv, tid, br);
                 if (!row)
                     continue;
                 for (int c = 0; c < bc; c++)
@@ -284,13 +272,7 @@ internal static class Attention
                     ss[(c * MaxRows) + tid] = ds * a.Scale;
                 }
 
-                for (int e = 0; e < d; e++)
-                {
-                    float acc = dq[qo + e];
-                    for (int c = 0; c < bc; c++)
-                        acc += ss[(c * MaxRows) + tid] * sk[(c * d) + e];
-                    dq[qo + e] = acc;
-                }
+                AccumulateTile(dq, qo, d, 1f, ss, tid, sk, bc);
             }
         }
     }
@@ -335,12 +317,8 @@ internal static class Attention
                 Group.Barrier();
                 Stage(q, sq, ((bh * a.Lq) + i0) * d, bq * d, tid, br);
                 Stage(dO, sdo, ((bh * a.Lq) + i0) * dvw, bq * dvw, tid, br);
-                for (int r = tid; r < bq; r += br)
-                {
-                    sl[r] = lse[(bh * a.Lq) + i0 + r];
-                    sd[r] = delta[(bh * a.Lq) + i0 + r];
-                }
-
+                Stage(lse, sl, (bh * a.Lq) + i0, bq, tid, br);
+                Stage(delta, sd, (bh * a.Lq) + i0, bq, tid, br);
                 Group.Barrier();
                 if (!col)
                     continue;
@@ -361,21 +339,8 @@ internal static class Attention
                     ss[(r * MaxRows) + tid] = ds;
                 }
 
-                for (int e = 0; e < dvw; e++)
-                {
-                    float acc = dv[vo + e];
-                    for (int r = 0; r < bq; r++)
-                        acc += sp[(r * MaxRows) + tid] * sdo[(r * dvw) + e];
-                    dv[vo + e] = acc;
-                }
-
-                for (int e = 0; e < d; e++)
-                {
-                    float acc = dk[ko + e];
-                    for (int r = 0; r < bq; r++)
-                        acc += ss[(r * MaxRows) + tid] * sq[(r * d) + e];
-                    dk[ko + e] = acc;
-                }
+                AccumulateTile(dv, vo, dvw, 1f, sp, tid, sdo, bq);
+                AccumulateTile(dk, ko, d, 1f, ss, tid, sq, bq);
             }
         }
     }
@@ -385,6 +350,28 @@ internal static class Attention
     {
         for (int e = tid; e < n; e += br)
             tile[e] = x[offset + e];
+    }
+
+    // Stages two tiles (keys and values, or queries and dO) between barriers: every thread of the group must call it.
+    private static void StagePair(ArrayView<float> x, ArrayView<float> xTile, int xOffset, int xn, ArrayView<float> y, ArrayView<float> yTile, int yOffset, int yn, int tid, int br)
+    {
+        Group.Barrier();
+        Stage(x, xTile, xOffset, xn, tid, br);
+        Stage(y, yTile, yOffset, yn, tid, br);
+        Group.Barrier();
+    }
+
+    // out[o + e] = out[o + e] alpha + sum_c w[c MaxRows + tid] tile[c n + e] for e < n, over the
+    // tile's rows c in order: this thread's weighted sum of a staged tile (alpha 1 is exact).
+    private static void AccumulateTile(ArrayView<float> output, int o, int n, float alpha, ArrayView<float> w, int tid, ArrayView<float> tile, int rows)
+    {
+        for (int e = 0; e < n; e++)
+        {
+            float acc = output[o + e] * alpha;
+            for (int c = 0; c < rows; c++)
+                acc += w[(c * MaxRows) + tid] * tile[(c * n) + e];
+            output[o + e] = acc;
+        }
     }
 
     // x[xo .. xo + n) . y[yo .. yo + n) in index order.
@@ -626,7 +613,7 @@ internal static class Attention
                 if (pz != 0f && a.Keep < 1f)
                     pz *= AttentionMath.Drop(a, bh, i, j0 + c);
                 if (pz != 0f)
-                    Axpy(oi, v + ((long)(j0 + c) * dv), pz, dv);
+                    CpuLoops.Zip(v + ((long)(j0 + c) * dv), oi, oi, 0, dv, new AxpyOp(pz));
             }
 
             m = mNew;
@@ -687,14 +674,14 @@ internal static class Attention
                     long j = kBase + j0 + c;
                     float z = AttentionMath.Drop(a, bh, i, j0 + c);
                     if (z != 0f)
-                        Axpy(dv + (j * dvw), doi, pc * z, dvw);
+                        CpuLoops.Zip(doi, dv + (j * dvw), dv + (j * dvw), 0, dvw, new AxpyOp(pc * z));
                     float dp = Dot(doi, x.V + (j * dvw), dvw) * z;
                     float dsu = pc * (dp - delta);
                     if (a.HasBiasGrad != 0)
                         dBias[((qBase + i) * a.Lk) + j0 + c] = dsu;
                     float ds = dsu * a.Scale;
-                    Axpy(dqi, x.K + (j * d), ds, d);
-                    Axpy(dk + (j * d), qi, ds, d);
+                    CpuLoops.Zip(x.K + (j * d), dqi, dqi, 0, d, new AxpyOp(ds));
+                    CpuLoops.Zip(qi, dk + (j * d), dk + (j * d), 0, d, new AxpyOp(ds));
                 }
             }
         }
@@ -728,21 +715,5 @@ internal static class Attention
         for (; e < n; e++)
             sum += x[e] * y[e];
         return sum;
-    }
-
-    // y += alpha x over n floats.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Axpy(float* y, float* x, float alpha, int n)
-    {
-        int e = 0;
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var va = Vector256.Create(alpha);
-            for (; e <= n - 8; e += 8)
-                (Vector256.Load(y + e) + (va * Vector256.Load(x + e))).Store(y + e);
-        }
-
-        for (; e < n; e++)
-            y[e] += alpha * x[e];
     }
 }

@@ -550,21 +550,11 @@ internal static class Augment
         }
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, FlipBody<ViewElements<float>>>> FlipDef =
-        KernelDef.Of<int, FlipBody<ViewElements<float>>>(Elementwise.ForEachKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, CropBody<ViewElements<float>>>> CropDef =
-        KernelDef.Of<int, CropBody<ViewElements<float>>>(Elementwise.ForEachKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, RotateBody<ViewElements<float>>>> RotateDef =
-        KernelDef.Of<int, RotateBody<ViewElements<float>>>(Elementwise.ForEachKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, GrayMeanBody<ViewElements<float>>>> GrayMeanDef =
-        KernelDef.Of<int, GrayMeanBody<ViewElements<float>>>(Elementwise.ForEachKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, JitterBody<ViewElements<float>>>> JitterDef =
-        KernelDef.Of<int, JitterBody<ViewElements<float>>>(Elementwise.ForEachKernel);
-
+    internal static readonly ForEachDef<FlipBody<ViewElements<float>>> FlipDef = new();
+    internal static readonly ForEachDef<CropBody<ViewElements<float>>> CropDef = new();
+    internal static readonly ForEachDef<RotateBody<ViewElements<float>>> RotateDef = new();
+    internal static readonly ForEachDef<GrayMeanBody<ViewElements<float>>> GrayMeanDef = new();
+    internal static readonly ForEachDef<JitterBody<ViewElements<float>>> JitterDef = new();
     private static readonly ForEachDef<BoxBody<ViewElements<int>>> BoxDef = new();
     private static readonly ForEachDef<ResampleBody<ViewElements<float>, ViewElements<int>>> ResampleDef = new();
     private static readonly ForEachDef<EraseBody<ViewElements<float>, ViewElements<int>>> EraseDef = new();
@@ -616,7 +606,7 @@ internal static class Augment
         if (host.RunsManaged)
             CpuLoops.ForEach(host, len, new FlipBody<PtrElements<float>>(new(x), new(y), c * h * w, h, w, vertical, p, key));
         else
-            Elementwise.ForEach(host, FlipDef, len, new(new(x), new(y), c * h * w, h, w, vertical, p, key));
+            FlipDef.Launch(host, len, new(new(x), new(y), c * h * w, h, w, vertical, p, key));
     }
 
     /// <summary>Random crop of an (oh, ow) window from each sample padded with <paramref name="pad"/> zeros on every side (torchvision RandomCrop(size, padding)).</summary>
@@ -649,7 +639,7 @@ internal static class Augment
         if (host.RunsManaged)
             CpuLoops.ForEach(host, outLen, new CropBody<PtrElements<float>>(new(x), new(y), c, h, w, oh, ow, pad, key));
         else
-            Elementwise.ForEach(host, CropDef, outLen, new(new(x), new(y), c, h, w, oh, ow, pad, key));
+            CropDef.Launch(host, outLen, new(new(x), new(y), c, h, w, oh, ow, pad, key));
     }
 
     /// <summary>Random rotation of each sample by a uniform angle in [<paramref name="loDegrees"/>, <paramref name="hiDegrees"/>] degrees (counter-clockwise), bilinear, zero fill, about the center.</summary>
@@ -676,7 +666,7 @@ internal static class Augment
         if (host.RunsManaged)
             CpuLoops.ForEach(host, len, new RotateBody<PtrElements<float>>(new(x), new(y), c, h, w, loDegrees, hiDegrees, key));
         else
-            Elementwise.ForEach(host, RotateDef, len, new(new(x), new(y), c, h, w, loDegrees, hiDegrees, key));
+            RotateDef.Launch(host, len, new(new(x), new(y), c, h, w, loDegrees, hiDegrees, key));
     }
 
     /// <summary>Int scratch that <see cref="Resize"/>, <see cref="ResizedCrop"/> and <see cref="Erase"/> need: one box (4 ints) per sample.</summary>
@@ -875,13 +865,13 @@ internal static class Augment
                 if (host.RunsManaged)
                     CpuLoops.ForEach(host, n, new GrayMeanBody<PtrElements<float>>(new(src), new(means), c, h * w));
                 else
-                    Elementwise.ForEach(host, GrayMeanDef, n, new(new(src), new(means), c, h * w));
+                    GrayMeanDef.Launch(host, n, new(new(src), new(means), c, h * w));
             }
 
             if (host.RunsManaged)
                 CpuLoops.ForEach(host, len, new JitterBody<PtrElements<float>>(new(src), new(dst), new(means), c, h * w, stage, ranges, key));
             else
-                Elementwise.ForEach(host, JitterDef, len, new(new(src), new(dst), new(means), c, h * w, stage, ranges, key));
+                JitterDef.Launch(host, len, new(new(src), new(dst), new(means), c, h * w, stage, ranges, key));
             src = dst;
         }
     }

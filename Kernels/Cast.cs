@@ -110,7 +110,8 @@ internal static class Cast
     }
 
     // ---------------------------------------------------------------- ILGPU element bodies
-    // Run by the row driver (Runtime/RowDrivers.cs); the managed side is ToHalfBody / ToFloatBody.
+    // Run by the row driver (Runtime/RowDrivers.cs); the managed side of the half casts is ToHalfBody /
+    // ToFloatBody (the BCL's conversions, bitwise these), of ToIndex the body itself.
 
     private static readonly ForEachDef<ToHalfElements<ViewElements<float>, ViewElements<Half>>> ToHalfDef = new();
     private static readonly ForEachDef<ToFloatElements<ViewElements<Half>, ViewElements<float>>> ToFloatDef = new();
@@ -130,6 +131,7 @@ internal static class Cast
         where TF : struct, IElements<float>
         where TI : struct, IElements<int>
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Run(int i) => y[i] = ToIndex(x[i]);
     }
 
@@ -146,52 +148,47 @@ internal static class Cast
     /// <summary>y = half(x): round to nearest even, +-inf from 65520 up, NaN stays NaN.</summary>
     public static unsafe void ToHalf(KernelHost host, ArrayView<float> x, ArrayView<Half> y)
     {
-        ArgumentNullException.ThrowIfNull(host);
-        Check.SameLength(nameof(ToHalf), x, nameof(x), y, nameof(y));
-        if (y.Length == 0)
+        if (!Work(host, nameof(ToHalf), x, y))
             return;
         if (host.RunsManaged)
-        {
             Each(host, y.Length, new ToHalfBody(CpuLoops.Ptr(x), (ushort*)CpuLoops.Ptr(y)));
-            return;
-        }
-
-        ToHalfDef.Launch(host, y.IntLength, new(new(x), new(y)));
+        else
+            ToHalfDef.Launch(host, y.IntLength, new(new(x), new(y)));
     }
 
     /// <summary>y = float(x), exact.</summary>
     public static unsafe void ToFloat(KernelHost host, ArrayView<Half> x, ArrayView<float> y)
     {
-        ArgumentNullException.ThrowIfNull(host);
-        Check.SameLength(nameof(ToFloat), x, nameof(x), y, nameof(y));
-        if (y.Length == 0)
+        if (!Work(host, nameof(ToFloat), x, y))
             return;
         if (host.RunsManaged)
-        {
             Each(host, y.Length, new ToFloatBody((ushort*)CpuLoops.Ptr(x), CpuLoops.Ptr(y)));
-            return;
-        }
-
-        ToFloatDef.Launch(host, y.IntLength, new(new(x), new(y)));
+        else
+            ToFloatDef.Launch(host, y.IntLength, new(new(x), new(y)));
     }
 
     /// <summary>y = <see cref="ToIndex(float)"/>(x): float token ids to Int32 indices, int.MinValue where x is not a whole number in int range.</summary>
     /// <param name="host">The device's kernel host.</param>
     /// <param name="x">Float ids.</param>
     /// <param name="y">Int32 indices, x's length.</param>
-    public static unsafe void ToIndices(KernelHost host, ArrayView<float> x, ArrayView<int> y)
+    public static void ToIndices(KernelHost host, ArrayView<float> x, ArrayView<int> y)
     {
-        ArgumentNullException.ThrowIfNull(host);
-        Check.SameLength(nameof(ToIndices), x, nameof(x), y, nameof(y));
-        if (y.Length == 0)
+        if (!Work(host, nameof(ToIndices), x, y))
             return;
         if (host.RunsManaged)
-        {
-            Each(host, y.Length, new ToIndexBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y)));
-            return;
-        }
+            CpuLoops.ForEach(host, y.Length, new ToIndexElements<PtrElements<float>, PtrElements<int>>(new(x), new(y)));
+        else
+            ToIndexDef.Launch(host, y.IntLength, new(new(x), new(y)));
+    }
 
-        ToIndexDef.Launch(host, y.IntLength, new(new(x), new(y)));
+    // The checks of every cast (host, equal lengths that fit 32 bits); whether there is work.
+    private static bool Work<TX, TY>(KernelHost host, string op, ArrayView<TX> x, ArrayView<TY> y)
+        where TX : unmanaged
+        where TY : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        Check.SameLength(op, x, nameof(x), y, nameof(y));
+        return y.Length != 0;
     }
 
     // ---------------------------------------------------------------- managed CPU paths
@@ -247,15 +244,6 @@ internal static class Cast
     }
 
     // y[i] = float(x[i]) for i in [start, end).
-    internal readonly unsafe struct ToIndexBody(float* x, int* y) : CpuLoops.IRange
-    {
-        public void Run(int start, int end)
-        {
-            for (int i = start; i < end; i++)
-                y[i] = ToIndex(x[i]);
-        }
-    }
-
     internal readonly unsafe struct ToFloatBody(ushort* x, float* y) : CpuLoops.IRange
     {
         public void Run(int start, int end) =>

@@ -1,5 +1,5 @@
 using System.Buffers;
-using System.Runtime.Intrinsics;
+using System.Runtime.CompilerServices;
 using IlgpuTrain.Kernels.Runtime;
 
 namespace IlgpuTrain.Kernels;
@@ -205,7 +205,7 @@ internal static partial class Conv2d
         if (g.ColumnsLength == 0)
             return;
         if (host.RunsManaged)
-            CpuLoops.For(host, (long)g.N * g.C, new Im2ColBody(CpuLoops.Ptr(x), CpuLoops.Ptr(cols), g), g.KH * g.KW * g.P);
+            CpuLoops.For(host, (long)g.N * g.C, new ColumnWalk<Im2ColRows>(CpuLoops.Ptr(x), CpuLoops.Ptr(cols), g, default), g.KH * g.KW * g.P);
         else
             host.Load(Im2ColDef)(host.Stream, host.Launch.GridStride(g.ColumnsLength), x, cols, g);
     }
@@ -220,7 +220,7 @@ internal static partial class Conv2d
         if (g.ColumnsLength == 0)
             Elementwise.Fill(host, x, 0f);
         else if (host.RunsManaged)
-            CpuLoops.For(host, (long)g.N * g.C, new Col2ImBody(CpuLoops.Ptr(cols), CpuLoops.Ptr(x), g), g.KH * g.KW * g.P);
+            CpuLoops.For(host, (long)g.N * g.C, new ColumnWalk<Col2ImRows>(CpuLoops.Ptr(x), CpuLoops.Ptr(cols), g, default), g.KH * g.KW * g.P);
         else
             host.Load(Col2ImDef)(host.Stream, host.Launch.GridStride(g.InputLength), cols, x, g);
     }
@@ -356,7 +356,7 @@ internal static partial class Conv2d
                 var body = new WeightGroupBody(dy, cols, dyHalf, colsHalf, dwp, pp, groups, g, outChannels, transposeNarrow);
                 CpuLoops.For(host, groups, body, (int)Math.Min(int.MaxValue, ImageWork(g, outChannels) * (long)(g.N / groups)));
                 for (int q = 1; q < groups; q++)
-                    AddInto(dwp, pp + ((long)(q - 1) * len), len);
+                    CpuLoops.Zip(dwp, pp + ((long)(q - 1) * len), dwp, 0, len, default(AddOp));
             }
         }
         finally
@@ -364,20 +364,6 @@ internal static partial class Conv2d
             if (groups > 1)
                 ArrayPool<float>.Shared.Return(partials);
         }
-    }
-
-    // y += x, one IEEE add per element (so the lane width does not matter).
-    private static unsafe void AddInto(float* y, float* x, int len)
-    {
-        int i = 0;
-        if (Vector256.IsHardwareAccelerated)
-        {
-            for (; i <= len - 8; i += 8)
-                (Vector256.Load(y + i) + Vector256.Load(x + i)).Store(y + i);
-        }
-
-        for (; i < len; i++)
-            y[i] += x[i];
     }
 
     // Output pixels ox in [lo, hi) of tap column offset off = j dw - pw read input columns ix = ox sw + off inside [0, W).
@@ -390,46 +376,33 @@ internal static partial class Conv2d
         return (Math.Min(lo, hi), hi);
     }
 
-    // im2col of the planes [start, end) of x (plane q = n C + c): the kernel's copies, with the padding ranges as 0.
-    private readonly unsafe struct Im2ColBody(float* x, float* cols, Conv2dGeometry g) : CpuLoops.IRange
+    // The walk of im2col and col2im over the planes [start, end) of x (plane q = n C + c): for each
+    // tap (i, j) in ascending order and each output row oy, the row's WO column entries and, where
+    // input row iy lies inside the plane, the input row at the tap's column offset with the output
+    // columns [lo, hi) that read inside it (null where iy is outside).
+    private readonly unsafe struct ColumnWalk<TRows>(float* x, float* cols, Conv2dGeometry g, TRows rows) : CpuLoops.IRange
+        where TRows : struct, IColumnRows
     {
         public void Run(int start, int end)
         {
-            int p = g.P, k = g.K, plane = g.H * g.W;
+            int plane = g.H * g.W;
             for (int q = start; q < end; q++)
             {
                 int n = q / g.C, c = q - (n * g.C);
                 float* xp = x + ((long)q * plane);
+                rows.Plane(xp, plane);
                 for (int i = 0; i < g.KH; i++)
                 {
                     for (int j = 0; j < g.KW; j++)
                     {
-                        float* dst = cols + ((((long)n * k) + (((c * g.KH) + i) * g.KW) + j) * p);
+                        float* colsTap = cols + ((((long)n * g.K) + (((c * g.KH) + i) * g.KW) + j) * g.P);
                         var (lo, hi) = InsideColumns(g, j);
                         int off = (j * g.DW) - g.PW;
                         for (int oy = 0; oy < g.HO; oy++)
                         {
                             int iy = (oy * g.SH) - g.PH + (i * g.DH);
-                            float* d = dst + ((long)oy * g.WO);
-                            if (iy < 0 || iy >= g.H || lo >= hi)
-                            {
-                                new Span<float>(d, g.WO).Clear();
-                                continue;
-                            }
-
-                            new Span<float>(d, lo).Clear();
-                            float* src = xp + ((long)iy * g.W) + off;
-                            if (g.SW == 1)
-                            {
-                                new ReadOnlySpan<float>(src + lo, hi - lo).CopyTo(new Span<float>(d + lo, hi - lo));
-                            }
-                            else
-                            {
-                                for (int ox = lo; ox < hi; ox++)
-                                    d[ox] = src[ox * g.SW];
-                            }
-
-                            new Span<float>(d + hi, g.WO - hi).Clear();
+                            bool inside = iy >= 0 && iy < g.H && lo < hi;
+                            rows.Row(colsTap + ((long)oy * g.WO), inside ? xp + ((long)iy * g.W) + off : null, lo, hi, g.SW, g.WO);
                         }
                     }
                 }
@@ -437,48 +410,65 @@ internal static partial class Conv2d
         }
     }
 
-    // col2im of the planes [start, end) of x: zero the plane, then add tap (i, j) after tap (i, j)
-    // in ascending order. For one tap each x element gets at most one entry (ox -> ix is one to
-    // one), so every element sums its entries in the kernel's (i, j) order, starting from 0.
-    private readonly unsafe struct Col2ImBody(float* cols, float* x, Conv2dGeometry g) : CpuLoops.IRange
+    // What the walk does with a plane and with each (column row, input row) pair.
+    private unsafe interface IColumnRows
     {
-        public void Run(int start, int end)
+        void Plane(float* xp, int plane);
+
+        void Row(float* col, float* xRow, int lo, int hi, int sw, int wo);
+    }
+
+    // im2col: the kernel's copies, with the padding ranges (and rows outside the plane) as 0.
+    private readonly unsafe struct Im2ColRows : IColumnRows
+    {
+        public void Plane(float* xp, int plane)
         {
-            int p = g.P, k = g.K, plane = g.H * g.W;
-            for (int q = start; q < end; q++)
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Row(float* col, float* xRow, int lo, int hi, int sw, int wo)
+        {
+            if (xRow == null)
             {
-                int n = q / g.C, c = q - (n * g.C);
-                float* xp = x + ((long)q * plane);
-                new Span<float>(xp, plane).Clear();
-                for (int i = 0; i < g.KH; i++)
-                {
-                    for (int j = 0; j < g.KW; j++)
-                    {
-                        float* src = cols + ((((long)n * k) + (((c * g.KH) + i) * g.KW) + j) * p);
-                        var (lo, hi) = InsideColumns(g, j);
-                        if (lo >= hi)
-                            continue;
-                        int off = (j * g.DW) - g.PW;
-                        for (int oy = 0; oy < g.HO; oy++)
-                        {
-                            int iy = (oy * g.SH) - g.PH + (i * g.DH);
-                            if (iy < 0 || iy >= g.H)
-                                continue;
-                            float* s = src + ((long)oy * g.WO);
-                            float* d = xp + ((long)iy * g.W) + off;
-                            if (g.SW == 1)
-                            {
-                                AddInto(d + lo, s + lo, hi - lo);
-                            }
-                            else
-                            {
-                                for (int ox = lo; ox < hi; ox++)
-                                    d[ox * g.SW] += s[ox];
-                            }
-                        }
-                    }
-                }
+                new Span<float>(col, wo).Clear();
+                return;
             }
+
+            new Span<float>(col, lo).Clear();
+            if (sw == 1)
+            {
+                new ReadOnlySpan<float>(xRow + lo, hi - lo).CopyTo(new Span<float>(col + lo, hi - lo));
+            }
+            else
+            {
+                for (int ox = lo; ox < hi; ox++)
+                    col[ox] = xRow[ox * sw];
+            }
+
+            new Span<float>(col + hi, wo - hi).Clear();
+        }
+    }
+
+    // col2im: zero the plane, then add tap (i, j) after tap (i, j) in ascending order. For one tap
+    // each x element gets at most one entry (ox -> ix is one to one), so every element sums its
+    // entries in the kernel's (i, j) order, starting from 0.
+    private readonly unsafe struct Col2ImRows : IColumnRows
+    {
+        public void Plane(float* xp, int plane) => new Span<float>(xp, plane).Clear();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Row(float* col, float* xRow, int lo, int hi, int sw, int wo)
+        {
+            if (xRow == null)
+                return;
+            if (sw == 1)
+            {
+                CpuLoops.Zip(xRow + lo, col + lo, xRow + lo, 0, hi - lo, default(AddOp));
+                return;
+            }
+
+            for (int ox = lo; ox < hi; ox++)
+                xRow[ox * sw] += col[ox];
         }
     }
 
@@ -498,7 +488,7 @@ internal static partial class Conv2d
         public void Run(int start, int end)
         {
             long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
-            var im2col = new Im2ColBody(x, cols, g);
+            var im2col = new ColumnWalk<Im2ColRows>(x, cols, g, default);
             for (int n = start; n < end; n++)
             {
                 im2col.Run(n * g.C, (n + 1) * g.C);
@@ -513,30 +503,10 @@ internal static partial class Conv2d
                 float* yn = y + (n * perY);
                 CpuGemm.Run(false, false, outChannels, g.P, g.K, 1f, w, b, 0f, yn, 1);
                 if (colsHalf != null)
-                    new GemmHalf.RoundBody(yn).Run(0, (int)perY);
+                    CpuLoops.Map(yn, yn, 0, (int)perY, default(RoundToHalfOp));
                 if (bias != null)
-                    AddChannelBias(yn, bias, outChannels, g.P);
+                    new CpuLoops.BiasPlanesBody(yn, bias, yn, outChannels, g.P).Run(0, outChannels);
             }
-        }
-    }
-
-    // y[o, p] += bias[o] over one image's (O, P) output, as BiasAdd.ForwardChannels.
-    private static unsafe void AddChannelBias(float* y, float* bias, int outChannels, int p)
-    {
-        for (int o = 0; o < outChannels; o++)
-        {
-            float* row = y + ((long)o * p);
-            float b = bias[o];
-            int i = 0;
-            if (Vector256.IsHardwareAccelerated)
-            {
-                var vb = Vector256.Create(b);
-                for (; i <= p - 8; i += 8)
-                    (Vector256.Load(row + i) + vb).Store(row + i);
-            }
-
-            for (; i < p; i++)
-                row[i] += b;
         }
     }
 
@@ -547,7 +517,7 @@ internal static partial class Conv2d
         public void Run(int start, int end)
         {
             long perY = (long)outChannels * g.P, perCols = (long)g.K * g.P;
-            var col2im = new Col2ImBody(dcols, dx, g);
+            var col2im = new ColumnWalk<Col2ImRows>(dx, dcols, g, default);
             for (int n = start; n < end; n++)
             {
                 float* b = dy + (n * perY);

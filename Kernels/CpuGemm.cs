@@ -143,9 +143,9 @@ internal static unsafe class CpuGemm
                                     : transA ? new ARows((float*)a + ((long)pc * lda) + i0 + ir, 1, lda, mrHere)
                                     : new ARows((float*)a + ((long)(i0 + ir) * lda) + pc, lda, 1, mrHere);
                                 if (use512)
-                                    Micro512(kc, rows, bPanel, cTile, n, alpha, betaHere, mrHere, nrHere);
+                                    Micro<Vector512<float>, Ops512>(kc, rows, bPanel, cTile, n, alpha, betaHere, mrHere, nrHere);
                                 else
-                                    Micro256(kc, rows, bPanel, cTile, n, alpha, betaHere, mrHere, nrHere);
+                                    Micro<Vector256<float>, Ops256>(kc, rows, bPanel, cTile, n, alpha, betaHere, mrHere, nrHere);
                             }
                         }
                     }
@@ -290,129 +290,138 @@ internal static unsafe class CpuGemm
         }
     }
 
+    // The micro-kernel, once for both widths: TV is Vector512<float> or Vector256<float> and TOps
+    // its operations (static, so the JIT specializes per width and the 12 accumulators stay in
+    // registers). C += the MR x 2W tile of A's rows times the packed micro-panel, k ascending.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Micro512(int kc, ARows a, float* bp, float* c, int ldc, float alpha, float beta, int mr, int nr)
+    private static void Micro<TV, TOps>(int kc, ARows a, float* bp, float* c, int ldc, float alpha, float beta, int mr, int nr)
+        where TV : struct
+        where TOps : struct, IVectorOps<TV>
     {
+        int w = TOps.Width;
         float* a0 = a.Row(0), a1 = a.Row(1), a2 = a.Row(2), a3 = a.Row(3), a4 = a.Row(4), a5 = a.Row(5);
         int sa = a.Step;
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
-        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        TV c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         for (int p = 0; p < kc; p++)
         {
-            var b0 = Vector512.Load(bp);
-            var b1 = Vector512.Load(bp + 16);
-            var x0 = Vector512.Create(a0[0]);
-            c00 = Vector512.FusedMultiplyAdd(x0, b0, c00);
-            c01 = Vector512.FusedMultiplyAdd(x0, b1, c01);
-            var x1 = Vector512.Create(a1[0]);
-            c10 = Vector512.FusedMultiplyAdd(x1, b0, c10);
-            c11 = Vector512.FusedMultiplyAdd(x1, b1, c11);
-            var x2 = Vector512.Create(a2[0]);
-            c20 = Vector512.FusedMultiplyAdd(x2, b0, c20);
-            c21 = Vector512.FusedMultiplyAdd(x2, b1, c21);
-            var x3 = Vector512.Create(a3[0]);
-            c30 = Vector512.FusedMultiplyAdd(x3, b0, c30);
-            c31 = Vector512.FusedMultiplyAdd(x3, b1, c31);
-            var x4 = Vector512.Create(a4[0]);
-            c40 = Vector512.FusedMultiplyAdd(x4, b0, c40);
-            c41 = Vector512.FusedMultiplyAdd(x4, b1, c41);
-            var x5 = Vector512.Create(a5[0]);
-            c50 = Vector512.FusedMultiplyAdd(x5, b0, c50);
-            c51 = Vector512.FusedMultiplyAdd(x5, b1, c51);
+            var b0 = TOps.Load(bp);
+            var b1 = TOps.Load(bp + w);
+            var x0 = TOps.Broadcast(a0[0]);
+            c00 = TOps.Fma(x0, b0, c00);
+            c01 = TOps.Fma(x0, b1, c01);
+            var x1 = TOps.Broadcast(a1[0]);
+            c10 = TOps.Fma(x1, b0, c10);
+            c11 = TOps.Fma(x1, b1, c11);
+            var x2 = TOps.Broadcast(a2[0]);
+            c20 = TOps.Fma(x2, b0, c20);
+            c21 = TOps.Fma(x2, b1, c21);
+            var x3 = TOps.Broadcast(a3[0]);
+            c30 = TOps.Fma(x3, b0, c30);
+            c31 = TOps.Fma(x3, b1, c31);
+            var x4 = TOps.Broadcast(a4[0]);
+            c40 = TOps.Fma(x4, b0, c40);
+            c41 = TOps.Fma(x4, b1, c41);
+            var x5 = TOps.Broadcast(a5[0]);
+            c50 = TOps.Fma(x5, b0, c50);
+            c51 = TOps.Fma(x5, b1, c51);
             a0 += sa;
             a1 += sa;
             a2 += sa;
             a3 += sa;
             a4 += sa;
             a5 += sa;
-            bp += 32;
+            bp += 2 * w;
         }
 
-        if (mr == MR && nr == 32)
+        if (mr == MR && nr == 2 * w)
         {
-            Store512(c, alpha, beta, c00, c01);
-            Store512(c + ldc, alpha, beta, c10, c11);
-            Store512(c + (2 * ldc), alpha, beta, c20, c21);
-            Store512(c + (3 * ldc), alpha, beta, c30, c31);
-            Store512(c + (4 * ldc), alpha, beta, c40, c41);
-            Store512(c + (5 * ldc), alpha, beta, c50, c51);
+            Store<TV, TOps>(c, alpha, beta, c00, c01);
+            Store<TV, TOps>(c + ldc, alpha, beta, c10, c11);
+            Store<TV, TOps>(c + (2 * ldc), alpha, beta, c20, c21);
+            Store<TV, TOps>(c + (3 * ldc), alpha, beta, c30, c31);
+            Store<TV, TOps>(c + (4 * ldc), alpha, beta, c40, c41);
+            Store<TV, TOps>(c + (5 * ldc), alpha, beta, c50, c51);
             return;
         }
 
-        // Edge tile: spill the accumulators and write only the mr x nr that exist.
+        // Edge tile: spill the accumulators (1 acc is exact) and write only the mr x nr that exist.
         float* t = stackalloc float[MR * 32];
-        c00.Store(t); c01.Store(t + 16);
-        c10.Store(t + 32); c11.Store(t + 48);
-        c20.Store(t + 64); c21.Store(t + 80);
-        c30.Store(t + 96); c31.Store(t + 112);
-        c40.Store(t + 128); c41.Store(t + 144);
-        c50.Store(t + 160); c51.Store(t + 176);
-        StoreEdge(t, 32, c, ldc, alpha, beta, mr, nr);
+        int lt = 2 * w;
+        Store<TV, TOps>(t, 1f, 0f, c00, c01);
+        Store<TV, TOps>(t + lt, 1f, 0f, c10, c11);
+        Store<TV, TOps>(t + (2 * lt), 1f, 0f, c20, c21);
+        Store<TV, TOps>(t + (3 * lt), 1f, 0f, c30, c31);
+        Store<TV, TOps>(t + (4 * lt), 1f, 0f, c40, c41);
+        Store<TV, TOps>(t + (5 * lt), 1f, 0f, c50, c51);
+        StoreEdge(t, lt, c, ldc, alpha, beta, mr, nr);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Micro256(int kc, ARows a, float* bp, float* c, int ldc, float alpha, float beta, int mr, int nr)
-    {
-        float* a0 = a.Row(0), a1 = a.Row(1), a2 = a.Row(2), a3 = a.Row(3), a4 = a.Row(4), a5 = a.Row(5);
-        int sa = a.Step;
-        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
-        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int p = 0; p < kc; p++)
-        {
-            var b0 = Vector256.Load(bp);
-            var b1 = Vector256.Load(bp + 8);
-            var x0 = Vector256.Create(a0[0]);
-            c00 = Vector256.FusedMultiplyAdd(x0, b0, c00);
-            c01 = Vector256.FusedMultiplyAdd(x0, b1, c01);
-            var x1 = Vector256.Create(a1[0]);
-            c10 = Vector256.FusedMultiplyAdd(x1, b0, c10);
-            c11 = Vector256.FusedMultiplyAdd(x1, b1, c11);
-            var x2 = Vector256.Create(a2[0]);
-            c20 = Vector256.FusedMultiplyAdd(x2, b0, c20);
-            c21 = Vector256.FusedMultiplyAdd(x2, b1, c21);
-            var x3 = Vector256.Create(a3[0]);
-            c30 = Vector256.FusedMultiplyAdd(x3, b0, c30);
-            c31 = Vector256.FusedMultiplyAdd(x3, b1, c31);
-            var x4 = Vector256.Create(a4[0]);
-            c40 = Vector256.FusedMultiplyAdd(x4, b0, c40);
-            c41 = Vector256.FusedMultiplyAdd(x4, b1, c41);
-            var x5 = Vector256.Create(a5[0]);
-            c50 = Vector256.FusedMultiplyAdd(x5, b0, c50);
-            c51 = Vector256.FusedMultiplyAdd(x5, b1, c51);
-            a0 += sa;
-            a1 += sa;
-            a2 += sa;
-            a3 += sa;
-            a4 += sa;
-            a5 += sa;
-            bp += 16;
-        }
-
-        float* t = stackalloc float[MR * 16];
-        c00.Store(t); c01.Store(t + 8);
-        c10.Store(t + 16); c11.Store(t + 24);
-        c20.Store(t + 32); c21.Store(t + 40);
-        c30.Store(t + 48); c31.Store(t + 56);
-        c40.Store(t + 64); c41.Store(t + 72);
-        c50.Store(t + 80); c51.Store(t + 88);
-        StoreEdge(t, 16, c, ldc, alpha, beta, mr, nr);
-    }
-
+    // Two adjacent vectors of a C row: alpha acc (beta 0 never reads C), else alpha acc + beta C in one FMA.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store512(float* c, float alpha, float beta, Vector512<float> lo, Vector512<float> hi)
+    private static void Store<TV, TOps>(float* c, float alpha, float beta, TV lo, TV hi)
+        where TV : struct
+        where TOps : struct, IVectorOps<TV>
     {
-        var va = Vector512.Create(alpha);
+        var va = TOps.Broadcast(alpha);
         if (beta == 0f)
         {
-            (va * lo).Store(c);
-            (va * hi).Store(c + 16);
+            TOps.Store(TOps.Multiply(va, lo), c);
+            TOps.Store(TOps.Multiply(va, hi), c + TOps.Width);
         }
         else
         {
-            var vb = Vector512.Create(beta);
-            Vector512.FusedMultiplyAdd(va, lo, vb * Vector512.Load(c)).Store(c);
-            Vector512.FusedMultiplyAdd(va, hi, vb * Vector512.Load(c + 16)).Store(c + 16);
+            var vb = TOps.Broadcast(beta);
+            TOps.Store(TOps.Fma(va, lo, TOps.Multiply(vb, TOps.Load(c))), c);
+            TOps.Store(TOps.Fma(va, hi, TOps.Multiply(vb, TOps.Load(c + TOps.Width))), c + TOps.Width);
         }
+    }
+
+    // The vector operations of the micro-kernel at one width (static, so each width is its own specialization).
+    private interface IVectorOps<TV>
+        where TV : struct
+    {
+        static abstract int Width { get; }
+
+        static abstract TV Load(float* p);
+
+        static abstract void Store(TV v, float* p);
+
+        static abstract TV Broadcast(float x);
+
+        static abstract TV Multiply(TV a, TV b);
+
+        static abstract TV Fma(TV a, TV b, TV c);
+    }
+
+    private readonly struct Ops512 : IVectorOps<Vector512<float>>
+    {
+        public static int Width => 16;
+
+        public static Vector512<float> Load(float* p) => Vector512.Load(p);
+
+        public static void Store(Vector512<float> v, float* p) => v.Store(p);
+
+        public static Vector512<float> Broadcast(float x) => Vector512.Create(x);
+
+        public static Vector512<float> Multiply(Vector512<float> a, Vector512<float> b) => a * b;
+
+        public static Vector512<float> Fma(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);
+    }
+
+    private readonly struct Ops256 : IVectorOps<Vector256<float>>
+    {
+        public static int Width => 8;
+
+        public static Vector256<float> Load(float* p) => Vector256.Load(p);
+
+        public static void Store(Vector256<float> v, float* p) => v.Store(p);
+
+        public static Vector256<float> Broadcast(float x) => Vector256.Create(x);
+
+        public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => a * b;
+
+        public static Vector256<float> Fma(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.FusedMultiplyAdd(a, b, c);
     }
 
     private static void StoreEdge(float* t, int ldt, float* c, int ldc, float alpha, float beta, int mr, int nr)

@@ -168,16 +168,17 @@ internal static class CrossEntropy
         }
     }
 
-    // loss[0] = the sum of the N losses in index order, Kahan-compensated, divided by the
-    // non-ignored rows when mean is 1 (Mean of nothing is 0/0 = NaN, as PyTorch). Index 0 only.
-    internal readonly struct ReduceBody<TF, TI>(TF losses, TI targets, TF loss, int n, int ignoreIndex, int mean) : IElementBody
+    // loss[0] = the sum of the N losses in index order, Kahan-compensated, divided when mean is 1 by
+    // the non-ignored rows (kept 1; class-index targets) or by N (kept 0: probability targets, no
+    // targets read). Mean of nothing is 0/0 = NaN, as PyTorch. Index 0 only.
+    internal readonly struct ReduceBody<TF, TI>(TF losses, TI targets, TF loss, int n, int ignoreIndex, int mean, int kept) : IElementBody
         where TF : struct, IElements<float>
         where TI : struct, IElements<int>
     {
         public void Run(int i)
         {
             float sum = KahanSum(losses, n);
-            loss[0] = mean != 0 ? sum / Kept(targets, n, ignoreIndex) : sum;
+            loss[0] = mean != 0 ? sum / (kept != 0 ? Kept(targets, n, ignoreIndex) : n) : sum;
         }
     }
 
@@ -257,7 +258,6 @@ internal static class CrossEntropy
     // ---------------------------------------------------------------- class-probability targets (bodies)
 
     private static readonly ForEachDef<SoftForwardBody<ViewElements<float>>> SoftForwardDef = new();
-    private static readonly ForEachDef<SoftReduceBody<ViewElements<float>>> SoftReduceDef = new();
     private static readonly ForEachDef<SoftBackwardBody<ViewElements<float>>> SoftBackwardDef = new();
 
     // losses[i] = sum_k (keep t_ik + off) (lse + m - x_ik).
@@ -274,17 +274,6 @@ internal static class CrossEntropy
             for (int k = 0; k < c; k++)
                 loss += ((t.Keep * targets[o + k]) + t.Off) * (lse + (m - logits[o + k]));
             losses[i] = loss;
-        }
-    }
-
-    // loss[0] = the Kahan sum of the N losses, divided by N when mean is 1. Index 0 only.
-    internal readonly struct SoftReduceBody<TF>(TF losses, TF loss, int n, int mean) : IElementBody
-        where TF : struct, IElements<float>
-    {
-        public void Run(int i)
-        {
-            float sum = KahanSum(losses, n);
-            loss[0] = mean != 0 ? sum / n : sum;
         }
     }
 
@@ -350,7 +339,7 @@ internal static class CrossEntropy
             if (n > 0)
                 CpuLoops.ForEach(host, n, new ForwardBody<PtrElements<float>, PtrElements<int>>(PtrElements.Of(logits), pt, pl, PtrElements.Of(errors), errors.IntLength, t), c);
             if (options.Reduction != LossReduction.None)
-                CpuLoops.ForEach(host, 1, new ReduceBody<PtrElements<float>, PtrElements<int>>(pl, pt, PtrElements.Of(loss), n, options.IgnoreIndex, mean));
+                CpuLoops.ForEach(host, 1, new ReduceBody<PtrElements<float>, PtrElements<int>>(pl, pt, PtrElements.Of(loss), n, options.IgnoreIndex, mean, 1));
             return;
         }
 
@@ -358,7 +347,7 @@ internal static class CrossEntropy
             ForwardDef.Launch(host, n, new(new(logits), new(targets), new(losses), new(errors), errors.IntLength, t));
         // The scalar is written even for N = 0: Sum of nothing is 0 and Mean of nothing is NaN, as PyTorch.
         if (options.Reduction != LossReduction.None)
-            ReduceDef.Launch(host, 1, new(new(losses), new(targets), new(loss), n, options.IgnoreIndex, mean));
+            ReduceDef.Launch(host, 1, new(new(losses), new(targets), new(loss), n, options.IgnoreIndex, mean, 1));
     }
 
     /// <summary>
@@ -445,14 +434,14 @@ internal static class CrossEntropy
             if (n > 0)
                 CpuLoops.ForEach(host, n, new SoftForwardBody<PtrElements<float>>(PtrElements.Of(logits), PtrElements.Of(targets), pl, t), c);
             if (options.Reduction != LossReduction.None)
-                CpuLoops.ForEach(host, 1, new SoftReduceBody<PtrElements<float>>(pl, PtrElements.Of(loss), n, mean));
+                CpuLoops.ForEach(host, 1, new ReduceBody<PtrElements<float>, PtrElements<int>>(pl, default, PtrElements.Of(loss), n, 0, mean, 0));
             return;
         }
 
         if (n > 0)
             SoftForwardDef.Launch(host, n, new(new(logits), new(targets), new(losses), t));
         if (options.Reduction != LossReduction.None)
-            SoftReduceDef.Launch(host, 1, new(new(losses), new(loss), n, mean));
+            ReduceDef.Launch(host, 1, new(new(losses), default, new(loss), n, 0, mean, 0));
     }
 
     /// <summary>

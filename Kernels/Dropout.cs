@@ -44,8 +44,7 @@ internal static class Dropout
         }
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, MaskBody<ViewElements<float>>>> MaskDef =
-        KernelDef.Of<int, MaskBody<ViewElements<float>>>(Elementwise.ForEachKernel);
+    internal static readonly ForEachDef<MaskBody<ViewElements<float>>> MaskDef = new();
 
     // ---------------------------------------------------------------- launchers
 
@@ -86,7 +85,7 @@ internal static class Dropout
         }
         else
         {
-            Elementwise.ForEach(host, MaskDef, blocks, new(new(x), new(y), n, 1f - p, ScaleOf(p), key));
+            MaskDef.Launch(host, blocks, new(new(x), new(y), n, 1f - p, ScaleOf(p), key));
         }
     }
 

@@ -60,11 +60,6 @@ internal static class Elementwise
             body.Run(i);
     }
 
-    // Launches def (ForEachKernel for TBody) over [0, n).
-    internal static void ForEach<TBody>(KernelHost host, KernelDef<Action<AcceleratorStream, KernelConfig, int, TBody>> def, long n, TBody body)
-        where TBody : struct, IElementBody =>
-        host.Load(def)(host.Stream, host.Launch.GridStride(n), checked((int)n), body);
-
     // Kernel: y[i] = value.
     public static void FillKernel(ArrayView<float> y, float value)
     {

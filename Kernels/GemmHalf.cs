@@ -31,16 +31,6 @@ internal static class GemmHalf
 {
     // ---------------------------------------------------------------- ILGPU kernels
 
-    // Kernel: x[i] = float(half(x[i])) in place, round to nearest even.
-    public static void RoundToHalfKernel(ArrayView<float> x)
-    {
-        int n = x.IntLength;
-        // Grid and Group reads are thread-local on the CPU accelerator: read them once.
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-            x[i] = Cast.HalfToFloat(Cast.FloatToHalf(x[i]));
-    }
-
     // Gemm's tiled kernels with binary16 operands, widened to float as they are staged.
     internal static readonly TiledKernels<Half, HalfWiden> HalfTiles = new();
 
@@ -51,8 +41,8 @@ internal static class GemmHalf
     [ThreadStatic]
     private static float[]? _wideB;
 
-    private static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>>> RoundDef =
-        KernelDef.Of<ArrayView<float>>(RoundToHalfKernel);
+    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, RoundToHalfOp>> RoundDef =
+        KernelDef.Of<ArrayView<float>, ArrayView<float>, RoundToHalfOp>(Elementwise.MapKernel);
 
     // ---------------------------------------------------------------- launchers
 
@@ -102,35 +92,19 @@ internal static class GemmHalf
         Gemm.RunTiled(nameof(GemmHalf), HalfTiles, host, transA, transB, m, n, k, alpha, a, b, beta, c, groupSide);
 
     /// <summary>x = float(half(x)) in place: each value becomes the nearest fp16 value (ties to even), +-inf from 65520 up, NaN stays NaN.</summary>
-    public static unsafe void RoundToHalfInPlace(KernelHost host, ArrayView<float> x)
-    {
-        ArgumentNullException.ThrowIfNull(host);
-        Check.Fits32(nameof(RoundToHalfInPlace), x, nameof(x));
-        if (x.Length == 0)
-            return;
-        if (host.RunsManaged)
-        {
-            Cast.Each(host, x.Length, new RoundBody(CpuLoops.Ptr(x)));
-            return;
-        }
+    public static void RoundToHalfInPlace(KernelHost host, ArrayView<float> x) =>
+        Elementwise.Map(host, RoundDef, x, x, default(RoundToHalfOp), nameof(RoundToHalfInPlace));
+}
 
-        host.Load(RoundDef)(host.Stream, host.Launch.GridStride(x.Length), x);
-    }
+/// <summary>y = float(half(x)): the nearest fp16 value, ties to even, in Cast's integer bit routines (the same bits on every backend); the vector form is Cast.RoundToHalfBits.</summary>
+internal readonly struct RoundToHalfOp : IUnaryOp
+{
+    /// <inheritdoc/>
+    public bool Vectorizable => true;
 
-    // x[i] = float(half(x[i])) for i in [start, end), eight lanes at a time through Cast.RoundToHalfBits.
-    internal readonly unsafe struct RoundBody(float* x) : CpuLoops.IRange
-    {
-        public void Run(int start, int end)
-        {
-            int i = start;
-            if (Vector256.IsHardwareAccelerated)
-            {
-                for (; i <= end - 8; i += 8)
-                    Cast.RoundToHalfBits(Vector256.Load((uint*)(x + i))).Store((uint*)(x + i));
-            }
+    /// <inheritdoc/>
+    public float Apply(float x) => Cast.HalfToFloat(Cast.FloatToHalf(x));
 
-            for (; i < end; i++)
-                x[i] = BitConverter.UInt32BitsToSingle(Cast.HalfToFloatBits(Cast.FloatToHalfBits(BitConverter.SingleToUInt32Bits(x[i]))));
-        }
-    }
+    /// <inheritdoc/>
+    public Vector256<float> Apply(Vector256<float> x) => Cast.RoundToHalfBits(x.AsUInt32()).AsSingle();
 }

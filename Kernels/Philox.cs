@@ -260,20 +260,11 @@ public static class Philox
             y[i + 3] = v3;
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, SourceBody<uint, ViewElements<uint>, BitsValues>>> BitsDef =
-        KernelDef.Of<int, SourceBody<uint, ViewElements<uint>, BitsValues>>(Elementwise.ForEachKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, SourceBody<float, ViewElements<float>, UniformValues>>> UniformDef =
-        KernelDef.Of<int, SourceBody<float, ViewElements<float>, UniformValues>>(Elementwise.ForEachKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, SourceBody<float, ViewElements<float>, BernoulliValues>>> BernoulliDef =
-        KernelDef.Of<int, SourceBody<float, ViewElements<float>, BernoulliValues>>(Elementwise.ForEachKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, SourceBody<float, ViewElements<float>, NormalValues>>> NormalDef =
-        KernelDef.Of<int, SourceBody<float, ViewElements<float>, NormalValues>>(Elementwise.ForEachKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, BlockBody<ViewElements<uint>>>> BlockDef =
-        KernelDef.Of<int, BlockBody<ViewElements<uint>>>(Elementwise.ForEachKernel);
+    internal static readonly ForEachDef<SourceBody<uint, ViewElements<uint>, BitsValues>> BitsDef = new();
+    internal static readonly ForEachDef<SourceBody<float, ViewElements<float>, UniformValues>> UniformDef = new();
+    internal static readonly ForEachDef<SourceBody<float, ViewElements<float>, BernoulliValues>> BernoulliDef = new();
+    internal static readonly ForEachDef<SourceBody<float, ViewElements<float>, NormalValues>> NormalDef = new();
+    internal static readonly ForEachDef<BlockBody<ViewElements<uint>>> BlockDef = new();
 
     // ---------------------------------------------------------------- launchers
 
@@ -320,11 +311,11 @@ public static class Philox
         if (host.RunsManaged)
             CpuLoops.ForEach(host, blocks, new BlockBody<PtrElements<uint>>(new(counters), new(keys), new(y)));
         else
-            Elementwise.ForEach(host, BlockDef, blocks, new(new(counters), new(keys), new(y)));
+            BlockDef.Launch(host, blocks, new(new(counters), new(keys), new(y)));
     }
 
     // The launch of every source: y (n) gets the values of key's blocks.
-    private static void Source<T, TV>(KernelHost host, string op, KernelDef<Action<AcceleratorStream, KernelConfig, int, SourceBody<T, ViewElements<T>, TV>>> def, ArrayView<T> y, PhiloxStream key, TV values)
+    private static void Source<T, TV>(KernelHost host, string op, ForEachDef<SourceBody<T, ViewElements<T>, TV>> def, ArrayView<T> y, PhiloxStream key, TV values)
         where T : unmanaged
         where TV : struct, IBlockValues<T>
     {
@@ -336,6 +327,6 @@ public static class Philox
         if (host.RunsManaged)
             CpuLoops.ForEach(host, BlockCount(n), new SourceBody<T, PtrElements<T>, TV>(new(y), n, key, values));
         else
-            Elementwise.ForEach(host, def, BlockCount(n), new(new(y), n, key, values));
+            def.Launch(host, BlockCount(n), new(new(y), n, key, values));
     }
 }

@@ -282,30 +282,22 @@ internal static class Pooling
     internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, Pool2dGeometry, int>> Pool2dBackwardDef =
         KernelDef.Of<ArrayView<float>, ArrayView<int>, ArrayView<float>, Pool2dGeometry, int>(Pool2dBackwardKernel);
 
-    // Kernel: x (N C, S) -> y (N C), one plane's mean per work item.
-    public static void GlobalAvgPoolForwardKernel(ArrayView<float> x, ArrayView<float> y, int s)
+    // y[p] = the mean of plane p of x (N C, S): one plane per index, so no shared memory.
+    internal readonly struct GlobalMeanBody<TF>(TF x, TF y, int s) : IElementBody
+        where TF : struct, IElements<float>
     {
-        int total = y.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        // One thread per plane keeps the launch free of shared memory.
-        for (int p = Grid.GlobalIndex.X; p < total; p += stride)
-            y[p] = PlaneMean(new ViewElements<float>(x), p, s);
+        public void Run(int p) => y[p] = PlaneMean(x, p, s);
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> GlobalAvgPoolForwardDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(GlobalAvgPoolForwardKernel);
-
-    // Kernel: dx[i] = dy[i / S] / S over dx (N C, S).
-    public static void GlobalAvgPoolBackwardKernel(ArrayView<float> dy, ArrayView<float> dx, int s)
+    // dx[i] = dy[i / S] / S over dx (N C, S).
+    internal readonly struct GlobalSpreadBody<TF>(TF dy, TF dx, int s) : IElementBody
+        where TF : struct, IElements<float>
     {
-        int total = dx.IntLength;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
-            dx[i] = dy[i / s] / s;
+        public void Run(int i) => dx[i] = dy[i / s] / s;
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> GlobalAvgPoolBackwardDef =
-        KernelDef.Of<ArrayView<float>, ArrayView<float>, int>(GlobalAvgPoolBackwardKernel);
+    private static readonly ForEachDef<GlobalMeanBody<ViewElements<float>>> GlobalMeanDef = new();
+    private static readonly ForEachDef<GlobalSpreadBody<ViewElements<float>>> GlobalSpreadDef = new();
 
     // Output i of (N C, OH, OW): its plane, row and column (remainders by multiply-subtract).
     private static int OutputAt(Pool2dGeometry g, int i, out int oh, out int ow)
@@ -607,8 +599,9 @@ internal static class Pooling
                 y[p + 3] = s3 / s;
             }
 
+            var body = new GlobalMeanBody<PtrElements<float>>(new(x), new(y), s);
             for (; p < end; p++)
-                y[p] = PlaneMean(new PtrElements<float>(x + ((long)p * s)), 0, s);
+                body.Run(p);
         }
     }
 
@@ -671,7 +664,7 @@ internal static class Pooling
         if (host.RunsManaged)
             CpuLoops.For(host, y.Length, new GlobalForwardBody(CpuLoops.Ptr(x), CpuLoops.Ptr(y), s), s);
         else
-            host.Load(GlobalAvgPoolForwardDef)(host.Stream, host.Launch.GridStride(y.Length), x, y, s);
+            GlobalMeanDef.Launch(host, y.Length, new(new(x), new(y), s));
     }
 
     /// <summary>Global average-pool backward: dx[n, c, s] = dy[n, c] / S. Overwrites dx.</summary>
@@ -682,7 +675,7 @@ internal static class Pooling
         if (host.RunsManaged)
             CpuLoops.For(host, dy.Length, new GlobalBackwardBody(CpuLoops.Ptr(dy), CpuLoops.Ptr(dx), s), s);
         else
-            host.Load(GlobalAvgPoolBackwardDef)(host.Stream, host.Launch.GridStride(dx.Length), dy, dx, s);
+            GlobalSpreadDef.Launch(host, dx.Length, new(new(dy), new(dx), s));
     }
 
     // Work of one plane's forward (its window taps), so CpuLoops.For splits only batches worth a thread.

@@ -93,11 +93,8 @@ internal static class RmsUpdate
         }
     }
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, DirectionBody<ViewElements<float>>>> DirectionDef =
-        KernelDef.Of<int, DirectionBody<ViewElements<float>>>(Elementwise.ForEachKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, StepBody<ViewElements<float>>>> StepDef =
-        KernelDef.Of<int, StepBody<ViewElements<float>>>(Elementwise.ForEachKernel);
+    internal static readonly ForEachDef<DirectionBody<ViewElements<float>>> DirectionDef = new();
+    internal static readonly ForEachDef<StepBody<ViewElements<float>>> StepDef = new();
 
     // ---------------------------------------------------------------- launchers
 
@@ -114,7 +111,7 @@ internal static class RmsUpdate
         if (host.RunsManaged)
             CpuLoops.ForEach(host, g.Length, new DirectionBody<PtrElements<float>>(new(g), new(v), new(mu), new(b), s, centered, useMomentum));
         else
-            Elementwise.ForEach(host, DirectionDef, g.Length, new(new(g), new(v), new(mu), new(b), s, centered, useMomentum));
+            DirectionDef.Launch(host, g.Length, new(new(g), new(v), new(mu), new(b), s, centered, useMomentum));
     }
 
     /// <summary>The fused RMSProp step over the flat buffer: p, v, mu and b (as Direction) are updated in place; g is only read.</summary>
@@ -128,7 +125,7 @@ internal static class RmsUpdate
         if (host.RunsManaged)
             CpuLoops.ForEach(host, p.Length, new StepBody<PtrElements<float>>(new(p), new(g), new(v), new(mu), new(b), s, centered, useMomentum));
         else
-            Elementwise.ForEach(host, StepDef, p.Length, new(new(p), new(g), new(v), new(mu), new(b), s, centered, useMomentum));
+            StepDef.Launch(host, p.Length, new(new(p), new(g), new(v), new(mu), new(b), s, centered, useMomentum));
     }
 
     // v against g, and mu and b where given; returns the flags (centered, momentum) the bodies take.

@@ -34,11 +34,8 @@ internal static class SgdUpdate
 
     // ---------------------------------------------------------------- element bodies
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, MomentumBody<ViewElements<float>>>> MomentumDef =
-        KernelDef.Of<int, MomentumBody<ViewElements<float>>>(Elementwise.ForEachKernel);
-
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, StepBody<ViewElements<float>, ViewElements<byte>>>> StepDef =
-        KernelDef.Of<int, StepBody<ViewElements<float>, ViewElements<byte>>>(Elementwise.ForEachKernel);
+    internal static readonly ForEachDef<MomentumBody<ViewElements<float>>> MomentumDef = new();
+    internal static readonly ForEachDef<StepBody<ViewElements<float>, ViewElements<byte>>> StepDef = new();
 
     // ---------------------------------------------------------------- launchers
 
@@ -57,7 +54,7 @@ internal static class SgdUpdate
         if (host.RunsManaged)
             CpuLoops.ForEach(host, g.Length, new MomentumBody<PtrElements<float>>(new(g), new(b), new(mu, dampening, nesterov, first)));
         else
-            Elementwise.ForEach(host, MomentumDef, g.Length, new(new(g), new(b), new(mu, dampening, nesterov, first)));
+            MomentumDef.Launch(host, g.Length, new(new(g), new(b), new(mu, dampening, nesterov, first)));
     }
 
     /// <summary>
@@ -83,7 +80,7 @@ internal static class SgdUpdate
         if (host.RunsManaged)
             CpuLoops.ForEach(host, p.Length, new StepBody<PtrElements<float>, PtrElements<byte>>(new(p), new(g), new(b), new(mask), mask.Length == 0 ? 0 : 1, lr, weightDecay, new(mu, dampening, nesterov, first)));
         else
-            Elementwise.ForEach(host, StepDef, p.Length, new(new(p), new(g), new(b), new(mask), mask.Length == 0 ? 0 : 1, lr, weightDecay, new(mu, dampening, nesterov, first)));
+            StepDef.Launch(host, p.Length, new(new(p), new(g), new(b), new(mask), mask.Length == 0 ? 0 : 1, lr, weightDecay, new(mu, dampening, nesterov, first)));
     }
 
     private static void CheckMomentum(string op, float mu, float dampening)

@@ -24,8 +24,7 @@ internal static class WeightAverage
     /// <summary>Bytes <see cref="Lerp"/> moves per element: reads a and w (8), writes a (4). Benchmarks report GB/s from it.</summary>
     public const int LerpBytesPerElement = 12;
 
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, LerpBody<ViewElements<float>>>> LerpDef =
-        KernelDef.Of<int, LerpBody<ViewElements<float>>>(Elementwise.ForEachKernel);
+    internal static readonly ForEachDef<LerpBody<ViewElements<float>>> LerpDef = new();
 
     /// <summary>a = lerp(a, w, t) in place over the flat buffer, as torch.lerp.</summary>
     /// <param name="host">Where to run.</param>
@@ -43,7 +42,7 @@ internal static class WeightAverage
         if (host.RunsManaged)
             CpuLoops.ForEach(host, average.Length, new LerpBody<PtrElements<float>>(new(average), new(weights), t));
         else
-            Elementwise.ForEach(host, LerpDef, average.Length, new LerpBody<ViewElements<float>>(new(average), new(weights), t));
+            LerpDef.Launch(host, average.Length, new LerpBody<ViewElements<float>>(new(average), new(weights), t));
     }
 
     // a[i] = lerp(a[i], w[i], t): the one body that Elementwise.ForEachKernel (views) and

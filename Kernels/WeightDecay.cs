@@ -16,8 +16,7 @@ namespace IlgpuTrain.Kernels;
 /// <summary>Masked weight decay u += lambda * mask * p: element body and checked launcher.</summary>
 internal static class WeightDecay
 {
-    internal static readonly KernelDef<Action<AcceleratorStream, KernelConfig, int, AddBody<ViewElements<float>, ViewElements<byte>>>> AddDef =
-        KernelDef.Of<int, AddBody<ViewElements<float>, ViewElements<byte>>>(Elementwise.ForEachKernel);
+    internal static readonly ForEachDef<AddBody<ViewElements<float>, ViewElements<byte>>> AddDef = new();
 
     /// <summary>u += lambda * mask * p over the flat buffer (lambda finite; mask empty, or n bytes of 0/1).</summary>
     public static void Add(KernelHost host, ArrayView<float> updates, ArrayView<float> parameters, float lambda, ArrayView<byte> mask)
@@ -34,7 +33,7 @@ internal static class WeightDecay
         if (host.RunsManaged)
             CpuLoops.ForEach(host, updates.Length, new AddBody<PtrElements<float>, PtrElements<byte>>(new(updates), new(parameters), new(mask), lambda, useMask));
         else
-            Elementwise.ForEach(host, AddDef, updates.Length, new(new(updates), new(parameters), new(mask), lambda, useMask));
+            AddDef.Launch(host, updates.Length, new(new(updates), new(parameters), new(mask), lambda, useMask));
     }
 
     // u[i] += lambda * p[i] where the mask allows (useMask = 0: everywhere): the one body that

@@ -105,8 +105,9 @@ internal static unsafe class CpuLoops
         public void Run(int start, int end) => Map(x, y, start, end, op);
     }
 
+    /// <summary>y[i] = op(x[i]) for i in [start, end) on the calling thread (the Map driver's loop).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Map<TOp>(float* x, float* y, int start, int end, TOp op)
+    internal static void Map<TOp>(float* x, float* y, int start, int end, TOp op)
         where TOp : struct, IUnaryOp
     {
         int i = start;
@@ -126,8 +127,9 @@ internal static unsafe class CpuLoops
         public void Run(int start, int end) => Zip(a, b, y, start, end, op);
     }
 
+    /// <summary>y[i] = op(a[i], b[i]) for i in [start, end) on the calling thread (the Zip driver's loop).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Zip<TOp>(float* a, float* b, float* y, int start, int end, TOp op)
+    internal static void Zip<TOp>(float* a, float* b, float* y, int start, int end, TOp op)
         where TOp : struct, IBinaryOp
     {
         int i = start;
@@ -189,7 +191,8 @@ internal static unsafe class CpuLoops
         }
     }
 
-    private readonly struct BiasPlanesBody(float* x, float* b, float* y, int c, int s) : IRange
+    /// <summary>Planes [start, end) of y[p, s] = x[p, s] + b[p % c] (BiasAdd.AddBody with planes of s).</summary>
+    internal readonly struct BiasPlanesBody(float* x, float* b, float* y, int c, int s) : IRange
     {
         public void Run(int start, int end)
         {

@@ -18,8 +18,8 @@ internal sealed class ForEachDef<TBody> : IKernelSet
     public IEnumerable<KernelDef> Kernels => [def];
 
     /// <summary>Queues body.Run(i) for i in [0, n), grid-stride, on the host's stream.</summary>
-    public void Launch(KernelHost host, int n, TBody body) =>
-        host.Load(def)(host.Stream, host.Launch.GridStride(n), n, body);
+    public void Launch(KernelHost host, long n, TBody body) =>
+        host.Load(def)(host.Stream, host.Launch.GridStride(n), checked((int)n), body);
 }
 
 /// <summary>Host-pointer accessors of CPU-accelerator views, for the managed side of a body.</summary>
