@@ -557,17 +557,18 @@ internal static class Attention
         public void Run(int start, int end)
         {
             float* s = stackalloc float[CpuKeyTile];
+            float* z = stackalloc float[CpuKeyTile];
             for (int w = start; w < end; w++)
             {
                 int bh = w / blocks, i0 = (w - (bh * blocks)) * CpuQueryBlock;
                 int iEnd = Math.Min(a.Lq, i0 + CpuQueryBlock);
                 for (int i = i0; i < iEnd; i++)
-                    ForwardRow(a, x, bh, i, s);
+                    ForwardRow(a, x, bh, i, s, z);
             }
         }
     }
 
-    private static unsafe void ForwardRow(AttentionArgs a, Views x, int bh, int i, float* s)
+    private static unsafe void ForwardRow(AttentionArgs a, Views x, int bh, int i, float* s, float* z)
     {
         int d = a.D, dv = a.Dv;
         float* qi = x.Q + ((((long)bh * a.Lq) + i) * d);
@@ -607,13 +608,17 @@ internal static class Attention
             TensorPrimitives.Subtract(tile, mNew, tile);
             TensorPrimitives.Exp(tile, tile);
             l += TensorPrimitives.Sum(tile);
+            if (a.Keep < 1f)
+            {
+                DropTile(a, bh, i, j0, bc, z);
+                TensorPrimitives.Multiply(tile, new ReadOnlySpan<float>(z, bc), tile);
+            }
+
             for (int c = 0; c < bc; c++)
             {
                 float pz = s[c];
-                if (pz != 0f && a.Keep < 1f)
-                    pz *= AttentionMath.Drop(a, bh, i, j0 + c);
                 if (pz != 0f)
-                    CpuLoops.Zip(v + ((long)(j0 + c) * dv), oi, oi, 0, dv, new AxpyOp(pz));
+                    Axpy(pz, v + ((long)(j0 + c) * dv), oi, dv);
             }
 
             m = mNew;
@@ -623,18 +628,55 @@ internal static class Attention
         x.Lse[((long)bh * a.Lq) + i] = AttentionMath.Lse(m, l);
     }
 
+    // Z_ij (AttentionMath.Drop) of keys j0 .. j0 + bc - 1 of query i: four consecutive keys share one
+    // Philox block, so each block is drawn once rather than once per key. The same values as Drop.
+    private static unsafe void DropTile(AttentionArgs a, int bh, int i, int j0, int bc, float* z)
+    {
+        long e0 = ((((long)bh * a.Lq) + i) * a.Lk) + j0;
+        ulong block = ulong.MaxValue;
+        PhiloxWords words = default;
+        for (int c = 0; c < bc; c++)
+        {
+            ulong e = (ulong)(e0 + c);
+            if (e >> 2 != block)
+            {
+                block = e >> 2;
+                words = Philox.BlockAt(a.Key.Seed, a.Key.Stream, a.Key.Counter, block);
+            }
+
+            z[c] = Philox.ToUniform(words.Word((int)(e & 3))) < a.Keep ? a.DropScale : 0f;
+        }
+    }
+
+    // y += alpha x over n floats, inline (D and Dv are a few vectors): Vector256 steps, scalar tail.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Axpy(float alpha, float* x, float* y, int n)
+    {
+        int e = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var va = Vector256.Create(alpha);
+            for (; e <= n - 8; e += 8)
+                Vector256.Store((va * Vector256.Load(x + e)) + Vector256.Load(y + e), y + e);
+        }
+
+        for (; e < n; e++)
+            y[e] = (alpha * x[e]) + y[e];
+    }
+
     // Work item = bh: dq, dk, dv of the whole (b, h) in one pass over its unmasked (i, j).
     private readonly unsafe struct BackwardRange(AttentionArgs a, Views x, float* dO, float* dq, float* dk, float* dv, float* dBias) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
             float* p = stackalloc float[CpuKeyTile];
+            float* z = stackalloc float[CpuKeyTile];
             for (int bh = start; bh < end; bh++)
-                BackwardHead(a, x, dO, dq, dk, dv, dBias, bh, p);
+                BackwardHead(a, x, dO, dq, dk, dv, dBias, bh, p, z);
         }
     }
 
-    private static unsafe void BackwardHead(AttentionArgs a, Views x, float* dO, float* dq, float* dk, float* dv, float* dBias, int bh, float* p)
+    private static unsafe void BackwardHead(AttentionArgs a, Views x, float* dO, float* dq, float* dk, float* dv, float* dBias, int bh, float* p, float* z)
     {
         int d = a.D, dvw = a.Dv;
         long qBase = (long)bh * a.Lq, kBase = (long)bh * a.Lk;
@@ -666,22 +708,24 @@ internal static class Attention
                 var tile = new Span<float>(p, bc);
                 TensorPrimitives.Subtract(tile, lse, tile);
                 TensorPrimitives.Exp(tile, tile);
+                if (a.Keep < 1f)
+                    DropTile(a, bh, i, j0, bc, z);
                 for (int c = 0; c < bc; c++)
                 {
                     float pc = p[c];
                     if (!(pc > 0f))
                         continue;
                     long j = kBase + j0 + c;
-                    float z = AttentionMath.Drop(a, bh, i, j0 + c);
-                    if (z != 0f)
-                        CpuLoops.Zip(doi, dv + (j * dvw), dv + (j * dvw), 0, dvw, new AxpyOp(pc * z));
-                    float dp = Dot(doi, x.V + (j * dvw), dvw) * z;
+                    float zc = a.Keep < 1f ? z[c] : 1f;
+                    if (zc != 0f)
+                        Axpy(pc * zc, doi, dv + (j * dvw), dvw);
+                    float dp = Dot(doi, x.V + (j * dvw), dvw) * zc;
                     float dsu = pc * (dp - delta);
                     if (a.HasBiasGrad != 0)
                         dBias[((qBase + i) * a.Lk) + j0 + c] = dsu;
                     float ds = dsu * a.Scale;
-                    CpuLoops.Zip(x.K + (j * d), dqi, dqi, 0, d, new AxpyOp(ds));
-                    CpuLoops.Zip(qi, dk + (j * d), dk + (j * d), 0, d, new AxpyOp(ds));
+                    Axpy(ds, x.K + (j * d), dqi, d);
+                    Axpy(ds, qi, dk + (j * d), d);
                 }
             }
         }
