@@ -298,12 +298,16 @@ internal static class Reductions
         CpuLoops.For(host, result.Length, new RowsBody<TOp>(CpuLoops.Ptr(x), CpuLoops.Ptr(result), cols), cols);
 
     // Column c accumulates rows 0, 1, ... in order; a block of columns is walked row by row (contiguous reads).
+    // Blocks are narrow enough that every worker gets one (a bias gradient of 64 to 256 columns over
+    // thousands of rows is otherwise one thread's work); each column's chain is the same either way.
     private static unsafe void ColumnsManaged<TOp>(KernelHost host, ArrayView<float> x, ArrayView<float> result, int rows)
         where TOp : struct, IReduceOp
     {
         int cols = (int)result.Length;
-        int blocks = (cols + ColumnBlock - 1) / ColumnBlock;
-        CpuLoops.For(host, blocks, new ColumnsBody<TOp>(CpuLoops.Ptr(x), CpuLoops.Ptr(result), rows, cols), rows * Math.Min(cols, ColumnBlock));
+        int workers = Math.Max(1, Math.Min(Environment.ProcessorCount, host.Launch.MaxGroups));
+        int width = Math.Clamp(((cols + workers - 1) / workers + 7) / 8 * 8, 8, ColumnBlock);
+        int blocks = (cols + width - 1) / width;
+        CpuLoops.For(host, blocks, new ColumnsBody<TOp>(CpuLoops.Ptr(x), CpuLoops.Ptr(result), rows, cols, width), rows * Math.Min(cols, width));
     }
 
     private const int ColumnBlock = 256;
@@ -374,7 +378,7 @@ internal static class Reductions
         }
     }
 
-    private readonly unsafe struct ColumnsBody<TOp>(float* x, float* result, int rows, int cols) : CpuLoops.IRange
+    private readonly unsafe struct ColumnsBody<TOp>(float* x, float* result, int rows, int cols, int width) : CpuLoops.IRange
         where TOp : struct, IReduceOp
     {
         public void Run(int start, int end)
@@ -385,7 +389,7 @@ internal static class Reductions
             bool vector = Vector256.IsHardwareAccelerated && default(TOp).IsSum;
             for (int blk = start; blk < end; blk++)
             {
-                int c0 = blk * ColumnBlock, w = Math.Min(ColumnBlock, cols - c0);
+                int c0 = blk * width, w = Math.Min(width, cols - c0);
 
                 // Columns are independent chains: eight adjacent ones per Vector256, with
                 // Accumulator's operations per lane (LaneSum), the rest one by one.

@@ -12,7 +12,7 @@ namespace IlgpuTrain.Bench.Kernels;
 internal static unsafe class GemmShapes
 {
     // (what, transA, transB, M, N, K): the MLP step at batch 128, the CNN's conv2 as one GEMM
-    // over the batch, and the square reference sizes.
+    // over the batch, the bench's language model (4096 tokens of width 64), and the square reference sizes.
     private static readonly (string What, bool TA, bool TB, int M, int N, int K)[] Shapes =
     [
         ("mlp fc1 forward  x W^T", false, true, 128, 256, 784),
@@ -27,6 +27,11 @@ internal static unsafe class GemmShapes
         ("cnn conv2 batched", false, false, 64, 25088, 288),
         ("cnn conv2 dW batched", false, true, 64, 288, 25088),
         ("cnn conv1 dW batched", false, true, 32, 9, 100352),
+        ("lm qkv forward  x W^T", false, true, 4096, 192, 64),
+        ("lm qkv dW  dy^T x", true, false, 192, 64, 4096),
+        ("lm ff1 dW", true, false, 256, 64, 4096),
+        ("lm ff2 dW", true, false, 64, 256, 4096),
+        ("lm ff2 dx  dy W", false, false, 4096, 256, 64),
         ("square 256x784x256", false, false, 256, 784, 256),
         ("square 1024", false, false, 1024, 1024, 1024),
     ];
