@@ -84,15 +84,7 @@ internal static class BenchCommand
             problems.Add(deviceText is null ? e.Message : $"--device {deviceText}: use cpu, cuda or opencl ({e.Message})");
         }
 
-        var families = new HashSet<string>(BenchPlan.AllFamilies);
-        if (only is not null)
-        {
-            var asked = only.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => s.ToLowerInvariant()).ToList();
-            var unknown = asked.Where(a => !BenchPlan.AllFamilies.Contains(a)).ToList();
-            if (asked.Count == 0 || unknown.Count > 0)
-                problems.Add($"--only {only}: unknown row famil{(unknown.Count == 1 ? "y" : "ies")} {string.Join(", ", unknown)}; use a comma list of {string.Join(", ", BenchPlan.AllFamilies)}.");
-            families = [.. asked];
-        }
+        var families = BenchPlan.ParseFamilies(only, "--only", problems);
 
         if (string.IsNullOrWhiteSpace(jsonPath))
             problems.Add("--json: give a file path for the JSON table.");
@@ -134,7 +126,7 @@ internal static class BenchCommand
                     peer = new { available = peer.Ran, describe = peer.Describe },
                     ratio = RatioNote,
                     seconds = clock.Elapsed.TotalSeconds,
-                    rows = rows.Select(r => new { r.Family, r.Name, r.Ms, r.Value, r.Unit, r.VsCopy, r.PeerMs, r.Ratio, r.MsSpread, r.PeerSpread, r.RatioSpread, r.Skipped, r.Note }),
+                    rows = JsonRows(rows),
                     profiles = rows.Where(r => r.Profile is not null).ToDictionary(r => r.Name, r => new
                     {
                         r.Profile!.Steps,
@@ -147,6 +139,10 @@ internal static class BenchCommand
             return 0;
         });
     }
+
+    /// <summary>The rows as the JSON of bench.json (and of gpu-report's bench part) writes them.</summary>
+    internal static IEnumerable<object> JsonRows(IEnumerable<BenchRow> rows) =>
+        rows.Select(r => new { r.Family, r.Name, r.Ms, r.Value, r.Unit, r.VsCopy, r.PeerMs, r.Ratio, r.MsSpread, r.PeerSpread, r.RatioSpread, r.Skipped, r.Note });
 
     /// <summary>The table as text: one line per row, the device, the peer and the ratio's meaning in the header; with several rounds, each median has its range over the rounds.</summary>
     internal static string Table(IReadOnlyList<BenchRow> rows, string device, BenchPlan plan, string peer)

@@ -7,7 +7,15 @@ namespace IlgpuTrain.Cli;
 /// <summary><c>ilgpu-train devices</c>: every accelerator ILGPU found, every one skipped and why, and the one a run would use.</summary>
 internal static class DevicesCommand
 {
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+    private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+
+    /// <summary>The report as <c>devices --json</c> (and gpu-report) write it: found, skipped with the reason, selected.</summary>
+    internal static object Json(DeviceReport report) => new
+    {
+        found = report.Found.Select(d => new { kind = d.Kind.ToString().ToLowerInvariant(), d.Ordinal, d.Name, d.Details }),
+        skipped = report.Skipped.Select(s => new { kind = s.Kind.ToString().ToLowerInvariant(), s.Name, s.Reason }),
+        selected = report.Selected,
+    };
 
     public static Command Create()
     {
@@ -18,12 +26,7 @@ internal static class DevicesCommand
             var report = ComputeDevice.Describe();
             if (parse.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(new
-                {
-                    found = report.Found.Select(d => new { kind = d.Kind.ToString().ToLowerInvariant(), d.Ordinal, d.Name, d.Details }),
-                    skipped = report.Skipped.Select(s => new { kind = s.Kind.ToString().ToLowerInvariant(), s.Name, s.Reason }),
-                    selected = report.Selected,
-                }, Json));
+                Console.WriteLine(JsonSerializer.Serialize(Json(report), JsonOptions));
             }
             else
             {

@@ -68,15 +68,7 @@ internal static class GpuReportCommand
             problems.Add($"--rounds {rounds}: give 1 to {BenchCommand.MaxRounds} rounds.");
         if (trainLimit < 0)
             problems.Add($"--train-limit {trainLimit}: give 0 (all samples) or a positive count.");
-        var families = new HashSet<string>(BenchPlan.AllFamilies);
-        if (benchOnly is not null)
-        {
-            var asked = benchOnly.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => s.ToLowerInvariant()).ToList();
-            var unknown = asked.Where(a => !BenchPlan.AllFamilies.Contains(a)).ToList();
-            if (asked.Count == 0 || unknown.Count > 0)
-                problems.Add($"--bench-only {benchOnly}: unknown row famil{(unknown.Count == 1 ? "y" : "ies")} {string.Join(", ", unknown)}; use a comma list of {string.Join(", ", BenchPlan.AllFamilies)}.");
-            families = [.. asked];
-        }
+        var families = BenchPlan.ParseFamilies(benchOnly, "--bench-only", problems);
 
         if (string.IsNullOrWhiteSpace(outputPath))
             problems.Add("--output: give a file path for the JSON report.");
@@ -90,12 +82,7 @@ internal static class GpuReportCommand
             void Log(string msg) => Console.Error.WriteLine($"gpu-report: {msg} ({clock.Elapsed.TotalSeconds:F1} s)");
 
             var found = ComputeDevice.Describe();
-            var devices = new
-            {
-                found = found.Found.Select(d => new { kind = d.Kind.ToString().ToLowerInvariant(), d.Ordinal, d.Name, d.Details }),
-                skipped = found.Skipped.Select(s => new { kind = s.Kind.ToString().ToLowerInvariant(), s.Name, s.Reason }),
-                selected = found.Selected,
-            };
+            var devices = DevicesCommand.Json(found);
             Console.WriteLine(found);
 
             ComputeDevice device;
@@ -198,7 +185,7 @@ internal static class GpuReportCommand
             plan.Rounds,
             peer = new { available = peer.Ran, describe = peer.Describe },
             ratio = BenchCommand.RatioNote,
-            rows = rows.Select(r => new { r.Family, r.Name, r.Ms, r.Value, r.Unit, r.VsCopy, r.PeerMs, r.Ratio, r.MsSpread, r.PeerSpread, r.RatioSpread, r.Skipped, r.Note }),
+            rows = BenchCommand.JsonRows(rows),
         };
     }
 

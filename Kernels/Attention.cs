@@ -107,8 +107,12 @@ internal static class AttentionMath
         if (a.Keep >= 1f)
             return 1f;
         long e = ((((long)bh * a.Lq) + i) * a.Lk) + j;
-        return Philox.UniformAt(a.Key.Seed, a.Key.Stream, a.Key.Counter, e) < a.Keep ? a.DropScale : 0f;
+        return DropOf(a, Philox.BitsAt(a.Key.Seed, a.Key.Stream, a.Key.Counter, e));
     }
+
+    /// <summary>Z from the Philox word of (i, j): 1 / (1 - p) when its uniform keeps, else 0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float DropOf(AttentionArgs a, uint word) => Philox.ToUniform(word) < a.Keep ? a.DropScale : 0f;
 
     /// <summary>exp(s - m) with exp(-inf - m) = 0 spelled out (m finite, or lse = +inf for an empty row).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -644,24 +648,25 @@ internal static class Attention
                 words = Philox.BlockAt(a.Key.Seed, a.Key.Stream, a.Key.Counter, block);
             }
 
-            z[c] = Philox.ToUniform(words.Word((int)(e & 3))) < a.Keep ? a.DropScale : 0f;
+            z[c] = AttentionMath.DropOf(a, words.Word((int)(e & 3)));
         }
     }
 
-    // y += alpha x over n floats, inline (D and Dv are a few vectors): Vector256 steps, scalar tail.
+    // y += alpha x over n floats with AxpyOp's body, inline: D and Dv are a few vectors, so a
+    // CpuLoops call per (query, key) cost more than the arithmetic.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void Axpy(float alpha, float* x, float* y, int n)
     {
+        var op = new AxpyOp(alpha);
         int e = 0;
         if (Vector256.IsHardwareAccelerated)
         {
-            var va = Vector256.Create(alpha);
             for (; e <= n - 8; e += 8)
-                Vector256.Store((va * Vector256.Load(x + e)) + Vector256.Load(y + e), y + e);
+                Vector256.Store(op.Apply(Vector256.Load(x + e), Vector256.Load(y + e)), y + e);
         }
 
         for (; e < n; e++)
-            y[e] = (alpha * x[e]) + y[e];
+            y[e] = op.Apply(x[e], y[e]);
     }
 
     // Work item = bh: dq, dk, dv of the whole (b, h) in one pass over its unmasked (i, j).

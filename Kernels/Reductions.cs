@@ -304,8 +304,8 @@ internal static class Reductions
         where TOp : struct, IReduceOp
     {
         int cols = (int)result.Length;
-        int workers = Math.Max(1, Math.Min(Environment.ProcessorCount, host.Launch.MaxGroups));
-        int width = Math.Clamp(((cols + workers - 1) / workers + 7) / 8 * 8, 8, ColumnBlock);
+        int workers = CpuLoops.Workers(host);
+        int width = Math.Min(Math.Max(((cols + workers - 1) / workers + 7) / 8 * 8, 8), ColumnBlock);
         int blocks = (cols + width - 1) / width;
         CpuLoops.For(host, blocks, new ColumnsBody<TOp>(CpuLoops.Ptr(x), CpuLoops.Ptr(result), rows, cols, width), rows * Math.Min(cols, width));
     }

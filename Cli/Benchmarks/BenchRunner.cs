@@ -43,6 +43,21 @@ internal sealed record BenchPlan(DeviceKind Kind, bool Quick, IReadOnlySet<strin
     /// <summary>How many rounds every row runs (each round: IlgpuTrain, then the peer, group by group).</summary>
     public int Rounds { get; init; } = 3;
 
+    /// <summary>
+    /// The row families of a comma list given as <paramref name="option"/> (null: all of them); an
+    /// empty list or an unknown family adds a message naming it and the choices to <paramref name="problems"/>.
+    /// </summary>
+    public static HashSet<string> ParseFamilies(string? list, string option, List<string> problems)
+    {
+        if (list is null)
+            return [.. AllFamilies];
+        var asked = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => s.ToLowerInvariant()).ToList();
+        var unknown = asked.Where(a => !AllFamilies.Contains(a)).ToList();
+        if (asked.Count == 0 || unknown.Count > 0)
+            problems.Add($"{option} {list}: unknown row famil{(unknown.Count == 1 ? "y" : "ies")} {string.Join(", ", unknown)}; use a comma list of {string.Join(", ", AllFamilies)}.");
+        return [.. asked];
+    }
+
     /// <summary>Whether the family runs.</summary>
     public bool Has(string family) => Families.Contains(family);
 }

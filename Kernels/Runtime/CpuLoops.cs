@@ -35,6 +35,9 @@ internal static unsafe class CpuLoops
     internal static T* Ptr<T>(ArrayView<T> view)
         where T : unmanaged => view.Length == 0 ? null : (T*)view.LoadEffectiveAddressAsPtr();
 
+    /// <summary>The most threads a loop of <paramref name="host"/> splits over.</summary>
+    internal static int Workers(KernelHost host) => Math.Max(1, Math.Min(Environment.ProcessorCount, host.Launch.MaxGroups));
+
     /// <summary>Waits for queued kernels, then runs body over [0, n), split over threads for large n.</summary>
     internal static void For<TBody>(KernelHost host, long n, TBody body, int grain = 1)
         where TBody : struct, IRange
@@ -42,7 +45,7 @@ internal static unsafe class CpuLoops
         host.Stream.Synchronize();
         int len = checked((int)n);
         long work = (long)len * grain;
-        int threads = (int)Math.Min(Math.Min(Environment.ProcessorCount, host.Launch.MaxGroups), Math.Min(len, work / (ParallelThreshold / 2)));
+        int threads = (int)Math.Min(Workers(host), Math.Min(len, work / (ParallelThreshold / 2)));
         if (threads <= 1)
             body.Run(0, len);
         else
