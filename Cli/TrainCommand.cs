@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Globalization;
 using IlgpuTrain.Functional;
 using IlgpuTrain.Training;
@@ -22,11 +23,16 @@ internal static class TrainCommand
         var o = new TrainOptions();
         var command = new Command("train", "Train a model (default: the Fashion-MNIST MLP with AdamW and one-cycle for 5 epochs).");
         o.AddTo(command);
-        command.SetAction(parse => Run(o.Read(parse), parse.GetValue(o.Resume)));
+        command.Options.Add(o.Profile);
+        command.SetAction(parse => Run(o.Read(parse), parse.GetValue(o.Resume), ProfileSteps(parse, o)));
         return (command, o);
     }
 
-    private static int Run(RunConfig config, string? resume)
+    // --profile alone: 50 steps; --profile N: N; absent: 0 (no profile).
+    private static int ProfileSteps(ParseResult parse, TrainOptions o) =>
+        parse.GetResult(o.Profile) is not { } r ? 0 : r.Tokens.Count == 0 ? TrainOptions.DefaultProfileSteps : parse.GetValue(o.Profile);
+
+    private static int Run(RunConfig config, string? resume, int profileSteps)
     {
         if (Cli.Fail(TrainOptions.Problems(config)))
             return 2;
@@ -49,7 +55,7 @@ internal static class TrainCommand
                 Console.SetOut(TextWriter.Null);                                                   // logs and progress from rank 0 only
             try
             {
-                return Train(config, resume, data, device, group);
+                return Train(config, resume, data, device, group, profileSteps);
             }
             finally
             {
@@ -58,7 +64,7 @@ internal static class TrainCommand
         });
     }
 
-    private static int Train(RunConfig config, string? resume, RunData data, ComputeDevice device, ProcessGroup? group)
+    private static int Train(RunConfig config, string? resume, RunData data, ComputeDevice device, ProcessGroup? group, int profileSteps)
     {
         {
             using var progress = new ConsoleProgress();
@@ -88,7 +94,8 @@ internal static class TrainCommand
             };
             if (config.EarlyStopping >= 0)
                 callbacks.Insert(0, new EarlyStopping(task.Monitor, patience: config.EarlyStopping, restoreBestWeights: true));
-            var (trainer, model, optimizer) = Recipes.BuildTrainer(config, device, data.Train, callbacks, progress, group);
+            var profile = profileSteps > 0 ? new StepProfile() : null;
+            var (trainer, model, optimizer) = Recipes.BuildTrainer(config, device, data.Train, callbacks, progress, group, o => o with { Profile = profile, ProfileSteps = Math.Max(1, profileSteps) });
             int perRank = Recipes.SamplesPerRank(data.Train.Count, group);
             if (group is not null)
                 Console.WriteLine($"  distributed: {group.WorldSize} ranks on {group.Backend.ToString().ToUpperInvariant()}, batch {config.BatchSize} per rank ({group.WorldSize * config.BatchSize} in all), {perRank} samples per rank and epoch");
@@ -135,6 +142,18 @@ internal static class TrainCommand
             if (group is not { IsMain: false })
                 OutputFolder.Writing(png, "plot", () => Plots.SaveCurves(final.History, png, $"{config.Model} on {config.Dataset}"), atomic: true);
             Console.WriteLine($"wrote {png}, {Path.Combine(config.Output, "metrics.csv")}, {Path.Combine(config.Output, "learning_rate.csv")}, {Path.Combine(config.Output, "steps.csv")}, checkpoints in {ckptDir}");
+            if (profile is { Steps: > 0 } && group is not { IsMain: false })
+            {
+                string table = profile.Table();
+                string file = Path.Combine(config.Output, "profile.txt");
+                Console.WriteLine($"where a training step's time went (mean of {profile.Steps} synchronized steps after the first {trainer.Options.ProfileSkip}; an op's forward is the time since the previous recorded op):");
+                Console.WriteLine(table);
+                OutputFolder.Writing(file, "profile", () => File.WriteAllText(file, table), atomic: true);
+                Console.WriteLine($"wrote {file}");
+            }
+            else if (profile is not null && group is not { IsMain: false })
+                Console.WriteLine($"--profile: the run had {final.Step} step(s), all within the first {trainer.Options.ProfileSkip} that are left out; nothing was timed (train longer, e.g. more --epochs or --train-limit).");
+
             if (group is not { IsMain: false })
                 TrainOptions.Warn(findings);
             return 0;
@@ -244,6 +263,23 @@ internal sealed class TrainOptions
     public Option<bool> SyncBatchNorm { get; } = new("--sync-batchnorm") { Description = "With --distributed: BatchNorm statistics over every rank's batch (PyTorch's SyncBatchNorm) instead of each rank's own." };
 
     public Option<double> CollectiveTimeout { get; } = new("--collective-timeout") { Description = "With --distributed: seconds a collective may wait for the other ranks before the job is aborted with a message (default 300).", DefaultValueFactory = _ => D.CollectiveTimeout };
+
+    public Option<int> Profile { get; } = new("--profile") { Description = "Time N training steps (after the first 10) op by op, forward and backward, and the work around them; print the table at the end and write <output>/profile.txt. The timed steps synchronize the device.", Arity = ArgumentArity.ZeroOrOne, DefaultValueFactory = _ => 0, CustomParser = ProfileSteps };
+
+    /// <summary>The steps --profile times when it is given without a number.</summary>
+    public const int DefaultProfileSteps = 50;
+
+    /// <summary>--profile N: N steps (a positive integer).</summary>
+    private static int ProfileSteps(ArgumentResult r)
+    {
+        if (r.Tokens.Count == 0)
+            return DefaultProfileSteps;
+        string text = r.Tokens[0].Value;
+        if (int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int steps) && steps > 0)
+            return steps;
+        r.AddError($"--profile {text}: give the number of steps to time, a positive integer (--profile alone times 50).");
+        return 0;
+    }
 
     public Option<string?> Freeze { get; } = new("--freeze") { Description = "Parameter globs that do not train, comma-separated: * within a path segment, ** across (e.g. 'conv1.*,bn1.*,layer1.**'). Frozen parameters get no gradient and no update." };
 

@@ -87,6 +87,33 @@ public sealed class StepProfile
         _mark = Stopwatch.GetTimestamp();
     }
 
+    /// <summary>Times <paramref name="work"/> as a piece of the step outside the tape, as <see cref="Time(string, Device, Action)"/>, and returns its result.</summary>
+    /// <typeparam name="T">What the work returns.</typeparam>
+    /// <param name="name">What it is ("optimizer", "metrics to host").</param>
+    /// <param name="device">The device it runs on.</param>
+    /// <param name="work">The work.</param>
+    /// <returns>The work's result.</returns>
+    public T Time<T>(string name, Device device, Func<T> work)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        T result = default!;
+        Time(name, device, () => { result = work(); });
+        return result;
+    }
+
+    /// <summary>Adds time measured elsewhere (host work such as waiting for data) to a piece outside the tape, as one call.</summary>
+    /// <param name="name">What it is ("data (waiting for the batch)").</param>
+    /// <param name="elapsed">How long it took.</param>
+    public void Add(string name, TimeSpan elapsed)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (elapsed < TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(elapsed), elapsed, "StepProfile.Add: a duration cannot be negative.");
+        var e = Get(name);
+        e.OtherMs += elapsed.TotalMilliseconds;
+        e.OtherCalls++;
+    }
+
     /// <summary>Starts timing a piece outside the tape: synchronizes and returns the timestamp for <see cref="Stop"/>.</summary>
     internal long Start(Device device)
     {

@@ -407,8 +407,9 @@ public static class Recipes
     /// <param name="callbacks">Callbacks of the fit (metrics logs, checkpoints, early stopping), or null for none.</param>
     /// <param name="progress">Where progress goes, or null for none.</param>
     /// <param name="group">The ranks of a distributed run (<see cref="TrainerOptions.Distributed"/>; the schedule spans each rank's share), or null for one process.</param>
+    /// <param name="adjust">Changes to the trainer options the recipe gives (for example <see cref="TrainerOptions.Profile"/>), or null for none.</param>
     /// <returns>The trainer, and the model and the optimizer it steps (<see cref="Trainer.Optimizer"/>: with <see cref="RunConfig.Freeze"/>, over the trainable parameters only).</returns>
-    public static (Trainer Trainer, Layer Model, IGradientTransformation Optimizer) BuildTrainer(RunConfig config, Device device, IDataset train, IReadOnlyList<TrainingCallback>? callbacks = null, IProgressSink? progress = null, Distributed.ProcessGroup? group = null)
+    public static (Trainer Trainer, Layer Model, IGradientTransformation Optimizer) BuildTrainer(RunConfig config, Device device, IDataset train, IReadOnlyList<TrainingCallback>? callbacks = null, IProgressSink? progress = null, Distributed.ProcessGroup? group = null, Func<TrainerOptions, TrainerOptions>? adjust = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(device);
@@ -416,6 +417,8 @@ public static class Recipes
         var c = config;
         var model = Model(c, train);
         var options = Options(c, train, callbacks, progress) with { Distributed = group is null ? null : new Distributed.DistributedOptions(group) { SyncBatchNorm = c.SyncBatchNorm } };
+        if (adjust is not null)
+            options = adjust(options);
         var trainer = new Trainer(device, model, train.SampleShape, Optimizer(c, TotalUpdates(c, SamplesPerRank(train.Count, group))), options);
         return (trainer, model, trainer.Optimizer);
     }

@@ -221,6 +221,7 @@ public sealed class Trainer
 
         string reason = "completed";
         double? lastValLoss = null;
+        long fitSteps = 0;
         try
         {
             while (s.Epoch < _options.Epochs)
@@ -229,14 +230,27 @@ public sealed class Trainer
                 var tally = new EpochTally();
                 var clock = Stopwatch.StartNew();
                 progress.EpochStarted(epoch, _options.Epochs, loader.BatchesPerEpoch);
-                foreach (var batch in loader.Epoch(epoch, s.BatchInEpoch))
+                using var batches = loader.Epoch(epoch, s.BatchInEpoch).GetEnumerator();
+                while (true)
                 {
+                    long waiting = Stopwatch.GetTimestamp();
+                    if (!batches.MoveNext())
+                        break;
+                    var profile = Profiling(fitSteps++);
+                    profile?.Add("data (waiting for the batch)", Stopwatch.GetElapsedTime(waiting));
+                    var batch = batches.Current;
                     // The validation loss goes with the first update of the epoch (ReduceOnPlateau reads it).
                     var context = tally.Batches == 0 && lastValLoss is { } v ? new UpdateContext(v) : UpdateContext.None;
-                    s = TrainStep(s, batch, epoch, context, tally, collective: true);
-                    progress.BatchDone(batch.Index, tally.LastLoss, CurrentLearningRate(s), tally.Samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
-                    foreach (var c in callbacks)
-                        c.OnStep(new StepInfo(epoch, batch.Index, s.Step, tally.LastLoss, CurrentLearningRate(s), tally.LastSkipped) { Updated = tally.LastUpdated });
+                    s = TrainStep(s, batch, epoch, context, tally, collective: true, profile);
+                    var stepped = s;
+                    Timed(profile, "progress and callbacks", () =>
+                    {
+                        progress.BatchDone(batch.Index, tally.LastLoss, CurrentLearningRate(stepped), tally.Samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
+                        foreach (var c in callbacks)
+                            c.OnStep(new StepInfo(epoch, batch.Index, stepped.Step, tally.LastLoss, CurrentLearningRate(stepped), tally.LastSkipped) { Updated = tally.LastUpdated });
+                        return true;
+                    });
+                    profile?.EndStep();
                 }
 
                 double seconds = clock.Elapsed.TotalSeconds;
@@ -489,7 +503,8 @@ public sealed class Trainer
 
     /// <summary>One training step: the table of contents of training.</summary>
     /// <remarks>collective: in a distributed run, average the gradients and reduce the metrics and the finite check across ranks (false only for the warm-up, which runs alone).</remarks>
-    private TrainState TrainStep(TrainState s, HostBatch batch, int epoch, UpdateContext context, EpochTally tally, bool collective)
+    /// <remarks>profile: times this step's pieces (null: not profiled).</remarks>
+    private TrainState TrainStep(TrainState s, HostBatch batch, int epoch, UpdateContext context, EpochTally tally, bool collective, StepProfile? profile = null)
     {
         using var step = _device.BeginStep();
         step.Precision = _options.Precision;
@@ -499,16 +514,22 @@ public sealed class Trainer
         var rng = Rng.Create(_options.Seed).At(checked((uint)s.Step));
         if (group is { WorldSize: > 1 })
             rng = rng.Fold(RankPurpose).Fold((uint)group.Rank);                                                      // each rank its own dropout and augmentation
-        var x = _options.Augmentation.Apply(step, step.Upload(batch.X, batch.Shape), rng.Fold(AugmentPurpose));   // batch -> device -> augment
-        var y = UploadTarget(step, batch);
-        (x, var targets) = _options.Mixing.Apply(step, x, y, Classes, rng.Fold(MixingPurpose));                     // mixup / cutmix -> soft targets
+        var (x, y, targets) = Timed(profile, "input (upload, augmentation)", () =>
+        {
+            var x = _options.Augmentation.Apply(step, step.Upload(batch.X, batch.Shape), rng.Fold(AugmentPurpose)); // batch -> device -> augment
+            var y = UploadTarget(step, batch);
+            var (mixed, targets) = _options.Mixing.Apply(step, x, y, Classes, rng.Fold(MixingPurpose));              // mixup / cutmix -> soft targets
+            return (mixed, y, targets);
+        });
         var lossScale = s.LossScale ?? NoScale;
+        step.Profile = profile;                                                                                       // the tape's ops, forward and backward
         var (loss, prediction, grads, modelState) = ForwardBackward(step, s, x, targets, rng.Fold(DropoutPurpose), lossScale.Scale); // forward -> loss -> backward
+        step.Profile = null;
         if (group is not null)
-            group.AllReduce(_device, grads.Flat32, Buckets(grads.Layout), ReduceOp.Mean, $"the gradients of step {s.Step}");  // average across ranks
-        var metrics = ReadLossAndStatistics(step, loss, _task.Statistics(step, prediction, y));                       // metrics against the unmixed labels
+            Timed(profile, "gradient all-reduce", () => group.AllReduce(_device, grads.Flat32, Buckets(grads.Layout), ReduceOp.Mean, $"the gradients of step {s.Step}"));  // average across ranks
+        var metrics = Timed(profile, "metrics and loss to host", () => ReadLossAndStatistics(step, loss, _task.Statistics(step, prediction, y))); // metrics against the unmixed labels
         float lossValue = metrics[0];
-        bool finite = lossScale.UnscaleInPlace(grads) && float.IsFinite(lossValue);                               // unscale + finite check
+        bool finite = Timed(profile, "unscale and finite check", () => lossScale.UnscaleInPlace(grads)) && float.IsFinite(lossValue); // unscale + finite check
         int count = batch.Count;
         if (group is not null)
             (lossValue, metrics, count, finite) = ReduceStep(group, metrics, count, finite, s.Step);                // every rank sees the same loss, metrics, verdict
@@ -535,8 +556,8 @@ public sealed class Trainer
         }
 
         tally.ConsecutiveSkips = 0;
-        var (parameters, optState) = _optimizer.Step(s.Params, grads, s.OptState, context);                        // clip -> update -> apply
-        var averaged = emits ? _options.Averaging?.AfterUpdate(s.Averaged, parameters, modelState) : s.Averaged;   // EMA of the weights
+        var (parameters, optState) = Timed(profile, "optimizer", () => _optimizer.Step(s.Params, grads, s.OptState, context)); // clip -> update -> apply
+        var averaged = emits ? Timed(profile, "weight averaging", () => _options.Averaging?.AfterUpdate(s.Averaged, parameters, modelState)) : s.Averaged; // EMA of the weights
         if (!ReferenceEquals(modelState, s.State))
             s.State.Dispose();
         return s with { Params = parameters, State = modelState, OptState = optState, LossScale = nextScale, Step = s.Step + 1, BatchInEpoch = batch.Index + 1, Averaged = averaged };
@@ -559,6 +580,22 @@ public sealed class Trainer
     }
 
     private static readonly StaticLossScale NoScale = new(1f);
+
+    /// <summary>The profile that times the fit's step number <paramref name="fitStep"/> (from 0), or null when it is not profiled.</summary>
+    private StepProfile? Profiling(long fitStep) =>
+        _options.Profile is { } p && fitStep >= _options.ProfileSkip && fitStep < (long)_options.ProfileSkip + _options.ProfileSteps ? p : null;
+
+    /// <summary>Runs <paramref name="work"/>, timed under <paramref name="name"/> when a profile is given.</summary>
+    private T Timed<T>(StepProfile? profile, string name, Func<T> work) => profile is null ? work() : profile.Time(name, _device, work);
+
+    /// <inheritdoc cref="Timed{T}(StepProfile?, string, Func{T})"/>
+    private void Timed(StepProfile? profile, string name, Action work)
+    {
+        if (profile is null)
+            work();
+        else
+            profile.Time(name, _device, work);
+    }
 
     /// <summary>Progress goes to the options' sink on rank 0 (or in a single process) and nowhere on the other ranks.</summary>
     private IProgressSink Progress => _group is { IsMain: false } ? NullProgress.Instance : _options.Progress;

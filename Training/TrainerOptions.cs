@@ -115,6 +115,23 @@ public sealed record TrainerOptions
     /// </summary>
     public Distributed.DistributedOptions? Distributed { get; init; }
 
+    /// <summary>
+    /// Where training steps' time goes, op by op (null: no timing, the default). The trainer times
+    /// <see cref="ProfileSteps"/> steps of each fit after its first <see cref="ProfileSkip"/> (which
+    /// include compilation and the JIT's first tiers): every op of the forward and backward under
+    /// the tape's names, and the step's work outside the tape (the input's upload and augmentation,
+    /// the gradient all-reduce, the metrics and their copy to the host, unscaling, the optimizer
+    /// update, waiting for the next batch, progress and callbacks), each after synchronizing the
+    /// device, so profiled steps run a little slower on a GPU. Read it with <see cref="StepProfile.Table"/>.
+    /// </summary>
+    public StepProfile? Profile { get; init; }
+
+    /// <summary>Steps of each fit that <see cref="Profile"/> leaves out before it starts timing (10).</summary>
+    public int ProfileSkip { get; init; } = 10;
+
+    /// <summary>Steps of each fit that <see cref="Profile"/> times (50), or fewer when the fit is shorter.</summary>
+    public int ProfileSteps { get; init; } = 50;
+
     /// <summary>Throws when an option is out of range, naming it and the fix.</summary>
     public void Validate()
     {
@@ -130,6 +147,10 @@ public sealed record TrainerOptions
             throw new ArgumentOutOfRangeException(nameof(Workers), Workers, $"Workers must be from 0 (gather on the training thread) to {DataLoader.MaxWorkers}.");
         if (MaxConsecutiveSkips < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxConsecutiveSkips), MaxConsecutiveSkips, "MaxConsecutiveSkips must be at least 1.");
+        if (ProfileSkip < 0)
+            throw new ArgumentOutOfRangeException(nameof(ProfileSkip), ProfileSkip, "ProfileSkip must be 0 or more (10 leaves out the steps that compile and warm up).");
+        if (ProfileSteps < 1)
+            throw new ArgumentOutOfRangeException(nameof(ProfileSteps), ProfileSteps, "ProfileSteps must be at least 1; set Profile to null to time nothing.");
         Averaging?.Validate(Epochs);
         ArgumentNullException.ThrowIfNull(Loss, nameof(Loss));
         ArgumentNullException.ThrowIfNull(Augmentation, nameof(Augmentation));

@@ -93,6 +93,38 @@ public class TrainCommandProperties
     private static string[] Args(string command, string extra, params string[] more) =>
         [command, .. (TinyRun + " " + extra).Split(' ', StringSplitOptions.RemoveEmptyEntries), .. more];
 
+    [Fact]
+    public void Profile_prints_and_writes_where_the_step_time_went_and_refuses_a_bad_count()
+    {
+        RequireFashionMnist();
+        string dir = Directory.CreateTempSubdirectory("ilgpu-profile-").FullName;
+        try
+        {
+            // 256 samples in batches of 16: 16 steps, so 5 of them after the 10 left out.
+            var (code, output, err) = Run("train", "--epochs", "1", "--train-limit", "256", "--batch-size", "16", "--device", "cpu", "--profile", "5", "--output", dir);
+            Assert.True(code == 0, err);
+            Assert.Contains("where a training step's time went (mean of 5 synchronized steps after the first 10", output);
+            string table = File.ReadAllText(Path.Combine(dir, "profile.txt"));
+            foreach (var piece in new[] { "Linear", "optimizer", "metrics and loss to host", "data (waiting for the batch)" })
+                Assert.Contains(piece, table);
+
+            var (shortCode, shortOut, shortErr) = Run("train", "--epochs", "1", "--train-limit", "64", "--batch-size", "16", "--device", "cpu", "--profile", "--output", Path.Combine(dir, "short"));
+            Assert.True(shortCode == 0, shortErr);
+            Assert.Contains("--profile: the run had 4 step(s), all within the first 10", shortOut);
+
+            foreach (var bad in new[] { "0", "-3", "many" })
+            {
+                var (badCode, _, badErr) = Run("train", "--profile", bad, "--output", Path.Combine(dir, "bad"));
+                Assert.Equal(1, Math.Min(1, badCode));
+                Assert.Contains($"--profile {bad}: give the number of steps to time", badErr);
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     private static void RequireFashionMnist()
     {
         if (!File.Exists(Path.Combine(FashionMnist.DefaultDirectory, "train-images-idx3-ubyte.gz")))
