@@ -1,6 +1,8 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using ILGPU.Algorithms;
 using IlgpuTrain.Kernels.Runtime;
 
@@ -143,11 +145,11 @@ internal static class Attention
     // Key rows (forward, dQ) or query rows (dK/dV) per staged tile: 2 x 16 x 128 floats = 16 KB of tiles.
     private const int Tile = 16;
 
-    // Key rows per tile of the managed path (its scores live on the stack).
+    // Key rows per tile of the managed path (a multiple of 8: its transposed tiles are whole vectors).
     private const int CpuKeyTile = 64;
 
-    // Query rows per work item of the managed forward.
-    private const int CpuQueryBlock = 16;
+    // Query rows per work item of the managed forward and per block of the managed backward.
+    private const int CpuQueryBlock = 32;
 
     // ---------------------------------------------------------------- ILGPU kernels
 
@@ -555,133 +557,187 @@ internal static class Attention
             new(CpuLoops.Ptr(q), CpuLoops.Ptr(k), CpuLoops.Ptr(v), CpuLoops.Ptr(o), CpuLoops.Ptr(lse), new(CpuLoops.Ptr(bias)), new(CpuLoops.Ptr(lengths)), new(CpuLoops.Ptr(keyMask)));
     }
 
-    // Work item w = (bh, block of CpuQueryBlock query rows); each row walks key tiles with the online softmax.
+    // One worker's scratch (NativeMemory, 32-byte aligned): the key and value tiles transposed (D x
+    // CpuKeyTile, Dv x CpuKeyTile, zero-padded to whole vectors), a row of scores and one of dP, the
+    // dropout row, and CpuQueryBlock rows of P Z and of dS (the backward's per-block matrices), and
+    // the forward's running max and sum per query row.
+    private unsafe struct Scratch : IDisposable
+    {
+        public float* Kt, Vt, S, Dp, Z, Pz, Ds, M, L;
+        private void* _block;
+
+        public static Scratch For(AttentionArgs a)
+        {
+            long kt = (long)a.D * CpuKeyTile, vt = (long)a.Dv * CpuKeyTile, tile = (long)CpuQueryBlock * CpuKeyTile;
+            long total = kt + vt + (3L * CpuKeyTile) + (2 * tile) + (2L * CpuQueryBlock);
+            var x = new Scratch { _block = NativeMemory.AlignedAlloc((nuint)(total * sizeof(float)), 32) };
+            float* f = (float*)x._block;
+            new Span<float>(f, checked((int)total)).Clear();
+            x.Kt = f;
+            x.Vt = x.Kt + kt;
+            x.S = x.Vt + vt;
+            x.Dp = x.S + CpuKeyTile;
+            x.Z = x.Dp + CpuKeyTile;
+            x.Pz = x.Z + CpuKeyTile;
+            x.Ds = x.Pz + tile;
+            x.M = x.Ds + tile;
+            x.L = x.M + CpuQueryBlock;
+            return x;
+        }
+
+        public void Dispose() => NativeMemory.AlignedFree(_block);
+    }
+
+    // Work item w = (bh, block of CpuQueryBlock query rows): key tiles outer, the block's rows inner,
+    // each row with the online softmax (running max M and sum L per row).
     private readonly unsafe struct ForwardRange(AttentionArgs a, Views x, int blocks) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
-            float* s = stackalloc float[CpuKeyTile];
-            float* z = stackalloc float[CpuKeyTile];
+            using var t = Scratch.For(a);
             for (int w = start; w < end; w++)
             {
                 int bh = w / blocks, i0 = (w - (bh * blocks)) * CpuQueryBlock;
-                int iEnd = Math.Min(a.Lq, i0 + CpuQueryBlock);
-                for (int i = i0; i < iEnd; i++)
-                    ForwardRow(a, x, bh, i, s, z);
+                ForwardBlock(a, x, bh, i0, Math.Min(a.Lq, i0 + CpuQueryBlock), t);
             }
         }
     }
 
-    private static unsafe void ForwardRow(AttentionArgs a, Views x, int bh, int i, float* s, float* z)
+    private static unsafe void ForwardBlock(AttentionArgs a, Views x, int bh, int i0, int iEnd, Scratch t)
     {
         int d = a.D, dv = a.Dv;
-        float* qi = x.Q + ((((long)bh * a.Lq) + i) * d);
-        float* oi = x.O + ((((long)bh * a.Lq) + i) * dv);
+        long qBase = (long)bh * a.Lq;
         float* k = x.K + ((long)bh * a.Lk * d);
         float* v = x.V + ((long)bh * a.Lk * dv);
-        var o = new Span<float>(oi, dv);
-        o.Clear();
-        float m = float.NegativeInfinity, l = 0f;
-        int jEnd = a.Causal != 0 ? Math.Min(a.Lk, i + 1) : a.Lk;
+        new Span<float>(x.O + ((qBase + i0) * dv), (iEnd - i0) * dv).Clear();
+        for (int r = 0; r < iEnd - i0; r++)
+        {
+            t.M[r] = float.NegativeInfinity;
+            t.L[r] = 0f;
+        }
+
+        int jEnd = a.Causal != 0 ? Math.Min(a.Lk, iEnd) : a.Lk;
         for (int j0 = 0; j0 < jEnd; j0 += CpuKeyTile)
         {
             int bc = Math.Min(CpuKeyTile, jEnd - j0);
-            float mt = float.NegativeInfinity;
-            for (int c = 0; c < bc; c++)
+            Transpose(k + ((long)j0 * d), bc, d, t.Kt);
+            for (int i = Math.Max(i0, a.Causal != 0 ? j0 : 0); i < iEnd; i++)
             {
-                int j = j0 + c;
-                float sc = float.NegativeInfinity;
-                if (AttentionMath.Allowed(a, x.Lengths, x.KeyMask, bh, i, j))
-                    sc = AttentionMath.Logit(a, x.Bias, Dot(qi, k + ((long)j * d), d), bh, i, j);
-                s[c] = sc;
-                mt = MathF.Max(mt, sc);
-            }
+                int r = i - i0;
+                float* oi = x.O + ((qBase + i) * dv);
+                int n = a.Causal != 0 ? Math.Min(bc, i - j0 + 1) : bc;                   // the keys of the tile not causally masked
+                RowTimesTransposed(x.Q + ((qBase + i) * d), t.Kt, d, n, t.S);
+                Logits(a, x, bh, i, j0, n, t.S);
+                var tile = new Span<float>(t.S, n);
+                float m = t.M[r], mNew = MathF.Max(m, TensorPrimitives.Max(tile));
+                if (mNew == float.NegativeInfinity)
+                    continue;
+                var o = new Span<float>(oi, dv);
+                float alpha = AttentionMath.Rescale(m, mNew);
+                if (alpha != 1f)
+                {
+                    t.L[r] *= alpha;
+                    TensorPrimitives.Multiply(o, alpha, o);
+                }
 
-            float mNew = MathF.Max(m, mt);
-            if (mNew == float.NegativeInfinity)
+                // P of the tile, vectorized: exp(s - m) with masked entries exp(-inf) = 0 (AttentionMath.Prob).
+                TensorPrimitives.Subtract(tile, mNew, tile);
+                TensorPrimitives.Exp(tile, tile);
+                t.L[r] += TensorPrimitives.Sum(tile);
+                if (a.Keep < 1f)
+                {
+                    DropTile(a, bh, i, j0, n, t.Z);
+                    TensorPrimitives.Multiply(tile, new ReadOnlySpan<float>(t.Z, n), tile);
+                }
+
+                AddWeightedRows(t.S, 1, n, v + ((long)j0 * dv), dv, oi);
+                t.M[r] = mNew;
+            }
+        }
+
+        for (int i = i0; i < iEnd; i++)
+        {
+            var o = new Span<float>(x.O + ((qBase + i) * dv), dv);
+            TensorPrimitives.Multiply(o, AttentionMath.Normalizer(t.L[i - i0]), o);
+            x.Lse[qBase + i] = AttentionMath.Lse(t.M[i - i0], t.L[i - i0]);
+        }
+    }
+
+    // s[c] = s_ij for the keys j = j0 + c, c < n, of query i, from their dot products in s: scaled, plus
+    // the bias, and -inf where masked (AttentionMath.Allowed and Logit); the causal mask is the caller's n.
+    private static unsafe void Logits(AttentionArgs a, Views x, int bh, int i, int j0, int n, float* s)
+    {
+        if ((a.HasBias | a.HasLengths | a.HasKeyMask) == 0)
+        {
+            var row = new Span<float>(s, n);
+            TensorPrimitives.Multiply(row, a.Scale, row);                                              // Logit without a bias: dot * scale
+            return;
+        }
+
+        for (int c = 0; c < n; c++)
+        {
+            int j = j0 + c;
+            s[c] = AttentionMath.Allowed(a, x.Lengths, x.KeyMask, bh, i, j) ? AttentionMath.Logit(a, x.Bias, s[c], bh, i, j) : float.NegativeInfinity;
+        }
+    }
+
+    // Z_ij (AttentionMath.Drop) of keys j0 .. j0 + n - 1 of query i (n at most CpuKeyTile): the Philox
+    // words of the row's consecutive elements drawn sixteen at a time (four blocks, PhiloxSimd: the same
+    // words as Philox.BlockAt), then Z for eight keys at once as Dropout's vector mask: (w >> 8) is below
+    // 2^24, so its conversion and the power-of-two scale are exact and Z equals DropOf bit for bit.
+    private static unsafe void DropTile(AttentionArgs a, int bh, int i, int j0, int n, float* z)
+    {
+        ulong e0 = (ulong)(((((long)bh * a.Lq) + i) * a.Lk) + j0);
+        ulong first = e0 >> 2;
+        int off = (int)(e0 & 3);
+        uint* words = stackalloc uint[CpuKeyTile + 16];
+        for (int g = 0; 16 * g < off + n; g++)
+        {
+            ulong block = first + (ulong)(4 * g);
+            uint* w = words + (16 * g);
+            if (PhiloxSimd.IsSupported)
+            {
+                PhiloxSimd.Blocks4(a.Key.Seed, a.Key.Stream, a.Key.Counter, block, w);
                 continue;
-            float alpha = AttentionMath.Rescale(m, mNew);
-            if (alpha != 1f)
-            {
-                l *= alpha;
-                TensorPrimitives.Multiply(o, alpha, o);
             }
 
-            // P of the tile, vectorized: exp(s - m) with masked entries exp(-inf) = 0 (AttentionMath.Prob).
-            var tile = new Span<float>(s, bc);
-            TensorPrimitives.Subtract(tile, mNew, tile);
-            TensorPrimitives.Exp(tile, tile);
-            l += TensorPrimitives.Sum(tile);
-            if (a.Keep < 1f)
+            for (int b = 0; b < 4; b++)
             {
-                DropTile(a, bh, i, j0, bc, z);
-                TensorPrimitives.Multiply(tile, new ReadOnlySpan<float>(z, bc), tile);
+                var x = Philox.BlockAt(a.Key.Seed, a.Key.Stream, a.Key.Counter, block + (ulong)b);
+                for (int k = 0; k < 4; k++)
+                    w[(4 * b) + k] = x.Word(k);
             }
-
-            for (int c = 0; c < bc; c++)
-            {
-                float pz = s[c];
-                if (pz != 0f)
-                    Axpy(pz, v + ((long)(j0 + c) * dv), oi, dv);
-            }
-
-            m = mNew;
         }
 
-        TensorPrimitives.Multiply(o, AttentionMath.Normalizer(l), o);
-        x.Lse[((long)bh * a.Lq) + i] = AttentionMath.Lse(m, l);
-    }
-
-    // Z_ij (AttentionMath.Drop) of keys j0 .. j0 + bc - 1 of query i: four consecutive keys share one
-    // Philox block, so each block is drawn once rather than once per key. The same values as Drop.
-    private static unsafe void DropTile(AttentionArgs a, int bh, int i, int j0, int bc, float* z)
-    {
-        long e0 = ((((long)bh * a.Lq) + i) * a.Lk) + j0;
-        ulong block = ulong.MaxValue;
-        PhiloxWords words = default;
-        for (int c = 0; c < bc; c++)
+        int c = 0;
+        var keep = Vector256.Create(a.Keep);
+        var scale = Vector256.Create(a.DropScale);
+        var inv24 = Vector256.Create(Philox.Inv24);
+        for (; c + 8 <= n; c += 8)
         {
-            ulong e = (ulong)(e0 + c);
-            if (e >> 2 != block)
-            {
-                block = e >> 2;
-                words = Philox.BlockAt(a.Key.Seed, a.Key.Stream, a.Key.Counter, block);
-            }
-
-            z[c] = AttentionMath.DropOf(a, words.Word((int)(e & 3)));
-        }
-    }
-
-    // y += alpha x over n floats with AxpyOp's body, inline: D and Dv are a few vectors, so a
-    // CpuLoops call per (query, key) cost more than the arithmetic.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Axpy(float alpha, float* x, float* y, int n)
-    {
-        var op = new AxpyOp(alpha);
-        int e = 0;
-        if (Vector256.IsHardwareAccelerated)
-        {
-            for (; e <= n - 8; e += 8)
-                Vector256.Store(op.Apply(Vector256.Load(x + e), Vector256.Load(y + e)), y + e);
+            var u = Vector256.ConvertToSingle((Vector256.Load(words + off + c) >>> 8).AsInt32()) * inv24;
+            Vector256.ConditionalSelect(Vector256.LessThan(u, keep), scale, Vector256<float>.Zero).Store(z + c);
         }
 
-        for (; e < n; e++)
-            y[e] = op.Apply(x[e], y[e]);
+        for (; c < n; c++)
+            z[c] = AttentionMath.DropOf(a, words[off + c]);
     }
 
-    // Work item = bh: dq, dk, dv of the whole (b, h) in one pass over its unmasked (i, j).
+    // Work item = bh: dq, dk, dv of the whole (b, h). Key tiles outer (K and V transposed once per
+    // tile), blocks of query rows inner: per row its P, dP and dS over the tile (scores vectorized over
+    // keys), dq_i += dS_i K_tile; then per key of the tile dv_j += (P Z)^T dO and dk_j += dS^T Q over the
+    // block's rows. Parallel over bh, so no two threads write one gradient row.
     private readonly unsafe struct BackwardRange(AttentionArgs a, Views x, float* dO, float* dq, float* dk, float* dv, float* dBias) : CpuLoops.IRange
     {
         public void Run(int start, int end)
         {
-            float* p = stackalloc float[CpuKeyTile];
-            float* z = stackalloc float[CpuKeyTile];
+            using var t = Scratch.For(a);
             for (int bh = start; bh < end; bh++)
-                BackwardHead(a, x, dO, dq, dk, dv, dBias, bh, p, z);
+                BackwardHead(a, x, dO, dq, dk, dv, dBias, bh, t);
         }
     }
 
-    private static unsafe void BackwardHead(AttentionArgs a, Views x, float* dO, float* dq, float* dk, float* dv, float* dBias, int bh, float* p, float* z)
+    private static unsafe void BackwardHead(AttentionArgs a, Views x, float* dO, float* dq, float* dk, float* dv, float* dBias, int bh, Scratch t)
     {
         int d = a.D, dvw = a.Dv;
         long qBase = (long)bh * a.Lq, kBase = (long)bh * a.Lk;
@@ -690,51 +746,208 @@ internal static class Attention
         new Span<float>(dv + (kBase * dvw), a.Lk * dvw).Clear();
         if (a.HasBiasGrad != 0)
             new Span<float>(dBias + (qBase * a.Lk), a.Lq * a.Lk).Clear();
-        for (int i = 0; i < a.Lq; i++)
+        for (int j0 = 0; j0 < a.Lk; j0 += CpuKeyTile)
         {
-            float* qi = x.Q + ((qBase + i) * d);
-            float* doi = dO + ((qBase + i) * dvw);
-            float* dqi = dq + ((qBase + i) * d);
-            float lse = x.Lse[qBase + i];
-            float delta = Dot(doi, x.O + ((qBase + i) * dvw), dvw);
-            int jEnd = a.Causal != 0 ? Math.Min(a.Lk, i + 1) : a.Lk;
-            for (int j0 = 0; j0 < jEnd; j0 += CpuKeyTile)
+            int bc = Math.Min(CpuKeyTile, a.Lk - j0);
+            float* kTile = x.K + ((kBase + j0) * d);
+            Transpose(kTile, bc, d, t.Kt);
+            Transpose(x.V + ((kBase + j0) * dvw), bc, dvw, t.Vt);
+            for (int i0 = a.Causal != 0 ? j0 / CpuQueryBlock * CpuQueryBlock : 0; i0 < a.Lq; i0 += CpuQueryBlock)
             {
-                int bc = Math.Min(CpuKeyTile, jEnd - j0);
-                for (int c = 0; c < bc; c++)
+                int rows = Math.Min(CpuQueryBlock, a.Lq - i0);
+                for (int r = 0; r < rows; r++)
                 {
-                    int j = j0 + c;
-                    p[c] = AttentionMath.Allowed(a, x.Lengths, x.KeyMask, bh, i, j)
-                        ? AttentionMath.Logit(a, x.Bias, Dot(qi, x.K + ((kBase + j) * d), d), bh, i, j)
-                        : float.NegativeInfinity;
+                    int i = i0 + r;
+                    float* pz = t.Pz + (r * CpuKeyTile), ds = t.Ds + (r * CpuKeyTile);
+                    int n = a.Causal != 0 ? Math.Min(bc, Math.Max(0, i - j0 + 1)) : bc;            // the keys of the tile not causally masked
+                    float lse = x.Lse[qBase + i];
+                    if (lse == float.PositiveInfinity)
+                        n = 0;
+                    new Span<float>(pz + n, bc - n).Clear();
+                    new Span<float>(ds + n, bc - n).Clear();
+                    if (n == 0)
+                        continue;
+
+                    float* qi = x.Q + ((qBase + i) * d);
+                    float* doi = dO + ((qBase + i) * dvw);
+                    RowTimesTransposed(qi, t.Kt, d, n, t.S);
+                    Logits(a, x, bh, i, j0, n, t.S);
+
+                    // P = exp(s - lse) for the tile, vectorized; masked entries give 0.
+                    var tile = new Span<float>(t.S, n);
+                    TensorPrimitives.Subtract(tile, lse, tile);
+                    TensorPrimitives.Exp(tile, tile);
+                    if (a.Keep < 1f)
+                        DropTile(a, bh, i, j0, n, t.Z);
+                    RowTimesTransposed(doi, t.Vt, dvw, n, t.Dp);
+                    float delta = Dot(doi, x.O + ((qBase + i) * dvw), dvw);
+                    Scores(a, t, n, delta, pz, ds, a.HasBiasGrad != 0 ? dBias + ((qBase + i) * a.Lk) + j0 : null);
+
+                    AddWeightedRows(ds, 1, n, kTile, d, dq + ((qBase + i) * d));
                 }
 
-                // P = exp(s - lse) for the tile, vectorized; masked entries and rows without keys (lse = +inf) give 0.
-                var tile = new Span<float>(p, bc);
-                TensorPrimitives.Subtract(tile, lse, tile);
-                TensorPrimitives.Exp(tile, tile);
-                if (a.Keep < 1f)
-                    DropTile(a, bh, i, j0, bc, z);
                 for (int c = 0; c < bc; c++)
                 {
-                    float pc = p[c];
-                    if (!(pc > 0f))
-                        continue;
                     long j = kBase + j0 + c;
-                    float zc = a.Keep < 1f ? z[c] : 1f;
-                    if (zc != 0f)
-                        Axpy(pc * zc, doi, dv + (j * dvw), dvw);
-                    float dp = Dot(doi, x.V + (j * dvw), dvw) * zc;
-                    float dsu = pc * (dp - delta);
-                    if (a.HasBiasGrad != 0)
-                        dBias[((qBase + i) * a.Lk) + j0 + c] = dsu;
-                    float ds = dsu * a.Scale;
-                    Axpy(ds, x.K + (j * d), dqi, d);
-                    Axpy(ds, qi, dk + (j * d), d);
+                    AddWeightedRows(t.Pz + c, CpuKeyTile, rows, dO + ((qBase + i0) * dvw), dvw, dv + (j * dvw));
+                    AddWeightedRows(t.Ds + c, CpuKeyTile, rows, x.Q + ((qBase + i0) * d), d, dk + (j * d));
                 }
             }
         }
     }
+
+    // Per key c < n of a row, from P (t.S), dP (t.Dp) and Z (t.Z): pz = P Z, dS = P (dP Z - Delta) (0 where
+    // P is 0: masked), ds = dS scale, and dS into dBias when it is asked for; eight keys at a time.
+    private static unsafe void Scores(AttentionArgs a, Scratch t, int n, float delta, float* pz, float* ds, float* dBias)
+    {
+        bool drops = a.Keep < 1f;
+        var vDelta = Vector256.Create(delta);
+        var vScale = Vector256.Create(a.Scale);
+        int c = 0;
+        for (; c + 8 <= n; c += 8)
+        {
+            var p = Vector256.Load(t.S + c);
+            var z = drops ? Vector256.Load(t.Z + c) : Vector256<float>.One;
+            var dsu = Vector256.ConditionalSelect(Vector256.GreaterThan(p, Vector256<float>.Zero), p * ((Vector256.Load(t.Dp + c) * z) - vDelta), Vector256<float>.Zero);
+            if (dBias != null)
+                dsu.Store(dBias + c);
+            (p * z).Store(pz + c);
+            (dsu * vScale).Store(ds + c);
+        }
+
+        for (; c < n; c++)
+        {
+            float p = t.S[c];
+            float z = drops ? t.Z[c] : 1f;
+            float dsu = p > 0f ? p * ((t.Dp[c] * z) - delta) : 0f;
+            if (dBias != null)
+                dBias[c] = dsu;
+            pz[c] = p * z;
+            ds[c] = dsu * a.Scale;
+        }
+    }
+
+    // xt[e * CpuKeyTile + c] = x[c * width + e] for the tile's n rows; lanes n .. the next multiple of 8 stay 0.
+    private static unsafe void Transpose(float* x, int n, int width, float* xt)
+    {
+        for (int c = 0; c < n; c++)
+        {
+            float* row = x + ((long)c * width);
+            for (int e = 0; e < width; e++)
+                xt[(e * CpuKeyTile) + c] = row[e];
+        }
+
+        for (int e = 0; e < width; e++)
+            new Span<float>(xt + (e * CpuKeyTile) + n, (-n & 7)).Clear();
+    }
+
+    // s[c] = x . row c of the tile, for c below n rounded up to 8, from the transposed tile xt
+    // (width x CpuKeyTile): eight keys per vector, four vectors in flight.
+    private static unsafe void RowTimesTransposed(float* x, float* xt, int width, int n, float* s)
+    {
+        int c = 0;
+        for (; c + 32 <= n; c += 32)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int e = 0; e < width; e++)
+            {
+                var xe = Vector256.Create(x[e]);
+                float* row = xt + (e * CpuKeyTile) + c;
+                a0 = Madd(xe, Vector256.Load(row), a0);
+                a1 = Madd(xe, Vector256.Load(row + 8), a1);
+                a2 = Madd(xe, Vector256.Load(row + 16), a2);
+                a3 = Madd(xe, Vector256.Load(row + 24), a3);
+            }
+
+            a0.Store(s + c);
+            a1.Store(s + c + 8);
+            a2.Store(s + c + 16);
+            a3.Store(s + c + 24);
+        }
+
+        for (; c < n; c += 8)
+        {
+            Vector256<float> a0 = default;
+            for (int e = 0; e < width; e++)
+                a0 = Madd(Vector256.Create(x[e]), Vector256.Load(xt + (e * CpuKeyTile) + c), a0);
+            a0.Store(s + c);
+        }
+    }
+
+    // y += sum over r < n of w[r * stride] * rows[r * width ..], the weights' zeros skipped (a
+    // masked key's row, inf or NaN, never reaches y); y stays in registers over r, 16 floats at a time.
+    private static unsafe void AddWeightedRows(float* w, int stride, int n, float* rows, int width, float* y)
+    {
+        int e = 0;
+        for (; e + 16 <= width; e += 16)
+        {
+            // Even and odd rows in separate accumulators: two chains of FMAs in flight instead of one.
+            var y0 = Vector256.Load(y + e);
+            var y1 = Vector256.Load(y + e + 8);
+            Vector256<float> u0 = default, u1 = default;
+            int r = 0;
+            for (; r + 2 <= n; r += 2)
+            {
+                float w0 = w[(long)r * stride], w1 = w[(long)(r + 1) * stride];
+                float* row = rows + ((long)r * width) + e;
+                if (w0 != 0f)
+                {
+                    var b = Vector256.Create(w0);
+                    y0 = Madd(b, Vector256.Load(row), y0);
+                    y1 = Madd(b, Vector256.Load(row + 8), y1);
+                }
+
+                if (w1 != 0f)
+                {
+                    var b = Vector256.Create(w1);
+                    u0 = Madd(b, Vector256.Load(row + width), u0);
+                    u1 = Madd(b, Vector256.Load(row + width + 8), u1);
+                }
+            }
+
+            if (r < n && w[(long)r * stride] is var wl && wl != 0f)
+            {
+                var b = Vector256.Create(wl);
+                float* row = rows + ((long)r * width) + e;
+                y0 = Madd(b, Vector256.Load(row), y0);
+                y1 = Madd(b, Vector256.Load(row + 8), y1);
+            }
+
+            (y0 + u0).Store(y + e);
+            (y1 + u1).Store(y + e + 8);
+        }
+
+        for (; e + 8 <= width; e += 8)
+        {
+            var y0 = Vector256.Load(y + e);
+            for (int r = 0; r < n; r++)
+            {
+                float wr = w[(long)r * stride];
+                if (wr != 0f)
+                    y0 = Madd(Vector256.Create(wr), Vector256.Load(rows + ((long)r * width) + e), y0);
+            }
+
+            y0.Store(y + e);
+        }
+
+        for (; e < width; e++)
+        {
+            float acc = y[e];
+            for (int r = 0; r < n; r++)
+            {
+                float wr = w[(long)r * stride];
+                if (wr != 0f)
+                    acc += wr * rows[((long)r * width) + e];
+            }
+
+            y[e] = acc;
+        }
+    }
+
+    // a * b + c, fused where the CPU has FMA.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Madd(Vector256<float> a, Vector256<float> b, Vector256<float> c) =>
+        Fma.IsSupported ? Fma.MultiplyAdd(a, b, c) : (a * b) + c;
 
     // x . y over n floats: Vector256 with two accumulators (D = 32, 64 are a few iterations), scalar tail.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -48,12 +48,14 @@ internal static unsafe class PhiloxSimd
             k1 += Philox.W1;
         }
 
-        for (int j = 0; j < 4; j++)
-        {
-            words[4 * j] = (uint)c0.GetElement(j);
-            words[(4 * j) + 1] = (uint)c1.GetElement(j);
-            words[(4 * j) + 2] = (uint)c2.GetElement(j);
-            words[(4 * j) + 3] = (uint)c3.GetElement(j);
-        }
+        // Block j's four words side by side: lane j of lo01 holds words 0 and 1 (c0 low, c1 high), of
+        // lo23 words 2 and 3; interleaving the 64-bit lanes (within 128-bit halves, then across) puts
+        // blocks 0, 1 in the first vector and 2, 3 in the second.
+        var lo01 = c0 | (c1 << 32);
+        var lo23 = c2 | (c3 << 32);
+        var even = Avx2.UnpackLow(lo01, lo23);                                  // blocks 0 and 2
+        var odd = Avx2.UnpackHigh(lo01, lo23);                                  // blocks 1 and 3
+        Avx2.Permute2x128(even, odd, 0x20).AsUInt32().Store(words);
+        Avx2.Permute2x128(even, odd, 0x31).AsUInt32().Store(words + 8);
     }
 }
