@@ -662,11 +662,11 @@ internal static class Attention
         if (Vector256.IsHardwareAccelerated)
         {
             for (; e <= n - 8; e += 8)
-                Vector256.Store(op.Apply(Vector256.Load(x + e), Vector256.Load(y + e)), y + e);
+                Vector256.Store(op.Apply(new Lane8(Vector256.Load(x + e)), new Lane8(Vector256.Load(y + e))).V, y + e);
         }
 
         for (; e < n; e++)
-            y[e] = op.Apply(x[e], y[e]);
+            y[e] = op.Apply(new Lane1(x[e]), new Lane1(y[e])).V;
     }
 
     // Work item = bh: dq, dk, dv of the whole (b, h) in one pass over its unmasked (i, j).
