@@ -127,70 +127,94 @@ public readonly struct Lane1(float v) : ILanes<Lane1>
     /// <summary>The lane's value.</summary>
     public readonly float V = v;
 
+    private const MethodImplOptions Inline = MethodImplOptions.AggressiveInlining;
+
+    [MethodImpl(Inline)]
     private static Lane1 Mask(bool b) => new(Interop.IntAsFloat(b ? 0xFFFFFFFFu : 0u));
 
+    [MethodImpl(Inline)]
     private static Lane1 FromBits(uint b) => new(Interop.IntAsFloat(b));
 
     private uint AsBits => Interop.FloatAsInt(V);
 
     /// <inheritdoc/>
+    [MethodImpl(Inline)]
     public static implicit operator Lane1(float value) => new(value);
 
     /// <inheritdoc/>
+    [MethodImpl(Inline)]
     public static Lane1 operator +(Lane1 a, Lane1 b) => new(a.V + b.V);
 
     /// <inheritdoc/>
+    [MethodImpl(Inline)]
     public static Lane1 operator -(Lane1 a, Lane1 b) => new(a.V - b.V);
 
     /// <inheritdoc/>
+    [MethodImpl(Inline)]
     public static Lane1 operator *(Lane1 a, Lane1 b) => new(a.V * b.V);
 
     /// <inheritdoc/>
+    [MethodImpl(Inline)]
     public static Lane1 operator /(Lane1 a, Lane1 b) => new(a.V / b.V);
 
     /// <inheritdoc/>
+    [MethodImpl(Inline)]
     public static Lane1 operator -(Lane1 x) => new(-x.V);
 
     /// <inheritdoc/>
+    [MethodImpl(Inline)]
     public static Lane1 operator &(Lane1 a, Lane1 b) => FromBits(a.AsBits & b.AsBits);
 
     /// <inheritdoc/>
+    [MethodImpl(Inline)]
     public static Lane1 operator |(Lane1 a, Lane1 b) => FromBits(a.AsBits | b.AsBits);
 
     /// <inheritdoc/>
+    [MethodImpl(Inline)]
     public static Lane1 Bits(uint bits) => FromBits(bits);
 
     /// <inheritdoc/>
+    [MethodImpl(Inline)]
     public static Lane1 Less(Lane1 a, Lane1 b) => Mask(a.V < b.V);
 
     /// <inheritdoc/>
+    [MethodImpl(Inline)]
     public static Lane1 LessOrEqual(Lane1 a, Lane1 b) => Mask(a.V <= b.V);
 
     /// <inheritdoc/>
+    [MethodImpl(Inline)]
     public static Lane1 Greater(Lane1 a, Lane1 b) => Mask(a.V > b.V);
 
     /// <inheritdoc/>
+    [MethodImpl(Inline)]
     public static Lane1 Equal(Lane1 a, Lane1 b) => Mask(a.V == b.V);
 
     /// <inheritdoc/>
+    [MethodImpl(Inline)]
     public static Lane1 Select(Lane1 mask, Lane1 a, Lane1 b) => mask.AsBits != 0 ? a : b;
 
     /// <inheritdoc/>
+    [MethodImpl(Inline)]
     public static Lane1 Abs(Lane1 x) => FromBits(x.AsBits & 0x7FFFFFFFu);
 
     /// <inheritdoc/>
+    [MethodImpl(Inline)]
     public static Lane1 Sqrt(Lane1 x) => new(XMath.Sqrt(x.V));
 
     /// <inheritdoc/>
+    [MethodImpl(Inline)]
     public static Lane1 AddBits(Lane1 a, Lane1 b) => FromBits(a.AsBits + b.AsBits);
 
     /// <inheritdoc/>
+    [MethodImpl(Inline)]
     public static Lane1 GreaterBits(Lane1 a, Lane1 b) => Mask((int)a.AsBits > (int)b.AsBits);
 
     /// <inheritdoc/>
+    [MethodImpl(Inline)]
     public static Lane1 ShiftLeft(Lane1 x, int count) => FromBits(x.AsBits << count);
 
     /// <inheritdoc/>
+    [MethodImpl(Inline)]
     public static Lane1 ShiftRightLogical(Lane1 x, int count) => FromBits(x.AsBits >> count);
 }
 
