@@ -1,12 +1,11 @@
-using System.Runtime.Intrinsics;
-using ILGPU.Algorithms;
 using IlgpuTrain.Kernels.Runtime;
 
 namespace IlgpuTrain.Kernels;
 
 /// <summary>
-/// An activation function f run by <see cref="Activations"/>: <see cref="IUnaryOp.Apply(float)"/> is
-/// f(x) and <see cref="Derivative(float)"/> is f'(x), both computed from the input x.
+/// An activation function f run by <see cref="Activations"/>: <see cref="IUnaryOp.Apply{T}(T)"/> is
+/// f(x) and <see cref="Derivative{T}(T)"/> is f'(x), both computed from the input x, both written
+/// once over lanes (one float in kernels, eight in the managed loop).
 /// </summary>
 /// <remarks>
 /// Backward is dx = dy * f'(x), so only the forward input needs to be kept. At kinks the
@@ -14,39 +13,30 @@ namespace IlgpuTrain.Kernels;
 /// </remarks>
 public interface IActivationOp : IUnaryOp
 {
-    /// <summary>f'(x), the derivative of f at the forward input x.</summary>
+    /// <summary>f'(x), the derivative of f at the forward input x, in each lane.</summary>
+    /// <typeparam name="T">The lane type.</typeparam>
     /// <param name="x">The forward input.</param>
-    float Derivative(float x);
-
-    /// <summary>f'(x) in each of eight lanes, bitwise the scalar form's result.</summary>
-    /// <param name="x">The forward inputs.</param>
-    Vector256<float> Derivative(Vector256<float> x);
+    /// <returns>f'(x).</returns>
+    T Derivative<T>(T x)
+        where T : struct, ILanes<T>;
 }
 
-// The exp-based operators (Gelu, GeluTanh, Tanh, Sigmoid, Silu) are not Vectorizable: the managed
-// loop runs their scalar form, and their vector forms apply it per lane.
+// Branches are selects: both sides are computed in every lane and the mask picks one, so a lane
+// never branches (a NaN or inf on the side not taken is discarded).
 
 /// <summary>y = max(x, 0); y' = 1 for x &gt; 0, else 0 (ReLU'(0) = 0, as PyTorch).</summary>
 public readonly struct ReluOp : IActivationOp
 {
-    // "x <= 0 ? 0 : x" rather than XMath.Max: PTX max.f32 drops NaN, PyTorch's relu keeps it.
+    // "x <= 0 ? 0 : x" rather than a max: PTX max.f32 drops NaN, PyTorch's relu keeps it. NaN
+    // compares false and passes through; -0 becomes +0.
 
     /// <inheritdoc/>
-    public bool Vectorizable => true;
+    public T Apply<T>(T x)
+        where T : struct, ILanes<T> => T.Select(T.LessOrEqual(x, 0f), 0f, x);
 
     /// <inheritdoc/>
-    public float Apply(float x) => x <= 0f ? 0f : x;
-
-    /// <inheritdoc/>
-    public float Derivative(float x) => x <= 0f ? 0f : 1f;
-
-    // The lanes where x <= 0 are cleared: NaN compares false and passes through, -0 becomes +0.
-
-    /// <inheritdoc/>
-    public Vector256<float> Apply(Vector256<float> x) => Vector256.AndNot(x, Vector256.LessThanOrEqual(x, Vector256<float>.Zero));
-
-    /// <inheritdoc/>
-    public Vector256<float> Derivative(Vector256<float> x) => Vector256.AndNot(Vector256<float>.One, Vector256.LessThanOrEqual(x, Vector256<float>.Zero));
+    public T Derivative<T>(T x)
+        where T : struct, ILanes<T> => T.Select(T.LessOrEqual(x, 0f), 0f, 1f);
 }
 
 /// <summary>y = x for x &gt; 0, else NegativeSlope * x; y' = 1 for x &gt; 0, else NegativeSlope.</summary>
@@ -57,21 +47,12 @@ public readonly record struct LeakyReluOp(float NegativeSlope) : IActivationOp
     public const float DefaultNegativeSlope = 0.01f;
 
     /// <inheritdoc/>
-    public bool Vectorizable => true;
+    public T Apply<T>(T x)
+        where T : struct, ILanes<T> => T.Select(T.Greater(x, 0f), x, x * NegativeSlope);
 
     /// <inheritdoc/>
-    public float Apply(float x) => x > 0f ? x : x * NegativeSlope;
-
-    /// <inheritdoc/>
-    public float Derivative(float x) => x > 0f ? 1f : NegativeSlope;
-
-    /// <inheritdoc/>
-    public Vector256<float> Apply(Vector256<float> x) =>
-        Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256<float>.Zero), x, x * Vector256.Create(NegativeSlope));
-
-    /// <inheritdoc/>
-    public Vector256<float> Derivative(Vector256<float> x) =>
-        Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256<float>.Zero), Vector256<float>.One, Vector256.Create(NegativeSlope));
+    public T Derivative<T>(T x)
+        where T : struct, ILanes<T> => T.Select(T.Greater(x, 0f), 1f, NegativeSlope);
 }
 
 /// <summary>
@@ -80,26 +61,19 @@ public readonly record struct LeakyReluOp(float NegativeSlope) : IActivationOp
 /// </summary>
 public readonly struct GeluOp : IActivationOp
 {
-    /// <inheritdoc/>
-    public bool Vectorizable => false;
-
-    /// <inheritdoc/>
-    public Vector256<float> Apply(Vector256<float> x) => Simd.PerLane(x, this);
-
-    /// <inheritdoc/>
-    public Vector256<float> Derivative(Vector256<float> x) => Simd.PerLaneDerivative(x, this);
-
     private const float InvSqrt2 = 0.707106781186547524f;
     private const float InvSqrt2Pi = 0.398942280401432678f;
 
     /// <inheritdoc/>
-    public float Apply(float x) => 0.5f * x * (1f + ActivationMath.Erf(x * InvSqrt2));
+    public T Apply<T>(T x)
+        where T : struct, ILanes<T> => 0.5f * x * (1f + ActivationMath.Erf(x * InvSqrt2));
 
     /// <inheritdoc/>
-    public float Derivative(float x)
+    public T Derivative<T>(T x)
+        where T : struct, ILanes<T>
     {
-        float cdf = 0.5f * (1f + ActivationMath.Erf(x * InvSqrt2));
-        float pdf = XMath.Exp(-0.5f * x * x) * InvSqrt2Pi;
+        T cdf = 0.5f * (1f + ActivationMath.Erf(x * InvSqrt2));
+        T pdf = LaneMath.Exp(-0.5f * x * x) * InvSqrt2Pi;
         return cdf + (x * pdf);
     }
 }
@@ -115,39 +89,30 @@ public readonly struct GeluOp : IActivationOp
 /// </remarks>
 public readonly struct GeluTanhOp : IActivationOp
 {
-    /// <inheritdoc/>
-    public bool Vectorizable => false;
-
-    /// <inheritdoc/>
-    public Vector256<float> Apply(Vector256<float> x) => Simd.PerLane(x, this);
-
-    /// <inheritdoc/>
-    public Vector256<float> Derivative(Vector256<float> x) => Simd.PerLaneDerivative(x, this);
-
     private const float Sqrt2OverPi = 0.797884560802865356f;
     private const float Kappa = 0.044715f;
 
     /// <inheritdoc/>
-    public float Apply(float x)
+    public T Apply<T>(T x)
+        where T : struct, ILanes<T>
     {
-        float u = Sqrt2OverPi * x * (1f + (Kappa * x * x));
+        T u = Sqrt2OverPi * x * (1f + (Kappa * x * x));
         return x * ActivationMath.Sigmoid(2f * u);
     }
 
     /// <inheritdoc/>
-    public float Derivative(float x)
+    public T Derivative<T>(T x)
+        where T : struct, ILanes<T>
     {
-        float z = 2f * Sqrt2OverPi * x * (1f + (Kappa * x * x));
-        float e = XMath.Exp(-XMath.Abs(z));
-        float p = 1f / (1f + e); // sigmoid(|z|)
-        float q = e * p;         // sigmoid(-|z|)
-        float s = z < 0f ? q : p;
-        float pq = p * q;
+        T z = 2f * Sqrt2OverPi * x * (1f + (Kappa * x * x));
+        T e = LaneMath.Exp(-T.Abs(z));
+        T p = 1f / (1f + e); // sigmoid(|z|)
+        T q = e * p;         // sigmoid(-|z|)
+        T s = T.Select(T.Less(z, 0f), q, p);
+        T pq = p * q;
+        T du = Sqrt2OverPi * (1f + (3f * Kappa * x * x));
         // pq is exactly 0 once |x| > ~10, while du/dx grows as x^2: skip 0 * inf for huge |x|.
-        if (pq == 0f)
-            return s;
-        float du = Sqrt2OverPi * (1f + (3f * Kappa * x * x));
-        return s + (2f * x * pq * du);
+        return T.Select(T.Equal(pq, 0f), s, s + (2f * x * pq * du));
     }
 }
 
@@ -155,31 +120,19 @@ public readonly struct GeluTanhOp : IActivationOp
 public readonly struct TanhOp : IActivationOp
 {
     /// <inheritdoc/>
-    public bool Vectorizable => false;
+    public T Apply<T>(T x)
+        where T : struct, ILanes<T> => ActivationMath.Tanh(x);
 
     /// <inheritdoc/>
-    public Vector256<float> Apply(Vector256<float> x) => Simd.PerLane(x, this);
-
-    /// <inheritdoc/>
-    public Vector256<float> Derivative(Vector256<float> x) => Simd.PerLaneDerivative(x, this);
-
-    /// <inheritdoc/>
-    public float Apply(float x) => ActivationMath.Tanh(x);
-
-    /// <inheritdoc/>
-    public float Derivative(float x)
+    public T Derivative<T>(T x)
+        where T : struct, ILanes<T>
     {
-        float a = XMath.Abs(x);
-        if (a < ActivationMath.TanhSmall)
-        {
-            float t = ActivationMath.Tanh(x);
-            return 1f - (t * t);
-        }
-
+        T a = T.Abs(x);
+        T t = ActivationMath.Tanh(x);
         // sech^2(a) = 4e / (1 + e)^2 with e = exp(-2a): no cancellation in 1 - tanh^2 near 1, no overflow.
-        float e = XMath.Exp(-2f * a);
-        float d = 1f + e;
-        return 4f * e / (d * d);
+        T e = LaneMath.Exp(-2f * a);
+        T d = 1f + e;
+        return T.Select(T.Less(a, ActivationMath.TanhSmall), 1f - (t * t), 4f * e / (d * d));
     }
 }
 
@@ -187,24 +140,17 @@ public readonly struct TanhOp : IActivationOp
 public readonly struct SigmoidOp : IActivationOp
 {
     /// <inheritdoc/>
-    public bool Vectorizable => false;
+    public T Apply<T>(T x)
+        where T : struct, ILanes<T> => ActivationMath.Sigmoid(x);
 
     /// <inheritdoc/>
-    public Vector256<float> Apply(Vector256<float> x) => Simd.PerLane(x, this);
-
-    /// <inheritdoc/>
-    public Vector256<float> Derivative(Vector256<float> x) => Simd.PerLaneDerivative(x, this);
-
-    /// <inheritdoc/>
-    public float Apply(float x) => ActivationMath.Sigmoid(x);
-
-    /// <inheritdoc/>
-    public float Derivative(float x)
+    public T Derivative<T>(T x)
+        where T : struct, ILanes<T>
     {
         // sigmoid(x) sigmoid(-x) = e / (1 + e)^2 with e = exp(-|x|): symmetric, exact for large |x|,
         // where sigmoid(x) (1 - sigmoid(x)) would cancel to 0.
-        float e = XMath.Exp(-XMath.Abs(x));
-        float p = 1f / (1f + e);
+        T e = LaneMath.Exp(-T.Abs(x));
+        T p = 1f / (1f + e);
         return e * p * p;
     }
 }
@@ -213,34 +159,26 @@ public readonly struct SigmoidOp : IActivationOp
 public readonly struct SiluOp : IActivationOp
 {
     /// <inheritdoc/>
-    public bool Vectorizable => false;
+    public T Apply<T>(T x)
+        where T : struct, ILanes<T> => x * ActivationMath.Sigmoid(x);
 
     /// <inheritdoc/>
-    public Vector256<float> Apply(Vector256<float> x) => Simd.PerLane(x, this);
-
-    /// <inheritdoc/>
-    public Vector256<float> Derivative(Vector256<float> x) => Simd.PerLaneDerivative(x, this);
-
-    /// <inheritdoc/>
-    public float Apply(float x) => x * ActivationMath.Sigmoid(x);
-
-    /// <inheritdoc/>
-    public float Derivative(float x)
+    public T Derivative<T>(T x)
+        where T : struct, ILanes<T>
     {
-        float e = XMath.Exp(-XMath.Abs(x));
-        float p = 1f / (1f + e); // sigmoid(|x|)
-        float q = e * p;         // sigmoid(-|x|)
-        float s = x < 0f ? q : p;
-        float sNeg = x < 0f ? p : q;
-        return s * (1f + (x * sNeg));
+        T e = LaneMath.Exp(-T.Abs(x));
+        T p = 1f / (1f + e); // sigmoid(|x|)
+        T q = e * p;         // sigmoid(-|x|)
+        T negative = T.Less(x, 0f);
+        return T.Select(negative, q, p) * (1f + (x * T.Select(negative, p, q)));
     }
 }
 
 /// <summary>
-/// Float special functions for activation kernels, accurate on every backend. They use only
-/// <see cref="XMath.Exp(float)"/>, +, *, /: on PTX, XMath.Tanh is <c>tanh.approx.f32</c>
-/// (relative error about 5e-4), too coarse for training and gradient checks, and .NET has no
-/// erf for floats.
+/// Float special functions for activations, accurate on every backend, written once over lanes.
+/// They use only <see cref="LaneMath.Exp{T}(T)"/>, +, *, / and selects: on PTX, XMath.Tanh is
+/// <c>tanh.approx.f32</c> (relative error about 5e-4), too coarse for training and gradient
+/// checks, and .NET has no erf for floats.
 /// </summary>
 public static class ActivationMath
 {
@@ -248,43 +186,45 @@ public static class ActivationMath
     public const float TanhSmall = 0.625f;
 
     /// <summary>erf(x) in float (NaN for NaN): at most about 1.2 ulp from the exact value (0.99 ulp with FMA).</summary>
+    /// <typeparam name="T">The lane type.</typeparam>
     /// <param name="x">Argument.</param>
+    /// <returns>erf(x).</returns>
     /// <remarks>
     /// Norbert Juffa's faithfully rounded erff, "Efficient faithfully-rounded implementation of
     /// error function erff", https://stackoverflow.com/questions/35148198 (also MLX's
     /// metal/kernels/erf.h): an odd minimax polynomial in x^2 for |x| &lt;= 0.927734375, which
     /// keeps full relative accuracy near 0, and 1 - exp(-|x| + poly(|x|)) above. ILGPU has no FMA
     /// intrinsic, so the Horner steps round twice; measured in float emulation: 1.13 ulp,
-    /// 6.8e-8 absolute at worst.
+    /// 6.8e-8 absolute at worst. Both pieces are computed and the lane's is selected.
     /// </remarks>
-    public static float Erf(float x)
+    public static T Erf<T>(T x)
+        where T : struct, ILanes<T>
     {
-        float t = XMath.Abs(x);
-        float s = x * x;
-        if (t > 0.927734375f)
-        {
-            float r = (-1.72853470e-5f * t) + 3.83197126e-4f;
-            float u = (-3.88396438e-3f * t) + 2.42546219e-2f;
-            r = (r * s) + u;
-            r = (r * t) - 1.06777877e-1f;
-            r = (r * t) - 6.34846687e-1f;
-            r = (r * t) - 1.28717512e-1f;
-            r = (r * t) - t;
-            r = 1f - XMath.Exp(r);
-            return x < 0f ? -r : r;
-        }
+        T t = T.Abs(x);
+        T s = x * x;
+        T r = (-1.72853470e-5f * t) + 3.83197126e-4f;
+        T u = (-3.88396438e-3f * t) + 2.42546219e-2f;
+        r = (r * s) + u;
+        r = (r * t) - 1.06777877e-1f;
+        r = (r * t) - 6.34846687e-1f;
+        r = (r * t) - 1.28717512e-1f;
+        r = (r * t) - t;
+        r = 1f - LaneMath.Exp(r);
+        T large = T.Select(T.Less(x, 0f), -r, r);
 
-        float p = -5.96761703e-4f;
+        T p = -5.96761703e-4f;
         p = (p * s) + 4.99119423e-3f;
         p = (p * s) - 2.67681349e-2f;
         p = (p * s) + 1.12819925e-1f;
         p = (p * s) - 3.76125336e-1f;
         p = (p * s) + 1.28379166e-1f;
-        return (p * x) + x;
+        return T.Select(T.Greater(t, 0.927734375f), large, (p * x) + x);
     }
 
     /// <summary>tanh(x) in float (NaN for NaN), within about 1.5 ulp for every x; exactly +-1 for large |x|.</summary>
+    /// <typeparam name="T">The lane type.</typeparam>
     /// <param name="x">Argument.</param>
+    /// <returns>tanh(x).</returns>
     /// <remarks>
     /// |x| &lt; 0.625: Lambert's continued fraction for tanh truncated after the term 9, written
     /// as a - a s (315 + 14 s) / (945 + 420 s + 15 s^2) with s = a^2 (relative error 7.5e-10 in
@@ -292,36 +232,31 @@ public static class ActivationMath
     /// |x| &gt;= 0.625: (1 - e) / (1 + e) with e = exp(-2|x|) &lt;= 0.29, which cannot overflow
     /// and reaches exactly 1 once e underflows.
     /// </remarks>
-    public static float Tanh(float x)
+    public static T Tanh<T>(T x)
+        where T : struct, ILanes<T>
     {
-        float a = XMath.Abs(x);
-        float t;
-        if (a < TanhSmall)
-        {
-            float s = a * a;
-            float c = ((14f * s) + 315f) / ((((15f * s) + 420f) * s) + 945f);
-            t = a - (a * s * c);
-        }
-        else
-        {
-            float e = XMath.Exp(-2f * a);
-            t = (1f - e) / (1f + e);
-        }
-
-        return x < 0f ? -t : t;
+        T a = T.Abs(x);
+        T s = a * a;
+        T c = ((14f * s) + 315f) / ((((15f * s) + 420f) * s) + 945f);
+        T e = LaneMath.Exp(-2f * a);
+        T t = T.Select(T.Less(a, TanhSmall), a - (a * s * c), (1f - e) / (1f + e));
+        return T.Select(T.Less(x, 0f), -t, t);
     }
 
     /// <summary>sigmoid(x) = 1 / (1 + exp(-x)) in float, in [0, 1] (NaN for NaN), stable for every x.</summary>
+    /// <typeparam name="T">The lane type.</typeparam>
     /// <param name="x">Argument.</param>
+    /// <returns>sigmoid(x).</returns>
     /// <remarks>
     /// Uses e = exp(-|x|) &lt;= 1: 1 / (1 + e) for x &gt;= 0 and e / (1 + e) for x &lt; 0, so
     /// exp never overflows and large negative x keeps its relative accuracy (sigmoid(-100) is
     /// 3.7e-44, not 0/0 or 1 - 1).
     /// </remarks>
-    public static float Sigmoid(float x)
+    public static T Sigmoid<T>(T x)
+        where T : struct, ILanes<T>
     {
-        float e = XMath.Exp(-XMath.Abs(x));
-        float p = 1f / (1f + e);
-        return x < 0f ? e * p : p;
+        T e = LaneMath.Exp(-T.Abs(x));
+        T p = 1f / (1f + e);
+        return T.Select(T.Less(x, 0f), e * p, p);
     }
 }

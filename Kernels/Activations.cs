@@ -39,7 +39,7 @@ internal static class Activations
         // Grid and Group reads are thread-local on the CPU accelerator: read them once.
         int stride = Grid.DimX * Group.DimX;
         for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-            dx[i] = dy[i] * op.Derivative(x[i]);
+            dx[i] = dy[i] * op.Derivative(new Lane1(x[i])).V;
     }
 
     internal static readonly ActivationKernels<ReluOp> ReluKernels = new();

@@ -211,31 +211,6 @@ internal static class Cast
         body.Run(0, checked((int)n));
     }
 
-    /// <summary>
-    /// float(half(x)) on eight lanes of float bits, bit for bit <c>HalfToFloatBits(FloatToHalfBits(f))</c>
-    /// without leaving the float encoding: a normal half drops the float's low 13 mantissa bits after
-    /// the same round-to-nearest-even add (a carry bumps the exponent as it does in the half);
-    /// from 65520 on that lands at or past 65536, which is inf; below 2^-14, (|x| + 0.5) - 0.5 is
-    /// |x| rounded to a multiple of 2^-24 (two IEEE ops, the second exact).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<uint> RoundToHalfBits(Vector256<uint> f)
-    {
-        var sign = f & Vector256.Create(0x80000000u);
-        var a = f & Vector256.Create(0x7FFFFFFFu);
-        var ai = a.AsInt32();
-        var odd = (a >>> 13) & Vector256<uint>.One;
-        var normal = (a + Vector256.Create(0xFFFu) + odd) & Vector256.Create(0xFFFFE000u);
-        var overflow = Vector256.GreaterThanOrEqual(normal.AsInt32(), Vector256.Create(0x47800000)).AsUInt32();
-        normal = Vector256.ConditionalSelect(overflow, Vector256.Create(0x7F800000u), normal);
-        var isNan = Vector256.GreaterThan(ai, Vector256.Create(0x7F800000)).AsUInt32();
-        var nan = Vector256.Create(0x7FC00000u) | (a & Vector256.Create(0x7FE000u));
-        var half = Vector256.Create(0.5f);
-        var sub = ((a.AsSingle() + half) - half).AsUInt32();
-        var isSub = Vector256.LessThan(ai, Vector256.Create(0x38800000)).AsUInt32();
-        return sign | Vector256.ConditionalSelect(isSub, sub, Vector256.ConditionalSelect(isNan, nan, normal));
-    }
-
     // y[i] = half(x[i]) for i in [start, end).
     internal readonly unsafe struct ToHalfBody(float* x, ushort* y) : CpuLoops.IRange
     {

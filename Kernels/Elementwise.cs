@@ -37,7 +37,7 @@ internal static class Elementwise
         // Grid and Group reads are thread-local on the CPU accelerator: read them once.
         int stride = Grid.DimX * Group.DimX;
         for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-            y[i] = op.Apply(x[i]);
+            y[i] = op.Apply(new Lane1(x[i])).V;
     }
 
     // Kernel: y[i] = op(a[i], b[i]) over y's length, grid-stride.
@@ -47,7 +47,7 @@ internal static class Elementwise
         int n = y.IntLength;
         int stride = Grid.DimX * Group.DimX;
         for (int i = Grid.GlobalIndex.X; i < n; i += stride)
-            y[i] = op.Apply(a[i], b[i]);
+            y[i] = op.Apply(new Lane1(a[i]), new Lane1(b[i])).V;
     }
 
     // Kernel: body.Run(i) for i in [0, n), grid-stride: the ILGPU driver of every IElementBody (over

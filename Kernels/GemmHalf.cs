@@ -96,15 +96,28 @@ internal static class GemmHalf
         Elementwise.Map(host, RoundDef, x, x, default(RoundToHalfOp), nameof(RoundToHalfInPlace));
 }
 
-/// <summary>y = float(half(x)): the nearest fp16 value, ties to even, in Cast's integer bit routines (the same bits on every backend); the vector form is Cast.RoundToHalfBits.</summary>
+/// <summary>
+/// y = float(half(x)): the nearest fp16 value, ties to even, +-inf from 65520 up, NaN quieted with
+/// its sign and top payload bits; in integer bit arithmetic, so the same bits on every backend
+/// (and Cast.FloatToHalf's bits).
+/// </summary>
 internal readonly struct RoundToHalfOp : IUnaryOp
 {
     /// <inheritdoc/>
-    public bool Vectorizable => true;
-
-    /// <inheritdoc/>
-    public float Apply(float x) => Cast.HalfToFloat(Cast.FloatToHalf(x));
-
-    /// <inheritdoc/>
-    public Vector256<float> Apply(Vector256<float> x) => Cast.RoundToHalfBits(x.AsUInt32()).AsSingle();
+    public T Apply<T>(T x)
+        where T : struct, ILanes<T>
+    {
+        T sign = x & T.Bits(0x80000000u);
+        T a = x & T.Bits(0x7FFFFFFFu);
+        // A normal half: add 0xFFF plus the kept lowest bit and clear the 13 dropped bits (ties to
+        // even, a carry bumps the exponent, up to the float 65536 = the half inf from 65520 on).
+        T odd = T.ShiftRightLogical(a, 13) & T.Bits(1u);
+        T normal = T.AddBits(T.AddBits(a, T.Bits(0xFFFu)), odd) & T.Bits(0xFFFFE000u);
+        normal = T.Select(T.GreaterBits(normal, T.Bits(0x477FFFFFu)), T.Bits(0x7F800000u), normal);
+        T nan = T.Bits(0x7FC00000u) | (a & T.Bits(0x7FE000u));
+        // Below 2^-14 (subnormal halves, steps of 2^-24): adding and removing 0.5 rounds to that step.
+        T sub = (a + 0.5f) - 0.5f;
+        T rounded = T.Select(T.GreaterBits(a, T.Bits(0x7F800000u)), nan, normal);
+        return sign | T.Select(T.GreaterBits(T.Bits(0x38800000u), a), sub, rounded);
+    }
 }

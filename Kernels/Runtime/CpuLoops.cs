@@ -8,8 +8,9 @@ namespace IlgpuTrain.Kernels.Runtime;
 // (PERFORMANCE.md), so on the Managed backend (KernelHost.RunsManaged) launchers run these loops on
 // the buffers' host memory after synchronizing the stream; the CpuAccelerator backend runs the
 // kernels on the same memory. The drivers (Map, Zip, ActivationBackward, ForEach) run the very
-// operator structs and element bodies the generic kernels run, and an operator's Vector256 form
-// does the scalar IEEE operations per lane, never FMA (neither the kernels nor the JIT contract
+// operator structs and element bodies the generic kernels run, and an operator's math is one
+// generic method over lanes (Runtime/Lanes.cs) that the kernels run as Lane1 and these loops as
+// Lane8, the same IEEE operations per lane, never FMA (neither the kernels nor the JIT contract
 // a*b+c): bitwise equal to the kernel by construction. Threads split the work only from
 // ParallelThreshold elements (a CpuWorkers fork-join costs microseconds), in fixed chunks
 // independent of thread timing.
@@ -97,7 +98,7 @@ internal static unsafe class CpuLoops
     internal static void BiasPlanes(KernelHost host, ArrayView<float> x, ArrayView<float> b, ArrayView<float> y, int c, int s) =>
         For(host, y.Length / s, new BiasPlanesBody(Ptr(x), Ptr(b), Ptr(y), c, s), s);
 
-    // Vector256 form where the operator has one, scalar on the tail and without AVX. Each IRange
+    // Lane8, then Lane1 on the tail (and everywhere without AVX). Each IRange
     // hands its fields to a static loop as arguments: as fields of `this` (a reference into the
     // fork-join closure) the pointers and the operator's scalars would be reloaded every iteration,
     // since a store through y may alias them, and a broadcast such as AxpyOp's
@@ -114,14 +115,14 @@ internal static unsafe class CpuLoops
         where TOp : struct, IUnaryOp
     {
         int i = start;
-        if (Vector256.IsHardwareAccelerated && op.Vectorizable)
+        if (Vector256.IsHardwareAccelerated)
         {
             for (; i <= end - 8; i += 8)
-                op.Apply(Vector256.Load(x + i)).Store(y + i);
+                op.Apply(new Lane8(Vector256.Load(x + i))).V.Store(y + i);
         }
 
         for (; i < end; i++)
-            y[i] = op.Apply(x[i]);
+            y[i] = op.Apply(new Lane1(x[i])).V;
     }
 
     private readonly struct ZipBody<TOp>(float* a, float* b, float* y, TOp op) : IRange
@@ -139,11 +140,11 @@ internal static unsafe class CpuLoops
         if (Vector256.IsHardwareAccelerated)
         {
             for (; i <= end - 8; i += 8)
-                op.Apply(Vector256.Load(a + i), Vector256.Load(b + i)).Store(y + i);
+                op.Apply(new Lane8(Vector256.Load(a + i)), new Lane8(Vector256.Load(b + i))).V.Store(y + i);
         }
 
         for (; i < end; i++)
-            y[i] = op.Apply(a[i], b[i]);
+            y[i] = op.Apply(new Lane1(a[i]), new Lane1(b[i])).V;
     }
 
     private readonly struct BackwardBody<TOp>(float* x, float* dy, float* dx, TOp op) : IRange
@@ -157,15 +158,15 @@ internal static unsafe class CpuLoops
         where TOp : struct, IActivationOp
     {
         int i = start;
-        if (Vector256.IsHardwareAccelerated && op.Vectorizable)
+        if (Vector256.IsHardwareAccelerated)
         {
             // dy * f'(x), multiplied as the kernel does (so inf * 0 is NaN, -g * 0 is -0).
             for (; i <= end - 8; i += 8)
-                (Vector256.Load(dy + i) * op.Derivative(Vector256.Load(x + i))).Store(dx + i);
+                (Vector256.Load(dy + i) * op.Derivative(new Lane8(Vector256.Load(x + i))).V).Store(dx + i);
         }
 
         for (; i < end; i++)
-            dx[i] = dy[i] * op.Derivative(x[i]);
+            dx[i] = dy[i] * op.Derivative(new Lane1(x[i])).V;
     }
 
     private readonly struct EachBody<TBody>(TBody body) : IRange

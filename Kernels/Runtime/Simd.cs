@@ -42,24 +42,4 @@ internal static class Simd
         r6 = Avx.Permute2x128(s2, s6, 0x31);
         r7 = Avx.Permute2x128(s3, s7, 0x31);
     }
-
-    /// <summary>op.Apply of each lane in turn: the vector form of an operator without a faster one.</summary>
-    internal static Vector256<float> PerLane<TOp>(Vector256<float> x, TOp op)
-        where TOp : struct, IUnaryOp
-    {
-        var y = Vector256<float>.Zero;
-        for (int l = 0; l < Vector256<float>.Count; l++)
-            y = y.WithElement(l, op.Apply(x.GetElement(l)));
-        return y;
-    }
-
-    /// <summary>op.Derivative of each lane in turn.</summary>
-    internal static Vector256<float> PerLaneDerivative<TOp>(Vector256<float> x, TOp op)
-        where TOp : struct, IActivationOp
-    {
-        var y = Vector256<float>.Zero;
-        for (int l = 0; l < Vector256<float>.Count; l++)
-            y = y.WithElement(l, op.Derivative(x.GetElement(l)));
-        return y;
-    }
 }

@@ -252,7 +252,7 @@ public class ActivationsProperties
     public Property Float_erf_matches_MathNet_relatively() =>
         Prop.ForAll(Gens.ActivationInput.ToArbitrary(), x =>
         {
-            var got = x.Select(ActivationMath.Erf).ToArray();
+            var got = x.Select(v => ActivationMath.Erf(new Lane1(v)).V).ToArray();
             var exact = x.Select(v => SpecialFunctions.Erf(v)).ToArray();
             return Close.All(got, exact, ErfFloatAtol, ErfFloatRtol, "erf(float)");
         });

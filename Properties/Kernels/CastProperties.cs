@@ -123,7 +123,7 @@ public unsafe class CastProperties
             return result;
         });
 
-    // RoundToHalfBits (GemmHalf's managed rounding) against the scalar routines the kernels call:
+    // RoundToHalfOp (GemmHalf's rounding, on eight lanes and on one) against the scalar routines the kernels call:
     // every float whose top 19 bits (sign, exponent, the ten mantissa bits a half keeps) are anything
     // and whose 13 dropped bits are each rounding case (0, just above 0, just below / at / just above
     // one half, all ones) or one pseudo-random pattern.
@@ -137,12 +137,13 @@ public unsafe class CastProperties
             low[6] = (uint)rng.Next(0x2000);
             low[7] = (uint)rng.Next(0x2000);
             var v = Vector256.Create(low) | Vector256.Create(top << 13);
-            var round = Cast.RoundToHalfBits(v);
+            var round = default(RoundToHalfOp).Apply(new Lane8(v.AsSingle())).V.AsUInt32();
             for (int j = 0; j < 8; j++)
             {
                 uint f = v[j], r = Cast.HalfToFloatBits(Cast.FloatToHalfBits(f));
-                if (round[j] != r)
-                    Assert.Fail($"float 0x{f:X8}: vector round 0x{round[j]:X8}, scalar 0x{r:X8}");
+                uint one = BitConverter.SingleToUInt32Bits(default(RoundToHalfOp).Apply(new Lane1(BitConverter.UInt32BitsToSingle(f))).V);
+                if (round[j] != r || one != r)
+                    Assert.Fail($"float 0x{f:X8}: eight-lane round 0x{round[j]:X8}, one-lane 0x{one:X8}, scalar routines 0x{r:X8}");
             }
         }
     }
