@@ -503,9 +503,15 @@ public sealed class Trainer
         var y = UploadTarget(step, batch);
         (x, var targets) = _options.Mixing.Apply(step, x, y, Classes, rng.Fold(MixingPurpose));                     // mixup / cutmix -> soft targets
         var lossScale = s.LossScale ?? NoScale;
-        var (loss, prediction, grads, modelState) = ForwardBackward(step, s, x, targets, rng.Fold(DropoutPurpose), lossScale.Scale); // forward -> loss -> backward
-        if (group is not null)
-            group.AllReduce(_device, grads.Flat32, Buckets(grads.Layout), ReduceOp.Mean, $"the gradients of step {s.Step}");  // average across ranks
+        string gradients = $"the gradients of step {s.Step}";
+        var overlap = group is not null && _options.Distributed!.OverlapBackward
+            ? new OverlappedGradients(group, _device, s.Params.Layout, Buckets(s.Params.Layout), ReduceOp.Mean, gradients)    // buckets start during the backward
+            : null;
+        var (loss, prediction, grads, modelState) = ForwardBackward(step, s, x, targets, rng.Fold(DropoutPurpose), lossScale.Scale, overlap); // forward -> loss -> backward
+        if (overlap is not null)
+            overlap.Complete(grads);                                                                                  // average across ranks: wait for every bucket
+        else if (group is not null)
+            group.AllReduce(_device, grads.Flat32, Buckets(grads.Layout), ReduceOp.Mean, gradients);                // average across ranks after the backward
         var metrics = ReadLossAndStatistics(step, loss, _task.Statistics(step, prediction, y));                       // metrics against the unmixed labels
         float lossValue = metrics[0];
         bool finite = lossScale.UnscaleInPlace(grads) && float.IsFinite(lossValue);                               // unscale + finite check
@@ -542,7 +548,7 @@ public sealed class Trainer
         return s with { Params = parameters, State = modelState, OptState = optState, LossScale = nextScale, Step = s.Step + 1, BatchInEpoch = batch.Index + 1, Averaged = averaged };
     }
 
-    private (Tensor Loss, Tensor Logits, ParamTree Grads, ParamTree State) ForwardBackward(StepScope step, TrainState s, Tensor x, Tensor y, Rng dropout, float seed)
+    private (Tensor Loss, Tensor Logits, ParamTree Grads, ParamTree State) ForwardBackward(StepScope step, TrainState s, Tensor x, Tensor y, Rng dropout, float seed, IGradientReadyObserver? ready)
     {
         Tensor? logits = null;
         ParamTree? modelState = null;
@@ -554,7 +560,7 @@ public sealed class Trainer
                 (logits, modelState) = _model.Apply(p, s.State, x, Mode.Train, dropout);
                 return _task.Loss(step, logits, y, LossReduction.Mean);
             },
-            new GradOptions { Seed = seed, Trainable = _options.Trainable });
+            new GradOptions { Seed = seed, Trainable = _options.Trainable, GradientReady = ready });
         return (loss, logits!, grads, modelState!);
     }
 
@@ -599,7 +605,7 @@ public sealed class Trainer
             $"batch size: {_options.BatchSize}; drop last: {_options.DropLast}; epochs: {_options.Epochs}",
             $"seed: {_options.Seed}",
             $"precision: {_options.Precision}; loss scaling: {_options.LossScale?.GetType().Name ?? "none"}",
-            $"sync batchnorm: {_options.Distributed?.SyncBatchNorm ?? false}; bucket bytes: {_options.Distributed?.BucketBytes}",
+            $"sync batchnorm: {_options.Distributed?.SyncBatchNorm ?? false}; bucket bytes: {_options.Distributed?.BucketBytes}; overlap backward: {_options.Distributed?.OverlapBackward}",
             $"starts at: epoch {s.Epoch}, batch {s.BatchInEpoch}, step {s.Step}",
         };
         if (Fingerprint.Differences(Fingerprint.Gather(_group, lines)) is { } differences)

@@ -121,6 +121,7 @@ internal static class OptionValues
         ["--distributed"] = [],
         ["--backend"] = ["mpi"],
         ["--sync-batchnorm"] = [],
+        ["--no-overlap"] = [],
         ["--collective-timeout"] = ["12"],
     };
 
