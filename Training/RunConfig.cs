@@ -122,6 +122,9 @@ public sealed record RunConfig
     /// </summary>
     public bool OverlapBackward { get; init; } = true;
 
+    /// <summary>The gradient bucket size of a distributed run in MiB (<see cref="Distributed.DistributedOptions.BucketBytes"/>, DDP's bucket_cap_mb); default 25.</summary>
+    public double BucketMb { get; init; } = 25;
+
     /// <summary>The collective engine of a distributed run: auto (NCCL when every rank trains on CUDA, else MPI), mpi or nccl.</summary>
     public string Backend { get; init; } = "auto";
 
@@ -484,6 +487,7 @@ public sealed record RunConfig
         [nameof(Backend)] = (JsonType.String, "a string"),
         [nameof(SyncBatchNorm)] = (JsonType.Bool, "true or false"),
         [nameof(OverlapBackward)] = (JsonType.Bool, "true or false"),
+        [nameof(BucketMb)] = (JsonType.Number, "a number"),
         [nameof(CollectiveTimeout)] = (JsonType.Number, "a number"),
         [nameof(Accumulate)] = (JsonType.Int, "a 32-bit integer"),
         [nameof(ScaleLr)] = (JsonType.Bool, "true or false"),

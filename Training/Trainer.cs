@@ -292,6 +292,8 @@ public sealed class Trainer
             throw;
         }
 
+        if (_group is not null)
+            CompareReplicas(_group, s, progress);                                                                   // every rank must end with the same weights
         int pending = PendingMicroBatches(s);
         if (pending > 0)
             progress.Message($"note: the last {pending} batch(es) of the run did not complete a group of {accumulation!.EveryK} and were not applied (dropped, as PyTorch's drop_last drops a partial batch); make the run's batches a multiple of {accumulation.EveryK} to use them.");
@@ -620,6 +622,37 @@ public sealed class Trainer
         }
 
         return s with { WorldSize = _group.WorldSize };
+    }
+
+    /// <summary>
+    /// The end of a distributed run: every rank's parameters (and loss scale and step) hashed and
+    /// all-gathered. Identical replicas are what the averaged gradients and the agreed skips
+    /// promise; rank 0 says so, or names the ranks that differ (a divergence: a collective that was
+    /// skipped on one rank, or a nondeterministic reduction).
+    /// </summary>
+    private static void CompareReplicas(ProcessGroup group, TrainState s, IProgressSink progress)
+    {
+        var snapshot = s.Params.Snapshot();
+        ulong hash = 14695981039346656037UL;
+        void Mix(ulong v)
+        {
+            hash ^= v;
+            hash *= 1099511628211UL;
+        }
+
+        foreach (float v in snapshot.Float32)
+            Mix(BitConverter.SingleToUInt32Bits(v));
+        Mix((ulong)s.Step);
+        Mix(BitConverter.SingleToUInt32Bits(s.LossScale?.Scale ?? 1f));
+        var all = group.AllGather(BitConverter.GetBytes(hash), "the parameters' hash at the end of the run").Select(b => BitConverter.ToUInt64(b)).ToArray();
+        if (all.All(h => h == all[0]))
+        {
+            progress.Message($"distributed: the {group.WorldSize} ranks end with identical parameters (step {s.Step}{(s.LossScale is DynamicLossScale d ? $", loss scale {d.Scale:G}" : string.Empty)})");
+            return;
+        }
+
+        var differ = Enumerable.Range(1, all.Length - 1).Where(r => all[r] != all[0]);
+        progress.Message($"warning: the ranks' parameters differ at the end of the run (rank(s) {string.Join(", ", differ)} against rank 0; hashes {string.Join(", ", all.Select(h => h.ToString("x16", System.Globalization.CultureInfo.InvariantCulture)))}): the replicas diverged, so the checkpoint holds rank 0's weights only; check that every rank ran the same command and report it if they did.");
     }
 
     /// <summary>Rank 0's verdict (its callbacks ran) on every rank: whether to stop, why, and whether its weights were restored (then broadcast).</summary>

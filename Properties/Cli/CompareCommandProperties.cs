@@ -122,6 +122,7 @@ internal static class OptionValues
         ["--backend"] = ["mpi"],
         ["--sync-batchnorm"] = [],
         ["--no-overlap"] = [],
+        ["--bucket-mb"] = ["0.5"],
         ["--collective-timeout"] = ["12"],
     };
 
