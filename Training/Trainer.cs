@@ -292,8 +292,17 @@ public sealed class Trainer
             throw;
         }
 
-        if (_group is not null)
-            CompareReplicas(_group, s, progress);                                                                   // every rank must end with the same weights
+        try
+        {
+            if (_group is not null)
+                CompareReplicas(_group, s, progress);                                                               // every rank must end with the same weights
+        }
+        catch
+        {
+            s.Dispose();
+            throw;
+        }
+
         int pending = PendingMicroBatches(s);
         if (pending > 0)
             progress.Message($"note: the last {pending} batch(es) of the run did not complete a group of {accumulation!.EveryK} and were not applied (dropped, as PyTorch's drop_last drops a partial batch); make the run's batches a multiple of {accumulation.EveryK} to use them.");
