@@ -21,7 +21,7 @@ internal static class CompareCommand
         var command = new Command("compare-optimizers", "Train the same model with SGD, momentum, Adam and AdamW and compare their curves.");
 
         // Each run sets its own optimizer and learning rate (--lrs), and every run starts fresh.
-        o.AddTo(command, o.Optimizer, o.Lr, o.Resume, o.InitFrom, o.Strict, o.InitSkip, o.Distributed, o.Backend, o.SyncBatchNorm, o.CollectiveTimeout);
+        o.AddTo(command, o.Optimizer, o.Lr, o.Resume, o.InitFrom, o.Strict, o.InitSkip, o.Distributed, o.Backend, o.SyncBatchNorm, o.NoOverlap, o.BucketMb, o.CollectiveTimeout);
         o.WeightDecay.Description = "Weight decay of adamw (decoupled); sgd, momentum and adam train without it, so the table compares the optimizers alone.";
         o.EarlyStopping.Description = "Stop each run when val_loss has not improved for this many epochs, restoring its best weights (default: off).";
         command.Options.Add(lrs);

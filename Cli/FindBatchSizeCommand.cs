@@ -25,7 +25,7 @@ internal static partial class FindBatchSizeCommand
         var command = new Command("find-batch-size", "Find the largest batch whose training step fits the device's memory (doubling, then bisection, over real steps), and its linearly scaled learning rate.");
 
         // Memory depends on the model, precision and optimizer; the schedule, epochs and outputs of a run do not matter.
-        o.AddTo(command, o.Schedule, o.Warmup, o.Epochs, o.Accumulate, o.ScaleLr, o.BaseBatchSize, o.EarlyStopping, o.Output, o.ValSize, o.Resume, o.InitFrom, o.Strict, o.InitSkip, o.Distributed, o.Backend, o.SyncBatchNorm, o.CollectiveTimeout);
+        o.AddTo(command, o.Schedule, o.Warmup, o.Epochs, o.Accumulate, o.ScaleLr, o.BaseBatchSize, o.EarlyStopping, o.Output, o.ValSize, o.Resume, o.InitFrom, o.Strict, o.InitSkip, o.Distributed, o.Backend, o.SyncBatchNorm, o.NoOverlap, o.BucketMb, o.CollectiveTimeout);
         o.BatchSize.Description = "The batch --lr was tuned for: the reference of the scaled learning rate.";
         o.Lr.Description = "The learning rate tuned for --batch-size: the reference of the scaled learning rate.";
         command.Options.Add(budget);

@@ -25,7 +25,7 @@ internal static class FindLrCommand
         var command = new Command("find-lr", "Learning-rate range test: train a few steps while the rate grows exponentially, plot the loss and suggest a rate (fastai's lr_find).");
 
         // The rate is what the test sweeps; the schedule, epochs, accumulation and resuming belong to a run, not to the test.
-        o.AddTo(command, o.Lr, o.Schedule, o.Warmup, o.Epochs, o.MixedPrecision, o.Accumulate, o.ScaleLr, o.BaseBatchSize, o.EarlyStopping, o.ValSize, o.Resume, o.InitFrom, o.Strict, o.InitSkip, o.Distributed, o.Backend, o.SyncBatchNorm, o.CollectiveTimeout);
+        o.AddTo(command, o.Lr, o.Schedule, o.Warmup, o.Epochs, o.MixedPrecision, o.Accumulate, o.ScaleLr, o.BaseBatchSize, o.EarlyStopping, o.ValSize, o.Resume, o.InitFrom, o.Strict, o.InitSkip, o.Distributed, o.Backend, o.SyncBatchNorm, o.NoOverlap, o.BucketMb, o.CollectiveTimeout);
         o.Output.Description = "Folder for lr_find.png and lr_find.csv.";
         o.Output.DefaultValueFactory = _ => "runs/find-lr";
         command.Options.Add(start);

@@ -262,6 +262,10 @@ internal sealed class TrainOptions
 
     public Option<bool> SyncBatchNorm { get; } = new("--sync-batchnorm") { Description = "With --distributed: BatchNorm statistics over every rank's batch (PyTorch's SyncBatchNorm) instead of each rank's own." };
 
+    public Option<bool> NoOverlap { get; } = new("--no-overlap") { Description = "With --distributed: all-reduce the gradient buckets after the backward instead of during it (the same gradients; for timing the overlap)." };
+
+    public Option<double> BucketMb { get; } = new("--bucket-mb") { Description = "With --distributed: the gradient bucket size in MiB (default 25, as DDP's bucket_cap_mb); smaller buckets start their all-reduce earlier in the backward.", DefaultValueFactory = _ => D.BucketMb };
+
     public Option<double> CollectiveTimeout { get; } = new("--collective-timeout") { Description = "With --distributed: seconds a collective may wait for the other ranks before the job is aborted with a message (default 300).", DefaultValueFactory = _ => D.CollectiveTimeout };
 
     public Option<int> Profile { get; } = new("--profile") { Description = "Time N training steps (after the first 10) op by op, forward and backward, and the work around them; print the table at the end and write <output>/profile.txt. The timed steps synchronize the device.", Arity = ArgumentArity.ZeroOrOne, DefaultValueFactory = _ => 0, CustomParser = ProfileSteps };
@@ -284,7 +288,7 @@ internal sealed class TrainOptions
     public Option<string?> Freeze { get; } = new("--freeze") { Description = "Parameter globs that do not train, comma-separated: * within a path segment, ** across (e.g. 'conv1.*,bn1.*,layer1.**'). Frozen parameters get no gradient and no update." };
 
     /// <summary>Every option, in help order.</summary>
-    public IReadOnlyList<Option> All => [Model, Dataset, Data, BlockSize, Dim, Layers, Heads, ImageSize, Workers, Task, Target, Features, Loss, Delta, Optimizer, Lr, WeightDecay, Momentum, Schedule, Warmup, Epochs, BatchSize, LabelSmoothing, Dropout, Augment, MixedPrecision, Accumulate, ScaleLr, BaseBatchSize, Clip, EarlyStopping, Device, Seed, Output, TrainLimit, ValSize, Ema, SwaStart, Resume, InitFrom, Strict, InitSkip, Freeze, Distributed, Backend, SyncBatchNorm, CollectiveTimeout];
+    public IReadOnlyList<Option> All => [Model, Dataset, Data, BlockSize, Dim, Layers, Heads, ImageSize, Workers, Task, Target, Features, Loss, Delta, Optimizer, Lr, WeightDecay, Momentum, Schedule, Warmup, Epochs, BatchSize, LabelSmoothing, Dropout, Augment, MixedPrecision, Accumulate, ScaleLr, BaseBatchSize, Clip, EarlyStopping, Device, Seed, Output, TrainLimit, ValSize, Ema, SwaStart, Resume, InitFrom, Strict, InitSkip, Freeze, Distributed, Backend, SyncBatchNorm, NoOverlap, BucketMb, CollectiveTimeout];
 
     /// <summary>Adds the options to a command, less those it does not use (a command lists only options that work).</summary>
     /// <param name="c">The command.</param>
@@ -380,6 +384,9 @@ internal sealed class TrainOptions
         Require(c.Freeze is null || RunConfig.Globs(c.Freeze).Length > 0, $"--freeze '{c.Freeze}': give parameter globs, comma-separated, such as 'conv1.*,layer1.**'.");
         Require(c.Backend is "auto" or "mpi" or "nccl", $"--backend {c.Backend}: use auto, mpi or nccl.");
         Require(c.Distributed || c.Backend == "auto", $"--backend {c.Backend}: chooses the engine of a distributed run; add --distributed (under mpirun -np N) or leave it out.");
+        Require(c.Distributed || c.OverlapBackward, "--no-overlap: changes when a distributed run all-reduces its gradients; add --distributed (under mpirun -np N) or leave it out.");
+        Require(double.IsFinite(c.BucketMb) && c.BucketMb * 1024 * 1024 >= sizeof(float), $"--bucket-mb {F(c.BucketMb)}: a bucket must hold at least one float; give MiB such as 25 (the default) or 0.5.");
+        Require(c.Distributed || c.BucketMb == D.BucketMb, $"--bucket-mb {F(c.BucketMb)}: sizes the gradient buckets of a distributed run; add --distributed (under mpirun -np N) or leave it out.");
         Require(c.Distributed || !c.SyncBatchNorm, "--sync-batchnorm: synchronizes BatchNorm across the ranks of a distributed run; add --distributed (under mpirun -np N) or leave it out.");
         Require(double.IsFinite(c.CollectiveTimeout) && c.CollectiveTimeout > 0, $"--collective-timeout {F(c.CollectiveTimeout)}: give a positive number of seconds (default 300).");
         Require(!c.Model.StartsWith("resnet", StringComparison.Ordinal) || c.Model == "resnet" || c.Dropout is null or 0, $"--dropout {c.Dropout?.ToString(CultureInfo.InvariantCulture)}: {c.Model} has no dropout layer; leave --dropout out.");
@@ -438,6 +445,8 @@ internal sealed class TrainOptions
             Backend = V(Backend, D.Backend),
             CollectiveTimeout = V(CollectiveTimeout, D.CollectiveTimeout),
             SyncBatchNorm = V(SyncBatchNorm, D.SyncBatchNorm),
+            OverlapBackward = !V(NoOverlap, !D.OverlapBackward),
+            BucketMb = V(BucketMb, D.BucketMb),
         };
     }
 }

@@ -416,7 +416,7 @@ public static class Recipes
         ArgumentNullException.ThrowIfNull(train);
         var c = config;
         var model = Model(c, train);
-        var options = Options(c, train, callbacks, progress) with { Distributed = group is null ? null : new Distributed.DistributedOptions(group) { SyncBatchNorm = c.SyncBatchNorm } };
+        var options = Options(c, train, callbacks, progress) with { Distributed = group is null ? null : new Distributed.DistributedOptions(group) { SyncBatchNorm = c.SyncBatchNorm, OverlapBackward = c.OverlapBackward, BucketBytes = Math.Max(sizeof(float), (long)(c.BucketMb * 1024 * 1024)) } };
         if (adjust is not null)
             options = adjust(options);
         var trainer = new Trainer(device, model, train.SampleShape, Optimizer(c, TotalUpdates(c, SamplesPerRank(train.Count, group))), options);

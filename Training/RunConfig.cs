@@ -115,6 +115,16 @@ public sealed record RunConfig
     /// <summary>Synchronized batch normalization in a distributed run (statistics over every rank's batch; <see cref="Distributed.DistributedOptions.SyncBatchNorm"/>); default false.</summary>
     public bool SyncBatchNorm { get; init; }
 
+    /// <summary>
+    /// In a distributed run, start each gradient bucket's all-reduce during the backward as soon as
+    /// its gradients are final (<see cref="Distributed.DistributedOptions.OverlapBackward"/>); default true.
+    /// False: every bucket after the backward (the same gradients).
+    /// </summary>
+    public bool OverlapBackward { get; init; } = true;
+
+    /// <summary>The gradient bucket size of a distributed run in MiB (<see cref="Distributed.DistributedOptions.BucketBytes"/>, DDP's bucket_cap_mb); default 25.</summary>
+    public double BucketMb { get; init; } = 25;
+
     /// <summary>The collective engine of a distributed run: auto (NCCL when every rank trains on CUDA, else MPI), mpi or nccl.</summary>
     public string Backend { get; init; } = "auto";
 
@@ -476,6 +486,8 @@ public sealed record RunConfig
         [nameof(Distributed)] = (JsonType.Bool, "true or false"),
         [nameof(Backend)] = (JsonType.String, "a string"),
         [nameof(SyncBatchNorm)] = (JsonType.Bool, "true or false"),
+        [nameof(OverlapBackward)] = (JsonType.Bool, "true or false"),
+        [nameof(BucketMb)] = (JsonType.Number, "a number"),
         [nameof(CollectiveTimeout)] = (JsonType.Number, "a number"),
         [nameof(Accumulate)] = (JsonType.Int, "a 32-bit integer"),
         [nameof(ScaleLr)] = (JsonType.Bool, "true or false"),

@@ -306,6 +306,17 @@ public sealed class Trainer
             throw;
         }
 
+        try
+        {
+            if (_group is not null)
+                CompareReplicas(_group, s, progress);                                                               // every rank must end with the same weights
+        }
+        catch
+        {
+            s.Dispose();
+            throw;
+        }
+
         int pending = PendingMicroBatches(s);
         if (pending > 0)
             progress.Message($"note: the last {pending} batch(es) of the run did not complete a group of {accumulation!.EveryK} and were not applied (dropped, as PyTorch's drop_last drops a partial batch); make the run's batches a multiple of {accumulation.EveryK} to use them.");
@@ -522,11 +533,17 @@ public sealed class Trainer
             return (mixed, y, targets);
         });
         var lossScale = s.LossScale ?? NoScale;
+        string gradients = $"the gradients of step {s.Step}";
+        var overlap = group is not null && _options.Distributed!.OverlapBackward
+            ? new OverlappedGradients(group, _device, s.Params.Layout, Buckets(s.Params.Layout), ReduceOp.Mean, gradients)    // buckets start during the backward
+            : null;
         step.Profile = profile;                                                                                       // the tape's ops, forward and backward
-        var (loss, prediction, grads, modelState) = ForwardBackward(step, s, x, targets, rng.Fold(DropoutPurpose), lossScale.Scale); // forward -> loss -> backward
+        var (loss, prediction, grads, modelState) = ForwardBackward(step, s, x, targets, rng.Fold(DropoutPurpose), lossScale.Scale, overlap); // forward -> loss -> backward
         step.Profile = null;
-        if (group is not null)
-            Timed(profile, "gradient all-reduce", () => group.AllReduce(_device, grads.Flat32, Buckets(grads.Layout), ReduceOp.Mean, $"the gradients of step {s.Step}"));  // average across ranks
+        if (overlap is not null)
+            Timed(profile, "gradient all-reduce (waiting)", () => overlap.Complete(grads));                           // average across ranks: wait for every bucket
+        else if (group is not null)
+            Timed(profile, "gradient all-reduce", () => group.AllReduce(_device, grads.Flat32, Buckets(grads.Layout), ReduceOp.Mean, gradients)); // average across ranks after the backward
         var metrics = Timed(profile, "metrics and loss to host", () => ReadLossAndStatistics(step, loss, _task.Statistics(step, prediction, y))); // metrics against the unmixed labels
         float lossValue = metrics[0];
         bool finite = Timed(profile, "unscale and finite check", () => lossScale.UnscaleInPlace(grads)) && float.IsFinite(lossValue); // unscale + finite check
@@ -563,7 +580,7 @@ public sealed class Trainer
         return s with { Params = parameters, State = modelState, OptState = optState, LossScale = nextScale, Step = s.Step + 1, BatchInEpoch = batch.Index + 1, Averaged = averaged };
     }
 
-    private (Tensor Loss, Tensor Logits, ParamTree Grads, ParamTree State) ForwardBackward(StepScope step, TrainState s, Tensor x, Tensor y, Rng dropout, float seed)
+    private (Tensor Loss, Tensor Logits, ParamTree Grads, ParamTree State) ForwardBackward(StepScope step, TrainState s, Tensor x, Tensor y, Rng dropout, float seed, IGradientReadyObserver? ready)
     {
         Tensor? logits = null;
         ParamTree? modelState = null;
@@ -575,7 +592,7 @@ public sealed class Trainer
                 (logits, modelState) = _model.Apply(p, s.State, x, Mode.Train, dropout);
                 return _task.Loss(step, logits, y, LossReduction.Mean);
             },
-            new GradOptions { Seed = seed, Trainable = _options.Trainable });
+            new GradOptions { Seed = seed, Trainable = _options.Trainable, GradientReady = ready });
         return (loss, logits!, grads, modelState!);
     }
 
@@ -636,7 +653,7 @@ public sealed class Trainer
             $"batch size: {_options.BatchSize}; drop last: {_options.DropLast}; epochs: {_options.Epochs}",
             $"seed: {_options.Seed}",
             $"precision: {_options.Precision}; loss scaling: {_options.LossScale?.GetType().Name ?? "none"}",
-            $"sync batchnorm: {_options.Distributed?.SyncBatchNorm ?? false}; bucket bytes: {_options.Distributed?.BucketBytes}",
+            $"sync batchnorm: {_options.Distributed?.SyncBatchNorm ?? false}; bucket bytes: {_options.Distributed?.BucketBytes}; overlap backward: {_options.Distributed?.OverlapBackward}",
             $"starts at: epoch {s.Epoch}, batch {s.BatchInEpoch}, step {s.Step}",
         };
         if (Fingerprint.Differences(Fingerprint.Gather(_group, lines)) is { } differences)
@@ -651,6 +668,37 @@ public sealed class Trainer
         }
 
         return s with { WorldSize = _group.WorldSize };
+    }
+
+    /// <summary>
+    /// The end of a distributed run: every rank's parameters (and loss scale and step) hashed and
+    /// all-gathered. Identical replicas are what the averaged gradients and the agreed skips
+    /// promise; rank 0 says so, or names the ranks that differ (a divergence: a collective that was
+    /// skipped on one rank, or a nondeterministic reduction).
+    /// </summary>
+    private static void CompareReplicas(ProcessGroup group, TrainState s, IProgressSink progress)
+    {
+        var snapshot = s.Params.Snapshot();
+        ulong hash = 14695981039346656037UL;
+        void Mix(ulong v)
+        {
+            hash ^= v;
+            hash *= 1099511628211UL;
+        }
+
+        foreach (float v in snapshot.Float32)
+            Mix(BitConverter.SingleToUInt32Bits(v));
+        Mix((ulong)s.Step);
+        Mix(BitConverter.SingleToUInt32Bits(s.LossScale?.Scale ?? 1f));
+        var all = group.AllGather(BitConverter.GetBytes(hash), "the parameters' hash at the end of the run").Select(b => BitConverter.ToUInt64(b)).ToArray();
+        if (all.All(h => h == all[0]))
+        {
+            progress.Message($"distributed: the {group.WorldSize} ranks end with identical parameters (step {s.Step}{(s.LossScale is DynamicLossScale d ? $", loss scale {d.Scale:G}" : string.Empty)})");
+            return;
+        }
+
+        var differ = Enumerable.Range(1, all.Length - 1).Where(r => all[r] != all[0]);
+        progress.Message($"warning: the ranks' parameters differ at the end of the run (rank(s) {string.Join(", ", differ)} against rank 0; hashes {string.Join(", ", all.Select(h => h.ToString("x16", System.Globalization.CultureInfo.InvariantCulture)))}): the replicas diverged, so the checkpoint holds rank 0's weights only; check that every rank ran the same command and report it if they did.");
     }
 
     /// <summary>Rank 0's verdict (its callbacks ran) on every rank: whether to stop, why, and whether its weights were restored (then broadcast).</summary>

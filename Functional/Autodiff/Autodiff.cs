@@ -14,6 +14,13 @@ public sealed record GradOptions
     /// mixed precision, so the gradients come out scaled without another pass.
     /// </summary>
     public float Seed { get; init; } = 1f;
+
+    /// <summary>
+    /// Told during the backward when each parameter's gradient is final (see
+    /// <see cref="IGradientReadyObserver"/>), or null (the default). The gradients are the same with or
+    /// without it; only the moment at which the unwritten slots are zero-filled changes.
+    /// </summary>
+    public IGradientReadyObserver? GradientReady { get; init; }
 }
 
 /// <summary>
@@ -163,7 +170,7 @@ public static class Autodiff
                 throw new InvalidOperationException($"{api}: the function returned null; it must return its output tensor.");
             if (seed is null)
             {
-                tape.Backward(value, options.Seed);
+                tape.Backward(value, options.Seed, grads, options.GradientReady);
             }
             else
             {
@@ -171,12 +178,12 @@ public static class Autodiff
                     throw new ArgumentException($"{api}: the function returned a {value.DType} Tensor{value.Shape}; only Float32 outputs have gradients.", nameof(f));
                 if (seed.Shape != value.Shape)
                     throw new ArgumentException($"{api}: the seed is Tensor{seed.Shape} but the function returned Tensor{value.Shape}; the seed (d objective / d output) must have the output's shape.", nameof(seed));
-                tape.Backward(value, step.Use(seed));
+                tape.Backward(value, step.Use(seed), grads, options.GradientReady);
             }
 
             // Parameters and inputs the output does not read, frozen ones and those with no path to
             // it get exactly zero: the buffers come from the pool and hold whatever was there.
-            if (grads is not null)
+            if (grads is not null && options.GradientReady is null)
                 tape.ZeroUnowned(grads);
             for (int i = 0; i < leaves.Length; i++)
             {

@@ -142,7 +142,9 @@ public sealed class Tape
     /// </summary>
     /// <param name="loss">A one-element tensor recorded on this tape.</param>
     /// <param name="seed">The gradient of the objective with respect to the loss (1, or the loss scale).</param>
-    internal void Backward(Tensor loss, float seed)
+    /// <param name="grads">The gradient tree the parameter leaves write into (for <paramref name="ready"/>), or null.</param>
+    /// <param name="ready">Told when each parameter's gradient is final, or null.</param>
+    internal void Backward(Tensor loss, float seed, ParamTree? grads = null, IGradientReadyObserver? ready = null)
     {
         if (loss.Length != 1)
             throw new ArgumentException($"ValueAndGrad: the loss function returned a Tensor{loss.Shape}; it must return a single value (use F.Mean or F.Sum, or a loss with reduction Mean or Sum), or use Autodiff.Vjp with a seed tensor of the output's shape.", nameof(loss));
@@ -151,7 +153,7 @@ public sealed class Tape
             var seedTensor = Scope.Allocate(loss.Shape);
             Elementwise.Fill(Scope.Device.Kernels, seedTensor.View<float>(), seed);
             return seedTensor;
-        });
+        }, grads, ready);
     }
 
     /// <summary>
@@ -160,11 +162,14 @@ public sealed class Tape
     /// </summary>
     /// <param name="output">A tensor recorded on this tape (or not: then nothing depends on a leaf).</param>
     /// <param name="seed">A Float32 tensor of the step with the output's length; only read.</param>
-    internal void Backward(Tensor output, Tensor seed) => Run(output, () => seed);
+    /// <param name="grads">The gradient tree the parameter leaves write into (for <paramref name="ready"/>), or null.</param>
+    /// <param name="ready">Told when each parameter's gradient is final, or null.</param>
+    internal void Backward(Tensor output, Tensor seed, ParamTree? grads = null, IGradientReadyObserver? ready = null) => Run(output, () => seed, grads, ready);
 
-    private void Run(Tensor output, Func<Tensor> seed)
+    private void Run(Tensor output, Func<Tensor> seed, ParamTree? grads, IGradientReadyObserver? ready)
     {
         var ctx = new Backward(this);
+        var readiness = grads is null || ready is null ? null : new Readiness(this, grads, ready, Tracks(output) ? output.Node!.Index : -1);
         if (Tracks(output))
         {
             var root = output.Node!;
@@ -174,6 +179,7 @@ public sealed class Tape
             root.HasGrad = true;
             if (root.IsLeaf)
                 ctx.Write(root, root.Grad);
+            readiness?.Before();
 
             // A VJP built from F.* ops must not record: nothing differentiates the backward itself.
             using (Suspend())
@@ -181,14 +187,21 @@ public sealed class Tape
                 for (int i = root.Index; i >= 0; i--)
                 {
                     var node = _nodes[i];
-                    if (!node.HasGrad || node.IsLeaf)
-                        continue;
-                    if (Scope.Profile is { } profile)
-                        profile.Backward(node.Op, Scope.Device, () => ctx.Run(node));
-                    else
-                        ctx.Run(node);
+                    if (node.HasGrad && !node.IsLeaf)
+                    {
+                        if (Scope.Profile is { } profile)
+                            profile.Backward(node.Op, Scope.Device, () => ctx.Run(node));
+                        else
+                            ctx.Run(node);
+                    }
+
+                    readiness?.After(i);
                 }
             }
+        }
+        else
+        {
+            readiness?.Before();
         }
 
         IsRecording = false;
@@ -199,6 +212,81 @@ public sealed class Tape
     internal HashSet<string> WrittenLeaves() => _leaves.Where(l => l.HasGrad).Select(l => l.Path!).ToHashSet(StringComparer.Ordinal);
 
     internal void StopRecording() => IsRecording = false;
+
+    /// <summary>
+    /// When each Float32 parameter's gradient slot is final during a backward from node
+    /// <c>root</c>: after the earliest node at or below the root that reads the parameter's leaf
+    /// (the last one of the reverse sweep that can write it); at once for a parameter with no such
+    /// node or no leaf (frozen, never read). A slot that no node wrote is zero-filled before it is reported.
+    /// </summary>
+    private sealed class Readiness
+    {
+        private readonly ParamTree _grads;
+        private readonly IGradientReadyObserver _observer;
+        private readonly List<(ParamInfo Param, TapeNode? Leaf)> _now = new();
+        private readonly Dictionary<int, List<(ParamInfo Param, TapeNode? Leaf)>> _after = new();
+
+        public Readiness(Tape tape, ParamTree grads, IGradientReadyObserver observer, int root)
+        {
+            _grads = grads;
+            _observer = observer;
+            var leaves = new Dictionary<string, TapeNode>(StringComparer.Ordinal);
+            foreach (var l in tape._leaves)
+                leaves[l.Path!] = l;
+            var lastWriter = new Dictionary<TapeNode, int>();
+            for (int i = root; i >= 0; i--)
+            {
+                var node = tape._nodes[i];
+                if (node.IsLeaf)
+                    continue;
+                foreach (var input in node.Inputs)
+                {
+                    if (input.Node is { IsLeaf: true, Path: not null } leaf && ReferenceEquals(leaf.Tape, tape))
+                        lastWriter[leaf] = i;                                                               // the sweep goes down: the last assignment is the earliest node
+                }
+            }
+
+            // Layout order from the end, as the buckets are planned (the last parameters' gradients come first).
+            for (int k = grads.Layout.Params.Count - 1; k >= 0; k--)
+            {
+                var p = grads.Layout.Params[k];
+                if (p.DType != DType.Float32 || p.Length == 0)
+                    continue;
+                var leaf = leaves.GetValueOrDefault(p.Path);
+                if (leaf is not null && lastWriter.TryGetValue(leaf, out int at))
+                {
+                    if (!_after.TryGetValue(at, out var list))
+                        _after[at] = list = new();
+                    list.Add((p, leaf));
+                }
+                else
+                {
+                    _now.Add((p, leaf));
+                }
+            }
+        }
+
+        /// <summary>Reports the parameters no node of the sweep writes (after the root's own write).</summary>
+        public void Before() => Report(_now);
+
+        /// <summary>Reports the parameters whose last writer is node <paramref name="index"/> (run or skipped), then drives the observer's work.</summary>
+        public void After(int index)
+        {
+            if (_after.TryGetValue(index, out var list))
+                Report(list);
+            _observer.Progress();
+        }
+
+        private void Report(List<(ParamInfo Param, TapeNode? Leaf)> list)
+        {
+            foreach (var (p, leaf) in list)
+            {
+                if (leaf is not { HasGrad: true })
+                    _grads.Flat32.SubView(p.Offset, p.Length).MemSetToZero(_grads.Device.Stream);
+                _observer.Ready(_grads, p);
+            }
+        }
+    }
 
     /// <summary>The scope of <see cref="Suspend"/>.</summary>
     internal readonly struct Suspension : IDisposable

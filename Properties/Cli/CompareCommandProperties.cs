@@ -121,6 +121,8 @@ internal static class OptionValues
         ["--distributed"] = [],
         ["--backend"] = ["mpi"],
         ["--sync-batchnorm"] = [],
+        ["--no-overlap"] = [],
+        ["--bucket-mb"] = ["0.5"],
         ["--collective-timeout"] = ["12"],
     };
 

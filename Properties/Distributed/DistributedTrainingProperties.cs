@@ -28,7 +28,7 @@ public class DistributedTrainingProperties
     private static readonly Lazy<(string Root, Mpirun.Result ThreeEpochs)> Shared = new(() =>
     {
         string root = Path.Combine(Path.GetTempPath(), "ilgpu-dist-" + Guid.NewGuid().ToString("N"));
-        var r = Mpirun.Run(2, TimeSpan.FromMinutes(3), [.. Run, "--distributed", "--batch-size", "16", "--epochs", "3", "--collective-timeout", "60", "--output", Path.Combine(root, "two")]);
+        var r = Mpirun.Run(2, TimeSpan.FromMinutes(3), [.. Run, "--distributed", "--batch-size", "16", "--epochs", "3", "--collective-timeout", "60", "--bucket-mb", "0.1", "--output", Path.Combine(root, "two")]);
         return (root, r);
     });
 
@@ -85,6 +85,24 @@ public class DistributedTrainingProperties
         var continued = Weights(Path.Combine(resumed, "checkpoints", "last.safetensors"));
         foreach (var (name, want) in straight)
             Assert.True(want.AsSpan().SequenceEqual(continued[name]), $"{name}: the resumed run differs from the uninterrupted one");
+    }
+
+    /// <summary>
+    /// The buckets (0.1 MiB: the MLP's gradients in several) overlapped with the backward against
+    /// all of them after it, in the default 25 MiB (one bucket): the same bits.
+    /// </summary>
+    [MpiFact]
+    public void Overlapped_buckets_and_one_all_reduce_after_the_backward_train_the_same_bits()
+    {
+        var (root, two) = Shared.Value;
+        Assert.True(two.Code == 0, two.ToString());
+        Assert.Contains("the 2 ranks end with identical parameters (step 48)", two.Out, StringComparison.Ordinal);
+        var r = Mpirun.Run(2, TimeSpan.FromMinutes(3), [.. Run, "--distributed", "--batch-size", "16", "--epochs", "3", "--collective-timeout", "60", "--no-overlap", "--output", Path.Combine(root, "after")]);
+        Assert.True(r.Code == 0, r.ToString());
+        var overlapped = Weights(Path.Combine(root, "two", "checkpoints", "last.safetensors"));
+        var after = Weights(Path.Combine(root, "after", "checkpoints", "last.safetensors"));
+        foreach (var (name, want) in after)
+            Assert.True(want.AsSpan().SequenceEqual(overlapped[name]), $"{name}: the overlapped run differs from the one that all-reduces after the backward");
     }
 
     private static int Count(string text, string what) => text.Split(what).Length - 1;

@@ -14,7 +14,7 @@ public sealed record DistributedOptions(ProcessGroup Group)
     /// <summary>
     /// The size of a gradient bucket (25 MB): the flat gradient buffer is all-reduced in pieces
     /// of about this size, cut at parameter boundaries, last parameters first, each started as soon
-    /// as it is on the host so that the transfers of one overlap the reduction of the others.
+    /// as the backward has finished its gradients (<see cref="OverlapBackward"/>) and is on the host.
     /// </summary>
     public long BucketBytes { get; init; } = DefaultBucketBytes;
 
@@ -25,6 +25,15 @@ public sealed record DistributedOptions(ProcessGroup Group)
     /// batch of N B. Off: each rank normalizes with its own batch (PyTorch's default under DDP).
     /// </summary>
     public bool SyncBatchNorm { get; init; }
+
+    /// <summary>
+    /// Overlap the gradient all-reduce with the backward (true, as DistributedDataParallel): a
+    /// bucket's nonblocking all-reduce starts as soon as the backward has finished every gradient
+    /// in it (and the buckets before it in the plan have started), and MPI's progress is driven
+    /// between the backward's operations. False: every bucket starts after the backward ends. The
+    /// averaged gradients are the same bits either way; only when the buckets travel differs.
+    /// </summary>
+    public bool OverlapBackward { get; init; } = true;
 
     /// <summary>Throws when an option is out of range, naming it and the fix.</summary>
     public void Validate()

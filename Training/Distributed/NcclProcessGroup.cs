@@ -116,19 +116,13 @@ public sealed unsafe class NcclProcessGroup : ProcessGroup
         WaitForStream($"NCCL all-reduce of {what} ({view.Length} floats)");
     }
 
+    /// <summary>The bucketed all-reduce on the device's stream: each bucket is an ncclAllReduce enqueued behind the kernels that wrote it (NCCL's average for a mean); <see cref="BucketReduction.Complete"/> waits for the stream.</summary>
     /// <inheritdoc/>
-    public override void AllReduce(Device device, ArrayView<float> flat, IReadOnlyList<GradientBucket> buckets, ReduceOp op, string what)
+    internal override BucketReduction BeginBuckets(Device device, ArrayView<float> flat, IReadOnlyList<GradientBucket> buckets, ReduceOp op, string what)
     {
         RequireOwnDevice(device);
-        ArgumentNullException.ThrowIfNull(buckets);
-        int ncclOp = op switch { ReduceOp.Mean => NcclAvg, ReduceOp.Max => NcclMax, ReduceOp.Min => NcclMin, _ => NcclSum };
-        foreach (var b in buckets)
-        {
-            nint p = flat.SubView(b.Offset, b.Length).LoadEffectiveAddressAsPtr();
-            _nccl.Check(_nccl.AllReduce(p, p, (nuint)b.Length, NcclFloat32, ncclOp, _comm, _stream), "ncclAllReduce");
-        }
-
-        WaitForStream($"NCCL all-reduce of {what} ({buckets.Count} buckets, {flat.Length} floats)");
+        RequireFit(flat, buckets);
+        return new StreamBuckets(this, flat, buckets, op, what);
     }
 
     /// <inheritdoc/>
@@ -176,6 +170,38 @@ public sealed unsafe class NcclProcessGroup : ProcessGroup
         _disposed = true;
         _nccl.CommDestroy(_comm);
         _mpi.Dispose();
+    }
+
+    /// <summary>Buckets enqueued on the communicator's stream, in order.</summary>
+    private sealed class StreamBuckets(NcclProcessGroup group, ArrayView<float> flat, IReadOnlyList<GradientBucket> buckets, ReduceOp op, string what) : BucketReduction
+    {
+        private readonly bool[] _started = new bool[buckets.Count];
+
+        public override void Launch(int index)
+        {
+            if (_started[index])
+                throw new InvalidOperationException($"NCCL: bucket {index + 1} of {buckets.Count} of {what} was started twice; start each bucket once.");
+            _started[index] = true;
+            var b = buckets[index];
+            int ncclOp = op switch { ReduceOp.Mean => NcclAvg, ReduceOp.Max => NcclMax, ReduceOp.Min => NcclMin, _ => NcclSum };
+            nint p = flat.SubView(b.Offset, b.Length).LoadEffectiveAddressAsPtr();
+            group._nccl.Check(group._nccl.AllReduce(p, p, (nuint)b.Length, NcclFloat32, ncclOp, group._comm, group._stream), "ncclAllReduce");
+        }
+
+        public override void Progress()
+        {
+        }
+
+        public override void Complete()
+        {
+            for (int i = 0; i < _started.Length; i++)
+            {
+                if (!_started[i])
+                    Launch(i);
+            }
+
+            group.WaitForStream($"NCCL all-reduce of {what} ({buckets.Count} buckets, {flat.Length} floats)");
+        }
     }
 
     private void RequireOwnDevice(Device device)

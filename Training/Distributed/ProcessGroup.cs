@@ -297,48 +297,42 @@ public abstract class ProcessGroup : IDisposable, ICrossRankSum
     /// <param name="buckets">The pieces (<see cref="GradientBuckets.Plan"/>).</param>
     /// <param name="op">How to combine the values.</param>
     /// <param name="what">What is reduced, for the timeout message.</param>
-    public virtual unsafe void AllReduce(Device device, ArrayView<float> flat, IReadOnlyList<GradientBucket> buckets, ReduceOp op, string what)
+    public virtual void AllReduce(Device device, ArrayView<float> flat, IReadOnlyList<GradientBucket> buckets, ReduceOp op, string what)
+    {
+        var reduction = BeginBuckets(device, flat, buckets, op, what);
+        for (int i = 0; i < buckets.Count; i++)
+            reduction.Launch(i);
+        reduction.Complete();
+    }
+
+    /// <summary>
+    /// The all-reduce of a flat device buffer's buckets, each started on its own (<see cref="BucketReduction.Launch"/>,
+    /// in the buckets' order on every rank) and all awaited by <see cref="BucketReduction.Complete"/>:
+    /// on the host through MPI's nonblocking all-reduce (directly in the CPU accelerator's memory,
+    /// through a pinned host copy on other devices).
+    /// </summary>
+    /// <param name="device">The buffer's device.</param>
+    /// <param name="flat">The buffer.</param>
+    /// <param name="buckets">The pieces (<see cref="GradientBuckets.Plan"/>).</param>
+    /// <param name="op">How to combine the values.</param>
+    /// <param name="what">What is reduced, for the timeout message.</param>
+    /// <returns>The reduction, with no bucket started.</returns>
+    internal virtual BucketReduction BeginBuckets(Device device, ArrayView<float> flat, IReadOnlyList<GradientBucket> buckets, ReduceOp op, string what)
     {
         ArgumentNullException.ThrowIfNull(device);
+        RequireFit(flat, buckets);
+        return new HostBucketReduction(this, device, flat, buckets, op, what, device.Accelerator.AcceleratorType == AcceleratorType.CPU ? null : Staging(flat.Length));
+    }
+
+    /// <summary>Throws when a bucket does not lie inside the buffer.</summary>
+    private protected static void RequireFit(ArrayView<float> flat, IReadOnlyList<GradientBucket> buckets)
+    {
         ArgumentNullException.ThrowIfNull(buckets);
         foreach (var b in buckets)
         {
             if (b.Offset < 0 || b.Length < 0 || b.Offset + b.Length > flat.Length || b.Length > int.MaxValue)
                 throw new ArgumentException($"ProcessGroup: bucket [{b.Offset}, {b.Offset + b.Length}) does not fit the buffer of {flat.Length} floats (or exceeds 2^31 elements); plan the buckets from this buffer's layout.", nameof(buckets));
         }
-
-        bool onHost = device.Accelerator.AcceleratorType == AcceleratorType.CPU;
-        float[]? staging = null;
-        if (onHost)
-            device.Synchronize();
-        else
-            staging = Staging(flat.Length);
-        var started = new List<(PendingCollective Pending, nint Data, int Count)>(buckets.Count);
-        fixed (float* host = staging)
-        {
-            for (int i = 0; i < buckets.Count; i++)
-            {
-                var b = buckets[i];
-                nint data;
-                if (onHost)
-                {
-                    data = flat.SubView(b.Offset, b.Length).LoadEffectiveAddressAsPtr();
-                }
-                else
-                {
-                    Transfer.ToHost(device.Stream, flat.SubView(b.Offset, b.Length), staging.AsSpan((int)b.Offset, (int)b.Length));
-                    data = (nint)(host + b.Offset);
-                }
-
-                started.Add((Start(data, (int)b.Length, ElementKind.Float32, op, $"{what} (bucket {i + 1} of {buckets.Count})"), data, (int)b.Length));
-            }
-
-            foreach (var (pending, data, count) in started)
-                Finish(pending, data, count, op);
-        }
-
-        if (!onHost)
-            Transfer.ToDevice<float>(device.Stream, staging, flat);
     }
 
     /// <summary>Sets a device view's bytes on every rank to the root's (see <see cref="AllReduce(Device, ArrayView{float}, ReduceOp, string)"/> for where the bytes travel).</summary>
@@ -466,6 +460,80 @@ internal abstract class PendingCollective
     /// <summary>Whether it has finished (drives progress).</summary>
     /// <returns>True when done.</returns>
     public abstract bool Test();
+}
+
+/// <summary>
+/// A bucketed all-reduce of a flat device buffer whose buckets start one at a time
+/// (<see cref="ProcessGroup.BeginBuckets"/>): every rank launches the same buckets in the same order.
+/// </summary>
+internal abstract class BucketReduction
+{
+    /// <summary>Starts bucket <paramref name="index"/>; its values must be final in the device's stream order.</summary>
+    /// <param name="index">The bucket, in the plan's order.</param>
+    public abstract void Launch(int index);
+
+    /// <summary>Drives the started buckets (MPI's progress); never blocks.</summary>
+    public abstract void Progress();
+
+    /// <summary>Starts the buckets not started yet, waits for all (against the group's timeout) and leaves the combined values in the buffer.</summary>
+    public abstract void Complete();
+}
+
+/// <summary>The MPI bucket reduction: MPI_Iallreduce per bucket on host memory, MPI_Test for progress, the mean taken on the host as each finishes.</summary>
+internal sealed unsafe class HostBucketReduction(ProcessGroup group, Device device, ArrayView<float> flat, IReadOnlyList<GradientBucket> buckets, ReduceOp op, string what, float[]? staging) : BucketReduction
+{
+    private readonly (PendingCollective Pending, nint Data, int Count)?[] _started = new (PendingCollective, nint, int)?[buckets.Count];
+    private readonly System.Runtime.InteropServices.GCHandle _pin = staging is null ? default : System.Runtime.InteropServices.GCHandle.Alloc(staging, System.Runtime.InteropServices.GCHandleType.Pinned);
+    private int _polled;
+
+    public override void Launch(int index)
+    {
+        if (_started[index] is not null)
+            throw new InvalidOperationException($"ProcessGroup: bucket {index + 1} of {buckets.Count} of {what} was started twice; start each bucket once.");
+        var b = buckets[index];
+        nint data;
+        if (staging is null)
+        {
+            device.Synchronize();                                                                   // the kernels that wrote the bucket have finished
+            data = flat.SubView(b.Offset, b.Length).LoadEffectiveAddressAsPtr();
+        }
+        else
+        {
+            Transfer.ToHost(device.Stream, flat.SubView(b.Offset, b.Length), staging.AsSpan((int)b.Offset, (int)b.Length));
+            data = _pin.AddrOfPinnedObject() + (nint)(b.Offset * sizeof(float));
+        }
+
+        _started[index] = (group.Start(data, (int)b.Length, ElementKind.Float32, op, $"{what} (bucket {index + 1} of {buckets.Count})"), data, (int)b.Length);
+    }
+
+    public override void Progress()
+    {
+        // MPI advances its nonblocking collectives only inside MPI calls: test the oldest unfinished one.
+        while (_polled < _started.Length && _started[_polled] is { } s && s.Pending.Test())
+            _polled++;
+    }
+
+    public override void Complete()
+    {
+        try
+        {
+            for (int i = 0; i < _started.Length; i++)
+            {
+                if (_started[i] is null)
+                    Launch(i);
+            }
+
+            foreach (var s in _started)
+                group.Finish(s!.Value.Pending, s.Value.Data, s.Value.Count, op);
+            if (staging is not null)
+                Transfer.ToDevice<float>(device.Stream, staging, flat);
+        }
+        finally
+        {
+            if (_pin.IsAllocated)
+                _pin.Free();
+        }
+    }
 }
 
 /// <summary>A collective that finished when it started.</summary>
