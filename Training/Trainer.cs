@@ -254,6 +254,8 @@ public sealed class Trainer
                 }
 
                 double seconds = clock.Elapsed.TotalSeconds;
+                if (_group is not null && _optimizer is MultiSteps { EveryK: > 1 } m && Chain.Expect<MultiStepsState>(s.OptState, m) is { MiniStep: > 0, Accumulated: { } acc })
+                    _group.AllReduce(_device, acc.Flat32, Buckets(acc.Layout), ReduceOp.Mean, $"the gradients accumulated by the end of epoch {epoch}"); // a group pending across the epoch's end: every rank holds the mean, so rank 0's checkpoint is every rank's
                 if (_group is not null && s.State.Layout.Count > 0)
                     _group.Broadcast(s.State, 0, $"rank 0's buffers after epoch {epoch}");                                // BatchNorm running statistics: rank 0's, as DDP's broadcast_buffers
                 s = AverageAfterEpoch(s, epoch, train);                                                                  // SWA snapshot (+ update_bn)
@@ -534,8 +536,15 @@ public sealed class Trainer
         });
         var lossScale = s.LossScale ?? NoScale;
         string gradients = $"the gradients of step {s.Step}";
+        // Accumulating across ranks (DDP's no_sync): micro-batches that do not complete a group keep their gradients on
+        // their rank; the group's last one adds the rank's accumulated sum into its own gradient and all-reduces that once.
+        var steps = group is not null && _optimizer is MultiSteps { EveryK: > 1 } m ? m : null;
+        var pending = steps is null ? null : Chain.Expect<MultiStepsState>(s.OptState, steps);
+        if (steps is not null && !steps.EmitsNext(s.OptState))
+            group = null;                                                                                              // no all-reduce on this micro-batch
+        var folded = pending is { MiniStep: > 0 } && group is not null ? pending.Accumulated : null;
         var overlap = group is not null && _options.Distributed!.OverlapBackward
-            ? new OverlappedGradients(group, _device, s.Params.Layout, Buckets(s.Params.Layout), ReduceOp.Mean, gradients)    // buckets start during the backward
+            ? new OverlappedGradients(group, _device, s.Params.Layout, Buckets(s.Params.Layout), ReduceOp.Mean, gradients, folded, lossScale.Scale) // buckets start during the backward
             : null;
         step.Profile = profile;                                                                                       // the tape's ops, forward and backward
         var (loss, prediction, grads, modelState) = ForwardBackward(step, s, x, targets, rng.Fold(DropoutPurpose), lossScale.Scale, overlap); // forward -> loss -> backward
@@ -543,13 +552,23 @@ public sealed class Trainer
         if (overlap is not null)
             Timed(profile, "gradient all-reduce (waiting)", () => overlap.Complete(grads));                           // average across ranks: wait for every bucket
         else if (group is not null)
-            Timed(profile, "gradient all-reduce", () => group.AllReduce(_device, grads.Flat32, Buckets(grads.Layout), ReduceOp.Mean, gradients)); // average across ranks after the backward
+        {
+            Timed(profile, "gradient all-reduce", () =>
+            {
+                if (folded is not null)
+                    OverlappedGradients.Fold(_device, grads, folded, lossScale.Scale, new GradientBucket(0, grads.Flat32.Length));
+                group.AllReduce(_device, grads.Flat32, Buckets(grads.Layout), ReduceOp.Mean, gradients);              // average across ranks after the backward
+            });
+        }
         var metrics = Timed(profile, "metrics and loss to host", () => ReadLossAndStatistics(step, loss, _task.Statistics(step, prediction, y))); // metrics against the unmixed labels
         float lossValue = metrics[0];
         bool finite = Timed(profile, "unscale and finite check", () => lossScale.UnscaleInPlace(grads)) && float.IsFinite(lossValue); // unscale + finite check
         int count = batch.Count;
+        group = collective ? _group : null;
         if (group is not null)
             (lossValue, metrics, count, finite) = ReduceStep(group, metrics, count, finite, s.Step);                // every rank sees the same loss, metrics, verdict
+        if (finite && folded is not null)
+            Elementwise.Fill(_device.Kernels, folded.Flat32, 0f);                                                    // the group's sum now rides in the gradient
         var nextScale = s.LossScale?.Adjust(finite);
         bool emits = _optimizer is not MultiSteps accumulation || accumulation.EmitsNext(s.OptState);
         tally.Record(lossValue, metrics.AsSpan(1), count, stepped: finite, updated: finite && emits);

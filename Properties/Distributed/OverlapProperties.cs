@@ -34,6 +34,39 @@ public class OverlapProperties
                 .And(plainAfter).Label($"no overlap: {string.Join(" ", plainEvents)}");
         });
 
+    // DDP's no_sync: with accumulation over k micro-batches, only each group's last micro-batch all-reduces, carrying
+    // the rank's accumulated sum; one rank gives the bits of a run with no group at all.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Accumulating_ranks_all_reduce_once_per_group_and_train_the_bits_of_one_process(bool overlap)
+    {
+        const int k = 3, steps = 7;
+        var batches = Enumerable.Range(0, steps)
+            .Select(i => new HostBatch(i, 16, new Shape(16, 2, 2, 2), GradCheck.Values(100 + i, 16 * 8), [.. Enumerable.Range(0, 16).Select(j => (i + j) % 3)]))
+            .ToList();
+        float[] Run(ProcessGroup? group, out int plan)
+        {
+            var options = new TrainerOptions { Epochs = 1, BatchSize = 16, Seed = 5, WarmKernels = false, Distributed = group is null ? null : new DistributedOptions(group) { BucketBytes = 128, OverlapBackward = overlap } };
+            var model = new Flatten() >> new Dense(12) >> new ReLU() >> new Dense(8) >> new ReLU() >> new Dense(3);
+            var trainer = new Trainer(Devices.Cpu, model, new Shape(2, 2, 2), new MultiSteps(new Sgd(0.1, momentum: 0.9), k), options);
+            var s = trainer.Init();
+            plan = GradientBuckets.Plan(s.Params.Layout, 128).Count;
+            foreach (var batch in batches)
+                (s, _) = trainer.Step(s, batch);
+            using (s)
+                return s.Params.Snapshot().Float32;
+        }
+
+        using var group = new RecordingGroup();
+        var distributed = Run(group, out int buckets);
+        var alone = Run(null, out _);
+        Assert.True(buckets > 1, $"{buckets} bucket(s)");
+        Assert.Equal(alone, distributed);
+        // 7 micro-batches in groups of 3: two groups complete, so two all-reduces of every bucket, none for the other five.
+        Assert.Equal(2 * buckets, group.Events.Count(e => e.StartsWith("start ", StringComparison.Ordinal)));
+    }
+
     private static (float[] Params, List<string> Events, IReadOnlyList<GradientBucket> Plan, long[] Offsets) Step(HostBatch batch, int seed, long bytes, bool overlap)
     {
         using var group = new RecordingGroup();

@@ -4,6 +4,9 @@ namespace IlgpuTrain.Training.Distributed;
 /// Data-parallel training over a <see cref="ProcessGroup"/> (<see cref="TrainerOptions.Distributed"/>):
 /// each rank trains on its shard of every epoch, the gradients are averaged across ranks in
 /// buckets, and decisions (a skipped step, the NaN guard, early stopping) are taken together.
+/// With gradient accumulation (a <see cref="Optimizers.MultiSteps"/> optimizer) the ranks
+/// all-reduce once per group, as DDP's no_sync: the group's last micro-batch carries each rank's
+/// accumulated sum, and a group pending at an epoch's end is averaged across the ranks there.
 /// </summary>
 /// <param name="Group">The processes (one per rank; see <see cref="ProcessGroup.Create"/>).</param>
 public sealed record DistributedOptions(ProcessGroup Group)

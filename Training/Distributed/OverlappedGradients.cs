@@ -24,6 +24,8 @@ internal sealed class OverlappedGradients : IGradientReadyObserver
     private BucketReduction? _reduction;
     private ParamTree? _tree;
     private int _next;
+    private readonly ParamTree? _pending;
+    private readonly float _pendingScale;
 
     /// <summary>Plans the step's reduction; nothing starts before the first gradient is final.</summary>
     /// <param name="group">The ranks.</param>
@@ -32,8 +34,12 @@ internal sealed class OverlappedGradients : IGradientReadyObserver
     /// <param name="buckets">The buckets of <paramref name="layout"/> (<see cref="GradientBuckets.Plan"/>).</param>
     /// <param name="op">How to combine the gradients (Mean).</param>
     /// <param name="what">What is reduced, for the timeout message.</param>
-    public OverlappedGradients(ProcessGroup group, Device device, ParamLayout layout, IReadOnlyList<GradientBucket> buckets, ReduceOp op, string what)
+    /// <param name="pending">Gradients accumulated locally over earlier micro-batches, added into each bucket (times <paramref name="pendingScale"/>, the step's loss scale) just before it starts; null for none.</param>
+    /// <param name="pendingScale">The factor of <paramref name="pending"/>.</param>
+    public OverlappedGradients(ProcessGroup group, Device device, ParamLayout layout, IReadOnlyList<GradientBucket> buckets, ReduceOp op, string what, ParamTree? pending = null, float pendingScale = 1f)
     {
+        _pending = pending;
+        _pendingScale = pendingScale;
         _group = group;
         _device = device;
         _buckets = buckets;
@@ -60,7 +66,7 @@ internal sealed class OverlappedGradients : IGradientReadyObserver
         if (--_waiting[b] < 0)
             throw new InvalidOperationException($"Trainer: the gradient of {parameter.Path} was reported final twice in one backward; each parameter is reported once.");
         while (_next < _buckets.Count && _waiting[_next] == 0)
-            _reduction!.Launch(_next++);
+            Launch(_next++);
     }
 
     /// <inheritdoc/>
@@ -72,8 +78,25 @@ internal sealed class OverlappedGradients : IGradientReadyObserver
     {
         ArgumentNullException.ThrowIfNull(gradients);
         Bind(gradients);
-        _next = _buckets.Count;
+        while (_next < _buckets.Count)
+            Launch(_next++);
         _reduction!.Complete();
+    }
+
+    /// <summary>Adds the locally accumulated gradients (scaled) into a gradient buffer, in the buckets' ranges, before they are reduced.</summary>
+    /// <param name="device">The device.</param>
+    /// <param name="gradients">The step's gradients (scaled by the loss scale).</param>
+    /// <param name="pending">The accumulated, unscaled gradients.</param>
+    /// <param name="scale">The step's loss scale.</param>
+    /// <param name="bucket">The range.</param>
+    internal static void Fold(Device device, ParamTree gradients, ParamTree pending, float scale, GradientBucket bucket) =>
+        Elementwise.Axpy(device.Kernels, scale, pending.Flat32.SubView(bucket.Offset, bucket.Length), gradients.Flat32.SubView(bucket.Offset, bucket.Length));
+
+    private void Launch(int index)
+    {
+        if (_pending is not null)
+            Fold(_device, _tree!, _pending, _pendingScale, _buckets[index]);
+        _reduction!.Launch(index);
     }
 
     private void Bind(ParamTree gradients)
