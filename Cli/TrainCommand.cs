@@ -106,7 +106,7 @@ internal static class TrainCommand
             Console.WriteLine($"  optimizer: {Recipes.Describe(config)}; batch {config.BatchSize}; label smoothing {config.LabelSmoothing}; dropout {config.EffectiveDropout}; augmentation {config.Augment}; {(config.MixedPrecision ? "mixed precision fp16 with dynamic loss scaling" : "fp32")}");
             if (ScaledLearningRate.For(config, Recipes.TotalUpdates(config, perRank)) is { } scaled)
                 Console.WriteLine($"  {scaled.Describe()}");
-            Console.WriteLine(model.Summary(data.Train.SampleShape, config.BatchSize));
+            Console.WriteLine(model.Summary(data.Train.SampleShape, config.BatchSize, trainer.Options.Trainable));
 
             TrainState? from = null;
             try

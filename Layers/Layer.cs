@@ -133,8 +133,9 @@ public abstract record Layer
     /// <summary>The table of layers, output shapes and parameter counts for a per-sample input shape.</summary>
     /// <param name="inputShape">Per-sample input shape.</param>
     /// <param name="batchSize">Batch size for the activation-memory estimate.</param>
+    /// <param name="trainable">Which parameters train (fine-tuning: <c>TrainerOptions.Trainable</c>), or null for all; the others count as frozen.</param>
     /// <returns>The summary; <c>ToString()</c> prints it.</returns>
-    public ModelSummary Summary(Shape inputShape, int batchSize = 1) => ModelSummary.Of(this, inputShape, batchSize);
+    public ModelSummary Summary(Shape inputShape, int batchSize = 1, ParamFilter? trainable = null) => ModelSummary.Of(this, inputShape, batchSize, trainable);
 
     /// <summary>Composes two layers: b after a. Sequentials are flattened, so (a &gt;&gt; b) &gt;&gt; c equals a &gt;&gt; (b &gt;&gt; c), parameter names included.</summary>
     /// <param name="a">First layer.</param>

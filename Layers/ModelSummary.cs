@@ -7,9 +7,10 @@ namespace IlgpuTrain.Layers;
 /// <param name="Path">Its path prefix, such as "3" or "2.block.0".</param>
 /// <param name="Layer">Its description.</param>
 /// <param name="OutputShape">Per-sample output shape.</param>
-/// <param name="Parameters">Trainable values.</param>
+/// <param name="Parameters">Parameter values, trainable and frozen.</param>
 /// <param name="Buffers">State values (running statistics).</param>
-public sealed record SummaryRow(string Path, string Layer, Shape OutputShape, long Parameters, long Buffers);
+/// <param name="Frozen">The parameter values among <paramref name="Parameters"/> that do not train (fine-tuning; 0 when all train).</param>
+public sealed record SummaryRow(string Path, string Layer, Shape OutputShape, long Parameters, long Buffers, long Frozen = 0);
 
 /// <summary>
 /// A model's table, as Keras' <c>model.summary()</c>: every leaf layer with its output shape and
@@ -20,8 +21,14 @@ public sealed record SummaryRow(string Path, string Layer, Shape OutputShape, lo
 /// <param name="Rows">The leaf layers in order.</param>
 public sealed record ModelSummary(Shape InputShape, int BatchSize, IReadOnlyList<SummaryRow> Rows)
 {
-    /// <summary>Trainable parameters.</summary>
+    /// <summary>Parameter values, trainable and frozen.</summary>
     public long TotalParameters => Rows.Sum(r => r.Parameters);
+
+    /// <summary>Parameter values that do not train (0 unless the summary was made with a trainable filter).</summary>
+    public long FrozenParameters => Rows.Sum(r => r.Frozen);
+
+    /// <summary>Parameter values that train: <see cref="TotalParameters"/> less <see cref="FrozenParameters"/>.</summary>
+    public long TrainableParameters => TotalParameters - FrozenParameters;
 
     /// <summary>Buffer values.</summary>
     public long TotalBuffers => Rows.Sum(r => r.Buffers);
@@ -30,25 +37,27 @@ public sealed record ModelSummary(Shape InputShape, int BatchSize, IReadOnlyList
     public long ActivationsPerSample => Rows.Sum(r => r.OutputShape.Length);
 
     /// <summary>
-    /// Bytes of one fp32 training step with Adam: parameters, gradients and two moments (4 x 4 B per
-    /// parameter), buffers, and the activations with their gradients (2 x 4 B per value per sample).
-    /// Convolutions also need im2col workspace, which this estimate leaves out.
+    /// Bytes of one fp32 training step with Adam: the parameters (4 B each), the trainable ones'
+    /// gradients and two moments (3 x 4 B each), buffers, and the activations with their gradients
+    /// (2 x 4 B per value per sample). Convolutions also need im2col workspace, which this estimate
+    /// leaves out.
     /// </summary>
-    public long EstimatedTrainingBytes => (16 * TotalParameters) + (4 * TotalBuffers) + (8L * ActivationsPerSample * BatchSize);
+    public long EstimatedTrainingBytes => (4 * TotalParameters) + (12 * TrainableParameters) + (4 * TotalBuffers) + (8L * ActivationsPerSample * BatchSize);
 
     /// <summary>Builds the summary; throws the first layer's shape error if the model cannot take the input.</summary>
     /// <param name="model">The model.</param>
     /// <param name="inputShape">Per-sample input shape.</param>
     /// <param name="batchSize">Batch size for the estimate.</param>
+    /// <param name="trainable">Which parameters train (by path, as <c>TrainerOptions.Trainable</c>), or null for all.</param>
     /// <returns>The summary.</returns>
-    public static ModelSummary Of(Layer model, Shape inputShape, int batchSize = 1)
+    public static ModelSummary Of(Layer model, Shape inputShape, int batchSize = 1, ParamFilter? trainable = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(inputShape);
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         _ = model.OutputShape(inputShape);
         var rows = new List<SummaryRow>();
-        Walk(model, string.Empty, inputShape, rows);
+        Walk(model, string.Empty, inputShape, trainable, rows);
         return new ModelSummary(inputShape, batchSize, rows);
     }
 
@@ -72,23 +81,27 @@ public sealed record ModelSummary(Shape InputShape, int BatchSize, IReadOnlyList
         }
 
         sb.AppendLine(rule);
-        sb.AppendLine(CultureInfo.InvariantCulture, $"Trainable parameters: {TotalParameters:N0} ({Bytes.Format(4 * TotalParameters)})");
+        sb.AppendLine(FrozenParameters == 0
+            ? string.Create(CultureInfo.InvariantCulture, $"Trainable parameters: {TotalParameters:N0} ({Bytes.Format(4 * TotalParameters)})")
+            : string.Create(CultureInfo.InvariantCulture, $"Trainable parameters: {TrainableParameters:N0} of {TotalParameters:N0} ({FrozenParameters:N0} frozen; {Bytes.Format(4 * TotalParameters)} in all)"));
         sb.AppendLine(CultureInfo.InvariantCulture, $"Buffers: {TotalBuffers:N0}");
         sb.Append(CultureInfo.InvariantCulture, $"Estimated training memory at batch {BatchSize} (fp32, Adam): {Bytes.Format(EstimatedTrainingBytes)}");
         return sb.ToString();
     }
 
-    private static void Walk(Layer layer, string path, Shape input, List<SummaryRow> rows)
+    private static void Walk(Layer layer, string path, Shape input, ParamFilter? trainable, List<SummaryRow> rows)
     {
         var children = layer.Children().ToList();
-        long own = layer.Parameters(input).Sum(p => p.Shape.Length);
+        var parameters = layer.Parameters(input);
+        long own = parameters.Sum(p => p.Shape.Length);
+        long frozen = trainable is null ? 0 : parameters.Where(p => !trainable.Matches(path.Length == 0 ? p.Name : path + "." + p.Name)).Sum(p => p.Shape.Length);
         long buffers = layer.Buffers(input).Sum(p => p.Shape.Length);
         if (children.Count == 0 || own > 0 || buffers > 0)
-            rows.Add(new SummaryRow(path, layer.Describe(), layer.OutputShape(input), own, buffers));
+            rows.Add(new SummaryRow(path, layer.Describe(), layer.OutputShape(input), own, buffers, frozen));
         if (children.Count == 0)
             return;
         var shapes = layer.ChildInputShapes(input);
         for (int i = 0; i < children.Count; i++)
-            Walk(children[i].Layer, path.Length == 0 ? children[i].Name : path + "." + children[i].Name, shapes[i], rows);
+            Walk(children[i].Layer, path.Length == 0 ? children[i].Name : path + "." + children[i].Name, shapes[i], trainable, rows);
     }
 }

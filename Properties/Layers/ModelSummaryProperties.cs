@@ -47,6 +47,29 @@ public class ModelSummaryProperties
             }
         });
 
+    // Fine-tuning: the frozen count is the initialized tree's parameters that the filter leaves out, by path.
+    [Property(MaxTest = 30)]
+    public Property Frozen_parameters_are_those_the_trainable_filter_leaves_out_of_the_tree() =>
+        Prop.ForAll(Case.ToArbitrary(), Gen.Elements("0.*", "2.*", "*.bias", "**.weight", "9.*").ToArbitrary(), (c, glob) =>
+        {
+            var model = Build(c.Widths, c.Residual);
+            var sample = new Shape(c.D);
+            var frozen = ParamFilter.Glob(glob);
+            var summary = model.Summary(sample, c.Batch, frozen.Not());
+            var (p, s) = model.Init(Devices.Cpu, sample, Rng.Create(1));
+            using (p)
+            using (s)
+            {
+                long expected = p.Layout.Params.Where(x => frozen.Matches(x.Path)).Sum(x => x.Length);
+                long activations = summary.Rows.Sum(r => r.OutputShape.Length);
+                string text = summary.ToString();
+                return (summary.FrozenParameters == expected).Label($"{glob}: {summary.FrozenParameters} frozen, the tree says {expected}")
+                    .And((summary.TrainableParameters == p.Count - expected).Label("trainable = total - frozen"))
+                    .And((summary.EstimatedTrainingBytes == (4 * p.Count) + (12 * (p.Count - expected)) + (8L * activations * c.Batch)).Label("moments and gradients for the trainable ones only"))
+                    .And((expected == 0 ? text.Contains($"Trainable parameters: {p.Count:N0} (", StringComparison.Ordinal) : text.Contains($"Trainable parameters: {p.Count - expected:N0} of {p.Count:N0} ({expected:N0} frozen", StringComparison.Ordinal)).Label(text));
+            }
+        });
+
     private static IEnumerable<Layer> Leaves(Layer l) =>
         l.Children().Any() ? l.Children().SelectMany(ch => Leaves(ch.Layer)) : [l];
 
