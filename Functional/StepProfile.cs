@@ -74,17 +74,10 @@ public sealed class StepProfile
     /// <param name="work">The work.</param>
     public void Time(string name, Device device, Action work)
     {
-        ArgumentNullException.ThrowIfNull(name);
-        ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(work);
-        device.Synchronize();
-        long t0 = Stopwatch.GetTimestamp();
+        long start = Start(device);
         work();
-        device.Synchronize();
-        var e = Get(name);
-        e.OtherMs += Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-        e.OtherCalls++;
-        _mark = Stopwatch.GetTimestamp();
+        Stop(name, device, start);
     }
 
     /// <summary>Times <paramref name="work"/> as a piece of the step outside the tape, as <see cref="Time(string, Device, Action)"/>, and returns its result.</summary>
@@ -96,9 +89,32 @@ public sealed class StepProfile
     public T Time<T>(string name, Device device, Func<T> work)
     {
         ArgumentNullException.ThrowIfNull(work);
-        T result = default!;
-        Time(name, device, () => { result = work(); });
+        long start = Start(device);
+        var result = work();
+        Stop(name, device, start);
         return result;
+    }
+
+    /// <summary>Starts timing a piece of the step outside the tape that is not one delegate: synchronizes the device and returns the time for <see cref="Stop"/>.</summary>
+    /// <param name="device">The device, synchronized first so earlier work is not counted.</param>
+    /// <returns>The start, for <see cref="Stop"/>.</returns>
+    public long Start(Device device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        device.Synchronize();
+        return Stopwatch.GetTimestamp();
+    }
+
+    /// <summary>Ends a piece outside the tape begun at <paramref name="start"/> (<see cref="Start"/>): synchronizes, adds the time under <paramref name="name"/> and restarts the forward clock.</summary>
+    /// <param name="name">What it is.</param>
+    /// <param name="device">The device it runs on.</param>
+    /// <param name="start">What <see cref="Start"/> returned.</param>
+    public void Stop(string name, Device device, long start)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        device.Synchronize();
+        Add(name, Stopwatch.GetElapsedTime(start));
+        _mark = Stopwatch.GetTimestamp();
     }
 
     /// <summary>Adds time measured elsewhere (host work such as waiting for data) to a piece outside the tape, as one call.</summary>
@@ -112,23 +128,6 @@ public sealed class StepProfile
         var e = Get(name);
         e.OtherMs += elapsed.TotalMilliseconds;
         e.OtherCalls++;
-    }
-
-    /// <summary>Starts timing a piece outside the tape: synchronizes and returns the timestamp for <see cref="Stop"/>.</summary>
-    internal long Start(Device device)
-    {
-        device.Synchronize();
-        return Stopwatch.GetTimestamp();
-    }
-
-    /// <summary>Ends a piece outside the tape begun at <paramref name="start"/>, and restarts the forward clock.</summary>
-    internal void Stop(string name, Device device, long start)
-    {
-        device.Synchronize();
-        var e = Get(name);
-        e.OtherMs += Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-        e.OtherCalls++;
-        _mark = Stopwatch.GetTimestamp();
     }
 
     /// <summary>A recorded op's forward ended now: the time since the last mark is its.</summary>

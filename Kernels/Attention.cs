@@ -1,6 +1,5 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using ILGPU.Algorithms;
@@ -557,35 +556,31 @@ internal static class Attention
             new(CpuLoops.Ptr(q), CpuLoops.Ptr(k), CpuLoops.Ptr(v), CpuLoops.Ptr(o), CpuLoops.Ptr(lse), new(CpuLoops.Ptr(bias)), new(CpuLoops.Ptr(lengths)), new(CpuLoops.Ptr(keyMask)));
     }
 
-    // One worker's scratch (NativeMemory, 32-byte aligned): the key and value tiles transposed (D x
-    // CpuKeyTile, Dv x CpuKeyTile, zero-padded to whole vectors), a row of scores and one of dP, the
-    // dropout row, and CpuQueryBlock rows of P Z and of dS (the backward's per-block matrices), and
-    // the forward's running max and sum per query row.
-    private unsafe struct Scratch : IDisposable
-    {
-        public float* Kt, Vt, S, Dp, Z, Pz, Ds, M, L;
-        private void* _block;
+    // One worker's scratch, carved from a pinned per-thread buffer kept between calls (GemmHalf.WideScratch,
+    // as the GEMM's packing buffers: no allocation per step): the key and value tiles transposed (D x
+    // CpuKeyTile, Dv x CpuKeyTile, zero-padded to whole vectors by Transpose), a row of scores and one of
+    // dP, the dropout row, and CpuQueryBlock rows of P Z and of dS (the backward's per-block matrices),
+    // and the forward's running max and sum per query row. Every piece is written before it is read.
+    [ThreadStatic]
+    private static float[]? _scratch;
 
-        public static Scratch For(AttentionArgs a)
+    private unsafe readonly struct Scratch
+    {
+        public readonly float* Kt, Vt, S, Dp, Z, Pz, Ds, M, L;
+
+        public Scratch(AttentionArgs a)
         {
             long kt = (long)a.D * CpuKeyTile, vt = (long)a.Dv * CpuKeyTile, tile = (long)CpuQueryBlock * CpuKeyTile;
-            long total = kt + vt + (3L * CpuKeyTile) + (2 * tile) + (2L * CpuQueryBlock);
-            var x = new Scratch { _block = NativeMemory.AlignedAlloc((nuint)(total * sizeof(float)), 32) };
-            float* f = (float*)x._block;
-            new Span<float>(f, checked((int)total)).Clear();
-            x.Kt = f;
-            x.Vt = x.Kt + kt;
-            x.S = x.Vt + vt;
-            x.Dp = x.S + CpuKeyTile;
-            x.Z = x.Dp + CpuKeyTile;
-            x.Pz = x.Z + CpuKeyTile;
-            x.Ds = x.Pz + tile;
-            x.M = x.Ds + tile;
-            x.L = x.M + CpuQueryBlock;
-            return x;
+            Kt = GemmHalf.WideScratch(ref _scratch, kt + vt + (3L * CpuKeyTile) + (2 * tile) + (2L * CpuQueryBlock));
+            Vt = Kt + kt;
+            S = Vt + vt;
+            Dp = S + CpuKeyTile;
+            Z = Dp + CpuKeyTile;
+            Pz = Z + CpuKeyTile;
+            Ds = Pz + tile;
+            M = Ds + tile;
+            L = M + CpuQueryBlock;
         }
-
-        public void Dispose() => NativeMemory.AlignedFree(_block);
     }
 
     // Work item w = (bh, block of CpuQueryBlock query rows): key tiles outer, the block's rows inner,
@@ -594,7 +589,7 @@ internal static class Attention
     {
         public void Run(int start, int end)
         {
-            using var t = Scratch.For(a);
+            var t = new Scratch(a);
             for (int w = start; w < end; w++)
             {
                 int bh = w / blocks, i0 = (w - (bh * blocks)) * CpuQueryBlock;
@@ -731,7 +726,7 @@ internal static class Attention
     {
         public void Run(int start, int end)
         {
-            using var t = Scratch.For(a);
+            var t = new Scratch(a);
             for (int bh = start; bh < end; bh++)
                 BackwardHead(a, x, dO, dq, dk, dv, dBias, bh, t);
         }

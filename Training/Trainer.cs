@@ -242,14 +242,11 @@ public sealed class Trainer
                     // The validation loss goes with the first update of the epoch (ReduceOnPlateau reads it).
                     var context = tally.Batches == 0 && lastValLoss is { } v ? new UpdateContext(v) : UpdateContext.None;
                     s = TrainStep(s, batch, epoch, context, tally, collective: true, profile);
-                    var stepped = s;
-                    Timed(profile, "progress and callbacks", () =>
-                    {
-                        progress.BatchDone(batch.Index, tally.LastLoss, CurrentLearningRate(stepped), tally.Samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
-                        foreach (var c in callbacks)
-                            c.OnStep(new StepInfo(epoch, batch.Index, stepped.Step, tally.LastLoss, CurrentLearningRate(stepped), tally.LastSkipped) { Updated = tally.LastUpdated });
-                        return true;
-                    });
+                    long start = Start(profile);
+                    progress.BatchDone(batch.Index, tally.LastLoss, CurrentLearningRate(s), tally.Samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
+                    foreach (var c in callbacks)
+                        c.OnStep(new StepInfo(epoch, batch.Index, s.Step, tally.LastLoss, CurrentLearningRate(s), tally.LastSkipped) { Updated = tally.LastUpdated });
+                    Stop(profile, "progress and callbacks", start);
                     profile?.EndStep();
                 }
 
@@ -527,50 +524,51 @@ public sealed class Trainer
         var rng = Rng.Create(_options.Seed).At(checked((uint)s.Step));
         if (group is { WorldSize: > 1 })
             rng = rng.Fold(RankPurpose).Fold((uint)group.Rank);                                                      // each rank its own dropout and augmentation
-        var (x, y, targets) = Timed(profile, "input (upload, augmentation)", () =>
-        {
-            var x = _options.Augmentation.Apply(step, step.Upload(batch.X, batch.Shape), rng.Fold(AugmentPurpose)); // batch -> device -> augment
-            var y = UploadTarget(step, batch);
-            var (mixed, targets) = _options.Mixing.Apply(step, x, y, Classes, rng.Fold(MixingPurpose));              // mixup / cutmix -> soft targets
-            return (mixed, y, targets);
-        });
+        long start = Start(profile);
+        var x = _options.Augmentation.Apply(step, step.Upload(batch.X, batch.Shape), rng.Fold(AugmentPurpose));   // batch -> device -> augment
+        var y = UploadTarget(step, batch);
+        (x, var targets) = _options.Mixing.Apply(step, x, y, Classes, rng.Fold(MixingPurpose));                     // mixup / cutmix -> soft targets
+        Stop(profile, "input (upload, augmentation)", start);
         var lossScale = s.LossScale ?? NoScale;
         string gradients = $"the gradients of step {s.Step}";
+        bool emits = _optimizer is not MultiSteps accumulation || accumulation.EmitsNext(s.OptState);
         // Accumulating across ranks (DDP's no_sync): micro-batches that do not complete a group keep their gradients on
         // their rank; the group's last one adds the rank's accumulated sum into its own gradient and all-reduces that once.
-        var steps = group is not null && _optimizer is MultiSteps { EveryK: > 1 } m ? m : null;
-        var pending = steps is null ? null : Chain.Expect<MultiStepsState>(s.OptState, steps);
-        if (steps is not null && !steps.EmitsNext(s.OptState))
-            group = null;                                                                                              // no all-reduce on this micro-batch
-        var folded = pending is { MiniStep: > 0 } && group is not null ? pending.Accumulated : null;
-        var overlap = group is not null && _options.Distributed!.OverlapBackward
-            ? new OverlappedGradients(group, _device, s.Params.Layout, Buckets(s.Params.Layout), ReduceOp.Mean, gradients, folded, lossScale.Scale) // buckets start during the backward
+        var reduce = emits ? group : null;
+        var folded = reduce is not null && s.OptState is MultiStepsState { MiniStep: > 0, Accumulated: { } sum } ? sum : null;
+        var overlap = reduce is not null && _options.Distributed!.OverlapBackward
+            ? new OverlappedGradients(reduce, _device, s.Params.Layout, Buckets(s.Params.Layout), ReduceOp.Mean, gradients, folded, lossScale.Scale) // buckets start during the backward
             : null;
         step.Profile = profile;                                                                                       // the tape's ops, forward and backward
         var (loss, prediction, grads, modelState) = ForwardBackward(step, s, x, targets, rng.Fold(DropoutPurpose), lossScale.Scale, overlap); // forward -> loss -> backward
         step.Profile = null;
+        start = Start(profile);
         if (overlap is not null)
-            Timed(profile, "gradient all-reduce (waiting)", () => overlap.Complete(grads));                           // average across ranks: wait for every bucket
-        else if (group is not null)
         {
-            Timed(profile, "gradient all-reduce", () =>
-            {
-                if (folded is not null)
-                    OverlappedGradients.Fold(_device, grads, folded, lossScale.Scale, new GradientBucket(0, grads.Flat32.Length));
-                group.AllReduce(_device, grads.Flat32, Buckets(grads.Layout), ReduceOp.Mean, gradients);              // average across ranks after the backward
-            });
+            overlap.Complete(grads);                                                                                  // average across ranks: wait for every bucket
+            Stop(profile, "gradient all-reduce (waiting)", start);
         }
-        var metrics = Timed(profile, "metrics and loss to host", () => ReadLossAndStatistics(step, loss, _task.Statistics(step, prediction, y))); // metrics against the unmixed labels
+        else if (reduce is not null)
+        {
+            if (folded is not null)
+                OverlappedGradients.Fold(_device, grads, folded, lossScale.Scale, new GradientBucket(0, grads.Flat32.Length));
+            reduce.AllReduce(_device, grads.Flat32, Buckets(grads.Layout), ReduceOp.Mean, gradients);                // average across ranks after the backward
+            Stop(profile, "gradient all-reduce", start);
+        }
+
+        start = Start(profile);
+        var metrics = ReadLossAndStatistics(step, loss, _task.Statistics(step, prediction, y));                       // metrics against the unmixed labels
+        Stop(profile, "metrics and loss to host", start);
         float lossValue = metrics[0];
-        bool finite = Timed(profile, "unscale and finite check", () => lossScale.UnscaleInPlace(grads)) && float.IsFinite(lossValue); // unscale + finite check
+        start = Start(profile);
+        bool finite = lossScale.UnscaleInPlace(grads) && float.IsFinite(lossValue);                               // unscale + finite check
+        Stop(profile, "unscale and finite check", start);
         int count = batch.Count;
-        group = collective ? _group : null;
         if (group is not null)
             (lossValue, metrics, count, finite) = ReduceStep(group, metrics, count, finite, s.Step);                // every rank sees the same loss, metrics, verdict
         if (finite && folded is not null)
             Elementwise.Fill(_device.Kernels, folded.Flat32, 0f);                                                    // the group's sum now rides in the gradient
         var nextScale = s.LossScale?.Adjust(finite);
-        bool emits = _optimizer is not MultiSteps accumulation || accumulation.EmitsNext(s.OptState);
         tally.Record(lossValue, metrics.AsSpan(1), count, stepped: finite, updated: finite && emits);
 
         if (!finite)
@@ -592,8 +590,16 @@ public sealed class Trainer
         }
 
         tally.ConsecutiveSkips = 0;
-        var (parameters, optState) = Timed(profile, "optimizer", () => _optimizer.Step(s.Params, grads, s.OptState, context)); // clip -> update -> apply
-        var averaged = emits ? Timed(profile, "weight averaging", () => _options.Averaging?.AfterUpdate(s.Averaged, parameters, modelState)) : s.Averaged; // EMA of the weights
+        start = Start(profile);
+        var (parameters, optState) = _optimizer.Step(s.Params, grads, s.OptState, context);                        // clip -> update -> apply
+        Stop(profile, "optimizer", start);
+        var averaged = s.Averaged;
+        if (emits && _options.Averaging is { } averaging)
+        {
+            start = Start(profile);
+            averaged = averaging.AfterUpdate(s.Averaged, parameters, modelState);                                     // EMA of the weights
+            Stop(profile, "weight averaging", start);
+        }
         if (!ReferenceEquals(modelState, s.State))
             s.State.Dispose();
         return s with { Params = parameters, State = modelState, OptState = optState, LossScale = nextScale, Step = s.Step + 1, BatchInEpoch = batch.Index + 1, Averaged = averaged };
@@ -621,17 +627,11 @@ public sealed class Trainer
     private StepProfile? Profiling(long fitStep) =>
         _options.Profile is { } p && fitStep >= _options.ProfileSkip && fitStep < (long)_options.ProfileSkip + _options.ProfileSteps ? p : null;
 
-    /// <summary>Runs <paramref name="work"/>, timed under <paramref name="name"/> when a profile is given.</summary>
-    private T Timed<T>(StepProfile? profile, string name, Func<T> work) => profile is null ? work() : profile.Time(name, _device, work);
+    /// <summary>Starts timing a piece of a profiled step (0 when the step is not profiled).</summary>
+    private long Start(StepProfile? profile) => profile?.Start(_device) ?? 0;
 
-    /// <inheritdoc cref="Timed{T}(StepProfile?, string, Func{T})"/>
-    private void Timed(StepProfile? profile, string name, Action work)
-    {
-        if (profile is null)
-            work();
-        else
-            profile.Time(name, _device, work);
-    }
+    /// <summary>Ends a piece begun with <see cref="Start(StepProfile?)"/>, under <paramref name="name"/>, when the step is profiled.</summary>
+    private void Stop(StepProfile? profile, string name, long start) => profile?.Stop(name, _device, start);
 
     /// <summary>Progress goes to the options' sink on rank 0 (or in a single process) and nowhere on the other ranks.</summary>
     private IProgressSink Progress => _group is { IsMain: false } ? NullProgress.Instance : _options.Progress;
