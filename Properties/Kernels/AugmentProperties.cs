@@ -540,13 +540,9 @@ public class AugmentProperties
         {
             var draw = new IlgpuTrain.Training.Mixing(CutMixAlpha: 1f).Draw(b.H, b.W, Rng.Create((ulong)seed));
             var y = Run(Devices.Cpu, b, b.X.Length, (k, x, o) => Augment.CutMix(k, x, o, b.N, b.C, b.H, b.W, draw.X1, draw.Y1, draw.X2, draw.Y2));
-            int plane = b.H * b.W, sample = b.C * plane;
-            bool ok = Enumerable.Range(0, b.X.Length).All(e =>
-            {
-                int s = e / sample, i = e % plane / b.W, j = e % b.W;
-                bool inside = i >= draw.Y1 && i < draw.Y2 && j >= draw.X1 && j < draw.X2;
-                return y[e] == (inside ? b.X[e - (s * sample) + (((s + b.N - 1) % b.N) * sample)] : b.X[e]);
-            });
+            var expected = new float[b.X.Length];
+            AugmentReference.CutMixReference(b.X, expected, b.N, b.H, b.W, (draw.X1, draw.Y1, draw.X2, draw.Y2));
+            bool ok = y.AsSpan().SequenceEqual(expected);
             double area = (double)(draw.X2 - draw.X1) * (draw.Y2 - draw.Y1);
             bool boxInside = draw.CutMix && 0 <= draw.X1 && draw.X1 <= draw.X2 && draw.X2 <= b.W && 0 <= draw.Y1 && draw.Y1 <= draw.Y2 && draw.Y2 <= b.H;
             return ok.Label("rolled inside, own outside")

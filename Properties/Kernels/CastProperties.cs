@@ -244,13 +244,6 @@ public unsafe class CastProperties
         return [.. list, .. list.Select(v => -v)];
     }
 
-    // The spec of ToIndices, in float64: a whole number in [-2^31, 2^31) is that int, anything else int.MinValue.
-    private static int ToIndexReference(float x)
-    {
-        double d = x;
-        return double.IsFinite(d) && Math.Floor(d) == d && d >= int.MinValue && d <= int.MaxValue ? (int)d : int.MinValue;
-    }
-
     [Property(MaxTest = 50)]
     public Property ToIndices_on_every_backend_equals_the_reference_on_ids_fractions_and_specials() =>
         Prop.ForAll(Gen.Choose(0, 100000).ToArbitrary(), seed =>
@@ -263,7 +256,7 @@ public unsafe class CastProperties
                 1 => specials[r.Next(specials.Length)],
                 _ => BitConverter.Int32BitsToSingle(r.Next(int.MinValue, int.MaxValue)),
             }).ToArray();
-            var expected = x.Select(ToIndexReference).ToArray();
+            var expected = x.Select(CastReference.ToIndexReference).ToArray();
             var results = Devices.All.Select(d =>
             {
                 using var xt = d.Upload(x);

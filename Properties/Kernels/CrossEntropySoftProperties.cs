@@ -4,19 +4,16 @@ namespace IlgpuTrain.Properties.Kernels;
 
 /// <summary>
 /// Cross-entropy against class probabilities (Kernels/CrossEntropy.cs ForwardSoft/BackwardSoft and
-/// F.CrossEntropy with Float32 targets): both backends agree bitwise; forward and backward equal a
-/// float64 reference written here; the gradient equals central finite differences; one-hot
+/// F.CrossEntropy with Float32 targets): both backends agree bitwise; forward and backward equal the
+/// float64 reference (CrossEntropyReference, which the conformance suite runs too); the gradient equals central finite differences; one-hot
 /// probabilities give the class-index loss.
 /// </summary>
 public class CrossEntropySoftProperties
 {
-    // Row losses sum C products of a float target and a float nll (lse + m - x), each a few ulp off.
-    private const double LossAtol = 1e-5;
-    private const double LossRtol = 1e-5;
-
-    // (p - t') g: a float softmax (a few ulp of 1) times |g| <= 2.
-    private const double GradAtol = 2e-6;
-    private const double GradRtol = 1e-5;
+    private const double LossAtol = Tolerances.CrossEntropy.SoftLossAtol;
+    private const double LossRtol = Tolerances.CrossEntropy.SoftLossRtol;
+    private const double GradAtol = Tolerances.CrossEntropy.SoftGradAtol;
+    private const double GradRtol = Tolerances.CrossEntropy.SoftGradRtol;
 
     // Finite differences (step 1e-5) of a float64 loss against the float kernel: its rounding dominates.
     private const double FiniteDifferenceAtol = 1e-5;
@@ -55,36 +52,9 @@ public class CrossEntropySoftProperties
         return t;
     }
 
-    /// <summary>The float64 spec: t' = keep t + off; loss_i = -sum_k t'_k log softmax(x_i)_k; reduced per the options.</summary>
-    private static (double[] Rows, double Reduced) Loss64(SoftCase k, double[] x)
-    {
-        var (keep, off) = Smoothing(k);
-        var rows = new double[k.N];
-        for (int i = 0; i < k.N; i++)
-        {
-            double m = double.NegativeInfinity;
-            for (int j = 0; j < k.C; j++)
-                m = Math.Max(m, x[(i * k.C) + j]);
-            double s = 0;
-            for (int j = 0; j < k.C; j++)
-                s += Math.Exp(x[(i * k.C) + j] - m);
-            double lse = m + Math.Log(s);
-            for (int j = 0; j < k.C; j++)
-                rows[i] -= ((keep * k.Targets[(i * k.C) + j]) + off) * (x[(i * k.C) + j] - lse);
-        }
-
-        double sum = rows.Sum();
-        return (rows, k.Options.Reduction == LossReduction.Mean ? sum / k.N : sum);
-    }
-
-    // PyTorch: t (1 - eps) + eps / C; the OffTarget convention maps one-hot rows to 1 - eps and eps / (C - 1).
-    private static (double Keep, double Off) Smoothing(SoftCase k)
-    {
-        double eps = k.Options.Epsilon;
-        return k.Options.Smoothing == LabelSmoothing.Uniform || k.C == 1
-            ? (1 - eps, eps / k.C)
-            : (1 - eps - (eps / (k.C - 1)), eps / (k.C - 1));
-    }
+    // The float64 spec (CrossEntropyReference, which the conformance suite runs too).
+    private static (double[] Rows, double Reduced) Loss64(SoftCase k, double[] x) =>
+        CrossEntropyReference.ForwardSoftReference(x, k.Targets, k.N, k.C, k.Options);
 
     private static (float[] Rows, float Loss) Forward(Device d, SoftCase k)
     {
@@ -123,16 +93,7 @@ public class CrossEntropySoftProperties
         {
             var x = k.Logits.Select(v => (double)v).ToArray();
             var (rows, reduced) = Loss64(k, x);
-            var (keep, off) = Smoothing(k);
-            var dx = new double[x.Length];
-            for (int i = 0; i < k.N; i++)
-            {
-                double g = k.Options.Reduction switch { LossReduction.Mean => k.DLoss[0] / (double)k.N, LossReduction.Sum => k.DLoss[0], _ => k.DLoss[i] };
-                double m = Enumerable.Range(0, k.C).Max(j => x[(i * k.C) + j]);
-                double s = Enumerable.Range(0, k.C).Sum(j => Math.Exp(x[(i * k.C) + j] - m));
-                for (int j = 0; j < k.C; j++)
-                    dx[(i * k.C) + j] = ((Math.Exp(x[(i * k.C) + j] - m) / s) - ((keep * k.Targets[(i * k.C) + j]) + off)) * g;
-            }
+            var dx = CrossEntropyReference.BackwardSoftReference(x, k.Targets, k.DLoss, k.N, k.C, k.Options);
 
             var result = true.Label(k.ToString());
             foreach (var d in Devices.All)

@@ -1,11 +1,11 @@
+using IlgpuTrain.Training.Conformance;
+
 namespace IlgpuTrain.Properties.Kernels;
 
 /// <summary>WeightAverage.Lerp: a = lerp(a, w, t) equals the float64 formula, is exact at both ends, and is the same bits on both backends.</summary>
 public class WeightAverageProperties
 {
-    // torch.lerp's two forms each round three times (w - a, the product, the sum); each rounding is
-    // at most half an ulp of a value no larger than |a| + |w|.
-    private const double LerpRtol = 4e-7;
+    private const double LerpRtol = Tolerances.WeightAverage.LerpRtol;
 
     private static Gen<float> T { get; } = Gen.OneOf(Gen.Elements(0f, 1e-4f, 0.001f, 0.4999999f, 0.5f, 0.5000001f, 0.999f, 1f), Gens.Float(0f, 1f));
 
@@ -18,12 +18,9 @@ public class WeightAverageProperties
             using var w = d.Upload(v.B);
             WeightAverage.Lerp(d.Kernels, a.View<float>(), w.View<float>(), t);
             var got = a.ToHost();
-            int bad = Enumerable.Range(0, got.Length).FirstOrDefault(i =>
-            {
-                double exact = ((1.0 - t) * v.A[i]) + ((double)t * v.B[i]);
-                return !(Math.Abs(got[i] - exact) <= LerpRtol * (Math.Abs(v.A[i]) + Math.Abs(v.B[i])));
-            }, -1);
-            return (bad < 0).Label(bad < 0 ? "ok" : $"t={t:R} a[{bad}]={v.A[bad]:R} w={v.B[bad]:R}: got {got[bad]:R}, float64 {((1.0 - t) * v.A[bad]) + ((double)t * v.B[bad]):R}");
+            var exact = WeightAverageReference.LerpReference(v.A, v.B, t);
+            int bad = Enumerable.Range(0, got.Length).FirstOrDefault(i => !(Math.Abs(got[i] - exact[i]) <= LerpRtol * (Math.Abs(v.A[i]) + Math.Abs(v.B[i]))), -1);
+            return (bad < 0).Label(bad < 0 ? "ok" : $"t={t:R} a[{bad}]={v.A[bad]:R} w={v.B[bad]:R}: got {got[bad]:R}, reference {exact[bad]:R}");
         });
 
     [Property(MaxTest = 30)]

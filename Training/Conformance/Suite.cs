@@ -27,7 +27,7 @@ public static class Suite
     [
         "Elementwise", "Activations", "BiasAdd", "Cast", "Reductions", "Gemm", "GemmHalf", "Softmax", "LogSoftmax",
         "CrossEntropy", "Philox", "Adam", "Sgd", "Rms", "Adagrad", "WeightDecay", "Clip", "LossScale", "Conv2d", "Pooling",
-        "BatchNorm", "LayerNorm", "Dropout", "Embedding", "Concat", "Losses", "Augment", "Metrics",
+        "BatchNorm", "LayerNorm", "Dropout", "Embedding", "Concat", "Losses", "Augment", "Metrics", "WeightAverage",
     ];
 
     // Elementwise: one rounding each side; a GPU may fuse a multiply-add (one rounding fewer).
@@ -89,6 +89,7 @@ public static class Suite
         Run(h, "Losses", () => Losses(h, n));
         Run(h, "Augment", () => Augment(h));
         Run(h, "Metrics", () => Metrics(h));
+        Run(h, "WeightAverage", () => WeightAverage(h, n));
     }
 
     private static void Run(Harness h, string family, Action body)
@@ -233,6 +234,23 @@ public static class Suite
             CastReference.ToFloatReference(hx, r);
             h.Compare("to_float", h.Down(y), r, 0, 0);
         });
+        h.Run("to_index", () =>
+        {
+            float[] specials = [0f, -0f, 1f, -1f, 0.5f, -0.5f, 16777217f, 2147483520f, 2147483648f, -2147483648f, -2147483904f, float.NaN, float.PositiveInfinity, float.NegativeInfinity, float.Epsilon, 3.0000002f];
+            var ids = new float[n];
+            for (int i = 0; i < n; i++)
+                ids[i] = (i % 3) switch { 0 => h.Rng.Next(-70000, 70000), 1 => specials[i % specials.Length], _ => BitConverter.Int32BitsToSingle(h.Rng.Next(int.MinValue, int.MaxValue)) };
+            var y = h.Zeros<int>(n);
+            Kernels.Cast.ToIndices(h.Host, h.Up(ids), y);
+            h.Compare("to_index", Array.ConvertAll(h.Down(y), v => (double)v), Array.ConvertAll(ids, v => (double)CastReference.ToIndexReference(v)), 0, 0);
+        });
+    }
+
+    private static Half[] Halves(Harness h, int length)
+    {
+        var a = new Half[length];
+        CastReference.ToHalfReference(h.Floats(length), a);
+        return a;
     }
 
     private static float[] Widen(Half[] a)
@@ -306,7 +324,56 @@ public static class Suite
                 // Dot products of k terms summed in tiles: the property's bound, scaled with k.
                 h.Compare(name, h.Down(dc), r, Tolerances.Gemm.Atol * Math.Max(1, k / 64.0), Tolerances.Gemm.Rtol);
             });
+            Tiled(h, name[..2], ta, tb, len => h.Floats(len), (side, dc, a, b) => Kernels.Gemm.Run(h.Host, ta, tb, TiledM, TiledN, TiledK, 0.5f, h.Up(a), h.Up(b), 0.25f, dc, side), (a, b, r) => GemmReferences.GemmReference(ta, tb, TiledM, TiledN, TiledK, 0.5f, a, b, 0.25f, r));
         }
+
+        // Batched products (attention's BatchedMatMul): every slice its own GEMM.
+        int batch = 3, bm = h.Quick ? 9 : 65, bn = h.Quick ? 17 : 70, bk = h.Quick ? 16 : 64;
+        int[] sides = h.Host.Backend == KernelBackend.CpuAccelerator ? [0, Kernels.Gemm.GroupSide(h.Host.Accelerator)] : [0];
+        foreach (var (ta, tb, side) in from layout in new[] { (false, false), (false, true), (true, false) } from side in sides select (layout.Item1, layout.Item2, side))
+        {
+            string name = $"{(side == 0 ? "" : "tiled ")}batched {(ta ? "T" : "N")}{(tb ? "T" : "N")} {batch}x{bm}x{bn}x{bk}";
+            h.Run(name, () =>
+            {
+                var a = h.Floats(batch * bm * bk);
+                var b = h.Floats(batch * bk * bn);
+                var dc = h.Zeros<float>(batch * bm * bn);
+                Kernels.Gemm.RunBatched(h.Host, ta, tb, batch, bm, bn, bk, 1f, h.Up(a), h.Up(b), 0f, dc, side);
+                var r = new float[batch * bm * bn];
+                for (int i = 0; i < batch; i++)
+                {
+                    var slice = new float[bm * bn];
+                    GemmReferences.GemmReference(ta, tb, bm, bn, bk, 1f, a.AsSpan(i * bm * bk, bm * bk), b.AsSpan(i * bk * bn, bk * bn), 0f, slice);
+                    slice.CopyTo(r, i * bm * bn);
+                }
+
+                h.Compare(name, h.Down(dc), r, Tolerances.Gemm.Atol * Math.Max(1, bk / 64.0), Tolerances.Gemm.Rtol);
+            });
+        }
+    }
+
+    // On the CPU accelerator backend GEMM launches run the managed CpuGemm (the tiled kernel is far
+    // slower there), so the tiled kernel GPUs launch is checked here directly, at its largest group
+    // side; on a GPU the launches above already run it, and the managed backend launches no kernel.
+    // Its shape: several of the CPU groups' 16 x 16 tiles with ragged edges, small enough for the
+    // CPU accelerator's simulated groups.
+    private const int TiledM = 33, TiledN = 47, TiledK = 70;
+
+    private static void Tiled<T>(Harness h, string layout, bool ta, bool tb, Func<int, T[]> values, Action<int, ArrayView<float>, T[], T[]> kernel, Action<T[], T[], float[]> reference)
+    {
+        if (h.Host.Backend != KernelBackend.CpuAccelerator)
+            return;
+        const int m = TiledM, n = TiledN, k = TiledK;
+        string name = $"tiled {layout} {m}x{n}x{k}";
+        h.Run(name, () =>
+        {
+            var (a, b) = (values(m * k), values(k * n));
+            var c = h.Floats(m * n);
+            var dc = h.Up(c);
+            kernel(Kernels.Gemm.GroupSide(h.Host.Accelerator), dc, a, b);
+            reference(a, b, c);
+            h.Compare(name, h.Down(dc), c, Tolerances.Gemm.Atol * Math.Max(1, k / 64.0), Tolerances.Gemm.Rtol);
+        });
     }
 
     private static void GemmHalf(Harness h)
@@ -328,6 +395,7 @@ public static class Suite
                 GemmHalfReferences.GemmHalfReference(ta, tb, m, n, k, 1f, a, b, 0.5f, r);
                 h.Compare(name, h.Down(dc), r, Tolerances.Gemm.Atol * Math.Max(1, k / 64.0), Tolerances.Gemm.Rtol);
             });
+            Tiled(h, name[..2], ta, tb, len => Halves(h, len), (side, dc, a, b) => Kernels.GemmHalf.Run(h.Host, ta, tb, TiledM, TiledN, TiledK, 1f, h.Up(a), h.Up(b), 0.5f, dc, side), (a, b, r) => GemmHalfReferences.GemmHalfReference(ta, tb, TiledM, TiledN, TiledK, 1f, a, b, 0.5f, r));
         }
 
         h.Run("round_to_half", () =>
@@ -421,6 +489,55 @@ public static class Suite
                 h.Compare("backward " + tag, h.Down(dlogits), r, 1e-6, 4e-6);
             });
         }
+
+        var labeled = (int[])targets.Clone();
+        labeled[0] = CrossEntropyOptions.DefaultIgnoreIndex;
+        foreach (var smoothing in new[] { LabelSmoothing.Uniform, LabelSmoothing.OffTarget })
+        {
+            string tag = $"smoothed_targets {smoothing.ToString().ToLowerInvariant()} eps 0.1";
+            h.Run(tag, () =>
+            {
+                var t = h.Zeros<float>(n * c);
+                Kernels.CrossEntropy.SmoothedTargets(h.Host, h.Up(labeled), t, n, c, 0.1f, smoothing);
+                var r = new float[n * c];
+                CrossEntropyReference.SmoothedTargetsReference(labeled, r, n, c, 0.1f, smoothing);
+                h.Compare(tag, h.Down(t), r, 0, 2.5e-7);
+            });
+        }
+
+        // Probability targets (MixUp/CutMix soft labels): rows of random weights summing to 1.
+        var probabilities = h.Floats(n * c, 0f, 1f);
+        for (int i = 0; i < n; i++)
+        {
+            float sum = 0;
+            for (int k = 0; k < c; k++)
+                sum += probabilities[(i * c) + k];
+            for (int k = 0; k < c; k++)
+                probabilities[(i * c) + k] /= sum;
+        }
+
+        var wide = Array.ConvertAll(logits, v => (double)v);
+        foreach (var options in new[] { new CrossEntropyOptions(), new CrossEntropyOptions { Epsilon = 0.1f, Smoothing = LabelSmoothing.OffTarget }, new CrossEntropyOptions { Reduction = LossReduction.None } })
+        {
+            string tag = $"soft {options.Reduction.ToString().ToLowerInvariant()} eps {options.Epsilon}";
+            var (rows, reduced) = CrossEntropyReference.ForwardSoftReference(wide, probabilities, n, c, options);
+            h.Run(tag + " forward", () =>
+            {
+                var losses = h.Zeros<float>(n);
+                var loss = h.Zeros<float>(1);
+                Kernels.CrossEntropy.ForwardSoft(h.Host, h.Up(logits), h.Up(probabilities), losses, options.Reduction == LossReduction.None ? default : loss, n, c, options);
+                h.Compare(tag + " forward", h.Down(losses), rows, Tolerances.CrossEntropy.SoftLossAtol, Tolerances.CrossEntropy.SoftLossRtol);
+                if (options.Reduction != LossReduction.None)
+                    h.Compare(tag + " reduced", h.Down(loss), new[] { reduced }, 1e-5 * n, 1e-5);
+            });
+            h.Run(tag + " backward", () =>
+            {
+                var dLoss = options.Reduction == LossReduction.None ? h.Floats(n) : [0.7f];
+                var dlogits = h.Zeros<float>(n * c);
+                Kernels.CrossEntropy.BackwardSoft(h.Host, h.Up(logits), h.Up(probabilities), h.Up(dLoss), dlogits, n, c, options);
+                h.Compare(tag + " backward", h.Down(dlogits), CrossEntropyReference.BackwardSoftReference(wide, probabilities, dLoss, n, c, options), Tolerances.CrossEntropy.SoftGradAtol, Tolerances.CrossEntropy.SoftGradRtol);
+            });
+        }
     }
 
     private static void Philox(Harness h, int n)
@@ -502,6 +619,26 @@ public static class Suite
                 if (amsgrad)
                     h.Compare(name + " vmax", h.Down(dvmax), vmax, UpdateAtol, UpdateRtol);
             });
+
+            // The direction alone: what a chain runs when no fused plan takes the whole step.
+            string direction = amsgrad ? "amsgrad direction" : "adam direction";
+            h.Run(direction, () =>
+            {
+                var g = h.Floats(n);
+                var m = h.Floats(n, -0.1f, 0.1f);
+                var v = h.Floats(n, 0f, 0.01f);
+                var vmax = amsgrad ? h.Floats(n, 0f, 0.02f) : [];
+                var s = AdamScalars.For(0.9, 0.999, 1e-8, 0, 5);
+                var (dg, dm, dv) = (h.Up(g), h.Up(m), h.Up(v));
+                var dvmax = amsgrad ? h.Up(vmax) : default;
+                Kernels.AdamUpdate.Direction(h.Host, dg, dm, dv, dvmax, s);
+                AdamUpdateReference.DirectionReference(g, m, v, vmax, s);
+                h.Compare(direction + " d", h.Down(dg), g, UpdateAtol, UpdateRtol);
+                h.Compare(direction + " m", h.Down(dm), m, UpdateAtol, UpdateRtol);
+                h.Compare(direction + " v", h.Down(dv), v, UpdateAtol, UpdateRtol);
+                if (amsgrad)
+                    h.Compare(direction + " vmax", h.Down(dvmax), vmax, UpdateAtol, UpdateRtol);
+            });
         }
     }
 
@@ -523,6 +660,18 @@ public static class Suite
                 h.Compare(name + " p", h.Down(dp), p, UpdateAtol, UpdateRtol);
                 h.Compare(name + " buffer", h.Down(db), b, UpdateAtol, UpdateRtol);
             });
+
+            string momentum = $"momentum nesterov {nesterov} first {first}";
+            h.Run(momentum, () =>
+            {
+                var g = h.Floats(n);
+                var b = h.Floats(n);
+                var (dg, db) = (h.Up(g), h.Up(b));
+                Kernels.SgdUpdate.Momentum(h.Host, dg, db, 0.9f, nesterov ? 0f : 0.1f, nesterov, first);
+                SgdUpdateReference.MomentumReference(g, b, 0.9f, nesterov ? 0f : 0.1f, nesterov, first);
+                h.Compare(momentum + " d", h.Down(dg), g, UpdateAtol, UpdateRtol);
+                h.Compare(momentum + " buffer", h.Down(db), b, UpdateAtol, UpdateRtol);
+            });
         }
     }
 
@@ -543,6 +692,21 @@ public static class Suite
             h.Compare("step v", h.Down(dv), v, UpdateAtol, UpdateRtol);
             h.Compare("step b", h.Down(db), b, UpdateAtol, UpdateRtol);
         });
+        h.Run("direction", () =>
+        {
+            var g = h.Floats(n);
+            var v = h.Floats(n, 0f, 0.01f);
+            var mu = h.Floats(n, -0.01f, 0.01f);
+            var b = h.Floats(n, -0.1f, 0.1f);
+            var s = RmsScalars.For(0.99, 1e-8, 0.9);
+            var (dg, dv, dmu, db) = (h.Up(g), h.Up(v), h.Up(mu), h.Up(b));
+            Kernels.RmsUpdate.Direction(h.Host, dg, dv, dmu, db, s);
+            RmsUpdateReference.DirectionReference(g, v, mu, b, s);
+            h.Compare("direction d", h.Down(dg), g, UpdateAtol, UpdateRtol);
+            h.Compare("direction v", h.Down(dv), v, UpdateAtol, UpdateRtol);
+            h.Compare("direction mu", h.Down(dmu), mu, UpdateAtol, UpdateRtol);
+            h.Compare("direction b", h.Down(db), b, UpdateAtol, UpdateRtol);
+        });
     }
 
     private static void Adagrad(Harness h, int n)
@@ -557,6 +721,16 @@ public static class Suite
             AdagradUpdateReference.StepReference(p, g, sum, 1e-2f, 1e-4f, 1e-10f);
             h.Compare("step p", h.Down(dp), p, UpdateAtol, UpdateRtol);
             h.Compare("step sum", h.Down(ds), sum, UpdateAtol, UpdateRtol);
+        });
+        h.Run("direction", () =>
+        {
+            var g = h.Floats(n);
+            var sum = h.Floats(n, 0f, 1f);
+            var (dg, ds) = (h.Up(g), h.Up(sum));
+            Kernels.AdagradUpdate.Direction(h.Host, dg, ds, 1e-10f);
+            AdagradUpdateReference.DirectionReference(g, sum, 1e-10f);
+            h.Compare("direction d", h.Down(dg), g, UpdateAtol, UpdateRtol);
+            h.Compare("direction sum", h.Down(ds), sum, UpdateAtol, UpdateRtol);
         });
     }
 
@@ -756,6 +930,23 @@ public static class Suite
             BatchNormReference.InputGradReference(x, dy, rm, rv, gamma, rdg, rdb, rdx, n, c, s, eps, true);
             h.Compare("input grad", h.Down(dx), rdx, 2e-4, 2e-3);
         });
+        h.Run("running", () =>
+        {
+            var (mean, var) = (h.Floats(c), h.Floats(c, 0f, 2f));
+            var (runningMean, runningVar) = (h.Floats(c), h.Floats(c, 0.5f, 1.5f));
+            var (newMean, newVar) = (h.Zeros<float>(c), h.Zeros<float>(c));
+            Kernels.BatchNorm.Running(h.Host, h.Up(mean), h.Up(var), n * s, 0.1f, h.Up(runningMean), h.Up(runningVar), newMean, newVar);
+            var (rm, rv) = (new float[c], new float[c]);
+            BatchNormReference.RunningReference(mean, var, n * s, 0.1f, runningMean, runningVar, rm, rv);
+            h.Compare("running mean", h.Down(newMean), rm, Tolerances.BatchNorm.ElementwiseAtol, Tolerances.BatchNorm.ElementwiseRtol);
+            h.Compare("running var", h.Down(newVar), rv, Tolerances.BatchNorm.ElementwiseAtol, Tolerances.BatchNorm.ElementwiseRtol);
+        });
+        h.Run("num_batches_tracked", () =>
+        {
+            var next = h.Zeros<int>(1);
+            Kernels.BatchNorm.Increment(h.Host, h.Up(new[] { 41 }), next);
+            h.Compare("num_batches_tracked", [h.Down(next)[0]], [BatchNormReference.IncrementReference(41)], 0, 0);
+        });
     }
 
     private static void LayerNorm(Harness h)
@@ -949,6 +1140,16 @@ public static class Suite
         float[] mean = [0.4914f, 0.4822f, 0.4465f], std = [0.2470f, 0.2435f, 0.2616f];
         One("normalize", x.Length, (a, y) => Kernels.Augment.Normalize(h.Host, a, y, h.Up(mean.Concat(std).ToArray()), n, c, hh, w), (a, r) => AugmentReference.NormalizeReference(a, r, mean, std, n, hh, w), 0, Tolerances.Augment.NormalizeRtol);
         One("mixup", x.Length, (a, y) => Kernels.Augment.MixUp(h.Host, a, y, n, c, hh, w, 0.3), (a, r) => AugmentReference.MixUpReference(a, r, n, 0.3), Tolerances.Augment.MixAtol, 0);
+        var box = (X1: 1, Y1: 2, X2: w - 2, Y2: hh - 1);
+        One("cutmix", x.Length, (a, y) => Kernels.Augment.CutMix(h.Host, a, y, n, c, hh, w, box.X1, box.Y1, box.X2, box.Y2), (a, r) => AugmentReference.CutMixReference(a, r, n, hh, w, box), 0, 0);
+        h.Run("mix targets", () =>
+        {
+            const int classes = 10;
+            var labels = h.Ints(n, 0, classes);
+            var t = h.Zeros<float>(n * classes);
+            Kernels.Augment.MixTargets(h.Host, h.Up(labels), t, n, classes, 0.3);
+            h.Compare("mix targets", h.Down(t), AugmentReference.MixTargetsReference(labels, classes, 0.3), Tolerances.Augment.MixAtol, 0);
+        });
     }
 
     private static void Metrics(Harness h)
@@ -965,6 +1166,42 @@ public static class Suite
                 var r = new float[n];
                 MetricsReference.TopKHitsReference(logits, targets, r, n, c, k);
                 h.Compare($"top{k}", h.Down(hit), r, 0, 0);
+            });
+        }
+
+        // Multi-label: logits on a grid of halves keep sigmoid away from the thresholds, where a
+        // GPU's exp may decide the other way; targets 0 or 1.
+        int labels = h.Quick ? 7 : 100;
+        var multi = h.Ints(n * labels, -10, 11);
+        var x = Array.ConvertAll(multi, v => v / 2f);
+        var truth = Array.ConvertAll(h.Ints(n * labels, 0, 2), v => (float)v);
+        var thresholds = Enumerable.Range(0, labels).Select(j => j % 3 == 0 ? 0.3f : j % 3 == 1 ? 0.5f : 0.8f).ToArray();
+        h.Run("multilabel counts", () =>
+        {
+            var counts = h.Zeros<float>(3 * labels);
+            Kernels.Metrics.MultiLabelCounts(h.Host, h.Up(x), h.Up(truth), h.Up(thresholds), counts, n, labels);
+            h.Compare("multilabel counts", h.Down(counts), MetricsReference.MultiLabelCountsReference(x, truth, thresholds, n, labels), 0, 0);
+        });
+        h.Run("exact matches", () =>
+        {
+            var match = h.Zeros<float>(n);
+            Kernels.Metrics.ExactMatches(h.Host, h.Up(x), h.Up(truth), h.Up(thresholds), match, n, labels);
+            h.Compare("exact matches", h.Down(match), MetricsReference.ExactMatchesReference(x, truth, thresholds, n, labels), 0, 0);
+        });
+    }
+
+    private static void WeightAverage(Harness h, int n)
+    {
+        foreach (float t in new[] { 0.001f, 0.5f, 0.9f })
+        {
+            h.Run($"lerp t {t}", () =>
+            {
+                var a = h.Floats(n);
+                var w = h.Floats(n);
+                var da = h.Up(a);
+                Kernels.WeightAverage.Lerp(h.Host, da, h.Up(w), t);
+                // Three roundings, each at most half an ulp of |a| + |w| <= 2.
+                h.Compare($"lerp t {t}", h.Down(da), WeightAverageReference.LerpReference(a, w, t), Tolerances.WeightAverage.LerpRtol * 2, 0);
             });
         }
     }

@@ -34,6 +34,21 @@ public static class Tolerances
 
         /// <summary>Relative part of the row-loss bound (see <see cref="LossAtol"/>).</summary>
         public const double LossRtol = 2e-6;
+
+        /// <summary>
+        /// Row losses against class probabilities: C products of a float target and a float nll
+        /// (lse + m - x), each a few ulp off.
+        /// </summary>
+        public const double SoftLossAtol = 1e-5;
+
+        /// <summary>Relative part of the probability-target row-loss bound (see <see cref="SoftLossAtol"/>).</summary>
+        public const double SoftLossRtol = 1e-5;
+
+        /// <summary>Probability-target gradient (p - t') g: a float softmax (a few ulp of 1) times |g| &lt;= 2.</summary>
+        public const double SoftGradAtol = 2e-6;
+
+        /// <summary>Relative part of the probability-target gradient bound (see <see cref="SoftGradAtol"/>).</summary>
+        public const double SoftGradRtol = 1e-5;
     }
 
     /// <summary>LayerNorm forward and backward over rows of D features.</summary>
@@ -159,6 +174,16 @@ public static class Tolerances
 
         /// <summary>MixUp: two float products and a sum against float64, values of order 1.</summary>
         public const double MixAtol = 1e-6;
+    }
+
+    /// <summary>Weight averaging, a = lerp(a, w, t).</summary>
+    public static class WeightAverage
+    {
+        /// <summary>
+        /// torch.lerp's two forms each round three times (w - a, the product, the sum); each rounding
+        /// is at most half an ulp of a value no larger than |a| + |w|: the bound is this times |a| + |w|.
+        /// </summary>
+        public const double LerpRtol = 4e-7;
     }
 
     /// <summary>Loss-scale unscaling.</summary>

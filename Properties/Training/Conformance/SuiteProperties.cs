@@ -4,7 +4,8 @@ namespace IlgpuTrain.Properties.Training.Conformance;
 
 /// <summary>
 /// The conformance suite that <c>ilgpu-train check</c> runs, run here on both CPU backends (managed,
-/// and the GPU kernels on the CPU accelerator): every family has checks and every check passes. A perturbed reference fails
+/// and the GPU kernels on the CPU accelerator): every family has checks, every check passes, and
+/// every kernel is launched. A perturbed reference fails
 /// its family only, so a green suite on a GPU means something.
 /// </summary>
 public class SuiteProperties
@@ -12,8 +13,20 @@ public class SuiteProperties
     [Fact]
     public void Every_check_passes_on_the_cpu_device() => AllPass(Devices.Cpu);
 
+    /// <summary>
+    /// On a device of its own (so no other test's launches count), the suite passes on the GPU
+    /// kernels and loads every kernel of the catalog: a kernel that <c>check</c> would never run on a
+    /// GPU fails here by name.
+    /// </summary>
     [Fact]
-    public void Every_check_passes_on_the_cpu_accelerator_backend() => AllPass(Devices.CpuKernels);
+    public void Every_check_passes_on_the_cpu_accelerator_backend_and_every_kernel_is_checked()
+    {
+        using var device = Device.Create(new DeviceOptions { Kind = DeviceKind.Cpu, Backend = KernelBackend.CpuAccelerator, CpuCores = 2 });
+        AllPass(device);
+        var loaded = device.Kernels.LoadedKernelNames.ToHashSet(StringComparer.Ordinal);
+        var missing = KernelCatalog.All.Select(d => d.Name).Where(name => !loaded.Contains(name)).ToList();
+        Assert.True(missing.Count == 0, $"{missing.Count} of {KernelCatalog.All.Count} kernels are never launched by the conformance suite: {string.Join(", ", missing)}");
+    }
 
     [Theory]
     [InlineData("Gemm")]

@@ -438,6 +438,24 @@ internal static class AugmentReference
         return t;
     }
 
+    /// <summary>Reference: inside the box [y1, y2) x [x1, x2) of every plane, sample n takes sample n - 1 mod N's pixels; outside, its own.</summary>
+    /// <param name="x">Input (N, C, H, W).</param>
+    /// <param name="y">Output (N, C, H, W).</param>
+    /// <param name="n">N.</param>
+    /// <param name="h">H.</param>
+    /// <param name="w">W.</param>
+    /// <param name="box">The box (x1, y1, x2, y2), 0 &lt;= x1 &lt;= x2 &lt;= W and 0 &lt;= y1 &lt;= y2 &lt;= H.</param>
+    public static void CutMixReference(ReadOnlySpan<float> x, Span<float> y, int n, int h, int w, (int X1, int Y1, int X2, int Y2) box)
+    {
+        int plane = h * w, sample = n == 0 ? 0 : x.Length / n;
+        for (int e = 0; e < x.Length; e++)
+        {
+            int s = e / sample, i = e % plane / w, j = e % w;
+            bool inside = i >= box.Y1 && i < box.Y2 && j >= box.X1 && j < box.X2;
+            y[e] = inside ? x[e - (s * sample) + (((s + n - 1) % n) * sample)] : x[e];
+        }
+    }
+
     private static double At(ReadOnlySpan<float> x, int plane, int i, int j, int h, int w) =>
         i >= 0 && i < h && j >= 0 && j < w ? x[plane + (i * w) + j] : 0.0;
 }

@@ -87,6 +87,11 @@ internal static class BatchNormReference
         }
     }
 
+    /// <summary>Reference of num_batches_tracked after a training batch: the count plus one.</summary>
+    /// <param name="counter">The count so far.</param>
+    /// <returns>The count after this batch.</returns>
+    public static int IncrementReference(int counter) => checked(counter + 1);
+
     /// <summary>Reference: dbeta[c] = Σ dy and dgamma[c] = Σ dy x̂ with x̂ = (x - mean) / sqrt(var + eps), in float64.</summary>
     /// <param name="x">Forward input (N, C, S).</param>
     /// <param name="dy">Upstream gradient (N, C, S).</param>

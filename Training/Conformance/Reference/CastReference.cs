@@ -28,6 +28,15 @@ internal static class CastReference
         return HalfFromBits(sign | magnitude);
     }
 
+    /// <summary>Reference float id to index, in float64: a whole number in [-2^31, 2^31) is that int, anything else (fractions, NaN, +-inf, out of range) int.MinValue.</summary>
+    /// <param name="x">The id.</param>
+    /// <returns>The index, or int.MinValue.</returns>
+    public static int ToIndexReference(float x)
+    {
+        double d = x;
+        return double.IsFinite(d) && Math.Floor(d) == d && d >= int.MinValue && d <= int.MaxValue ? (int)d : int.MinValue;
+    }
+
     /// <summary>Reference half to float: (-1)^s * 2^(e-15) * 1.m, or 2^-14 * 0.m for subnormals.</summary>
     /// <param name="x">The half.</param>
     /// <returns>The same value as a float (NaN quieted, keeping sign and payload).</returns>

@@ -137,13 +137,86 @@ internal static class CrossEntropyReference
         }
     }
 
+    /// <summary>
+    /// Reference of cross-entropy against class probabilities, in float64: t' = keep t + off
+    /// (Uniform: keep 1 - eps, off eps / C; OffTarget: keep 1 - eps - eps / (C - 1), off eps / (C - 1)),
+    /// loss_i = -sum_k t'_ik log softmax(x_i)_k, and the Mean (over N) or Sum of the rows.
+    /// </summary>
+    /// <param name="logits">Logits (N, C), in float64 (finite differences perturb them there).</param>
+    /// <param name="targets">Class probabilities (N, C).</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Classes C.</param>
+    /// <param name="options">Reduction and smoothing.</param>
+    /// <returns>The per-row losses and the reduced loss (the Sum for None).</returns>
+    public static (double[] Rows, double Reduced) ForwardSoftReference(ReadOnlySpan<double> logits, ReadOnlySpan<float> targets, int n, int c, CrossEntropyOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var (keep, off) = SoftSmoothing(c, options);
+        var rows = new double[n];
+        var logp = new double[c];
+        for (int i = 0; i < n; i++)
+        {
+            LogSoftmaxRowReference(logits.Slice(i * c, c), logp);
+            for (int k = 0; k < c; k++)
+                rows[i] -= ((keep * targets[(i * c) + k]) + off) * logp[k];
+        }
+
+        double sum = rows.Sum();
+        return (rows, options.Reduction == LossReduction.Mean ? sum / n : sum);
+    }
+
+    /// <summary>
+    /// Reference: dlogits[i, k] = (softmax(x_i)_k - t'_ik) g_i in float64, with t' as in
+    /// <see cref="ForwardSoftReference"/> and g_i = dLoss[0] / N (Mean), dLoss[0] (Sum) or dLoss[i] (None).
+    /// </summary>
+    /// <param name="logits">Logits (N, C).</param>
+    /// <param name="targets">Class probabilities (N, C).</param>
+    /// <param name="dLoss">Upstream gradient: 1 element, or N for None.</param>
+    /// <param name="n">Rows N.</param>
+    /// <param name="c">Classes C.</param>
+    /// <param name="options">Reduction and smoothing.</param>
+    /// <returns>dlogits (N, C).</returns>
+    public static double[] BackwardSoftReference(ReadOnlySpan<double> logits, ReadOnlySpan<float> targets, ReadOnlySpan<float> dLoss, int n, int c, CrossEntropyOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var (keep, off) = SoftSmoothing(c, options);
+        var dx = new double[n * c];
+        var logp = new double[c];
+        for (int i = 0; i < n; i++)
+        {
+            double g = options.Reduction switch { LossReduction.Mean => dLoss[0] / (double)n, LossReduction.Sum => dLoss[0], _ => dLoss[i] };
+            LogSoftmaxRowReference(logits.Slice(i * c, c), logp);
+            for (int k = 0; k < c; k++)
+                dx[(i * c) + k] = (Math.Exp(logp[k]) - ((keep * targets[(i * c) + k]) + off)) * g;
+        }
+
+        return dx;
+    }
+
+    // PyTorch: t (1 - eps) + eps / C; the OffTarget convention maps one-hot rows to 1 - eps and eps / (C - 1).
+    private static (double Keep, double Off) SoftSmoothing(int c, CrossEntropyOptions options)
+    {
+        double eps = options.Epsilon;
+        return options.Smoothing == LabelSmoothing.Uniform || c == 1
+            ? (1 - eps, eps / c)
+            : (1 - eps - (eps / (c - 1)), eps / (c - 1));
+    }
+
     private static void LogSoftmaxRowReference(ReadOnlySpan<float> x, Span<double> logp)
     {
+        Span<double> wide = x.Length <= 1024 ? stackalloc double[x.Length] : new double[x.Length];
+        for (int k = 0; k < x.Length; k++)
+            wide[k] = x[k];
+        LogSoftmaxRowReference(wide, logp);
+    }
+
+    private static void LogSoftmaxRowReference(ReadOnlySpan<double> x, Span<double> logp)
+    {
         double m = double.NegativeInfinity;
-        foreach (float v in x)
+        foreach (double v in x)
             m = Math.Max(m, v);
         double s = 0;
-        foreach (float v in x)
+        foreach (double v in x)
             s += Math.Exp(v - m);
         double lse = Math.Log(s);
         for (int k = 0; k < x.Length; k++)
