@@ -180,6 +180,62 @@ public class ReductionsProperties
         }
     }
 
+    /// <summary>
+    /// Sums that meet ±∞ or NaN give what float addition gives (+∞ stays +∞, +∞ and −∞ give NaN, a
+    /// NaN gives NaN, finite terms that overflow give +∞), on every backend and in both modes, also
+    /// where the managed loop's whole blocks hold the special value.
+    /// </summary>
+    [Property(MaxTest = 20)]
+    public Property Sums_meeting_infinities_and_NaN_give_what_float_addition_gives() =>
+        Prop.ForAll(Gen.Choose(1, 6000).ToArbitrary(), Gen.Choose(0, int.MaxValue).ToArbitrary(), Gen.Choose(0, 3).ToArbitrary(), (n, pick, kind) =>
+        {
+            var data = new float[n];
+            var r = new Random(pick);
+            for (int i = 0; i < n; i++)
+                data[i] = (float)((r.NextDouble() * 2) - 1);
+            int at = pick % n;
+            float expected;
+            switch (kind)
+            {
+                case 0:
+                    data[at] = float.PositiveInfinity;
+                    expected = float.PositiveInfinity;
+                    break;
+                case 1:
+                    data[at] = float.NegativeInfinity;
+                    data[(at + (n / 2)) % n] = n > 1 ? float.PositiveInfinity : float.NegativeInfinity;
+                    expected = n > 1 ? float.NaN : float.NegativeInfinity;
+                    break;
+                case 2:
+                    data[at] = float.NaN;
+                    expected = float.NaN;
+                    break;
+                default:
+                    // Overflow of finite terms: 2^127 twice or more.
+                    Array.Fill(data, 1.7e38f, 0, n);
+                    expected = n > 1 ? float.PositiveInfinity : 1.7e38f;
+                    break;
+            }
+
+            var failures = new List<string>();
+            foreach (var d in Devices.All)
+            {
+                foreach (var mode in Modes)
+                {
+                    float sum = RunFlat(d.Kernels, d, Op.Sum, data, mode);
+                    if (!sum.Equals(expected))
+                        failures.Add($"{Name(d)} {mode}: sum {sum:R}, float addition gives {expected:R}");
+                    float squares = RunFlat(d.Kernels, d, Op.SumOfSquares, data, mode);
+                    // Every special square is +∞ (so is 1.7e38²), except NaN's.
+                    float expectedSquares = kind == 2 ? float.NaN : float.PositiveInfinity;
+                    if (!squares.Equals(expectedSquares))
+                        failures.Add($"{Name(d)} {mode}: sum of squares {squares:R}, float addition gives {expectedSquares:R}");
+                }
+            }
+
+            return Verdict(failures, $"n = {n}, special {kind} at {at}");
+        });
+
     [Property(MaxTest = 30)]
     public Property Max_with_a_NaN_anywhere_is_NaN() =>
         Prop.ForAll(Gens.Matrix().Where(m => m.Rows > 0 && m.Cols > 0).ToArbitrary(), Gen.Choose(0, int.MaxValue).ToArbitrary(), (m, pick) =>
