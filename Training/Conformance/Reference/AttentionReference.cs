@@ -154,6 +154,55 @@ internal static class AttentionReference
         return (y, dq, dk, dv, dS);
     }
 
+    /// <summary>
+    /// The forward's log-sum-exp per query row, lse_i = log sum_j exp(s_ij) over the unmasked keys,
+    /// in float64; +inf for a row with no key left (the kernels' convention, so its P is 0).
+    /// Dropout does not enter it.
+    /// </summary>
+    /// <param name="c">The shapes and options.</param>
+    /// <param name="x">The call's bias values and key lengths or mask.</param>
+    /// <param name="q">q (B, H, Lq, D).</param>
+    /// <param name="k">k (B, H, Lk, D).</param>
+    /// <returns>lse (B, H, Lq).</returns>
+    public static double[] LseReference(AttentionCase c, AttentionData x, double[] q, double[] k)
+    {
+        var biasValues = x.BiasValues.Select(e => (double)e).ToArray();
+        var lse = new double[c.B * c.H * c.Lq];
+        var s = new double[c.Lk];
+        for (int b = 0; b < c.B; b++)
+        {
+            for (int h = 0; h < c.H; h++)
+            {
+                int bh = (b * c.H) + h;
+                for (int i = 0; i < c.Lq; i++)
+                {
+                    double m = double.NegativeInfinity;
+                    for (int j = 0; j < c.Lk; j++)
+                    {
+                        s[j] = double.NegativeInfinity;
+                        bool masked = (c.Causal && j > i) || (c.Pad == 1 && j >= x.PadValues[b]) || (c.Pad == 2 && x.PadValues[(b * c.Lk) + j] == 0);
+                        if (!masked)
+                        {
+                            double dot = 0;
+                            for (int e = 0; e < c.D; e++)
+                                dot += q[(((bh * c.Lq) + i) * c.D) + e] * k[(((bh * c.Lk) + j) * c.D) + e];
+                            s[j] = (dot * c.ScaleValue) + BiasAt(c, biasValues, b, h, i, j);
+                        }
+
+                        m = Math.Max(m, s[j]);
+                    }
+
+                    double sum = 0;
+                    for (int j = 0; j < c.Lk; j++)
+                        sum += double.IsNegativeInfinity(s[j]) ? 0 : Math.Exp(s[j] - m);
+                    lse[(bh * c.Lq) + i] = sum > 0 ? m + Math.Log(sum) : double.PositiveInfinity;
+                }
+            }
+        }
+
+        return lse;
+    }
+
     /// <summary>The gradient of the case's bias: dS summed over the axes the bias broadcasts along.</summary>
     /// <param name="c">The shapes and options (its bias shape).</param>
     /// <param name="dS">dS (B, H, Lq, Lk) from <see cref="Run"/>.</param>
