@@ -1,53 +1,12 @@
 using System.Runtime.InteropServices;
 using IlgpuTrain.Training;
+using IlgpuTrain.Training.Conformance;
 using Xunit.Abstractions;
 
 namespace IlgpuTrain.Properties.Functional;
 
-/// <summary>One attention call: shapes and options.</summary>
-/// <param name="B">Batch.</param>
-/// <param name="H">Heads.</param>
-/// <param name="Lq">Query length.</param>
-/// <param name="Lk">Key length.</param>
-/// <param name="D">Query/key head dimension.</param>
-/// <param name="Dv">Value head dimension.</param>
-/// <param name="Causal">is_causal.</param>
-/// <param name="Scale">The scale, null for 1/sqrt(D).</param>
-/// <param name="Bias">0 none; the bias shape 1 (Lq, Lk), 2 (1, H, Lq, Lk), 3 (B, 1, Lq, Lk), 4 (B, H, Lq, Lk).</param>
-/// <param name="Pad">0 none, 1 lengths (B), 2 mask (B, Lk).</param>
-/// <param name="P">Dropout probability (Train mode).</param>
-/// <param name="Seed">Seed of the values and of the dropout key.</param>
-public sealed record AttentionCase(int B, int H, int Lq, int Lk, int D, int Dv, bool Causal, float? Scale, int Bias, int Pad, float P, int Seed)
-{
-    /// <summary>The bias's shape, or null.</summary>
-    public Shape? BiasShape => Bias switch
-    {
-        1 => new Shape(Lq, Lk),
-        2 => new Shape(1, H, Lq, Lk),
-        3 => new Shape(B, 1, Lq, Lk),
-        4 => new Shape(B, H, Lq, Lk),
-        _ => null,
-    };
-
-    /// <summary>The dropout randomness of the call.</summary>
-    public Rng Rng => new((ulong)Seed * 7919UL + 11UL, 3, 5);
-
-    /// <summary>The effective scale.</summary>
-    public double ScaleValue => Scale ?? (1.0 / Math.Sqrt(D));
-
-    /// <inheritdoc/>
-    public override string ToString() =>
-        $"B {B} H {H} Lq {Lq} Lk {Lk} D {D} Dv {Dv} causal {Causal} scale {Scale?.ToString() ?? "default"} bias {Bias} pad {Pad} p {P} seed {Seed}";
-}
-
-/// <summary>The values of one attention call: inputs, constants and the upstream gradient.</summary>
-/// <param name="Q">q (B, H, Lq, D).</param>
-/// <param name="K">k (B, H, Lk, D).</param>
-/// <param name="V">v (B, H, Lk, Dv).</param>
-/// <param name="BiasValues">The bias (its shape's length), or empty.</param>
-/// <param name="PadValues">Lengths (B) or mask (B, Lk), or empty.</param>
-/// <param name="DOut">dy (B, H, Lq, Dv).</param>
-public sealed record AttentionData(float[] Q, float[] K, float[] V, float[] BiasValues, int[] PadValues, float[] DOut)
+/// <summary>The seeded values of an attention case (<see cref="AttentionData"/>, the reference's inputs).</summary>
+internal static class AttentionInputs
 {
     /// <summary>Values for <paramref name="c"/> from its seed, scaled by <paramref name="magnitude"/>.</summary>
     public static AttentionData For(AttentionCase c, double magnitude = 1)
@@ -71,144 +30,15 @@ public sealed record AttentionData(float[] Q, float[] K, float[] V, float[] Bias
 }
 
 /// <summary>
-/// The spec of scaled dot-product attention, in float64 and naive: the whole (Lq, Lk) matrix
-/// softmax(q k^T scale + bias, masked) per (b, h), times the dropout mask, times v; and its
-/// gradients by the chain rule through that matrix. A row with no key left gives zeros.
-/// </summary>
-public static class AttentionReference
-{
-    /// <summary>y, and (when dOut is given) dq, dk, dv and dS (B, H, Lq, Lk), the gradient of a full bias; <paramref name="bias"/> replaces x's bias values.</summary>
-    public static (double[] Y, double[] Dq, double[] Dk, double[] Dv, double[] DS) Run(AttentionCase c, AttentionData x, double[] q, double[] k, double[] v, double[]? dOut, double[]? bias = null)
-    {
-        var biasValues = bias ?? x.BiasValues.Select(e => (double)e).ToArray();
-        var dS = new double[c.B * c.H * c.Lq * c.Lk];
-        var y = new double[c.B * c.H * c.Lq * c.Dv];
-        var dq = new double[q.Length];
-        var dk = new double[k.Length];
-        var dv = new double[v.Length];
-        double scale = c.ScaleValue;
-        float keep = 1f - c.P;
-        var rng = c.Rng;
-        var s = new double[c.Lk];
-        var p = new double[c.Lk];
-        var z = new double[c.Lk];
-        var dp = new double[c.Lk];
-        for (int b = 0; b < c.B; b++)
-        {
-            for (int h = 0; h < c.H; h++)
-            {
-                int bh = (b * c.H) + h;
-                for (int i = 0; i < c.Lq; i++)
-                {
-                    double m = double.NegativeInfinity;
-                    for (int j = 0; j < c.Lk; j++)
-                    {
-                        s[j] = double.NegativeInfinity;
-                        bool masked = (c.Causal && j > i) || (c.Pad == 1 && j >= x.PadValues[b]) || (c.Pad == 2 && x.PadValues[(b * c.Lk) + j] == 0);
-                        if (!masked)
-                        {
-                            double dot = 0;
-                            for (int e = 0; e < c.D; e++)
-                                dot += q[(((bh * c.Lq) + i) * c.D) + e] * k[(((bh * c.Lk) + j) * c.D) + e];
-                            s[j] = (dot * scale) + BiasAt(c, biasValues, b, h, i, j);
-                        }
-
-                        m = Math.Max(m, s[j]);
-                        long element = (((long)bh * c.Lq) + i) * c.Lk + j;
-                        z[j] = c.P == 0f ? 1 : Philox.UniformAt(rng.Seed, rng.Stream, rng.Counter, element) < keep ? 1.0 / keep : 0;
-                    }
-
-                    double sum = 0;
-                    for (int j = 0; j < c.Lk; j++)
-                    {
-                        p[j] = double.IsNegativeInfinity(s[j]) ? 0 : Math.Exp(s[j] - m);
-                        sum += p[j];
-                    }
-
-                    for (int j = 0; j < c.Lk; j++)
-                        p[j] = sum > 0 ? p[j] / sum : 0;
-                    for (int e = 0; e < c.Dv; e++)
-                    {
-                        double acc = 0;
-                        for (int j = 0; j < c.Lk; j++)
-                            acc += p[j] * z[j] * v[(((bh * c.Lk) + j) * c.Dv) + e];
-                        y[(((bh * c.Lq) + i) * c.Dv) + e] = acc;
-                    }
-
-                    if (dOut is null)
-                        continue;
-                    // Through y = (P o Z) v, then the softmax Jacobian diag(P) - P P^T.
-                    double delta = 0;
-                    for (int j = 0; j < c.Lk; j++)
-                    {
-                        double g = 0;
-                        for (int e = 0; e < c.Dv; e++)
-                        {
-                            double dy = dOut[(((bh * c.Lq) + i) * c.Dv) + e];
-                            g += dy * v[(((bh * c.Lk) + j) * c.Dv) + e];
-                            dv[(((bh * c.Lk) + j) * c.Dv) + e] += p[j] * z[j] * dy;
-                        }
-
-                        dp[j] = g * z[j];
-                        delta += p[j] * dp[j];
-                    }
-
-                    for (int j = 0; j < c.Lk; j++)
-                    {
-                        dS[(((bh * c.Lq) + i) * c.Lk) + j] = p[j] * (dp[j] - delta);
-                        double ds = p[j] * (dp[j] - delta) * scale;
-                        for (int e = 0; e < c.D; e++)
-                        {
-                            dq[(((bh * c.Lq) + i) * c.D) + e] += ds * k[(((bh * c.Lk) + j) * c.D) + e];
-                            dk[(((bh * c.Lk) + j) * c.D) + e] += ds * q[(((bh * c.Lq) + i) * c.D) + e];
-                        }
-                    }
-                }
-            }
-        }
-
-        return (y, dq, dk, dv, dS);
-    }
-
-    /// <summary>The gradient of the case's bias: dS summed over the axes the bias broadcasts along.</summary>
-    public static double[] BiasGrad(AttentionCase c, double[] dS)
-    {
-        var g = new double[c.BiasShape?.Length ?? 0];
-        if (c.Bias == 0)
-            return g;
-        for (int b = 0; b < c.B; b++)
-        {
-            for (int h = 0; h < c.H; h++)
-            {
-                for (int ij = 0; ij < c.Lq * c.Lk; ij++)
-                    g[BiasIndex(c, b, h, ij / c.Lk, ij % c.Lk)] += dS[(((b * c.H) + h) * c.Lq * c.Lk) + ij];
-            }
-        }
-
-        return g;
-    }
-
-    private static double BiasAt(AttentionCase c, double[] bias, int b, int h, int i, int j) => c.Bias == 0 ? 0 : bias[BiasIndex(c, b, h, i, j)];
-
-    private static int BiasIndex(AttentionCase c, int b, int h, int i, int j) => c.Bias switch
-    {
-        1 => (i * c.Lk) + j,
-        2 => (((h * c.Lq) + i) * c.Lk) + j,
-        3 => (((b * c.Lq) + i) * c.Lk) + j,
-        _ => (((((b * c.H) + h) * c.Lq) + i) * c.Lk) + j,
-    };
-}
-
-/// <summary>
 /// F.ScaledDotProductAttention: the managed CPU path and the ILGPU kernels (on the CPU accelerator)
 /// against the float64 reference, forward and backward; the VJP against finite differences; the
 /// invariants (causality, empty rows, dropout) and PyTorch's own numbers.
 /// </summary>
 public class AttentionProperties(ITestOutputHelper output)
 {
-    // float32 dot products and exps over D, Lk <= ~150 terms of magnitude ~1.
-    private const double Atol = 1e-4;
-    private const double Rtol = 1e-3;
+    // float32 dot products and exps over D, Lk <= ~150 terms of magnitude ~1 (one definition with the conformance suite).
+    private const double Atol = Tolerances.Attention.Atol;
+    private const double Rtol = Tolerances.Attention.Rtol;
 
     // The PyTorch fixture: float64 results of float32-representable inputs, small shapes.
     private const double TorchTol = 1e-5;
@@ -270,7 +100,7 @@ public class AttentionProperties(ITestOutputHelper output)
     public Property Vjp_matches_finite_differences_on_every_backend() =>
         Prop.ForAll(Cases(6, 7, 5, [0f, 0f, 0.4f]).ToArbitrary(), c =>
         {
-            var x = AttentionData.For(c);
+            var x = AttentionInputs.For(c);
             var inputs = InputsWithBias(c, x);
             double[] Reference(double[][] a) => AttentionReference.Run(c, x, a[0], a[1], a[2], null, a.Length > 3 ? a[3] : null).Y;
             var result = true.Label(c.ToString());
@@ -296,7 +126,7 @@ public class AttentionProperties(ITestOutputHelper output)
     public Property Forward_and_gradients_equal_the_reference_across_tiles() =>
         Prop.ForAll(Cases(40, 150, 20, [0f, 0f, 0.3f]).ToArbitrary(), c =>
         {
-            var x = AttentionData.For(c);
+            var x = AttentionInputs.For(c);
             var (y, dq, dk, dv, ds) = AttentionReference.Run(c, x, D(x.Q), D(x.K), D(x.V), D(x.DOut));
             var result = true.Label(c.ToString());
             foreach (var device in Devices.All)
@@ -320,7 +150,7 @@ public class AttentionProperties(ITestOutputHelper output)
     public Property One_tensor_as_query_key_and_value_gets_the_sum_of_the_three_gradients()
     {
         var c = new AttentionCase(2, 2, 5, 5, 4, 4, true, null, 0, 1, 0.25f, 31);
-        var x = AttentionData.For(c);
+        var x = AttentionInputs.For(c);
         var inputs = new[] { new GradInput("x", new Shape(c.B, c.H, c.Lq, c.D), x.Q) };
         double[] Reference(double[][] a) => AttentionReference.Run(c, x, a[0], a[0], a[0], null).Y;
         var result = true.Label(c.ToString());
@@ -336,7 +166,7 @@ public class AttentionProperties(ITestOutputHelper output)
         {
             var c = c0 with { Causal = true };
             int cut = cut0 % Math.Min(c.Lq, c.Lk);
-            var x = AttentionData.For(c);
+            var x = AttentionInputs.For(c);
             var k2 = (float[])x.K.Clone();
             var v2 = (float[])x.V.Clone();
             var noise = GradCheck.Values(c.Seed + 9, k2.Length + v2.Length, 5);
@@ -374,7 +204,7 @@ public class AttentionProperties(ITestOutputHelper output)
     public void Rows_without_keys_give_zeros_and_zero_gradients()
     {
         var lengths = new AttentionCase(2, 2, 5, 6, 3, 4, false, null, 0, 1, 0f, 17);
-        var x = AttentionData.For(lengths) with { PadValues = [0, 4] };
+        var x = AttentionInputs.For(lengths) with { PadValues = [0, 4] };
         var mask = lengths with { Pad = 2 };
         var xm = x with { PadValues = [0, 0, 0, 0, 0, 0, 1, 0, 1, 1, 0, 1] };
         var bias = lengths with { Pad = 0, Bias = 2 };
@@ -412,7 +242,7 @@ public class AttentionProperties(ITestOutputHelper output)
     public void Large_logits_stay_finite_and_exact()
     {
         var c = new AttentionCase(1, 2, 20, 90, 8, 3, false, null, 0, 0, 0f, 5);
-        var x = AttentionData.For(c, magnitude: 30);
+        var x = AttentionInputs.For(c, magnitude: 30);
         var (y, dq, dk, dv, _) = AttentionReference.Run(c, x, D(x.Q), D(x.K), D(x.V), D(x.DOut));
         foreach (var device in Devices.All)
         {
@@ -433,7 +263,7 @@ public class AttentionProperties(ITestOutputHelper output)
     public void Dropout_p0_and_Eval_are_no_dropout()
     {
         var c = new AttentionCase(2, 2, 9, 11, 4, 3, true, null, 2, 1, 0f, 23);
-        var x = AttentionData.For(c);
+        var x = AttentionInputs.For(c);
         foreach (var device in Devices.All)
         {
             var plain = Forward(device, c, x, Mode.Eval);
@@ -453,7 +283,7 @@ public class AttentionProperties(ITestOutputHelper output)
     public void Dropout_preserves_the_mean(float p, int seed)
     {
         var c = new AttentionCase(2, 4, 64, 64, 4, 1, false, null, 0, 0, p, seed);
-        var x = AttentionData.For(c) with { Q = new float[2 * 4 * 64 * 4], V = Enumerable.Repeat(1f, 2 * 4 * 64).ToArray() };
+        var x = AttentionInputs.For(c) with { Q = new float[2 * 4 * 64 * 4], V = Enumerable.Repeat(1f, 2 * 4 * 64).ToArray() };
         foreach (var device in Devices.All)
         {
             var y = Forward(device, c, x);

@@ -1,3 +1,4 @@
+using IlgpuTrain.Training.Conformance;
 using MaskedKernels = IlgpuTrain.Kernels.MaskedSoftmax;
 
 namespace IlgpuTrain.Properties.Kernels;
@@ -10,39 +11,17 @@ namespace IlgpuTrain.Properties.Kernels;
 /// </summary>
 public class MaskedSoftmaxProperties
 {
-    // exp in float against float64: a few ulps of each probability.
-    private const double Atol = 1e-6;
-    private const double Rtol = 1e-5;
+    // exp in float against float64: a few ulps of each probability (one definition with the conformance suite).
+    private const double Atol = Tolerances.MaskedSoftmax.ForwardAtol;
+    private const double Rtol = Tolerances.MaskedSoftmax.ForwardRtol;
 
     private const double FdAtol = 2e-4;
     private const double FdRtol = 2e-3;
 
-    /// <summary>
-    /// The spec, from the definition: entry (row, j) is kept when j &lt; lengths[item] and (causal)
-    /// j &lt;= query; kept entries get exp(x + bias) normalized over the kept ones, the rest 0;
-    /// a row with nothing kept (or only -inf) is all 0.
-    /// </summary>
-    internal static double[] Reference(double[] x, double[]? bias, MaskCase c)
-    {
-        int n = c.Rows, tk = c.Cols, tq = c.Dims[^2];
-        int perItem = n / c.Dims[0];
-        int biasRows = bias is null ? 1 : bias.Length / tk;
-        var y = new double[x.Length];
-        for (int r = 0; r < n; r++)
-        {
-            bool Kept(int j) => (c.Lengths is null || j < c.Lengths[r / perItem]) && (c.KeyMask is null || c.KeyMask[((r / perItem) * tk) + j] != 0) && (!c.Causal || j <= r % tq);
-            double V(int j) => x[(r * tk) + j] + (bias is null ? 0 : bias[((r % biasRows) * tk) + j]);
-            var kept = Enumerable.Range(0, tk).Where(Kept).Where(j => !double.IsNegativeInfinity(V(j))).ToArray();
-            if (kept.Length == 0)
-                continue;
-            double max = kept.Max(V);
-            double sum = kept.Sum(j => Math.Exp(V(j) - max));
-            foreach (int j in kept)
-                y[(r * tk) + j] = Math.Exp(V(j) - max) / sum;
-        }
-
-        return y;
-    }
+    // The spec (Training/Conformance/Reference/MaskedSoftmaxReference.cs) for a case: Tq is x's
+    // second-to-last dimension, the items its first.
+    internal static double[] Reference(double[] x, double[]? bias, MaskCase c) =>
+        MaskedSoftmaxReference.ForwardReference(x, bias, c.Rows, c.Cols, c.Dims[^2], c.Dims[0], c.Causal, c.Lengths, c.KeyMask);
 
     private static double[] D(float[] v) => v.Select(x => (double)x).ToArray();
 

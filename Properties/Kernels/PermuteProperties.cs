@@ -1,11 +1,12 @@
+using IlgpuTrain.Training.Conformance;
 using PermuteKernels = IlgpuTrain.Kernels.Permute;
 
 namespace IlgpuTrain.Properties.Kernels;
 
 /// <summary>
 /// Permute, transpose, slice and gather (Kernels/Permute.cs; F.Permute, F.Transpose, F.Slice,
-/// F.Gather): every backend equals a reference written here, permuting back by the inverse is
-/// the identity, and every VJP equals central finite differences of the reference in float64.
+/// F.Gather): every backend equals a reference (permute's is PermuteReference, slice's and
+/// gather's are written here), permuting back by the inverse is the identity, and every VJP equals central finite differences of the reference in float64.
 /// </summary>
 public class PermuteProperties
 {
@@ -15,45 +16,6 @@ public class PermuteProperties
     // The VJPs copy or add dOut; finite differences of these linear maps are exact up to float64 rounding.
     private const double FdAtol = 1e-6;
     private const double FdRtol = 1e-6;
-
-    private static int[] RowMajorStrides(int[] dims)
-    {
-        var s = new int[dims.Length];
-        int acc = 1;
-        for (int i = dims.Length - 1; i >= 0; i--)
-        {
-            s[i] = acc;
-            acc *= dims[i];
-        }
-
-        return s;
-    }
-
-    /// <summary>y = permute(x, axes): each element of x, at multi-index j, goes to y's index (j[axes[0]], ..., j[axes[r-1]]).</summary>
-    internal static T[] PermuteReference<T>(T[] x, int[] dims, int[] axes)
-    {
-        int r = dims.Length;
-        var yDims = axes.Select(a => dims[a]).ToArray();
-        var yStrides = RowMajorStrides(yDims);
-        var y = new T[x.Length];
-        var j = new int[r];
-        for (int e = 0; e < x.Length; e++)
-        {
-            int rem = e;
-            for (int i = r - 1; i >= 0; i--)
-            {
-                j[i] = rem % dims[i];
-                rem /= dims[i];
-            }
-
-            int at = 0;
-            for (int k = 0; k < r; k++)
-                at += j[axes[k]] * yStrides[k];
-            y[at] = x[e];
-        }
-
-        return y;
-    }
 
     private static (int Outer, int Size, int Inner) Around(int[] dims, int axis) =>
         (dims.Take(axis).Aggregate(1, (a, b) => a * b), dims[axis], dims.Skip(axis + 1).Aggregate(1, (a, b) => a * b));
@@ -113,7 +75,7 @@ public class PermuteProperties
         Prop.ForAll(PermuteCase.ToArbitrary(), c =>
         {
             var x = GradCheck.Values(c.Seed, c.Dims.Aggregate(1, (a, b) => a * b));
-            var expected = PermuteReference(x, c.Dims, c.Axes);
+            var expected = PermuteReference.ForwardReference(x, c.Dims, c.Axes);
             var yShape = new Shape(c.Axes.Select(a => c.Dims[a]).ToArray());
             var result = true.Label(Describe(c.Dims, c.Axes));
             foreach (var d in Devices.All)
@@ -180,8 +142,8 @@ public class PermuteProperties
             (tAxes[c.Axis], tAxes[other]) = (tAxes[other], tAxes[c.Axis]);
             int gl = n / Math.Max(size, 1) * indices.Length;
             var label = $"{Describe(c.Dims, c.Axes)}, axis {c.Axis}, other {other}, slice [{start}, {start + length}), indices [{string.Join(", ", indices)}]";
-            return GradCheck.Check(Devices.Cpu, [x], (_, p) => F.Permute(p("x"), c.Axes), a => PermuteReference(a[0], c.Dims, c.Axes), GradCheck.Values(c.Seed + 1, n), FdAtol, FdRtol).Label("permute")
-                .And(GradCheck.Check(Devices.Cpu, [x], (_, p) => F.Transpose(p("x"), c.Axis, other), a => PermuteReference(a[0], c.Dims, tAxes), GradCheck.Values(c.Seed + 2, n), FdAtol, FdRtol).Label("transpose"))
+            return GradCheck.Check(Devices.Cpu, [x], (_, p) => F.Permute(p("x"), c.Axes), a => PermuteReference.ForwardReference(a[0], c.Dims, c.Axes), GradCheck.Values(c.Seed + 1, n), FdAtol, FdRtol).Label("permute")
+                .And(GradCheck.Check(Devices.Cpu, [x], (_, p) => F.Transpose(p("x"), c.Axis, other), a => PermuteReference.ForwardReference(a[0], c.Dims, tAxes), GradCheck.Values(c.Seed + 2, n), FdAtol, FdRtol).Label("transpose"))
                 .And(GradCheck.Check(Devices.Cpu, [x], (_, p) => F.Slice(p("x"), c.Axis, start, length), a => SliceReference(a[0], c.Dims, c.Axis, start, length), GradCheck.Values(c.Seed + 3, n / Math.Max(size, 1) * length), FdAtol, FdRtol).Label("slice"))
                 .And(GradCheck.Check(Devices.Cpu, [x], (s, p) => F.Gather(p("x"), c.Axis, s.Upload(indices, new Shape(indices.Length))), a => GatherReference(a[0], c.Dims, c.Axis, indices), GradCheck.Values(c.Seed + 4, gl), FdAtol, FdRtol).Label("gather"))
                 .Label(label);
@@ -194,7 +156,7 @@ public class PermuteProperties
     public void Large_permutes_split_over_threads_equal_the_reference_both_ways(int[] dims, int[] axes)
     {
         var x = GradCheck.Values(17, dims.Aggregate(1, (a, b) => a * b));
-        var expected = PermuteReference(x, dims, axes);
+        var expected = PermuteReference.ForwardReference(x, dims, axes);
         foreach (var d in Devices.All)
         {
             using var xs = d.Upload(x);

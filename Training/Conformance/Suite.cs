@@ -27,6 +27,7 @@ public static class Suite
     [
         "Elementwise", "Activations", "BiasAdd", "Cast", "Reductions", "Gemm", "GemmHalf", "Softmax", "LogSoftmax",
         "CrossEntropy", "Philox", "Adam", "Sgd", "Rms", "Adagrad", "WeightDecay", "Clip", "LossScale", "Conv2d", "Pooling",
+        "MaskedSoftmax", "Attention", "Permute",
         "BatchNorm", "LayerNorm", "Dropout", "Embedding", "Concat", "Losses", "Augment", "Metrics", "WeightAverage",
     ];
 
@@ -81,6 +82,9 @@ public static class Suite
         Run(h, "LossScale", () => LossScale(h, n));
         Run(h, "Conv2d", () => Conv2d(h));
         Run(h, "Pooling", () => Pooling(h));
+        Run(h, "MaskedSoftmax", () => MaskedSoftmax(h));
+        Run(h, "Attention", () => Attention(h));
+        Run(h, "Permute", () => Permute(h));
         Run(h, "BatchNorm", () => BatchNorm(h));
         Run(h, "LayerNorm", () => LayerNorm(h));
         Run(h, "Dropout", () => Dropout(h, n));
@@ -888,6 +892,150 @@ public static class Suite
             h.Compare("global avg forward", h.Down(y), ry, SumAtolPerTerm, SumRtol);
             h.Compare("global avg backward", h.Down(dx), rdx, SameAtol, SameRtol);
         });
+    }
+
+    // An output buffer of NaNs, so an element a kernel fails to write cannot pass for a reference 0.
+    private static ArrayView<float> Poisoned(Harness h, long n) => h.Up(Enumerable.Repeat(float.NaN, checked((int)n)).ToArray());
+
+    private static double[] Wide(float[] a) => Array.ConvertAll(a, v => (double)v);
+
+    private static void MaskedSoftmax(Harness h)
+    {
+        // x (B, H, Tq, C): N = B H Tq rows, Tq per causal block, H Tq per item of the key lengths or mask.
+        var (items, heads, tq, c) = h.Quick ? (3, 2, 7, 9) : (4, 4, 65, 257);
+        int n = items * heads * tq;
+        var x = h.Floats(n * c, -6f, 6f);
+        var lengths = h.Ints(items, 1, c + 2);
+        lengths[^1] = 0; // an item with no key: its rows are zeros
+        var mask = h.Ints(items * c, 0, 3); // a third of the keys dropped
+        var biasRows = h.Floats(tq * c, -3f, 3f);
+        var biasRow = h.Floats(c, -3f, 3f);
+        (string Name, bool Causal, int Keys, float[]? Bias)[] cases =
+        [
+            ("causal", true, 0, null),
+            ("key lengths", false, 1, null),
+            ("key mask", false, 2, null),
+            ("bias (Tq, C)", false, 0, biasRows),
+            ("causal key lengths bias (Tq, C)", true, 1, biasRows),
+            ("causal key mask bias (C)", true, 2, biasRow),
+        ];
+        foreach (var (name, causal, keys, bias) in cases)
+        {
+            h.Run(name, () =>
+            {
+                var y = Poisoned(h, (long)n * c);
+                var keyView = keys == 1 ? h.Up(lengths) : keys == 2 ? h.Up(mask) : default;
+                Kernels.MaskedSoftmax.Forward(h.Host, h.Up(x), bias is null ? default : h.Up(bias), keyView, y, n, c, causal, tq, keyMask: keys == 2);
+                var r = MaskedSoftmaxReference.ForwardReference(Wide(x), bias is null ? null : Wide(bias), n, c, tq, items, causal, keys == 1 ? lengths : null, keys == 2 ? mask : null);
+                h.Compare(name, h.Down(y), r, Tolerances.MaskedSoftmax.ForwardAtol, Tolerances.MaskedSoftmax.ForwardRtol);
+            });
+        }
+    }
+
+    private static void Attention(Harness h)
+    {
+        // The tiled kernels stage 16 keys (forward, dQ) or 16 queries (dK/dV) per tile for groups of
+        // up to 32 query rows (16 on the CPU accelerator); the managed path walks 64-key tiles in
+        // 32-row blocks. Full sizes span several of each with ragged ends: 77 = 2 x 32 + 13 = 4 x 16 + 13
+        // queries, 150 = 9 x 16 + 6 = 2 x 64 + 22 keys. Quick sizes still cross a group of 32 rows and
+        // tiles of 16 (35 = 32 + 3 = 2 x 16 + 3, 41 = 2 x 16 + 9): a causal bound that is right for the
+        // first group only shows in the second.
+        var (l, lk, d, dh, dv) = h.Quick ? (35, 41, 8, 5, 3) : (77, 150, 32, 40, 24);
+        int mh = h.Quick ? 7 : 33; // rows of the head-dim-128 case (the kernels' largest tiles)
+        (string Name, AttentionCase Case)[] cases =
+        [
+            ("plain", new(2, 2, l, l, d, d, false, null, 0, 0, 0f, 1)),
+            ("causal", new(2, 2, l, l, d, d, true, null, 0, 0, 0f, 2)),
+            ("bias (1, H, Lq, Lk)", new(2, 2, l, l, d, d, false, null, 2, 0, 0f, 3)),
+            ("causal bias (B, 1, Lq, Lk)", new(2, 2, l, l, d, d, true, null, 3, 0, 0f, 4)),
+            ("key lengths", new(3, 2, l, l, d, d, false, null, 0, 1, 0f, 5)),
+            ("key mask", new(2, 2, l, l, d, d, false, null, 0, 2, 0f, 6)),
+            ("dropout p 0.3", new(2, 2, l, l, d, d, false, null, 0, 0, 0.3f, 7)),
+            ("causal Lq != Lk", new(2, 2, l, lk, d, d, true, null, 0, 0, 0f, 8)),
+            ("D != Dv", new(2, 2, l, lk, dh, dv, false, null, 0, 0, 0f, 9)),
+            // Everything at once: causal with Lq > Lk, a full bias (B, H, Lq, Lk), a key mask, dropout, scale 0.7, D != Dv.
+            ("everything, Lq > Lk, D != Dv", new(2, 3, lk, l, dh, dv, true, 0.7f, 4, 2, 0.2f, 10)),
+            // The largest head dimension the tiled kernels take, with a bias (Lq, Lk) and key lengths.
+            ("head dim 128", new(1, 2, mh, lk, Kernels.Attention.MaxHeadDim, Kernels.Attention.MaxHeadDim, false, null, 1, 1, 0f, 11)),
+        ];
+        foreach (var (name, c) in cases)
+            h.Run(name, () => AttentionCheck(h, name, c));
+    }
+
+    private static void AttentionCheck(Harness h, string name, AttentionCase c)
+    {
+        int bh = c.B * c.H;
+        int[] pad = c.Pad switch
+        {
+            // Ragged lengths; the last of several batch elements has no key at all (its rows are zeros, lse +inf).
+            1 => Enumerable.Range(0, c.B).Select(b => b == c.B - 1 && c.B > 1 ? 0 : Math.Max(1, c.Lk - 3 - (b * c.Lk / 3))).ToArray(),
+            2 => Array.ConvertAll(h.Floats(c.B * c.Lk, 0f, 1f), u => u < 0.7f ? 1 : 0),
+            _ => [],
+        };
+        var x = new AttentionData(
+            h.Floats(bh * c.Lq * c.D), h.Floats(bh * c.Lk * c.D), h.Floats(bh * c.Lk * c.Dv),
+            h.Floats((int)(c.BiasShape?.Length ?? 0)), pad, h.Floats(bh * c.Lq * c.Dv));
+        var a = AttentionArgsOf(c);
+        var (q, k, v) = (h.Up(x.Q), h.Up(x.K), h.Up(x.V));
+        var bias = c.Bias != 0 ? h.Up(x.BiasValues) : default;
+        var lengths = c.Pad == 1 ? h.Up(pad) : default;
+        var keyMask = c.Pad == 2 ? h.Up(pad) : default;
+        var (o, lse) = (Poisoned(h, (long)bh * c.Lq * c.Dv), Poisoned(h, (long)bh * c.Lq));
+        Kernels.Attention.Forward(h.Host, a, q, k, v, o, lse, bias, lengths, keyMask);
+
+        // The backward takes the kernel's own o and lse, as training does.
+        var (dq, dk, dv) = (Poisoned(h, x.Q.Length), Poisoned(h, x.K.Length), Poisoned(h, x.V.Length));
+        var dS = c.Bias != 0 ? Poisoned(h, (long)bh * c.Lq * c.Lk) : default;
+        Kernels.Attention.Backward(h.Host, a, q, k, v, o, lse, h.Up(x.DOut), dq, dk, dv, h.Zeros<float>((long)bh * c.Lq), dS, bias, lengths, keyMask);
+
+        var r = AttentionReference.Run(c, x, Wide(x.Q), Wide(x.K), Wide(x.V), Wide(x.DOut));
+        var rLse = AttentionReference.LseReference(c, x, Wide(x.Q), Wide(x.K));
+        const double atol = Tolerances.Attention.Atol, rtol = Tolerances.Attention.Rtol;
+        h.Compare(name + " o", h.Down(o), r.Y, atol, rtol);
+        h.Compare(name + " lse", h.Down(lse), rLse, atol, rtol);
+        h.Compare(name + " dq", h.Down(dq), r.Dq, atol, rtol);
+        h.Compare(name + " dk", h.Down(dk), r.Dk, atol, rtol);
+        h.Compare(name + " dv", h.Down(dv), r.Dv, atol, rtol);
+        if (c.Bias != 0) // dS (B, H, Lq, Lk): the bias's gradient before the sum over its broadcast axes
+            h.Compare(name + " dS", h.Down(dS), r.DS, atol, rtol);
+    }
+
+    // The kernels' arguments for a case, as F.ScaledDotProductAttention builds them (bias strides
+    // from its shape; dropout keyed by the case's rng; dS wanted whenever there is a bias).
+    private static AttentionArgs AttentionArgsOf(AttentionCase c)
+    {
+        int plane = c.Lq * c.Lk;
+        var (sb, sh) = c.Bias switch { 2 => (0, plane), 3 => (plane, 0), 4 => (c.H * plane, plane), _ => (0, 0) };
+        float keep = 1f - c.P;
+        var rng = c.Rng;
+        return new AttentionArgs(
+            c.B, c.H, c.Lq, c.Lk, c.D, c.Dv, (float)c.ScaleValue, c.Causal ? 1 : 0, c.Bias == 0 ? 0 : 1, sb, sh, c.Pad == 1 ? 1 : 0, c.Pad == 2 ? 1 : 0,
+            keep, keep > 0f ? 1f / keep : 0f, new PhiloxStream(rng.Seed, rng.Stream, rng.Counter), c.Bias == 0 ? 0 : 1);
+    }
+
+    private static void Permute(Harness h)
+    {
+        // Rank 2 to 4 (and the kernels' largest, 6): contiguous rows that move, the innermost axis
+        // moving (strided rows), reversals; odd sizes.
+        (int[] Dims, int[] Axes)[] cases = h.Quick
+            ? [([5, 7], [1, 0]), ([3, 4, 5], [2, 0, 1]), ([3, 4, 5], [0, 2, 1]), ([2, 3, 4, 5], [0, 2, 1, 3]), ([2, 3, 4, 5], [0, 2, 3, 1]), ([2, 3, 4, 5], [3, 2, 1, 0]), ([2, 3, 2, 3, 2, 3], [5, 3, 1, 4, 2, 0])]
+            : [([129, 257], [1, 0]), ([17, 33, 65], [2, 0, 1]), ([17, 33, 65], [0, 2, 1]), ([8, 64, 12, 16], [0, 2, 1, 3]), ([8, 12, 64, 16], [0, 2, 3, 1]), ([7, 9, 11, 13], [3, 2, 1, 0]), ([3, 5, 4, 7, 6, 5], [5, 3, 1, 4, 2, 0])];
+        foreach (var (dims, axes) in cases)
+        {
+            string name = $"[{string.Join(", ", dims)}] axes [{string.Join(", ", axes)}]";
+            int n = dims.Aggregate(1, (p, e) => p * e);
+            h.Run(name, () =>
+            {
+                var x = h.Floats(n);
+                var y = Poisoned(h, n);
+                Kernels.Permute.Forward(h.Host, h.Up(x), y, dims, axes);
+                h.Compare(name + " forward", h.Down(y), PermuteReference.ForwardReference(x, dims, axes), 0, 0);
+                var dy = h.Floats(n);
+                var dx = Poisoned(h, n);
+                Kernels.Permute.Backward(h.Host, h.Up(dy), dx, dims, axes);
+                h.Compare(name + " backward", h.Down(dx), PermuteReference.BackwardReference(dy, dims, axes), 0, 0);
+            });
+        }
     }
 
     private static void BatchNorm(Harness h)

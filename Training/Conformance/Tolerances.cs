@@ -22,6 +22,29 @@ public static class Tolerances
         public const double ForwardRtol = 1e-5;
     }
 
+    /// <summary>Masked softmax forward (causal, key lengths or mask, additive bias).</summary>
+    public static class MaskedSoftmax
+    {
+        /// <summary>Float32 exp against float64 over the kept entries: a few ulp of each probability.</summary>
+        public const double ForwardAtol = 1e-6;
+
+        /// <summary>Relative part of the forward bound (see <see cref="ForwardAtol"/>).</summary>
+        public const double ForwardRtol = 1e-5;
+    }
+
+    /// <summary>Scaled dot-product attention, forward (o) and backward (dq, dk, dv, dS), against the float64 reference.</summary>
+    public static class Attention
+    {
+        /// <summary>
+        /// Float32 dot products over D and Dv, exps, and online-softmax sums over up to ~150 keys of
+        /// magnitude ~1 (a tile at a time, rescaled), against the float64 matrix-at-once reference.
+        /// </summary>
+        public const double Atol = 1e-4;
+
+        /// <summary>Relative part of the attention bound (see <see cref="Atol"/>).</summary>
+        public const double Rtol = 1e-3;
+    }
+
     /// <summary>Cross-entropy (fused log-softmax and negative log-likelihood), per-row losses.</summary>
     public static class CrossEntropy
     {
