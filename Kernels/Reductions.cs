@@ -24,10 +24,10 @@ namespace IlgpuTrain.Kernels;
 //   Kernels (GPUs, ILGPU's CPU accelerator): each thread accumulates a grid-stride slice, then a
 //     shared-memory tree (Group.Barrier) combines the group; any group size up to
 //     LaunchPolicy.MaxReduceGroupSize (256); launched with ReduceGroupSize.
-//   Managed (host.RunsManaged): P = MaxReduceGroups chains, chain t taking elements t, t + P, ...
-//     in order (eight chains to a Vector256 for sums, threads splitting the chains), combined in
-//     index order; rows take their columns in order, columns their rows, walked in blocks so memory
-//     is read contiguously. Atomic mode runs the deterministic loop (atomics gain nothing here).
+//   Managed (host.RunsManaged): P = MaxReduceGroups chains in units of 16 (a contiguous segment of
+//     x per unit, lane l of a unit taking its elements l, l + 16, ... in order: two Vector256 for
+//     sums, threads taking whole units), combined in index order; rows take their columns in order,
+//     columns their rows, walked in blocks so memory is read contiguously. Atomic mode runs the deterministic loop (atomics gain nothing here).
 //
 // Accuracy. The per-chain (per-thread) phase of the sum-like operators is compensated: a
 // float-float Accumulator (Knuth's TwoSum, then a Fast2Sum folding the carry back). A slice of m
@@ -216,20 +216,34 @@ internal static class Reductions
 
     // ---------------------------------------------------------------- CPU-accelerator managed paths
 
-    // Chain t accumulates elements t, t + P, ... (P = count) in order, x walked in blocks of P
-    // (contiguous reads), then the chains combine in index order. A Vector256 holds eight chains
-    // (Accumulator's IEEE operations per lane) and threads take disjoint lane ranges, so neither
-    // vectors nor threads change a rounding: the result depends on P only.
+    // The chains' layout, a function of n and P (= count) only. Chains come in units of W lanes
+    // (W = 16, two Vector256, when P is a multiple of 16; else 1); unit u owns the contiguous segment
+    // [u S, (u + 1) S) of x, S a multiple of W, and its lane l takes the elements u S + l + W j in
+    // order. The chains then combine in index order. Threads take whole units, so each reads memory
+    // of its own, and neither vectors nor threads change a rounding.
+    private readonly record struct ChainLayout(int Width, int Units, int Segment)
+    {
+        public static ChainLayout Of(int n, int count)
+        {
+            int width = count % 16 == 0 ? 16 : 1;
+            int units = count / width;
+            int segment = (int)(((((long)n + units - 1) / units) + width - 1) / width * width);
+            return new ChainLayout(width, units, segment);
+        }
+
+        public (long Start, long End) SegmentOf(int unit, int n) => (Math.Min(n, (long)unit * Segment), Math.Min(n, (long)(unit + 1) * Segment));
+    }
+
     private static unsafe void FlatManaged<TOp>(KernelHost host, ArrayView<float> x, float* pp, int count, ArrayView<float> result, int n)
         where TOp : struct, IReduceOp
     {
         host.Stream.Synchronize();
         float* px = CpuLoops.Ptr(x);
-        const int W = 8;
-        if (Vector256.IsHardwareAccelerated && default(TOp).IsSum && count % W == 0)
-            CpuLoops.For(host, count / W, new FlatLanesVector<TOp>(px, pp, n, count), (int)Math.Min(int.MaxValue, (long)n * W / count));
+        var layout = ChainLayout.Of(n, count);
+        if (Vector256.IsHardwareAccelerated && (default(TOp).IsSum || typeof(TOp) == typeof(MaxOp)) && layout.Width == 16)
+            CpuLoops.For(host, layout.Units, new FlatLanesVector<TOp>(px, pp, n, layout), layout.Segment);
         else
-            CpuLoops.For(host, count, new FlatLanes<TOp>(px, pp, n, count), Math.Max(1, n / count));
+            CpuLoops.For(host, layout.Units, new FlatLanes<TOp>(px, pp, n, layout), layout.Segment);
 
         var total = new Accumulator<TOp>(default(TOp).Identity);
         for (int t = 0; t < count; t++)
@@ -237,83 +251,111 @@ internal static class Reductions
         CpuLoops.Ptr(result)[0] = default(TOp).Finish(total.Value, n);
     }
 
-    // Lanes [start, end) of P, element by element.
-    private readonly unsafe struct FlatLanes<TOp>(float* x, float* parts, int n, int count) : CpuLoops.IRange
+    // Units [start, end), element by element.
+    private readonly unsafe struct FlatLanes<TOp>(float* x, float* parts, int n, ChainLayout layout) : CpuLoops.IRange
         where TOp : struct, IReduceOp
     {
         public void Run(int start, int end)
         {
-            var accs = new Accumulator<TOp>[end - start];
-            for (int t = 0; t < accs.Length; t++)
-                accs[t] = new Accumulator<TOp>(default(TOp).Identity);
-            for (long b = 0; b < n; b += count)
+            int w = layout.Width;
+            Span<Accumulator<TOp>> accs = stackalloc Accumulator<TOp>[w];
+            for (int u = start; u < end; u++)
             {
-                int m = (int)Math.Min(end, n - b);
-                for (int t = start; t < m; t++)
-                    accs[t - start].Add(default(TOp).Map(x[b + t]));
-            }
+                accs.Fill(new Accumulator<TOp>(default(TOp).Identity));
+                var (s, e) = layout.SegmentOf(u, n);
+                for (long i = s; i < e; i += w)
+                {
+                    int m = (int)Math.Min(w, e - i);
+                    for (int l = 0; l < m; l++)
+                        accs[l].Add(default(TOp).Map(x[i + l]));
+                }
 
-            for (int t = start; t < end; t++)
-                parts[t] = accs[t - start].Value;
+                for (int l = 0; l < w; l++)
+                    parts[(u * w) + l] = accs[l].Value;
+            }
         }
     }
 
-    // Units [start, end) of eight lanes each; only for sums (IsSum), whose Map is x or x * x.
-    private readonly unsafe struct FlatLanesVector<TOp>(float* x, float* parts, int n, int count) : CpuLoops.IRange
+    // Units [start, end) of sixteen lanes (two Vector256) each; only for sums (IsSum), whose Map is
+    // x or x * x, and max. Four units run together (eight independent vector chains, enough to keep the
+    // adders busy); a unit whose segment is cut short by n runs alone, and its last elements
+    // scalar (Accumulator's operations, resumed from the lanes' value and carry).
+    private readonly unsafe struct FlatLanesVector<TOp>(float* x, float* parts, int n, ChainLayout layout) : CpuLoops.IRange
         where TOp : struct, IReduceOp
     {
         public void Run(int start, int end)
         {
-            int units = end - start;
-            // The default policy gives at most CpuReducePartials / 8 = 32 units: the chains live on
-            // the stack, with no allocation per step (a custom policy with many more goes to the heap).
-            Span<Vector256<float>> value = units <= 64 ? stackalloc Vector256<float>[units] : new Vector256<float>[units];
-            Span<Vector256<float>> carry = units <= 64 ? stackalloc Vector256<float>[units] : new Vector256<float>[units];
-            // First without the non-finite rule, a third fewer operations: it changes nothing while
-            // every partial sum stays finite, and a chain that meets ±∞ or NaN ends NaN (∞ - ∞ in the
-            // TwoSum), so a non-finite lane at the end sends the slice through the rule's loop.
-            long b = Accumulate(start, units, value, carry, finiteOnly: true);
-            bool finite = true;
-            for (int u = 0; u < units; u++)
-                finite &= Vector256.LessThanAll(Vector256.Abs(value[u]), Vector256.Create(float.PositiveInfinity));
-            if (!finite)
-                b = Accumulate(start, units, value, carry, finiteOnly: false);
+            int u = start;
+            for (; u + 4 <= end && (long)(u + 4) * layout.Segment <= n; u += 4)
+                Four(u);
+            for (; u < end; u++)
+                One(u);
+        }
 
-            for (int u = 0; u < units; u++)
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Four(int u)
+        {
+            var identity = Vector256.Create(default(TOp).Identity);
+            float* p0 = x + ((long)u * layout.Segment);
+            long stride = layout.Segment;
+            // First without the non-finite rule (see LaneCombine.AddFinite): a lane that met ±∞ or NaN
+            // ends NaN, and its unit then runs again with the rule.
+            var (v0, v1, v2, v3, v4, v5, v6, v7) = (identity, identity, identity, identity, identity, identity, identity, identity);
+            Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+            for (long i = 0; i < stride; i += 16)
             {
-                for (int l = 0; l < 8; l++)
-                {
-                    int lane = ((start + u) * 8) + l;
-                    var acc = new Accumulator<TOp>(value[u].GetElement(l), carry[u].GetElement(l));
-                    if (b + lane < n)
-                        acc.Add(default(TOp).Map(x[b + lane]));
-                    parts[lane] = acc.Value;
-                }
+                float* q = p0 + i;
+                LaneCombine<TOp>.AddFinite(ref v0, ref c0, Vector256.Load(q));
+                LaneCombine<TOp>.AddFinite(ref v1, ref c1, Vector256.Load(q + 8));
+                LaneCombine<TOp>.AddFinite(ref v2, ref c2, Vector256.Load(q + stride));
+                LaneCombine<TOp>.AddFinite(ref v3, ref c3, Vector256.Load(q + stride + 8));
+                LaneCombine<TOp>.AddFinite(ref v4, ref c4, Vector256.Load(q + (2 * stride)));
+                LaneCombine<TOp>.AddFinite(ref v5, ref c5, Vector256.Load(q + (2 * stride) + 8));
+                LaneCombine<TOp>.AddFinite(ref v6, ref c6, Vector256.Load(q + (3 * stride)));
+                LaneCombine<TOp>.AddFinite(ref v7, ref c7, Vector256.Load(q + (3 * stride) + 8));
+            }
+
+            Store(u, v0, v1);
+            Store(u + 1, v2, v3);
+            Store(u + 2, v4, v5);
+            Store(u + 3, v6, v7);
+        }
+
+        // Writes a whole unit's lanes, or runs it again with the non-finite rule.
+        private void Store(int u, Vector256<float> lo, Vector256<float> hi)
+        {
+            if (Finite(lo) && Finite(hi))
+            {
+                lo.Store(parts + (u * 16));
+                hi.Store(parts + (u * 16) + 8);
+            }
+            else
+            {
+                One(u);
             }
         }
 
-        // The whole blocks of P elements; returns where the tail starts.
-        private long Accumulate(int start, int units, Span<Vector256<float>> value, Span<Vector256<float>> carry, bool finiteOnly)
+        private static bool Finite(Vector256<float> v) => Vector256.LessThanAll(Vector256.Abs(v), Vector256.Create(float.PositiveInfinity));
+
+        private void One(int u)
         {
-            value.Fill(Vector256.Create(default(TOp).Identity));
-            carry.Clear();
-            long b = 0;
-            for (; b + count <= n; b += count)
+            var (s, e) = layout.SegmentOf(u, n);
+            long whole = s + ((e - s) / 16 * 16);
+            var identity = Vector256.Create(default(TOp).Identity);
+            var (lo, hi, clo, chi) = (identity, identity, Vector256<float>.Zero, Vector256<float>.Zero);
+            for (long i = s; i < whole; i += 16)
             {
-                float* block = x + b + (start * 8);
-                if (finiteOnly)
-                {
-                    for (int u = 0; u < units; u++)
-                        LaneSum<TOp>.AddFinite(ref value[u], ref carry[u], Vector256.Load(block + (u * 8)));
-                }
-                else
-                {
-                    for (int u = 0; u < units; u++)
-                        LaneSum<TOp>.Add(ref value[u], ref carry[u], Vector256.Load(block + (u * 8)));
-                }
+                LaneCombine<TOp>.Add(ref lo, ref clo, Vector256.Load(x + i));
+                LaneCombine<TOp>.Add(ref hi, ref chi, Vector256.Load(x + i + 8));
             }
 
-            return b;
+            for (int l = 0; l < 16; l++)
+            {
+                var acc = l < 8 ? new Accumulator<TOp>(lo.GetElement(l), clo.GetElement(l)) : new Accumulator<TOp>(hi.GetElement(l - 8), chi.GetElement(l - 8));
+                if (whole + l < e)
+                    acc.Add(default(TOp).Map(x[whole + l]));
+                parts[(u * 16) + l] = acc.Value;
+            }
         }
     }
 
@@ -356,7 +398,7 @@ internal static class Reductions
 
         // Eight rows at a time, one per lane: an 8 x 8 transpose turns eight row segments into
         // eight vectors of one column each, added in column order, so every lane is its row's
-        // scalar chain (LaneSum). Returns the first row left for the scalar loop.
+        // scalar chain (LaneCombine). Returns the first row left for the scalar loop.
         private int EightRows(int start, int end)
         {
             int r = start;
@@ -378,20 +420,20 @@ internal static class Reductions
                     var v6 = Vector256.Load(p + (6L * cols));
                     var v7 = Vector256.Load(p + (7L * cols));
                     Simd.Transpose(ref v0, ref v1, ref v2, ref v3, ref v4, ref v5, ref v6, ref v7);
-                    LaneSum<TOp>.Add(ref value, ref carry, v0);
-                    LaneSum<TOp>.Add(ref value, ref carry, v1);
-                    LaneSum<TOp>.Add(ref value, ref carry, v2);
-                    LaneSum<TOp>.Add(ref value, ref carry, v3);
-                    LaneSum<TOp>.Add(ref value, ref carry, v4);
-                    LaneSum<TOp>.Add(ref value, ref carry, v5);
-                    LaneSum<TOp>.Add(ref value, ref carry, v6);
-                    LaneSum<TOp>.Add(ref value, ref carry, v7);
+                    LaneCombine<TOp>.Add(ref value, ref carry, v0);
+                    LaneCombine<TOp>.Add(ref value, ref carry, v1);
+                    LaneCombine<TOp>.Add(ref value, ref carry, v2);
+                    LaneCombine<TOp>.Add(ref value, ref carry, v3);
+                    LaneCombine<TOp>.Add(ref value, ref carry, v4);
+                    LaneCombine<TOp>.Add(ref value, ref carry, v5);
+                    LaneCombine<TOp>.Add(ref value, ref carry, v6);
+                    LaneCombine<TOp>.Add(ref value, ref carry, v7);
                 }
 
                 for (; c < cols; c++)
                 {
                     float* p = p0 + c;
-                    LaneSum<TOp>.Add(ref value, ref carry, Vector256.Create(p[0], p[cols], p[2L * cols], p[3L * cols], p[4L * cols], p[5L * cols], p[6L * cols], p[7L * cols]));
+                    LaneCombine<TOp>.Add(ref value, ref carry, Vector256.Create(p[0], p[cols], p[2L * cols], p[3L * cols], p[4L * cols], p[5L * cols], p[6L * cols], p[7L * cols]));
                 }
 
                 for (int l = 0; l < 8; l++)
@@ -416,7 +458,7 @@ internal static class Reductions
                 int c0 = blk * width, w = Math.Min(width, cols - c0);
 
                 // Columns are independent chains: eight adjacent ones per Vector256, with
-                // Accumulator's operations per lane (LaneSum), the rest one by one.
+                // Accumulator's operations per lane (LaneCombine), the rest one by one.
                 int units = vector ? w / 8 : 0, j0 = units * 8;
                 value[..units].Fill(Vector256.Create(default(TOp).Identity));
                 carry[..units].Clear();
@@ -426,7 +468,7 @@ internal static class Reductions
                 {
                     float* row = x + ((long)r * cols) + c0;
                     for (int u = 0; u < units; u++)
-                        LaneSum<TOp>.Add(ref value[u], ref carry[u], Vector256.Load(row + (u * 8)));
+                        LaneCombine<TOp>.Add(ref value[u], ref carry[u], Vector256.Load(row + (u * 8)));
                     for (int j = j0; j < w; j++)
                         accs[j].Add(default(TOp).Map(row[j]));
                 }
@@ -443,17 +485,26 @@ internal static class Reductions
         }
     }
 
-    // Accumulator.Add for eight independent sums at once (IsSum operators only, whose Map is x or
-    // x * x): the same TwoSum operations per lane, and the same rule that a non-finite partial
+    // Accumulator.Add for eight independent sums at once (IsSum operators, whose Map is x or x * x,
+    // and MaxOp): the same TwoSum operations per lane, and the same rule that a non-finite partial
     // sum is kept as is with its carry frozen, so every lane is bitwise a scalar Accumulator.
-    private static class LaneSum<TOp>
+    private static class LaneCombine<TOp>
         where TOp : struct, IReduceOp
     {
         private static readonly bool Square = typeof(TOp) == typeof(SumOfSquaresOp) || typeof(TOp) == typeof(L2NormOp);
 
+        private static readonly bool Max = typeof(TOp) == typeof(MaxOp);
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Add(ref Vector256<float> value, ref Vector256<float> carry, Vector256<float> v)
         {
+            if (Max)
+            {
+                // MaxOp.Combine per lane: a > v, or a NaN, keeps a.
+                value = Vector256.ConditionalSelect(Vector256.GreaterThan(value, v) | ~Vector256.Equals(value, value), value, v);
+                return;
+            }
+
             if (Square)
                 v *= v;
             var a = value;
@@ -466,18 +517,30 @@ internal static class Reductions
             value = Vector256.ConditionalSelect(finite, next, t);
         }
 
-        // Add's operations where every partial sum is finite; a non-finite one leaves NaN.
+        // Add's operations where every partial sum is finite: a sum that meets ±∞ or NaN ends NaN
+        // (∞ - ∞ in the TwoSum), where Add would have kept it, so a caller that sees a non-finite
+        // lane runs the slice again with Add. Five of the ten additions are written as FMAs with
+        // a factor ±1 (x * 1 is exact, so each is the same one rounding as the plain addition):
+        // the FMA units then share the work of the adders, which alone bound this loop.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void AddFinite(ref Vector256<float> value, ref Vector256<float> carry, Vector256<float> v)
         {
+            if (Max)
+            {
+                Add(ref value, ref carry, v);
+                return;
+            }
+
             if (Square)
                 v *= v;
+            var one = Vector256.Create(1f);
+            var minusOne = Vector256.Create(-1f);
             var a = value;
-            var t = a + v;
-            var bp = t - a;
-            var e = ((a - (t - bp)) + (v - bp)) + carry;
-            var next = t + e;
-            carry = e - (next - t);
+            var t = Vector256.FusedMultiplyAdd(a, one, v);
+            var bp = Vector256.FusedMultiplyAdd(a, minusOne, t);
+            var e = ((a - (t - bp)) + Vector256.FusedMultiplyAdd(bp, minusOne, v)) + carry;
+            var next = Vector256.FusedMultiplyAdd(t, one, e);
+            carry = e - Vector256.FusedMultiplyAdd(t, minusOne, next);
             value = next;
         }
     }

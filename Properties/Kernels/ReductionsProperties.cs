@@ -99,6 +99,41 @@ public class ReductionsProperties
 
     // ---------------------------------------------------------------- determinism
 
+    private static readonly Lazy<KernelHost> Cpu1 = new(() => new KernelHost(
+        Devices.Cpu.Accelerator, Devices.Cpu.Stream, Devices.Cpu.Kernels.Launch with { MaxGroups = 1 }));
+
+    /// <summary>
+    /// The managed flat reductions give the same bits on one thread as on all of them (the chains'
+    /// layout depends on n and the partial count only), also where a ±∞ sends a unit through the
+    /// non-finite rule, and for lengths that cut units short.
+    /// </summary>
+    [Property(MaxTest = 12)]
+    public Property Managed_flat_reductions_give_the_same_bits_on_one_thread_and_on_all() =>
+        Prop.ForAll(Gen.Choose(1, 3 << 20).ToArbitrary(), Gen.Choose(int.MinValue, int.MaxValue).ToArbitrary(), Gen.Elements(false, true).ToArbitrary(), (n, seed, special) =>
+        {
+            var x = Gens.MixedScale(seed, n);
+            if (special)
+                x[(int)((uint)seed % (uint)n)] = float.PositiveInfinity;
+            var failures = new List<string>();
+            using var tx = Devices.Cpu.Upload(x);
+            using var scratch = Devices.Cpu.Poisoned(Reductions.ScratchLength(Devices.Cpu.Kernels, n));
+            using var result = Devices.Cpu.Poisoned(1);
+            foreach (var op in Ops)
+            {
+                var bits = new uint[2];
+                foreach (var (i, host) in new[] { (0, Cpu1.Value), (1, Devices.Cpu.Kernels) })
+                {
+                    FlatOf(op)(host, tx.View<float>(), result.View<float>(), scratch.View<float>(), ReductionMode.Deterministic);
+                    bits[i] = BitConverter.SingleToUInt32Bits(result.ToHost()[0]);
+                }
+
+                if (bits[0] != bits[1])
+                    failures.Add($"{op}: one thread {BitConverter.UInt32BitsToSingle(bits[0]):R}, all {BitConverter.UInt32BitsToSingle(bits[1]):R}");
+            }
+
+            return Verdict(failures, $"n = {n}, +inf {special}");
+        });
+
     [Property(MaxTest = 2)]
     public Property Deterministic_mode_is_bitwise_stable_over_20_runs() =>
         Prop.ForAll(Gens.LargeLength.ToArbitrary(), Gen.Choose(int.MinValue, int.MaxValue).ToArbitrary(), (n, seed) =>
