@@ -324,7 +324,7 @@ internal static class Reductions
         // Writes a whole unit's lanes, or runs it again with the non-finite rule.
         private void Store(int u, Vector256<float> lo, Vector256<float> hi)
         {
-            if (Finite(lo) && Finite(hi))
+            if (LaneCombine<TOp>.Finite(lo) && LaneCombine<TOp>.Finite(hi))
             {
                 lo.Store(parts + (u * 16));
                 hi.Store(parts + (u * 16) + 8);
@@ -334,8 +334,6 @@ internal static class Reductions
                 One(u);
             }
         }
-
-        private static bool Finite(Vector256<float> v) => Vector256.LessThanAll(Vector256.Abs(v), Vector256.Create(float.PositiveInfinity));
 
         private void One(int u)
         {
@@ -460,18 +458,19 @@ internal static class Reductions
                 // Columns are independent chains: eight adjacent ones per Vector256, with
                 // Accumulator's operations per lane (LaneCombine), the rest one by one.
                 int units = vector ? w / 8 : 0, j0 = units * 8;
-                value[..units].Fill(Vector256.Create(default(TOp).Identity));
-                carry[..units].Clear();
                 for (int j = j0; j < w; j++)
                     accs[j] = new Accumulator<TOp>(default(TOp).Identity);
                 for (int r = 0; r < rows; r++)
                 {
                     float* row = x + ((long)r * cols) + c0;
-                    for (int u = 0; u < units; u++)
-                        LaneCombine<TOp>.Add(ref value[u], ref carry[u], Vector256.Load(row + (u * 8)));
                     for (int j = j0; j < w; j++)
                         accs[j].Add(default(TOp).Map(row[j]));
                 }
+
+                // The vector columns first without the non-finite rule, then again with it if a
+                // lane met ±∞ or NaN (LaneCombine.AddFinite).
+                if (units > 0 && !VectorColumns(c0, units, value[..units], carry[..units], finiteOnly: true))
+                    VectorColumns(c0, units, value[..units], carry[..units], finiteOnly: false);
 
                 for (int u = 0; u < units; u++)
                 {
@@ -482,6 +481,24 @@ internal static class Reductions
                 for (int j = j0; j < w; j++)
                     result[c0 + j] = default(TOp).Finish(accs[j].Value, rows);
             }
+        }
+
+        // Columns [c0, c0 + 8 units) over every row; whether every lane ended finite.
+        private bool VectorColumns(int c0, int units, Span<Vector256<float>> value, Span<Vector256<float>> carry, bool finiteOnly)
+        {
+            value.Fill(Vector256.Create(default(TOp).Identity));
+            carry.Clear();
+            for (int r = 0; r < rows; r++)
+            {
+                float* row = x + ((long)r * cols) + c0;
+                for (int u = 0; u < units; u++)
+                    LaneCombine<TOp>.Add(ref value[u], ref carry[u], Vector256.Load(row + (u * 8)), finiteOnly);
+            }
+
+            bool finite = true;
+            foreach (var v in value)
+                finite &= LaneCombine<TOp>.Finite(v);
+            return finite;
         }
     }
 
@@ -494,6 +511,20 @@ internal static class Reductions
         private static readonly bool Square = typeof(TOp) == typeof(SumOfSquaresOp) || typeof(TOp) == typeof(L2NormOp);
 
         private static readonly bool Max = typeof(TOp) == typeof(MaxOp);
+
+        /// <summary>AddFinite, or Add with the non-finite rule.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Add(ref Vector256<float> value, ref Vector256<float> carry, Vector256<float> v, bool finiteOnly)
+        {
+            if (finiteOnly)
+                AddFinite(ref value, ref carry, v);
+            else
+                Add(ref value, ref carry, v);
+        }
+
+        /// <summary>Whether every lane is finite (after AddFinite: whether no lane met ±∞ or NaN).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static bool Finite(Vector256<float> v) => Vector256.LessThanAll(Vector256.Abs(v), Vector256.Create(float.PositiveInfinity));
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Add(ref Vector256<float> value, ref Vector256<float> carry, Vector256<float> v)

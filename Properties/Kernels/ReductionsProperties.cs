@@ -99,6 +99,54 @@ public class ReductionsProperties
 
     // ---------------------------------------------------------------- determinism
 
+    /// <summary>
+    /// Row and column sums that meet ±∞ or NaN give what float addition gives per output: +∞ alone
+    /// stays +∞, −∞ alone −∞, both or a NaN give NaN, and every other output stays finite.
+    /// </summary>
+    [Property(MaxTest = 25)]
+    public Property Row_and_column_sums_meeting_infinities_give_what_float_addition_gives() =>
+        Prop.ForAll(Gen.Choose(1, 300).ToArbitrary(), Gen.Choose(1, 70).ToArbitrary(), Gen.Choose(0, int.MaxValue).ToArbitrary(), (rows, cols, seed) =>
+        {
+            var r = new Random(seed);
+            var data = new float[rows * cols];
+            for (int i = 0; i < data.Length; i++)
+                data[i] = (float)((r.NextDouble() * 2) - 1);
+            float[] specials = [float.PositiveInfinity, float.NegativeInfinity, float.NaN];
+            for (int k = 0; k < 3; k++)
+                data[r.Next(data.Length)] = specials[r.Next(3)];
+
+            float Expected(IEnumerable<float> line)
+            {
+                var v = line.ToList();
+                bool nan = v.Any(float.IsNaN), pos = v.Contains(float.PositiveInfinity), neg = v.Contains(float.NegativeInfinity);
+                return nan || (pos && neg) ? float.NaN : pos ? float.PositiveInfinity : neg ? float.NegativeInfinity : 0f;
+            }
+
+            bool Agrees(float got, float expected) => expected == 0f ? float.IsFinite(got) : got.Equals(expected);
+
+            var failures = new List<string>();
+            foreach (var d in Devices.All)
+            {
+                var sums = RunMatrix(ColumnsOf(Op.Sum), d.Kernels, d, data, rows, cols, cols);
+                for (int c = 0; c < cols; c++)
+                {
+                    float expected = Expected(Enumerable.Range(0, rows).Select(i => data[(i * cols) + c]));
+                    if (!Agrees(sums[c], expected))
+                        failures.Add($"{Name(d)}: column {c} sum {sums[c]:R}, float addition gives {(expected == 0f ? "a finite value" : expected.ToString("R"))}");
+                }
+
+                var rowSums = RunMatrix(RowsOf(Op.Sum), d.Kernels, d, data, rows, cols, rows);
+                for (int i = 0; i < rows; i++)
+                {
+                    float expected = Expected(data.Skip(i * cols).Take(cols));
+                    if (!Agrees(rowSums[i], expected))
+                        failures.Add($"{Name(d)}: row {i} sum {rowSums[i]:R}, float addition gives {(expected == 0f ? "a finite value" : expected.ToString("R"))}");
+                }
+            }
+
+            return Verdict(failures, $"({rows}, {cols})");
+        });
+
     private static readonly Lazy<KernelHost> Cpu1 = new(() => new KernelHost(
         Devices.Cpu.Accelerator, Devices.Cpu.Stream, Devices.Cpu.Kernels.Launch with { MaxGroups = 1 }));
 
