@@ -400,6 +400,13 @@ internal static class Reductions
         private int EightRows(int start, int end)
         {
             int r = start;
+
+            // Sixteen rows as two independent vector chains: each chain's adds wait on the one
+            // before (latency-bound), so two in flight nearly halve the time; every lane still adds
+            // its row's columns in order.
+            for (; r + 16 <= end; r += 16)
+                SixteenRows(r);
+
             for (; r + 8 <= end; r += 8)
             {
                 float* p0 = x + ((long)r * cols);
@@ -439,6 +446,66 @@ internal static class Reductions
             }
 
             return r;
+        }
+
+        private void SixteenRows(int r)
+        {
+            float* p0 = x + ((long)r * cols), q0 = p0 + (8L * cols);
+            var identity = Vector256.Create(default(TOp).Identity);
+            var (value, other) = (identity, identity);
+            var (carry, otherCarry) = (Vector256<float>.Zero, Vector256<float>.Zero);
+            int c = 0;
+            for (; c + 8 <= cols; c += 8)
+            {
+                float* p = p0 + c, q = q0 + c;
+                var v0 = Vector256.Load(p);
+                var v1 = Vector256.Load(p + cols);
+                var v2 = Vector256.Load(p + (2L * cols));
+                var v3 = Vector256.Load(p + (3L * cols));
+                var v4 = Vector256.Load(p + (4L * cols));
+                var v5 = Vector256.Load(p + (5L * cols));
+                var v6 = Vector256.Load(p + (6L * cols));
+                var v7 = Vector256.Load(p + (7L * cols));
+                var w0 = Vector256.Load(q);
+                var w1 = Vector256.Load(q + cols);
+                var w2 = Vector256.Load(q + (2L * cols));
+                var w3 = Vector256.Load(q + (3L * cols));
+                var w4 = Vector256.Load(q + (4L * cols));
+                var w5 = Vector256.Load(q + (5L * cols));
+                var w6 = Vector256.Load(q + (6L * cols));
+                var w7 = Vector256.Load(q + (7L * cols));
+                Simd.Transpose(ref v0, ref v1, ref v2, ref v3, ref v4, ref v5, ref v6, ref v7);
+                Simd.Transpose(ref w0, ref w1, ref w2, ref w3, ref w4, ref w5, ref w6, ref w7);
+                LaneCombine<TOp>.Add(ref value, ref carry, v0);
+                LaneCombine<TOp>.Add(ref other, ref otherCarry, w0);
+                LaneCombine<TOp>.Add(ref value, ref carry, v1);
+                LaneCombine<TOp>.Add(ref other, ref otherCarry, w1);
+                LaneCombine<TOp>.Add(ref value, ref carry, v2);
+                LaneCombine<TOp>.Add(ref other, ref otherCarry, w2);
+                LaneCombine<TOp>.Add(ref value, ref carry, v3);
+                LaneCombine<TOp>.Add(ref other, ref otherCarry, w3);
+                LaneCombine<TOp>.Add(ref value, ref carry, v4);
+                LaneCombine<TOp>.Add(ref other, ref otherCarry, w4);
+                LaneCombine<TOp>.Add(ref value, ref carry, v5);
+                LaneCombine<TOp>.Add(ref other, ref otherCarry, w5);
+                LaneCombine<TOp>.Add(ref value, ref carry, v6);
+                LaneCombine<TOp>.Add(ref other, ref otherCarry, w6);
+                LaneCombine<TOp>.Add(ref value, ref carry, v7);
+                LaneCombine<TOp>.Add(ref other, ref otherCarry, w7);
+            }
+
+            for (; c < cols; c++)
+            {
+                float* p = p0 + c, q = q0 + c;
+                LaneCombine<TOp>.Add(ref value, ref carry, Vector256.Create(p[0], p[cols], p[2L * cols], p[3L * cols], p[4L * cols], p[5L * cols], p[6L * cols], p[7L * cols]));
+                LaneCombine<TOp>.Add(ref other, ref otherCarry, Vector256.Create(q[0], q[cols], q[2L * cols], q[3L * cols], q[4L * cols], q[5L * cols], q[6L * cols], q[7L * cols]));
+            }
+
+            for (int l = 0; l < 8; l++)
+            {
+                result[r + l] = default(TOp).Finish(value.GetElement(l), cols);
+                result[r + 8 + l] = default(TOp).Finish(other.GetElement(l), cols);
+            }
         }
     }
 
