@@ -415,16 +415,7 @@ internal static class Reductions
                 int c = 0;
                 for (; c + 8 <= cols; c += 8)
                 {
-                    float* p = p0 + c;
-                    var v0 = Vector256.Load(p);
-                    var v1 = Vector256.Load(p + cols);
-                    var v2 = Vector256.Load(p + (2L * cols));
-                    var v3 = Vector256.Load(p + (3L * cols));
-                    var v4 = Vector256.Load(p + (4L * cols));
-                    var v5 = Vector256.Load(p + (5L * cols));
-                    var v6 = Vector256.Load(p + (6L * cols));
-                    var v7 = Vector256.Load(p + (7L * cols));
-                    Simd.Transpose(ref v0, ref v1, ref v2, ref v3, ref v4, ref v5, ref v6, ref v7);
+                    Columns(p0 + c, out var v0, out var v1, out var v2, out var v3, out var v4, out var v5, out var v6, out var v7);
                     LaneCombine<TOp>.Add(ref value, ref carry, v0);
                     LaneCombine<TOp>.Add(ref value, ref carry, v1);
                     LaneCombine<TOp>.Add(ref value, ref carry, v2);
@@ -437,8 +428,7 @@ internal static class Reductions
 
                 for (; c < cols; c++)
                 {
-                    float* p = p0 + c;
-                    LaneCombine<TOp>.Add(ref value, ref carry, Vector256.Create(p[0], p[cols], p[2L * cols], p[3L * cols], p[4L * cols], p[5L * cols], p[6L * cols], p[7L * cols]));
+                    LaneCombine<TOp>.Add(ref value, ref carry, Column(p0 + c));
                 }
 
                 for (int l = 0; l < 8; l++)
@@ -447,6 +437,24 @@ internal static class Reductions
 
             return r;
         }
+
+        // Eight columns of eight rows from p: vector k holds column k of the rows (an 8 x 8 transpose).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void Columns(float* p, out Vector256<float> v0, out Vector256<float> v1, out Vector256<float> v2, out Vector256<float> v3, out Vector256<float> v4, out Vector256<float> v5, out Vector256<float> v6, out Vector256<float> v7)
+        {
+            v0 = Vector256.Load(p);
+            v1 = Vector256.Load(p + cols);
+            v2 = Vector256.Load(p + (2L * cols));
+            v3 = Vector256.Load(p + (3L * cols));
+            v4 = Vector256.Load(p + (4L * cols));
+            v5 = Vector256.Load(p + (5L * cols));
+            v6 = Vector256.Load(p + (6L * cols));
+            v7 = Vector256.Load(p + (7L * cols));
+            Simd.Transpose(ref v0, ref v1, ref v2, ref v3, ref v4, ref v5, ref v6, ref v7);
+        }
+
+        // One column of eight rows from p.
+        private Vector256<float> Column(float* p) => Vector256.Create(p[0], p[cols], p[2L * cols], p[3L * cols], p[4L * cols], p[5L * cols], p[6L * cols], p[7L * cols]);
 
         private void SixteenRows(int r)
         {
@@ -457,25 +465,8 @@ internal static class Reductions
             int c = 0;
             for (; c + 8 <= cols; c += 8)
             {
-                float* p = p0 + c, q = q0 + c;
-                var v0 = Vector256.Load(p);
-                var v1 = Vector256.Load(p + cols);
-                var v2 = Vector256.Load(p + (2L * cols));
-                var v3 = Vector256.Load(p + (3L * cols));
-                var v4 = Vector256.Load(p + (4L * cols));
-                var v5 = Vector256.Load(p + (5L * cols));
-                var v6 = Vector256.Load(p + (6L * cols));
-                var v7 = Vector256.Load(p + (7L * cols));
-                var w0 = Vector256.Load(q);
-                var w1 = Vector256.Load(q + cols);
-                var w2 = Vector256.Load(q + (2L * cols));
-                var w3 = Vector256.Load(q + (3L * cols));
-                var w4 = Vector256.Load(q + (4L * cols));
-                var w5 = Vector256.Load(q + (5L * cols));
-                var w6 = Vector256.Load(q + (6L * cols));
-                var w7 = Vector256.Load(q + (7L * cols));
-                Simd.Transpose(ref v0, ref v1, ref v2, ref v3, ref v4, ref v5, ref v6, ref v7);
-                Simd.Transpose(ref w0, ref w1, ref w2, ref w3, ref w4, ref w5, ref w6, ref w7);
+                Columns(p0 + c, out var v0, out var v1, out var v2, out var v3, out var v4, out var v5, out var v6, out var v7);
+                Columns(q0 + c, out var w0, out var w1, out var w2, out var w3, out var w4, out var w5, out var w6, out var w7);
                 LaneCombine<TOp>.Add(ref value, ref carry, v0);
                 LaneCombine<TOp>.Add(ref other, ref otherCarry, w0);
                 LaneCombine<TOp>.Add(ref value, ref carry, v1);
@@ -496,9 +487,8 @@ internal static class Reductions
 
             for (; c < cols; c++)
             {
-                float* p = p0 + c, q = q0 + c;
-                LaneCombine<TOp>.Add(ref value, ref carry, Vector256.Create(p[0], p[cols], p[2L * cols], p[3L * cols], p[4L * cols], p[5L * cols], p[6L * cols], p[7L * cols]));
-                LaneCombine<TOp>.Add(ref other, ref otherCarry, Vector256.Create(q[0], q[cols], q[2L * cols], q[3L * cols], q[4L * cols], q[5L * cols], q[6L * cols], q[7L * cols]));
+                LaneCombine<TOp>.Add(ref value, ref carry, Column(p0 + c));
+                LaneCombine<TOp>.Add(ref other, ref otherCarry, Column(q0 + c));
             }
 
             for (int l = 0; l < 8; l++)

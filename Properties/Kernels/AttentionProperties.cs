@@ -29,18 +29,6 @@ public class AttentionProperties
         from rows in Gen.Elements(1, 2, 3, 7, 15, 16)
         select (new AttentionCase(b, h, lq, lk, d, dv, causal, null, bias, pad, p, seed), rows);
 
-    // The kernels' arguments for a case, as F.ScaledDotProductAttention builds them.
-    private static AttentionArgs Args(AttentionCase c)
-    {
-        int plane = c.Lq * c.Lk;
-        var (sb, sh) = c.Bias switch { 2 => (0, plane), 3 => (plane, 0), 4 => (c.H * plane, plane), _ => (0, 0) };
-        float keep = 1f - c.P;
-        var rng = c.Rng;
-        return new AttentionArgs(
-            c.B, c.H, c.Lq, c.Lk, c.D, c.Dv, (float)c.ScaleValue, c.Causal ? 1 : 0, c.Bias == 0 ? 0 : 1, sb, sh, c.Pad == 1 ? 1 : 0, c.Pad == 2 ? 1 : 0,
-            keep, keep > 0f ? 1f / keep : 0f, new PhiloxStream(rng.Seed, rng.Stream, rng.Counter), HasBiasGrad: 1);
-    }
-
     [Property(MaxTest = 30)]
     public Property Tiled_kernels_equal_the_reference_at_every_group_size() =>
         Prop.ForAll(Cases.ToArbitrary(), t =>
@@ -63,7 +51,7 @@ public class AttentionProperties
             using var dk = device.Upload(new float[x.K.Length]);
             using var dv = device.Upload(new float[x.V.Length]);
             using var dS = device.Upload(Enumerable.Repeat(float.NaN, bh * c.Lq * c.Lk).ToArray());
-            var a = Args(c);
+            var a = c.KernelArgs(biasGrad: true);
             var pv = pad.View<int>();
             IlgpuTrain.Kernels.Attention.ForwardTiled(host, a, q.View<float>(), k.View<float>(), v.View<float>(), o.View<float>(), lse.View<float>(), bias.View<float>(), pv, pv, rows);
             IlgpuTrain.Kernels.Attention.BackwardTiled(host, a, q.View<float>(), k.View<float>(), v.View<float>(), o.View<float>(), lse.View<float>(), dO.View<float>(), dq.View<float>(), dk.View<float>(), dv.View<float>(), delta.View<float>(), dS.View<float>(), bias.View<float>(), pv, pv, rows);

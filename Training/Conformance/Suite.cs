@@ -975,7 +975,7 @@ public static class Suite
         var x = new AttentionData(
             h.Floats(bh * c.Lq * c.D), h.Floats(bh * c.Lk * c.D), h.Floats(bh * c.Lk * c.Dv),
             h.Floats((int)(c.BiasShape?.Length ?? 0)), pad, h.Floats(bh * c.Lq * c.Dv));
-        var a = AttentionArgsOf(c);
+        var a = c.KernelArgs(biasGrad: c.Bias != 0);
         var (q, k, v) = (h.Up(x.Q), h.Up(x.K), h.Up(x.V));
         var bias = c.Bias != 0 ? h.Up(x.BiasValues) : default;
         var lengths = c.Pad == 1 ? h.Up(pad) : default;
@@ -998,19 +998,6 @@ public static class Suite
         h.Compare(name + " dv", h.Down(dv), r.Dv, atol, rtol);
         if (c.Bias != 0) // dS (B, H, Lq, Lk): the bias's gradient before the sum over its broadcast axes
             h.Compare(name + " dS", h.Down(dS), r.DS, atol, rtol);
-    }
-
-    // The kernels' arguments for a case, as F.ScaledDotProductAttention builds them (bias strides
-    // from its shape; dropout keyed by the case's rng; dS wanted whenever there is a bias).
-    private static AttentionArgs AttentionArgsOf(AttentionCase c)
-    {
-        int plane = c.Lq * c.Lk;
-        var (sb, sh) = c.Bias switch { 2 => (0, plane), 3 => (plane, 0), 4 => (c.H * plane, plane), _ => (0, 0) };
-        float keep = 1f - c.P;
-        var rng = c.Rng;
-        return new AttentionArgs(
-            c.B, c.H, c.Lq, c.Lk, c.D, c.Dv, (float)c.ScaleValue, c.Causal ? 1 : 0, c.Bias == 0 ? 0 : 1, sb, sh, c.Pad == 1 ? 1 : 0, c.Pad == 2 ? 1 : 0,
-            keep, keep > 0f ? 1f / keep : 0f, new PhiloxStream(rng.Seed, rng.Stream, rng.Counter), c.Bias == 0 ? 0 : 1);
     }
 
     private static void Permute(Harness h)

@@ -31,6 +31,20 @@ internal sealed record AttentionCase(int B, int H, int Lq, int Lk, int D, int Dv
     /// <summary>The effective scale.</summary>
     public double ScaleValue => Scale ?? (1.0 / Math.Sqrt(D));
 
+    /// <summary>The kernels' arguments for the call, as F.ScaledDotProductAttention builds them (bias strides from its shape, dropout keyed by <see cref="Rng"/>).</summary>
+    /// <param name="biasGrad">Whether the backward writes dS (F asks for it whenever there is a bias).</param>
+    /// <returns>The arguments.</returns>
+    public AttentionArgs KernelArgs(bool biasGrad)
+    {
+        int plane = Lq * Lk;
+        var (sb, sh) = Bias switch { 2 => (0, plane), 3 => (plane, 0), 4 => (H * plane, plane), _ => (0, 0) };
+        float keep = 1f - P;
+        var rng = Rng;
+        return new AttentionArgs(
+            B, H, Lq, Lk, D, Dv, (float)ScaleValue, Causal ? 1 : 0, Bias == 0 ? 0 : 1, sb, sh, Pad == 1 ? 1 : 0, Pad == 2 ? 1 : 0,
+            keep, keep > 0f ? 1f / keep : 0f, new PhiloxStream(rng.Seed, rng.Stream, rng.Counter), biasGrad ? 1 : 0);
+    }
+
     /// <inheritdoc/>
     public override string ToString() =>
         $"B {B} H {H} Lq {Lq} Lk {Lk} D {D} Dv {Dv} causal {Causal} scale {Scale?.ToString() ?? "default"} bias {Bias} pad {Pad} p {P} seed {Seed}";
@@ -84,20 +98,9 @@ internal static class AttentionReference
                 int bh = (b * c.H) + h;
                 for (int i = 0; i < c.Lq; i++)
                 {
-                    double m = double.NegativeInfinity;
+                    double m = ScoreRow(c, x, biasValues, q, k, b, h, i, s);
                     for (int j = 0; j < c.Lk; j++)
                     {
-                        s[j] = double.NegativeInfinity;
-                        bool masked = (c.Causal && j > i) || (c.Pad == 1 && j >= x.PadValues[b]) || (c.Pad == 2 && x.PadValues[(b * c.Lk) + j] == 0);
-                        if (!masked)
-                        {
-                            double dot = 0;
-                            for (int e = 0; e < c.D; e++)
-                                dot += q[(((bh * c.Lq) + i) * c.D) + e] * k[(((bh * c.Lk) + j) * c.D) + e];
-                            s[j] = (dot * scale) + BiasAt(c, biasValues, b, h, i, j);
-                        }
-
-                        m = Math.Max(m, s[j]);
                         long element = (((long)bh * c.Lq) + i) * c.Lk + j;
                         z[j] = c.P == 0f ? 1 : Philox.UniformAt(rng.Seed, rng.Stream, rng.Counter, element) < keep ? 1.0 / keep : 0;
                     }
@@ -176,22 +179,7 @@ internal static class AttentionReference
                 int bh = (b * c.H) + h;
                 for (int i = 0; i < c.Lq; i++)
                 {
-                    double m = double.NegativeInfinity;
-                    for (int j = 0; j < c.Lk; j++)
-                    {
-                        s[j] = double.NegativeInfinity;
-                        bool masked = (c.Causal && j > i) || (c.Pad == 1 && j >= x.PadValues[b]) || (c.Pad == 2 && x.PadValues[(b * c.Lk) + j] == 0);
-                        if (!masked)
-                        {
-                            double dot = 0;
-                            for (int e = 0; e < c.D; e++)
-                                dot += q[(((bh * c.Lq) + i) * c.D) + e] * k[(((bh * c.Lk) + j) * c.D) + e];
-                            s[j] = (dot * c.ScaleValue) + BiasAt(c, biasValues, b, h, i, j);
-                        }
-
-                        m = Math.Max(m, s[j]);
-                    }
-
+                    double m = ScoreRow(c, x, biasValues, q, k, b, h, i, s);
                     double sum = 0;
                     for (int j = 0; j < c.Lk; j++)
                         sum += double.IsNegativeInfinity(s[j]) ? 0 : Math.Exp(s[j] - m);
@@ -222,6 +210,29 @@ internal static class AttentionReference
         }
 
         return g;
+    }
+
+    // Row i of (b, h): s_j = q_i . k_j scale + bias, or -inf where the key is masked; returns the row's max.
+    private static double ScoreRow(AttentionCase c, AttentionData x, double[] biasValues, double[] q, double[] k, int b, int h, int i, double[] s)
+    {
+        int bh = (b * c.H) + h;
+        double m = double.NegativeInfinity;
+        for (int j = 0; j < c.Lk; j++)
+        {
+            s[j] = double.NegativeInfinity;
+            bool masked = (c.Causal && j > i) || (c.Pad == 1 && j >= x.PadValues[b]) || (c.Pad == 2 && x.PadValues[(b * c.Lk) + j] == 0);
+            if (!masked)
+            {
+                double dot = 0;
+                for (int e = 0; e < c.D; e++)
+                    dot += q[(((bh * c.Lq) + i) * c.D) + e] * k[(((bh * c.Lk) + j) * c.D) + e];
+                s[j] = (dot * c.ScaleValue) + BiasAt(c, biasValues, b, h, i, j);
+            }
+
+            m = Math.Max(m, s[j]);
+        }
+
+        return m;
     }
 
     private static double BiasAt(AttentionCase c, double[] bias, int b, int h, int i, int j) => c.Bias == 0 ? 0 : bias[BiasIndex(c, b, h, i, j)];
