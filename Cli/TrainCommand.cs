@@ -28,9 +28,10 @@ internal static class TrainCommand
         return (command, o);
     }
 
-    // --profile alone: 50 steps; --profile N: N; absent: 0 (no profile).
+    // --profile alone: 50 steps; --profile N: N; absent: 0 (no profile). An absent option with a
+    // default value still has a result, marked implicit.
     private static int ProfileSteps(ParseResult parse, TrainOptions o) =>
-        parse.GetResult(o.Profile) is not { } r ? 0 : r.Tokens.Count == 0 ? TrainOptions.DefaultProfileSteps : parse.GetValue(o.Profile);
+        parse.GetResult(o.Profile) is not { Implicit: false } r ? 0 : r.Tokens.Count == 0 ? TrainOptions.DefaultProfileSteps : parse.GetValue(o.Profile);
 
     private static int Run(RunConfig config, string? resume, int profileSteps)
     {

@@ -94,7 +94,7 @@ public class TrainCommandProperties
         [command, .. (TinyRun + " " + extra).Split(' ', StringSplitOptions.RemoveEmptyEntries), .. more];
 
     [Fact]
-    public void Profile_prints_and_writes_where_the_step_time_went_and_refuses_a_bad_count()
+    public void Profile_prints_and_writes_where_the_step_time_went_only_when_asked_and_refuses_a_bad_count()
     {
         RequireFashionMnist();
         string dir = Directory.CreateTempSubdirectory("ilgpu-profile-").FullName;
@@ -107,6 +107,13 @@ public class TrainCommandProperties
             string table = File.ReadAllText(Path.Combine(dir, "profile.txt"));
             foreach (var piece in new[] { "Linear", "optimizer", "metrics and loss to host", "data (waiting for the batch)" })
                 Assert.Contains(piece, table);
+
+            // Without --profile nothing is timed: no synchronized steps, no table, no profile.txt.
+            string plainDir = Path.Combine(dir, "plain");
+            var (plainCode, plainOut, plainErr) = Run("train", "--epochs", "1", "--train-limit", "256", "--batch-size", "16", "--device", "cpu", "--output", plainDir);
+            Assert.True(plainCode == 0, plainErr);
+            Assert.DoesNotContain("where a training step's time went", plainOut);
+            Assert.False(File.Exists(Path.Combine(plainDir, "profile.txt")), "a run without --profile wrote profile.txt");
 
             var (shortCode, shortOut, shortErr) = Run("train", "--epochs", "1", "--train-limit", "64", "--batch-size", "16", "--device", "cpu", "--profile", "--output", Path.Combine(dir, "short"));
             Assert.True(shortCode == 0, shortErr);
