@@ -403,7 +403,8 @@ internal static class Reductions
 
             // Sixteen rows as two independent vector chains: each chain's adds wait on the one
             // before (latency-bound), so two in flight nearly halve the time; every lane still adds
-            // its row's columns in order.
+            // its row's columns in order. SixteenRows interleaves the two chains' adds: the same
+            // adds run chain after chain measured 0.80-0.94 against 0.59-0.70 ms.
             for (; r + 16 <= end; r += 16)
                 SixteenRows(r);
 

@@ -530,14 +530,14 @@ public sealed class Trainer
         (x, var targets) = _options.Mixing.Apply(step, x, y, Classes, rng.Fold(MixingPurpose));                     // mixup / cutmix -> soft targets
         Stop(profile, "input (upload, augmentation)", start);
         var lossScale = s.LossScale ?? NoScale;
-        string gradients = $"the gradients of step {s.Step}";
         bool emits = _optimizer is not MultiSteps accumulation || accumulation.EmitsNext(s.OptState);
         // Accumulating across ranks (DDP's no_sync): micro-batches that do not complete a group keep their gradients on
         // their rank; the group's last one adds the rank's accumulated sum into its own gradient and all-reduces that once.
         var reduce = emits ? group : null;
+        string? gradients = reduce is null ? null : $"the gradients of step {s.Step}";                               // for a timeout's message; no string per step in a single process
         var folded = reduce is not null && s.OptState is MultiStepsState { MiniStep: > 0, Accumulated: { } sum } ? sum : null;
         var overlap = reduce is not null && _options.Distributed!.OverlapBackward
-            ? new OverlappedGradients(reduce, _device, s.Params.Layout, Buckets(s.Params.Layout), ReduceOp.Mean, gradients, folded, lossScale.Scale) // buckets start during the backward
+            ? new OverlappedGradients(reduce, _device, s.Params.Layout, Buckets(s.Params.Layout), ReduceOp.Mean, gradients!, folded, lossScale.Scale) // buckets start during the backward
             : null;
         step.Profile = profile;                                                                                       // the tape's ops, forward and backward
         var (loss, prediction, grads, modelState) = ForwardBackward(step, s, x, targets, rng.Fold(DropoutPurpose), lossScale.Scale, overlap); // forward -> loss -> backward
@@ -552,7 +552,7 @@ public sealed class Trainer
         {
             if (folded is not null)
                 OverlappedGradients.Fold(_device, grads, folded, lossScale.Scale, new GradientBucket(0, grads.Flat32.Length));
-            reduce.AllReduce(_device, grads.Flat32, Buckets(grads.Layout), ReduceOp.Mean, gradients);                // average across ranks after the backward
+            reduce.AllReduce(_device, grads.Flat32, Buckets(grads.Layout), ReduceOp.Mean, gradients!);                // average across ranks after the backward
             Stop(profile, "gradient all-reduce", start);
         }
 
