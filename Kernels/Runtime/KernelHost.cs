@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Linq.Expressions;
 
 namespace IlgpuTrain.Kernels.Runtime;
 
@@ -28,7 +29,10 @@ public enum KernelBackend
     /// <summary>An NVIDIA GPU through CUDA (PTX kernels).</summary>
     Cuda,
 
-    /// <summary>A GPU through OpenCL 2.0.</summary>
+    /// <summary>
+    /// A GPU through OpenCL 2.0. A loaded kernel's launches are serialized (see
+    /// <see cref="KernelHost.SerializesLaunches"/>).
+    /// </summary>
     OpenCL,
 }
 
@@ -88,6 +92,15 @@ public sealed class KernelHost
 
     /// <summary>Whether launchers run their managed loops on host memory (<see cref="KernelBackend.Managed"/>).</summary>
     public bool RunsManaged => Backend == KernelBackend.Managed;
+
+    /// <summary>
+    /// Whether each loaded kernel's launches hold a lock of that kernel's: true on OpenCL, where
+    /// ILGPU sets a launch's arguments on the kernel object (clSetKernelArg) before enqueuing it,
+    /// so two threads launching one kernel at once (the trainer's warm-up step beside the first
+    /// real step, or a user's threads) would enqueue each other's arguments or crash the driver.
+    /// CUDA passes the arguments with the launch, and the CPU accelerator captures them per launch.
+    /// </summary>
+    public bool SerializesLaunches => Backend == KernelBackend.OpenCL;
 
     /// <summary>Whether kernels run on ILGPU's CPU accelerator (its buffers are host memory).</summary>
     public bool IsCpu => Accelerator.AcceleratorType == AcceleratorType.CPU;
@@ -166,7 +179,8 @@ public sealed class KernelHost
         var sw = Stopwatch.StartNew();
         try
         {
-            return def.Load(Accelerator);
+            var launcher = def.Load(Accelerator);
+            return SerializesLaunches ? Serialized(launcher) : launcher;
         }
         catch (Exception e)
         {
@@ -176,5 +190,29 @@ public sealed class KernelHost
         {
             Interlocked.Add(ref _compileTicks, sw.Elapsed.Ticks);
         }
+    }
+
+    /// <summary>
+    /// The launcher with the same signature that runs <paramref name="launcher"/> under a lock of
+    /// its own: one launch of that kernel at a time, each setting its arguments and enqueuing
+    /// before the next begins. Other kernels are not held up.
+    /// </summary>
+    /// <param name="launcher">A loaded ILGPU launcher (<c>Action&lt;AcceleratorStream, KernelConfig, ...&gt;</c>).</param>
+    /// <returns>The serialized launcher, of <paramref name="launcher"/>'s delegate type.</returns>
+    internal static Delegate Serialized(Delegate launcher)
+    {
+        ArgumentNullException.ThrowIfNull(launcher);
+        var type = launcher.GetType();
+        var parameters = type.GetMethod(nameof(Action.Invoke))!.GetParameters().Select(p => Expression.Parameter(p.ParameterType, p.Name)).ToArray();
+        var gate = Expression.Constant(new object());
+        var taken = Expression.Variable(typeof(bool), "taken");
+        var enter = typeof(Monitor).GetMethod(nameof(Monitor.Enter), [typeof(object), typeof(bool).MakeByRefType()])!;
+        var exit = typeof(Monitor).GetMethod(nameof(Monitor.Exit), [typeof(object)])!;
+        var body = Expression.Block(
+            [taken],
+            Expression.TryFinally(
+                Expression.Block(Expression.Call(enter, gate, taken), Expression.Invoke(Expression.Constant(launcher, type), parameters)),
+                Expression.IfThen(taken, Expression.Call(exit, gate))));
+        return Expression.Lambda(type, body, parameters).Compile();
     }
 }

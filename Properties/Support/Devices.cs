@@ -43,3 +43,22 @@ public static class Devices
     /// <returns>"Managed", "CpuAccelerator" (and so on).</returns>
     public static string Describe(Device device) => device.Backend.ToString();
 }
+
+/// <summary>
+/// A fact that needs a device of a GPU kind (CUDA or OpenCL): skipped where this machine has none,
+/// with ILGPU's reason (CI has neither; a developer with a GPU or a PoCL build runs these).
+/// </summary>
+public sealed class GpuFactAttribute : FactAttribute
+{
+    private static readonly Lazy<DeviceReport> Report = new(Device.Describe);
+
+    /// <summary>Skips when no device of <paramref name="kind"/> is usable here.</summary>
+    /// <param name="kind"><see cref="DeviceKind.Cuda"/> or <see cref="DeviceKind.OpenCL"/>.</param>
+    public GpuFactAttribute(DeviceKind kind)
+    {
+        if (Report.Value.Found.Any(d => d.Kind == kind))
+            return;
+        var why = Report.Value.Skipped.Where(s => s.Kind == kind).Select(s => $"{s.Name}: {s.Reason}").ToList();
+        Skip = $"no usable {kind} device here ({(why.Count > 0 ? string.Join("; ", why) : "none found")}).";
+    }
+}

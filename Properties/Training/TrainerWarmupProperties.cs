@@ -83,6 +83,42 @@ public class TrainerWarmupProperties
         Assert.Equal(Train(false), Train(true));
     }
 
+    // Fit does not wait for the warm-up: its step and the first real steps launch the same kernels
+    // from two threads at once. The run is the one without a warm-up, on the GPU kernels here and
+    // on a GPU or OpenCL device where this machine has one (on OpenCL this crashed the driver, or
+    // could swap two launches' arguments, until each kernel's launches were serialized).
+    private static void SameWithOrWithoutWarmUp(Func<Device> create, string model)
+    {
+        float[] Train(bool warm)
+        {
+            using var device = create();
+            var trainer = new Trainer(device, Model(model), new Shape(2, 2, 2), new AdamW(), new TrainerOptions { Epochs = 2, BatchSize = 4, Seed = 3, WarmKernels = warm });
+            using var state = trainer.Fit(Data(32)).State;
+            return state.Params.Flat();
+        }
+
+        Assert.Equal(Train(false), Train(true));
+    }
+
+    [Theory]
+    [MemberData(nameof(Models))]
+    public void A_warm_up_beside_the_first_steps_does_not_change_the_run_on_the_gpu_kernels(string model) =>
+        SameWithOrWithoutWarmUp(() => Create(KernelBackend.CpuAccelerator), model);
+
+    [GpuFact(DeviceKind.OpenCL)]
+    public void A_warm_up_beside_the_first_steps_does_not_change_the_run_on_opencl()
+    {
+        SameWithOrWithoutWarmUp(() => Device.Create(DeviceKind.OpenCL), "cnn");
+        SameWithOrWithoutWarmUp(() => Device.Create(DeviceKind.OpenCL), "mlp");
+    }
+
+    [GpuFact(DeviceKind.Cuda)]
+    public void A_warm_up_beside_the_first_steps_does_not_change_the_run_on_cuda()
+    {
+        SameWithOrWithoutWarmUp(() => Device.Create(DeviceKind.Cuda), "cnn");
+        SameWithOrWithoutWarmUp(() => Device.Create(DeviceKind.Cuda), "mlp");
+    }
+
     // The warm-up writes the device's buffers from a background thread: disposing the device right
     // after building a trainer must wait for it, not free memory under it.
     [Fact]

@@ -76,4 +76,46 @@ public class KernelHostProperties
         using var managed = Device.Create(new DeviceOptions { Kind = DeviceKind.Cpu, CpuCores = 1 });
         Assert.Equal(2, managed.Accelerator.MaxNumThreadsPerGroup);
     }
+
+    // On OpenCL, ILGPU sets a launch's arguments on the shared kernel object and then enqueues it:
+    // the host serializes each kernel's launches. The wrapper keeps the launcher's type and
+    // arguments and never lets two calls overlap.
+    [Fact]
+    public void A_serialized_launcher_runs_one_call_at_a_time_with_each_calls_arguments()
+    {
+        int inside = 0, overlaps = 0;
+        long total = 0;
+        Action<int, long> launch = (a, b) =>
+        {
+            if (Interlocked.Increment(ref inside) > 1)
+                Interlocked.Increment(ref overlaps);
+            Thread.SpinWait(5000); // long enough for another thread to arrive
+            Interlocked.Add(ref total, a * b);
+            Interlocked.Decrement(ref inside);
+        };
+        var serialized = Assert.IsType<Action<int, long>>(KernelHost.Serialized(launch));
+        var threads = Enumerable.Range(0, 4).Select(t => new Thread(() =>
+        {
+            for (int i = 0; i < 500; i++)
+                serialized(i, t + 1);
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        Assert.Equal(0, overlaps);
+        Assert.Equal((1 + 2 + 3 + 4) * (499L * 500 / 2), total);
+    }
+
+    [Fact]
+    public void A_serialized_ilgpu_launcher_launches_its_kernel()
+    {
+        var host = Devices.CpuKernels.Kernels;
+        var axpy = Assert.IsType<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, AxpyOp>>(KernelHost.Serialized(host.Load(Elementwise.AxpyDef)));
+        using var x = Devices.CpuKernels.Upload([1f, 2f, 3f]);
+        using var y = Devices.CpuKernels.Upload([1f, 1f, 1f]);
+        axpy(host.Stream, host.Launch.GridStride(3), x.View<float>(), y.View<float>(), y.View<float>(), new AxpyOp(2f));
+        host.Synchronize();
+        Assert.Equal([3f, 5f, 7f], y.ToHost());
+        Assert.False(host.SerializesLaunches);
+        Assert.False(Devices.Cpu.Kernels.SerializesLaunches);
+    }
 }

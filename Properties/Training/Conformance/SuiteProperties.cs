@@ -28,6 +28,23 @@ public class SuiteProperties
         Assert.True(missing.Count == 0, $"{missing.Count} of {KernelCatalog.All.Count} kernels are never launched by the conformance suite: {string.Join(", ", missing)}");
     }
 
+    /// <summary>
+    /// <c>check</c> on a GPU or OpenCL device of this machine, on a device of its own: every check
+    /// passes there too (skipped, with the reason, where there is none).
+    /// </summary>
+    /// <param name="kind">The kind.</param>
+    private static void AllPassOn(DeviceKind kind)
+    {
+        using var device = Device.Create(kind);
+        AllPass(device);
+    }
+
+    [GpuFact(DeviceKind.OpenCL)]
+    public void Every_check_passes_on_an_opencl_device() => AllPassOn(DeviceKind.OpenCL);
+
+    [GpuFact(DeviceKind.Cuda)]
+    public void Every_check_passes_on_a_cuda_device() => AllPassOn(DeviceKind.Cuda);
+
     // Every family of the suite (a family added to Suite.Families is covered without editing this
     // list), and one spelled in another case.
     public static TheoryData<string> EveryFamily => [.. Suite.Families, "metrics"];
