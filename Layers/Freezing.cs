@@ -45,7 +45,7 @@ public sealed record TrainableReport(ParamFilter Trainable, IReadOnlyList<ParamS
 /// frozen Dense, the whole backward of a frozen prefix of the model) do not run.
 /// </summary>
 /// <remarks>
-/// <para>Globs: <c>*</c> matches within one path segment, <c>**</c> across segments, <c>?</c> one character.</para>
+/// <para>Globs: <c>*</c> matches within one path segment, <c>**</c> across segments (<c>**.</c> zero or more whole segments: <c>"**.bias"</c> takes a top-level <c>bias</c> too), <c>?</c> one character.</para>
 /// <para><c>Frozen("0.*")</c>: every parameter but those of layer 0 trains (torch: <c>p.requires_grad_(False)</c> for <c>model[0].parameters()</c>).</para>
 /// <para><c>TrainableOnly("**.bias")</c>: only the biases train (BitFit).</para>
 /// <code>

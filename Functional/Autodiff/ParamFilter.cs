@@ -5,7 +5,9 @@ namespace IlgpuTrain.Functional;
 /// <summary>
 /// Chooses parameters by path: which ones train and which stay frozen (fine-tuning), or which ones
 /// a transformation touches. Patterns are globs over state_dict paths: <c>*</c> matches within one
-/// path segment, <c>**</c> across segments, <c>?</c> one character.
+/// path segment, <c>**</c> across segments, <c>?</c> one character; <c>**.</c> is zero or more whole
+/// segments, so <c>"**.bias"</c> is every bias at any depth, a top-level <c>bias</c> included, and
+/// <c>"layer1.**.weight"</c> takes <c>layer1.weight</c> too. Matching is case-sensitive.
 /// </summary>
 public sealed record ParamFilter
 {
@@ -80,8 +82,18 @@ public sealed record ParamFilter
             char c = glob[i];
             if (c == '*' && i + 1 < glob.Length && glob[i + 1] == '*')
             {
-                sb.Append(".*");
-                i++;
+                // "**." is zero or more whole segments, so "**.bias" also takes a top-level "bias"
+                // (a lone Dense's parameters are "weight" and "bias") and "a.**.b" takes "a.b".
+                if (i + 2 < glob.Length && glob[i + 2] == '.')
+                {
+                    sb.Append(@"(?:.*\.)?");
+                    i += 2;
+                }
+                else
+                {
+                    sb.Append(".*");
+                    i++;
+                }
             }
             else if (c == '*')
             {
