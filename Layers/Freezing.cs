@@ -61,8 +61,7 @@ public static class Freezing
     /// <returns>The filter of the parameters that train.</returns>
     public static ParamFilter Frozen(params string[] globs)
     {
-        var frozen = ParamFilter.Glob(globs);
-        return ParamFilter.Where("all but " + string.Join(" | ", globs), p => !frozen.Matches(p));
+        return ParamFilter.Glob(globs).Not() with { Description = "all but " + string.Join(" | ", globs) };
     }
 
     /// <summary>The trainable filter that trains only the parameters matching any glob and freezes every other one.</summary>
@@ -70,8 +69,7 @@ public static class Freezing
     /// <returns>The filter of the parameters that train.</returns>
     public static ParamFilter TrainableOnly(params string[] globs)
     {
-        var train = ParamFilter.Glob(globs);
-        return ParamFilter.Where("only " + string.Join(" | ", globs), train.Matches);
+        return ParamFilter.Glob(globs) with { Description = "only " + string.Join(" | ", globs) };
     }
 
     /// <summary>Gradient options with <paramref name="trainable"/> as the trainable filter.</summary>

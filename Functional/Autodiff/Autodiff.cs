@@ -6,7 +6,7 @@ public sealed record GradOptions
     /// <summary>Default options: every parameter trains, seed 1.</summary>
     public static GradOptions Default { get; } = new();
 
-    /// <summary>Which parameters get gradients; the others are frozen (their gradient is 0 and their weight-gradient kernels are skipped). All by default.</summary>
+    /// <summary>Which parameters get gradients; the others are frozen (their gradient is 0 and their weight-gradient kernels are skipped). All by default. A glob of the filter that matches no parameter is an error (<see cref="ParamFilter.RequireMatches(ParamLayout, string)"/>).</summary>
     public ParamFilter? Trainable { get; init; }
 
     /// <summary>
@@ -140,6 +140,8 @@ public static class Autodiff
         if (step.Tape is { IsRecording: true })
             throw new InvalidOperationException($"{api}: this step is already recording a tape; nested differentiation is not supported. Use one ValueAndGrad per step.");
         CheckInputs(api, step, inputs);
+        if (parameters is not null)
+            options.Trainable?.RequireMatches(parameters.Layout, $"{api}: GradOptions.Trainable");
         if (seed is not null)
         {
             seed.ThrowIfConsumed($"{api}: the seed");

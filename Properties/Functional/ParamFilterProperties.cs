@@ -46,6 +46,37 @@ public class ParamFilterProperties
         Assert.False(ParamFilter.Glob("fc.**").Matches("fc"));
     }
 
+    // A misspelt glob selects nothing: freezing nothing (or everything) silently is the fine-tuning
+    // mistake that costs a whole run, so the filter names the pattern and the model's paths.
+    [Fact]
+    public void A_glob_that_matches_no_parameter_fails_naming_it_through_not_or_and_autodiff()
+    {
+        var layout = new ParamLayout(Paths.Select(p => (p, new Shape(2), DType.Float32)));
+        ParamFilter.Glob("fc.*", "**.bias").RequireMatches(layout, "test");
+        Freezing.Frozen("layer1.**").RequireMatches(layout, "test");
+        ParamFilter.Where("predicate", _ => false).RequireMatches(layout, "test");
+        Assert.Equal(["fc.*", "head.*"], ParamFilter.Glob("fc.*").Or(Freezing.TrainableOnly("head.*")).Globs);
+        foreach (var filter in new[] { ParamFilter.Glob("fc.*", "head.*"), Freezing.Frozen("head.*"), Freezing.TrainableOnly("head.*"), ParamFilter.Glob("fc.*").Or(ParamFilter.Glob("head.*").Not()) })
+        {
+            var e = Assert.Throws<ArgumentException>(() => filter.RequireMatches(layout, "test"));
+            Assert.Contains("\"head.*\" matches no parameter", e.Message);
+            Assert.Contains("fc.weight", e.Message);
+        }
+
+        Assert.Equal("all but head.*", Freezing.Frozen("head.*").Description);
+        var (p, s) = (new Dense(3) >> new Dense(2)).Init(Devices.Cpu, new Shape(2), Rng.Create(0));
+        using (p)
+        using (s)
+        using (var step = Devices.Cpu.BeginStep())
+        {
+            var x = step.Upload([1f, 2f], new Shape(1, 2));
+            var e = Assert.Throws<ArgumentException>(() => Autodiff.ValueAndGrad(step, p, q => F.Sum(F.Linear(x, q["0.weight"], q["0.bias"])), Freezing.Frozen("layer0.*").AsGradOptions()));
+            Assert.Contains("GradOptions.Trainable: the pattern \"layer0.*\" matches no parameter; the model has 0.weight, 0.bias, 1.weight, 1.bias", e.Message);
+            var (_, grads) = Autodiff.ValueAndGrad(step, p, q => F.Sum(F.Linear(x, q["0.weight"], q["0.bias"])), Freezing.Frozen("1.*").AsGradOptions());
+            grads.Dispose();
+        }
+    }
+
     // A pattern's segments against a path's: "**" is any number of segments (at least one when
     // it ends the pattern); other segments match one path segment character by character.
     private static bool Reference(ReadOnlySpan<string> pattern, ReadOnlySpan<string> path)
