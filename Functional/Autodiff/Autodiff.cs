@@ -11,7 +11,7 @@ public sealed record GradOptions
 
     /// <summary>
     /// The value backward starts from, d objective / d loss: 1 by default; the loss scale under
-    /// mixed precision, so the gradients come out scaled without another pass.
+    /// mixed precision, so the gradients come out scaled without another pass. Must be finite.
     /// </summary>
     public float Seed { get; init; } = 1f;
 
@@ -142,6 +142,8 @@ public static class Autodiff
         CheckInputs(api, step, inputs);
         if (parameters is not null)
             options.Trainable?.RequireMatches(parameters.Layout, $"{api}: GradOptions.Trainable");
+        if (!float.IsFinite(options.Seed))
+            throw new ArgumentException($"{api}: GradOptions.Seed is {options.Seed}, which would make every gradient non-finite; it must be finite (1, or the loss scale).", nameof(options));
         if (seed is not null)
         {
             seed.ThrowIfConsumed($"{api}: the seed");
