@@ -15,6 +15,9 @@ public sealed class ParamMask
 {
     private readonly Func<ParamInfo, bool> _predicate;
 
+    // The mask this one is the Not() of, so FusionPlan can tell Freeze.AllExcept's pair apart.
+    private ParamMask? _negationOf;
+
     private ParamMask(Func<ParamInfo, bool> predicate, string description)
     {
         _predicate = predicate;
@@ -83,7 +86,10 @@ public sealed class ParamMask
 
     /// <summary>The complement.</summary>
     /// <returns>The mask.</returns>
-    public ParamMask Not() => new(p => !_predicate(p), $"not ({Description})");
+    public ParamMask Not() => new(p => !_predicate(p), $"not ({Description})") { _negationOf = this };
+
+    /// <summary>Whether one mask was made from the other by <see cref="Not"/> (so they select complementary parameters).</summary>
+    internal bool IsComplementOf(ParamMask other) => ReferenceEquals(_negationOf, other) || ReferenceEquals(other._negationOf, this);
 
     /// <summary>Parameters selected by both masks.</summary>
     /// <param name="other">The other mask.</param>
