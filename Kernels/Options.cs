@@ -77,3 +77,36 @@ public enum ReductionMode
     /// </summary>
     Atomic,
 }
+
+/// <summary>
+/// Which code a launcher runs (<c>DeviceOptions.Backend</c>, <c>ComputeDevice.Backend</c>): a
+/// device's backend, chosen when the device is created (never by a process-wide switch).
+/// Launchers dispatch on <see cref="IlgpuTrain.Kernels.Runtime.KernelHost.Backend"/>.
+/// </summary>
+public enum KernelBackend
+{
+    /// <summary>
+    /// The CPU algorithms: managed (SIMD) loops on the host memory of ILGPU's CPU accelerator, bitwise
+    /// the ILGPU kernels where both run one body; where the algorithms differ (GEMM, flat and
+    /// per-channel reductions, pooling backwards) each is checked against the op's reference. The
+    /// default on the CPU: a CPU-accelerator launch costs tens of microseconds and does not vectorize.
+    /// </summary>
+    Managed,
+
+    /// <summary>
+    /// ILGPU's CPU accelerator running the GPU kernels themselves (shared memory and barriers
+    /// included, simulated with OS threads): how the GPU code runs without a GPU (tests and
+    /// <c>check</c> use it). GEMM still runs the managed CpuGemm, since the tiled kernel is
+    /// hundreds of times slower there; the tiled kernel is tested directly.
+    /// </summary>
+    CpuAccelerator,
+
+    /// <summary>An NVIDIA GPU through CUDA (PTX kernels).</summary>
+    Cuda,
+
+    /// <summary>
+    /// A GPU through OpenCL 2.0. A loaded kernel's launches are serialized (see
+    /// <see cref="IlgpuTrain.Kernels.Runtime.KernelHost.SerializesLaunches"/>).
+    /// </summary>
+    OpenCL,
+}

@@ -45,7 +45,7 @@ public sealed record TrainableReport(ParamFilter Trainable, IReadOnlyList<ParamS
 /// frozen Dense, the whole backward of a frozen prefix of the model) do not run.
 /// </summary>
 /// <remarks>
-/// <para>Globs: <c>*</c> matches within one path segment, <c>**</c> across segments, <c>?</c> one character.</para>
+/// <para>Globs: <c>*</c> matches within one path segment, <c>**</c> across segments (<c>**.</c> zero or more whole segments: <c>"**.bias"</c> takes a top-level <c>bias</c> too), <c>?</c> one character.</para>
 /// <para><c>Frozen("0.*")</c>: every parameter but those of layer 0 trains (torch: <c>p.requires_grad_(False)</c> for <c>model[0].parameters()</c>).</para>
 /// <para><c>TrainableOnly("**.bias")</c>: only the biases train (BitFit).</para>
 /// <code>
@@ -61,8 +61,7 @@ public static class Freezing
     /// <returns>The filter of the parameters that train.</returns>
     public static ParamFilter Frozen(params string[] globs)
     {
-        var frozen = ParamFilter.Glob(globs);
-        return ParamFilter.Where("all but " + string.Join(" | ", globs), p => !frozen.Matches(p));
+        return ParamFilter.Glob(globs).Not() with { Description = "all but " + string.Join(" | ", globs) };
     }
 
     /// <summary>The trainable filter that trains only the parameters matching any glob and freezes every other one.</summary>
@@ -70,8 +69,7 @@ public static class Freezing
     /// <returns>The filter of the parameters that train.</returns>
     public static ParamFilter TrainableOnly(params string[] globs)
     {
-        var train = ParamFilter.Glob(globs);
-        return ParamFilter.Where("only " + string.Join(" | ", globs), train.Matches);
+        return ParamFilter.Glob(globs) with { Description = "only " + string.Join(" | ", globs) };
     }
 
     /// <summary>Gradient options with <paramref name="trainable"/> as the trainable filter.</summary>

@@ -28,7 +28,7 @@ public enum PlanTail
     /// <summary>The last transformations run as one launch of <see cref="FusionPlan.Kernel"/>, which writes the parameters.</summary>
     FusedKernel,
 
-    /// <summary>The last transformation runs its own step (<see cref="IFusedStep"/>: MultiSteps, ApplyIfFinite), which hands its inner transformation to <see cref="Optimizer.Step"/>.</summary>
+    /// <summary>The last transformation runs its own step (<see cref="IFusedStep"/>: MultiSteps, ApplyIfFinite, Masked), which hands its inner transformation to <see cref="Optimizer.Step"/>.</summary>
     OwnStep,
 }
 
@@ -58,23 +58,26 @@ public enum PlanTail
 /// runs that step. <see cref="MultiSteps"/> accumulates, and on the micro-step that applies runs
 /// <see cref="Optimizer.Step"/> of its inner transformation, so the inner plan (<see cref="Inner"/>)
 /// runs fused. <see cref="ApplyIfFinite"/> does the same on the steps it accepts.</para>
-/// <para><see cref="Masked"/> is deliberately generic (see <see cref="Notes"/>): the fused kernels
-/// take a per-element mask for weight decay only, not for the whole update, and Masked runs its
-/// inner transformation on a packed copy of the selected parameters while the other gradients pass
-/// through to ApplyUpdates. Fusing it would need a gather of θ, a fused step on the copy, an add of
-/// the passed-through gradients and a scatter back, which the kernels do not offer in one launch;
-/// so Masked takes Update, then ApplyUpdates, and its inner chain runs primitive by primitive.</para>
+/// <para><see cref="Masked"/> as the last transformation steps itself too: it gathers the selected
+/// parameters and gradients into a packed copy, runs <see cref="Optimizer.Step"/> of its inner
+/// transformation there (so the inner plan, <see cref="Inner"/>, runs fused), adds the passed-through
+/// gradients to the other parameters and scatters the stepped ones back. <see cref="Freeze.AllExcept"/>'s
+/// pair, a Masked followed by a Freeze of the complement of its mask (what a trainer with
+/// <c>Trainable</c> steps), runs as one such step that leaves the other parameters' bits alone.
+/// A Masked that any other transformation follows must hand its updates on, so it runs Update and
+/// its inner chain runs primitive by primitive; <see cref="Notes"/> says so.</para>
 /// </remarks>
 public sealed class FusionPlan
 {
-    /// <summary>The reason recorded in <see cref="Notes"/> for a <see cref="Masked"/> transformation.</summary>
+    /// <summary>The reason recorded in <see cref="Notes"/> for a <see cref="Masked"/> transformation that does not step itself.</summary>
     public const string MaskedReason =
-        "generic by design: the fused kernels take a mask for weight decay only, not for the whole update, and Masked runs its inner chain on a packed copy of the selected parameters with the other gradients passed through, so it runs Update, then ApplyUpdates";
+        "generic here: a transformation after Masked (or Fused = false) needs its updates, so Masked runs Update and its inner chain runs primitive by primitive on the packed copy of the selected parameters; as the last transformation it would run its inner plan";
 
     private readonly Node _root;
     private readonly IGradientTransformation[] _leaves;
     private readonly int _fusedStart;
     private readonly FusedGroup? _group;
+    private readonly bool _freezesOthers;
 
     private FusionPlan(IGradientTransformation transformation)
     {
@@ -84,9 +87,13 @@ public sealed class FusionPlan
         _leaves = [.. leaves];
         _group = Recognize(_leaves);
         var notes = new List<string>();
-        foreach (var leaf in _leaves)
+        // Freeze.AllExcept: Masked(inner, m) then Freeze(m.Not()) is inner's step on the parameters
+        // m selects, the others untouched; the Masked steps itself without passing gradients through.
+        _freezesOthers = _group is null && _leaves.Length > 1 && _leaves[^2] is Masked { Fused: true, Mask: { } kept } && _leaves[^1] is Freeze { Mask: { } frozen } && frozen.IsComplementOf(kept);
+        for (int i = 0; i < _leaves.Length; i++)
         {
-            if (leaf is Masked m)
+            // The last Masked with Fused on steps itself (OwnStep below); any other runs Update.
+            if (_leaves[i] is Masked m && !(m.Fused && (i == _leaves.Length - 1 || (_freezesOthers && i == _leaves.Length - 2))))
                 notes.Add($"{m.Name}({m.Inner?.Name}): {MaskedReason}");
         }
         Notes = notes;
@@ -95,6 +102,11 @@ public sealed class FusionPlan
         {
             Tail = PlanTail.FusedKernel;
             _fusedStart = _leaves.Length - _group.Roles.Count;
+        }
+        else if (_freezesOthers)
+        {
+            Tail = PlanTail.OwnStep;
+            _fusedStart = _leaves.Length - 2;
         }
         else if (_leaves.Length > 0 && _leaves[^1] is IFusedStep { Fused: true } own)
         {
@@ -128,15 +140,16 @@ public sealed class FusionPlan
     /// <summary>What each transformation in the fused launch contributes (e.g. "clip", "decoupled decay", "adam moments", "learning rate"); empty without a kernel.</summary>
     public IReadOnlyList<string> Roles => _group?.Roles ?? [];
 
-    /// <summary>For a tail that steps itself (<see cref="MultiSteps"/>, <see cref="ApplyIfFinite"/>): the plan of its inner transformation, which runs on the steps that apply.</summary>
-    public FusionPlan? Inner => Tail != PlanTail.OwnStep ? null : _leaves[^1] switch
+    /// <summary>For a tail that steps itself (<see cref="MultiSteps"/>, <see cref="ApplyIfFinite"/>, <see cref="Masked"/>): the plan of its inner transformation, which runs on the steps that apply (for Masked, on the packed selected parameters).</summary>
+    public FusionPlan? Inner => Tail != PlanTail.OwnStep ? null : _leaves[_fusedStart] switch
     {
         MultiSteps { Inner: { } inner } => For(inner),
         ApplyIfFinite { Inner: { } inner } => For(inner),
+        Masked { Inner: { } inner } => For(inner),
         _ => null,
     };
 
-    /// <summary>Deliberate decisions not to fuse, with the reason (one per <see cref="Masked"/> transformation).</summary>
+    /// <summary>Transformations that run generic where a reader might expect a fused step, with the reason (one per <see cref="Masked"/> that does not step itself).</summary>
     public IReadOnlyList<string> Notes { get; }
 
     /// <summary>The plan for <paramref name="transformation"/> (cheap: a walk over its children; nothing is launched).</summary>
@@ -159,7 +172,7 @@ public sealed class FusionPlan
         string tail = Tail switch
         {
             PlanTail.FusedKernel => $"fused {Kernel.ToString().ToLowerInvariant()} kernel [{string.Join(", ", Fused.Zip(Roles, (n, r) => $"{n} ({r})"))}]",
-            PlanTail.OwnStep => $"{Fused[0]} step{(Inner is null ? string.Empty : $" of ({Inner.Describe()})")}",
+            PlanTail.OwnStep => $"{string.Join(" + ", Fused)} step{(Inner is null ? string.Empty : $" of ({Inner.Describe()})")}",
             _ => "apply_updates",
         };
         return prefix + tail + string.Concat(Notes.Select(n => "; " + n));
@@ -211,6 +224,13 @@ public sealed class FusionPlan
                 states.CopyTo(fresh, _fusedStart);
                 g.Consume(consumer).Dispose();
                 result = parameters.Consume(consumer);
+                break;
+            case PlanTail.OwnStep when _freezesOthers:
+                var frozen = Chain.Expect<FreezeState>(old[^1], _leaves[^1]);
+                g.Layout.RequireSame(frozen.Plan.Layout, _leaves[^1].Name);
+                (result, fresh[^2]) = ((Masked)_leaves[^2]).Step(parameters, g, old[^2], context, passThrough: false);
+                frozen.MarkConsumed(consumer);
+                fresh[^1] = new FreezeState(frozen.Plan);
                 break;
             case PlanTail.OwnStep:
                 (result, fresh[^1]) = ((IFusedStep)_leaves[^1]).FusedStep(parameters, g, old[^1], context);

@@ -16,17 +16,23 @@ namespace IlgpuTrain.Optimizers;
 /// <see cref="Optimizer.ApplyUpdates"/>: to train only some parameters, also zero the others
 /// with <see cref="Freeze"/>, e.g. <c>Freeze.AllExcept(trainable, optimizer)</c>, which is
 /// <c>new Chain(new Masked(optimizer, trainable), new Freeze(trainable.Not()))</c>.</para>
-/// <para><see cref="Optimizer.Step"/> takes the generic path here, by design: the fused kernels
-/// take a mask for weight decay only, not for the whole update, so the inner chain runs primitive
-/// by primitive on the packed copy (<see cref="FusionPlan.MaskedReason"/>, listed in the plan's
-/// <see cref="FusionPlan.Notes"/>).</para>
+/// <para><see cref="Optimizer.Step"/> delegates to the inner transformation's <see cref="FusionPlan"/>
+/// (<see cref="IFusedStep"/>, on by default; <see cref="FusionPlan.Inner"/> shows it): it gathers the
+/// selected parameters and gradients, runs <see cref="Optimizer.Step"/> of the inner transformation on
+/// the packed copy (for AdamW, one launch), adds the passed-through gradients to the other
+/// parameters and scatters the stepped ones back. The selected parameters then equal the generic
+/// path's within float rounding, as a fused step equals its chain of updates; the others are bitwise
+/// θ + g. A transformation chained after Masked needs its updates, so there Masked runs Update.</para>
 /// </remarks>
 /// <param name="Inner">The transformation for the selected parameters.</param>
 /// <param name="Mask">Which parameters it sees.</param>
-public sealed record Masked(IGradientTransformation Inner, ParamMask Mask) : IGradientTransformation
+public sealed record Masked(IGradientTransformation Inner, ParamMask Mask) : IFusedStep
 {
     /// <inheritdoc/>
     public string Name => "masked";
+
+    /// <summary>Whether <see cref="Optimizer.Step"/> runs the inner transformation's own step on the packed copy (<see cref="FusedStep"/>); true by default. False: Update, then ApplyUpdates.</summary>
+    public bool Fused { get; init; } = true;
 
     /// <inheritdoc/>
     public OptState Init(ParamTree parameters)
@@ -75,6 +81,71 @@ public sealed record Masked(IGradientTransformation Inner, ParamMask Mask) : IGr
             s.Plan.Scatter(inner.Updates, grads);
         s.MarkConsumed(consumer);
         return new UpdateResult(grads.Consume(Name), new MaskedState(s.InnerName, inner.State, s.Plan));
+    }
+
+    /// <summary>
+    /// One step that delegates to the inner transformation's plan: <see cref="Optimizer.Step"/> of
+    /// <see cref="Inner"/> on the packed selected parameters and gradients, θ + g on the others
+    /// (Optax's pass-through), and the stepped parameters scattered back.
+    /// </summary>
+    /// <param name="parameters">Parameters. Consumed (the result reuses their buffer).</param>
+    /// <param name="grads">Gradients. Consumed.</param>
+    /// <param name="state">State. Consumed.</param>
+    /// <param name="context">Extras.</param>
+    /// <returns>New parameters and state.</returns>
+    public (ParamTree Parameters, OptState State) FusedStep(ParamTree parameters, ParamTree grads, OptState state, UpdateContext context) =>
+        Step(parameters, grads, state, context, passThrough: true);
+
+    // With passThrough false the other parameters keep their bits (a Freeze of the complement
+    // follows, as in Freeze.AllExcept, and FusionPlan runs the pair as this one step).
+    internal (ParamTree Parameters, OptState State) Step(ParamTree parameters, ParamTree grads, OptState state, UpdateContext context, bool passThrough)
+    {
+        var s = Chain.Expect<MaskedState>(state, this);
+        ArgumentNullException.ThrowIfNull(parameters);
+        ArgumentNullException.ThrowIfNull(grads);
+        grads.Layout.RequireSame(s.Plan.Layout, Name);
+        parameters.Layout.RequireSame(s.Plan.Layout, Name);
+        string consumer = Name + ".FusedStep";
+        if (s.Plan.SelectsAll)
+        {
+            var (all, allState) = Inner.Step(parameters, grads, s.Inner, context);
+            s.MarkConsumed(consumer);
+            return (all, new MaskedState(s.InnerName, allState, s.Plan));
+        }
+
+        var subParams = s.Plan.Gather(parameters);
+        var subGrads = s.Plan.Gather(grads);
+        ParamTree stepped;
+        OptState inner;
+        try
+        {
+            (stepped, inner) = Inner.Step(subParams, subGrads, s.Inner, context);
+        }
+        catch
+        {
+            subParams.Dispose();
+            subGrads.Dispose();
+            throw;
+        }
+
+        // Pass-through: θ + g everywhere, then the selected parameters are overwritten with the
+        // inner step's values (their θ + g is never read).
+        ParamTree result;
+        if (passThrough)
+        {
+            using (grads)
+                result = parameters.ApplyUpdates(grads);
+        }
+        else
+        {
+            grads.Dispose();
+            result = parameters.Consume(consumer);
+        }
+
+        using (stepped)
+            s.Plan.Scatter(stepped, result);
+        s.MarkConsumed(consumer);
+        return (result, new MaskedState(s.InnerName, inner, s.Plan));
     }
 }
 

@@ -15,6 +15,9 @@ public sealed class ParamMask
 {
     private readonly Func<ParamInfo, bool> _predicate;
 
+    // The mask this one is the Not() of, so FusionPlan can tell Freeze.AllExcept's pair apart.
+    private ParamMask? _negationOf;
+
     private ParamMask(Func<ParamInfo, bool> predicate, string description)
     {
         _predicate = predicate;
@@ -34,7 +37,8 @@ public sealed class ParamMask
     /// Parameters whose path matches any glob, in the one dialect every parameter path in the
     /// library uses (<see cref="ParamFilter.Glob"/>): <c>*</c> matches within one path segment,
     /// <c>**</c> across segments, <c>?</c> one character; case-sensitive. So <c>"*.bias"</c> is the
-    /// biases of top-level layers and <c>"**.bias"</c> every bias at any depth.
+    /// biases of top-level layers and <c>"**.bias"</c> every bias at any depth (<c>**.</c> is zero or
+    /// more segments, so a top-level <c>bias</c> too).
     /// </summary>
     /// <param name="patterns">Patterns such as <c>**.weight</c> or <c>0.*</c>.</param>
     /// <returns>The mask.</returns>
@@ -70,7 +74,7 @@ public sealed class ParamMask
     /// <summary>
     /// The parameters a path filter chooses, such as the trainable filter of a fine-tuning run
     /// (<c>Freezing.Frozen("0.*")</c>): the gradient side and the optimizer side then agree.
-    /// The filter's globs are segment-aware (<c>*</c> stops at a dot), unlike <see cref="ByName"/>.
+    /// Its globs are the same dialect as <see cref="ByName"/>'s.
     /// </summary>
     /// <param name="filter">The filter.</param>
     /// <returns>The mask.</returns>
@@ -82,7 +86,10 @@ public sealed class ParamMask
 
     /// <summary>The complement.</summary>
     /// <returns>The mask.</returns>
-    public ParamMask Not() => new(p => !_predicate(p), $"not ({Description})");
+    public ParamMask Not() => new(p => !_predicate(p), $"not ({Description})") { _negationOf = this };
+
+    /// <summary>Whether one mask was made from the other by <see cref="Not"/> (so they select complementary parameters).</summary>
+    internal bool IsComplementOf(ParamMask other) => ReferenceEquals(_negationOf, other) || ReferenceEquals(other._negationOf, this);
 
     /// <summary>Parameters selected by both masks.</summary>
     /// <param name="other">The other mask.</param>

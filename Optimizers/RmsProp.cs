@@ -23,7 +23,7 @@ public sealed class RmsProp : INamedChain
 {
     /// <summary>Creates RMSProp; hyperparameters are checked here, as PyTorch's constructor does.</summary>
     /// <param name="learningRate">lr, at least 0, or a schedule. Null: 1e-2.</param>
-    /// <param name="alpha">Smoothing constant α, at least 0.</param>
+    /// <param name="alpha">Smoothing constant α in [0, 1).</param>
     /// <param name="eps">eps, at least 0, outside the square root.</param>
     /// <param name="weightDecay">Coupled L2 coefficient λ, at least 0.</param>
     /// <param name="momentum">Momentum, at least 0, or a schedule. Null: 0 (no buffer).</param>

@@ -5,7 +5,7 @@ namespace IlgpuTrain.Optimizers;
 /// (Optax's <c>scale_by_learning_rate</c>). The schedule is read at the count before it is
 /// incremented, so update 1 uses lr(0), as PyTorch's <c>optimizer.step(); scheduler.step()</c>.
 /// </summary>
-/// <param name="LearningRate">A schedule; a plain number converts to a constant schedule.</param>
+/// <param name="LearningRate">A schedule; a plain number converts to a constant schedule, which must be finite and at least 0 (checked by Init).</param>
 /// <param name="FlipSign">Multiply by −lr (descent, the default) rather than +lr.</param>
 public sealed record ScaleByLearningRate(Schedule LearningRate, bool FlipSign = true) : IGradientTransformation
 {
@@ -16,6 +16,8 @@ public sealed record ScaleByLearningRate(Schedule LearningRate, bool FlipSign = 
     public OptState Init(ParamTree parameters)
     {
         ArgumentNullException.ThrowIfNull(LearningRate);
+        if (LearningRate is Constant { Value: var lr } && !(lr >= 0 && double.IsFinite(lr)))
+            throw new ArgumentOutOfRangeException(nameof(LearningRate), lr, $"{Name}: the learning rate must be finite and at least 0 (PyTorch: lr >= 0), got {lr}; to step along the gradient instead of against it, set FlipSign: false.");
         return new ScaleByLearningRateState(0, double.NaN, LearningRate);
     }
 

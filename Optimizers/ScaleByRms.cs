@@ -23,7 +23,7 @@ namespace IlgpuTrain.Optimizers;
 public sealed record ScaleByRms : IGradientTransformation
 {
     /// <summary>Creates the transformation; hyperparameters are checked by <see cref="Init"/>.</summary>
-    /// <param name="alpha">Smoothing constant α, at least 0 (PyTorch does not bound it above).</param>
+    /// <param name="alpha">Smoothing constant α in [0, 1) (PyTorch checks only α ≥ 0; α ≥ 1 gives NaN or g / eps updates).</param>
     /// <param name="eps">eps, at least 0, added outside the square root.</param>
     /// <param name="centered">Normalize by the estimated variance rather than the second moment.</param>
     /// <param name="momentum">Momentum of the buffer b, at least 0; a schedule for cycled momentum. Null: 0 (no buffer).</param>
@@ -102,7 +102,10 @@ public sealed record ScaleByRms : IGradientTransformation
     /// <param name="op">The optimizer, for the message.</param>
     internal void Validate(string op)
     {
-        AdaptiveChecks.NonNegative(op, "alpha", Alpha);
+        // PyTorch checks only alpha >= 0, but 1 - alpha < 0 drives v negative (a NaN from the
+        // square root on the first step) and alpha = 1 keeps v at 0 (updates g / eps).
+        if (!(Alpha >= 0 && Alpha < 1))
+            throw new ArgumentOutOfRangeException("alpha", Alpha, $"{op}: alpha must be in [0, 1), got {Alpha}: v ← α·v + (1 − α)·g² needs 1 − α > 0 (PyTorch's default is 0.99).");
         AdaptiveChecks.NonNegative(op, "eps", Eps);
         AdaptiveChecks.NonNegativeSchedule(op, "momentum", Momentum);
     }

@@ -153,6 +153,15 @@ public partial class ReadmeProperties
         Assert.Empty(Errors("using var d = ComputeDevice.Create(DeviceKind.Cpu); var o = new CrossEntropyOptions { Epsilon = 0.1f };", []));
     }
 
+    // DeviceOptions.Backend's type lived in IlgpuTrain.Kernels.Runtime, so the README's
+    // "DeviceOptions { Kind = DeviceKind.Cpu, Backend = KernelBackend.CpuAccelerator }" failed with CS0103.
+    [Fact]
+    public void Device_options_compile_with_the_usings_a_user_writes()
+    {
+        Assert.Contains("Backend =\nKernelBackend.CpuAccelerator }", File.ReadAllText(Path.Combine(Root(), "README.md")).Replace("\r\n", "\n", StringComparison.Ordinal), StringComparison.Ordinal);
+        Assert.Empty(Errors("using var d = ComputeDevice.Create(new DeviceOptions { Kind = DeviceKind.Cpu, Backend = KernelBackend.CpuAccelerator }); KernelBackend b = d.Backend;", []));
+    }
+
     [Fact]
     public void The_namespaces_a_user_imports_together_give_no_two_types_one_name()
     {

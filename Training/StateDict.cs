@@ -72,7 +72,7 @@ public static class StateDict
     /// <param name="options">Strictness and key map; null for strict with no map.</param>
     /// <returns>New trees with the loaded values, and the keys that did not match.</returns>
     /// <exception cref="CheckpointMismatchException">A shape differs, an integer does not fit, or (strict) keys are missing or unexpected; the message lists them.</exception>
-    /// <exception cref="ArgumentException">The key map sends two file keys to the same model key.</exception>
+    /// <exception cref="ArgumentException">The key map sends two file keys to the same model key, or a glob of <see cref="StateDictOptions.Keep"/> matches no key of the model.</exception>
     public static StateDictResult Load(SafeTensorsFile file, ParamTree parameters, ParamTree state, StateDictOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(file);
@@ -80,6 +80,7 @@ public static class StateDict
         ArgumentNullException.ThrowIfNull(state);
         options ??= new StateDictOptions();
         var trees = new[] { parameters, state };
+        options.Keep?.RequireMatches(trees.SelectMany(tr => tr.Layout.Params).Select(p => p.Path).ToList(), "StateDict.Load: StateDictOptions.Keep");
 
         // Match: file key -> (tree, entry).
         var matched = new Dictionary<string, (int Tree, ParamInfo Info, SafeTensor Tensor)>(StringComparer.Ordinal);

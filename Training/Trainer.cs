@@ -141,7 +141,16 @@ public sealed class Trainer
     public TrainState Init()
     {
         var (p, s) = _model.Init(_device, _inputShape, Rng.Create(_options.Seed).Fold(InitPurpose));
-        return Init(p, s);
+        try
+        {
+            return Init(p, s);
+        }
+        catch
+        {
+            p.Dispose();
+            s.Dispose();
+            throw;
+        }
     }
 
     /// <summary>
@@ -151,11 +160,12 @@ public sealed class Trainer
     /// <param name="parameters">The model's parameters, such as those of <see cref="StateDict.Load(string, ParamTree, ParamTree, StateDictOptions?)"/>.</param>
     /// <param name="state">The model's buffers (BatchNorm running statistics).</param>
     /// <returns>The initial state (the caller owns it, or passes it to <see cref="Fit"/>).</returns>
-    /// <exception cref="ArgumentException">The trees are not this model's (another layout) or live on another device.</exception>
+    /// <exception cref="ArgumentException">The trees are not this model's (another layout) or live on another device, or a glob of <see cref="TrainerOptions.Trainable"/> matches no parameter.</exception>
     public TrainState Init(ParamTree parameters, ParamTree state)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(state);
+        _options.Trainable?.RequireMatches(parameters.Layout, "Trainer.Init: TrainerOptions.Trainable");
         if (!ReferenceEquals(parameters.Device, _device) || !ReferenceEquals(state.Device, _device))
             throw new ArgumentException($"Trainer.Init: the weights live on {(ReferenceEquals(parameters.Device, _device) ? state.Device : parameters.Device)}, but the trainer trains on {_device}; load them onto the trainer's device.", nameof(parameters));
         var (p0, s0) = _model.Init(_device, _inputShape, Rng.Create(0));

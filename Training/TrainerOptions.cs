@@ -80,7 +80,7 @@ public sealed record TrainerOptions
     /// </summary>
     public Precision Precision { get; init; } = Precision.Float32;
 
-    /// <summary>Which parameters train; the others are frozen (fine-tuning). All by default.</summary>
+    /// <summary>Which parameters train; the others are frozen (fine-tuning). All by default. A glob that matches no parameter of the model fails <see cref="Trainer.Init()"/>, naming it.</summary>
     public ParamFilter? Trainable { get; init; }
 
     /// <summary>

@@ -6,12 +6,12 @@ public sealed record GradOptions
     /// <summary>Default options: every parameter trains, seed 1.</summary>
     public static GradOptions Default { get; } = new();
 
-    /// <summary>Which parameters get gradients; the others are frozen (their gradient is 0 and their weight-gradient kernels are skipped). All by default.</summary>
+    /// <summary>Which parameters get gradients; the others are frozen (their gradient is 0 and their weight-gradient kernels are skipped). All by default. A glob of the filter that matches no parameter is an error (<see cref="ParamFilter.RequireMatches(ParamLayout, string)"/>).</summary>
     public ParamFilter? Trainable { get; init; }
 
     /// <summary>
     /// The value backward starts from, d objective / d loss: 1 by default; the loss scale under
-    /// mixed precision, so the gradients come out scaled without another pass.
+    /// mixed precision, so the gradients come out scaled without another pass. Must be finite.
     /// </summary>
     public float Seed { get; init; } = 1f;
 
@@ -140,6 +140,10 @@ public static class Autodiff
         if (step.Tape is { IsRecording: true })
             throw new InvalidOperationException($"{api}: this step is already recording a tape; nested differentiation is not supported. Use one ValueAndGrad per step.");
         CheckInputs(api, step, inputs);
+        if (parameters is not null)
+            options.Trainable?.RequireMatches(parameters.Layout, $"{api}: GradOptions.Trainable");
+        if (!float.IsFinite(options.Seed))
+            throw new ArgumentException($"{api}: GradOptions.Seed is {options.Seed}, which would make every gradient non-finite; it must be finite (1, or the loss scale).", nameof(options));
         if (seed is not null)
         {
             seed.ThrowIfConsumed($"{api}: the seed");

@@ -77,7 +77,7 @@ public static class GradientCheck
     /// <param name="reference">The same function in float64: the inputs' values in order, the output row-major.</param>
     /// <param name="options">Tolerances, step and output gradient; the defaults suit float32 kernels.</param>
     /// <returns>The comparisons; see <see cref="GradientCheckResult.ThrowIfFailed"/>.</returns>
-    /// <exception cref="ArgumentException">Values that do not fill their shape, a reference whose output length is not the function's, or an output gradient of the wrong length.</exception>
+    /// <exception cref="ArgumentException">No inputs, values that do not fill their shape, a reference whose output length is not the function's, or an output gradient of the wrong length.</exception>
     public static GradientCheckResult Run(Device device, IReadOnlyList<(Shape Shape, float[] Values)> inputs, Func<IReadOnlyList<Tensor>, Tensor> f, Func<IReadOnlyList<double[]>, double[]> reference, GradientCheckOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(device);
@@ -85,6 +85,8 @@ public static class GradientCheck
         ArgumentNullException.ThrowIfNull(f);
         ArgumentNullException.ThrowIfNull(reference);
         options ??= new GradientCheckOptions();
+        if (inputs.Count == 0)
+            throw new ArgumentException("GradientCheck: no inputs, so no gradient would be checked; list each differentiable input as (shape, values).", nameof(inputs));
         for (int i = 0; i < inputs.Count; i++)
         {
             if (inputs[i].Shape is null || inputs[i].Values is null || inputs[i].Values.Length != inputs[i].Shape.Length)

@@ -5,16 +5,20 @@ namespace IlgpuTrain.Functional;
 /// <summary>
 /// Chooses parameters by path: which ones train and which stay frozen (fine-tuning), or which ones
 /// a transformation touches. Patterns are globs over state_dict paths: <c>*</c> matches within one
-/// path segment, <c>**</c> across segments, <c>?</c> one character.
+/// path segment, <c>**</c> across segments, <c>?</c> one character; <c>**.</c> is zero or more whole
+/// segments, so <c>"**.bias"</c> is every bias at any depth, a top-level <c>bias</c> included, and
+/// <c>"layer1.**.weight"</c> takes <c>layer1.weight</c> too. Matching is case-sensitive.
 /// </summary>
 public sealed record ParamFilter
 {
     private readonly Func<string, bool> _predicate;
+    private readonly (string Glob, Regex Regex)[] _globs;
 
-    private ParamFilter(string description, Func<string, bool> predicate)
+    private ParamFilter(string description, Func<string, bool> predicate, (string Glob, Regex Regex)[]? globs = null)
     {
         Description = description;
         _predicate = predicate;
+        _globs = globs ?? [];
     }
 
     /// <summary>Every parameter.</summary>
@@ -23,8 +27,15 @@ public sealed record ParamFilter
     /// <summary>No parameter.</summary>
     public static ParamFilter None { get; } = new("none", _ => false);
 
-    /// <summary>How the filter was built, for messages.</summary>
-    public string Description { get; }
+    /// <summary>How the filter was built, for messages (settable with <c>with</c>, which keeps the selection and the globs).</summary>
+    public string Description { get; init; }
+
+    /// <summary>
+    /// The glob patterns the filter was built from, through <see cref="Not"/>, <see cref="Or"/> and
+    /// the freezing filters too (empty for <see cref="Where"/>, <see cref="All"/> and <see cref="None"/>);
+    /// <see cref="RequireMatches(ParamLayout, string)"/> checks each against a model.
+    /// </summary>
+    public IReadOnlyList<string> Globs => _globs.Select(g => g.Glob).ToArray();
 
     /// <summary>Parameters whose path matches any of the globs, such as <c>"0.*"</c> or <c>"**.bias"</c>.</summary>
     /// <param name="globs">Patterns.</param>
@@ -34,8 +45,8 @@ public sealed record ParamFilter
         ArgumentNullException.ThrowIfNull(globs);
         if (globs.Length == 0)
             throw new ArgumentException("ParamFilter.Glob needs at least one pattern, such as \"0.*\" or \"**.bias\".", nameof(globs));
-        var regexes = globs.Select(ToRegex).ToArray();
-        return new ParamFilter("glob " + string.Join(" | ", globs), p => regexes.Any(r => r.IsMatch(p)));
+        var compiled = globs.Select(g => (g, ToRegex(g))).ToArray();
+        return new ParamFilter("glob " + string.Join(" | ", globs), p => compiled.Any(c => c.Item2.IsMatch(p)), compiled);
     }
 
     /// <summary>Parameters for which <paramref name="predicate"/> holds.</summary>
@@ -55,17 +66,55 @@ public sealed record ParamFilter
 
     /// <summary>The complement.</summary>
     /// <returns>A filter choosing what this one does not.</returns>
-    public ParamFilter Not() => new("not (" + Description + ")", p => !_predicate(p));
+    public ParamFilter Not() => new("not (" + Description + ")", p => !_predicate(p), _globs);
 
     /// <summary>The union.</summary>
     /// <param name="other">Another filter.</param>
     /// <returns>A filter choosing what either chooses.</returns>
-    public ParamFilter Or(ParamFilter other) => new("(" + Description + ") or (" + other.Description + ")", p => _predicate(p) || other.Matches(p));
+    public ParamFilter Or(ParamFilter other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        return new("(" + Description + ") or (" + other.Description + ")", p => _predicate(p) || other.Matches(p), [.. _globs, .. other._globs]);
+    }
 
     /// <summary>The paths of <paramref name="layout"/> this filter chooses.</summary>
     /// <param name="layout">A layout.</param>
     /// <returns>The chosen paths, in layout order.</returns>
     public IReadOnlyList<string> Select(ParamLayout layout) => layout.Params.Select(p => p.Path).Where(Matches).ToList();
+
+    /// <summary>
+    /// Throws when one of <see cref="Globs"/> matches no parameter of <paramref name="layout"/>, so a
+    /// misspelt path fails loudly instead of silently freezing (or training) nothing; the
+    /// trainer, <c>Autodiff</c> (for <see cref="GradOptions.Trainable"/>) and <c>StateDict.Load</c>
+    /// (for its Keep filter) check this before they use the filter.
+    /// </summary>
+    /// <param name="layout">The model's parameters (<c>parameters.Layout</c>).</param>
+    /// <param name="context">Who uses the filter, for the message (e.g. "TrainerOptions.Trainable").</param>
+    /// <exception cref="ArgumentException">A glob matches no path; the message lists the model's paths.</exception>
+    public void RequireMatches(ParamLayout layout, string context)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        RequireMatches(layout.Params.Select(p => p.Path).ToList(), context);
+    }
+
+    /// <summary>As <see cref="RequireMatches(ParamLayout, string)"/>, over any list of paths (parameters and buffers together, say).</summary>
+    /// <param name="paths">The paths the globs are meant for.</param>
+    /// <param name="context">Who uses the filter, for the message.</param>
+    /// <exception cref="ArgumentException">A glob matches no path.</exception>
+    public void RequireMatches(IReadOnlyList<string> paths, string context)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        foreach (var (glob, regex) in _globs)
+        {
+            if (!paths.Any(regex.IsMatch))
+            {
+                throw new ArgumentException(
+                    $"{context}: the pattern \"{glob}\" matches no parameter; the model has {string.Join(", ", paths.Take(8))}{(paths.Count > 8 ? $", ... ({paths.Count} in all)" : string.Empty)}. "
+                    + "Spell the pattern after these state_dict paths (* stays within one segment, ** crosses segments, ? is one character).",
+                    nameof(paths));
+            }
+        }
+    }
 
     /// <inheritdoc/>
     public override string ToString() => Description;
@@ -80,8 +129,18 @@ public sealed record ParamFilter
             char c = glob[i];
             if (c == '*' && i + 1 < glob.Length && glob[i + 1] == '*')
             {
-                sb.Append(".*");
-                i++;
+                // "**." is zero or more whole segments, so "**.bias" also takes a top-level "bias"
+                // (a lone Dense's parameters are "weight" and "bias") and "a.**.b" takes "a.b".
+                if (i + 2 < glob.Length && glob[i + 2] == '.')
+                {
+                    sb.Append(@"(?:.*\.)?");
+                    i += 2;
+                }
+                else
+                {
+                    sb.Append(".*");
+                    i++;
+                }
             }
             else if (c == '*')
             {

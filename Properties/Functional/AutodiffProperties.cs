@@ -408,4 +408,23 @@ public class AutodiffProperties
         Assert.Equal(warm.PeakBytesInUse, after.PeakBytesInUse);
         Assert.Equal(warm.PeakBytesReserved, after.PeakBytesReserved);
     }
+
+    // A NaN or infinite seed makes every gradient non-finite with no word of why.
+    [Fact]
+    public void A_seed_that_is_not_finite_is_refused_naming_it()
+    {
+        var d = Devices.Cpu;
+        using var p = Tree(d, 1, ("w", [3]));
+        using var step = d.BeginStep();
+        foreach (float seed in new[] { float.NaN, float.PositiveInfinity })
+        {
+            var e = Assert.Throws<ArgumentException>(() => Autodiff.ValueAndGrad(step, p, q => F.Sum(q["w"]), new GradOptions { Seed = seed }));
+            Assert.Contains("GradOptions.Seed is", e.Message);
+            Assert.Contains("must be finite", e.Message);
+        }
+
+        var (_, g) = Autodiff.ValueAndGrad(step, p, q => F.Sum(q["w"]), new GradOptions { Seed = 2f });
+        using (g)
+            Assert.Equal([2f, 2f, 2f], g.Snapshot().Get("w"));
+    }
 }

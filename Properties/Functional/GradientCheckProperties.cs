@@ -58,4 +58,12 @@ public class GradientCheckProperties
         Assert.Contains("same thing", Assert.Throws<ArgumentException>(() => GradientCheck.Run(d, inputs, xs => F.Sum(xs[0]), Swish)).Message);
         Assert.Contains("OutputGrad", Assert.Throws<ArgumentException>(() => GradientCheck.Run(d, inputs, xs => F.Silu(xs[0]), Swish, new GradientCheckOptions { OutputGrad = [1f] })).Message);
     }
+
+    // With no inputs there is no gradient to compare, so a check that cannot fail would pass.
+    [Fact]
+    public void No_inputs_is_refused_rather_than_passing_with_nothing_checked()
+    {
+        var e = Assert.Throws<ArgumentException>(() => GradientCheck.Run(Devices.Cpu, [], _ => throw new InvalidOperationException("the function ran with no inputs"), _ => [1.0]));
+        Assert.Contains("no inputs", e.Message);
+    }
 }

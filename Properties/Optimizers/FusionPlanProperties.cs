@@ -188,11 +188,24 @@ public class FusionPlanProperties
         s2.Dispose();
     }
 
+    // Masked delegates to its inner plan: alone (the last transformation) it steps itself, and so does
+    // Freeze.AllExcept's pair (a trainer's Trainable); followed by anything else it must hand its
+    // updates on and runs generic, with a note.
     [Fact]
-    public void Masked_takes_the_generic_path_by_design()
+    public void Masked_runs_its_inner_plan_when_it_ends_the_chain_and_says_why_when_it_cannot()
     {
         var mask = ParamMask.ByRank(2);
-        foreach (var opt in new IGradientTransformation[] { new Masked(new AdamW(0.01), mask), Freeze.AllExcept(mask, new AdamW(0.01)) })
+        foreach (var opt in new IGradientTransformation[] { new Masked(new AdamW(0.01), mask), Freeze.AllExcept(mask, new AdamW(0.01)), new MultiSteps(Freeze.AllExcept(mask, new AdamW(0.01)), 2) })
+        {
+            var plan = FusionPlan.For(opt);
+            var inner = opt is MultiSteps ? plan.Inner!.Inner : plan.Inner;
+            Assert.Equal(PlanTail.OwnStep, plan.Tail);
+            Assert.Equal((PlanTail.FusedKernel, FusedKernel.Adam), (inner!.Tail, inner.Kernel));
+            Assert.Empty(plan.Notes);
+        }
+
+        Assert.Equal("masked + freeze step of (fused adam kernel [scale_by_adam (adam moments), add_decayed_weights (decoupled decay), scale_by_learning_rate (learning rate)])", FusionPlan.For(Freeze.AllExcept(mask, new AdamW(0.01))).Describe());
+        foreach (var opt in new IGradientTransformation[] { new Chain(new Masked(new AdamW(0.01), mask), new ClipByValue(1)), new Chain(new Masked(new AdamW(0.01), mask), new Freeze(mask)), new Masked(new AdamW(0.01), mask) { Fused = false } })
         {
             var plan = FusionPlan.For(opt);
             Assert.Equal((PlanTail.ApplyUpdates, FusedKernel.None), (plan.Tail, plan.Kernel));
@@ -200,29 +213,23 @@ public class FusionPlanProperties
             Assert.Contains(FusionPlan.MaskedReason, plan.Describe(), StringComparison.Ordinal);
         }
 
-        // Which path runs: the step is bitwise Update then ApplyUpdates, and no fused launch
-        // consumed the parameters.
+        // The pair's step runs inner's fused launch on the packed copy and hands the parameters on
+        // without an add: the frozen ones keep their bits, -0 included.
         var d = Devices.Cpu;
-        var masked = new Masked(new AdamW(0.01), mask);
-        var pa = Trees.Random(d, Small, 1);
-        var pb = pa.Clone();
-        var sa = masked.Init(pa);
-        var sb = masked.Init(pb);
-        for (int t = 0; t < 3; t++)
-        {
-            var before = pa;
-            (pa, sa) = masked.Step(pa, Trees.Random(d, Small, 10 + t), sa);
-            Assert.DoesNotContain("FusedStep", Assert.Throws<ConsumedValueException>(() => before.Flat32).ConsumedBy, StringComparison.Ordinal);
-            var (u, next) = masked.Update(Trees.Random(d, Small, 10 + t), sb, pb, UpdateContext.None);
-            pb = pb.ApplyUpdates(u);
-            u.Dispose();
-            sb = next;
-        }
-        Assert.Equal(pb.Flat(), pa.Flat());
-        pa.Dispose();
-        pb.Dispose();
-        sa.Dispose();
-        sb.Dispose();
+        var pair = Freeze.AllExcept(mask, new AdamW(0.01));
+        var p = Trees.Random(d, Small, 1);
+        Transfer.ToDevice(d.Stream, new float[] { -0f }, p.Flat32.SubView(12, 1));
+        var before = p.Flat();
+        var s = pair.Init(p);
+        var old = p;
+        (p, s) = pair.Step(p, Trees.Random(d, Small, 2), s);
+        Assert.Equal("masked.FusedStep", Assert.Throws<ConsumedValueException>(() => old.Flat32).ConsumedBy);
+        var after = p.Flat();
+        foreach (int i in new[] { 12, 13, 14, 15, 24, 25 })
+            Assert.Equal(BitConverter.SingleToInt32Bits(before[i]), BitConverter.SingleToInt32Bits(after[i]));
+        Assert.Equal(1, s.Find<ScaleByAdamState>().Count);
+        p.Dispose();
+        s.Dispose();
     }
 
     [Property(MaxTest = 60)]

@@ -97,4 +97,66 @@ public class MaskedProperties
         using var g = other.Clone();
         Assert.Throws<ArgumentException>(() => masked.Update(g, s, other, UpdateContext.None));
     }
+
+    private static readonly Func<IGradientTransformation>[] Inners =
+    [
+        () => new AdamW(1e-2, weightDecay: 0.1),
+        () => new Chain(new ClipByGlobalNorm(0.5), new Adam(1e-2, weightDecay: 0.01)),
+        () => new Sgd(0.1, momentum: 0.9, nesterov: true),
+        () => new RmsProp(1e-2, weightDecay: 0.01),
+        () => new Adagrad(0.1),
+        () => new MultiSteps(new AdamW(1e-2), 2),
+    ];
+
+    // Step (the inner plan on the packed copy, fused where the inner chain fuses) against Update then
+    // ApplyUpdates (the inner chain primitive by primitive): the same state, the selected parameters
+    // within float rounding, the others bit for bit (θ + g alone, θ itself in Freeze.AllExcept).
+    [Property(MaxTest = 40)]
+    public Property Step_runs_the_inner_plan_and_equals_update_then_apply_within_rounding() =>
+        Prop.ForAll(
+            (from layout in Trees.Layouts
+             from mask in Gens.ParamMasks
+             from which in Gen.Choose(0, Inners.Length - 1)
+             from freeze in Gen.Elements(false, true)
+             from seed in Gen.Choose(0, 10_000)
+             select (layout, mask, which, freeze, seed)).ToArbitrary(),
+            args =>
+        {
+            var (layout, mask, which, freeze, seed) = args;
+            var d = Devices.Cpu;
+            IGradientTransformation Build() => freeze ? Freeze.AllExcept(mask, Inners[which]()) : new Masked(Inners[which](), mask);
+            var stepped = Build();
+            var generic = Build();
+            var pa = Trees.Random(d, layout, seed);
+            var pb = pa.Clone();
+            var start = pa.Flat();
+            var on = Selected(pa.Layout, mask);
+            var sa = stepped.Init(pa);
+            var sb = generic.Init(pb);
+            for (int t = 0; t < 4; t++)
+            {
+                var g = Gens.Random(seed + t + 1, (int)pa.Count, -2f, 2f);
+                (pa, sa) = stepped.Step(pa, Trees.FromFlat(pa, g), sa);
+                var (u, next) = generic.Update(Trees.FromFlat(pb, g), sb, pb, UpdateContext.None);
+                pb = pb.ApplyUpdates(u);
+                u.Dispose();
+                sb = next;
+            }
+
+            var a = pa.Flat();
+            var b = pb.Flat();
+            var selA = a.Where((_, i) => on[i]).ToArray();
+            var selB = b.Where((_, i) => on[i]).Select(x => (double)x).ToArray();
+            var restA = a.Where((_, i) => !on[i]).ToArray();
+            var restB = b.Where((_, i) => !on[i]).ToArray();
+            var prop = Close.All(selA, selB, 1e-6, 1e-5, "selected: step versus update then apply")
+                .And(Close.All(restA, restB, 0, 0, "unselected: bit for bit"))
+                .And((!freeze || restA.SequenceEqual(start.Where((_, i) => !on[i]))).Label("Freeze.AllExcept leaves the others as they were"))
+                .And((sa.Find<ScaleByLearningRateState>().Count == sb.Find<ScaleByLearningRateState>().Count).Label("same schedule count"));
+            pa.Dispose();
+            pb.Dispose();
+            sa.Dispose();
+            sb.Dispose();
+            return prop;
+        });
 }

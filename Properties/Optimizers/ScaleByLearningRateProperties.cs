@@ -42,4 +42,21 @@ public class ScaleByLearningRateProperties
         Assert.Throws<FormatException>(() => Schedule.FromJson("{\"type\":\"nope\"}"));
         Assert.Throws<ArgumentOutOfRangeException>(() => s.At(-1));
     }
+
+    // A constant learning rate is checked when the state is made, as the named optimizers check
+    // theirs: NaN or infinity would poison every parameter, and a negative one climbs the loss.
+    [Fact]
+    public void A_constant_learning_rate_that_is_negative_or_not_finite_is_refused_at_init()
+    {
+        using var p = ParamTree.FromHost(Devices.Cpu, new Dictionary<string, (int[] Shape, float[] Data)> { ["w"] = ([2], [1f, 2f]) });
+        foreach (double lr in new[] { -0.1, double.NaN, double.PositiveInfinity })
+        {
+            var e = Assert.Throws<ArgumentOutOfRangeException>(() => new ScaleByLearningRate(lr).Init(p));
+            Assert.Contains("finite and at least 0", e.Message);
+            Assert.Contains("FlipSign: false", e.Message);
+            Assert.Throws<ArgumentOutOfRangeException>(() => new Chain(new ScaleByAdam(), new ScaleByLearningRate(lr)).Init(p));
+        }
+
+        new ScaleByLearningRate(0.0).Init(p).Dispose();
+    }
 }

@@ -120,4 +120,19 @@ public class ScaleByRmsProperties
         Assert.False(g.IsConsumed);
         next.Dispose();
     }
+
+    // PyTorch accepts alpha > 1; then 1 - alpha < 0 drives v negative and the first step is NaN.
+    [Fact]
+    public void Alpha_of_one_or_more_is_refused_naming_the_range()
+    {
+        using var p = ParamTree.FromHost(Devices.Cpu, One);
+        foreach (double alpha in new[] { 1.0, 1.5, double.PositiveInfinity })
+        {
+            Assert.Contains("alpha must be in [0, 1)", Assert.Throws<ArgumentOutOfRangeException>(() => new ScaleByRms(alpha).Init(p)).Message);
+            Assert.Contains("alpha must be in [0, 1)", Assert.Throws<ArgumentOutOfRangeException>(() => new RmsProp(1e-2, alpha: alpha)).Message);
+        }
+
+        foreach (double alpha in new[] { 0.0, 0.99 })
+            new ScaleByRms(alpha).Init(p).Dispose();
+    }
 }

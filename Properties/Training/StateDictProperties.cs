@@ -127,6 +127,22 @@ public sealed class StateDictProperties
     }
 
     [Fact]
+    public void A_keep_glob_that_matches_no_key_of_the_model_is_refused_naming_it()
+    {
+        var (p, s) = Small().Init(Devices.Cpu, SmallInput, Rng.Create(2));
+        using (p)
+        using (s)
+        {
+            var file = File(F32("0.bias", [3], 7, 8, 9));
+            var e = Assert.Throws<ArgumentException>(() => StateDict.Load(file, p, s, new StateDictOptions { Strict = false, Keep = ParamFilter.Glob("fc.*") }));
+            Assert.Contains("StateDictOptions.Keep: the pattern \"fc.*\" matches no parameter; the model has 0.weight, 0.bias, 1.weight, 1.bias, 1.running_mean", e.Message);
+            var r = StateDict.Load(file, p, s, new StateDictOptions { Strict = false, Keep = ParamFilter.Glob("1.running_*") });
+            r.Params.Dispose();
+            r.State.Dispose();
+        }
+    }
+
+    [Fact]
     public void A_key_map_renames_and_skips_and_two_keys_on_one_are_refused()
     {
         var (p, s) = Small().Init(Devices.Cpu, SmallInput, Rng.Create(3));

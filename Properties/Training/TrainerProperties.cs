@@ -36,6 +36,20 @@ public class TrainerProperties
         new Conv2d(4, 2, Padding: 1) >> new BatchNorm2d() >> new ReLU() >> new Flatten() >> new Dropout(0.2f) >> new Dense(3);
 
     [Fact]
+    public void A_trainable_glob_that_matches_no_parameter_fails_init_naming_it()
+    {
+        var data = Blobs(32, 3, 1);
+        var model = new Flatten() >> new Dense(4) >> new ReLU() >> new Dense(3);
+        var options = new TrainerOptions { Epochs = 1, BatchSize = 16, WarmKernels = false, Trainable = Freezing.Frozen("layers.0.*") };
+        var trainer = new Trainer(Devices.Cpu, model, data.SampleShape, new Adam(1e-2), options);
+        var e = Assert.Throws<ArgumentException>(() => trainer.Init());
+        Assert.Contains("TrainerOptions.Trainable: the pattern \"layers.0.*\" matches no parameter; the model has 1.weight, 1.bias, 3.weight, 3.bias", e.Message);
+        Assert.Throws<ArgumentException>(() => trainer.Fit(data));
+        var ok = new Trainer(Devices.Cpu, model, data.SampleShape, new Adam(1e-2), options with { Trainable = Freezing.Frozen("1.*") });
+        using var state = ok.Init();
+    }
+
+    [Fact]
     public void Training_on_2000_fashion_mnist_images_lowers_the_loss_and_beats_chance_widely()
     {
         if (!File.Exists(Path.Combine(FashionMnist.DefaultDirectory, "train-images-idx3-ubyte.gz")) && Environment.GetEnvironmentVariable(FashionMnist.EnvironmentVariable) is null)
