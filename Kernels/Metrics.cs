@@ -165,11 +165,14 @@ internal static class Metrics
             float v = logits[o + t];
             if (XMath.IsNaN(v))
                 return false;
+            // The compare is a value, not a branch: ILGPU 1.5.3's OpenCL backend drops the unordered
+            // flag of a float branch (C#'s "if (a > v)" is "ble.un", skip when a <= v or unordered),
+            // which counted every NaN logit as greater there.
             int greater = 0;
             for (int j = 0; j < c; j++)
             {
-                if (logits[o + j] > v)
-                    greater++;
+                bool above = logits[o + j] > v;
+                greater += above ? 1 : 0;
             }
 
             return greater < k;
