@@ -50,11 +50,7 @@ public sealed record Masked(IGradientTransformation Inner, ParamMask Mask) : IFu
     /// <inheritdoc/>
     public UpdateResult Update(ParamTree grads, OptState state, ParamTree parameters, UpdateContext context)
     {
-        var s = Chain.Expect<MaskedState>(state, this);
-        ArgumentNullException.ThrowIfNull(grads);
-        ArgumentNullException.ThrowIfNull(parameters);
-        grads.Layout.RequireSame(s.Plan.Layout, Name);
-        parameters.Layout.RequireSame(s.Plan.Layout, Name);
+        var s = Checked(state, grads, parameters);
         string consumer = Name + ".Update";
         if (s.Plan.SelectsAll)
         {
@@ -96,15 +92,22 @@ public sealed record Masked(IGradientTransformation Inner, ParamMask Mask) : IFu
     public (ParamTree Parameters, OptState State) FusedStep(ParamTree parameters, ParamTree grads, OptState state, UpdateContext context) =>
         Step(parameters, grads, state, context, passThrough: true);
 
+    // The state, and gradients and parameters of the plan's layout.
+    private MaskedState Checked(OptState state, ParamTree grads, ParamTree parameters)
+    {
+        var s = Chain.Expect<MaskedState>(state, this);
+        ArgumentNullException.ThrowIfNull(grads);
+        ArgumentNullException.ThrowIfNull(parameters);
+        grads.Layout.RequireSame(s.Plan.Layout, Name);
+        parameters.Layout.RequireSame(s.Plan.Layout, Name);
+        return s;
+    }
+
     // With passThrough false the other parameters keep their bits (a Freeze of the complement
     // follows, as in Freeze.AllExcept, and FusionPlan runs the pair as this one step).
     internal (ParamTree Parameters, OptState State) Step(ParamTree parameters, ParamTree grads, OptState state, UpdateContext context, bool passThrough)
     {
-        var s = Chain.Expect<MaskedState>(state, this);
-        ArgumentNullException.ThrowIfNull(parameters);
-        ArgumentNullException.ThrowIfNull(grads);
-        grads.Layout.RequireSame(s.Plan.Layout, Name);
-        parameters.Layout.RequireSame(s.Plan.Layout, Name);
+        var s = Checked(state, grads, parameters);
         string consumer = Name + ".FusedStep";
         if (s.Plan.SelectsAll)
         {

@@ -405,7 +405,7 @@ public class PhiloxProperties
 
     // Extra layouts share the accelerators (and pools) of the two test devices.
     private static Device DeviceOf(KernelHost host) =>
-        host.Accelerator == Devices.CpuKernels.Accelerator ? Devices.CpuKernels : Devices.Cpu;
+        Devices.All.First(d => d.Accelerator == host.Accelerator);
 
     private static Property OnAll(Func<Device, Property> check) =>
         Devices.All.Select(check).Aggregate((a, b) => a.And(b));

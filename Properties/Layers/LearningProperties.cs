@@ -47,13 +47,16 @@ public class LearningProperties
             }
         });
 
-    [Property(MaxTest = 2)]
+    // Pinned: seed 276787 once failed (eval accuracy 21/32 on new images) when its 32 training
+    // images happened to show no horizontal bar at rows 0 and 1 and no vertical bar at columns 2
+    // and 7; the training images now show every position of both classes (see Bars).
+    [Property(MaxTest = 20, Replay = "10148000830671271702,14673973409087235993,100")]
     public Property Cnn_with_batchnorm_and_dropout_fits_bar_images_and_evaluates_with_running_statistics() =>
         Prop.ForAll(Gens.LayerSeed.ToArbitrary(), seed =>
         {
             const int CnnSteps = 150, Batch = 32;
             var device = Devices.Cpu;
-            var (x, labels) = Bars(seed, Batch);
+            var (x, labels) = Bars(seed, Batch, everyPosition: true);
             var model = new Conv2d(4, 3, Padding: 1) >> new BatchNorm2d() >> new ReLU() >> new MaxPool2d(2)
                 >> new Flatten() >> new IlgpuTrain.Layers.Dropout(0.1f) >> new Dense(2);
             var (p, s) = model.Init(device, new Shape(1, 8, 8), Rng.Create((ulong)seed));
@@ -94,7 +97,7 @@ public class LearningProperties
             }
 
             int seen = Correct(x, labels);
-            var (xe, le) = Bars(seed + 7919, Batch);
+            var (xe, le) = Bars(seed + 7919, Batch, everyPosition: false);
             int fresh = Correct(xe, le);
             p.Dispose();
             s.Dispose();
@@ -103,8 +106,17 @@ public class LearningProperties
                 .And((fresh >= 3 * Batch / 4).Label($"eval accuracy {fresh}/{Batch} on new images"));
         });
 
-    /// <summary>8x8 images with one bright bar (label 0: horizontal, 1: vertical) at a random row or column, over uniform noise in [0, 0.3).</summary>
-    private static (float[] X, int[] Labels) Bars(int seed, int n)
+    /// <summary>
+    /// 8x8 images with one bright bar (label 0: horizontal, 1: vertical) over uniform noise in [0, 0.3):
+    /// at every row and column in turn (a training set that shows each class at each position), or
+    /// at a random one.
+    /// </summary>
+    /// <remarks>
+    /// With random positions, 32 training images could miss a position of a class altogether
+    /// (seed 276787: 21 of 32 fresh images right), so whether fresh images were classified well
+    /// depended on the seed, not on the evaluation path this property checks.
+    /// </remarks>
+    private static (float[] X, int[] Labels) Bars(int seed, int n, bool everyPosition)
     {
         var r = new Random(seed);
         var x = new float[n * 64];
@@ -112,7 +124,7 @@ public class LearningProperties
         for (int i = 0; i < n; i++)
         {
             labels[i] = i % 2;
-            int at = r.Next(8);
+            int at = everyPosition ? (i / 2) % 8 : r.Next(8);
             for (int j = 0; j < 64; j++)
             {
                 int row = j / 8, col = j % 8;

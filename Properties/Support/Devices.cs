@@ -28,13 +28,32 @@ public static class Devices
     /// </summary>
     public static Device CpuKernels => CpuKernelsDevice.Value;
 
-    /// <summary>Every backend the tests can run: managed and the CPU accelerator's kernels.</summary>
+    /// <summary>The variable that adds GPU or OpenCL devices to <see cref="All"/>: <c>cuda</c>, <c>opencl</c> or both, comma-separated.</summary>
+    public const string ExtraVariable = "ILGPUTRAIN_TEST_DEVICES";
+
+    // Devices named by ILGPUTRAIN_TEST_DEVICES (none by default, as in CI): every property that
+    // sweeps the backends then checks them against the references too.
+    private static readonly Lazy<IReadOnlyList<Device>> ExtraDevices = new(() =>
+        (Environment.GetEnvironmentVariable(ExtraVariable) ?? string.Empty)
+            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(name => DeviceOptions.Parse(name, ExtraVariable))
+            .Select(options => options.Kind is DeviceKind.Cuda or DeviceKind.OpenCL
+                ? Device.Create(options)
+                : throw new InvalidOperationException($"{ExtraVariable}: '{options.Kind}' is always tested; name cuda or opencl (comma-separated)."))
+            .ToList());
+
+    /// <summary>
+    /// Every backend the tests run: managed and the CPU accelerator's kernels, then the devices
+    /// named by <see cref="ExtraVariable"/> (e.g. <c>ILGPUTRAIN_TEST_DEVICES=opencl dotnet test</c>).
+    /// </summary>
     public static IEnumerable<Device> All
     {
         get
         {
             yield return Cpu;
             yield return CpuKernels;
+            foreach (var device in ExtraDevices.Value)
+                yield return device;
         }
     }
 
