@@ -105,14 +105,6 @@ public static class Freezing
     /// </summary>
     /// <param name="layout">The parameters' layout.</param>
     /// <param name="globs">The globs given to <see cref="Frozen"/> or <see cref="TrainableOnly"/>.</param>
-    public static void RequireMatches(ParamLayout layout, params string[] globs)
-    {
-        ArgumentNullException.ThrowIfNull(layout);
-        ArgumentNullException.ThrowIfNull(globs);
-        foreach (var glob in globs)
-        {
-            if (ParamFilter.Glob(glob).Select(layout).Count == 0)
-                throw new ArgumentException($"Freezing: the pattern \"{glob}\" matches no parameter; the model has {string.Join(", ", layout.Params.Take(8).Select(p => p.Path))}{(layout.Count > 8 ? ", ..." : string.Empty)}.", nameof(globs));
-        }
-    }
+    public static void RequireMatches(ParamLayout layout, params string[] globs) =>
+        ParamFilter.Glob(globs).RequireMatches(layout, nameof(Freezing));
 }

@@ -16,11 +16,12 @@ public sealed class ParamMask
     private readonly Func<ParamInfo, bool> _predicate;
 
     // The mask this one is the Not() of, so FusionPlan can tell Freeze.AllExcept's pair apart.
-    private ParamMask? _negationOf;
+    private readonly ParamMask? _negationOf;
 
-    private ParamMask(Func<ParamInfo, bool> predicate, string description)
+    private ParamMask(Func<ParamInfo, bool> predicate, string description, ParamMask? negationOf = null)
     {
         _predicate = predicate;
+        _negationOf = negationOf;
         Description = description;
     }
 
@@ -86,7 +87,7 @@ public sealed class ParamMask
 
     /// <summary>The complement.</summary>
     /// <returns>The mask.</returns>
-    public ParamMask Not() => new(p => !_predicate(p), $"not ({Description})") { _negationOf = this };
+    public ParamMask Not() => new(p => !_predicate(p), $"not ({Description})", this);
 
     /// <summary>Whether one mask was made from the other by <see cref="Not"/> (so they select complementary parameters).</summary>
     internal bool IsComplementOf(ParamMask other) => ReferenceEquals(_negationOf, other) || ReferenceEquals(other._negationOf, this);

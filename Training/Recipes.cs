@@ -491,8 +491,8 @@ public static class Recipes
             var layout = fresh.Params.Layout;
             if (config.Freeze is not null)
             {
+                // trainer.Init() above refused a glob that matches no parameter.
                 var globs = RunConfig.Globs(config.Freeze);
-                Freezing.RequireMatches(layout, globs);
                 var report = Freezing.Report(layout, Freezing.Frozen(globs));
                 progress.Message(string.Create(CultureInfo.InvariantCulture, $"--freeze {config.Freeze}: {report.FrozenCount:N0} of {report.TrainableCount + report.FrozenCount:N0} parameter values frozen ({report.Rows.Count(r => !r.Trainable)} of {report.Rows.Count} tensors); they get no gradient and no update"));
             }

@@ -141,7 +141,7 @@ public static class Autodiff
             throw new InvalidOperationException($"{api}: this step is already recording a tape; nested differentiation is not supported. Use one ValueAndGrad per step.");
         CheckInputs(api, step, inputs);
         if (parameters is not null)
-            options.Trainable?.RequireMatches(parameters.Layout, $"{api}: GradOptions.Trainable");
+            options.Trainable?.RequireMatches(parameters.Layout, api, "GradOptions.Trainable");
         if (!float.IsFinite(options.Seed))
             throw new ArgumentException($"{api}: GradOptions.Seed is {options.Seed}, which would make every gradient non-finite; it must be finite (1, or the loss scale).", nameof(options));
         if (seed is not null)

@@ -94,7 +94,7 @@ public sealed record ParamFilter
     public void RequireMatches(ParamLayout layout, string context)
     {
         ArgumentNullException.ThrowIfNull(layout);
-        RequireMatches(layout.Params.Select(p => p.Path).ToList(), context);
+        RequireMatches(layout, null, context);
     }
 
     /// <summary>As <see cref="RequireMatches(ParamLayout, string)"/>, over any list of paths (parameters and buffers together, say).</summary>
@@ -107,14 +107,36 @@ public sealed record ParamFilter
         foreach (var (glob, regex) in _globs)
         {
             if (!paths.Any(regex.IsMatch))
-            {
-                throw new ArgumentException(
-                    $"{context}: the pattern \"{glob}\" matches no parameter; the model has {string.Join(", ", paths.Take(8))}{(paths.Count > 8 ? $", ... ({paths.Count} in all)" : string.Empty)}. "
-                    + "Spell the pattern after these state_dict paths (* stays within one segment, ** crosses segments, ? is one character).",
-                    nameof(paths));
-            }
+                throw NoMatch(glob, paths, context);
         }
     }
+
+    // The check Autodiff makes on every call: no allocation unless it fails (the message, "api:
+    // option", is built then).
+    internal void RequireMatches(ParamLayout layout, string? api, string option)
+    {
+        foreach (var (glob, regex) in _globs)
+        {
+            if (!AnyMatch(regex, layout.Params))
+                throw NoMatch(glob, layout.Params.Select(p => p.Path).ToList(), api is null ? option : api + ": " + option);
+        }
+    }
+
+    private static bool AnyMatch(Regex regex, IReadOnlyList<ParamInfo> parameters)
+    {
+        for (int i = 0; i < parameters.Count; i++)
+        {
+            if (regex.IsMatch(parameters[i].Path))
+                return true;
+        }
+
+        return false;
+    }
+
+    private static ArgumentException NoMatch(string glob, IReadOnlyList<string> paths, string context) => new(
+        $"{context}: the pattern \"{glob}\" matches no parameter; the model has {string.Join(", ", paths.Take(8))}{(paths.Count > 8 ? $", ... ({paths.Count} in all)" : string.Empty)}. "
+        + "Spell the pattern after these state_dict paths (* stays within one segment, ** crosses segments, ? is one character).",
+        "paths");
 
     /// <inheritdoc/>
     public override string ToString() => Description;

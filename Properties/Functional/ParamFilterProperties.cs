@@ -13,16 +13,9 @@ public class ParamFilterProperties
     private static readonly string[] Paths =
         ["weight", "bias", "0.weight", "0.bias", "bn1.bias", "fc.weight", "fc.bias", "layer1.weight", "layer1.0.bn1.bias", "layer1.0.conv1.weight", "layer1.1.downsample.0.weight", "blocks.10.norm.weight"];
 
-    private static Gen<string> Segment { get; } = Gen.Elements("*", "**", "?", "0", "1", "bias", "weight", "layer1", "bn1", "b*", "*1", "fc", "conv?", "??");
-
-    private static Gen<string> Patterns { get; } =
-        from n in Gen.Choose(1, 4)
-        from parts in Gen.ArrayOf(Segment, n)
-        select string.Join(".", parts);
-
     [Property(MaxTest = 300)]
     public Property Glob_selects_what_a_segment_matcher_selects() =>
-        Prop.ForAll(Patterns.ToArbitrary(), pattern =>
+        Prop.ForAll(Gens.ParamGlob.ToArbitrary(), pattern =>
         {
             var filter = ParamFilter.Glob(pattern);
             var wrong = Paths.Where(p => filter.Matches(p) != Reference(pattern.Split('.'), p.Split('.'))).ToList();

@@ -33,18 +33,11 @@ public class ParamMaskProperties
     private static readonly string[] NestedPaths =
         ["conv1.weight", "bn1.weight", "bn1.bias", "layer1.0.conv1.weight", "layer1.0.bn1.bias", "layer1.1.downsample.0.weight", "fc.weight", "fc.bias", "0.weight", "0.bias"];
 
-    private static Gen<string> Segment { get; } = Gen.Elements("*", "**", "?", "0", "1", "bias", "weight", "layer1", "bn1", "b*", "*1", "fc", "conv?");
-
-    private static Gen<string> Patterns { get; } =
-        from n in Gen.Choose(1, 4)
-        from parts in Gen.ArrayOf(Segment, n)
-        select string.Join(".", parts);
-
     // One glob dialect everywhere: ParamMask.ByName, ParamFilter.Glob (trainable filters) and
     // freezing select the same parameters for every pattern.
     [Property(MaxTest = 200)]
     public Property ByName_and_ParamFilter_Glob_are_one_dialect() =>
-        Prop.ForAll(Patterns.ToArbitrary(), pattern =>
+        Prop.ForAll(Gens.ParamGlob.ToArbitrary(), pattern =>
         {
             var layout = new ParamLayout(NestedPaths.Select(p => (p, new Shape(2), DType.Float32)));
             var byMask = ParamMask.ByName(pattern).Select(layout).Select(p => p.Path).ToList();

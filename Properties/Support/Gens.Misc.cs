@@ -2,6 +2,12 @@ namespace IlgpuTrain.Properties.Support;
 
 public static partial class Gens
 {
+    /// <summary>A parameter-path glob of 1 to 4 dot-separated segments: literals, <c>*</c>, <c>**</c>, <c>?</c> and mixtures such as <c>b*</c> or <c>conv?</c>.</summary>
+    public static Gen<string> ParamGlob { get; } =
+        from n in Gen.Choose(1, 4)
+        from parts in Gen.ArrayOf(Gen.Elements("*", "**", "?", "0", "1", "bias", "weight", "layer1", "bn1", "b*", "*1", "fc", "conv?", "??"), n)
+        select string.Join(".", parts);
+
     /// <summary>A drop probability: the edges 0 and 1, common values, or uniform in [0, 1].</summary>
     public static Gen<float> DropP { get; } =
         Gen.OneOf(Gen.Elements(0f, 1f, 0.1f, 0.5f, 0.9f), Gen.Choose(0, 1000).Select(k => k / 1000f));
